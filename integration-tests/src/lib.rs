@@ -1,1 +1,159 @@
-//! Broker harness.
+//! The broker harness for Strom's tests against a real Apache Kafka.
+//!
+//! [`broker()`] returns the broker every test in the process shares:
+//!
+//! * `KAFKA_BOOTSTRAP_SERVERS` set: that broker, as it is (other `STROM_*` variables from
+//!   `scripts/kafka env` are read from the environment too).
+//! * unset: `scripts/kafka up` runs once per machine under a file lock, so parallel test
+//!   binaries share one broker; its `env` output is read back. The broker is left running
+//!   for the next test binary; `scripts/test` stops the broker it started.
+//!
+//! Without Java or Maven the broker tests **fail** (they never skip) with a message saying
+//! what to install.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use fs2::FileExt;
+
+/// A running broker and the settings `scripts/kafka env` printed for it.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    /// PLAINTEXT bootstrap address, e.g. `127.0.0.1:9092`.
+    pub bootstrap: String,
+    /// `STROM_*` settings: SASL/SSL listeners, users, CA path, jar directory.
+    pub env: HashMap<String, String>,
+}
+
+impl Broker {
+    /// A setting from `scripts/kafka env`, failing the test with its name if missing.
+    pub fn var(&self, key: &str) -> &str {
+        match self.env.get(key) {
+            Some(v) => v,
+            None => panic!("{key} is not set by scripts/kafka env (nor in the environment)"),
+        }
+    }
+}
+
+/// The repository root (where `scripts/` is).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("STROM_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".cache").join("strom")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn parse_env(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                .unwrap_or(v);
+            (
+                k.trim().trim_start_matches("export ").to_owned(),
+                v.to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn start() -> Broker {
+    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        let env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("STROM_"))
+            .collect();
+        return Broker { bootstrap, env };
+    }
+    let missing: Vec<_> = ["java", "mvn"].into_iter().filter(|t| !have(t)).collect();
+    assert!(
+        missing.is_empty(),
+        "broker tests need a real Kafka broker, started from its Maven jars, but {} not found. \
+         Install Java 17+ and Maven (Debian: `apt-get install openjdk-17-jre-headless maven`; \
+         `scripts/test` does it when run as root), or point KAFKA_BOOTSTRAP_SERVERS at a broker.",
+        missing.join(" and ")
+    );
+    let script = repo_root().join("scripts").join("kafka");
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let lock_path = dir.join("harness.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+    lock.lock_exclusive()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+    let up = Command::new(&script).arg("up").output();
+    let up = up.unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        up.status.success(),
+        "`scripts/kafka up` failed ({}):\n{}\n{}",
+        up.status,
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let out = Command::new(&script).arg("env").output();
+    let out = out.unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let _ = FileExt::unlock(&lock);
+    assert!(
+        out.status.success(),
+        "`scripts/kafka env` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = parse_env(&String::from_utf8_lossy(&out.stdout));
+    let bootstrap = env
+        .get("STROM_BOOTSTRAP_SERVERS")
+        .cloned()
+        .unwrap_or_else(|| panic!("`scripts/kafka env` printed no STROM_BOOTSTRAP_SERVERS"));
+    Broker { bootstrap, env }
+}
+
+/// The shared broker, started on first use.
+pub fn broker() -> &'static Broker {
+    static BROKER: OnceLock<Broker> = OnceLock::new();
+    BROKER.get_or_init(start)
+}
+
+/// A topic name no other test (in this or another process, or an earlier run) uses.
+pub fn unique_topic(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_lines_are_parsed_with_quotes() {
+        let env = parse_env("A=1\nB='x y'\nexport C=\"q\"\n# comment\n");
+        assert_eq!(env["A"], "1");
+        assert_eq!(env["B"], "x y");
+        assert_eq!(env["C"], "q");
+        assert!(unique_topic("t") != unique_topic("t"));
+    }
+}

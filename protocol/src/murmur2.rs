@@ -44,3 +44,43 @@ pub fn to_positive(n: i32) -> i32 {
 pub fn partition_for_key(key: &[u8], num_partitions: u32) -> u32 {
     (to_positive(murmur2(key)) as u32) % num_partitions.max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (key, `Utils.murmur2(key.getBytes(UTF_8))`, `toPositive(h) % 7`), printed by the Java
+    /// client (kafka-clients 4.4.0) for these exact keys.
+    const JAVA: &[(&str, i32, u32)] = &[
+        ("", 275646681, 2),
+        ("k", -1567496736, 1),
+        ("21", -973932308, 3),
+        ("foobar", -790332482, 0),
+        ("a-little-bit-long-string", -985981536, 1),
+        ("a-little-bit-longer-string", -1486304829, 0),
+        (
+            "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+            -58897971,
+            3,
+        ),
+        ("abc", 479470107, 4),
+        ("abcd", -1323649548, 5),
+        ("abcde", 461995741, 4),
+        ("\u{e9}t\u{e9}", -2101193575, 4),
+        ("key-42", -187086521, 3),
+    ];
+
+    #[test]
+    fn matches_java_utils_murmur2() {
+        for &(key, hash, partition) in JAVA {
+            assert_eq!(murmur2(key.as_bytes()), hash, "murmur2({key:?})");
+            assert_eq!(
+                partition_for_key(key.as_bytes(), 7),
+                partition,
+                "partition({key:?})"
+            );
+        }
+        assert_eq!(to_positive(i32::MIN), 0);
+        assert_eq!(to_positive(-1), i32::MAX);
+    }
+}

@@ -1,0 +1,410 @@
+//! One broker connection: a writer task and a reader task own the socket; callers hold a
+//! cheap [`Connection`] handle.
+//!
+//! Requests are pipelined. The writer hands each request's reply slot to the reader *before*
+//! writing the frame, and Kafka answers requests on one connection in order, so the reader
+//! matches each response to the oldest outstanding slot and checks its correlation id.
+//! Reading and writing run in separate tasks so a large request never waits behind a large
+//! response (the broker mutes a connection while it sends a response).
+//!
+//! Cancellation: dropping a [`Connection::send`] future at any point never corrupts the
+//! connection. Before the request is queued nothing happened; after, the reader still
+//! consumes the response and discards it, so the next response still lines up.
+//!
+//! A request that times out closes the connection (as the Java client's `NetworkClient`
+//! does): a broker that did not answer in `request.timeout.ms` is not trusted with the next
+//! one. Closing fails every outstanding request with a retriable error.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use strom_protocol::frame::{self, ApiRequest};
+use strom_protocol::message_traits::{Decodable, StrBytes};
+use strom_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use strom_protocol::versions::{api_name, NegotiatedVersions};
+use strom_protocol::ErrorCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info_span, trace, Instrument};
+
+use crate::error::{Error, Kind, Result};
+
+/// Settings of one connection (the Java names are in brackets).
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Sent in every request header (`client.id`, default `strom`).
+    pub client_id: String,
+    /// TCP connect limit (`socket.connection.setup.timeout.ms`, default 10 s as Java).
+    pub connect_timeout: Duration,
+    /// Wait for one response (`request.timeout.ms`, default 30 s as Java).
+    pub request_timeout: Duration,
+    /// Largest response frame accepted, checked before buffering it (default 100 MiB).
+    pub max_response_size: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            client_id: "strom".into(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_response_size: frame::DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Bytes>>;
+
+struct Outgoing {
+    frame: BytesMut,
+    /// Correlation id and reply slot; `None` when no response comes (Produce with acks=0).
+    reply: Option<(i32, Reply)>,
+}
+
+/// A handle to one broker connection. Cheap to clone; the connection closes when the last
+/// handle is dropped or on the first I/O or protocol error.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: String,
+    config: ConnectionConfig,
+    tx: mpsc::Sender<Outgoing>,
+    next_correlation_id: AtomicI32,
+    versions: NegotiatedVersions,
+    closed: watch::Sender<Option<String>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.inner.addr)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.closed
+            .send_replace(Some("connection handle dropped".into()));
+    }
+}
+
+impl Connection {
+    /// Connects to `addr` (`host:port`) and negotiates API versions.
+    ///
+    /// Cancellation-safe: dropping the future drops the half-open socket.
+    pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection> {
+        let span = info_span!("connection", broker = %addr);
+        async move {
+            let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| {
+                    Error::timeout(format!("connecting to {addr}"), config.connect_timeout)
+                })?
+                .map_err(|source| {
+                    Error::new(Kind::Connect {
+                        addr: addr.to_owned(),
+                        source,
+                    })
+                })?;
+            stream.set_nodelay(true).map_err(|source| {
+                Error::new(Kind::Io {
+                    addr: addr.to_owned(),
+                    source,
+                })
+            })?;
+            let (read, write) = stream.into_split();
+            let (tx, rx) = mpsc::channel::<Outgoing>(64);
+            let (inflight_tx, inflight_rx) = mpsc::unbounded_channel::<(i32, Reply)>();
+            let (closed, _) = watch::channel(None);
+            tokio::spawn(
+                writer(write, rx, inflight_tx, closed.clone(), addr.to_owned())
+                    .instrument(tracing::Span::current()),
+            );
+            tokio::spawn(
+                reader(
+                    read,
+                    inflight_rx,
+                    closed.clone(),
+                    addr.to_owned(),
+                    config.max_response_size,
+                )
+                .instrument(tracing::Span::current()),
+            );
+            let mut conn = Connection {
+                inner: Arc::new(Inner {
+                    addr: addr.to_owned(),
+                    config,
+                    tx,
+                    next_correlation_id: AtomicI32::new(0),
+                    versions: NegotiatedVersions::from_response(&ApiVersionsResponse::default()),
+                    closed,
+                }),
+            };
+            let versions = conn.negotiate().await?;
+            // Still the only handle: install the negotiated versions.
+            match Arc::get_mut(&mut conn.inner) {
+                Some(inner) => inner.versions = versions,
+                None => return Err(Error::other("connection handle shared during negotiation")),
+            }
+            debug!("connected");
+            Ok(conn)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// ApiVersions: v3 first (flexible, carries finalized features); a broker that does not
+    /// know v3 answers UNSUPPORTED_VERSION with a v0 body listing its range.
+    async fn negotiate(&self) -> Result<NegotiatedVersions> {
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("strom"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let (frame, id) = self.send_frame_id(&req, 3).await?;
+        let mut body = frame.clone();
+        let resp = match frame::decode_response::<ApiVersionsRequest>(frame, 3, id) {
+            Ok(r) if r.error_code != ErrorCode::UnsupportedVersion.code() => r,
+            _ => {
+                // Header v0 is the correlation id alone, then a v0 body.
+                let skip = body.len().min(4);
+                bytes::Buf::advance(&mut body, skip);
+                let v0 = ApiVersionsResponse::decode(&mut body, 0).map_err(|_| {
+                    Error::from(strom_protocol::WireError::Message {
+                        api: "ApiVersions",
+                        version: 0,
+                    })
+                })?;
+                let max = v0
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                    .map_or(0, |k| k.max_version)
+                    .clamp(0, 2);
+                let (frame, id) = self
+                    .send_frame_id(&ApiVersionsRequest::default(), max)
+                    .await?;
+                frame::decode_response::<ApiVersionsRequest>(frame, max, id)?
+            }
+        };
+        if resp.error_code != 0 {
+            return Err(Error::kafka(ErrorCode::from_code(resp.error_code))
+                .with_context(format!("ApiVersions from {}", self.inner.addr)));
+        }
+        Ok(NegotiatedVersions::from_response(&resp))
+    }
+
+    /// The broker address.
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// Versions negotiated with this broker, and its finalized features.
+    pub fn versions(&self) -> &NegotiatedVersions {
+        &self.inner.versions
+    }
+
+    /// The connection failed or was closed; every further request fails.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.borrow().is_some()
+    }
+
+    /// Closes the connection, failing outstanding requests.
+    pub fn close(&self, reason: &str) {
+        self.inner.closed.send_if_modified(|c| {
+            if c.is_none() {
+                *c = Some(reason.to_owned());
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Sends `request` at the highest version both sides support and waits for the response.
+    ///
+    /// Cancellation-safe (see the module docs). Fails after `request.timeout.ms`.
+    pub async fn send<R: ApiRequest>(&self, request: &R) -> Result<R::Response> {
+        let version = self.inner.versions.version(R::API)?;
+        self.send_version(request, version).await
+    }
+
+    /// Sends `request` at `version` (which the caller checked the broker supports).
+    ///
+    /// Cancellation-safe (see the module docs). Fails after `request.timeout.ms`.
+    pub async fn send_version<R: ApiRequest>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response> {
+        let started = Instant::now();
+        let (frame, id) = self.send_frame_id(request, version).await?;
+        let resp = frame::decode_response::<R>(frame, version, id)
+            .map_err(|e| Error::from(e).with_context(format!("broker {}", self.inner.addr)));
+        trace!(
+            api = api_name(R::API),
+            version,
+            correlation_id = id,
+            latency_us = started.elapsed().as_micros() as u64,
+            ok = resp.is_ok(),
+            "response"
+        );
+        resp
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0); returns once queued.
+    pub async fn send_no_response<R: ApiRequest>(&self, request: &R, version: i16) -> Result<()> {
+        let (buf, _) = self.encode(request, version)?;
+        self.inner
+            .tx
+            .send(Outgoing {
+                frame: buf,
+                reply: None,
+            })
+            .await
+            .map_err(|_| self.closed_error())
+    }
+
+    fn encode<R: ApiRequest>(&self, request: &R, version: i16) -> Result<(BytesMut, i32)> {
+        let id = self
+            .inner
+            .next_correlation_id
+            .fetch_add(1, Ordering::Relaxed)
+            & i32::MAX;
+        let mut buf = BytesMut::new();
+        frame::encode_request(
+            &mut buf,
+            version,
+            id,
+            Some(&self.inner.config.client_id),
+            request,
+        )?;
+        Ok((buf, id))
+    }
+
+    async fn send_frame_id<R: ApiRequest>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<(Bytes, i32)> {
+        let (buf, id) = self.encode(request, version)?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let timeout = self.inner.config.request_timeout;
+        let what = || format!("waiting for {} from {}", api_name(R::API), self.inner.addr);
+        let queued = self.inner.tx.send(Outgoing {
+            frame: buf,
+            reply: Some((id, reply_tx)),
+        });
+        match tokio::time::timeout(timeout, queued).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(self.closed_error()),
+            Err(_) => return Err(Error::timeout(what(), timeout)),
+        }
+        match tokio::time::timeout(timeout, reply_rx).await {
+            Ok(Ok(result)) => Ok((result?, id)),
+            Ok(Err(_)) => Err(self.closed_error()),
+            Err(_) => {
+                self.close(&format!("request timed out after {timeout:?}"));
+                Err(Error::timeout(what(), timeout))
+            }
+        }
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::new(Kind::Closed {
+            addr: self.inner.addr.clone(),
+            reason: self.inner.closed.borrow().clone(),
+        })
+    }
+}
+
+async fn writer(
+    mut write: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    inflight: mpsc::UnboundedSender<(i32, Reply)>,
+    closed: watch::Sender<Option<String>>,
+    addr: String,
+) {
+    let mut closed_rx = closed.subscribe();
+    loop {
+        let out = tokio::select! {
+            out = rx.recv() => out,
+            _ = closed_rx.wait_for(Option::is_some) => None,
+        };
+        let Some(out) = out else { break };
+        if let Some(slot) = out.reply {
+            if inflight.send(slot).is_err() {
+                break;
+            }
+        }
+        if let Err(e) = write.write_all(&out.frame).await {
+            closed.send_replace(Some(format!("write failed: {e}")));
+            debug!(broker = %addr, error = %e, "write failed");
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+async fn reader(
+    mut read: OwnedReadHalf,
+    mut inflight: mpsc::UnboundedReceiver<(i32, Reply)>,
+    closed: watch::Sender<Option<String>>,
+    addr: String,
+    max: usize,
+) {
+    let mut closed_rx = closed.subscribe();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let reason = 'conn: loop {
+        loop {
+            match frame::split_frame(&mut buf, max) {
+                Ok(Some(frame)) => {
+                    let Ok((id, reply)) = inflight.try_recv() else {
+                        break 'conn "a response arrived with no request outstanding".to_owned();
+                    };
+                    let actual = frame::response_correlation_id(&frame).unwrap_or(-1);
+                    if actual != id {
+                        let _ = reply.send(Err(strom_protocol::WireError::CorrelationMismatch {
+                            expected: id,
+                            actual,
+                        }
+                        .into()));
+                        break 'conn format!(
+                            "correlation id mismatch: expected {id}, got {actual}"
+                        );
+                    }
+                    // The caller may have given up (dropped its future): discard quietly.
+                    let _ = reply.send(Ok(frame));
+                }
+                Ok(None) => break,
+                Err(e) => break 'conn format!("bad frame: {e}"),
+            }
+        }
+        buf.reserve(frame::frame_bytes_missing(&buf).max(64 * 1024));
+        tokio::select! {
+            r = read.read_buf(&mut buf) => match r {
+                Ok(0) => break 'conn "the broker closed the connection".to_owned(),
+                Ok(_) => {}
+                Err(e) => break 'conn format!("read failed: {e}"),
+            },
+            _ = closed_rx.wait_for(Option::is_some) => break 'conn String::new(),
+        }
+    };
+    let reason = closed.borrow().clone().unwrap_or(reason);
+    closed.send_replace(Some(reason.clone()));
+    debug!(broker = %addr, %reason, "connection closed");
+    inflight.close();
+    while let Ok((_, reply)) = inflight.try_recv() {
+        let _ = reply.send(Err(Error::new(Kind::Closed {
+            addr: addr.clone(),
+            reason: Some(reason.clone()),
+        })));
+    }
+}

@@ -1,0 +1,184 @@
+//! The client error: an opaque type with a private kind, predicates, and where it happened.
+
+use std::time::Duration;
+
+use strom_protocol::versions::VersionError;
+use strom_protocol::{ErrorCode, WireError};
+
+/// An error from the Strom client.
+///
+/// Ask it what it means rather than matching on it: [`Error::is_retriable`],
+/// [`Error::is_timeout`], [`Error::is_fatal`], [`Error::kafka_code`].
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}{}", .context.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+pub struct Error {
+    kind: Kind,
+    context: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Kind {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("timed out after {after:?} {what}")]
+    Timeout { what: String, after: Duration },
+    #[error("I/O error on the connection to {addr}: {source}")]
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connection to {addr} closed{}", .reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Closed {
+        addr: String,
+        reason: Option<String>,
+    },
+    #[error("protocol error: {0}")]
+    Wire(#[from] WireError),
+    #[error("{0}")]
+    Version(#[from] VersionError),
+    #[error("broker returned {0}")]
+    Kafka(ErrorCode),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub(crate) fn new(kind: Kind) -> Self {
+        Error {
+            kind,
+            context: None,
+        }
+    }
+
+    /// An error for a Kafka error code.
+    pub fn kafka(code: ErrorCode) -> Self {
+        Error::new(Kind::Kafka(code))
+    }
+
+    /// An invalid configuration, naming the key and what was accepted.
+    pub fn config(msg: impl Into<String>) -> Self {
+        Error::new(Kind::Config(msg.into()))
+    }
+
+    /// Any other failure, described.
+    pub fn other(msg: impl Into<String>) -> Self {
+        Error::new(Kind::Other(msg.into()))
+    }
+
+    pub(crate) fn timeout(what: impl Into<String>, after: Duration) -> Self {
+        Error::new(Kind::Timeout {
+            what: what.into(),
+            after,
+        })
+    }
+
+    /// Adds where it happened (topic, partition, group, broker...).
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        let c = context.into();
+        self.context = Some(match self.context.take() {
+            Some(prev) => format!("{c}; {prev}"),
+            None => c,
+        });
+        self
+    }
+
+    /// The Kafka error code, when the broker sent one.
+    pub fn kafka_code(&self) -> Option<ErrorCode> {
+        match self.kind {
+            Kind::Kafka(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Trying again (after a backoff, possibly on a new connection) may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match &self.kind {
+            Kind::Connect { .. } | Kind::Timeout { .. } | Kind::Io { .. } | Kind::Closed { .. } => {
+                true
+            }
+            Kind::Kafka(code) => code.is_retriable(),
+            _ => false,
+        }
+    }
+
+    /// A time limit ran out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Timeout { .. } | Kind::Kafka(ErrorCode::RequestTimedOut)
+        )
+    }
+
+    /// Nothing will succeed by retrying: bad configuration, authentication or authorization
+    /// failure, no common protocol version, a fenced producer, a corrupt stream.
+    pub fn is_fatal(&self) -> bool {
+        match &self.kind {
+            Kind::Config(_) | Kind::Version(_) | Kind::Wire(_) => true,
+            Kind::Kafka(code) => matches!(
+                code,
+                ErrorCode::ProducerFenced
+                    | ErrorCode::InvalidProducerEpoch
+                    | ErrorCode::TransactionalIdAuthorizationFailed
+                    | ErrorCode::ClusterAuthorizationFailed
+                    | ErrorCode::SaslAuthenticationFailed
+                    | ErrorCode::UnsupportedVersion
+                    | ErrorCode::UnsupportedSaslMechanism
+                    | ErrorCode::FencedInstanceId
+            ),
+            _ => false,
+        }
+    }
+
+    /// The connection this error came from is no longer usable.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Connect { .. } | Kind::Io { .. } | Kind::Closed { .. }
+        )
+    }
+}
+
+impl From<WireError> for Error {
+    fn from(e: WireError) -> Self {
+        Error::new(Kind::Wire(e))
+    }
+}
+
+impl From<VersionError> for Error {
+    fn from(e: VersionError) -> Self {
+        Error::new(Kind::Version(e))
+    }
+}
+
+/// Result with the client [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predicates() {
+        let e = Error::kafka(ErrorCode::NotLeaderOrFollower).with_context("topic t partition 0");
+        assert!(e.is_retriable() && !e.is_fatal() && !e.is_timeout());
+        assert_eq!(e.kafka_code(), Some(ErrorCode::NotLeaderOrFollower));
+        assert!(e.to_string().contains("NOT_LEADER_OR_FOLLOWER"), "{e}");
+        assert!(e.to_string().ends_with("(topic t partition 0)"), "{e}");
+        let e = Error::kafka(ErrorCode::ProducerFenced);
+        assert!(e.is_fatal() && !e.is_retriable());
+        let e = Error::timeout(
+            "waiting for Metadata from 127.0.0.1:9092",
+            Duration::from_secs(3),
+        );
+        assert!(e.is_timeout() && e.is_retriable());
+        assert_eq!(
+            e.to_string(),
+            "timed out after 3s waiting for Metadata from 127.0.0.1:9092"
+        );
+    }
+}
