@@ -1,11 +1,25 @@
 //! Async Kafka client for Strom, on tokio.
 //!
-//! Today: [`Connection`], one pipelined broker connection with version negotiation, and the
-//! client [`Error`]. The metadata-aware `Client`, admin, producer and consumer build on it.
+//! * [`Client`]: the shared handle: configuration, cluster metadata, one pipelined
+//!   [`Connection`] per broker with reconnect backoff.
+//! * [`Admin`]: topics, configs, offsets, groups, cluster.
+//! * [`ClientConfig`]: typed settings, also by Java property name.
+//!
+//! Every async method is cancellation-safe unless its docs say otherwise: dropping its
+//! future never corrupts a connection.
 
+mod admin;
+mod client;
+mod config;
 mod connection;
 mod error;
 
+pub use admin::{
+    Admin, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, ListedOffset,
+    NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
+};
+pub use client::{BrokerInfo, Client, ClusterMetadata, PartitionInfo, TopicInfo};
+pub use config::{parse_properties, ClientConfig, SecurityProtocol};
 pub use connection::{Connection, ConnectionConfig};
 pub use error::{Error, Result};
 pub use strom_protocol as protocol;

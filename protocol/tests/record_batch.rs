@@ -519,13 +519,11 @@ proptest! {
     #[test]
     fn no_panic_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..400), crc in any::<bool>()) {
         let opts = DecodeOptions { check_crcs: crc, max_decompressed_size: 1 << 16 };
-        for b in Batches::new(Bytes::from(data.clone()), opts) {
-            if let Ok(batch) = b {
-                if let Ok(rs) = batch.records(&opts) {
-                    for r in rs { let _ = r.map(|r| r.headers.iter().count()); }
-                }
-                let _ = batch.control_record(&opts);
+        for batch in Batches::new(Bytes::from(data.clone()), opts).flatten() {
+            if let Ok(rs) = batch.records(&opts) {
+                for r in rs { let _ = r.map(|r| r.headers.iter().count()); }
             }
+            let _ = batch.control_record(&opts);
         }
         for r in Records::from_section(Bytes::from(data), 3, 0, 0) {
             let _ = r.map(|r| r.headers.iter().count());

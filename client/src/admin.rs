@@ -1,0 +1,849 @@
+//! Cluster administration: topics, partitions, configs, offsets, consumer groups, cluster.
+//!
+//! Each call finds the right broker (controller-routed APIs go to any broker in KRaft,
+//! which forwards them; group APIs go to the group coordinator; ListOffsets to each
+//! partition's leader), retries retriable errors until `default.api.timeout.ms`, and turns
+//! per-resource error codes into errors naming the resource.
+
+use std::collections::BTreeMap;
+
+use strom_protocol::message_traits::StrBytes;
+use strom_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use strom_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use strom_protocol::messages::delete_topics_request::DeleteTopicState;
+use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use strom_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use strom_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use strom_protocol::messages::{
+    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest,
+    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+};
+use strom_protocol::ErrorCode;
+
+use crate::client::{BrokerInfo, Client, PartitionInfo};
+use crate::config::ClientConfig;
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+fn topic_name(v: &str) -> TopicName {
+    TopicName(s(v))
+}
+
+/// Fails with the code, naming the resource and the broker's message.
+fn check(code: i16, message: Option<&StrBytes>, resource: impl FnOnce() -> String) -> Result<()> {
+    let code = ErrorCode::from(code);
+    if code.is_ok() {
+        return Ok(());
+    }
+    let mut ctx = resource();
+    if let Some(m) = message.filter(|m| !m.is_empty()) {
+        ctx.push_str(": ");
+        ctx.push_str(m.as_str());
+    }
+    Err(Error::kafka(code).with_context(ctx))
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count; `None` = the broker's `num.partitions`.
+    pub partitions: Option<i32>,
+    /// Replication factor; `None` = the broker's `default.replication.factor`.
+    pub replication_factor: Option<i16>,
+    /// Topic configs (`cleanup.policy`, `retention.ms`, ...).
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    /// A topic with `partitions` partitions and the broker's default replication factor.
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        NewTopic {
+            name: name.into(),
+            partitions: Some(partitions),
+            replication_factor: None,
+            configs: Vec::new(),
+        }
+    }
+
+    /// Sets the replication factor.
+    pub fn replication_factor(mut self, rf: i16) -> Self {
+        self.replication_factor = Some(rf);
+        self
+    }
+
+    /// Adds a topic config.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configs.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// A topic as `describe_topics` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// Name.
+    pub name: String,
+    /// Topic id.
+    pub topic_id: uuid::Uuid,
+    /// Internal topic.
+    pub is_internal: bool,
+    /// Partitions by index.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// What ListOffsets should look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (high watermark).
+    Latest,
+    /// The first offset whose timestamp is >= this (ms); the end offset when none.
+    Timestamp(i64),
+    /// The offset of the record with the largest timestamp (KIP-734).
+    MaxTimestamp,
+}
+
+impl OffsetSpec {
+    fn wire(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::MaxTimestamp => -3,
+            OffsetSpec::Timestamp(t) => t,
+        }
+    }
+}
+
+/// One ListOffsets answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    /// Partition.
+    pub partition: i32,
+    /// The offset (-1 when no record matches a timestamp).
+    pub offset: i64,
+    /// Timestamp of that record, -1 when not applicable.
+    pub timestamp: i64,
+    /// Leader epoch of that record, -1 when unknown.
+    pub leader_epoch: i32,
+}
+
+/// Earliest and latest offsets of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// Partition.
+    pub partition: i32,
+    /// Log start offset.
+    pub earliest: i64,
+    /// Log end offset.
+    pub latest: i64,
+}
+
+/// A config resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    /// A topic (resource type 2).
+    Topic(String),
+    /// A broker by node id (resource type 4).
+    Broker(i32),
+}
+
+impl ConfigResource {
+    fn wire(&self) -> (i8, String) {
+        match self {
+            ConfigResource::Topic(t) => (2, t.clone()),
+            ConfigResource::Broker(id) => (4, id.to_string()),
+        }
+    }
+}
+
+/// One config entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// Key.
+    pub name: String,
+    /// Value (`None` for sensitive or unset values).
+    pub value: Option<String>,
+    /// Read-only.
+    pub read_only: bool,
+    /// Sensitive (value hidden by the broker).
+    pub is_sensitive: bool,
+    /// Set explicitly for this resource (not a default).
+    pub is_default: bool,
+}
+
+/// A group as `list_groups` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type (`consumer` for consumer groups).
+    pub protocol_type: String,
+    /// State (`Stable`, `Empty`, ...), when the broker reports it.
+    pub state: String,
+    /// Group type (`classic`, `consumer`, ...), when the broker reports it.
+    pub group_type: String,
+}
+
+/// A member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static member id, when set.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Assigned partitions (consumer protocol groups), topic → partitions.
+    pub assignment: BTreeMap<String, Vec<i32>>,
+}
+
+/// A described group with its committed offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// State.
+    pub state: String,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Assignor (`range`, `cooperative-sticky`, ...).
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<GroupMember>,
+}
+
+/// Reads a `ConsumerProtocolAssignment` (version, [topic, [partition]], user data),
+/// bounds-checked; an unreadable assignment yields an empty map.
+fn parse_assignment(b: &[u8]) -> BTreeMap<String, Vec<i32>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (h, t) = b.split_at_checked(n)?;
+        *b = t;
+        Some(h)
+    }
+    fn i16_(b: &mut &[u8]) -> Option<i16> {
+        take(b, 2).map(|x| i16::from_be_bytes([x[0], x[1]]))
+    }
+    fn i32_(b: &mut &[u8]) -> Option<i32> {
+        take(b, 4).map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+    }
+    fn go(mut b: &[u8]) -> Option<BTreeMap<String, Vec<i32>>> {
+        let b = &mut b;
+        let _version = i16_(b)?;
+        let topics = i32_(b)?;
+        let mut out = BTreeMap::new();
+        for _ in 0..topics.max(0) {
+            let len = usize::try_from(i16_(b)?).ok()?;
+            let name = String::from_utf8(take(b, len)?.to_vec()).ok()?;
+            let n = i32_(b)?;
+            let mut parts = Vec::new();
+            for _ in 0..n.max(0) {
+                parts.push(i32_(b)?);
+            }
+            out.insert(name, parts);
+        }
+        Some(out)
+    }
+    go(b).unwrap_or_default()
+}
+
+/// Administration handle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    client: Client,
+}
+
+impl Admin {
+    /// An admin over an existing client.
+    pub fn new(client: Client) -> Self {
+        Admin { client }
+    }
+
+    /// Connects a new client and wraps it.
+    pub async fn connect(config: ClientConfig) -> Result<Self> {
+        Ok(Admin::new(Client::connect(config).await?))
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn any(&self) -> Result<Connection> {
+        self.client.any_broker().await
+    }
+
+    /// Creates topics; fails on the first topic the broker refused, naming it.
+    pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<()> {
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(topic_name(&t.name))
+                            .with_num_partitions(t.partitions.unwrap_or(-1))
+                            .with_replication_factor(t.replication_factor.unwrap_or(-1))
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(s(k))
+                                            .with_value(Some(s(v)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let resp = self
+            .client
+            .with_retries("CreateTopics", || async {
+                self.any().await?.send(&req).await
+            })
+            .await?;
+        for r in &resp.topics {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("topic {}", r.name.0.as_str())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes topics by name; fails on the first topic the broker refused, naming it.
+    pub async fn delete_topics(&self, names: &[&str]) -> Result<()> {
+        let conn = self.any().await?;
+        let req = DeleteTopicsRequest::default().with_timeout_ms(self.timeout_ms());
+        // v6 names topics in `topics` (name or id); older versions in `topic_names`.
+        let req = if conn.versions().version(ApiKey::DeleteTopics)? >= 6 {
+            req.with_topics(
+                names
+                    .iter()
+                    .map(|n| DeleteTopicState::default().with_name(Some(topic_name(n))))
+                    .collect(),
+            )
+        } else {
+            req.with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+        };
+        let resp = self
+            .client
+            .with_retries("DeleteTopics", || async {
+                self.any().await?.send(&req).await
+            })
+            .await?;
+        for r in &resp.responses {
+            let name = r
+                .name
+                .as_ref()
+                .map_or_else(|| r.topic_id.to_string(), |n| n.0.to_string());
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("topic {name}")
+            })?;
+            self.client.invalidate_topic(&name);
+        }
+        Ok(())
+    }
+
+    /// Names of all topics, sorted; internal topics only when asked for.
+    pub async fn list_topics(&self, include_internal: bool) -> Result<Vec<String>> {
+        let md = self.client.refresh_metadata(None).await?;
+        Ok(md
+            .topics
+            .values()
+            .filter(|t| include_internal || !t.is_internal)
+            .map(|t| t.name.clone())
+            .collect())
+    }
+
+    /// Describes topics; an unknown topic is an error naming it.
+    pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicDescription>> {
+        let md = self.client.refresh_metadata(Some(names)).await?;
+        names
+            .iter()
+            .map(|n| {
+                md.topic(n)
+                    .map(|t| TopicDescription {
+                        name: t.name.clone(),
+                        topic_id: t.topic_id,
+                        is_internal: t.is_internal,
+                        partitions: t.partitions.clone(),
+                    })
+                    .ok_or_else(|| {
+                        Error::kafka(ErrorCode::UnknownTopicOrPartition)
+                            .with_context(format!("topic {n}"))
+                    })
+            })
+            .collect()
+    }
+
+    /// Raises the partition count of `topic` to `total`.
+    pub async fn create_partitions(&self, topic: &str, total: i32) -> Result<()> {
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(topic))
+                .with_count(total)]);
+        let resp = self
+            .client
+            .with_retries("CreatePartitions", || async {
+                self.any().await?.send(&req).await
+            })
+            .await?;
+        for r in &resp.results {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("topic {}", r.name.0.as_str())
+            })?;
+        }
+        self.client.invalidate_topic(topic);
+        Ok(())
+    }
+
+    /// The cluster id, controller and brokers (DescribeCluster).
+    pub async fn describe_cluster(&self) -> Result<(String, i32, Vec<BrokerInfo>)> {
+        let req = DescribeClusterRequest::default();
+        let resp = self
+            .client
+            .with_retries("DescribeCluster", || async {
+                self.any().await?.send(&req).await
+            })
+            .await?;
+        check(resp.error_code, resp.error_message.as_ref(), || {
+            "cluster".into()
+        })?;
+        let brokers = resp
+            .brokers
+            .iter()
+            .map(|b| BrokerInfo {
+                node_id: b.broker_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: b.rack.as_ref().map(|r| r.to_string()),
+            })
+            .collect();
+        Ok((resp.cluster_id.to_string(), resp.controller_id.0, brokers))
+    }
+
+    /// Config entries of a resource (all keys).
+    pub async fn describe_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
+        let (rtype, rname) = resource.wire();
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(rtype)
+                .with_resource_name(s(&rname))
+                .with_configuration_keys(None),
+        ]);
+        let conn = match resource {
+            ConfigResource::Broker(id) => Some(*id),
+            ConfigResource::Topic(_) => None,
+        };
+        let resp = self
+            .client
+            .with_retries("DescribeConfigs", || async {
+                let c = match conn {
+                    Some(id) => self.client.broker(id).await?,
+                    None => self.any().await?,
+                };
+                c.send(&req).await
+            })
+            .await?;
+        let mut out = Vec::new();
+        for r in resp.results {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("{resource:?}")
+            })?;
+            out.extend(r.configs.into_iter().map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: c.value.map(|v| v.to_string()),
+                read_only: c.read_only,
+                is_sensitive: c.is_sensitive,
+                // config_source 1 = DYNAMIC_TOPIC_CONFIG, 2/3/4 dynamic broker, 5 static, 6 default.
+                is_default: c.config_source == 5 || c.config_source == 6,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Sets (`Some`) or deletes (`None`) config keys of a resource (IncrementalAlterConfigs).
+    pub async fn alter_configs(
+        &self,
+        resource: &ConfigResource,
+        changes: &[(&str, Option<&str>)],
+    ) -> Result<()> {
+        let (rtype, rname) = resource.wire();
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(rtype)
+                .with_resource_name(s(&rname))
+                .with_configs(
+                    changes
+                        .iter()
+                        .map(|(k, v)| {
+                            AlterableConfig::default()
+                                .with_name(s(k))
+                                // 0 = SET, 1 = DELETE
+                                .with_config_operation(if v.is_some() { 0 } else { 1 })
+                                .with_value(v.map(s))
+                        })
+                        .collect(),
+                ),
+        ]);
+        let resp = self
+            .client
+            .with_retries("IncrementalAlterConfigs", || async {
+                self.any().await?.send(&req).await
+            })
+            .await?;
+        for r in &resp.responses {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("{resource:?}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// ListOffsets for partitions of one topic (all partitions when `partitions` is empty),
+    /// one request per partition leader.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        spec: OffsetSpec,
+    ) -> Result<Vec<ListedOffset>> {
+        self.client
+            .with_retries("ListOffsets", || async {
+                let info = self.client.topic(topic).await?;
+                let wanted: Vec<&PartitionInfo> = info
+                    .partitions
+                    .iter()
+                    .filter(|p| partitions.is_empty() || partitions.contains(&p.partition))
+                    .collect();
+                if let Some(missing) = partitions
+                    .iter()
+                    .find(|p| !info.partitions.iter().any(|i| i.partition == **p))
+                {
+                    return Err(Error::kafka(ErrorCode::UnknownTopicOrPartition)
+                        .with_context(format!("topic {topic} partition {missing}")));
+                }
+                let mut by_leader: BTreeMap<i32, Vec<&PartitionInfo>> = BTreeMap::new();
+                for p in wanted {
+                    by_leader.entry(p.leader).or_default().push(p);
+                }
+                let mut out = Vec::new();
+                for (leader, parts) in by_leader {
+                    if leader < 0 {
+                        self.client.invalidate_topic(topic);
+                        return Err(Error::kafka(ErrorCode::LeaderNotAvailable)
+                            .with_context(format!("topic {topic}")));
+                    }
+                    let req = ListOffsetsRequest::default()
+                        .with_replica_id(BrokerId(-1))
+                        .with_topics(vec![ListOffsetsTopic::default()
+                            .with_name(topic_name(topic))
+                            .with_partitions(
+                                parts
+                                    .iter()
+                                    .map(|p| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(p.partition)
+                                            .with_current_leader_epoch(p.leader_epoch)
+                                            .with_timestamp(spec.wire())
+                                    })
+                                    .collect(),
+                            )]);
+                    let resp = self.client.broker(leader).await?.send(&req).await?;
+                    for t in resp.topics {
+                        for p in t.partitions {
+                            if let Err(e) = check(p.error_code, None, || {
+                                format!("topic {topic} partition {}", p.partition_index)
+                            }) {
+                                if e.is_retriable() {
+                                    self.client.invalidate_topic(topic);
+                                }
+                                return Err(e);
+                            }
+                            out.push(ListedOffset {
+                                partition: p.partition_index,
+                                offset: p.offset,
+                                timestamp: p.timestamp,
+                                leader_epoch: p.leader_epoch,
+                            });
+                        }
+                    }
+                }
+                out.sort_by_key(|o| o.partition);
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Earliest and latest offset of every partition of `topic`.
+    pub async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
+        let earliest = self.list_offsets(topic, &[], OffsetSpec::Earliest).await?;
+        let latest = self.list_offsets(topic, &[], OffsetSpec::Latest).await?;
+        Ok(earliest
+            .iter()
+            .zip(&latest)
+            .map(|(e, l)| PartitionOffsets {
+                partition: e.partition,
+                earliest: e.offset,
+                latest: l.offset,
+            })
+            .collect())
+    }
+
+    /// The coordinator of a group (`key_type` 0) or transactional id (1).
+    pub async fn coordinator(&self, key: &str, key_type: i8) -> Result<Connection> {
+        self.client
+            .with_retries("FindCoordinator", || async {
+                let conn = self.any().await?;
+                let v = conn.versions().version(ApiKey::FindCoordinator)?;
+                let req = FindCoordinatorRequest::default().with_key_type(key_type);
+                // v4 batches keys in `coordinator_keys`.
+                let req = if v >= 4 {
+                    req.with_coordinator_keys(vec![s(key)])
+                } else {
+                    req.with_key(s(key))
+                };
+                let resp = conn.send(&req).await?;
+                let (code, msg, node) = match resp.coordinators.first() {
+                    Some(c) if v >= 4 => (c.error_code, c.error_message.clone(), c.node_id.0),
+                    _ => (resp.error_code, resp.error_message.clone(), resp.node_id.0),
+                };
+                check(code, msg.as_ref(), || format!("coordinator of {key}"))?;
+                self.client.broker(node).await
+            })
+            .await
+    }
+
+    /// All groups the cluster knows (ListGroups on every broker).
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let md = self.client.metadata();
+        let mut out = Vec::new();
+        for &id in md.brokers.keys() {
+            let resp = self
+                .client
+                .with_retries("ListGroups", || async {
+                    self.client
+                        .broker(id)
+                        .await?
+                        .send(&ListGroupsRequest::default())
+                        .await
+                })
+                .await?;
+            check(resp.error_code, None, || format!("broker {id}"))?;
+            out.extend(resp.groups.into_iter().map(|g| GroupListing {
+                group_id: g.group_id.0.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+                group_type: g.group_type.to_string(),
+            }));
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(out)
+    }
+
+    /// Describes a group: state, members and their assignments.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
+        let resp = self
+            .client
+            .with_retries("DescribeGroups", || async {
+                self.coordinator(group, 0).await?.send(&req).await
+            })
+            .await?;
+        let g = resp.groups.into_iter().next().ok_or_else(|| {
+            Error::other(format!("DescribeGroups returned nothing for group {group}"))
+        })?;
+        check(g.error_code, g.error_message.as_ref(), || {
+            format!("group {group}")
+        })?;
+        Ok(GroupDescription {
+            group_id: g.group_id.0.to_string(),
+            state: g.group_state.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+            protocol: g.protocol_data.to_string(),
+            members: g
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.group_instance_id.map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    client_host: m.client_host.to_string(),
+                    assignment: parse_assignment(&m.member_assignment),
+                })
+                .collect(),
+        })
+    }
+
+    /// Committed offsets of a group: (topic, partition) → offset.
+    pub async fn group_offsets(&self, group: &str) -> Result<BTreeMap<(String, i32), i64>> {
+        let resp = self
+            .client
+            .with_retries("OffsetFetch", || async {
+                let conn = self.coordinator(group, 0).await?;
+                let v = conn.versions().version(ApiKey::OffsetFetch)?;
+                // v8 batches groups in `groups`; older versions have one group_id.
+                let req = if v >= 8 {
+                    OffsetFetchRequest::default().with_groups(vec![
+                        OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(s(group)))
+                            .with_topics(None),
+                    ])
+                } else {
+                    OffsetFetchRequest::default()
+                        .with_group_id(GroupId(s(group)))
+                        .with_topics(None)
+                };
+                let resp = conn.send(&req).await?;
+                let mut out = BTreeMap::new();
+                if v >= 8 {
+                    for g in resp.groups {
+                        check(g.error_code, None, || format!("group {group}"))?;
+                        for t in g.topics {
+                            for p in t.partitions {
+                                check(p.error_code, None, || {
+                                    format!(
+                                        "group {group} topic {} partition {}",
+                                        t.name.0.as_str(),
+                                        p.partition_index
+                                    )
+                                })?;
+                                out.insert(
+                                    (t.name.0.to_string(), p.partition_index),
+                                    p.committed_offset,
+                                );
+                            }
+                        }
+                    }
+                } else {
+                    check(resp.error_code, None, || format!("group {group}"))?;
+                    for t in resp.topics {
+                        for p in t.partitions {
+                            check(p.error_code, None, || {
+                                format!(
+                                    "group {group} topic {} partition {}",
+                                    t.name.0.as_str(),
+                                    p.partition_index
+                                )
+                            })?;
+                            out.insert(
+                                (t.name.0.to_string(), p.partition_index),
+                                p.committed_offset,
+                            );
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(resp.into_iter().filter(|(_, o)| *o >= 0).collect())
+    }
+
+    /// Sets committed offsets of a group that has no active members (Java's
+    /// `alterConsumerGroupOffsets`: OffsetCommit with generation -1 and no member id).
+    pub async fn alter_group_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[(i32, i64)],
+    ) -> Result<()> {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_retention_time_ms(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(
+                    offsets
+                        .iter()
+                        .map(|&(p, o)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                                .with_committed_leader_epoch(-1)
+                        })
+                        .collect(),
+                )]);
+        let resp = self
+            .client
+            .with_retries("OffsetCommit", || async {
+                let resp = self.coordinator(group, 0).await?.send(&req).await?;
+                for t in &resp.topics {
+                    for p in &t.partitions {
+                        check(p.error_code, None, || {
+                            format!(
+                                "group {group} topic {} partition {}",
+                                t.name.0.as_str(),
+                                p.partition_index
+                            )
+                        })?;
+                    }
+                }
+                Ok(resp)
+            })
+            .await?;
+        drop(resp);
+        Ok(())
+    }
+
+    /// Deletes groups (they must be empty).
+    pub async fn delete_groups(&self, groups: &[&str]) -> Result<()> {
+        for group in groups {
+            let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]);
+            let resp = self
+                .client
+                .with_retries("DeleteGroups", || async {
+                    self.coordinator(group, 0).await?.send(&req).await
+                })
+                .await?;
+            for r in &resp.results {
+                check(r.error_code, None, || {
+                    format!("group {}", r.group_id.0.as_str())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        i32::try_from(self.client.config().request_timeout.as_millis()).unwrap_or(i32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_parsing_is_bounded() {
+        let mut b = vec![
+            0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3,
+        ];
+        assert_eq!(
+            parse_assignment(&b),
+            BTreeMap::from([("t".to_string(), vec![0, 3])])
+        );
+        b.truncate(15);
+        assert!(parse_assignment(&b).is_empty());
+        assert!(parse_assignment(&[0, 0, 0x7f, 0xff, 0xff, 0xff]).is_empty());
+    }
+}

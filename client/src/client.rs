@@ -1,0 +1,454 @@
+//! The shared [`Client`]: configuration, cluster metadata and one connection per broker.
+//!
+//! Metadata is an immutable snapshot behind an `Arc`, swapped on refresh, so readers never
+//! hold a lock across an await. Connections are made lazily per node id; a closed one is
+//! replaced on next use after an exponential backoff (`reconnect.backoff.ms` doubling up
+//! to `reconnect.backoff.max.ms`, ±20 % jitter, as Java's `ClusterConnectionStates`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use strom_protocol::message_traits::StrBytes;
+use strom_protocol::messages::metadata_request::MetadataRequestTopic;
+use strom_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use strom_protocol::ErrorCode;
+use tracing::{debug, info};
+
+use crate::config::{ClientConfig, SecurityProtocol};
+use crate::connection::{Connection, ConnectionConfig};
+use crate::error::{Error, Result};
+
+/// A broker as metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    /// Node id.
+    pub node_id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+    /// Rack, when configured.
+    pub rack: Option<String>,
+}
+
+impl BrokerInfo {
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// One partition as metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader node id, -1 when none.
+    pub leader: i32,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Replica node ids.
+    pub replicas: Vec<i32>,
+    /// In-sync replica node ids.
+    pub isr: Vec<i32>,
+    /// Offline replica node ids.
+    pub offline_replicas: Vec<i32>,
+    /// Partition-level error (e.g. LEADER_NOT_AVAILABLE).
+    pub error: ErrorCode,
+}
+
+/// One topic as metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Name.
+    pub name: String,
+    /// Topic id (KIP-516).
+    pub topic_id: uuid::Uuid,
+    /// Internal topic (`__consumer_offsets`, `__transaction_state`).
+    pub is_internal: bool,
+    /// Partitions ordered by index.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// A snapshot of cluster metadata.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMetadata {
+    /// Cluster id.
+    pub cluster_id: Option<String>,
+    /// Active controller node id (-1 when unknown).
+    pub controller_id: i32,
+    /// Brokers by node id.
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    /// Topics by name (only those asked about so far, or all after a full refresh).
+    pub topics: BTreeMap<String, TopicInfo>,
+}
+
+impl ClusterMetadata {
+    /// A topic, if known.
+    pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
+        self.topics.get(name)
+    }
+}
+
+struct NodeSlot {
+    conn: Option<Connection>,
+    failures: u32,
+    next_attempt: Option<Instant>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    conn_config: ConnectionConfig,
+    metadata: RwLock<(Arc<ClusterMetadata>, Instant)>,
+    nodes: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<NodeSlot>>>>,
+    bootstrap: tokio::sync::Mutex<Option<Connection>>,
+}
+
+/// The shared client handle: clone it freely; all clones share connections and metadata.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("bootstrap", &self.inner.config.bootstrap_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    // ±20 %, from the clock's low bits: no RNG dependency needed for spreading reconnects.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let f = 0.8 + f64::from(nanos % 1000) / 2500.0;
+    d.mul_f64(f)
+}
+
+impl Client {
+    /// Connects to the cluster: tries the bootstrap servers in order, with backoff, until
+    /// one answers Metadata or `default.api.timeout.ms` runs out.
+    ///
+    /// Cancellation-safe: dropping the future leaves nothing behind.
+    pub async fn connect(config: ClientConfig) -> Result<Client> {
+        if config.security_protocol != SecurityProtocol::Plaintext {
+            return Err(Error::config(format!(
+                "security.protocol={:?} is not implemented yet: only PLAINTEXT works today",
+                config.security_protocol
+            )));
+        }
+        let conn_config = ConnectionConfig {
+            client_id: config.client_id.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            max_response_size: config.max_response_size,
+        };
+        let client = Client {
+            inner: Arc::new(Inner {
+                config,
+                conn_config,
+                metadata: RwLock::new((Arc::new(ClusterMetadata::default()), Instant::now())),
+                nodes: Mutex::new(HashMap::new()),
+                bootstrap: tokio::sync::Mutex::new(None),
+            }),
+        };
+        client.refresh_metadata(Some(&[])).await?;
+        Ok(client)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The current metadata snapshot.
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        match self.inner.metadata.read() {
+            Ok(g) => g.0.clone(),
+            Err(poisoned) => poisoned.into_inner().0.clone(),
+        }
+    }
+
+    fn metadata_age(&self) -> Duration {
+        match self.inner.metadata.read() {
+            Ok(g) => g.1.elapsed(),
+            Err(poisoned) => poisoned.into_inner().1.elapsed(),
+        }
+    }
+
+    /// A connection to any broker: a known live one, else a bootstrap server.
+    pub async fn any_broker(&self) -> Result<Connection> {
+        let md = self.metadata();
+        for &id in md.brokers.keys() {
+            if let Some(c) = self.live_connection(id) {
+                return Ok(c);
+            }
+        }
+        for &id in md.brokers.keys() {
+            match self.broker(id).await {
+                Ok(c) => return Ok(c),
+                Err(e) => debug!(node = id, error = %e, "broker unreachable, trying another"),
+            }
+        }
+        self.bootstrap_connection().await
+    }
+
+    fn live_connection(&self, node_id: i32) -> Option<Connection> {
+        let nodes = self.inner.nodes.lock().ok()?;
+        let slot = nodes.get(&node_id)?.try_lock().ok()?;
+        slot.conn.as_ref().filter(|c| !c.is_closed()).cloned()
+    }
+
+    async fn bootstrap_connection(&self) -> Result<Connection> {
+        let mut guard = self.inner.bootstrap.lock().await;
+        if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let cfg = &self.inner.config;
+        let deadline = Instant::now() + cfg.default_api_timeout;
+        let mut backoff = cfg.reconnect_backoff;
+        let mut errors = Vec::new();
+        loop {
+            for addr in &cfg.bootstrap_servers {
+                match Connection::connect(addr, self.inner.conn_config.clone()).await {
+                    Ok(c) => {
+                        *guard = Some(c.clone());
+                        return Ok(c);
+                    }
+                    Err(e) => {
+                        debug!(%addr, error = %e, "bootstrap server unreachable");
+                        errors.push(format!("{addr}: {e}"));
+                        if e.is_fatal() {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            if Instant::now() + backoff >= deadline {
+                errors.dedup();
+                return Err(Error::timeout(
+                    format!("connecting to bootstrap servers ({})", errors.join("; ")),
+                    cfg.default_api_timeout,
+                ));
+            }
+            tokio::time::sleep(jitter(backoff)).await;
+            backoff = (backoff * 2).min(cfg.reconnect_backoff_max);
+        }
+    }
+
+    /// The connection to broker `node_id`, connecting (after backoff) if needed.
+    ///
+    /// Cancellation-safe: a dropped call leaves the slot consistent.
+    pub async fn broker(&self, node_id: i32) -> Result<Connection> {
+        let slot = {
+            let mut nodes = self
+                .inner
+                .nodes
+                .lock()
+                .map_err(|_| Error::other("client state poisoned"))?;
+            nodes
+                .entry(node_id)
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Mutex::new(NodeSlot {
+                        conn: None,
+                        failures: 0,
+                        next_attempt: None,
+                    }))
+                })
+                .clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.conn.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let md = self.metadata();
+        let Some(info) = md.brokers.get(&node_id) else {
+            return Err(Error::other(format!(
+                "broker {node_id} is not in the cluster metadata"
+            )));
+        };
+        if let Some(at) = slot.next_attempt {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let addr = info.addr();
+        match Connection::connect(&addr, self.inner.conn_config.clone()).await {
+            Ok(c) => {
+                if slot.failures > 0 {
+                    info!(node = node_id, %addr, "reconnected");
+                }
+                slot.failures = 0;
+                slot.next_attempt = None;
+                slot.conn = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                let cfg = &self.inner.config;
+                let exp = cfg
+                    .reconnect_backoff
+                    .saturating_mul(1 << slot.failures.min(16));
+                slot.failures = slot.failures.saturating_add(1);
+                slot.next_attempt =
+                    Some(Instant::now() + jitter(exp.min(cfg.reconnect_backoff_max)));
+                slot.conn = None;
+                Err(e.with_context(format!("broker {node_id}")))
+            }
+        }
+    }
+
+    /// Fetches metadata and merges it into the cache. `None`: all topics; `Some(&[])`: brokers
+    /// only; otherwise those topics (unknown ones are removed from the cache).
+    ///
+    /// Retries retriable failures on another broker until `default.api.timeout.ms`.
+    pub async fn refresh_metadata(&self, topics: Option<&[&str]>) -> Result<Arc<ClusterMetadata>> {
+        let req = MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string((*t).to_owned()))))
+                    })
+                    .collect()
+            }));
+        let resp = self
+            .with_retries("Metadata", || async {
+                self.any_broker().await?.send(&req).await
+            })
+            .await?;
+        Ok(self.merge_metadata(resp, topics.is_none()))
+    }
+
+    fn merge_metadata(&self, resp: MetadataResponse, all_topics: bool) -> Arc<ClusterMetadata> {
+        let mut guard = match self.inner.metadata.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut md = (*guard.0).clone();
+        md.cluster_id = resp.cluster_id.map(|s| s.to_string());
+        md.controller_id = resp.controller_id.0;
+        md.brokers = resp
+            .brokers
+            .into_iter()
+            .map(|b| {
+                (
+                    b.node_id.0,
+                    BrokerInfo {
+                        node_id: b.node_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.map(|r| r.to_string()),
+                    },
+                )
+            })
+            .collect();
+        if all_topics {
+            md.topics.clear();
+        }
+        for t in resp.topics {
+            let Some(name) = t.name.map(|n| n.0.to_string()) else {
+                continue;
+            };
+            let code = ErrorCode::from(t.error_code);
+            if code != ErrorCode::None {
+                md.topics.remove(&name);
+                continue;
+            }
+            let mut partitions: Vec<PartitionInfo> = t
+                .partitions
+                .into_iter()
+                .map(|p| PartitionInfo {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replica_nodes.iter().map(|n| n.0).collect(),
+                    isr: p.isr_nodes.iter().map(|n| n.0).collect(),
+                    offline_replicas: p.offline_replicas.iter().map(|n| n.0).collect(),
+                    error: ErrorCode::from(p.error_code),
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            md.topics.insert(
+                name.clone(),
+                TopicInfo {
+                    name,
+                    topic_id: t.topic_id,
+                    is_internal: t.is_internal,
+                    partitions,
+                },
+            );
+        }
+        let md = Arc::new(md);
+        *guard = (md.clone(), Instant::now());
+        md
+    }
+
+    /// Metadata of `topic`, from the cache when fresh (`metadata.max.age.ms`), else fetched.
+    /// An unknown topic is an UNKNOWN_TOPIC_OR_PARTITION error naming it.
+    pub async fn topic(&self, topic: &str) -> Result<TopicInfo> {
+        if self.metadata_age() < self.inner.config.metadata_max_age {
+            if let Some(t) = self.metadata().topic(topic) {
+                return Ok(t.clone());
+            }
+        }
+        let md = self.refresh_metadata(Some(&[topic])).await?;
+        md.topic(topic).cloned().ok_or_else(|| {
+            Error::kafka(ErrorCode::UnknownTopicOrPartition).with_context(format!("topic {topic}"))
+        })
+    }
+
+    /// The leader of a partition and a connection to it.
+    pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Connection)> {
+        let t = self.topic(topic).await?;
+        let p = t
+            .partitions
+            .iter()
+            .find(|p| p.partition == partition)
+            .ok_or_else(|| {
+                Error::kafka(ErrorCode::UnknownTopicOrPartition)
+                    .with_context(format!("topic {topic} partition {partition}"))
+            })?;
+        if p.leader < 0 {
+            return Err(Error::kafka(ErrorCode::LeaderNotAvailable)
+                .with_context(format!("topic {topic} partition {partition}")));
+        }
+        Ok((p.leader, self.broker(p.leader).await?))
+    }
+
+    /// Forgets cached metadata of `topic` (after NOT_LEADER_OR_FOLLOWER and the like), so the
+    /// next lookup fetches it.
+    pub fn invalidate_topic(&self, topic: &str) {
+        let mut guard = match self.inner.metadata.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if guard.0.topics.contains_key(topic) {
+            let mut md = (*guard.0).clone();
+            md.topics.remove(topic);
+            guard.0 = Arc::new(md);
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails with a non-retriable error, or
+    /// `default.api.timeout.ms` passes; sleeps `retry.backoff.ms` between tries.
+    pub async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let cfg = &self.inner.config;
+        let deadline = Instant::now() + cfg.default_api_timeout;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retriable() && Instant::now() + cfg.retry_backoff < deadline => {
+                    debug!(what, error = %e, "retrying");
+                    tokio::time::sleep(cfg.retry_backoff).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
