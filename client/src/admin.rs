@@ -12,19 +12,15 @@ use strom_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use strom_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use strom_protocol::messages::delete_topics_request::DeleteTopicState;
 use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use strom_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
+use strom_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use strom_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
+use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use strom_protocol::messages::{
-    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest,
-    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
 };
 use strom_protocol::ErrorCode;
 
@@ -305,9 +301,7 @@ impl Admin {
                                 t.configs
                                     .iter()
                                     .map(|(k, v)| {
-                                        CreatableTopicConfig::default()
-                                            .with_name(s(k))
-                                            .with_value(Some(s(v)))
+                                        CreatableTopicConfig::default().with_name(s(k)).with_value(Some(s(v)))
                                     })
                                     .collect(),
                             )
@@ -316,9 +310,7 @@ impl Admin {
             );
         let resp = self
             .client
-            .with_retries("CreateTopics", || async {
-                self.any().await?.send(&req).await
-            })
+            .with_retries("CreateTopics", || async { self.any().await?.send(&req).await })
             .await?;
         for r in &resp.topics {
             check(r.error_code, r.error_message.as_ref(), || {
@@ -345,18 +337,14 @@ impl Admin {
         };
         let resp = self
             .client
-            .with_retries("DeleteTopics", || async {
-                self.any().await?.send(&req).await
-            })
+            .with_retries("DeleteTopics", || async { self.any().await?.send(&req).await })
             .await?;
         for r in &resp.responses {
             let name = r
                 .name
                 .as_ref()
                 .map_or_else(|| r.topic_id.to_string(), |n| n.0.to_string());
-            check(r.error_code, r.error_message.as_ref(), || {
-                format!("topic {name}")
-            })?;
+            check(r.error_code, r.error_message.as_ref(), || format!("topic {name}"))?;
             self.client.invalidate_topic(&name);
         }
         Ok(())
@@ -386,10 +374,7 @@ impl Admin {
                         is_internal: t.is_internal,
                         partitions: t.partitions.clone(),
                     })
-                    .ok_or_else(|| {
-                        Error::kafka(ErrorCode::UnknownTopicOrPartition)
-                            .with_context(format!("topic {n}"))
-                    })
+                    .ok_or_else(|| Error::kafka(ErrorCode::UnknownTopicOrPartition).with_context(format!("topic {n}")))
             })
             .collect()
     }
@@ -403,9 +388,7 @@ impl Admin {
                 .with_count(total)]);
         let resp = self
             .client
-            .with_retries("CreatePartitions", || async {
-                self.any().await?.send(&req).await
-            })
+            .with_retries("CreatePartitions", || async { self.any().await?.send(&req).await })
             .await?;
         for r in &resp.results {
             check(r.error_code, r.error_message.as_ref(), || {
@@ -421,13 +404,9 @@ impl Admin {
         let req = DescribeClusterRequest::default();
         let resp = self
             .client
-            .with_retries("DescribeCluster", || async {
-                self.any().await?.send(&req).await
-            })
+            .with_retries("DescribeCluster", || async { self.any().await?.send(&req).await })
             .await?;
-        check(resp.error_code, resp.error_message.as_ref(), || {
-            "cluster".into()
-        })?;
+        check(resp.error_code, resp.error_message.as_ref(), || "cluster".into())?;
         let brokers = resp
             .brokers
             .iter()
@@ -444,12 +423,10 @@ impl Admin {
     /// Config entries of a resource (all keys).
     pub async fn describe_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
         let (rtype, rname) = resource.wire();
-        let req = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
-                .with_resource_type(rtype)
-                .with_resource_name(s(&rname))
-                .with_configuration_keys(None),
-        ]);
+        let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(rtype)
+            .with_resource_name(s(&rname))
+            .with_configuration_keys(None)]);
         let conn = match resource {
             ConfigResource::Broker(id) => Some(*id),
             ConfigResource::Topic(_) => None,
@@ -466,9 +443,7 @@ impl Admin {
             .await?;
         let mut out = Vec::new();
         for r in resp.results {
-            check(r.error_code, r.error_message.as_ref(), || {
-                format!("{resource:?}")
-            })?;
+            check(r.error_code, r.error_message.as_ref(), || format!("{resource:?}"))?;
             out.extend(r.configs.into_iter().map(|c| ConfigEntry {
                 name: c.name.to_string(),
                 value: c.value.map(|v| v.to_string()),
@@ -482,29 +457,23 @@ impl Admin {
     }
 
     /// Sets (`Some`) or deletes (`None`) config keys of a resource (IncrementalAlterConfigs).
-    pub async fn alter_configs(
-        &self,
-        resource: &ConfigResource,
-        changes: &[(&str, Option<&str>)],
-    ) -> Result<()> {
+    pub async fn alter_configs(&self, resource: &ConfigResource, changes: &[(&str, Option<&str>)]) -> Result<()> {
         let (rtype, rname) = resource.wire();
-        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(rtype)
-                .with_resource_name(s(&rname))
-                .with_configs(
-                    changes
-                        .iter()
-                        .map(|(k, v)| {
-                            AlterableConfig::default()
-                                .with_name(s(k))
-                                // 0 = SET, 1 = DELETE
-                                .with_config_operation(if v.is_some() { 0 } else { 1 })
-                                .with_value(v.map(s))
-                        })
-                        .collect(),
-                ),
-        ]);
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(rtype)
+            .with_resource_name(s(&rname))
+            .with_configs(
+                changes
+                    .iter()
+                    .map(|(k, v)| {
+                        AlterableConfig::default()
+                            .with_name(s(k))
+                            // 0 = SET, 1 = DELETE
+                            .with_config_operation(if v.is_some() { 0 } else { 1 })
+                            .with_value(v.map(s))
+                    })
+                    .collect(),
+            )]);
         let resp = self
             .client
             .with_retries("IncrementalAlterConfigs", || async {
@@ -512,21 +481,14 @@ impl Admin {
             })
             .await?;
         for r in &resp.responses {
-            check(r.error_code, r.error_message.as_ref(), || {
-                format!("{resource:?}")
-            })?;
+            check(r.error_code, r.error_message.as_ref(), || format!("{resource:?}"))?;
         }
         Ok(())
     }
 
     /// ListOffsets for partitions of one topic (all partitions when `partitions` is empty),
     /// one request per partition leader.
-    pub async fn list_offsets(
-        &self,
-        topic: &str,
-        partitions: &[i32],
-        spec: OffsetSpec,
-    ) -> Result<Vec<ListedOffset>> {
+    pub async fn list_offsets(&self, topic: &str, partitions: &[i32], spec: OffsetSpec) -> Result<Vec<ListedOffset>> {
         self.client
             .with_retries("ListOffsets", || async {
                 let info = self.client.topic(topic).await?;
@@ -550,8 +512,7 @@ impl Admin {
                 for (leader, parts) in by_leader {
                     if leader < 0 {
                         self.client.invalidate_topic(topic);
-                        return Err(Error::kafka(ErrorCode::LeaderNotAvailable)
-                            .with_context(format!("topic {topic}")));
+                        return Err(Error::kafka(ErrorCode::LeaderNotAvailable).with_context(format!("topic {topic}")));
                     }
                     let req = ListOffsetsRequest::default()
                         .with_replica_id(BrokerId(-1))
@@ -641,11 +602,7 @@ impl Admin {
             let resp = self
                 .client
                 .with_retries("ListGroups", || async {
-                    self.client
-                        .broker(id)
-                        .await?
-                        .send(&ListGroupsRequest::default())
-                        .await
+                    self.client.broker(id).await?.send(&ListGroupsRequest::default()).await
                 })
                 .await?;
             check(resp.error_code, None, || format!("broker {id}"))?;
@@ -669,12 +626,12 @@ impl Admin {
                 self.coordinator(group, 0).await?.send(&req).await
             })
             .await?;
-        let g = resp.groups.into_iter().next().ok_or_else(|| {
-            Error::other(format!("DescribeGroups returned nothing for group {group}"))
-        })?;
-        check(g.error_code, g.error_message.as_ref(), || {
-            format!("group {group}")
-        })?;
+        let g = resp
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::other(format!("DescribeGroups returned nothing for group {group}")))?;
+        check(g.error_code, g.error_message.as_ref(), || format!("group {group}"))?;
         Ok(GroupDescription {
             group_id: g.group_id.0.to_string(),
             state: g.group_state.to_string(),
@@ -703,11 +660,9 @@ impl Admin {
                 let v = conn.versions().version(ApiKey::OffsetFetch)?;
                 // v8 batches groups in `groups`; older versions have one group_id.
                 let req = if v >= 8 {
-                    OffsetFetchRequest::default().with_groups(vec![
-                        OffsetFetchRequestGroup::default()
-                            .with_group_id(GroupId(s(group)))
-                            .with_topics(None),
-                    ])
+                    OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s(group)))
+                        .with_topics(None)])
                 } else {
                     OffsetFetchRequest::default()
                         .with_group_id(GroupId(s(group)))
@@ -727,10 +682,7 @@ impl Admin {
                                         p.partition_index
                                     )
                                 })?;
-                                out.insert(
-                                    (t.name.0.to_string(), p.partition_index),
-                                    p.committed_offset,
-                                );
+                                out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
                             }
                         }
                     }
@@ -745,10 +697,7 @@ impl Admin {
                                     p.partition_index
                                 )
                             })?;
-                            out.insert(
-                                (t.name.0.to_string(), p.partition_index),
-                                p.committed_offset,
-                            );
+                            out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
                         }
                     }
                 }
@@ -760,12 +709,7 @@ impl Admin {
 
     /// Sets committed offsets of a group that has no active members (Java's
     /// `alterConsumerGroupOffsets`: OffsetCommit with generation -1 and no member id).
-    pub async fn alter_group_offsets(
-        &self,
-        group: &str,
-        topic: &str,
-        offsets: &[(i32, i64)],
-    ) -> Result<()> {
+    pub async fn alter_group_offsets(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
         let req = OffsetCommitRequest::default()
             .with_group_id(GroupId(s(group)))
             .with_generation_id_or_member_epoch(-1)
@@ -816,9 +760,7 @@ impl Admin {
                 })
                 .await?;
             for r in &resp.results {
-                check(r.error_code, None, || {
-                    format!("group {}", r.group_id.0.as_str())
-                })?;
+                check(r.error_code, None, || format!("group {}", r.group_id.0.as_str()))?;
             }
         }
         Ok(())
@@ -835,13 +777,8 @@ mod tests {
 
     #[test]
     fn assignment_parsing_is_bounded() {
-        let mut b = vec![
-            0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3,
-        ];
-        assert_eq!(
-            parse_assignment(&b),
-            BTreeMap::from([("t".to_string(), vec![0, 3])])
-        );
+        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3];
+        assert_eq!(parse_assignment(&b), BTreeMap::from([("t".to_string(), vec![0, 3])]));
         b.truncate(15);
         assert!(parse_assignment(&b).is_empty());
         assert!(parse_assignment(&[0, 0, 0x7f, 0xff, 0xff, 0xff]).is_empty());

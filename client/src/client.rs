@@ -16,7 +16,7 @@ use strom_protocol::ErrorCode;
 use tracing::{debug, info};
 
 use crate::config::{ClientConfig, SecurityProtocol};
-use crate::connection::{Connection, ConnectionConfig};
+use crate::connection::{Connection, ConnectionConfig, ConnectionMetrics};
 use crate::error::{Error, Result};
 
 /// A broker as metadata describes it.
@@ -91,10 +91,30 @@ impl ClusterMetadata {
     }
 }
 
+#[derive(Default)]
 struct NodeSlot {
     conn: Option<Connection>,
     failures: u32,
     next_attempt: Option<Instant>,
+    /// Counters of this node's earlier, closed connections.
+    retired: ConnectionMetrics,
+    connects: u64,
+    connect_failures: u64,
+}
+
+/// Per-broker counters since the client started (all connections to that broker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerMetrics {
+    /// Node id.
+    pub node_id: i32,
+    /// Connected now.
+    pub connected: bool,
+    /// Connections established (the first one included: reconnects = connects - 1).
+    pub connects: u64,
+    /// Connection attempts that failed.
+    pub connect_failures: u64,
+    /// Requests, responses, bytes and failed requests, summed over connections.
+    pub totals: ConnectionMetrics,
 }
 
 struct Inner {
@@ -145,6 +165,7 @@ impl Client {
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             max_response_size: config.max_response_size,
+            idle_timeout: config.connections_max_idle,
         };
         let client = Client {
             inner: Arc::new(Inner {
@@ -251,24 +272,25 @@ impl Client {
                 .map_err(|_| Error::other("client state poisoned"))?;
             nodes
                 .entry(node_id)
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Mutex::new(NodeSlot {
-                        conn: None,
-                        failures: 0,
-                        next_attempt: None,
-                    }))
-                })
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(NodeSlot::default())))
                 .clone()
         };
         let mut slot = slot.lock().await;
         if let Some(c) = slot.conn.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
+        if let Some(old) = slot.conn.take() {
+            let m = old.metrics();
+            let r = &mut slot.retired;
+            r.requests += m.requests;
+            r.responses += m.responses;
+            r.bytes_out += m.bytes_out;
+            r.bytes_in += m.bytes_in;
+            r.errors += m.errors;
+        }
         let md = self.metadata();
         let Some(info) = md.brokers.get(&node_id) else {
-            return Err(Error::other(format!(
-                "broker {node_id} is not in the cluster metadata"
-            )));
+            return Err(Error::other(format!("broker {node_id} is not in the cluster metadata")));
         };
         if let Some(at) = slot.next_attempt {
             tokio::time::sleep_until(at.into()).await;
@@ -281,17 +303,16 @@ impl Client {
                 }
                 slot.failures = 0;
                 slot.next_attempt = None;
+                slot.connects += 1;
                 slot.conn = Some(c.clone());
                 Ok(c)
             }
             Err(e) => {
                 let cfg = &self.inner.config;
-                let exp = cfg
-                    .reconnect_backoff
-                    .saturating_mul(1 << slot.failures.min(16));
+                let exp = cfg.reconnect_backoff.saturating_mul(1 << slot.failures.min(16));
                 slot.failures = slot.failures.saturating_add(1);
-                slot.next_attempt =
-                    Some(Instant::now() + jitter(exp.min(cfg.reconnect_backoff_max)));
+                slot.connect_failures += 1;
+                slot.next_attempt = Some(Instant::now() + jitter(exp.min(cfg.reconnect_backoff_max)));
                 slot.conn = None;
                 Err(e.with_context(format!("broker {node_id}")))
             }
@@ -314,9 +335,7 @@ impl Client {
                     .collect()
             }));
         let resp = self
-            .with_retries("Metadata", || async {
-                self.any_broker().await?.send(&req).await
-            })
+            .with_retries("Metadata", || async { self.any_broker().await?.send(&req).await })
             .await?;
         Ok(self.merge_metadata(resp, topics.is_none()))
     }
@@ -394,22 +413,18 @@ impl Client {
             }
         }
         let md = self.refresh_metadata(Some(&[topic])).await?;
-        md.topic(topic).cloned().ok_or_else(|| {
-            Error::kafka(ErrorCode::UnknownTopicOrPartition).with_context(format!("topic {topic}"))
-        })
+        md.topic(topic)
+            .cloned()
+            .ok_or_else(|| Error::kafka(ErrorCode::UnknownTopicOrPartition).with_context(format!("topic {topic}")))
     }
 
     /// The leader of a partition and a connection to it.
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Connection)> {
         let t = self.topic(topic).await?;
-        let p = t
-            .partitions
-            .iter()
-            .find(|p| p.partition == partition)
-            .ok_or_else(|| {
-                Error::kafka(ErrorCode::UnknownTopicOrPartition)
-                    .with_context(format!("topic {topic} partition {partition}"))
-            })?;
+        let p = t.partitions.iter().find(|p| p.partition == partition).ok_or_else(|| {
+            Error::kafka(ErrorCode::UnknownTopicOrPartition)
+                .with_context(format!("topic {topic} partition {partition}"))
+        })?;
         if p.leader < 0 {
             return Err(Error::kafka(ErrorCode::LeaderNotAvailable)
                 .with_context(format!("topic {topic} partition {partition}")));
@@ -429,6 +444,37 @@ impl Client {
             md.topics.remove(topic);
             guard.0 = Arc::new(md);
         }
+    }
+
+    /// Counters per broker this client has talked to (bootstrap connections excluded).
+    pub fn metrics(&self) -> Vec<BrokerMetrics> {
+        let Ok(nodes) = self.inner.nodes.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<BrokerMetrics> = nodes
+            .iter()
+            .filter_map(|(&node_id, slot)| {
+                let slot = slot.try_lock().ok()?;
+                let live = slot.conn.as_ref().map(Connection::metrics).unwrap_or_default();
+                let r = &slot.retired;
+                Some(BrokerMetrics {
+                    node_id,
+                    connected: slot.conn.as_ref().is_some_and(|c| !c.is_closed()),
+                    connects: slot.connects,
+                    connect_failures: slot.connect_failures,
+                    totals: ConnectionMetrics {
+                        requests: r.requests + live.requests,
+                        responses: r.responses + live.responses,
+                        bytes_out: r.bytes_out + live.bytes_out,
+                        bytes_in: r.bytes_in + live.bytes_in,
+                        errors: r.errors + live.errors,
+                        inflight: live.inflight,
+                    },
+                })
+            })
+            .collect();
+        out.sort_by_key(|m| m.node_id);
+        out
     }
 
     /// Runs `op` until it succeeds, fails with a non-retriable error, or

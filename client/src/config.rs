@@ -71,16 +71,7 @@ impl std::fmt::Debug for ClientConfig {
         let security: BTreeMap<&str, &str> = self
             .security
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    if is_secret(k) {
-                        "[redacted]"
-                    } else {
-                        v.as_str()
-                    },
-                )
-            })
+            .map(|(k, v)| (k.as_str(), if is_secret(k) { "[redacted]" } else { v.as_str() }))
             .collect();
         f.debug_struct("ClientConfig")
             .field("bootstrap_servers", &self.bootstrap_servers)
@@ -128,11 +119,7 @@ pub(crate) fn parse_ms(key: &str, v: &str) -> Result<Duration> {
     v.trim()
         .parse::<u64>()
         .map(Duration::from_millis)
-        .map_err(|_| {
-            Error::config(format!(
-                "{key}={v:?}: expected a whole number of milliseconds"
-            ))
-        })
+        .map_err(|_| Error::config(format!("{key}={v:?}: expected a whole number of milliseconds")))
 }
 
 pub(crate) fn parse_num<T: std::str::FromStr>(key: &str, v: &str, what: &str) -> Result<T> {
@@ -157,7 +144,9 @@ impl ClientConfig {
             "bootstrap.servers" => {
                 let servers = split_servers(value);
                 if servers.is_empty() {
-                    return Err(Error::config("bootstrap.servers is empty: expected host:port[,host:port...]"));
+                    return Err(Error::config(
+                        "bootstrap.servers is empty: expected host:port[,host:port...]",
+                    ));
                 }
                 for s in &servers {
                     if s.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
@@ -184,13 +173,23 @@ impl ClientConfig {
                 })?
             }
             // Accepted as the Java client does, with no effect here.
-            "client.dns.lookup" | "socket.connection.setup.timeout.max.ms" | "retry.backoff.max.ms"
-            | "send.buffer.bytes" | "receive.buffer.bytes" | "metrics.recording.level"
-            | "metrics.num.samples" | "metrics.sample.window.ms" | "auto.include.jmx.reporter"
+            "client.dns.lookup"
+            | "socket.connection.setup.timeout.max.ms"
+            | "retry.backoff.max.ms"
+            | "send.buffer.bytes"
+            | "receive.buffer.bytes"
+            | "metrics.recording.level"
+            | "metrics.num.samples"
+            | "metrics.sample.window.ms"
+            | "auto.include.jmx.reporter"
             | "enable.metrics.push" => {}
             // librdkafka names that kcat users type.
             "sasl.username" | "sasl.password" | "sasl.mechanisms" => {
-                let k = if key == "sasl.mechanisms" { "sasl.mechanism" } else { key };
+                let k = if key == "sasl.mechanisms" {
+                    "sasl.mechanism"
+                } else {
+                    key
+                };
                 self.security.insert(k.to_owned(), value.to_owned());
             }
             k if k.starts_with("ssl.") || k.starts_with("sasl.") => {
@@ -202,9 +201,7 @@ impl ClientConfig {
     }
 
     /// A configuration from Java property names; unknown keys are errors.
-    pub fn from_properties<'a>(
-        props: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self> {
+    pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut c = ClientConfig::default();
         for (k, v) in props {
             if !c.set(k, v)? {
@@ -230,8 +227,7 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
     let mut pending = String::new();
     for line in text.lines() {
         let line = line.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
-        {
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
             continue;
         }
         if let Some(stripped) = line.strip_suffix('\\') {
@@ -262,7 +258,10 @@ mod tests {
             ("bootstrap.servers", "a:1, b:2"),
             ("request.timeout.ms", "1500"),
             ("security.protocol", "sasl_ssl"),
-            ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"hunter2\";"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"hunter2\";",
+            ),
             ("sasl.password", "hunter3"),
         ])
         .unwrap();
@@ -270,10 +269,7 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_millis(1500));
         assert_eq!(c.security_protocol, SecurityProtocol::SaslSsl);
         let dbg = format!("{c:?}");
-        assert!(
-            !dbg.contains("hunter2") && !dbg.contains("hunter3"),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("hunter2") && !dbg.contains("hunter3"), "{dbg}");
 
         let e = ClientConfig::from_properties([("linger.msx", "5")])
             .unwrap_err()
@@ -282,10 +278,7 @@ mod tests {
         let e = ClientConfig::from_properties([("request.timeout.ms", "soon")])
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("request.timeout.ms") && e.contains("milliseconds"),
-            "{e}"
-        );
+        assert!(e.contains("request.timeout.ms") && e.contains("milliseconds"), "{e}");
         let e = ClientConfig::from_properties([("security.protocol", "TLS")])
             .unwrap_err()
             .to_string();
@@ -298,9 +291,7 @@ mod tests {
 
     #[test]
     fn properties_files() {
-        let p = parse_properties(
-            "# c\n! c\nbootstrap.servers = h:1\nsasl.jaas.config=a \\\n  b;\nclient.id: x\n\n",
-        );
+        let p = parse_properties("# c\n! c\nbootstrap.servers = h:1\nsasl.jaas.config=a \\\n  b;\nclient.id: x\n\n");
         assert_eq!(
             p,
             vec![

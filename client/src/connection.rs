@@ -15,7 +15,7 @@
 //! does): a broker that did not answer in `request.timeout.ms` is not trusted with the next
 //! one. Closing fails every outstanding request with a retriable error.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,9 @@ pub struct ConnectionConfig {
     pub request_timeout: Duration,
     /// Largest response frame accepted, checked before buffering it (default 100 MiB).
     pub max_response_size: usize,
+    /// Close the connection after this long with nothing outstanding
+    /// (`connections.max.idle.ms`, default 9 min as Java).
+    pub idle_timeout: Duration,
 }
 
 impl Default for ConnectionConfig {
@@ -53,11 +56,60 @@ impl Default for ConnectionConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_response_size: frame::DEFAULT_MAX_FRAME_SIZE,
+            idle_timeout: Duration::from_secs(540),
         }
     }
 }
 
 type Reply = oneshot::Sender<Result<Bytes>>;
+
+/// Counters of one connection, shared by its handle and its tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    responses: AtomicU64,
+    bytes_out: AtomicU64,
+    bytes_in: AtomicU64,
+    errors: AtomicU64,
+    inflight: AtomicU64,
+    /// Milliseconds since `epoch` of the last request or response.
+    last_activity_ms: AtomicU64,
+}
+
+/// A snapshot of a connection's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionMetrics {
+    /// Requests written.
+    pub requests: u64,
+    /// Responses received.
+    pub responses: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Requests that failed (timeout, closed connection, decode error).
+    pub errors: u64,
+    /// Requests outstanding now.
+    pub inflight: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> ConnectionMetrics {
+        ConnectionMetrics {
+            requests: self.requests.load(Ordering::Relaxed),
+            responses: self.responses.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            inflight: self.inflight.load(Ordering::Relaxed),
+        }
+    }
+
+    fn touch(&self, epoch: Instant) {
+        self.last_activity_ms
+            .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
 
 struct Outgoing {
     frame: BytesMut,
@@ -79,6 +131,7 @@ struct Inner {
     next_correlation_id: AtomicI32,
     versions: NegotiatedVersions,
     closed: watch::Sender<Option<String>>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -92,8 +145,7 @@ impl std::fmt::Debug for Connection {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.closed
-            .send_replace(Some("connection handle dropped".into()));
+        self.closed.send_replace(Some("connection handle dropped".into()));
     }
 }
 
@@ -106,9 +158,7 @@ impl Connection {
         async move {
             let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
                 .await
-                .map_err(|_| {
-                    Error::timeout(format!("connecting to {addr}"), config.connect_timeout)
-                })?
+                .map_err(|_| Error::timeout(format!("connecting to {addr}"), config.connect_timeout))?
                 .map_err(|source| {
                     Error::new(Kind::Connect {
                         addr: addr.to_owned(),
@@ -125,20 +175,17 @@ impl Connection {
             let (tx, rx) = mpsc::channel::<Outgoing>(64);
             let (inflight_tx, inflight_rx) = mpsc::unbounded_channel::<(i32, Reply)>();
             let (closed, _) = watch::channel(None);
+            let counters = Arc::new(Counters::default());
+            let io = Io {
+                closed: closed.clone(),
+                addr: addr.to_owned(),
+                counters: counters.clone(),
+                epoch: Instant::now(),
+            };
             tokio::spawn(
-                writer(write, rx, inflight_tx, closed.clone(), addr.to_owned())
-                    .instrument(tracing::Span::current()),
+                writer(write, rx, inflight_tx, io.clone(), config.idle_timeout).instrument(tracing::Span::current()),
             );
-            tokio::spawn(
-                reader(
-                    read,
-                    inflight_rx,
-                    closed.clone(),
-                    addr.to_owned(),
-                    config.max_response_size,
-                )
-                .instrument(tracing::Span::current()),
-            );
+            tokio::spawn(reader(read, inflight_rx, io, config.max_response_size).instrument(tracing::Span::current()));
             let mut conn = Connection {
                 inner: Arc::new(Inner {
                     addr: addr.to_owned(),
@@ -147,6 +194,7 @@ impl Connection {
                     next_correlation_id: AtomicI32::new(0),
                     versions: NegotiatedVersions::from_response(&ApiVersionsResponse::default()),
                     closed,
+                    counters,
                 }),
             };
             let versions = conn.negotiate().await?;
@@ -188,9 +236,7 @@ impl Connection {
                     .find(|k| k.api_key == ApiKey::ApiVersions as i16)
                     .map_or(0, |k| k.max_version)
                     .clamp(0, 2);
-                let (frame, id) = self
-                    .send_frame_id(&ApiVersionsRequest::default(), max)
-                    .await?;
+                let (frame, id) = self.send_frame_id(&ApiVersionsRequest::default(), max).await?;
                 frame::decode_response::<ApiVersionsRequest>(frame, max, id)?
             }
         };
@@ -209,6 +255,11 @@ impl Connection {
     /// Versions negotiated with this broker, and its finalized features.
     pub fn versions(&self) -> &NegotiatedVersions {
         &self.inner.versions
+    }
+
+    /// Counters of this connection.
+    pub fn metrics(&self) -> ConnectionMetrics {
+        self.inner.counters.snapshot()
     }
 
     /// The connection failed or was closed; every further request fails.
@@ -239,19 +290,19 @@ impl Connection {
     /// Sends `request` at `version` (which the caller checked the broker supports).
     ///
     /// Cancellation-safe (see the module docs). Fails after `request.timeout.ms`.
-    pub async fn send_version<R: ApiRequest>(
-        &self,
-        request: &R,
-        version: i16,
-    ) -> Result<R::Response> {
+    pub async fn send_version<R: ApiRequest>(&self, request: &R, version: i16) -> Result<R::Response> {
         let started = Instant::now();
-        let (frame, id) = self.send_frame_id(request, version).await?;
-        let resp = frame::decode_response::<R>(frame, version, id)
-            .map_err(|e| Error::from(e).with_context(format!("broker {}", self.inner.addr)));
+        let sent = self.send_frame_id(request, version).await;
+        let resp = sent.and_then(|(frame, id)| {
+            frame::decode_response::<R>(frame, version, id)
+                .map_err(|e| Error::from(e).with_context(format!("broker {}", self.inner.addr)))
+        });
+        if resp.is_err() {
+            self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
         trace!(
             api = api_name(R::API),
             version,
-            correlation_id = id,
             latency_us = started.elapsed().as_micros() as u64,
             ok = resp.is_ok(),
             "response"
@@ -273,27 +324,13 @@ impl Connection {
     }
 
     fn encode<R: ApiRequest>(&self, request: &R, version: i16) -> Result<(BytesMut, i32)> {
-        let id = self
-            .inner
-            .next_correlation_id
-            .fetch_add(1, Ordering::Relaxed)
-            & i32::MAX;
+        let id = self.inner.next_correlation_id.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let mut buf = BytesMut::new();
-        frame::encode_request(
-            &mut buf,
-            version,
-            id,
-            Some(&self.inner.config.client_id),
-            request,
-        )?;
+        frame::encode_request(&mut buf, version, id, Some(&self.inner.config.client_id), request)?;
         Ok((buf, id))
     }
 
-    async fn send_frame_id<R: ApiRequest>(
-        &self,
-        request: &R,
-        version: i16,
-    ) -> Result<(Bytes, i32)> {
+    async fn send_frame_id<R: ApiRequest>(&self, request: &R, version: i16) -> Result<(Bytes, i32)> {
         let (buf, id) = self.encode(request, version)?;
         let (reply_tx, reply_rx) = oneshot::channel();
         let timeout = self.inner.config.request_timeout;
@@ -325,42 +362,64 @@ impl Connection {
     }
 }
 
+/// What the writer and reader tasks share.
+#[derive(Clone)]
+struct Io {
+    closed: watch::Sender<Option<String>>,
+    addr: String,
+    counters: Arc<Counters>,
+    epoch: Instant,
+}
+
 async fn writer(
     mut write: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     inflight: mpsc::UnboundedSender<(i32, Reply)>,
-    closed: watch::Sender<Option<String>>,
-    addr: String,
+    io: Io,
+    idle_timeout: Duration,
 ) {
-    let mut closed_rx = closed.subscribe();
+    let mut closed_rx = io.closed.subscribe();
+    let c = &io.counters;
+    c.touch(io.epoch);
     loop {
+        // Idle: nothing outstanding and no traffic for `connections.max.idle.ms`.
+        let last = Duration::from_millis(c.last_activity_ms.load(Ordering::Relaxed));
+        let idle_at = io.epoch + last + idle_timeout;
         let out = tokio::select! {
             out = rx.recv() => out,
             _ = closed_rx.wait_for(Option::is_some) => None,
+            _ = tokio::time::sleep_until(idle_at.into()) => {
+                let idle = c.inflight.load(Ordering::Relaxed) == 0
+                    && io.epoch.elapsed() >= Duration::from_millis(c.last_activity_ms.load(Ordering::Relaxed)) + idle_timeout;
+                if idle {
+                    io.closed.send_replace(Some(format!("idle for {idle_timeout:?}")));
+                    break;
+                }
+                continue;
+            }
         };
         let Some(out) = out else { break };
         if let Some(slot) = out.reply {
+            c.inflight.fetch_add(1, Ordering::Relaxed);
             if inflight.send(slot).is_err() {
                 break;
             }
         }
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        c.bytes_out.fetch_add(out.frame.len() as u64, Ordering::Relaxed);
+        c.touch(io.epoch);
         if let Err(e) = write.write_all(&out.frame).await {
-            closed.send_replace(Some(format!("write failed: {e}")));
-            debug!(broker = %addr, error = %e, "write failed");
+            io.closed.send_replace(Some(format!("write failed: {e}")));
+            debug!(broker = %io.addr, error = %e, "write failed");
             break;
         }
     }
     let _ = write.shutdown().await;
 }
 
-async fn reader(
-    mut read: OwnedReadHalf,
-    mut inflight: mpsc::UnboundedReceiver<(i32, Reply)>,
-    closed: watch::Sender<Option<String>>,
-    addr: String,
-    max: usize,
-) {
-    let mut closed_rx = closed.subscribe();
+async fn reader(mut read: OwnedReadHalf, mut inflight: mpsc::UnboundedReceiver<(i32, Reply)>, io: Io, max: usize) {
+    let mut closed_rx = io.closed.subscribe();
+    let c = &io.counters;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let reason = 'conn: loop {
         loop {
@@ -369,6 +428,9 @@ async fn reader(
                     let Ok((id, reply)) = inflight.try_recv() else {
                         break 'conn "a response arrived with no request outstanding".to_owned();
                     };
+                    c.inflight.fetch_sub(1, Ordering::Relaxed);
+                    c.responses.fetch_add(1, Ordering::Relaxed);
+                    c.touch(io.epoch);
                     let actual = frame::response_correlation_id(&frame).unwrap_or(-1);
                     if actual != id {
                         let _ = reply.send(Err(strom_protocol::WireError::CorrelationMismatch {
@@ -376,9 +438,7 @@ async fn reader(
                             actual,
                         }
                         .into()));
-                        break 'conn format!(
-                            "correlation id mismatch: expected {id}, got {actual}"
-                        );
+                        break 'conn format!("correlation id mismatch: expected {id}, got {actual}");
                     }
                     // The caller may have given up (dropped its future): discard quietly.
                     let _ = reply.send(Ok(frame));
@@ -390,20 +450,22 @@ async fn reader(
         buf.reserve(frame::frame_bytes_missing(&buf).max(64 * 1024));
         tokio::select! {
             r = read.read_buf(&mut buf) => match r {
-                Ok(0) => break 'conn "the broker closed the connection".to_owned(),
-                Ok(_) => {}
+                Ok(0) if buf.is_empty() => break 'conn "the broker closed the connection".to_owned(),
+                Ok(0) => break 'conn format!("the broker closed the connection inside a frame ({} bytes of it read)", buf.len()),
+                Ok(n) => { c.bytes_in.fetch_add(n as u64, Ordering::Relaxed); }
                 Err(e) => break 'conn format!("read failed: {e}"),
             },
             _ = closed_rx.wait_for(Option::is_some) => break 'conn String::new(),
         }
     };
-    let reason = closed.borrow().clone().unwrap_or(reason);
-    closed.send_replace(Some(reason.clone()));
-    debug!(broker = %addr, %reason, "connection closed");
+    let reason = io.closed.borrow().clone().unwrap_or(reason);
+    io.closed.send_replace(Some(reason.clone()));
+    debug!(broker = %io.addr, %reason, "connection closed");
     inflight.close();
     while let Ok((_, reply)) = inflight.try_recv() {
+        c.inflight.fetch_sub(1, Ordering::Relaxed);
         let _ = reply.send(Err(Error::new(Kind::Closed {
-            addr: addr.clone(),
+            addr: io.addr.clone(),
             reason: Some(reason.clone()),
         })));
     }

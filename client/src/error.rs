@@ -19,22 +19,13 @@ pub struct Error {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Kind {
     #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("timed out after {after:?} {what}")]
     Timeout { what: String, after: Duration },
     #[error("I/O error on the connection to {addr}: {source}")]
-    Io {
-        addr: String,
-        source: std::io::Error,
-    },
+    Io { addr: String, source: std::io::Error },
     #[error("connection to {addr} closed{}", .reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
-    Closed {
-        addr: String,
-        reason: Option<String>,
-    },
+    Closed { addr: String, reason: Option<String> },
     #[error("protocol error: {0}")]
     Wire(#[from] WireError),
     #[error("{0}")]
@@ -49,10 +40,7 @@ pub(crate) enum Kind {
 
 impl Error {
     pub(crate) fn new(kind: Kind) -> Self {
-        Error {
-            kind,
-            context: None,
-        }
+        Error { kind, context: None }
     }
 
     /// An error for a Kafka error code.
@@ -98,9 +86,7 @@ impl Error {
     /// Trying again (after a backoff, possibly on a new connection) may succeed.
     pub fn is_retriable(&self) -> bool {
         match &self.kind {
-            Kind::Connect { .. } | Kind::Timeout { .. } | Kind::Io { .. } | Kind::Closed { .. } => {
-                true
-            }
+            Kind::Connect { .. } | Kind::Timeout { .. } | Kind::Io { .. } | Kind::Closed { .. } => true,
             Kind::Kafka(code) => code.is_retriable(),
             _ => false,
         }
@@ -136,10 +122,7 @@ impl Error {
 
     /// The connection this error came from is no longer usable.
     pub fn is_connection_error(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Connect { .. } | Kind::Io { .. } | Kind::Closed { .. }
-        )
+        matches!(self.kind, Kind::Connect { .. } | Kind::Io { .. } | Kind::Closed { .. })
     }
 }
 
@@ -171,10 +154,7 @@ mod tests {
         assert!(e.to_string().ends_with("(topic t partition 0)"), "{e}");
         let e = Error::kafka(ErrorCode::ProducerFenced);
         assert!(e.is_fatal() && !e.is_retriable());
-        let e = Error::timeout(
-            "waiting for Metadata from 127.0.0.1:9092",
-            Duration::from_secs(3),
-        );
+        let e = Error::timeout("waiting for Metadata from 127.0.0.1:9092", Duration::from_secs(3));
         assert!(e.is_timeout() && e.is_retriable());
         assert_eq!(
             e.to_string(),

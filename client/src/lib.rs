@@ -15,11 +15,11 @@ mod connection;
 mod error;
 
 pub use admin::{
-    Admin, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, ListedOffset,
-    NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
+    Admin, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, ListedOffset, NewTopic,
+    OffsetSpec, PartitionOffsets, TopicDescription,
 };
-pub use client::{BrokerInfo, Client, ClusterMetadata, PartitionInfo, TopicInfo};
+pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{parse_properties, ClientConfig, SecurityProtocol};
-pub use connection::{Connection, ConnectionConfig};
+pub use connection::{Connection, ConnectionConfig, ConnectionMetrics};
 pub use error::{Error, Result};
 pub use strom_protocol as protocol;
