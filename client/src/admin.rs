@@ -317,7 +317,36 @@ impl Admin {
                 format!("topic {}", r.name.0.as_str())
             })?;
         }
-        Ok(())
+        // KRaft brokers learn of the topic asynchronously: return once it is usable.
+        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        self.wait_for_metadata("created topics to appear", &names, |t| {
+            t.is_some_and(|t| !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0))
+        })
+        .await
+    }
+
+    /// Polls metadata of `names` until `ready` holds for each, or `default.api.timeout.ms`.
+    async fn wait_for_metadata(
+        &self,
+        what: &str,
+        names: &[&str],
+        ready: impl Fn(Option<&crate::client::TopicInfo>) -> bool,
+    ) -> Result<()> {
+        let cfg = self.client.config();
+        let deadline = std::time::Instant::now() + cfg.default_api_timeout;
+        loop {
+            let md = self.client.refresh_metadata(Some(names)).await?;
+            if names.iter().all(|n| ready(md.topic(n))) {
+                return Ok(());
+            }
+            if std::time::Instant::now() + cfg.retry_backoff >= deadline {
+                return Err(Error::timeout(
+                    format!("waiting for {what} ({})", names.join(", ")),
+                    cfg.default_api_timeout,
+                ));
+            }
+            tokio::time::sleep(cfg.retry_backoff).await;
+        }
     }
 
     /// Deletes topics by name; fails on the first topic the broker refused, naming it.
@@ -347,7 +376,8 @@ impl Admin {
             check(r.error_code, r.error_message.as_ref(), || format!("topic {name}"))?;
             self.client.invalidate_topic(&name);
         }
-        Ok(())
+        self.wait_for_metadata("deleted topics to disappear", names, |t| t.is_none())
+            .await
     }
 
     /// Names of all topics, sorted; internal topics only when asked for.
@@ -385,7 +415,9 @@ impl Admin {
             .with_timeout_ms(self.timeout_ms())
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(topic_name(topic))
-                .with_count(total)]);
+                .with_count(total)
+                // Null: the broker places the new partitions ([] would mean "none given").
+                .with_assignments(None)]);
         let resp = self
             .client
             .with_retries("CreatePartitions", || async { self.any().await?.send(&req).await })
@@ -396,7 +428,11 @@ impl Admin {
             })?;
         }
         self.client.invalidate_topic(topic);
-        Ok(())
+        let want = usize::try_from(total).unwrap_or(0);
+        self.wait_for_metadata("new partitions to appear", &[topic], |t| {
+            t.is_some_and(|t| t.partitions.len() >= want && t.partitions.iter().all(|p| p.leader >= 0))
+        })
+        .await
     }
 
     /// The cluster id, controller and brokers (DescribeCluster).
@@ -489,6 +525,19 @@ impl Admin {
     /// ListOffsets for partitions of one topic (all partitions when `partitions` is empty),
     /// one request per partition leader.
     pub async fn list_offsets(&self, topic: &str, partitions: &[i32], spec: OffsetSpec) -> Result<Vec<ListedOffset>> {
+        // A topic or partition that fresh metadata does not know fails at once, as in Java's
+        // admin client; only leader movements are retried.
+        let md = self.client.refresh_metadata(Some(&[topic])).await?;
+        let info = md
+            .topic(topic)
+            .ok_or_else(|| Error::kafka(ErrorCode::UnknownTopicOrPartition).with_context(format!("topic {topic}")))?;
+        if let Some(missing) = partitions
+            .iter()
+            .find(|p| !info.partitions.iter().any(|i| i.partition == **p))
+        {
+            return Err(Error::kafka(ErrorCode::UnknownTopicOrPartition)
+                .with_context(format!("topic {topic} partition {missing}")));
+        }
         self.client
             .with_retries("ListOffsets", || async {
                 let info = self.client.topic(topic).await?;
@@ -497,13 +546,6 @@ impl Admin {
                     .iter()
                     .filter(|p| partitions.is_empty() || partitions.contains(&p.partition))
                     .collect();
-                if let Some(missing) = partitions
-                    .iter()
-                    .find(|p| !info.partitions.iter().any(|i| i.partition == **p))
-                {
-                    return Err(Error::kafka(ErrorCode::UnknownTopicOrPartition)
-                        .with_context(format!("topic {topic} partition {missing}")));
-                }
                 let mut by_leader: BTreeMap<i32, Vec<&PartitionInfo>> = BTreeMap::new();
                 for p in wanted {
                     by_leader.entry(p.leader).or_default().push(p);

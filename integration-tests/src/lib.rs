@@ -70,19 +70,14 @@ fn parse_env(text: &str) -> HashMap<String, String> {
                 .and_then(|v| v.strip_suffix('\''))
                 .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
                 .unwrap_or(v);
-            (
-                k.trim().trim_start_matches("export ").to_owned(),
-                v.to_owned(),
-            )
+            (k.trim().trim_start_matches("export ").to_owned(), v.to_owned())
         })
         .collect()
 }
 
 fn start() -> Broker {
     if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-        let env = std::env::vars()
-            .filter(|(k, _)| k.starts_with("STROM_"))
-            .collect();
+        let env = std::env::vars().filter(|(k, _)| k.starts_with("STROM_")).collect();
         return Broker { bootstrap, env };
     }
     let missing: Vec<_> = ["java", "mvn"].into_iter().filter(|t| !have(t)).collect();
@@ -95,11 +90,10 @@ fn start() -> Broker {
     );
     let script = repo_root().join("scripts").join("kafka");
     let dir = cache_dir();
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     let lock_path = dir.join("harness.lock");
-    let lock = std::fs::File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+    let lock =
+        std::fs::File::create(&lock_path).unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
     lock.lock_exclusive()
         .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
     let up = Command::new(&script).arg("up").output();
@@ -131,6 +125,77 @@ fn start() -> Broker {
 pub fn broker() -> &'static Broker {
     static BROKER: OnceLock<Broker> = OnceLock::new();
     BROKER.get_or_init(start)
+}
+
+/// A broker of its own for a test that stops or kills it (so the shared broker other tests
+/// use is never disturbed). Stopped on drop.
+#[derive(Debug)]
+pub struct PrivateBroker {
+    /// Port base: PLAINTEXT on this port.
+    pub port_base: u16,
+    /// PLAINTEXT bootstrap address.
+    pub bootstrap: String,
+}
+
+impl PrivateBroker {
+    fn run(&self, action: &str) -> std::process::Output {
+        let script = repo_root().join("scripts").join("kafka");
+        let out = Command::new(&script)
+            .arg(action)
+            .env("STROM_KAFKA_PORT_BASE", self.port_base.to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success() || action == "down",
+            "`scripts/kafka {action}` (port base {}) failed: {}{}",
+            self.port_base,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Starts a broker with PLAINTEXT on `port_base` (all its ports are `port_base..+5`).
+    pub fn start(port_base: u16) -> Self {
+        // Resolving jars needs Java and Maven; the shared broker's checks say what is missing.
+        let _ = broker();
+        let b = PrivateBroker {
+            port_base,
+            bootstrap: format!("127.0.0.1:{port_base}"),
+        };
+        b.run("up");
+        b
+    }
+
+    /// `scripts/kafka up` again (a fresh broker after a kill or a stop).
+    pub fn up(&self) {
+        self.run("up");
+    }
+
+    /// SIGKILLs the broker process (a crash, not a clean shutdown).
+    pub fn kill(&self) {
+        let env = parse_env(&String::from_utf8_lossy(&self.run("env").stdout));
+        let state = env.get("STROM_KAFKA_STATE_DIR").cloned().unwrap_or_default();
+        let pid_file = Path::new(&state).join("kafka.pid");
+        let pid =
+            std::fs::read_to_string(&pid_file).unwrap_or_else(|e| panic!("cannot read {}: {e}", pid_file.display()));
+        let status = Command::new("kill").arg("-9").arg(pid.trim()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -9 {} failed", pid.trim());
+        // Wait until the port stops answering.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&self.bootstrap).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("broker on {} still answers after kill -9", self.bootstrap);
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.run("down");
+    }
 }
 
 /// A topic name no other test (in this or another process, or an earlier run) uses.

@@ -12,8 +12,7 @@ use strom_protocol::messages::delete_topics_request::DeleteTopicState;
 use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use strom_protocol::messages::{
-    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest, MetadataRequest,
-    ProduceRequest, TopicName,
+    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
 };
 use strom_protocol::record_batch::{BatchBuilder, BatchHeader, Batches, DecodeOptions, NewRecord};
 use strom_protocol::{Compression, ErrorCode};
@@ -34,8 +33,7 @@ fn records(codec: Compression) -> Vec<Expect> {
     (0..50)
         .map(|i| Expect {
             key: (i % 5 != 0).then(|| format!("key-{i}").into_bytes()),
-            value: (i % 7 != 3)
-                .then(|| format!("{codec} value {i} {}", "x".repeat(i * 3)).into_bytes()),
+            value: (i % 7 != 3).then(|| format!("{codec} value {i} {}", "x".repeat(i * 3)).into_bytes()),
             // Timestamps days apart in one batch (delta > 2^31 ms needs a varlong).
             ts: 1_600_000_000_000 + (i as i64) * 3 * 86_400_000,
             headers: if i % 2 == 0 {
@@ -54,20 +52,12 @@ async fn create_produce_fetch_round_trip() {
         .await
         .unwrap();
     let v = conn.versions();
-    for api in [
-        ApiKey::Metadata,
-        ApiKey::CreateTopics,
-        ApiKey::Produce,
-        ApiKey::Fetch,
-    ] {
+    for api in [ApiKey::Metadata, ApiKey::CreateTopics, ApiKey::Produce, ApiKey::Fetch] {
         v.version(api).unwrap_or_else(|e| panic!("{e}"));
     }
 
     // Metadata for all topics names the broker we connected to.
-    let md = conn
-        .send(&MetadataRequest::default().with_topics(None))
-        .await
-        .unwrap();
+    let md = conn.send(&MetadataRequest::default().with_topics(None)).await.unwrap();
     assert_eq!(md.brokers.len(), 1, "{md:?}");
     assert_eq!(
         format!("{}:{}", md.brokers[0].host.as_str(), md.brokers[0].port),
@@ -95,14 +85,26 @@ async fn create_produce_fetch_round_trip() {
     );
     let topic_id = result.topic_id;
 
-    // Metadata for the new topic: 2 partitions, both led by our broker.
-    let md = conn
-        .send(&MetadataRequest::default().with_topics(Some(vec![
-                strom_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                    .with_name(Some(name(&topic))),
-            ])))
-        .await
-        .unwrap();
+    // Metadata for the new topic: 2 partitions, both led by our broker. KRaft brokers learn
+    // of a new topic asynchronously, so poll (bounded) until the leaders are there.
+    let md_req = MetadataRequest::default().with_topics(Some(vec![
+        strom_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(name(&topic))),
+    ]));
+    let started = std::time::Instant::now();
+    let md = loop {
+        let md = conn.send(&md_req).await.unwrap();
+        let ready = md.topics[0].error_code == 0
+            && md.topics[0].partitions.len() == 2
+            && md.topics[0].partitions.iter().all(|p| p.leader_id.0 >= 0);
+        if ready {
+            break md;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "topic never got leaders: {md:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(md.topics[0].partitions.len(), 2);
     assert_eq!(md.topics[0].topic_id, topic_id);
 
@@ -230,15 +232,10 @@ async fn create_produce_fetch_round_trip() {
     // DeleteTopics v6 names topics in `topics`; older versions in `topic_names`.
     let delete = DeleteTopicsRequest::default().with_timeout_ms(30_000);
     let delete = if conn.versions().version(ApiKey::DeleteTopics).unwrap() >= 6 {
-        delete.with_topics(vec![
-            DeleteTopicState::default().with_name(Some(name(&topic)))
-        ])
+        delete.with_topics(vec![DeleteTopicState::default().with_name(Some(name(&topic)))])
     } else {
         delete.with_topic_names(vec![name(&topic)])
     };
     let deleted = conn.send(&delete).await.unwrap();
-    assert_eq!(
-        ErrorCode::from(deleted.responses[0].error_code),
-        ErrorCode::None
-    );
+    assert_eq!(ErrorCode::from(deleted.responses[0].error_code), ErrorCode::None);
 }

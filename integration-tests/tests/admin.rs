@@ -1,0 +1,130 @@
+//! Every Admin call against the real broker.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use strom_client::protocol::ErrorCode;
+use strom_client::{Admin, ClientConfig, ConfigResource, NewTopic, OffsetSpec};
+use strom_integration_tests::{broker, unique_topic};
+
+async fn admin() -> Admin {
+    Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap()
+}
+
+#[tokio::test]
+async fn topics_configs_partitions_and_offsets() {
+    let admin = admin().await;
+    let topic = unique_topic("admin");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 2)
+            .replication_factor(1)
+            .config("retention.ms", "3600000")])
+        .await
+        .unwrap();
+    // Creating it again names the topic and the Kafka error.
+    let err = admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::TopicAlreadyExists));
+    assert!(err.to_string().contains(&topic), "{err}");
+
+    assert!(admin.list_topics(false).await.unwrap().contains(&topic));
+    assert!(!admin
+        .list_topics(false)
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.starts_with("__")));
+    let d = admin.describe_topics(&[&topic]).await.unwrap().remove(0);
+    assert_eq!(d.partitions.len(), 2);
+    assert!(d.partitions.iter().all(|p| p.leader == 1 && p.replicas == [1]));
+    assert!(!d.topic_id.is_nil());
+
+    // Configs: the one we set, then alter and delete.
+    let res = ConfigResource::Topic(topic.clone());
+    let get = |entries: &[strom_client::ConfigEntry], k: &str| entries.iter().find(|e| e.name == k).cloned().unwrap();
+    let entries = admin.describe_configs(&res).await.unwrap();
+    assert_eq!(get(&entries, "retention.ms").value.as_deref(), Some("3600000"));
+    assert!(!get(&entries, "retention.ms").is_default);
+    admin
+        .alter_configs(
+            &res,
+            &[("retention.ms", Some("7200000")), ("cleanup.policy", Some("compact"))],
+        )
+        .await
+        .unwrap();
+    let entries = admin.describe_configs(&res).await.unwrap();
+    assert_eq!(get(&entries, "retention.ms").value.as_deref(), Some("7200000"));
+    assert_eq!(get(&entries, "cleanup.policy").value.as_deref(), Some("compact"));
+    admin.alter_configs(&res, &[("cleanup.policy", None)]).await.unwrap();
+    let entries = admin.describe_configs(&res).await.unwrap();
+    assert_eq!(get(&entries, "cleanup.policy").value.as_deref(), Some("delete"));
+    let err = admin
+        .alter_configs(&res, &[("no.such.config", Some("1"))])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::InvalidConfig), "{err}");
+    let broker_cfg = admin.describe_configs(&ConfigResource::Broker(1)).await.unwrap();
+    assert_eq!(
+        get(&broker_cfg, "transaction.max.timeout.ms").value.as_deref(),
+        Some("7200000")
+    );
+
+    // Partition count change is visible through the client's metadata.
+    admin.create_partitions(&topic, 3).await.unwrap();
+    assert_eq!(admin.client().topic(&topic).await.unwrap().partitions.len(), 3);
+    let err = admin.create_partitions(&topic, 2).await.unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::InvalidPartitions), "{err}");
+
+    // Offsets of an empty topic.
+    let offs = admin.partition_offsets(&topic).await.unwrap();
+    assert_eq!(offs.len(), 3);
+    assert!(offs.iter().all(|o| o.earliest == 0 && o.latest == 0));
+    let ts = admin
+        .list_offsets(&topic, &[1], OffsetSpec::Timestamp(0))
+        .await
+        .unwrap();
+    assert_eq!((ts.len(), ts[0].partition, ts[0].offset), (1, 1, -1));
+    let err = admin.list_offsets(&topic, &[9], OffsetSpec::Latest).await.unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::UnknownTopicOrPartition));
+    assert!(err.to_string().contains("partition 9"), "{err}");
+
+    let (cluster_id, controller, brokers) = admin.describe_cluster().await.unwrap();
+    assert!(!cluster_id.is_empty());
+    assert_eq!(brokers.len(), 1);
+    assert_eq!(brokers[0].addr(), broker().bootstrap);
+    assert!(controller >= 0);
+
+    admin.delete_topics(&[&topic]).await.unwrap();
+    let err = admin.describe_topics(&[&topic]).await.unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::UnknownTopicOrPartition));
+    assert!(err.to_string().contains(&topic));
+    let err = admin.delete_topics(&[&topic]).await.unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::UnknownTopicOrPartition));
+}
+
+#[tokio::test]
+async fn groups_offsets_and_lag() {
+    let admin = admin().await;
+    let topic = unique_topic("groups");
+    let group = unique_topic("group");
+    admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap();
+    admin
+        .alter_group_offsets(&group, &topic, &[(0, 5), (1, 7)])
+        .await
+        .unwrap();
+
+    let listed = admin.list_groups().await.unwrap();
+    let g = listed.iter().find(|g| g.group_id == group).expect("group listed");
+    assert_eq!(g.state, "Empty");
+    let d = admin.describe_group(&group).await.unwrap();
+    assert_eq!(d.state, "Empty");
+    assert!(d.members.is_empty());
+    let offsets = admin.group_offsets(&group).await.unwrap();
+    assert_eq!(offsets.get(&(topic.clone(), 0)), Some(&5));
+    assert_eq!(offsets.get(&(topic.clone(), 1)), Some(&7));
+
+    admin.delete_groups(&[&group]).await.unwrap();
+    assert!(admin.group_offsets(&group).await.unwrap().is_empty());
+    assert!(!admin.list_groups().await.unwrap().iter().any(|g| g.group_id == group));
+    let err = admin.delete_groups(&[&group]).await.unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::GroupIdNotFound), "{err}");
+    assert!(err.to_string().contains(&group));
+    admin.delete_topics(&[&topic]).await.unwrap();
+}
