@@ -86,10 +86,7 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
                     }
                 );
             }
-            let configs = admin
-                .describe_configs(&ConfigResource::Topic(topic))
-                .await
-                .map_err(e)?;
+            let configs = admin.describe_configs(&ConfigResource::Topic(topic)).await.map_err(e)?;
             for c in configs.iter().filter(|c| !c.is_default) {
                 println!(
                     "  config {}={}",
@@ -158,10 +155,7 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
                 d.group_id, d.state, d.protocol_type, d.protocol
             );
             for m in &d.members {
-                println!(
-                    "  member {} client {} host {}",
-                    m.member_id, m.client_id, m.client_host
-                );
+                println!("  member {} client {} host {}", m.member_id, m.client_id, m.client_host);
                 for (t, ps) in &m.assignment {
                     println!("    {t} {ps:?}");
                 }

@@ -49,13 +49,7 @@ enum Reset {
     Latest,
 }
 
-fn write_format(
-    out: &mut impl Write,
-    fmt: &str,
-    topic: &str,
-    partition: i32,
-    r: &Record,
-) -> std::io::Result<()> {
+fn write_format(out: &mut impl Write, fmt: &str, topic: &str, partition: i32, r: &Record) -> std::io::Result<()> {
     let mut chars = fmt.as_bytes().iter().copied().peekable();
     while let Some(c) = chars.next() {
         match (c, chars.peek().copied()) {
@@ -106,11 +100,7 @@ struct PartitionState {
     delivered: Option<i64>,
 }
 
-pub(crate) async fn run(
-    config: ClientConfig,
-    rest: Vec<(String, String)>,
-    args: ConsumeArgs,
-) -> Result<(), String> {
+pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ConsumeArgs) -> Result<(), String> {
     let mut reset = Reset::Earliest;
     let mut opts = DecodeOptions::default();
     let mut isolation = args.isolation.clone();
@@ -120,11 +110,7 @@ pub(crate) async fn run(
                 reset = match v.as_str() {
                     "earliest" => Reset::Earliest,
                     "latest" => Reset::Latest,
-                    _ => {
-                        return Err(format!(
-                            "auto.offset.reset={v:?}: expected earliest or latest"
-                        ))
-                    }
+                    _ => return Err(format!("auto.offset.reset={v:?}: expected earliest or latest")),
                 }
             }
             "check.crcs" => opts.check_crcs = v != "false",
@@ -172,15 +158,9 @@ pub(crate) async fn run(
             }
         }
         "committed" => {
-            let group = args
-                .group
-                .as_deref()
-                .ok_or("--from committed needs --group")?;
+            let group = args.group.as_deref().ok_or("--from committed needs --group")?;
             let committed = admin.group_offsets(group).await.map_err(e)?;
-            let fallback = admin
-                .list_offsets(&topic, &[], reset_spec)
-                .await
-                .map_err(e)?;
+            let fallback = admin.list_offsets(&topic, &[], reset_spec).await.map_err(e)?;
             for o in fallback {
                 let c = committed.get(&(topic.clone(), o.partition)).copied();
                 start.insert(o.partition, c.unwrap_or(o.offset));
@@ -190,10 +170,7 @@ pub(crate) async fn run(
             let ms: i64 = ts[1..]
                 .parse()
                 .map_err(|_| format!("--from {ts}: expected @TIMESTAMP_MS"))?;
-            let latest = admin
-                .list_offsets(&topic, &[], OffsetSpec::Latest)
-                .await
-                .map_err(e)?;
+            let latest = admin.list_offsets(&topic, &[], OffsetSpec::Latest).await.map_err(e)?;
             for o in admin
                 .list_offsets(&topic, &[], OffsetSpec::Timestamp(ms))
                 .await
@@ -207,9 +184,9 @@ pub(crate) async fn run(
             }
         }
         n => {
-            let off: i64 = n.parse().map_err(|_| {
-                format!("--from {n}: expected earliest, latest, committed, OFFSET or @TIMESTAMP_MS")
-            })?;
+            let off: i64 = n
+                .parse()
+                .map_err(|_| format!("--from {n}: expected earliest, latest, committed, OFFSET or @TIMESTAMP_MS"))?;
             for p in &info.partitions {
                 start.insert(p.partition, off);
             }
@@ -230,11 +207,7 @@ pub(crate) async fn run(
         .collect();
     if args.until_end {
         // The end a read_committed reader can reach is the last stable offset.
-        for o in admin
-            .list_offsets(&topic, &[], OffsetSpec::Latest)
-            .await
-            .map_err(e)?
-        {
+        for o in admin.list_offsets(&topic, &[], OffsetSpec::Latest).await.map_err(e)? {
             if let Some(s) = states.get_mut(&o.partition) {
                 s.end = Some(o.offset);
             }
@@ -247,10 +220,7 @@ pub(crate) async fn run(
     let mut last_commit = Instant::now();
     let done = |states: &BTreeMap<i32, PartitionState>, written: u64| {
         args.count.is_some_and(|c| written >= c)
-            || (args.until_end
-                && states
-                    .values()
-                    .all(|s| s.end.is_some_and(|end| s.position >= end)))
+            || (args.until_end && states.values().all(|s| s.end.is_some_and(|end| s.position >= end)))
     };
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -271,10 +241,7 @@ pub(crate) async fn run(
                 continue;
             }
             let conn = client.broker(leader).await.map_err(e)?;
-            let v = conn
-                .versions()
-                .version(ApiKey::Fetch)
-                .map_err(|x| x.to_string())?;
+            let v = conn.versions().version(ApiKey::Fetch).map_err(|x| x.to_string())?;
             let mut ft = FetchTopic::default().with_partitions(
                 parts
                     .iter()
@@ -348,8 +315,7 @@ pub(crate) async fn run(
                     let mut aborted = aborted.into_iter().peekable();
                     let mut aborting: HashSet<i64> = HashSet::new();
                     for batch in Batches::new(pd.records.unwrap_or_default(), opts) {
-                        let batch =
-                            batch.map_err(|x| format!("topic {topic} partition {p}: {x}"))?;
+                        let batch = batch.map_err(|x| format!("topic {topic} partition {p}: {x}"))?;
                         if batch.next_offset() <= state.position {
                             continue;
                         }
@@ -373,19 +339,15 @@ pub(crate) async fn run(
                             state.position = batch.next_offset();
                             continue;
                         }
-                        let skip = read_committed
-                            && batch.is_transactional()
-                            && aborting.contains(&batch.producer_id());
+                        let skip =
+                            read_committed && batch.is_transactional() && aborting.contains(&batch.producer_id());
                         if !skip {
                             for r in batch
                                 .records(&opts)
                                 .map_err(|x| format!("topic {topic} partition {p}: {x}"))?
                             {
-                                let r =
-                                    r.map_err(|x| format!("topic {topic} partition {p}: {x}"))?;
-                                if r.offset < state.position
-                                    || state.end.is_some_and(|end| r.offset >= end)
-                                {
+                                let r = r.map_err(|x| format!("topic {topic} partition {p}: {x}"))?;
+                                if r.offset < state.position || state.end.is_some_and(|end| r.offset >= end) {
                                     continue;
                                 }
                                 if args.count.is_some_and(|c| written >= c) {

@@ -63,14 +63,11 @@ enum Command {
 fn config(cli: &Cli) -> Result<(ClientConfig, Vec<(String, String)>), String> {
     let mut props: Vec<(String, String)> = Vec::new();
     if let Some(path) = &cli.properties_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         props.extend(parse_properties(&text));
     }
     for p in &cli.property {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| format!("-X {p}: expected key=value"))?;
+        let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected key=value"))?;
         props.push((k.trim().to_owned(), v.trim().to_owned()));
     }
     let mut c = ClientConfig {
@@ -122,10 +119,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("strom: cannot start the runtime: {e}");

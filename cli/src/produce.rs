@@ -84,9 +84,8 @@ fn settings(rest: &[(String, String)], args: &ProduceArgs) -> Result<Settings, S
         other => return Err(format!("acks={other:?}: expected all, 1 or 0")),
     };
     if let Some(c) = compression {
-        s.compression = Compression::from_name(&c).ok_or_else(|| {
-            format!("compression={c:?}: expected none, gzip, snappy, lz4 or zstd")
-        })?;
+        s.compression = Compression::from_name(&c)
+            .ok_or_else(|| format!("compression={c:?}: expected none, gzip, snappy, lz4 or zstd"))?;
     }
     Ok(s)
 }
@@ -103,9 +102,7 @@ impl Sender {
     async fn send(&self, partition: i32, batch: Bytes) -> Result<i64, Error> {
         let req = ProduceRequest::default()
             .with_acks(self.acks)
-            .with_timeout_ms(
-                i32::try_from(self.client.config().request_timeout.as_millis()).unwrap_or(i32::MAX),
-            )
+            .with_timeout_ms(i32::try_from(self.client.config().request_timeout.as_millis()).unwrap_or(i32::MAX))
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(self.topic.clone())))
                 .with_partition_data(vec![PartitionProduceData::default()
@@ -137,18 +134,13 @@ impl Sender {
                     .as_ref()
                     .map(|m| format!(": {}", m.as_str()))
                     .unwrap_or_default();
-                Err(Error::kafka(code)
-                    .with_context(format!("topic {} partition {partition}{msg}", self.topic)))
+                Err(Error::kafka(code).with_context(format!("topic {} partition {partition}{msg}", self.topic)))
             })
             .await
     }
 }
 
-pub(crate) async fn run(
-    config: ClientConfig,
-    rest: Vec<(String, String)>,
-    args: ProduceArgs,
-) -> Result<(), String> {
+pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ProduceArgs) -> Result<(), String> {
     let s = settings(&rest, &args)?;
     if args.transactional_id.is_some() {
         return Err("--transactional-id: transactions are not implemented in strom yet".into());
@@ -162,14 +154,11 @@ pub(crate) async fn run(
                 .ok_or_else(|| format!("--header {h}: expected key=value"))
         })
         .collect::<Result<_, _>>()?;
-    let header_refs: Vec<(&str, Option<&[u8]>)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), Some(v.as_slice())))
-        .collect();
+    let header_refs: Vec<(&str, Option<&[u8]>)> =
+        headers.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))).collect();
     let client = Client::connect(config).await.map_err(|e| e.to_string())?;
     let info = client.topic(&args.topic).await.map_err(|e| e.to_string())?;
-    let partitions =
-        u32::try_from(info.partitions.len()).map_err(|_| "too many partitions".to_string())?;
+    let partitions = u32::try_from(info.partitions.len()).map_err(|_| "too many partitions".to_string())?;
     if partitions == 0 {
         return Err(format!("topic {} has no partitions", args.topic));
     }
@@ -212,8 +201,7 @@ pub(crate) async fn run(
             }
         }
         let (key, value): (Option<&[u8]>, &[u8]) = match &args.key_delimiter {
-            Some(d) if !d.is_empty() => match line.windows(d.len()).position(|w| w == d.as_bytes())
-            {
+            Some(d) if !d.is_empty() => match line.windows(d.len()).position(|w| w == d.as_bytes()) {
                 Some(i) => (Some(&line[..i]), &line[i + d.len()..]),
                 None => (None, &line[..]),
             },
@@ -227,8 +215,7 @@ pub(crate) async fn run(
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let b = builders[partition as usize]
-            .get_or_insert_with(|| BatchBuilder::new(header, 64 * 1024));
+        let b = builders[partition as usize].get_or_insert_with(|| BatchBuilder::new(header, 64 * 1024));
         b.append(&NewRecord {
             timestamp: now,
             key,
@@ -262,11 +249,7 @@ pub(crate) async fn run(
     eprintln!(
         "produced {records} records ({bytes} bytes) to {} in {secs:.2}s{}",
         args.topic,
-        if s.acks == 0 {
-            " (acks=0: not acknowledged)"
-        } else {
-            ""
-        }
+        if s.acks == 0 { " (acks=0: not acknowledged)" } else { "" }
     );
     Ok(())
 }
