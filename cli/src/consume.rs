@@ -207,7 +207,11 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         .collect();
     if args.until_end {
         // The end a read_committed reader can reach is the last stable offset.
-        for o in admin.list_offsets(&topic, &[], OffsetSpec::Latest).await.map_err(e)? {
+        for o in admin
+            .list_offsets_isolated(&topic, &[], OffsetSpec::Latest, read_committed)
+            .await
+            .map_err(e)?
+        {
             if let Some(s) = states.get_mut(&o.partition) {
                 s.end = Some(o.offset);
             }

@@ -29,16 +29,16 @@ use crate::config::ClientConfig;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 
-fn s(v: &str) -> StrBytes {
+pub(crate) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
 }
 
-fn topic_name(v: &str) -> TopicName {
+pub(crate) fn topic_name(v: &str) -> TopicName {
     TopicName(s(v))
 }
 
 /// Fails with the code, naming the resource and the broker's message.
-fn check(code: i16, message: Option<&StrBytes>, resource: impl FnOnce() -> String) -> Result<()> {
+pub(crate) fn check(code: i16, message: Option<&StrBytes>, resource: impl FnOnce() -> String) -> Result<()> {
     let code = ErrorCode::from(code);
     if code.is_ok() {
         return Ok(());
@@ -525,6 +525,18 @@ impl Admin {
     /// ListOffsets for partitions of one topic (all partitions when `partitions` is empty),
     /// one request per partition leader.
     pub async fn list_offsets(&self, topic: &str, partitions: &[i32], spec: OffsetSpec) -> Result<Vec<ListedOffset>> {
+        self.list_offsets_isolated(topic, partitions, spec, false).await
+    }
+
+    /// [`Admin::list_offsets`] with an isolation level: under `read_committed` the latest
+    /// offset is the last stable offset (the start of the first open transaction).
+    pub async fn list_offsets_isolated(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        spec: OffsetSpec,
+        read_committed: bool,
+    ) -> Result<Vec<ListedOffset>> {
         // A topic or partition that fresh metadata does not know fails at once, as in Java's
         // admin client; only leader movements are retried.
         let md = self.client.refresh_metadata(Some(&[topic])).await?;
@@ -558,6 +570,7 @@ impl Admin {
                     }
                     let req = ListOffsetsRequest::default()
                         .with_replica_id(BrokerId(-1))
+                        .with_isolation_level(i8::from(read_committed))
                         .with_topics(vec![ListOffsetsTopic::default()
                             .with_name(topic_name(topic))
                             .with_partitions(

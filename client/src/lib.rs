@@ -9,17 +9,21 @@
 //! future never corrupts a connection.
 
 mod admin;
+mod admin_txn;
 mod client;
 mod config;
 mod connection;
 mod error;
+mod scram;
 
 pub use admin::{
     Admin, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, ListedOffset, NewTopic,
     OffsetSpec, PartitionOffsets, TopicDescription,
 };
+pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};
 pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{parse_properties, ClientConfig, SecurityProtocol};
 pub use connection::{Connection, ConnectionConfig, ConnectionMetrics};
 pub use error::{Error, Result};
+pub use scram::{ScramMechanism, ScramUser};
 pub use strom_protocol as protocol;

@@ -80,7 +80,10 @@ async fn dropped_requests_never_desynchronise_the_connection() {
     assert!(!conn.is_closed());
     // Responses come in order: once this one is back, every earlier (possibly abandoned)
     // response has been read and discarded.
-    let last = conn.send(&MetadataRequest::default().with_topics(Some(vec![]))).await.unwrap();
+    let last = conn
+        .send(&MetadataRequest::default().with_topics(Some(vec![])))
+        .await
+        .unwrap();
     assert!(last.topics.is_empty() && last.brokers.len() == 1);
     let m = conn.metrics();
     assert_eq!(m.requests, m.responses, "{m:?}");

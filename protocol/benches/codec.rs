@@ -12,12 +12,10 @@ use std::hint::black_box;
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_protocol::records::{
-    Compression as KpCompression, Record as KpRecord, RecordBatchDecoder, RecordBatchEncoder,
-    RecordEncodeOptions, TimestampType as KpTimestampType,
+    Compression as KpCompression, Record as KpRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType as KpTimestampType,
 };
-use strom_protocol::record_batch::{
-    BatchBuilder, BatchHeader, BatchView, DecodeOptions, NewRecord,
-};
+use strom_protocol::record_batch::{BatchBuilder, BatchHeader, BatchView, DecodeOptions, NewRecord};
 use strom_protocol::Compression;
 
 const N: usize = 1000;
@@ -139,19 +137,13 @@ fn bench(c: &mut Criterion) {
 
         let mut g = c.benchmark_group(format!("encode/{codec}"));
         g.throughput(Throughput::Bytes((N * VALUE) as u64));
-        g.bench_function("strom", |b| {
-            b.iter(|| strom_encode(black_box(&values), codec))
-        });
-        g.bench_function("kafka-protocol", |b| {
-            b.iter(|| kp_encode(black_box(&kp_recs), codec))
-        });
+        g.bench_function("strom", |b| b.iter(|| strom_encode(black_box(&values), codec)));
+        g.bench_function("kafka-protocol", |b| b.iter(|| kp_encode(black_box(&kp_recs), codec)));
         g.finish();
 
         let mut g = c.benchmark_group(format!("decode/{codec}"));
         g.throughput(Throughput::Bytes((N * VALUE) as u64));
-        g.bench_function("strom", |b| {
-            b.iter(|| strom_decode(black_box(&ours), &opts))
-        });
+        g.bench_function("strom", |b| b.iter(|| strom_decode(black_box(&ours), &opts)));
         g.bench_function("kafka-protocol", |b| b.iter(|| kp_decode(black_box(&ours))));
         g.finish();
     }

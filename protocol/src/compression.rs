@@ -91,9 +91,7 @@ impl std::fmt::Display for Compression {
 }
 
 /// xerial snappy stream header: magic, version 1, compatible version 1.
-const XERIAL_HEADER: [u8; 16] = [
-    0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1,
-];
+const XERIAL_HEADER: [u8; 16] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
 /// Input bytes per xerial block (`SnappyOutputStream` default block size).
 const XERIAL_BLOCK: usize = 32 * 1024;
 
@@ -186,9 +184,7 @@ fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
         snappy_raw(input, limit, &mut out)?;
         return Ok(out);
     };
-    blocks = blocks
-        .get(8..)
-        .ok_or(WireError::Truncated("snappy stream header"))?;
+    blocks = blocks.get(8..).ok_or(WireError::Truncated("snappy stream header"))?;
     while !blocks.is_empty() {
         let (len, rest) = blocks
             .split_first_chunk::<4>()
@@ -230,9 +226,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> Vec<u8> {
-        (0..200_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect()
+        (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
     }
 
     #[test]
@@ -262,10 +256,7 @@ mod tests {
             assert!(out.len() < 4 << 20, "{codec}: {}", out.len());
             assert_eq!(
                 decompress(codec, &out, 1 << 20),
-                Err(WireError::DecompressionLimit {
-                    codec,
-                    limit: 1 << 20
-                }),
+                Err(WireError::DecompressionLimit { codec, limit: 1 << 20 }),
                 "{codec}"
             );
         }
@@ -279,13 +270,8 @@ mod tests {
         let len = i32::from_be_bytes(out[16..20].try_into().unwrap()) as usize;
         assert_eq!(out.len(), 20 + len);
         // Raw snappy (no xerial header) is read too.
-        let raw = snap::raw::Encoder::new()
-            .compress_vec(b"raw block")
-            .unwrap();
-        assert_eq!(
-            &decompress(Compression::Snappy, &raw, 100).unwrap()[..],
-            b"raw block"
-        );
+        let raw = snap::raw::Encoder::new().compress_vec(b"raw block").unwrap();
+        assert_eq!(&decompress(Compression::Snappy, &raw, 100).unwrap()[..], b"raw block");
     }
 
     #[test]
@@ -309,10 +295,7 @@ mod tests {
                 let _ = decompress(codec, junk, 1 << 16);
             }
         }
-        assert_eq!(
-            Compression::from_id(7),
-            Err(WireError::UnknownCompression(7))
-        );
+        assert_eq!(Compression::from_id(7), Err(WireError::UnknownCompression(7)));
     }
 
     proptest! {

@@ -236,13 +236,7 @@ impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ErrorCode::Unknown(code) => write!(f, "UNKNOWN({code}): {}", self.description()),
-            _ => write!(
-                f,
-                "{} ({}): {}",
-                self.name(),
-                self.code(),
-                self.description()
-            ),
+            _ => write!(f, "{} ({}): {}", self.name(), self.code(), self.description()),
         }
     }
 }

@@ -58,6 +58,7 @@ api_requests! {
     AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse,
     EndTxn: EndTxnRequest => EndTxnResponse,
     TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse,
+    WriteTxnMarkers: WriteTxnMarkersRequest => WriteTxnMarkersResponse,
     DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse,
     AlterConfigs: AlterConfigsRequest => AlterConfigsResponse,
     SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse,
@@ -131,9 +132,7 @@ pub fn encode_request<R: ApiRequest>(
         .with_client_id(client_id.map(|c| StrBytes::from_string(c.to_owned())));
     let start = buf.len();
     buf.put_i32(0);
-    header
-        .encode(buf, R::header_version(version))
-        .map_err(malformed)?;
+    header.encode(buf, R::header_version(version)).map_err(malformed)?;
     request.encode(buf, version).map_err(malformed)?;
     let size = i32::try_from(buf.len() - start - 4).map_err(|_| WireError::TooLarge("request"))?;
     buf[start..start + 4].copy_from_slice(&size.to_be_bytes());
@@ -187,10 +186,7 @@ mod tests {
         assert_eq!(split_frame(&mut buf, 100), Ok(None));
         assert_eq!(buf.len(), 5);
         buf.extend_from_slice(b"bcXY");
-        assert_eq!(
-            split_frame(&mut buf, 100),
-            Ok(Some(Bytes::from_static(b"abc")))
-        );
+        assert_eq!(split_frame(&mut buf, 100), Ok(Some(Bytes::from_static(b"abc"))));
         assert_eq!(&buf[..], b"XY");
     }
 
@@ -224,8 +220,7 @@ mod tests {
         // size 20, api key 3, version 4, correlation id 42, client id "strom", topics null,
         // auto-create false
         let expected: &[u8] = &[
-            0, 0, 0, 20, 0, 3, 0, 4, 0, 0, 0, 42, 0, 5, b's', b't', b'r', b'o', b'm', 0xff, 0xff,
-            0xff, 0xff, 0,
+            0, 0, 0, 20, 0, 3, 0, 4, 0, 0, 0, 42, 0, 5, b's', b't', b'r', b'o', b'm', 0xff, 0xff, 0xff, 0xff, 0,
         ];
         assert_eq!(&buf[..], expected);
         // Flexible version: header v2 adds an empty tagged-field section.

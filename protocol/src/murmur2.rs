@@ -58,11 +58,7 @@ mod tests {
         ("foobar", -790332482, 0),
         ("a-little-bit-long-string", -985981536, 1),
         ("a-little-bit-longer-string", -1486304829, 0),
-        (
-            "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-            -58897971,
-            3,
-        ),
+        ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971, 3),
         ("abc", 479470107, 4),
         ("abcd", -1323649548, 5),
         ("abcde", 461995741, 4),
@@ -74,11 +70,7 @@ mod tests {
     fn matches_java_utils_murmur2() {
         for &(key, hash, partition) in JAVA {
             assert_eq!(murmur2(key.as_bytes()), hash, "murmur2({key:?})");
-            assert_eq!(
-                partition_for_key(key.as_bytes(), 7),
-                partition,
-                "partition({key:?})"
-            );
+            assert_eq!(partition_for_key(key.as_bytes(), 7), partition, "partition({key:?})");
         }
         assert_eq!(to_positive(i32::MIN), 0);
         assert_eq!(to_positive(-1), i32::MAX);

@@ -187,8 +187,7 @@ impl BatchView {
 
     /// Offset of the last record.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset()
-            .wrapping_add(i64::from(self.last_offset_delta()))
+        self.base_offset().wrapping_add(i64::from(self.last_offset_delta()))
     }
 
     /// The offset after this batch: where a consumer continues.
@@ -244,8 +243,7 @@ impl BatchView {
             Compression::None => raw,
             codec => compression::decompress(codec, &raw, opts.max_decompressed_size)?,
         };
-        let log_append_time =
-            (self.timestamp_type() == TimestampType::LogAppendTime).then(|| self.max_timestamp());
+        let log_append_time = (self.timestamp_type() == TimestampType::LogAppendTime).then(|| self.max_timestamp());
         Ok(Records {
             data,
             pos: 0,
@@ -264,9 +262,7 @@ impl BatchView {
         }
         match self.records(opts)?.next() {
             Some(record) => ControlRecord::parse(&record?).map(Some),
-            None => Err(WireError::InvalidControlRecord(
-                "control batch without records",
-            )),
+            None => Err(WireError::InvalidControlRecord("control batch without records")),
         }
     }
 }
@@ -284,11 +280,7 @@ pub struct Batches {
 impl Batches {
     /// Batches of `buf`.
     pub fn new(buf: Bytes, opts: DecodeOptions) -> Self {
-        Batches {
-            buf,
-            opts,
-            done: false,
-        }
+        Batches { buf, opts, done: false }
     }
 
     /// Bytes not consumed: a truncated trailing batch, or what followed an error.
@@ -436,17 +428,11 @@ fn read_bytes_field(
         if len == -1 {
             return Ok(None);
         }
-        return Err(WireError::InvalidLength {
-            what,
-            len: len.into(),
-        });
+        return Err(WireError::InvalidLength { what, len: len.into() });
     }
     let len = len as usize;
     if len > cur.len() {
-        return Err(WireError::InvalidLength {
-            what,
-            len: len as i64,
-        });
+        return Err(WireError::InvalidLength { what, len: len as i64 });
     }
     let start = whole_len - cur.len();
     *cur = &cur[len..];
@@ -504,9 +490,7 @@ impl Records {
         let body = self.data.slice(body_start..body_end);
         let mut cur: &[u8] = &body;
         let whole = cur.len();
-        let (_attributes, rest) = cur
-            .split_first()
-            .ok_or(WireError::Truncated("record attributes"))?;
+        let (_attributes, rest) = cur.split_first().ok_or(WireError::Truncated("record attributes"))?;
         cur = rest;
         let ts_delta = get_varlong(&mut cur, "record timestampDelta")?;
         let offset_delta = get_varint(&mut cur, "record offsetDelta")?;
@@ -628,9 +612,7 @@ impl ControlRecord {
                     .as_deref()
                     .ok_or(WireError::InvalidControlRecord("marker without value"))?;
                 let [_, _, e0, e1, e2, e3, ..] = *value else {
-                    return Err(WireError::InvalidControlRecord(
-                        "marker value shorter than 6 bytes",
-                    ));
+                    return Err(WireError::InvalidControlRecord("marker value shorter than 6 bytes"));
                 };
                 Some(i32::from_be_bytes([e0, e1, e2, e3]))
             }
@@ -820,8 +802,7 @@ impl BatchBuilder {
         } else {
             codec = Compression::None;
         }
-        let batch_length = i32::try_from(buf.len() - LOG_OVERHEAD)
-            .map_err(|_| WireError::TooLarge("record batch"))?;
+        let batch_length = i32::try_from(buf.len() - LOG_OVERHEAD).map_err(|_| WireError::TooLarge("record batch"))?;
         let mut attributes = i16::from(codec.id());
         if header.transactional {
             attributes |= TRANSACTIONAL_BIT;

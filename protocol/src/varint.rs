@@ -144,20 +144,11 @@ mod tests {
     #[test]
     fn overflow_is_an_error() {
         let mut s: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert_eq!(
-            get_uvarint(&mut s, "x"),
-            Err(WireError::VarintOverflow("x"))
-        );
+        assert_eq!(get_uvarint(&mut s, "x"), Err(WireError::VarintOverflow("x")));
         let mut s: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0x1f];
-        assert_eq!(
-            get_uvarint(&mut s, "x"),
-            Err(WireError::VarintOverflow("x"))
-        );
+        assert_eq!(get_uvarint(&mut s, "x"), Err(WireError::VarintOverflow("x")));
         let mut s: &[u8] = &[0xff; 11];
-        assert_eq!(
-            get_uvarlong(&mut s, "y"),
-            Err(WireError::VarintOverflow("y"))
-        );
+        assert_eq!(get_uvarlong(&mut s, "y"), Err(WireError::VarintOverflow("y")));
         let mut s: &[u8] = &[0x80, 0x80];
         assert_eq!(get_varint(&mut s, "z"), Err(WireError::Truncated("z")));
         let mut s: &[u8] = &[];

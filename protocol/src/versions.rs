@@ -16,19 +16,15 @@ pub struct ApiRange {
 }
 
 const fn r(api: ApiKey, name: &'static str, min: i16, max: i16) -> ApiRange {
-    ApiRange {
-        api,
-        name,
-        min,
-        max,
-    }
+    ApiRange { api, name, min, max }
 }
 
 /// Every API Strom sends, with the versions it implements.
 ///
 /// Caps below `kafka-protocol`'s maximum are deliberate: Produce v13, OffsetCommit v10 and
 /// OffsetFetch v10 address topics by id (KIP-516); Fetch v18 and ListOffsets v10 and Metadata
-/// v13 change semantics the client does not handle yet. Raise a cap only with the code and a
+/// v13 change semantics the client does not handle yet; AddPartitionsToTxn v4+ is the
+/// broker-to-broker verification form (KIP-890), clients send v3 at most. Raise a cap only with the code and a
 /// broker test for the new version.
 pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::Produce, "Produce", 3, 12),
@@ -50,21 +46,17 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::DeleteTopics, "DeleteTopics", 1, 6),
     r(ApiKey::DeleteRecords, "DeleteRecords", 0, 2),
     r(ApiKey::InitProducerId, "InitProducerId", 0, 5),
-    r(ApiKey::AddPartitionsToTxn, "AddPartitionsToTxn", 0, 5),
+    r(ApiKey::AddPartitionsToTxn, "AddPartitionsToTxn", 0, 3),
     r(ApiKey::AddOffsetsToTxn, "AddOffsetsToTxn", 0, 4),
     r(ApiKey::EndTxn, "EndTxn", 0, 5),
     r(ApiKey::TxnOffsetCommit, "TxnOffsetCommit", 0, 5),
+    r(ApiKey::WriteTxnMarkers, "WriteTxnMarkers", 1, 1),
     r(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
     r(ApiKey::AlterConfigs, "AlterConfigs", 0, 2),
     r(ApiKey::SaslAuthenticate, "SaslAuthenticate", 0, 2),
     r(ApiKey::CreatePartitions, "CreatePartitions", 0, 3),
     r(ApiKey::DeleteGroups, "DeleteGroups", 0, 2),
-    r(
-        ApiKey::IncrementalAlterConfigs,
-        "IncrementalAlterConfigs",
-        0,
-        1,
-    ),
+    r(ApiKey::IncrementalAlterConfigs, "IncrementalAlterConfigs", 0, 1),
     r(ApiKey::OffsetDelete, "OffsetDelete", 0, 0),
     r(
         ApiKey::DescribeUserScramCredentials,
@@ -72,22 +64,12 @@ pub const SUPPORTED: &[ApiRange] = &[
         0,
         0,
     ),
-    r(
-        ApiKey::AlterUserScramCredentials,
-        "AlterUserScramCredentials",
-        0,
-        0,
-    ),
+    r(ApiKey::AlterUserScramCredentials, "AlterUserScramCredentials", 0, 0),
     r(ApiKey::DescribeCluster, "DescribeCluster", 0, 2),
     r(ApiKey::DescribeProducers, "DescribeProducers", 0, 0),
     r(ApiKey::DescribeTransactions, "DescribeTransactions", 0, 0),
     r(ApiKey::ListTransactions, "ListTransactions", 0, 2),
-    r(
-        ApiKey::ConsumerGroupHeartbeat,
-        "ConsumerGroupHeartbeat",
-        0,
-        1,
-    ),
+    r(ApiKey::ConsumerGroupHeartbeat, "ConsumerGroupHeartbeat", 0, 1),
     r(ApiKey::ConsumerGroupDescribe, "ConsumerGroupDescribe", 0, 1),
 ];
 
@@ -106,9 +88,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
 #[non_exhaustive]
 pub enum VersionError {
     /// The broker does not offer the API at all.
-    #[error(
-        "the broker does not support {name} (Strom implements versions {ours_min}..={ours_max})"
-    )]
+    #[error("the broker does not support {name} (Strom implements versions {ours_min}..={ours_max})")]
     NotOfferedByBroker {
         /// API name.
         name: &'static str,
@@ -159,10 +139,7 @@ pub struct FinalizedFeatures {
 impl FinalizedFeatures {
     /// The finalized max level of `name`, 0 when absent.
     pub fn level(&self, name: &str) -> i16 {
-        self.features
-            .iter()
-            .find(|f| f.name == name)
-            .map_or(0, |f| f.max_level)
+        self.features.iter().find(|f| f.name == name).map_or(0, |f| f.max_level)
     }
 
     /// `transaction.version`: 2 means KIP-890 transactions (TV2), 0 or 1 the classic flow.
@@ -227,13 +204,11 @@ impl NegotiatedVersions {
     /// The highest version both sides support.
     pub fn version(&self, api: ApiKey) -> Result<i16, VersionError> {
         let ours = supported(api).ok_or(VersionError::NotImplemented(api as i16))?;
-        let (broker_min, broker_max) =
-            self.broker_range(api)
-                .ok_or(VersionError::NotOfferedByBroker {
-                    name: ours.name,
-                    ours_min: ours.min,
-                    ours_max: ours.max,
-                })?;
+        let (broker_min, broker_max) = self.broker_range(api).ok_or(VersionError::NotOfferedByBroker {
+            name: ours.name,
+            ours_min: ours.min,
+            ours_max: ours.max,
+        })?;
         let hi = ours.max.min(broker_max);
         let lo = ours.min.max(broker_min);
         if hi < lo {

@@ -6,9 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use strom_protocol::record_batch::{
-    BatchBuilder, BatchHeader, BatchView, DecodeOptions, NewRecord,
-};
+use strom_protocol::record_batch::{BatchBuilder, BatchHeader, BatchView, DecodeOptions, NewRecord};
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);

@@ -8,9 +8,7 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use strom_protocol::record_batch::{
-    BatchView, Batches, ControlRecordType, DecodeOptions, Record, TimestampType,
-};
+use strom_protocol::record_batch::{BatchView, Batches, ControlRecordType, DecodeOptions, Record, TimestampType};
 use strom_protocol::WireError;
 
 /// Every captured case; `every_fixture_is_tested` keeps this list and the directory in step.
@@ -166,9 +164,7 @@ fn parse_expect(text: &str) -> Expect {
                             value: bin(args[3]),
                             headers: args[5..]
                                 .chunks(2)
-                                .map(|kv| {
-                                    (bin(kv[0]).expect("header key is never null"), bin(kv[1]))
-                                })
+                                .map(|kv| (bin(kv[0]).expect("header key is never null"), bin(kv[1])))
                                 .collect(),
                         });
                     }
@@ -177,10 +173,7 @@ fn parse_expect(text: &str) -> Expect {
             }
         }
     }
-    assert!(
-        !e.case.is_empty() && !e.batches.is_empty(),
-        "incomplete expectations"
-    );
+    assert!(!e.case.is_empty() && !e.batches.is_empty(), "incomplete expectations");
     assert!(e.capture_start_ms > 0 && e.capture_end_ms >= e.capture_start_ms);
     e
 }
@@ -225,11 +218,7 @@ fn check_record(case: &str, got: &Record, exp: &ExpRecord) {
         .filter(|(k, _)| k == b"h")
         .map(|(_, v)| v.clone())
         .collect();
-    let got_h: Vec<Bin> = got
-        .headers
-        .get_all(b"h")
-        .map(|v| v.map(|v| v.to_vec()))
-        .collect();
+    let got_h: Vec<Bin> = got.headers.get_all(b"h").map(|v| v.map(|v| v.to_vec())).collect();
     assert_eq!(got_h, h, "{at}: get_all(h)");
     assert_eq!(
         got.headers.last(b"h").map(|h| h.value.map(|v| v.to_vec())),
@@ -267,23 +256,11 @@ fn check_batch(case: &str, i: usize, batch: &BatchView, exp: &ExpBatch, e: &Expe
         TimestampType::LogAppendTime => "LogAppendTime",
     };
     assert_eq!(ts_type, exp.timestamp_type, "{at}: timestamp type");
-    assert_eq!(
-        batch.is_transactional(),
-        exp.transactional,
-        "{at}: transactional"
-    );
+    assert_eq!(batch.is_transactional(), exp.transactional, "{at}: transactional");
     assert_eq!(batch.is_control(), exp.control, "{at}: control");
     assert_eq!(batch.producer_id(), exp.producer_id, "{at}: producer id");
-    assert_eq!(
-        batch.producer_epoch(),
-        exp.producer_epoch,
-        "{at}: producer epoch"
-    );
-    assert_eq!(
-        batch.base_sequence(),
-        exp.base_sequence,
-        "{at}: base sequence"
-    );
+    assert_eq!(batch.producer_epoch(), exp.producer_epoch, "{at}: producer epoch");
+    assert_eq!(batch.base_sequence(), exp.base_sequence, "{at}: base sequence");
     assert_eq!(batch.delete_horizon_ms(), None, "{at}: delete horizon");
     match exp.max_timestamp {
         Some(ts) => assert_eq!(batch.max_timestamp(), ts, "{at}: max timestamp"),
@@ -297,16 +274,8 @@ fn check_batch(case: &str, i: usize, batch: &BatchView, exp: &ExpBatch, e: &Expe
     }
 
     let opts = DecodeOptions::default();
-    let records: Vec<Record> = batch
-        .records(&opts)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(
-        records.len() as i32,
-        exp.records_count,
-        "{at}: records read"
-    );
+    let records: Vec<Record> = batch.records(&opts).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(records.len() as i32, exp.records_count, "{at}: records read");
 
     if let Some(ctl) = &exp.control_record {
         assert!(exp.records.is_empty());
@@ -334,11 +303,7 @@ fn check_batch(case: &str, i: usize, batch: &BatchView, exp: &ExpBatch, e: &Expe
     match batch.timestamp_type() {
         TimestampType::CreateTime => {
             // Java's base timestamp is the first record's; the max is over all records.
-            assert_eq!(
-                batch.base_timestamp(),
-                exp.records[0].timestamp,
-                "{at}: base timestamp"
-            );
+            assert_eq!(batch.base_timestamp(), exp.records[0].timestamp, "{at}: base timestamp");
             let max = exp.records.iter().map(|r| r.timestamp).max().unwrap();
             assert_eq!(batch.max_timestamp(), max, "{at}: max over records");
         }
@@ -395,8 +360,7 @@ fn check_corruption(case: &str) {
         for pos in start + 17..start + size {
             let mut bad = data.to_vec();
             bad[pos] ^= 0xff;
-            let results: Vec<_> =
-                Batches::new(Bytes::from(bad), DecodeOptions::default()).collect();
+            let results: Vec<_> = Batches::new(Bytes::from(bad), DecodeOptions::default()).collect();
             assert_eq!(results.len(), index + 1, "{case}: flipped byte {pos}");
             assert!(results[..index].iter().all(Result::is_ok));
             assert!(
@@ -459,27 +423,13 @@ fn every_fixture_is_tested() {
 /// what it is there to test.
 #[test]
 fn fixtures_cover_the_intended_shapes() {
-    for case in [
-        "none",
-        "gzip",
-        "snappy",
-        "lz4",
-        "zstd",
-        "idempotent",
-        "log-append-time",
-    ] {
+    for case in ["none", "gzip", "snappy", "lz4", "zstd", "idempotent", "log-append-time"] {
         let (_, e) = load(case);
         assert_eq!(e.batches.len(), 1, "{case}: one batch");
         let b = &e.batches[0];
         assert_eq!(b.records.len(), 20, "{case}");
-        assert!(
-            b.records.iter().any(|r| r.key.is_none()),
-            "{case}: null key"
-        );
-        assert!(
-            b.records.iter().any(|r| r.value.is_none()),
-            "{case}: null value"
-        );
+        assert!(b.records.iter().any(|r| r.key.is_none()), "{case}: null key");
+        assert!(b.records.iter().any(|r| r.value.is_none()), "{case}: null value");
         assert!(
             b.records
                 .iter()
@@ -487,9 +437,7 @@ fn fixtures_cover_the_intended_shapes() {
             "{case}: duplicate header keys"
         );
         assert!(
-            b.records
-                .iter()
-                .any(|r| r.headers.iter().any(|(_, v)| v.is_none())),
+            b.records.iter().any(|r| r.headers.iter().any(|(_, v)| v.is_none())),
             "{case}: null header value"
         );
         if b.timestamp_type == "CreateTime" {

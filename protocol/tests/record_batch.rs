@@ -4,8 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
 use strom_protocol::record_batch::{
-    BatchBuilder, BatchHeader, BatchView, Batches, ControlRecord, ControlRecordType, DecodeOptions,
-    NewRecord, Records, TimestampType, BATCH_HEADER_LEN,
+    BatchBuilder, BatchHeader, BatchView, Batches, ControlRecord, ControlRecordType, DecodeOptions, NewRecord, Records,
+    TimestampType, BATCH_HEADER_LEN,
 };
 use strom_protocol::varint::{put_varint, put_varlong};
 use strom_protocol::{Compression, WireError};
@@ -23,11 +23,7 @@ struct Rec {
 fn build(header: BatchHeader, recs: &[Rec]) -> Bytes {
     let mut b = BatchBuilder::new(header, 1024);
     for r in recs {
-        let hs: Vec<(&str, Option<&[u8]>)> = r
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .collect();
+        let hs: Vec<(&str, Option<&[u8]>)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
         let nr = NewRecord {
             timestamp: r.ts,
             key: r.key.as_deref(),
@@ -64,12 +60,7 @@ fn check(batch: &BatchView, recs: &[Rec]) {
 fn rec_strategy() -> impl Strategy<Value = Rec> {
     (
         // Timestamps far apart: deltas beyond 2^31 ms need a varlong (kafka-protocol #158).
-        prop_oneof![
-            Just(0i64),
-            0i64..4_000_000_000_000,
-            Just(i64::MAX / 4),
-            Just(-1i64)
-        ],
+        prop_oneof![Just(0i64), 0i64..4_000_000_000_000, Just(i64::MAX / 4), Just(-1i64)],
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
         proptest::collection::vec(
@@ -148,9 +139,7 @@ fn compression_is_used_when_smaller_and_dropped_when_not() {
         check(&batch, &recs);
     }
     // One record of incompressible data: compressed output is larger, so kept raw.
-    let noise: Vec<u8> = (0..64u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
-        .collect();
+    let noise: Vec<u8> = (0..64u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
     let recs = vec![Rec {
         ts: 5,
         key: None,
@@ -228,10 +217,7 @@ fn several_batches_and_a_truncated_tail() {
     assert_eq!(it.remainder().len(), b.len() - 10);
     // Fewer than 12 bytes left is also just "need more".
     let mut tiny = Bytes::from_static(&[0, 0, 0]);
-    assert_eq!(
-        BatchView::parse(&mut tiny, &DecodeOptions::default()),
-        Ok(None)
-    );
+    assert_eq!(BatchView::parse(&mut tiny, &DecodeOptions::default()), Ok(None));
 }
 
 fn corrupt(mut f: impl FnMut(&mut Vec<u8>)) -> Vec<u8> {
@@ -422,10 +408,7 @@ fn decompression_bomb_is_capped() {
         let batch = BatchView::parse(&mut bytes, &opts).unwrap().unwrap();
         assert_eq!(
             batch.records(&opts).unwrap_err(),
-            WireError::DecompressionLimit {
-                codec,
-                limit: 1 << 20
-            }
+            WireError::DecompressionLimit { codec, limit: 1 << 20 }
         );
     }
 }
@@ -437,10 +420,7 @@ fn unknown_codec_is_an_error() {
         let crc = crc32c::crc32c(&v[21..]);
         v[17..21].copy_from_slice(&crc.to_be_bytes());
     });
-    assert_eq!(
-        parse_err(v, DecodeOptions::default()),
-        WireError::UnknownCompression(7)
-    );
+    assert_eq!(parse_err(v, DecodeOptions::default()), WireError::UnknownCompression(7));
 }
 
 /// A commit marker as the broker writes it: control + transactional batch, one record with
@@ -506,9 +486,7 @@ fn log_append_time_uses_the_max_timestamp() {
     let crc = crc32c::crc32c(&v[21..]);
     v[17..21].copy_from_slice(&crc.to_be_bytes());
     let mut b = Bytes::from(v);
-    let batch = BatchView::parse(&mut b, &DecodeOptions::default())
-        .unwrap()
-        .unwrap();
+    let batch = BatchView::parse(&mut b, &DecodeOptions::default()).unwrap().unwrap();
     assert_eq!(batch.timestamp_type(), TimestampType::LogAppendTime);
     for r in batch.records(&DecodeOptions::default()).unwrap() {
         assert_eq!(r.unwrap().timestamp, 42);
