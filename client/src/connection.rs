@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info_span, trace, Instrument};
+use tracing::{debug, debug_span, info_span, trace, Instrument};
 
 use crate::error::{Error, Kind, Result};
 
@@ -216,7 +216,13 @@ impl Connection {
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("strom"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let (frame, id) = self.send_frame_id(&req, 3).await?;
+        let (buf, id) = self.encode(&req, 3)?;
+        let span =
+            debug_span!("request", api = "ApiVersions", version = 3, broker = %self.inner.addr, correlation_id = id);
+        let frame = self
+            .send_encoded::<ApiVersionsRequest>(buf, id)
+            .instrument(span)
+            .await?;
         let mut body = frame.clone();
         let resp = match frame::decode_response::<ApiVersionsRequest>(frame, 3, id) {
             Ok(r) if r.error_code != ErrorCode::UnsupportedVersion.code() => r,
@@ -292,22 +298,33 @@ impl Connection {
     /// Cancellation-safe (see the module docs). Fails after `request.timeout.ms`.
     pub async fn send_version<R: ApiRequest>(&self, request: &R, version: i16) -> Result<R::Response> {
         let started = Instant::now();
-        let sent = self.send_frame_id(request, version).await;
-        let resp = sent.and_then(|(frame, id)| {
-            frame::decode_response::<R>(frame, version, id)
-                .map_err(|e| Error::from(e).with_context(format!("broker {}", self.inner.addr)))
-        });
-        if resp.is_err() {
-            self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        trace!(
+        let (buf, id) = self.encode(request, version)?;
+        let span = debug_span!(
+            "request",
             api = api_name(R::API),
             version,
-            latency_us = started.elapsed().as_micros() as u64,
-            ok = resp.is_ok(),
-            "response"
+            broker = %self.inner.addr,
+            correlation_id = id,
+            latency_us = tracing::field::Empty,
         );
-        resp
+        async {
+            let resp = self.send_encoded::<R>(buf, id).await.and_then(|frame| {
+                frame::decode_response::<R>(frame, version, id)
+                    .map_err(|e| Error::from(e).with_context(format!("broker {}", self.inner.addr)))
+            });
+            let latency = started.elapsed().as_micros() as u64;
+            tracing::Span::current().record("latency_us", latency);
+            match &resp {
+                Ok(_) => trace!(latency_us = latency, "response"),
+                Err(e) => {
+                    self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    debug!(latency_us = latency, error = %e, "request failed");
+                }
+            }
+            resp
+        }
+        .instrument(span)
+        .await
     }
 
     /// Sends a request that gets no response (Produce with acks=0); returns once queued.
@@ -332,6 +349,11 @@ impl Connection {
 
     async fn send_frame_id<R: ApiRequest>(&self, request: &R, version: i16) -> Result<(Bytes, i32)> {
         let (buf, id) = self.encode(request, version)?;
+        Ok((self.send_encoded::<R>(buf, id).await?, id))
+    }
+
+    /// Queues an encoded request and waits for its response frame.
+    async fn send_encoded<R: ApiRequest>(&self, buf: BytesMut, id: i32) -> Result<Bytes> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let timeout = self.inner.config.request_timeout;
         let what = || format!("waiting for {} from {}", api_name(R::API), self.inner.addr);
@@ -345,7 +367,7 @@ impl Connection {
             Err(_) => return Err(Error::timeout(what(), timeout)),
         }
         match tokio::time::timeout(timeout, reply_rx).await {
-            Ok(Ok(result)) => Ok((result?, id)),
+            Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.closed_error()),
             Err(_) => {
                 self.close(&format!("request timed out after {timeout:?}"));
