@@ -135,6 +135,8 @@ pub struct PrivateBroker {
     pub port_base: u16,
     /// PLAINTEXT bootstrap address.
     pub bootstrap: String,
+    /// Extra environment for `scripts/kafka` (e.g. `KAFKA_VERSION`).
+    env: Vec<(String, String)>,
 }
 
 impl PrivateBroker {
@@ -143,6 +145,7 @@ impl PrivateBroker {
         let out = Command::new(&script)
             .arg(action)
             .env("STROM_KAFKA_PORT_BASE", self.port_base.to_string())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
         assert!(
@@ -157,11 +160,18 @@ impl PrivateBroker {
 
     /// Starts a broker with PLAINTEXT on `port_base` (all its ports are `port_base..+5`).
     pub fn start(port_base: u16) -> Self {
+        Self::start_with(port_base, &[])
+    }
+
+    /// Starts a broker with extra `scripts/kafka` environment, e.g.
+    /// `[("KAFKA_VERSION", "3.9.1")]` or `[("STROM_KAFKA_FORMAT_ARGS", "--feature transaction.version=0")]`.
+    pub fn start_with(port_base: u16, env: &[(&str, &str)]) -> Self {
         // Resolving jars needs Java and Maven; the shared broker's checks say what is missing.
         let _ = broker();
         let b = PrivateBroker {
             port_base,
             bootstrap: format!("127.0.0.1:{port_base}"),
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         };
         b.run("up");
         b

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use strom_client::{Connection, ConnectionConfig};
-use strom_integration_tests::{broker, unique_topic};
+use strom_integration_tests::{broker, unique_topic, PrivateBroker};
 use strom_protocol::message_traits::StrBytes;
 use strom_protocol::messages::create_topics_request::CreatableTopic;
 use strom_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -47,8 +47,19 @@ fn records(codec: Compression) -> Vec<Expect> {
 
 #[tokio::test]
 async fn create_produce_fetch_round_trip() {
-    let broker = broker();
-    let conn = Connection::connect(&broker.bootstrap, ConnectionConfig::default())
+    round_trip(&broker().bootstrap).await;
+}
+
+/// The same round trip against Apache Kafka 3.9.1 (what many production clusters run):
+/// lower API versions negotiated, no KIP-890 features.
+#[tokio::test]
+async fn round_trip_against_kafka_3_9() {
+    let b = PrivateBroker::start_with(19492, &[("KAFKA_VERSION", "3.9.1")]);
+    round_trip(&b.bootstrap).await;
+}
+
+async fn round_trip(bootstrap: &str) {
+    let conn = Connection::connect(bootstrap, ConnectionConfig::default())
         .await
         .unwrap();
     let v = conn.versions();
@@ -61,7 +72,7 @@ async fn create_produce_fetch_round_trip() {
     assert_eq!(md.brokers.len(), 1, "{md:?}");
     assert_eq!(
         format!("{}:{}", md.brokers[0].host.as_str(), md.brokers[0].port),
-        broker.bootstrap
+        bootstrap
     );
 
     let topic = unique_topic("roundtrip");
@@ -130,20 +141,27 @@ async fn create_produce_fetch_round_trip() {
             .unwrap();
         }
         let batch = b.finish().unwrap();
-        let resp = conn
-            .send(
-                &ProduceRequest::default()
-                    .with_acks(-1)
-                    .with_timeout_ms(30_000)
-                    .with_topic_data(vec![TopicProduceData::default()
-                        .with_name(name(&topic))
-                        .with_topic_id(topic_id)
-                        .with_partition_data(vec![PartitionProduceData::default()
-                            .with_index(1)
-                            .with_records(Some(batch))])]),
-            )
-            .await
-            .unwrap();
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(&topic))
+                .with_topic_id(topic_id)
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(1)
+                    .with_records(Some(batch))])]);
+        // A new partition's leader may still answer NOT_LEADER_OR_FOLLOWER for a moment after
+        // Metadata names it (KRaft applies the image to the metadata cache and the replica
+        // manager separately): retriable, nothing was written; retry, bounded.
+        let started = std::time::Instant::now();
+        let resp = loop {
+            let resp = conn.send(&req).await.unwrap();
+            let code = ErrorCode::from(resp.responses[0].partition_responses[0].error_code);
+            if !code.is_retriable() || started.elapsed() > std::time::Duration::from_secs(30) {
+                break resp;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         let p = &resp.responses[0].partition_responses[0];
         assert_eq!(
             ErrorCode::from(p.error_code),
