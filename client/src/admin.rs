@@ -724,37 +724,41 @@ impl Admin {
                         .with_topics(None)
                 };
                 let resp = conn.send(&req).await?;
-                let mut out = BTreeMap::new();
-                if v >= 8 {
+                // Both layouts flattened to (group error, [(topic, partition, offset, error)]).
+                let (group_code, rows): (i16, Vec<(String, i32, i64, i16)>) = if v >= 8 {
+                    let mut code = 0;
+                    let mut rows = Vec::new();
                     for g in resp.groups {
-                        check(g.error_code, None, || format!("group {group}"))?;
+                        code = if code == 0 { g.error_code } else { code };
                         for t in g.topics {
-                            for p in t.partitions {
-                                check(p.error_code, None, || {
-                                    format!(
-                                        "group {group} topic {} partition {}",
-                                        t.name.0.as_str(),
-                                        p.partition_index
-                                    )
-                                })?;
-                                out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
-                            }
+                            let name = t.name.0.to_string();
+                            rows.extend(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| (name.clone(), p.partition_index, p.committed_offset, p.error_code)),
+                            );
                         }
                     }
+                    (code, rows)
                 } else {
-                    check(resp.error_code, None, || format!("group {group}"))?;
+                    let mut rows = Vec::new();
                     for t in resp.topics {
-                        for p in t.partitions {
-                            check(p.error_code, None, || {
-                                format!(
-                                    "group {group} topic {} partition {}",
-                                    t.name.0.as_str(),
-                                    p.partition_index
-                                )
-                            })?;
-                            out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
-                        }
+                        let name = t.name.0.to_string();
+                        rows.extend(
+                            t.partitions
+                                .iter()
+                                .map(|p| (name.clone(), p.partition_index, p.committed_offset, p.error_code)),
+                        );
                     }
+                    (resp.error_code, rows)
+                };
+                check(group_code, None, || format!("group {group}"))?;
+                let mut out = BTreeMap::new();
+                for (topic, partition, offset, code) in rows {
+                    check(code, None, || {
+                        format!("group {group} topic {topic} partition {partition}")
+                    })?;
+                    out.insert((topic, partition), offset);
                 }
                 Ok(out)
             })
