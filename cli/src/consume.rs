@@ -15,7 +15,7 @@ use strom_client::protocol::messages::fetch_request::{FetchPartition, FetchTopic
 use strom_client::protocol::messages::{ApiKey, FetchRequest, TopicName};
 use strom_client::protocol::record_batch::{Batches, ControlRecordType, DecodeOptions, Record};
 use strom_client::protocol::ErrorCode;
-use strom_client::{Admin, ClientConfig, Error, OffsetSpec};
+use strom_client::{Admin, ClientConfig, ConsumerConfig, Error, IsolationLevel, OffsetReset, OffsetSpec};
 
 /// Arguments of `strom consume`.
 #[derive(Debug, clap::Args)]
@@ -35,8 +35,8 @@ pub(crate) struct ConsumeArgs {
     #[arg(long)]
     until_end: bool,
     /// read_committed or read_uncommitted (default).
-    #[arg(long, default_value = "read_uncommitted")]
-    isolation: String,
+    #[arg(long)]
+    isolation: Option<String>,
     /// Output format: %s value, %k key, %t topic, %p partition, %o offset, %T timestamp,
     /// %h headers, %S value size, %K key size, \n, \t, %% (default: "%s\n").
     #[arg(long, default_value = "%s\\n")]
@@ -101,33 +101,33 @@ struct PartitionState {
 }
 
 pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ConsumeArgs) -> Result<(), String> {
-    let mut reset = Reset::Earliest;
-    let mut opts = DecodeOptions::default();
-    let mut isolation = args.isolation.clone();
+    // Java names via -X/-F; the CLI resets to earliest unless told otherwise.
+    let mut cc = ConsumerConfig::from_client(config);
+    cc.auto_offset_reset = OffsetReset::Earliest;
     for (k, v) in &rest {
-        match k.as_str() {
-            "auto.offset.reset" => {
-                reset = match v.as_str() {
-                    "earliest" => Reset::Earliest,
-                    "latest" => Reset::Latest,
-                    _ => return Err(format!("auto.offset.reset={v:?}: expected earliest or latest")),
-                }
-            }
-            "check.crcs" => opts.check_crcs = v != "false",
-            "isolation.level" => isolation = v.clone(),
-            "group.id" | "enable.auto.commit" | "fetch.max.wait.ms" | "max.poll.records" => {}
-            _ => return Err(format!("unknown property {k:?}")),
+        if !cc.set(k, v).map_err(|e| e.to_string())? {
+            return Err(format!("unknown property {k:?}"));
         }
     }
-    let read_committed = match isolation.as_str() {
-        "read_committed" => true,
-        "read_uncommitted" => false,
-        other => {
-            return Err(format!(
-                "--isolation {other:?}: expected read_committed or read_uncommitted"
-            ))
-        }
+    if let Some(isolation) = &args.isolation {
+        cc.set("isolation.level", isolation)
+            .map_err(|e| format!("--isolation: {e}"))?;
+    }
+    if let Some(g) = &args.group {
+        cc.set("group.id", g).map_err(|e| e.to_string())?;
+    }
+    cc.validate().map_err(|e| e.to_string())?;
+    let reset = match cc.auto_offset_reset {
+        OffsetReset::Earliest => Reset::Earliest,
+        OffsetReset::Latest => Reset::Latest,
+        OffsetReset::None => return Err("auto.offset.reset=none is not supported by strom consume".into()),
     };
+    let opts = DecodeOptions {
+        check_crcs: cc.check_crcs,
+        ..Default::default()
+    };
+    let read_committed = cc.isolation_level == IsolationLevel::ReadCommitted;
+    let config = cc.client.clone();
     let admin = Admin::connect(config).await.map_err(|e| e.to_string())?;
     let client = admin.client().clone();
     let topic = args.topic.clone();

@@ -13,8 +13,8 @@ use strom_client::protocol::messages::produce_request::{PartitionProduceData, To
 use strom_client::protocol::messages::{ApiKey, ProduceRequest, TopicName};
 use strom_client::protocol::murmur2::partition_for_key;
 use strom_client::protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
-use strom_client::protocol::{Compression, ErrorCode};
-use strom_client::{Client, ClientConfig, Error};
+use strom_client::protocol::ErrorCode;
+use strom_client::{Acks, Client, ClientConfig, Error, ProducerConfig};
 use tokio::io::AsyncBufReadExt;
 
 /// Arguments of `strom produce`.
@@ -42,52 +42,25 @@ pub(crate) struct ProduceArgs {
     partition: Option<i32>,
 }
 
-struct Settings {
-    acks: i16,
-    compression: Compression,
-    batch_size: usize,
-}
-
-fn settings(rest: &[(String, String)], args: &ProduceArgs) -> Result<Settings, String> {
-    let mut s = Settings {
-        acks: -1,
-        compression: Compression::None,
-        batch_size: 256 * 1024,
-    };
-    let mut acks = args.acks.clone();
-    let mut compression = None;
+/// The producer settings: -X/-F properties by Java name, then the flags. The CLI sends
+/// 1 MiB batches unless `batch.size` is given (it awaits each batch).
+fn settings(config: ClientConfig, rest: &[(String, String)], args: &ProduceArgs) -> Result<ProducerConfig, String> {
+    let mut p = ProducerConfig::from_client(config);
+    p.batch_size = 1 << 20;
     for (k, v) in rest {
-        match k.as_str() {
-            "acks" => acks = v.clone(),
-            "compression.type" => compression = Some(v.clone()),
-            "batch.size" => {
-                s.batch_size = v
-                    .parse()
-                    .map_err(|_| format!("batch.size={v:?}: expected a size in bytes"))?
-            }
-            // Accepted for compatibility with pasted producer configs; no effect here yet.
-            "linger.ms"
-            | "enable.idempotence"
-            | "retries"
-            | "delivery.timeout.ms"
-            | "max.in.flight.requests.per.connection" => {}
-            _ => return Err(format!("unknown property {k:?}")),
+        if !p.set(k, v).map_err(|e| e.to_string())? {
+            return Err(format!("unknown property {k:?}"));
         }
     }
+    p.set("acks", &args.acks).map_err(|e| e.to_string())?;
     if let Some(c) = &args.compression {
-        compression = Some(c.clone());
+        p.set("compression.type", c).map_err(|e| e.to_string())?;
     }
-    s.acks = match acks.as_str() {
-        "all" | "-1" => -1,
-        "1" => 1,
-        "0" => 0,
-        other => return Err(format!("acks={other:?}: expected all, 1 or 0")),
-    };
-    if let Some(c) = compression {
-        s.compression = Compression::from_name(&c)
-            .ok_or_else(|| format!("compression={c:?}: expected none, gzip, snappy, lz4 or zstd"))?;
+    if let Some(t) = &args.transactional_id {
+        p.set("transactional.id", t).map_err(|e| e.to_string())?;
     }
-    Ok(s)
+    p.validate().map_err(|e| e.to_string())?;
+    Ok(p)
 }
 
 struct Sender {
@@ -141,8 +114,8 @@ impl Sender {
 }
 
 pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ProduceArgs) -> Result<(), String> {
-    let s = settings(&rest, &args)?;
-    if args.transactional_id.is_some() {
+    let s = settings(config, &rest, &args)?;
+    if s.transactional_id.is_some() {
         return Err("--transactional-id: transactions are not implemented in strom yet".into());
     }
     let headers: Vec<(String, Vec<u8>)> = args
@@ -156,7 +129,7 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         .collect::<Result<_, _>>()?;
     let header_refs: Vec<(&str, Option<&[u8]>)> =
         headers.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))).collect();
-    let client = Client::connect(config).await.map_err(|e| e.to_string())?;
+    let client = Client::connect(s.client.clone()).await.map_err(|e| e.to_string())?;
     let info = client.topic(&args.topic).await.map_err(|e| e.to_string())?;
     let partitions = u32::try_from(info.partitions.len()).map_err(|_| "too many partitions".to_string())?;
     if partitions == 0 {
@@ -173,7 +146,7 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
     let sender = Sender {
         client,
         topic: args.topic.clone(),
-        acks: s.acks,
+        acks: s.acks.wire(),
     };
     let header = BatchHeader {
         compression: s.compression,
@@ -249,7 +222,11 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
     eprintln!(
         "produced {records} records ({bytes} bytes) to {} in {secs:.2}s{}",
         args.topic,
-        if s.acks == 0 { " (acks=0: not acknowledged)" } else { "" }
+        if s.acks == Acks::None {
+            " (acks=0: not acknowledged)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

@@ -14,6 +14,7 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod role_config;
 mod scram;
 
 pub use admin::{
@@ -25,5 +26,6 @@ pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionIn
 pub use config::{parse_properties, ClientConfig, SecurityProtocol};
 pub use connection::{Connection, ConnectionConfig, ConnectionMetrics};
 pub use error::{Error, Result};
+pub use role_config::{Acks, ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset, ProducerConfig};
 pub use scram::{ScramMechanism, ScramUser};
 pub use strom_protocol as protocol;

@@ -1,0 +1,503 @@
+//! Producer and consumer settings: typed, defaults as the Java client 4.x, every field also
+//! settable by its Java property name. Client-wide keys are delegated to [`ClientConfig`].
+
+use std::time::Duration;
+
+use strom_protocol::Compression;
+
+use crate::config::{parse_ms, parse_num, ClientConfig};
+use crate::error::{Error, Result};
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::config(format!("{key}={v:?}: expected true or false"))),
+    }
+}
+
+/// `acks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// Fire and forget (`0`): no response, no retries.
+    None,
+    /// The leader wrote it (`1`).
+    Leader,
+    /// Every in-sync replica wrote it (`all` / `-1`, default).
+    #[default]
+    All,
+}
+
+impl Acks {
+    /// The wire value.
+    pub fn wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// Producer settings (`ProducerConfig` in Java).
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Shared client settings.
+    pub client: ClientConfig,
+    /// `acks` (all).
+    pub acks: Acks,
+    /// `compression.type` (none).
+    pub compression: Compression,
+    /// `batch.size` in bytes (16384).
+    pub batch_size: usize,
+    /// `linger.ms` (5 ms, the Java 4.x default).
+    pub linger: Duration,
+    /// `buffer.memory` in bytes (32 MiB).
+    pub buffer_memory: usize,
+    /// `max.block.ms`: how long `send` waits for buffer space or metadata (60 s).
+    pub max_block: Duration,
+    /// `max.request.size` in bytes (1 MiB).
+    pub max_request_size: usize,
+    /// `delivery.timeout.ms`: bound from send to acknowledgement (120 s).
+    pub delivery_timeout: Duration,
+    /// `retries` (i32::MAX).
+    pub retries: u32,
+    /// `enable.idempotence` (true).
+    pub enable_idempotence: bool,
+    /// `max.in.flight.requests.per.connection` (5).
+    pub max_in_flight: usize,
+    /// `transactional.id` (none).
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (60 s).
+    pub transaction_timeout: Duration,
+    /// `partitioner.ignore.keys` (false).
+    pub partitioner_ignore_keys: bool,
+    explicit_idempotence: bool,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            client: ClientConfig::default(),
+            acks: Acks::All,
+            compression: Compression::None,
+            batch_size: 16 * 1024,
+            linger: Duration::from_millis(5),
+            buffer_memory: 32 << 20,
+            max_block: Duration::from_secs(60),
+            max_request_size: 1 << 20,
+            delivery_timeout: Duration::from_secs(120),
+            retries: i32::MAX as u32,
+            enable_idempotence: true,
+            max_in_flight: 5,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
+            partitioner_ignore_keys: false,
+            explicit_idempotence: false,
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Defaults over existing client settings.
+    pub fn from_client(client: ClientConfig) -> Self {
+        ProducerConfig {
+            client,
+            ..Default::default()
+        }
+    }
+
+    /// Defaults with these bootstrap servers.
+    pub fn new(bootstrap_servers: impl AsRef<str>) -> Self {
+        ProducerConfig {
+            client: ClientConfig::new(bootstrap_servers),
+            ..Default::default()
+        }
+    }
+
+    /// Sets one property by its Java name; `Ok(false)` when no producer or client key.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+        match key {
+            "acks" => {
+                self.acks = match value.trim() {
+                    "all" | "-1" => Acks::All,
+                    "1" => Acks::Leader,
+                    "0" => Acks::None,
+                    _ => return Err(Error::config(format!("acks={value:?}: expected all, -1, 1 or 0"))),
+                }
+            }
+            "compression.type" => {
+                self.compression = Compression::from_name(value.trim()).ok_or_else(|| {
+                    Error::config(format!(
+                        "compression.type={value:?}: expected none, gzip, snappy, lz4 or zstd"
+                    ))
+                })?
+            }
+            "batch.size" => self.batch_size = parse_num(key, value, "a size in bytes")?,
+            "linger.ms" => self.linger = parse_ms(key, value)?,
+            "buffer.memory" => self.buffer_memory = parse_num(key, value, "a size in bytes")?,
+            "max.block.ms" => self.max_block = parse_ms(key, value)?,
+            "max.request.size" => self.max_request_size = parse_num(key, value, "a size in bytes")?,
+            "delivery.timeout.ms" => self.delivery_timeout = parse_ms(key, value)?,
+            "retries" => self.retries = parse_num(key, value, "a non-negative whole number")?,
+            "enable.idempotence" => {
+                self.enable_idempotence = parse_bool(key, value)?;
+                self.explicit_idempotence = true;
+            }
+            "max.in.flight.requests.per.connection" => {
+                self.max_in_flight = parse_num(key, value, "a positive whole number")?
+            }
+            "transactional.id" => self.transactional_id = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "transaction.timeout.ms" => self.transaction_timeout = parse_ms(key, value)?,
+            "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(key, value)?,
+            // Serializers are the application's types in Rust; accepted so pasted configs work.
+            "key.serializer"
+            | "value.serializer"
+            | "partitioner.class"
+            | "partitioner.adaptive.partitioning.enable"
+            | "partitioner.availability.timeout.ms"
+            | "metadata.max.idle.ms"
+            | "interceptor.classes" => {}
+            _ => return self.client.set(key, value),
+        }
+        Ok(true)
+    }
+
+    /// From Java property names; unknown keys and bad values are errors naming the key.
+    pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let mut c = ProducerConfig::default();
+        for (k, v) in props {
+            if !c.set(k, v)? {
+                return Err(Error::config(format!("unknown producer property {k:?}")));
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the combination, as Java's `ProducerConfig` does: idempotence needs
+    /// `acks=all`, retries and at most 5 requests in flight. When idempotence was not set
+    /// explicitly, a conflicting setting turns it off instead (Java 3.2+ behaviour); a
+    /// transactional id always needs it.
+    pub fn validate(&mut self) -> Result<()> {
+        let conflict = if self.acks != Acks::All {
+            Some("acks must be all")
+        } else if self.max_in_flight > 5 {
+            Some("max.in.flight.requests.per.connection must be at most 5")
+        } else if self.retries == 0 {
+            Some("retries must be above 0")
+        } else {
+            None
+        };
+        if let Some(why) = conflict {
+            if self.transactional_id.is_some() {
+                return Err(Error::config(format!("transactional.id needs idempotence: {why}")));
+            }
+            if self.explicit_idempotence && self.enable_idempotence {
+                return Err(Error::config(format!("enable.idempotence=true: {why}")));
+            }
+            self.enable_idempotence = false;
+        }
+        if self.transactional_id.is_some() && !self.enable_idempotence {
+            return Err(Error::config("transactional.id needs enable.idempotence=true"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(Error::config(
+                "max.in.flight.requests.per.connection must be at least 1",
+            ));
+        }
+        if self.delivery_timeout < self.linger + self.client.request_timeout {
+            return Err(Error::config(format!(
+                "delivery.timeout.ms ({:?}) must be at least linger.ms + request.timeout.ms ({:?})",
+                self.delivery_timeout,
+                self.linger + self.client.request_timeout
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `auto.offset.reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The log start.
+    Earliest,
+    /// The log end (default).
+    #[default]
+    Latest,
+    /// Fail with an error.
+    None,
+}
+
+/// `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Everything up to the high watermark (default).
+    #[default]
+    ReadUncommitted,
+    /// Committed transactional records only, up to the last stable offset.
+    ReadCommitted,
+}
+
+/// `group.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup (default).
+    #[default]
+    Classic,
+    /// KIP-848 ConsumerGroupHeartbeat.
+    Consumer,
+}
+
+/// Consumer settings (`ConsumerConfig` in Java).
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Shared client settings.
+    pub client: ClientConfig,
+    /// `group.id` (none).
+    pub group_id: Option<String>,
+    /// `group.instance.id`: static membership (none).
+    pub group_instance_id: Option<String>,
+    /// `group.protocol` (classic).
+    pub group_protocol: GroupProtocol,
+    /// `partition.assignment.strategy` (range, cooperative-sticky: Java's default list).
+    pub assignment_strategies: Vec<String>,
+    /// `auto.offset.reset` (latest).
+    pub auto_offset_reset: OffsetReset,
+    /// `enable.auto.commit` (true).
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (5 s).
+    pub auto_commit_interval: Duration,
+    /// `isolation.level` (read_uncommitted).
+    pub isolation_level: IsolationLevel,
+    /// `fetch.min.bytes` (1).
+    pub fetch_min_bytes: i32,
+    /// `fetch.max.bytes` (50 MiB).
+    pub fetch_max_bytes: i32,
+    /// `fetch.max.wait.ms` (500 ms).
+    pub fetch_max_wait: Duration,
+    /// `max.partition.fetch.bytes` (1 MiB).
+    pub max_partition_fetch_bytes: i32,
+    /// `max.poll.records` (500).
+    pub max_poll_records: usize,
+    /// `max.poll.interval.ms` (5 min).
+    pub max_poll_interval: Duration,
+    /// `session.timeout.ms` (45 s).
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms` (3 s).
+    pub heartbeat_interval: Duration,
+    /// `check.crcs` (true).
+    pub check_crcs: bool,
+    /// `client.rack` for follower fetching (none).
+    pub client_rack: Option<String>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            client: ClientConfig::default(),
+            group_id: None,
+            group_instance_id: None,
+            group_protocol: GroupProtocol::Classic,
+            assignment_strategies: vec!["range".into(), "cooperative-sticky".into()],
+            auto_offset_reset: OffsetReset::Latest,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            isolation_level: IsolationLevel::ReadUncommitted,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 50 << 20,
+            fetch_max_wait: Duration::from_millis(500),
+            max_partition_fetch_bytes: 1 << 20,
+            max_poll_records: 500,
+            max_poll_interval: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            check_crcs: true,
+            client_rack: None,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Defaults over existing client settings.
+    pub fn from_client(client: ClientConfig) -> Self {
+        ConsumerConfig {
+            client,
+            ..Default::default()
+        }
+    }
+
+    /// Defaults with these bootstrap servers.
+    pub fn new(bootstrap_servers: impl AsRef<str>) -> Self {
+        ConsumerConfig {
+            client: ClientConfig::new(bootstrap_servers),
+            ..Default::default()
+        }
+    }
+
+    /// Sets one property by its Java name; `Ok(false)` when no consumer or client key.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+        let some = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
+        match key {
+            "group.id" => self.group_id = some(value),
+            "group.instance.id" => self.group_instance_id = some(value),
+            "group.protocol" => {
+                self.group_protocol = match value.trim().to_ascii_lowercase().as_str() {
+                    "classic" => GroupProtocol::Classic,
+                    "consumer" => GroupProtocol::Consumer,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "group.protocol={value:?}: expected classic or consumer"
+                        )))
+                    }
+                }
+            }
+            "partition.assignment.strategy" => {
+                let mut out = Vec::new();
+                for s in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    // Java class names are accepted for pasted configs.
+                    let name = match s.rsplit('.').next().unwrap_or(s) {
+                        "RangeAssignor" | "range" => "range",
+                        "RoundRobinAssignor" | "roundrobin" => "roundrobin",
+                        "CooperativeStickyAssignor" | "cooperative-sticky" => "cooperative-sticky",
+                        "StickyAssignor" | "sticky" => "sticky",
+                        _ => {
+                            return Err(Error::config(format!(
+                                "partition.assignment.strategy: {s:?} is not range, roundrobin, sticky or cooperative-sticky"
+                            )))
+                        }
+                    };
+                    out.push(name.to_owned());
+                }
+                if out.is_empty() {
+                    return Err(Error::config("partition.assignment.strategy is empty"));
+                }
+                self.assignment_strategies = out;
+            }
+            "auto.offset.reset" => {
+                self.auto_offset_reset = match value.trim() {
+                    "earliest" => OffsetReset::Earliest,
+                    "latest" => OffsetReset::Latest,
+                    "none" => OffsetReset::None,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "auto.offset.reset={value:?}: expected earliest, latest or none"
+                        )))
+                    }
+                }
+            }
+            "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,
+            "auto.commit.interval.ms" => self.auto_commit_interval = parse_ms(key, value)?,
+            "isolation.level" => {
+                self.isolation_level = match value.trim() {
+                    "read_uncommitted" => IsolationLevel::ReadUncommitted,
+                    "read_committed" => IsolationLevel::ReadCommitted,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "isolation.level={value:?}: expected read_committed or read_uncommitted"
+                        )))
+                    }
+                }
+            }
+            "fetch.min.bytes" => self.fetch_min_bytes = parse_num(key, value, "a size in bytes")?,
+            "fetch.max.bytes" => self.fetch_max_bytes = parse_num(key, value, "a size in bytes")?,
+            "fetch.max.wait.ms" => self.fetch_max_wait = parse_ms(key, value)?,
+            "max.partition.fetch.bytes" => self.max_partition_fetch_bytes = parse_num(key, value, "a size in bytes")?,
+            "max.poll.records" => self.max_poll_records = parse_num(key, value, "a positive whole number")?,
+            "max.poll.interval.ms" => self.max_poll_interval = parse_ms(key, value)?,
+            "session.timeout.ms" => self.session_timeout = parse_ms(key, value)?,
+            "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms(key, value)?,
+            "check.crcs" => self.check_crcs = parse_bool(key, value)?,
+            "client.rack" => self.client_rack = some(value),
+            "key.deserializer"
+            | "value.deserializer"
+            | "interceptor.classes"
+            | "exclude.internal.topics"
+            | "allow.auto.create.topics" => {}
+            _ => return self.client.set(key, value),
+        }
+        Ok(true)
+    }
+
+    /// From Java property names; unknown keys and bad values are errors naming the key.
+    pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let mut c = ConsumerConfig::default();
+        for (k, v) in props {
+            if !c.set(k, v)? {
+                return Err(Error::config(format!("unknown consumer property {k:?}")));
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the combination, as Java's `ConsumerConfig` does.
+    pub fn validate(&self) -> Result<()> {
+        if self.heartbeat_interval >= self.session_timeout {
+            return Err(Error::config(format!(
+                "heartbeat.interval.ms ({:?}) must be lower than session.timeout.ms ({:?})",
+                self.heartbeat_interval, self.session_timeout
+            )));
+        }
+        if self.max_poll_records == 0 {
+            return Err(Error::config("max.poll.records must be at least 1"));
+        }
+        if self.group_instance_id.is_some() && self.group_id.is_none() {
+            return Err(Error::config("group.instance.id needs group.id"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_defaults_and_java_rules() {
+        let c = ProducerConfig::from_properties([("bootstrap.servers", "h:1"), ("linger.ms", "20")]).unwrap();
+        assert!(c.enable_idempotence && c.acks == Acks::All && c.batch_size == 16384);
+        assert_eq!(c.linger, Duration::from_millis(20));
+        // acks=1 without an explicit enable.idempotence turns idempotence off (Java 3.2+).
+        let c = ProducerConfig::from_properties([("acks", "1")]).unwrap();
+        assert!(!c.enable_idempotence);
+        let e = ProducerConfig::from_properties([("acks", "1"), ("enable.idempotence", "true")]).unwrap_err();
+        assert!(e.to_string().contains("acks must be all"), "{e}");
+        let e = ProducerConfig::from_properties([
+            ("transactional.id", "t"),
+            ("max.in.flight.requests.per.connection", "6"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("transactional.id"), "{e}");
+        let e = ProducerConfig::from_properties([("compression.type", "brotli")]).unwrap_err();
+        assert!(e.to_string().contains("zstd"), "{e}");
+        let e = ProducerConfig::from_properties([("delivery.timeout.ms", "1000")]).unwrap_err();
+        assert!(e.to_string().contains("delivery.timeout.ms"), "{e}");
+        let e = ProducerConfig::from_properties([("group.id", "g")]).unwrap_err();
+        assert!(e.to_string().contains("unknown producer property \"group.id\""), "{e}");
+    }
+
+    #[test]
+    fn consumer_defaults_and_java_rules() {
+        let c = ConsumerConfig::from_properties([
+            ("group.id", "g"),
+            ("isolation.level", "read_committed"),
+            (
+                "partition.assignment.strategy",
+                "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+            ),
+            ("request.timeout.ms", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(c.isolation_level, IsolationLevel::ReadCommitted);
+        assert_eq!(c.assignment_strategies, ["cooperative-sticky"]);
+        assert_eq!(c.auto_offset_reset, OffsetReset::Latest);
+        assert_eq!(c.client.request_timeout, Duration::from_secs(1));
+        let e = ConsumerConfig::from_properties([("heartbeat.interval.ms", "50000")]).unwrap_err();
+        assert!(e.to_string().contains("session.timeout.ms"), "{e}");
+        let e = ConsumerConfig::from_properties([("auto.offset.reset", "smallest")]).unwrap_err();
+        assert!(e.to_string().contains("earliest, latest or none"), "{e}");
+        let e = ConsumerConfig::from_properties([("acks", "all")]).unwrap_err();
+        assert!(e.to_string().contains("unknown consumer property \"acks\""), "{e}");
+    }
+}
