@@ -26,12 +26,11 @@ use strom_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use strom_protocol::versions::{api_name, NegotiatedVersions};
 use strom_protocol::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, debug_span, info_span, trace, Instrument};
 
 use crate::error::{Error, Kind, Result};
+use crate::transport::{self, BoxRead, BoxWrite};
 
 /// Settings of one connection (the Java names are in brackets).
 #[derive(Debug, Clone)]
@@ -156,22 +155,7 @@ impl Connection {
     pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection> {
         let span = info_span!("connection", broker = %addr);
         async move {
-            let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
-                .await
-                .map_err(|_| Error::timeout(format!("connecting to {addr}"), config.connect_timeout))?
-                .map_err(|source| {
-                    Error::new(Kind::Connect {
-                        addr: addr.to_owned(),
-                        source,
-                    })
-                })?;
-            stream.set_nodelay(true).map_err(|source| {
-                Error::new(Kind::Io {
-                    addr: addr.to_owned(),
-                    source,
-                })
-            })?;
-            let (read, write) = stream.into_split();
+            let (read, write) = transport::open(addr, &config).await?;
             let (tx, rx) = mpsc::channel::<Outgoing>(64);
             let (inflight_tx, inflight_rx) = mpsc::unbounded_channel::<(i32, Reply)>();
             let (closed, _) = watch::channel(None);
@@ -203,6 +187,9 @@ impl Connection {
                 Some(inner) => inner.versions = versions,
                 None => return Err(Error::other("connection handle shared during negotiation")),
             }
+            // Authentication (SASL) runs over the framed connection, after ApiVersions, as Java's
+            // SaslClientAuthenticator does.
+            transport::authenticate(&conn).await?;
             debug!("connected");
             Ok(conn)
         }
@@ -394,7 +381,7 @@ struct Io {
 }
 
 async fn writer(
-    mut write: OwnedWriteHalf,
+    mut write: BoxWrite,
     mut rx: mpsc::Receiver<Outgoing>,
     inflight: mpsc::UnboundedSender<(i32, Reply)>,
     io: Io,
@@ -439,7 +426,7 @@ async fn writer(
     let _ = write.shutdown().await;
 }
 
-async fn reader(mut read: OwnedReadHalf, mut inflight: mpsc::UnboundedReceiver<(i32, Reply)>, io: Io, max: usize) {
+async fn reader(mut read: BoxRead, mut inflight: mpsc::UnboundedReceiver<(i32, Reply)>, io: Io, max: usize) {
     let mut closed_rx = io.closed.subscribe();
     let c = &io.counters;
     let mut buf = BytesMut::with_capacity(64 * 1024);

@@ -16,6 +16,7 @@ mod connection;
 mod error;
 mod role_config;
 mod scram;
+mod transport;
 
 pub use admin::{
     Admin, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, ListedOffset, NewTopic,
