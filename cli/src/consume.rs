@@ -7,15 +7,12 @@
 //! and on exit, for a group with no active members (as kcat's `-o stored` workflow). The
 //! full consumer with group membership (issue: consumer) replaces this loop.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use strom_client::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use strom_client::protocol::messages::{ApiKey, FetchRequest, TopicName};
-use strom_client::protocol::record_batch::{Batches, ControlRecordType, DecodeOptions, Record};
-use strom_client::protocol::ErrorCode;
-use strom_client::{Admin, ClientConfig, ConsumerConfig, Error, IsolationLevel, OffsetReset, OffsetSpec};
+use strom_client::protocol::record_batch::{DecodeOptions, Record};
+use strom_client::{Admin, ClientConfig, ConsumerConfig, Error, IsolationLevel, OffsetReset, OffsetSpec, TopicReader};
 
 /// Arguments of `strom consume`.
 #[derive(Debug, clap::Args)]
@@ -41,12 +38,6 @@ pub(crate) struct ConsumeArgs {
     /// %h headers, %S value size, %K key size, \n, \t, %% (default: "%s\n").
     #[arg(long, default_value = "%s\\n")]
     format: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reset {
-    Earliest,
-    Latest,
 }
 
 fn write_format(out: &mut impl Write, fmt: &str, topic: &str, partition: i32, r: &Record) -> std::io::Result<()> {
@@ -93,13 +84,6 @@ fn write_format(out: &mut impl Write, fmt: &str, topic: &str, partition: i32, r:
     Ok(())
 }
 
-struct PartitionState {
-    position: i64,
-    end: Option<i64>,
-    /// Position after the last record written out: what a commit stores.
-    delivered: Option<i64>,
-}
-
 pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ConsumeArgs) -> Result<(), String> {
     // Java names via -X/-F; the CLI resets to earliest unless told otherwise.
     let mut cc = ConsumerConfig::from_client(config);
@@ -117,11 +101,6 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         cc.set("group.id", g).map_err(|e| e.to_string())?;
     }
     cc.validate().map_err(|e| e.to_string())?;
-    let reset = match cc.auto_offset_reset {
-        OffsetReset::Earliest => Reset::Earliest,
-        OffsetReset::Latest => Reset::Latest,
-        OffsetReset::None => return Err("auto.offset.reset=none is not supported by strom consume".into()),
-    };
     let opts = DecodeOptions {
         check_crcs: cc.check_crcs,
         ..Default::default()
@@ -140,10 +119,10 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         None => "earliest",
         Some(f) => f,
     };
-    let reset_spec = if reset == Reset::Earliest {
-        OffsetSpec::Earliest
-    } else {
-        OffsetSpec::Latest
+    let reset_spec = match cc.auto_offset_reset {
+        OffsetReset::Earliest => Some(OffsetSpec::Earliest),
+        OffsetReset::Latest => Some(OffsetSpec::Latest),
+        OffsetReset::None => None,
     };
     let mut start: BTreeMap<i32, i64> = BTreeMap::new();
     match spec {
@@ -160,10 +139,20 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         "committed" => {
             let group = args.group.as_deref().ok_or("--from committed needs --group")?;
             let committed = admin.group_offsets(group).await.map_err(e)?;
-            let fallback = admin.list_offsets(&topic, &[], reset_spec).await.map_err(e)?;
-            for o in fallback {
-                let c = committed.get(&(topic.clone(), o.partition)).copied();
-                start.insert(o.partition, c.unwrap_or(o.offset));
+            let fallback = match reset_spec {
+                Some(spec) => admin.list_offsets(&topic, &[], spec).await.map_err(e)?,
+                None => Vec::new(),
+            };
+            for p in &info.partitions {
+                let c = committed.get(&(topic.clone(), p.partition)).copied();
+                let f = fallback.iter().find(|o| o.partition == p.partition).map(|o| o.offset);
+                let o = c.or(f).ok_or_else(|| {
+                    format!(
+                        "group {group} has no committed offset for partition {} (auto.offset.reset=none)",
+                        p.partition
+                    )
+                })?;
+                start.insert(p.partition, o);
             }
         }
         ts if ts.starts_with('@') => {
@@ -192,19 +181,9 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
             }
         }
     }
-    let mut states: BTreeMap<i32, PartitionState> = start
-        .into_iter()
-        .map(|(p, o)| {
-            (
-                p,
-                PartitionState {
-                    position: o,
-                    end: None,
-                    delivered: None,
-                },
-            )
-        })
-        .collect();
+    let mut reader = TopicReader::new(client.clone(), topic.clone(), start, read_committed)
+        .with_reset(cc.auto_offset_reset)
+        .with_decode_options(opts);
     if args.until_end {
         // The end a read_committed reader can reach is the last stable offset.
         for o in admin
@@ -212,191 +191,48 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
             .await
             .map_err(e)?
         {
-            if let Some(s) = states.get_mut(&o.partition) {
-                s.end = Some(o.offset);
-            }
+            reader.set_end(o.partition, o.offset);
         }
     }
-
+    // Offsets after the last record written out, per partition: what a commit stores.
+    let mut delivered: BTreeMap<i32, i64> = BTreeMap::new();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut written = 0u64;
     let mut last_commit = Instant::now();
-    let done = |states: &BTreeMap<i32, PartitionState>, written: u64| {
-        args.count.is_some_and(|c| written >= c)
-            || (args.until_end && states.values().all(|s| s.end.is_some_and(|end| s.position >= end)))
-    };
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    while !done(&states, written) {
-        let info = client.topic(&topic).await.map_err(e)?;
-        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-        for p in &info.partitions {
-            if let Some(s) = states.get(&p.partition) {
-                if s.end.is_none_or(|end| s.position < end) {
-                    by_leader.entry(p.leader).or_default().push(p.partition);
-                }
-            }
+    loop {
+        if args.count.is_some_and(|c| written >= c) || (args.until_end && reader.at_end()) {
+            break;
         }
-        for (leader, parts) in by_leader {
-            if leader < 0 {
-                client.invalidate_topic(&topic);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
+        let records = tokio::select! {
+            r = reader.poll() => r.map_err(e)?,
+            _ = &mut ctrl_c => break,
+        };
+        for (p, r) in records {
+            if args.count.is_some_and(|c| written >= c) {
+                break;
             }
-            let conn = client.broker(leader).await.map_err(e)?;
-            let v = conn.versions().version(ApiKey::Fetch).map_err(|x| x.to_string())?;
-            let mut ft = FetchTopic::default().with_partitions(
-                parts
-                    .iter()
-                    .map(|p| {
-                        FetchPartition::default()
-                            .with_partition(*p)
-                            .with_fetch_offset(states[p].position)
-                            .with_partition_max_bytes(1 << 20)
-                            .with_current_leader_epoch(-1)
-                    })
-                    .collect(),
-            );
-            // Fetch v13+ names topics by id (KIP-516).
-            ft = if v >= 13 {
-                ft.with_topic_id(info.topic_id)
-            } else {
-                ft.with_topic(TopicName(topic.clone().into()))
-            };
-            let req = FetchRequest::default()
-                .with_max_wait_ms(500)
-                .with_min_bytes(1)
-                .with_max_bytes(8 << 20)
-                .with_isolation_level(i8::from(read_committed))
-                .with_session_epoch(-1)
-                .with_topics(vec![ft]);
-            let resp = tokio::select! {
-                r = conn.send(&req) => r.map_err(e)?,
-                _ = &mut ctrl_c => { args_commit(&admin, &args, &topic, &states).await?; return Ok(()); }
-            };
-            let code = ErrorCode::from(resp.error_code);
-            if !code.is_ok() {
-                return Err(Error::kafka(code)
-                    .with_context(format!("Fetch from broker {leader}"))
-                    .to_string());
-            }
-            for t in resp.responses {
-                for pd in t.partitions {
-                    let p = pd.partition_index;
-                    let Some(state) = states.get_mut(&p) else {
-                        continue;
-                    };
-                    match ErrorCode::from(pd.error_code) {
-                        ErrorCode::None => {}
-                        ErrorCode::OffsetOutOfRange => {
-                            let s = if reset == Reset::Earliest {
-                                OffsetSpec::Earliest
-                            } else {
-                                OffsetSpec::Latest
-                            };
-                            let o = admin.list_offsets(&topic, &[p], s).await.map_err(e)?;
-                            state.position = o.first().map_or(0, |o| o.offset);
-                            continue;
-                        }
-                        c if c.is_retriable() => {
-                            client.invalidate_topic(&topic);
-                            continue;
-                        }
-                        c => {
-                            return Err(Error::kafka(c)
-                                .with_context(format!("topic {topic} partition {p}"))
-                                .to_string())
-                        }
-                    }
-                    let mut aborted: Vec<(i64, i64)> = pd
-                        .aborted_transactions
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|a| (a.first_offset, a.producer_id.0))
-                        .collect();
-                    aborted.sort_unstable();
-                    let mut aborted = aborted.into_iter().peekable();
-                    let mut aborting: HashSet<i64> = HashSet::new();
-                    for batch in Batches::new(pd.records.unwrap_or_default(), opts) {
-                        let batch = batch.map_err(|x| format!("topic {topic} partition {p}: {x}"))?;
-                        if batch.next_offset() <= state.position {
-                            continue;
-                        }
-                        if read_committed {
-                            // KIP-98 (Java Fetcher/CompletedFetch): a producer's aborted records
-                            // start at its first offset and end at its ABORT marker.
-                            while let Some(&(first, pid)) = aborted.peek() {
-                                if first > batch.last_offset() {
-                                    break;
-                                }
-                                aborting.insert(pid);
-                                aborted.next();
-                            }
-                        }
-                        if batch.is_control() {
-                            if let Ok(Some(c)) = batch.control_record(&opts) {
-                                if c.kind == ControlRecordType::Abort {
-                                    aborting.remove(&batch.producer_id());
-                                }
-                            }
-                            state.position = batch.next_offset();
-                            continue;
-                        }
-                        let skip =
-                            read_committed && batch.is_transactional() && aborting.contains(&batch.producer_id());
-                        if !skip {
-                            for r in batch
-                                .records(&opts)
-                                .map_err(|x| format!("topic {topic} partition {p}: {x}"))?
-                            {
-                                let r = r.map_err(|x| format!("topic {topic} partition {p}: {x}"))?;
-                                if r.offset < state.position || state.end.is_some_and(|end| r.offset >= end) {
-                                    continue;
-                                }
-                                if args.count.is_some_and(|c| written >= c) {
-                                    break;
-                                }
-                                write_format(&mut out, &args.format, &topic, p, &r)
-                                    .map_err(|x| format!("writing stdout: {x}"))?;
-                                written += 1;
-                                state.position = r.offset + 1;
-                                state.delivered = Some(r.offset + 1);
-                            }
-                        }
-                        if args.count.is_some_and(|c| written >= c) {
-                            break;
-                        }
-                        state.position = state.position.max(batch.next_offset());
-                    }
-                }
-            }
+            write_format(&mut out, &args.format, &topic, p, &r).map_err(|x| format!("writing stdout: {x}"))?;
+            written += 1;
+            delivered.insert(p, r.offset + 1);
         }
         out.flush().map_err(|x| format!("writing stdout: {x}"))?;
         if last_commit.elapsed() >= Duration::from_secs(5) {
-            args_commit(&admin, &args, &topic, &states).await?;
+            commit(&admin, &args, &topic, &delivered).await?;
             last_commit = Instant::now();
         }
     }
     out.flush().map_err(|x| format!("writing stdout: {x}"))?;
-    args_commit(&admin, &args, &topic, &states).await?;
+    commit(&admin, &args, &topic, &delivered).await?;
     Ok(())
 }
 
 /// Commits the offsets of records written out, when consuming with `--group`.
-async fn args_commit(
-    admin: &Admin,
-    args: &ConsumeArgs,
-    topic: &str,
-    states: &BTreeMap<i32, PartitionState>,
-) -> Result<(), String> {
-    let Some(group) = &args.group else {
-        return Ok(());
-    };
-    let offsets: Vec<(i32, i64)> = states
-        .iter()
-        .filter_map(|(p, s)| s.delivered.map(|d| (*p, d)))
-        .collect();
+async fn commit(admin: &Admin, args: &ConsumeArgs, topic: &str, delivered: &BTreeMap<i32, i64>) -> Result<(), String> {
+    let Some(group) = &args.group else { return Ok(()) };
+    let offsets: Vec<(i32, i64)> = delivered.iter().map(|(p, o)| (*p, *o)).collect();
     if offsets.is_empty() {
         return Ok(());
     }

@@ -9,7 +9,7 @@ use strom_protocol::{ErrorCode, WireError};
 ///
 /// Ask it what it means rather than matching on it: [`Error::is_retriable`],
 /// [`Error::is_timeout`], [`Error::is_fatal`], [`Error::kafka_code`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}{}", .context.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
 pub struct Error {
     kind: Kind,
@@ -36,6 +36,40 @@ pub(crate) enum Kind {
     Config(String),
     #[error("{0}")]
     Other(String),
+}
+
+fn clone_io(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
+
+/// One batch's outcome is shared by all its records' delivery futures, so errors clone;
+/// an I/O error clones as its kind and message.
+impl Clone for Kind {
+    fn clone(&self) -> Self {
+        match self {
+            Kind::Connect { addr, source } => Kind::Connect {
+                addr: addr.clone(),
+                source: clone_io(source),
+            },
+            Kind::Timeout { what, after } => Kind::Timeout {
+                what: what.clone(),
+                after: *after,
+            },
+            Kind::Io { addr, source } => Kind::Io {
+                addr: addr.clone(),
+                source: clone_io(source),
+            },
+            Kind::Closed { addr, reason } => Kind::Closed {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            Kind::Wire(e) => Kind::Wire(*e),
+            Kind::Version(e) => Kind::Version(e.clone()),
+            Kind::Kafka(c) => Kind::Kafka(*c),
+            Kind::Config(m) => Kind::Config(m.clone()),
+            Kind::Other(m) => Kind::Other(m.clone()),
+        }
+    }
 }
 
 impl Error {

@@ -14,6 +14,8 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod fetch;
+pub mod producer;
 mod role_config;
 mod scram;
 mod transport;
@@ -27,6 +29,11 @@ pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionIn
 pub use config::{parse_properties, ClientConfig, SecurityProtocol};
 pub use connection::{Connection, ConnectionConfig, ConnectionMetrics};
 pub use error::{Error, Result};
+pub use fetch::{PartitionPosition, TopicReader};
+pub use producer::{
+    abort_lingering, resume_transaction, ConsumerGroupMetadata, DeliveryFuture, Partitioner, PreparedTransaction,
+    Producer, ProducerRecord, RecordMetadata, TransactionalProducer,
+};
 pub use role_config::{Acks, ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset, ProducerConfig};
 pub use scram::{ScramMechanism, ScramUser};
 pub use strom_protocol as protocol;

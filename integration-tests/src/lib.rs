@@ -208,6 +208,17 @@ impl Drop for PrivateBroker {
     }
 }
 
+/// Logs the client's tracing output to stderr when `STROM_TEST_LOG` is set (e.g.
+/// `STROM_TEST_LOG=strom_client=debug`), for debugging a test.
+pub fn init_test_logging() {
+    if let Ok(filter) = std::env::var("STROM_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A topic name no other test (in this or another process, or an earlier run) uses.
 pub fn unique_topic(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

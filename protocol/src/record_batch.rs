@@ -779,6 +779,21 @@ impl BatchBuilder {
         Ok(self.buf.len())
     }
 
+    /// Sets the producer id, epoch, first sequence and transactional flag that
+    /// [`BatchBuilder::finish`] writes (the producer assigns sequences when a batch is sent).
+    pub fn set_producer_state(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+        transactional: bool,
+    ) {
+        self.header.producer_id = producer_id;
+        self.header.producer_epoch = producer_epoch;
+        self.header.base_sequence = base_sequence;
+        self.header.transactional = transactional;
+    }
+
     /// Finishes the batch: compresses the records (kept only if smaller), patches the
     /// header and computes the CRC last.
     pub fn finish(self) -> Result<Bytes, WireError> {
@@ -825,4 +840,24 @@ impl BatchBuilder {
         buf[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
         Ok(buf.freeze())
     }
+}
+
+/// A copy of a finished batch with another producer id, epoch and first sequence, CRC
+/// recomputed: what a producer resends after an epoch bump (KIP-360) renumbers its batches.
+pub fn restamp_producer_state(
+    batch: &[u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<Bytes, WireError> {
+    if batch.len() < BATCH_HEADER_LEN {
+        return Err(WireError::Truncated("record batch header"));
+    }
+    let mut out = BytesMut::from(batch);
+    out[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    out[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    out[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+    out[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+    Ok(out.freeze())
 }

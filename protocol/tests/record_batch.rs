@@ -520,3 +520,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn producer_state_is_set_and_restamped() {
+    use strom_protocol::record_batch::restamp_producer_state;
+    let mut b = BatchBuilder::new(
+        BatchHeader {
+            compression: Compression::Lz4,
+            ..Default::default()
+        },
+        1024,
+    );
+    for r in sample(10) {
+        b.append(&NewRecord {
+            timestamp: r.ts,
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: &[],
+        })
+        .unwrap();
+    }
+    b.set_producer_state(42, 3, 100, true);
+    let bytes = b.finish().unwrap();
+    let mut buf = bytes.clone();
+    let v = BatchView::parse(&mut buf, &DecodeOptions::default()).unwrap().unwrap();
+    assert_eq!(
+        (
+            v.producer_id(),
+            v.producer_epoch(),
+            v.base_sequence(),
+            v.is_transactional()
+        ),
+        (42, 3, 100, true)
+    );
+    let mut again = restamp_producer_state(&bytes, 42, 4, 0).unwrap();
+    let v = BatchView::parse(&mut again, &DecodeOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!((v.producer_epoch(), v.base_sequence(), v.records_count()), (4, 0, 10));
+    assert_eq!(v.records(&DecodeOptions::default()).unwrap().count(), 10);
+    assert!(restamp_producer_state(&bytes[..20], 1, 1, 1).is_err());
+}

@@ -1,0 +1,316 @@
+//! The record accumulator: per-partition batches being filled and batches waiting to be
+//! sent (Java's `RecordAccumulator`).
+//!
+//! `send` encodes each record straight into its partition's open [`BatchBuilder`] (the only
+//! copy of key and value), under a short mutex. A batch is sealed when the next record would
+//! take it past `batch.size`; the sender takes sealed batches, and open ones whose
+//! `linger.ms` has passed or that a flush asked for. `buffer.memory` is a semaphore of bytes,
+//! taken by `send` (waiting up to `max.block.ms`) and given back when the batch completes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strom_protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
+use strom_protocol::Compression;
+use tokio::sync::{Notify, Semaphore};
+
+use super::record::{BatchDone, DeliveryFuture};
+use crate::error::{Error, Result};
+
+/// A batch's records: still a builder, or encoded (then kept for retries).
+#[derive(Debug)]
+pub(crate) enum Body {
+    Open(BatchBuilder),
+    Encoded(Bytes),
+}
+
+/// A batch on its way: sealed in the accumulator, in flight, or queued for a retry.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) done: Arc<BatchDone>,
+    pub(crate) created: Instant,
+    pub(crate) count: u32,
+    /// Bytes of `buffer.memory` held until completion.
+    pub(crate) reserved: u32,
+    pub(crate) body: Body,
+    /// (producer id, epoch, first sequence) once assigned at the first send.
+    pub(crate) seq: Option<(i64, i16, i32)>,
+    pub(crate) attempts: u32,
+}
+
+/// One partition's queue.
+#[derive(Debug, Default)]
+pub(crate) struct PartQueue {
+    pub(crate) open: Option<Batch>,
+    pub(crate) sealed: VecDeque<Batch>,
+}
+
+/// One topic's partitions.
+#[derive(Debug)]
+pub(crate) struct TopicQueues {
+    pub(crate) name: Arc<str>,
+    pub(crate) parts: Vec<PartQueue>,
+    sticky: Option<u32>,
+    next_sticky: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) topics: HashMap<Arc<str>, TopicQueues>,
+    /// Every batch created and not known to be done: what `flush` waits for.
+    outstanding: Vec<Arc<BatchDone>>,
+    /// A flush (or close, or commit) wants open batches sent now.
+    pub(crate) flushing: usize,
+    pub(crate) closed: bool,
+    /// Set when the producer can no longer send (fenced, fatal error): new sends fail with it.
+    pub(crate) fatal: Option<Error>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    state: Mutex<State>,
+    pub(crate) memory: Semaphore,
+    /// Wakes the sender: a batch was sealed, a flush started, or a command arrived.
+    pub(crate) wake: Notify,
+    pub(crate) batch_size: usize,
+    pub(crate) linger: Duration,
+    pub(crate) compression: Compression,
+    max_block: Duration,
+    max_request_size: usize,
+}
+
+/// Upper bound of one record's encoded size inside a batch (for `buffer.memory` and
+/// `max.request.size` checks before encoding).
+pub(crate) fn record_size_bound(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(String, Option<Bytes>)],
+) -> usize {
+    let mut n = 5 + 1 + 10 + 5 + 5 + key.map_or(0, <[u8]>::len) + 5 + value.map_or(0, <[u8]>::len) + 5;
+    for (k, v) in headers {
+        n += 5 + k.len() + 5 + v.as_ref().map_or(0, Bytes::len);
+    }
+    n
+}
+
+impl Accumulator {
+    pub(crate) fn new(
+        batch_size: usize,
+        linger: Duration,
+        compression: Compression,
+        buffer_memory: usize,
+        max_block: Duration,
+        max_request_size: usize,
+    ) -> Self {
+        Accumulator {
+            state: Mutex::new(State::default()),
+            memory: Semaphore::new(buffer_memory.min(Semaphore::MAX_PERMITS)),
+            wake: Notify::new(),
+            batch_size,
+            linger,
+            compression,
+            max_block,
+            max_request_size,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Takes `n` bytes of `buffer.memory`, waiting up to `max.block.ms` (`wait` false: not at
+    /// all). Fails at once for a record larger than `max.request.size` or the whole buffer.
+    pub(crate) async fn reserve(&self, n: usize, wait: bool) -> Result<u32> {
+        if n > self.max_request_size {
+            return Err(
+                Error::kafka(strom_protocol::ErrorCode::MessageTooLarge).with_context(format!(
+                    "the record is {n} bytes when encoded, larger than max.request.size ({})",
+                    self.max_request_size
+                )),
+            );
+        }
+        let n32 = u32::try_from(n).map_err(|_| Error::other("record too large"))?;
+        let acquired = if wait {
+            match tokio::time::timeout(self.max_block, self.memory.acquire_many(n32)).await {
+                Ok(r) => r.map_err(|_| super::record::closed_error())?,
+                Err(_) => {
+                    return Err(Error::timeout(
+                        format!("for {n} bytes of buffer.memory (the producer is sending slower than records arrive)"),
+                        self.max_block,
+                    ))
+                }
+            }
+        } else {
+            self.memory
+                .try_acquire_many(n32)
+                .map_err(|_| Error::other(format!("buffer.memory is full ({n} bytes needed); send() would wait")))?
+        };
+        acquired.forget();
+        Ok(n32)
+    }
+
+    /// Gives memory back when a batch is done.
+    pub(crate) fn release(&self, n: u32) {
+        self.memory.add_permits(n as usize);
+    }
+
+    /// Appends a record whose partition is chosen (`partition` Some) or sticky (None), for a
+    /// topic with `num_partitions` partitions. `reserved` bytes of memory were taken for it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        num_partitions: u32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+        reserved: u32,
+    ) -> Result<DeliveryFuture> {
+        let mut st = self.lock();
+        if let Some(e) = &st.fatal {
+            self.release(reserved);
+            return Err(e.clone());
+        }
+        if st.closed {
+            self.release(reserved);
+            return Err(super::record::closed_error());
+        }
+        let state = &mut *st;
+        let tq = match state.topics.get_mut(topic) {
+            Some(t) => t,
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                state.topics.entry(name.clone()).or_insert(TopicQueues {
+                    name,
+                    parts: Vec::new(),
+                    sticky: None,
+                    next_sticky: 0,
+                })
+            }
+        };
+        if tq.parts.len() < num_partitions as usize {
+            tq.parts.resize_with(num_partitions as usize, PartQueue::default);
+        }
+        let p = match partition {
+            Some(p) => p,
+            None => match tq.sticky {
+                Some(p) if p < num_partitions => p,
+                _ => {
+                    // Sticky partitioning (KIP-480): one partition until its batch fills.
+                    let p = tq.next_sticky % num_partitions;
+                    tq.next_sticky = tq.next_sticky.wrapping_add(1);
+                    tq.sticky = Some(p);
+                    p
+                }
+            },
+        };
+        let record = NewRecord {
+            timestamp,
+            key,
+            value,
+            headers,
+        };
+        let part = &mut tq.parts[p as usize];
+        let mut sealed_one = false;
+        if let Some(open) = &part.open {
+            if let Body::Open(b) = &open.body {
+                if !b.is_empty() && b.size_in_bytes() + b.record_size(&record) > self.batch_size {
+                    if let Some(full) = part.open.take() {
+                        part.sealed.push_back(full);
+                        sealed_one = true;
+                    }
+                }
+            }
+        }
+        if sealed_one && partition.is_none() {
+            tq.sticky = None;
+        }
+        let topic_arc = tq.name.clone();
+        let part = &mut tq.parts[p as usize];
+        // A new batch needs the sender to schedule its linger deadline (Java wakes the
+        // sender on a new batch too): one wake-up per batch, not per record.
+        let new_batch = part.open.is_none();
+        let open = part.open.get_or_insert_with(|| {
+            let done = BatchDone::new(topic_arc.clone(), p as i32);
+            state.outstanding.push(done.clone());
+            Batch {
+                topic: topic_arc.clone(),
+                partition: p as i32,
+                done,
+                created: Instant::now(),
+                count: 0,
+                reserved: 0,
+                body: Body::Open(BatchBuilder::new(
+                    BatchHeader {
+                        compression: self.compression,
+                        ..Default::default()
+                    },
+                    self.batch_size.min(1 << 20),
+                )),
+                seq: None,
+                attempts: 0,
+            }
+        });
+        let Body::Open(builder) = &mut open.body else {
+            return Err(Error::other("internal: open batch already encoded"));
+        };
+        let size = builder.append(&record)?;
+        let fut = DeliveryFuture {
+            batch: open.done.clone(),
+            index: open.count,
+            timestamp,
+        };
+        open.count += 1;
+        open.reserved += reserved;
+        if size >= self.batch_size {
+            if let Some(full) = part.open.take() {
+                part.sealed.push_back(full);
+                sealed_one = true;
+            }
+            if partition.is_none() {
+                tq.sticky = None;
+            }
+        }
+        // Keep the flush list short: drop finished entries now and then.
+        if state.outstanding.len() > 1024 && state.outstanding.len().is_power_of_two() {
+            state.outstanding.retain(|d| !d.is_done());
+        }
+        drop(st);
+        if sealed_one || new_batch {
+            self.wake.notify_one();
+        }
+        Ok(fut)
+    }
+
+    /// Batches not yet done, for `flush` to wait on; asks the sender to send open batches now.
+    pub(crate) fn begin_flush(&self) -> Vec<Arc<BatchDone>> {
+        let mut st = self.lock();
+        st.flushing += 1;
+        st.outstanding.retain(|d| !d.is_done());
+        let v = st.outstanding.clone();
+        drop(st);
+        self.wake.notify_one();
+        v
+    }
+
+    pub(crate) fn end_flush(&self) {
+        let mut st = self.lock();
+        st.flushing = st.flushing.saturating_sub(1);
+    }
+
+    /// Nothing left to send (open or sealed).
+    pub(crate) fn is_empty(st: &State) -> bool {
+        st.topics
+            .values()
+            .all(|t| t.parts.iter().all(|p| p.open.is_none() && p.sealed.is_empty()))
+    }
+}

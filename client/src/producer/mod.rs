@@ -1,0 +1,393 @@
+//! The producer: batching, partitioning, compression, idempotence and transactions.
+//!
+//! [`Producer`] is a cheap `Clone` handle; one sender task per producer owns the producer id,
+//! epoch and sequences (see `sender`). [`TransactionalProducer`] adds the transaction API.
+//! Dropping a handle or a [`DeliveryFuture`] never loses a record: the sender delivers what
+//! was accepted, and stops once the last handle is gone and everything is delivered.
+
+mod accumulator;
+mod record;
+mod sender;
+mod txn;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use strom_protocol::murmur2::partition_for_key;
+use tokio::sync::{mpsc, oneshot};
+
+pub use record::{DeliveryFuture, Partitioner, ProducerRecord, RecordMetadata};
+pub use txn::{abort_lingering, resume_transaction, ConsumerGroupMetadata, PreparedTransaction};
+
+use self::accumulator::{record_size_bound, Accumulator};
+use self::sender::{Command, Sender};
+use self::txn::{Txn, TxnCommand};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::role_config::ProducerConfig;
+
+struct Inner {
+    client: Client,
+    acc: Arc<Accumulator>,
+    cmds: mpsc::Sender<Command>,
+    cfg: ProducerConfig,
+    partitioner: Option<Arc<dyn Partitioner>>,
+    txn_state: Option<Arc<AtomicU8>>,
+}
+
+/// An asynchronous Kafka producer. Cheap to clone; all clones share one sender.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("client_id", &self.inner.cfg.client.client_id)
+            .field("idempotent", &self.inner.cfg.enable_idempotence)
+            .field("transactional_id", &self.inner.cfg.transactional_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Producer {
+    /// Validates the configuration, connects, and starts the sender.
+    pub async fn new(config: ProducerConfig) -> Result<Producer> {
+        let mut config = config;
+        config.validate()?;
+        let client = Client::connect(config.client.clone()).await?;
+        Ok(Self::start(client, config, None))
+    }
+
+    /// A producer over an existing client (its connections and metadata are shared).
+    pub fn with_client(client: Client, mut config: ProducerConfig) -> Result<Producer> {
+        config.validate()?;
+        Ok(Self::start(client, config, None))
+    }
+
+    fn start(client: Client, cfg: ProducerConfig, partitioner: Option<Arc<dyn Partitioner>>) -> Producer {
+        let acc = Arc::new(Accumulator::new(
+            cfg.batch_size,
+            cfg.linger,
+            cfg.compression,
+            cfg.buffer_memory,
+            cfg.max_block,
+            cfg.max_request_size,
+        ));
+        let (tx, rx) = mpsc::channel(16);
+        let txn_state = cfg
+            .transactional_id
+            .as_ref()
+            .map(|_| Arc::new(AtomicU8::new(txn::UNINITIALIZED)));
+        let txn = cfg
+            .transactional_id
+            .clone()
+            .zip(txn_state.clone())
+            .map(|(id, st)| Txn::new(id, cfg.transaction_timeout, st));
+        let sender = Sender::new(client.clone(), acc.clone(), cfg.clone(), rx, txn);
+        tokio::spawn(sender.run());
+        Producer {
+            inner: Arc::new(Inner {
+                client,
+                acc,
+                cmds: tx,
+                cfg,
+                partitioner,
+                txn_state,
+            }),
+        }
+    }
+
+    /// Uses `partitioner` for records without an explicit partition.
+    pub fn with_partitioner(self, partitioner: Arc<dyn Partitioner>) -> Result<Producer> {
+        let inner = Arc::try_unwrap(self.inner)
+            .map_err(|_| Error::config("with_partitioner must be called before the producer is cloned"))?;
+        // Same sender, same accumulator: only the handle's partitioner changes.
+        let Inner {
+            client,
+            acc,
+            cmds,
+            cfg,
+            txn_state,
+            ..
+        } = inner;
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                client,
+                acc,
+                cmds,
+                cfg,
+                partitioner: Some(partitioner),
+                txn_state,
+            }),
+        })
+    }
+
+    /// The client this producer uses.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.cfg
+    }
+
+    /// Queues a record; waits up to `max.block.ms` for the topic's metadata and for
+    /// `buffer.memory`. The returned future resolves when the broker acknowledged it.
+    ///
+    /// Cancellation-safe: a dropped call has queued the record entirely or not at all.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        self.send_inner(record, true).await
+    }
+
+    /// Queues a record without waiting: fails at once when the topic's metadata is not
+    /// cached yet or `buffer.memory` is full.
+    pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let n = self.partition_count_cached(&record.topic)?;
+        let size = record_size_bound(record.key.as_deref(), record.value.as_deref(), &record.headers);
+        let reserved = match self
+            .inner
+            .acc
+            .memory
+            .try_acquire_many(u32::try_from(size).unwrap_or(u32::MAX))
+        {
+            Ok(p) => {
+                p.forget();
+                u32::try_from(size).unwrap_or(u32::MAX)
+            }
+            Err(_) => return Err(Error::other(format!("buffer.memory is full ({size} bytes needed)"))),
+        };
+        self.append(record, n, reserved)
+    }
+
+    fn partition_count_cached(&self, topic: &str) -> Result<u32> {
+        let md = self.inner.client.metadata();
+        let t = md.topic(topic).ok_or_else(|| {
+            Error::other(format!(
+                "no metadata cached for topic {topic} yet; send() would fetch it"
+            ))
+        })?;
+        u32::try_from(t.partitions.len()).map_err(|_| Error::other("too many partitions"))
+    }
+
+    async fn send_inner(&self, record: ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
+        self.check_txn_state()?;
+        let n = match self.partition_count_cached(&record.topic) {
+            Ok(n) => n,
+            Err(_) => {
+                let info = tokio::time::timeout(self.inner.cfg.max_block, self.inner.client.topic(&record.topic))
+                    .await
+                    .map_err(|_| {
+                        Error::timeout(
+                            format!("for metadata of topic {}", record.topic),
+                            self.inner.cfg.max_block,
+                        )
+                    })??;
+                u32::try_from(info.partitions.len()).map_err(|_| Error::other("too many partitions"))?
+            }
+        };
+        let size = record_size_bound(record.key.as_deref(), record.value.as_deref(), &record.headers);
+        let reserved = self.inner.acc.reserve(size, wait).await?;
+        self.append(record, n, reserved)
+    }
+
+    fn check_txn_state(&self) -> Result<()> {
+        if let Some(st) = &self.inner.txn_state {
+            let s = st.load(Ordering::Acquire);
+            if s != txn::IN_TRANSACTION {
+                return Err(Error::config(
+                    "a transactional producer sends only inside a transaction: call begin_transaction first",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&self, record: ProducerRecord, num_partitions: u32, reserved: u32) -> Result<DeliveryFuture> {
+        if num_partitions == 0 {
+            self.inner.acc.release(reserved);
+            return Err(Error::other(format!("topic {} has no partitions", record.topic)));
+        }
+        let partition = match record.partition {
+            Some(p) => {
+                if p < 0 || p as u32 >= num_partitions {
+                    self.inner.acc.release(reserved);
+                    return Err(
+                        Error::kafka(strom_protocol::ErrorCode::UnknownTopicOrPartition).with_context(format!(
+                            "topic {} has no partition {p} (it has {num_partitions})",
+                            record.topic
+                        )),
+                    );
+                }
+                Some(p as u32)
+            }
+            None => {
+                let custom = self.inner.partitioner.as_ref().and_then(|pt| {
+                    pt.partition(
+                        &record.topic,
+                        record.key.as_deref(),
+                        record.value.as_deref(),
+                        num_partitions,
+                    )
+                });
+                match (custom, &record.key) {
+                    (Some(p), _) => Some(p % num_partitions),
+                    (None, Some(k)) if !self.inner.cfg.partitioner_ignore_keys => {
+                        Some(partition_for_key(k, num_partitions))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let headers: Vec<(&str, Option<&[u8]>)> =
+            record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        let ts = record.timestamp.unwrap_or_else(now_ms);
+        self.inner.acc.append(
+            &record.topic,
+            partition,
+            num_partitions,
+            ts,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &headers,
+            reserved,
+        )
+    }
+
+    /// Sends everything queued now (ignoring `linger.ms`) and waits until each record sent
+    /// before this call is acknowledged or failed. Failures are reported through the
+    /// records' delivery futures, as in Java.
+    pub async fn flush(&self) -> Result<()> {
+        let pending = self.inner.acc.begin_flush();
+        for done in pending {
+            while !done.is_done() {
+                let fut = DeliveryFuture {
+                    batch: done.clone(),
+                    index: 0,
+                    timestamp: 0,
+                };
+                let _ = fut.wait().await;
+            }
+        }
+        self.inner.acc.end_flush();
+        Ok(())
+    }
+
+    /// Delivers (or fails) everything outstanding, then refuses new records.
+    pub async fn close(&self) -> Result<()> {
+        self.flush().await?;
+        self.inner.acc.lock().closed = true;
+        Ok(())
+    }
+
+    async fn txn(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> TxnCommand) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmds
+            .send(Command::Txn(make(tx)))
+            .await
+            .map_err(|_| record::closed_error())?;
+        self.inner.acc.wake.notify_one();
+        rx.await.map_err(|_| record::closed_error())?
+    }
+}
+
+/// A transactional producer (`transactional.id` set): records are written in transactions
+/// that commit or abort atomically, with consumer offsets if wanted (KIP-98, KIP-447).
+#[derive(Debug, Clone)]
+pub struct TransactionalProducer {
+    producer: Producer,
+}
+
+impl std::ops::Deref for TransactionalProducer {
+    type Target = Producer;
+    fn deref(&self) -> &Producer {
+        &self.producer
+    }
+}
+
+impl TransactionalProducer {
+    /// Connects and starts the sender; `transactional.id` is required. Call
+    /// [`TransactionalProducer::init_transactions`] next.
+    pub async fn new(config: ProducerConfig) -> Result<Self> {
+        if config.transactional_id.is_none() {
+            return Err(Error::config("a TransactionalProducer needs transactional.id"));
+        }
+        Ok(TransactionalProducer {
+            producer: Producer::new(config).await?,
+        })
+    }
+
+    /// Over an existing client.
+    pub fn with_client(client: Client, config: ProducerConfig) -> Result<Self> {
+        if config.transactional_id.is_none() {
+            return Err(Error::config("a TransactionalProducer needs transactional.id"));
+        }
+        Ok(TransactionalProducer {
+            producer: Producer::with_client(client, config)?,
+        })
+    }
+
+    /// Registers the transactional id with its coordinator: fences older producers of the
+    /// same id and aborts what they left open. Picks TV1 or TV2 from the cluster.
+    pub async fn init_transactions(&self) -> Result<()> {
+        self.producer.txn(TxnCommand::Init).await
+    }
+
+    /// Starts a transaction.
+    pub async fn begin_transaction(&self) -> Result<()> {
+        self.producer.txn(TxnCommand::Begin).await
+    }
+
+    /// Adds consumer offsets to the transaction: they commit with it (exactly-once
+    /// read-process-write). `offsets`: (topic, partition, next offset to read).
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &[(String, i32, i64)],
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        let (offsets, group) = (offsets.to_vec(), group.clone());
+        self.producer
+            .txn(|reply| TxnCommand::SendOffsets { offsets, group, reply })
+            .await
+    }
+
+    /// Sends everything, then commits. If a record of the transaction failed, this fails with
+    /// that error and the transaction must be aborted.
+    pub async fn commit_transaction(&self) -> Result<()> {
+        self.producer.flush().await?;
+        self.producer.txn(|reply| TxnCommand::End { commit: true, reply }).await
+    }
+
+    /// Aborts: unsent records fail, sent ones are never visible to read_committed readers.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        self.producer
+            .txn(|reply| TxnCommand::End { commit: false, reply })
+            .await
+    }
+
+    /// Sends everything of the open transaction and returns what another process needs to
+    /// commit or abort it ([`resume_transaction`]); the transaction stays open (Flink's
+    /// pre-commit).
+    pub async fn prepare(&self) -> Result<PreparedTransaction> {
+        self.producer.flush().await?;
+        let (tx, rx) = oneshot::channel();
+        self.producer
+            .inner
+            .cmds
+            .send(Command::Txn(TxnCommand::Prepare(tx)))
+            .await
+            .map_err(|_| record::closed_error())?;
+        self.producer.inner.acc.wake.notify_one();
+        rx.await.map_err(|_| record::closed_error())?
+    }
+}

@@ -1,0 +1,800 @@
+//! The sender task (Java's `Sender` + the idempotence half of `TransactionManager`): the
+//! only owner of the producer id, epoch and sequence numbers.
+//!
+//! Each turn: expire batches past `delivery.timeout.ms`, bump the epoch if one is pending
+//! and nothing is in flight, drain sendable batches per partition leader into Produce
+//! requests (one batch per partition per request, as Produce v3+ requires; at most
+//! `max.in.flight.requests.per.connection` requests per broker and batches per partition),
+//! then wait for a response, a wake-up, a linger deadline or a command.
+//!
+//! Ordering and exactly-once-per-partition (KIP-98, KIP-360):
+//! * Sequences are assigned when a batch is first sent and kept across retries.
+//! * A retried batch goes back to the head of its partition queue in sequence order; the
+//!   partition sends nothing new until its in-flight batches have all answered, so batches
+//!   never overtake each other.
+//! * OUT_OF_ORDER_SEQUENCE behind an earlier failure is that failure's echo: retry. On the
+//!   first in-flight batch, or UNKNOWN_PRODUCER_ID, or a batch with a sequence expiring,
+//!   the idempotent producer bumps its epoch (InitProducerId with its id and epoch), resets
+//!   every sequence to 0 and renumbers unsent batches; nothing is lost or reordered.
+//! * DUPLICATE_SEQUENCE_NUMBER means the broker already has the batch: success.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use strom_protocol::message_traits::StrBytes;
+use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strom_protocol::messages::{
+    ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId,
+};
+use strom_protocol::record_batch::restamp_producer_state;
+use strom_protocol::ErrorCode;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::accumulator::{Accumulator, Batch, Body};
+use super::record::BatchAck;
+use super::txn::{Txn, TxnCommand};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::role_config::{Acks, ProducerConfig};
+
+type FlightFuture = Pin<Box<dyn Future<Output = Flight> + Send>>;
+
+/// A partition's answer in a Produce response.
+struct Answer {
+    code: i16,
+    base_offset: i64,
+    log_append_time: i64,
+    message: Option<String>,
+}
+
+struct Flight {
+    node: i32,
+    batches: Vec<Batch>,
+    result: Result<Option<ProduceResponse>>,
+}
+
+#[derive(Debug, Default)]
+struct PartState {
+    next_seq: i32,
+    inflight: usize,
+    /// A batch of this partition is queued for a retry: send nothing until the partition
+    /// has nothing in flight, then resend in sequence order.
+    blocked: bool,
+    /// A batch was acknowledged under the current producer id and epoch. Until then the
+    /// partition sends one batch at a time: a broker with no state for a producer accepts
+    /// any first sequence (KAFKA-7190), so a second batch could overtake a failed first.
+    acked: bool,
+}
+
+/// Commands from the handles.
+pub(crate) enum Command {
+    Txn(TxnCommand),
+}
+
+pub(crate) struct Sender {
+    pub(crate) client: Client,
+    pub(crate) acc: Arc<Accumulator>,
+    pub(crate) cfg: ProducerConfig,
+    cmds: mpsc::Receiver<Command>,
+    cmds_closed: bool,
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+    parts: HashMap<(Arc<str>, i32), PartState>,
+    inflight: FuturesUnordered<FlightFuture>,
+    node_inflight: HashMap<i32, usize>,
+    bump_pending: bool,
+    refresh: HashSet<Arc<str>>,
+    last_refresh: Instant,
+    refreshing: Option<tokio::task::JoinHandle<()>>,
+    pub(crate) txn: Option<Txn>,
+}
+
+/// `DefaultRecordBatch.incrementSequence`: sequences wrap at i32::MAX.
+fn next_sequence(seq: i32, count: u32) -> i32 {
+    let count = i32::try_from(count).unwrap_or(i32::MAX);
+    if seq > i32::MAX - count {
+        count - (i32::MAX - seq) - 1
+    } else {
+        seq + count
+    }
+}
+
+impl Sender {
+    pub(crate) fn new(
+        client: Client,
+        acc: Arc<Accumulator>,
+        cfg: ProducerConfig,
+        cmds: mpsc::Receiver<Command>,
+        txn: Option<Txn>,
+    ) -> Self {
+        Sender {
+            client,
+            acc,
+            cfg,
+            cmds,
+            cmds_closed: false,
+            producer_id: -1,
+            epoch: -1,
+            parts: HashMap::new(),
+            inflight: FuturesUnordered::new(),
+            node_inflight: HashMap::new(),
+            bump_pending: false,
+            refresh: HashSet::new(),
+            last_refresh: Instant::now(),
+            refreshing: None,
+            txn,
+        }
+    }
+
+    fn idempotent(&self) -> bool {
+        self.cfg.enable_idempotence
+    }
+
+    pub(crate) async fn run(mut self) {
+        if self.idempotent() && self.txn.is_none() {
+            if let Err(e) = self.init_producer_id().await {
+                self.fail_fatal(e.with_context("InitProducerId for the idempotent producer"));
+            }
+        }
+        loop {
+            self.expire_batches();
+            if self.bump_pending && self.inflight.is_empty() {
+                self.bump_epoch().await;
+            }
+            self.refresh_metadata().await;
+            let next_linger = self.drain().await;
+            if self.cmds_closed && self.inflight.is_empty() && Accumulator::is_empty(&self.acc.lock()) {
+                break;
+            }
+            let sleep = tokio::time::sleep_until(
+                next_linger
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+                    .into(),
+            );
+            let retry_tick = !self.refresh.is_empty() || self.bump_pending;
+            tokio::select! {
+                Some(flight) = self.inflight.next(), if !self.inflight.is_empty() => self.handle(flight),
+                cmd = self.cmds.recv(), if !self.cmds_closed => match cmd {
+                    Some(Command::Txn(c)) => self.txn_command(c).await,
+                    None => {
+                        self.cmds_closed = true;
+                        self.acc.lock().flushing += 1;
+                    }
+                },
+                _ = self.acc.wake.notified() => {}
+                _ = sleep => {}
+                _ = tokio::time::sleep(self.cfg.client.retry_backoff), if retry_tick => {}
+            }
+        }
+        debug!("producer sender stopped");
+    }
+
+    /// Waits for every in-flight request (used before epoch bumps and transaction ends).
+    pub(crate) async fn drain_inflight(&mut self) {
+        while let Some(flight) = self.inflight.next().await {
+            self.handle(flight);
+        }
+    }
+
+    /// InitProducerId for an idempotent producer (any broker), retried until
+    /// `delivery.timeout.ms`. With a current id and epoch (v3+, KIP-360) it bumps the epoch.
+    async fn init_producer_id(&mut self) -> Result<()> {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(i32::MAX)
+            .with_producer_id(ProducerId(self.producer_id))
+            .with_producer_epoch(self.epoch);
+        let deadline = Instant::now() + self.cfg.delivery_timeout;
+        loop {
+            let attempt = async {
+                let conn = self.client.any_broker().await?;
+                let resp = conn.send(&req).await?;
+                let code = ErrorCode::from(resp.error_code);
+                if !code.is_ok() {
+                    return Err(Error::kafka(code));
+                }
+                Ok((resp.producer_id.0, resp.producer_epoch))
+            };
+            match attempt.await {
+                Ok((pid, epoch)) => {
+                    info!(producer_id = pid, epoch, "producer id assigned");
+                    self.producer_id = pid;
+                    self.epoch = epoch;
+                    return Ok(());
+                }
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    debug!(error = %e, "InitProducerId failed, retrying");
+                    tokio::time::sleep(self.cfg.client.retry_backoff).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// KIP-360 epoch bump of the idempotent producer: new epoch, every sequence back to 0,
+    /// unsent batches renumbered when they are next drained.
+    async fn bump_epoch(&mut self) {
+        if self.txn.is_some() {
+            // A transactional producer recovers through abort (TV2 bumps at EndTxn).
+            self.bump_pending = false;
+            return;
+        }
+        match self.init_producer_id().await {
+            Ok(()) => {
+                warn!(
+                    producer_id = self.producer_id,
+                    epoch = self.epoch,
+                    "bumped the producer epoch (KIP-360)"
+                );
+                self.reset_sequences();
+            }
+            Err(e) => self.fail_fatal(e.with_context("bumping the producer epoch")),
+        }
+        self.bump_pending = false;
+    }
+
+    /// Every partition's sequence back to 0; queued batches get new numbers at their next send.
+    pub(crate) fn reset_sequences(&mut self) {
+        for ps in self.parts.values_mut() {
+            ps.next_seq = 0;
+            ps.blocked = false;
+            ps.acked = false;
+        }
+        let mut st = self.acc.lock();
+        for tq in st.topics.values_mut() {
+            for part in &mut tq.parts {
+                for b in &mut part.sealed {
+                    b.seq = None;
+                }
+            }
+        }
+    }
+
+    /// Refreshes metadata of topics whose leaders are unknown or moved, in the background
+    /// (bounded by `request.timeout.ms`): the loop never waits on the network, so batch
+    /// expiry and other partitions keep going while a broker is down.
+    async fn refresh_metadata(&mut self) {
+        if self.refreshing.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if self.refresh.is_empty() || self.last_refresh.elapsed() < self.cfg.client.retry_backoff {
+            return;
+        }
+        let topics: Vec<Arc<str>> = self.refresh.drain().collect();
+        self.last_refresh = Instant::now();
+        let client = self.client.clone();
+        let limit = self.cfg.client.request_timeout;
+        let wake = self.acc.clone();
+        self.refreshing = Some(tokio::spawn(async move {
+            let names: Vec<&str> = topics.iter().map(|t| &**t).collect();
+            match tokio::time::timeout(limit, client.refresh_metadata(Some(&names))).await {
+                Ok(Ok(_)) => wake.wake.notify_one(),
+                Ok(Err(e)) => debug!(error = %e, "metadata refresh failed"),
+                Err(_) => debug!("metadata refresh timed out"),
+            }
+        }));
+    }
+
+    /// Fails batches that waited past `delivery.timeout.ms` without being sent.
+    fn expire_batches(&mut self) {
+        let timeout = self.cfg.delivery_timeout;
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        {
+            let mut st = self.acc.lock();
+            for tq in st.topics.values_mut() {
+                for part in &mut tq.parts {
+                    while part
+                        .sealed
+                        .front()
+                        .is_some_and(|b| now.duration_since(b.created) > timeout)
+                    {
+                        if let Some(b) = part.sealed.pop_front() {
+                            expired.push(b);
+                        }
+                    }
+                    if part
+                        .open
+                        .as_ref()
+                        .is_some_and(|b| now.duration_since(b.created) > timeout)
+                    {
+                        if let Some(b) = part.open.take() {
+                            expired.push(b);
+                        }
+                    }
+                }
+            }
+        }
+        for b in expired {
+            if b.seq.is_some() && self.idempotent() {
+                // A sent-before batch leaves a gap in the sequence: renumber everything.
+                self.bump_pending = true;
+            }
+            let e = Error::timeout(
+                format!(
+                    "delivering {} record(s) to {}-{} ({} attempt(s))",
+                    b.count, b.topic, b.partition, b.attempts
+                ),
+                timeout,
+            );
+            self.fail_batch(b, e);
+        }
+    }
+
+    /// Moves due batches into Produce requests. Returns the next linger deadline.
+    async fn drain(&mut self) -> Option<Instant> {
+        if self.bump_pending {
+            return None;
+        }
+        if let Some(txn) = &self.txn {
+            if !txn.may_send() {
+                return None;
+            }
+        }
+        let now = Instant::now();
+        let md = self.client.metadata();
+        let max_in_flight = self.cfg.max_in_flight.max(1);
+        let tv1_txn = self.txn.as_ref().is_some_and(|t| !t.tv2);
+        let mut by_node: BTreeMap<i32, Vec<Vec<Batch>>> = BTreeMap::new();
+        let mut next_linger: Option<Instant> = None;
+        let mut to_add: Vec<(Arc<str>, i32)> = Vec::new();
+        {
+            let mut st = self.acc.lock();
+            let flushing = st.flushing > 0 || st.closed;
+            for tq in st.topics.values_mut() {
+                let tmeta = md.topic(&tq.name);
+                for (p, part) in tq.parts.iter_mut().enumerate() {
+                    if let Some(open) = &part.open {
+                        let due = open.created + self.acc.linger;
+                        if flushing || now >= due {
+                            if let Some(b) = part.open.take() {
+                                part.sealed.push_back(b);
+                            }
+                        } else {
+                            next_linger = Some(next_linger.map_or(due, |n| n.min(due)));
+                        }
+                    }
+                    if part.sealed.is_empty() {
+                        continue;
+                    }
+                    let leader = tmeta.and_then(|t| t.partitions.get(p)).map_or(-1, |pi| pi.leader);
+                    if leader < 0 {
+                        self.refresh.insert(tq.name.clone());
+                        continue;
+                    }
+                    let key = (tq.name.clone(), p as i32);
+                    if tv1_txn && self.txn.as_ref().is_some_and(|t| !t.added.contains(&key)) {
+                        to_add.push(key);
+                        continue;
+                    }
+                    let node_busy = self.node_inflight.get(&leader).copied().unwrap_or(0);
+                    if node_busy >= max_in_flight {
+                        continue;
+                    }
+                    let ps = self.parts.entry(key).or_default();
+                    if ps.blocked && ps.inflight > 0 {
+                        continue;
+                    }
+                    let per_partition = if ps.acked || !self.cfg.enable_idempotence {
+                        max_in_flight
+                    } else {
+                        1
+                    };
+                    let rounds = by_node.entry(leader).or_default();
+                    let mut round = 0;
+                    while ps.inflight < per_partition && node_busy + round < max_in_flight {
+                        let Some(b) = part.sealed.pop_front() else { break };
+                        ps.blocked = false;
+                        ps.inflight += 1;
+                        if rounds.len() <= round {
+                            rounds.push(Vec::new());
+                        }
+                        rounds[round].push(b);
+                        round += 1;
+                    }
+                }
+            }
+        }
+        if !to_add.is_empty() {
+            if let Err(e) = self.add_partitions(to_add).await {
+                self.txn_error(e);
+            }
+            self.acc.wake.notify_one();
+        }
+        for (node, rounds) in by_node {
+            for batches in rounds {
+                self.send_request(node, batches).await;
+            }
+        }
+        next_linger
+    }
+
+    /// Encodes (assigning sequences) and sends one request's batches, split to fit
+    /// `max.request.size`.
+    async fn send_request(&mut self, node: i32, batches: Vec<Batch>) {
+        let mut ready = Vec::with_capacity(batches.len());
+        for mut b in batches {
+            match self.encode(&mut b) {
+                Ok(()) => ready.push(b),
+                Err(e) => {
+                    if let Some(ps) = self.parts.get_mut(&(b.topic.clone(), b.partition)) {
+                        ps.inflight = ps.inflight.saturating_sub(1);
+                    }
+                    self.fail_batch(b, e);
+                }
+            }
+        }
+        // Split by max.request.size (a single batch larger than it still goes alone).
+        let mut chunk: Vec<Batch> = Vec::new();
+        let mut size = 0;
+        for b in ready {
+            let n = match &b.body {
+                Body::Encoded(bytes) => bytes.len(),
+                Body::Open(_) => 0,
+            };
+            if !chunk.is_empty() && size + n > self.cfg.max_request_size {
+                self.spawn_request(node, std::mem::take(&mut chunk)).await;
+                size = 0;
+            }
+            size += n;
+            chunk.push(b);
+        }
+        if !chunk.is_empty() {
+            self.spawn_request(node, chunk).await;
+        }
+    }
+
+    fn encode(&mut self, b: &mut Batch) -> Result<()> {
+        let transactional = self.txn.is_some();
+        let ps = self.parts.entry((b.topic.clone(), b.partition)).or_default();
+        let stamp = if self.cfg.enable_idempotence && b.seq.is_none() {
+            let seq = ps.next_seq;
+            ps.next_seq = next_sequence(seq, b.count);
+            b.seq = Some((self.producer_id, self.epoch, seq));
+            b.seq
+        } else {
+            None
+        };
+        match &mut b.body {
+            Body::Open(builder) => {
+                if let Some((pid, epoch, seq)) = stamp {
+                    builder.set_producer_state(pid, epoch, seq, transactional);
+                }
+                let Body::Open(builder) = std::mem::replace(&mut b.body, Body::Encoded(bytes::Bytes::new())) else {
+                    return Err(Error::other("internal: batch body changed"));
+                };
+                b.body = Body::Encoded(builder.finish()?);
+            }
+            Body::Encoded(bytes) => {
+                if let Some((pid, epoch, seq)) = stamp {
+                    *bytes = restamp_producer_state(bytes, pid, epoch, seq)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn spawn_request(&mut self, node: i32, batches: Vec<Batch>) {
+        let txn_id = self
+            .txn
+            .as_ref()
+            .map(|t| TransactionalId(StrBytes::from_string(t.id.clone())));
+        let mut topics: BTreeMap<Arc<str>, Vec<PartitionProduceData>> = BTreeMap::new();
+        for b in &batches {
+            if let Body::Encoded(bytes) = &b.body {
+                topics.entry(b.topic.clone()).or_default().push(
+                    PartitionProduceData::default()
+                        .with_index(b.partition)
+                        .with_records(Some(bytes.clone())),
+                );
+            }
+        }
+        let req = ProduceRequest::default()
+            .with_transactional_id(txn_id)
+            .with_acks(self.cfg.acks.wire())
+            .with_timeout_ms(i32::try_from(self.cfg.client.request_timeout.as_millis()).unwrap_or(i32::MAX))
+            .with_topic_data(
+                topics
+                    .into_iter()
+                    .map(|(t, parts)| {
+                        TopicProduceData::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partition_data(parts)
+                    })
+                    .collect(),
+            );
+        // TV1 transactions must stay at Produce v11 (v12 implies the KIP-890 implicit add).
+        let cap = if self.txn.as_ref().is_some_and(|t| !t.tv2) {
+            11
+        } else {
+            i16::MAX
+        };
+        if let Some(t) = &mut self.txn {
+            t.produced = true;
+        }
+        *self.node_inflight.entry(node).or_default() += 1;
+        let acks_none = self.cfg.acks == Acks::None;
+        let client = self.client.clone();
+        // Connecting happens inside the flight, so a dead broker never stalls the loop.
+        self.inflight.push(Box::pin(async move {
+            let result = async {
+                let conn = client.broker(node).await?;
+                let version = conn.versions().version(ApiKey::Produce)?.min(cap);
+                if acks_none {
+                    conn.send_no_response(&req, version).await.map(|()| None)
+                } else {
+                    conn.send_version(&req, version).await.map(Some)
+                }
+            }
+            .await;
+            Flight { node, batches, result }
+        }));
+    }
+
+    fn handle(&mut self, flight: Flight) {
+        if let Some(n) = self.node_inflight.get_mut(&flight.node) {
+            *n = n.saturating_sub(1);
+        }
+        let resp = match flight.result {
+            Ok(r) => r,
+            Err(e) => {
+                for b in flight.batches {
+                    self.refresh.insert(b.topic.clone());
+                    self.on_batch_error(b, e.clone(), true);
+                }
+                return;
+            }
+        };
+        let Some(resp) = resp else {
+            // acks=0: written to the socket is all there is to know.
+            for b in flight.batches {
+                self.done_inflight(&b);
+                self.complete(
+                    b,
+                    BatchAck {
+                        base_offset: -1,
+                        log_append_time: -1,
+                    },
+                );
+            }
+            return;
+        };
+        // Each batch's answer, matched by topic and partition.
+        let mut outcomes: Vec<(Batch, Option<Answer>)> = Vec::with_capacity(flight.batches.len());
+        for b in flight.batches {
+            let a = resp
+                .responses
+                .iter()
+                .filter(|t| t.name.0.as_str() == &*b.topic)
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == b.partition)
+                .map(|p| Answer {
+                    code: p.error_code,
+                    base_offset: p.base_offset,
+                    log_append_time: p.log_append_time_ms,
+                    message: p.error_message.as_ref().map(|m| m.to_string()),
+                });
+            outcomes.push((b, a));
+        }
+        for (b, answer) in outcomes {
+            let Some(Answer {
+                code,
+                base_offset,
+                log_append_time,
+                message,
+            }) = answer
+            else {
+                self.on_batch_error(
+                    b,
+                    Error::other("the Produce response did not mention the partition"),
+                    true,
+                );
+                continue;
+            };
+            let code = ErrorCode::from(code);
+            let ctx = |b: &Batch| {
+                let m = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+                format!("topic {} partition {}{m}", b.topic, b.partition)
+            };
+            match code {
+                ErrorCode::None | ErrorCode::DuplicateSequenceNumber => {
+                    self.done_inflight(&b);
+                    self.acked(&b);
+                    self.complete(
+                        b,
+                        BatchAck {
+                            base_offset,
+                            log_append_time,
+                        },
+                    );
+                }
+                ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
+                    if self.idempotent() && self.txn.is_none() =>
+                {
+                    let blocked = self
+                        .parts
+                        .get(&(b.topic.clone(), b.partition))
+                        .is_some_and(|p| p.blocked);
+                    if !blocked || code == ErrorCode::UnknownProducerId {
+                        // KIP-360: the broker lost or refused our sequence state; renumber.
+                        warn!(topic = %b.topic, partition = b.partition, %code, "epoch bump needed");
+                        self.bump_pending = true;
+                    }
+                    let e = Error::kafka(code).with_context(ctx(&b));
+                    self.on_batch_error(b, e, true);
+                }
+                ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced if self.txn.is_some() => {
+                    let e = Error::kafka(code).with_context(ctx(&b));
+                    self.done_inflight(&b);
+                    self.fail_batch(b, e.clone());
+                    self.fail_fatal(e);
+                }
+                ErrorCode::InvalidProducerEpoch if self.idempotent() => {
+                    self.bump_pending = true;
+                    let e = Error::kafka(code).with_context(ctx(&b));
+                    self.on_batch_error(b, e, true);
+                }
+                c if c.is_retriable() => {
+                    self.refresh.insert(b.topic.clone());
+                    let e = Error::kafka(c).with_context(ctx(&b));
+                    self.on_batch_error(b, e, true);
+                }
+                c => {
+                    let e = Error::kafka(c).with_context(ctx(&b));
+                    self.on_batch_error(b, e, false);
+                }
+            }
+        }
+    }
+
+    fn done_inflight(&mut self, b: &Batch) {
+        if let Some(ps) = self.parts.get_mut(&(b.topic.clone(), b.partition)) {
+            ps.inflight = ps.inflight.saturating_sub(1);
+        }
+    }
+
+    fn acked(&mut self, b: &Batch) {
+        if let Some(ps) = self.parts.get_mut(&(b.topic.clone(), b.partition)) {
+            ps.acked = true;
+        }
+    }
+
+    /// A sent batch failed: retry it (in sequence order, blocking its partition) or fail it.
+    fn on_batch_error(&mut self, mut b: Batch, e: Error, retriable: bool) {
+        self.done_inflight(&b);
+        let in_time = b.created.elapsed() < self.cfg.delivery_timeout;
+        let may_retry = retriable && in_time && b.attempts < self.cfg.retries && self.cfg.acks != Acks::None;
+        if !may_retry {
+            if b.seq.is_some() && self.idempotent() && self.txn.is_none() {
+                self.bump_pending = true;
+            }
+            self.fail_batch(b, e);
+            return;
+        }
+        debug!(topic = %b.topic, partition = b.partition, attempt = b.attempts + 1, error = %e, "retrying batch");
+        b.attempts += 1;
+        if let Some(ps) = self.parts.get_mut(&(b.topic.clone(), b.partition)) {
+            ps.blocked = true;
+        }
+        let mut st = self.acc.lock();
+        if let Some(part) = st
+            .topics
+            .get_mut(&b.topic)
+            .and_then(|t| t.parts.get_mut(b.partition as usize))
+        {
+            // Back in sequence order, ahead of never-sent batches.
+            let seq = b.seq.map_or(i64::MAX, |s| i64::from(s.2));
+            let pos = part
+                .sealed
+                .iter()
+                .position(|x| x.seq.map_or(i64::MAX, |s| i64::from(s.2)) > seq);
+            match pos {
+                Some(i) => part.sealed.insert(i, b),
+                None => part.sealed.push_back(b),
+            }
+        } else {
+            drop(st);
+            self.fail_batch(b, e);
+        }
+    }
+
+    fn complete(&mut self, b: Batch, ack: BatchAck) {
+        self.acc.release(b.reserved);
+        b.done.complete(Ok(ack));
+    }
+
+    pub(crate) fn fail_batch(&mut self, b: Batch, e: Error) {
+        if self.txn.is_some() {
+            self.txn_error(e.clone());
+        }
+        self.acc.release(b.reserved);
+        b.done.complete(Err(e));
+    }
+
+    /// The producer cannot continue: fail everything queued and every later send.
+    pub(crate) fn fail_fatal(&mut self, e: Error) {
+        warn!(error = %e, "producer failed fatally");
+        let batches = {
+            let mut st = self.acc.lock();
+            st.fatal = Some(e.clone());
+            let mut out = Vec::new();
+            for tq in st.topics.values_mut() {
+                for part in &mut tq.parts {
+                    out.extend(part.open.take());
+                    out.extend(part.sealed.drain(..));
+                }
+            }
+            out
+        };
+        for b in batches {
+            self.acc.release(b.reserved);
+            b.done.complete(Err(e.clone()));
+        }
+        if let Some(t) = &mut self.txn {
+            t.fatal = Some(e);
+        }
+    }
+
+    /// Fails every batch not yet sent (a transaction abort discards them).
+    pub(crate) fn fail_unsent(&mut self, e: &Error) {
+        let batches = {
+            let mut st = self.acc.lock();
+            let mut out = Vec::new();
+            for tq in st.topics.values_mut() {
+                for part in &mut tq.parts {
+                    out.extend(part.open.take());
+                    out.extend(part.sealed.drain(..));
+                }
+            }
+            out
+        };
+        for b in batches {
+            self.acc.release(b.reserved);
+            b.done.complete(Err(e.clone()));
+        }
+    }
+
+    async fn txn_command(&mut self, c: TxnCommand) {
+        super::txn::run_command(self, c).await;
+    }
+
+    pub(crate) fn inflight_is_empty(&self) -> bool {
+        self.inflight.is_empty()
+    }
+
+    /// One turn of the loop without taking commands: used while a transaction step waits
+    /// for its batches.
+    pub(crate) async fn drive_once(&mut self) {
+        self.expire_batches();
+        self.refresh_metadata().await;
+        let next = self.drain().await;
+        let wait = next.unwrap_or_else(|| Instant::now() + self.cfg.client.retry_backoff);
+        tokio::select! {
+            Some(flight) = self.inflight.next(), if !self.inflight.is_empty() => self.handle(flight),
+            _ = self.acc.wake.notified() => {}
+            _ = tokio::time::sleep_until(wait.into()) => {}
+        }
+    }
+
+    pub(crate) fn reply<T>(tx: oneshot::Sender<Result<T>>, r: Result<T>) {
+        let _ = tx.send(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_sequence;
+
+    #[test]
+    fn sequences_wrap_like_java() {
+        assert_eq!(next_sequence(0, 5), 5);
+        assert_eq!(next_sequence(i32::MAX - 2, 3), 0);
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(i32::MAX - 1, 5), 3);
+    }
+}

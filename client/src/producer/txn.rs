@@ -1,0 +1,766 @@
+//! Transactions (KIP-98), in both protocol versions, chosen from the broker's finalized
+//! `transaction.version` when the producer initializes:
+//!
+//! * TV1: AddPartitionsToTxn (v<=3) before a partition's first batch, Produce <= v11,
+//!   AddOffsetsToTxn + TxnOffsetCommit <= v4, EndTxn <= v4. An empty transaction sends no
+//!   EndTxn (the coordinator refuses it: INVALID_TXN_STATE).
+//! * TV2 (KIP-890): the broker adds partitions itself on Produce v12 and offsets on
+//!   TxnOffsetCommit v5; EndTxn v5 bumps the epoch on every transaction end, and the client
+//!   adopts the producer id/epoch it returns and restarts sequences at 0.
+//!
+//! The coordinator steps run inside the sender task, so they are ordered with the batches.
+//! [`PreparedTransaction`] with [`resume_transaction`] finishes a transaction from another
+//! process (what Flink's committer does after a crash), and [`abort_lingering`] fences and
+//! aborts whatever a transactional id left open.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strom_protocol::message_traits::StrBytes;
+use strom_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use strom_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use strom_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, GroupId, InitProducerIdRequest,
+    ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
+};
+use strom_protocol::ErrorCode;
+use tokio::sync::oneshot;
+use tracing::{debug, info, info_span, Instrument};
+
+use super::sender::Sender;
+use crate::admin::Admin;
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+/// Transaction states visible to the handle.
+pub(crate) const UNINITIALIZED: u8 = 0;
+pub(crate) const READY: u8 = 1;
+pub(crate) const IN_TRANSACTION: u8 = 2;
+pub(crate) const FATAL: u8 = 3;
+
+/// A consumer's group position, for `send_offsets_to_transaction` (KIP-447 fencing: the
+/// commit is refused if the member is no longer in that generation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    /// Group id.
+    pub group_id: String,
+    /// Generation (-1 when unknown: no generation fencing).
+    pub generation_id: i32,
+    /// Member id ("" when unknown).
+    pub member_id: String,
+    /// Static member id.
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// Metadata for a group without membership details (no KIP-447 fencing).
+    pub fn new(group_id: impl Into<String>) -> Self {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
+/// What a transaction needs to be finished by someone else: stored in a checkpoint at
+/// pre-commit, handed to [`resume_transaction`] on recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PreparedTransaction {
+    /// The transactional id.
+    pub transactional_id: String,
+    /// Producer id of the open transaction.
+    pub producer_id: i64,
+    /// Producer epoch of the open transaction.
+    pub producer_epoch: i16,
+    /// Transaction protocol version the transaction was written with (1 or 2).
+    pub transaction_version: i16,
+}
+
+pub(crate) struct Txn {
+    pub(crate) id: String,
+    timeout_ms: i32,
+    pub(crate) tv2: bool,
+    pub(crate) state: Arc<AtomicU8>,
+    pub(crate) added: HashSet<(Arc<str>, i32)>,
+    pub(crate) produced: bool,
+    offsets_groups: HashSet<String>,
+    pub(crate) abortable: Option<Error>,
+    pub(crate) fatal: Option<Error>,
+    coordinator: Option<Connection>,
+}
+
+impl Txn {
+    pub(crate) fn new(id: String, timeout: Duration, state: Arc<AtomicU8>) -> Self {
+        Txn {
+            id,
+            timeout_ms: i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
+            tv2: false,
+            state,
+            added: HashSet::new(),
+            produced: false,
+            offsets_groups: HashSet::new(),
+            abortable: None,
+            fatal: None,
+            coordinator: None,
+        }
+    }
+
+    /// Batches may go out: inside a transaction without a pending error.
+    pub(crate) fn may_send(&self) -> bool {
+        self.state.load(Ordering::Acquire) == IN_TRANSACTION && self.abortable.is_none() && self.fatal.is_none()
+    }
+
+    fn started(&self) -> bool {
+        if self.tv2 {
+            self.produced || !self.offsets_groups.is_empty()
+        } else {
+            !self.added.is_empty() || !self.offsets_groups.is_empty()
+        }
+    }
+
+    fn set(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+    }
+}
+
+pub(crate) enum TxnCommand {
+    Init(oneshot::Sender<Result<()>>),
+    Begin(oneshot::Sender<Result<()>>),
+    End {
+        commit: bool,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    SendOffsets {
+        offsets: Vec<(String, i32, i64)>,
+        group: ConsumerGroupMetadata,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Prepare(oneshot::Sender<Result<PreparedTransaction>>),
+}
+
+/// Errors that end the producer (Java's fatal `ProducerFencedException` & co.).
+fn is_fencing(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ProducerFenced
+            | ErrorCode::InvalidProducerEpoch
+            | ErrorCode::TransactionalIdAuthorizationFailed
+            | ErrorCode::InvalidProducerIdMapping
+    )
+}
+
+/// Coordinator errors that mean "ask again" (after finding the coordinator again).
+fn is_coordinator_retry(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::NotCoordinator
+            | ErrorCode::ConcurrentTransactions
+            | ErrorCode::RequestTimedOut
+    )
+}
+
+/// Runs `op` against the transaction coordinator of `id`, re-finding it and retrying
+/// coordinator errors and connection failures until `limit`.
+async fn with_coordinator<T, F, Fut>(
+    client: &Client,
+    id: &str,
+    cached: &mut Option<Connection>,
+    limit: Duration,
+    what: &str,
+    mut op: F,
+) -> Result<T>
+where
+    F: FnMut(Connection) -> Fut,
+    Fut: std::future::Future<Output = Result<std::result::Result<T, ErrorCode>>>,
+{
+    let deadline = Instant::now() + limit;
+    let backoff = client.config().retry_backoff;
+    loop {
+        let conn = match cached.as_ref().filter(|c| !c.is_closed()) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Admin::new(client.clone()).coordinator(id, 1).await?;
+                *cached = Some(c.clone());
+                c
+            }
+        };
+        let outcome = op(conn).await;
+        let retry = match &outcome {
+            Ok(Ok(_)) => false,
+            Ok(Err(code)) => is_coordinator_retry(*code),
+            Err(e) => e.is_retriable(),
+        };
+        if !retry || Instant::now() + backoff >= deadline {
+            return match outcome {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(code)) => Err(Error::kafka(code).with_context(format!("{what} for transactional id {id}"))),
+                Err(e) => Err(e.with_context(format!("{what} for transactional id {id}"))),
+            };
+        }
+        if matches!(
+            outcome,
+            Ok(Err(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable)) | Err(_)
+        ) {
+            *cached = None;
+        }
+        debug!(what, "retrying at the transaction coordinator");
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn init_producer_id(
+    client: &Client,
+    id: &str,
+    timeout_ms: i32,
+    current: (i64, i16),
+    cached: &mut Option<Connection>,
+    limit: Duration,
+) -> Result<(i64, i16, Connection)> {
+    with_coordinator(client, id, cached, limit, "InitProducerId", |conn| async move {
+        let v = conn.versions().version(ApiKey::InitProducerId)?;
+        // v3+ (KIP-360) carries the current id/epoch so the coordinator can bump it.
+        let (pid, epoch) = if v >= 3 { current } else { (-1, -1) };
+        let resp = conn
+            .send(
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s(id))))
+                    .with_transaction_timeout_ms(timeout_ms)
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+            )
+            .await?;
+        let code = ErrorCode::from(resp.error_code);
+        Ok(if code.is_ok() {
+            Ok((resp.producer_id.0, resp.producer_epoch, conn))
+        } else {
+            Err(code)
+        })
+    })
+    .await
+}
+
+pub(crate) async fn run_command(sender: &mut Sender, cmd: TxnCommand) {
+    let Some(id) = sender.txn.as_ref().map(|t| t.id.clone()) else {
+        let e = Error::config("not a transactional producer (set transactional.id)");
+        match cmd {
+            TxnCommand::Init(r) | TxnCommand::Begin(r) | TxnCommand::End { reply: r, .. } => Sender::reply(r, Err(e)),
+            TxnCommand::SendOffsets { reply, .. } => Sender::reply(reply, Err(e)),
+            TxnCommand::Prepare(r) => Sender::reply(r, Err(e)),
+        }
+        return;
+    };
+    let span = info_span!("transaction", transactional_id = %id);
+    async {
+        match cmd {
+            TxnCommand::Init(reply) => {
+                let r = init(sender).await;
+                Sender::reply(reply, r);
+            }
+            TxnCommand::Begin(reply) => {
+                let r = match sender.txn.as_mut() {
+                    Some(t) if t.fatal.is_some() => Err(t.fatal.clone().unwrap_or_else(|| Error::other("fatal"))),
+                    Some(t) if t.state.load(Ordering::Acquire) == READY => {
+                        t.added.clear();
+                        t.produced = false;
+                        t.offsets_groups.clear();
+                        t.abortable = None;
+                        t.set(IN_TRANSACTION);
+                        info!("transaction begun");
+                        Ok(())
+                    }
+                    Some(t) => Err(Error::config(format!(
+                        "begin_transaction in state {}: call init_transactions first, and commit or abort the previous transaction",
+                        state_name(t.state.load(Ordering::Acquire))
+                    ))),
+                    None => Err(Error::config("not transactional")),
+                };
+                Sender::reply(reply, r);
+            }
+            TxnCommand::End { commit, reply } => {
+                let r = end(sender, commit).await;
+                Sender::reply(reply, r);
+            }
+            TxnCommand::SendOffsets { offsets, group, reply } => {
+                let r = send_offsets(sender, offsets, group).await;
+                Sender::reply(reply, r);
+            }
+            TxnCommand::Prepare(reply) => {
+                let r = prepare(sender).await;
+                Sender::reply(reply, r);
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn state_name(s: u8) -> &'static str {
+    match s {
+        UNINITIALIZED => "UNINITIALIZED",
+        READY => "READY",
+        IN_TRANSACTION => "IN_TRANSACTION",
+        _ => "FATAL_ERROR",
+    }
+}
+
+async fn init(sender: &mut Sender) -> Result<()> {
+    let client = sender.client.clone();
+    let limit = sender.cfg.max_block;
+    let (current, id, timeout_ms, mut coord) = {
+        let Some(t) = sender.txn.as_mut() else {
+            return Err(Error::config("not transactional"));
+        };
+        if let Some(f) = &t.fatal {
+            return Err(f.clone());
+        }
+        (
+            (sender.producer_id, sender.epoch),
+            t.id.clone(),
+            t.timeout_ms,
+            t.coordinator.take(),
+        )
+    };
+    let (pid, epoch, conn) = init_producer_id(&client, &id, timeout_ms, current, &mut coord, limit).await?;
+    let features = conn.versions().features().transaction_version();
+    let tv2 = features >= 2
+        && conn.versions().version(ApiKey::EndTxn).is_ok_and(|v| v >= 5)
+        && conn.versions().version(ApiKey::Produce).is_ok_and(|v| v >= 12);
+    sender.producer_id = pid;
+    sender.epoch = epoch;
+    sender.reset_sequences();
+    if let Some(t) = sender.txn.as_mut() {
+        t.tv2 = tv2;
+        t.coordinator = Some(conn);
+        t.set(READY);
+    }
+    info!(
+        producer_id = pid,
+        epoch,
+        transaction_version = if tv2 { 2 } else { 1 },
+        "transactions initialized"
+    );
+    Ok(())
+}
+
+/// Sends everything queued for the transaction and waits for it (new sends after a commit
+/// started are held for the next transaction by the handle).
+async fn flush_transaction(sender: &mut Sender) {
+    sender.acc.lock().flushing += 1;
+    loop {
+        let empty = super::accumulator::Accumulator::is_empty(&sender.acc.lock());
+        let blocked = sender.txn.as_ref().is_some_and(|t| !t.may_send());
+        if (empty || blocked) && sender.inflight_is_empty() {
+            break;
+        }
+        sender.drive_once().await;
+    }
+    let mut st = sender.acc.lock();
+    st.flushing = st.flushing.saturating_sub(1);
+}
+
+async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
+    {
+        let Some(t) = sender.txn.as_ref() else {
+            return Err(Error::config("not transactional"));
+        };
+        if let Some(f) = &t.fatal {
+            return Err(f.clone());
+        }
+        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
+            return Err(Error::config(format!(
+                "{} in state {}: no transaction in progress",
+                if commit {
+                    "commit_transaction"
+                } else {
+                    "abort_transaction"
+                },
+                state_name(t.state.load(Ordering::Acquire))
+            )));
+        }
+    }
+    if commit {
+        flush_transaction(sender).await;
+        if let Some(e) = sender.txn.as_ref().and_then(|t| t.abortable.clone()) {
+            return Err(e.with_context("the transaction must be aborted"));
+        }
+    } else {
+        sender.fail_unsent(&Error::other("the transaction was aborted before this record was sent"));
+        sender.drain_inflight().await;
+    }
+    let client = sender.client.clone();
+    let limit = sender.cfg.max_block;
+    let (pid, epoch) = (sender.producer_id, sender.epoch);
+    let (id, tv2, started, mut coord) = {
+        let Some(t) = sender.txn.as_mut() else {
+            return Err(Error::config("not transactional"));
+        };
+        (t.id.clone(), t.tv2, t.started(), t.coordinator.take())
+    };
+    let mut new_producer = None;
+    if started {
+        let r = with_coordinator(&client, &id, &mut coord, limit, "EndTxn", |conn| {
+            let id = id.clone();
+            async move {
+                let v = conn.versions().version(ApiKey::EndTxn)?;
+                let v = if tv2 { v.max(5) } else { v.min(4) };
+                let resp = conn
+                    .send_version(
+                        &EndTxnRequest::default()
+                            .with_transactional_id(TransactionalId(s(&id)))
+                            .with_producer_id(ProducerId(pid))
+                            .with_producer_epoch(epoch)
+                            .with_committed(commit),
+                        v,
+                    )
+                    .await?;
+                let code = ErrorCode::from(resp.error_code);
+                Ok(if code.is_ok() {
+                    Ok((resp.producer_id.0, resp.producer_epoch))
+                } else {
+                    Err(code)
+                })
+            }
+        })
+        .await;
+        match r {
+            Ok((new_pid, new_epoch)) => {
+                if tv2 && new_pid >= 0 {
+                    new_producer = Some((new_pid, new_epoch));
+                }
+            }
+            Err(e) => {
+                if let Some(t) = sender.txn.as_mut() {
+                    t.coordinator = coord;
+                }
+                if e.kafka_code().is_some_and(is_fencing) {
+                    sender.fail_fatal(e.clone());
+                    if let Some(t) = &sender.txn {
+                        t.set(FATAL);
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    if let Some(t) = sender.txn.as_mut() {
+        t.coordinator = coord;
+        t.set(READY);
+        t.abortable = None;
+    }
+    match new_producer {
+        // TV2: every EndTxn bumps the epoch; sequences restart at 0.
+        Some((pid, epoch)) => {
+            sender.producer_id = pid;
+            sender.epoch = epoch;
+            sender.reset_sequences();
+        }
+        // TV1 after an abort: failed or unsent batches may have left sequence gaps; bump the
+        // epoch (KIP-360, InitProducerId with our id and epoch) so the next one starts clean.
+        None if !commit && started && !tv2 => {
+            let mut coord = sender.txn.as_mut().and_then(|t| t.coordinator.take());
+            let timeout_ms = sender.txn.as_ref().map_or(60_000, |t| t.timeout_ms);
+            let (pid, epoch, conn) = init_producer_id(
+                &client,
+                &id,
+                timeout_ms,
+                (sender.producer_id, sender.epoch),
+                &mut coord,
+                limit,
+            )
+            .await?;
+            sender.producer_id = pid;
+            sender.epoch = epoch;
+            sender.reset_sequences();
+            if let Some(t) = sender.txn.as_mut() {
+                t.coordinator = Some(conn);
+            }
+        }
+        None => {}
+    }
+    info!(committed = commit, started, "transaction ended");
+    Ok(())
+}
+
+async fn send_offsets(
+    sender: &mut Sender,
+    offsets: Vec<(String, i32, i64)>,
+    group: ConsumerGroupMetadata,
+) -> Result<()> {
+    let client = sender.client.clone();
+    let limit = sender.cfg.max_block;
+    let (pid, epoch) = (sender.producer_id, sender.epoch);
+    let (id, tv2, need_add, mut coord) = {
+        let Some(t) = sender.txn.as_mut() else {
+            return Err(Error::config("not transactional"));
+        };
+        if let Some(e) = t.fatal.as_ref().or(t.abortable.as_ref()) {
+            return Err(e.clone());
+        }
+        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
+            return Err(Error::config(
+                "send_offsets_to_transaction outside a transaction: call begin_transaction",
+            ));
+        }
+        (
+            t.id.clone(),
+            t.tv2,
+            !t.tv2 && !t.offsets_groups.contains(&group.group_id),
+            t.coordinator.take(),
+        )
+    };
+    if need_add {
+        let g = group.group_id.clone();
+        let r = with_coordinator(&client, &id, &mut coord, limit, "AddOffsetsToTxn", |conn| {
+            let (id, g) = (id.clone(), g.clone());
+            async move {
+                let resp = conn
+                    .send(
+                        &AddOffsetsToTxnRequest::default()
+                            .with_transactional_id(TransactionalId(s(&id)))
+                            .with_producer_id(ProducerId(pid))
+                            .with_producer_epoch(epoch)
+                            .with_group_id(GroupId(s(&g))),
+                    )
+                    .await?;
+                let code = ErrorCode::from(resp.error_code);
+                Ok(if code.is_ok() { Ok(()) } else { Err(code) })
+            }
+        })
+        .await;
+        if let Some(t) = sender.txn.as_mut() {
+            t.coordinator = coord;
+        }
+        r?;
+    } else if let Some(t) = sender.txn.as_mut() {
+        t.coordinator = coord;
+    }
+    let admin = Admin::new(client.clone());
+    let mut topics: std::collections::BTreeMap<&str, Vec<TxnOffsetCommitRequestPartition>> = Default::default();
+    for (t, p, o) in &offsets {
+        topics.entry(t.as_str()).or_default().push(
+            TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(*p)
+                .with_committed_offset(*o)
+                .with_committed_leader_epoch(-1),
+        );
+    }
+    let req = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s(&id)))
+        .with_group_id(GroupId(s(&group.group_id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(group.generation_id)
+        .with_member_id(s(&group.member_id))
+        .with_group_instance_id(group.group_instance_id.as_deref().map(s))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, parts)| {
+                    TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(s(t)))
+                        .with_partitions(parts)
+                })
+                .collect(),
+        );
+    let deadline = Instant::now() + limit;
+    loop {
+        let conn = admin.coordinator(&group.group_id, 0).await?;
+        let v = conn.versions().version(ApiKey::TxnOffsetCommit)?;
+        // TV2 uses v5 (implicit AddOffsetsToTxn); TV1 must stay at v4 or below.
+        let v = if tv2 { v.max(5) } else { v.min(4) };
+        let resp = conn.send_version(&req, v).await?;
+        let worst = resp
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| ErrorCode::from(p.error_code)))
+            .find(|c| !c.is_ok());
+        match worst {
+            None => break,
+            Some(c) if (c.is_retriable() || is_coordinator_retry(c)) && Instant::now() < deadline => {
+                tokio::time::sleep(client.config().retry_backoff).await;
+            }
+            Some(c) => {
+                let e = Error::kafka(c).with_context(format!("TxnOffsetCommit for group {}", group.group_id));
+                if is_fencing(c) {
+                    sender.fail_fatal(e.clone());
+                } else if let Some(t) = sender.txn.as_mut() {
+                    t.abortable = Some(e.clone());
+                }
+                return Err(e);
+            }
+        }
+    }
+    if let Some(t) = sender.txn.as_mut() {
+        t.offsets_groups.insert(group.group_id.clone());
+    }
+    Ok(())
+}
+
+async fn prepare(sender: &mut Sender) -> Result<PreparedTransaction> {
+    {
+        let Some(t) = sender.txn.as_ref() else {
+            return Err(Error::config("not transactional"));
+        };
+        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
+            return Err(Error::config("prepare outside a transaction: call begin_transaction"));
+        }
+    }
+    flush_transaction(sender).await;
+    let t = sender.txn.as_ref().ok_or_else(|| Error::config("not transactional"))?;
+    if let Some(e) = t.fatal.as_ref().or(t.abortable.as_ref()) {
+        return Err(e.clone().with_context("the transaction cannot be prepared"));
+    }
+    Ok(PreparedTransaction {
+        transactional_id: t.id.clone(),
+        producer_id: sender.producer_id,
+        producer_epoch: sender.epoch,
+        transaction_version: if t.tv2 { 2 } else { 1 },
+    })
+}
+
+/// Adds partitions to the TV1 transaction before their first batch.
+pub(crate) async fn add_partitions(sender: &mut Sender, parts: Vec<(Arc<str>, i32)>) -> Result<()> {
+    let client = sender.client.clone();
+    let limit = sender.cfg.max_block;
+    let (pid, epoch) = (sender.producer_id, sender.epoch);
+    let (id, mut coord) = {
+        let Some(t) = sender.txn.as_mut() else { return Ok(()) };
+        (t.id.clone(), t.coordinator.take())
+    };
+    let mut by_topic: std::collections::BTreeMap<Arc<str>, Vec<i32>> = Default::default();
+    for (t, p) in &parts {
+        by_topic.entry(t.clone()).or_default().push(*p);
+    }
+    let topics: Vec<AddPartitionsToTxnTopic> = by_topic
+        .iter()
+        .map(|(t, ps)| {
+            AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s(t)))
+                .with_partitions(ps.clone())
+        })
+        .collect();
+    let r = with_coordinator(&client, &id, &mut coord, limit, "AddPartitionsToTxn", |conn| {
+        let (id, topics) = (id.clone(), topics.clone());
+        async move {
+            let v = conn.versions().version(ApiKey::AddPartitionsToTxn)?.min(3);
+            let resp = conn
+                .send_version(
+                    &AddPartitionsToTxnRequest::default()
+                        .with_v3_and_below_transactional_id(TransactionalId(s(&id)))
+                        .with_v3_and_below_producer_id(ProducerId(pid))
+                        .with_v3_and_below_producer_epoch(epoch)
+                        .with_v3_and_below_topics(topics),
+                    v,
+                )
+                .await?;
+            let worst = resp
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| {
+                    t.results_by_partition
+                        .iter()
+                        .map(|p| ErrorCode::from(p.partition_error_code))
+                })
+                .find(|c| !c.is_ok() && *c != ErrorCode::OperationNotAttempted);
+            Ok(match worst {
+                None => Ok(()),
+                Some(c) => Err(c),
+            })
+        }
+    })
+    .await;
+    if let Some(t) = sender.txn.as_mut() {
+        t.coordinator = coord;
+        if r.is_ok() {
+            t.added.extend(parts);
+        }
+    }
+    r
+}
+
+impl Sender {
+    /// Records a failure inside a transaction: fencing is fatal, anything else abortable.
+    pub(crate) fn txn_error(&mut self, e: Error) {
+        if e.kafka_code().is_some_and(is_fencing) {
+            if let Some(t) = &self.txn {
+                t.set(FATAL);
+            }
+            if self.txn.as_ref().is_some_and(|t| t.fatal.is_none()) {
+                self.fail_fatal(e);
+            }
+        } else if let Some(t) = self.txn.as_mut() {
+            if t.abortable.is_none() {
+                t.abortable = Some(e);
+            }
+        }
+    }
+
+    pub(crate) async fn add_partitions(&mut self, parts: Vec<(Arc<str>, i32)>) -> Result<()> {
+        add_partitions(self, parts).await
+    }
+}
+
+/// Finishes a transaction another producer (or an earlier process) prepared: commits or
+/// aborts it with its stored producer id and epoch (EndTxn v5 for TV2, v4 or below for
+/// TV1). Re-committing an already committed transaction succeeds; one whose id was
+/// re-initialized since is fenced (PRODUCER_FENCED / INVALID_PRODUCER_EPOCH).
+pub async fn resume_transaction(client: &Client, prepared: &PreparedTransaction, commit: bool) -> Result<()> {
+    let id = prepared.transactional_id.clone();
+    let limit = client.config().default_api_timeout;
+    let (pid, epoch, tv2) = (
+        prepared.producer_id,
+        prepared.producer_epoch,
+        prepared.transaction_version >= 2,
+    );
+    let mut coord = None;
+    let span = info_span!("transaction", transactional_id = %id, producer_id = pid, epoch, committed = commit);
+    with_coordinator(client, &id, &mut coord, limit, if commit { "commit (resume)" } else { "abort (resume)" }, |conn| {
+        let id = id.clone();
+        async move {
+            let v = conn.versions().version(ApiKey::EndTxn)?;
+            if tv2 && v < 5 {
+                return Err(Error::config(format!(
+                    "the transaction was written with transaction.version 2 but the coordinator offers EndTxn up to v{v}"
+                )));
+            }
+            let v = if tv2 { v.max(5) } else { v.min(4) };
+            let resp = conn
+                .send_version(
+                    &EndTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s(&id)))
+                        .with_producer_id(ProducerId(pid))
+                        .with_producer_epoch(epoch)
+                        .with_committed(commit),
+                    v,
+                )
+                .await?;
+            let code = ErrorCode::from(resp.error_code);
+            Ok(if code.is_ok() { Ok(()) } else { Err(code) })
+        }
+    })
+    .instrument(span)
+    .await
+}
+
+/// Fences every earlier producer of `transactional_id` and aborts its open transaction
+/// (InitProducerId does both), as a restarted sink does for ids it may have left open.
+pub async fn abort_lingering(client: &Client, transactional_id: &str) -> Result<()> {
+    let mut coord = None;
+    let limit = client.config().default_api_timeout;
+    init_producer_id(client, transactional_id, 60_000, (-1, -1), &mut coord, limit)
+        .await
+        .map(|_| ())
+}
