@@ -208,6 +208,26 @@ impl Drop for PrivateBroker {
     }
 }
 
+/// Runs a Java class from the broker's jars (`STROM_KAFKA_LIBS`), e.g. the console consumer
+/// or TopicCommand, with the quiet logging config `scripts/kafka env` names.
+pub fn run_java_tool(main_class: &str, args: &[&str]) -> std::process::Output {
+    let b = broker();
+    let libs = format!("{}/*", b.var("STROM_KAFKA_LIBS"));
+    let mut cmd = Command::new("java");
+    for opt in b
+        .env
+        .get("STROM_KAFKA_TOOLS_JAVA_OPTS")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split_whitespace()
+    {
+        cmd.arg(opt);
+    }
+    cmd.args(["-cp", &libs, main_class]).args(args);
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run java {main_class}: {e}"))
+}
+
 /// Logs the client's tracing output to stderr when `STROM_TEST_LOG` is set (e.g.
 /// `STROM_TEST_LOG=strom_client=debug`), for debugging a test.
 pub fn init_test_logging() {

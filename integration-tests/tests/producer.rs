@@ -42,7 +42,7 @@ fn config(f: impl FnOnce(&mut ProducerConfig)) -> ProducerConfig {
 
 #[tokio::test]
 async fn idempotent_keyed_records_in_order_without_loss_or_duplicates() {
-    const N: usize = 300_000;
+    const N: usize = 1_000_000;
     let topic = unique_topic("producer-idem");
     let admin = create(&topic, 6).await;
     let producer = Producer::new(config(|c| {

@@ -3,8 +3,6 @@
 //! transactional Produce) and left hanging; the admin sees it and aborts it with a marker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
 use strom_client::protocol::message_traits::StrBytes;
 use strom_client::protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use strom_client::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -182,30 +180,17 @@ fn java_scram_login(user: &str, password: &str, mechanism: &str) -> bool {
         ),
     )
     .unwrap();
-    let libs = format!("{}/*", b.var("STROM_KAFKA_LIBS"));
-    let mut cmd = Command::new("java");
-    for opt in b
-        .env
-        .get("STROM_KAFKA_TOOLS_JAVA_OPTS")
-        .map(String::as_str)
-        .unwrap_or("")
-        .split_whitespace()
-    {
-        cmd.arg(opt);
-    }
-    let out = cmd
-        .args([
-            "-cp",
-            &libs,
-            "org.apache.kafka.tools.TopicCommand",
+    let props_path = props.to_str().unwrap().to_owned();
+    let out = strom_integration_tests::run_java_tool(
+        "org.apache.kafka.tools.TopicCommand",
+        &[
             "--bootstrap-server",
-        ])
-        .arg(b.var("STROM_SASL_PLAINTEXT_BOOTSTRAP"))
-        .arg("--command-config")
-        .arg(&props)
-        .arg("--list")
-        .output()
-        .unwrap();
+            b.var("STROM_SASL_PLAINTEXT_BOOTSTRAP"),
+            "--command-config",
+            &props_path,
+            "--list",
+        ],
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     out.status.success()
 }
