@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use strom_client::{parse_properties, ClientConfig};
 
 mod admin_cmds;
+mod bench;
 mod consume;
 mod produce;
 
@@ -56,6 +57,17 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records to stdout.
     Consume(consume::ConsumeArgs),
+    /// Load tests, reported as one JSON object.
+    Bench {
+        #[command(subcommand)]
+        action: BenchAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchAction {
+    /// Produce a fixed number of records as fast as the producer allows.
+    Produce(bench::BenchProduceArgs),
 }
 
 /// Settings from -F, then -X, then -b; the CLI waits 10 s (not Java's 60 s) for an API call
@@ -110,6 +122,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Produce(args) => produce::run(config, rest, args).await,
         Command::Consume(args) => consume::run(config, rest, args).await,
+        Command::Bench {
+            action: BenchAction::Produce(args),
+        } => bench::produce(config, rest, args).await,
     }
 }
 

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Scenario S1 (reference/performance-and-style.md §A6): produce N x 100-byte records,
+acks=all, idempotent, lz4, linger 5 ms, batch 1 MiB, to a 1- and a 6-partition topic;
+Strom and the Java client (ProducerPerformance from the broker's jars) against the same
+local broker in the same run, alternating, each repeated. CPU seconds and peak RSS come
+from wait4() on each client process, the same way for every client.
+
+Usage: bench/s1_produce.py [--records N] [--reps R]   (the broker is started if needed)
+"""
+import argparse, json, os, re, statistics, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KNOBS = {"acks": "all", "enable.idempotence": "true", "compression.type": "lz4",
+         "linger.ms": "5", "batch.size": "1048576", "max.in.flight.requests.per.connection": "5"}
+
+
+def run(cmd, env=None):
+    """Runs cmd; returns (stdout, wall seconds, cpu seconds, peak RSS KiB) of that child."""
+    start = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[0]} failed: {err.decode()[-2000:]}")
+    return out.decode(), wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=5_000_000)
+    ap.add_argument("--record-size", type=int, default=100)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="print raw results as JSON lines too")
+    a = ap.parse_args()
+
+    subprocess.run([f"{ROOT}/scripts/kafka", "up"], check=True, stdout=subprocess.DEVNULL)
+    env = dict(l.split("=", 1) for l in subprocess.run([f"{ROOT}/scripts/kafka", "env"], check=True,
+               capture_output=True, text=True).stdout.splitlines() if "=" in l)
+    env = {k: v.strip("'\"") for k, v in env.items()}
+    bootstrap, libs = env["STROM_BOOTSTRAP_SERVERS"], env["STROM_KAFKA_LIBS"]
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strom-cli"], cwd=ROOT, check=True)
+    strom = f"{ROOT}/target/release/strom"
+    tools_opts = env.get("STROM_KAFKA_TOOLS_JAVA_OPTS", "").split()
+
+    results = []
+    for partitions in (1, 6):
+        for rep in range(a.reps):
+            for client in ("strom", "java"):
+                topic = f"bench-s1-{partitions}p-{client}-{rep}-{int(time.time())}"
+                subprocess.run([strom, "-b", bootstrap, "topics", "create", topic, "--partitions", str(partitions)],
+                               check=True, stderr=subprocess.DEVNULL)
+                if client == "strom":
+                    cmd = [strom, "-b", bootstrap, "bench", "produce", topic, "--records", str(a.records),
+                           "--record-size", str(a.record_size)] + sum((["-X", f"{k}={v}"] for k, v in KNOBS.items()), [])
+                    out, wall, cpu, rss = run(cmd)
+                    rps = json.loads(out.strip().splitlines()[-1])["records_per_s"]
+                else:
+                    props = [f"bootstrap.servers={bootstrap}"] + [f"{k}={v}" for k, v in KNOBS.items()]
+                    cmd = ["java", "-Xms512m", "-Xmx1g"] + tools_opts + ["-cp", f"{libs}/*",
+                           "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records",
+                           str(a.records), "--record-size", str(a.record_size), "--throughput", "-1",
+                           "--producer-props"] + props
+                    out, wall, cpu, rss = run(cmd)
+                    m = re.search(r"records sent, ([0-9.]+) records/sec", out.strip().splitlines()[-1])
+                    rps = float(m.group(1))
+                r = {"client": client, "partitions": partitions, "rep": rep, "records_per_s": rps,
+                     "mib_per_s": rps * a.record_size / 2**20, "cpu_seconds": cpu, "wall_seconds": wall,
+                     "cpu_s_per_gib": cpu / (a.records * a.record_size / 2**30), "max_rss_kib": rss}
+                results.append(r)
+                if a.json:
+                    print(json.dumps(r), flush=True)
+                subprocess.run([strom, "-b", bootstrap, "topics", "delete", topic], stderr=subprocess.DEVNULL)
+
+    print(f"\nS1 produce: {a.records:,} x {a.record_size} B, " + ", ".join(f"{k}={v}" for k, v in KNOBS.items())
+          + f"; median of {a.reps} alternating runs; Kafka {env.get('STROM_KAFKA_VERSION')} on 127.0.0.1\n")
+    print("| partitions | client | records/s | MiB/s | CPU s/GiB | peak RSS MiB | records/s vs Java |")
+    print("|---|---|---|---|---|---|---|")
+    for partitions in (1, 6):
+        med = {}
+        for client in ("strom", "java"):
+            rs = [r for r in results if r["client"] == client and r["partitions"] == partitions]
+            med[client] = {k: statistics.median(r[k] for r in rs) for k in
+                           ("records_per_s", "mib_per_s", "cpu_s_per_gib", "max_rss_kib")}
+        for client in ("strom", "java"):
+            m = med[client]
+            ratio = m["records_per_s"] / med["java"]["records_per_s"]
+            print(f"| {partitions} | {client} | {m['records_per_s']:,.0f} | {m['mib_per_s']:.1f} | "
+                  f"{m['cpu_s_per_gib']:.2f} | {m['max_rss_kib'] / 1024:.0f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
