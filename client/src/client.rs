@@ -15,7 +15,7 @@ use strom_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use strom_protocol::ErrorCode;
 use tracing::{debug, info};
 
-use crate::config::{ClientConfig, SecurityProtocol};
+use crate::config::ClientConfig;
 use crate::connection::{Connection, ConnectionConfig, ConnectionMetrics};
 use crate::error::{Error, Result};
 
@@ -154,19 +154,8 @@ impl Client {
     ///
     /// Cancellation-safe: dropping the future leaves nothing behind.
     pub async fn connect(config: ClientConfig) -> Result<Client> {
-        if config.security_protocol != SecurityProtocol::Plaintext {
-            return Err(Error::config(format!(
-                "security.protocol={:?} is not implemented yet: only PLAINTEXT works today",
-                config.security_protocol
-            )));
-        }
-        let conn_config = ConnectionConfig {
-            client_id: config.client_id.clone(),
-            connect_timeout: config.connect_timeout,
-            request_timeout: config.request_timeout,
-            max_response_size: config.max_response_size,
-            idle_timeout: config.connections_max_idle,
-        };
+        // TLS material and SASL settings are read and checked once, here.
+        let conn_config = config.connection_config()?;
         let client = Client {
             inner: Arc::new(Inner {
                 config,

@@ -5,9 +5,12 @@
 //! either works or says exactly what it does not understand.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::ConnectionConfig;
 use crate::error::{Error, Result};
+use crate::security::{Security, TokenProvider};
 
 /// `security.protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +67,8 @@ pub struct ClientConfig {
     pub security_protocol: SecurityProtocol,
     /// `ssl.*`, `sasl.*` settings, kept for the security layer; values are secret.
     pub security: BTreeMap<String, String>,
+    /// Supplies SASL/OAUTHBEARER tokens (see [`ClientConfig::with_oauth_token_provider`]).
+    pub oauth_token_provider: Option<Arc<dyn TokenProvider>>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -82,6 +87,10 @@ impl std::fmt::Debug for ClientConfig {
             .field("metadata_max_age", &self.metadata_max_age)
             .field("security_protocol", &self.security_protocol)
             .field("security", &security)
+            .field(
+                "oauth_token_provider",
+                &self.oauth_token_provider.as_ref().map(|_| "TokenProvider"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +120,7 @@ impl Default for ClientConfig {
             max_response_size: strom_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
             security_protocol: SecurityProtocol::Plaintext,
             security: BTreeMap::new(),
+            oauth_token_provider: None,
         }
     }
 }
@@ -192,12 +202,33 @@ impl ClientConfig {
                 };
                 self.security.insert(k.to_owned(), value.to_owned());
             }
-            k if k.starts_with("ssl.") || k.starts_with("sasl.") => {
+            k if crate::security::is_known_property(k) => {
                 self.security.insert(k.to_owned(), value.to_owned());
             }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Uses `provider` for SASL/OAUTHBEARER tokens (with `sasl.mechanism=OAUTHBEARER`); it is
+    /// asked before every authentication and re-authentication.
+    pub fn with_oauth_token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
+        self.oauth_token_provider = Some(provider);
+        self
+    }
+
+    /// The settings of one broker connection, security included: certificate files, keys
+    /// and JAAS entries are read and checked here, so a mistake is an error naming the
+    /// property before anything connects.
+    pub fn connection_config(&self) -> Result<ConnectionConfig> {
+        Ok(ConnectionConfig {
+            client_id: self.client_id.clone(),
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            max_response_size: self.max_response_size,
+            idle_timeout: self.connections_max_idle,
+            security: Security::from_config(self)?.map(Arc::new),
+        })
     }
 
     /// A configuration from Java property names; unknown keys are errors.

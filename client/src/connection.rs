@@ -46,6 +46,9 @@ pub struct ConnectionConfig {
     /// Close the connection after this long with nothing outstanding
     /// (`connections.max.idle.ms`, default 9 min as Java).
     pub idle_timeout: Duration,
+    /// TLS and SASL (`security.protocol`, `ssl.*`, `sasl.*`); `None` is PLAINTEXT. Built by
+    /// [`ClientConfig::connection_config`](crate::ClientConfig::connection_config).
+    pub security: Option<Arc<crate::security::Security>>,
 }
 
 impl Default for ConnectionConfig {
@@ -56,6 +59,7 @@ impl Default for ConnectionConfig {
             request_timeout: Duration::from_secs(30),
             max_response_size: frame::DEFAULT_MAX_FRAME_SIZE,
             idle_timeout: Duration::from_secs(540),
+            security: None,
         }
     }
 }

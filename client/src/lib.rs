@@ -18,6 +18,7 @@ mod fetch;
 pub mod producer;
 mod role_config;
 mod scram;
+mod security;
 mod transport;
 
 pub use admin::{
@@ -36,4 +37,5 @@ pub use producer::{
 };
 pub use role_config::{Acks, ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset, ProducerConfig};
 pub use scram::{ScramMechanism, ScramUser};
+pub use security::{OAuthBearerToken, Security, TokenFuture, TokenProvider};
 pub use strom_protocol as protocol;

@@ -1,8 +1,11 @@
 //! How bytes reach a broker: the stream under a [`Connection`](crate::Connection).
 //!
-//! [`open`] makes the byte stream (TCP today; TLS wraps it here) and hands back its two
-//! halves; [`authenticate`] runs after ApiVersions over the framed connection (SASL goes
-//! here: SaslHandshake + SaslAuthenticate are ordinary Kafka requests).
+//! [`open`] makes the byte stream and hands back its two halves: TCP, and with
+//! `security.protocol` other than PLAINTEXT the whole security layer (TLS handshake, SASL
+//! authentication, and the in-band re-authentication wrapper) from
+//! [`crate::security`]. SASL runs there, on the raw stream, rather than in [`authenticate`]:
+//! re-authentication (KIP-368) needs the stream itself (no other request may interleave with
+//! it), which only the transport owns.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -15,7 +18,8 @@ pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 /// The write half of a broker stream.
 pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// Connects to `addr` within `socket.connection.setup.timeout.ms`.
+/// Connects to `addr` within `socket.connection.setup.timeout.ms`, then secures and
+/// authenticates the stream as `config.security` says.
 pub(crate) async fn open(addr: &str, config: &ConnectionConfig) -> Result<(BoxRead, BoxWrite)> {
     let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
         .await
@@ -32,12 +36,16 @@ pub(crate) async fn open(addr: &str, config: &ConnectionConfig) -> Result<(BoxRe
             source,
         })
     })?;
-    // TCP halves need no lock between them (a TLS stream will use `tokio::io::split`).
+    if let Some(security) = config.security.as_deref() {
+        return crate::security::open(addr, stream, security, config).await;
+    }
+    // TCP halves need no lock between them.
     let (read, write) = stream.into_split();
     Ok((Box::new(read), Box::new(write)))
 }
 
-/// Authenticates a freshly negotiated connection. PLAINTEXT: nothing to do.
+/// Runs after ApiVersions on the framed connection. Authentication already happened in
+/// [`open`] (see the module docs), so there is nothing left to do.
 pub(crate) async fn authenticate(_conn: &Connection) -> Result<()> {
     Ok(())
 }

@@ -1,0 +1,470 @@
+//! TLS with rustls (ring provider), configured by the Java `ssl.*` properties.
+//!
+//! PEM only: `ssl.truststore.location` / `ssl.truststore.certificates` for the CAs (the
+//! system's roots when neither is given), `ssl.keystore.location` (key and chain in one file)
+//! or `ssl.keystore.key` + `ssl.keystore.certificate.chain` for mTLS. Hostname verification
+//! is on unless `ssl.endpoint.identification.algorithm` is explicitly empty, as in Java
+//! (`DefaultSslEngineFactory`); the chain is verified either way.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tracing::{debug, warn};
+
+use crate::error::{Error, Kind, Result};
+
+/// A built TLS client configuration, shared by every connection of a client.
+#[derive(Clone)]
+pub(crate) struct TlsSettings {
+    config: Arc<rustls::ClientConfig>,
+    verify_hostname: bool,
+    /// Where the trusted CAs came from, for error messages.
+    trust_source: String,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("verify_hostname", &self.verify_hostname)
+            .field("trust", &self.trust_source)
+            .field("client_auth", &self.config.client_auth_cert_resolver.has_certs())
+            .finish()
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_file(key: &str, path: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::config(format!("{key}={path:?}: cannot read the file: {e}")))
+}
+
+fn pem_certs(key: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::config(format!("{key}: not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "{key}: no PEM certificate (-----BEGIN CERTIFICATE-----) found; only PEM is supported (convert a JKS or PKCS12 store with keytool/openssl)"
+        )));
+    }
+    Ok(certs)
+}
+
+fn pem_key(key: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
+    if pem
+        .windows(b"ENCRYPTED PRIVATE KEY".len())
+        .any(|w| w == b"ENCRYPTED PRIVATE KEY")
+    {
+        return Err(Error::config(format!(
+            "{key}: encrypted private keys are not supported; decrypt it first (openssl pkcs8 -topk8 -nocrypt)"
+        )));
+    }
+    // The error text of the PEM parser never includes key material.
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        Error::config(format!(
+            "{key}: no usable PEM private key (PKCS#8 BEGIN PRIVATE KEY, PKCS#1 or SEC1): {e}"
+        ))
+    })
+}
+
+/// The value of `key`, `None` when absent or blank.
+fn get<'a>(props: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn check_pem_type(props: &BTreeMap<String, String>, key: &str) -> Result<()> {
+    match get(props, key) {
+        None => Ok(()),
+        Some(t) if t.eq_ignore_ascii_case("PEM") => Ok(()),
+        Some(t) => Err(Error::config(format!(
+            "{key}={t}: only PEM stores are supported (convert with keytool -importkeystore / openssl pkcs12)"
+        ))),
+    }
+}
+
+impl TlsSettings {
+    /// Builds the TLS configuration from the `ssl.*` properties; files are read here, once.
+    pub(crate) fn from_properties(props: &BTreeMap<String, String>) -> Result<TlsSettings> {
+        check_pem_type(props, "ssl.truststore.type")?;
+        check_pem_type(props, "ssl.keystore.type")?;
+        for key in ["ssl.truststore.password", "ssl.keystore.password"] {
+            if get(props, key).is_some() {
+                return Err(Error::config(format!(
+                    "{key} is not supported: PEM stores have no store password (as in Java's PEM support)"
+                )));
+            }
+        }
+        for key in ["ssl.engine.factory.class", "ssl.cipher.suites"] {
+            if get(props, key).is_some() {
+                return Err(Error::config(format!(
+                    "{key} is not supported: Strom uses rustls with its default (safe) cipher suites"
+                )));
+            }
+        }
+
+        // Which CAs to trust.
+        let mut roots = RootCertStore::empty();
+        let trust_source = match (
+            get(props, "ssl.truststore.location"),
+            get(props, "ssl.truststore.certificates"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "ssl.truststore.location and ssl.truststore.certificates are both set: give one",
+                ))
+            }
+            (Some(path), None) => {
+                let certs = pem_certs("ssl.truststore.location", &read_file("ssl.truststore.location", path)?)?;
+                add_roots(&mut roots, "ssl.truststore.location", certs)?;
+                format!("ssl.truststore.location={path}")
+            }
+            (None, Some(pem)) => {
+                let certs = pem_certs("ssl.truststore.certificates", pem.as_bytes())?;
+                add_roots(&mut roots, "ssl.truststore.certificates", certs)?;
+                "ssl.truststore.certificates".to_owned()
+            }
+            (None, None) => {
+                let native = rustls_native_certs::load_native_certs();
+                for e in &native.errors {
+                    debug!(error = %e, "skipping unreadable system CA certificates");
+                }
+                let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+                if added == 0 {
+                    return Err(Error::config(
+                        "no ssl.truststore.location or ssl.truststore.certificates given, and no system CA certificates found: \
+                         set ssl.truststore.location to a PEM file with the CA of the brokers",
+                    ));
+                }
+                "the system's CA certificates".to_owned()
+            }
+        };
+
+        let verify_hostname = match props.get("ssl.endpoint.identification.algorithm").map(|v| v.trim()) {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("https") => true,
+            Some("") => {
+                warn!(
+                    "ssl.endpoint.identification.algorithm is empty: broker hostnames are NOT verified \
+                     (certificate chains still are); do this only for tests"
+                );
+                false
+            }
+            Some(v) => {
+                return Err(Error::config(format!(
+                    "ssl.endpoint.identification.algorithm={v:?}: expected https (default) or empty (no hostname verification)"
+                )))
+            }
+        };
+
+        let versions = protocol_versions(props)?;
+        let provider = provider();
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| Error::config(format!("ssl.enabled.protocols: {e}")))?;
+        let roots = Arc::new(roots);
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| Error::config(format!("{trust_source}: cannot build a certificate verifier: {e}")))?;
+        let builder = if verify_hostname {
+            builder.with_webpki_verifier(webpki)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoHostnameVerifier(webpki)))
+        };
+
+        // mTLS: a client certificate chain and key.
+        let identity =
+            match (
+                get(props, "ssl.keystore.location"),
+                get(props, "ssl.keystore.certificate.chain"),
+                get(props, "ssl.keystore.key"),
+            ) {
+                (None, None, None) => None,
+                (Some(path), None, None) => {
+                    let pem = read_file("ssl.keystore.location", path)?;
+                    Some((
+                        pem_certs("ssl.keystore.location", &pem)?,
+                        pem_key("ssl.keystore.location", &pem)?,
+                    ))
+                }
+                (None, Some(chain), Some(key)) => Some((
+                    pem_certs("ssl.keystore.certificate.chain", chain.as_bytes())?,
+                    pem_key("ssl.keystore.key", key.as_bytes())?,
+                )),
+                (Some(_), _, _) => return Err(Error::config(
+                    "ssl.keystore.location cannot be combined with ssl.keystore.key / ssl.keystore.certificate.chain",
+                )),
+                _ => {
+                    return Err(Error::config(
+                        "ssl.keystore.key and ssl.keystore.certificate.chain must be given together",
+                    ))
+                }
+            };
+        if identity.is_none() && get(props, "ssl.key.password").is_some() {
+            warn!("ssl.key.password is set but no client key is configured; ignored");
+        }
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::config(format!("ssl.keystore: the client certificate and key do not fit: {e}")))?,
+        };
+        Ok(TlsSettings {
+            config: Arc::new(config),
+            verify_hostname,
+            trust_source,
+        })
+    }
+
+    /// TLS handshake over `tcp` with the broker at `addr` (`host:port`); SNI and the
+    /// hostname check use `host`.
+    pub(crate) async fn connect(&self, addr: &str, host: &str, tcp: TcpStream) -> Result<TlsStream<TcpStream>> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| Error::config(format!("broker {addr}: {host:?} is not a valid TLS server name")))?;
+        TlsConnector::from(self.config.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| self.handshake_error(addr, host, e))
+    }
+
+    /// Certificate and protocol failures are fatal (retrying cannot fix them, as Java's
+    /// `SslAuthenticationException`); a dropped connection is retriable.
+    fn handshake_error(&self, addr: &str, host: &str, e: std::io::Error) -> Error {
+        let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
+            return Error::new(Kind::Io {
+                addr: addr.to_owned(),
+                source: std::io::Error::new(
+                    e.kind(),
+                    format!("TLS handshake failed: {e} (is {addr} a TLS listener? check security.protocol)"),
+                ),
+            });
+        };
+        let msg = match tls {
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+                "TLS: the certificate of broker {addr} is not trusted: it is not signed by a CA from {}; \
+                 set ssl.truststore.location (or ssl.truststore.certificates) to the CA that signed it",
+                self.trust_source
+            ),
+            rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => format!(
+                "TLS: the certificate of broker {addr} is not valid for the host name {host:?} ({tls}); \
+                 connect with a name the certificate lists, or set ssl.endpoint.identification.algorithm= \
+                 (empty) to turn hostname verification off"
+            ),
+            rustls::Error::InvalidCertificate(_) => {
+                format!("TLS: the certificate of broker {addr} was rejected: {tls}")
+            }
+            rustls::Error::AlertReceived(alert) => format!(
+                "TLS handshake with broker {addr} failed: the broker sent alert {alert:?} \
+                 (a required or rejected client certificate? check ssl.keystore.*)"
+            ),
+            other => format!(
+                "TLS handshake with broker {addr} failed: {other} (is it a TLS listener? check security.protocol)"
+            ),
+        };
+        Error::config(msg)
+    }
+}
+
+/// The write half of a TLS stream, flushed after every write.
+///
+/// tokio-rustls's `poll_write` may report bytes written while their TLS records still wait
+/// in rustls for the socket (it returns early when the socket would block), and the
+/// connection's writer does not flush between requests: the end of a request could sit
+/// there until the next one. So each write is flushed before it is reported, and while the
+/// flush is pending the write is `Pending`; the caller (`write_all`) offers the same bytes
+/// again, which are then reported as written.
+pub(crate) struct FlushingWrite<W> {
+    inner: W,
+    /// Bytes accepted by the last write whose flush is pending.
+    flushing: Option<usize>,
+}
+
+impl<W> FlushingWrite<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        FlushingWrite { inner, flushing: None }
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FlushingWrite<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::{ready, Poll};
+        let this = &mut *self;
+        let n = match this.flushing {
+            Some(n) => n,
+            None => ready!(std::pin::Pin::new(&mut this.inner).poll_write(cx, buf))?,
+        };
+        match std::pin::Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                this.flushing = None;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => {
+                this.flushing = None;
+                Poll::Ready(Err(e))
+            }
+            Poll::Pending => {
+                this.flushing = Some(n);
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+fn add_roots(roots: &mut RootCertStore, key: &str, certs: Vec<CertificateDer<'static>>) -> Result<()> {
+    for c in certs {
+        roots
+            .add(c)
+            .map_err(|e| Error::config(format!("{key}: not a usable CA certificate: {e}")))?;
+    }
+    Ok(())
+}
+
+/// `ssl.enabled.protocols` (or `ssl.protocol` when that is absent): TLSv1.2 and/or TLSv1.3.
+fn protocol_versions(props: &BTreeMap<String, String>) -> Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+    let (key, list) = match (get(props, "ssl.enabled.protocols"), get(props, "ssl.protocol")) {
+        (Some(l), _) => ("ssl.enabled.protocols", l),
+        (None, Some(p)) if p.eq_ignore_ascii_case("TLS") => return Ok(rustls::ALL_VERSIONS.to_vec()),
+        // Java: ssl.protocol picks the SSLContext; TLSv1.3's context also allows TLSv1.2.
+        (None, Some(p)) if p.eq_ignore_ascii_case("TLSv1.3") => return Ok(rustls::ALL_VERSIONS.to_vec()),
+        (None, Some(p)) => ("ssl.protocol", p),
+        (None, None) => return Ok(rustls::ALL_VERSIONS.to_vec()),
+    };
+    let mut out = Vec::new();
+    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let v = match p {
+            "TLSv1.3" => &rustls::version::TLS13,
+            "TLSv1.2" => &rustls::version::TLS12,
+            _ => {
+                return Err(Error::config(format!(
+                    "{key}: {p:?} is not supported: expected TLSv1.2 and/or TLSv1.3"
+                )))
+            }
+        };
+        out.push(v);
+    }
+    if out.is_empty() {
+        return Err(Error::config(format!(
+            "{key} is empty: expected TLSv1.2 and/or TLSv1.3"
+        )));
+    }
+    Ok(out)
+}
+
+/// `ssl.endpoint.identification.algorithm=` (empty): the chain is verified, the name is not.
+#[derive(Debug)]
+struct NoHostnameVerifier(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for NoHostnameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        for (kv, want) in [
+            (vec![("ssl.truststore.type", "JKS")], "only PEM"),
+            (vec![("ssl.truststore.location", "/nonexistent/ca.pem")], "cannot read"),
+            (vec![("ssl.truststore.password", "x")], "ssl.truststore.password"),
+            (vec![("ssl.truststore.certificates", "garbage")], "no PEM certificate"),
+            (
+                vec![("ssl.endpoint.identification.algorithm", "ldap")],
+                "expected https",
+            ),
+            (vec![("ssl.enabled.protocols", "TLSv1.1")], "TLSv1.1"),
+            (vec![("ssl.keystore.key", "k")], "must be given together"),
+        ] {
+            let e = TlsSettings::from_properties(&props(&kv)).unwrap_err();
+            assert!(e.is_fatal(), "{e}");
+            assert!(e.to_string().contains(want), "{kv:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn encrypted_keys_are_refused_without_showing_them() {
+        let e = pem_key(
+            "ssl.keystore.key",
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nSECRETSTUFF\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("encrypted") && !e.contains("SECRETSTUFF"), "{e}");
+    }
+}
