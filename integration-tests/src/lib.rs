@@ -182,6 +182,25 @@ impl PrivateBroker {
         self.run("up");
     }
 
+    /// Starts the broker again on the data it had (after [`PrivateBroker::kill`]): what a
+    /// crashed broker does when it comes back.
+    pub fn restart_keeping_data(&self) {
+        let script = repo_root().join("scripts").join("kafka");
+        let out = Command::new(&script)
+            .arg("up")
+            .env("STROM_KAFKA_PORT_BASE", self.port_base.to_string())
+            .env("STROM_KAFKA_KEEP_DATA", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "restart of the broker on port {} failed: {}",
+            self.port_base,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// SIGKILLs the broker process (a crash, not a clean shutdown).
     pub fn kill(&self) {
         let env = parse_env(&String::from_utf8_lossy(&self.run("env").stdout));
