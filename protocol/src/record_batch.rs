@@ -439,6 +439,25 @@ fn read_bytes_field(
     Ok(Some(whole.slice(start..start + len)))
 }
 
+/// Skips a varint-length field (`-1` = null); `Ok(false)` for null. Validates like
+/// [`read_bytes_field`] without taking a slice.
+#[inline]
+fn skip_bytes_field(cur: &mut &[u8], what: &'static str) -> Result<bool, WireError> {
+    let len = get_varint(cur, what)?;
+    if len < 0 {
+        if len == -1 {
+            return Ok(false);
+        }
+        return Err(WireError::InvalidLength { what, len: len.into() });
+    }
+    let len = len as usize;
+    if len > cur.len() {
+        return Err(WireError::InvalidLength { what, len: len as i64 });
+    }
+    *cur = &cur[len..];
+    Ok(true)
+}
+
 /// Lazy iterator over the records of one batch.
 ///
 /// Yields an error (once, then ends) on a malformed record, on fewer records than the
@@ -475,7 +494,11 @@ impl Records {
     }
 
     fn read_record(&mut self) -> Result<Record, WireError> {
-        let all = &self.data[self.pos..];
+        // Every slice is taken straight from the batch buffer (one refcount increment each,
+        // for the key and the value, and the headers only when there are any): the
+        // per-record cost is varints and at most three atomic increments, no allocation.
+        let data = &self.data;
+        let all = &data[self.pos..];
         let mut cur = all;
         let len = get_varint(&mut cur, "record length")?;
         if len < 0 || len as usize > cur.len() {
@@ -484,18 +507,16 @@ impl Records {
                 len: len.into(),
             });
         }
-        let header_len = all.len() - cur.len();
-        let body_start = self.pos + header_len;
+        let body_start = self.pos + (all.len() - cur.len());
         let body_end = body_start + len as usize;
-        let body = self.data.slice(body_start..body_end);
-        let mut cur: &[u8] = &body;
-        let whole = cur.len();
+        // `cur` is always a suffix of data[..body_end]: its position is body_end - cur.len().
+        let mut cur = &data[body_start..body_end];
         let (_attributes, rest) = cur.split_first().ok_or(WireError::Truncated("record attributes"))?;
         cur = rest;
         let ts_delta = get_varlong(&mut cur, "record timestampDelta")?;
         let offset_delta = get_varint(&mut cur, "record offsetDelta")?;
-        let key = read_bytes_field(&body, &mut cur, whole, "record key")?;
-        let value = read_bytes_field(&body, &mut cur, whole, "record value")?;
+        let key = read_bytes_field(data, &mut cur, body_end, "record key")?;
+        let value = read_bytes_field(data, &mut cur, body_end, "record value")?;
         let count = get_varint(&mut cur, "record headers count")?;
         if count < 0 || count as usize > cur.len() {
             return Err(WireError::InvalidLength {
@@ -503,18 +524,15 @@ impl Records {
                 len: count.into(),
             });
         }
-        let headers_start = whole - cur.len();
+        let headers_start = body_end - cur.len();
         for _ in 0..count {
-            match read_bytes_field(&body, &mut cur, whole, "header key")? {
-                Some(_) => {}
-                None => {
-                    return Err(WireError::InvalidLength {
-                        what: "header key",
-                        len: -1,
-                    })
-                }
+            if !skip_bytes_field(&mut cur, "header key")? {
+                return Err(WireError::InvalidLength {
+                    what: "header key",
+                    len: -1,
+                });
             }
-            read_bytes_field(&body, &mut cur, whole, "header value")?;
+            skip_bytes_field(&mut cur, "header value")?;
         }
         if !cur.is_empty() {
             return Err(WireError::TrailingData("record"));
@@ -527,9 +545,13 @@ impl Records {
                 .unwrap_or_else(|| self.base_timestamp.wrapping_add(ts_delta)),
             key,
             value,
-            headers: Headers {
-                data: body.slice(headers_start..),
-                count: count as u32,
+            headers: if count == 0 {
+                Headers::default()
+            } else {
+                Headers {
+                    data: data.slice(headers_start..body_end),
+                    count: count as u32,
+                }
             },
         })
     }
