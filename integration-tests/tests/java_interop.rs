@@ -120,3 +120,67 @@ async fn java_read_committed_sees_only_committed_transactions() {
         "read_uncommitted sees aborted records too"
     );
 }
+
+/// A keyed record lands on the same partition whether Java's producer or Strom's writes it.
+#[tokio::test]
+async fn keyed_records_land_where_javas_producer_puts_them() {
+    let b = broker();
+    let java_topic = unique_topic("interop-keys-java");
+    let strom_topic = unique_topic("interop-keys-strom");
+    let admin = Admin::connect(ClientConfig::new(&b.bootstrap)).await.unwrap();
+    admin
+        .create_topics(&[NewTopic::new(&java_topic, 7), NewTopic::new(&strom_topic, 7)])
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..200).map(|i| format!("key-{i}-{}", "é".repeat(i % 3))).collect();
+    let input: String = keys.iter().map(|k| format!("{k}\t{k}\n")).collect();
+    let dir = std::env::temp_dir().join(unique_topic("keys"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("records.txt");
+    std::fs::write(&file, input).unwrap();
+    // ConsoleProducer reads stdin; run it through sh to redirect the file.
+    let libs = format!("{}/*", b.var("STROM_KAFKA_LIBS"));
+    let opts = b.env.get("STROM_KAFKA_TOOLS_JAVA_OPTS").cloned().unwrap_or_default();
+    let cmd = format!(
+        "java {opts} -cp '{libs}' {} --bootstrap-server {} --topic {java_topic} --property parse.key=true --property 'key.separator=\t' < '{}'",
+        b.var("STROM_KAFKA_CONSOLE_PRODUCER_CLASS"),
+        b.bootstrap,
+        file.display()
+    );
+    let out = std::process::Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let p = Producer::new(ProducerConfig::new(&b.bootstrap)).await.unwrap();
+    for k in &keys {
+        p.send(ProducerRecord::new(&strom_topic, Bytes::from(k.clone())).key(Bytes::from(k.clone())))
+            .await
+            .unwrap();
+    }
+    p.close().await.unwrap();
+
+    let placement = |topic: String| {
+        let client = admin.client().clone();
+        async move {
+            let mut reader = strom_client::TopicReader::to_end(client, &topic, false).await.unwrap();
+            let mut m = std::collections::BTreeMap::new();
+            while !reader.at_end() {
+                for (part, r) in reader.poll().await.unwrap() {
+                    m.insert(String::from_utf8(r.key.unwrap().to_vec()).unwrap(), part);
+                }
+            }
+            m
+        }
+    };
+    let java = placement(java_topic).await;
+    let ours = placement(strom_topic).await;
+    assert_eq!(java.len(), keys.len());
+    assert_eq!(
+        ours, java,
+        "a key landed on another partition than with the Java producer"
+    );
+    assert!(
+        java.values().collect::<std::collections::BTreeSet<_>>().len() > 3,
+        "keys spread over partitions"
+    );
+}

@@ -259,3 +259,30 @@ async fn a_second_producer_with_the_same_id_fences_the_first() {
     let got = read_all(admin.client(), &topic, true).await;
     assert_eq!(values(&got), vec!["new-0000", "new-0001", "new-0002"]);
 }
+
+/// A record that fails inside a transaction makes it abortable: commit refuses with the
+/// record's error, abort works, and the next transaction commits normally.
+#[tokio::test]
+async fn an_abortable_error_lets_the_user_abort_and_continue() {
+    let bootstrap = &broker().bootstrap;
+    let admin = Admin::connect(ClientConfig::new(bootstrap)).await.unwrap();
+    let topic = unique_topic("txn-abortable");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1).config("max.message.bytes", "2000")])
+        .await
+        .unwrap();
+    let p = producer(bootstrap, &unique_topic("txn-abortable-id")).await;
+    p.begin_transaction().await.unwrap();
+    send(&p, &topic, "fine", 3).await;
+    let too_big = p.send(ProducerRecord::new(&topic, vec![1u8; 10_000])).await.unwrap();
+    let err = p.commit_transaction().await.unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::MessageTooLarge), "{err}");
+    assert!(!err.is_fatal());
+    assert!(too_big.wait().await.is_err());
+    p.abort_transaction().await.unwrap();
+    p.begin_transaction().await.unwrap();
+    send(&p, &topic, "after", 2).await;
+    p.commit_transaction().await.unwrap();
+    let got = read_all(admin.client(), &topic, true).await;
+    assert_eq!(values(&got), vec!["after-0000", "after-0001"]);
+}
