@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Scenario S1 (reference/performance-and-style.md §A6): produce N x 100-byte records,
 acks=all, idempotent, lz4, linger 5 ms, batch 1 MiB, to a 1- and a 6-partition topic;
-Strom and the Java client (ProducerPerformance from the broker's jars) against the same
+Strom, the Java client (ProducerPerformance from the broker's jars) and librdkafka (through
+the rdkafka crate, bench/rdkafka-peer, built here with --with-librdkafka) against the same
 local broker in the same run, alternating, each repeated. CPU seconds and peak RSS come
 from wait4() on each client process, the same way for every client.
 
@@ -33,6 +34,8 @@ def main():
     ap.add_argument("--record-size", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print raw results as JSON lines too")
+    ap.add_argument("--with-librdkafka", action="store_true",
+                    help="also build bench/rdkafka-peer (librdkafka from source: needs cmake, a C compiler)")
     a = ap.parse_args()
 
     subprocess.run([f"{ROOT}/scripts/kafka", "up"], check=True, stdout=subprocess.DEVNULL)
@@ -42,12 +45,18 @@ def main():
     bootstrap, libs = env["STROM_BOOTSTRAP_SERVERS"], env["STROM_KAFKA_LIBS"]
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "strom-cli"], cwd=ROOT, check=True)
     strom = f"{ROOT}/target/release/strom"
+    clients = ["strom", "java"]
+    rdk = f"{ROOT}/target/rdkafka-peer/release/rdkafka-peer"
+    if a.with_librdkafka:
+        subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path", f"{ROOT}/bench/rdkafka-peer/Cargo.toml"],
+                       cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=f"{ROOT}/target/rdkafka-peer"))
+        clients.append("librdkafka")
     tools_opts = env.get("STROM_KAFKA_TOOLS_JAVA_OPTS", "").split()
 
     results = []
     for partitions in (1, 6):
         for rep in range(a.reps):
-            for client in ("strom", "java"):
+            for client in clients:
                 topic = f"bench-s1-{partitions}p-{client}-{rep}-{int(time.time())}"
                 subprocess.run([strom, "-b", bootstrap, "topics", "create", topic, "--partitions", str(partitions)],
                                check=True, stderr=subprocess.DEVNULL)
@@ -55,6 +64,12 @@ def main():
                     cmd = [strom, "-b", bootstrap, "bench", "produce", topic, "--records", str(a.records),
                            "--record-size", str(a.record_size)] + sum((["-X", f"{k}={v}"] for k, v in KNOBS.items()), [])
                     out, wall, cpu, rss = run(cmd)
+                    rps = json.loads(out.strip().splitlines()[-1])["records_per_s"]
+                elif client == "librdkafka":
+                    rdk_knobs = dict(KNOBS)
+                    rdk_knobs["compression.codec"] = rdk_knobs.pop("compression.type")
+                    out, wall, cpu, rss = run([rdk, bootstrap, topic, str(a.records), str(a.record_size)]
+                                              + [f"{k}={v}" for k, v in rdk_knobs.items()])
                     rps = json.loads(out.strip().splitlines()[-1])["records_per_s"]
                 else:
                     props = [f"bootstrap.servers={bootstrap}"] + [f"{k}={v}" for k, v in KNOBS.items()]
@@ -79,11 +94,11 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for partitions in (1, 6):
         med = {}
-        for client in ("strom", "java"):
+        for client in clients:
             rs = [r for r in results if r["client"] == client and r["partitions"] == partitions]
             med[client] = {k: statistics.median(r[k] for r in rs) for k in
                            ("records_per_s", "mib_per_s", "cpu_s_per_gib", "max_rss_kib")}
-        for client in ("strom", "java"):
+        for client in clients:
             m = med[client]
             ratio = m["records_per_s"] / med["java"]["records_per_s"]
             print(f"| {partitions} | {client} | {m['records_per_s']:,.0f} | {m['mib_per_s']:.1f} | "
