@@ -308,3 +308,52 @@ async fn broker_kill_9_mid_run_loses_and_duplicates_nothing() {
     }
     assert_eq!(total, N, "lost {} records", N - total);
 }
+
+/// A custom partitioner decides where records without an explicit partition go; `None`
+/// falls back to the default (murmur2 for keys).
+#[tokio::test]
+async fn a_custom_partitioner_places_records() {
+    #[derive(Debug)]
+    struct ByFirstByte;
+    impl strom_client::Partitioner for ByFirstByte {
+        fn partition(&self, _topic: &str, _key: Option<&[u8]>, value: Option<&[u8]>, n: u32) -> Option<u32> {
+            match value?.first()? {
+                b'd' => None,
+                b => Some(u32::from(*b) % n),
+            }
+        }
+    }
+    let topic = unique_topic("producer-partitioner");
+    let admin = create(&topic, 4).await;
+    let producer = Producer::new(ProducerConfig::new(&broker().bootstrap))
+        .await
+        .unwrap()
+        .with_partitioner(std::sync::Arc::new(ByFirstByte))
+        .unwrap();
+    let mut futs = Vec::new();
+    for v in ["a1", "b1", "c1", "a2"] {
+        futs.push(producer.send(ProducerRecord::new(&topic, v)).await.unwrap());
+    }
+    futs.push(
+        producer
+            .send(ProducerRecord::new(&topic, "d-default").key("k"))
+            .await
+            .unwrap(),
+    );
+    // An explicit partition wins over the partitioner.
+    futs.push(
+        producer
+            .send(ProducerRecord::new(&topic, "a-explicit").partition(3))
+            .await
+            .unwrap(),
+    );
+    producer.flush().await.unwrap();
+    let mut got = Vec::new();
+    for f in futs {
+        got.push(f.wait().await.unwrap().partition);
+    }
+    let expect_default = partition_for_key(b"k", 4) as i32;
+    assert_eq!(got, vec![97 % 4, 98 % 4, 99 % 4, 97 % 4, expect_default, 3]);
+    let all = read_all(admin.client(), &topic, false).await;
+    assert_eq!(all.values().map(Vec::len).sum::<usize>(), 6);
+}
