@@ -1,0 +1,165 @@
+//! The producer's KIP-360 recovery, driven by a scripted broker: the first batch is refused
+//! with OUT_OF_ORDER_SEQUENCE_NUMBER; the producer must bump its epoch (InitProducerId with
+//! its current id and epoch), renumber from sequence 0 and deliver, losing nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion, StrBytes};
+use strom_client::protocol::record_batch::{BatchView, DecodeOptions};
+use strom_client::{Producer, ProducerConfig, ProducerRecord};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Debug, Default)]
+struct Seen {
+    init_requests: Vec<(i64, i16)>,
+    /// (producer id, epoch, base sequence, records) of every Produce batch, in arrival order.
+    batches: Vec<(i64, i16, i32, i32)>,
+}
+
+async fn respond<R: Encodable + HeaderVersion>(s: &mut TcpStream, id: i32, version: i16, resp: &R) {
+    let mut body = BytesMut::new();
+    ResponseHeader::default()
+        .with_correlation_id(id)
+        .encode(&mut body, R::header_version(version))
+        .unwrap();
+    resp.encode(&mut body, version).unwrap();
+    let mut f = BytesMut::new();
+    f.put_i32(body.len() as i32);
+    f.extend_from_slice(&body);
+    s.write_all(&f).await.unwrap();
+}
+
+async fn serve(mut s: TcpStream, port: u16, seen: Arc<Mutex<Seen>>) {
+    loop {
+        let Ok(size) = s.read_i32().await else { return };
+        let mut buf = vec![0u8; size as usize];
+        if s.read_exact(&mut buf).await.is_err() {
+            return;
+        }
+        let mut b = Bytes::from(buf);
+        let header = decode_request_header_from_buffer(&mut b).unwrap();
+        let (v, id) = (header.request_api_version, header.correlation_id);
+        match ApiKey::try_from(header.request_api_key).unwrap() {
+            ApiKey::ApiVersions => {
+                let keys = [(18, 0, 3), (3, 0, 12), (0, 3, 12), (22, 0, 5)]
+                    .iter()
+                    .map(|&(k, min, max)| {
+                        ApiVersion::default()
+                            .with_api_key(k)
+                            .with_min_version(min)
+                            .with_max_version(max)
+                    })
+                    .collect();
+                respond(&mut s, id, v, &ApiVersionsResponse::default().with_api_keys(keys)).await;
+            }
+            ApiKey::Metadata => {
+                let resp = MetadataResponse::default()
+                    .with_brokers(vec![MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(1))
+                        .with_host(StrBytes::from_static_str("127.0.0.1"))
+                        .with_port(i32::from(port))])
+                    .with_controller_id(BrokerId(1))
+                    .with_topics(vec![MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                        .with_partitions(vec![MetadataResponsePartition::default()
+                            .with_partition_index(0)
+                            .with_leader_id(BrokerId(1))
+                            .with_replica_nodes(vec![BrokerId(1)])
+                            .with_isr_nodes(vec![BrokerId(1)])])]);
+                respond(&mut s, id, v, &resp).await;
+            }
+            ApiKey::InitProducerId => {
+                let req = InitProducerIdRequest::decode(&mut b, v).unwrap();
+                let epoch = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.init_requests.push((req.producer_id.0, req.producer_epoch));
+                    if req.producer_id.0 == 1000 {
+                        req.producer_epoch + 1
+                    } else {
+                        0
+                    }
+                };
+                let resp = InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(1000))
+                    .with_producer_epoch(epoch);
+                respond(&mut s, id, v, &resp).await;
+            }
+            ApiKey::Produce => {
+                let req = ProduceRequest::decode(&mut b, v).unwrap();
+                let mut parts = Vec::new();
+                for t in &req.topic_data {
+                    for p in &t.partition_data {
+                        let mut records = p.records.clone().unwrap();
+                        let batch = BatchView::parse(&mut records, &DecodeOptions::default())
+                            .unwrap()
+                            .unwrap();
+                        let entry = (
+                            batch.producer_id(),
+                            batch.producer_epoch(),
+                            batch.base_sequence(),
+                            batch.records_count(),
+                        );
+                        let first = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.batches.push(entry);
+                            seen.batches.len() == 1
+                        };
+                        // The first batch ever is refused as if the broker had lost our sequence.
+                        let (code, offset) = if first { (45, -1) } else { (0, 7) };
+                        parts.push(
+                            PartitionProduceResponse::default()
+                                .with_index(p.index)
+                                .with_error_code(code)
+                                .with_base_offset(offset),
+                        );
+                    }
+                }
+                let resp = ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partition_responses(parts)]);
+                respond(&mut s, id, v, &resp).await;
+            }
+            other => panic!("unexpected request {other:?}"),
+        }
+        let _ = b.remaining();
+    }
+}
+
+#[tokio::test]
+async fn out_of_order_on_the_first_batch_bumps_the_epoch_and_renumbers() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            tokio::spawn(serve(sock, port, s2.clone()));
+        }
+    });
+    let mut cfg = ProducerConfig::new(format!("127.0.0.1:{port}"));
+    cfg.client.retry_backoff = Duration::from_millis(10);
+    let producer = Producer::new(cfg).await.unwrap();
+    let f = producer.send(ProducerRecord::new("t", "hello").key("k")).await.unwrap();
+    let md = tokio::time::timeout(Duration::from_secs(10), f.wait())
+        .await
+        .expect("hung")
+        .unwrap();
+    assert_eq!((md.partition, md.offset), (0, 7));
+
+    let seen = seen.lock().unwrap();
+    // A fresh id, then the KIP-360 bump carrying the current id and epoch.
+    assert_eq!(seen.init_requests, vec![(-1, -1), (1000, 0)]);
+    // Refused at epoch 0 sequence 0, resent at epoch 1 from sequence 0: one record, once.
+    assert_eq!(seen.batches, vec![(1000, 0, 0, 1), (1000, 1, 0, 1)]);
+}
