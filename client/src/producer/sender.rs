@@ -719,22 +719,9 @@ impl Sender {
     /// The producer cannot continue: fail everything queued and every later send.
     pub(crate) fn fail_fatal(&mut self, e: Error) {
         warn!(error = %e, "producer failed fatally");
-        let batches = {
-            let mut st = self.acc.lock();
-            st.fatal = Some(e.clone());
-            let mut out = Vec::new();
-            for tq in st.topics.values_mut() {
-                for part in &mut tq.parts {
-                    out.extend(part.open.take());
-                    out.extend(part.sealed.drain(..));
-                }
-            }
-            out
-        };
-        for b in batches {
-            self.acc.release(b.reserved);
-            b.done.complete(Err(e.clone()));
-        }
+        // Set first, under the accumulator lock: appends from here on fail with it.
+        self.acc.lock().fatal = Some(e.clone());
+        self.fail_unsent(&e);
         if let Some(t) = &mut self.txn {
             t.fatal = Some(e);
         }

@@ -252,6 +252,40 @@ async fn init_producer_id(
     .await
 }
 
+/// One EndTxn at the coordinator: v5 (KIP-890, epoch bump) for TV2, v4 or below for TV1.
+/// Returns the producer id and epoch the response carries (TV2 bumps them) or the error code.
+async fn end_txn(
+    conn: Connection,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    commit: bool,
+    tv2: bool,
+) -> Result<std::result::Result<(i64, i16), ErrorCode>> {
+    let v = conn.versions().version(ApiKey::EndTxn)?;
+    if tv2 && v < 5 {
+        return Err(Error::config(format!(
+            "the transaction uses transaction.version 2 but the coordinator offers EndTxn up to v{v}"
+        )));
+    }
+    let v = if tv2 { v.max(5) } else { v.min(4) };
+    let resp = conn
+        .send_version(
+            &EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s(id)))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(commit),
+            v,
+        )
+        .await?;
+    let code = ErrorCode::from(resp.error_code);
+    Ok(if code.is_ok() {
+        Ok((resp.producer_id.0, resp.producer_epoch))
+    } else {
+        Err(code)
+    })
+}
+
 pub(crate) async fn run_command(sender: &mut Sender, cmd: TxnCommand) {
     let Some(id) = sender.txn.as_ref().map(|t| t.id.clone()) else {
         let e = Error::config("not a transactional producer (set transactional.id)");
@@ -413,26 +447,7 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
     if started {
         let r = with_coordinator(&client, &id, &mut coord, limit, "EndTxn", |conn| {
             let id = id.clone();
-            async move {
-                let v = conn.versions().version(ApiKey::EndTxn)?;
-                let v = if tv2 { v.max(5) } else { v.min(4) };
-                let resp = conn
-                    .send_version(
-                        &EndTxnRequest::default()
-                            .with_transactional_id(TransactionalId(s(&id)))
-                            .with_producer_id(ProducerId(pid))
-                            .with_producer_epoch(epoch)
-                            .with_committed(commit),
-                        v,
-                    )
-                    .await?;
-                let code = ErrorCode::from(resp.error_code);
-                Ok(if code.is_ok() {
-                    Ok((resp.producer_id.0, resp.producer_epoch))
-                } else {
-                    Err(code)
-                })
-            }
+            async move { end_txn(conn, &id, (pid, epoch), commit, tv2).await }
         })
         .await;
         match r {
@@ -727,30 +742,17 @@ pub async fn resume_transaction(client: &Client, prepared: &PreparedTransaction,
     );
     let mut coord = None;
     let span = info_span!("transaction", transactional_id = %id, producer_id = pid, epoch, committed = commit);
-    with_coordinator(client, &id, &mut coord, limit, if commit { "commit (resume)" } else { "abort (resume)" }, |conn| {
-        let id = id.clone();
-        async move {
-            let v = conn.versions().version(ApiKey::EndTxn)?;
-            if tv2 && v < 5 {
-                return Err(Error::config(format!(
-                    "the transaction was written with transaction.version 2 but the coordinator offers EndTxn up to v{v}"
-                )));
-            }
-            let v = if tv2 { v.max(5) } else { v.min(4) };
-            let resp = conn
-                .send_version(
-                    &EndTxnRequest::default()
-                        .with_transactional_id(TransactionalId(s(&id)))
-                        .with_producer_id(ProducerId(pid))
-                        .with_producer_epoch(epoch)
-                        .with_committed(commit),
-                    v,
-                )
-                .await?;
-            let code = ErrorCode::from(resp.error_code);
-            Ok(if code.is_ok() { Ok(()) } else { Err(code) })
-        }
-    })
+    with_coordinator(
+        client,
+        &id,
+        &mut coord,
+        limit,
+        if commit { "commit (resume)" } else { "abort (resume)" },
+        |conn| {
+            let id = id.clone();
+            async move { Ok(end_txn(conn, &id, (pid, epoch), commit, tv2).await?.map(|_| ())) }
+        },
+    )
     .instrument(span)
     .await
 }
