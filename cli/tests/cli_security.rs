@@ -2,35 +2,10 @@
 //! user types them (`-X`), against the real broker's SASL_SSL and SASL_PLAINTEXT listeners.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use common::{ok, strom};
 use strom_integration_tests::{broker, unique_topic};
-
-fn strom(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(args)
-        .env("STROM_BOOTSTRAP_SERVERS", &broker().bootstrap)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn ok(args: &[&str], stdin: Option<&str>) -> String {
-    let out = strom(args, stdin);
-    assert!(
-        out.status.success(),
-        "strom {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// A Java client.properties for SASL_SSL with SCRAM, JAAS continued over lines as people
 /// write it.
