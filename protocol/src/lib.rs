@@ -18,6 +18,8 @@ pub mod compression;
 pub mod error;
 pub mod error_code;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod murmur2;
 pub mod record_batch;
 pub mod varint;
