@@ -92,20 +92,27 @@ async fn hanging_transaction_is_listed_described_and_aborted() {
         headers: &[],
     })
     .unwrap();
-    let resp = leader
-        .send(
-            &ProduceRequest::default()
-                .with_transactional_id(Some(TransactionalId(s(&txn_id))))
-                .with_acks(-1)
-                .with_timeout_ms(30_000)
-                .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(TopicName(s(&topic)))
-                    .with_partition_data(vec![PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(b.finish().unwrap()))])]),
-        )
-        .await
-        .unwrap();
+    let batch = b.finish().unwrap();
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(&txn_id))))
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(&topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    // A new partition's leader may answer NOT_LEADER_OR_FOLLOWER for a moment after Metadata
+    // names it (KRaft applies the image in two places); nothing is written: retry, bounded.
+    let started = std::time::Instant::now();
+    let resp = loop {
+        let resp = leader.send(&req).await.unwrap();
+        let code = ErrorCode::from(resp.responses[0].partition_responses[0].error_code);
+        if !code.is_retriable() || started.elapsed() > std::time::Duration::from_secs(30) {
+            break resp;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let p = &resp.responses[0].partition_responses[0];
     assert_eq!(ErrorCode::from(p.error_code), ErrorCode::None, "{:?}", p.error_message);
 
