@@ -247,6 +247,33 @@ pub fn run_java_tool(main_class: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("cannot run java {main_class}: {e}"))
 }
 
+/// Sends a hand-made Produce request, retrying (bounded, 30 s) while the partition answers a
+/// retriable error: a new partition's leader may answer NOT_LEADER_OR_FOLLOWER for a moment
+/// after Metadata names it (KRaft applies the new image to the metadata cache and to the
+/// replica manager separately), and nothing was written then. The producer does this itself;
+/// tests that send raw requests use this.
+pub async fn send_produce(
+    conn: &strom_client::Connection,
+    req: &strom_client::protocol::messages::ProduceRequest,
+) -> strom_client::protocol::messages::ProduceResponse {
+    let started = std::time::Instant::now();
+    loop {
+        let resp = conn.send(req).await.unwrap_or_else(|e| panic!("Produce: {e}"));
+        let code = resp
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .map(|p| strom_client::protocol::ErrorCode::from(p.error_code))
+            .find(|c| !c.is_ok());
+        match code {
+            Some(c) if c.is_retriable() && started.elapsed() < std::time::Duration::from_secs(30) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            _ => return resp,
+        }
+    }
+}
+
 /// Logs the client's tracing output to stderr when `STROM_TEST_LOG` is set (e.g.
 /// `STROM_TEST_LOG=strom_client=debug`), for debugging a test.
 pub fn init_test_logging() {

@@ -150,18 +150,7 @@ async fn round_trip(bootstrap: &str) {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(1)
                     .with_records(Some(batch))])]);
-        // A new partition's leader may still answer NOT_LEADER_OR_FOLLOWER for a moment after
-        // Metadata names it (KRaft applies the image to the metadata cache and the replica
-        // manager separately): retriable, nothing was written; retry, bounded.
-        let started = std::time::Instant::now();
-        let resp = loop {
-            let resp = conn.send(&req).await.unwrap();
-            let code = ErrorCode::from(resp.responses[0].partition_responses[0].error_code);
-            if !code.is_retriable() || started.elapsed() > std::time::Duration::from_secs(30) {
-                break resp;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        };
+        let resp = strom_integration_tests::send_produce(&conn, &req).await;
         let p = &resp.responses[0].partition_responses[0];
         assert_eq!(
             ErrorCode::from(p.error_code),

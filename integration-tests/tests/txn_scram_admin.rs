@@ -102,17 +102,7 @@ async fn hanging_transaction_is_listed_described_and_aborted() {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(batch))])]);
-    // A new partition's leader may answer NOT_LEADER_OR_FOLLOWER for a moment after Metadata
-    // names it (KRaft applies the image in two places); nothing is written: retry, bounded.
-    let started = std::time::Instant::now();
-    let resp = loop {
-        let resp = leader.send(&req).await.unwrap();
-        let code = ErrorCode::from(resp.responses[0].partition_responses[0].error_code);
-        if !code.is_retriable() || started.elapsed() > std::time::Duration::from_secs(30) {
-            break resp;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let resp = strom_integration_tests::send_produce(&leader, &req).await;
     let p = &resp.responses[0].partition_responses[0];
     assert_eq!(ErrorCode::from(p.error_code), ErrorCode::None, "{:?}", p.error_message);
 

@@ -304,6 +304,27 @@ fn record_count_must_match_the_records() {
     );
 }
 
+/// The first error from a records section holding one record whose body (after its length
+/// varint) is `fields`.
+fn first_error(fields: impl FnOnce(&mut BytesMut)) -> WireError {
+    let mut rec = BytesMut::new();
+    fields(&mut rec);
+    let mut body = BytesMut::new();
+    put_varint(&mut body, rec.len() as i32);
+    body.extend_from_slice(&rec);
+    Records::from_section(body.freeze(), 1, 0, 0)
+        .next()
+        .unwrap()
+        .unwrap_err()
+}
+
+/// attributes, timestamp delta 0, offset delta 0: the start of every record body.
+fn record_start(rec: &mut BytesMut) {
+    rec.put_u8(0);
+    put_varlong(rec, 0);
+    put_varint(rec, 0);
+}
+
 #[test]
 fn malformed_record_bodies() {
     // A record whose length says more than remains.
@@ -322,31 +343,17 @@ fn malformed_record_bodies() {
         }
     );
     // Varint overflow in the timestamp delta.
-    let mut rec = BytesMut::new();
-    rec.put_u8(0);
-    rec.extend_from_slice(&[0xff; 11]);
-    let mut body = BytesMut::new();
-    put_varint(&mut body, rec.len() as i32);
-    body.extend_from_slice(&rec);
-    let err = Records::from_section(body.freeze(), 1, 0, 0)
-        .next()
-        .unwrap()
-        .unwrap_err();
+    let err = first_error(|r| {
+        r.put_u8(0);
+        r.extend_from_slice(&[0xff; 11]);
+    });
     assert_eq!(err, WireError::VarintOverflow("record timestampDelta"));
     // A value length of -2.
-    let mut rec = BytesMut::new();
-    rec.put_u8(0);
-    put_varlong(&mut rec, 0);
-    put_varint(&mut rec, 0);
-    put_varint(&mut rec, -1);
-    put_varint(&mut rec, -2);
-    let mut body = BytesMut::new();
-    put_varint(&mut body, rec.len() as i32);
-    body.extend_from_slice(&rec);
-    let err = Records::from_section(body.freeze(), 1, 0, 0)
-        .next()
-        .unwrap()
-        .unwrap_err();
+    let err = first_error(|r| {
+        record_start(r);
+        put_varint(r, -1);
+        put_varint(r, -2);
+    });
     assert_eq!(
         err,
         WireError::InvalidLength {
@@ -355,20 +362,12 @@ fn malformed_record_bodies() {
         }
     );
     // A header count larger than the bytes left.
-    let mut rec = BytesMut::new();
-    rec.put_u8(0);
-    put_varlong(&mut rec, 0);
-    put_varint(&mut rec, 0);
-    put_varint(&mut rec, -1);
-    put_varint(&mut rec, -1);
-    put_varint(&mut rec, 1_000_000);
-    let mut body = BytesMut::new();
-    put_varint(&mut body, rec.len() as i32);
-    body.extend_from_slice(&rec);
-    let err = Records::from_section(body.freeze(), 1, 0, 0)
-        .next()
-        .unwrap()
-        .unwrap_err();
+    let err = first_error(|r| {
+        record_start(r);
+        put_varint(r, -1);
+        put_varint(r, -1);
+        put_varint(r, 1_000_000);
+    });
     assert_eq!(
         err,
         WireError::InvalidLength {
@@ -376,6 +375,31 @@ fn malformed_record_bodies() {
             len: 1_000_000
         }
     );
+    // A null header key.
+    let err = first_error(|r| {
+        record_start(r);
+        put_varint(r, -1);
+        put_varint(r, -1);
+        put_varint(r, 1);
+        put_varint(r, -1);
+        put_varint(r, -1);
+    });
+    assert_eq!(
+        err,
+        WireError::InvalidLength {
+            what: "header key",
+            len: -1
+        }
+    );
+    // Bytes left inside a record after its headers.
+    let err = first_error(|r| {
+        record_start(r);
+        put_varint(r, -1);
+        put_varint(r, -1);
+        put_varint(r, 0);
+        r.put_u8(9);
+    });
+    assert_eq!(err, WireError::TrailingData("record"));
 }
 
 #[test]
