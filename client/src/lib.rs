@@ -13,6 +13,7 @@ mod admin_txn;
 mod client;
 mod config;
 mod connection;
+pub mod consumer;
 mod error;
 mod fetch;
 pub mod producer;

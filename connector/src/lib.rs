@@ -1,4 +1,17 @@
-//! Flink-style Kafka source and sink for Strom.
+//! Apache Flink's Kafka connector, in Rust: a source of partition splits with offsets
+//! initializers, boundedness, partition discovery and checkpointed offsets, and a sink with
+//! none / at-least-once / exactly-once delivery that commits on checkpoint and recovers
+//! lingering transactions after a crash.
 //!
-//! Not implemented yet: see the connector issue. The crate exists so the workspace layout
-//! matches DESIGN.md and later steps land without restructuring.
+//! Module map:
+//! - [`checkpoint`]: the [`checkpoint::CheckpointStore`] trait and the crash-safe file store.
+//! - [`source`]: `KafkaSource`, splits, offsets initializers, enumerator, reader, watermarks,
+//!   deserializers.
+//! - [`sink`]: `KafkaSink`, record serializers, delivery guarantees, committables.
+
+pub mod checkpoint;
+pub mod error;
+pub mod sink;
+pub mod source;
+
+pub use error::{ConnectorError, Result};

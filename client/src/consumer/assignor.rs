@@ -1,0 +1,1 @@
+//! Partition assignors (owned by the assignor helper).

@@ -1,0 +1,3 @@
+//! The consumer.
+
+pub mod assignor;

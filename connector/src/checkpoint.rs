@@ -1,0 +1,1 @@
+//! Checkpoint storage (owned by the sink/checkpoint helper).

@@ -1,0 +1,1 @@
+//! Kafka sink (owned by the sink/checkpoint helper).

@@ -1,0 +1,1 @@
+//! Kafka source (owned by the source helper).
