@@ -1,17 +1,49 @@
 //! The Kafka source: Flink's FLIP-27 `KafkaSource` without a coordinator.
 //!
-//! * [`OffsetsInitializer`]s resolve where each [`KafkaPartitionSplit`] starts and stops.
-//! * A reader (built on the client's consumer, not in this module yet) tracks each split in
-//!   a [`KafkaPartitionSplitState`], turns records into values with a
-//!   [`KafkaRecordDeserializer`], and generates event time and watermarks with a
-//!   [`WatermarkStrategy`].
+//! * [`KafkaSource::builder`] collects the settings under Flink's names and validates them.
+//! * [`SplitEnumerator`] (one per process = subtask) lists the subscribed partitions, keeps
+//!   those Flink's owner formula ([`split_owner`]) gives to its subtask, and resolves their
+//!   starting and stopping offsets with [`OffsetsInitializer`]s into [`KafkaPartitionSplit`]s.
+//! * A reader (built on the client's consumer, not in this module yet) reads the splits with
+//!   [`KafkaSource::consumer_config`], tracks each in a [`KafkaPartitionSplitState`], turns
+//!   records into values with a [`KafkaRecordDeserializer`], and generates event time and
+//!   watermarks with a [`WatermarkStrategy`].
+//!
+//! ```no_run
+//! # async fn run() -> strom_connector::Result<()> {
+//! use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
+//!
+//! let source = KafkaSource::builder()
+//!     .bootstrap_servers("127.0.0.1:9092")
+//!     .topics(["input-topic"])
+//!     .group_id("my-group")
+//!     .starting_offsets(OffsetsInitializer::earliest())
+//!     .deserializer(deserializer::string())
+//!     .build()?;
+//! let mut enumerator = source.create_enumerator(0, 1).await?;
+//! let initial = enumerator.discover().await?.new_splits;
+//! let consumer_config = source.consumer_config(0);
+//! # let _ = (initial, consumer_config);
+//! # Ok(())
+//! # }
+//! ```
 
+mod builder;
 pub mod deserializer;
+mod enumerator;
 mod initializer;
 mod split;
 pub mod watermark;
 
+pub use builder::{
+    Boundedness, KafkaSource, KafkaSourceBuilder, CLIENT_ID_PREFIX, COMMIT_OFFSETS_ON_CHECKPOINT,
+    PARTITION_DISCOVERY_INTERVAL_MS, REGISTER_CONSUMER_METRICS,
+};
 pub use deserializer::{KafkaRecordDeserializer, SourceRecord, ValueDeserializer};
+pub use enumerator::{
+    java_string_hash_code, split_owner, Discovery, EnumeratorConfig, EnumeratorState, SplitEnumerator, Subscription,
+    TopicPattern,
+};
 pub use initializer::{OffsetResetStrategy, OffsetsInitializer, PartitionOffsetsRetriever};
 pub use split::{KafkaPartitionSplit, KafkaPartitionSplitState, StartingOffset, TopicPartition};
 pub use watermark::{WatermarkCombiner, WatermarkEvent, WatermarkGenerator, WatermarkStrategy};

@@ -50,7 +50,7 @@ pub enum StartingOffset {
 ///
 /// Flink lets a split carry markers that the reader resolves when it is added
 /// ([`Self::EARLIEST_OFFSET`], [`Self::LATEST_OFFSET`], [`Self::COMMITTED_OFFSET`]). Strom's
-/// the enumerator resolves every initializer eagerly through the
+/// [`SplitEnumerator`](super::SplitEnumerator) resolves every initializer eagerly through the
 /// admin client, so the splits it produces always hold concrete offsets (`>= 0`) and a reader
 /// only ever seeks. The markers remain valid values (a split built by hand or read from a
 /// Flink-style state may hold them); [`Self::starting`] decodes them and [`Self::is_resolved`]
