@@ -1,0 +1,106 @@
+//! Sink metrics, named as Flink's sink metrics (`numRecordsOut`, `numRecordsOutErrors`,
+//! `numBytesOut` and their older `*Send*` aliases).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+struct Counters {
+    records_out: AtomicU64,
+    records_out_errors: AtomicU64,
+    bytes_out: AtomicU64,
+    transactions_prepared: AtomicU64,
+    transactions_committed: AtomicU64,
+    transactions_aborted: AtomicU64,
+}
+
+/// Live counters of one writer. A cheap `Clone` handle: read it from any task while the
+/// writer runs.
+#[derive(Debug, Clone, Default)]
+pub struct SinkMetrics {
+    counters: Arc<Counters>,
+}
+
+/// The counters at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkMetricsSnapshot {
+    /// `numRecordsOut` (alias `numRecordsSend`): records handed to the producer.
+    pub num_records_out: u64,
+    /// `numRecordsOutErrors` (alias `numRecordsSendErrors`): records that could not be sent
+    /// or whose delivery failed.
+    pub num_records_out_errors: u64,
+    /// `numBytesOut` (alias `numBytesSend`): key, value and header bytes of the records
+    /// handed to the producer (before batching and compression).
+    pub num_bytes_out: u64,
+    /// Exactly-once: transactions pre-committed at a checkpoint.
+    pub transactions_prepared: u64,
+    /// Exactly-once: transactions committed by this writer's committer (or on restore).
+    pub transactions_committed: u64,
+    /// Exactly-once: transactions aborted (a failed pre-commit, a close, lingering ones on restore).
+    pub transactions_aborted: u64,
+}
+
+impl SinkMetricsSnapshot {
+    /// The values under Flink's metric names, aliases included.
+    pub fn by_flink_name(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("numRecordsOut", self.num_records_out),
+            ("numRecordsSend", self.num_records_out),
+            ("numRecordsOutErrors", self.num_records_out_errors),
+            ("numRecordsSendErrors", self.num_records_out_errors),
+            ("numBytesOut", self.num_bytes_out),
+            ("numBytesSend", self.num_bytes_out),
+        ]
+    }
+}
+
+impl SinkMetrics {
+    /// `numRecordsOut`.
+    pub fn num_records_out(&self) -> u64 {
+        self.counters.records_out.load(Ordering::Relaxed)
+    }
+
+    /// `numRecordsOutErrors`.
+    pub fn num_records_out_errors(&self) -> u64 {
+        self.counters.records_out_errors.load(Ordering::Relaxed)
+    }
+
+    /// `numBytesOut`.
+    pub fn num_bytes_out(&self) -> u64 {
+        self.counters.bytes_out.load(Ordering::Relaxed)
+    }
+
+    /// All counters.
+    pub fn snapshot(&self) -> SinkMetricsSnapshot {
+        let c = &self.counters;
+        SinkMetricsSnapshot {
+            num_records_out: c.records_out.load(Ordering::Relaxed),
+            num_records_out_errors: c.records_out_errors.load(Ordering::Relaxed),
+            num_bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            transactions_prepared: c.transactions_prepared.load(Ordering::Relaxed),
+            transactions_committed: c.transactions_committed.load(Ordering::Relaxed),
+            transactions_aborted: c.transactions_aborted.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn record_out(&self, bytes: u64) {
+        self.counters.records_out.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_error(&self) {
+        self.counters.records_out_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn prepared(&self) {
+        self.counters.transactions_prepared.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn committed(&self, n: u64) {
+        self.counters.transactions_committed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn aborted(&self, n: u64) {
+        self.counters.transactions_aborted.fetch_add(n, Ordering::Relaxed);
+    }
+}
