@@ -261,7 +261,7 @@ impl<T> KafkaSinkWriter<T> {
     }
 
     /// Makes sure `topic` exists (fetching its metadata once); a missing topic is an error
-    /// naming it, where Java's producer would block for `max.block.ms`.
+    /// naming it, where Java's producer would block for `max.block.ms`, and fails the writer.
     async fn ensure_topic(&mut self, topic: &str) -> Result<()> {
         if self.known_topics.contains(topic) {
             return Ok(());
@@ -271,13 +271,16 @@ impl<T> KafkaSinkWriter<T> {
                 self.known_topics.insert(topic.to_owned());
                 Ok(())
             }
-            Err(e) => Err(ConnectorError::Client(
-                if e.kafka_code() == Some(ErrorCode::UnknownTopicOrPartition) {
+            Err(e) => {
+                let e = if e.kafka_code() == Some(ErrorCode::UnknownTopicOrPartition) {
                     e.with_context(format!("the sink topic {topic:?} does not exist; create it first"))
                 } else {
                     e.with_context(format!("metadata of the sink topic {topic:?}"))
-                },
-            )),
+                };
+                // The element is lost: like a failed send, this fails the writer.
+                self.metrics.record_error();
+                Err(self.fail_with(e))
+            }
         }
     }
 
@@ -354,13 +357,7 @@ impl<T> KafkaSinkWriter<T> {
         let Some(record) = self.serialize(element).await? else {
             return Ok(());
         };
-        if let Err(e) = self.ensure_topic(&record.topic).await {
-            if let ConnectorError::Client(c) = &e {
-                self.metrics.record_error();
-                self.failure.get_or_insert_with(|| c.clone());
-            }
-            return Err(e);
-        }
+        self.ensure_topic(&record.topic).await?;
         if matches!(&self.mode, Mode::Exactly(t) if t.open.is_none()) {
             if let Err(e) = self.begin_transaction().await {
                 if let ConnectorError::Client(c) = &e {
