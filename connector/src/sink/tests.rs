@@ -292,3 +292,28 @@ fn metrics_use_flink_names() {
     assert_eq!(names["numRecordsOutErrors"], 1);
     assert_eq!(names["numBytesOut"], 15);
 }
+
+/// The pipeline drives writers from spawned tokio tasks: the writer and its futures are `Send`.
+#[allow(dead_code)]
+fn writer_futures_are_send(w: &mut KafkaSinkWriter<String>, s: &String, c: &KafkaCommitter, k: &[KafkaCommittable]) {
+    fn is_send<F: Send>(_: F) {}
+    is_send(w.write(s));
+    is_send(w.prepare_commit(1));
+    is_send(w.flush());
+    is_send(c.commit(k));
+    let sink: KafkaSink<String> = KafkaSink::builder()
+        .bootstrap_servers("x:1")
+        .record_serializer(string_schema())
+        .build()
+        .unwrap();
+    is_send(sink.restore_writer(0, 1, &SinkRestore::default()));
+}
+
+#[allow(dead_code)]
+fn writer_is_send_and_sync() {
+    fn is_send_sync<X: Send + Sync>() {}
+    is_send_sync::<KafkaSinkWriter<String>>();
+    is_send_sync::<KafkaSink<String>>();
+    is_send_sync::<KafkaCommitter>();
+    is_send_sync::<crate::checkpoint::FileCheckpointStore>();
+}
