@@ -27,6 +27,10 @@
 //! `transactional.id.expiration.ms`, 7 days, which leaves nothing open either). Only ids
 //! that exist are initialized.
 //!
+//! A writer started without a checkpoint probes from checkpoint 1, as Flink does, so it also
+//! aborts what an earlier run with the same prefix left open; an earlier run that used many
+//! ids costs one probe per id. Give a new deployment without state a new prefix.
+//!
 //! # Why the names stay dense although transactions begin lazily
 //!
 //! Probing stops at the first unused id, so every id between the restored checkpoint and the
