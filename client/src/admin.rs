@@ -629,24 +629,31 @@ impl Admin {
     pub async fn coordinator(&self, key: &str, key_type: i8) -> Result<Connection> {
         self.client
             .with_retries("FindCoordinator", || async {
-                let conn = self.any().await?;
-                let v = conn.versions().version(ApiKey::FindCoordinator)?;
-                let req = FindCoordinatorRequest::default().with_key_type(key_type);
-                // v4 batches keys in `coordinator_keys`.
-                let req = if v >= 4 {
-                    req.with_coordinator_keys(vec![s(key)])
-                } else {
-                    req.with_key(s(key))
-                };
-                let resp = conn.send(&req).await?;
-                let (code, msg, node) = match resp.coordinators.first() {
-                    Some(c) if v >= 4 => (c.error_code, c.error_message.clone(), c.node_id.0),
-                    _ => (resp.error_code, resp.error_message.clone(), resp.node_id.0),
-                };
-                check(code, msg.as_ref(), || format!("coordinator of {key}"))?;
+                let node = self.find_coordinator(key, key_type).await?;
                 self.client.broker(node).await
             })
             .await
+    }
+
+    /// The node id of the coordinator of a group (`key_type` 0) or transactional id (1);
+    /// one FindCoordinator, not retried.
+    pub(crate) async fn find_coordinator(&self, key: &str, key_type: i8) -> Result<i32> {
+        let conn = self.any().await?;
+        let v = conn.versions().version(ApiKey::FindCoordinator)?;
+        let req = FindCoordinatorRequest::default().with_key_type(key_type);
+        // v4 batches keys in `coordinator_keys`.
+        let req = if v >= 4 {
+            req.with_coordinator_keys(vec![s(key)])
+        } else {
+            req.with_key(s(key))
+        };
+        let resp = conn.send(&req).await?;
+        let (code, msg, node) = match resp.coordinators.first() {
+            Some(c) if v >= 4 => (c.error_code, c.error_message.clone(), c.node_id.0),
+            _ => (resp.error_code, resp.error_message.clone(), resp.node_id.0),
+        };
+        check(code, msg.as_ref(), || format!("coordinator of {key}"))?;
+        Ok(node)
     }
 
     /// All groups the cluster knows (ListGroups on every broker).

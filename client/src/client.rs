@@ -308,6 +308,22 @@ impl Client {
         }
     }
 
+    /// A new connection to broker `node_id` that no one else uses, with its own request
+    /// timeout: for requests the broker may hold for long (JoinGroup waits for the whole
+    /// group), which would otherwise block every request behind them on the shared
+    /// connection (Java gives the group coordinator its own socket for the same reason).
+    pub(crate) async fn dedicated_connection(&self, node_id: i32, request_timeout: Duration) -> Result<Connection> {
+        let md = self.metadata();
+        let Some(info) = md.brokers.get(&node_id) else {
+            return Err(Error::other(format!("broker {node_id} is not in the cluster metadata")));
+        };
+        let mut cfg = self.inner.conn_config.clone();
+        cfg.request_timeout = cfg.request_timeout.max(request_timeout);
+        Connection::connect(&info.addr(), cfg)
+            .await
+            .map_err(|e| e.with_context(format!("broker {node_id}")))
+    }
+
     /// Fetches metadata and merges it into the cache. `None`: all topics; `Some(&[])`: brokers
     /// only; otherwise those topics (unknown ones are removed from the cache).
     ///

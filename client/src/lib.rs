@@ -30,6 +30,10 @@ pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};
 pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{parse_properties, ClientConfig, SecurityProtocol};
 pub use connection::{Connection, ConnectionConfig, ConnectionMetrics};
+pub use consumer::{
+    CommitFuture, Consumer, ConsumerMetrics, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, RebalanceContext,
+    RebalanceListener, TopicPartition,
+};
 pub use error::{Error, Result};
 pub use fetch::{PartitionPosition, TopicReader};
 pub use producer::{

@@ -1,0 +1,244 @@
+//! Committed offsets: OffsetCommit with generation/member fencing and OffsetFetch with
+//! `require_stable` (KIP-447: offsets a pending transaction will commit are waited for).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use strom_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use strom_protocol::messages::{ApiKey, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
+use strom_protocol::ErrorCode;
+use tracing::debug;
+
+use super::{OffsetAndMetadata, TopicPartition};
+use crate::admin::{s, Admin};
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// Who commits: the member's identity in its group generation. Generation -1 and an empty
+/// member id commit as a standalone consumer (assign mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommitIdentity {
+    pub(crate) generation_or_epoch: i32,
+    pub(crate) member_id: String,
+    pub(crate) group_instance_id: Option<String>,
+}
+
+impl CommitIdentity {
+    pub(crate) fn standalone() -> Self {
+        CommitIdentity {
+            generation_or_epoch: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
+fn by_topic<T>(items: impl IntoIterator<Item = (TopicPartition, T)>) -> BTreeMap<std::sync::Arc<str>, Vec<(i32, T)>> {
+    let mut out: BTreeMap<std::sync::Arc<str>, Vec<(i32, T)>> = BTreeMap::new();
+    for (tp, v) in items {
+        out.entry(tp.topic).or_default().push((tp.partition, v));
+    }
+    out
+}
+
+/// Commits `offsets` for `group`; retriable errors (coordinator moved or loading) are
+/// retried until `default.api.timeout.ms`, fencing errors (the group rebalanced, the member
+/// is unknown or fenced) are returned at once.
+pub(crate) async fn commit(
+    client: &Client,
+    group: &str,
+    who: &CommitIdentity,
+    offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+) -> Result<()> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let topics: Vec<OffsetCommitRequestTopic> = by_topic(offsets.iter().map(|(tp, o)| (tp.clone(), o.clone())))
+        .into_iter()
+        .map(|(topic, parts)| {
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(&topic)))
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, o)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o.offset)
+                                .with_committed_leader_epoch(o.leader_epoch.unwrap_or(-1))
+                                .with_committed_metadata(Some(s(&o.metadata)))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(who.generation_or_epoch)
+        .with_member_id(s(&who.member_id))
+        .with_group_instance_id(who.group_instance_id.as_deref().map(s))
+        .with_retention_time_ms(-1)
+        .with_topics(topics);
+    let admin = Admin::new(client.clone());
+    let started = Instant::now();
+    client
+        .with_retries("OffsetCommit", || async {
+            let conn = admin.coordinator(group, 0).await?;
+            let resp = conn.send(&req).await?;
+            for t in &resp.topics {
+                for p in &t.partitions {
+                    let code = ErrorCode::from(p.error_code);
+                    if code.is_ok() {
+                        continue;
+                    }
+                    let e = Error::kafka(code).with_context(format!(
+                        "committing offsets of group {group} ({}-{}){}",
+                        t.name.0.as_str(),
+                        p.partition_index,
+                        match code {
+                            ErrorCode::IllegalGeneration
+                            | ErrorCode::UnknownMemberId
+                            | ErrorCode::RebalanceInProgress
+                            | ErrorCode::StaleMemberEpoch
+                            | ErrorCode::FencedInstanceId => {
+                                ": the group rebalanced and the partition may now belong to another member"
+                            }
+                            _ => "",
+                        }
+                    ));
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    debug!(
+        group,
+        partitions = offsets.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "offsets committed"
+    );
+    Ok(())
+}
+
+/// Committed offsets of `partitions` in `group` (absent when none). Waits out offsets of
+/// pending transactions (UNSTABLE_OFFSET_COMMIT is retried).
+pub(crate) async fn fetch_committed(
+    client: &Client,
+    group: &str,
+    who: Option<&CommitIdentity>,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let grouped = by_topic(partitions.iter().map(|tp| (tp.clone(), ())));
+    let admin = Admin::new(client.clone());
+    client
+        .with_retries("OffsetFetch", || async {
+            let conn = admin.coordinator(group, 0).await?;
+            let v = conn.versions().version(ApiKey::OffsetFetch)?;
+            let req = if v >= 8 {
+                let mut g = OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(s(group)))
+                    .with_topics(Some(
+                        grouped
+                            .iter()
+                            .map(|(t, ps)| {
+                                OffsetFetchRequestTopics::default()
+                                    .with_name(TopicName(s(t)))
+                                    .with_partition_indexes(ps.iter().map(|(p, _)| *p).collect())
+                            })
+                            .collect(),
+                    ));
+                // v9 (KIP-848) names the member, so a fenced member is told so.
+                if let Some(w) = who.filter(|w| v >= 9 && !w.member_id.is_empty()) {
+                    g = g
+                        .with_member_id(Some(s(&w.member_id)))
+                        .with_member_epoch(w.generation_or_epoch);
+                }
+                OffsetFetchRequest::default()
+                    .with_groups(vec![g])
+                    .with_require_stable(true)
+            } else {
+                OffsetFetchRequest::default()
+                    .with_group_id(GroupId(s(group)))
+                    .with_require_stable(v >= 7)
+                    .with_topics(Some(
+                        grouped
+                            .iter()
+                            .map(|(t, ps)| {
+                                OffsetFetchRequestTopic::default()
+                                    .with_name(TopicName(s(t)))
+                                    .with_partition_indexes(ps.iter().map(|(p, _)| *p).collect())
+                            })
+                            .collect(),
+                    ))
+            };
+            let resp = conn.send(&req).await?;
+            type Row = (String, i32, i64, i32, Option<String>, i16);
+            let (group_code, rows): (i16, Vec<Row>) = if v >= 8 {
+                let mut code = 0;
+                let mut rows = Vec::new();
+                for g in resp.groups {
+                    code = if code == 0 { g.error_code } else { code };
+                    for t in g.topics {
+                        for p in t.partitions {
+                            rows.push((
+                                t.name.0.to_string(),
+                                p.partition_index,
+                                p.committed_offset,
+                                p.committed_leader_epoch,
+                                p.metadata.map(|m| m.to_string()),
+                                p.error_code,
+                            ));
+                        }
+                    }
+                }
+                (code, rows)
+            } else {
+                let mut rows = Vec::new();
+                for t in resp.topics {
+                    for p in t.partitions {
+                        rows.push((
+                            t.name.0.to_string(),
+                            p.partition_index,
+                            p.committed_offset,
+                            p.committed_leader_epoch,
+                            p.metadata.map(|m| m.to_string()),
+                            p.error_code,
+                        ));
+                    }
+                }
+                (resp.error_code, rows)
+            };
+            let gc = ErrorCode::from(group_code);
+            if !gc.is_ok() {
+                return Err(Error::kafka(gc).with_context(format!("fetching committed offsets of group {group}")));
+            }
+            let mut out = BTreeMap::new();
+            for (topic, partition, offset, epoch, metadata, code) in rows {
+                let code = ErrorCode::from(code);
+                if !code.is_ok() {
+                    return Err(Error::kafka(code).with_context(format!(
+                        "fetching committed offset of group {group} for {topic}-{partition}"
+                    )));
+                }
+                if offset >= 0 {
+                    out.insert(
+                        TopicPartition::new(&topic, partition),
+                        OffsetAndMetadata {
+                            offset,
+                            leader_epoch: (epoch >= 0).then_some(epoch),
+                            metadata: metadata.unwrap_or_default(),
+                        },
+                    );
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
