@@ -158,7 +158,7 @@ async fn seek_pause_resume_offsets_for_times_and_bounds() {
 
     // seek, then read from there; max.poll.records is honoured.
     c.seek(&p0, f0.offset).unwrap();
-    c.pause(&[p1.clone()]).unwrap();
+    c.pause(std::slice::from_ref(&p1)).unwrap();
     assert_eq!(c.paused(), vec![p1.clone()]);
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -176,7 +176,7 @@ async fn seek_pause_resume_offsets_for_times_and_bounds() {
     assert_eq!(got.last().unwrap().offset, 99);
     assert!(c.poll(Duration::from_millis(300)).await.unwrap().is_empty());
     assert_eq!(c.position(&p1).await.unwrap(), 0, "paused partition did not move");
-    c.resume(&[p1.clone()]).unwrap();
+    c.resume(std::slice::from_ref(&p1)).unwrap();
     let rest = consume_n(&mut c, 100).await;
     assert!(rest.iter().all(|r| r.partition == 1));
     assert_eq!(
@@ -185,7 +185,7 @@ async fn seek_pause_resume_offsets_for_times_and_bounds() {
     );
 
     // seek_to_beginning / seek_to_end (lazy).
-    c.seek_to_beginning(&[p0.clone()]).unwrap();
+    c.seek_to_beginning(std::slice::from_ref(&p0)).unwrap();
     assert_eq!(c.position(&p0).await.unwrap(), 0);
     c.seek_to_end(&[]).unwrap();
     assert_eq!(c.position(&p1).await.unwrap(), 100);
