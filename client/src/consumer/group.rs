@@ -552,8 +552,6 @@ impl ClassicMember {
             "the application did not poll within max.poll.interval.ms: leaving the group"
         );
         self.leave_group("consumer poll timeout has expired").await;
-        self.generation = -1;
-        self.shared.set_identity(-1, &self.member_id);
         // Rejoin only once the application polls again; its partitions are gone.
         tokio::select! {
             c = self.control.recv() => self.apply_control(c)?,
@@ -919,9 +917,10 @@ impl ClassicMember {
             Ok(Err(e)) => debug!(error = %e, "LeaveGroup failed"),
             Err(_) => debug!("LeaveGroup timed out"),
         }
+        // The shared identity keeps the old generation: a commit attempted now is refused by
+        // the coordinator (fenced), as Java's CommitFailedException after leaving.
         self.member_id.clear();
         self.generation = -1;
-        self.shared.set_identity(-1, "");
     }
 }
 

@@ -432,7 +432,7 @@ impl Member {
             Ok(Err(e)) => debug!(error = %e, "leaving the group failed"),
             Err(_) => debug!("leaving the group timed out"),
         }
+        // The shared identity keeps the old epoch: a commit attempted now is fenced.
         self.epoch = 0;
-        self.shared.set_identity(-1, &self.member_id);
     }
 }

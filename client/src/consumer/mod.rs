@@ -202,7 +202,9 @@ pub struct Consumer {
     /// An error to raise at the next poll (records before it were returned first).
     pending_error: Option<Error>,
     group: Option<GroupHandle>,
-    listener: Option<Box<dyn RebalanceListener>>,
+    /// In a mutex only so the consumer is `Sync` (its futures `Send`) with a listener that
+    /// is merely `Send`; it is always reached through `&mut self`.
+    listener: Mutex<Option<Box<dyn RebalanceListener>>>,
     last_auto_commit: Instant,
     auto_commit_task: Option<CommitFuture>,
     counters: Arc<SharedCounters>,
@@ -251,7 +253,7 @@ impl Consumer {
             buffered_bytes: 0,
             pending_error: None,
             group: None,
-            listener: None,
+            listener: Mutex::new(None),
             last_auto_commit: Instant::now(),
             auto_commit_task: None,
             counters: Arc::new(SharedCounters::default()),
@@ -310,7 +312,7 @@ impl Consumer {
 
     /// Sets the listener told of partitions assigned, revoked and lost.
     pub fn set_rebalance_listener(&mut self, listener: impl RebalanceListener + 'static) {
-        self.listener = Some(Box::new(listener));
+        *self.listener.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(listener));
     }
 
     fn start_subscription(&mut self, sub: Subscription) -> Result<()> {
@@ -760,10 +762,10 @@ impl Consumer {
                 for tp in &parts {
                     self.assignment.entry(tp.clone()).or_default();
                 }
-                if let Some(mut l) = self.listener.take() {
+                if let Some(mut l) = self.take_listener() {
                     let mut ctx = RebalanceContext::new(&self.assignment);
                     l.on_partitions_assigned(&parts, &mut ctx);
-                    self.listener = Some(l);
+                    self.put_listener(l);
                     self.apply_context(ctx).await;
                 }
                 let _ = done.send(());
@@ -771,6 +773,14 @@ impl Consumer {
             GroupEvent::Fatal(e) => return Err(e),
         }
         Ok(())
+    }
+
+    fn take_listener(&mut self) -> Option<Box<dyn RebalanceListener>> {
+        self.listener.get_mut().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn put_listener(&mut self, l: Box<dyn RebalanceListener>) {
+        *self.listener.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(l);
     }
 
     /// Gives up partitions: auto-commit (unless lost), the listener, then drop them.
@@ -789,14 +799,14 @@ impl Consumer {
                 warn!(error = %e, "auto-commit before revocation failed");
             }
         }
-        if let Some(mut l) = self.listener.take() {
+        if let Some(mut l) = self.take_listener() {
             let mut ctx = RebalanceContext::new(&self.assignment);
             if lost {
                 l.on_partitions_lost(&parts, &mut ctx);
             } else {
                 l.on_partitions_revoked(&parts, &mut ctx);
             }
-            self.listener = Some(l);
+            self.put_listener(l);
             self.apply_context(ctx).await;
         }
         for tp in &parts {
