@@ -1,35 +1,63 @@
-//! `strom consume T`: records to stdout, one formatted line each.
+//! `strom consume T`: records to stdout, one formatted line each, read by
+//! [`strom_client::Consumer`].
 //!
-//! Reads every partition of the topic from one consumer loop: Fetch per leader, batches
-//! decoded lazily, positions advanced by batch (so control batches and compacted gaps never
-//! stall), `read_committed` honoured with the fetch response's aborted-transaction list.
-//! With `--group`, the offsets of the records written out (no more) are committed every 5 s
-//! and on exit, for a group with no active members (as kcat's `-o stored` workflow). The
-//! full consumer with group membership (issue: consumer) replaces this loop.
+//! Two modes, as Java's console consumer and kcat have them:
+//! - **Group member** (`--group G` without `--partition`): the consumer subscribes, so every
+//!   `strom consume --group G` process (and any Java consumer of G) shares the topic's
+//!   partitions. Positions start at the group's committed offsets.
+//! - **Manual assignment** (no `--group`, or `--partition P`): the given partitions (all
+//!   when none is given) are read without joining a group; with `--group`, committed
+//!   offsets are read and written as a standalone consumer (kcat's `-o stored` workflow; the
+//!   broker refuses those commits while the group has active members).
+//!
+//! Commits (with a group): exactly the offsets of records written out — never what was
+//! merely fetched — every `auto.commit.interval.ms` (5 s), before partitions are revoked in
+//! a rebalance, and on exit. `enable.auto.commit` is therefore always off. A record counts
+//! as written once stdout has taken it (the flush after each batch succeeded).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use strom_client::protocol::record_batch::{DecodeOptions, Record};
-use strom_client::{Admin, ClientConfig, ConsumerConfig, Error, IsolationLevel, OffsetReset, OffsetSpec, TopicReader};
+use strom_client::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, OffsetAndMetadata, OffsetReset, RebalanceContext,
+    RebalanceListener, TopicPartition,
+};
+use tracing::warn;
 
 /// Arguments of `strom consume`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ConsumeArgs {
     /// Topic.
     topic: String,
-    /// Consumer group whose committed offsets are read (`--from committed`) and written.
-    #[arg(long)]
+    /// Consumer group (or -X group.id=G). Without --partition this process joins the group
+    /// (like kcat -G and kafka-console-consumer --group): the group's members split the
+    /// partitions and start at its committed offsets. With --partition, the partitions are
+    /// read without joining, as a standalone consumer of the group. Either way the offsets
+    /// of the records written out (no more) are committed every auto.commit.interval.ms
+    /// (5 s), before partitions move to another member, and on exit; enable.auto.commit is
+    /// ignored.
+    #[arg(long, verbatim_doc_comment)]
     group: Option<String>,
+    /// Read only this partition (repeatable); no group membership.
+    #[arg(long = "partition", value_name = "P")]
+    partitions: Vec<i32>,
     /// Where to start: earliest, latest, committed, an OFFSET, or @TIMESTAMP_MS.
-    #[arg(long)]
+    /// Without --group the default is earliest. With --group the default is committed:
+    /// earliest and latest then apply only to partitions the group has no committed offset
+    /// for (auto.offset.reset, earliest unless -X says otherwise), while an OFFSET or
+    /// @TIMESTAMP_MS is applied to each partition the first time this process gets it.
+    /// @TIMESTAMP_MS starts at the first record at or after that time (at the end when none).
+    #[arg(long, verbatim_doc_comment)]
     from: Option<String>,
     /// Stop after N records.
     #[arg(long)]
     count: Option<u64>,
-    /// Stop at the end offsets seen at start.
-    #[arg(long)]
+    /// Stop at the end offsets seen at start (the last stable offsets under read_committed).
+    /// A group member stops once its assigned partitions are there, or, holding none, once
+    /// the group's committed offsets are.
+    #[arg(long, verbatim_doc_comment)]
     until_end: bool,
     /// read_committed or read_uncommitted (default).
     #[arg(long)]
@@ -40,7 +68,76 @@ pub(crate) struct ConsumeArgs {
     format: String,
 }
 
-fn write_format(out: &mut impl Write, fmt: &str, topic: &str, partition: i32, r: &Record) -> std::io::Result<()> {
+/// Where `--from` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The group's committed offsets, else `auto.offset.reset`.
+    Committed,
+    /// Earliest or latest (without a group: for every partition; with one: the reset).
+    Reset(OffsetReset),
+    /// This offset in every partition read.
+    Offset(i64),
+    /// The first record at or after this time (ms).
+    Timestamp(i64),
+}
+
+fn parse_from(from: Option<&str>, group: bool) -> Result<Start, String> {
+    Ok(match from {
+        None if group => Start::Committed,
+        None | Some("earliest") => Start::Reset(OffsetReset::Earliest),
+        Some("latest") => Start::Reset(OffsetReset::Latest),
+        Some("committed") if group => Start::Committed,
+        Some("committed") => return Err("--from committed needs --group".into()),
+        Some(ts) if ts.starts_with('@') => match ts[1..].parse::<i64>() {
+            Ok(ms) if ms >= 0 => Start::Timestamp(ms),
+            _ => {
+                return Err(format!(
+                    "--from {ts}: expected @TIMESTAMP_MS (milliseconds since the epoch)"
+                ))
+            }
+        },
+        Some(n) => match n.parse::<i64>() {
+            Ok(o) if o >= 0 => Start::Offset(o),
+            _ => {
+                return Err(format!(
+                    "--from {n}: expected earliest, latest, committed, an OFFSET >= 0 or @TIMESTAMP_MS"
+                ))
+            }
+        },
+    })
+}
+
+/// The consumer settings: -X/-F by Java name, then the flags. The CLI resets to earliest
+/// unless told otherwise, and commits itself (what was written out), never automatically.
+fn settings(
+    config: ClientConfig,
+    rest: &[(String, String)],
+    args: &ConsumeArgs,
+) -> Result<(ConsumerConfig, Start), String> {
+    let mut cc = ConsumerConfig::from_client(config);
+    cc.auto_offset_reset = OffsetReset::Earliest;
+    for (k, v) in rest {
+        if !cc.set(k, v).map_err(|e| e.to_string())? {
+            return Err(format!("unknown property {k:?}"));
+        }
+    }
+    if let Some(isolation) = &args.isolation {
+        cc.set("isolation.level", isolation)
+            .map_err(|e| format!("--isolation: {e}"))?;
+    }
+    if let Some(g) = &args.group {
+        cc.set("group.id", g).map_err(|e| e.to_string())?;
+    }
+    cc.enable_auto_commit = false;
+    let start = parse_from(args.from.as_deref(), cc.group_id.is_some())?;
+    if let Start::Reset(r) = start {
+        cc.auto_offset_reset = r;
+    }
+    cc.validate().map_err(|e| e.to_string())?;
+    Ok((cc, start))
+}
+
+fn write_format(out: &mut impl Write, fmt: &str, r: &ConsumerRecord) -> std::io::Result<()> {
     let mut chars = fmt.as_bytes().iter().copied().peekable();
     while let Some(c) = chars.next() {
         match (c, chars.peek().copied()) {
@@ -49,8 +146,8 @@ fn write_format(out: &mut impl Write, fmt: &str, topic: &str, partition: i32, r:
                 match n {
                     b's' => out.write_all(r.value.as_deref().unwrap_or_default())?,
                     b'k' => out.write_all(r.key.as_deref().unwrap_or_default())?,
-                    b't' => out.write_all(topic.as_bytes())?,
-                    b'p' => write!(out, "{partition}")?,
+                    b't' => out.write_all(r.topic.as_bytes())?,
+                    b'p' => write!(out, "{}", r.partition)?,
                     b'o' => write!(out, "{}", r.offset)?,
                     b'T' => write!(out, "{}", r.timestamp)?,
                     b'S' => write!(out, "{}", r.value.as_ref().map_or(-1, |v| v.len() as i64))?,
@@ -84,160 +181,337 @@ fn write_format(out: &mut impl Write, fmt: &str, topic: &str, partition: i32, r:
     Ok(())
 }
 
-pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ConsumeArgs) -> Result<(), String> {
-    // Java names via -X/-F; the CLI resets to earliest unless told otherwise.
-    let mut cc = ConsumerConfig::from_client(config);
-    cc.auto_offset_reset = OffsetReset::Earliest;
-    for (k, v) in &rest {
-        if !cc.set(k, v).map_err(|e| e.to_string())? {
-            return Err(format!("unknown property {k:?}"));
-        }
-    }
-    if let Some(isolation) = &args.isolation {
-        cc.set("isolation.level", isolation)
-            .map_err(|e| format!("--isolation: {e}"))?;
-    }
-    if let Some(g) = &args.group {
-        cc.set("group.id", g).map_err(|e| e.to_string())?;
-    }
-    cc.validate().map_err(|e| e.to_string())?;
-    let opts = DecodeOptions {
-        check_crcs: cc.check_crcs,
-        ..Default::default()
-    };
-    let read_committed = cc.isolation_level == IsolationLevel::ReadCommitted;
-    let config = cc.client.clone();
-    let admin = Admin::connect(config).await.map_err(|e| e.to_string())?;
-    let client = admin.client().clone();
-    let topic = args.topic.clone();
-    let info = client.topic(&topic).await.map_err(|e| e.to_string())?;
-    let e = |e: Error| e.to_string();
+/// Per partition, the offset after the last record written out: what a commit may store.
+/// Shared with the rebalance listener, which commits and forgets partitions as they go.
+type Written = Arc<Mutex<BTreeMap<TopicPartition, OffsetAndMetadata>>>;
 
-    // Starting positions.
-    let spec = match args.from.as_deref() {
-        None if args.group.is_some() => "committed",
-        None => "earliest",
-        Some(f) => f,
-    };
-    let reset_spec = match cc.auto_offset_reset {
-        OffsetReset::Earliest => Some(OffsetSpec::Earliest),
-        OffsetReset::Latest => Some(OffsetSpec::Latest),
-        OffsetReset::None => None,
-    };
-    let mut start: BTreeMap<i32, i64> = BTreeMap::new();
-    match spec {
-        "earliest" | "latest" => {
-            let s = if spec == "earliest" {
-                OffsetSpec::Earliest
-            } else {
-                OffsetSpec::Latest
-            };
-            for o in admin.list_offsets(&topic, &[], s).await.map_err(e)? {
-                start.insert(o.partition, o.offset);
-            }
-        }
-        "committed" => {
-            let group = args.group.as_deref().ok_or("--from committed needs --group")?;
-            let committed = admin.group_offsets(group).await.map_err(e)?;
-            let fallback = match reset_spec {
-                Some(spec) => admin.list_offsets(&topic, &[], spec).await.map_err(e)?,
-                None => Vec::new(),
-            };
-            for p in &info.partitions {
-                let c = committed.get(&(topic.clone(), p.partition)).copied();
-                let f = fallback.iter().find(|o| o.partition == p.partition).map(|o| o.offset);
-                let o = c.or(f).ok_or_else(|| {
-                    format!(
-                        "group {group} has no committed offset for partition {} (auto.offset.reset=none)",
-                        p.partition
-                    )
-                })?;
-                start.insert(p.partition, o);
-            }
-        }
-        ts if ts.starts_with('@') => {
-            let ms: i64 = ts[1..]
-                .parse()
-                .map_err(|_| format!("--from {ts}: expected @TIMESTAMP_MS"))?;
-            let latest = admin.list_offsets(&topic, &[], OffsetSpec::Latest).await.map_err(e)?;
-            for o in admin
-                .list_offsets(&topic, &[], OffsetSpec::Timestamp(ms))
-                .await
-                .map_err(e)?
-            {
-                let end = latest
-                    .iter()
-                    .find(|l| l.partition == o.partition)
-                    .map_or(0, |l| l.offset);
-                start.insert(o.partition, if o.offset < 0 { end } else { o.offset });
-            }
-        }
-        n => {
-            let off: i64 = n
-                .parse()
-                .map_err(|_| format!("--from {n}: expected earliest, latest, committed, OFFSET or @TIMESTAMP_MS"))?;
-            for p in &info.partitions {
-                start.insert(p.partition, off);
-            }
-        }
-    }
-    let mut reader = TopicReader::new(client.clone(), topic.clone(), start, read_committed)
-        .with_reset(cc.auto_offset_reset)
-        .with_decode_options(opts);
-    if args.until_end {
-        // The end a read_committed reader can reach is the last stable offset.
-        for o in admin
-            .list_offsets_isolated(&topic, &[], OffsetSpec::Latest, read_committed)
-            .await
-            .map_err(e)?
-        {
-            reader.set_end(o.partition, o.offset);
-        }
-    }
-    // Offsets after the last record written out, per partition: what a commit stores.
-    let mut delivered: BTreeMap<i32, i64> = BTreeMap::new();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut written = 0u64;
-    let mut last_commit = Instant::now();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        if args.count.is_some_and(|c| written >= c) || (args.until_end && reader.at_end()) {
-            break;
-        }
-        let records = tokio::select! {
-            r = reader.poll() => r.map_err(e)?,
-            _ = &mut ctrl_c => break,
-        };
-        for (p, r) in records {
-            if args.count.is_some_and(|c| written >= c) {
-                break;
-            }
-            write_format(&mut out, &args.format, &topic, p, &r).map_err(|x| format!("writing stdout: {x}"))?;
-            written += 1;
-            delivered.insert(p, r.offset + 1);
-        }
-        out.flush().map_err(|x| format!("writing stdout: {x}"))?;
-        if last_commit.elapsed() >= Duration::from_secs(5) {
-            commit(&admin, &args, &topic, &delivered).await?;
-            last_commit = Instant::now();
-        }
-    }
-    out.flush().map_err(|x| format!("writing stdout: {x}"))?;
-    commit(&admin, &args, &topic, &delivered).await?;
-    Ok(())
+fn lock(w: &Written) -> std::sync::MutexGuard<'_, BTreeMap<TopicPartition, OffsetAndMetadata>> {
+    w.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Commits the offsets of records written out, when consuming with `--group`.
-async fn commit(admin: &Admin, args: &ConsumeArgs, topic: &str, delivered: &BTreeMap<i32, i64>) -> Result<(), String> {
-    let Some(group) = &args.group else { return Ok(()) };
-    let offsets: Vec<(i32, i64)> = delivered.iter().map(|(p, o)| (*p, *o)).collect();
+/// The group member's rebalance listener: commits what was written of partitions before
+/// they go (so the next owner continues exactly there), and applies an explicit `--from`
+/// the first time this process gets a partition (later assignments continue from the
+/// committed offset, or a partition coming back would be read twice).
+struct CommitWritten {
+    written: Written,
+    starts: BTreeMap<TopicPartition, i64>,
+    seeded: BTreeSet<TopicPartition>,
+}
+
+impl RebalanceListener for CommitWritten {
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition], ctx: &mut RebalanceContext) {
+        let mut w = lock(&self.written);
+        let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = partitions
+            .iter()
+            .filter_map(|tp| w.remove(tp).map(|o| (tp.clone(), o)))
+            .collect();
+        if !offsets.is_empty() {
+            ctx.commit(offsets);
+        }
+    }
+
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition], _ctx: &mut RebalanceContext) {
+        // Already someone else's: a commit would fail, or overwrite the new owner's progress.
+        let mut w = lock(&self.written);
+        for tp in partitions {
+            w.remove(tp);
+        }
+    }
+
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition], ctx: &mut RebalanceContext) {
+        for tp in partitions {
+            if let Some(&offset) = self.starts.get(tp) {
+                if self.seeded.insert(tp.clone()) {
+                    ctx.seek(tp, offset);
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the user asks the process to stop (SIGINT, or SIGTERM on Unix).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How long one poll waits for records before the stop conditions are checked again.
+const POLL_WAIT: Duration = Duration::from_millis(500);
+/// How often a group member holding no partitions asks whether the group reached the end.
+const GROUP_END_CHECK: Duration = Duration::from_secs(1);
+
+/// What `--until-end` compares against.
+struct Ends {
+    /// End offsets seen at start (last stable offsets under read_committed).
+    ends: BTreeMap<TopicPartition, i64>,
+    /// Where a partition without a committed offset would start (for the group check).
+    floors: BTreeMap<TopicPartition, i64>,
+    last_group_check: Option<Instant>,
+}
+
+impl Ends {
+    /// Whether every assigned partition reached its end; a group member holding none asks
+    /// the group's committed offsets instead (at most every [`GROUP_END_CHECK`]).
+    async fn reached(&mut self, consumer: &mut Consumer, group_member: Option<&str>) -> Result<bool, String> {
+        let assigned = consumer.assignment();
+        for tp in &assigned {
+            // A partition created after start has nothing "seen at start" to read.
+            let Some(&end) = self.ends.get(tp) else { continue };
+            if consumer.position(tp).await.map_err(|e| e.to_string())? < end {
+                return Ok(false);
+            }
+        }
+        let Some(group) = group_member.filter(|_| assigned.is_empty()) else {
+            return Ok(true);
+        };
+        if self.last_group_check.is_some_and(|t| t.elapsed() < GROUP_END_CHECK) {
+            return Ok(false);
+        }
+        self.last_group_check = Some(Instant::now());
+        let committed = Admin::new(consumer.client().clone())
+            .group_offsets(group)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(self.ends.iter().all(|(tp, end)| {
+            committed
+                .get(&(tp.topic.to_string(), tp.partition))
+                .or(self.floors.get(tp))
+                .is_some_and(|o| o >= end)
+        }))
+    }
+}
+
+pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ConsumeArgs) -> Result<(), String> {
+    let (cc, start) = settings(config, &rest, &args)?;
+    let group = cc.group_id.clone();
+    let commit_interval = cc.auto_commit_interval;
+    let reset = cc.auto_offset_reset;
+    let e = |e: strom_client::Error| e.to_string();
+    let mut consumer = Consumer::new(cc).await.map_err(e)?;
+    let topic = args.topic.as_str();
+    let info = consumer.client().topic(topic).await.map_err(e)?;
+    let all: Vec<TopicPartition> = info
+        .partitions
+        .iter()
+        .map(|p| TopicPartition::new(topic, p.partition))
+        .collect();
+    let mut wanted = Vec::new();
+    for &p in &args.partitions {
+        if !info.partitions.iter().any(|i| i.partition == p) {
+            return Err(format!(
+                "topic {topic} has no partition {p} (it has {})",
+                info.partitions.len()
+            ));
+        }
+        wanted.push(TopicPartition::new(topic, p));
+    }
+    if wanted.is_empty() {
+        wanted = all.clone();
+    }
+    let member = group.as_deref().filter(|_| args.partitions.is_empty());
+
+    // Explicit starting offsets (--from OFFSET / @TIMESTAMP_MS).
+    let starts: BTreeMap<TopicPartition, i64> = match start {
+        Start::Offset(o) => wanted.iter().map(|tp| (tp.clone(), o)).collect(),
+        Start::Timestamp(ms) => {
+            let times: BTreeMap<TopicPartition, i64> = wanted.iter().map(|tp| (tp.clone(), ms)).collect();
+            let found = consumer.offsets_for_times(&times).await.map_err(e)?;
+            let ends = consumer.end_offsets(&wanted).await.map_err(e)?;
+            found
+                .into_iter()
+                .filter_map(|(tp, o)| {
+                    let offset = o.map(|o| o.offset).or_else(|| ends.get(&tp).copied())?;
+                    Some((tp, offset))
+                })
+                .collect()
+        }
+        Start::Committed | Start::Reset(_) => BTreeMap::new(),
+    };
+
+    let mut ends = None;
+    if args.until_end {
+        let end = consumer.end_offsets(&wanted).await.map_err(e)?;
+        let floors = match reset {
+            OffsetReset::Earliest => consumer.beginning_offsets(&wanted).await.map_err(e)?,
+            OffsetReset::Latest => end.clone(),
+            OffsetReset::None => BTreeMap::new(),
+        };
+        let floors = floors
+            .into_iter()
+            .map(|(tp, o)| {
+                let o = starts.get(&tp).copied().unwrap_or(o);
+                (tp, o)
+            })
+            .collect();
+        ends = Some(Ends {
+            ends: end,
+            floors,
+            last_group_check: None,
+        });
+    }
+
+    let written: Written = Arc::default();
+    if member.is_some() {
+        consumer.set_rebalance_listener(CommitWritten {
+            written: written.clone(),
+            starts,
+            seeded: BTreeSet::new(),
+        });
+        consumer.subscribe(&[topic]).map_err(e)?;
+    } else {
+        consumer.assign(wanted).map_err(e)?;
+        for (tp, offset) in &starts {
+            consumer.seek(tp, *offset).map_err(e)?;
+        }
+    }
+
+    let outcome = consume_loop(
+        &mut consumer,
+        &args,
+        &written,
+        ends,
+        member,
+        group.as_deref(),
+        commit_interval,
+    )
+    .await;
+    let finished = finish(consumer, &written, group.as_deref(), member.is_some()).await;
+    outcome.and(finished)
+}
+
+/// Polls and writes until `--count`, `--until-end`, a signal or a closed stdout; commits
+/// periodically. Records of a batch that could not be written are not committed.
+async fn consume_loop(
+    consumer: &mut Consumer,
+    args: &ConsumeArgs,
+    written: &Written,
+    mut ends: Option<Ends>,
+    member: Option<&str>,
+    group: Option<&str>,
+    commit_interval: Duration,
+) -> Result<(), String> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut count = 0u64;
+    let mut last_commit = Instant::now();
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        if args.count.is_some_and(|c| count >= c) {
+            return Ok(());
+        }
+        if let Some(ends) = &mut ends {
+            if ends.reached(consumer, member).await? {
+                return Ok(());
+            }
+        }
+        let records = tokio::select! {
+            r = consumer.poll(POLL_WAIT) => r.map_err(|e| e.to_string())?,
+            () = &mut stop => return Ok(()),
+        };
+        let mut batch: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
+        let mut all_written = true;
+        let mut result = Ok(());
+        for r in &records {
+            if args.count.is_some_and(|c| count >= c) {
+                all_written = false;
+                break;
+            }
+            if let Err(x) = write_format(&mut out, &args.format, r) {
+                result = Err(x);
+                break;
+            }
+            count += 1;
+            batch.insert(
+                r.topic_partition(),
+                OffsetAndMetadata {
+                    offset: r.offset + 1,
+                    leader_epoch: r.leader_epoch,
+                    metadata: String::new(),
+                },
+            );
+        }
+        if let Err(x) = result.and_then(|()| out.flush()) {
+            // A reader that went away (`strom consume T | head`) is a normal end.
+            if x.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(format!("writing stdout: {x}"));
+        }
+        {
+            let mut w = lock(written);
+            if all_written {
+                // Every record poll returned is out: the positions (past control batches and
+                // aborted records too) are safe to commit.
+                for (tp, o) in consumer.consumed_offsets() {
+                    if w.get(&tp).is_none_or(|prev| prev.offset < o.offset) {
+                        batch.insert(tp, o);
+                    }
+                }
+            }
+            w.extend(batch);
+        }
+        if group.is_some() && last_commit.elapsed() >= commit_interval {
+            last_commit = Instant::now();
+            if let Err(x) = commit_written(consumer, written, group).await {
+                // Retried at the next interval, at revocation and on exit.
+                warn!(error = %x, "periodic commit failed");
+            }
+        }
+    }
+}
+
+/// Commits the written offsets that differ from what this consumer last committed.
+async fn commit_written(consumer: &mut Consumer, written: &Written, group: Option<&str>) -> Result<(), String> {
+    let Some(group) = group else { return Ok(()) };
+    let done = consumer.last_committed();
+    let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = lock(written)
+        .iter()
+        .filter(|(tp, o)| done.get(*tp) != Some(&o.offset))
+        .map(|(tp, o)| (tp.clone(), o.clone()))
+        .collect();
     if offsets.is_empty() {
         return Ok(());
     }
-    admin
-        .alter_group_offsets(group, topic, &offsets)
+    consumer
+        .commit_offsets_sync(&offsets)
         .await
         .map_err(|e| format!("committing offsets of group {group}: {e}"))
+}
+
+/// The final commit, then leaving the group. When a group member's commit fails (say, a
+/// rebalance started), leaving runs the rebalance listener, which commits again with the
+/// generation it has; the run fails only if the written offsets are still not committed.
+async fn finish(mut consumer: Consumer, written: &Written, group: Option<&str>, member: bool) -> Result<(), String> {
+    let wanted = lock(written).clone();
+    let mut result = commit_written(&mut consumer, written, group).await;
+    if result.is_err() && member {
+        if let Err(x) = consumer.unsubscribe().await {
+            warn!(error = %x, "leaving the group failed");
+        }
+        let done = consumer.last_committed();
+        if wanted.iter().all(|(tp, o)| done.get(tp) == Some(&o.offset)) {
+            result = Ok(());
+        }
+    } else {
+        // Committed: the listener has nothing left to commit when close() revokes.
+        lock(written).clear();
+    }
+    if let Err(x) = consumer.close().await {
+        warn!(error = %x, "closing the consumer failed");
+    }
+    result
 }
