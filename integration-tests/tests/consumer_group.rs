@@ -547,3 +547,152 @@ async fn commits_sync_async_auto_and_metadata() {
     let total: i64 = committed.values().sum();
     assert_eq!(total, 1_500, "auto-commit stored every delivered offset");
 }
+
+/// subscribe_pattern: topics matching the pattern are consumed, including one created
+/// while the group runs; others are not. Records arrive through the Stream API.
+async fn pattern(protocol: GroupProtocol) {
+    use futures_util::StreamExt;
+    init_test_logging();
+    let prefix = unique_topic("pat");
+    let (t1, t2, other) = (format!("{prefix}-a"), format!("{prefix}-b"), format!("{prefix}x-c"));
+    create(&t1, 1).await;
+    create(&other, 1).await;
+    produce(&t1, 0, 100).await;
+    produce(&other, 1_000, 100).await;
+    let group = unique_topic("g");
+    // Auto-commit commits before an (eager) revocation, so the rebalance the new topic
+    // causes does not re-read the first one.
+    let mut c = Consumer::new(config(&group, protocol, |c| c.enable_auto_commit = true))
+        .await
+        .unwrap();
+    c.subscribe_pattern(&format!("{}-.*", regex_escape(&prefix))).unwrap();
+    let mut seen = BTreeSet::new();
+    let mut created = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    {
+        let mut stream = std::pin::pin!(c.stream());
+        while seen.len() < 200 {
+            assert!(
+                Instant::now() < deadline,
+                "pattern subscription saw only {} records",
+                seen.len()
+            );
+            let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(500), stream.next()).await else {
+                if seen.len() == 100 && !created {
+                    create(&t2, 2).await;
+                    produce(&t2, 2_000, 100).await;
+                    created = true;
+                }
+                continue;
+            };
+            let r = r.unwrap();
+            assert_ne!(&*r.topic, other.as_str(), "a topic not matching the pattern was read");
+            let n: u64 = std::str::from_utf8(r.value.as_ref().unwrap()).unwrap().parse().unwrap();
+            assert!(seen.insert(n), "{n} twice");
+        }
+    }
+    assert!(c.assignment().iter().any(|tp| *tp.topic == *t2));
+    c.close().await.unwrap();
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() {
+                ch.to_string()
+            } else {
+                format!("\\{ch}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn classic_pattern_subscription_follows_new_topics() {
+    pattern(GroupProtocol::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kip848_pattern_subscription_follows_new_topics() {
+    pattern(GroupProtocol::Consumer).await;
+}
+
+/// A Strom member and Java's console consumer in one classic group (range): they split the
+/// partitions (so each decodes the other's subscription and the leader's assignment) and
+/// together read every record exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn strom_and_java_consumers_share_a_classic_group() {
+    init_test_logging();
+    let b = broker();
+    let topic = unique_topic("group-java");
+    let group = unique_topic("g");
+    create(&topic, 4).await;
+    let mut c = Consumer::new(config(&group, GroupProtocol::Classic, |c| {
+        c.assignment_strategies = vec!["range".into()];
+        c.auto_offset_reset = strom_client::OffsetReset::Earliest;
+    }))
+    .await
+    .unwrap();
+    c.subscribe(&[&topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.assignment().len() != 4 {
+        assert!(Instant::now() < deadline, "Strom member did not get the partitions");
+        c.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    let (bootstrap, t, g) = (b.bootstrap.clone(), topic.clone(), group.clone());
+    let java = tokio::task::spawn_blocking(move || {
+        strom_integration_tests::run_java_tool(
+            broker().var("STROM_KAFKA_CONSOLE_CONSUMER_CLASS"),
+            &[
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &t,
+                "--group",
+                &g,
+                "--timeout-ms",
+                "12000",
+                "--consumer-property",
+                "partition.assignment.strategy=org.apache.kafka.clients.consumer.RangeAssignor",
+                "--consumer-property",
+                "auto.offset.reset=earliest",
+            ],
+        )
+    });
+    // Java joined when Strom is down to two partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.assignment().len() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "Java's consumer did not join: {:?}",
+            c.assignment()
+        );
+        c.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    produce(&topic, 0, 400).await;
+    let mut mine = BTreeSet::new();
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        for r in c.poll(Duration::from_millis(200)).await.unwrap() {
+            let n: u64 = std::str::from_utf8(r.value.as_ref().unwrap()).unwrap().parse().unwrap();
+            assert!(mine.insert(n));
+        }
+    }
+    c.commit_sync().await.unwrap();
+    let out = java.await.unwrap();
+    c.close().await.unwrap();
+    let theirs: BTreeSet<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert!(
+        !mine.is_empty() && !theirs.is_empty(),
+        "one side read nothing: {} / {}",
+        mine.len(),
+        theirs.len()
+    );
+    assert!(mine.is_disjoint(&theirs), "a record was read by both members");
+    let all: BTreeSet<u64> = mine.union(&theirs).copied().collect();
+    assert_eq!(all, (0..400).collect::<BTreeSet<u64>>(), "records missing");
+}
