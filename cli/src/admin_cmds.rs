@@ -1,7 +1,11 @@
 //! `strom topics`, `strom offsets`, `strom groups`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use clap::Subcommand;
-use strom_client::{Admin, ClientConfig, ConfigResource, NewTopic};
+use strom_client::protocol::messages::{ApiKey, ConsumerGroupDescribeRequest, GroupId};
+use strom_client::protocol::ErrorCode;
+use strom_client::{Admin, ClientConfig, ConfigResource, NewTopic, OffsetSpec};
 
 /// `strom topics ...`
 #[derive(Debug, Subcommand)]
@@ -43,7 +47,10 @@ pub(crate) enum TopicsAction {
 pub(crate) enum GroupsAction {
     /// Group ids with type and state.
     List,
-    /// Members, assignments, committed offsets and lag.
+    /// Members (id, instance id, client id, host, assignment), then per partition the
+    /// committed offset, the end offset (high watermark) and the lag between them. Classic
+    /// groups are described by DescribeGroups, KIP-848 (group.protocol=consumer) groups by
+    /// ConsumerGroupDescribe.
     Describe {
         /// Group id.
         group: String,
@@ -135,6 +142,144 @@ pub(crate) async fn offsets(config: ClientConfig, topic: &str) -> Result<(), Str
     Ok(())
 }
 
+/// A group's members as either describe API reports them.
+#[derive(Debug)]
+struct Described {
+    /// The header line after `group G`.
+    header: String,
+    members: Vec<Member>,
+}
+
+#[derive(Debug)]
+struct Member {
+    member_id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    host: String,
+    /// KIP-848 member epoch.
+    epoch: Option<i32>,
+    assignment: BTreeMap<String, Vec<i32>>,
+    /// KIP-848: where the member is heading, when not there yet.
+    target: Option<BTreeMap<String, Vec<i32>>>,
+}
+
+/// DescribeGroups first (classic groups); a group the classic API does not know
+/// (GROUP_ID_NOT_FOUND: "is not a classic group") is asked with ConsumerGroupDescribe.
+async fn describe(admin: &Admin, group: &str) -> Result<Described, String> {
+    match admin.describe_group(group).await {
+        Ok(d) => Ok(Described {
+            header: format!(
+                "type classic state {} protocol-type {} assignor {}",
+                or_dash(&d.state),
+                or_dash(&d.protocol_type),
+                or_dash(&d.protocol)
+            ),
+            members: d
+                .members
+                .into_iter()
+                .map(|m| Member {
+                    member_id: m.member_id,
+                    instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    host: m.client_host,
+                    epoch: None,
+                    assignment: m.assignment,
+                    target: None,
+                })
+                .collect(),
+        }),
+        Err(err) if err.kafka_code() == Some(ErrorCode::GroupIdNotFound) => {
+            match consumer_group_describe(admin, group).await {
+                Ok(Some(d)) => Ok(d),
+                // Neither API knows it (or the broker has no KIP-848): the classic answer.
+                Ok(None) => Err(err.to_string()),
+                Err(e2) if e2.kafka_code() == Some(ErrorCode::GroupIdNotFound) => Err(err.to_string()),
+                Err(e2) => Err(e2.to_string()),
+            }
+        }
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// ConsumerGroupDescribe (API 69, KIP-848) to the group's coordinator; `None` when the
+/// broker does not have it. Belongs in `Admin` (`describe_consumer_group`).
+async fn consumer_group_describe(admin: &Admin, group: &str) -> strom_client::Result<Option<Described>> {
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(group.to_owned().into())]);
+    let resp = admin
+        .client()
+        .with_retries("ConsumerGroupDescribe", || async {
+            let conn = admin.coordinator(group, 0).await?;
+            if conn.versions().broker_range(ApiKey::ConsumerGroupDescribe).is_none() {
+                return Ok(None);
+            }
+            let resp = conn.send(&req).await?;
+            let Some(g) = resp.groups.into_iter().next() else {
+                return Err(strom_client::Error::other(format!(
+                    "ConsumerGroupDescribe returned nothing for group {group}"
+                )));
+            };
+            let code = ErrorCode::from(g.error_code);
+            if !code.is_ok() {
+                let msg = g.error_message.as_deref().filter(|m| !m.is_empty()).unwrap_or("");
+                let ctx = if msg.is_empty() {
+                    format!("group {group}")
+                } else {
+                    format!("group {group}: {msg}")
+                };
+                return Err(strom_client::Error::kafka(code).with_context(ctx));
+            }
+            Ok(Some(g))
+        })
+        .await?;
+    let Some(g) = resp else { return Ok(None) };
+    let parts = |a: &strom_client::protocol::messages::consumer_group_describe_response::Assignment| {
+        let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for t in &a.topic_partitions {
+            let mut ps = t.partitions.clone();
+            ps.sort_unstable();
+            out.entry(t.topic_name.0.to_string()).or_default().extend(ps);
+        }
+        out
+    };
+    Ok(Some(Described {
+        header: format!(
+            "type consumer state {} epoch {} assignor {}",
+            or_dash(&g.group_state),
+            g.group_epoch,
+            or_dash(&g.assignor_name)
+        ),
+        members: g
+            .members
+            .iter()
+            .map(|m| {
+                let assignment = parts(&m.assignment);
+                let target = parts(&m.target_assignment);
+                Member {
+                    member_id: m.member_id.to_string(),
+                    instance_id: m.instance_id.as_ref().map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    epoch: Some(m.member_epoch),
+                    target: (target != assignment).then_some(target),
+                    assignment,
+                }
+            })
+            .collect(),
+    }))
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}
+
+fn partition_list(ps: &[i32]) -> String {
+    ps.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
 pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result<(), String> {
     let admin = Admin::connect(config).await.map_err(e)?;
     match action {
@@ -149,41 +294,66 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
             }
         }
         GroupsAction::Describe { group } => {
-            let d = admin.describe_group(&group).await.map_err(e)?;
-            println!(
-                "group {} state {} protocol {} {}",
-                d.group_id, d.state, d.protocol_type, d.protocol
-            );
-            for m in &d.members {
-                println!("  member {} client {} host {}", m.member_id, m.client_id, m.client_host);
-                for (t, ps) in &m.assignment {
-                    println!("    {t} {ps:?}");
-                }
-            }
+            let d = describe(&admin, &group).await?;
             let committed = admin.group_offsets(&group).await.map_err(e)?;
-            if !committed.is_empty() {
-                println!(
-                    "  {:<30} {:>9} {:>12} {:>12} {:>8}",
-                    "topic", "partition", "committed", "end", "lag"
-                );
-            }
-            let mut ends = std::collections::BTreeMap::new();
-            for ((topic, partition), offset) in &committed {
-                if !ends.contains_key(topic) {
-                    let latest = admin.partition_offsets(topic).await.map_err(e)?;
-                    ends.insert(topic.clone(), latest);
+            let mut out = format!("group {group} {} members {}\n", d.header, d.members.len());
+            // Who holds each partition, for the offsets table.
+            let mut owner: BTreeMap<(String, i32), &str> = BTreeMap::new();
+            for m in &d.members {
+                out.push_str(&format!(
+                    "  member {} instance {} client {} host {}{}\n",
+                    m.member_id,
+                    m.instance_id.as_deref().unwrap_or("-"),
+                    or_dash(&m.client_id),
+                    or_dash(&m.host),
+                    m.epoch.map(|ep| format!(" epoch {ep}")).unwrap_or_default()
+                ));
+                for (t, ps) in &m.assignment {
+                    out.push_str(&format!("    assigned {t} {}\n", partition_list(ps)));
+                    for p in ps {
+                        owner.insert((t.clone(), *p), &m.member_id);
+                    }
                 }
-                let end = ends[topic]
-                    .iter()
-                    .find(|p| p.partition == *partition)
-                    .map_or(-1, |p| p.latest);
-                let lag = if end >= 0 {
-                    (end - offset).max(0).to_string()
-                } else {
-                    "?".into()
-                };
-                println!("  {topic:<30} {partition:>9} {offset:>12} {end:>12} {lag:>8}");
+                for (t, ps) in m.target.iter().flatten() {
+                    out.push_str(&format!("    target {t} {}\n", partition_list(ps)));
+                }
             }
+            let rows: BTreeSet<(String, i32)> = committed.keys().chain(owner.keys()).cloned().collect();
+            if !rows.is_empty() {
+                out.push_str(&format!(
+                    "  {:<30} {:>9} {:>12} {:>12} {:>8}  member\n",
+                    "topic", "partition", "committed", "end", "lag"
+                ));
+            }
+            // Lag against the high watermark, as kafka-consumer-groups.sh reports it.
+            let mut ends: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+            for (topic, _) in &rows {
+                if !ends.contains_key(topic) {
+                    // A topic deleted since the commit has no end: shown as "-".
+                    let latest = admin
+                        .list_offsets(topic, &[], OffsetSpec::Latest)
+                        .await
+                        .unwrap_or_default();
+                    ends.insert(topic.clone(), latest.iter().map(|o| (o.partition, o.offset)).collect());
+                }
+            }
+            for key in &rows {
+                let (topic, partition) = key;
+                let c = committed.get(key).copied();
+                let end = ends.get(topic).and_then(|m| m.get(partition)).copied();
+                let lag = match (c, end) {
+                    (Some(c), Some(end)) => (end - c).max(0).to_string(),
+                    _ => "-".into(),
+                };
+                let show = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+                out.push_str(&format!(
+                    "  {topic:<30} {partition:>9} {:>12} {:>12} {lag:>8}  {}\n",
+                    show(c),
+                    show(end),
+                    owner.get(key).copied().unwrap_or("-")
+                ));
+            }
+            print!("{out}");
         }
     }
     Ok(())
