@@ -8,10 +8,16 @@
 //! - [`source`]: `KafkaSource`, splits, offsets initializers, enumerator, reader, watermarks,
 //!   deserializers.
 //! - [`sink`]: `KafkaSink`, record serializers, delivery guarantees, committables.
+//! - [`pipeline`]: `Pipeline`, source → user functions → sink with periodic checkpoints,
+//!   restore after a crash, and a clean end for bounded input.
+//! - [`metrics`]: pipeline, source reader and sink metrics under Flink's names.
 
 pub mod checkpoint;
 pub mod error;
+pub mod metrics;
+pub mod pipeline;
 pub mod sink;
 pub mod source;
 
 pub use error::{ConnectorError, Result};
+pub use pipeline::{Pipeline, PipelineSummary};

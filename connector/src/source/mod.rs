@@ -4,10 +4,11 @@
 //! * [`SplitEnumerator`] (one per process = subtask) lists the subscribed partitions, keeps
 //!   those Flink's owner formula ([`split_owner`]) gives to its subtask, and resolves their
 //!   starting and stopping offsets with [`OffsetsInitializer`]s into [`KafkaPartitionSplit`]s.
-//! * A reader (built on the client's consumer, not in this module yet) reads the splits with
-//!   [`KafkaSource::consumer_config`], tracks each in a [`KafkaPartitionSplitState`], turns
-//!   records into values with a [`KafkaRecordDeserializer`], and generates event time and
-//!   watermarks with a [`WatermarkStrategy`].
+//! * [`SourceReader`] reads the splits of one subtask with one consumer
+//!   ([`KafkaSource::consumer_config`]), tracks each in a [`KafkaPartitionSplitState`], turns
+//!   records into values with a [`KafkaRecordDeserializer`], generates event time and
+//!   watermarks with a [`WatermarkStrategy`], snapshots split states per checkpoint and
+//!   commits offsets when a checkpoint completes.
 //!
 //! ```no_run
 //! # async fn run() -> strom_connector::Result<()> {
@@ -32,6 +33,7 @@ mod builder;
 pub mod deserializer;
 mod enumerator;
 mod initializer;
+mod reader;
 mod split;
 pub mod watermark;
 
@@ -45,5 +47,6 @@ pub use enumerator::{
     TopicPattern,
 };
 pub use initializer::{OffsetResetStrategy, OffsetsInitializer, PartitionOffsetsRetriever};
+pub use reader::{SourceElement, SourceReader};
 pub use split::{KafkaPartitionSplit, KafkaPartitionSplitState, StartingOffset, TopicPartition};
 pub use watermark::{WatermarkCombiner, WatermarkEvent, WatermarkGenerator, WatermarkStrategy};

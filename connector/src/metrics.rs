@@ -1,0 +1,439 @@
+//! Metrics of the source reader and of a pipeline, under Apache Flink's names.
+//!
+//! Every metrics type here is a cheap `Clone` handle over shared counters: take one before a
+//! pipeline runs ([`crate::pipeline::Pipeline::metrics`]) and read it from any task while it
+//! runs; [`PipelineMetrics::snapshot`] gives the values at one instant, and
+//! [`PipelineMetricsSnapshot::by_flink_name`] lists them under the names Flink's Kafka
+//! connector and checkpointing report:
+//!
+//! | Flink name | meaning |
+//! |---|---|
+//! | `numRecordsIn` | records the source emitted (deserialized, not skipped) |
+//! | `numRecordsOut` | elements the pipeline handed to the sink writer |
+//! | `KafkaSourceReader.commitsSucceeded` / `commitsFailed` | offset commits on checkpoint completion |
+//! | `KafkaSourceReader.topic.<t>.partition.<p>.currentOffset` | offset of the last record read from the partition |
+//! | `KafkaSourceReader.topic.<t>.partition.<p>.committedOffset` | the offset last committed for it |
+//! | `currentWatermark` | the source's combined watermark (absent until there is one) |
+//! | `numberOfCompletedCheckpoints` / `numberOfFailedCheckpoints` | checkpoints |
+//! | `lastCheckpointDuration` | ms from the start of the last completed checkpoint to its commit |
+//! | `lastCheckpointSize` | bytes of the last stored checkpoint |
+//! | `numRecordsOutErrors`, `numBytesOut` | the sink writer's ([`SinkMetricsSnapshot`]) |
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::sink::{SinkMetrics, SinkMetricsSnapshot};
+use crate::source::TopicPartition;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct PartitionGauges {
+    current_offset: Option<i64>,
+    committed_offset: Option<i64>,
+}
+
+#[derive(Debug)]
+struct ReaderCounters {
+    records_in: AtomicU64,
+    bytes_in: AtomicU64,
+    records_skipped: AtomicU64,
+    commits_succeeded: AtomicU64,
+    commits_failed: AtomicU64,
+    /// `i64::MIN`: no watermark yet.
+    watermark: AtomicI64,
+    partitions: Mutex<BTreeMap<TopicPartition, PartitionGauges>>,
+}
+
+impl Default for ReaderCounters {
+    fn default() -> Self {
+        ReaderCounters {
+            records_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            records_skipped: AtomicU64::new(0),
+            commits_succeeded: AtomicU64::new(0),
+            commits_failed: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+            partitions: Mutex::default(),
+        }
+    }
+}
+
+/// Live counters of a [`SourceReader`](crate::source::SourceReader) (Flink's
+/// `KafkaSourceReaderMetrics`). Cheap `Clone`.
+#[derive(Debug, Clone, Default)]
+pub struct SourceReaderMetrics {
+    inner: Arc<ReaderCounters>,
+}
+
+/// The source reader's counters at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceReaderMetricsSnapshot {
+    /// `numRecordsIn`: records emitted (deserialized to a value).
+    pub num_records_in: u64,
+    /// `numBytesIn`: key and value bytes of the records read (emitted or skipped).
+    pub num_bytes_in: u64,
+    /// Records the deserializer skipped (`Ok(None)`).
+    pub num_records_skipped: u64,
+    /// `commitsSucceeded`: offset commits on checkpoint completion that succeeded.
+    pub commits_succeeded: u64,
+    /// `commitsFailed`: offset commits that failed (logged, never fatal).
+    pub commits_failed: u64,
+    /// `currentOffset` per partition: the offset of the last record read.
+    pub current_offsets: BTreeMap<TopicPartition, i64>,
+    /// `committedOffset` per partition: the offset last committed (the next one to read).
+    pub committed_offsets: BTreeMap<TopicPartition, i64>,
+    /// The combined watermark last emitted, if any.
+    pub watermark: Option<i64>,
+}
+
+impl SourceReaderMetrics {
+    fn partitions(&self) -> std::sync::MutexGuard<'_, BTreeMap<TopicPartition, PartitionGauges>> {
+        self.inner.partitions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `numRecordsIn`.
+    pub fn num_records_in(&self) -> u64 {
+        self.inner.records_in.load(Ordering::Relaxed)
+    }
+
+    /// `commitsSucceeded`.
+    pub fn commits_succeeded(&self) -> u64 {
+        self.inner.commits_succeeded.load(Ordering::Relaxed)
+    }
+
+    /// `commitsFailed`.
+    pub fn commits_failed(&self) -> u64 {
+        self.inner.commits_failed.load(Ordering::Relaxed)
+    }
+
+    /// `committedOffset` of one partition.
+    pub fn committed_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.partitions().get(tp).and_then(|g| g.committed_offset)
+    }
+
+    /// `currentOffset` of one partition.
+    pub fn current_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.partitions().get(tp).and_then(|g| g.current_offset)
+    }
+
+    /// All counters.
+    pub fn snapshot(&self) -> SourceReaderMetricsSnapshot {
+        let c = &self.inner;
+        let parts = self.partitions();
+        let watermark = c.watermark.load(Ordering::Relaxed);
+        SourceReaderMetricsSnapshot {
+            num_records_in: c.records_in.load(Ordering::Relaxed),
+            num_bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            num_records_skipped: c.records_skipped.load(Ordering::Relaxed),
+            commits_succeeded: c.commits_succeeded.load(Ordering::Relaxed),
+            commits_failed: c.commits_failed.load(Ordering::Relaxed),
+            current_offsets: parts
+                .iter()
+                .filter_map(|(tp, g)| g.current_offset.map(|o| (tp.clone(), o)))
+                .collect(),
+            committed_offsets: parts
+                .iter()
+                .filter_map(|(tp, g)| g.committed_offset.map(|o| (tp.clone(), o)))
+                .collect(),
+            watermark: (watermark != i64::MIN).then_some(watermark),
+        }
+    }
+
+    pub(crate) fn records_in(&self, n: u64, bytes: u64) {
+        self.inner.records_in.fetch_add(n, Ordering::Relaxed);
+        self.inner.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn skipped(&self, n: u64) {
+        self.inner.records_skipped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_current_offsets<'a>(&self, offsets: impl IntoIterator<Item = (&'a TopicPartition, i64)>) {
+        let mut parts = self.partitions();
+        for (tp, o) in offsets {
+            parts.entry(tp.clone()).or_default().current_offset = Some(o);
+        }
+    }
+
+    pub(crate) fn commit_succeeded(&self, offsets: &BTreeMap<TopicPartition, i64>) {
+        self.inner.commits_succeeded.fetch_add(1, Ordering::Relaxed);
+        let mut parts = self.partitions();
+        for (tp, o) in offsets {
+            parts.entry(tp.clone()).or_default().committed_offset = Some(*o);
+        }
+    }
+
+    pub(crate) fn commit_failed(&self) {
+        self.inner.commits_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_watermark(&self, watermark: i64) {
+        self.inner.watermark.store(watermark, Ordering::Relaxed);
+    }
+}
+
+impl SourceReaderMetricsSnapshot {
+    /// The values under Flink's metric names (`KafkaSourceReader.…` and `numRecordsIn`).
+    pub fn by_flink_name(&self) -> Vec<(String, i64)> {
+        let mut out = vec![
+            ("numRecordsIn".to_owned(), saturating(self.num_records_in)),
+            ("numBytesIn".to_owned(), saturating(self.num_bytes_in)),
+            (
+                "KafkaSourceReader.commitsSucceeded".to_owned(),
+                saturating(self.commits_succeeded),
+            ),
+            (
+                "KafkaSourceReader.commitsFailed".to_owned(),
+                saturating(self.commits_failed),
+            ),
+        ];
+        for (tp, o) in &self.current_offsets {
+            out.push((
+                format!(
+                    "KafkaSourceReader.topic.{}.partition.{}.currentOffset",
+                    tp.topic, tp.partition
+                ),
+                *o,
+            ));
+        }
+        for (tp, o) in &self.committed_offsets {
+            out.push((
+                format!(
+                    "KafkaSourceReader.topic.{}.partition.{}.committedOffset",
+                    tp.topic, tp.partition
+                ),
+                *o,
+            ));
+        }
+        if let Some(w) = self.watermark {
+            out.push(("currentWatermark".to_owned(), w));
+        }
+        out
+    }
+}
+
+fn saturating(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[derive(Debug, Default)]
+struct PipelineCounters {
+    records_out: AtomicU64,
+    checkpoints_completed: AtomicU64,
+    checkpoints_failed: AtomicU64,
+    last_checkpoint_duration_ms: AtomicU64,
+    max_checkpoint_duration_ms: AtomicU64,
+    total_checkpoint_duration_ms: AtomicU64,
+    last_checkpoint_size: AtomicU64,
+    /// 0: none yet.
+    last_checkpoint_id: AtomicU64,
+    /// 0: not restored (checkpoint ids start at 1).
+    restored_checkpoint_id: AtomicU64,
+    /// 1 once the pipeline has restored (or started fresh) and reads.
+    running: AtomicU64,
+    sink: Mutex<Option<SinkMetrics>>,
+}
+
+/// Live metrics of a [`Pipeline`](crate::pipeline::Pipeline): its own counters, the source
+/// reader's and (once the writer exists) the sink writer's. Cheap `Clone`.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineMetrics {
+    counters: Arc<PipelineCounters>,
+    source: SourceReaderMetrics,
+}
+
+/// A pipeline's metrics at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineMetricsSnapshot {
+    /// `numRecordsIn`: records the source emitted into the user functions.
+    pub records_in: u64,
+    /// `numRecordsOut`: elements handed to the sink writer.
+    pub records_out: u64,
+    /// `numberOfCompletedCheckpoints`.
+    pub checkpoints_completed: u64,
+    /// `numberOfFailedCheckpoints`.
+    pub checkpoints_failed: u64,
+    /// `lastCheckpointDuration`: pre-commit, snapshot, durable store and commit of the last
+    /// completed checkpoint.
+    pub last_checkpoint_duration: Duration,
+    /// The longest checkpoint so far.
+    pub max_checkpoint_duration: Duration,
+    /// The sum of all checkpoint durations (divide by the count for the mean).
+    pub total_checkpoint_duration: Duration,
+    /// `lastCheckpointSize`: bytes of the last stored checkpoint record.
+    pub last_checkpoint_size: u64,
+    /// The id of the last completed checkpoint.
+    pub last_checkpoint_id: Option<u64>,
+    /// The checkpoint this run restored from.
+    pub restored_checkpoint_id: Option<u64>,
+    /// The pipeline has finished restoring (sink transactions recovered) and is reading.
+    pub running: bool,
+    /// The source reader's metrics.
+    pub source: SourceReaderMetricsSnapshot,
+    /// The sink writer's metrics, once the writer exists.
+    pub sink: Option<SinkMetricsSnapshot>,
+}
+
+impl PipelineMetrics {
+    /// The source reader's metrics handle (the reader of this pipeline updates it).
+    pub fn source(&self) -> &SourceReaderMetrics {
+        &self.source
+    }
+
+    /// The sink writer's metrics handle, once the pipeline has created its writer.
+    pub fn sink(&self) -> Option<SinkMetrics> {
+        self.counters
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// All values.
+    pub fn snapshot(&self) -> PipelineMetricsSnapshot {
+        let c = &self.counters;
+        let id = |v: u64| (v != 0).then_some(v);
+        PipelineMetricsSnapshot {
+            records_in: self.source.num_records_in(),
+            records_out: c.records_out.load(Ordering::Relaxed),
+            checkpoints_completed: c.checkpoints_completed.load(Ordering::Relaxed),
+            checkpoints_failed: c.checkpoints_failed.load(Ordering::Relaxed),
+            last_checkpoint_duration: Duration::from_millis(c.last_checkpoint_duration_ms.load(Ordering::Relaxed)),
+            max_checkpoint_duration: Duration::from_millis(c.max_checkpoint_duration_ms.load(Ordering::Relaxed)),
+            total_checkpoint_duration: Duration::from_millis(c.total_checkpoint_duration_ms.load(Ordering::Relaxed)),
+            last_checkpoint_size: c.last_checkpoint_size.load(Ordering::Relaxed),
+            last_checkpoint_id: id(c.last_checkpoint_id.load(Ordering::Relaxed)),
+            restored_checkpoint_id: id(c.restored_checkpoint_id.load(Ordering::Relaxed)),
+            running: c.running.load(Ordering::Relaxed) != 0,
+            source: self.source.snapshot(),
+            sink: self.sink().map(|s| s.snapshot()),
+        }
+    }
+
+    pub(crate) fn set_sink(&self, sink: SinkMetrics) {
+        *self.counters.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+    }
+
+    pub(crate) fn records_out(&self, n: u64) {
+        self.counters.records_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn checkpoint_completed(&self, id: u64, took: Duration, size: u64) {
+        let c = &self.counters;
+        let ms = millis(took);
+        c.checkpoints_completed.fetch_add(1, Ordering::Relaxed);
+        c.last_checkpoint_duration_ms.store(ms, Ordering::Relaxed);
+        c.max_checkpoint_duration_ms.fetch_max(ms, Ordering::Relaxed);
+        c.total_checkpoint_duration_ms.fetch_add(ms, Ordering::Relaxed);
+        c.last_checkpoint_size.store(size, Ordering::Relaxed);
+        c.last_checkpoint_id.store(id, Ordering::Relaxed);
+    }
+
+    pub(crate) fn checkpoint_failed(&self) {
+        self.counters.checkpoints_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn restored(&self, id: Option<u64>) {
+        self.counters
+            .restored_checkpoint_id
+            .store(id.unwrap_or(0), Ordering::Relaxed);
+        self.counters.running.store(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stopped(&self) {
+        self.counters.running.store(0, Ordering::Relaxed);
+    }
+}
+
+impl PipelineMetricsSnapshot {
+    /// Every value under Flink's metric names: the pipeline's, the source reader's
+    /// ([`SourceReaderMetricsSnapshot::by_flink_name`]) and the sink writer's
+    /// ([`SinkMetricsSnapshot::by_flink_name`]; `numRecordsOut` there is the writer's count of
+    /// records sent, listed as `KafkaSink.numRecordsOut`).
+    pub fn by_flink_name(&self) -> Vec<(String, i64)> {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let mut out = vec![
+            ("numRecordsOut".to_owned(), saturating(self.records_out)),
+            (
+                "numberOfCompletedCheckpoints".to_owned(),
+                saturating(self.checkpoints_completed),
+            ),
+            (
+                "numberOfFailedCheckpoints".to_owned(),
+                saturating(self.checkpoints_failed),
+            ),
+            ("lastCheckpointDuration".to_owned(), ms(self.last_checkpoint_duration)),
+            ("lastCheckpointSize".to_owned(), saturating(self.last_checkpoint_size)),
+        ];
+        if let Some(id) = self.last_checkpoint_id {
+            out.push(("lastCompletedCheckpointId".to_owned(), saturating(id)));
+        }
+        if let Some(id) = self.restored_checkpoint_id {
+            out.push(("lastRestoredCheckpointId".to_owned(), saturating(id)));
+        }
+        out.extend(self.source.by_flink_name());
+        if let Some(sink) = &self.sink {
+            out.extend(
+                sink.by_flink_name()
+                    .into_iter()
+                    .map(|(k, v)| (format!("KafkaSink.{k}"), saturating(v))),
+            );
+        }
+        out
+    }
+
+    /// A metric by its Flink name, as [`Self::by_flink_name`] lists it.
+    pub fn get(&self, flink_name: &str) -> Option<i64> {
+        self.by_flink_name()
+            .into_iter()
+            .find(|(k, _)| k == flink_name)
+            .map(|(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_flink() {
+        let m = PipelineMetrics::default();
+        let tp = TopicPartition::new("orders", 2);
+        m.source().records_in(3, 30);
+        m.source().set_current_offsets([(&tp, 41)]);
+        m.source().commit_succeeded(&BTreeMap::from([(tp.clone(), 42)]));
+        m.source().commit_failed();
+        m.records_out(5);
+        m.checkpoint_completed(7, Duration::from_millis(12), 345);
+        m.restored(Some(6));
+        let s = m.snapshot();
+        assert!(s.running);
+        assert_eq!(s.sink, None);
+        assert_eq!(s.get("numRecordsIn"), Some(3));
+        assert_eq!(s.get("numRecordsOut"), Some(5));
+        assert_eq!(s.get("KafkaSourceReader.commitsSucceeded"), Some(1));
+        assert_eq!(s.get("KafkaSourceReader.commitsFailed"), Some(1));
+        assert_eq!(
+            s.get("KafkaSourceReader.topic.orders.partition.2.currentOffset"),
+            Some(41)
+        );
+        assert_eq!(
+            s.get("KafkaSourceReader.topic.orders.partition.2.committedOffset"),
+            Some(42)
+        );
+        assert_eq!(s.get("lastCheckpointDuration"), Some(12));
+        assert_eq!(s.get("numberOfCompletedCheckpoints"), Some(1));
+        assert_eq!(s.get("lastCompletedCheckpointId"), Some(7));
+        assert_eq!(s.get("lastRestoredCheckpointId"), Some(6));
+        assert_eq!(s.get("currentWatermark"), None);
+        m.source().set_watermark(99);
+        assert_eq!(m.snapshot().get("currentWatermark"), Some(99));
+        m.set_sink(SinkMetrics::default());
+        assert_eq!(m.snapshot().get("KafkaSink.numRecordsOut"), Some(0));
+    }
+}

@@ -1,0 +1,889 @@
+//! A pipeline: Kafka source → user functions → Kafka sink, checkpointed (Flink's job of one
+//! `KafkaSource`, a chain of `map` / `filter` / `flatMap`, and one `KafkaSink`, run by one
+//! subtask).
+//!
+//! ```no_run
+//! # async fn run() -> strom_connector::Result<()> {
+//! use std::time::Duration;
+//! use strom_connector::checkpoint::FileCheckpointStore;
+//! use strom_connector::pipeline::Pipeline;
+//! use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
+//! use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
+//!
+//! let source = KafkaSource::builder()
+//!     .bootstrap_servers("127.0.0.1:9092")
+//!     .topics(["input"])
+//!     .property("isolation.level", "read_committed")
+//!     .bounded(OffsetsInitializer::latest())
+//!     .deserializer(deserializer::string())
+//!     .build()?;
+//! let sink = KafkaSink::builder()
+//!     .bootstrap_servers("127.0.0.1:9092")
+//!     .record_serializer(KafkaRecordSerializationSchema::builder().topic("output").value_serializer(StringSerializer).build()?)
+//!     .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+//!     .transactional_id_prefix("upper")
+//!     .build()?;
+//! let summary = Pipeline::new(source, sink)
+//!     .filter(|s: &String| !s.is_empty())
+//!     .map(|s: String| s.to_uppercase())
+//!     .checkpoint_interval(Duration::from_secs(1))
+//!     .checkpoint_store(FileCheckpointStore::new("/var/lib/upper/checkpoints")?)
+//!     .subtask(0, 1)
+//!     .run()
+//!     .await?;
+//! println!("{} in, {} out", summary.records_in, summary.records_out);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What a run does
+//!
+//! 1. Loads the newest intact checkpoint from the [`CheckpointStore`] (none on a first start).
+//! 2. Restores the sink writer ([`KafkaSink::restore_writer`]): commits the checkpoint's
+//!    pending committables and aborts the transactions a crashed run left open, so
+//!    read_committed readers downstream are unblocked before anything is read.
+//! 3. Restores the enumerator state and the source splits at their checkpointed positions
+//!    (or discovers the initial splits), and starts reading.
+//! 4. Polls the source, runs each element through the user functions, writes the results
+//!    (with the element's event time as record timestamp); every checkpoint interval it takes
+//!    a checkpoint:
+//!    sink pre-commit → sink writer state → source split states and enumerator state → one
+//!    [`PipelineCheckpoint`] stored durably → sink transactions committed → source and sink
+//!    told the checkpoint is complete (the source then commits its offsets to the group, for
+//!    monitoring only).
+//! 5. At the end of a bounded input (every split finished, no discovery), or when the stop
+//!    future of [`Pipeline::run_until`] completes: a final checkpoint, its commit, and a
+//!    clean close. Returns a [`PipelineSummary`].
+//!
+//! A crash at any instant loses and duplicates nothing downstream under exactly-once: what
+//! was committed is in the last stored checkpoint's positions; what was written after it is
+//! in transactions that step 2 aborts (or commits, when the crash came between the store and
+//! the commit) before the source resumes from those positions. Under at-least-once the
+//! records after the last checkpoint are written again (duplicates, no loss).
+//!
+//! # Scale-out
+//!
+//! Run N processes with `.subtask(i, N)`, each with its own checkpoint store: each reads
+//! the partitions Flink's owner formula gives it ([`crate::source::split_owner`]); the sink's
+//! transactional ids carry the subtask index, so the processes never fence each other.
+//! Restoring a checkpoint under a different subtask index or parallelism is refused.
+//!
+//! # Crash injection (tests)
+//!
+//! [`Pipeline::crash_at`] or the environment variable `STROM_PIPELINE_CRASH_AT`
+//! (read when [`Pipeline::run`] starts; syntax in [`CrashAt`]'s `FromStr`) make the run crash
+//! at a chosen point: `records:N` (after N elements of this run), `before-precommit:C`,
+//! `after-precommit:C`, `after-store:C`, `during-commit:C`, `after-commit:C` (at checkpoint
+//! C; `+C` counts checkpoints of this run). From the environment the process aborts
+//! (`SIGABRT`: nothing is flushed or closed, as after `kill -9`).
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::checkpoint::{CheckpointStore, CheckpointStoreExt, MemoryCheckpointStore};
+use crate::metrics::PipelineMetrics;
+use crate::sink::{KafkaCommittable, KafkaCommitter, KafkaSink, KafkaSinkWriter, KafkaWriterState, SinkRestore};
+use crate::source::{
+    EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceReader, SplitEnumerator, WatermarkStrategy,
+};
+use crate::{ConnectorError, Result};
+
+/// Environment variable with a [`CrashAt`] that aborts the process (tests only).
+pub const CRASH_AT_ENV: &str = "STROM_PIPELINE_CRASH_AT";
+
+/// Flink's default checkpoint interval is "off"; a pipeline always checkpoints, by default
+/// every 10 s.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Flink's `pipeline.auto-watermark-interval`.
+const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Format version of [`PipelineCheckpoint`].
+pub const CHECKPOINT_FORMAT: u32 = 1;
+
+/// What one checkpoint of a pipeline stores (as JSON, through the [`CheckpointStore`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineCheckpoint {
+    /// [`CHECKPOINT_FORMAT`].
+    pub format: u32,
+    /// Checkpoint id (increasing across restarts).
+    pub checkpoint_id: u64,
+    /// Subtask index of the pipeline that wrote it.
+    pub subtask: usize,
+    /// Parallelism then.
+    pub parallelism: usize,
+    /// The source reader's unfinished splits at their positions.
+    pub source_splits: Vec<KafkaPartitionSplit>,
+    /// The enumerator's state (partitions handed out, initial discovery done).
+    pub enumerator: EnumeratorState,
+    /// Sink transactions pre-committed at this checkpoint, committed once it is stored.
+    pub committables: Vec<KafkaCommittable>,
+    /// The sink writer's state.
+    pub writer_state: KafkaWriterState,
+    /// Records read by the source up to this checkpoint (all runs; informative).
+    pub records_in: u64,
+    /// Elements written to the sink up to this checkpoint (all runs; informative).
+    pub records_out: u64,
+}
+
+/// Where a run crashes on purpose ([`Pipeline::crash_at`], [`CRASH_AT_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashStage {
+    /// After the N-th element read in this run, before it is processed.
+    Records,
+    /// At a checkpoint, before the sink's pre-commit (the transaction is open).
+    BeforePreCommit,
+    /// After the pre-commit, before the checkpoint is stored.
+    AfterPreCommit,
+    /// After the checkpoint is stored, before its transactions are committed.
+    AfterStore,
+    /// While the commit is in flight (a few ms after it was started).
+    DuringCommit,
+    /// After the commit, before the source and sink are notified.
+    AfterCommit,
+}
+
+/// A crash point: a stage and a count (records, or checkpoint id).
+///
+/// Parsed from `stage:N` or `stage:+N` with stage one of `records`, `before-precommit`,
+/// `after-precommit` (alias `precommit`), `after-store`, `during-commit` (alias `commit`),
+/// `after-commit`. For checkpoint stages `N` is the checkpoint id, `+N` the N-th checkpoint
+/// of this run (ids continue across restarts, so `+N` always fires); for `records` N counts
+/// elements of this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashAt {
+    /// Where.
+    pub stage: CrashStage,
+    /// Record count or checkpoint id.
+    pub n: u64,
+    /// `n` counts checkpoints of this run rather than naming a checkpoint id.
+    pub relative: bool,
+}
+
+impl FromStr for CrashAt {
+    type Err = ConnectorError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            ConnectorError::Config(format!(
+                "crash point {s:?}: expected STAGE:N or STAGE:+N, STAGE one of records, before-precommit, \
+                 after-precommit, after-store, during-commit, after-commit"
+            ))
+        };
+        let (stage, n) = s.trim().split_once(':').ok_or_else(bad)?;
+        let stage = match stage.trim() {
+            "records" => CrashStage::Records,
+            "before-precommit" => CrashStage::BeforePreCommit,
+            "after-precommit" | "precommit" => CrashStage::AfterPreCommit,
+            "after-store" => CrashStage::AfterStore,
+            "during-commit" | "commit" => CrashStage::DuringCommit,
+            "after-commit" => CrashStage::AfterCommit,
+            _ => return Err(bad()),
+        };
+        let n = n.trim();
+        let (relative, digits) = match n.strip_prefix('+') {
+            Some(d) => (true, d),
+            None => (stage == CrashStage::Records, n),
+        };
+        let n = digits.parse::<u64>().map_err(|_| bad())?;
+        Ok(CrashAt { stage, n, relative })
+    }
+}
+
+impl fmt::Display for CrashAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stage = match self.stage {
+            CrashStage::Records => "records",
+            CrashStage::BeforePreCommit => "before-precommit",
+            CrashStage::AfterPreCommit => "after-precommit",
+            CrashStage::AfterStore => "after-store",
+            CrashStage::DuringCommit => "during-commit",
+            CrashStage::AfterCommit => "after-commit",
+        };
+        let plus = if self.relative && self.stage != CrashStage::Records {
+            "+"
+        } else {
+            ""
+        };
+        write!(f, "{stage}:{plus}{}", self.n)
+    }
+}
+
+/// What an injected crash does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashAction {
+    /// `std::process::abort()`: the process dies at once, nothing flushed or closed.
+    Abort,
+    /// The run returns `ConnectorError::User("crash injected at …")` at once, without closing
+    /// the writer or the reader (their transactions stay open, as after a crash).
+    Fail,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineEnd {
+    /// Every split finished and no split can come any more (bounded source).
+    EndOfInput,
+    /// The stop future of [`Pipeline::run_until`] completed.
+    Stopped,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineSummary {
+    /// How it ended.
+    pub end: PipelineEnd,
+    /// Records the source emitted in this run.
+    pub records_in: u64,
+    /// Elements written to the sink in this run.
+    pub records_out: u64,
+    /// Checkpoints completed in this run (the final one included).
+    pub checkpoints: u64,
+    /// The last checkpoint id.
+    pub last_checkpoint_id: u64,
+    /// The checkpoint this run restored from.
+    pub restored_from: Option<u64>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+type Emit<'a, C> = &'a mut dyn FnMut(C) -> Result<()>;
+type Chain<I, C> = Box<dyn FnMut(I, Emit<'_, C>) -> Result<()> + Send>;
+
+fn user_error(e: impl fmt::Display) -> ConnectorError {
+    ConnectorError::User(e.to_string())
+}
+
+/// A source, a chain of user functions from `I` to `C`, and a sink of `O`; runnable once
+/// `C == O`. See the module docs.
+pub struct Pipeline<I, C, O> {
+    source: KafkaSource<I>,
+    sink: KafkaSink<O>,
+    chain: Chain<I, C>,
+    watermarks: WatermarkStrategy<I>,
+    checkpoint_interval: Duration,
+    store: Arc<dyn CheckpointStore>,
+    subtask: usize,
+    parallelism: usize,
+    metrics: PipelineMetrics,
+    crash: Option<(CrashAt, CrashAction)>,
+    poll_timeout: Duration,
+}
+
+impl<I, C, O> fmt::Debug for Pipeline<I, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("source", &self.source)
+            .field("sink", &self.sink)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("store", &self.store)
+            .field("subtask", &self.subtask)
+            .field("parallelism", &self.parallelism)
+            .field("crash", &self.crash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: 'static, O> Pipeline<I, I, O> {
+    /// A pipeline from `source` to `sink` with no user function yet (add them with
+    /// [`Self::map`], [`Self::filter`], [`Self::flat_map`] and their `try_` forms), subtask 0
+    /// of 1, checkpoints every [`DEFAULT_CHECKPOINT_INTERVAL`] into a
+    /// [`MemoryCheckpointStore`] (set a [`crate::checkpoint::FileCheckpointStore`] to survive
+    /// a restart).
+    pub fn new(source: KafkaSource<I>, sink: KafkaSink<O>) -> Self {
+        Pipeline {
+            source,
+            sink,
+            chain: Box::new(|i, emit| emit(i)),
+            watermarks: WatermarkStrategy::no_watermarks(),
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            store: Arc::new(MemoryCheckpointStore::new()),
+            subtask: 0,
+            parallelism: 1,
+            metrics: PipelineMetrics::default(),
+            crash: None,
+            poll_timeout: Duration::from_millis(100),
+        }
+    }
+
+    /// How event time and watermarks are made for the source's elements (default: no
+    /// watermarks, event time = record timestamp).
+    pub fn watermark_strategy(mut self, strategy: WatermarkStrategy<I>) -> Self {
+        self.watermarks = strategy;
+        self
+    }
+}
+
+impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
+    fn with_chain<D>(self, build: impl FnOnce(Chain<I, C>) -> Chain<I, D>) -> Pipeline<I, D, O> {
+        Pipeline {
+            source: self.source,
+            sink: self.sink,
+            chain: build(self.chain),
+            watermarks: self.watermarks,
+            checkpoint_interval: self.checkpoint_interval,
+            store: self.store,
+            subtask: self.subtask,
+            parallelism: self.parallelism,
+            metrics: self.metrics,
+            crash: self.crash,
+            poll_timeout: self.poll_timeout,
+        }
+    }
+
+    /// Each element becomes `f(element)` (Flink's `map`).
+    pub fn map<D: 'static>(self, mut f: impl FnMut(C) -> D + Send + 'static) -> Pipeline<I, D, O> {
+        self.with_chain(|mut prev| -> Chain<I, D> { Box::new(move |i, emit| prev(i, &mut |c| emit(f(c)))) })
+    }
+
+    /// [`Self::map`] with a function that can fail: an error fails the run with
+    /// [`ConnectorError::User`].
+    pub fn try_map<D: 'static, E: fmt::Display>(
+        self,
+        mut f: impl FnMut(C) -> std::result::Result<D, E> + Send + 'static,
+    ) -> Pipeline<I, D, O> {
+        self.with_chain(|mut prev| -> Chain<I, D> {
+            Box::new(move |i, emit| prev(i, &mut |c| emit(f(c).map_err(user_error)?)))
+        })
+    }
+
+    /// Keeps the elements for which `f` is true (Flink's `filter`).
+    pub fn filter(self, mut f: impl FnMut(&C) -> bool + Send + 'static) -> Pipeline<I, C, O> {
+        self.with_chain(|mut prev| -> Chain<I, C> {
+            Box::new(move |i, emit| prev(i, &mut |c| if f(&c) { emit(c) } else { Ok(()) }))
+        })
+    }
+
+    /// [`Self::filter`] with a predicate that can fail.
+    pub fn try_filter<E: fmt::Display>(
+        self,
+        mut f: impl FnMut(&C) -> std::result::Result<bool, E> + Send + 'static,
+    ) -> Pipeline<I, C, O> {
+        self.with_chain(|mut prev| -> Chain<I, C> {
+            Box::new(move |i, emit| {
+                prev(i, &mut |c| {
+                    if f(&c).map_err(user_error)? {
+                        emit(c)
+                    } else {
+                        Ok(())
+                    }
+                })
+            })
+        })
+    }
+
+    /// Each element becomes zero or more elements (Flink's `flatMap`).
+    pub fn flat_map<D: 'static, It: IntoIterator<Item = D>>(
+        self,
+        mut f: impl FnMut(C) -> It + Send + 'static,
+    ) -> Pipeline<I, D, O> {
+        self.with_chain(|mut prev| -> Chain<I, D> {
+            Box::new(move |i, emit| {
+                prev(i, &mut |c| {
+                    for d in f(c) {
+                        emit(d)?;
+                    }
+                    Ok(())
+                })
+            })
+        })
+    }
+
+    /// [`Self::flat_map`] with a function that can fail.
+    pub fn try_flat_map<D: 'static, It: IntoIterator<Item = D>, E: fmt::Display>(
+        self,
+        mut f: impl FnMut(C) -> std::result::Result<It, E> + Send + 'static,
+    ) -> Pipeline<I, D, O> {
+        self.with_chain(|mut prev| -> Chain<I, D> {
+            Box::new(move |i, emit| {
+                prev(i, &mut |c| {
+                    for d in f(c).map_err(user_error)? {
+                        emit(d)?;
+                    }
+                    Ok(())
+                })
+            })
+        })
+    }
+
+    /// How often to checkpoint (measured from the start of one checkpoint to the next).
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// Where checkpoints go (default: memory).
+    pub fn checkpoint_store(mut self, store: impl CheckpointStore + 'static) -> Self {
+        self.store = Arc::new(store);
+        self
+    }
+
+    /// [`Self::checkpoint_store`] with a store shared with the caller (to inspect it, or to
+    /// reuse a memory store across runs in one process).
+    pub fn checkpoint_store_shared(mut self, store: Arc<dyn CheckpointStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// This process is subtask `index` of `parallelism` (default 0 of 1).
+    pub fn subtask(mut self, index: usize, parallelism: usize) -> Self {
+        self.subtask = index;
+        self.parallelism = parallelism;
+        self
+    }
+
+    /// How long one poll of the source waits for records at most (default 100 ms).
+    pub fn poll_timeout(mut self, timeout: Duration) -> Self {
+        self.poll_timeout = timeout;
+        self
+    }
+
+    /// Crash on purpose at `at` (tests; see the module docs). Overrides [`CRASH_AT_ENV`].
+    pub fn crash_at(mut self, at: CrashAt, action: CrashAction) -> Self {
+        self.crash = Some((at, action));
+        self
+    }
+
+    /// The live metrics of this pipeline; clone it before [`Self::run`] to watch the run.
+    pub fn metrics(&self) -> PipelineMetrics {
+        self.metrics.clone()
+    }
+}
+
+/// A run in progress: everything [`Pipeline::run_until`] drives.
+struct Running<I, O> {
+    reader: SourceReader<I>,
+    writer: KafkaSinkWriter<O>,
+    committer: KafkaCommitter,
+    enumerator: SplitEnumerator,
+    store: Arc<dyn CheckpointStore>,
+    metrics: PipelineMetrics,
+    crash: Option<(CrashAt, CrashAction)>,
+    subtask: usize,
+    parallelism: usize,
+    /// First checkpoint id of this run (for relative crash points).
+    first_checkpoint: u64,
+    next_checkpoint_id: u64,
+    checkpoints: u64,
+    records_in: u64,
+    records_out: u64,
+    /// Totals up to the restored checkpoint.
+    base_in: u64,
+    base_out: u64,
+}
+
+impl<I, O> Running<I, O> {
+    /// The crash point, if `stage` at checkpoint `id` is where it fires.
+    fn crash_due(&self, stage: CrashStage, id: u64) -> Option<(CrashAt, CrashAction)> {
+        let (at, action) = self.crash?;
+        let due = at.stage == stage
+            && if at.relative {
+                id + 1 == self.first_checkpoint + at.n
+            } else {
+                id == at.n
+            };
+        due.then_some((at, action))
+    }
+
+    /// Fires the crash point if it is due at `stage` of checkpoint `id`.
+    fn crash_check(&self, stage: CrashStage, id: u64) -> Result<()> {
+        match self.crash_due(stage, id) {
+            Some((at, action)) => crash(at, action),
+            None => Ok(()),
+        }
+    }
+
+    async fn checkpoint(&mut self, id: u64) -> Result<()> {
+        let started = Instant::now();
+        self.crash_check(CrashStage::BeforePreCommit, id)?;
+        let committables = self.writer.prepare_commit(id).await?;
+        self.crash_check(CrashStage::AfterPreCommit, id)?;
+        let record = PipelineCheckpoint {
+            format: CHECKPOINT_FORMAT,
+            checkpoint_id: id,
+            subtask: self.subtask,
+            parallelism: self.parallelism,
+            source_splits: self.reader.snapshot_state(id)?,
+            enumerator: self.enumerator.snapshot_state(),
+            committables,
+            writer_state: self.writer.snapshot_state(id),
+            records_in: self.base_in + self.records_in,
+            records_out: self.base_out + self.records_out,
+        };
+        let data = serde_json::to_vec(&record)
+            .map_err(|e| ConnectorError::Checkpoint(format!("cannot serialize checkpoint {id}: {e}")))?;
+        let size = data.len() as u64;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.save(id, &data))
+            .await
+            .map_err(|e| ConnectorError::Checkpoint(format!("checkpoint {id}: the store task failed: {e}")))??;
+        self.crash_check(CrashStage::AfterStore, id)?;
+        if let Some((at, action)) = self.crash_due(CrashStage::DuringCommit, id) {
+            let committer = self.committer.clone();
+            let committables = record.committables.clone();
+            let _commit = tokio::spawn(async move { committer.commit(&committables).await });
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            crash(at, action)?;
+        }
+        // The checkpoint is durable: its transactions may be committed now (and will be
+        // again by a restore from it, which is harmless).
+        self.committer.commit(&record.committables).await?;
+        self.crash_check(CrashStage::AfterCommit, id)?;
+        self.reader.notify_checkpoint_complete(id);
+        self.writer.notify_checkpoint_complete(id);
+        self.checkpoints += 1;
+        let took = started.elapsed();
+        self.metrics.checkpoint_completed(id, took, size);
+        debug!(
+            subtask = self.subtask,
+            checkpoint_id = id,
+            took_ms = took.as_millis() as u64,
+            bytes = size,
+            transactions = record.committables.len(),
+            "checkpoint complete"
+        );
+        Ok(())
+    }
+
+    async fn discover(&mut self) {
+        match self.enumerator.discover().await {
+            Ok(d) => {
+                for tp in &d.removed_partitions {
+                    warn!(partition = %tp, "partition disappeared; its split is kept (as Flink does)");
+                }
+                if !d.new_splits.is_empty() {
+                    if let Err(e) = self.reader.add_splits(d.new_splits).await {
+                        warn!(error = %e, "adding discovered splits failed");
+                    }
+                }
+            }
+            // Flink fails the job here; a transient metadata error is retried at the next
+            // interval instead (the enumerator's state only changes on success).
+            Err(e) => warn!(error = %e, "partition discovery failed; retried at the next interval"),
+        }
+    }
+}
+
+fn crash(at: CrashAt, action: CrashAction) -> Result<()> {
+    match action {
+        CrashAction::Abort => {
+            eprintln!("strom pipeline: crash injected at {at}; aborting");
+            std::process::abort();
+        }
+        CrashAction::Fail => Err(ConnectorError::User(format!("crash injected at {at}"))),
+    }
+}
+
+fn crash_from_env() -> Result<Option<(CrashAt, CrashAction)>> {
+    match std::env::var(CRASH_AT_ENV) {
+        Ok(v) if !v.trim().is_empty() => Ok(Some((v.parse()?, CrashAction::Abort))),
+        _ => Ok(None),
+    }
+}
+
+impl<I, O> Pipeline<I, O, O>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+{
+    /// Runs until the end of a bounded input (forever for an unbounded one); see the module
+    /// docs. Fails on the first error (source, user function, sink, checkpoint store), after
+    /// closing the writer (its open transaction is aborted) when it can.
+    pub async fn run(self) -> Result<PipelineSummary> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// [`Self::run`] that also stops, after a final checkpoint, when `stop` completes.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<PipelineSummary> {
+        let started = Instant::now();
+        let Pipeline {
+            source,
+            sink,
+            mut chain,
+            watermarks,
+            checkpoint_interval,
+            store,
+            subtask,
+            parallelism,
+            metrics,
+            crash,
+            poll_timeout,
+        } = self;
+        let crash = match crash {
+            Some(c) => Some(c),
+            None => crash_from_env()?,
+        };
+        let subtask32 = u32::try_from(subtask).map_err(|_| ConnectorError::Config(format!("subtask {subtask}")))?;
+        let parallelism32 =
+            u32::try_from(parallelism).map_err(|_| ConnectorError::Config(format!("parallelism {parallelism}")))?;
+
+        // 1. The newest intact checkpoint.
+        let load = store.clone();
+        let restored: Option<(u64, PipelineCheckpoint)> =
+            tokio::task::spawn_blocking(move || load.latest_json::<PipelineCheckpoint>())
+                .await
+                .map_err(|e| ConnectorError::Checkpoint(format!("the store task failed: {e}")))??;
+        if let Some((id, c)) = &restored {
+            if c.format != CHECKPOINT_FORMAT || c.checkpoint_id != *id {
+                return Err(ConnectorError::Checkpoint(format!(
+                    "checkpoint {id} has format {} and id {}; this build writes format {CHECKPOINT_FORMAT}",
+                    c.format, c.checkpoint_id
+                )));
+            }
+            if c.subtask != subtask || c.parallelism != parallelism {
+                return Err(ConnectorError::Config(format!(
+                    "checkpoint {id} belongs to subtask {} of {}, this pipeline is subtask {subtask} of {parallelism}: \
+                     rescaling a pipeline from its checkpoints is not supported (use a new checkpoint store and \
+                     transactional id prefix)",
+                    c.subtask, c.parallelism
+                )));
+            }
+        }
+        let restored_id = restored.as_ref().map(|(id, _)| *id);
+
+        // 2. The sink first: pending transactions committed, lingering ones aborted.
+        let sink_restore = match &restored {
+            Some((id, c)) => SinkRestore::new(*id, c.committables.clone(), vec![c.writer_state.clone()]),
+            None => SinkRestore::default(),
+        };
+        let writer = sink.restore_writer(subtask32, parallelism32, &sink_restore).await?;
+        metrics.set_sink(writer.metrics());
+        let committer = writer.committer();
+
+        // 3. The source: enumerator state and splits at their checkpointed positions.
+        let mut enumerator = source.create_enumerator(subtask, parallelism).await?;
+        let reader = SourceReader::with_options(&source, subtask, watermarks, metrics.source().clone()).await?;
+        let (base_in, base_out) = restored.as_ref().map_or((0, 0), |(_, c)| (c.records_in, c.records_out));
+        let mut run = Running {
+            reader,
+            writer,
+            committer,
+            enumerator: {
+                if let Some((_, c)) = &restored {
+                    enumerator = enumerator.with_state(c.enumerator.clone());
+                }
+                enumerator
+            },
+            store,
+            metrics: metrics.clone(),
+            crash,
+            subtask,
+            parallelism,
+            first_checkpoint: restored_id.map_or(1, |id| id + 1),
+            next_checkpoint_id: restored_id.map_or(1, |id| id + 1),
+            checkpoints: 0,
+            records_in: 0,
+            records_out: 0,
+            base_in,
+            base_out,
+        };
+        if let Some((_, c)) = restored {
+            run.reader.add_splits(c.source_splits).await?;
+        }
+        let initial = !run.enumerator.snapshot_state().initial_discovery_finished;
+        if initial {
+            let d = run.enumerator.discover().await?;
+            run.reader.add_splits(d.new_splits).await?;
+        } else if run.enumerator.discovery_interval().is_some() {
+            run.discover().await;
+        }
+        if run.enumerator.no_more_splits() {
+            run.reader.notify_no_more_splits();
+        }
+        metrics.restored(restored_id);
+        info!(
+            subtask,
+            parallelism,
+            restored_from = ?restored_id,
+            splits = run.reader.active_splits().len(),
+            delivery_guarantee = %run.writer.delivery_guarantee(),
+            "pipeline running"
+        );
+
+        let outcome = drive(&mut run, &mut chain, stop, checkpoint_interval, poll_timeout).await;
+        metrics.stopped();
+        let end = match outcome {
+            Ok(end) => end,
+            Err(e) => {
+                let injected = matches!(&e, ConnectorError::User(m) if m.starts_with("crash injected"));
+                if !injected {
+                    // Abort the open transaction (what Flink's writer does on close).
+                    let Running { writer, reader, .. } = run;
+                    if tokio::time::timeout(Duration::from_secs(10), writer.close())
+                        .await
+                        .is_err()
+                    {
+                        warn!("closing the sink writer after a failure took over 10 s; abandoned");
+                    }
+                    let _ = tokio::time::timeout(Duration::from_secs(10), reader.close()).await;
+                }
+                return Err(e);
+            }
+        };
+        let summary = PipelineSummary {
+            end,
+            records_in: run.records_in,
+            records_out: run.records_out,
+            checkpoints: run.checkpoints,
+            last_checkpoint_id: run.next_checkpoint_id.saturating_sub(1),
+            restored_from: restored_id,
+            elapsed: started.elapsed(),
+        };
+        let Running { writer, reader, .. } = run;
+        writer.close().await?;
+        reader.close().await?;
+        info!(
+            subtask,
+            end = ?summary.end,
+            records_in = summary.records_in,
+            records_out = summary.records_out,
+            checkpoints = summary.checkpoints,
+            "pipeline finished"
+        );
+        Ok(summary)
+    }
+}
+
+/// The read → process → write loop with its periodic checkpoints, discovery and watermarks.
+async fn drive<I, O>(
+    run: &mut Running<I, O>,
+    chain: &mut Chain<I, O>,
+    stop: impl Future<Output = ()> + Send,
+    checkpoint_interval: Duration,
+    poll_timeout: Duration,
+) -> Result<PipelineEnd> {
+    let mut stop = Box::pin(stop);
+    let discovery_interval = run.enumerator.discovery_interval();
+    let now = Instant::now();
+    let mut next_checkpoint = now + checkpoint_interval;
+    let mut next_discovery = discovery_interval.map(|d| now + d);
+    let mut next_watermark = now + WATERMARK_INTERVAL;
+    let mut outputs: Vec<O> = Vec::new();
+    let end = loop {
+        if run.reader.is_finished() {
+            break PipelineEnd::EndOfInput;
+        }
+        if (&mut stop).now_or_never().is_some() {
+            break PipelineEnd::Stopped;
+        }
+        let timeout = next_checkpoint
+            .saturating_duration_since(Instant::now())
+            .min(poll_timeout)
+            .max(Duration::from_millis(1));
+        let batch = run.reader.poll(timeout).await?;
+        for element in batch {
+            run.records_in += 1;
+            if let Some((at, action)) = run.crash {
+                if at.stage == CrashStage::Records && run.records_in == at.n {
+                    crash(at, action)?;
+                }
+            }
+            chain(element.value, &mut |o| {
+                outputs.push(o);
+                Ok(())
+            })?;
+            for o in outputs.drain(..) {
+                run.writer.write_with_timestamp(&o, Some(element.timestamp)).await?;
+                run.records_out += 1;
+                run.metrics.records_out(1);
+            }
+        }
+        let now = Instant::now();
+        if now >= next_checkpoint {
+            let id = run.next_checkpoint_id;
+            if let Err(e) = run.checkpoint(id).await {
+                run.metrics.checkpoint_failed();
+                return Err(e);
+            }
+            run.next_checkpoint_id += 1;
+            next_checkpoint = now + checkpoint_interval;
+        }
+        if let (Some(at), Some(every)) = (next_discovery, discovery_interval) {
+            if now >= at {
+                run.discover().await;
+                next_discovery = Some(Instant::now() + every);
+            }
+        }
+        if now >= next_watermark {
+            if let Some(ev) = run.reader.emit_watermark(now) {
+                debug!(subtask = run.subtask, event = ?ev, "watermark");
+            }
+            next_watermark = now + WATERMARK_INTERVAL;
+        }
+    };
+    // Final checkpoint: everything read so far becomes durable and committed.
+    let id = run.next_checkpoint_id;
+    if let Err(e) = run.checkpoint(id).await {
+        run.metrics.checkpoint_failed();
+        return Err(e);
+    }
+    run.next_checkpoint_id += 1;
+    Ok(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_points_parse_and_print() {
+        let c: CrashAt = "after-store:3".parse().unwrap();
+        assert_eq!(
+            c,
+            CrashAt {
+                stage: CrashStage::AfterStore,
+                n: 3,
+                relative: false
+            }
+        );
+        assert_eq!(c.to_string(), "after-store:3");
+        let c: CrashAt = "precommit:+2".parse().unwrap();
+        assert_eq!((c.stage, c.n, c.relative), (CrashStage::AfterPreCommit, 2, true));
+        assert_eq!(c.to_string(), "after-precommit:+2");
+        let c: CrashAt = "records:5000".parse().unwrap();
+        assert!(c.relative);
+        assert_eq!(c.to_string(), "records:5000");
+        for s in ["commit:1", "during-commit:+1", "before-precommit:4", "after-commit:2"] {
+            s.parse::<CrashAt>().unwrap();
+        }
+        for bad in ["", "store:1", "after-store", "after-store:x", "records:-1"] {
+            let e = bad.parse::<CrashAt>().unwrap_err().to_string();
+            assert!(e.contains("crash point"), "{e}");
+        }
+    }
+
+    #[test]
+    fn checkpoint_record_round_trips_as_json() {
+        let c = PipelineCheckpoint {
+            format: CHECKPOINT_FORMAT,
+            checkpoint_id: 4,
+            subtask: 1,
+            parallelism: 2,
+            source_splits: vec![KafkaPartitionSplit::new("in", 3, 17, Some(40))],
+            enumerator: EnumeratorState::default(),
+            committables: vec![KafkaCommittable {
+                transactional_id: "p-1-4".into(),
+                producer_id: 7,
+                epoch: 0,
+                transaction_version: 2,
+            }],
+            writer_state: KafkaWriterState {
+                transactional_id_prefix: Some("p".into()),
+                subtask: 1,
+                parallelism: 2,
+                checkpoint_id: 4,
+            },
+            records_in: 10,
+            records_out: 9,
+        };
+        let json = serde_json::to_vec(&c).unwrap();
+        assert_eq!(serde_json::from_slice::<PipelineCheckpoint>(&json).unwrap(), c);
+    }
+}
