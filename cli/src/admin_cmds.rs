@@ -47,6 +47,8 @@ pub(crate) enum TopicsAction {
 pub(crate) enum GroupsAction {
     /// Group ids with type and state.
     List,
+    /// Members, assignments, committed offsets and lag.
+    ///
     /// Members (id, instance id, client id, host, assignment), then per partition the
     /// committed offset, the end offset (high watermark) and the lag between them. Classic
     /// groups are described by DescribeGroups, KIP-848 (group.protocol=consumer) groups by

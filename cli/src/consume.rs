@@ -37,7 +37,8 @@ pub(crate) struct ConsumeArgs {
     /// read without joining, as a standalone consumer of the group. Either way the offsets
     /// of the records written out (no more) are committed every auto.commit.interval.ms
     /// (5 s), before partitions move to another member, and on exit; enable.auto.commit is
-    /// ignored.
+    /// ignored. Ctrl-C (SIGINT) or SIGTERM ends the run that way too. -X group.protocol=consumer
+    /// joins with the KIP-848 protocol.
     #[arg(long, verbatim_doc_comment)]
     group: Option<String>,
     /// Read only this partition (repeatable); no group membership.
@@ -523,4 +524,51 @@ async fn finish(mut consumer: Consumer, written: &Written, group: Option<&str>, 
         warn!(error = %x, "closing the consumer failed");
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::Bytes;
+    use strom_client::protocol::record_batch::{Headers, TimestampType};
+
+    use super::*;
+
+    #[test]
+    fn from_depends_on_the_group() {
+        assert_eq!(parse_from(None, false), Ok(Start::Reset(OffsetReset::Earliest)));
+        assert_eq!(parse_from(None, true), Ok(Start::Committed));
+        assert_eq!(parse_from(Some("latest"), true), Ok(Start::Reset(OffsetReset::Latest)));
+        assert_eq!(parse_from(Some("committed"), true), Ok(Start::Committed));
+        assert!(parse_from(Some("committed"), false)
+            .unwrap_err()
+            .contains("needs --group"));
+        assert_eq!(parse_from(Some("42"), false), Ok(Start::Offset(42)));
+        assert_eq!(
+            parse_from(Some("@1700000000000"), true),
+            Ok(Start::Timestamp(1_700_000_000_000))
+        );
+        assert!(parse_from(Some("-1"), false).is_err());
+        assert!(parse_from(Some("@-1"), false).is_err());
+        assert!(parse_from(Some("soon"), false).unwrap_err().contains("--from soon"));
+    }
+
+    #[test]
+    fn format_escapes_and_placeholders() {
+        let r = ConsumerRecord {
+            topic: Arc::from("t"),
+            partition: 2,
+            offset: 7,
+            timestamp: 99,
+            timestamp_type: TimestampType::CreateTime,
+            leader_epoch: None,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Headers::default(),
+        };
+        let mut out = Vec::new();
+        write_format(&mut out, "%t/%p@%o %T [%k] %s %S %K %% %x\\t\\n", &r).unwrap();
+        assert_eq!(out, b"t/2@7 99 [] v 1 -1 % %x\t\n");
+    }
 }
