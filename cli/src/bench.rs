@@ -1,10 +1,14 @@
-//! `strom bench produce`: a fixed-size load through the producer, reported as one JSON object
-//! with every knob, so the benchmark driver (bench/) can put it beside other clients.
+//! `strom bench produce` and `strom bench consume`: a fixed-size load through the producer or
+//! the consumer, reported as one JSON object with every knob, so the benchmark drivers
+//! (bench/s1_produce.py, bench/s2_consume.py) can put it beside other clients.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_client::{ClientConfig, Producer, ProducerConfig, ProducerRecord};
+use strom_client::{
+    ClientConfig, Consumer, ConsumerConfig, IsolationLevel, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition,
+};
 
 /// Arguments of `strom bench produce`.
 #[derive(Debug, clap::Args)]
@@ -122,5 +126,126 @@ pub(crate) async fn produce(
         settings
     );
     producer.close().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Arguments of `strom bench consume`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchConsumeArgs {
+    /// Topic (must exist and hold at least `--records` records).
+    topic: String,
+    /// Records to read, from the earliest offset of every partition.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Give up when no record arrived for this long (ms), like ConsumerPerformance's --timeout.
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+}
+
+/// Reads `--records` records with [`Consumer`] in assign mode (every partition of the topic,
+/// no group, from the earliest offset), counting key and value bytes as Java's
+/// ConsumerPerformance does. The clock starts before the first poll, so the time includes
+/// finding the earliest offsets (as ConsumerPerformance's fetch time includes them).
+pub(crate) async fn consume(
+    config: ClientConfig,
+    rest: Vec<(String, String)>,
+    args: BenchConsumeArgs,
+) -> Result<(), String> {
+    let mut c = ConsumerConfig::from_client(config);
+    c.auto_offset_reset = OffsetReset::Earliest;
+    c.enable_auto_commit = false;
+    for (k, v) in &rest {
+        if !c.set(k, v).map_err(|e| e.to_string())? {
+            return Err(format!("unknown property {k:?}"));
+        }
+    }
+    if c.group_id.is_some() {
+        return Err("bench consume reads in assign mode: group.id is not used".into());
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    let mut consumer = Consumer::new(c).await.map_err(|e| e.to_string())?;
+    let info = consumer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
+    let partitions: Vec<TopicPartition> = info
+        .partitions
+        .iter()
+        .map(|p| TopicPartition::new(args.topic.as_str(), p.partition))
+        .collect();
+    let c = consumer.config();
+    let settings = format!(
+        "{{\"mode\":\"assign\",\"partitions\":{},\"auto.offset.reset\":\"earliest\",\"check.crcs\":{},\"fetch.min.bytes\":{},\"fetch.max.bytes\":{},\"max.partition.fetch.bytes\":{},\"fetch.max.wait.ms\":{},\"max.poll.records\":{},\"isolation.level\":\"{}\"}}",
+        partitions.len(),
+        c.check_crcs,
+        c.fetch_min_bytes,
+        c.fetch_max_bytes,
+        c.max_partition_fetch_bytes,
+        c.fetch_max_wait.as_millis(),
+        c.max_poll_records,
+        match c.isolation_level {
+            IsolationLevel::ReadCommitted => "read_committed",
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+        },
+    );
+    consumer.assign(partitions.iter().cloned()).map_err(|e| e.to_string())?;
+    consumer.seek_to_beginning(&partitions).map_err(|e| e.to_string())?;
+    // Offsets must rise within each partition (a cheap check that nothing is read twice).
+    let mut last: Vec<i64> = vec![-1; partitions.len()];
+    let idle = Duration::from_millis(args.timeout_ms);
+    let (cpu0, _) = usage();
+    let started = Instant::now();
+    let mut first_record = None;
+    let mut last_record = started;
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while records < args.records {
+        let batch = consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        if batch.is_empty() {
+            if now.duration_since(last_record) > idle {
+                return Err(format!(
+                    "only {records} of {} records arrived (none in {} ms)",
+                    args.records, args.timeout_ms
+                ));
+            }
+            continue;
+        }
+        first_record.get_or_insert(now);
+        last_record = now;
+        for r in &batch {
+            let seen = usize::try_from(r.partition)
+                .ok()
+                .and_then(|p| last.get_mut(p))
+                .ok_or_else(|| format!("record from unexpected partition {}", r.partition))?;
+            if r.offset <= *seen {
+                return Err(format!(
+                    "partition {} went back from offset {} to {}",
+                    r.partition, seen, r.offset
+                ));
+            }
+            *seen = r.offset;
+            bytes += r.key.as_ref().map_or(0, |k| k.len() as u64) + r.value.as_ref().map_or(0, |v| v.len() as u64);
+        }
+        records += batch.len() as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (cpu1, rss) = usage();
+    let first_ms = first_record.map_or(0.0, |t| t.duration_since(started).as_secs_f64() * 1000.0);
+    let m = consumer.metrics();
+    println!(
+        "{{\"client\":\"strom\",\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{:.2},\"max_rss_kib\":{},\"first_record_ms\":{:.1},\"fetches\":{},\"fetched_bytes\":{},\"settings\":{}}}",
+        records,
+        bytes,
+        secs,
+        records as f64 / secs,
+        bytes as f64 / secs / (1 << 20) as f64,
+        cpu1 - cpu0,
+        rss,
+        first_ms,
+        m.fetches,
+        m.bytes_fetched,
+        settings
+    );
+    consumer.close().await.map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -68,6 +68,8 @@ enum Command {
 enum BenchAction {
     /// Produce a fixed number of records as fast as the producer allows.
     Produce(bench::BenchProduceArgs),
+    /// Consume a fixed number of records (assign mode, from the earliest offsets).
+    Consume(bench::BenchConsumeArgs),
 }
 
 /// Settings from -F, then -X, then -b; the CLI waits 10 s (not Java's 60 s) for an API call
@@ -125,6 +127,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Bench {
             action: BenchAction::Produce(args),
         } => bench::produce(config, rest, args).await,
+        Command::Bench {
+            action: BenchAction::Consume(args),
+        } => bench::consume(config, rest, args).await,
     }
 }
 
