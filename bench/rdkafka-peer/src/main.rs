@@ -1,13 +1,22 @@
-//! librdkafka producer load, reported like `strom bench produce`: one JSON object.
+//! librdkafka load, reported like `strom bench produce|consume`: one JSON object.
 //!
-//! `rdkafka-peer BOOTSTRAP TOPIC RECORDS RECORD_SIZE [key=value ...]` (librdkafka property
-//! names). Uses `BaseProducer` with polling, librdkafka's fastest path (as rdkafka_performance).
+//! Produce (bench/s1_produce.py): `rdkafka-peer BOOTSTRAP TOPIC RECORDS RECORD_SIZE [key=value ...]`
+//! (librdkafka property names). Uses `BaseProducer` with polling, librdkafka's fastest path
+//! (as rdkafka_performance).
+//!
+//! Consume (bench/s2_consume.py): `rdkafka-peer consume BOOTSTRAP TOPIC RECORDS [key=value ...]`.
+//! Uses `BaseConsumer::poll` (one message per call, as a Rust application reads it) with
+//! every partition assigned at `Offset::Beginning` (no group join; librdkafka wants a
+//! `group.id` for `assign`, so one is set, never used for commits).
 
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 
 struct Ctx;
@@ -22,8 +31,106 @@ impl ProducerContext for Ctx {
     }
 }
 
+/// CPU seconds (user + system) of this process so far, from /proc (clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<String> = s.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+fn consume(args: &[String]) {
+    if args.len() < 5 {
+        eprintln!("usage: rdkafka-peer consume BOOTSTRAP TOPIC RECORDS [key=value ...]");
+        std::process::exit(2);
+    }
+    let (bootstrap, topic) = (&args[2], &args[3]);
+    let records: u64 = args[4].parse().expect("RECORDS");
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("group.id", "rdkafka-peer-assign")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    for kv in &args[5..] {
+        let (k, v) = kv.split_once('=').expect("key=value");
+        cfg.set(k, v);
+    }
+    let consumer: BaseConsumer = cfg.create().expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("partition");
+    }
+    // Every knob the comparison depends on, as librdkafka resolved it.
+    let knobs = [
+        "check.crcs",
+        "fetch.min.bytes",
+        "fetch.max.bytes",
+        "max.partition.fetch.bytes",
+        "fetch.wait.max.ms",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "fetch.queue.backoff.ms",
+    ];
+    let settings: Vec<String> = knobs
+        .iter()
+        .map(|k| format!("\"{k}\":\"{}\"", cfg.get(k).unwrap_or("default")))
+        .collect();
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    consumer.assign(&tpl).expect("assign");
+    let mut last = vec![-1i64; parts.len()];
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let mut first_ms = None;
+    let mut last_record = Instant::now();
+    while n < records {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let p = m.partition() as usize;
+                assert!(m.offset() > last[p], "partition {p} went back to {}", m.offset());
+                last[p] = m.offset();
+                bytes += (m.key_len() + m.payload_len()) as u64;
+                n += 1;
+                if first_ms.is_none() {
+                    first_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                }
+                last_record = Instant::now();
+            }
+            Some(Err(e)) => panic!("consume failed: {e}"),
+            None => {
+                assert!(
+                    last_record.elapsed() < Duration::from_secs(30),
+                    "only {n} of {records} records arrived"
+                );
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    println!(
+        "{{\"client\":\"librdkafka\",\"records\":{n},\"bytes\":{bytes},\"seconds\":{secs:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{cpu:.2},\"first_record_ms\":{:.1},\"settings\":{{\"mode\":\"assign\",\"partitions\":{},{}}}}}",
+        n as f64 / secs,
+        bytes as f64 / secs / (1 << 20) as f64,
+        first_ms.unwrap_or(0.0),
+        parts.len(),
+        settings.join(",")
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("consume") {
+        consume(&args);
+        return;
+    }
     if args.len() < 5 {
         eprintln!("usage: rdkafka-peer BOOTSTRAP TOPIC RECORDS RECORD_SIZE [key=value ...]");
         std::process::exit(2);
