@@ -313,11 +313,6 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
     let mut consumer = Consumer::new(cc).await.map_err(e)?;
     let topic = args.topic.as_str();
     let info = consumer.client().topic(topic).await.map_err(e)?;
-    let all: Vec<TopicPartition> = info
-        .partitions
-        .iter()
-        .map(|p| TopicPartition::new(topic, p.partition))
-        .collect();
     let mut wanted = Vec::new();
     for &p in &args.partitions {
         if !info.partitions.iter().any(|i| i.partition == p) {
@@ -329,7 +324,11 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         wanted.push(TopicPartition::new(topic, p));
     }
     if wanted.is_empty() {
-        wanted = all.clone();
+        wanted = info
+            .partitions
+            .iter()
+            .map(|p| TopicPartition::new(topic, p.partition))
+            .collect();
     }
     let member = group.as_deref().filter(|_| args.partitions.is_empty());
 
