@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, GroupProtocol, OffsetAndMetadata, OffsetReset,
-    RebalanceContext, RebalanceListener, TopicPartition,
+    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, OffsetAndMetadata, OffsetReset, RebalanceContext,
+    RebalanceListener, TopicPartition,
 };
 use tracing::warn;
 
@@ -130,15 +130,6 @@ fn settings(
         cc.set("group.id", g).map_err(|e| e.to_string())?;
     }
     cc.enable_auto_commit = false;
-    if cc.group_protocol == GroupProtocol::Consumer && !rest.iter().any(|(k, _)| k == "fetch.max.wait.ms") {
-        // Workaround, until the client changes: a commit shares the broker connection with
-        // the long-poll Fetch and waits behind it (up to fetch.max.wait.ms), while the
-        // KIP-848 membership task already reports revoked partitions as gone in its next
-        // heartbeat (heartbeat.interval.ms, 500 ms on the test broker), so the broker bumps
-        // the member epoch and the commit before revocation fails with STALE_MEMBER_EPOCH;
-        // the next owner would then repeat records. Short fetch waits close that window.
-        cc.fetch_max_wait = Duration::from_millis(100);
-    }
     let start = parse_from(args.from.as_deref(), cc.group_id.is_some())?;
     if let Start::Reset(r) = start {
         cc.auto_offset_reset = r;

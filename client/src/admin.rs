@@ -635,6 +635,17 @@ impl Admin {
             .await
     }
 
+    /// The coordinator of a group on its own connection (see
+    /// [`Client::coordinator_connection`]), retried like [`Admin::coordinator`].
+    pub(crate) async fn group_coordinator(&self, group: &str) -> Result<Connection> {
+        self.client
+            .with_retries("FindCoordinator", || async {
+                let node = self.find_coordinator(group, 0).await?;
+                self.client.coordinator_connection(node).await
+            })
+            .await
+    }
+
     /// The node id of the coordinator of a group (`key_type` 0) or transactional id (1);
     /// one FindCoordinator, not retried.
     pub(crate) async fn find_coordinator(&self, key: &str, key_type: i8) -> Result<i32> {

@@ -117,10 +117,15 @@ pub struct BrokerMetrics {
     pub totals: ConnectionMetrics,
 }
 
+/// Coordinator connections live in slots keyed `COORDINATOR_SLOT - node_id` (Java's
+/// `Integer.MAX_VALUE - node.id`).
+const COORDINATOR_SLOT: i32 = i32::MAX;
+
 struct Inner {
     config: ClientConfig,
     conn_config: ConnectionConfig,
     metadata: RwLock<(Arc<ClusterMetadata>, Instant)>,
+    /// Keyed by node id, or [`COORDINATOR_SLOT`] minus node id for coordinator connections.
     nodes: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<NodeSlot>>>>,
     bootstrap: tokio::sync::Mutex<Option<Connection>>,
 }
@@ -253,6 +258,18 @@ impl Client {
     ///
     /// Cancellation-safe: a dropped call leaves the slot consistent.
     pub async fn broker(&self, node_id: i32) -> Result<Connection> {
+        self.slot_connection(node_id, node_id).await
+    }
+
+    /// A second connection to broker `node_id`, for group coordination (commits, offset
+    /// fetches, heartbeats): the broker answers one request per connection at a time, so on
+    /// the data connection a commit would wait behind a Fetch held for `fetch.max.wait.ms`.
+    /// Java gives the coordinator its own socket for the same reason.
+    pub(crate) async fn coordinator_connection(&self, node_id: i32) -> Result<Connection> {
+        self.slot_connection(COORDINATOR_SLOT - node_id, node_id).await
+    }
+
+    async fn slot_connection(&self, key: i32, node_id: i32) -> Result<Connection> {
         let slot = {
             let mut nodes = self
                 .inner
@@ -260,7 +277,7 @@ impl Client {
                 .lock()
                 .map_err(|_| Error::other("client state poisoned"))?;
             nodes
-                .entry(node_id)
+                .entry(key)
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(NodeSlot::default())))
                 .clone()
         };
@@ -458,7 +475,8 @@ impl Client {
         };
         let mut out: Vec<BrokerMetrics> = nodes
             .iter()
-            .filter_map(|(&node_id, slot)| {
+            .filter_map(|(&key, slot)| {
+                let node_id = if key > COORDINATOR_SLOT / 2 { COORDINATOR_SLOT - key } else { key };
                 let slot = slot.try_lock().ok()?;
                 let live = slot.conn.as_ref().map(Connection::metrics).unwrap_or_default();
                 let r = &slot.retired;
@@ -479,6 +497,22 @@ impl Client {
             })
             .collect();
         out.sort_by_key(|m| m.node_id);
+        // One row per broker: its data and coordinator connections summed.
+        out.dedup_by(|b, a| {
+            if a.node_id != b.node_id {
+                return false;
+            }
+            a.connected |= b.connected;
+            a.connects += b.connects;
+            a.connect_failures += b.connect_failures;
+            a.totals.requests += b.totals.requests;
+            a.totals.responses += b.totals.responses;
+            a.totals.bytes_out += b.totals.bytes_out;
+            a.totals.bytes_in += b.totals.bytes_in;
+            a.totals.errors += b.totals.errors;
+            a.totals.inflight += b.totals.inflight;
+            true
+        });
         out
     }
 

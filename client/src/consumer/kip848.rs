@@ -131,7 +131,7 @@ impl Member {
         if self.coordinator.as_ref().is_none_or(Connection::is_closed) {
             let admin = Admin::new(self.client.clone());
             match admin.find_coordinator(&self.cfg.group_id, 0).await {
-                Ok(node) => match self.client.broker(node).await {
+                Ok(node) => match self.client.coordinator_connection(node).await {
                     Ok(c) => self.coordinator = Some(c),
                     Err(e) => {
                         debug!(error = %e, "coordinator unreachable");
@@ -331,10 +331,13 @@ impl Member {
             "reconciling assignment"
         );
         if !revoked.is_empty() {
+            // Still owned while the application commits them: heartbeats meanwhile must not
+            // report them released (the coordinator would move on to a new epoch and fence
+            // the commit). Released once the application is done, as Java's reconciliation.
+            self.hand_over(|tx| GroupEvent::Revoke(revoked.clone(), tx)).await?;
             for tp in &revoked {
                 self.owned.remove(tp);
             }
-            self.hand_over(|tx| GroupEvent::Revoke(revoked, tx)).await?;
         }
         if !added.is_empty() {
             self.owned.extend(added.iter().cloned());

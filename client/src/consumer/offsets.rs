@@ -86,7 +86,7 @@ pub(crate) async fn commit(
     let started = Instant::now();
     client
         .with_retries("OffsetCommit", || async {
-            let conn = admin.coordinator(group, 0).await?;
+            let conn = admin.group_coordinator(group).await?;
             let resp = conn.send(&req).await?;
             for t in &resp.topics {
                 for p in &t.partitions {
@@ -139,7 +139,7 @@ pub(crate) async fn fetch_committed(
     let admin = Admin::new(client.clone());
     client
         .with_retries("OffsetFetch", || async {
-            let conn = admin.coordinator(group, 0).await?;
+            let conn = admin.group_coordinator(group).await?;
             let v = conn.versions().version(ApiKey::OffsetFetch)?;
             let req = if v >= 8 {
                 let mut g = OffsetFetchRequestGroup::default()
