@@ -14,6 +14,8 @@
 //! | `KafkaSourceReader.topic.<t>.partition.<p>.currentOffset` | offset of the last record read from the partition |
 //! | `KafkaSourceReader.topic.<t>.partition.<p>.committedOffset` | the offset last committed for it |
 //! | `currentWatermark` | the source's combined watermark (absent until there is one) |
+//! | `pendingRecords` | records behind the end of the partitions being read |
+//! | `KafkaSourceReader.KafkaConsumer.records-consumed-total`, … | the reader consumer's metrics (`register.consumer.metrics`) |
 //! | `numberOfCompletedCheckpoints` / `numberOfFailedCheckpoints` | checkpoints |
 //! | `lastCheckpointDuration` | ms from the start of the last completed checkpoint to its commit |
 //! | `lastCheckpointSize` | bytes of the last stored checkpoint |
@@ -23,6 +25,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use strom_client::ConsumerMetrics;
 
 use crate::sink::{SinkMetrics, SinkMetricsSnapshot};
 use crate::source::TopicPartition;
@@ -42,7 +46,10 @@ struct ReaderCounters {
     commits_failed: AtomicU64,
     /// `i64::MIN`: no watermark yet.
     watermark: AtomicI64,
+    /// `i64::MIN`: unknown.
+    pending_records: AtomicI64,
     partitions: Mutex<BTreeMap<TopicPartition, PartitionGauges>>,
+    consumer: Mutex<Option<ConsumerMetrics>>,
 }
 
 impl Default for ReaderCounters {
@@ -54,7 +61,9 @@ impl Default for ReaderCounters {
             commits_succeeded: AtomicU64::new(0),
             commits_failed: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
+            pending_records: AtomicI64::new(i64::MIN),
             partitions: Mutex::default(),
+            consumer: Mutex::default(),
         }
     }
 }
@@ -85,6 +94,12 @@ pub struct SourceReaderMetricsSnapshot {
     pub committed_offsets: BTreeMap<TopicPartition, i64>,
     /// The combined watermark last emitted, if any.
     pub watermark: Option<i64>,
+    /// `pendingRecords`: records behind the end of the active splits' partitions (the
+    /// consumer's lag as its last fetches saw it), when known.
+    pub pending_records: Option<i64>,
+    /// The reader consumer's own metrics (`KafkaSourceReader.KafkaConsumer.*`), when
+    /// `register.consumer.metrics` is on.
+    pub consumer: Option<ConsumerMetrics>,
 }
 
 impl SourceReaderMetrics {
@@ -137,6 +152,8 @@ impl SourceReaderMetrics {
                 .filter_map(|(tp, g)| g.committed_offset.map(|o| (tp.clone(), o)))
                 .collect(),
             watermark: (watermark != i64::MIN).then_some(watermark),
+            pending_records: Some(c.pending_records.load(Ordering::Relaxed)).filter(|p| *p != i64::MIN),
+            consumer: c.consumer.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
     }
 
@@ -170,6 +187,16 @@ impl SourceReaderMetrics {
 
     pub(crate) fn set_watermark(&self, watermark: i64) {
         self.inner.watermark.store(watermark, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_pending_records(&self, pending: Option<i64>) {
+        self.inner
+            .pending_records
+            .store(pending.unwrap_or(i64::MIN), Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_consumer(&self, consumer: ConsumerMetrics) {
+        *self.inner.consumer.lock().unwrap_or_else(PoisonError::into_inner) = Some(consumer);
     }
 }
 
@@ -208,6 +235,22 @@ impl SourceReaderMetricsSnapshot {
         }
         if let Some(w) = self.watermark {
             out.push(("currentWatermark".to_owned(), w));
+        }
+        if let Some(p) = self.pending_records {
+            out.push(("pendingRecords".to_owned(), p));
+        }
+        if let Some(c) = &self.consumer {
+            let prefix = "KafkaSourceReader.KafkaConsumer";
+            for (name, v) in [
+                ("records-consumed-total", c.records_consumed),
+                ("bytes-consumed-total", c.bytes_fetched),
+                ("fetch-total", c.fetches),
+                ("buffered-bytes", c.buffered_bytes),
+                ("incremental-fetch-total", c.incremental_fetches),
+                ("fetch-session-reset-total", c.fetch_session_resets),
+            ] {
+                out.push((format!("{prefix}.{name}"), saturating(v)));
+            }
         }
         out
     }

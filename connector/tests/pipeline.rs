@@ -247,6 +247,11 @@ async fn copy_bounded(guarantee: DeliveryGuarantee) {
         Some(0),
         "no group id: no commits"
     );
+    assert_eq!(m.get("pendingRecords"), Some(0), "all read");
+    assert_eq!(
+        m.get("KafkaSourceReader.KafkaConsumer.records-consumed-total"),
+        Some(3000)
+    );
     assert!(!m.running);
 
     // The final checkpoint holds no split (all finished) and the last totals.

@@ -85,6 +85,7 @@ pub struct SourceReader<T> {
     offsets_to_commit: BTreeMap<u64, BTreeMap<TopicPartition, i64>>,
     committer: Option<(mpsc::UnboundedSender<CommitRequest>, JoinHandle<()>)>,
     metrics: SourceReaderMetrics,
+    register_consumer_metrics: bool,
     failed: bool,
 }
 
@@ -153,6 +154,7 @@ impl<T> SourceReader<T> {
             offsets_to_commit: BTreeMap::new(),
             committer,
             metrics,
+            register_consumer_metrics: source.register_consumer_metrics(),
             failed: false,
         })
     }
@@ -326,6 +328,11 @@ impl<T> SourceReader<T> {
                 .values_mut()
                 .filter_map(|s| s.last_record.take().map(|o| (&s.tp, o))),
         );
+        let lags: Option<Vec<i64>> = self.splits.keys().map(|tp| self.consumer.current_lag(tp)).collect();
+        self.metrics.set_pending_records(lags.map(|l| l.iter().sum()));
+        if self.register_consumer_metrics {
+            self.metrics.set_consumer(self.consumer.metrics());
+        }
         self.finish_reached().await?;
         Ok(out)
     }
