@@ -7,7 +7,7 @@
 //! cargo run -p strom-connector --example exactly_once_pipeline -- \
 //!     --bootstrap 127.0.0.1:9092 --input A --output B --checkpoint-dir /tmp/a-to-b \
 //!     [--subtask 0 --parallelism 1] [--interval-ms 1000] [--bounded] \
-//!     [--transform upper|json] [--guarantee exactly-once|at-least-once|none] \
+//!     [--transform upper|json|none] [--guarantee exactly-once|at-least-once|none] \
 //!     [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S]
 //! ```
 //!
@@ -16,7 +16,7 @@
 //!   runs until killed, discovering new partitions every 10 s.
 //! * `--transform upper` (default) uppercases each value; `json` parses it as JSON and adds
 //!   `"processed_by": "strom"` and `"length"` (a value that is not a JSON object is wrapped as
-//!   `{"value": ...}`).
+//!   `{"value": ...}`); `none` copies values as they are.
 //! * `--rate` slows processing down to that many records per second (to watch a demo).
 //! * The transactional id prefix defaults to `strom-example-<output>`: it must stay the same
 //!   across restarts (that is how a restart finds the transactions to commit or abort) and
@@ -35,7 +35,7 @@ use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
 use strom_connector::ConnectorError;
 
 const USAGE: &str = "usage: exactly_once_pipeline --input TOPIC --output TOPIC --checkpoint-dir DIR \
-[--bootstrap HOST:PORT] [--subtask I --parallelism N] [--interval-ms MS] [--bounded] [--transform upper|json] \
+[--bootstrap HOST:PORT] [--subtask I --parallelism N] [--interval-ms MS] [--bounded] [--transform upper|json|none] \
 [--guarantee exactly-once|at-least-once|none] [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S]";
 
 #[derive(Debug)]
@@ -104,8 +104,8 @@ fn parse_args() -> Result<Args, String> {
     if a.input.is_empty() || a.output.is_empty() || a.checkpoint_dir.is_empty() {
         return Err(format!("--input, --output and --checkpoint-dir are required\n{USAGE}"));
     }
-    if !["upper", "json"].contains(&a.transform.as_str()) {
-        return Err(format!("--transform {:?}: expected upper or json", a.transform));
+    if !["upper", "json", "none"].contains(&a.transform.as_str()) {
+        return Err(format!("--transform {:?}: expected upper, json or none", a.transform));
     }
     Ok(a)
 }
@@ -176,15 +176,15 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
     let sink = sink.build()?;
     let store = FileCheckpointStore::new(&a.checkpoint_dir)?;
 
-    let upper = a.transform == "upper";
+    let transform = a.transform.clone();
     let mut slow = throttle(a.rate);
     let pipeline = Pipeline::new(source, sink)
         .map(move |v: String| {
             slow();
-            if upper {
-                v.to_uppercase()
-            } else {
-                enrich(&v)
+            match transform.as_str() {
+                "upper" => v.to_uppercase(),
+                "json" => enrich(&v),
+                _ => v,
             }
         })
         .checkpoint_interval(a.interval)
@@ -192,6 +192,7 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
         .subtask(a.subtask, a.parallelism);
 
     let metrics = pipeline.metrics();
+    let watch = metrics.clone();
     let progress = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -223,15 +224,21 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
     let result = pipeline.run().await;
     progress.abort();
     let s = result?;
+    let m = watch.snapshot();
+    let ms = |q: f64| m.checkpoint_duration_quantile(q).map_or(0, |d| d.as_millis());
     println!(
-        "done: end={:?} in={} out={} checkpoints={} last_checkpoint={} restored_from={} elapsed={:.1}s",
+        "done: end={:?} in={} out={} checkpoints={} last_checkpoint={} restored_from={} elapsed={:.1}s \
+         checkpoint_ms_p50={} checkpoint_ms_p99={} checkpoint_ms_max={}",
         s.end,
         s.records_in,
         s.records_out,
         s.checkpoints,
         s.last_checkpoint_id,
         s.restored_from.map_or("-".into(), |c| c.to_string()),
-        s.elapsed.as_secs_f64()
+        s.elapsed.as_secs_f64(),
+        ms(0.5),
+        ms(0.99),
+        m.max_checkpoint_duration.as_millis()
     );
     Ok(())
 }

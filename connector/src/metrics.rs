@@ -280,7 +280,13 @@ struct PipelineCounters {
     /// 1 once the pipeline has restored (or started fresh) and reads.
     running: AtomicU64,
     sink: Mutex<Option<SinkMetrics>>,
+    /// The durations of the last [`RECENT_CHECKPOINTS`] checkpoints, in ms.
+    recent: Mutex<std::collections::VecDeque<u64>>,
 }
+
+/// How many checkpoint durations [`PipelineMetricsSnapshot::checkpoint_duration_quantile`]
+/// looks at (the most recent ones).
+pub const RECENT_CHECKPOINTS: usize = 1024;
 
 /// Live metrics of a [`Pipeline`](crate::pipeline::Pipeline): its own counters, the source
 /// reader's and (once the writer exists) the sink writer's. Cheap `Clone`.
@@ -312,6 +318,8 @@ pub struct PipelineMetricsSnapshot {
     pub last_checkpoint_size: u64,
     /// The id of the last completed checkpoint.
     pub last_checkpoint_id: Option<u64>,
+    /// Durations of the most recent checkpoints (up to [`RECENT_CHECKPOINTS`]), oldest first.
+    pub recent_checkpoint_durations: Vec<Duration>,
     /// The checkpoint this run restored from.
     pub restored_checkpoint_id: Option<u64>,
     /// The pipeline has finished restoring (sink transactions recovered) and is reading.
@@ -351,6 +359,13 @@ impl PipelineMetrics {
             total_checkpoint_duration: Duration::from_millis(c.total_checkpoint_duration_ms.load(Ordering::Relaxed)),
             last_checkpoint_size: c.last_checkpoint_size.load(Ordering::Relaxed),
             last_checkpoint_id: id(c.last_checkpoint_id.load(Ordering::Relaxed)),
+            recent_checkpoint_durations: c
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
             restored_checkpoint_id: id(c.restored_checkpoint_id.load(Ordering::Relaxed)),
             running: c.running.load(Ordering::Relaxed) != 0,
             source: self.source.snapshot(),
@@ -375,6 +390,11 @@ impl PipelineMetrics {
         c.total_checkpoint_duration_ms.fetch_add(ms, Ordering::Relaxed);
         c.last_checkpoint_size.store(size, Ordering::Relaxed);
         c.last_checkpoint_id.store(id, Ordering::Relaxed);
+        let mut recent = c.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT_CHECKPOINTS {
+            recent.pop_front();
+        }
+        recent.push_back(ms);
     }
 
     pub(crate) fn checkpoint_failed(&self) {
@@ -430,6 +450,18 @@ impl PipelineMetricsSnapshot {
         out
     }
 
+    /// The `q` quantile (0.0..=1.0, nearest rank) of the recent checkpoint durations; `None`
+    /// before the first checkpoint.
+    pub fn checkpoint_duration_quantile(&self, q: f64) -> Option<Duration> {
+        let mut d = self.recent_checkpoint_durations.clone();
+        if d.is_empty() {
+            return None;
+        }
+        d.sort();
+        let rank = (q.clamp(0.0, 1.0) * d.len() as f64).ceil() as usize;
+        d.get(rank.saturating_sub(1).min(d.len() - 1)).copied()
+    }
+
     /// A metric by its Flink name, as [`Self::by_flink_name`] lists it.
     pub fn get(&self, flink_name: &str) -> Option<i64> {
         self.by_flink_name()
@@ -478,5 +510,25 @@ mod tests {
         assert_eq!(m.snapshot().get("currentWatermark"), Some(99));
         m.set_sink(SinkMetrics::default());
         assert_eq!(m.snapshot().get("KafkaSink.numRecordsOut"), Some(0));
+    }
+
+    #[test]
+    fn checkpoint_duration_quantiles() {
+        let m = PipelineMetrics::default();
+        assert_eq!(m.snapshot().checkpoint_duration_quantile(0.5), None);
+        m.checkpoint_completed(1, Duration::from_millis(12), 345);
+        assert_eq!(
+            m.snapshot().checkpoint_duration_quantile(0.99),
+            Some(Duration::from_millis(12))
+        );
+        for ms in 1..=(RECENT_CHECKPOINTS as u64 + 100) {
+            m.checkpoint_completed(1 + ms, Duration::from_millis(ms % 100 + 1), 1);
+        }
+        let s = m.snapshot();
+        assert_eq!(s.recent_checkpoint_durations.len(), RECENT_CHECKPOINTS);
+        assert_eq!(s.checkpoint_duration_quantile(1.0), Some(Duration::from_millis(100)));
+        assert_eq!(s.checkpoint_duration_quantile(0.0), Some(Duration::from_millis(1)));
+        let p50 = s.checkpoint_duration_quantile(0.5).unwrap().as_millis();
+        assert!((49..=52).contains(&p50), "{p50}");
     }
 }
