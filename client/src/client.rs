@@ -476,7 +476,11 @@ impl Client {
         let mut out: Vec<BrokerMetrics> = nodes
             .iter()
             .filter_map(|(&key, slot)| {
-                let node_id = if key > COORDINATOR_SLOT / 2 { COORDINATOR_SLOT - key } else { key };
+                let node_id = if key > COORDINATOR_SLOT / 2 {
+                    COORDINATOR_SLOT - key
+                } else {
+                    key
+                };
                 let slot = slot.try_lock().ok()?;
                 let live = slot.conn.as_ref().map(Connection::metrics).unwrap_or_default();
                 let r = &slot.retired;

@@ -812,7 +812,6 @@ async fn fenced_leader_epoch_moves_fetching_to_the_new_leader_at_the_same_offset
 /// out names the new leader: every refresh returns the same (stale) leader. The consumer must
 /// wait `retry.backoff.ms` between attempts, not hammer the cluster with Metadata and Fetch.
 #[tokio::test]
-#[ignore = "client bug: no retry.backoff after NOT_LEADER_OR_FOLLOWER when metadata is stale (Metadata+Fetch storm)"]
 async fn not_leader_with_stale_metadata_retries_after_retry_backoff() {
     const N: i64 = 8;
     const WINDOW: Duration = Duration::from_millis(600);
@@ -950,7 +949,6 @@ async fn fetch_sessions(fetch_max: i16) {
 /// (10 ms); a poll with a long timeout must fetch again when that expires, not sit out its
 /// whole timeout with no fetch in flight.
 #[tokio::test]
-#[ignore = "client bug: poll waits its whole timeout after a fetch error instead of retry.backoff"]
 async fn a_lost_fetch_session_does_not_stall_a_long_poll() {
     let mut meta = Meta::new(16, 1);
     meta.fail_fetch = Some((1, ErrorCode::FetchSessionIdNotFound));

@@ -693,8 +693,23 @@ impl Consumer {
             if let Some(e) = self.pending_error.take() {
                 return Err(e);
             }
+            // A broker backed off after an error gets its next fetch when the backoff ends,
+            // not at the poll deadline.
+            let now = Instant::now();
+            let retry_at = self
+                .node_backoff
+                .values()
+                .filter(|t| **t > now)
+                .min()
+                .map(|t| tokio::time::Instant::from_std(*t).min(deadline));
             let events = self.group.as_mut().map(|g| &mut g.events);
             tokio::select! {
+                _ = async {
+                    match retry_at {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 o = self.outcome_rx.recv() => {
                     if let Some(o) = o {
                         self.handle_outcome(o);
@@ -1140,6 +1155,10 @@ impl Consumer {
                         debug!(%tp, error = %code, "fetch: refreshing metadata");
                         st.preferred_replica = None;
                         self.client.invalidate_topic(&tp.topic);
+                        // As Java: the next fetch (and metadata lookup) after retry.backoff.ms,
+                        // not in a tight loop while metadata still names the old leader.
+                        self.node_backoff
+                            .insert(o.node, Instant::now() + self.client.config().retry_backoff);
                     }
                     PartitionErrorAction::OutOfRange => {
                         if st.preferred_replica.take().is_some() {
