@@ -8,7 +8,7 @@
 //!     --bootstrap 127.0.0.1:9092 --input A --output B --checkpoint-dir /tmp/a-to-b \
 //!     [--subtask 0 --parallelism 1] [--interval-ms 1000] [--bounded] \
 //!     [--transform upper|json|none] [--guarantee exactly-once|at-least-once|none] \
-//!     [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S]
+//!     [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S] [--progress-ms MS]
 //! ```
 //!
 //! * `--bounded`: read up to the end offsets seen at the first start, then take a final
@@ -22,7 +22,7 @@
 //!   across restarts (that is how a restart finds the transactions to commit or abort) and
 //!   be unique to this pipeline.
 //!
-//! Prints a progress line every second and a summary at the end.
+//! Prints a progress line every second (`--progress-ms`) and a summary at the end.
 
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -36,7 +36,8 @@ use strom_connector::ConnectorError;
 
 const USAGE: &str = "usage: exactly_once_pipeline --input TOPIC --output TOPIC --checkpoint-dir DIR \
 [--bootstrap HOST:PORT] [--subtask I --parallelism N] [--interval-ms MS] [--bounded] [--transform upper|json|none] \
-[--guarantee exactly-once|at-least-once|none] [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S]";
+[--guarantee exactly-once|at-least-once|none] [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S] \
+[--progress-ms MS]";
 
 #[derive(Debug)]
 struct Args {
@@ -53,6 +54,7 @@ struct Args {
     prefix: Option<String>,
     group: Option<String>,
     rate: Option<f64>,
+    progress: Duration,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -71,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
         prefix: None,
         group: None,
         rate: None,
+        progress: Duration::from_secs(1),
     };
     fn num<T: FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
         let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
@@ -97,6 +100,7 @@ fn parse_args() -> Result<Args, String> {
             "--transactional-id-prefix" => a.prefix = Some(it.next().ok_or("--transactional-id-prefix needs a value")?),
             "--group" => a.group = Some(it.next().ok_or("--group needs a value")?),
             "--rate" => a.rate = Some(num(&flag, it.next())?),
+            "--progress-ms" => a.progress = Duration::from_millis(num::<u64>(&flag, it.next())?.max(10)),
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -193,8 +197,9 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
 
     let metrics = pipeline.metrics();
     let watch = metrics.clone();
+    let every = a.progress;
     let progress = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;

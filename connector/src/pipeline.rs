@@ -51,9 +51,11 @@
 //!    [`PipelineCheckpoint`] stored durably → sink transactions committed → source and sink
 //!    told the checkpoint is complete (the source then commits its offsets to the group, for
 //!    monitoring only).
-//! 5. At the end of a bounded input (every split finished, no discovery), or when the stop
-//!    future of [`Pipeline::run_until`] completes: a final checkpoint, its commit, and a
-//!    clean close. Returns a [`PipelineSummary`].
+//! 5. At the end of a bounded input (`KafkaSourceBuilder::bounded`: every split finished),
+//!    or when the stop future of [`Pipeline::run_until`] completes: a final checkpoint, its
+//!    commit, and a clean close. Returns a [`PipelineSummary`]. An unbounded source runs
+//!    until stopped, even when its splits have stopping offsets and all reached them (as in
+//!    Flink, where only bounded sources end).
 //!
 //! A crash at any instant loses and duplicates nothing downstream under exactly-once: what
 //! was committed is in the last stored checkpoint's positions; what was written after it is
@@ -91,7 +93,7 @@ use crate::checkpoint::{CheckpointStore, CheckpointStoreExt, MemoryCheckpointSto
 use crate::metrics::PipelineMetrics;
 use crate::sink::{KafkaCommittable, KafkaCommitter, KafkaSink, KafkaSinkWriter, KafkaWriterState, SinkRestore};
 use crate::source::{
-    EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceReader, SplitEnumerator, WatermarkStrategy,
+    Boundedness, EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceReader, SplitEnumerator, WatermarkStrategy,
 };
 use crate::{ConnectorError, Result};
 
@@ -295,8 +297,9 @@ impl<I: 'static, O> Pipeline<I, I, O> {
     /// A pipeline from `source` to `sink` with no user function yet (add them with
     /// [`Self::map`], [`Self::filter`], [`Self::flat_map`] and their `try_` forms), subtask 0
     /// of 1, checkpoints every [`DEFAULT_CHECKPOINT_INTERVAL`] into a
-    /// [`MemoryCheckpointStore`] (set a [`crate::checkpoint::FileCheckpointStore`] to survive
-    /// a restart).
+    /// [`MemoryCheckpointStore`], like Flink's default in-memory checkpoint storage: it does
+    /// not survive the process, so a restarted process starts over from the starting offsets
+    /// (duplicating output). Set a [`crate::checkpoint::FileCheckpointStore`] for recovery.
     pub fn new(source: KafkaSource<I>, sink: KafkaSink<O>) -> Self {
         Pipeline {
             source,
@@ -694,7 +697,9 @@ where
         } else if run.enumerator.discovery_interval().is_some() {
             run.discover().await;
         }
-        if run.enumerator.no_more_splits() {
+        // Flink signals "no more splits" only to bounded sources: an unbounded source whose
+        // splits all stopped (`unbounded(stopping)`) keeps running, idle, until stopped.
+        if run.enumerator.no_more_splits() && source.boundedness() == Boundedness::Bounded {
             run.reader.notify_no_more_splits();
         }
         metrics.restored(restored_id);

@@ -890,3 +890,35 @@ async fn reader_commits_offsets_when_a_checkpoint_completes() {
     .await;
     assert!(!no_group.commits_offsets());
 }
+
+/// An unbounded source whose splits stop (`unbounded(latest)`) does not end the pipeline
+/// when they all finished (only bounded sources end, as in Flink): it runs until stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_source_with_stopping_offsets_runs_until_stopped() {
+    let admin = admin().await;
+    let input = create_topic(&admin, "pipe-unb-in", 2).await;
+    let output = create_topic(&admin, "pipe-unb-out", 1).await;
+    produce(&input, 2, &values("u", 100)).await;
+    let source = source_builder(&input)
+        .unbounded(OffsetsInitializer::latest())
+        .build()
+        .unwrap();
+    let p = Pipeline::new(source, sink(&output, DeliveryGuarantee::AtLeastOnce, &output))
+        .checkpoint_interval(Duration::from_millis(200));
+    let metrics = p.metrics();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(p.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    eventually("every record read", Duration::from_secs(30), || {
+        let m = metrics.clone();
+        async move { m.snapshot().records_out == 100 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!task.is_finished(), "an unbounded pipeline must not end by itself");
+    stop_tx.send(()).unwrap();
+    let summary = task.await.unwrap().unwrap();
+    assert_eq!((summary.end, summary.records_in), (PipelineEnd::Stopped, 100));
+    assert_eq!(read_values(&output, false).await.len(), 100);
+}
