@@ -3,7 +3,7 @@
 //!
 //! How it runs (Java's classic consumer, on tokio):
 //! - [`Consumer::poll`] returns records already buffered, and keeps one Fetch in flight per
-//!   broker for every assigned partition that has no buffered data (Java's rule). Fetches run
+//!   broker that has no partition with buffered data (Java's rule). Fetches run
 //!   in spawned tasks, so the next batch arrives while the application works. Memory stays
 //!   flat when the application is slow: a partition with unread data is not fetched again,
 //!   and no fetch is sent while more than `fetch.max.bytes` is buffered.
@@ -1002,9 +1002,10 @@ impl Consumer {
         }
         let mut by_node: BTreeMap<i32, Vec<Wanted>> = BTreeMap::new();
         let mut stale = BTreeSet::new();
+        let mut buffered_nodes = BTreeSet::new();
         for (tp, st) in &self.assignment {
             let Some(position) = st.position else { continue };
-            if st.paused || self.buffered.contains(tp) {
+            if st.paused {
                 continue;
             }
             let Some(info) = md.topic(&tp.topic) else {
@@ -1020,6 +1021,10 @@ impl Consumer {
             };
             if node < 0 {
                 stale.insert(tp.topic.clone());
+                continue;
+            }
+            if self.buffered.contains(tp) {
+                buffered_nodes.insert(node);
                 continue;
             }
             by_node.entry(node).or_default().push(Wanted {
@@ -1044,7 +1049,13 @@ impl Consumer {
             rack_id: self.config.client_rack.clone().unwrap_or_default(),
         };
         for (node, wanted) in by_node {
-            if self.in_flight.contains(&node) || self.node_backoff.get(&node).is_some_and(|t| *t > now) {
+            // Java's "buffered node" rule: a broker whose partitions still have unread data
+            // is not fetched from, so the next Fetch names all its partitions at once instead
+            // of a caught-up one alone being held for fetch.max.wait.ms while the rest wait.
+            if self.in_flight.contains(&node)
+                || buffered_nodes.contains(&node)
+                || self.node_backoff.get(&node).is_some_and(|t| *t > now)
+            {
                 continue;
             }
             self.in_flight.insert(node);
