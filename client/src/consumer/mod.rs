@@ -685,7 +685,7 @@ impl Consumer {
             self.maybe_auto_commit();
             self.update_positions().await?;
             let records = self.drain()?;
-            self.send_fetches().await;
+            self.send_fetches(deadline).await;
             if !records.is_empty() {
                 self.metrics.records_consumed += records.len() as u64;
                 return Ok(records);
@@ -981,7 +981,7 @@ impl Consumer {
     }
 
     /// Sends a Fetch to every broker that leads a fetchable partition and has none in flight.
-    async fn send_fetches(&mut self) {
+    async fn send_fetches(&mut self, deadline: tokio::time::Instant) {
         if self.buffered_bytes > self.config.fetch_max_bytes as usize {
             return;
         }
@@ -995,9 +995,12 @@ impl Consumer {
             .collect();
         if !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|t| &**t).collect();
-            match self.client.refresh_metadata(Some(&names)).await {
-                Ok(m) => md = m,
-                Err(e) => debug!(error = %e, "metadata refresh for fetching failed"),
+            // Bounded by the poll's deadline: with the cluster unreachable the refresh would
+            // retry for default.api.timeout.ms, and poll must return in time.
+            match tokio::time::timeout_at(deadline, self.client.refresh_metadata(Some(&names))).await {
+                Ok(Ok(m)) => md = m,
+                Ok(Err(e)) => debug!(error = %e, "metadata refresh for fetching failed"),
+                Err(_) => debug!("metadata refresh for fetching: poll timeout reached"),
             }
         }
         let mut by_node: BTreeMap<i32, Vec<Wanted>> = BTreeMap::new();
