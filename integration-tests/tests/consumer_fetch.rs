@@ -524,7 +524,11 @@ async fn broker_killed_mid_consume_resumes_at_the_right_offsets() {
     for _ in 0..4 {
         let started = Instant::now();
         recs.extend(c.poll(Duration::from_millis(250)).await.unwrap());
-        assert!(started.elapsed() < Duration::from_secs(3), "poll(250 ms) took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "poll(250 ms) took {:?}",
+            started.elapsed()
+        );
     }
     b.restart_keeping_data();
     let deadline = Instant::now() + Duration::from_secs(120);
