@@ -203,6 +203,14 @@ impl Producer {
     fn check_txn_state(&self) -> Result<()> {
         if let Some(st) = &self.inner.txn_state {
             let s = st.load(Ordering::Acquire);
+            if s == txn::FATAL {
+                // Fenced by a newer producer with the same transactional id, or failed
+                // beyond recovery: no call order will make sending work again.
+                return Err(Error::other(
+                    "the transactional producer is in a fatal state (fenced by a newer producer with the same \
+                     transactional.id, or failed): create a new one",
+                ));
+            }
             if s != txn::IN_TRANSACTION {
                 return Err(Error::config(
                     "a transactional producer sends only inside a transaction: call begin_transaction first",
