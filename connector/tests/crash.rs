@@ -26,14 +26,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, IsolationLevel, NewTopic, OffsetSpec, Producer, ProducerConfig,
-    ProducerRecord, TopicPartition as ClientTp,
+    Admin, ClientConfig, Consumer, ConsumerConfig, IsolationLevel, NewTopic, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition as ClientTp,
 };
 use strom_connector::checkpoint::FileCheckpointStore;
 use strom_connector::pipeline::{Pipeline, CRASH_AT_ENV};
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{broker, init_test_logging, run_java_tool, unique_topic};
+use strom_integration_tests::{broker, init_test_logging, run_java_tool, unique_topic, wait_no_open_transaction};
 
 const CHILD_ENV: &str = "STROM_CRASH_TEST_CHILD";
 
@@ -203,22 +203,7 @@ async fn produce(topic: &str, n: usize) {
 /// Every value of `topic` with Strom's consumer, up to the end offsets (LSO under
 /// read_committed) once no transaction is open.
 async fn strom_read(admin: &Admin, topic: &str, read_committed: bool) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let lso = admin
-            .list_offsets_isolated(topic, &[], OffsetSpec::Latest, true)
-            .await
-            .unwrap();
-        let hwm = admin.list_offsets(topic, &[], OffsetSpec::Latest).await.unwrap();
-        if lso == hwm {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: a transaction stays open: {lso:?} vs {hwm:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_no_open_transaction(admin, topic, Duration::from_secs(60)).await;
     let mut cfg = ConsumerConfig::new(&broker().bootstrap);
     cfg.isolation_level = if read_committed {
         IsolationLevel::ReadCommitted

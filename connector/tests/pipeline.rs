@@ -23,7 +23,7 @@ use strom_connector::source::{
     TopicPartition, WatermarkEvent, WatermarkStrategy,
 };
 use strom_connector::ConnectorError;
-use strom_integration_tests::{broker, init_test_logging, unique_topic};
+use strom_integration_tests::{broker, init_test_logging, unique_topic, wait_no_open_transaction};
 
 async fn admin() -> Admin {
     init_test_logging();
@@ -96,26 +96,6 @@ fn sink(topic: &str, guarantee: DeliveryGuarantee, prefix: &str) -> KafkaSink<St
     b.build().unwrap()
 }
 
-/// Waits (bounded) until no transaction is open on `topic`: LSO == high watermark.
-async fn wait_lso_caught_up(admin: &Admin, topic: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let lso = admin
-            .list_offsets_isolated(topic, &[], OffsetSpec::Latest, true)
-            .await
-            .unwrap();
-        let hwm = admin.list_offsets(topic, &[], OffsetSpec::Latest).await.unwrap();
-        if lso == hwm {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: an open transaction still pins the LSO after {within:?}: LSO {lso:?}, HWM {hwm:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Every value of `topic` with Strom's consumer (assign mode, read_committed or not), up to
 /// the end offsets seen at the start (the LSO under read_committed).
 async fn read_values(topic: &str, read_committed: bool) -> Vec<String> {
@@ -154,7 +134,7 @@ async fn read_values(topic: &str, read_committed: bool) -> Vec<String> {
 }
 
 async fn read_settled(admin: &Admin, topic: &str) -> Vec<String> {
-    wait_lso_caught_up(admin, topic, Duration::from_secs(30)).await;
+    wait_no_open_transaction(admin, topic, Duration::from_secs(30)).await;
     read_values(topic, true).await
 }
 

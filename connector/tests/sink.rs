@@ -15,7 +15,7 @@ use strom_connector::sink::{
     transactional_id, CommitOutcome, DeliveryGuarantee, FixedPartitioner, KafkaCommittable,
     KafkaRecordSerializationSchema, KafkaSink, KafkaSinkWriter, SinkRestore, StringSerializer,
 };
-use strom_integration_tests::{broker, init_test_logging, run_java_tool, unique_topic};
+use strom_integration_tests::{broker, init_test_logging, run_java_tool, unique_topic, wait_no_open_transaction};
 
 async fn admin() -> Admin {
     Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap()
@@ -56,26 +56,6 @@ async fn write_all(writer: &mut KafkaSinkWriter<String>, values: &[String]) {
     }
 }
 
-/// Waits (bounded) until no transaction is open on `topic`: LSO == high watermark.
-async fn wait_lso_caught_up(admin: &Admin, topic: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let lso = admin
-            .list_offsets_isolated(topic, &[], OffsetSpec::Latest, true)
-            .await
-            .unwrap();
-        let hwm = admin.list_offsets(topic, &[], OffsetSpec::Latest).await.unwrap();
-        if lso == hwm {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: an open transaction still pins the LSO after {within:?}: LSO {lso:?}, HWM {hwm:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Everything readable now (read_committed: up to the LSO as it is; nothing is waited for).
 async fn read_now(client: &Client, topic: &str, read_committed: bool) -> Vec<(i32, Record)> {
     let mut reader = TopicReader::to_end(client.clone(), topic, read_committed)
@@ -93,7 +73,7 @@ async fn read_now(client: &Client, topic: &str, read_committed: bool) -> Vec<(i3
 /// Everything, after the open transactions ended (read_committed) .
 async fn read_settled(admin: &Admin, topic: &str, read_committed: bool) -> Vec<(i32, Record)> {
     if read_committed {
-        wait_lso_caught_up(admin, topic, Duration::from_secs(30)).await;
+        wait_no_open_transaction(admin, topic, Duration::from_secs(30)).await;
     }
     read_now(admin.client(), topic, read_committed).await
 }
@@ -368,7 +348,7 @@ async fn exactly_once_restore_aborts_lingering_transactions_and_unblocks_readers
         writer.restore_report()
     );
     assert_eq!(writer.restore_report().probed, 3, "2 and 3 existed, 4 never did");
-    wait_lso_caught_up(&admin, &topic, Duration::from_secs(10)).await;
+    wait_no_open_transaction(&admin, &topic, Duration::from_secs(10)).await;
     eprintln!("restore + LSO caught up in {:?}", started.elapsed());
     assert_eq!(sorted_values(&read_settled(&admin, &topic, true).await), committed);
 
@@ -437,7 +417,7 @@ async fn exactly_once_fresh_start_and_downscale_abort_what_earlier_writers_left(
         aborted,
         vec![transactional_id(&prefix, 0, 6), transactional_id(&prefix, 1, 6)]
     );
-    wait_lso_caught_up(&admin, &topic, Duration::from_secs(10)).await;
+    wait_no_open_transaction(&admin, &topic, Duration::from_secs(10)).await;
     w.close().await.unwrap();
     assert_eq!(sorted_values(&read_settled(&admin, &topic, true).await), sorted(want));
 }
@@ -571,7 +551,7 @@ async fn exactly_once_send_error_aborts_the_checkpoint_transaction() {
     w.write(&format!("big-{}", "x".repeat(10_000))).await.unwrap();
     assert!(w.prepare_commit(1).await.is_err());
     assert_eq!(w.metrics().snapshot().transactions_aborted, 1);
-    wait_lso_caught_up(&admin, &topic, Duration::from_secs(10)).await;
+    wait_no_open_transaction(&admin, &topic, Duration::from_secs(10)).await;
     assert!(read_now(admin.client(), &topic, true).await.is_empty());
 }
 

@@ -4,16 +4,16 @@
 //! commit.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use strom_client::protocol::record_batch::Record;
-use strom_client::{Admin, ClientConfig, NewTopic, OffsetSpec, TopicReader};
+use strom_client::{Admin, ClientConfig, NewTopic, TopicReader};
 use strom_connector::sink::{
     transactional_id, CommitOutcome, DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, KafkaSinkWriter,
     SinkRestore, StringSerializer,
 };
-use strom_integration_tests::{init_test_logging, unique_topic, PrivateBroker};
+use strom_integration_tests::{init_test_logging, unique_topic, wait_no_open_transaction, PrivateBroker};
 
 fn sink(bootstrap: &str, topic: &str, prefix: &str) -> KafkaSink<String> {
     KafkaSink::<String>::builder()
@@ -44,22 +44,7 @@ async fn write_all(w: &mut KafkaSinkWriter<String>, values: &[String]) {
 
 /// read_committed, after every open transaction ended (bounded wait).
 async fn read_committed(admin: &Admin, topic: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let lso = admin
-            .list_offsets_isolated(topic, &[], OffsetSpec::Latest, true)
-            .await
-            .unwrap();
-        let hwm = admin.list_offsets(topic, &[], OffsetSpec::Latest).await.unwrap();
-        if lso == hwm {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: LSO {lso:?} stuck below HWM {hwm:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_no_open_transaction(admin, topic, Duration::from_secs(30)).await;
     let mut reader = TopicReader::to_end(admin.client().clone(), topic, true).await.unwrap();
     let mut out: Vec<(i32, Record)> = Vec::new();
     while !reader.at_end() {

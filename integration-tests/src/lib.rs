@@ -274,6 +274,33 @@ pub async fn send_produce(
     }
 }
 
+/// Waits (bounded by `within`) until no transaction is open on `topic`: its last stable
+/// offset equals its high watermark on every partition. EndTxn returns once the coordinator
+/// logged the decision; the markers reach the partitions just after, so read_committed
+/// checks wait for this first. Panics naming the offsets when the time runs out.
+pub async fn wait_no_open_transaction(admin: &strom_client::Admin, topic: &str, within: std::time::Duration) {
+    use strom_client::OffsetSpec;
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let lso = admin
+            .list_offsets_isolated(topic, &[], OffsetSpec::Latest, true)
+            .await
+            .unwrap_or_else(|e| panic!("ListOffsets (read_committed) of {topic}: {e}"));
+        let hwm = admin
+            .list_offsets(topic, &[], OffsetSpec::Latest)
+            .await
+            .unwrap_or_else(|e| panic!("ListOffsets of {topic}: {e}"));
+        if lso == hwm {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}: an open transaction still pins the LSO after {within:?}: LSO {lso:?}, HWM {hwm:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Logs the client's tracing output to stderr when `STROM_TEST_LOG` is set (e.g.
 /// `STROM_TEST_LOG=strom_client=debug`), for debugging a test.
 pub fn init_test_logging() {

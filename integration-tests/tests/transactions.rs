@@ -12,32 +12,11 @@ use strom_client::{
     abort_lingering, resume_transaction, Admin, Client, ClientConfig, ConsumerGroupMetadata, NewTopic, ProducerConfig,
     ProducerRecord, TopicReader, TransactionalProducer,
 };
-use strom_integration_tests::{broker, unique_topic, PrivateBroker};
+use strom_integration_tests::{broker, unique_topic, wait_no_open_transaction, PrivateBroker};
 
 async fn read_all(client: &Client, topic: &str, read_committed: bool) -> Vec<(i32, Record)> {
     if read_committed {
-        // EndTxn returns once the coordinator logged the decision; the markers reach the
-        // partitions just after. Wait (bounded) until no transaction is open: LSO = HWM.
-        let admin = Admin::new(client.clone());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let lso = admin
-                .list_offsets_isolated(topic, &[], strom_client::OffsetSpec::Latest, true)
-                .await
-                .unwrap();
-            let hwm = admin
-                .list_offsets(topic, &[], strom_client::OffsetSpec::Latest)
-                .await
-                .unwrap();
-            if lso == hwm {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{topic} still has an open transaction: LSO {lso:?}, HWM {hwm:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_no_open_transaction(&Admin::new(client.clone()), topic, Duration::from_secs(30)).await;
     }
     let mut reader = TopicReader::to_end(client.clone(), topic, read_committed)
         .await
