@@ -352,13 +352,25 @@ struct ClassicMember {
     last_metadata_check: Option<Instant>,
 }
 
-/// Why the task stopped waiting.
-enum Interrupt {
-    /// The consumer asked to leave (or went away).
+/// Why a membership task (classic or KIP-848) stops: the consumer asked to leave (with
+/// whom to tell when done) or went away.
+#[derive(Debug)]
+pub(crate) enum Interrupt {
     Leave(Option<oneshot::Sender<()>>),
 }
 
-type Step<T> = std::result::Result<T, Interrupt>;
+/// A membership task's step: `Err` ends the task.
+pub(crate) type Step<T> = std::result::Result<T, Interrupt>;
+
+/// What a control message means to either membership task: a new subscription
+/// (`Ok(Some)`), nothing (`Ok(None)`), or leave.
+pub(crate) fn control_step(c: Option<GroupControl>) -> Step<Option<Subscription>> {
+    match c {
+        None => Err(Interrupt::Leave(None)),
+        Some(GroupControl::Leave(r)) => Err(Interrupt::Leave(Some(r))),
+        Some(GroupControl::Subscribe(sub)) => Ok(Some(sub)),
+    }
+}
 
 impl ClassicMember {
     async fn run(mut self) {
@@ -375,15 +387,11 @@ impl ClassicMember {
     }
 
     fn apply_control(&mut self, c: Option<GroupControl>) -> Step<()> {
-        match c {
-            None => Err(Interrupt::Leave(None)),
-            Some(GroupControl::Leave(r)) => Err(Interrupt::Leave(Some(r))),
-            Some(GroupControl::Subscribe(sub)) => {
-                self.subscription = sub;
-                self.need_join = true;
-                Ok(())
-            }
+        if let Some(sub) = control_step(c)? {
+            self.subscription = sub;
+            self.need_join = true;
         }
+        Ok(())
     }
 
     /// One round: make sure of a coordinator, join if needed, then heartbeat once.

@@ -22,7 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
 use uuid::Uuid;
 
-use super::group::{ms, GroupControl, GroupEvent, GroupHandle, GroupShared, MemberConfig};
+use super::group::{
+    control_step, ms, GroupControl, GroupEvent, GroupHandle, GroupShared, Interrupt, MemberConfig, Step,
+};
 use super::{Subscription, TopicPartition};
 use crate::admin::{s, Admin};
 use crate::client::Client;
@@ -87,16 +89,10 @@ struct Member {
     last_metadata_check: Option<Instant>,
 }
 
-enum Stop {
-    Leave(Option<oneshot::Sender<()>>),
-}
-
-type Step<T> = std::result::Result<T, Stop>;
-
 impl Member {
     async fn run(mut self) {
         let reply = loop {
-            if let Err(Stop::Leave(r)) = self.step().await {
+            if let Err(Interrupt::Leave(r)) = self.step().await {
                 break r;
             }
         };
@@ -107,14 +103,10 @@ impl Member {
     }
 
     fn apply_control(&mut self, c: Option<GroupControl>) -> Step<()> {
-        match c {
-            None => Err(Stop::Leave(None)),
-            Some(GroupControl::Leave(r)) => Err(Stop::Leave(Some(r))),
-            Some(GroupControl::Subscribe(sub)) => {
-                self.subscription = sub;
-                Ok(())
-            }
+        if let Some(sub) = control_step(c)? {
+            self.subscription = sub;
         }
+        Ok(())
     }
 
     async fn pause(&mut self, d: Duration) -> Step<()> {
@@ -263,7 +255,7 @@ impl Member {
                 ));
                 warn!(error = %e, "group membership failed");
                 let _ = self.events.send(GroupEvent::Fatal(e));
-                return Err(Stop::Leave(None));
+                return Err(Interrupt::Leave(None));
             }
         }
         self.last_ok = Instant::now();
@@ -349,11 +341,11 @@ impl Member {
     async fn hand_over(&mut self, make: impl FnOnce(oneshot::Sender<()>) -> GroupEvent) -> Step<()> {
         let (tx, mut rx) = oneshot::channel();
         if self.events.send(make(tx)).is_err() {
-            return Err(Stop::Leave(None));
+            return Err(Interrupt::Leave(None));
         }
         loop {
             tokio::select! {
-                r = &mut rx => return r.map_err(|_| Stop::Leave(None)),
+                r = &mut rx => return r.map_err(|_| Interrupt::Leave(None)),
                 c = self.control.recv() => self.apply_control(c)?,
                 _ = tokio::time::sleep(self.heartbeat_interval) => {
                     // Keep the session alive while the application gets to it; a new
