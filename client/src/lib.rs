@@ -37,8 +37,8 @@ pub use consumer::{
 pub use error::{Error, Result};
 pub use fetch::{PartitionPosition, TopicReader};
 pub use producer::{
-    abort_lingering, resume_transaction, ConsumerGroupMetadata, DeliveryFuture, Partitioner, PreparedTransaction,
-    Producer, ProducerRecord, RecordMetadata, TransactionalProducer,
+    abort_lingering, resume_transaction, ConsumerGroupMetadata, DeliveryFuture, Partitioner, PartitionerClass,
+    PreparedTransaction, Producer, ProducerRecord, RecordMetadata, TransactionalProducer,
 };
 pub use role_config::{Acks, ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset, ProducerConfig};
 pub use scram::{ScramMechanism, ScramUser};

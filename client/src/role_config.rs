@@ -7,6 +7,7 @@ use strom_protocol::Compression;
 
 use crate::config::{parse_ms, parse_num, ClientConfig};
 use crate::error::{Error, Result};
+use crate::producer::PartitionerClass;
 
 fn parse_bool(key: &str, v: &str) -> Result<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
@@ -70,8 +71,17 @@ pub struct ProducerConfig {
     pub transactional_id: Option<String>,
     /// `transaction.timeout.ms` (60 s).
     pub transaction_timeout: Duration,
-    /// `partitioner.ignore.keys` (false).
+    /// `partitioner.ignore.keys` (false): place keyed records as if they had no key.
     pub partitioner_ignore_keys: bool,
+    /// `partitioner.class` (unset: Java's built-in partitioner); see [`PartitionerClass`].
+    pub partitioner_class: PartitionerClass,
+    /// `partitioner.adaptive.partitioning.enable` (true): the uniform sticky pick favours
+    /// partitions with shorter queues (KIP-794).
+    pub partitioner_adaptive: bool,
+    /// `partitioner.availability.timeout.ms` (0, off): a partition whose leader has had
+    /// batches ready for longer than this without taking them is not picked for records
+    /// without a key. Only with adaptive partitioning, as in Java.
+    pub partitioner_availability_timeout: Duration,
     explicit_idempotence: bool,
 }
 
@@ -93,6 +103,9 @@ impl Default for ProducerConfig {
             transactional_id: None,
             transaction_timeout: Duration::from_secs(60),
             partitioner_ignore_keys: false,
+            partitioner_class: PartitionerClass::BuiltIn,
+            partitioner_adaptive: true,
+            partitioner_availability_timeout: Duration::ZERO,
             explicit_idempotence: false,
         }
     }
@@ -150,14 +163,11 @@ impl ProducerConfig {
             "transactional.id" => self.transactional_id = Some(value.to_owned()).filter(|v| !v.is_empty()),
             "transaction.timeout.ms" => self.transaction_timeout = parse_ms(key, value)?,
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(key, value)?,
+            "partitioner.class" => self.partitioner_class = PartitionerClass::from_java_class(value)?,
+            "partitioner.adaptive.partitioning.enable" => self.partitioner_adaptive = parse_bool(key, value)?,
+            "partitioner.availability.timeout.ms" => self.partitioner_availability_timeout = parse_ms(key, value)?,
             // Serializers are the application's types in Rust; accepted so pasted configs work.
-            "key.serializer"
-            | "value.serializer"
-            | "partitioner.class"
-            | "partitioner.adaptive.partitioning.enable"
-            | "partitioner.availability.timeout.ms"
-            | "metadata.max.idle.ms"
-            | "interceptor.classes" => {}
+            "key.serializer" | "value.serializer" | "metadata.max.idle.ms" | "interceptor.classes" => {}
             _ => return self.client.set(key, value),
         }
         Ok(true)

@@ -16,6 +16,7 @@ use strom_protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
 use strom_protocol::Compression;
 use tokio::sync::{Notify, Semaphore};
 
+use super::partitioner::{PartitionerClass, Rng, RoundRobin, StickyPartitioner};
 use super::record::{BatchDone, DeliveryFuture};
 use crate::error::{Error, Result};
 
@@ -54,8 +55,9 @@ pub(crate) struct PartQueue {
 pub(crate) struct TopicQueues {
     pub(crate) name: Arc<str>,
     pub(crate) parts: Vec<PartQueue>,
-    sticky: Option<u32>,
-    next_sticky: u32,
+    /// Where records without a key go (KIP-794); the sender feeds it queue lengths.
+    pub(crate) sticky: StickyPartitioner,
+    round_robin: RoundRobin,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +83,7 @@ pub(crate) struct Accumulator {
     pub(crate) compression: Compression,
     max_block: Duration,
     max_request_size: usize,
+    partitioner: PartitionerClass,
 }
 
 /// Upper bound of one record's encoded size inside a batch (for `buffer.memory` and
@@ -105,6 +108,7 @@ impl Accumulator {
         buffer_memory: usize,
         max_block: Duration,
         max_request_size: usize,
+        partitioner: PartitionerClass,
     ) -> Self {
         Accumulator {
             state: Mutex::new(State::default()),
@@ -115,6 +119,7 @@ impl Accumulator {
             compression,
             max_block,
             max_request_size,
+            partitioner,
         }
     }
 
@@ -161,8 +166,9 @@ impl Accumulator {
         self.memory.add_permits(n as usize);
     }
 
-    /// Appends a record whose partition is chosen (`partition` Some) or sticky (None), for a
-    /// topic with `num_partitions` partitions. `reserved` bytes of memory were taken for it.
+    /// Appends a record whose partition is chosen (`partition` Some) or left to the built-in
+    /// partitioner (None: uniform sticky, or round robin), for a topic with `num_partitions`
+    /// partitions. `reserved` bytes of memory were taken for it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &self,
@@ -189,29 +195,23 @@ impl Accumulator {
             Some(t) => t,
             None => {
                 let name: Arc<str> = Arc::from(topic);
+                let salt = self as *const Self as usize ^ state.topics.len();
                 state.topics.entry(name.clone()).or_insert(TopicQueues {
                     name,
                     parts: Vec::new(),
-                    sticky: None,
-                    next_sticky: 0,
+                    sticky: StickyPartitioner::new(Rng::from_entropy(salt)),
+                    round_robin: RoundRobin::default(),
                 })
             }
         };
         if tq.parts.len() < num_partitions as usize {
             tq.parts.resize_with(num_partitions as usize, PartQueue::default);
         }
+        let sticky = partition.is_none() && self.partitioner != PartitionerClass::RoundRobin;
         let p = match partition {
             Some(p) => p,
-            None => match tq.sticky {
-                Some(p) if p < num_partitions => p,
-                _ => {
-                    // Sticky partitioning (KIP-480): one partition until its batch fills.
-                    let p = tq.next_sticky % num_partitions;
-                    tq.next_sticky = tq.next_sticky.wrapping_add(1);
-                    tq.sticky = Some(p);
-                    p
-                }
-            },
+            None if sticky => tq.sticky.current(num_partitions),
+            None => tq.round_robin.next(tq.sticky.available(), num_partitions),
         };
         let record = NewRecord {
             timestamp,
@@ -230,9 +230,6 @@ impl Accumulator {
                     }
                 }
             }
-        }
-        if sealed_one && partition.is_none() {
-            tq.sticky = None;
         }
         let topic_arc = tq.name.clone();
         let part = &mut tq.parts[p as usize];
@@ -263,6 +260,7 @@ impl Accumulator {
         let Body::Open(builder) = &mut open.body else {
             return Err(Error::other("internal: open batch already encoded"));
         };
+        let before = if new_batch { 0 } else { builder.size_in_bytes() };
         let size = builder.append(&record)?;
         let fut = DeliveryFuture {
             batch: open.done.clone(),
@@ -271,14 +269,18 @@ impl Accumulator {
         };
         open.count += 1;
         open.reserved += reserved;
-        if size >= self.batch_size {
+        let full = size >= self.batch_size;
+        if full {
             if let Some(full) = part.open.take() {
                 part.sealed.push_back(full);
                 sealed_one = true;
             }
-            if partition.is_none() {
-                tq.sticky = None;
-            }
+        }
+        if sticky {
+            // Every appended byte counts, whichever batch it went into (a batch linger
+            // drained early included); the switch waits for a full batch (KIP-794).
+            tq.sticky
+                .on_appended(size.saturating_sub(before), self.batch_size, full, num_partitions);
         }
         // Keep the flush list short: drop finished entries now and then.
         if state.outstanding.len() > 1024 && state.outstanding.len().is_power_of_two() {
@@ -312,5 +314,118 @@ impl Accumulator {
         st.topics
             .values()
             .all(|t| t.parts.iter().all(|p| p.open.is_none() && p.sealed.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acc(batch_size: usize, class: PartitionerClass) -> Accumulator {
+        Accumulator::new(
+            batch_size,
+            Duration::from_millis(5),
+            Compression::None,
+            64 << 20,
+            Duration::from_secs(1),
+            1 << 20,
+            class,
+        )
+    }
+
+    fn sticky_state(a: &Accumulator) -> Option<(u32, usize)> {
+        a.lock().topics["t"].sticky.state()
+    }
+
+    /// What the sender does: takes sealed batches, and with `linger` also the open ones
+    /// (linger expired: they leave early, not full).
+    fn drain(a: &Accumulator, linger: bool) {
+        let mut st = a.lock();
+        for p in st.topics.get_mut("t").into_iter().flat_map(|t| t.parts.iter_mut()) {
+            if linger {
+                p.open = None;
+            }
+            p.sealed.clear();
+        }
+    }
+
+    /// Sends `n` records of `size` bytes without a key, draining like the sender every
+    /// `drain_every` records; returns the records per partition and the bytes appended to
+    /// each partition choice before it was given up.
+    fn run(a: &Accumulator, n: usize, size: usize, drain_every: usize, linger: bool) -> ([u32; 6], Vec<usize>) {
+        let value = vec![7u8; size];
+        let mut per_partition = [0u32; 6];
+        let mut stints = Vec::new();
+        let mut last: Option<(u32, usize)> = None;
+        for i in 0..n {
+            let before = a.lock().topics.get("t").and_then(|t| t.sticky.state());
+            assert!(a.append("t", None, 6, 0, None, Some(&value), &[], 0).is_ok());
+            // The record went to the partition current before the append.
+            let p = before.map_or_else(|| sticky_state(a).map_or(0, |s| s.0), |s| s.0);
+            per_partition[p as usize] += 1;
+            let after = sticky_state(a);
+            if after.is_some_and(|s| s.1 == 0) {
+                // A switch: the bytes counted on the partition given up.
+                let counted = last.map_or(0, |l| l.1) + (size + 8);
+                stints.push(counted);
+            }
+            last = after;
+            if (i + 1) % drain_every == 0 {
+                drain(a, linger);
+            }
+        }
+        (per_partition, stints)
+    }
+
+    #[test]
+    fn batches_cut_by_linger_still_move_the_sticky_partition() {
+        // The defect: a batch drained by linger never moved the sticky partition, so at a
+        // user's pace every record of the producer's life went to one partition. Here every
+        // batch leaves after 10 records, never full: the switch comes after twice batch.size.
+        let a = acc(16384, PartitionerClass::BuiltIn);
+        let (per_partition, stints) = run(&a, 30_000, 100, 10, true);
+        assert!(stints.len() >= 80, "{} switches", stints.len());
+        for s in &stints {
+            assert!((2 * 16384..2 * 16384 + 200).contains(s), "switched after {s} bytes");
+        }
+        let mean = 30_000 / 6;
+        for c in per_partition {
+            assert!(c > mean / 3, "{per_partition:?}");
+        }
+    }
+
+    #[test]
+    fn full_speed_switches_between_one_and_two_batch_sizes() {
+        // At full speed batches fill. The switch comes once batch.size bytes went to the
+        // partition and its last batch is full; a record that did not fit opened a new,
+        // part-full batch, so as in Java the switch then waits for that one, up to twice
+        // batch.size.
+        let a = acc(16384, PartitionerClass::BuiltIn);
+        let (per_partition, stints) = run(&a, 30_000, 100, 1_000_000, false);
+        assert!(stints.len() >= 80, "{} switches", stints.len());
+        for s in &stints {
+            assert!((16384..2 * 16384 + 200).contains(s), "switched after {s} bytes");
+        }
+        let mean = 30_000 / 6;
+        for c in per_partition {
+            assert!(c > mean / 3, "{per_partition:?}");
+        }
+    }
+
+    #[test]
+    fn round_robin_ignores_keys_and_is_exact() {
+        let a = acc(16384, PartitionerClass::RoundRobin);
+        for _ in 0..6_000 {
+            assert!(a
+                .append("t", None, 6, 0, Some(b"same key"), Some(&[0u8; 10]), &[], 0)
+                .is_ok());
+        }
+        let st = a.lock();
+        let counts: Vec<u32> = st.topics["t"]
+            .parts
+            .iter()
+            .map(|p| p.open.iter().chain(p.sealed.iter()).map(|b| b.count).sum())
+            .collect();
+        assert_eq!(counts, vec![1000; 6]);
     }
 }

@@ -6,6 +6,7 @@
 //! was accepted, and stops once the last handle is gone and everything is delivered.
 
 mod accumulator;
+mod partitioner;
 mod record;
 mod sender;
 mod txn;
@@ -17,6 +18,7 @@ use std::time::SystemTime;
 use strom_protocol::murmur2::partition_for_key;
 use tokio::sync::{mpsc, oneshot};
 
+pub use partitioner::PartitionerClass;
 pub use record::{DeliveryFuture, Partitioner, ProducerRecord, RecordMetadata};
 pub use txn::{abort_lingering, resume_transaction, ConsumerGroupMetadata, PreparedTransaction};
 
@@ -81,6 +83,7 @@ impl Producer {
             cfg.buffer_memory,
             cfg.max_block,
             cfg.max_request_size,
+            cfg.partitioner_class,
         ));
         let (tx, rx) = mpsc::channel(16);
         let txn_state = cfg
@@ -106,8 +109,33 @@ impl Producer {
         }
     }
 
-    /// Uses `partitioner` for records without an explicit partition.
+    /// Uses `partitioner` for records without an explicit partition; where it returns `None`,
+    /// the built-in rule applies (murmur2 of the key, uniform sticky without one). This is
+    /// the Rust form of Java's `partitioner.class`: the two cannot be combined.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use strom_client::Partitioner;
+    /// /// Records whose key starts with "vip:" go to partition 0; the rest as usual.
+    /// #[derive(Debug)]
+    /// struct VipFirst;
+    ///
+    /// impl Partitioner for VipFirst {
+    ///     fn partition(&self, _topic: &str, key: Option<&[u8]>, _value: Option<&[u8]>, _n: u32) -> Option<u32> {
+    ///         key.filter(|k| k.starts_with(b"vip:")).map(|_| 0)
+    ///     }
+    /// }
+    /// # async fn demo(producer: strom_client::Producer) -> strom_client::Result<()> {
+    /// let producer = producer.with_partitioner(Arc::new(VipFirst))?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_partitioner(self, partitioner: Arc<dyn Partitioner>) -> Result<Producer> {
+        if self.inner.cfg.partitioner_class != PartitionerClass::BuiltIn {
+            return Err(Error::config(format!(
+                "partitioner.class is set ({:?}): use either it or with_partitioner, not both",
+                self.inner.cfg.partitioner_class
+            )));
+        }
         let inner = Arc::try_unwrap(self.inner)
             .map_err(|_| Error::config("with_partitioner must be called before the producer is cloned"))?;
         // Same sender, same accumulator: only the handle's partitioner changes.
@@ -247,11 +275,15 @@ impl Producer {
                         num_partitions,
                     )
                 });
+                let cfg = &self.inner.cfg;
+                let hash_keys = !cfg.partitioner_ignore_keys
+                    && cfg.partitioner_class != PartitionerClass::UniformSticky
+                    && cfg.partitioner_class != PartitionerClass::RoundRobin;
                 match (custom, &record.key) {
                     (Some(p), _) => Some(p % num_partitions),
-                    (None, Some(k)) if !self.inner.cfg.partitioner_ignore_keys => {
-                        Some(partition_for_key(k, num_partitions))
-                    }
+                    // Java's BuiltInPartitioner.partitionForKey: murmur2, positive, modulo.
+                    (None, Some(k)) if hash_keys => Some(partition_for_key(k, num_partitions)),
+                    // The accumulator places the rest: uniform sticky or round robin.
                     _ => None,
                 }
             }

@@ -92,6 +92,18 @@ pub(crate) struct Sender {
     last_refresh: Instant,
     refreshing: Option<tokio::task::JoinHandle<()>>,
     pub(crate) txn: Option<Txn>,
+    /// Per leader: when it last had batches ready, and when it last took them (Java's
+    /// `NodeLatencyStats`), for `partitioner.availability.timeout.ms`.
+    node_latency: HashMap<i32, NodeLatency>,
+    /// Scratch for the partitioner's per-turn report (kept to avoid allocating every turn).
+    scratch_queues: Vec<(u32, u32)>,
+    scratch_leaders: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NodeLatency {
+    ready: Instant,
+    drained: Instant,
 }
 
 /// `DefaultRecordBatch.incrementSequence`: sequences wrap at i32::MAX.
@@ -128,6 +140,9 @@ impl Sender {
             last_refresh: Instant::now(),
             refreshing: None,
             txn,
+            node_latency: HashMap::new(),
+            scratch_queues: Vec::new(),
+            scratch_leaders: Vec::new(),
         }
     }
 
@@ -343,12 +358,37 @@ impl Sender {
         let mut by_node: BTreeMap<i32, Vec<Vec<Batch>>> = BTreeMap::new();
         let mut next_linger: Option<Instant> = None;
         let mut to_add: Vec<(Arc<str>, i32)> = Vec::new();
+        let adaptive = self.cfg.partitioner_adaptive;
+        // Java reads the availability timeout only with adaptive partitioning on.
+        let availability = if adaptive {
+            self.cfg.partitioner_availability_timeout
+        } else {
+            Duration::ZERO
+        };
         {
             let mut st = self.acc.lock();
             let flushing = st.flushing > 0 || st.closed;
             for tq in st.topics.values_mut() {
                 let tmeta = md.topic(&tq.name);
+                self.scratch_queues.clear();
+                self.scratch_leaders.clear();
                 for (p, part) in tq.parts.iter_mut().enumerate() {
+                    // The partitioner's view (RecordAccumulator.partitionReady): partitions with
+                    // a leader, their queues before this drain, minus those whose leader has
+                    // had data ready and taken none for longer than the availability timeout.
+                    let leader = tmeta.and_then(|t| t.partitions.get(p)).map_or(-1, |pi| pi.leader);
+                    if leader >= 0 {
+                        self.scratch_leaders.push(p as u32);
+                        let stalled = !availability.is_zero()
+                            && self
+                                .node_latency
+                                .get(&leader)
+                                .is_some_and(|l| l.ready.saturating_duration_since(l.drained) > availability);
+                        if !stalled {
+                            let queued = part.sealed.len() + usize::from(part.open.is_some());
+                            self.scratch_queues.push((p as u32, queued as u32));
+                        }
+                    }
                     if let Some(open) = &part.open {
                         let due = open.created + self.acc.linger;
                         if flushing || now >= due {
@@ -362,7 +402,6 @@ impl Sender {
                     if part.sealed.is_empty() {
                         continue;
                     }
-                    let leader = tmeta.and_then(|t| t.partitions.get(p)).map_or(-1, |pi| pi.leader);
                     if leader < 0 {
                         self.refresh.insert(tq.name.clone());
                         continue;
@@ -373,9 +412,17 @@ impl Sender {
                         continue;
                     }
                     let node_busy = self.node_inflight.get(&leader).copied().unwrap_or(0);
+                    // Sender.sendProducerData: a node with data ready moves its ready time; one
+                    // that can take a request also its drain time.
+                    let lat = self.node_latency.entry(leader).or_insert(NodeLatency {
+                        ready: now,
+                        drained: now,
+                    });
+                    lat.ready = now;
                     if node_busy >= max_in_flight {
                         continue;
                     }
+                    lat.drained = now;
                     let ps = self.parts.entry(key).or_default();
                     if ps.blocked && ps.inflight > 0 {
                         continue;
@@ -398,6 +445,9 @@ impl Sender {
                         round += 1;
                     }
                 }
+                let n = u32::try_from(tq.parts.len()).unwrap_or(u32::MAX);
+                tq.sticky
+                    .update(&self.scratch_queues, &self.scratch_leaders, n, adaptive);
             }
         }
         if !to_add.is_empty() {
