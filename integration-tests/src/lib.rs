@@ -137,13 +137,17 @@ pub struct PrivateBroker {
     pub bootstrap: String,
     /// Extra environment for `scripts/kafka` (e.g. `KAFKA_VERSION`).
     env: Vec<(String, String)>,
+    /// Arguments of `scripts/kafka up` (e.g. `--brokers 3`).
+    up_args: Vec<String>,
 }
 
 impl PrivateBroker {
     fn run(&self, action: &str) -> std::process::Output {
         let script = repo_root().join("scripts").join("kafka");
+        let args: &[String] = if action == "up" { &self.up_args } else { &[] };
         let out = Command::new(&script)
             .arg(action)
+            .args(args)
             .env("STROM_KAFKA_PORT_BASE", self.port_base.to_string())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
@@ -172,9 +176,55 @@ impl PrivateBroker {
             port_base,
             bootstrap: format!("127.0.0.1:{port_base}"),
             env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            up_args: Vec::new(),
         };
         b.run("up");
         b
+    }
+
+    /// Starts a cluster of `brokers` nodes (`scripts/kafka up --brokers N`): node 1 (broker and
+    /// controller) with PLAINTEXT on `port_base`, node k (2..N) with PLAINTEXT on
+    /// `port_base + 5 + k`. [`PrivateBroker::bootstrap`] lists every node.
+    pub fn start_cluster(port_base: u16, brokers: u8) -> Self {
+        let _ = broker();
+        let mut b = PrivateBroker {
+            port_base,
+            bootstrap: format!("127.0.0.1:{port_base}"),
+            env: Vec::new(),
+            up_args: vec!["--brokers".to_owned(), brokers.to_string()],
+        };
+        b.run("up");
+        b.bootstrap = (1..=u16::from(brokers))
+            .map(|k| {
+                let port = if k == 1 { port_base } else { port_base + 5 + k };
+                format!("127.0.0.1:{port}")
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        b
+    }
+
+    /// The pid of node `node` (1 = the broker-controller), from `scripts/kafka env`.
+    pub fn node_pid(&self, node: u8) -> u32 {
+        let env = parse_env(&String::from_utf8_lossy(&self.run("env").stdout));
+        let pids = env.get("STROM_KAFKA_NODE_PIDS").cloned().unwrap_or_default();
+        pids.split_whitespace()
+            .filter_map(|e| e.split_once(':'))
+            .find(|(k, _)| *k == node.to_string())
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("node {node} is not running (STROM_KAFKA_NODE_PIDS={pids:?})"))
+    }
+
+    /// Freezes node `node` (SIGSTOP): its sockets stay open but nothing answers, as a broker
+    /// stuck in a long GC pause or on a dead disk. [`PrivateBroker::resume`] undoes it.
+    /// `scripts/kafka down` continues a paused node before stopping it.
+    pub fn pause(&self, node: u8) {
+        signal_process(self.node_pid(node), "STOP");
+    }
+
+    /// Continues a paused node (SIGCONT).
+    pub fn resume(&self, node: u8) {
+        signal_process(self.node_pid(node), "CONT");
     }
 
     /// `scripts/kafka up` again (a fresh broker after a kill or a stop).
@@ -225,6 +275,15 @@ impl Drop for PrivateBroker {
     fn drop(&mut self) {
         self.run("down");
     }
+}
+
+/// Sends `signal` (e.g. `"STOP"`, `"CONT"`) to a process, failing the test if it cannot.
+pub fn signal_process(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{signal} {pid} failed");
 }
 
 /// Runs a Java class from the broker's jars (`STROM_KAFKA_LIBS`), e.g. the console consumer
