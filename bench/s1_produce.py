@@ -6,9 +6,20 @@ the rdkafka crate, bench/rdkafka-peer, built here with --with-librdkafka) agains
 local broker in the same run, alternating, each repeated. CPU seconds and peak RSS come
 from wait4() on each client process, the same way for every client.
 
-Usage: bench/s1_produce.py [--records N] [--reps R]   (the broker is started if needed)
+Every run prints where its records went (per-partition counts from the topic's offsets,
+the same way for every client) and fails when a partition got less than a third of the
+mean; with more than 100 partitions skew is expected (a sticky switch every batch.size
+bytes reaches only some of them) and the count of partitions with data is reported instead.
+Null-key partitioning is each client's default: Java's and Strom's uniform sticky
+partitioner (KIP-794, a switch after batch.size bytes) and librdkafka's consistent_random
+with sticky.partitioning.linger.ms pinned to its default, 2 x linger.ms.
+
+Usage: bench/s1_produce.py [--records N] [--reps R] [--partitions 1,6[,1000]]
+       (the broker is started if needed)
 """
 import argparse, json, os, re, statistics, subprocess, sys, time
+
+from spread import check as check_spread, partition_counts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KNOBS = {"acks": "all", "enable.idempotence": "true", "compression.type": "lz4",
@@ -33,6 +44,7 @@ def main():
     ap.add_argument("--records", type=int, default=5_000_000)
     ap.add_argument("--record-size", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--partitions", default="1,6", help="comma-separated partition counts (default 1,6)")
     ap.add_argument("--json", action="store_true", help="print raw results as JSON lines too")
     ap.add_argument("--with-librdkafka", action="store_true",
                     help="also build bench/rdkafka-peer (librdkafka from source: needs cmake, a C compiler)")
@@ -53,8 +65,9 @@ def main():
         clients.append("librdkafka")
     tools_opts = env.get("STROM_KAFKA_TOOLS_JAVA_OPTS", "").split()
 
+    partition_counts_list = [int(p) for p in a.partitions.split(",") if p]
     results = []
-    for partitions in (1, 6):
+    for partitions in partition_counts_list:
         for rep in range(a.reps):
             for client in clients:
                 topic = f"bench-s1-{partitions}p-{client}-{rep}-{int(time.time())}"
@@ -68,6 +81,8 @@ def main():
                 elif client == "librdkafka":
                     rdk_knobs = dict(KNOBS)
                     rdk_knobs["compression.codec"] = rdk_knobs.pop("compression.type")
+                    # Its null-key stickiness is time-based; pinned to its default, 2 x linger.ms.
+                    rdk_knobs["sticky.partitioning.linger.ms"] = str(2 * int(KNOBS["linger.ms"]))
                     out, wall, cpu, rss = run([rdk, bootstrap, topic, str(a.records), str(a.record_size)]
                                               + [f"{k}={v}" for k, v in rdk_knobs.items()])
                     rps = json.loads(out.strip().splitlines()[-1])["records_per_s"]
@@ -80,7 +95,13 @@ def main():
                     out, wall, cpu, rss = run(cmd)
                     m = re.search(r"records sent, ([0-9.]+) records/sec", out.strip().splitlines()[-1])
                     rps = float(m.group(1))
+                counts = partition_counts(strom, bootstrap, topic)
+                if sum(counts) != a.records:
+                    sys.exit(f"{client}: the topic holds {sum(counts):,} records, not {a.records:,}")
+                used = check_spread(f"{client} {partitions}p rep {rep}", counts, allow_skew=partitions > 100)
                 r = {"client": client, "partitions": partitions, "rep": rep, "records_per_s": rps,
+                     "partitions_with_data": used, "min_vs_mean": min(counts) * partitions / a.records,
+                     "max_vs_mean": max(counts) * partitions / a.records,
                      "mib_per_s": rps * a.record_size / 2**20, "cpu_seconds": cpu, "wall_seconds": wall,
                      "cpu_s_per_gib": cpu / (a.records * a.record_size / 2**30), "max_rss_kib": rss}
                 results.append(r)
@@ -90,19 +111,24 @@ def main():
 
     print(f"\nS1 produce: {a.records:,} x {a.record_size} B, " + ", ".join(f"{k}={v}" for k, v in KNOBS.items())
           + f"; median of {a.reps} alternating runs; Kafka {env.get('STROM_KAFKA_VERSION')} on 127.0.0.1\n")
-    print("| partitions | client | records/s | MiB/s | CPU s/GiB | peak RSS MiB | records/s vs Java |")
-    print("|---|---|---|---|---|---|---|")
-    for partitions in (1, 6):
+    print("| partitions | client | records/s | MiB/s | CPU s/GiB | peak RSS MiB | records/s vs Java | "
+          "records/s vs librdkafka | partitions with data | min / max partition vs mean |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for partitions in partition_counts_list:
         med = {}
         for client in clients:
             rs = [r for r in results if r["client"] == client and r["partitions"] == partitions]
             med[client] = {k: statistics.median(r[k] for r in rs) for k in
-                           ("records_per_s", "mib_per_s", "cpu_s_per_gib", "max_rss_kib")}
+                           ("records_per_s", "mib_per_s", "cpu_s_per_gib", "max_rss_kib", "partitions_with_data",
+                            "min_vs_mean", "max_vs_mean")}
         for client in clients:
             m = med[client]
             ratio = m["records_per_s"] / med["java"]["records_per_s"]
+            rdk = (f"{m['records_per_s'] / med['librdkafka']['records_per_s']:.2f}x"
+                   if "librdkafka" in med else "-")
             print(f"| {partitions} | {client} | {m['records_per_s']:,.0f} | {m['mib_per_s']:.1f} | "
-                  f"{m['cpu_s_per_gib']:.2f} | {m['max_rss_kib'] / 1024:.0f} | {ratio:.2f}x |")
+                  f"{m['cpu_s_per_gib']:.2f} | {m['max_rss_kib'] / 1024:.0f} | {ratio:.2f}x | {rdk} | "
+                  f"{m['partitions_with_data']:.0f} | {m['min_vs_mean']:.2f} / {m['max_vs_mean']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ Usage: bench/s6_pipeline.py [--records N] [--reps R] [--partitions P]   (the bro
 """
 import argparse, json, os, random, re, signal, statistics, subprocess, sys, tempfile, threading, time
 
+from spread import check as check_spread, partition_counts
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRODUCE_KNOBS = {"acks": "all", "enable.idempotence": "true", "linger.ms": "5", "batch.size": "1048576"}
 MASK = (1 << 64) - 1
@@ -164,6 +166,9 @@ def main():
     prod.stdin.close()
     if prod.wait() != 0:
         sys.exit("producing topic A failed")
+    # Where A's records are: every copy reads what one partition leader holds, so a skewed A
+    # would measure a one-partition copy (as an earlier run of this bench did).
+    check_spread("topic A", partition_counts(strom, bootstrap, topic_a))
 
     def strom_cmds(topic_b, ckpt):
         return [[pipeline, "--bootstrap", bootstrap, "--input", topic_a, "--output", topic_b, "--checkpoint-dir",
@@ -218,6 +223,8 @@ def main():
                 cpu = sum(c for r, _ in phases for _, c, _ in r)
                 rss = max(sum(m for _, _, m in r) for r, _ in phases)
                 count, checksum = read_b(strom, bootstrap, topic_b)
+                # Where the sink (or the copier's producer) wrote: null keys, default partitioner.
+                check_spread(f"{client} B (offsets: transaction markers included)", partition_counts(strom, bootstrap, topic_b))
                 exact = count == expected_count and checksum == expected_sum
                 ck = {}
                 all_lines = [l for _, ls in phases for l in ls]
