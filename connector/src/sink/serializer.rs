@@ -406,7 +406,8 @@ impl<T> KafkaRecordSerializationSchemaBuilder<T> {
     }
 
     /// Chooses partitions (Flink's `setPartitioner`); without it the producer's default
-    /// applies (murmur2 of the key as Java does, sticky for null keys).
+    /// applies, as for every other producer: murmur2 of the key as Java does, and the
+    /// uniform sticky partitioner of KIP-794 for null keys.
     pub fn partitioner(mut self, partitioner: impl SinkPartitioner<T> + 'static) -> Self {
         self.partitioner = Some(Arc::new(partitioner));
         self
