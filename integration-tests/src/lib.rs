@@ -182,9 +182,10 @@ impl PrivateBroker {
         b
     }
 
-    /// Starts a cluster of `brokers` nodes (`scripts/kafka up --brokers N`): node 1 (broker and
-    /// controller) with PLAINTEXT on `port_base`, node k (2..N) with PLAINTEXT on
-    /// `port_base + 5 + k`. [`PrivateBroker::bootstrap`] lists every node.
+    /// Starts a cluster of `brokers` nodes (`scripts/kafka up --brokers N`): each node broker
+    /// and controller, a static quorum, topics replicated N ways by default. Node 1 has
+    /// PLAINTEXT on `port_base`, node k on `port_base + 10 * (k - 1)`;
+    /// [`PrivateBroker::bootstrap`] lists every node.
     pub fn start_cluster(port_base: u16, brokers: u8) -> Self {
         let _ = broker();
         let mut b = PrivateBroker {
@@ -194,14 +195,28 @@ impl PrivateBroker {
             up_args: vec!["--brokers".to_owned(), brokers.to_string()],
         };
         b.run("up");
-        b.bootstrap = (1..=u16::from(brokers))
-            .map(|k| {
-                let port = if k == 1 { port_base } else { port_base + 5 + k };
-                format!("127.0.0.1:{port}")
-            })
-            .collect::<Vec<_>>()
-            .join(",");
+        let env = parse_env(&String::from_utf8_lossy(&b.run("env").stdout));
+        b.bootstrap = env
+            .get("STROM_BOOTSTRAP_SERVERS")
+            .cloned()
+            .unwrap_or_else(|| panic!("`scripts/kafka env` printed no STROM_BOOTSTRAP_SERVERS"));
         b
+    }
+
+    /// `scripts/kafka kill|start|restart NODE`: SIGKILL a node, start it again on its data
+    /// (waiting until it answers), or stop it cleanly and start it again.
+    pub fn node(&self, action: &str, node: u8) {
+        let script = repo_root().join("scripts").join("kafka");
+        let out = Command::new(&script)
+            .args([action, &node.to_string()])
+            .env("STROM_KAFKA_PORT_BASE", self.port_base.to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "`scripts/kafka {action} {node}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The pid of node `node` (1 = the broker-controller), from `scripts/kafka env`.

@@ -54,10 +54,16 @@ async fn run(
 ) -> Run {
     let admin = Admin::connect(ClientConfig::new(&cluster.bootstrap)).await.unwrap();
     let topic = unique_topic("adaptive");
-    admin.create_topics(&[NewTopic::new(&topic, 6)]).await.unwrap();
+    // Replication factor 1: with followers on the frozen broker, acks=all would stall every
+    // partition until the ISR shrinks; this test is about leaders only.
+    admin
+        .create_topics(&[NewTopic::new(&topic, 6).replication_factor(1)])
+        .await
+        .unwrap();
     let client = Client::connect(ClientConfig::new(&cluster.bootstrap)).await.unwrap();
     let info = client.topic(&topic).await.unwrap();
-    // Freeze a broker-only node (never node 1: it is the controller) that leads partitions.
+    // Freeze a node other than node 1 (its listeners are what the harness probes) that
+    // leads partitions. The quorum keeps its majority without it.
     let mut led: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for p in &info.partitions {
         led.entry(p.leader).or_default().push(p.partition);
@@ -68,6 +74,7 @@ async fn run(
         .max_by_key(|(_, ps)| ps.len())
         .map(|(n, ps)| (*n, ps.clone()))
         .expect("no partition led by node 2 or 3");
+    eprintln!("freezing node {node}, leader of partitions {frozen:?}");
 
     // Looked up now: `scripts/kafka env` takes a while, and the send loop must keep its pace.
     let pid = cluster.node_pid(node as u8);
