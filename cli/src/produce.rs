@@ -35,12 +35,12 @@ pub(crate) struct ProduceArgs {
     partition: Option<i32>,
 }
 
-/// The producer settings: -X/-F properties by Java name, then the flags. The CLI uses
-/// 256 KiB batches unless `batch.size` is given.
+/// The producer settings: -X/-F properties by Java name, then the flags. The producer's
+/// own defaults apply, as in Java's console producer (`batch.size` 16 KiB): records
+/// without a key switch partition every `batch.size` bytes (KIP-794), so a larger default
+/// here would leave inputs of a few MB on a few partitions. Bulk loads raise it with -X.
 fn settings(config: ClientConfig, rest: &[(String, String)], args: &ProduceArgs) -> Result<ProducerConfig, String> {
     let mut p = ProducerConfig::from_client(config);
-    // A CLI run is a bulk load: larger batches than Java's 16 KiB default, unless -X says so.
-    p.batch_size = 256 * 1024;
     for (k, v) in rest {
         if !p.set(k, v).map_err(|e| e.to_string())? {
             return Err(format!("unknown property {k:?}"));
