@@ -1,0 +1,278 @@
+//! Failover against a real three-node cluster (`scripts/kafka up --brokers 3`: combined
+//! broker+controller nodes, replication factor 3, `min.insync.replicas=2`). One cluster per
+//! test binary; each test is bounded in records and time and checks every record with
+//! Strom's reader and with Java's console consumer: none lost, none duplicated, order kept.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strom_client::{Admin, Client, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, TopicReader};
+use strom_integration_tests::{run_java_tool, unique_topic, PrivateBroker};
+
+/// Node k has PLAINTEXT on PORT_BASE + 10 (k - 1): 22492, 22502, 22512.
+const PORT_BASE: u16 = 22492;
+
+fn cluster() -> &'static PrivateBroker {
+    static CLUSTER: OnceLock<PrivateBroker> = OnceLock::new();
+    CLUSTER.get_or_init(|| PrivateBroker::start_cluster(PORT_BASE, 3))
+}
+
+/// Tests in this binary change the cluster (kill and start nodes): one at a time.
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn config() -> ClientConfig {
+    let mut c = ClientConfig::new(&cluster().bootstrap);
+    c.bootstrap_servers = cluster().bootstrap.split(',').map(str::to_owned).collect();
+    c
+}
+
+/// The leader of every partition of `topic`, by partition.
+async fn leaders(client: &Client, topic: &str) -> BTreeMap<i32, i32> {
+    client.refresh_metadata(Some(&[topic])).await.unwrap();
+    let info = client.topic(topic).await.unwrap();
+    info.partitions.iter().map(|p| (p.partition, p.leader)).collect()
+}
+
+/// Every record of `topic` read with Strom: partition -> values in offset order.
+async fn read_all(client: &Client, topic: &str) -> BTreeMap<i32, Vec<u64>> {
+    let mut reader = TopicReader::to_end(client.clone(), topic, false).await.unwrap();
+    let mut out: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reader.at_end() {
+        assert!(Instant::now() < deadline, "reading {topic} did not finish in 60 s");
+        for (p, r) in reader.poll().await.unwrap() {
+            let v = r.value.expect("a record without a value");
+            out.entry(p)
+                .or_default()
+                .push(std::str::from_utf8(&v).unwrap().parse().unwrap());
+        }
+    }
+    out
+}
+
+/// Every record of `topic` read with Java's console consumer: (partition, value) pairs.
+fn read_all_java(topic: &str, expected: usize) -> Vec<(i32, u64)> {
+    let out = run_java_tool(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        &[
+            "--bootstrap-server",
+            &cluster().bootstrap,
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--max-messages",
+            &expected.to_string(),
+            "--timeout-ms",
+            "30000",
+            "--property",
+            "print.partition=true",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (p, v) = l.split_once('\t')?;
+            Some((p.trim_start_matches("Partition:").parse().ok()?, v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Partition -> the values sent to it, in send order: value i goes to partition i % n.
+fn expected(total: u64, partitions: i32) -> BTreeMap<i32, Vec<u64>> {
+    let mut m: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    for i in 0..total {
+        m.entry((i % partitions as u64) as i32).or_default().push(i);
+    }
+    m
+}
+
+/// Checks the topic holds exactly what was sent, in order, with Strom's reader and Java's.
+async fn check_exact(client: &Client, topic: &str, total: u64, partitions: i32) {
+    let want = expected(total, partitions);
+    let got = read_all(client, topic).await;
+    for (p, values) in &want {
+        let have = got.get(p).cloned().unwrap_or_default();
+        if &have != values {
+            let dups = have.len() - have.iter().collect::<std::collections::BTreeSet<_>>().len();
+            let missing = values.iter().filter(|v| !have.contains(v)).count();
+            panic!(
+                "partition {p}: {} records, want {} ({missing} missing, {dups} duplicated, or out of order)",
+                have.len(),
+                values.len()
+            );
+        }
+    }
+    let mut java = read_all_java(topic, total as usize);
+    assert_eq!(
+        java.len() as u64,
+        total,
+        "Java's console consumer read {} of {total}",
+        java.len()
+    );
+    java.sort_unstable();
+    let mut want_pairs: Vec<(i32, u64)> = want.iter().flat_map(|(p, vs)| vs.iter().map(|v| (*p, *v))).collect();
+    want_pairs.sort_unstable();
+    assert_eq!(java, want_pairs, "Java's console consumer read something else");
+}
+
+/// Sends `total` records at `rate`/s, value i to partition i % partitions; at `at` runs
+/// `fault`. Returns every delivery result.
+async fn paced_send(
+    producer: &Producer,
+    topic: &str,
+    partitions: i32,
+    total: u64,
+    rate: u64,
+    at: u64,
+    mut fault: impl FnMut(),
+) -> Vec<strom_client::Result<strom_client::RecordMetadata>> {
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        if i == at {
+            fault();
+        }
+        let record = ProducerRecord::new(topic, Bytes::from(i.to_string())).partition((i % partitions as u64) as i32);
+        pending.push(producer.send(record).await.unwrap());
+        if i % 100 == 99 {
+            tokio::time::sleep_until((started + Duration::from_millis((i + 1) * 1000 / rate)).into()).await;
+        }
+    }
+    let mut results = Vec::with_capacity(pending.len());
+    for f in pending {
+        results.push(f.await);
+    }
+    results
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_leader_mid_produce_loses_and_duplicates_nothing() {
+    let _one = exclusive();
+    let admin = Admin::connect(config()).await.unwrap();
+    let client = Client::connect(config()).await.unwrap();
+    let topic = unique_topic("failover");
+    admin.create_topics(&[NewTopic::new(&topic, 3)]).await.unwrap();
+    // A node other than node 1 (scripts/kafka probes node 1) that leads a partition.
+    let led = leaders(&client, &topic).await;
+    let victim = led
+        .values()
+        .copied()
+        .find(|n| *n != 1)
+        .unwrap_or_else(|| panic!("node 1 leads every partition: {led:?}"));
+    eprintln!("leaders {led:?}; killing node {victim} mid-produce");
+
+    // Idempotent, acks=all (the defaults), 30,000 records at 5,000/s, the kill after 2 s.
+    let producer = Producer::new(ProducerConfig::from_client(config())).await.unwrap();
+    let started = Instant::now();
+    let results = paced_send(&producer, &topic, 3, 30_000, 5_000, 10_000, || {
+        cluster().node("kill", victim as u8)
+    })
+    .await;
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} deliveries failed, first: {}",
+        failed.len(),
+        failed[0]
+    );
+    eprintln!(
+        "all 30,000 acknowledged {:.1}s after the start",
+        started.elapsed().as_secs_f64()
+    );
+    producer.close().await.unwrap();
+    let after = leaders(&client, &topic).await;
+    assert!(
+        !after.values().any(|n| *n == victim),
+        "node {victim} still leads a partition after its kill: {after:?}"
+    );
+    check_exact(&client, &topic, 30_000, 3).await;
+    cluster().node("start", victim as u8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn below_min_insync_replicas_acks_all_waits_then_lands_or_names_the_error() {
+    let _one = exclusive();
+    let admin = Admin::connect(config()).await.unwrap();
+    let client = Client::connect(config()).await.unwrap();
+    // min.insync.replicas=3 on this topic: one node down puts every partition below it
+    // while the quorum (and the other topics) carry on.
+    let topic = unique_topic("min-isr");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1).config("min.insync.replicas", "3")])
+        .await
+        .unwrap();
+    let led = leaders(&client, &topic).await;
+    let leader = led[&0];
+    let follower = (2..=3).find(|n| *n != leader).unwrap();
+    let producer = Producer::new(ProducerConfig::from_client(config())).await.unwrap();
+    producer
+        .send(ProducerRecord::new(&topic, Bytes::from("0")).partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // A follower dies; once the controller fences it (broker session timeout) the ISR is 2.
+    cluster().node("kill", follower as u8);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let isr = admin.describe_topics(&[&topic]).await.unwrap()[0].partitions[0]
+            .isr
+            .len();
+        if isr < 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ISR did not shrink within 60 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Within delivery.timeout.ms: the record waits (retrying NOT_ENOUGH_REPLICAS) and lands
+    // once the follower is back in the ISR.
+    let waiting = producer
+        .send(ProducerRecord::new(&topic, Bytes::from("1")).partition(0))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster().node("start", follower as u8);
+    let landed = tokio::time::timeout(Duration::from_secs(120), waiting)
+        .await
+        .expect("the record neither landed nor failed within 120 s");
+    assert!(landed.is_ok(), "the record failed instead of waiting: {landed:?}");
+    producer.close().await.unwrap();
+
+    // Beyond delivery.timeout.ms: the error names NOT_ENOUGH_REPLICAS.
+    cluster().node("kill", follower as u8);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while admin.describe_topics(&[&topic]).await.unwrap()[0].partitions[0]
+        .isr
+        .len()
+        == 3
+    {
+        assert!(Instant::now() < deadline, "the ISR did not shrink within 60 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut cfg = ProducerConfig::from_client(config());
+    cfg.set("delivery.timeout.ms", "5000").unwrap();
+    cfg.set("request.timeout.ms", "2000").unwrap();
+    cfg.set("linger.ms", "0").unwrap();
+    let short = Producer::new(cfg).await.unwrap();
+    let err = short
+        .send(ProducerRecord::new(&topic, Bytes::from("2")).partition(0))
+        .await
+        .unwrap()
+        .await
+        .expect_err("acks=all below min.insync.replicas succeeded");
+    let text = err.to_string();
+    assert!(
+        text.contains("NOT_ENOUGH_REPLICAS"),
+        "the error does not name NOT_ENOUGH_REPLICAS: {text} ({err:?})"
+    );
+    cluster().node("start", follower as u8);
+    check_exact(&client, &topic, 2, 1).await;
+}
