@@ -292,6 +292,31 @@ impl Drop for PrivateBroker {
     }
 }
 
+/// A cluster of `brokers` nodes shared by every test of one test binary (see
+/// [`PrivateBroker::start_cluster`]), started on first use and stopped when the binary
+/// exits: statics are never dropped, so an `atexit` hook runs `scripts/kafka down`.
+/// One port base per binary.
+pub fn shared_cluster(port_base: u16, brokers: u8) -> &'static PrivateBroker {
+    static CLUSTER: OnceLock<PrivateBroker> = OnceLock::new();
+    extern "C" fn stop_cluster() {
+        if let Some(c) = CLUSTER.get() {
+            c.run("down");
+        }
+    }
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+    }
+    let c = CLUSTER.get_or_init(|| {
+        // SAFETY: registers a plain `extern "C" fn` with the C runtime; it only reads a
+        // static that is initialised by then.
+        let registered = unsafe { atexit(stop_cluster) };
+        assert_eq!(registered, 0, "atexit failed: the cluster would outlive the tests");
+        PrivateBroker::start_cluster(port_base, brokers)
+    });
+    assert_eq!(c.port_base, port_base, "one shared cluster per test binary");
+    c
+}
+
 /// Sends `signal` (e.g. `"STOP"`, `"CONT"`) to a process, failing the test if it cannot.
 pub fn signal_process(pid: u32, signal: &str) {
     let status = Command::new("kill")

@@ -5,19 +5,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_client::{Admin, Client, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, TopicReader};
-use strom_integration_tests::{run_java_tool, unique_topic, PrivateBroker};
+use strom_client::{
+    Admin, Client, ClientConfig, Consumer, ConsumerConfig, GroupProtocol, NewTopic, OffsetReset, Producer,
+    ProducerConfig, ProducerRecord, TopicPartition, TopicReader,
+};
+use strom_integration_tests::{run_java_tool, shared_cluster, unique_topic, PrivateBroker};
 
 /// Node k has PLAINTEXT on PORT_BASE + 10 (k - 1): 22492, 22502, 22512.
 const PORT_BASE: u16 = 22492;
 
 fn cluster() -> &'static PrivateBroker {
-    static CLUSTER: OnceLock<PrivateBroker> = OnceLock::new();
-    CLUSTER.get_or_init(|| PrivateBroker::start_cluster(PORT_BASE, 3))
+    shared_cluster(PORT_BASE, 3)
 }
 
 /// Tests in this binary change the cluster (kill and start nodes): one at a time.
@@ -275,4 +276,129 @@ async fn below_min_insync_replicas_acks_all_waits_then_lands_or_names_the_error(
     );
     cluster().node("start", follower as u8);
     check_exact(&client, &topic, 2, 1).await;
+}
+
+/// The node a connection goes to: node k listens on PORT_BASE + 10 (k - 1).
+fn node_of(addr: &str) -> u8 {
+    let port: u16 = addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap();
+    ((port - PORT_BASE) / 10 + 1) as u8
+}
+
+/// A group id whose coordinator is not node 1 (scripts/kafka probes node 1), and that node.
+async fn group_off_node_1(admin: &Admin) -> (String, u8) {
+    for _ in 0..50 {
+        let group = unique_topic("failover-group");
+        let node = node_of(admin.coordinator(&group, 0).await.unwrap().addr());
+        if node != 1 {
+            return (group, node);
+        }
+    }
+    panic!("every group id tried is coordinated by node 1");
+}
+
+/// A consumer group member reads a topic being written at 3,000 records/s while the group
+/// coordinator's node is SIGKILLed: it keeps consuming, its commits resume on the new
+/// coordinator, and no record is skipped.
+async fn coordinator_killed_under_a_group(protocol: GroupProtocol) {
+    let _one = exclusive();
+    let admin = Admin::connect(config()).await.unwrap();
+    let client = Client::connect(config()).await.unwrap();
+    let topic = unique_topic("failover-consume");
+    admin.create_topics(&[NewTopic::new(&topic, 3)]).await.unwrap();
+    let (group, victim) = group_off_node_1(&admin).await;
+    eprintln!("{protocol:?}: group {group} coordinated by node {victim}");
+
+    let mut cfg = ConsumerConfig::from_client(config());
+    cfg.group_id = Some(group.clone());
+    cfg.group_protocol = protocol;
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    cfg.enable_auto_commit = false;
+    cfg.max_poll_records = 300;
+    let mut consumer = Consumer::new(cfg).await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+
+    const TOTAL: u64 = 24_000;
+    let producer = Producer::new(ProducerConfig::from_client(config())).await.unwrap();
+    let writer = {
+        let (producer, topic) = (producer.clone(), topic.clone());
+        tokio::spawn(async move {
+            paced_send(&producer, &topic, 3, TOTAL, 3_000, 9_000, || {
+                cluster().node("kill", victim)
+            })
+            .await
+        })
+    };
+
+    let mut seen: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    let (mut commits_ok, mut commits_failed, mut ok_after_kill) = (0u32, 0u32, 0u32);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    let mut received = 0u64;
+    while received < TOTAL {
+        assert!(
+            Instant::now() < deadline,
+            "{received} of {TOTAL} consumed in 120 s ({commits_ok} commits, {commits_failed} failed)"
+        );
+        let records = match consumer.poll(Duration::from_millis(500)).await {
+            Ok(r) => r,
+            Err(e) if e.is_retriable() => continue,
+            Err(e) => panic!("poll failed: {e}"),
+        };
+        for r in &records {
+            let v = std::str::from_utf8(r.value.as_ref().unwrap()).unwrap().parse().unwrap();
+            seen.entry(r.partition).or_default().push(v);
+        }
+        received += records.len() as u64;
+        if !records.is_empty() {
+            match consumer.commit_sync().await {
+                Ok(()) => {
+                    commits_ok += 1;
+                    if started.elapsed() > Duration::from_secs(4) {
+                        ok_after_kill += 1;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("commit failed (the coordinator moves): {e}");
+                    commits_failed += 1;
+                }
+            }
+        }
+    }
+    let results = writer.await.unwrap();
+    assert!(results.iter().all(|r| r.is_ok()), "a delivery failed");
+    eprintln!(
+        "{protocol:?}: consumed {received} in {:.1}s, {commits_ok} commits ({ok_after_kill} after the kill), \
+         {commits_failed} failed",
+        started.elapsed().as_secs_f64()
+    );
+    // Nothing skipped, in order, and nothing twice: the member never lost its partitions.
+    assert_eq!(
+        seen,
+        expected(TOTAL, 3),
+        "the member skipped, repeated or reordered records"
+    );
+    assert!(
+        ok_after_kill > 0,
+        "no commit succeeded after the coordinator was killed"
+    );
+    // The last commit is what the group holds, at the end of every partition.
+    let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(&topic, p)).collect();
+    let committed = consumer.committed(&tps).await.unwrap();
+    for tp in &tps {
+        assert_eq!(committed[tp].offset, (TOTAL / 3) as i64, "committed offset of {tp:?}");
+    }
+    consumer.close().await.unwrap();
+    producer.close().await.unwrap();
+    check_exact(&client, &topic, TOTAL, 3).await;
+    cluster().node("start", victim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn classic_group_survives_its_coordinator_being_killed() {
+    coordinator_killed_under_a_group(GroupProtocol::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kip848_group_survives_its_coordinator_being_killed() {
+    coordinator_killed_under_a_group(GroupProtocol::Consumer).await;
 }
