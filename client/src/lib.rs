@@ -9,6 +9,7 @@
 //! future never corrupts a connection.
 
 mod admin;
+mod admin_cluster;
 mod admin_txn;
 mod client;
 mod config;
@@ -26,6 +27,7 @@ pub use admin::{
     Admin, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, ListedOffset, NewTopic,
     OffsetSpec, PartitionOffsets, TopicDescription,
 };
+pub use admin_cluster::{ElectionType, PartitionReassignment};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};
 pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{parse_properties, ClientConfig, SecurityProtocol};

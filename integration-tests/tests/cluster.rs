@@ -461,3 +461,94 @@ async fn classic_group_and_producer_ride_a_rolling_restart() {
 async fn kip848_group_and_producer_ride_a_rolling_restart() {
     rolling_restart_under_a_group(GroupProtocol::Consumer).await;
 }
+
+/// Every partition moved to a new replica set while a producer writes (AlterPartitionReassignments),
+/// then the new preferred replicas elected (ElectLeaders): nothing lost, duplicated or
+/// reordered, and the leaders end where the reassignment put them.
+#[tokio::test(flavor = "multi_thread")]
+async fn reassignment_and_preferred_election_under_load() {
+    let _one = exclusive();
+    let admin = Admin::connect(config()).await.unwrap();
+    let client = Client::connect(config()).await.unwrap();
+    let topic = unique_topic("reassign");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 3).replication_factor(2)])
+        .await
+        .unwrap();
+    let before = admin.describe_topics(&[&topic]).await.unwrap()[0].partitions.clone();
+    // Each partition gets the node it lacked, first (preferred), and keeps one old replica.
+    let moves: Vec<(i32, Vec<i32>)> = before
+        .iter()
+        .map(|p| {
+            let missing = (1..=3).find(|n| !p.replicas.contains(n)).unwrap();
+            (p.partition, vec![missing, p.replicas[1]])
+        })
+        .collect();
+    eprintln!(
+        "replicas {:?} -> {moves:?}",
+        before.iter().map(|p| p.replicas.clone()).collect::<Vec<_>>()
+    );
+
+    let producer = Producer::new(ProducerConfig::from_client(config())).await.unwrap();
+    let writer = {
+        let (producer, topic) = (producer.clone(), topic.clone());
+        tokio::spawn(async move { paced_send(&producer, &topic, 3, 30_000, 3_000, u64::MAX, || {}).await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let request: Vec<(&str, i32, Option<Vec<i32>>)> = moves
+        .iter()
+        .map(|(p, r)| (topic.as_str(), *p, Some(r.clone())))
+        .collect();
+    admin.alter_partition_reassignments(&request).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ongoing = admin
+            .list_partition_reassignments(Some(&[(&topic, 0), (&topic, 1), (&topic, 2)]))
+            .await
+            .unwrap();
+        if ongoing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reassignments still running after 60 s: {ongoing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elected = admin
+        .elect_leaders(
+            strom_client::ElectionType::Preferred,
+            Some(&[(&topic, 0), (&topic, 1), (&topic, 2)]),
+        )
+        .await
+        .unwrap();
+    for (tp, result) in &elected {
+        if let Err(e) = result {
+            assert_eq!(
+                e.kafka_code(),
+                Some(strom_client::protocol::ErrorCode::ElectionNotNeeded),
+                "election of {tp:?} failed: {e}"
+            );
+        }
+    }
+    let results = writer.await.unwrap();
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} deliveries failed, first: {}",
+        failed.len(),
+        failed[0]
+    );
+    producer.close().await.unwrap();
+
+    let after = admin.describe_topics(&[&topic]).await.unwrap()[0].partitions.clone();
+    for (p, (partition, replicas)) in after.iter().zip(&moves) {
+        assert_eq!(p.partition, *partition);
+        assert_eq!(&p.replicas, replicas, "partition {partition} replicas");
+        assert_eq!(
+            p.leader, replicas[0],
+            "partition {partition}: the preferred replica does not lead"
+        );
+    }
+    check_exact(&client, &topic, 30_000, 3).await;
+}

@@ -74,6 +74,9 @@ api_requests! {
     ListTransactions: ListTransactionsRequest => ListTransactionsResponse,
     ConsumerGroupHeartbeat: ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse,
     ConsumerGroupDescribe: ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse,
+    ElectLeaders: ElectLeadersRequest => ElectLeadersResponse,
+    AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
+    ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
 }
 
 /// Default largest response frame accepted (`max.response.size`), 100 MiB.

@@ -364,6 +364,9 @@ response_targets! {
     response_list_transactions: ListTransactionsRequest,
     response_consumer_group_heartbeat: ConsumerGroupHeartbeatRequest,
     response_consumer_group_describe: ConsumerGroupDescribeRequest,
+    response_elect_leaders: ElectLeadersRequest,
+    response_alter_partition_reassignments: AlterPartitionReassignmentsRequest,
+    response_list_partition_reassignments: ListPartitionReassignmentsRequest,
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::ListTransactions, "ListTransactions", 0, 2),
     r(ApiKey::ConsumerGroupHeartbeat, "ConsumerGroupHeartbeat", 0, 1),
     r(ApiKey::ConsumerGroupDescribe, "ConsumerGroupDescribe", 0, 1),
+    r(ApiKey::ElectLeaders, "ElectLeaders", 0, 2),
+    r(ApiKey::AlterPartitionReassignments, "AlterPartitionReassignments", 0, 1),
+    r(ApiKey::ListPartitionReassignments, "ListPartitionReassignments", 0, 0),
 ];
 
 /// Strom's range for `api`, if it sends that API at all.

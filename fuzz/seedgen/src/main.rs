@@ -363,6 +363,9 @@ fn main() -> Result<()> {
         "response_list_transactions": ListTransactionsRequest,
         "response_consumer_group_heartbeat": ConsumerGroupHeartbeatRequest,
         "response_consumer_group_describe": ConsumerGroupDescribeRequest,
+        "response_elect_leaders": ElectLeadersRequest,
+        "response_alter_partition_reassignments": AlterPartitionReassignmentsRequest,
+        "response_list_partition_reassignments": ListPartitionReassignmentsRequest,
     );
     println!("wrote {} seed files under {}", out.written, out.dir.display());
     Ok(())
