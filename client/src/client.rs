@@ -144,9 +144,11 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A duration to the millisecond, for messages (`18.503s`, not `18.503127861s`).
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// A duration to the nearest tenth of a second, for messages (`18.5s`, not
+/// `18.503127861s`; a call that ended on its 1 s budget says `1s`).
+fn round_tenths(d: Duration) -> Duration {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(ms.saturating_add(50) / 100 * 100)
 }
 
 fn jitter(d: Duration) -> Duration {
@@ -297,7 +299,7 @@ impl Client {
                         "connecting to the bootstrap servers (default.api.timeout.ms {:?}, {round} round(s)): {summary}",
                         cfg.default_api_timeout
                     ),
-                    round_ms(started.elapsed()),
+                    round_tenths(started.elapsed()),
                 ));
             }
             // The last round runs at the deadline rather than giving up a backoff early.
@@ -598,7 +600,7 @@ impl Client {
                 Err(e) if attempts > 1 => {
                     return Err(e.with_context(format!(
                         "{what}: gave up after {attempts} attempts in {:?} (default.api.timeout.ms {:?})",
-                        round_ms(started.elapsed()),
+                        round_tenths(started.elapsed()),
                         cfg.default_api_timeout
                     )))
                 }

@@ -23,8 +23,8 @@ mod security;
 mod transport;
 
 pub use admin::{
-    Admin, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, ListedOffset, NewTopic,
-    OffsetSpec, PartitionOffsets, TopicDescription,
+    Admin, ConfigEntry, ConfigResource, ConsumerGroupDescription, ConsumerGroupMember, GroupDescription, GroupListing,
+    GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
 };
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};
 pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};

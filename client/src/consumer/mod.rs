@@ -743,7 +743,9 @@ impl Consumer {
     /// Cancellation-safe: records taken from the fetch buffer stay in the consumer until a
     /// `poll` returns them, so dropping this future loses none and moves no position.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
-        self.fill_undelivered(timeout).await?;
+        // Boxed: keeps the future of a caller's poll loop shallow (the compiler's layout
+        // depth limit); one allocation per poll.
+        Box::pin(self.fill_undelivered(timeout)).await?;
         Ok(self.take_undelivered(self.config.max_poll_records))
     }
 
