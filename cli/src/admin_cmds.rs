@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::Subcommand;
-use strom_client::protocol::messages::{ApiKey, ConsumerGroupDescribeRequest, GroupId};
-use strom_client::protocol::ErrorCode;
-use strom_client::{Admin, ClientConfig, ConfigResource, NewTopic, OffsetSpec};
+use strom_client::{Admin, ClientConfig, ConfigResource, ConsumerGroupMember, GroupType, NewTopic, OffsetSpec};
 
 /// `strom topics ...`
 #[derive(Debug, Subcommand)]
@@ -149,125 +147,31 @@ pub(crate) async fn offsets(config: ClientConfig, topic: &str) -> Result<(), Str
 struct Described {
     /// The header line after `group G`.
     header: String,
-    members: Vec<Member>,
+    members: Vec<ConsumerGroupMember>,
 }
 
-#[derive(Debug)]
-struct Member {
-    member_id: String,
-    instance_id: Option<String>,
-    client_id: String,
-    host: String,
-    /// KIP-848 member epoch.
-    epoch: Option<i32>,
-    assignment: BTreeMap<String, Vec<i32>>,
-    /// KIP-848: where the member is heading, when not there yet.
-    target: Option<BTreeMap<String, Vec<i32>>>,
-}
-
-/// DescribeGroups first (classic groups); a group the classic API does not know
-/// (GROUP_ID_NOT_FOUND: "is not a classic group") is asked with ConsumerGroupDescribe.
+/// [`Admin::describe_consumer_group`]: classic groups by DescribeGroups, KIP-848 groups by
+/// ConsumerGroupDescribe.
 async fn describe(admin: &Admin, group: &str) -> Result<Described, String> {
-    match admin.describe_group(group).await {
-        Ok(d) => Ok(Described {
-            header: format!(
-                "type classic state {} protocol-type {} assignor {}",
-                or_dash(&d.state),
-                or_dash(&d.protocol_type),
-                or_dash(&d.protocol)
-            ),
-            members: d
-                .members
-                .into_iter()
-                .map(|m| Member {
-                    member_id: m.member_id,
-                    instance_id: m.group_instance_id,
-                    client_id: m.client_id,
-                    host: m.client_host,
-                    epoch: None,
-                    assignment: m.assignment,
-                    target: None,
-                })
-                .collect(),
-        }),
-        Err(err) if err.kafka_code() == Some(ErrorCode::GroupIdNotFound) => {
-            match consumer_group_describe(admin, group).await {
-                Ok(Some(d)) => Ok(d),
-                // Neither API knows it (or the broker has no KIP-848): the classic answer.
-                Ok(None) => Err(err.to_string()),
-                Err(e2) if e2.kafka_code() == Some(ErrorCode::GroupIdNotFound) => Err(err.to_string()),
-                Err(e2) => Err(e2.to_string()),
-            }
-        }
-        Err(err) => Err(err.to_string()),
-    }
-}
-
-/// ConsumerGroupDescribe (API 69, KIP-848) to the group's coordinator; `None` when the
-/// broker does not have it. Belongs in `Admin` (`describe_consumer_group`).
-async fn consumer_group_describe(admin: &Admin, group: &str) -> strom_client::Result<Option<Described>> {
-    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(group.to_owned().into())]);
-    let resp = admin
-        .client()
-        .with_retries("ConsumerGroupDescribe", || async {
-            let conn = admin.coordinator(group, 0).await?;
-            if conn.versions().broker_range(ApiKey::ConsumerGroupDescribe).is_none() {
-                return Ok(None);
-            }
-            let resp = conn.send(&req).await?;
-            let Some(g) = resp.groups.into_iter().next() else {
-                return Err(strom_client::Error::other(format!(
-                    "ConsumerGroupDescribe returned nothing for group {group}"
-                )));
-            };
-            let code = ErrorCode::from(g.error_code);
-            if !code.is_ok() {
-                let msg = g.error_message.as_deref().filter(|m| !m.is_empty()).unwrap_or("");
-                let ctx = if msg.is_empty() {
-                    format!("group {group}")
-                } else {
-                    format!("group {group}: {msg}")
-                };
-                return Err(strom_client::Error::kafka(code).with_context(ctx));
-            }
-            Ok(Some(g))
-        })
-        .await?;
-    let Some(g) = resp else { return Ok(None) };
-    let parts = |a: &strom_client::protocol::messages::consumer_group_describe_response::Assignment| {
-        let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for t in &a.topic_partitions {
-            let mut ps = t.partitions.clone();
-            ps.sort_unstable();
-            out.entry(t.topic_name.0.to_string()).or_default().extend(ps);
-        }
-        out
-    };
-    Ok(Some(Described {
-        header: format!(
-            "type consumer state {} epoch {} assignor {}",
-            or_dash(&g.group_state),
-            g.group_epoch,
-            or_dash(&g.assignor_name)
+    let d = admin.describe_consumer_group(group).await.map_err(e)?;
+    let header = match d.group_type {
+        GroupType::Classic => format!(
+            "type classic state {} protocol-type {} assignor {}",
+            or_dash(&d.state),
+            or_dash(&d.protocol_type),
+            or_dash(&d.assignor)
         ),
-        members: g
-            .members
-            .iter()
-            .map(|m| {
-                let assignment = parts(&m.assignment);
-                let target = parts(&m.target_assignment);
-                Member {
-                    member_id: m.member_id.to_string(),
-                    instance_id: m.instance_id.as_ref().map(|i| i.to_string()),
-                    client_id: m.client_id.to_string(),
-                    host: m.client_host.to_string(),
-                    epoch: Some(m.member_epoch),
-                    target: (target != assignment).then_some(target),
-                    assignment,
-                }
-            })
-            .collect(),
-    }))
+        _ => format!(
+            "type consumer state {} epoch {} assignor {}",
+            or_dash(&d.state),
+            d.group_epoch.unwrap_or(-1),
+            or_dash(&d.assignor)
+        ),
+    };
+    Ok(Described {
+        header,
+        members: d.members,
+    })
 }
 
 fn or_dash(s: &str) -> &str {
@@ -305,10 +209,10 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
                 out.push_str(&format!(
                     "  member {} instance {} client {} host {}{}\n",
                     m.member_id,
-                    m.instance_id.as_deref().unwrap_or("-"),
+                    m.group_instance_id.as_deref().unwrap_or("-"),
                     or_dash(&m.client_id),
-                    or_dash(&m.host),
-                    m.epoch.map(|ep| format!(" epoch {ep}")).unwrap_or_default()
+                    or_dash(&m.client_host),
+                    m.member_epoch.map(|ep| format!(" epoch {ep}")).unwrap_or_default()
                 ));
                 for (t, ps) in &m.assignment {
                     out.push_str(&format!("    assigned {t} {}\n", partition_list(ps)));
@@ -316,7 +220,7 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
                         owner.insert((t.clone(), *p), &m.member_id);
                     }
                 }
-                for (t, ps) in m.target.iter().flatten() {
+                for (t, ps) in m.target_assignment.iter().flatten() {
                     out.push_str(&format!("    target {t} {}\n", partition_list(ps)));
                 }
             }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use strom_protocol::message_traits::StrBytes;
+use strom_protocol::messages::consumer_group_describe_response;
 use strom_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use strom_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use strom_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -17,10 +18,10 @@ use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use strom_protocol::messages::{
-    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    TopicName,
+    ApiKey, BrokerId, ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
+    GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest,
+    OffsetFetchRequest, TopicName,
 };
 use strom_protocol::ErrorCode;
 
@@ -210,7 +211,10 @@ pub struct GroupMember {
     pub assignment: BTreeMap<String, Vec<i32>>,
 }
 
-/// A described group with its committed offsets.
+/// A classic group as DescribeGroups reports it: state, protocol and members with their
+/// assignments. Committed offsets are not part of it ([`Admin::group_offsets`] has them),
+/// and KIP-848 (`group.protocol=consumer`) groups are described by
+/// [`Admin::describe_consumer_group`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     /// Group id.
@@ -223,6 +227,59 @@ pub struct GroupDescription {
     pub protocol: String,
     /// Members.
     pub members: Vec<GroupMember>,
+}
+
+/// Which group protocol a consumer group runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GroupType {
+    /// The classic protocol (JoinGroup/SyncGroup, client-side assignment).
+    Classic,
+    /// The consumer protocol of KIP-848 (ConsumerGroupHeartbeat, server-side assignment).
+    Consumer,
+}
+
+/// A consumer group of either protocol ([`Admin::describe_consumer_group`]): state,
+/// assignor and members with their assignments. Committed offsets are not part of it
+/// ([`Admin::group_offsets`] has them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// The protocol the group runs.
+    pub group_type: GroupType,
+    /// Classic groups: the protocol type members joined with (`consumer` for consumers;
+    /// empty while the group has no members). Consumer groups: `consumer`.
+    pub protocol_type: String,
+    /// State (`Stable`, `Empty`, `PreparingRebalance`, `Assigning`, `Reconciling`, ...).
+    pub state: String,
+    /// Assignor: the client-side one of a classic group (`range`, `cooperative-sticky`),
+    /// the broker's of a consumer group (`uniform`, `range`); empty when none yet.
+    pub assignor: String,
+    /// Group epoch (consumer groups only).
+    pub group_epoch: Option<i32>,
+    /// Members.
+    pub members: Vec<ConsumerGroupMember>,
+}
+
+/// A member of a consumer group ([`ConsumerGroupDescription`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static member id, when set.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Member epoch (consumer groups only).
+    pub member_epoch: Option<i32>,
+    /// Partitions the member owns now, topic → partitions (sorted).
+    pub assignment: BTreeMap<String, Vec<i32>>,
+    /// Consumer groups: the partitions the broker is moving the member to, when they differ
+    /// from `assignment` (a rebalance in progress).
+    pub target_assignment: Option<BTreeMap<String, Vec<i32>>>,
 }
 
 /// Reads a `ConsumerProtocolAssignment` (version, [topic, [partition]], user data),
@@ -690,7 +747,9 @@ impl Admin {
         Ok(out)
     }
 
-    /// Describes a group: state, members and their assignments.
+    /// Describes a classic group: state, members and their assignments. A KIP-848 consumer
+    /// group is GROUP_ID_NOT_FOUND here ("not a classic group"):
+    /// [`Admin::describe_consumer_group`] describes groups of both protocols.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
         let resp = self
@@ -722,6 +781,99 @@ impl Admin {
                 })
                 .collect(),
         })
+    }
+
+    /// Describes a consumer group of either protocol: ConsumerGroupDescribe (KIP-848) first,
+    /// and DescribeGroups when the broker has no such API or the group is not a consumer
+    /// group (GROUP_ID_NOT_FOUND), as Java's `Admin.describeConsumerGroups`
+    /// (`DescribeConsumerGroupsHandler`, KIP-1043). A group neither API knows is reported as
+    /// the classic API does (GROUP_ID_NOT_FOUND, or state `Dead` from older brokers).
+    pub async fn describe_consumer_group(&self, group: &str) -> Result<ConsumerGroupDescription> {
+        match self.consumer_group_describe(group).await {
+            Ok(Some(d)) => return Ok(d),
+            Ok(None) => {}
+            Err(e) if e.kafka_code() == Some(ErrorCode::GroupIdNotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let d = self.describe_group(group).await?;
+        Ok(ConsumerGroupDescription {
+            group_id: d.group_id,
+            group_type: GroupType::Classic,
+            protocol_type: d.protocol_type,
+            state: d.state,
+            assignor: d.protocol,
+            group_epoch: None,
+            members: d
+                .members
+                .into_iter()
+                .map(|m| ConsumerGroupMember {
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    member_epoch: None,
+                    assignment: m.assignment,
+                    target_assignment: None,
+                })
+                .collect(),
+        })
+    }
+
+    /// ConsumerGroupDescribe (API 69) at the group's coordinator; `None` when the broker
+    /// does not have the API.
+    async fn consumer_group_describe(&self, group: &str) -> Result<Option<ConsumerGroupDescription>> {
+        fn parts(a: &consumer_group_describe_response::Assignment) -> BTreeMap<String, Vec<i32>> {
+            let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for t in &a.topic_partitions {
+                out.entry(t.topic_name.0.to_string()).or_default().extend(&t.partitions);
+            }
+            for ps in out.values_mut() {
+                ps.sort_unstable();
+            }
+            out
+        }
+        let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+        let g =
+            self.client
+                .with_retries("ConsumerGroupDescribe", || async {
+                    let conn = self.coordinator(group, 0).await?;
+                    if conn.versions().broker_range(ApiKey::ConsumerGroupDescribe).is_none() {
+                        return Ok(None);
+                    }
+                    let resp = conn.send(&req).await?;
+                    let g = resp.groups.into_iter().next().ok_or_else(|| {
+                        Error::other(format!("ConsumerGroupDescribe returned nothing for group {group}"))
+                    })?;
+                    check(g.error_code, g.error_message.as_ref(), || format!("group {group}"))?;
+                    Ok(Some(g))
+                })
+                .await?;
+        let Some(g) = g else { return Ok(None) };
+        Ok(Some(ConsumerGroupDescription {
+            group_id: g.group_id.0.to_string(),
+            group_type: GroupType::Consumer,
+            protocol_type: "consumer".to_owned(),
+            state: g.group_state.to_string(),
+            assignor: g.assignor_name.to_string(),
+            group_epoch: Some(g.group_epoch),
+            members: g
+                .members
+                .iter()
+                .map(|m| {
+                    let assignment = parts(&m.assignment);
+                    let target = parts(&m.target_assignment);
+                    ConsumerGroupMember {
+                        member_id: m.member_id.to_string(),
+                        group_instance_id: m.instance_id.as_ref().map(ToString::to_string),
+                        client_id: m.client_id.to_string(),
+                        client_host: m.client_host.to_string(),
+                        member_epoch: Some(m.member_epoch),
+                        target_assignment: (target != assignment).then_some(target),
+                        assignment,
+                    }
+                })
+                .collect(),
+        }))
     }
 
     /// Committed offsets of a group: (topic, partition) → offset.

@@ -17,7 +17,7 @@ use tracing::{debug, info};
 
 use crate::config::ClientConfig;
 use crate::connection::{Connection, ConnectionConfig, ConnectionMetrics};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// A broker as metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +144,13 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// A duration to the nearest tenth of a second, for messages (`18.5s`, not
+/// `18.503127861s`; a call that ended on its 1 s budget says `1s`).
+fn round_tenths(d: Duration) -> Duration {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(ms.saturating_add(50) / 100 * 100)
+}
+
 fn jitter(d: Duration) -> Duration {
     // ±20 %, from the clock's low bits: no RNG dependency needed for spreading reconnects.
     let nanos = std::time::SystemTime::now()
@@ -194,8 +201,15 @@ impl Client {
         }
     }
 
-    /// A connection to any broker: a known live one, else a bootstrap server.
+    /// A connection to any broker: a known live one, else a bootstrap server (trying them
+    /// until `default.api.timeout.ms`).
     pub async fn any_broker(&self) -> Result<Connection> {
+        self.any_broker_until(Instant::now() + self.inner.config.default_api_timeout)
+            .await
+    }
+
+    /// [`Client::any_broker`], trying bootstrap servers until `deadline`.
+    async fn any_broker_until(&self, deadline: Instant) -> Result<Connection> {
         let md = self.metadata();
         for &id in md.brokers.keys() {
             if let Some(c) = self.live_connection(id) {
@@ -208,7 +222,7 @@ impl Client {
                 Err(e) => debug!(node = id, error = %e, "broker unreachable, trying another"),
             }
         }
-        self.bootstrap_connection().await
+        self.bootstrap_connection(deadline).await
     }
 
     fn live_connection(&self, node_id: i32) -> Option<Connection> {
@@ -217,39 +231,79 @@ impl Client {
         slot.conn.as_ref().filter(|c| !c.is_closed()).cloned()
     }
 
-    async fn bootstrap_connection(&self) -> Result<Connection> {
+    async fn bootstrap_connection(&self, deadline: Instant) -> Result<Connection> {
         let mut guard = self.inner.bootstrap.lock().await;
         if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         let cfg = &self.inner.config;
-        let deadline = Instant::now() + cfg.default_api_timeout;
+        let started = Instant::now();
         let mut backoff = cfg.reconnect_backoff;
-        let mut errors = Vec::new();
+        // Per bootstrap address: attempts made and the last error, for an error that says
+        // what was tried.
+        let mut tried: Vec<(&str, u32, Option<Error>)> =
+            cfg.bootstrap_servers.iter().map(|a| (a.as_str(), 0, None)).collect();
+        let mut round = 0u32;
         loop {
-            for addr in &cfg.bootstrap_servers {
-                match Connection::connect(addr, self.inner.conn_config.clone()).await {
-                    Ok(c) => {
+            round += 1;
+            for (addr, attempts, last) in &mut tried {
+                // Each attempt is bounded by what is left of the budget, so the whole call
+                // ends at default.api.timeout.ms, not one connect timeout after it.
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                *attempts += 1;
+                match tokio::time::timeout(left, Connection::connect(addr, self.inner.conn_config.clone())).await {
+                    Ok(Ok(c)) => {
                         *guard = Some(c.clone());
                         return Ok(c);
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         debug!(%addr, error = %e, "bootstrap server unreachable");
-                        errors.push(format!("{addr}: {e}"));
                         if e.is_fatal() {
                             return Err(e);
                         }
+                        *last = Some(e);
+                    }
+                    Err(_) => {
+                        debug!(%addr, "bootstrap connection attempt cut at default.api.timeout.ms");
+                        *last = Some(Error::timeout(format!("connecting to {addr}"), left));
                     }
                 }
             }
-            if Instant::now() + backoff >= deadline {
-                errors.dedup();
+            // Java fails at once when no bootstrap address resolves ("No resolvable bootstrap
+            // urls given in bootstrap.servers", ClientUtils): waiting cannot fix a typo.
+            if round == 1 && tried.iter().all(|(_, _, e)| e.as_ref().is_some_and(Error::is_dns)) {
+                let detail = tried
+                    .iter()
+                    .filter_map(|(_, _, e)| e.as_ref().map(ToString::to_string))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(Error::new(Kind::NoResolvableBootstrap { detail }));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let summary = tried
+                    .iter()
+                    .map(|(addr, attempts, last)| {
+                        let last = last
+                            .as_ref()
+                            .map_or_else(|| "not tried".to_owned(), ToString::to_string);
+                        format!("{addr}: {attempts} attempt(s), last: {last}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 return Err(Error::timeout(
-                    format!("connecting to bootstrap servers ({})", errors.join("; ")),
-                    cfg.default_api_timeout,
+                    format!(
+                        "connecting to the bootstrap servers (default.api.timeout.ms {:?}, {round} round(s)): {summary}",
+                        cfg.default_api_timeout
+                    ),
+                    round_tenths(started.elapsed()),
                 ));
             }
-            tokio::time::sleep(jitter(backoff)).await;
+            // The last round runs at the deadline rather than giving up a backoff early.
+            tokio::time::sleep(jitter(backoff).min(left)).await;
             backoff = (backoff * 2).min(cfg.reconnect_backoff_max);
         }
     }
@@ -356,8 +410,12 @@ impl Client {
                     })
                     .collect()
             }));
+        // One budget for the whole call: a bootstrap that takes all of it is not retried.
+        let deadline = Instant::now() + self.inner.config.default_api_timeout;
         let resp = self
-            .with_retries("Metadata", || async { self.any_broker().await?.send(&req).await })
+            .with_retries("Metadata", || async {
+                self.any_broker_until(deadline).await?.send(&req).await
+            })
             .await?;
         Ok(self.merge_metadata(resp, topics.is_none()))
     }
@@ -528,13 +586,23 @@ impl Client {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let cfg = &self.inner.config;
-        let deadline = Instant::now() + cfg.default_api_timeout;
+        let started = Instant::now();
+        let deadline = started + cfg.default_api_timeout;
+        let mut attempts = 0u32;
         loop {
+            attempts += 1;
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retriable() && Instant::now() + cfg.retry_backoff < deadline => {
                     debug!(what, error = %e, "retrying");
                     tokio::time::sleep(cfg.retry_backoff).await;
+                }
+                Err(e) if attempts > 1 => {
+                    return Err(e.with_context(format!(
+                        "{what}: gave up after {attempts} attempts in {:?} (default.api.timeout.ms {:?})",
+                        round_tenths(started.elapsed()),
+                        cfg.default_api_timeout
+                    )))
                 }
                 Err(e) => return Err(e),
             }

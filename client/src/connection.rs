@@ -169,6 +169,10 @@ impl Connection {
                 addr: addr.to_owned(),
                 counters: counters.clone(),
                 epoch: Instant::now(),
+                sasl: config
+                    .security
+                    .as_deref()
+                    .is_some_and(crate::security::Security::has_sasl),
             };
             tokio::spawn(
                 writer(write, rx, inflight_tx, io.clone(), config.idle_timeout).instrument(tracing::Span::current()),
@@ -382,7 +386,31 @@ struct Io {
     addr: String,
     counters: Arc<Counters>,
     epoch: Instant,
+    /// SASL is configured (else a broker closing right after ApiVersions hints at a SASL
+    /// listener).
+    sasl: bool,
 }
+
+/// The first bytes of a TLS record: handshake (0x16) or alert (0x15), then major version 3.
+/// A TLS listener answers a client that does not speak TLS with one; a Kafka frame cannot
+/// start so (its size would be over 350 MB, above any frame limit).
+pub(crate) fn looks_like_tls(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x15 | 0x16, 0x03, ..])
+}
+
+/// The fatal error for a TLS listener met without TLS.
+pub(crate) fn tls_listener_error(addr: &str, sasl: bool) -> Error {
+    let set = if sasl { "SASL_SSL" } else { "SSL (or SASL_SSL)" };
+    Error::new(Kind::SecurityMismatch {
+        addr: addr.to_owned(),
+        hint: format!("this is a TLS listener (it answered with a TLS record); set security.protocol={set}"),
+    })
+}
+
+/// What a broker closing the connection right after ApiVersions most likely means.
+const SASL_LISTENER_HINT: &str = "the broker closed the connection after ApiVersions, as a SASL listener does \
+     to a client that does not authenticate: if this is a SASL listener, set security.protocol=SASL_PLAINTEXT \
+     (or SASL_SSL) and sasl.mechanism (with sasl.jaas.config or sasl.username/sasl.password)";
 
 async fn writer(
     mut write: BoxWrite,
@@ -434,6 +462,8 @@ async fn reader(mut read: BoxRead, mut inflight: mpsc::UnboundedReceiver<(i32, R
     let mut closed_rx = io.closed.subscribe();
     let c = &io.counters;
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    // An error every outstanding request gets instead of "closed" (a wrong security.protocol).
+    let mut fatal: Option<Error> = None;
     let reason = 'conn: loop {
         loop {
             match frame::split_frame(&mut buf, max) {
@@ -457,12 +487,24 @@ async fn reader(mut read: BoxRead, mut inflight: mpsc::UnboundedReceiver<(i32, R
                     let _ = reply.send(Ok(frame));
                 }
                 Ok(None) => break,
-                Err(e) => break 'conn format!("bad frame: {e}"),
+                Err(e) => {
+                    if looks_like_tls(&buf) {
+                        let err = tls_listener_error(&io.addr, io.sasl);
+                        let reason = err.to_string();
+                        fatal = Some(err);
+                        break 'conn reason;
+                    }
+                    break 'conn format!("bad frame: {e}");
+                }
             }
         }
         buf.reserve(frame::frame_bytes_missing(&buf).max(64 * 1024));
         tokio::select! {
             r = read.read_buf(&mut buf) => match r {
+                // Only ApiVersions answered: what a SASL listener does to a client without SASL.
+                Ok(0) if buf.is_empty() && !io.sasl && c.responses.load(Ordering::Relaxed) <= 1 => {
+                    break 'conn SASL_LISTENER_HINT.to_owned()
+                }
                 Ok(0) if buf.is_empty() => break 'conn "the broker closed the connection".to_owned(),
                 Ok(0) => break 'conn format!("the broker closed the connection inside a frame ({} bytes of it read)", buf.len()),
                 Ok(n) => { c.bytes_in.fetch_add(n as u64, Ordering::Relaxed); }
@@ -477,9 +519,13 @@ async fn reader(mut read: BoxRead, mut inflight: mpsc::UnboundedReceiver<(i32, R
     inflight.close();
     while let Ok((_, reply)) = inflight.try_recv() {
         c.inflight.fetch_sub(1, Ordering::Relaxed);
-        let _ = reply.send(Err(Error::new(Kind::Closed {
-            addr: io.addr.clone(),
-            reason: Some(reason.clone()),
-        })));
+        let err = match &fatal {
+            Some(e) => e.clone(),
+            None => Error::new(Kind::Closed {
+                addr: io.addr.clone(),
+                reason: Some(reason.clone()),
+            }),
+        };
+        let _ = reply.send(Err(err));
     }
 }

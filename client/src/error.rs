@@ -20,6 +20,15 @@ pub struct Error {
 pub(crate) enum Kind {
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: String, source: std::io::Error },
+    /// The host of `addr` did not resolve (DNS).
+    #[error("cannot resolve the host of {addr}: {source}")]
+    Resolve { addr: String, source: std::io::Error },
+    /// Not one bootstrap server resolved: fatal, as Java's "No resolvable bootstrap urls".
+    #[error("no bootstrap server resolves (check bootstrap.servers): {detail}")]
+    NoResolvableBootstrap { detail: String },
+    /// The listener speaks another security protocol than `security.protocol` says.
+    #[error("{addr}: {hint}")]
+    SecurityMismatch { addr: String, hint: String },
     #[error("timed out after {after:?} {what}")]
     Timeout { what: String, after: Duration },
     #[error("I/O error on the connection to {addr}: {source}")]
@@ -50,6 +59,15 @@ impl Clone for Kind {
             Kind::Connect { addr, source } => Kind::Connect {
                 addr: addr.clone(),
                 source: clone_io(source),
+            },
+            Kind::Resolve { addr, source } => Kind::Resolve {
+                addr: addr.clone(),
+                source: clone_io(source),
+            },
+            Kind::NoResolvableBootstrap { detail } => Kind::NoResolvableBootstrap { detail: detail.clone() },
+            Kind::SecurityMismatch { addr, hint } => Kind::SecurityMismatch {
+                addr: addr.clone(),
+                hint: hint.clone(),
             },
             Kind::Timeout { what, after } => Kind::Timeout {
                 what: what.clone(),
@@ -120,7 +138,11 @@ impl Error {
     /// Trying again (after a backoff, possibly on a new connection) may succeed.
     pub fn is_retriable(&self) -> bool {
         match &self.kind {
-            Kind::Connect { .. } | Kind::Timeout { .. } | Kind::Io { .. } | Kind::Closed { .. } => true,
+            Kind::Connect { .. }
+            | Kind::Resolve { .. }
+            | Kind::Timeout { .. }
+            | Kind::Io { .. }
+            | Kind::Closed { .. } => true,
             Kind::Kafka(code) => code.is_retriable(),
             _ => false,
         }
@@ -138,7 +160,11 @@ impl Error {
     /// failure, no common protocol version, a fenced producer, a corrupt stream.
     pub fn is_fatal(&self) -> bool {
         match &self.kind {
-            Kind::Config(_) | Kind::Version(_) | Kind::Wire(_) => true,
+            Kind::Config(_)
+            | Kind::Version(_)
+            | Kind::Wire(_)
+            | Kind::NoResolvableBootstrap { .. }
+            | Kind::SecurityMismatch { .. } => true,
             Kind::Kafka(code) => matches!(
                 code,
                 ErrorCode::ProducerFenced
@@ -156,7 +182,34 @@ impl Error {
 
     /// The connection this error came from is no longer usable.
     pub fn is_connection_error(&self) -> bool {
-        matches!(self.kind, Kind::Connect { .. } | Kind::Io { .. } | Kind::Closed { .. })
+        matches!(
+            self.kind,
+            Kind::Connect { .. }
+                | Kind::Resolve { .. }
+                | Kind::Io { .. }
+                | Kind::Closed { .. }
+                | Kind::SecurityMismatch { .. }
+        )
+    }
+
+    /// A host name did not resolve (DNS); fatal when no bootstrap server resolves.
+    pub fn is_dns(&self) -> bool {
+        matches!(self.kind, Kind::Resolve { .. } | Kind::NoResolvableBootstrap { .. })
+    }
+
+    /// The broker's listener speaks another protocol than `security.protocol` (a TLS
+    /// listener answering a plaintext client, a client without SASL on a SASL listener).
+    /// Fatal: the configuration must change.
+    pub fn is_security_mismatch(&self) -> bool {
+        matches!(self.kind, Kind::SecurityMismatch { .. })
+    }
+
+    /// A timeout's duration (how long was actually waited), when this is one.
+    pub fn timeout_after(&self) -> Option<Duration> {
+        match self.kind {
+            Kind::Timeout { after, .. } => Some(after),
+            _ => None,
+        }
     }
 }
 

@@ -24,8 +24,8 @@ mod security;
 mod transport;
 
 pub use admin::{
-    Admin, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, ListedOffset, NewTopic,
-    OffsetSpec, PartitionOffsets, TopicDescription,
+    Admin, ConfigEntry, ConfigResource, ConsumerGroupDescription, ConsumerGroupMember, GroupDescription, GroupListing,
+    GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
 };
 pub use admin_cluster::{ElectionType, PartitionReassignment};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};

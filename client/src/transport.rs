@@ -21,7 +21,28 @@ pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 /// Connects to `addr` within `socket.connection.setup.timeout.ms`, then secures and
 /// authenticates the stream as `config.security` says.
 pub(crate) async fn open(addr: &str, config: &ConnectionConfig) -> Result<(BoxRead, BoxWrite)> {
-    let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+    // Resolved apart from connecting, so a name that does not resolve is told apart from a
+    // host that does not answer (the bootstrap fails at once when no server resolves).
+    let resolve = async {
+        let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
+        if found.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the name resolved to no address",
+            ));
+        }
+        Ok(found)
+    };
+    let resolved = tokio::time::timeout(config.connect_timeout, resolve)
+        .await
+        .map_err(|_| Error::timeout(format!("resolving {addr}"), config.connect_timeout))?
+        .map_err(|source| {
+            Error::new(Kind::Resolve {
+                addr: addr.to_owned(),
+                source,
+            })
+        })?;
+    let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(&resolved[..]))
         .await
         .map_err(|_| Error::timeout(format!("connecting to {addr}"), config.connect_timeout))?
         .map_err(|source| {

@@ -128,3 +128,63 @@ async fn groups_offsets_and_lag() {
     assert!(err.to_string().contains(&group));
     admin.delete_topics(&[&topic]).await.unwrap();
 }
+
+/// Issue #12 item 9: `describe_consumer_group` describes groups of both protocols (a KIP-848
+/// group is "not a classic group" to DescribeGroups): type, state, assignor, members and
+/// their assignments.
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_consumer_group_covers_classic_and_kip848_groups() {
+    use std::time::{Duration, Instant};
+    use strom_client::{Consumer, ConsumerConfig, GroupProtocol, GroupType};
+
+    let admin = admin().await;
+    let topic = unique_topic("describe-cg");
+    admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap();
+    for (protocol, want_type) in [
+        (GroupProtocol::Consumer, GroupType::Consumer),
+        (GroupProtocol::Classic, GroupType::Classic),
+    ] {
+        let group = unique_topic("describe-cg-g");
+        let mut cfg = ConsumerConfig::new(&broker().bootstrap);
+        cfg.group_id = Some(group.clone());
+        cfg.group_protocol = protocol;
+        cfg.client.client_id = "describe-me".into();
+        let mut c = Consumer::new(cfg).await.unwrap();
+        c.subscribe(&[&topic]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() < 2 {
+            assert!(Instant::now() < deadline, "{protocol:?}: no assignment");
+            c.poll(Duration::from_millis(200)).await.unwrap();
+        }
+        // The broker's view catches up with the member's (KIP-848 reconciles by heartbeat).
+        let d = loop {
+            let d = admin.describe_consumer_group(&group).await.unwrap();
+            let owned: usize = d.members.iter().flat_map(|m| m.assignment.values()).map(Vec::len).sum();
+            if d.state == "Stable" && owned == 2 {
+                break d;
+            }
+            assert!(Instant::now() < deadline, "{protocol:?}: {d:?}");
+            c.poll(Duration::from_millis(200)).await.unwrap();
+        };
+        assert_eq!(d.group_id, group);
+        assert_eq!(d.group_type, want_type, "{d:?}");
+        assert!(!d.assignor.is_empty(), "{d:?}");
+        assert_eq!(d.members.len(), 1, "{d:?}");
+        let m = &d.members[0];
+        assert_eq!(m.client_id, "describe-me");
+        assert_eq!(m.assignment.get(&topic), Some(&vec![0, 1]), "{d:?}");
+        match want_type {
+            GroupType::Consumer => {
+                assert!(
+                    d.group_epoch.is_some_and(|e| e > 0) && m.member_epoch.is_some(),
+                    "{d:?}"
+                );
+                // describe_group (classic API) refuses it, pointing at the new call.
+                let e = admin.describe_group(&group).await.unwrap_err();
+                assert_eq!(e.kafka_code(), Some(ErrorCode::GroupIdNotFound), "{e}");
+            }
+            _ => assert_eq!(d.protocol_type, "consumer", "{d:?}"),
+        }
+        c.close().await.unwrap();
+    }
+}

@@ -696,3 +696,40 @@ async fn strom_and_java_consumers_share_a_classic_group() {
     let all: BTreeSet<u64> = mine.union(&theirs).copied().collect();
     assert_eq!(all, (0..400).collect::<BTreeSet<u64>>(), "records missing");
 }
+
+/// Issue #12 item 17: a standalone commit (group.id with assign(), no membership) to a group
+/// with live members is refused (UNKNOWN_MEMBER_ID); the error says so rather than "the group
+/// rebalanced".
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_commit_to_a_group_with_members_says_why() {
+    init_test_logging();
+    let topic = unique_topic("standalone-commit");
+    create(&topic, 1).await;
+    produce(&topic, 0, 10).await;
+    for protocol in [GroupProtocol::Classic, GroupProtocol::Consumer] {
+        let group = unique_topic("standalone-commit-g");
+        let mut member = Consumer::new(config(&group, protocol, |_| {})).await.unwrap();
+        member.subscribe(&[&topic]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while member.assignment().is_empty() {
+            assert!(Instant::now() < deadline, "{protocol:?}: no assignment");
+            let _ = member.poll(Duration::from_millis(200)).await.unwrap();
+        }
+        let mut outsider = Consumer::new(config(&group, protocol, |_| {})).await.unwrap();
+        outsider.assign([TopicPartition::new(&topic, 0)]).unwrap();
+        let mut offsets = BTreeMap::new();
+        offsets.insert(TopicPartition::new(&topic, 0), OffsetAndMetadata::new(5));
+        let e = outsider.commit_offsets_sync(&offsets).await.unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(
+            e.kafka_code(),
+            Some(strom_client::protocol::ErrorCode::UnknownMemberId),
+            "{protocol:?}: {msg}"
+        );
+        assert!(
+            msg.contains("the group has active members") && !msg.contains("rebalanced"),
+            "{protocol:?}: {msg}"
+        );
+        member.close().await.unwrap();
+    }
+}

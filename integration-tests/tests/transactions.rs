@@ -239,6 +239,47 @@ async fn a_second_producer_with_the_same_id_fences_the_first() {
     assert_eq!(values(&got), vec!["new-0000", "new-0001", "new-0002"]);
 }
 
+/// Issue #12 item 17: a fenced producer's errors say what happened (another producer with
+/// the same transactional.id took over; this one's records were discarded), not only
+/// INVALID_PRODUCER_EPOCH / PRODUCER_FENCED: on a record sent after the takeover and on commit.
+#[tokio::test]
+async fn a_fenced_producer_says_another_producer_took_over() {
+    let bootstrap = &broker().bootstrap;
+    let admin = Admin::connect(ClientConfig::new(bootstrap)).await.unwrap();
+    let topic = unique_topic("txn-fence-msg");
+    admin.create_topics(&[NewTopic::new(&topic, 1)]).await.unwrap();
+    let id = unique_topic("txn-fence-msg-id");
+    let old = producer(bootstrap, &id).await;
+    old.begin_transaction().await.unwrap();
+    for d in send(&old, &topic, "old", 3).await {
+        d.await.unwrap();
+    }
+    let _new = producer(bootstrap, &id).await;
+    let explained = |e: &strom_client::Error| {
+        let msg = e.to_string();
+        assert!(
+            matches!(
+                e.kafka_code(),
+                Some(ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch)
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("another producer with the same transactional.id")
+                && msg.contains(&id)
+                && msg.contains("records discarded"),
+            "{msg}"
+        );
+    };
+    // A record of the old producer after the takeover.
+    let late = send(&old, &topic, "late", 1).await.remove(0);
+    explained(&late.await.unwrap_err());
+    let err = old.commit_transaction().await.unwrap_err();
+    assert!(err.is_fatal(), "{err}");
+    explained(&err);
+    assert!(read_all(admin.client(), &topic, true).await.is_empty());
+}
+
 /// A record that fails inside a transaction makes it abortable: commit refuses with the
 /// record's error, abort works, and the next transaction commits normally.
 #[tokio::test]

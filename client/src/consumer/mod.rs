@@ -10,8 +10,11 @@
 //! - Group membership runs in a background task ([`group`]): heartbeats continue while the
 //!   application processes; a rebalance is handed to the application's next `poll`, where
 //!   the [`RebalanceListener`] runs and offsets can be committed before partitions go.
-//! - Positions advance as records are returned: `position(tp)` is the offset of the next
-//!   record `poll` will return; commits store positions.
+//! - Positions advance as records are handed to the application: `position(tp)` is the
+//!   offset of the next record `poll` (or [`Consumer::stream`]) will return; commits store
+//!   positions. Records taken from the fetch buffer but not yet handed out wait in the
+//!   consumer (`undelivered`), so a dropped `poll` future or a dropped stream loses none:
+//!   the next `poll`/`stream` returns them first.
 
 pub mod assignor;
 mod fetcher;
@@ -199,6 +202,10 @@ pub struct Consumer {
     completed: VecDeque<CompletedFetch>,
     buffered: HashSet<TopicPartition>,
     buffered_bytes: usize,
+    /// Records decoded from `completed` but not yet handed to the application, in order per
+    /// partition (at most `max.poll.records`). They outlive a dropped `poll` future or
+    /// stream; `position`, `consumed_offsets` and commits count only what was handed out.
+    undelivered: VecDeque<ConsumerRecord>,
     /// An error to raise at the next poll (records before it were returned first).
     pending_error: Option<Error>,
     group: Option<GroupHandle>,
@@ -251,6 +258,7 @@ impl Consumer {
             completed: VecDeque::new(),
             buffered: HashSet::new(),
             buffered_bytes: 0,
+            undelivered: VecDeque::new(),
             pending_error: None,
             group: None,
             listener: Mutex::new(None),
@@ -418,9 +426,8 @@ impl Consumer {
     pub async fn position(&mut self, tp: &TopicPartition) -> Result<i64> {
         self.state_mut(tp)?;
         self.update_positions().await?;
-        self.assignment
-            .get(tp)
-            .and_then(|s| s.position)
+        self.delivered_position(tp)
+            .map(|(offset, _)| offset)
             .ok_or_else(|| Error::other(format!("no position for {tp}")))
     }
 
@@ -428,6 +435,7 @@ impl Consumer {
     pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         for tp in partitions {
             self.state_mut(tp)?.paused = true;
+            self.rewind_undelivered(tp);
         }
         Ok(())
     }
@@ -458,7 +466,50 @@ impl Consumer {
         } else {
             st.high_watermark
         }?;
-        Some((end - st.position?).max(0))
+        let (position, _) = self.delivered_position(tp)?;
+        Some((end - position).max(0))
+    }
+
+    /// The application's position in `tp`: the first record not yet handed out (when one
+    /// waits in `undelivered`), else the fetch position; with the leader epoch to commit.
+    fn delivered_position(&self, tp: &TopicPartition) -> Option<(i64, Option<i32>)> {
+        if let Some(r) = self
+            .undelivered
+            .iter()
+            .find(|r| r.partition == tp.partition && r.topic == tp.topic)
+        {
+            return Some((r.offset, r.leader_epoch));
+        }
+        let st = self.assignment.get(tp)?;
+        st.position.map(|p| (p, st.epoch))
+    }
+
+    /// Puts `tp`'s undelivered records back: its fetch position returns to the first of them
+    /// and its buffered data is dropped, so they are fetched again (used by `pause`, whose
+    /// partitions must hand out nothing until resumed).
+    fn rewind_undelivered(&mut self, tp: &TopicPartition) {
+        let Some((offset, _)) = self
+            .undelivered
+            .iter()
+            .find(|r| r.partition == tp.partition && r.topic == tp.topic)
+            .map(|r| (r.offset, r.leader_epoch))
+        else {
+            return;
+        };
+        self.drop_buffered(tp);
+        if let Some(st) = self.assignment.get_mut(tp) {
+            st.position = Some(offset);
+            st.epoch = None;
+        }
+    }
+
+    /// Hands out up to `max` undelivered records (the only place records leave the
+    /// consumer, so positions and commits follow exactly what the application received).
+    fn take_undelivered(&mut self, max: usize) -> Vec<ConsumerRecord> {
+        let n = max.min(self.undelivered.len());
+        let out: Vec<ConsumerRecord> = self.undelivered.drain(..n).collect();
+        self.metrics.records_consumed += out.len() as u64;
+        out
     }
 
     /// Counters; `committed_offsets` has the last committed offset per partition.
@@ -488,6 +539,8 @@ impl Consumer {
     }
 
     fn drop_buffered(&mut self, tp: &TopicPartition) {
+        self.undelivered
+            .retain(|r| !(r.partition == tp.partition && r.topic == tp.topic));
         if self.buffered.remove(tp) {
             let mut freed = 0;
             self.completed.retain(|c| {
@@ -502,6 +555,9 @@ impl Consumer {
     }
 
     fn drop_buffered_unassigned(&mut self) {
+        let assignment = &self.assignment;
+        self.undelivered
+            .retain(|r| assignment.contains_key(&r.topic_partition()));
         let gone: Vec<TopicPartition> = self
             .buffered
             .iter()
@@ -589,23 +645,34 @@ impl Consumer {
     }
 
     /// The positions of every assigned partition with a known position, as offsets to
-    /// commit: what poll has returned so far.
+    /// commit: what poll (or a stream) has handed out so far, never records still waiting
+    /// in the consumer.
     pub fn consumed_offsets(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
-        self.assignment
-            .iter()
-            .filter_map(|(tp, s)| {
-                s.position.map(|p| {
-                    (
-                        tp.clone(),
-                        OffsetAndMetadata {
-                            offset: p,
-                            leader_epoch: s.epoch,
-                            metadata: String::new(),
-                        },
-                    )
-                })
-            })
-            .collect()
+        let mut out: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
+        for r in &self.undelivered {
+            out.entry(r.topic_partition()).or_insert_with(|| OffsetAndMetadata {
+                offset: r.offset,
+                leader_epoch: r.leader_epoch,
+                metadata: String::new(),
+            });
+        }
+        for (tp, s) in &self.assignment {
+            if out.contains_key(tp) {
+                continue;
+            }
+            if let Some(p) = s.position {
+                out.insert(
+                    tp.clone(),
+                    OffsetAndMetadata {
+                        offset: p,
+                        leader_epoch: s.epoch,
+                        metadata: String::new(),
+                    },
+                );
+            }
+        }
+        out.retain(|tp, _| self.assignment.contains_key(tp));
+        out
     }
 
     /// Commits the positions of all assigned partitions and waits.
@@ -672,23 +739,36 @@ impl Consumer {
 
     /// Returns up to `max.poll.records` records, waiting up to `timeout` for some. Also
     /// where rebalances reach the application (listener callbacks) and auto-commits happen.
+    ///
+    /// Cancellation-safe: records taken from the fetch buffer stay in the consumer until a
+    /// `poll` returns them, so dropping this future loses none and moves no position.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        // Boxed: keeps the future of a caller's poll loop shallow (the compiler's layout
+        // depth limit); one allocation per poll.
+        Box::pin(self.fill_undelivered(timeout)).await?;
+        Ok(self.take_undelivered(self.config.max_poll_records))
+    }
+
+    /// The body of `poll`: waits up to `timeout` until records wait in `undelivered` (or an
+    /// error is due), without handing any out.
+    async fn fill_undelivered(&mut self, timeout: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         if let Some(g) = &self.group {
             g.note_poll();
         }
-        if let Some(e) = self.pending_error.take() {
-            return Err(e);
+        if self.undelivered.is_empty() {
+            if let Some(e) = self.pending_error.take() {
+                return Err(e);
+            }
         }
         loop {
             self.handle_group_events().await?;
             self.maybe_auto_commit();
             self.update_positions().await?;
-            let records = self.drain()?;
+            self.drain()?;
             self.send_fetches(deadline).await;
-            if !records.is_empty() {
-                self.metrics.records_consumed += records.len() as u64;
-                return Ok(records);
+            if !self.undelivered.is_empty() {
+                return Ok(());
             }
             if let Some(e) = self.pending_error.take() {
                 return Err(e);
@@ -728,25 +808,28 @@ impl Consumer {
                         self.handle_group_event(ev).await?;
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+                _ = tokio::time::sleep_until(deadline) => return Ok(()),
             }
             if tokio::time::Instant::now() >= deadline && self.completed.is_empty() {
-                return Ok(Vec::new());
+                return Ok(());
             }
         }
     }
 
     /// The records as a stream (polls with `fetch.max.wait.ms` as the timeout, forever).
+    ///
+    /// Dropping the stream at any point loses nothing: records are handed out one at a
+    /// time from the consumer's own buffer, so positions (and commits) stop at the last
+    /// record the stream yielded, and the next `stream()` or `poll` continues from there.
     pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + '_ {
         let wait = self.config.fetch_max_wait.max(Duration::from_millis(100));
-        futures_util::stream::unfold((self, VecDeque::new()), move |(c, mut buf)| async move {
+        futures_util::stream::unfold(self, move |c| async move {
             loop {
-                if let Some(r) = buf.pop_front() {
-                    return Some((Ok(r), (c, buf)));
+                if let Some(r) = c.take_undelivered(1).pop() {
+                    return Some((Ok(r), c));
                 }
-                match c.poll(wait).await {
-                    Ok(recs) => buf.extend(recs),
-                    Err(e) => return Some((Err(e), (c, buf))),
+                if let Err(e) = c.fill_undelivered(wait).await {
+                    return Some((Err(e), c));
                 }
             }
         })
@@ -920,10 +1003,11 @@ impl Consumer {
         Ok(())
     }
 
-    /// Takes records from the buffered fetches, in order per partition.
-    fn drain(&mut self) -> Result<Vec<ConsumerRecord>> {
+    /// Moves records from the buffered fetches to `undelivered` (up to `max.poll.records`
+    /// waiting there), in order per partition, advancing fetch positions past them.
+    fn drain(&mut self) -> Result<()> {
         let max = self.config.max_poll_records;
-        let mut out = Vec::new();
+        let out = &mut self.undelivered;
         let mut skipped = VecDeque::new();
         while out.len() < max {
             let Some(mut cf) = self.completed.pop_front() else {
@@ -947,7 +1031,7 @@ impl Consumer {
             let mut failed = None;
             while out.len() < max {
                 match cf.next_record(&self.opts) {
-                    Ok(Some(r)) => out.push(r),
+                    Ok(Some(r)) => out.push_back(r),
                     Ok(None) => break,
                     Err(e) => {
                         failed = Some(e);
@@ -977,7 +1061,7 @@ impl Consumer {
             }
         }
         self.completed.extend(skipped);
-        Ok(out)
+        Ok(())
     }
 
     /// Sends a Fetch to every broker that leads a fetchable partition and has none in flight.

@@ -94,11 +94,20 @@ pub(crate) async fn commit(
                     if code.is_ok() {
                         continue;
                     }
+                    let standalone = who.generation_or_epoch < 0 && who.member_id.is_empty();
                     let e = Error::kafka(code).with_context(format!(
                         "committing offsets of group {group} ({}-{}){}",
                         t.name.0.as_str(),
                         p.partition_index,
                         match code {
+                            // The coordinator takes a commit without member id and generation
+                            // only while the group is empty (ClassicGroup/ConsumerGroup
+                            // .validateOffsetCommit); nothing rebalanced.
+                            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration if standalone => {
+                                ": the group has active members, and a consumer outside the group (assign(), no \
+                                 subscription) cannot commit for it; stop the group's members first, or commit \
+                                 under a group.id no member uses"
+                            }
                             ErrorCode::IllegalGeneration
                             | ErrorCode::UnknownMemberId
                             | ErrorCode::RebalanceInProgress

@@ -680,6 +680,10 @@ impl Sender {
                 }
                 ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced if self.txn.is_some() => {
                     let e = Error::kafka(code).with_context(ctx(&b));
+                    let e = match self.txn.as_ref() {
+                        Some(t) => super::txn::explain_fencing(e, &t.id),
+                        None => e,
+                    };
                     self.done_inflight(&b);
                     self.fail_batch(b, e.clone());
                     self.fail_fatal(e);

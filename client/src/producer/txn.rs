@@ -160,6 +160,20 @@ fn is_fencing(code: ErrorCode) -> bool {
     )
 }
 
+/// Says what a fencing error means, as Java's `ProducerFencedException` does: the codes
+/// alone (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED) do not tell the user that another
+/// producer took over and this one's transaction was aborted.
+pub(crate) fn explain_fencing(e: Error, transactional_id: &str) -> Error {
+    match e.kafka_code() {
+        Some(ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch) => e.with_context(format!(
+            "fenced: another producer with the same transactional.id {transactional_id:?} took over (its \
+             init_transactions bumped the epoch), so this producer's open transaction was aborted and its records \
+             discarded; create a new producer and redo the transaction"
+        )),
+        _ => e,
+    }
+}
+
 /// Coordinator errors that mean "ask again" (after finding the coordinator again).
 fn is_coordinator_retry(code: ErrorCode) -> bool {
     matches!(
@@ -206,7 +220,10 @@ where
         if !retry || Instant::now() + backoff >= deadline {
             return match outcome {
                 Ok(Ok(v)) => Ok(v),
-                Ok(Err(code)) => Err(Error::kafka(code).with_context(format!("{what} for transactional id {id}"))),
+                Ok(Err(code)) => Err(explain_fencing(
+                    Error::kafka(code).with_context(format!("{what} for transactional id {id}")),
+                    id,
+                )),
                 Err(e) => Err(e.with_context(format!("{what} for transactional id {id}"))),
             };
         }
@@ -609,6 +626,10 @@ async fn send_offsets(
             }
             Some(c) => {
                 let e = Error::kafka(c).with_context(format!("TxnOffsetCommit for group {}", group.group_id));
+                let e = match sender.txn.as_ref() {
+                    Some(t) => explain_fencing(e, &t.id),
+                    None => e,
+                };
                 if is_fencing(c) {
                     sender.fail_fatal(e.clone());
                 } else if let Some(t) = sender.txn.as_mut() {

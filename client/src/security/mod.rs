@@ -102,6 +102,11 @@ impl Security {
     pub fn protocol(&self) -> SecurityProtocol {
         self.protocol
     }
+
+    /// SASL is configured (`SASL_PLAINTEXT`, `SASL_SSL`).
+    pub(crate) fn has_sasl(&self) -> bool {
+        self.sasl.is_some()
+    }
 }
 
 /// The Java client's `ssl.*` and `sasl.*` property names (and librdkafka's
@@ -302,6 +307,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SaslChannel for StreamChannel<'_,
             stream.flush().await?;
             let mut size = [0u8; 4];
             stream.read_exact(&mut size).await?;
+            if crate::connection::looks_like_tls(&size) {
+                return Ok(Err(()));
+            }
             let size = i32::from_be_bytes(size);
             let size = usize::try_from(size)
                 .ok()
@@ -314,7 +322,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SaslChannel for StreamChannel<'_,
                 })?;
             let mut body = vec![0u8; size];
             stream.read_exact(&mut body).await?;
-            Ok::<_, std::io::Error>(Bytes::from(body))
+            Ok::<_, std::io::Error>(Ok(Bytes::from(body)))
         };
         let frame = tokio::time::timeout(self.timeout, io)
             .await
@@ -337,7 +345,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SaslChannel for StreamChannel<'_,
                     addr: self.addr.to_owned(),
                     source,
                 })
-            })?;
+            })?
+            .map_err(|()| crate::connection::tls_listener_error(self.addr, true))?;
         Ok(frame::decode_response::<R>(frame, version, id)?)
     }
 }
