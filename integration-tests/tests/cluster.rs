@@ -552,3 +552,137 @@ async fn reassignment_and_preferred_election_under_load() {
     }
     check_exact(&client, &topic, 30_000, 3).await;
 }
+
+/// Waits until `topic`'s partition 0 has `isr` in-sync replicas.
+async fn wait_isr(admin: &Admin, topic: &str, want: impl Fn(&[i32]) -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = admin.describe_topics(&[topic]).await.unwrap()[0].partitions[0].clone();
+        if want(&p.isr) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 60 s (partition {p:?})");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Reads from `consumer` until `want` records arrive (or 30 s pass); returns their values.
+async fn read_n(consumer: &mut Consumer, want: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < want && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(300)).await {
+            Ok(records) => got.extend(records.iter().map(|r| {
+                std::str::from_utf8(r.value.as_ref().unwrap())
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })),
+            Err(e) if e.is_retriable() => {}
+            Err(e) => panic!("poll failed: {e}"),
+        }
+    }
+    got
+}
+
+/// An unclean leader election truncates the log under a consumer that had read past the
+/// new leader's end: the fetch reports a diverging epoch (KIP-320), and the consumer moves
+/// back to where the logs diverge and reads what the new leader wrote there, instead of
+/// waiting forever at a position the log no longer has or skipping the new records.
+#[tokio::test(flavor = "multi_thread")]
+async fn truncation_after_an_unclean_election_is_detected_by_the_consumer() {
+    let _one = exclusive();
+    let admin = Admin::connect(config()).await.unwrap();
+    let topic = unique_topic("unclean");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1)
+            .replication_factor(2)
+            .config("unclean.leader.election.enable", "true")
+            .config("min.insync.replicas", "1")])
+        .await
+        .unwrap();
+    // Replicas on nodes 2 and 3, node 2 leading: node 1 (which scripts/kafka probes) stays up.
+    admin
+        .alter_partition_reassignments(&[(&topic, 0, Some(vec![2, 3]))])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !admin
+        .list_partition_reassignments(Some(&[(&topic, 0)]))
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the reassignment did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = admin
+        .elect_leaders(strom_client::ElectionType::Preferred, Some(&[(&topic, 0)]))
+        .await
+        .unwrap();
+    wait_isr(&admin, &topic, |isr| isr.len() == 2, "both replicas in sync").await;
+
+    let producer = Producer::new(ProducerConfig::from_client(config())).await.unwrap();
+    let send = |from: u64, to: u64| {
+        let (producer, topic) = (producer.clone(), topic.clone());
+        async move {
+            let mut pending = Vec::new();
+            for i in from..to {
+                pending.push(
+                    producer
+                        .send(ProducerRecord::new(&topic, Bytes::from(i.to_string())).partition(0))
+                        .await
+                        .unwrap(),
+                );
+            }
+            for f in pending {
+                f.await.unwrap();
+            }
+        }
+    };
+    let mut cfg = ConsumerConfig::from_client(config());
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    let mut consumer = Consumer::new(cfg).await.unwrap();
+    consumer.assign([TopicPartition::new(&topic, 0)]).unwrap();
+
+    // 0..100 on both replicas; then node 3 dies and 100..150 land on node 2 alone.
+    send(0, 100).await;
+    assert_eq!(read_n(&mut consumer, 100).await, (0..100).collect::<Vec<_>>());
+    cluster().node("kill", 3);
+    wait_isr(&admin, &topic, |isr| isr == [2], "node 3 out of the ISR").await;
+    send(100, 150).await;
+    assert_eq!(read_n(&mut consumer, 50).await, (100..150).collect::<Vec<_>>());
+
+    // Node 2 dies, node 3 comes back without 100..150 and is elected uncleanly; it takes
+    // 1000..1030 at offsets 100..129.
+    cluster().node("kill", 2);
+    cluster().node("start", 3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let result = admin
+            .elect_leaders(strom_client::ElectionType::Unclean, Some(&[(&topic, 0)]))
+            .await;
+        let leader = admin.describe_topics(&[&topic]).await.unwrap()[0].partitions[0].leader;
+        if leader == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no unclean election of node 3 within 60 s: {result:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    send(1000, 1030).await;
+
+    // The consumer was at offset 150 under the old epoch: it must find the divergence at
+    // 100 and read the 30 new records.
+    let got = read_n(&mut consumer, 30).await;
+    assert_eq!(
+        got,
+        (1000..1030).collect::<Vec<_>>(),
+        "after the truncation the consumer read {got:?}"
+    );
+    assert_eq!(consumer.metrics().truncations_detected, 1);
+    producer.close().await.unwrap();
+    cluster().node("start", 2);
+}

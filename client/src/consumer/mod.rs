@@ -174,6 +174,8 @@ pub struct ConsumerMetrics {
     pub incremental_fetches: u64,
     /// Fetch sessions the broker lost or refused (the next request was full again).
     pub fetch_session_resets: u64,
+    /// Log truncations detected (KIP-320 diverging epochs) that moved a position back.
+    pub truncations_detected: u64,
 }
 
 #[derive(Debug, Default)]
@@ -1228,6 +1230,34 @@ impl Consumer {
                         }
                         if pd.log_start_offset >= 0 {
                             st.log_start_offset = Some(pd.log_start_offset);
+                        }
+                        // KIP-320: the leader's log diverges from what this consumer read
+                        // (an unclean election truncated it); the response has no records.
+                        let diverging = &pd.diverging_epoch;
+                        if diverging.epoch >= 0 && diverging.end_offset >= 0 {
+                            let (epoch, end) = (diverging.epoch, diverging.end_offset);
+                            st.preferred_replica = None;
+                            if end >= fetched {
+                                // Nothing this consumer read was lost: continue, under the
+                                // epoch the leader knows.
+                                st.epoch = Some(epoch);
+                            } else if self.config.auto_offset_reset == OffsetReset::None {
+                                self.pending_error =
+                                    Some(Error::kafka(ErrorCode::OffsetOutOfRange).with_context(format!(
+                                    "log truncation detected for {tp}: the records from offset {end} (leader epoch \
+                                     {epoch}) to {fetched} this consumer read are no longer in the log, and \
+                                     auto.offset.reset=none; seek to {end} to continue"
+                                )));
+                            } else {
+                                // As Java: with a reset policy, continue from the first offset
+                                // known to diverge (no record skipped, none read twice).
+                                warn!(%tp, position = fetched, divergence = end, epoch,
+                                    "log truncation detected, resetting to the first offset known to diverge");
+                                self.metrics.truncations_detected += 1;
+                                st.position = Some(end);
+                                st.epoch = Some(epoch);
+                            }
+                            continue;
                         }
                         let replica = pd.preferred_read_replica.0;
                         if replica >= 0 {
