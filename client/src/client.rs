@@ -194,7 +194,7 @@ impl Client {
         }
     }
 
-    fn metadata_age(&self) -> Duration {
+    pub(crate) fn metadata_age(&self) -> Duration {
         match self.inner.metadata.read() {
             Ok(g) => g.1.elapsed(),
             Err(poisoned) => poisoned.into_inner().1.elapsed(),

@@ -686,3 +686,73 @@ async fn truncation_after_an_unclean_election_is_detected_by_the_consumer() {
     producer.close().await.unwrap();
     cluster().node("start", 2);
 }
+
+/// Partitions added to a topic while a producer and a classic group member use it: within
+/// `metadata.max.age.ms` the producer spreads records without a key over the new partitions
+/// too, and the group rebalances to read them, with no error on either side.
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_added_are_used_after_metadata_max_age() {
+    let _one = exclusive();
+    let admin = Admin::connect(config()).await.unwrap();
+    let topic = unique_topic("grow");
+    admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap();
+    let mut client_cfg = config();
+    client_cfg.metadata_max_age = Duration::from_secs(1);
+    let mut pcfg = ProducerConfig::from_client(client_cfg.clone());
+    pcfg.set("batch.size", "2000").unwrap();
+    let producer = Producer::new(pcfg).await.unwrap();
+    let mut ccfg = ConsumerConfig::from_client(client_cfg);
+    ccfg.group_id = Some(unique_topic("grow-group"));
+    ccfg.auto_offset_reset = OffsetReset::Earliest;
+    let mut consumer = Consumer::new(ccfg).await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut consumed: BTreeMap<i32, u64> = BTreeMap::new();
+    let mut grown_at = None;
+    let mut i = 0u64;
+    while started.elapsed() < Duration::from_secs(10) {
+        if grown_at.is_none() && started.elapsed() > Duration::from_secs(2) {
+            admin.create_partitions(&topic, 4).await.unwrap();
+            grown_at = Some(i);
+        }
+        for _ in 0..20 {
+            pending.push(
+                producer
+                    .send(ProducerRecord::new(&topic, Bytes::from(i.to_string())))
+                    .await
+                    .unwrap(),
+            );
+            i += 1;
+        }
+        for r in consumer.poll(Duration::from_millis(20)).await.unwrap() {
+            *consumed.entry(r.partition).or_default() += 1;
+        }
+    }
+    let mut written: BTreeMap<i32, u64> = BTreeMap::new();
+    for f in pending {
+        *written.entry(f.await.unwrap().partition).or_default() += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumed.values().sum::<u64>() < i {
+        assert!(
+            Instant::now() < deadline,
+            "consumed {consumed:?} of {i} ({written:?} written)"
+        );
+        for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            *consumed.entry(r.partition).or_default() += 1;
+        }
+    }
+    eprintln!("written per partition {written:?}, consumed {consumed:?}");
+    assert!(
+        written.get(&2).is_some_and(|n| *n > 0) && written.get(&3).is_some_and(|n| *n > 0),
+        "the producer never wrote to the added partitions: {written:?}"
+    );
+    assert_eq!(
+        consumed, written,
+        "the group did not read what was written, partition by partition"
+    );
+    consumer.close().await.unwrap();
+    producer.close().await.unwrap();
+}

@@ -270,12 +270,20 @@ impl Sender {
         }
     }
 
-    /// Refreshes metadata of topics whose leaders are unknown or moved, in the background
+    /// Refreshes metadata of topics whose leaders are unknown or moved, and of every topic
+    /// written once the metadata is older than `metadata.max.age.ms`, in the background
     /// (bounded by `request.timeout.ms`): the loop never waits on the network, so batch
     /// expiry and other partitions keep going while a broker is down.
     async fn refresh_metadata(&mut self) {
         if self.refreshing.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
+        }
+        if self.client.metadata_age() >= self.cfg.client.metadata_max_age {
+            // metadata.max.age.ms: the topics this producer writes are refreshed even when
+            // nothing failed, as in Java, so partitions added to a topic get records and
+            // leaders moved by a reassignment or election are found before a send fails.
+            let acc = self.acc.lock();
+            self.refresh.extend(acc.topics.keys().cloned());
         }
         if self.refresh.is_empty() || self.last_refresh.elapsed() < self.cfg.client.retry_backoff {
             return;
