@@ -15,7 +15,7 @@ use strom_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use strom_protocol::ErrorCode;
 use tracing::{debug, info};
 
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, MetadataRecoveryStrategy};
 use crate::connection::{Connection, ConnectionConfig, ConnectionMetrics};
 use crate::error::{Error, Kind, Result};
 
@@ -216,13 +216,32 @@ impl Client {
                 return Ok(c);
             }
         }
+        let mut last = None;
         for &id in md.brokers.keys() {
             match self.broker(id).await {
                 Ok(c) => return Ok(c),
-                Err(e) => debug!(node = id, error = %e, "broker unreachable, trying another"),
+                Err(e) => {
+                    debug!(node = id, error = %e, "broker unreachable, trying another");
+                    last = Some(e);
+                }
             }
         }
-        self.bootstrap_connection(deadline).await
+        if md.brokers.is_empty()
+            || self.inner.config.metadata_recovery_strategy == MetadataRecoveryStrategy::Rebootstrap
+        {
+            if !md.brokers.is_empty() {
+                // KIP-899: none of the cluster's brokers answers; the bootstrap servers may
+                // now point at where it went.
+                info!("no known broker is reachable: rebootstrapping (metadata.recovery.strategy=rebootstrap)");
+            }
+            return self.bootstrap_connection(deadline).await;
+        }
+        let ids: Vec<String> = md.brokers.keys().map(ToString::to_string).collect();
+        Err(last.unwrap_or_else(|| Error::other("no broker")).with_context(format!(
+            "none of the cluster's brokers ({}) is reachable, and metadata.recovery.strategy=none does not try \
+                 the bootstrap servers again",
+            ids.join(", ")
+        )))
     }
 
     fn live_connection(&self, node_id: i32) -> Option<Connection> {

@@ -38,6 +38,19 @@ impl SecurityProtocol {
     }
 }
 
+/// `metadata.recovery.strategy` (KIP-899).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetadataRecoveryStrategy {
+    /// When every broker the metadata names is unreachable, connect to the
+    /// `bootstrap.servers` again and take the cluster they describe (Java 4's default):
+    /// a cluster replaced behind the same bootstrap addresses is found again.
+    #[default]
+    Rebootstrap,
+    /// Only the brokers the metadata names are tried once it has been received; the
+    /// bootstrap servers are used for the first metadata only.
+    None,
+}
+
 /// Settings every client role shares (`CommonClientConfigs` in Java).
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -53,6 +66,9 @@ pub struct ClientConfig {
     pub default_api_timeout: Duration,
     /// `metadata.max.age.ms`: metadata older than this is refreshed (5 min).
     pub metadata_max_age: Duration,
+    /// `metadata.recovery.strategy` (KIP-899): what to do when no broker the metadata
+    /// names can be reached (default [`MetadataRecoveryStrategy::Rebootstrap`], as Java 4).
+    pub metadata_recovery_strategy: MetadataRecoveryStrategy,
     /// `reconnect.backoff.ms` (50 ms).
     pub reconnect_backoff: Duration,
     /// `reconnect.backoff.max.ms` (1 s).
@@ -85,6 +101,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("default_api_timeout", &self.default_api_timeout)
             .field("metadata_max_age", &self.metadata_max_age)
+            .field("metadata_recovery_strategy", &self.metadata_recovery_strategy)
             .field("security_protocol", &self.security_protocol)
             .field("security", &security)
             .field(
@@ -113,6 +130,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             default_api_timeout: Duration::from_secs(60),
             metadata_max_age: Duration::from_secs(300),
+            metadata_recovery_strategy: MetadataRecoveryStrategy::Rebootstrap,
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(1),
             retry_backoff: Duration::from_millis(100),
@@ -170,6 +188,17 @@ impl ClientConfig {
             "socket.connection.setup.timeout.ms" => self.connect_timeout = parse_ms(key, value)?,
             "default.api.timeout.ms" => self.default_api_timeout = parse_ms(key, value)?,
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value)?,
+            "metadata.recovery.strategy" => {
+                self.metadata_recovery_strategy = match value.trim().to_ascii_lowercase().as_str() {
+                    "rebootstrap" => MetadataRecoveryStrategy::Rebootstrap,
+                    "none" => MetadataRecoveryStrategy::None,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "metadata.recovery.strategy={value:?}: expected rebootstrap or none"
+                        )))
+                    }
+                }
+            }
             "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(key, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(key, value)?,
             "retry.backoff.ms" => self.retry_backoff = parse_ms(key, value)?,
