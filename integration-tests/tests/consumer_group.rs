@@ -24,12 +24,14 @@ async fn create(topic: &str, partitions: i32) {
 
 async fn produce(topic: &str, from: usize, n: usize) {
     let p = Producer::new(ProducerConfig::new(&broker().bootstrap)).await.unwrap();
+    let mut deliveries = Vec::with_capacity(n);
     for i in from..from + n {
-        p.send(ProducerRecord::new(topic, Bytes::from(i.to_string())).key(Bytes::from(i.to_string())))
-            .await
-            .unwrap();
+        let record = ProducerRecord::new(topic, Bytes::from(i.to_string())).key(Bytes::from(i.to_string()));
+        deliveries.push(p.send(record).await.unwrap());
     }
-    p.flush().await.unwrap();
+    for d in futures_util::future::join_all(deliveries).await {
+        d.unwrap();
+    }
     p.close().await.unwrap();
 }
 
