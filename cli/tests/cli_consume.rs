@@ -392,7 +392,9 @@ async fn until_end_under_read_committed() {
         async move {
             for i in 0..6 {
                 let v = format!("{prefix}{i}");
-                p.send(ProducerRecord::new(topic.as_str(), Bytes::from(v)).partition(i % 2))
+                // Inside a transaction: a failed record fails the commit.
+                let _delivery = p
+                    .send(ProducerRecord::new(topic.as_str(), Bytes::from(v)).partition(i % 2))
                     .await
                     .unwrap();
             }

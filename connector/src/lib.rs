@@ -21,3 +21,8 @@ pub mod source;
 
 pub use error::{ConnectorError, Result};
 pub use pipeline::{Pipeline, PipelineSummary};
+
+/// The README's Rust examples, compiled by `cargo test` (doctests) so they keep building.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -713,7 +713,9 @@ async fn reader_finishes_splits_ending_in_markers_under_read_committed() {
     for (n, commit) in [(5, true), (3, false), (2, true)] {
         p.begin_transaction().await.unwrap();
         for i in 0..n {
-            p.send(ProducerRecord::new(&topic, Bytes::from(format!("{commit}-{i}"))))
+            // Inside a transaction: a failed record fails the commit.
+            let _delivery = p
+                .send(ProducerRecord::new(&topic, Bytes::from(format!("{commit}-{i}"))))
                 .await
                 .unwrap();
         }
@@ -763,6 +765,8 @@ async fn reader_snapshot_restore_event_time_and_watermarks() {
                     .partition(part)
                     .timestamp(ts),
             )
+            .await
+            .unwrap()
             .await
             .unwrap();
         }

@@ -268,7 +268,9 @@ async fn read_committed_latest_is_the_last_stable_offset() {
     txn.init_transactions().await.unwrap();
     txn.begin_transaction().await.unwrap();
     for i in 0..3 {
-        txn.send(ProducerRecord::new(&topic, Bytes::from(format!("t{i}"))).partition(0))
+        // Inside a transaction: a failed record fails the commit.
+        let _delivery = txn
+            .send(ProducerRecord::new(&topic, Bytes::from(format!("t{i}"))).partition(0))
             .await
             .unwrap();
     }

@@ -137,6 +137,8 @@ async fn seek_pause_resume_offsets_for_times_and_bounds() {
                     .timestamp(t0 + i * 1000),
             )
             .await
+            .unwrap()
+            .await
             .unwrap();
         }
     }
@@ -276,7 +278,9 @@ async fn read_committed_with_interleaved_transactions_from_several_producers() {
             for (k, p) in producers.iter().enumerate() {
                 for part in 0..2 {
                     let v = format!("r{round}-tx{k}-p{part}-{i}");
-                    p.send(ProducerRecord::new(&topic, Bytes::from(v.clone())).partition(part))
+                    // Inside a transaction: a failed record fails the commit.
+                    let _delivery = p
+                        .send(ProducerRecord::new(&topic, Bytes::from(v.clone())).partition(part))
                         .await
                         .unwrap();
                     all.insert(v);
@@ -286,8 +290,9 @@ async fn read_committed_with_interleaved_transactions_from_several_producers() {
             plain
                 .send(ProducerRecord::new(&topic, Bytes::from(v.clone())).partition(i % 2))
                 .await
+                .unwrap()
+                .await
                 .unwrap();
-            plain.flush().await.unwrap();
             expected.insert(v.clone());
             all.insert(v);
         }
@@ -459,12 +464,17 @@ async fn memory_stays_bounded_while_the_application_is_slow() {
     pc.batch_size = 256 * 1024;
     let p = Producer::new(pc).await.unwrap();
     let value = Bytes::from(vec![7u8; 8192]);
+    let mut deliveries = Vec::with_capacity(10_240);
     for i in 0..10_240 {
-        p.send(ProducerRecord::new(&topic, value.clone()).partition(i % 4))
-            .await
-            .unwrap();
+        deliveries.push(
+            p.send(ProducerRecord::new(&topic, value.clone()).partition(i % 4))
+                .await
+                .unwrap(),
+        );
     }
-    p.flush().await.unwrap();
+    for d in futures_util::future::join_all(deliveries).await {
+        d.unwrap();
+    }
     p.close().await.unwrap();
 
     let mut c = Consumer::new(consumer_config(&b.bootstrap, |c| {

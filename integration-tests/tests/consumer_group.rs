@@ -24,12 +24,14 @@ async fn create(topic: &str, partitions: i32) {
 
 async fn produce(topic: &str, from: usize, n: usize) {
     let p = Producer::new(ProducerConfig::new(&broker().bootstrap)).await.unwrap();
+    let mut deliveries = Vec::with_capacity(n);
     for i in from..from + n {
-        p.send(ProducerRecord::new(topic, Bytes::from(i.to_string())).key(Bytes::from(i.to_string())))
-            .await
-            .unwrap();
+        let record = ProducerRecord::new(topic, Bytes::from(i.to_string())).key(Bytes::from(i.to_string()));
+        deliveries.push(p.send(record).await.unwrap());
     }
-    p.flush().await.unwrap();
+    for d in futures_util::future::join_all(deliveries).await {
+        d.unwrap();
+    }
     p.close().await.unwrap();
 }
 
@@ -173,11 +175,12 @@ impl Member {
         c.close().await.unwrap();
     }
 
-    /// Stops without leaving (a crash as far as the group can tell).
+    /// Stops without leaving (a crash as far as the group can tell): dropped on a thread
+    /// with no tokio runtime, where a consumer cannot leave its group on drop.
     async fn crash(self) {
         self.stop.store(true, Ordering::Relaxed);
         let c = self.task.await.unwrap();
-        drop(c);
+        std::thread::spawn(move || drop(c)).join().unwrap();
     }
 }
 
@@ -731,5 +734,43 @@ async fn standalone_commit_to_a_group_with_members_says_why() {
             "{protocol:?}: {msg}"
         );
         member.close().await.unwrap();
+    }
+}
+
+/// Newcomer item of issue #12: a consumer dropped without close() leaves its group (as
+/// librdkafka does) instead of lingering until the session times out, for both protocols.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_consumer_leaves_its_group() {
+    init_test_logging();
+    let topic = unique_topic("drop-leaves");
+    create(&topic, 2).await;
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    for protocol in [GroupProtocol::Classic, GroupProtocol::Consumer] {
+        let group = unique_topic("drop-leaves-g");
+        // Session timeouts (10 s classic, the broker's 45 s for KIP-848) far above the bound.
+        let mut c = Consumer::new(config(&group, protocol, |_| {})).await.unwrap();
+        c.subscribe(&[&topic]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let _ = c.poll(Duration::from_millis(200)).await.unwrap();
+            let d = admin.describe_consumer_group(&group).await.unwrap();
+            if c.assignment().len() == 2 && d.members.len() == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{protocol:?}: not a member: {d:?}");
+        }
+        drop(c);
+        let dropped = Instant::now();
+        loop {
+            let d = admin.describe_consumer_group(&group).await.unwrap();
+            if d.members.is_empty() {
+                break;
+            }
+            assert!(
+                dropped.elapsed() < Duration::from_secs(4),
+                "{protocol:?}: the dropped member is still in the group: {d:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

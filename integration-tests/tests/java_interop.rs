@@ -62,6 +62,8 @@ async fn java_console_consumer_reads_every_codec() {
             want.push(format!("{k}\t{v}"));
             p.send(ProducerRecord::new(&topic, Bytes::from(v)).key(Bytes::from(k)))
                 .await
+                .unwrap()
+                .await
                 .unwrap();
         }
         p.close().await.unwrap();
@@ -100,7 +102,9 @@ async fn java_read_committed_sees_only_committed_transactions() {
             if round % 2 == 0 {
                 want.push(format!("k\t{v}"));
             }
-            p.send(ProducerRecord::new(&topic, Bytes::from(v)).key("k"))
+            // Inside a transaction: a failed record fails the commit (aborted rounds drop them).
+            let _delivery = p
+                .send(ProducerRecord::new(&topic, Bytes::from(v)).key("k"))
                 .await
                 .unwrap();
         }
@@ -154,6 +158,8 @@ async fn keyed_records_land_where_javas_producer_puts_them() {
     let p = Producer::new(ProducerConfig::new(&b.bootstrap)).await.unwrap();
     for k in &keys {
         p.send(ProducerRecord::new(&strom_topic, Bytes::from(k.clone())).key(Bytes::from(k.clone())))
+            .await
+            .unwrap()
             .await
             .unwrap();
     }

@@ -357,3 +357,33 @@ async fn a_custom_partitioner_places_records() {
     let all = read_all(admin.client(), &topic, false).await;
     assert_eq!(all.values().map(Vec::len).sum::<usize>(), 6);
 }
+
+/// Newcomer item of issue #12: `DeliveryFuture` is a `Future`, so deliveries can be awaited
+/// together (`join_all`); sending many and then awaiting them costs far less than the
+/// ~linger.ms + round trip per record of awaiting each in turn.
+#[tokio::test(flavor = "multi_thread")]
+async fn delivery_futures_are_futures_and_join_all_works() {
+    let topic = unique_topic("join-all");
+    create(&topic, 1).await;
+    let p = Producer::new(ProducerConfig::new(&broker().bootstrap)).await.unwrap();
+    let started = Instant::now();
+    let mut deliveries = Vec::new();
+    for i in 0..2_000 {
+        deliveries.push(p.send(ProducerRecord::new(&topic, format!("v{i}"))).await.unwrap());
+    }
+    let offsets: Vec<i64> = futures_util::future::join_all(deliveries)
+        .await
+        .into_iter()
+        .map(|d| d.unwrap().offset)
+        .collect();
+    let took = started.elapsed();
+    assert_eq!(offsets, (0..2_000).collect::<Vec<i64>>());
+    // Awaiting each in turn would take ~2,000 × 7 ms = 14 s.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A clone and `wait()` see the same outcome.
+    let d = p.send(ProducerRecord::new(&topic, "last")).await.unwrap();
+    let copy = d.clone();
+    assert_eq!(d.await.unwrap().offset, 2_000);
+    assert_eq!(copy.wait().await.unwrap().offset, 2_000);
+    p.close().await.unwrap();
+}

@@ -188,7 +188,12 @@ pub(crate) struct GroupHandle {
     control: mpsc::UnboundedSender<GroupControl>,
     shared: Arc<GroupShared>,
     task: tokio::task::JoinHandle<()>,
+    /// `leave` ran (close or unsubscribe): nothing left for `drop` to do.
+    left: bool,
 }
+
+/// How long a consumer dropped without `close()` is given to leave its group.
+const LEAVE_ON_DROP_LIMIT: Duration = Duration::from_secs(10);
 
 impl GroupHandle {
     pub(crate) fn new(
@@ -202,6 +207,7 @@ impl GroupHandle {
             control,
             shared,
             task,
+            left: false,
         }
     }
 
@@ -242,15 +248,33 @@ impl GroupHandle {
             };
             let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
         }
+        self.left = true;
         self.task.abort();
     }
 }
 
 impl Drop for GroupHandle {
     fn drop(&mut self) {
-        // Dropped without close(): the member stops heartbeating and the group notices after
-        // session.timeout.ms (a crash, as far as the group can tell).
-        self.task.abort();
+        if self.left {
+            return;
+        }
+        // Dropped without close(): leave the group anyway, as librdkafka does when a consumer
+        // is destroyed, so the group rebalances now rather than after session.timeout.ms.
+        // The control channel closes with this handle and the membership task takes that as
+        // "leave" (LeaveGroup, or for KIP-848 a heartbeat with epoch -1, each bounded to 5 s);
+        // revocations it may wait for are answered by the closed event channel. A task stuck
+        // elsewhere is aborted after LEAVE_ON_DROP_LIMIT. Without a runtime it is aborted now
+        // (the old crash-like behaviour).
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let abort = self.task.abort_handle();
+                rt.spawn(async move {
+                    tokio::time::sleep(LEAVE_ON_DROP_LIMIT).await;
+                    abort.abort();
+                });
+            }
+            Err(_) => self.task.abort(),
+        }
     }
 }
 

@@ -1316,6 +1316,11 @@ impl Consumer {
 
     /// Commits what was consumed when `enable.auto.commit`, leaves the group (static members
     /// stay, as Java's), and stops the background tasks.
+    ///
+    /// A consumer dropped without `close` still leaves its group (in the background, best
+    /// effort, bounded to 10 s, when dropped inside a tokio runtime, as librdkafka does), so
+    /// the group rebalances at once instead of after `session.timeout.ms`; but it commits
+    /// nothing and runs no rebalance listener.
     pub async fn close(mut self) -> Result<()> {
         if let Some(g) = self.group.take() {
             let owned: Vec<TopicPartition> = self.assignment.keys().cloned().collect();

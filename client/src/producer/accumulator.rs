@@ -262,11 +262,7 @@ impl Accumulator {
         };
         let before = if new_batch { 0 } else { builder.size_in_bytes() };
         let size = builder.append(&record)?;
-        let fut = DeliveryFuture {
-            batch: open.done.clone(),
-            index: open.count,
-            timestamp,
-        };
+        let fut = DeliveryFuture::new(open.done.clone(), open.count, timestamp);
         open.count += 1;
         open.reserved += reserved;
         let full = size >= self.batch_size;

@@ -170,7 +170,30 @@ impl Producer {
     }
 
     /// Queues a record; waits up to `max.block.ms` for the topic's metadata and for
-    /// `buffer.memory`. The returned future resolves when the broker acknowledged it.
+    /// `buffer.memory`. The returned [`DeliveryFuture`] resolves when the broker
+    /// acknowledged the record.
+    ///
+    /// `send` returns once the record is queued; awaiting its delivery before the next
+    /// `send` makes every record wait out `linger.ms` and a round trip alone (about 7 ms a
+    /// record with the default `linger.ms` of 5). Send many, then await their deliveries:
+    /// the records share batches and requests.
+    ///
+    /// ```no_run
+    /// # async fn demo(producer: strom_client::Producer) -> strom_client::Result<()> {
+    /// use strom_client::ProducerRecord;
+    ///
+    /// let mut deliveries = Vec::new();
+    /// for i in 0..1_000 {
+    ///     let record = ProducerRecord::new("events", format!("event {i}"));
+    ///     deliveries.push(producer.send(record).await?);
+    /// }
+    /// for delivered in futures_util::future::join_all(deliveries).await {
+    ///     let metadata = delivered?;
+    ///     println!("{}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// Cancellation-safe: a dropped call has queued the record entirely or not at all.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
@@ -310,12 +333,7 @@ impl Producer {
         let pending = self.inner.acc.begin_flush();
         for done in pending {
             while !done.is_done() {
-                let fut = DeliveryFuture {
-                    batch: done.clone(),
-                    index: 0,
-                    timestamp: 0,
-                };
-                let _ = fut.wait().await;
+                let _ = DeliveryFuture::new(done.clone(), 0, 0).await;
             }
         }
         self.inner.acc.end_flush();

@@ -1,8 +1,9 @@
 //! What the application sends and what it gets back.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -112,26 +113,56 @@ impl BatchDone {
     }
 }
 
-/// Resolves when the record is acknowledged (or failed, with the reason).
+/// Resolves when the record is acknowledged (or failed, with the reason). A [`Future`], so
+/// many of them can be awaited together (`futures::future::join_all`, `try_join_all`).
 ///
-/// Dropping it does not cancel the send: the record is still delivered.
-#[derive(Debug, Clone)]
+/// Dropping it does not cancel the send: the record is still delivered, but its outcome
+/// (an error included) is then seen by no one; [`Producer::flush`](crate::Producer::flush)
+/// waits for delivery without reporting per-record errors.
+#[must_use = "a dropped DeliveryFuture hides the record's delivery error; await it (or keep it and await it later)"]
 pub struct DeliveryFuture {
     pub(crate) batch: Arc<BatchDone>,
     pub(crate) index: u32,
     pub(crate) timestamp: i64,
+    /// The registration for the batch's wake-up while pending (not shared by clones).
+    waiting: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for DeliveryFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryFuture")
+            .field("topic", &self.batch.topic)
+            .field("partition", &self.batch.partition)
+            .field("index", &self.index)
+            .field("done", &self.batch.is_done())
+            .finish()
+    }
+}
+
+impl Clone for DeliveryFuture {
+    fn clone(&self) -> Self {
+        DeliveryFuture {
+            batch: self.batch.clone(),
+            index: self.index,
+            timestamp: self.timestamp,
+            waiting: None,
+        }
+    }
 }
 
 impl DeliveryFuture {
-    /// Waits for the outcome.
-    pub async fn wait(self) -> Result<RecordMetadata> {
-        loop {
-            let notified = self.batch.notify.notified();
-            if let Some(r) = self.batch.result.get() {
-                return self.resolve(r);
-            }
-            notified.await;
+    pub(crate) fn new(batch: Arc<BatchDone>, index: u32, timestamp: i64) -> Self {
+        DeliveryFuture {
+            batch,
+            index,
+            timestamp,
+            waiting: None,
         }
+    }
+
+    /// Waits for the outcome (the same as awaiting the future itself).
+    pub async fn wait(self) -> Result<RecordMetadata> {
+        self.await
     }
 
     /// The outcome if it is already known.
@@ -160,12 +191,35 @@ impl DeliveryFuture {
     }
 }
 
-impl IntoFuture for DeliveryFuture {
+impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<RecordMetadata>> + Send>>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.wait())
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            if let Some(r) = this.batch.result.get() {
+                this.waiting = None;
+                return Poll::Ready(this.resolve(r));
+            }
+            let batch = this.batch.clone();
+            let waiting = this
+                .waiting
+                .get_or_insert_with(|| Box::pin(async move { batch.notify.notified().await }));
+            match waiting.as_mut().poll(cx) {
+                // Woken: look at the result again (with a fresh registration if needed).
+                Poll::Ready(()) => this.waiting = None,
+                Poll::Pending => {
+                    // `complete` sets the result before it wakes waiters, so a result set
+                    // between the check above and the registration is seen here; one set
+                    // after the registration wakes it.
+                    if let Some(r) = this.batch.result.get() {
+                        this.waiting = None;
+                        return Poll::Ready(this.resolve(r));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
     }
 }
 
