@@ -166,20 +166,17 @@ impl ClientConfig {
     /// it): role-specific keys go to [`crate::ProducerConfig::set`] or
     /// [`crate::ConsumerConfig::set`].
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        if self.apply(key, value)? {
-            Ok(())
-        } else {
-            Err(Error::unknown_property(key))
-        }
+        let applied = self.apply(key, value)?;
+        applied.into_result(key)
     }
 
     /// Whether `key` is a client-wide property this client knows (its value unchecked).
     pub fn is_known_key(key: &str) -> bool {
-        !matches!(ClientConfig::default().apply(key, ""), Ok(false))
+        !matches!(ClientConfig::default().apply(key, ""), Ok(Applied::Unknown))
     }
 
-    /// Sets a known key (`Ok(true)`), or `Ok(false)` for a key that is not client-wide.
-    pub(crate) fn apply(&mut self, key: &str, value: &str) -> Result<bool> {
+    /// Sets a key, or says it is not client-wide.
+    pub(crate) fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
         match key {
             "bootstrap.servers" => {
                 let servers = split_servers(value);
@@ -224,7 +221,7 @@ impl ClientConfig {
             | "metrics.num.samples"
             | "metrics.sample.window.ms"
             | "auto.include.jmx.reporter"
-            | "enable.metrics.push" => {}
+            | "enable.metrics.push" => return Ok(Applied::NoEffect),
             // librdkafka names that kcat users type.
             "sasl.username" | "sasl.password" | "sasl.mechanisms" => {
                 let k = if key == "sasl.mechanisms" {
@@ -237,9 +234,9 @@ impl ClientConfig {
             k if crate::security::is_known_property(k) => {
                 self.security.insert(k.to_owned(), value.to_owned());
             }
-            _ => return Ok(false),
+            _ => return Ok(Applied::Unknown),
         }
-        Ok(true)
+        Ok(Applied::Set)
     }
 
     /// Uses `provider` for SASL/OAUTHBEARER tokens (with `sasl.mechanism=OAUTHBEARER`); it is
@@ -271,6 +268,43 @@ impl ClientConfig {
         }
         Ok(c)
     }
+}
+
+/// What setting a key by its Java name did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// The setting took effect.
+    Set,
+    /// A Java property Strom accepts (so pasted configs work) but that changes nothing here.
+    NoEffect,
+    /// Not a property of this config.
+    Unknown,
+}
+
+impl Applied {
+    /// `set`'s answer: an unknown key is an error; a key without effect is accepted with a
+    /// warning (never silently).
+    pub(crate) fn into_result(self, key: &str) -> Result<()> {
+        match self {
+            Applied::Set => Ok(()),
+            Applied::NoEffect => {
+                tracing::warn!("{key} is accepted for compatibility with Java configs but has no effect in Strom");
+                Ok(())
+            }
+            Applied::Unknown => Err(Error::unknown_property(key)),
+        }
+    }
+}
+
+/// Java's serializers and deserializers of bytes and strings: records are bytes in Strom
+/// anyway, so naming one of these changes nothing (any other class has no effect).
+pub(crate) fn is_plain_serde(class: &str) -> bool {
+    let name = class.trim().rsplit('.').next().unwrap_or_default();
+    let base = name
+        .strip_suffix("Serializer")
+        .or_else(|| name.strip_suffix("Deserializer"))
+        .unwrap_or_default();
+    matches!(base, "ByteArray" | "String" | "Bytes" | "ByteBuffer")
 }
 
 fn split_servers(s: &str) -> Vec<String> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use strom_protocol::Compression;
 
-use crate::config::{parse_ms, parse_ms_int, parse_num, ClientConfig};
+use crate::config::{is_plain_serde, parse_ms, parse_ms_int, parse_num, Applied, ClientConfig};
 use crate::error::{Error, Result};
 use crate::producer::PartitionerClass;
 
@@ -131,19 +131,16 @@ impl ProducerConfig {
     /// Sets one property by its Java name. A bad value is an error naming the key; so is a
     /// key that is no producer or client-wide property ([`Error::unknown_property_key`]).
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        if self.apply(key, value)? {
-            Ok(())
-        } else {
-            Err(Error::unknown_property(key))
-        }
+        let applied = self.apply(key, value)?;
+        applied.into_result(key)
     }
 
     /// Whether `key` is a producer or client-wide property (its value unchecked).
     pub fn is_known_key(key: &str) -> bool {
-        !matches!(ProducerConfig::default().apply(key, ""), Ok(false))
+        !matches!(ProducerConfig::default().apply(key, ""), Ok(Applied::Unknown))
     }
 
-    fn apply(&mut self, key: &str, value: &str) -> Result<bool> {
+    fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
         match key {
             "acks" => {
                 self.acks = match value.trim() {
@@ -187,11 +184,15 @@ impl ProducerConfig {
                     "{key}: compression levels are not supported yet (Strom compresses at the codec's default level); remove the setting"
                 )))
             }
-            // Serializers are the application's types in Rust; accepted so pasted configs work.
-            "key.serializer" | "value.serializer" | "metadata.max.idle.ms" | "interceptor.classes" => {}
+            // Serializers are the application's types in Rust; Java's byte and string ones
+            // do what Strom does anyway. Accepted so pasted configs work.
+            "key.serializer" | "value.serializer" if is_plain_serde(value) => {}
+            "key.serializer" | "value.serializer" | "metadata.max.idle.ms" | "interceptor.classes" => {
+                return Ok(Applied::NoEffect)
+            }
             _ => return self.client.apply(key, value),
         }
-        Ok(true)
+        Ok(Applied::Set)
     }
 
     /// From Java property names; unknown keys and bad values are errors naming the key.
@@ -367,19 +368,16 @@ impl ConsumerConfig {
     /// Sets one property by its Java name. A bad value is an error naming the key; so is a
     /// key that is no consumer or client-wide property ([`Error::unknown_property_key`]).
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        if self.apply(key, value)? {
-            Ok(())
-        } else {
-            Err(Error::unknown_property(key))
-        }
+        let applied = self.apply(key, value)?;
+        applied.into_result(key)
     }
 
     /// Whether `key` is a consumer or client-wide property (its value unchecked).
     pub fn is_known_key(key: &str) -> bool {
-        !matches!(ConsumerConfig::default().apply(key, ""), Ok(false))
+        !matches!(ConsumerConfig::default().apply(key, ""), Ok(Applied::Unknown))
     }
 
-    fn apply(&mut self, key: &str, value: &str) -> Result<bool> {
+    fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
         let some = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
         match key {
             "group.id" => self.group_id = some(value),
@@ -452,14 +450,15 @@ impl ConsumerConfig {
             "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms_int(key, value, 0)?,
             "check.crcs" => self.check_crcs = parse_bool(key, value)?,
             "client.rack" => self.client_rack = some(value),
+            "key.deserializer" | "value.deserializer" if is_plain_serde(value) => {}
             "key.deserializer"
             | "value.deserializer"
             | "interceptor.classes"
             | "exclude.internal.topics"
-            | "allow.auto.create.topics" => {}
+            | "allow.auto.create.topics" => return Ok(Applied::NoEffect),
             _ => return self.client.apply(key, value),
         }
-        Ok(true)
+        Ok(Applied::Set)
     }
 
     /// From Java property names; unknown keys and bad values are errors naming the key.
