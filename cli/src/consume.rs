@@ -29,7 +29,7 @@ use tokio::io::Interest;
 use tracing::warn;
 
 use crate::signals::Signals;
-use crate::{set_error, Failure, Property};
+use crate::{agree, set_error, Failure, Property};
 
 /// Arguments of `strom consume`.
 #[derive(Debug, clap::Args)]
@@ -123,6 +123,11 @@ fn settings(config: ClientConfig, rest: &[Property], args: &ConsumeArgs) -> Resu
             return Err("-X group.id= is empty: give a group id, or leave group.id out".into());
         }
         cc.set(&p.key, &p.value).map_err(|e| set_error(&p.key, &p.value, &e))?;
+    }
+    agree("--isolation", args.isolation.as_deref(), rest, "isolation.level")?;
+    agree("--group", args.group.as_deref(), rest, "group.id")?;
+    if rest.iter().any(|p| p.key == "enable.auto.commit") {
+        warn!("enable.auto.commit is not used: strom consume commits the offsets of the records it wrote out");
     }
     if let Some(isolation) = &args.isolation {
         cc.set("isolation.level", isolation)

@@ -123,6 +123,19 @@ pub(crate) fn set_error(key: &str, value: &str, e: &strom_client::Error) -> Stri
     }
 }
 
+/// A subcommand flag with a property equivalent (`--acks` and `acks`): both given and
+/// different is an error rather than one silently beating the other.
+pub(crate) fn agree(flag: &str, flag_value: Option<&str>, rest: &[Property], key: &str) -> Result<(), String> {
+    let Some(v) = flag_value else { return Ok(()) };
+    match rest.iter().rev().find(|p| p.key == key) {
+        Some(p) if p.value.trim() != v.trim() => Err(format!(
+            "{flag} {v} and {key}={} (from -X or -F) disagree: give one",
+            p.value
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Parses one `-X` argument; never echoes a secret's value.
 fn parse_x(p: &str) -> Result<Property, String> {
     match p.split_once('=') {

@@ -17,7 +17,7 @@ use strom_client::{
 use tokio::io::AsyncBufReadExt;
 
 use crate::signals::{Signal, Signals};
-use crate::{set_error, Failure, Property};
+use crate::{agree, set_error, Failure, Property};
 
 /// Arguments of `strom produce`.
 #[derive(Debug, clap::Args)]
@@ -31,9 +31,9 @@ pub(crate) struct ProduceArgs {
     /// With -K: send a line without the delimiter as a value with a null key.
     #[arg(long, requires = "key_delimiter")]
     allow_null_key: bool,
-    /// Acknowledgements: all, 1 or 0.
-    #[arg(long, default_value = "all")]
-    acks: String,
+    /// Acknowledgements: all, 1 or 0 (default: -X acks, else all).
+    #[arg(long)]
+    acks: Option<String>,
     /// Compression: none, gzip, snappy, lz4, zstd.
     #[arg(long)]
     compression: Option<String>,
@@ -59,7 +59,17 @@ fn settings(config: ClientConfig, rest: &[Property], args: &ProduceArgs) -> Resu
         p.set(&prop.key, &prop.value)
             .map_err(|e| set_error(&prop.key, &prop.value, &e))?;
     }
-    p.set("acks", &args.acks).map_err(|e| e.to_string())?;
+    agree("--acks", args.acks.as_deref(), rest, "acks")?;
+    agree("--compression", args.compression.as_deref(), rest, "compression.type")?;
+    agree(
+        "--transactional-id",
+        args.transactional_id.as_deref(),
+        rest,
+        "transactional.id",
+    )?;
+    if let Some(a) = &args.acks {
+        p.set("acks", a).map_err(|e| e.to_string())?;
+    }
     if let Some(c) = &args.compression {
         p.set("compression.type", c).map_err(|e| e.to_string())?;
     }

@@ -91,7 +91,7 @@ fn produce_flushes_what_was_read_on_sigint_and_sigterm() {
         stdin.write_all(input.as_bytes()).unwrap();
         stdin.flush().unwrap();
         // Connected and read everything (the pipe stays open: no end of input).
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(4));
         signal_process(child.id(), signal);
         let status = wait_for(&mut child, Duration::from_secs(30));
         let err = read_stderr(&mut child);
@@ -608,5 +608,82 @@ fn consume_from_out_of_range_is_an_error() {
     assert_eq!(
         ok(&["consume", &topic, "--from", "2", "--until-end"], None),
         "c\nd\ne\n"
+    );
+}
+
+/// "Never a setting accepted and silently ignored": -X acks is not overridden by the
+/// --acks default, a flag and its property disagreeing is an error, and Java properties
+/// Strom accepts without effect (interceptors, enable.auto.commit for consume) warn.
+#[test]
+fn settings_are_never_silently_ignored() {
+    let topic = unique_topic("cli12-acks");
+    create(&topic, 1, &[]);
+    let out = strom(&["produce", &topic, "-X", "acks=0"], Some("a\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("acks=0: written"), "{}", stderr(&out));
+    let out = strom(&["produce", &topic, "-X", "acks=1", "--acks", "all"], Some("a\n"));
+    assert!(
+        !out.status.success() && stderr(&out).contains("disagree"),
+        "{}",
+        stderr(&out)
+    );
+    let out = strom(
+        &["produce", &topic, "-X", "interceptor.classes=com.example.Audit"],
+        Some("b\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("interceptor.classes") && stderr(&out).contains("no effect"),
+        "{}",
+        stderr(&out)
+    );
+    let out = strom(
+        &[
+            "produce",
+            &topic,
+            "-X",
+            "value.serializer=org.apache.kafka.common.serialization.StringSerializer",
+        ],
+        Some("c\n"),
+    );
+    assert!(
+        out.status.success() && !stderr(&out).contains("WARN"),
+        "{}",
+        stderr(&out)
+    );
+    let group = unique_topic("cli12-acks");
+    let out = strom(
+        &[
+            "consume",
+            &topic,
+            "--group",
+            &group,
+            "--until-end",
+            "-X",
+            "enable.auto.commit=true",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("enable.auto.commit is not used"),
+        "{}",
+        stderr(&out)
+    );
+    let out = strom(
+        &[
+            "consume",
+            &topic,
+            "--isolation",
+            "read_committed",
+            "-X",
+            "isolation.level=read_uncommitted",
+        ],
+        None,
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("disagree"),
+        "{}",
+        stderr(&out)
     );
 }
