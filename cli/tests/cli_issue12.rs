@@ -440,14 +440,14 @@ fn warnings_are_shown_by_default() {
     let args = ["-b", good, "-X", "sasl.username=u", "topics", "list"];
     let out = strom_plain(&args, &[]);
     assert!(
-        out.status.success() && stderr(&out).contains("WARN"),
+        out.status.success() && stderr(&out).contains("strom: warning: "),
         "{}",
         stderr(&out)
     );
     for var in ["STROM_LOG", "RUST_LOG"] {
         let out = strom_plain(&args, &[(var, "error")]);
         assert!(
-            out.status.success() && !stderr(&out).contains("WARN"),
+            out.status.success() && !stderr(&out).contains("warning"),
             "{var}: {}",
             stderr(&out)
         );
@@ -647,7 +647,7 @@ fn settings_are_never_silently_ignored() {
         Some("c\n"),
     );
     assert!(
-        out.status.success() && !stderr(&out).contains("WARN"),
+        out.status.success() && !stderr(&out).contains("warning"),
         "{}",
         stderr(&out)
     );
