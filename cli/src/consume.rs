@@ -322,7 +322,6 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Consume
 async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs) -> Result<(), String> {
     // An explicit offset out of range is an error, unless the user chose a reset policy.
     let explicit_reset = rest.iter().any(|p| p.key == "auto.offset.reset");
-    let signals = Signals::new()?;
     let (cc, start) = settings(config, &rest, &args)?;
     let group = cc.group_id.clone();
     let commit_interval = cc.auto_commit_interval;
@@ -435,6 +434,8 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
         }
     }
 
+    // Caught from here on: before, nothing was written and a signal simply ends the process.
+    let signals = Signals::new()?;
     let outcome = consume_loop(
         &mut consumer,
         signals,

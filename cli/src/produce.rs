@@ -357,13 +357,17 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
     if let Some(f) = out.first() {
         // Refused before sending: everything acknowledged came from earlier lines.
         let before = f.landed_before.unwrap_or(out.landed);
-        let mut msg = format!(
-            "line {}: {}; {before} of the {} records before it {verb} ({}){txn_note}",
-            f.line,
-            f.error,
-            f.line - 1,
-            landed_note(out.landed)
-        );
+        // After a refused line nothing more was read: the records read are those before it.
+        let in_all = if f.landed_before.is_none() && unconfirmed == 0 {
+            String::new()
+        } else {
+            format!(" (in all: {})", landed_note(out.landed))
+        };
+        let before = match f.line - 1 {
+            0 => String::new(),
+            n => format!("; {before} of the {n} records before it {verb}"),
+        };
+        let mut msg = format!("line {}: {}{before}{in_all}{txn_note}", f.line, f.error);
         if let Some(sig) = signal {
             msg = format!("{}: {msg}", sig.name());
             return Err(Failure::Signal {
