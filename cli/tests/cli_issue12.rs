@@ -432,11 +432,33 @@ fn shared_properties_warn_and_unknown_ones_fail() {
     );
 }
 
-/// Item 16: the client's warnings (here: sasl keys without a SASL protocol) are shown by
-/// default; STROM_LOG or RUST_LOG can silence them.
+/// Item 16: the client's warnings (the README's "hostname verification is off"; sasl keys
+/// without a SASL protocol) are shown by default; STROM_LOG or RUST_LOG can silence them.
 #[test]
 fn warnings_are_shown_by_default() {
-    let good = broker().bootstrap.as_str();
+    let b = broker();
+    let tls = [
+        "-b",
+        b.var("STROM_SSL_BOOTSTRAP"),
+        "-X",
+        "security.protocol=SSL",
+        "-X",
+        "ssl.truststore.type=PEM",
+        "-X",
+        &format!("ssl.truststore.location={}", b.var("STROM_SSL_CA_LOCATION")),
+        "-X",
+        "ssl.endpoint.identification.algorithm=",
+        "topics",
+        "list",
+    ];
+    let out = strom_plain(&tls, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("strom: warning: ") && stderr(&out).contains("NOT verified"),
+        "{}",
+        stderr(&out)
+    );
+    let good = b.bootstrap.as_str();
     let args = ["-b", good, "-X", "sasl.username=u", "topics", "list"];
     let out = strom_plain(&args, &[]);
     assert!(
