@@ -341,3 +341,19 @@ pub(crate) async fn consume(config: ClientConfig, rest: Vec<Property>, args: Ben
     consumer.close().await.map_err(|e| e.to_string())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_below_a_third_of_the_mean_is_starved() {
+        assert_eq!(starved(&[1000, 0, 0]), [1, 2]);
+        assert_eq!(starved(&[3, 10, 17]), [0]);
+        assert!(starved(&[4, 10, 16]).is_empty());
+        assert!(starved(&[10, 10, 10]).is_empty());
+        assert!(starved(&[7]).is_empty());
+        assert!(starved(&[]).is_empty());
+        assert_eq!(spread_json(&[1, 0, 2]), "[1,0,2]");
+    }
+}

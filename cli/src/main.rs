@@ -329,3 +329,36 @@ fn main() -> ExitCode {
         Err(f) => f.report(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_messages() {
+        let p = parse_x(" acks = all ").unwrap();
+        assert_eq!((p.key.as_str(), p.value.as_str()), ("acks", "all"));
+        let e = parse_x("sasl.password TOPSECRET").unwrap_err();
+        assert!(e.contains("sasl.password") && !e.contains("TOPSECRET"), "{e}");
+        let e = unknown_property("sasl.password strom-secret");
+        assert!(e.contains("sasl.password") && !e.contains("strom-secret"), "{e}");
+        let err = strom_client::Error::config("ssl.key.password=\"hunter2\": bad");
+        assert!(!set_error("ssl.key.password", "hunter2", &err).contains("hunter2"));
+        assert!(set_error("acks", "2", &strom_client::Error::config("acks=\"2\"")).contains('2'));
+    }
+
+    #[test]
+    fn a_flag_and_its_property_must_agree() {
+        let rest = [Property {
+            key: "acks".into(),
+            value: "1".into(),
+        }];
+        assert!(agree("--acks", Some("1"), &rest, "acks").is_ok());
+        assert!(agree("--acks", None, &rest, "acks").is_ok());
+        assert!(agree("--acks", Some("all"), &rest, "acks")
+            .unwrap_err()
+            .contains("disagree"));
+    }
+}

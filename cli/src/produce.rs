@@ -426,3 +426,18 @@ async fn with_timeout(
         Err(_) => Err(format!("timed out after {after:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_at_the_first_delimiter() {
+        assert_eq!(
+            split_key(b"k::v:w", b"::"),
+            Some((Bytes::from_static(b"k"), Bytes::from_static(b"v:w")))
+        );
+        assert_eq!(split_key(b":v", b":"), Some((Bytes::new(), Bytes::from_static(b"v"))));
+        assert_eq!(split_key(b"no delimiter", b":"), None);
+    }
+}
