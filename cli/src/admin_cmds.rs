@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use clap::Subcommand;
 use strom_client::{Admin, ClientConfig, ConfigResource, ConsumerGroupMember, GroupType, NewTopic, OffsetSpec};
 
+use crate::out::outln;
+use crate::Failure;
+
 /// `strom topics ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum TopicsAction {
@@ -61,25 +64,31 @@ fn e(err: strom_client::Error) -> String {
     err.to_string()
 }
 
-pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result<(), String> {
+pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result<(), Failure> {
     let admin = Admin::connect(config).await.map_err(e)?;
     match action {
         TopicsAction::List { internal } => {
             for t in admin.list_topics(internal).await.map_err(e)? {
-                println!("{t}");
+                outln!("{t}")?;
             }
         }
         TopicsAction::Describe { topic } => {
-            let d = admin.describe_topics(&[&topic]).await.map_err(e)?.remove(0);
-            println!(
+            let d = admin
+                .describe_topics(&[&topic])
+                .await
+                .map_err(e)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| format!("the broker described no topic {topic}"))?;
+            outln!(
                 "topic {} id {} partitions {}{}",
                 d.name,
                 d.topic_id,
                 d.partitions.len(),
                 if d.is_internal { " internal" } else { "" }
-            );
+            )?;
             for p in &d.partitions {
-                println!(
+                outln!(
                     "  partition {} leader {} epoch {} replicas {:?} isr {:?}{}",
                     p.partition,
                     p.leader,
@@ -91,17 +100,17 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
                     } else {
                         format!(" error {}", p.error.name())
                     }
-                );
+                )?;
             }
             let configs = admin.describe_configs(&ConfigResource::Topic(topic)).await.map_err(e)?;
             for c in configs.iter().filter(|c| !c.is_default) {
-                println!(
+                outln!(
                     "  config {}={}",
                     c.name,
                     c.value
                         .as_deref()
                         .unwrap_or(if c.is_sensitive { "[sensitive]" } else { "" })
-                );
+                )?;
             }
         }
         TopicsAction::Create {
@@ -123,21 +132,23 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
                 t = t.config(k, v);
             }
             admin.create_topics(&[t]).await.map_err(e)?;
-            eprintln!("created topic {topic}");
+            crate::out::note(&format!("created topic {topic}"));
         }
         TopicsAction::Delete { topic } => {
             admin.delete_topics(&[&topic]).await.map_err(e)?;
-            eprintln!("deleted topic {topic}");
+            crate::out::note(&format!("deleted topic {topic}"));
         }
     }
     Ok(())
 }
 
-pub(crate) async fn offsets(config: ClientConfig, topic: &str) -> Result<(), String> {
+pub(crate) async fn offsets(config: ClientConfig, topic: &str) -> Result<(), Failure> {
     let admin = Admin::connect(config).await.map_err(e)?;
-    println!("{:>9} {:>12} {:>12}", "partition", "earliest", "latest");
-    for p in admin.partition_offsets(topic).await.map_err(e)? {
-        println!("{:>9} {:>12} {:>12}", p.partition, p.earliest, p.latest);
+    // Asked first: an error (say, no such topic) is then the only output.
+    let offsets = admin.partition_offsets(topic).await.map_err(e)?;
+    outln!("{:>9} {:>12} {:>12}", "partition", "earliest", "latest")?;
+    for p in offsets {
+        outln!("{:>9} {:>12} {:>12}", p.partition, p.earliest, p.latest)?;
     }
     Ok(())
 }
@@ -186,7 +197,7 @@ fn partition_list(ps: &[i32]) -> String {
     ps.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
-pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result<(), String> {
+pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result<(), Failure> {
     let admin = Admin::connect(config).await.map_err(e)?;
     match action {
         GroupsAction::List => {
@@ -196,7 +207,7 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
                 } else {
                     g.group_type.as_str()
                 };
-                println!("{}\t{}\t{}", g.group_id, ty, g.state);
+                outln!("{}\t{}\t{}", g.group_id, ty, g.state)?;
             }
         }
         GroupsAction::Describe { group } => {
@@ -259,7 +270,7 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
                     owner.get(key).copied().unwrap_or("-")
                 ));
             }
-            print!("{out}");
+            crate::out::print(&out)?;
         }
     }
     Ok(())

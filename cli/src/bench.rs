@@ -2,13 +2,17 @@
 //! the consumer, reported as one JSON object with every knob, so the benchmark drivers
 //! (bench/s1_produce.py, bench/s2_consume.py) can put it beside other clients.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strom_client::{
-    ClientConfig, Consumer, ConsumerConfig, IsolationLevel, OffsetReset, Producer, ProducerConfig, ProducerRecord,
-    TopicPartition,
+    ClientConfig, Consumer, ConsumerConfig, DeliveryFuture, IsolationLevel, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
 };
+
+use crate::out::outln;
+use crate::{set_error, Failure, Property};
 
 /// Arguments of `strom bench produce`.
 #[derive(Debug, clap::Args)]
@@ -21,6 +25,9 @@ pub(crate) struct BenchProduceArgs {
     /// Value size in bytes (keys are null, as in Java's ProducerPerformance).
     #[arg(long, default_value_t = 100)]
     record_size: usize,
+    /// Succeed even when a partition got less than a third of the mean record count.
+    #[arg(long)]
+    allow_skew: bool,
 }
 
 /// CPU seconds (user + system) and peak RSS (KiB) of this process, from /proc.
@@ -50,16 +57,34 @@ fn usage() -> (f64, u64) {
     (cpu, rss)
 }
 
-pub(crate) async fn produce(
-    config: ClientConfig,
-    rest: Vec<(String, String)>,
-    args: BenchProduceArgs,
-) -> Result<(), String> {
+/// Where the records went: per partition, how many were acknowledged there.
+fn spread_json(counts: &[u64]) -> String {
+    let items: Vec<String> = counts.iter().map(u64::to_string).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// The partitions that got less than a third of the mean (the bench drivers' rule,
+/// bench/spread.py), when there is more than one partition.
+fn starved(counts: &[u64]) -> Vec<usize> {
+    if counts.len() < 2 {
+        return Vec::new();
+    }
+    let total: u64 = counts.iter().sum();
+    // count < mean / 3  ⇔  3 · count · partitions < total
+    let n = counts.len() as u64;
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| 3 * c * n < total)
+        .map(|(p, _)| p)
+        .collect()
+}
+
+pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: BenchProduceArgs) -> Result<(), Failure> {
     let mut p = ProducerConfig::from_client(config);
-    for (k, v) in &rest {
-        if !p.set(k, v).map_err(|e| e.to_string())? {
-            return Err(format!("unknown property {k:?}"));
-        }
+    for prop in &rest {
+        p.set(&prop.key, &prop.value)
+            .map_err(|e| set_error(&prop.key, &prop.value, &e))?;
     }
     p.validate().map_err(|e| e.to_string())?;
     let settings = format!(
@@ -74,7 +99,8 @@ pub(crate) async fn produce(
         args.record_size
     );
     let producer = Producer::new(p).await.map_err(|e| e.to_string())?;
-    producer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
+    let info = producer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
+    let partitions = info.partitions.len();
     // One payload of random uppercase letters for every record, as ProducerPerformance sends
     // (a Bytes clone per record: no copy).
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -90,31 +116,40 @@ pub(crate) async fn produce(
     );
     let (cpu0, _) = usage();
     let started = Instant::now();
-    let mut last = None;
-    let mut failed = 0u64;
+    // Every delivery is checked (as it completes, so memory stays flat): a failure in the
+    // middle counts as much as one at the end.
+    let mut tally = Tally {
+        per_partition: vec![0; partitions],
+        ..Tally::default()
+    };
+    let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
     for _ in 0..args.records {
-        let f = producer
+        let sent = producer
             .send(ProducerRecord {
                 topic: args.topic.clone(),
                 value: Some(payload.clone()),
                 ..Default::default()
             })
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(Err(_)) = f.try_result() {
-            failed += 1;
+            .await;
+        match sent {
+            Ok(f) => pending.push_back(f),
+            Err(e) => tally.fail(e.to_string()),
         }
-        last = Some(f);
+        while pending.front().is_some_and(|f| f.try_result().is_some()) {
+            if let Some(f) = pending.pop_front() {
+                tally.count(f.try_result());
+            }
+        }
     }
     producer.flush().await.map_err(|e| e.to_string())?;
-    if let Some(f) = last {
-        f.wait().await.map_err(|e| format!("the last record failed: {e}"))?;
+    for f in pending {
+        tally.count(Some(f.wait().await));
     }
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, rss) = usage();
     let bytes = args.records * args.record_size as u64;
-    println!(
-        "{{\"client\":\"strom\",\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{:.2},\"max_rss_kib\":{},\"failed\":{},\"settings\":{}}}",
+    outln!(
+        "{{\"client\":\"strom\",\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{:.2},\"max_rss_kib\":{},\"acknowledged\":{},\"failed\":{},\"partition_records\":{},\"settings\":{}}}",
         args.records,
         bytes,
         secs,
@@ -122,11 +157,71 @@ pub(crate) async fn produce(
         bytes as f64 / secs / (1 << 20) as f64,
         cpu1 - cpu0,
         rss,
-        failed,
+        tally.acked,
+        tally.failed,
+        spread_json(&tally.per_partition),
         settings
-    );
+    )?;
     producer.close().await.map_err(|e| e.to_string())?;
+    let mean = tally.acked as f64 / partitions.max(1) as f64;
+    crate::out::note(&format!(
+        "records per partition (mean {mean:.0}): {}",
+        tally
+            .per_partition
+            .iter()
+            .enumerate()
+            .map(|(p, c)| format!("{p}:{c}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    if let Some(first) = tally.first_error {
+        return Err(format!(
+            "{} of {} records failed (first: {first}); {} acknowledged",
+            tally.failed, args.records, tally.acked
+        )
+        .into());
+    }
+    let low = starved(&tally.per_partition);
+    if !low.is_empty() && !args.allow_skew {
+        return Err(format!(
+            "partitions {low:?} got less than a third of the mean ({mean:.0} records): {:?} (--allow-skew accepts it)",
+            tally.per_partition
+        )
+        .into());
+    }
     Ok(())
+}
+
+/// Delivery results of `bench produce`.
+#[derive(Debug, Default)]
+struct Tally {
+    acked: u64,
+    failed: u64,
+    per_partition: Vec<u64>,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn count(&mut self, r: Option<strom_client::Result<strom_client::RecordMetadata>>) {
+        match r {
+            Some(Ok(md)) => {
+                self.acked += 1;
+                if let Some(c) = usize::try_from(md.partition)
+                    .ok()
+                    .and_then(|p| self.per_partition.get_mut(p))
+                {
+                    *c += 1;
+                }
+            }
+            Some(Err(e)) => self.fail(e.to_string()),
+            None => self.fail("no outcome after flush".to_owned()),
+        }
+    }
+
+    fn fail(&mut self, e: String) {
+        self.failed += 1;
+        self.first_error.get_or_insert(e);
+    }
 }
 
 /// Arguments of `strom bench consume`.
@@ -146,18 +241,13 @@ pub(crate) struct BenchConsumeArgs {
 /// no group, from the earliest offset), counting key and value bytes as Java's
 /// ConsumerPerformance does. The clock starts before the first poll, so the time includes
 /// finding the earliest offsets (as ConsumerPerformance's fetch time includes them).
-pub(crate) async fn consume(
-    config: ClientConfig,
-    rest: Vec<(String, String)>,
-    args: BenchConsumeArgs,
-) -> Result<(), String> {
+pub(crate) async fn consume(config: ClientConfig, rest: Vec<Property>, args: BenchConsumeArgs) -> Result<(), Failure> {
     let mut c = ConsumerConfig::from_client(config);
     c.auto_offset_reset = OffsetReset::Earliest;
     c.enable_auto_commit = false;
-    for (k, v) in &rest {
-        if !c.set(k, v).map_err(|e| e.to_string())? {
-            return Err(format!("unknown property {k:?}"));
-        }
+    for prop in &rest {
+        c.set(&prop.key, &prop.value)
+            .map_err(|e| set_error(&prop.key, &prop.value, &e))?;
     }
     if c.group_id.is_some() {
         return Err("bench consume reads in assign mode: group.id is not used".into());
@@ -206,7 +296,8 @@ pub(crate) async fn consume(
                 return Err(format!(
                     "only {records} of {} records arrived (none in {} ms)",
                     args.records, args.timeout_ms
-                ));
+                )
+                .into());
             }
             continue;
         }
@@ -221,7 +312,8 @@ pub(crate) async fn consume(
                 return Err(format!(
                     "partition {} went back from offset {} to {}",
                     r.partition, seen, r.offset
-                ));
+                )
+                .into());
             }
             *seen = r.offset;
             bytes += r.key.as_ref().map_or(0, |k| k.len() as u64) + r.value.as_ref().map_or(0, |v| v.len() as u64);
@@ -232,7 +324,7 @@ pub(crate) async fn consume(
     let (cpu1, rss) = usage();
     let first_ms = first_record.map_or(0.0, |t| t.duration_since(started).as_secs_f64() * 1000.0);
     let m = consumer.metrics();
-    println!(
+    outln!(
         "{{\"client\":\"strom\",\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{:.2},\"max_rss_kib\":{},\"first_record_ms\":{:.1},\"fetches\":{},\"fetched_bytes\":{},\"settings\":{}}}",
         records,
         bytes,
@@ -245,7 +337,23 @@ pub(crate) async fn consume(
         m.fetches,
         m.bytes_fetched,
         settings
-    );
+    )?;
     consumer.close().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_below_a_third_of_the_mean_is_starved() {
+        assert_eq!(starved(&[1000, 0, 0]), [1, 2]);
+        assert_eq!(starved(&[3, 10, 17]), [0]);
+        assert!(starved(&[4, 10, 16]).is_empty());
+        assert!(starved(&[10, 10, 10]).is_empty());
+        assert!(starved(&[7]).is_empty());
+        assert!(starved(&[]).is_empty());
+        assert_eq!(spread_json(&[1, 0, 2]), "[1,0,2]");
+    }
 }

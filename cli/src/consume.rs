@@ -24,7 +24,12 @@ use strom_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, OffsetAndMetadata, OffsetReset, RebalanceContext,
     RebalanceListener, TopicPartition,
 };
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tracing::warn;
+
+use crate::signals::Signals;
+use crate::{agree, set_error, Failure, Property};
 
 /// Arguments of `strom consume`.
 #[derive(Debug, clap::Args)]
@@ -110,23 +115,28 @@ fn parse_from(from: Option<&str>, group: bool) -> Result<Start, String> {
 
 /// The consumer settings: -X/-F by Java name, then the flags. The CLI resets to earliest
 /// unless told otherwise, and commits itself (what was written out), never automatically.
-fn settings(
-    config: ClientConfig,
-    rest: &[(String, String)],
-    args: &ConsumeArgs,
-) -> Result<(ConsumerConfig, Start), String> {
+fn settings(config: ClientConfig, rest: &[Property], args: &ConsumeArgs) -> Result<(ConsumerConfig, Start), String> {
     let mut cc = ConsumerConfig::from_client(config);
     cc.auto_offset_reset = OffsetReset::Earliest;
-    for (k, v) in rest {
-        if !cc.set(k, v).map_err(|e| e.to_string())? {
-            return Err(format!("unknown property {k:?}"));
+    for p in rest {
+        if p.key == "group.id" && p.value.trim().is_empty() {
+            return Err("-X group.id= is empty: give a group id, or leave group.id out".into());
         }
+        cc.set(&p.key, &p.value).map_err(|e| set_error(&p.key, &p.value, &e))?;
+    }
+    agree("--isolation", args.isolation.as_deref(), rest, "isolation.level")?;
+    agree("--group", args.group.as_deref(), rest, "group.id")?;
+    if rest.iter().any(|p| p.key == "enable.auto.commit") {
+        warn!("enable.auto.commit is not used: strom consume commits the offsets of the records it wrote out");
     }
     if let Some(isolation) = &args.isolation {
         cc.set("isolation.level", isolation)
             .map_err(|e| format!("--isolation: {e}"))?;
     }
     if let Some(g) = &args.group {
+        if g.trim().is_empty() {
+            return Err("--group is empty: give a group id, or leave --group out".into());
+        }
         cc.set("group.id", g).map_err(|e| e.to_string())?;
     }
     cc.enable_auto_commit = false;
@@ -231,21 +241,31 @@ impl RebalanceListener for CommitWritten {
     }
 }
 
-/// Resolves when the user asks the process to stop (SIGINT, or SIGTERM on Unix).
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
-                _ = term.recv() => {}
-            }
-            return;
-        }
+/// Watches stdout for its reader going away (`strom consume T | head -n 1`), so a run
+/// waiting for records ends without having to write one. Only a pipe or socket can be
+/// watched (a file or /dev/null cannot be registered); then nothing is watched.
+struct StdoutWatch(Option<AsyncFd<std::io::Stdout>>);
+
+impl StdoutWatch {
+    fn new() -> Self {
+        // SAFETY: `Stdout` always returns descriptor 1, which this process never closes or
+        // replaces: it stays open, and the same file description, while the watch lives.
+        let fd = unsafe { AsyncFd::register_with_interest(std::io::stdout(), Interest::ERROR) };
+        StdoutWatch(fd.ok())
     }
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+
+    /// Resolves when stdout reports an error condition (a pipe's reader closed it).
+    async fn closed(&self) {
+        let Some(fd) = &self.0 else {
+            return std::future::pending().await;
+        };
+        loop {
+            match fd.ready(Interest::ERROR).await {
+                Ok(guard) if guard.ready().is_error() => return,
+                Ok(mut guard) => guard.clear_ready(),
+                Err(_) => return std::future::pending().await,
+            }
+        }
     }
 }
 
@@ -295,7 +315,13 @@ impl Ends {
     }
 }
 
-pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ConsumeArgs) -> Result<(), String> {
+pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs) -> Result<(), Failure> {
+    run_inner(config, rest, args).await.map_err(Failure::from)
+}
+
+async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs) -> Result<(), String> {
+    // An explicit offset out of range is an error, unless the user chose a reset policy.
+    let explicit_reset = rest.iter().any(|p| p.key == "auto.offset.reset");
     let (cc, start) = settings(config, &rest, &args)?;
     let group = cc.group_id.clone();
     let commit_interval = cc.auto_commit_interval;
@@ -324,7 +350,7 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
     let member = group.as_deref().filter(|_| args.partitions.is_empty());
 
     // Explicit starting offsets (--from OFFSET / @TIMESTAMP_MS).
-    let starts: BTreeMap<TopicPartition, i64> = match start {
+    let mut starts: BTreeMap<TopicPartition, i64> = match start {
         Start::Offset(o) => wanted.iter().map(|tp| (tp.clone(), o)).collect(),
         Start::Timestamp(ms) => {
             let times: BTreeMap<TopicPartition, i64> = wanted.iter().map(|tp| (tp.clone(), ms)).collect();
@@ -340,6 +366,36 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         }
         Start::Committed | Start::Reset(_) => BTreeMap::new(),
     };
+    // An explicit offset outside [log start, end] is an error naming the range, unless the
+    // user asked for a reset policy (-X auto.offset.reset): then it applies here, at once
+    // and with a warning, rather than after a fetch (which --until-end would not wait for).
+    if let Start::Offset(o) = start {
+        let first = consumer.beginning_offsets(&wanted).await.map_err(e)?;
+        let end = consumer.end_offsets(&wanted).await.map_err(e)?;
+        for tp in &wanted {
+            let (Some(&lo), Some(&hi)) = (first.get(tp), end.get(tp)) else {
+                continue;
+            };
+            if o >= lo && o <= hi {
+                continue;
+            }
+            let to = match (explicit_reset, reset) {
+                (true, OffsetReset::Earliest) => lo,
+                (true, OffsetReset::Latest) => hi,
+                _ => {
+                    return Err(format!(
+                        "--from {o}: partition {} of {topic} holds offsets [{lo}, {hi}] (-X auto.offset.reset=earliest or latest starts there instead)",
+                        tp.partition
+                    ))
+                }
+            };
+            warn!(
+                "--from {o}: out of range [{lo}, {hi}] for partition {} of {topic}; auto.offset.reset starts at {to}",
+                tp.partition
+            );
+            starts.insert(tp.clone(), to);
+        }
+    }
 
     let mut ends = None;
     if args.until_end {
@@ -378,8 +434,11 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         }
     }
 
+    // Caught from here on: before, nothing was written and a signal simply ends the process.
+    let signals = Signals::new()?;
     let outcome = consume_loop(
         &mut consumer,
+        signals,
         &args,
         &written,
         ends,
@@ -394,8 +453,10 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
 
 /// Polls and writes until `--count`, `--until-end`, a signal or a closed stdout; commits
 /// periodically. Records of a batch that could not be written are not committed.
+#[allow(clippy::too_many_arguments)]
 async fn consume_loop(
     consumer: &mut Consumer,
+    mut signals: Signals,
     args: &ConsumeArgs,
     written: &Written,
     mut ends: Option<Ends>,
@@ -407,8 +468,7 @@ async fn consume_loop(
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut count = 0u64;
     let mut last_commit = Instant::now();
-    let stop = stop_signal();
-    tokio::pin!(stop);
+    let watch = StdoutWatch::new();
     loop {
         if args.count.is_some_and(|c| count >= c) {
             return Ok(());
@@ -420,7 +480,9 @@ async fn consume_loop(
         }
         let records = tokio::select! {
             r = consumer.poll(POLL_WAIT) => r.map_err(|e| e.to_string())?,
-            () = &mut stop => return Ok(()),
+            _ = signals.recv() => return Ok(()),
+            // The reader went away: what was written is committed on the way out.
+            () = watch.closed() => return Ok(()),
         };
         let mut batch: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
         let mut all_written = true;

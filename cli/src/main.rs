@@ -3,33 +3,55 @@
 //! Java property names everywhere (`-X key=value`, `-F file.properties`), plus the
 //! librdkafka aliases kcat users type. Errors: one line on stderr, non-zero exit.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use strom_client::{parse_properties, ClientConfig};
+use strom_client::{is_secret_key, parse_properties, ClientConfig, ConsumerConfig, ProducerConfig};
+use tracing::warn;
 
 mod admin_cmds;
 mod bench;
 mod consume;
+mod out;
 mod produce;
+mod signals;
+
+pub(crate) use out::Failure;
 
 /// A kcat-style Kafka client, in pure Rust.
 #[derive(Debug, Parser)]
-#[command(name = "strom", version, about)]
+#[command(
+    name = "strom",
+    version,
+    about,
+    after_help = "\
+Settings: -X KEY=VALUE beats -b, which beats -F FILE (as --bootstrap-server beats a \
+--command-config file in Java's tools), which beats $STROM_BOOTSTRAP_SERVERS. -F reads a Java .properties file (key=value, \
+key:value or key value; # and ! comments; backslash continuations and escapes). A valid \
+Kafka property a command does not use (say linger.ms for `topics list`) gets a warning; \
+an unknown key is an error. Values of keys naming a password, secret, token or jaas \
+config are never printed.
+
+Logging: warnings and errors go to stderr. STROM_LOG (or else RUST_LOG) sets the filter, \
+e.g. STROM_LOG=strom_client=debug or RUST_LOG=error.
+
+Exit status: 0 on success (also when the reader of stdout went away, as with | head); 1 \
+on an error; `produce` stopped by SIGINT exits 130, by SIGTERM 143, after waiting (up to \
+delivery.timeout.ms) for what it read and reporting how much landed. `consume` ends \
+normally (exit 0) on SIGINT or SIGTERM, committing what it printed."
+)]
 struct Cli {
-    /// Bootstrap servers, host:port[,host:port...].
-    #[arg(
-        short = 'b',
-        long,
-        env = "STROM_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    bootstrap_servers: String,
+    /// Bootstrap servers, host:port[,host:port...]. Beats bootstrap.servers in a -F file;
+    /// -X bootstrap.servers=... beats it. Without -b: -F's, else $STROM_BOOTSTRAP_SERVERS,
+    /// else 127.0.0.1:9092.
+    #[arg(short = 'b', long, global = true)]
+    bootstrap_servers: Option<String>,
     /// A client property by its Java name (repeatable), e.g. -X request.timeout.ms=5000.
+    /// Beats -b and -F.
     #[arg(short = 'X', value_name = "KEY=VALUE", global = true)]
     property: Vec<String>,
-    /// A Java .properties file of client settings (applied before -X).
+    /// A Java .properties file of client settings (-b and -X beat it).
     #[arg(short = 'F', value_name = "FILE", global = true)]
     properties_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
@@ -72,56 +94,153 @@ enum BenchAction {
     Consume(bench::BenchConsumeArgs),
 }
 
-/// Settings from -F, then -X, then -b; the CLI waits 10 s (not Java's 60 s) for an API call
-/// unless told otherwise, so a wrong address fails quickly.
-fn config(cli: &Cli) -> Result<(ClientConfig, Vec<(String, String)>), String> {
-    let mut props: Vec<(String, String)> = Vec::new();
+/// Which role's settings a command applies; the others' keys only get a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// topics, offsets, groups: client-wide keys only.
+    Admin,
+    /// produce, bench produce.
+    Producer,
+    /// consume, bench consume.
+    Consumer,
+}
+
+/// A property as the user gave it (-F, -b or -X).
+#[derive(Debug, Clone)]
+pub(crate) struct Property {
+    pub(crate) key: String,
+    pub(crate) value: String,
+}
+
+/// An error message from setting `key`, with the value replaced when the key is secret
+/// (the client's messages quote bad values).
+pub(crate) fn set_error(key: &str, value: &str, e: &strom_client::Error) -> String {
+    let msg = e.to_string();
+    if is_secret_key(key) && !value.is_empty() {
+        msg.replace(value, "[redacted]")
+    } else {
+        msg
+    }
+}
+
+/// A subcommand flag with a property equivalent (`--acks` and `acks`): both given and
+/// different is an error rather than one silently beating the other.
+pub(crate) fn agree(flag: &str, flag_value: Option<&str>, rest: &[Property], key: &str) -> Result<(), String> {
+    let Some(v) = flag_value else { return Ok(()) };
+    match rest.iter().rev().find(|p| p.key == key) {
+        Some(p) if p.value.trim() != v.trim() => Err(format!(
+            "{flag} {v} and {key}={} (from -X or -F) disagree: give one",
+            p.value
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Parses one `-X` argument; never echoes a secret's value.
+fn parse_x(p: &str) -> Result<Property, String> {
+    match p.split_once('=') {
+        Some((k, v)) => Ok(Property {
+            key: k.trim().to_owned(),
+            value: v.trim().to_owned(),
+        }),
+        None => {
+            // `-X 'sasl.password TOPSECRET'`: name the key only, never what follows it.
+            let key = p.split([' ', '\t', ':']).next().unwrap_or_default();
+            Err(format!("-X {key}...: expected KEY=VALUE (the value is not shown)"))
+        }
+    }
+}
+
+/// Settings from $STROM_BOOTSTRAP_SERVERS, -F, -b, then -X (each beats the ones before:
+/// the command line beats the environment, and on it the more specific option wins, as
+/// Java's tools let --bootstrap-server beat a --command-config file); the CLI waits 10 s (not
+/// Java's 60 s) for an API call unless told otherwise, so a wrong address fails quickly.
+/// Returns the client settings and every property that is not client-wide, for the role's
+/// config to apply; a key no role knows is an error, a key of another role a warning.
+fn config(cli: &Cli, role: Role) -> Result<(ClientConfig, Vec<Property>), String> {
+    let mut props: Vec<Property> = Vec::new();
+    // The environment is a default: anything on the command line beats it.
+    if let Ok(b) = std::env::var("STROM_BOOTSTRAP_SERVERS") {
+        if !b.trim().is_empty() {
+            props.push(Property {
+                key: "bootstrap.servers".into(),
+                value: b,
+            });
+        }
+    }
     if let Some(path) = &cli.properties_file {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        props.extend(parse_properties(&text));
+        let parsed = parse_properties(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        props.extend(parsed.into_iter().map(|(key, value)| Property { key, value }));
+    }
+    if let Some(b) = &cli.bootstrap_servers {
+        props.push(Property {
+            key: "bootstrap.servers".into(),
+            value: b.clone(),
+        });
     }
     for p in &cli.property {
-        let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected key=value"))?;
-        props.push((k.trim().to_owned(), v.trim().to_owned()));
+        props.push(parse_x(p)?);
     }
     let mut c = ClientConfig {
         default_api_timeout: std::time::Duration::from_secs(10),
         ..Default::default()
     };
-    c.set("bootstrap.servers", &cli.bootstrap_servers)
-        .map_err(|e| e.to_string())?;
     let mut rest = Vec::new();
-    for (k, v) in props {
-        if !c.set(&k, &v).map_err(|e| e.to_string())? {
-            rest.push((k, v));
+    for p in props {
+        if ClientConfig::is_known_key(&p.key) {
+            c.set(&p.key, &p.value).map_err(|e| set_error(&p.key, &p.value, &e))?;
+            continue;
+        }
+        let producer = ProducerConfig::is_known_key(&p.key);
+        let consumer = ConsumerConfig::is_known_key(&p.key);
+        let used = match role {
+            Role::Admin => false,
+            Role::Producer => producer,
+            Role::Consumer => consumer,
+        };
+        if used {
+            rest.push(p);
+        } else if producer || consumer {
+            // Java's tools warn about a shared client.properties' other keys and carry on.
+            warn!(
+                "property {} is not used by this command ({} property)",
+                p.key,
+                if producer { "a producer" } else { "a consumer" }
+            );
+        } else {
+            return Err(unknown_property(&p.key));
         }
     }
     Ok((c, rest))
 }
 
-/// Fails on properties no part of the CLI understood.
-fn reject_unknown(rest: &[(String, String)], known: &[&str]) -> Result<(), String> {
-    match rest.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-        Some((k, _)) => Err(format!("unknown property {k:?}")),
-        None => Ok(()),
+/// `unknown property "k"`, without whatever follows a space in the key (a value given
+/// with the wrong separator must not be echoed).
+pub(crate) fn unknown_property(key: &str) -> String {
+    match key.split_once([' ', '\t']) {
+        Some((k, _)) => format!("unknown property {k:?}... (a key has no spaces; the rest is not shown)"),
+        None => format!("unknown property {key:?}"),
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let (config, rest) = config(&cli)?;
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let role = match &cli.command {
+        Command::Topics { .. } | Command::Offsets { .. } | Command::Groups { .. } => Role::Admin,
+        Command::Produce(_)
+        | Command::Bench {
+            action: BenchAction::Produce(_),
+        } => Role::Producer,
+        Command::Consume(_)
+        | Command::Bench {
+            action: BenchAction::Consume(_),
+        } => Role::Consumer,
+    };
+    let (config, rest) = config(&cli, role)?;
     match cli.command {
-        Command::Topics { action } => {
-            reject_unknown(&rest, &[])?;
-            admin_cmds::topics(config, action).await
-        }
-        Command::Offsets { topic } => {
-            reject_unknown(&rest, &[])?;
-            admin_cmds::offsets(config, &topic).await
-        }
-        Command::Groups { action } => {
-            reject_unknown(&rest, &[])?;
-            admin_cmds::groups(config, action).await
-        }
+        Command::Topics { action } => admin_cmds::topics(config, action).await,
+        Command::Offsets { topic } => admin_cmds::offsets(config, &topic).await,
+        Command::Groups { action } => admin_cmds::groups(config, action).await,
         Command::Produce(args) => produce::run(config, rest, args).await,
         Command::Consume(args) => consume::run(config, rest, args).await,
         Command::Bench {
@@ -133,24 +252,113 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn main() -> ExitCode {
+/// Warnings and errors on stderr by default; STROM_LOG, else RUST_LOG, sets the filter.
+fn init_logging() {
+    let filter = ["STROM_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "warn".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        let _ = writeln!(std::io::stderr(), "strom: ignoring the log filter {filter:?}: {e}");
+        tracing_subscriber::EnvFilter::new("warn")
+    });
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STROM_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .event_format(CliFormat)
         .init();
+}
+
+/// Log lines as the CLI's own messages: `strom: warning: ...`, with the spans (say, which
+/// broker connection) before the message.
+struct CliFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for CliFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(writer, "strom: {level}: ")?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                write!(writer, "{}", span.name())?;
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        write!(writer, "{{{fields}}}")?;
+                    }
+                }
+                write!(writer, ": ")?;
+            }
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("strom: cannot start the runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "strom: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(run(cli));
+    // Standard input is read on a blocking thread that cannot be cancelled: do not wait
+    // for it (a `produce` stopped by a signal while its input pipe stays open).
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("strom: {e}");
-            ExitCode::FAILURE
-        }
+        Err(f) => f.report(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_messages() {
+        let p = parse_x(" acks = all ").unwrap();
+        assert_eq!((p.key.as_str(), p.value.as_str()), ("acks", "all"));
+        let e = parse_x("sasl.password TOPSECRET").unwrap_err();
+        assert!(e.contains("sasl.password") && !e.contains("TOPSECRET"), "{e}");
+        let e = unknown_property("sasl.password strom-secret");
+        assert!(e.contains("sasl.password") && !e.contains("strom-secret"), "{e}");
+        let err = strom_client::Error::config("ssl.key.password=\"hunter2\": bad");
+        assert!(!set_error("ssl.key.password", "hunter2", &err).contains("hunter2"));
+        assert!(set_error("acks", "2", &strom_client::Error::config("acks=\"2\"")).contains('2'));
+    }
+
+    #[test]
+    fn a_flag_and_its_property_must_agree() {
+        let rest = [Property {
+            key: "acks".into(),
+            value: "1".into(),
+        }];
+        assert!(agree("--acks", Some("1"), &rest, "acks").is_ok());
+        assert!(agree("--acks", None, &rest, "acks").is_ok());
+        assert!(agree("--acks", Some("all"), &rest, "acks")
+            .unwrap_err()
+            .contains("disagree"));
     }
 }

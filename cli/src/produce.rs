@@ -1,8 +1,14 @@
 //! `strom produce T`: one record per stdin line through the producer (idempotent by default,
-//! like Java's), or in one transaction with `--transactional-id`. Exit status 0 only when
-//! every record was acknowledged (with acks=0: written); otherwise the first error is printed.
+//! like Java's), or in one transaction with `--transactional-id`.
+//!
+//! Exit status 0 only when every record was acknowledged (with acks=0: written). On an
+//! error the message names the input line of the first record that failed and how many
+//! records landed; a transaction is aborted on every error and on SIGINT/SIGTERM. A signal
+//! stops reading, waits (up to delivery.timeout.ms) for what was read, reports how many
+//! records landed and exits 130 (SIGINT) or 143 (SIGTERM); a second signal stops waiting.
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strom_client::{
@@ -10,21 +16,29 @@ use strom_client::{
 };
 use tokio::io::AsyncBufReadExt;
 
+use crate::signals::{Signal, Signals};
+use crate::{agree, set_error, Failure, Property};
+
 /// Arguments of `strom produce`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ProduceArgs {
     /// Topic.
     topic: String,
-    /// Split each line at the first DELIM into key and value.
+    /// Split each line at the first DELIM into key and value. A line without DELIM is an
+    /// error naming the line (see --allow-null-key).
     #[arg(short = 'K', value_name = "DELIM")]
     key_delimiter: Option<String>,
-    /// Acknowledgements: all, 1 or 0.
-    #[arg(long, default_value = "all")]
-    acks: String,
+    /// With -K: send a line without the delimiter as a value with a null key.
+    #[arg(long, requires = "key_delimiter")]
+    allow_null_key: bool,
+    /// Acknowledgements: all, 1 or 0 (default: -X acks, else all).
+    #[arg(long)]
+    acks: Option<String>,
     /// Compression: none, gzip, snappy, lz4, zstd.
     #[arg(long)]
     compression: Option<String>,
-    /// Produce in one transaction with this transactional.id.
+    /// Produce in one transaction with this transactional.id (aborted on any error and on
+    /// SIGINT/SIGTERM).
     #[arg(long)]
     transactional_id: Option<String>,
     /// A header key=value added to every record (repeatable).
@@ -39,49 +53,118 @@ pub(crate) struct ProduceArgs {
 /// own defaults apply, as in Java's console producer (`batch.size` 16 KiB): records
 /// without a key switch partition every `batch.size` bytes (KIP-794), so a larger default
 /// here would leave inputs of a few MB on a few partitions. Bulk loads raise it with -X.
-fn settings(config: ClientConfig, rest: &[(String, String)], args: &ProduceArgs) -> Result<ProducerConfig, String> {
+fn settings(config: ClientConfig, rest: &[Property], args: &ProduceArgs) -> Result<ProducerConfig, String> {
     let mut p = ProducerConfig::from_client(config);
-    for (k, v) in rest {
-        if !p.set(k, v).map_err(|e| e.to_string())? {
-            return Err(format!("unknown property {k:?}"));
-        }
+    for prop in rest {
+        p.set(&prop.key, &prop.value)
+            .map_err(|e| set_error(&prop.key, &prop.value, &e))?;
     }
-    p.set("acks", &args.acks).map_err(|e| e.to_string())?;
+    agree("--acks", args.acks.as_deref(), rest, "acks")?;
+    agree("--compression", args.compression.as_deref(), rest, "compression.type")?;
+    agree(
+        "--transactional-id",
+        args.transactional_id.as_deref(),
+        rest,
+        "transactional.id",
+    )?;
+    if let Some(a) = &args.acks {
+        p.set("acks", a).map_err(|e| e.to_string())?;
+    }
     if let Some(c) = &args.compression {
         p.set("compression.type", c).map_err(|e| e.to_string())?;
     }
     if let Some(t) = &args.transactional_id {
+        if t.is_empty() {
+            return Err("--transactional-id is empty".into());
+        }
         p.set("transactional.id", t).map_err(|e| e.to_string())?;
     }
     p.validate().map_err(|e| e.to_string())?;
     Ok(p)
 }
 
-/// Checks delivery futures as they complete, keeping memory flat for long inputs.
+/// The first record that failed: its input line and why.
+#[derive(Debug)]
+struct FirstFailure {
+    line: u64,
+    error: String,
+    /// Records acknowledged before it (all of them from earlier lines); `None` when the
+    /// line was never sent (then every record sent came before it).
+    landed_before: Option<u64>,
+}
+
+/// Delivery outcomes, checked in input order as they complete (memory stays flat).
+#[derive(Debug, Default)]
 struct Outcomes {
-    pending: std::collections::VecDeque<DeliveryFuture>,
-    acked: u64,
+    /// (input line, its delivery), oldest first.
+    pending: VecDeque<(u64, DeliveryFuture)>,
+    landed: u64,
+    failed: u64,
+    /// The first delivery that failed.
+    first_failure: Option<FirstFailure>,
+    /// A line refused before it was sent (the client refused the record, its key delimiter
+    /// is missing, stdin failed): the last line read.
+    refused: Option<FirstFailure>,
 }
 
 impl Outcomes {
-    /// Collects finished futures from the front; fails on the first error.
-    fn reap(&mut self, wait_all: bool) -> Result<(), String> {
-        while let Some(f) = self.pending.front() {
-            match f.try_result() {
-                Some(Ok(_)) => {
-                    self.acked += 1;
-                    self.pending.pop_front();
+    /// Collects finished deliveries from the front.
+    fn reap(&mut self) {
+        while let Some((line, f)) = self.pending.front() {
+            let Some(result) = f.try_result() else { break };
+            match result {
+                Ok(_) => self.landed += 1,
+                Err(e) => {
+                    self.failed += 1;
+                    if self.first_failure.is_none() {
+                        self.first_failure = Some(FirstFailure {
+                            line: *line,
+                            error: e.to_string(),
+                            landed_before: Some(self.landed),
+                        });
+                    }
                 }
-                Some(Err(e)) => return Err(e.to_string()),
-                None if wait_all => return Err("internal: a record has no outcome after flush".into()),
-                None => break,
             }
+            self.pending.pop_front();
         }
-        Ok(())
+    }
+
+    /// Line `line` was not sent: nothing after it is read.
+    fn refuse(&mut self, line: u64, error: String) {
+        self.refused.get_or_insert(FirstFailure {
+            line,
+            error,
+            landed_before: None,
+        });
+    }
+
+    /// The earliest failure: a failed delivery always comes from a line before a refused one.
+    fn first(&self) -> Option<&FirstFailure> {
+        self.first_failure.as_ref().or(self.refused.as_ref())
     }
 }
 
-pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args: ProduceArgs) -> Result<(), String> {
+/// Why reading stopped.
+#[derive(Debug)]
+enum Stop {
+    EndOfInput,
+    Signal(Signal),
+    Failed,
+}
+
+/// Splits a line into key and value at the first `delim`.
+fn split_key(line: &[u8], delim: &[u8]) -> Option<(Bytes, Bytes)> {
+    let i = line.windows(delim.len()).position(|w| w == delim)?;
+    Some((
+        Bytes::copy_from_slice(&line[..i]),
+        Bytes::copy_from_slice(&line[i + delim.len()..]),
+    ))
+}
+
+pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: ProduceArgs) -> Result<(), Failure> {
+    if args.key_delimiter.as_deref() == Some("") {
+        return Err("-K: the key delimiter is empty (give one, e.g. -K :)".into());
+    }
     let s = settings(config, &rest, &args)?;
     let headers: Vec<(String, Option<Bytes>)> = args
         .headers
@@ -93,64 +176,91 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         })
         .collect::<Result<_, _>>()?;
     let acks_none = s.acks == Acks::None;
-    let txn = if s.transactional_id.is_some() {
-        let t = TransactionalProducer::new(s.clone()).await.map_err(|e| e.to_string())?;
-        t.init_transactions().await.map_err(|e| e.to_string())?;
-        t.begin_transaction().await.map_err(|e| e.to_string())?;
-        Some(t)
-    } else {
-        None
-    };
-    let producer: Producer = match &txn {
-        Some(t) => (**t).clone(),
-        None => Producer::new(s).await.map_err(|e| e.to_string())?,
-    };
-    // Fail early with a clear message for an unknown topic or partition.
-    let info = producer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
-    if let Some(p) = args.partition {
-        if p < 0 || p as usize >= info.partitions.len() {
-            return Err(format!(
-                "topic {} has no partition {p} (it has {})",
-                args.topic,
-                info.partitions.len()
-            ));
+    let delivery_timeout = s.delivery_timeout;
+    let api_timeout = s.client.default_api_timeout.max(s.client.request_timeout);
+    let mut signals = Signals::new()?;
+
+    // Connect, start the transaction, check the topic; a signal meanwhile ends the run
+    // (nothing was read, and no transaction has records yet).
+    let setup = async {
+        let txn = if s.transactional_id.is_some() {
+            let t = TransactionalProducer::new(s.clone()).await.map_err(|e| e.to_string())?;
+            t.init_transactions().await.map_err(|e| e.to_string())?;
+            t.begin_transaction().await.map_err(|e| e.to_string())?;
+            Some(t)
+        } else {
+            None
+        };
+        let producer: Producer = match &txn {
+            Some(t) => (**t).clone(),
+            None => Producer::new(s.clone()).await.map_err(|e| e.to_string())?,
+        };
+        // Fail early with a clear message for an unknown topic or partition.
+        let info = producer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
+        if let Some(p) = args.partition {
+            if p < 0 || p as usize >= info.partitions.len() {
+                return Err(format!(
+                    "topic {} has no partition {p} (it has {})",
+                    args.topic,
+                    info.partitions.len()
+                ));
+            }
         }
-    }
-    let mut out = Outcomes {
-        pending: Default::default(),
-        acked: 0,
+        Ok::<_, String>((txn, producer))
     };
+    let (txn, producer) = tokio::select! {
+        r = setup => r?,
+        sig = signals.recv() => {
+            return Err(Failure::Signal { signal: sig, report: format!("{}: stopped before reading any input", sig.name()) })
+        }
+    };
+
+    let mut out = Outcomes::default();
     let (mut records, mut bytes) = (0u64, 0u64);
     let started = Instant::now();
     let mut stdin = tokio::io::BufReader::with_capacity(1 << 16, tokio::io::stdin());
     let mut line = Vec::new();
-    loop {
+    let delim = args.key_delimiter.as_deref().map(str::as_bytes);
+    let stop = loop {
         line.clear();
-        let n = stdin
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(|e| format!("reading stdin: {e}"))?;
+        let n = tokio::select! {
+            r = stdin.read_until(b'\n', &mut line) => match r {
+                Ok(n) => n,
+                Err(e) => {
+                    out.refuse(records + 1, format!("reading stdin: {e}"));
+                    break Stop::Failed;
+                }
+            },
+            sig = signals.recv() => break Stop::Signal(sig),
+        };
         if n == 0 {
-            break;
+            break Stop::EndOfInput;
         }
+        let line_no = records + 1;
         if line.last() == Some(&b'\n') {
             line.pop();
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
         }
-        let (key, value) = match &args.key_delimiter {
-            Some(d) if !d.is_empty() => match line.windows(d.len()).position(|w| w == d.as_bytes()) {
-                Some(i) => (
-                    Some(Bytes::copy_from_slice(&line[..i])),
-                    Bytes::copy_from_slice(&line[i + d.len()..]),
-                ),
-                None => (None, Bytes::copy_from_slice(&line)),
+        let (key, value) = match delim {
+            Some(d) => match split_key(&line, d) {
+                Some((k, v)) => (Some(k), v),
+                None if args.allow_null_key => (None, Bytes::copy_from_slice(&line)),
+                None => {
+                    out.refuse(
+                        line_no,
+                        format!(
+                            "no key delimiter {:?} in the line (-K; --allow-null-key sends such lines with a null key)",
+                            String::from_utf8_lossy(d)
+                        ),
+                    );
+                    break Stop::Failed;
+                }
             },
-            _ => (None, Bytes::copy_from_slice(&line)),
+            None => (None, Bytes::copy_from_slice(&line)),
         };
-        records += 1;
-        bytes += (value.len() + key.as_ref().map_or(0, Bytes::len)) as u64;
+        let size = (value.len() + key.as_ref().map_or(0, Bytes::len)) as u64;
         let record = ProducerRecord {
             topic: args.topic.clone(),
             partition: args.partition,
@@ -159,22 +269,138 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
             headers: headers.clone(),
             timestamp: None,
         };
-        out.pending
-            .push_back(producer.send(record).await.map_err(|e| e.to_string())?);
+        // Not raced with the signals: a send cut short could queue a record this run then
+        // does not count. It waits at most max.block.ms; a signal meanwhile is kept.
+        match producer.send(record).await {
+            Ok(f) => {
+                records += 1;
+                bytes += size;
+                out.pending.push_back((line_no, f));
+            }
+            Err(e) => {
+                out.refuse(line_no, e.to_string());
+                break Stop::Failed;
+            }
+        }
         if out.pending.len() >= 4096 {
-            out.reap(false)?;
+            out.reap();
+        }
+        if out.first().is_some() {
+            break Stop::Failed;
+        }
+    };
+
+    // Wait for what was read: flush (bounded by delivery.timeout.ms); a (second) signal
+    // stops waiting.
+    let mut stop = stop;
+    let abandoned = tokio::select! {
+        // Failures come through the delivery futures; what the time limit leaves
+        // unanswered is reported as unconfirmed.
+        _ = tokio::time::timeout(delivery_timeout + Duration::from_secs(5), producer.flush()) => None,
+        sig = signals.recv() => Some(sig),
+    };
+    out.reap();
+    if let Some(sig) = abandoned {
+        if !matches!(stop, Stop::Signal(_)) {
+            stop = Stop::Signal(sig);
         }
     }
-    producer.flush().await.map_err(|e| e.to_string())?;
-    out.reap(true)?;
+    let unconfirmed = out.pending.len() as u64;
+    let failure_end = out.first().is_some();
+    let signal = match stop {
+        Stop::Signal(sig) => Some(sig),
+        Stop::EndOfInput | Stop::Failed => None,
+    };
+    // Inside a transaction, records are written, and visible only if it commits.
+    let verb = if txn.is_some() { "were written" } else { "landed" };
+
+    // A transaction commits only when everything was read and acknowledged.
+    let mut txn_note = String::new();
     if let Some(t) = &txn {
-        t.commit_transaction()
-            .await
-            .map_err(|e| format!("committing the transaction: {e}"))?;
+        let commit = matches!(stop, Stop::EndOfInput) && !failure_end && unconfirmed == 0;
+        if commit {
+            if let Err(e) = with_timeout(api_timeout, t.commit_transaction()).await {
+                let aborted = match with_timeout(api_timeout, t.abort_transaction()).await {
+                    Ok(()) => {
+                        "it was aborted: none of the records read is visible to read_committed readers".to_owned()
+                    }
+                    Err(a) => {
+                        format!("aborting it failed too ({a}): it stays open until transaction.timeout.ms ends it")
+                    }
+                };
+                return Err(format!("committing the transaction: {e}; {aborted}").into());
+            }
+        } else {
+            txn_note = match with_timeout(api_timeout, t.abort_transaction()).await {
+                Ok(()) => format!(
+                    "; the transaction was aborted: none of the {records} records read is visible to read_committed readers"
+                ),
+                Err(e) => format!(
+                    "; aborting the transaction failed ({e}): it stays open until transaction.timeout.ms ({} ms) ends it",
+                    t.config().transaction_timeout.as_millis()
+                ),
+            };
+        }
     }
-    producer.close().await.map_err(|e| e.to_string())?;
+    let _ = with_timeout(api_timeout, producer.close()).await;
+
+    let landed_note = |landed: u64| {
+        let mut s = format!("{landed} of the {records} records read {verb}");
+        if out.failed > 0 {
+            s.push_str(&format!(", {} failed", out.failed));
+        }
+        if unconfirmed > 0 {
+            s.push_str(&format!(", {unconfirmed} unconfirmed"));
+        }
+        s
+    };
+    if let Some(f) = out.first() {
+        // Refused before sending: everything acknowledged came from earlier lines.
+        let before = f.landed_before.unwrap_or(out.landed);
+        // After a refused line nothing more was read: the records read are those before it.
+        let in_all = if f.landed_before.is_none() && unconfirmed == 0 {
+            String::new()
+        } else {
+            format!(" (in all: {})", landed_note(out.landed))
+        };
+        let before = match f.line - 1 {
+            0 => String::new(),
+            n => format!("; {before} of the {n} records before it {verb}"),
+        };
+        let mut msg = format!("line {}: {}{before}{in_all}{txn_note}", f.line, f.error);
+        if let Some(sig) = signal {
+            msg = format!("{}: {msg}", sig.name());
+            return Err(Failure::Signal {
+                signal: sig,
+                report: msg,
+            });
+        }
+        return Err(msg.into());
+    }
+    if let Some(sig) = signal {
+        let waited = if abandoned.is_some() {
+            "; a second signal stopped the wait"
+        } else {
+            ""
+        };
+        return Err(Failure::Signal {
+            signal: sig,
+            report: format!(
+                "{}: stopped reading; {}{waited}{txn_note}",
+                sig.name(),
+                landed_note(out.landed)
+            ),
+        });
+    }
+    if unconfirmed > 0 {
+        return Err(format!(
+            "{} after waiting delivery.timeout.ms{txn_note}",
+            landed_note(out.landed)
+        )
+        .into());
+    }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!(
+    crate::out::note(&format!(
         "produced {records} records ({bytes} bytes) to {} in {secs:.2}s{}{}",
         args.topic,
         if txn.is_some() {
@@ -187,6 +413,31 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<(String, String)>, args:
         } else {
             ""
         }
-    );
+    ));
     Ok(())
+}
+
+async fn with_timeout(
+    after: Duration,
+    f: impl std::future::Future<Output = strom_client::Result<()>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(after, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("timed out after {after:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_at_the_first_delimiter() {
+        assert_eq!(
+            split_key(b"k::v:w", b"::"),
+            Some((Bytes::from_static(b"k"), Bytes::from_static(b"v:w")))
+        );
+        assert_eq!(split_key(b":v", b":"), Some((Bytes::new(), Bytes::from_static(b"v"))));
+        assert_eq!(split_key(b"no delimiter", b":"), None);
+    }
 }

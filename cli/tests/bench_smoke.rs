@@ -36,6 +36,9 @@ fn bench_produce_smoke() {
         "linger.ms=5",
         "-X",
         "batch.size=1048576",
+        // 10 MB is about ten sticky 1 MiB batches over 6 partitions (KIP-794 switches per
+        // batch.size): skew is expected at this CI size.
+        "--allow-skew",
     ]);
     let line = out.lines().last().unwrap();
     for field in [
@@ -47,9 +50,20 @@ fn bench_produce_smoke() {
         "\"max_rss_kib\":",
         "\"compression.type\":\"lz4\"",
         "\"enable.idempotence\":true",
+        "\"acknowledged\":100000",
+        "\"partition_records\":[",
     ] {
         assert!(line.contains(field), "{field} missing in {line}");
     }
+    let spread: u64 = line
+        .split("\"partition_records\":[")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap()
+        .split(',')
+        .map(|c| c.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(spread, 100_000, "{line}");
     let offsets = strom(&["offsets", &topic]);
     let total: i64 = offsets
         .lines()

@@ -92,7 +92,7 @@ impl std::fmt::Debug for ClientConfig {
         let security: BTreeMap<&str, &str> = self
             .security
             .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret(k) { "[redacted]" } else { v.as_str() }))
+            .map(|(k, v)| (k.as_str(), if is_secret_key(k) { "[redacted]" } else { v.as_str() }))
             .collect();
         f.debug_struct("ClientConfig")
             .field("bootstrap_servers", &self.bootstrap_servers)
@@ -112,13 +112,11 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
-/// Keys whose values never appear in Debug output or logs.
-fn is_secret(key: &str) -> bool {
-    key.contains("password")
-        || key.contains("jaas")
-        || key.ends_with(".key")
-        || key.contains("secret")
-        || key.contains("token")
+/// Keys whose values never appear in Debug output, logs or error messages: any name with
+/// `password`, `secret`, `token` or `jaas` in it (any case), and key material (`*.key`).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("jaas") || k.ends_with(".key") || k.contains("secret") || k.contains("token")
 }
 
 impl Default for ClientConfig {
@@ -143,11 +141,27 @@ impl Default for ClientConfig {
     }
 }
 
+/// Milliseconds of a Java `Type.LONG` setting with `atLeast(0)`.
 pub(crate) fn parse_ms(key: &str, v: &str) -> Result<Duration> {
-    v.trim()
+    parse_ms_in(key, v, 0, i64::MAX as u64)
+}
+
+/// Milliseconds of a Java `Type.INT` setting at least `min` (Java's `ConfigDef` range).
+pub(crate) fn parse_ms_int(key: &str, v: &str, min: u64) -> Result<Duration> {
+    parse_ms_in(key, v, min, i32::MAX as u64)
+}
+
+fn parse_ms_in(key: &str, v: &str, min: u64, max: u64) -> Result<Duration> {
+    let ms = v
+        .trim()
         .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| Error::config(format!("{key}={v:?}: expected a whole number of milliseconds")))
+        .map_err(|_| Error::config(format!("{key}={v:?}: expected a whole number of milliseconds")))?;
+    if ms < min || ms > max {
+        return Err(Error::config(format!(
+            "{key}={ms}: expected milliseconds in [{min}, {max}]"
+        )));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 pub(crate) fn parse_num<T: std::str::FromStr>(key: &str, v: &str, what: &str) -> Result<T> {
@@ -165,9 +179,22 @@ impl ClientConfig {
         }
     }
 
-    /// Sets one property by its Java name. `Ok(false)`: not a client-wide key (a role
-    /// config may know it); an invalid value is an error naming the key.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+    /// Sets one property by its Java name. An invalid value is an error naming the key; a
+    /// key that is not client-wide is an error too ([`Error::unknown_property_key`] names
+    /// it): role-specific keys go to [`crate::ProducerConfig::set`] or
+    /// [`crate::ConsumerConfig::set`].
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let applied = self.apply(key, value)?;
+        applied.into_result(key)
+    }
+
+    /// Whether `key` is a client-wide property this client knows (its value unchecked).
+    pub fn is_known_key(key: &str) -> bool {
+        !matches!(ClientConfig::default().apply(key, ""), Ok(Applied::Unknown))
+    }
+
+    /// Sets a key, or says it is not client-wide.
+    pub(crate) fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
         match key {
             "bootstrap.servers" => {
                 let servers = split_servers(value);
@@ -184,9 +211,11 @@ impl ClientConfig {
                 self.bootstrap_servers = servers;
             }
             "client.id" => self.client_id = value.to_owned(),
-            "request.timeout.ms" => self.request_timeout = parse_ms(key, value)?,
-            "socket.connection.setup.timeout.ms" => self.connect_timeout = parse_ms(key, value)?,
-            "default.api.timeout.ms" => self.default_api_timeout = parse_ms(key, value)?,
+            // Java's ConfigDef allows 0 for these (Type.INT, atLeast(0)), but every request
+            // would then time out at once: Strom asks for at least 1 ms.
+            "request.timeout.ms" => self.request_timeout = parse_ms_int(key, value, 1)?,
+            "socket.connection.setup.timeout.ms" => self.connect_timeout = parse_ms_in(key, value, 1, i64::MAX as u64)?,
+            "default.api.timeout.ms" => self.default_api_timeout = parse_ms_int(key, value, 1)?,
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value)?,
             "metadata.recovery.strategy" => {
                 self.metadata_recovery_strategy = match value.trim().to_ascii_lowercase().as_str() {
@@ -221,7 +250,7 @@ impl ClientConfig {
             | "metrics.num.samples"
             | "metrics.sample.window.ms"
             | "auto.include.jmx.reporter"
-            | "enable.metrics.push" => {}
+            | "enable.metrics.push" => return Ok(Applied::NoEffect),
             // librdkafka names that kcat users type.
             "sasl.username" | "sasl.password" | "sasl.mechanisms" => {
                 let k = if key == "sasl.mechanisms" {
@@ -234,9 +263,9 @@ impl ClientConfig {
             k if crate::security::is_known_property(k) => {
                 self.security.insert(k.to_owned(), value.to_owned());
             }
-            _ => return Ok(false),
+            _ => return Ok(Applied::Unknown),
         }
-        Ok(true)
+        Ok(Applied::Set)
     }
 
     /// Uses `provider` for SASL/OAUTHBEARER tokens (with `sasl.mechanism=OAUTHBEARER`); it is
@@ -264,12 +293,47 @@ impl ClientConfig {
     pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut c = ClientConfig::default();
         for (k, v) in props {
-            if !c.set(k, v)? {
-                return Err(Error::config(format!("unknown property {k:?}")));
-            }
+            c.set(k, v)?;
         }
         Ok(c)
     }
+}
+
+/// What setting a key by its Java name did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// The setting took effect.
+    Set,
+    /// A Java property Strom accepts (so pasted configs work) but that changes nothing here.
+    NoEffect,
+    /// Not a property of this config.
+    Unknown,
+}
+
+impl Applied {
+    /// `set`'s answer: an unknown key is an error; a key without effect is accepted with a
+    /// warning (never silently).
+    pub(crate) fn into_result(self, key: &str) -> Result<()> {
+        match self {
+            Applied::Set => Ok(()),
+            Applied::NoEffect => {
+                tracing::warn!("{key} is accepted for compatibility with Java configs but has no effect in Strom");
+                Ok(())
+            }
+            Applied::Unknown => Err(Error::unknown_property(key)),
+        }
+    }
+}
+
+/// Java's serializers and deserializers of bytes and strings: records are bytes in Strom
+/// anyway, so naming one of these changes nothing (any other class has no effect).
+pub(crate) fn is_plain_serde(class: &str) -> bool {
+    let name = class.trim().rsplit('.').next().unwrap_or_default();
+    let base = name
+        .strip_suffix("Serializer")
+        .or_else(|| name.strip_suffix("Deserializer"))
+        .unwrap_or_default();
+    matches!(base, "ByteArray" | "String" | "Bytes" | "ByteBuffer")
 }
 
 fn split_servers(s: &str) -> Vec<String> {
@@ -280,32 +344,99 @@ fn split_servers(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses a Java `.properties` text: `key=value` or `key: value`, `#`/`!` comments,
-/// backslash line continuations; keys and values trimmed.
-pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+/// Parses a Java `.properties` text as `java.util.Properties.load` does: a key ends at the
+/// first unescaped `=`, `:` or whitespace (so `key=value`, `key: value` and `key value` all
+/// work); whitespace and one `=`/`:` after it are skipped; lines starting with `#` or `!`
+/// are comments; a line ending in an odd number of backslashes continues on the next one
+/// (its leading whitespace dropped); `\t`, `\n`, `\r`, `\f`, `\uXXXX` are escapes and a
+/// backslash before any other character stands for that character. Values keep trailing
+/// whitespace, as in Java. A malformed `\uXXXX` is an error naming the line (never the value).
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
+    let is_ws = |c: char| c == ' ' || c == '\t' || c == '\x0c';
     let mut out = Vec::new();
-    let mut pending = String::new();
-    for line in text.lines() {
-        let line = line.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate();
+    while let Some((n, first)) = lines.next() {
+        let first = first.trim_start_matches(is_ws);
+        if first.is_empty() || first.starts_with('#') || first.starts_with('!') {
             continue;
         }
-        if let Some(stripped) = line.strip_suffix('\\') {
-            pending.push_str(stripped);
+        // Join continuation lines into one logical line.
+        let mut logical = String::new();
+        let mut part = first;
+        loop {
+            let trailing = part.chars().rev().take_while(|&c| c == '\\').count();
+            if trailing % 2 == 1 {
+                logical.push_str(&part[..part.len() - 1]);
+                match lines.next() {
+                    Some((_, next)) => part = next.trim_start_matches(is_ws),
+                    None => break,
+                }
+            } else {
+                logical.push_str(part);
+                break;
+            }
+        }
+        let line = n + 1;
+        // The key: up to the first unescaped separator.
+        let chars: Vec<char> = logical.chars().collect();
+        let mut i = 0;
+        let mut key_end = chars.len();
+        while i < chars.len() {
+            match chars[i] {
+                '\\' => i += 2,
+                c if c == '=' || c == ':' || is_ws(c) => {
+                    key_end = i;
+                    break;
+                }
+                _ => i += 1,
+            }
+        }
+        let key_end = key_end.min(chars.len());
+        let mut v = key_end;
+        while v < chars.len() && is_ws(chars[v]) {
+            v += 1;
+        }
+        if v < chars.len() && (chars[v] == '=' || chars[v] == ':') {
+            v += 1;
+            while v < chars.len() && is_ws(chars[v]) {
+                v += 1;
+            }
+        }
+        let key = unescape(&chars[..key_end], line)?;
+        let value = unescape(&chars[v.min(chars.len())..], line)?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// Java's `Properties.loadConvert`.
+fn unescape(chars: &[char], line: usize) -> Result<String> {
+    let mut out = String::with_capacity(chars.len());
+    let mut it = chars.iter().copied();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
             continue;
         }
-        pending.push_str(line);
-        let full = std::mem::take(&mut pending);
-        let split = full
-            .find(['=', ':'])
-            .map(|i| (full[..i].trim().to_owned(), full[i + 1..].trim().to_owned()));
-        if let Some((k, v)) = split {
-            out.push((k, v));
-        } else if !full.trim().is_empty() {
-            out.push((full.trim().to_owned(), String::new()));
+        match it.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\x0c'),
+            Some('u') => {
+                let hex: String = it.by_ref().take(4).collect();
+                let ch = (hex.len() == 4)
+                    .then(|| u32::from_str_radix(&hex, 16).ok())
+                    .flatten()
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| Error::config(format!("properties line {line}: malformed \\uXXXX escape")))?;
+                out.push(ch);
+            }
+            Some(other) => out.push(other),
+            None => {}
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -331,10 +462,13 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2") && !dbg.contains("hunter3"), "{dbg}");
 
-        let e = ClientConfig::from_properties([("linger.msx", "5")])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unknown property \"linger.msx\""), "{e}");
+        let e = ClientConfig::from_properties([("linger.msx", "5")]).unwrap_err();
+        assert_eq!(e.unknown_property_key(), Some("linger.msx"));
+        assert!(e.to_string().contains("unknown property \"linger.msx\""), "{e}");
+        assert!(ClientConfig::is_known_key("request.timeout.ms") && !ClientConfig::is_known_key("linger.ms"));
+        let e = ClientConfig::from_properties([("request.timeout.ms", "0")]).unwrap_err();
+        assert!(e.to_string().contains("[1, 2147483647]"), "{e}");
+        assert!(ClientConfig::from_properties([("request.timeout.ms", "2147483648")]).is_err());
         let e = ClientConfig::from_properties([("request.timeout.ms", "soon")])
             .unwrap_err()
             .to_string();
@@ -351,7 +485,8 @@ mod tests {
 
     #[test]
     fn properties_files() {
-        let p = parse_properties("# c\n! c\nbootstrap.servers = h:1\nsasl.jaas.config=a \\\n  b;\nclient.id: x\n\n");
+        let p = parse_properties("# c\n! c\nbootstrap.servers = h:1\nsasl.jaas.config=a \\\n  b;\nclient.id: x\n\n")
+            .unwrap();
         assert_eq!(
             p,
             vec![
@@ -360,5 +495,24 @@ mod tests {
                 ("client.id".into(), "x".into())
             ]
         );
+        // Java's other forms: a space separator, escapes, an escaped separator in the key,
+        // a key alone, CRLF line ends, a continuation of a comment-looking line.
+        let p = parse_properties(
+            "sasl.password strom-secret\r\n  a\\=b\\ c = x\\ty\\u0041\\\n    # not a comment\nlonely\n\tk:v:w\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("sasl.password".into(), "strom-secret".into()),
+                ("a=b c".into(), "x\tyA# not a comment".into()),
+                ("lonely".into(), String::new()),
+                ("k".into(), "v:w".into()),
+            ]
+        );
+        let e = parse_properties("x=1\nsasl.password=\\u12G4secret\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && !e.contains("secret\""), "{e}");
     }
 }

@@ -43,6 +43,12 @@ pub(crate) enum Kind {
     Kafka(ErrorCode),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("unknown property {0:?}")]
+    UnknownProperty(String),
+    #[error(
+        "the record is {size} bytes when encoded, larger than max.request.size ({max}): refused by the client, not sent"
+    )]
+    RecordTooLarge { size: usize, max: usize },
     #[error("{0}")]
     Other(String),
 }
@@ -85,6 +91,8 @@ impl Clone for Kind {
             Kind::Version(e) => Kind::Version(e.clone()),
             Kind::Kafka(c) => Kind::Kafka(*c),
             Kind::Config(m) => Kind::Config(m.clone()),
+            Kind::UnknownProperty(k) => Kind::UnknownProperty(k.clone()),
+            Kind::RecordTooLarge { size, max } => Kind::RecordTooLarge { size: *size, max: *max },
             Kind::Other(m) => Kind::Other(m.clone()),
         }
     }
@@ -103,6 +111,17 @@ impl Error {
     /// An invalid configuration, naming the key and what was accepted.
     pub fn config(msg: impl Into<String>) -> Self {
         Error::new(Kind::Config(msg.into()))
+    }
+
+    /// A configuration key no part of the client knows (`set` by Java property name).
+    pub fn unknown_property(key: impl Into<String>) -> Self {
+        Error::new(Kind::UnknownProperty(key.into()))
+    }
+
+    /// A record the producer refuses before sending: larger than `max.request.size` when
+    /// encoded (Java's `RecordTooLargeException`).
+    pub(crate) fn record_too_large(size: usize, max: usize) -> Self {
+        Error::new(Kind::RecordTooLarge { size, max })
     }
 
     /// Any other failure, described.
@@ -127,12 +146,34 @@ impl Error {
         self
     }
 
-    /// The Kafka error code, when the broker sent one.
+    /// The Kafka error code, when the broker sent one, or when the client refused a record
+    /// for the reason the code names: a record over `max.request.size` is
+    /// `MESSAGE_TOO_LARGE`, as Java's `RecordTooLargeException` is (its message says the
+    /// client refused it; see [`Error::is_record_too_large`]).
     pub fn kafka_code(&self) -> Option<ErrorCode> {
         match self.kind {
             Kind::Kafka(code) => Some(code),
+            Kind::RecordTooLarge { .. } => Some(ErrorCode::MessageTooLarge),
             _ => None,
         }
+    }
+
+    /// The key, when a configuration key was not known (`set` of an unknown property).
+    pub fn unknown_property_key(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::UnknownProperty(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// A configuration error: a bad value, a bad combination or an unknown key.
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind, Kind::Config(_) | Kind::UnknownProperty(_))
+    }
+
+    /// The producer refused the record before sending it: larger than `max.request.size`.
+    pub fn is_record_too_large(&self) -> bool {
+        matches!(self.kind, Kind::RecordTooLarge { .. })
     }
 
     /// Trying again (after a backoff, possibly on a new connection) may succeed.
@@ -161,6 +202,7 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         match &self.kind {
             Kind::Config(_)
+            | Kind::UnknownProperty(_)
             | Kind::Version(_)
             | Kind::Wire(_)
             | Kind::NoResolvableBootstrap { .. }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use strom_protocol::Compression;
 
-use crate::config::{parse_ms, parse_num, ClientConfig};
+use crate::config::{is_plain_serde, parse_ms, parse_ms_int, parse_num, Applied, ClientConfig};
 use crate::error::{Error, Result};
 use crate::producer::PartitionerClass;
 
@@ -128,8 +128,19 @@ impl ProducerConfig {
         }
     }
 
-    /// Sets one property by its Java name; `Ok(false)` when no producer or client key.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+    /// Sets one property by its Java name. A bad value is an error naming the key; so is a
+    /// key that is no producer or client-wide property ([`Error::unknown_property_key`]).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let applied = self.apply(key, value)?;
+        applied.into_result(key)
+    }
+
+    /// Whether `key` is a producer or client-wide property (its value unchecked).
+    pub fn is_known_key(key: &str) -> bool {
+        !matches!(ProducerConfig::default().apply(key, ""), Ok(Applied::Unknown))
+    }
+
+    fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
         match key {
             "acks" => {
                 self.acks = match value.trim() {
@@ -151,7 +162,7 @@ impl ProducerConfig {
             "buffer.memory" => self.buffer_memory = parse_num(key, value, "a size in bytes")?,
             "max.block.ms" => self.max_block = parse_ms(key, value)?,
             "max.request.size" => self.max_request_size = parse_num(key, value, "a size in bytes")?,
-            "delivery.timeout.ms" => self.delivery_timeout = parse_ms(key, value)?,
+            "delivery.timeout.ms" => self.delivery_timeout = parse_ms_int(key, value, 0)?,
             "retries" => self.retries = parse_num(key, value, "a non-negative whole number")?,
             "enable.idempotence" => {
                 self.enable_idempotence = parse_bool(key, value)?;
@@ -161,25 +172,34 @@ impl ProducerConfig {
                 self.max_in_flight = parse_num(key, value, "a positive whole number")?
             }
             "transactional.id" => self.transactional_id = Some(value.to_owned()).filter(|v| !v.is_empty()),
-            "transaction.timeout.ms" => self.transaction_timeout = parse_ms(key, value)?,
+            "transaction.timeout.ms" => self.transaction_timeout = parse_ms_int(key, value, 0)?,
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(key, value)?,
             "partitioner.class" => self.partitioner_class = PartitionerClass::from_java_class(value)?,
             "partitioner.adaptive.partitioning.enable" => self.partitioner_adaptive = parse_bool(key, value)?,
             "partitioner.availability.timeout.ms" => self.partitioner_availability_timeout = parse_ms(key, value)?,
-            // Serializers are the application's types in Rust; accepted so pasted configs work.
-            "key.serializer" | "value.serializer" | "metadata.max.idle.ms" | "interceptor.classes" => {}
-            _ => return self.client.set(key, value),
+            // Java property names, but Strom compresses at each codec's default level: refused
+            // rather than accepted and ignored.
+            "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+                return Err(Error::config(format!(
+                    "{key}: compression levels are not supported yet (Strom compresses at the codec's default level); remove the setting"
+                )))
+            }
+            // Serializers are the application's types in Rust; Java's byte and string ones
+            // do what Strom does anyway. Accepted so pasted configs work.
+            "key.serializer" | "value.serializer" if is_plain_serde(value) => {}
+            "key.serializer" | "value.serializer" | "metadata.max.idle.ms" | "interceptor.classes" => {
+                return Ok(Applied::NoEffect)
+            }
+            _ => return self.client.apply(key, value),
         }
-        Ok(true)
+        Ok(Applied::Set)
     }
 
     /// From Java property names; unknown keys and bad values are errors naming the key.
     pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut c = ProducerConfig::default();
         for (k, v) in props {
-            if !c.set(k, v)? {
-                return Err(Error::config(format!("unknown producer property {k:?}")));
-            }
+            c.set(k, v)?;
         }
         c.validate()?;
         Ok(c)
@@ -345,8 +365,19 @@ impl ConsumerConfig {
         }
     }
 
-    /// Sets one property by its Java name; `Ok(false)` when no consumer or client key.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+    /// Sets one property by its Java name. A bad value is an error naming the key; so is a
+    /// key that is no consumer or client-wide property ([`Error::unknown_property_key`]).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let applied = self.apply(key, value)?;
+        applied.into_result(key)
+    }
+
+    /// Whether `key` is a consumer or client-wide property (its value unchecked).
+    pub fn is_known_key(key: &str) -> bool {
+        !matches!(ConsumerConfig::default().apply(key, ""), Ok(Applied::Unknown))
+    }
+
+    fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
         let some = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
         match key {
             "group.id" => self.group_id = some(value),
@@ -414,28 +445,27 @@ impl ConsumerConfig {
             "fetch.max.wait.ms" => self.fetch_max_wait = parse_ms(key, value)?,
             "max.partition.fetch.bytes" => self.max_partition_fetch_bytes = parse_num(key, value, "a size in bytes")?,
             "max.poll.records" => self.max_poll_records = parse_num(key, value, "a positive whole number")?,
-            "max.poll.interval.ms" => self.max_poll_interval = parse_ms(key, value)?,
-            "session.timeout.ms" => self.session_timeout = parse_ms(key, value)?,
-            "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms(key, value)?,
+            "max.poll.interval.ms" => self.max_poll_interval = parse_ms_int(key, value, 1)?,
+            "session.timeout.ms" => self.session_timeout = parse_ms_int(key, value, 0)?,
+            "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms_int(key, value, 0)?,
             "check.crcs" => self.check_crcs = parse_bool(key, value)?,
             "client.rack" => self.client_rack = some(value),
+            "key.deserializer" | "value.deserializer" if is_plain_serde(value) => {}
             "key.deserializer"
             | "value.deserializer"
             | "interceptor.classes"
             | "exclude.internal.topics"
-            | "allow.auto.create.topics" => {}
-            _ => return self.client.set(key, value),
+            | "allow.auto.create.topics" => return Ok(Applied::NoEffect),
+            _ => return self.client.apply(key, value),
         }
-        Ok(true)
+        Ok(Applied::Set)
     }
 
     /// From Java property names; unknown keys and bad values are errors naming the key.
     pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut c = ConsumerConfig::default();
         for (k, v) in props {
-            if !c.set(k, v)? {
-                return Err(Error::config(format!("unknown consumer property {k:?}")));
-            }
+            c.set(k, v)?;
         }
         c.validate()?;
         Ok(c)
@@ -484,7 +514,14 @@ mod tests {
         let e = ProducerConfig::from_properties([("delivery.timeout.ms", "1000")]).unwrap_err();
         assert!(e.to_string().contains("delivery.timeout.ms"), "{e}");
         let e = ProducerConfig::from_properties([("group.id", "g")]).unwrap_err();
-        assert!(e.to_string().contains("unknown producer property \"group.id\""), "{e}");
+        assert_eq!(e.unknown_property_key(), Some("group.id"), "{e}");
+        assert!(e.to_string().contains("unknown property \"group.id\""), "{e}");
+        assert!(ProducerConfig::is_known_key("linger.ms") && ProducerConfig::is_known_key("client.id"));
+        assert!(!ProducerConfig::is_known_key("group.id") && !ProducerConfig::is_known_key("linger.msx"));
+        let e = ProducerConfig::default()
+            .set("compression.zstd.level", "3")
+            .unwrap_err();
+        assert!(e.to_string().contains("not supported yet"), "{e}");
     }
 
     #[test]
@@ -508,6 +545,7 @@ mod tests {
         let e = ConsumerConfig::from_properties([("auto.offset.reset", "smallest")]).unwrap_err();
         assert!(e.to_string().contains("earliest, latest or none"), "{e}");
         let e = ConsumerConfig::from_properties([("acks", "all")]).unwrap_err();
-        assert!(e.to_string().contains("unknown consumer property \"acks\""), "{e}");
+        assert_eq!(e.unknown_property_key(), Some("acks"), "{e}");
+        assert!(ConsumerConfig::is_known_key("group.id") && !ConsumerConfig::is_known_key("acks"));
     }
 }

@@ -16,7 +16,7 @@ const BUDGET: Duration = Duration::from_secs(10);
 fn config(props: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::default();
     for (k, v) in props {
-        assert!(c.set(k, v).unwrap(), "{k} not known");
+        c.set(k, v).unwrap_or_else(|e| panic!("{k}: {e}"));
     }
     c.default_api_timeout = BUDGET;
     c

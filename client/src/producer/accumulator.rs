@@ -134,12 +134,8 @@ impl Accumulator {
     /// all). Fails at once for a record larger than `max.request.size` or the whole buffer.
     pub(crate) async fn reserve(&self, n: usize, wait: bool) -> Result<u32> {
         if n > self.max_request_size {
-            return Err(
-                Error::kafka(strom_protocol::ErrorCode::MessageTooLarge).with_context(format!(
-                    "the record is {n} bytes when encoded, larger than max.request.size ({})",
-                    self.max_request_size
-                )),
-            );
+            // The client refuses it (Java's RecordTooLargeException); the broker never saw it.
+            return Err(Error::record_too_large(n, self.max_request_size));
         }
         let n32 = u32::try_from(n).map_err(|_| Error::other("record too large"))?;
         let acquired = if wait {

@@ -455,10 +455,14 @@ impl<T> KafkaSinkBuilder<T> {
                 "client.id" => client_id_set = true,
                 _ => {}
             }
-            if !cfg.set(k, v)? {
-                return Err(ConnectorError::Config(format!(
-                    "KafkaSink: unknown producer property {k:?}"
-                )));
+            match cfg.set(k, v) {
+                Ok(()) => {}
+                Err(e) if e.unknown_property_key().is_some() => {
+                    return Err(ConnectorError::Config(format!(
+                        "KafkaSink: unknown producer property {k:?}"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         if !bootstrap_set {

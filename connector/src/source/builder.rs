@@ -524,8 +524,8 @@ impl<T> KafkaSourceBuilder<T> {
                 continue;
             }
             match consumer.set(k, v) {
-                Ok(true) => {}
-                Ok(false) => {
+                Ok(()) => {}
+                Err(e) if e.unknown_property_key().is_some() => {
                     return Err(ConnectorError::Config(format!(
                         "unknown property {k:?}: not a consumer, client or Kafka source setting"
                     )))

@@ -19,7 +19,7 @@ use strom_protocol::ErrorCode;
 pub(crate) fn config(props: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::default();
     for (k, v) in props {
-        assert!(c.set(k, v).unwrap(), "{k} not known");
+        c.set(k, v).unwrap_or_else(|e| panic!("{k}: {e}"));
     }
     // Fail fast: a test that retries for a minute is a failed test anyway.
     c.default_api_timeout = Duration::from_secs(30);
