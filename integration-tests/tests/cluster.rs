@@ -21,10 +21,11 @@ fn cluster() -> &'static PrivateBroker {
     shared_cluster(PORT_BASE, 3)
 }
 
-/// Tests in this binary change the cluster (kill and start nodes): one at a time.
-fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// Tests in this binary change the cluster (kill and start nodes): one at a time. (Each
+/// test has its own runtime; tokio's mutex works across them.)
+async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 fn config() -> ClientConfig {
@@ -154,7 +155,7 @@ async fn paced_send(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_leader_mid_produce_loses_and_duplicates_nothing() {
-    let _one = exclusive();
+    let _one = exclusive().await;
     let admin = Admin::connect(config()).await.unwrap();
     let client = Client::connect(config()).await.unwrap();
     let topic = unique_topic("failover");
@@ -198,7 +199,7 @@ async fn killing_the_leader_mid_produce_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn below_min_insync_replicas_acks_all_waits_then_lands_or_names_the_error() {
-    let _one = exclusive();
+    let _one = exclusive().await;
     let admin = Admin::connect(config()).await.unwrap();
     let client = Client::connect(config()).await.unwrap();
     // min.insync.replicas=3 on this topic: one node down puts every partition below it
@@ -401,7 +402,7 @@ async fn group_under_faults(
 
 /// SIGKILLs the group coordinator's node 3 s in, and starts it again once all is read.
 async fn coordinator_killed_under_a_group(protocol: GroupProtocol) {
-    let _one = exclusive();
+    let _one = exclusive().await;
     let (tx, rx) = std::sync::mpsc::channel::<u8>();
     group_under_faults(
         "coordinator kill",
@@ -432,7 +433,7 @@ async fn kip848_group_survives_its_coordinator_being_killed() {
 /// A rolling restart: every node stopped cleanly (SIGTERM) and started again, one at a
 /// time (about 15 s each here), under a producer writing for 50 s and a group member.
 async fn rolling_restart_under_a_group(protocol: GroupProtocol) {
-    let _one = exclusive();
+    let _one = exclusive().await;
     group_under_faults(
         "rolling restart",
         protocol,
@@ -467,7 +468,7 @@ async fn kip848_group_and_producer_ride_a_rolling_restart() {
 /// reordered, and the leaders end where the reassignment put them.
 #[tokio::test(flavor = "multi_thread")]
 async fn reassignment_and_preferred_election_under_load() {
-    let _one = exclusive();
+    let _one = exclusive().await;
     let admin = Admin::connect(config()).await.unwrap();
     let client = Client::connect(config()).await.unwrap();
     let topic = unique_topic("reassign");
@@ -591,7 +592,7 @@ async fn read_n(consumer: &mut Consumer, want: usize) -> Vec<u64> {
 /// waiting forever at a position the log no longer has or skipping the new records.
 #[tokio::test(flavor = "multi_thread")]
 async fn truncation_after_an_unclean_election_is_detected_by_the_consumer() {
-    let _one = exclusive();
+    let _one = exclusive().await;
     let admin = Admin::connect(config()).await.unwrap();
     let topic = unique_topic("unclean");
     admin
@@ -692,7 +693,7 @@ async fn truncation_after_an_unclean_election_is_detected_by_the_consumer() {
 /// too, and the group rebalances to read them, with no error on either side.
 #[tokio::test(flavor = "multi_thread")]
 async fn partitions_added_are_used_after_metadata_max_age() {
-    let _one = exclusive();
+    let _one = exclusive().await;
     let admin = Admin::connect(config()).await.unwrap();
     let topic = unique_topic("grow");
     admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap();
