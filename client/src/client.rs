@@ -151,7 +151,7 @@ fn round_tenths(d: Duration) -> Duration {
     Duration::from_millis(ms.saturating_add(50) / 100 * 100)
 }
 
-fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration) -> Duration {
     // ±20 %, from the clock's low bits: no RNG dependency needed for spreading reconnects.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

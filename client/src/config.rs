@@ -75,6 +75,10 @@ pub struct ClientConfig {
     pub reconnect_backoff_max: Duration,
     /// `retry.backoff.ms` (100 ms).
     pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms` (1 s): retries of one request back off exponentially from
+    /// `retry.backoff.ms` up to this, ±20 % (KIP-580). Lower than `retry.backoff.ms`, it is
+    /// a constant backoff, as in Java.
+    pub retry_backoff_max: Duration,
     /// `connections.max.idle.ms` (9 min).
     pub connections_max_idle: Duration,
     /// `max.response.size` (Strom; 100 MiB): largest response frame accepted.
@@ -132,6 +136,7 @@ impl Default for ClientConfig {
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(1),
             retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
             connections_max_idle: Duration::from_secs(540),
             max_response_size: strom_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
             security_protocol: SecurityProtocol::Plaintext,
@@ -231,6 +236,7 @@ impl ClientConfig {
             "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(key, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(key, value)?,
             "retry.backoff.ms" => self.retry_backoff = parse_ms(key, value)?,
+            "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, value)?,
             "connections.max.idle.ms" => self.connections_max_idle = parse_ms(key, value)?,
             "max.response.size" => self.max_response_size = parse_num(key, value, "a size in bytes")?,
             "security.protocol" => {
@@ -243,7 +249,6 @@ impl ClientConfig {
             // Accepted as the Java client does, with no effect here.
             "client.dns.lookup"
             | "socket.connection.setup.timeout.max.ms"
-            | "retry.backoff.max.ms"
             | "send.buffer.bytes"
             | "receive.buffer.bytes"
             | "metrics.recording.level"

@@ -29,6 +29,7 @@ async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
 }
 
 fn config() -> ClientConfig {
+    strom_integration_tests::init_test_logging();
     let mut c = ClientConfig::new(&cluster().bootstrap);
     c.bootstrap_servers = cluster().bootstrap.split(',').map(str::to_owned).collect();
     c
@@ -41,10 +42,10 @@ async fn leaders(client: &Client, topic: &str) -> BTreeMap<i32, i32> {
     info.partitions.iter().map(|p| (p.partition, p.leader)).collect()
 }
 
-/// Every record of `topic` read with Strom: partition -> values in offset order.
-async fn read_all(client: &Client, topic: &str) -> BTreeMap<i32, Vec<u64>> {
+/// Every record of `topic` read with Strom: partition -> (offset, value) in offset order.
+async fn read_all_with_offsets(client: &Client, topic: &str) -> BTreeMap<i32, Vec<(i64, u64)>> {
     let mut reader = TopicReader::to_end(client.clone(), topic, false).await.unwrap();
-    let mut out: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    let mut out: BTreeMap<i32, Vec<(i64, u64)>> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !reader.at_end() {
         assert!(Instant::now() < deadline, "reading {topic} did not finish in 60 s");
@@ -52,7 +53,7 @@ async fn read_all(client: &Client, topic: &str) -> BTreeMap<i32, Vec<u64>> {
             let v = r.value.expect("a record without a value");
             out.entry(p)
                 .or_default()
-                .push(std::str::from_utf8(&v).unwrap().parse().unwrap());
+                .push((r.offset, std::str::from_utf8(&v).unwrap().parse().unwrap()));
         }
     }
     out
@@ -97,16 +98,27 @@ fn expected(total: u64, partitions: i32) -> BTreeMap<i32, Vec<u64>> {
 /// Checks the topic holds exactly what was sent, in order, with Strom's reader and Java's.
 async fn check_exact(client: &Client, topic: &str, total: u64, partitions: i32) {
     let want = expected(total, partitions);
-    let got = read_all(client, topic).await;
+    let got = read_all_with_offsets(client, topic).await;
     for (p, values) in &want {
-        let have = got.get(p).cloned().unwrap_or_default();
+        let with_offsets = got.get(p).cloned().unwrap_or_default();
+        let have: Vec<u64> = with_offsets.iter().map(|(_, v)| *v).collect();
         if &have != values {
             let dups = have.len() - have.iter().collect::<std::collections::BTreeSet<_>>().len();
             let missing = values.iter().filter(|v| !have.contains(v)).count();
+            // Where it went wrong: the first offset whose value is not the expected one, and
+            // the records around it (a duplicate read twice has one offset; one written twice two).
+            let first_bad = have
+                .iter()
+                .zip(values)
+                .position(|(a, b)| a != b)
+                .unwrap_or(values.len().min(have.len()));
+            let around = &with_offsets[first_bad.saturating_sub(3)..(first_bad + 40).min(with_offsets.len())];
             panic!(
-                "partition {p}: {} records, want {} ({missing} missing, {dups} duplicated, or out of order)",
+                "partition {p}: {} records, want {} ({missing} missing, {dups} duplicated, or out of order); \
+                 (offset, value) from index {}: {around:?}",
                 have.len(),
-                values.len()
+                values.len(),
+                first_bad.saturating_sub(3)
             );
         }
     }

@@ -41,6 +41,8 @@ pub(crate) struct Batch {
     /// (producer id, epoch, first sequence) once assigned at the first send.
     pub(crate) seq: Option<(i64, i16, i32)>,
     pub(crate) attempts: u32,
+    /// Not before this, when queued for a retry (`retry.backoff.ms`, exponential).
+    pub(crate) retry_at: Option<Instant>,
 }
 
 /// One partition's queue.
@@ -251,6 +253,7 @@ impl Accumulator {
                 )),
                 seq: None,
                 attempts: 0,
+                retry_at: None,
             }
         });
         let Body::Open(builder) = &mut open.body else {

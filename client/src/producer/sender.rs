@@ -7,18 +7,24 @@
 //! `max.in.flight.requests.per.connection` requests per broker and batches per partition),
 //! then wait for a response, a wake-up, a linger deadline or a command.
 //!
-//! Ordering and exactly-once-per-partition (KIP-98, KIP-360):
-//! * Sequences are assigned when a batch is first sent and kept across retries.
-//! * A retried batch goes back to the head of its partition queue in sequence order; the
-//!   partition sends nothing new until its in-flight batches have all answered, so batches
-//!   never overtake each other.
-//! * OUT_OF_ORDER_SEQUENCE behind an earlier failure is that failure's echo: retry. On the
-//!   first in-flight batch, or UNKNOWN_PRODUCER_ID, or a batch with a sequence expiring,
-//!   the idempotent producer bumps its epoch (InitProducerId with its id and epoch), resets
-//!   every sequence to 0 and renumbers unsent batches; nothing is lost or reordered.
+//! Ordering and exactly-once-per-partition (KIP-98, KIP-360; Java's `TransactionManager`
+//! bookkeeping):
+//! * Sequences are assigned when a batch is first sent and kept, with the producer id and
+//!   epoch they were assigned under, across retries: a batch whose answer was lost may be
+//!   in the log, and only its original (id, epoch, sequence) lets the broker drop the copy.
+//! * A retried batch goes back to the head of its partition queue in sequence order and is
+//!   resent only when it is the partition's oldest unresolved batch, one at a time: a retry
+//!   never races an older batch to a new leader.
+//! * OUT_OF_ORDER_SEQUENCE on a batch that is not the one right after the last acknowledged
+//!   is the echo of an earlier failure: plain retry. On that next batch (a real gap), on
+//!   UNKNOWN_PRODUCER_ID, or when a sent batch fails for good or expires, the idempotent
+//!   producer bumps its epoch (locally, as Java does; a new id once the epoch is exhausted)
+//!   and only the partitions that asked for it restart at sequence 0. Every other partition
+//!   finishes its unresolved batches under the old epoch and moves to the new one when it
+//!   has none left, so a batch that may already be written is never renumbered there.
 //! * DUPLICATE_SEQUENCE_NUMBER means the broker already has the batch: success.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -58,17 +64,66 @@ struct Flight {
     result: Result<Option<ProduceResponse>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PartState {
+    /// The producer id and epoch this partition's sequences belong to. It lags the
+    /// producer's after an epoch bump until the partition's unresolved batches are done.
+    pid_epoch: (i64, i16),
     next_seq: i32,
     inflight: usize,
-    /// A batch of this partition is queued for a retry: send nothing until the partition
-    /// has nothing in flight, then resend in sequence order.
-    blocked: bool,
-    /// A batch was acknowledged under the current producer id and epoch. Until then the
-    /// partition sends one batch at a time: a broker with no state for a producer accepts
-    /// any first sequence (KAFKA-7190), so a second batch could overtake a failed first.
-    acked: bool,
+    /// Base sequences of batches sent under `pid_epoch` and not yet resolved (in flight or
+    /// queued for a retry), oldest first.
+    unresolved: VecDeque<i32>,
+    /// The last sequence acknowledged under `pid_epoch`. Until there is one the partition
+    /// sends one batch at a time: a broker with no state for a producer accepts any first
+    /// sequence (KAFKA-7190), so a second batch could overtake a failed first.
+    last_acked: Option<i32>,
+}
+
+impl Default for PartState {
+    fn default() -> Self {
+        PartState {
+            pid_epoch: (-1, -1),
+            next_seq: 0,
+            inflight: 0,
+            unresolved: VecDeque::new(),
+            last_acked: None,
+        }
+    }
+}
+
+impl PartState {
+    /// Sequences restart at 0 under `pid_epoch`.
+    fn restart(&mut self, pid_epoch: (i64, i16)) {
+        self.pid_epoch = pid_epoch;
+        self.next_seq = 0;
+        self.unresolved.clear();
+        self.last_acked = None;
+    }
+
+    /// Whether `seq` is the sequence right after the last acknowledged one.
+    fn is_next(&self, seq: i32) -> bool {
+        match self.last_acked {
+            Some(last) => next_sequence(last, 1) == seq,
+            None => seq == 0,
+        }
+    }
+
+    /// Whether the queue head `head` (its stamp, if it was sent before) may go now, moving the
+    /// partition to `current` first if it has nothing unresolved under an older epoch.
+    fn may_send(&mut self, head: Option<(i64, i16, i32)>, current: (i64, i16)) -> bool {
+        match head {
+            // A retry: only the oldest unresolved batch, so it cannot overtake an older one.
+            Some((_, _, seq)) => self.unresolved.front() == Some(&seq),
+            None if self.pid_epoch == current => true,
+            // New data waits until the old epoch's batches are resolved, then starts at 0.
+            None if self.unresolved.is_empty() => {
+                self.restart(current);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Commands from the handles.
@@ -88,6 +143,8 @@ pub(crate) struct Sender {
     inflight: FuturesUnordered<FlightFuture>,
     node_inflight: HashMap<i32, usize>,
     bump_pending: bool,
+    /// Partitions whose sequences restart at 0 with the next epoch bump.
+    rewrite: HashSet<(Arc<str>, i32)>,
     refresh: HashSet<Arc<str>>,
     last_refresh: Instant,
     refreshing: Option<tokio::task::JoinHandle<()>>,
@@ -104,6 +161,13 @@ pub(crate) struct Sender {
 struct NodeLatency {
     ready: Instant,
     drained: Instant,
+}
+
+/// The wait before retry number `attempt` (1 for the first): `retry.backoff.ms` doubling per
+/// attempt up to `retry.backoff.max.ms`, ±20 % (Java's `ExponentialBackoff`, KIP-580).
+fn retry_backoff(cfg: &crate::config::ClientConfig, attempt: u32) -> Duration {
+    let exp = cfg.retry_backoff.saturating_mul(1 << attempt.saturating_sub(1).min(20));
+    crate::client::jitter(exp.min(cfg.retry_backoff_max))
 }
 
 /// `DefaultRecordBatch.incrementSequence`: sequences wrap at i32::MAX.
@@ -136,6 +200,7 @@ impl Sender {
             inflight: FuturesUnordered::new(),
             node_inflight: HashMap::new(),
             bump_pending: false,
+            rewrite: HashSet::new(),
             refresh: HashSet::new(),
             last_refresh: Instant::now(),
             refreshing: None,
@@ -231,34 +296,69 @@ impl Sender {
         }
     }
 
-    /// KIP-360 epoch bump of the idempotent producer: new epoch, every sequence back to 0,
-    /// unsent batches renumbered when they are next drained.
+    /// Asks for a KIP-360 epoch bump that restarts `partition`'s sequences at 0.
+    fn request_bump(&mut self, topic: &Arc<str>, partition: i32) {
+        if self.idempotent() && self.txn.is_none() {
+            self.bump_pending = true;
+            self.rewrite.insert((topic.clone(), partition));
+        }
+    }
+
+    /// KIP-360 epoch bump of the idempotent producer (Java's `bumpIdempotentProducerEpoch`):
+    /// the epoch goes up by one locally (a new producer id once it is exhausted); the
+    /// partitions that asked restart at sequence 0 and their queued batches are renumbered.
+    /// Other partitions keep their unresolved batches' (id, epoch, sequence) and move to the
+    /// new epoch once those are done (`PartState::may_send`).
     async fn bump_epoch(&mut self) {
         if self.txn.is_some() {
             // A transactional producer recovers through abort (TV2 bumps at EndTxn).
             self.bump_pending = false;
+            self.rewrite.clear();
             return;
         }
-        match self.init_producer_id().await {
-            Ok(()) => {
-                warn!(
-                    producer_id = self.producer_id,
-                    epoch = self.epoch,
-                    "bumped the producer epoch (KIP-360)"
-                );
-                self.reset_sequences();
+        if self.epoch >= 0 && self.epoch < i16::MAX {
+            self.epoch += 1;
+        } else {
+            self.producer_id = -1;
+            self.epoch = -1;
+            if let Err(e) = self.init_producer_id().await {
+                self.fail_fatal(e.with_context("a new producer id after the epoch was exhausted"));
+                self.bump_pending = false;
+                self.rewrite.clear();
+                return;
             }
-            Err(e) => self.fail_fatal(e.with_context("bumping the producer epoch")),
         }
+        warn!(
+            producer_id = self.producer_id,
+            epoch = self.epoch,
+            partitions = self.rewrite.len(),
+            "bumped the producer epoch (KIP-360)"
+        );
+        let current = (self.producer_id, self.epoch);
+        let rewrite = std::mem::take(&mut self.rewrite);
+        for key in &rewrite {
+            self.parts.entry(key.clone()).or_default().restart(current);
+        }
+        let mut st = self.acc.lock();
+        for tq in st.topics.values_mut() {
+            for (p, part) in tq.parts.iter_mut().enumerate() {
+                if rewrite.contains(&(tq.name.clone(), p as i32)) {
+                    for b in &mut part.sealed {
+                        b.seq = None;
+                    }
+                }
+            }
+        }
+        drop(st);
         self.bump_pending = false;
     }
 
-    /// Every partition's sequence back to 0; queued batches get new numbers at their next send.
+    /// Every partition's sequence back to 0 under the current id and epoch; queued batches
+    /// get new numbers at their next send (a transaction's end, or a new producer id).
     pub(crate) fn reset_sequences(&mut self) {
+        let current = (self.producer_id, self.epoch);
         for ps in self.parts.values_mut() {
-            ps.next_seq = 0;
-            ps.blocked = false;
-            ps.acked = false;
+            ps.restart(current);
         }
         let mut st = self.acc.lock();
         for tq in st.topics.values_mut() {
@@ -334,9 +434,9 @@ impl Sender {
             }
         }
         for b in expired {
-            if b.seq.is_some() && self.idempotent() {
-                // A sent-before batch leaves a gap in the sequence: renumber everything.
-                self.bump_pending = true;
+            if b.seq.is_some() {
+                // A sent-before batch leaves a gap in the partition's sequence: renumber it.
+                self.request_bump(&b.topic, b.partition);
             }
             let e = Error::timeout(
                 format!(
@@ -432,19 +532,29 @@ impl Sender {
                     }
                     lat.drained = now;
                     let ps = self.parts.entry(key).or_default();
-                    if ps.blocked && ps.inflight > 0 {
-                        continue;
-                    }
-                    let per_partition = if ps.acked || !self.cfg.enable_idempotence {
-                        max_in_flight
-                    } else {
-                        1
-                    };
+                    let idempotent = self.cfg.enable_idempotence;
+                    let current = (self.producer_id, self.epoch);
                     let rounds = by_node.entry(leader).or_default();
                     let mut round = 0;
-                    while ps.inflight < per_partition && node_busy + round < max_in_flight {
+                    loop {
+                        let per_partition = if ps.last_acked.is_some() || !idempotent {
+                            max_in_flight
+                        } else {
+                            1
+                        };
+                        if ps.inflight >= per_partition || node_busy + round >= max_in_flight {
+                            break;
+                        }
+                        let Some(head) = part.sealed.front() else { break };
+                        if let Some(at) = head.retry_at.filter(|at| *at > now) {
+                            // Backing off before a retry (and everything queued behind it).
+                            next_linger = Some(next_linger.map_or(at, |n| n.min(at)));
+                            break;
+                        }
+                        if idempotent && !ps.may_send(head.seq, current) {
+                            break;
+                        }
                         let Some(b) = part.sealed.pop_front() else { break };
-                        ps.blocked = false;
                         ps.inflight += 1;
                         if rounds.len() <= round {
                             rounds.push(Vec::new());
@@ -513,7 +623,8 @@ impl Sender {
         let stamp = if self.cfg.enable_idempotence && b.seq.is_none() {
             let seq = ps.next_seq;
             ps.next_seq = next_sequence(seq, b.count);
-            b.seq = Some((self.producer_id, self.epoch, seq));
+            ps.unresolved.push_back(seq);
+            b.seq = Some((ps.pid_epoch.0, ps.pid_epoch.1, seq));
             b.seq
         } else {
             None
@@ -661,6 +772,7 @@ impl Sender {
             };
             match code {
                 ErrorCode::None | ErrorCode::DuplicateSequenceNumber => {
+                    debug!(topic = %b.topic, partition = b.partition, seq = ?b.seq, base_offset, %code, "batch acknowledged");
                     self.done_inflight(&b);
                     self.acked(&b);
                     self.complete(
@@ -674,14 +786,17 @@ impl Sender {
                 ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
                     if self.idempotent() && self.txn.is_none() =>
                 {
-                    let blocked = self
-                        .parts
-                        .get(&(b.topic.clone(), b.partition))
-                        .is_some_and(|p| p.blocked);
-                    if !blocked || code == ErrorCode::UnknownProducerId {
+                    // Java's `canRetry`: out of order on any batch but the one right after
+                    // the last acknowledged echoes an earlier failure still being retried.
+                    let gap = code == ErrorCode::UnknownProducerId
+                        || self.parts.get(&(b.topic.clone(), b.partition)).is_some_and(|p| {
+                            b.seq
+                                .is_some_and(|(pid, epoch, seq)| (pid, epoch) == p.pid_epoch && p.is_next(seq))
+                        });
+                    if gap {
                         // KIP-360: the broker lost or refused our sequence state; renumber.
-                        warn!(topic = %b.topic, partition = b.partition, %code, "epoch bump needed");
-                        self.bump_pending = true;
+                        warn!(topic = %b.topic, partition = b.partition, seq = ?b.seq, %code, "epoch bump needed");
+                        self.request_bump(&b.topic, b.partition);
                     }
                     let e = Error::kafka(code).with_context(ctx(&b));
                     self.on_batch_error(b, e, true);
@@ -697,7 +812,7 @@ impl Sender {
                     self.fail_fatal(e);
                 }
                 ErrorCode::InvalidProducerEpoch if self.idempotent() => {
-                    self.bump_pending = true;
+                    self.request_bump(&b.topic, b.partition);
                     let e = Error::kafka(code).with_context(ctx(&b));
                     self.on_batch_error(b, e, true);
                 }
@@ -721,8 +836,25 @@ impl Sender {
     }
 
     fn acked(&mut self, b: &Batch) {
+        let Some((pid, epoch, seq)) = b.seq else { return };
         if let Some(ps) = self.parts.get_mut(&(b.topic.clone(), b.partition)) {
-            ps.acked = true;
+            if (pid, epoch) == ps.pid_epoch {
+                let last = next_sequence(seq, b.count.saturating_sub(1));
+                // Batches resolve in sequence order, so the newest acknowledgement is the last.
+                ps.last_acked = Some(last);
+            }
+        }
+    }
+
+    /// A sent batch is done (acknowledged or failed for good): it is no longer unresolved.
+    fn resolved(&mut self, b: &Batch) {
+        let Some((pid, epoch, seq)) = b.seq else { return };
+        if let Some(ps) = self.parts.get_mut(&(b.topic.clone(), b.partition)) {
+            if (pid, epoch) == ps.pid_epoch {
+                if let Some(i) = ps.unresolved.iter().position(|s| *s == seq) {
+                    ps.unresolved.remove(i);
+                }
+            }
         }
     }
 
@@ -732,17 +864,16 @@ impl Sender {
         let in_time = b.created.elapsed() < self.cfg.delivery_timeout;
         let may_retry = retriable && in_time && b.attempts < self.cfg.retries && self.cfg.acks != Acks::None;
         if !may_retry {
-            if b.seq.is_some() && self.idempotent() && self.txn.is_none() {
-                self.bump_pending = true;
+            if b.seq.is_some() {
+                self.request_bump(&b.topic, b.partition);
             }
             self.fail_batch(b, e);
             return;
         }
-        debug!(topic = %b.topic, partition = b.partition, attempt = b.attempts + 1, error = %e, "retrying batch");
         b.attempts += 1;
-        if let Some(ps) = self.parts.get_mut(&(b.topic.clone(), b.partition)) {
-            ps.blocked = true;
-        }
+        let backoff = retry_backoff(&self.cfg.client, b.attempts);
+        debug!(topic = %b.topic, partition = b.partition, seq = ?b.seq, attempt = b.attempts, ?backoff, error = %e, "retrying batch");
+        b.retry_at = Some(Instant::now() + backoff);
         let mut st = self.acc.lock();
         if let Some(part) = st
             .topics
@@ -766,11 +897,13 @@ impl Sender {
     }
 
     fn complete(&mut self, b: Batch, ack: BatchAck) {
+        self.resolved(&b);
         self.acc.release(b.reserved);
         b.done.complete(Ok(ack));
     }
 
     pub(crate) fn fail_batch(&mut self, b: Batch, e: Error) {
+        self.resolved(&b);
         if self.txn.is_some() {
             self.txn_error(e.clone());
         }
@@ -837,7 +970,28 @@ impl Sender {
 
 #[cfg(test)]
 mod tests {
-    use super::next_sequence;
+    use std::time::Duration;
+
+    use super::{next_sequence, retry_backoff, PartState};
+    use crate::config::ClientConfig;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_max() {
+        let cfg = ClientConfig::new("localhost:9092");
+        let within = |d: Duration, ms: u64| {
+            let ms = Duration::from_millis(ms);
+            d >= ms.mul_f64(0.79) && d <= ms.mul_f64(1.21)
+        };
+        assert!(within(retry_backoff(&cfg, 1), 100));
+        assert!(within(retry_backoff(&cfg, 2), 200));
+        assert!(within(retry_backoff(&cfg, 4), 800));
+        assert!(within(retry_backoff(&cfg, 5), 1000));
+        assert!(within(retry_backoff(&cfg, 1000), 1000));
+        let mut constant = ClientConfig::new("localhost:9092");
+        constant.set("retry.backoff.ms", "500").unwrap();
+        constant.set("retry.backoff.max.ms", "50").unwrap();
+        assert!(within(retry_backoff(&constant, 1), 50) && within(retry_backoff(&constant, 7), 50));
+    }
 
     #[test]
     fn sequences_wrap_like_java() {
@@ -845,5 +999,48 @@ mod tests {
         assert_eq!(next_sequence(i32::MAX - 2, 3), 0);
         assert_eq!(next_sequence(i32::MAX, 1), 0);
         assert_eq!(next_sequence(i32::MAX - 1, 5), 3);
+    }
+
+    /// The reassignment race (a retry of a batch that may be in the new leader's log racing
+    /// older ones, then renumbered under a new epoch) cannot happen: a retry goes only as the
+    /// oldest unresolved batch, and new data never mixes epochs on a partition.
+    #[test]
+    fn retries_go_oldest_first_and_epochs_never_mix() {
+        let e0 = (7, 0);
+        let mut ps = PartState::default();
+        assert!(
+            ps.may_send(None, e0),
+            "first data moves the partition to the current epoch"
+        );
+        assert_eq!(ps.pid_epoch, e0);
+        // Batches at 0, 10, 20 sent; all fail and are queued again in order.
+        ps.unresolved.extend([0, 10, 20]);
+        assert!(ps.may_send(Some((7, 0, 0)), e0));
+        assert!(!ps.may_send(Some((7, 0, 10)), e0), "10 waits until 0 is resolved");
+        ps.unresolved.pop_front();
+        ps.last_acked = Some(9);
+        assert!(ps.may_send(Some((7, 0, 10)), e0));
+        assert!(
+            ps.is_next(10) && !ps.is_next(20),
+            "out of order on 20 is an echo, on 10 a gap"
+        );
+
+        // The producer bumped to epoch 1 for another partition: this one finishes 10 and 20
+        // under epoch 0 and sends no new data meanwhile.
+        let e1 = (7, 1);
+        assert!(!ps.may_send(None, e1));
+        assert_eq!(ps.pid_epoch, e0);
+        ps.unresolved.clear();
+        ps.last_acked = Some(29);
+        assert!(ps.may_send(None, e1), "resolved: new data starts epoch 1");
+        assert_eq!((ps.pid_epoch, ps.next_seq, ps.last_acked), (e1, 0, None));
+        assert!(ps.is_next(0));
+    }
+
+    #[test]
+    fn the_next_sequence_wraps() {
+        let mut ps = PartState::default();
+        ps.last_acked = Some(i32::MAX);
+        assert!(ps.is_next(0));
     }
 }
