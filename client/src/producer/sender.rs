@@ -1039,8 +1039,10 @@ mod tests {
 
     #[test]
     fn the_next_sequence_wraps() {
-        let mut ps = PartState::default();
-        ps.last_acked = Some(i32::MAX);
+        let ps = PartState {
+            last_acked: Some(i32::MAX),
+            ..PartState::default()
+        };
         assert!(ps.is_next(0));
     }
 }
