@@ -605,7 +605,8 @@ impl Admin {
             .find(|p| !info.partitions.iter().any(|i| i.partition == **p))
         {
             return Err(Error::kafka(ErrorCode::UnknownTopicOrPartition)
-                .with_context(format!("topic {topic} partition {missing}")));
+                .with_context(format!("topic {topic} partition {missing}"))
+                .with_partition(topic, *missing));
         }
         self.client
             .with_retries("ListOffsets", || async {
@@ -762,7 +763,7 @@ impl Admin {
             .groups
             .into_iter()
             .next()
-            .ok_or_else(|| Error::other(format!("DescribeGroups returned nothing for group {group}")))?;
+            .ok_or_else(|| Error::protocol(format!("DescribeGroups returned nothing for group {group}")))?;
         check(g.error_code, g.error_message.as_ref(), || format!("group {group}"))?;
         Ok(GroupDescription {
             group_id: g.group_id.0.to_string(),
@@ -833,21 +834,21 @@ impl Admin {
             out
         }
         let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
-        let g =
-            self.client
-                .with_retries("ConsumerGroupDescribe", || async {
-                    let conn = self.coordinator(group, 0).await?;
-                    if conn.versions().broker_range(ApiKey::ConsumerGroupDescribe).is_none() {
-                        return Ok(None);
-                    }
-                    let resp = conn.send(&req).await?;
-                    let g = resp.groups.into_iter().next().ok_or_else(|| {
-                        Error::other(format!("ConsumerGroupDescribe returned nothing for group {group}"))
-                    })?;
-                    check(g.error_code, g.error_message.as_ref(), || format!("group {group}"))?;
-                    Ok(Some(g))
-                })
-                .await?;
+        let g = self
+            .client
+            .with_retries("ConsumerGroupDescribe", || async {
+                let conn = self.coordinator(group, 0).await?;
+                if conn.versions().broker_range(ApiKey::ConsumerGroupDescribe).is_none() {
+                    return Ok(None);
+                }
+                let resp = conn.send(&req).await?;
+                let g = resp.groups.into_iter().next().ok_or_else(|| {
+                    Error::protocol(format!("ConsumerGroupDescribe returned nothing for group {group}"))
+                })?;
+                check(g.error_code, g.error_message.as_ref(), || format!("group {group}"))?;
+                Ok(Some(g))
+            })
+            .await?;
         let Some(g) = g else { return Ok(None) };
         Ok(Some(ConsumerGroupDescription {
             group_id: g.group_id.0.to_string(),

@@ -64,9 +64,8 @@ impl Admin {
         let client = self.client();
         let version = client.any_broker().await?.versions().version(ApiKey::ElectLeaders)?;
         if election == ElectionType::Unclean && version < 1 {
-            return Err(Error::other(
-                "the broker supports only ElectLeaders v0, which has no unclean elections".to_owned(),
-            ));
+            return Err(Error::kafka(strom_protocol::ErrorCode::UnsupportedVersion)
+                .with_context("the broker supports only ElectLeaders v0, which has no unclean elections"));
         }
         let req = ElectLeadersRequest::default()
             .with_election_type(match election {

@@ -102,11 +102,10 @@ impl Admin {
                 Ok(resp)
             })
             .await?;
-        let t = resp
-            .transaction_states
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::other(format!("DescribeTransactions returned nothing for {transactional_id}")))?;
+        let t =
+            resp.transaction_states.into_iter().next().ok_or_else(|| {
+                Error::protocol(format!("DescribeTransactions returned nothing for {transactional_id}"))
+            })?;
         Ok(TransactionDescription {
             transactional_id: t.transactional_id.0.to_string(),
             state: t.transaction_state.to_string(),

@@ -237,11 +237,18 @@ impl Client {
             return self.bootstrap_connection(deadline).await;
         }
         let ids: Vec<String> = md.brokers.keys().map(ToString::to_string).collect();
-        Err(last.unwrap_or_else(|| Error::other("no broker")).with_context(format!(
-            "none of the cluster's brokers ({}) is reachable, and metadata.recovery.strategy=none does not try \
+        Err(last
+            .unwrap_or_else(|| {
+                Error::new(crate::error::Kind::Closed {
+                    addr: "any broker".into(),
+                    reason: Some("no broker to try".into()),
+                })
+            })
+            .with_context(format!(
+                "none of the cluster's brokers ({}) is reachable, and metadata.recovery.strategy=none does not try \
                  the bootstrap servers again",
-            ids.join(", ")
-        )))
+                ids.join(", ")
+            )))
     }
 
     fn live_connection(&self, node_id: i32) -> Option<Connection> {
@@ -348,7 +355,7 @@ impl Client {
                 .inner
                 .nodes
                 .lock()
-                .map_err(|_| Error::other("client state poisoned"))?;
+                .map_err(|_| Error::internal("client state poisoned"))?;
             nodes
                 .entry(key)
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(NodeSlot::default())))
@@ -369,7 +376,7 @@ impl Client {
         }
         let md = self.metadata();
         let Some(info) = md.brokers.get(&node_id) else {
-            return Err(Error::other(format!("broker {node_id} is not in the cluster metadata")));
+            return Err(Error::unknown_node(node_id));
         };
         if let Some(at) = slot.next_attempt {
             tokio::time::sleep_until(at.into()).await;
@@ -405,7 +412,7 @@ impl Client {
     pub(crate) async fn dedicated_connection(&self, node_id: i32, request_timeout: Duration) -> Result<Connection> {
         let md = self.metadata();
         let Some(info) = md.brokers.get(&node_id) else {
-            return Err(Error::other(format!("broker {node_id} is not in the cluster metadata")));
+            return Err(Error::unknown_node(node_id));
         };
         let mut cfg = self.inner.conn_config.clone();
         cfg.request_timeout = cfg.request_timeout.max(request_timeout);
@@ -523,10 +530,12 @@ impl Client {
         let p = t.partitions.iter().find(|p| p.partition == partition).ok_or_else(|| {
             Error::kafka(ErrorCode::UnknownTopicOrPartition)
                 .with_context(format!("topic {topic} partition {partition}"))
+                .with_partition(topic, partition)
         })?;
         if p.leader < 0 {
             return Err(Error::kafka(ErrorCode::LeaderNotAvailable)
-                .with_context(format!("topic {topic} partition {partition}")));
+                .with_context(format!("topic {topic} partition {partition}"))
+                .with_partition(topic, partition));
         }
         Ok((p.leader, self.broker(p.leader).await?))
     }

@@ -193,7 +193,7 @@ impl Connection {
             // Still the only handle: install the negotiated versions.
             match Arc::get_mut(&mut conn.inner) {
                 Some(inner) => inner.versions = versions,
-                None => return Err(Error::other("connection handle shared during negotiation")),
+                None => return Err(Error::internal("connection handle shared during negotiation")),
             }
             // Authentication (SASL) runs over the framed connection, after ApiVersions, as Java's
             // SaslClientAuthenticator does.

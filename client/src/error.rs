@@ -1,5 +1,8 @@
-//! The client error: an opaque type with a private kind, predicates, and where it happened.
+//! The client error: an opaque type with a public [`ErrorKind`] to match on, predicates that
+//! follow the Java client's classification, the cause behind it ([`std::error::Error::source`]),
+//! and where it happened (topic, partition, broker) as fields, not only text.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use strom_protocol::versions::VersionError;
@@ -7,13 +10,111 @@ use strom_protocol::{ErrorCode, WireError};
 
 /// An error from the Strom client.
 ///
-/// Ask it what it means rather than matching on it: [`Error::is_retriable`],
-/// [`Error::is_timeout`], [`Error::is_fatal`], [`Error::kafka_code`].
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind}{}", .context.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+/// Match on [`Error::kind`] for what happened, or ask a predicate: [`Error::is_retriable`],
+/// [`Error::is_timeout`], [`Error::is_fatal`], [`Error::requires_abort`],
+/// [`Error::kafka_code`]. Where it happened: [`Error::topic`], [`Error::partition`],
+/// [`Error::node`].
+///
+/// ```
+/// use strom_client::{Error, ErrorKind};
+///
+/// fn react(e: &Error) -> &'static str {
+///     match e.kind() {
+///         ErrorKind::Fenced | ErrorKind::Fatal => "create a new producer",
+///         ErrorKind::Abortable => "abort the transaction and start again",
+///         ErrorKind::BufferFull => "slow down",
+///         _ if e.is_retriable() => "retry",
+///         _ => "give up",
+///     }
+/// }
+/// assert_eq!(react(&Error::kafka(strom_client::protocol::ErrorCode::ProducerFenced)), "create a new producer");
+/// ```
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: Kind,
     context: Option<String>,
+    at: Option<Box<Location>>,
+    /// Raised inside a transaction that must now be aborted (Java's abortable errors).
+    abortable: bool,
+}
+
+/// Where an error happened, when known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Location {
+    topic: Option<Arc<str>>,
+    partition: Option<i32>,
+    node: Option<i32>,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(c) = &self.context {
+            write!(f, " ({c})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Connect { source, .. } | Kind::Resolve { source, .. } | Kind::Io { source, .. } => Some(source),
+            Kind::Wire(e) => Some(e),
+            Kind::Version(e) => Some(e),
+            Kind::Caused { cause, .. } => Some(&**cause),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of failure an [`Error`] is. New kinds may be added; match with a wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A configuration value, combination or key is invalid, or `security.protocol` does
+    /// not match the listener. Fatal: the configuration must change.
+    InvalidConfig,
+    /// A broker could not be reached or the connection broke (connect, DNS, I/O, closed,
+    /// a node missing from the metadata). Retriable, except when no bootstrap server resolves.
+    Connection,
+    /// A time limit ran out (a client timeout, or the broker's REQUEST_TIMED_OUT).
+    Timeout,
+    /// SASL or TLS authentication failed. Fatal.
+    Authentication,
+    /// The broker refused the operation for lack of an ACL (`*_AUTHORIZATION_FAILED`).
+    Authorization,
+    /// A newer producer with the same `transactional.id`, or a newer static member with the
+    /// same `group.instance.id`, took over. Fatal: this instance can do nothing more.
+    Fenced,
+    /// The producer failed beyond recovery for another reason (see the message and
+    /// [`std::error::Error::source`]). Fatal: create a new one.
+    Fatal,
+    /// The current transaction failed and must be aborted ([`Error::requires_abort`]); the
+    /// producer goes on after `abort_transaction`.
+    Abortable,
+    /// A call that the current state does not allow: a send outside a transaction, a commit
+    /// without `begin_transaction`, a position of an unassigned partition.
+    IllegalState,
+    /// `buffer.memory` is full: `try_send` would have had to wait.
+    BufferFull,
+    /// The record was discarded, unsent, because its transaction was aborted.
+    TransactionAborted,
+    /// `try_send` would have had to wait for the topic's metadata.
+    WouldBlock,
+    /// The producer or consumer was closed.
+    Closed,
+    /// The producer refused a record larger than `max.request.size` before sending it.
+    RecordTooLarge,
+    /// The broker answered with an error code not covered above ([`Error::kafka_code`]).
+    Broker,
+    /// The broker's bytes or versions do not match the protocol: a corrupt stream, a
+    /// response missing what was asked, or no common API version. Fatal.
+    Protocol,
+    /// Any other failure, e.g. from application code ([`Error::other`]).
+    Other,
+    /// An invariant of the client broke: a bug, please report it.
+    Internal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +152,31 @@ pub(crate) enum Kind {
     RecordTooLarge { size: usize, max: usize },
     #[error("{0}")]
     Other(String),
+    #[error("{0}")]
+    IllegalState(String),
+    #[error("buffer.memory is full ({needed} bytes needed)")]
+    BufferFull { needed: usize },
+    #[error("{0}")]
+    WouldBlock(String),
+    #[error("{0}")]
+    TxnAborted(String),
+    #[error("{0}")]
+    ClosedHandle(String),
+    #[error("broker {0} is not in the cluster metadata")]
+    UnknownNode(i32),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Authentication(String),
+    #[error("internal error (a bug, please report it): {0}")]
+    Internal(String),
+    /// A failure of the given kind whose cause is another error.
+    #[error("{message}: {cause}")]
+    Caused {
+        kind: ErrorKind,
+        message: String,
+        cause: Box<Error>,
+    },
 }
 
 fn clone_io(e: &std::io::Error) -> std::io::Error {
@@ -94,13 +220,164 @@ impl Clone for Kind {
             Kind::UnknownProperty(k) => Kind::UnknownProperty(k.clone()),
             Kind::RecordTooLarge { size, max } => Kind::RecordTooLarge { size: *size, max: *max },
             Kind::Other(m) => Kind::Other(m.clone()),
+            Kind::IllegalState(m) => Kind::IllegalState(m.clone()),
+            Kind::BufferFull { needed } => Kind::BufferFull { needed: *needed },
+            Kind::WouldBlock(m) => Kind::WouldBlock(m.clone()),
+            Kind::TxnAborted(m) => Kind::TxnAborted(m.clone()),
+            Kind::ClosedHandle(m) => Kind::ClosedHandle(m.clone()),
+            Kind::UnknownNode(n) => Kind::UnknownNode(*n),
+            Kind::Protocol(m) => Kind::Protocol(m.clone()),
+            Kind::Authentication(m) => Kind::Authentication(m.clone()),
+            Kind::Internal(m) => Kind::Internal(m.clone()),
+            Kind::Caused { kind, message, cause } => Kind::Caused {
+                kind: *kind,
+                message: message.clone(),
+                cause: cause.clone(),
+            },
         }
     }
 }
 
 impl Error {
     pub(crate) fn new(kind: Kind) -> Self {
-        Error { kind, context: None }
+        Error {
+            kind,
+            context: None,
+            at: None,
+            abortable: false,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        if self.abortable && !self.is_fatal() {
+            return ErrorKind::Abortable;
+        }
+        match &self.kind {
+            Kind::Config(_) | Kind::UnknownProperty(_) | Kind::SecurityMismatch { .. } => ErrorKind::InvalidConfig,
+            Kind::Connect { .. }
+            | Kind::Resolve { .. }
+            | Kind::NoResolvableBootstrap { .. }
+            | Kind::Io { .. }
+            | Kind::Closed { .. }
+            | Kind::UnknownNode(_) => ErrorKind::Connection,
+            Kind::Timeout { .. } => ErrorKind::Timeout,
+            Kind::Wire(_) | Kind::Version(_) | Kind::Protocol(_) => ErrorKind::Protocol,
+            Kind::Kafka(code) => kind_of_code(*code),
+            Kind::RecordTooLarge { .. } => ErrorKind::RecordTooLarge,
+            Kind::Other(_) => ErrorKind::Other,
+            Kind::IllegalState(_) => ErrorKind::IllegalState,
+            Kind::BufferFull { .. } => ErrorKind::BufferFull,
+            Kind::WouldBlock(_) => ErrorKind::WouldBlock,
+            Kind::TxnAborted(_) => ErrorKind::TransactionAborted,
+            Kind::ClosedHandle(_) => ErrorKind::Closed,
+            Kind::Authentication(_) => ErrorKind::Authentication,
+            Kind::Internal(_) => ErrorKind::Internal,
+            Kind::Caused { kind, .. } => *kind,
+        }
+    }
+
+    /// A call the current state does not allow (Java's `IllegalStateException`).
+    pub(crate) fn illegal_state(msg: impl Into<String>) -> Self {
+        Error::new(Kind::IllegalState(msg.into()))
+    }
+
+    /// `buffer.memory` has no room for `needed` bytes and the caller would not wait.
+    pub(crate) fn buffer_full(needed: usize) -> Self {
+        Error::new(Kind::BufferFull { needed })
+    }
+
+    /// `try_send` would have had to wait for something other than memory.
+    pub(crate) fn would_block(msg: impl Into<String>) -> Self {
+        Error::new(Kind::WouldBlock(msg.into()))
+    }
+
+    /// A record discarded unsent by a transaction abort.
+    pub(crate) fn transaction_aborted(msg: impl Into<String>) -> Self {
+        Error::new(Kind::TxnAborted(msg.into()))
+    }
+
+    /// The producer or consumer was closed.
+    pub(crate) fn closed(msg: impl Into<String>) -> Self {
+        Error::new(Kind::ClosedHandle(msg.into()))
+    }
+
+    /// A node id the cluster metadata does not (or no longer) list: retriable.
+    pub(crate) fn unknown_node(node: i32) -> Self {
+        Error::new(Kind::UnknownNode(node)).with_node(node)
+    }
+
+    /// The broker broke the protocol (a response missing what was asked, a bad subscription).
+    pub(crate) fn protocol(msg: impl Into<String>) -> Self {
+        Error::new(Kind::Protocol(msg.into()))
+    }
+
+    /// SASL or TLS authentication failed on the client side.
+    pub(crate) fn authentication(msg: impl Into<String>) -> Self {
+        Error::new(Kind::Authentication(msg.into()))
+    }
+
+    /// A broken invariant of the client itself.
+    pub(crate) fn internal(msg: impl Into<String>) -> Self {
+        Error::new(Kind::Internal(msg.into()))
+    }
+
+    /// A failure of `kind`, described by `message`, caused by `cause` (its
+    /// [`std::error::Error::source`]).
+    pub(crate) fn caused(kind: ErrorKind, message: impl Into<String>, cause: Error) -> Self {
+        Error::new(Kind::Caused {
+            kind,
+            message: message.into(),
+            cause: Box::new(cause),
+        })
+    }
+
+    /// Marks the error as raised inside a transaction that must now be aborted.
+    pub(crate) fn into_abortable(mut self) -> Self {
+        self.abortable = true;
+        self
+    }
+
+    /// The current transaction failed and must be aborted (`abort_transaction`), after which
+    /// the producer can begin a new one (Java's abortable errors). False for fatal errors:
+    /// a fenced or failed producer must be replaced, not aborted.
+    pub fn requires_abort(&self) -> bool {
+        self.abortable && !self.is_fatal()
+    }
+
+    /// Records the topic and partition the error is about.
+    pub(crate) fn with_partition(mut self, topic: &str, partition: i32) -> Self {
+        let at = self.at.get_or_insert_with(Default::default);
+        at.topic = Some(Arc::from(topic));
+        at.partition = Some(partition);
+        self
+    }
+
+    /// Records the topic the error is about.
+    pub(crate) fn with_topic(mut self, topic: &str) -> Self {
+        self.at.get_or_insert_with(Default::default).topic = Some(Arc::from(topic));
+        self
+    }
+
+    /// Records the broker (node id) the error came from.
+    pub(crate) fn with_node(mut self, node: i32) -> Self {
+        self.at.get_or_insert_with(Default::default).node = Some(node);
+        self
+    }
+
+    /// The topic the error is about, when known.
+    pub fn topic(&self) -> Option<&str> {
+        self.at.as_ref()?.topic.as_deref()
+    }
+
+    /// The partition the error is about, when known.
+    pub fn partition(&self) -> Option<i32> {
+        self.at.as_ref()?.partition
+    }
+
+    /// The broker (node id) the error came from, when known.
+    pub fn node(&self) -> Option<i32> {
+        self.at.as_ref()?.node
     }
 
     /// An error for a Kafka error code.
@@ -151,9 +428,10 @@ impl Error {
     /// `MESSAGE_TOO_LARGE`, as Java's `RecordTooLargeException` is (its message says the
     /// client refused it; see [`Error::is_record_too_large`]).
     pub fn kafka_code(&self) -> Option<ErrorCode> {
-        match self.kind {
-            Kind::Kafka(code) => Some(code),
+        match &self.kind {
+            Kind::Kafka(code) => Some(*code),
             Kind::RecordTooLarge { .. } => Some(ErrorCode::MessageTooLarge),
+            Kind::Caused { cause, .. } => cause.kafka_code(),
             _ => None,
         }
     }
@@ -183,7 +461,8 @@ impl Error {
             | Kind::Resolve { .. }
             | Kind::Timeout { .. }
             | Kind::Io { .. }
-            | Kind::Closed { .. } => true,
+            | Kind::Closed { .. }
+            | Kind::UnknownNode(_) => true,
             Kind::Kafka(code) => code.is_retriable(),
             _ => false,
         }
@@ -197,14 +476,19 @@ impl Error {
         )
     }
 
-    /// Nothing will succeed by retrying: bad configuration, authentication or authorization
-    /// failure, no common protocol version, a fenced producer, a corrupt stream.
+    /// Nothing will succeed by retrying and the instance cannot go on: bad configuration,
+    /// authentication failure, no common protocol version, a fenced or otherwise failed
+    /// producer, a corrupt stream. As in Java, a transaction that failed for another reason
+    /// is not fatal: it [requires an abort](Error::requires_abort).
     pub fn is_fatal(&self) -> bool {
         match &self.kind {
             Kind::Config(_)
             | Kind::UnknownProperty(_)
             | Kind::Version(_)
             | Kind::Wire(_)
+            | Kind::Protocol(_)
+            | Kind::Authentication(_)
+            | Kind::Internal(_)
             | Kind::NoResolvableBootstrap { .. }
             | Kind::SecurityMismatch { .. } => true,
             Kind::Kafka(code) => matches!(
@@ -218,6 +502,7 @@ impl Error {
                     | ErrorCode::UnsupportedSaslMechanism
                     | ErrorCode::FencedInstanceId
             ),
+            Kind::Caused { kind, .. } => matches!(kind, ErrorKind::Fenced | ErrorKind::Fatal),
             _ => false,
         }
     }
@@ -255,6 +540,24 @@ impl Error {
     }
 }
 
+/// The kind a broker error code maps to.
+fn kind_of_code(code: ErrorCode) -> ErrorKind {
+    match code {
+        ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch | ErrorCode::FencedInstanceId => ErrorKind::Fenced,
+        ErrorCode::SaslAuthenticationFailed | ErrorCode::UnsupportedSaslMechanism | ErrorCode::IllegalSaslState => {
+            ErrorKind::Authentication
+        }
+        ErrorCode::TopicAuthorizationFailed
+        | ErrorCode::GroupAuthorizationFailed
+        | ErrorCode::ClusterAuthorizationFailed
+        | ErrorCode::TransactionalIdAuthorizationFailed
+        | ErrorCode::DelegationTokenAuthorizationFailed => ErrorKind::Authorization,
+        ErrorCode::RequestTimedOut => ErrorKind::Timeout,
+        ErrorCode::UnsupportedVersion => ErrorKind::Protocol,
+        _ => ErrorKind::Broker,
+    }
+}
+
 impl From<WireError> for Error {
     fn from(e: WireError) -> Self {
         Error::new(Kind::Wire(e))
@@ -289,5 +592,44 @@ mod tests {
             e.to_string(),
             "timed out after 3s waiting for Metadata from 127.0.0.1:9092"
         );
+    }
+
+    #[test]
+    fn kinds_follow_the_java_classification() {
+        use std::error::Error as _;
+        let kind = |c| Error::kafka(c).kind();
+        assert_eq!(kind(ErrorCode::ProducerFenced), ErrorKind::Fenced);
+        assert_eq!(kind(ErrorCode::TopicAuthorizationFailed), ErrorKind::Authorization);
+        assert_eq!(kind(ErrorCode::SaslAuthenticationFailed), ErrorKind::Authentication);
+        assert_eq!(kind(ErrorCode::RequestTimedOut), ErrorKind::Timeout);
+        assert_eq!(kind(ErrorCode::NotLeaderOrFollower), ErrorKind::Broker);
+        // Inside a transaction a broker error requires an abort; fencing stays fatal.
+        let e = Error::kafka(ErrorCode::MessageTooLarge).into_abortable();
+        assert!(e.requires_abort() && !e.is_fatal() && e.kind() == ErrorKind::Abortable);
+        assert_eq!(e.kafka_code(), Some(ErrorCode::MessageTooLarge));
+        let e = Error::kafka(ErrorCode::ProducerFenced).into_abortable();
+        assert!(!e.requires_abort() && e.is_fatal() && e.kind() == ErrorKind::Fenced);
+        // A caused error keeps its kind, its code and its cause.
+        let e = Error::caused(
+            ErrorKind::Fenced,
+            "fatal state",
+            Error::kafka(ErrorCode::ProducerFenced),
+        );
+        assert!(e.is_fatal() && e.kafka_code() == Some(ErrorCode::ProducerFenced));
+        assert!(e.source().is_some_and(|c| c.to_string().contains("PRODUCER_FENCED")));
+        let e = Error::illegal_state("send before begin_transaction");
+        assert!(!e.is_fatal() && !e.is_retriable() && e.kind() == ErrorKind::IllegalState);
+        let e = Error::unknown_node(3);
+        assert!(e.is_retriable() && e.kind() == ErrorKind::Connection && e.node() == Some(3));
+        let e = Error::kafka(ErrorCode::NotLeaderOrFollower)
+            .with_partition("t", 2)
+            .with_node(1);
+        assert_eq!((e.topic(), e.partition(), e.node()), (Some("t"), Some(2), Some(1)));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::new(Kind::Connect {
+            addr: "h:1".into(),
+            source: io,
+        });
+        assert!(e.source().is_some_and(|c| c.to_string() == "refused"));
     }
 }

@@ -220,7 +220,11 @@ impl TopicReader {
                 self.client.invalidate_topic(&topic);
                 return Ok(());
             }
-            c => return Err(Error::kafka(c).with_context(format!("topic {topic} partition {p}"))),
+            c => {
+                return Err(Error::kafka(c)
+                    .with_context(format!("topic {topic} partition {p}"))
+                    .with_partition(&topic, p))
+            }
         }
         let mut aborted: Vec<(i64, i64)> = pd
             .aborted_transactions
@@ -231,7 +235,11 @@ impl TopicReader {
         aborted.sort_unstable();
         let mut aborted = aborted.into_iter().peekable();
         let mut aborting: HashSet<i64> = HashSet::new();
-        let ctx = |e| Error::from(e).with_context(format!("topic {topic} partition {p}"));
+        let ctx = |e| {
+            Error::from(e)
+                .with_context(format!("topic {topic} partition {p}"))
+                .with_partition(&topic, p)
+        };
         for batch in Batches::new(pd.records.unwrap_or_default(), self.opts) {
             let batch = batch.map_err(ctx)?;
             if batch.next_offset() <= state.position {

@@ -36,11 +36,11 @@ pub use consumer::{
     CommitFuture, Consumer, ConsumerMetrics, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, RebalanceContext,
     RebalanceListener, TopicPartition,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use fetch::{PartitionPosition, TopicReader};
 pub use producer::{
     abort_lingering, resume_transaction, ConsumerGroupMetadata, DeliveryFuture, Partitioner, PartitionerClass,
-    PreparedTransaction, Producer, ProducerRecord, RecordMetadata, TransactionalProducer,
+    PreparedTransaction, Producer, ProducerRecord, RecordMetadata, TransactionalProducer, TrySendError,
 };
 pub use role_config::{Acks, ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset, ProducerConfig};
 pub use scram::{ScramMechanism, ScramUser};

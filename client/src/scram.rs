@@ -113,7 +113,7 @@ impl Admin {
         iterations: u32,
     ) -> Result<()> {
         let mut salt = [0u8; 32];
-        getrandom::getrandom(&mut salt).map_err(|e| Error::other(format!("no randomness for a SCRAM salt: {e}")))?;
+        getrandom::getrandom(&mut salt).map_err(|e| Error::internal(format!("no randomness for a SCRAM salt: {e}")))?;
         let salted = mechanism.salted_password(password.as_bytes(), &salt, iterations);
         let upsert = ScramCredentialUpsertion::default()
             .with_name(s(user))

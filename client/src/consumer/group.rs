@@ -845,7 +845,7 @@ impl ClassicMember {
         let assignment = match Assignment::decode(resp.assignment.clone()) {
             Ok(a) => a,
             Err(e) => {
-                self.fatal(Error::other(format!(
+                self.fatal(Error::protocol(format!(
                     "undecodable assignment from the group leader: {e}"
                 )));
                 return Err(Interrupt::Leave(None));
@@ -884,7 +884,7 @@ impl ClassicMember {
         members: &[strom_protocol::messages::join_group_response::JoinGroupResponseMember],
     ) -> Result<Vec<SyncGroupRequestAssignment>> {
         let Some(a) = self.assignors.iter().find(|a| a.name() == protocol) else {
-            return Err(Error::other(format!(
+            return Err(Error::protocol(format!(
                 "the group chose assignor {protocol:?}, which is not configured"
             )));
         };
@@ -892,7 +892,7 @@ impl ClassicMember {
         let mut topics = BTreeSet::new();
         for m in members {
             let sub = assignor::Subscription::decode(m.metadata.clone())
-                .map_err(|e| Error::other(format!("subscription of member {}: {e}", m.member_id.as_str())))?;
+                .map_err(|e| Error::protocol(format!("subscription of member {}: {e}", m.member_id.as_str())))?;
             topics.extend(sub.topics.iter().cloned());
             subs.push(MemberSubscription {
                 member_id: m.member_id.to_string(),
@@ -908,7 +908,7 @@ impl ClassicMember {
             .collect();
         let result = a
             .assign(&counts, &subs)
-            .map_err(|e| Error::other(format!("assignor {protocol}: {e}")))?;
+            .map_err(|e| Error::protocol(format!("assignor {protocol}: {e}")))?;
         self.leader_view = Some(counts);
         result
             .into_iter()
@@ -918,7 +918,7 @@ impl ClassicMember {
                     .with_assignment(
                         assignment
                             .encode(assignor::CONSUMER_PROTOCOL_VERSION)
-                            .map_err(|e| Error::other(format!("assignment of {member}: {e}")))?,
+                            .map_err(|e| Error::internal(format!("encoding the assignment of {member}: {e}")))?,
                     ))
             })
             .collect::<Result<Vec<_>>>()

@@ -187,10 +187,11 @@ impl Member {
         let md = self.client.metadata();
         let mut owned: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
         for tp in &self.owned {
-            let id = md
-                .topic(&tp.topic)
-                .map(|t| t.topic_id)
-                .ok_or_else(|| Error::other(format!("no topic id known for {}", tp.topic)))?;
+            let id = md.topic(&tp.topic).map(|t| t.topic_id).ok_or_else(|| {
+                Error::kafka(strom_protocol::ErrorCode::UnknownTopicId)
+                    .with_context(format!("no topic id known for {}", tp.topic))
+                    .with_topic(&tp.topic)
+            })?;
             owned.entry(id).or_default().push(tp.partition);
         }
         Ok(ConsumerGroupHeartbeatRequest::default()

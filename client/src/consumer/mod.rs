@@ -285,7 +285,7 @@ impl Consumer {
     /// standalone). Replaces a previous assignment; positions of partitions kept stay.
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) -> Result<()> {
         if matches!(self.subscription, Subscription::Topics(_) | Subscription::Pattern(_)) {
-            return Err(Error::config(
+            return Err(Error::illegal_state(
                 "assign() after subscribe(): call unsubscribe() first (manual assignment and group subscription are exclusive)",
             ));
         }
@@ -332,7 +332,7 @@ impl Consumer {
             ));
         };
         if matches!(self.subscription, Subscription::Assigned) {
-            return Err(Error::config(
+            return Err(Error::illegal_state(
                 "subscribe() after assign(): call unsubscribe() first (manual assignment and group subscription are exclusive)",
             ));
         }
@@ -430,7 +430,7 @@ impl Consumer {
         self.update_positions().await?;
         self.delivered_position(tp)
             .map(|(offset, _)| offset)
-            .ok_or_else(|| Error::other(format!("no position for {tp}")))
+            .ok_or_else(|| Error::illegal_state(format!("no position for {tp}: it is not assigned to this consumer")))
     }
 
     /// Stops returning records of these partitions (fetching stops too) until resumed.
@@ -537,7 +537,7 @@ impl Consumer {
     fn state_mut(&mut self, tp: &TopicPartition) -> Result<&mut PartitionState> {
         self.assignment
             .get_mut(tp)
-            .ok_or_else(|| Error::config(format!("{tp} is not assigned to this consumer")))
+            .ok_or_else(|| Error::illegal_state(format!("{tp} is not assigned to this consumer")))
     }
 
     fn drop_buffered(&mut self, tp: &TopicPartition) {
@@ -978,9 +978,11 @@ impl Consumer {
         for (tp, r) in to_reset {
             match r {
                 OffsetReset::None => {
-                    return Err(Error::kafka(ErrorCode::OffsetOutOfRange).with_context(format!(
-                        "no committed offset for {tp} and auto.offset.reset=none (NoOffsetForPartition)"
-                    )))
+                    return Err(Error::kafka(ErrorCode::OffsetOutOfRange)
+                        .with_context(format!(
+                            "no committed offset for {tp} and auto.offset.reset=none (NoOffsetForPartition)"
+                        ))
+                        .with_partition(&tp.topic, tp.partition))
                 }
                 OffsetReset::Earliest => by_spec.entry((true, Vec::new())).or_default().push(tp),
                 OffsetReset::Latest => by_spec.entry((false, Vec::new())).or_default().push(tp),
@@ -1242,12 +1244,15 @@ impl Consumer {
                                 // epoch the leader knows.
                                 st.epoch = Some(epoch);
                             } else if self.config.auto_offset_reset == OffsetReset::None {
-                                self.pending_error =
-                                    Some(Error::kafka(ErrorCode::OffsetOutOfRange).with_context(format!(
+                                self.pending_error = Some(
+                                    Error::kafka(ErrorCode::OffsetOutOfRange)
+                                        .with_context(format!(
                                     "log truncation detected for {tp}: the records from offset {end} (leader epoch \
                                      {epoch}) to {fetched} this consumer read are no longer in the log, and \
                                      auto.offset.reset=none; seek to {end} to continue"
-                                )));
+                                    ))
+                                        .with_partition(&tp.topic, tp.partition),
+                                );
                             } else {
                                 // As Java: with a reset policy, continue from the first offset
                                 // known to diverge (no record skipped, none read twice).
@@ -1295,9 +1300,13 @@ impl Consumer {
                         }
                         match self.config.auto_offset_reset {
                             OffsetReset::None => {
-                                self.pending_error = Some(Error::kafka(code).with_context(format!(
-                                    "{tp} offset {fetched} is out of range and auto.offset.reset=none"
-                                )));
+                                self.pending_error = Some(
+                                    Error::kafka(code)
+                                        .with_context(format!(
+                                            "{tp} offset {fetched} is out of range and auto.offset.reset=none"
+                                        ))
+                                        .with_partition(&tp.topic, tp.partition),
+                                );
                             }
                             r => {
                                 warn!(%tp, offset = fetched, reset = ?r, "offset out of range, resetting");
@@ -1307,7 +1316,11 @@ impl Consumer {
                         }
                     }
                     PartitionErrorAction::Fatal => {
-                        self.pending_error = Some(Error::kafka(code).with_context(format!("fetching {tp}")));
+                        self.pending_error = Some(
+                            Error::kafka(code)
+                                .with_context(format!("fetching {tp}"))
+                                .with_partition(&tp.topic, tp.partition),
+                        );
                     }
                 }
             }
@@ -1392,7 +1405,7 @@ async fn fetch_once(
     let v = if by_id { v } else { v.min(12) };
     let built = match session.lock() {
         Ok(mut s) => s.build(wanted, params, by_id),
-        Err(_) => return fail(Error::other("fetch session state poisoned")),
+        Err(_) => return fail(Error::internal("fetch session state poisoned")),
     };
     let result = conn.send_version(&built.request, v).await;
     match (&result, session.lock()) {

@@ -139,7 +139,7 @@ impl Accumulator {
             // The client refuses it (Java's RecordTooLargeException); the broker never saw it.
             return Err(Error::record_too_large(n, self.max_request_size));
         }
-        let n32 = u32::try_from(n).map_err(|_| Error::other("record too large"))?;
+        let n32 = u32::try_from(n).map_err(|_| Error::record_too_large(n, self.max_request_size))?;
         let acquired = if wait {
             match tokio::time::timeout(self.max_block, self.memory.acquire_many(n32)).await {
                 Ok(r) => r.map_err(|_| super::record::closed_error())?,
@@ -151,9 +151,7 @@ impl Accumulator {
                 }
             }
         } else {
-            self.memory
-                .try_acquire_many(n32)
-                .map_err(|_| Error::other(format!("buffer.memory is full ({n} bytes needed); send() would wait")))?
+            self.memory.try_acquire_many(n32).map_err(|_| Error::buffer_full(n))?
         };
         acquired.forget();
         Ok(n32)
@@ -257,7 +255,7 @@ impl Accumulator {
             }
         });
         let Body::Open(builder) = &mut open.body else {
-            return Err(Error::other("internal: open batch already encoded"));
+            return Err(Error::internal("open batch already encoded"));
         };
         let before = if new_batch { 0 } else { builder.size_in_bytes() };
         let size = builder.append(&record)?;

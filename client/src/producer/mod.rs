@@ -26,7 +26,7 @@ use self::accumulator::{record_size_bound, Accumulator};
 use self::sender::{Command, Sender};
 use self::txn::{Txn, TxnCommand};
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::role_config::ProducerConfig;
 
 struct Inner {
@@ -137,7 +137,7 @@ impl Producer {
             )));
         }
         let inner = Arc::try_unwrap(self.inner)
-            .map_err(|_| Error::config("with_partitioner must be called before the producer is cloned"))?;
+            .map_err(|_| Error::illegal_state("with_partitioner must be called before the producer is cloned"))?;
         // Same sender, same accumulator: only the handle's partitioner changes.
         let Inner {
             client,
@@ -200,11 +200,44 @@ impl Producer {
         self.send_inner(record, true).await
     }
 
-    /// Queues a record without waiting: fails at once when the topic's metadata is not
-    /// cached yet or `buffer.memory` is full.
-    pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+    /// Queues a record without waiting. When it cannot, the record comes back in the
+    /// [`TrySendError`] with the reason: [`ErrorKind::BufferFull`] (`buffer.memory` is
+    /// full), [`ErrorKind::WouldBlock`] (the topic's metadata is not cached yet: `send`
+    /// would fetch it), or any error `send` would return.
+    ///
+    /// ```no_run
+    /// # async fn demo(producer: strom_client::Producer) -> Result<(), strom_client::Error> {
+    /// use strom_client::{ErrorKind, ProducerRecord};
+    /// let mut record = ProducerRecord::new("events", "payload");
+    /// loop {
+    ///     match producer.try_send(record) {
+    ///         Ok(delivery) => break drop(delivery),
+    ///         Err(e) if e.error().kind() == ErrorKind::BufferFull => {
+    ///             record = e.into_record(); // nothing lost: wait for room and try again
+    ///             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    ///         }
+    ///         Err(e) => return Err(e.into()),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn try_send(&self, record: ProducerRecord) -> std::result::Result<DeliveryFuture, TrySendError> {
+        match self.try_send_ref(&record) {
+            Ok(f) => Ok(f),
+            Err(error) => Err(TrySendError {
+                error,
+                record: Box::new(record),
+            }),
+        }
+    }
+
+    fn try_send_ref(&self, record: &ProducerRecord) -> Result<DeliveryFuture> {
+        self.check_txn_state()?;
         let n = self.partition_count_cached(&record.topic)?;
         let size = record_size_bound(record.key.as_deref(), record.value.as_deref(), &record.headers);
+        if size > self.inner.cfg.max_request_size {
+            return Err(Error::record_too_large(size, self.inner.cfg.max_request_size));
+        }
         let reserved = match self
             .inner
             .acc
@@ -215,7 +248,7 @@ impl Producer {
                 p.forget();
                 u32::try_from(size).unwrap_or(u32::MAX)
             }
-            Err(_) => return Err(Error::other(format!("buffer.memory is full ({size} bytes needed)"))),
+            Err(_) => return Err(Error::buffer_full(size)),
         };
         self.append(record, n, reserved)
     }
@@ -223,11 +256,11 @@ impl Producer {
     fn partition_count_cached(&self, topic: &str) -> Result<u32> {
         let md = self.inner.client.metadata();
         let t = md.topic(topic).ok_or_else(|| {
-            Error::other(format!(
+            Error::would_block(format!(
                 "no metadata cached for topic {topic} yet; send() would fetch it"
             ))
         })?;
-        u32::try_from(t.partitions.len()).map_err(|_| Error::other("too many partitions"))
+        u32::try_from(t.partitions.len()).map_err(|_| Error::protocol("too many partitions"))
     }
 
     async fn send_inner(&self, record: ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
@@ -243,12 +276,12 @@ impl Producer {
                             self.inner.cfg.max_block,
                         )
                     })??;
-                u32::try_from(info.partitions.len()).map_err(|_| Error::other("too many partitions"))?
+                u32::try_from(info.partitions.len()).map_err(|_| Error::protocol("too many partitions"))?
             }
         };
         let size = record_size_bound(record.key.as_deref(), record.value.as_deref(), &record.headers);
         let reserved = self.inner.acc.reserve(size, wait).await?;
-        self.append(record, n, reserved)
+        self.append(&record, n, reserved)
     }
 
     fn check_txn_state(&self) -> Result<()> {
@@ -256,14 +289,18 @@ impl Producer {
             let s = st.load(Ordering::Acquire);
             if s == txn::FATAL {
                 // Fenced by a newer producer with the same transactional id, or failed
-                // beyond recovery: no call order will make sending work again.
-                return Err(Error::other(
-                    "the transactional producer is in a fatal state (fenced by a newer producer with the same \
-                     transactional.id, or failed): create a new one",
-                ));
+                // beyond recovery: no call order will make sending work again. The error
+                // that made it so says which (ErrorKind::Fenced or Fatal).
+                let cause = self.inner.acc.lock().fatal.clone();
+                let msg = "the transactional producer is in a fatal state: create a new one";
+                return Err(match cause {
+                    Some(c) if c.kind() == ErrorKind::Fenced => Error::caused(ErrorKind::Fenced, msg, c),
+                    Some(c) => Error::caused(ErrorKind::Fatal, msg, c),
+                    None => Error::caused(ErrorKind::Fatal, msg, Error::internal("fatal state without an error")),
+                });
             }
             if s != txn::IN_TRANSACTION {
-                return Err(Error::config(
+                return Err(Error::illegal_state(
                     "a transactional producer sends only inside a transaction: call begin_transaction first",
                 ));
             }
@@ -271,21 +308,21 @@ impl Producer {
         Ok(())
     }
 
-    fn append(&self, record: ProducerRecord, num_partitions: u32, reserved: u32) -> Result<DeliveryFuture> {
+    fn append(&self, record: &ProducerRecord, num_partitions: u32, reserved: u32) -> Result<DeliveryFuture> {
         if num_partitions == 0 {
             self.inner.acc.release(reserved);
-            return Err(Error::other(format!("topic {} has no partitions", record.topic)));
+            return Err(Error::protocol(format!("topic {} has no partitions", record.topic)).with_topic(&record.topic));
         }
         let partition = match record.partition {
             Some(p) => {
                 if p < 0 || p as u32 >= num_partitions {
                     self.inner.acc.release(reserved);
-                    return Err(
-                        Error::kafka(strom_protocol::ErrorCode::UnknownTopicOrPartition).with_context(format!(
+                    return Err(Error::kafka(strom_protocol::ErrorCode::UnknownTopicOrPartition)
+                        .with_context(format!(
                             "topic {} has no partition {p} (it has {num_partitions})",
                             record.topic
-                        )),
-                    );
+                        ))
+                        .with_partition(&record.topic, p));
                 }
                 Some(p as u32)
             }
@@ -447,5 +484,48 @@ impl TransactionalProducer {
             .map_err(|_| record::closed_error())?;
         self.producer.inner.acc.wake.notify_one();
         rx.await.map_err(|_| record::closed_error())?
+    }
+}
+
+/// [`Producer::try_send`] could not queue the record: the reason, and the record back.
+#[derive(Debug)]
+pub struct TrySendError {
+    error: Error,
+    record: Box<ProducerRecord>,
+}
+
+impl TrySendError {
+    /// Why the record was not queued.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The record, unsent.
+    pub fn into_record(self) -> ProducerRecord {
+        *self.record
+    }
+
+    /// The reason and the record.
+    pub fn into_parts(self) -> (Error, ProducerRecord) {
+        (self.error, *self.record)
+    }
+}
+
+impl std::fmt::Display for TrySendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record for topic {} not queued: {}", self.record.topic, self.error)
+    }
+}
+
+impl std::error::Error for TrySendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Lets `?` turn it into the client error (the record is dropped).
+impl From<TrySendError> for Error {
+    fn from(e: TrySendError) -> Self {
+        e.error
     }
 }

@@ -231,5 +231,5 @@ pub trait Partitioner: Send + Sync + std::fmt::Debug {
 }
 
 pub(crate) fn closed_error() -> Error {
-    Error::other("the producer is closed")
+    Error::closed("the producer is closed")
 }

@@ -635,7 +635,7 @@ impl Sender {
                     builder.set_producer_state(pid, epoch, seq, transactional);
                 }
                 let Body::Open(builder) = std::mem::replace(&mut b.body, Body::Encoded(bytes::Bytes::new())) else {
-                    return Err(Error::other("internal: batch body changed"));
+                    return Err(Error::internal("batch body changed"));
                 };
                 b.body = Body::Encoded(builder.finish()?);
             }
@@ -714,7 +714,7 @@ impl Sender {
             Err(e) => {
                 for b in flight.batches {
                     self.refresh.insert(b.topic.clone());
-                    self.on_batch_error(b, e.clone(), true);
+                    self.on_batch_error(b, e.clone().with_node(flight.node), true);
                 }
                 return;
             }
@@ -760,12 +760,13 @@ impl Sender {
             else {
                 self.on_batch_error(
                     b,
-                    Error::other("the Produce response did not mention the partition"),
+                    Error::protocol("the Produce response did not mention the partition"),
                     true,
                 );
                 continue;
             };
             let code = ErrorCode::from(code);
+            let node = flight.node;
             let ctx = |b: &Batch| {
                 let m = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
                 format!("topic {} partition {}{m}", b.topic, b.partition)
@@ -798,11 +799,11 @@ impl Sender {
                         warn!(topic = %b.topic, partition = b.partition, seq = ?b.seq, %code, "epoch bump needed");
                         self.request_bump(&b.topic, b.partition);
                     }
-                    let e = Error::kafka(code).with_context(ctx(&b));
+                    let e = Error::kafka(code).with_context(ctx(&b)).with_node(node);
                     self.on_batch_error(b, e, true);
                 }
                 ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced if self.txn.is_some() => {
-                    let e = Error::kafka(code).with_context(ctx(&b));
+                    let e = Error::kafka(code).with_context(ctx(&b)).with_node(node);
                     let e = match self.txn.as_ref() {
                         Some(t) => super::txn::explain_fencing(e, &t.id),
                         None => e,
@@ -813,16 +814,16 @@ impl Sender {
                 }
                 ErrorCode::InvalidProducerEpoch if self.idempotent() => {
                     self.request_bump(&b.topic, b.partition);
-                    let e = Error::kafka(code).with_context(ctx(&b));
+                    let e = Error::kafka(code).with_context(ctx(&b)).with_node(node);
                     self.on_batch_error(b, e, true);
                 }
                 c if c.is_retriable() => {
                     self.refresh.insert(b.topic.clone());
-                    let e = Error::kafka(c).with_context(ctx(&b));
+                    let e = Error::kafka(c).with_context(ctx(&b)).with_node(node);
                     self.on_batch_error(b, e, true);
                 }
                 c => {
-                    let e = Error::kafka(c).with_context(ctx(&b));
+                    let e = Error::kafka(c).with_context(ctx(&b)).with_node(node);
                     self.on_batch_error(b, e, false);
                 }
             }
@@ -904,8 +905,17 @@ impl Sender {
 
     pub(crate) fn fail_batch(&mut self, b: Batch, e: Error) {
         self.resolved(&b);
+        let mut e = if e.partition().is_none() {
+            e.with_partition(&b.topic, b.partition)
+        } else {
+            e
+        };
         if self.txn.is_some() {
             self.txn_error(e.clone());
+            // Inside a transaction a failed record means the transaction must be aborted.
+            if e.kind() != crate::error::ErrorKind::TransactionAborted {
+                e = e.into_abortable();
+            }
         }
         self.acc.release(b.reserved);
         b.done.complete(Err(e));

@@ -322,7 +322,7 @@ pub(crate) async fn run_command(sender: &mut Sender, cmd: TxnCommand) {
             }
             TxnCommand::Begin(reply) => {
                 let r = match sender.txn.as_mut() {
-                    Some(t) if t.fatal.is_some() => Err(t.fatal.clone().unwrap_or_else(|| Error::other("fatal"))),
+                    Some(t) if t.fatal.is_some() => Err(t.fatal.clone().unwrap_or_else(|| Error::internal("fatal state without an error"))),
                     Some(t) if t.state.load(Ordering::Acquire) == READY => {
                         t.added.clear();
                         t.produced = false;
@@ -332,7 +332,7 @@ pub(crate) async fn run_command(sender: &mut Sender, cmd: TxnCommand) {
                         info!("transaction begun");
                         Ok(())
                     }
-                    Some(t) => Err(Error::config(format!(
+                    Some(t) => Err(Error::illegal_state(format!(
                         "begin_transaction in state {}: call init_transactions first, and commit or abort the previous transaction",
                         state_name(t.state.load(Ordering::Acquire))
                     ))),
@@ -431,7 +431,7 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
             return Err(f.clone());
         }
         if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
-            return Err(Error::config(format!(
+            return Err(Error::illegal_state(format!(
                 "{} in state {}: no transaction in progress",
                 if commit {
                     "commit_transaction"
@@ -448,7 +448,9 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
             return Err(e.with_context("the transaction must be aborted"));
         }
     } else {
-        sender.fail_unsent(&Error::other("the transaction was aborted before this record was sent"));
+        sender.fail_unsent(&Error::transaction_aborted(
+            "the transaction was aborted before this record was sent",
+        ));
         sender.drain_inflight().await;
     }
     let client = sender.client.clone();
@@ -542,7 +544,7 @@ async fn send_offsets(
             return Err(e.clone());
         }
         if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
-            return Err(Error::config(
+            return Err(Error::illegal_state(
                 "send_offsets_to_transaction outside a transaction: call begin_transaction",
             ));
         }
@@ -651,7 +653,9 @@ async fn prepare(sender: &mut Sender) -> Result<PreparedTransaction> {
             return Err(Error::config("not transactional"));
         };
         if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
-            return Err(Error::config("prepare outside a transaction: call begin_transaction"));
+            return Err(Error::illegal_state(
+                "prepare outside a transaction: call begin_transaction",
+            ));
         }
     }
     flush_transaction(sender).await;
@@ -739,7 +743,7 @@ impl Sender {
             }
         } else if let Some(t) = self.txn.as_mut() {
             if t.abortable.is_none() {
-                t.abortable = Some(e);
+                t.abortable = Some(e.into_abortable());
             }
         }
     }

@@ -254,7 +254,7 @@ impl SaslSettings {
                 let (k, host) = (k.clone(), host.to_owned());
                 let client = tokio::task::spawn_blocking(move || super::gssapi::GssapiClient::new(&k, &host))
                     .await
-                    .map_err(|e| Error::other(format!("GSSAPI: {e}")))??;
+                    .map_err(|e| Error::authentication(format!("GSSAPI: {e}")))??;
                 return Ok(Mech::Gssapi(Box::new(client)));
             }
         };
@@ -263,11 +263,12 @@ impl SaslSettings {
         let config = SASLConfig::builder()
             .with_default_mechanisms()
             .with_callback(callback)
-            .map_err(|e| Error::other(format!("SASL {name}: {e}")))?;
-        let mechname = Mechname::parse(name.as_bytes()).map_err(|e| Error::other(format!("SASL {name}: {e}")))?;
+            .map_err(|e| Error::authentication(format!("SASL {name}: {e}")))?;
+        let mechname =
+            Mechname::parse(name.as_bytes()).map_err(|e| Error::authentication(format!("SASL {name}: {e}")))?;
         let session = SASLClient::new(config)
             .start_suggested(&[mechname])
-            .map_err(|e| Error::other(format!("SASL {name}: {e}")))?;
+            .map_err(|e| Error::authentication(format!("SASL {name}: {e}")))?;
         Ok(Mech::Rsasl {
             session: Box::new(session),
             name,
@@ -395,7 +396,7 @@ impl Mech {
                     Ok((Mech::Gssapi(client), step))
                 })
                 .await
-                .map_err(|e| Error::other(format!("GSSAPI: {e}")))?
+                .map_err(|e| Error::authentication(format!("GSSAPI: {e}")))?
             }
         }
     }
