@@ -103,7 +103,11 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
                 )?;
             }
             let configs = admin.describe_configs(&ConfigResource::Topic(topic)).await.map_err(e)?;
-            for c in configs.iter().filter(|c| !c.is_default) {
+            // Only the topic's own overrides, as kafka-topics --describe shows them.
+            for c in configs
+                .iter()
+                .filter(|c| c.source == strom_client::ConfigSource::DynamicTopic)
+            {
                 outln!(
                     "  config {}={}",
                     c.name,

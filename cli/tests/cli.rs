@@ -40,6 +40,10 @@ fn topics_offsets_produce_consume_groups() {
         d.contains("partitions 3") && d.contains("config retention.ms=3600000"),
         "{d}"
     );
+    // Only the topic's own override: the broker's settings (static or cluster-wide dynamic,
+    // e.g. the test broker's min.insync.replicas or log.segment.bytes) are not topic configs.
+    let configs: Vec<&str> = d.lines().filter(|l| l.trim_start().starts_with("config ")).collect();
+    assert_eq!(configs, ["  config retention.ms=3600000"], "{d}");
 
     let input: String = (0..30).map(|i| format!("k{}:v{i}\n", i % 5)).collect();
     let out = strom(

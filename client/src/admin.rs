@@ -170,6 +170,7 @@ impl ConfigResource {
 
 /// One config entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigEntry {
     /// Key.
     pub name: String,
@@ -179,8 +180,84 @@ pub struct ConfigEntry {
     pub read_only: bool,
     /// Sensitive (value hidden by the broker).
     pub is_sensitive: bool,
-    /// Set explicitly for this resource (not a default).
-    pub is_default: bool,
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// Every level that sets this key, the effective one first (Java's `synonyms()`), e.g. a
+    /// topic override, then the broker's `log.retention.ms`, then the default.
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+impl ConfigEntry {
+    /// The value is Kafka's built-in default (Java's `ConfigEntry.isDefault`): not set on
+    /// this resource, on the broker, or cluster-wide.
+    pub fn is_default(&self) -> bool {
+        self.source == ConfigSource::Default
+    }
+
+    /// The value is set on this resource itself: a topic override for a topic, a dynamic
+    /// per-broker setting for a broker.
+    pub fn is_override(&self) -> bool {
+        matches!(
+            self.source,
+            ConfigSource::DynamicTopic
+                | ConfigSource::DynamicBroker
+                | ConfigSource::DynamicBrokerLogger
+                | ConfigSource::Group
+                | ConfigSource::ClientMetrics
+        )
+    }
+}
+
+/// Where a config value comes from (Java's `ConfigEntry.ConfigSource`, the wire's
+/// `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigSource {
+    /// Set on the topic (`kafka-configs --entity-type topics`).
+    DynamicTopic,
+    /// Set dynamically for this broker.
+    DynamicBroker,
+    /// Set dynamically as the cluster-wide broker default.
+    DynamicDefaultBroker,
+    /// From the broker's `server.properties`.
+    StaticBroker,
+    /// Kafka's built-in default.
+    Default,
+    /// A dynamic broker logger level.
+    DynamicBrokerLogger,
+    /// A client-metrics subscription's config.
+    ClientMetrics,
+    /// Set on a group.
+    Group,
+    /// Not known to this client (a newer broker).
+    Unknown(i8),
+}
+
+impl ConfigSource {
+    fn from_wire(v: i8) -> Self {
+        match v {
+            1 => ConfigSource::DynamicTopic,
+            2 => ConfigSource::DynamicBroker,
+            3 => ConfigSource::DynamicDefaultBroker,
+            4 => ConfigSource::StaticBroker,
+            5 => ConfigSource::Default,
+            6 => ConfigSource::DynamicBrokerLogger,
+            7 => ConfigSource::ClientMetrics,
+            8 => ConfigSource::Group,
+            v => ConfigSource::Unknown(v),
+        }
+    }
+}
+
+/// One level that sets a config key ([`ConfigEntry::synonyms`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    /// The key at that level (e.g. `log.retention.ms` for a topic's `retention.ms`).
+    pub name: String,
+    /// Its value there (`None` when sensitive).
+    pub value: Option<String>,
+    /// The level.
+    pub source: ConfigSource,
 }
 
 /// A group as `list_groups` reports it.
@@ -516,10 +593,12 @@ impl Admin {
     /// Config entries of a resource (all keys).
     pub async fn describe_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
         let (rtype, rname) = resource.wire();
-        let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(rtype)
-            .with_resource_name(s(&rname))
-            .with_configuration_keys(None)]);
+        let req = DescribeConfigsRequest::default()
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(rtype)
+                .with_resource_name(s(&rname))
+                .with_configuration_keys(None)])
+            .with_include_synonyms(true);
         let conn = match resource {
             ConfigResource::Broker(id) => Some(*id),
             ConfigResource::Topic(_) => None,
@@ -537,13 +616,23 @@ impl Admin {
         let mut out = Vec::new();
         for r in resp.results {
             check(r.error_code, r.error_message.as_ref(), || format!("{resource:?}"))?;
-            out.extend(r.configs.into_iter().map(|c| ConfigEntry {
-                name: c.name.to_string(),
-                value: c.value.map(|v| v.to_string()),
-                read_only: c.read_only,
-                is_sensitive: c.is_sensitive,
-                // config_source 1 = DYNAMIC_TOPIC_CONFIG, 2/3/4 dynamic broker, 5 static, 6 default.
-                is_default: c.config_source == 5 || c.config_source == 6,
+            out.extend(r.configs.into_iter().map(|c| {
+                ConfigEntry {
+                    name: c.name.to_string(),
+                    value: c.value.map(|v| v.to_string()),
+                    read_only: c.read_only,
+                    is_sensitive: c.is_sensitive,
+                    source: ConfigSource::from_wire(c.config_source),
+                    synonyms: c
+                        .synonyms
+                        .into_iter()
+                        .map(|y| ConfigSynonym {
+                            name: y.name.to_string(),
+                            value: y.value.map(|v| v.to_string()),
+                            source: ConfigSource::from_wire(y.source),
+                        })
+                        .collect(),
+                }
             }));
         }
         Ok(out)

@@ -24,8 +24,9 @@ mod security;
 mod transport;
 
 pub use admin::{
-    Admin, ConfigEntry, ConfigResource, ConsumerGroupDescription, ConsumerGroupMember, GroupDescription, GroupListing,
-    GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
+    Admin, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, ConsumerGroupDescription, ConsumerGroupMember,
+    GroupDescription, GroupListing, GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets,
+    TopicDescription,
 };
 pub use admin_cluster::{ElectionType, PartitionReassignment};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};

@@ -41,7 +41,22 @@ async fn topics_configs_partitions_and_offsets() {
     let get = |entries: &[strom_client::ConfigEntry], k: &str| entries.iter().find(|e| e.name == k).cloned().unwrap();
     let entries = admin.describe_configs(&res).await.unwrap();
     assert_eq!(get(&entries, "retention.ms").value.as_deref(), Some("3600000"));
-    assert!(!get(&entries, "retention.ms").is_default);
+    let retention = get(&entries, "retention.ms");
+    assert!(!retention.is_default() && retention.is_override());
+    assert_eq!(retention.source, strom_client::ConfigSource::DynamicTopic);
+    // The effective level first: the override.
+    assert_eq!(
+        retention.synonyms[0].source,
+        strom_client::ConfigSource::DynamicTopic,
+        "{:?}",
+        retention.synonyms
+    );
+    // A key not set on the topic is not an override; the broker's own settings (sources 3
+    // and 4) are not listed as topic overrides any more.
+    let segment = get(&entries, "segment.bytes");
+    assert!(!segment.is_override(), "{segment:?}");
+    let min_isr = get(&entries, "min.insync.replicas");
+    assert!(!min_isr.is_override(), "{min_isr:?}");
     admin
         .alter_configs(
             &res,
