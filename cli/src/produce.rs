@@ -191,9 +191,9 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
         } else {
             None
         };
-        let producer: Producer = match &txn {
-            Some(t) => (**t).clone(),
-            None => Producer::new(s.clone()).await.map_err(|e| e.to_string())?,
+        let producer = match &txn {
+            Some(t) => Out::Txn(t.clone()),
+            None => Out::Plain(Producer::new(s.clone()).await.map_err(|e| e.to_string())?),
         };
         // Fail early with a clear message for an unknown topic or partition.
         let info = producer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
@@ -439,5 +439,42 @@ mod tests {
         );
         assert_eq!(split_key(b":v", b":"), Some((Bytes::new(), Bytes::from_static(b"v"))));
         assert_eq!(split_key(b"no delimiter", b":"), None);
+    }
+}
+
+/// Where records go: a plain producer, or the transactional one inside its transaction.
+#[derive(Debug, Clone)]
+enum Out {
+    Plain(Producer),
+    Txn(TransactionalProducer),
+}
+
+impl Out {
+    async fn send(&self, record: strom_client::ProducerRecord) -> strom_client::Result<strom_client::DeliveryFuture> {
+        match self {
+            Out::Plain(p) => p.send(record).await,
+            Out::Txn(t) => t.send(record).await,
+        }
+    }
+
+    async fn flush(&self) -> strom_client::Result<()> {
+        match self {
+            Out::Plain(p) => p.flush().await,
+            Out::Txn(t) => t.flush().await,
+        }
+    }
+
+    async fn close(&self) -> strom_client::Result<()> {
+        match self {
+            Out::Plain(p) => p.close().await,
+            Out::Txn(t) => t.close().await,
+        }
+    }
+
+    fn client(&self) -> &strom_client::Client {
+        match self {
+            Out::Plain(p) => p.client(),
+            Out::Txn(t) => t.client(),
+        }
     }
 }

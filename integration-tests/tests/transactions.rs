@@ -9,8 +9,8 @@ use bytes::Bytes;
 use strom_client::protocol::record_batch::Record;
 use strom_client::protocol::ErrorCode;
 use strom_client::{
-    abort_lingering, resume_transaction, Admin, Client, ClientConfig, ConsumerGroupMetadata, NewTopic, ProducerConfig,
-    ProducerRecord, TopicReader, TransactionalProducer,
+    abort_lingering, resume_transaction, Admin, Client, ClientConfig, ConsumerGroupMetadata, NewTopic,
+    OffsetAndMetadata, ProducerConfig, ProducerRecord, TopicPartition, TopicReader, TransactionalProducer,
 };
 use strom_integration_tests::{broker, unique_topic, wait_no_open_transaction, PrivateBroker};
 
@@ -48,6 +48,11 @@ fn values(records: &[(i32, Record)]) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// One partition's next offset, as `Consumer::consumed_offsets` returns it.
+fn offsets(topic: &str, partition: i32, offset: i64) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+    BTreeMap::from([(TopicPartition::new(topic, partition), OffsetAndMetadata::new(offset))])
 }
 
 async fn producer(bootstrap: &str, id: &str) -> TransactionalProducer {
@@ -91,14 +96,14 @@ async fn scenario(bootstrap: &str, expect_tv: i16) {
     b.begin_transaction().await.unwrap();
     send(&b, &topic, "b2", 30).await;
     let group = unique_topic("txn-group");
-    b.send_offsets_to_transaction(&[(topic.clone(), 0, 42)], &ConsumerGroupMetadata::new(&group))
+    b.send_offsets_to_transaction(&offsets(&topic, 0, 42), &ConsumerGroupMetadata::new(&group))
         .await
         .unwrap();
     b.commit_transaction().await.unwrap();
 
     a.begin_transaction().await.unwrap();
     let a2 = send(&a, &topic, "a2", 25).await;
-    a.send_offsets_to_transaction(&[(topic.clone(), 1, 7)], &ConsumerGroupMetadata::new(&group))
+    a.send_offsets_to_transaction(&offsets(&topic, 1, 7), &ConsumerGroupMetadata::new(&group))
         .await
         .unwrap();
     // Flushed first, so the aborted records are in the log (an abort drops unflushed ones
@@ -305,4 +310,80 @@ async fn an_abortable_error_lets_the_user_abort_and_continue() {
     p.commit_transaction().await.unwrap();
     let got = read_all(admin.client(), &topic, true).await;
     assert_eq!(values(&got), vec!["after-0000", "after-0001"]);
+}
+
+/// Consume-transform-produce as Java users write it: the offsets a group consumer returns
+/// from `consumed_offsets()` go straight into `send_offsets_to_transaction`, commit with the
+/// output, and are the group's committed offsets afterwards; an aborted round commits none.
+#[tokio::test]
+async fn consumed_offsets_commit_with_the_transaction() {
+    let bootstrap = &broker().bootstrap;
+    let admin = Admin::connect(ClientConfig::new(bootstrap)).await.unwrap();
+    let (input, output) = (unique_topic("ctp-in"), unique_topic("ctp-out"));
+    admin
+        .create_topics(&[NewTopic::new(&input, 2), NewTopic::new(&output, 1)])
+        .await
+        .unwrap();
+    let plain = strom_client::Producer::new(ProducerConfig::new(bootstrap))
+        .await
+        .unwrap();
+    for i in 0..40 {
+        let _ = plain
+            .send(ProducerRecord::new(&input, format!("{i}")).partition(i % 2))
+            .await
+            .unwrap();
+    }
+    plain.flush().await.unwrap();
+
+    let group = unique_topic("ctp-group");
+    let mut cfg = strom_client::ConsumerConfig::new(bootstrap);
+    cfg.group_id = Some(group.clone());
+    cfg.enable_auto_commit = false;
+    cfg.isolation_level = strom_client::IsolationLevel::ReadCommitted;
+    cfg.auto_offset_reset = strom_client::OffsetReset::Earliest;
+    let mut consumer = strom_client::Consumer::new(cfg).await.unwrap();
+    consumer.subscribe(&[&input]).unwrap();
+    let txn = producer(bootstrap, &unique_topic("ctp-id")).await;
+
+    // Round 1 is aborted: its output never shows and its offsets are not committed.
+    let mut seen = 0;
+    for round in 0..2 {
+        txn.begin_transaction().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = 0;
+        while got < 10 {
+            assert!(Instant::now() < deadline, "round {round}: only {got} records");
+            for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+                let v = String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap();
+                let _ = txn.send(ProducerRecord::new(&output, format!("x{v}"))).await.unwrap();
+                got += 1;
+            }
+        }
+        let group_meta = consumer.group_metadata().expect("a group member");
+        let offsets = consumer.consumed_offsets();
+        txn.send_offsets_to_transaction(&offsets, &group_meta).await.unwrap();
+        if round == 0 {
+            txn.abort_transaction().await.unwrap();
+            let committed = admin.group_offsets(&group).await.unwrap();
+            assert!(
+                committed.is_empty(),
+                "an aborted transaction committed offsets: {committed:?}"
+            );
+            // Start over from the last committed offsets (none: the beginning).
+            for tp in offsets.keys() {
+                consumer.seek(tp, 0).unwrap();
+            }
+        } else {
+            txn.commit_transaction().await.unwrap();
+            seen = got;
+            let committed = admin.group_offsets(&group).await.unwrap();
+            let want: BTreeMap<(String, i32), i64> = offsets
+                .iter()
+                .map(|(tp, o)| ((tp.topic.to_string(), tp.partition), o.offset))
+                .collect();
+            assert_eq!(committed, want, "the group's offsets are those the consumer consumed");
+        }
+    }
+    let out = read_all(admin.client(), &output, true).await;
+    assert_eq!(out.len(), seen, "only the committed round is visible");
 }

@@ -26,6 +26,7 @@ use self::accumulator::{record_size_bound, Accumulator};
 use self::sender::{Command, Sender};
 use self::txn::{Txn, TxnCommand};
 use crate::client::Client;
+use crate::consumer::{OffsetAndMetadata, TopicPartition};
 use crate::error::{Error, ErrorKind, Result};
 use crate::role_config::ProducerConfig;
 
@@ -403,14 +404,41 @@ pub struct TransactionalProducer {
     producer: Producer,
 }
 
-impl std::ops::Deref for TransactionalProducer {
-    type Target = Producer;
-    fn deref(&self) -> &Producer {
-        &self.producer
-    }
-}
-
 impl TransactionalProducer {
+    /// Queues a record in the current transaction; see [`Producer::send`]. Outside a
+    /// transaction it fails with [`ErrorKind::IllegalState`].
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        self.producer.send(record).await
+    }
+
+    /// Queues a record in the current transaction without waiting; see
+    /// [`Producer::try_send`].
+    pub fn try_send(&self, record: ProducerRecord) -> std::result::Result<DeliveryFuture, TrySendError> {
+        self.producer.try_send(record)
+    }
+
+    /// Sends everything queued and waits for it; see [`Producer::flush`]. Committing flushes
+    /// by itself.
+    pub async fn flush(&self) -> Result<()> {
+        self.producer.flush().await
+    }
+
+    /// Sends what is queued and stops the producer; see [`Producer::close`]. An open
+    /// transaction is left to time out on the broker unless committed or aborted first.
+    pub async fn close(&self) -> Result<()> {
+        self.producer.close().await
+    }
+
+    /// The client underneath (metadata, connections).
+    pub fn client(&self) -> &Client {
+        self.producer.client()
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ProducerConfig {
+        self.producer.config()
+    }
+
     /// Connects and starts the sender; `transactional.id` is required. Call
     /// [`TransactionalProducer::init_transactions`] next.
     pub async fn new(config: ProducerConfig) -> Result<Self> {
@@ -444,13 +472,28 @@ impl TransactionalProducer {
     }
 
     /// Adds consumer offsets to the transaction: they commit with it (exactly-once
-    /// read-process-write). `offsets`: (topic, partition, next offset to read).
-    pub async fn send_offsets_to_transaction(
+    /// read-process-write, Java's `sendOffsetsToTransaction`). `offsets` is what
+    /// [`Consumer::consumed_offsets`](crate::Consumer::consumed_offsets) returns (the next
+    /// offset to read per partition, with its leader epoch and metadata), or any map or
+    /// slice of such pairs; `group` is
+    /// [`Consumer::group_metadata`](crate::Consumer::group_metadata), so the coordinator
+    /// fences a zombie of a member that left the group (KIP-447).
+    ///
+    /// ```no_run
+    /// # async fn demo(consumer: &strom_client::Consumer, producer: &strom_client::TransactionalProducer) -> strom_client::Result<()> {
+    /// let group = consumer.group_metadata().expect("a consumer in a group");
+    /// producer.send_offsets_to_transaction(&consumer.consumed_offsets(), &group).await?;
+    /// producer.commit_transaction().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_offsets_to_transaction<'a>(
         &self,
-        offsets: &[(String, i32, i64)],
+        offsets: impl IntoIterator<Item = (&'a TopicPartition, &'a OffsetAndMetadata)>,
         group: &ConsumerGroupMetadata,
     ) -> Result<()> {
-        let (offsets, group) = (offsets.to_vec(), group.clone());
+        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> =
+            offsets.into_iter().map(|(tp, o)| (tp.clone(), o.clone())).collect();
+        let group = group.clone();
         self.producer
             .txn(|reply| TxnCommand::SendOffsets { offsets, group, reply })
             .await

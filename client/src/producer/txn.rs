@@ -35,6 +35,7 @@ use super::sender::Sender;
 use crate::admin::Admin;
 use crate::client::Client;
 use crate::connection::Connection;
+use crate::consumer::{OffsetAndMetadata, TopicPartition};
 use crate::error::{Error, Result};
 
 fn s(v: &str) -> StrBytes {
@@ -142,7 +143,7 @@ pub(crate) enum TxnCommand {
         reply: oneshot::Sender<Result<()>>,
     },
     SendOffsets {
-        offsets: Vec<(String, i32, i64)>,
+        offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
         group: ConsumerGroupMetadata,
         reply: oneshot::Sender<Result<()>>,
     },
@@ -530,7 +531,7 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
 
 async fn send_offsets(
     sender: &mut Sender,
-    offsets: Vec<(String, i32, i64)>,
+    offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
     group: ConsumerGroupMetadata,
 ) -> Result<()> {
     let client = sender.client.clone();
@@ -583,12 +584,13 @@ async fn send_offsets(
     }
     let admin = Admin::new(client.clone());
     let mut topics: std::collections::BTreeMap<&str, Vec<TxnOffsetCommitRequestPartition>> = Default::default();
-    for (t, p, o) in &offsets {
-        topics.entry(t.as_str()).or_default().push(
+    for (tp, o) in &offsets {
+        topics.entry(&*tp.topic).or_default().push(
             TxnOffsetCommitRequestPartition::default()
-                .with_partition_index(*p)
-                .with_committed_offset(*o)
-                .with_committed_leader_epoch(-1),
+                .with_partition_index(tp.partition)
+                .with_committed_offset(o.offset)
+                .with_committed_leader_epoch(o.leader_epoch.unwrap_or(-1))
+                .with_committed_metadata((!o.metadata.is_empty()).then(|| s(&o.metadata))),
         );
     }
     let req = TxnOffsetCommitRequest::default()
