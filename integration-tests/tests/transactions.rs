@@ -328,10 +328,13 @@ async fn consumed_offsets_commit_with_the_transaction() {
         .await
         .unwrap();
     for i in 0..40 {
-        let _ = plain
-            .send(ProducerRecord::new(&input, format!("{i}")).partition(i % 2))
-            .await
-            .unwrap();
+        // Delivery is checked by the flush below.
+        drop(
+            plain
+                .send(ProducerRecord::new(&input, format!("{i}")).partition(i % 2))
+                .await
+                .unwrap(),
+        );
     }
     plain.flush().await.unwrap();
 
@@ -355,7 +358,8 @@ async fn consumed_offsets_commit_with_the_transaction() {
             assert!(Instant::now() < deadline, "round {round}: only {got} records");
             for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
                 let v = String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap();
-                let _ = txn.send(ProducerRecord::new(&output, format!("x{v}"))).await.unwrap();
+                // The commit fails if any of these does.
+                drop(txn.send(ProducerRecord::new(&output, format!("x{v}"))).await.unwrap());
                 got += 1;
             }
         }
