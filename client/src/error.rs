@@ -36,6 +36,8 @@ pub struct Error {
     at: Option<Box<Location>>,
     /// Raised inside a transaction that must now be aborted (Java's abortable errors).
     abortable: bool,
+    /// What led to it, e.g. the last broker error of a batch that then timed out.
+    cause: Option<Box<Error>>,
 }
 
 /// Where an error happened, when known.
@@ -52,12 +54,18 @@ impl std::fmt::Display for Error {
         if let Some(c) = &self.context {
             write!(f, " ({c})")?;
         }
+        if let Some(cause) = &self.cause {
+            write!(f, "; last error: {cause}")?;
+        }
         Ok(())
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        if let Some(cause) = &self.cause {
+            return Some(&**cause);
+        }
         match &self.kind {
             Kind::Connect { source, .. } | Kind::Resolve { source, .. } | Kind::Io { source, .. } => Some(source),
             Kind::Wire(e) => Some(e),
@@ -245,7 +253,15 @@ impl Error {
             context: None,
             at: None,
             abortable: false,
+            cause: None,
         }
+    }
+
+    /// Records what led to this error (its [`std::error::Error::source`]); the message
+    /// ends with it.
+    pub(crate) fn with_cause(mut self, cause: Error) -> Self {
+        self.cause = Some(Box::new(cause));
+        self
     }
 
     /// What kind of failure this is.

@@ -282,12 +282,14 @@ async fn below_min_insync_replicas_acks_all_waits_then_lands_or_names_the_error(
         .unwrap()
         .await
         .expect_err("acks=all below min.insync.replicas succeeded");
+    // The node comes back before anything is asserted: the next test needs all three.
+    cluster().node("start", follower as u8);
     let text = err.to_string();
+    assert!(err.is_timeout(), "{text}");
     assert!(
         text.contains("NOT_ENOUGH_REPLICAS"),
         "the error does not name NOT_ENOUGH_REPLICAS: {text} ({err:?})"
     );
-    cluster().node("start", follower as u8);
     check_exact(&client, &topic, 2, 1).await;
 }
 

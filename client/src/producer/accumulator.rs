@@ -43,6 +43,9 @@ pub(crate) struct Batch {
     pub(crate) attempts: u32,
     /// Not before this, when queued for a retry (`retry.backoff.ms`, exponential).
     pub(crate) retry_at: Option<Instant>,
+    /// Why the last attempt failed: reported with a timeout, so an expired batch says what
+    /// kept it from landing.
+    pub(crate) last_error: Option<crate::error::Error>,
 }
 
 /// One partition's queue.
@@ -252,6 +255,7 @@ impl Accumulator {
                 seq: None,
                 attempts: 0,
                 retry_at: None,
+                last_error: None,
             }
         });
         let Body::Open(builder) = &mut open.body else {

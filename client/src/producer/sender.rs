@@ -433,18 +433,21 @@ impl Sender {
                 }
             }
         }
-        for b in expired {
+        for mut b in expired {
             if b.seq.is_some() {
                 // A sent-before batch leaves a gap in the partition's sequence: renumber it.
                 self.request_bump(&b.topic, b.partition);
             }
-            let e = Error::timeout(
+            let mut e = Error::timeout(
                 format!(
                     "delivering {} record(s) to {}-{} ({} attempt(s))",
                     b.count, b.topic, b.partition, b.attempts
                 ),
                 timeout,
             );
+            if let Some(last) = b.last_error.take() {
+                e = e.with_cause(last);
+            }
             self.fail_batch(b, e);
         }
     }
@@ -875,6 +878,7 @@ impl Sender {
         let backoff = retry_backoff(&self.cfg.client, b.attempts);
         debug!(topic = %b.topic, partition = b.partition, seq = ?b.seq, attempt = b.attempts, ?backoff, error = %e, "retrying batch");
         b.retry_at = Some(Instant::now() + backoff);
+        b.last_error = Some(e.clone());
         let mut st = self.acc.lock();
         if let Some(part) = st
             .topics
