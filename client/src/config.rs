@@ -51,6 +51,29 @@ pub enum MetadataRecoveryStrategy {
     None,
 }
 
+/// `client.dns.lookup`: how bootstrap server names become connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientDnsLookup {
+    /// `use_all_dns_ips` (default, as Java): every address a name resolves to is tried in
+    /// turn, each within `socket.connection.setup.timeout.ms`, until one accepts.
+    #[default]
+    UseAllDnsIps,
+    /// `resolve_canonical_bootstrap_servers_only`: each bootstrap server's name is resolved
+    /// and every address is replaced by its canonical host name (reverse DNS; the address
+    /// itself when it has none), as Java does, so a DNS alias in `bootstrap.servers` becomes
+    /// the brokers' real names (what Kerberos service principals and TLS certificates name).
+    /// Connections to those names then use every address, as with `use_all_dns_ips`.
+    ResolveCanonicalBootstrapServersOnly,
+}
+
+/// `send.buffer.bytes` when not set: Java's value for every role (128 KiB).
+pub(crate) const DEFAULT_SEND_BUFFER_BYTES: i32 = 128 * 1024;
+/// `receive.buffer.bytes` when not set, for a consumer and the admin client (64 KiB);
+/// a producer uses [`PRODUCER_RECEIVE_BUFFER_BYTES`].
+pub(crate) const DEFAULT_RECEIVE_BUFFER_BYTES: i32 = 64 * 1024;
+/// `receive.buffer.bytes` of Java's producer (32 KiB).
+pub(crate) const PRODUCER_RECEIVE_BUFFER_BYTES: i32 = 32 * 1024;
+
 /// Settings every client role shares (`CommonClientConfigs` in Java).
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -79,6 +102,15 @@ pub struct ClientConfig {
     pub connections_max_idle: Duration,
     /// `max.response.size` (Strom; 100 MiB): largest response frame accepted.
     pub max_response_size: usize,
+    /// `send.buffer.bytes`: the sockets' `SO_SNDBUF`; `-1` keeps the OS default. `None`
+    /// (not set) is Java's default, 131072 for every role.
+    pub send_buffer_bytes: Option<i32>,
+    /// `receive.buffer.bytes`: the sockets' `SO_RCVBUF`; `-1` keeps the OS default. `None`
+    /// (not set) is the role's Java default: 32768 for a producer, 65536 for a consumer and
+    /// the admin client (and a [`crate::Client`] made from this config directly).
+    pub receive_buffer_bytes: Option<i32>,
+    /// `client.dns.lookup` (default [`ClientDnsLookup::UseAllDnsIps`]).
+    pub client_dns_lookup: ClientDnsLookup,
     /// `security.protocol` (PLAINTEXT).
     pub security_protocol: SecurityProtocol,
     /// `ssl.*`, `sasl.*` settings, kept for the security layer; values are secret.
@@ -102,6 +134,9 @@ impl std::fmt::Debug for ClientConfig {
             .field("default_api_timeout", &self.default_api_timeout)
             .field("metadata_max_age", &self.metadata_max_age)
             .field("metadata_recovery_strategy", &self.metadata_recovery_strategy)
+            .field("send_buffer_bytes", &self.send_buffer_bytes)
+            .field("receive_buffer_bytes", &self.receive_buffer_bytes)
+            .field("client_dns_lookup", &self.client_dns_lookup)
             .field("security_protocol", &self.security_protocol)
             .field("security", &security)
             .field(
@@ -134,6 +169,9 @@ impl Default for ClientConfig {
             retry_backoff: Duration::from_millis(100),
             connections_max_idle: Duration::from_secs(540),
             max_response_size: strom_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
+            send_buffer_bytes: None,
+            receive_buffer_bytes: None,
+            client_dns_lookup: ClientDnsLookup::UseAllDnsIps,
             security_protocol: SecurityProtocol::Plaintext,
             security: BTreeMap::new(),
             oauth_token_provider: None,
@@ -162,6 +200,23 @@ fn parse_ms_in(key: &str, v: &str, min: u64, max: u64) -> Result<Duration> {
         )));
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// `send.buffer.bytes` / `receive.buffer.bytes`: Java's `Type.INT`, `atLeast(-1)`. Java also
+/// takes 0 there and then fails every connection (a socket buffer cannot be 0 bytes), so 0
+/// is refused here.
+fn parse_buffer_size(key: &str, v: &str) -> Result<i32> {
+    match v.trim().parse::<i32>() {
+        Ok(n) if n == -1 || n > 0 => Ok(n),
+        _ => Err(Error::config(format!(
+            "{key}={v:?}: expected -1 (the OS default) or a positive size in bytes"
+        ))),
+    }
+}
+
+/// A buffer size setting as a socket option: `-1` is the OS default (no option set).
+fn socket_buffer(bytes: i32) -> Option<u32> {
+    u32::try_from(bytes).ok().filter(|&n| n > 0)
 }
 
 pub(crate) fn parse_num<T: std::str::FromStr>(key: &str, v: &str, what: &str) -> Result<T> {
@@ -240,12 +295,23 @@ impl ClientConfig {
                     ))
                 })?
             }
+            "send.buffer.bytes" => self.send_buffer_bytes = Some(parse_buffer_size(key, value)?),
+            "receive.buffer.bytes" => self.receive_buffer_bytes = Some(parse_buffer_size(key, value)?),
+            "client.dns.lookup" => {
+                self.client_dns_lookup = match value.trim() {
+                    "use_all_dns_ips" => ClientDnsLookup::UseAllDnsIps,
+                    "resolve_canonical_bootstrap_servers_only" => ClientDnsLookup::ResolveCanonicalBootstrapServersOnly,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "client.dns.lookup={value:?}: expected use_all_dns_ips or \
+                             resolve_canonical_bootstrap_servers_only (Java 3.0 removed \"default\")"
+                        )))
+                    }
+                }
+            }
             // Accepted as the Java client does, with no effect here.
-            "client.dns.lookup"
-            | "socket.connection.setup.timeout.max.ms"
+            "socket.connection.setup.timeout.max.ms"
             | "retry.backoff.max.ms"
-            | "send.buffer.bytes"
-            | "receive.buffer.bytes"
             | "metrics.recording.level"
             | "metrics.num.samples"
             | "metrics.sample.window.ms"
@@ -285,8 +351,18 @@ impl ClientConfig {
             request_timeout: self.request_timeout,
             max_response_size: self.max_response_size,
             idle_timeout: self.connections_max_idle,
+            send_buffer_size: socket_buffer(self.send_buffer_bytes.unwrap_or(DEFAULT_SEND_BUFFER_BYTES)),
+            receive_buffer_size: socket_buffer(self.receive_buffer_bytes.unwrap_or(DEFAULT_RECEIVE_BUFFER_BYTES)),
             security: Security::from_config(self)?.map(Arc::new),
         })
+    }
+
+    /// This configuration with a role's Java defaults for the socket buffer sizes that were
+    /// not set (`send.buffer.bytes`, `receive.buffer.bytes`).
+    pub(crate) fn with_buffer_defaults(mut self, send: i32, receive: i32) -> Self {
+        self.send_buffer_bytes.get_or_insert(send);
+        self.receive_buffer_bytes.get_or_insert(receive);
+        self
     }
 
     /// A configuration from Java property names; unknown keys are errors.
@@ -481,6 +557,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not host:port"), "{e}");
+    }
+
+    #[test]
+    fn socket_buffers_and_dns_lookup() {
+        // Unset: Java's defaults per role (128 KiB send; 64 KiB receive, 32 KiB for a producer).
+        let c = ClientConfig::default().connection_config().unwrap();
+        assert_eq!((c.send_buffer_size, c.receive_buffer_size), (Some(131072), Some(65536)));
+        let p = ClientConfig::default()
+            .with_buffer_defaults(DEFAULT_SEND_BUFFER_BYTES, PRODUCER_RECEIVE_BUFFER_BYTES)
+            .connection_config()
+            .unwrap();
+        assert_eq!((p.send_buffer_size, p.receive_buffer_size), (Some(131072), Some(32768)));
+        // Set: the role default does not override it; -1 is the OS default.
+        let c = ClientConfig::from_properties([("send.buffer.bytes", "-1"), ("receive.buffer.bytes", "1000")]).unwrap();
+        let cc = c
+            .with_buffer_defaults(DEFAULT_SEND_BUFFER_BYTES, PRODUCER_RECEIVE_BUFFER_BYTES)
+            .connection_config()
+            .unwrap();
+        assert_eq!((cc.send_buffer_size, cc.receive_buffer_size), (None, Some(1000)));
+        for bad in ["0", "-2", "big", "2147483648"] {
+            for key in ["send.buffer.bytes", "receive.buffer.bytes"] {
+                let e = ClientConfig::from_properties([(key, bad)]).unwrap_err();
+                assert!(e.is_config(), "{e}");
+                let e = e.to_string();
+                assert!(
+                    e.contains(key) && e.contains("-1 (the OS default) or a positive size"),
+                    "{e}"
+                );
+            }
+        }
+
+        assert_eq!(ClientConfig::default().client_dns_lookup, ClientDnsLookup::UseAllDnsIps);
+        let c =
+            ClientConfig::from_properties([("client.dns.lookup", "resolve_canonical_bootstrap_servers_only")]).unwrap();
+        assert_eq!(
+            c.client_dns_lookup,
+            ClientDnsLookup::ResolveCanonicalBootstrapServersOnly
+        );
+        let c = ClientConfig::from_properties([("client.dns.lookup", "use_all_dns_ips")]).unwrap();
+        assert_eq!(c.client_dns_lookup, ClientDnsLookup::UseAllDnsIps);
+        let e = ClientConfig::from_properties([("client.dns.lookup", "default")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("use_all_dns_ips or resolve_canonical_bootstrap_servers_only"),
+            "{e}"
+        );
     }
 
     #[test]
