@@ -420,99 +420,238 @@ fn split_servers(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses a Java `.properties` text as `java.util.Properties.load` does: a key ends at the
-/// first unescaped `=`, `:` or whitespace (so `key=value`, `key: value` and `key value` all
-/// work); whitespace and one `=`/`:` after it are skipped; lines starting with `#` or `!`
-/// are comments; a line ending in an odd number of backslashes continues on the next one
-/// (its leading whitespace dropped); `\t`, `\n`, `\r`, `\f`, `\uXXXX` are escapes and a
-/// backslash before any other character stands for that character. Values keep trailing
-/// whitespace, as in Java. A malformed `\uXXXX` is an error naming the line (never the value).
+/// Parses a Java `.properties` text as `java.util.Properties.load` does (a port of its
+/// `LineReader`, `load0` and `loadConvert`, checked against Java's own output on tricky
+/// inputs by `integration-tests/tests/properties_java.rs`):
+///
+/// * Lines end at `\n`, `\r` or `\r\n`. Blank lines and lines whose first character
+///   other than whitespace (space, tab, form feed) is `#` or `!` are skipped; a comment
+///   never continues onto the next line.
+/// * A line ending in an odd number of backslashes continues on the next one, whose
+///   leading whitespace is dropped (a backslash at the very end of the text is dropped).
+/// * The key ends at the first unescaped `=`, `:` or whitespace (so `key=value`,
+///   `key: value` and `key value` all work); whitespace and at most one `=`/`:` after it
+///   are skipped; the rest is the value, trailing whitespace kept. A key alone has an empty
+///   value.
+/// * In keys and values `\t`, `\n`, `\r`, `\f` and `\uXXXX` are escapes (a surrogate
+///   pair of `\uXXXX` makes one character); a backslash before any other character stands
+///   for that character (`\=`, `\:`, `\ `, `\#`, `\\`; `\q` is `q`).
+///
+/// Entries are returned in file order, duplicates included: applying them in order makes
+/// the last one win, as in Java's map.
+///
+/// Differences from Java: the text is UTF-8 (Java's `load(InputStream)` decodes ISO-8859-1;
+/// ASCII and `\uXXXX` escapes read the same either way), and a `\uXXXX` that is half of a
+/// surrogate pair on its own is an error (Java keeps the unpaired half; a Rust string cannot
+/// hold it). A malformed `\uXXXX` is an error naming the line (never the value), as Java's
+/// `IllegalArgumentException`.
 pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
-    let is_ws = |c: char| c == ' ' || c == '\t' || c == '\x0c';
     let mut out = Vec::new();
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate();
-    while let Some((n, first)) = lines.next() {
-        let first = first.trim_start_matches(is_ws);
-        if first.is_empty() || first.starts_with('#') || first.starts_with('!') {
-            continue;
-        }
-        // Join continuation lines into one logical line.
-        let mut logical = String::new();
-        let mut part = first;
-        loop {
-            let trailing = part.chars().rev().take_while(|&c| c == '\\').count();
-            if trailing % 2 == 1 {
-                logical.push_str(&part[..part.len() - 1]);
-                match lines.next() {
-                    Some((_, next)) => part = next.trim_start_matches(is_ws),
-                    None => break,
-                }
-            } else {
-                logical.push_str(part);
-                break;
-            }
-        }
-        let line = n + 1;
-        // The key: up to the first unescaped separator.
-        let chars: Vec<char> = logical.chars().collect();
-        let mut i = 0;
-        let mut key_end = chars.len();
-        while i < chars.len() {
-            match chars[i] {
-                '\\' => i += 2,
-                c if c == '=' || c == ':' || is_ws(c) => {
-                    key_end = i;
-                    break;
-                }
-                _ => i += 1,
-            }
-        }
-        let key_end = key_end.min(chars.len());
-        let mut v = key_end;
-        while v < chars.len() && is_ws(chars[v]) {
-            v += 1;
-        }
-        if v < chars.len() && (chars[v] == '=' || chars[v] == ':') {
-            v += 1;
-            while v < chars.len() && is_ws(chars[v]) {
-                v += 1;
-            }
-        }
-        let key = unescape(&chars[..key_end], line)?;
-        let value = unescape(&chars[v.min(chars.len())..], line)?;
-        out.push((key, value));
+    let mut reader = LineReader::new(text);
+    while let Some((line, logical)) = reader.next_logical() {
+        let (key, value) = split_entry(&logical);
+        out.push((unescape(key, line)?, unescape(value, line)?));
     }
     Ok(out)
 }
 
-/// Java's `Properties.loadConvert`.
-fn unescape(chars: &[char], line: usize) -> Result<String> {
-    let mut out = String::with_capacity(chars.len());
-    let mut it = chars.iter().copied();
-    while let Some(c) = it.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match it.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\x0c'),
-            Some('u') => {
-                let hex: String = it.by_ref().take(4).collect();
-                let ch = (hex.len() == 4)
-                    .then(|| u32::from_str_radix(&hex, 16).ok())
-                    .flatten()
-                    .and_then(char::from_u32)
-                    .ok_or_else(|| Error::config(format!("properties line {line}: malformed \\uXXXX escape")))?;
-                out.push(ch);
-            }
-            Some(other) => out.push(other),
-            None => {}
+/// Whitespace to `Properties.load`.
+fn is_properties_ws(c: char) -> bool {
+    c == ' ' || c == '\t' || c == '\x0c'
+}
+
+/// Java's `Properties.LineReader`: yields logical lines (continuations joined, comments and
+/// blank lines skipped), each with the number of the line where it starts.
+struct LineReader<'a> {
+    chars: std::str::Chars<'a>,
+    /// Number of the line the last character read is on (1-based).
+    line: usize,
+    /// The last character read ended a line (so the next one starts a new line).
+    at_line_end: bool,
+    /// The last character read was `\r` (a following `\n` ends the same line).
+    after_cr: bool,
+}
+
+impl<'a> LineReader<'a> {
+    fn new(text: &'a str) -> Self {
+        LineReader {
+            chars: text.chars(),
+            line: 1,
+            at_line_end: false,
+            after_cr: false,
         }
     }
+
+    fn next_char(&mut self) -> Option<char> {
+        let c = self.chars.next()?;
+        if self.at_line_end && !(c == '\n' && self.after_cr) {
+            self.line += 1;
+        }
+        let crlf = c == '\n' && self.after_cr;
+        self.after_cr = c == '\r';
+        if !crlf {
+            self.at_line_end = c == '\n' || c == '\r';
+        }
+        Some(c)
+    }
+
+    fn next_logical(&mut self) -> Option<(usize, Vec<char>)> {
+        let mut buf: Vec<char> = Vec::new();
+        let mut first_line = self.line;
+        let mut skip_ws = true;
+        let mut appended_line_begin = false;
+        let mut preceding_backslash = false;
+        let mut comment = false;
+        let mut new_line = true;
+        let mut skip_lf = false;
+        loop {
+            let Some(c) = self.next_char() else {
+                if buf.is_empty() || comment {
+                    return None;
+                }
+                if preceding_backslash {
+                    buf.pop();
+                }
+                return Some((first_line, buf));
+            };
+            if skip_lf {
+                skip_lf = false;
+                if c == '\n' {
+                    continue;
+                }
+            }
+            if skip_ws {
+                if is_properties_ws(c) || (!appended_line_begin && (c == '\r' || c == '\n')) {
+                    continue;
+                }
+                skip_ws = false;
+                appended_line_begin = false;
+            }
+            if new_line {
+                new_line = false;
+                first_line = self.line;
+                if c == '#' || c == '!' {
+                    comment = true;
+                    continue;
+                }
+            }
+            if c != '\n' && c != '\r' {
+                // A comment's backslashes continue nothing.
+                if !comment {
+                    buf.push(c);
+                    preceding_backslash = c == '\\' && !preceding_backslash;
+                }
+            } else if comment || buf.is_empty() {
+                // The end of a comment, or of a continuation that brought nothing.
+                comment = false;
+                new_line = true;
+                skip_ws = true;
+                buf.clear();
+            } else if self.chars.as_str().is_empty() {
+                // The text ends right after this line: Java returns it at once, a final
+                // backslash dropped, even when nothing is left (`\` alone is an entry
+                // with an empty key).
+                if preceding_backslash {
+                    buf.pop();
+                }
+                return Some((first_line, buf));
+            } else if preceding_backslash {
+                // A continuation: drop the backslash, skip the next line's indentation.
+                buf.pop();
+                skip_ws = true;
+                appended_line_begin = true;
+                preceding_backslash = false;
+                skip_lf = c == '\r';
+            } else {
+                return Some((first_line, buf));
+            }
+        }
+    }
+}
+
+/// Java's `Properties.load0`: a logical line's key and value, both still escaped.
+fn split_entry(chars: &[char]) -> (&[char], &[char]) {
+    let mut key_len = 0;
+    let mut value_start = chars.len();
+    let mut has_sep = false;
+    let mut preceding_backslash = false;
+    while key_len < chars.len() {
+        let c = chars[key_len];
+        if !preceding_backslash && (c == '=' || c == ':') {
+            value_start = key_len + 1;
+            has_sep = true;
+            break;
+        }
+        if !preceding_backslash && is_properties_ws(c) {
+            value_start = key_len + 1;
+            break;
+        }
+        preceding_backslash = c == '\\' && !preceding_backslash;
+        key_len += 1;
+    }
+    while value_start < chars.len() {
+        let c = chars[value_start];
+        if !is_properties_ws(c) {
+            if !has_sep && (c == '=' || c == ':') {
+                has_sep = true;
+            } else {
+                break;
+            }
+        }
+        value_start += 1;
+    }
+    (&chars[..key_len], &chars[value_start..])
+}
+
+/// Java's `Properties.loadConvert`, with `\uXXXX` surrogate pairs joined into one character.
+fn unescape(chars: &[char], line: usize) -> Result<String> {
+    let malformed = || Error::config(format!("properties line {line}: malformed \\uXXXX escape"));
+    let mut out = String::with_capacity(chars.len());
+    let mut high_surrogate: Option<u32> = None;
+    let mut it = chars.iter().copied();
+    while let Some(c) = it.next() {
+        let unit = if c == '\\' {
+            match it.next() {
+                Some('u') => {
+                    let hex: String = it.by_ref().take(4).collect();
+                    if hex.len() != 4 || !hex.chars().all(|h| h.is_ascii_hexdigit()) {
+                        return Err(malformed());
+                    }
+                    u32::from_str_radix(&hex, 16).map_err(|_| malformed())?
+                }
+                Some('t') => u32::from('\t'),
+                Some('n') => u32::from('\n'),
+                Some('r') => u32::from('\r'),
+                Some('f') => u32::from('\x0c'),
+                Some(other) => u32::from(other),
+                // Cannot happen: a logical line never ends in an odd backslash.
+                None => continue,
+            }
+        } else {
+            u32::from(c)
+        };
+        let unpaired = || unpaired_error(line);
+        match (high_surrogate.take(), unit) {
+            (None, 0xD800..=0xDBFF) => high_surrogate = Some(unit),
+            (Some(high), 0xDC00..=0xDFFF) => {
+                let ch = char::from_u32(0x10000 + ((high - 0xD800) << 10) + (unit - 0xDC00)).ok_or_else(unpaired)?;
+                out.push(ch);
+            }
+            (Some(_), _) => return Err(unpaired()),
+            (None, _) => out.push(char::from_u32(unit).ok_or_else(unpaired)?),
+        }
+    }
+    if high_surrogate.is_some() {
+        return Err(unpaired_error(line));
+    }
     Ok(out)
+}
+
+/// A `\\uXXXX` surrogate without its other half (Java keeps it; a Rust string cannot).
+fn unpaired_error(line: usize) -> Error {
+    Error::config(format!(
+        "properties line {line}: a \\uXXXX escape is half of a UTF-16 surrogate pair without the other half"
+    ))
 }
 
 #[cfg(test)]
@@ -637,5 +776,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2") && !e.contains("secret\""), "{e}");
+        // Lines are counted across \r, \r\n and continuations; a logical line is named by
+        // where it starts.
+        let e = parse_properties("a=1\rb=2\r\n\n# c\nk=x\\\r\n  \\u00\n").unwrap_err();
+        assert!(e.is_config() && e.to_string().contains("line 5"), "{e}");
+        // \uXXXX surrogate pairs make one character; half a pair is an error (Java keeps it
+        // in a String, which Rust cannot).
+        assert_eq!(
+            parse_properties("k=\\uD83D\\uDE00").unwrap(),
+            [("k".into(), "\u{1F600}".into())]
+        );
+        for bad in ["k=\\uD83D", "k=\\uDE00x", "k=\\uD83Dx", "k=\\uD83D\\u0041"] {
+            let e = parse_properties(bad).unwrap_err().to_string();
+            assert!(e.contains("line 1") && e.contains("surrogate pair"), "{bad}: {e}");
+        }
     }
 }
