@@ -309,14 +309,47 @@ impl ClientConfig {
                     }
                 }
             }
-            // Accepted as the Java client does, with no effect here.
-            "socket.connection.setup.timeout.max.ms"
-            | "retry.backoff.max.ms"
-            | "metrics.recording.level"
-            | "metrics.num.samples"
-            | "metrics.sample.window.ms"
-            | "auto.include.jmx.reporter"
-            | "enable.metrics.push" => return Ok(Applied::NoEffect),
+            // Java settings Strom does not implement: refused, saying what to do instead
+            // (docs/CONFIG.md lists every key).
+            "socket.connection.setup.timeout.max.ms" => {
+                return Err(unsupported(
+                    key,
+                    "every connection attempt gets socket.connection.setup.timeout.ms (it does not grow \
+                     after failures, as Java's does up to this maximum); remove it and set \
+                     socket.connection.setup.timeout.ms",
+                ))
+            }
+            "retry.backoff.max.ms" => {
+                return Err(unsupported(
+                    key,
+                    "Strom waits a constant retry.backoff.ms between retries (no exponential backoff up to a \
+                     maximum); remove it and set retry.backoff.ms",
+                ))
+            }
+            "metrics.recording.level" | "metrics.num.samples" | "metrics.sample.window.ms" => {
+                return Err(unsupported(
+                    key,
+                    "Strom's metrics are plain counters, always kept, with no recording levels or sample \
+                     windows; remove it",
+                ))
+            }
+            // Off is what Strom does; on cannot be honoured.
+            "auto.include.jmx.reporter" => {
+                if parse_bool_value(key, value)? {
+                    return Err(unsupported(
+                        key,
+                        "there is no JMX in Strom; remove it or set it to false",
+                    ));
+                }
+            }
+            "enable.metrics.push" => {
+                if parse_bool_value(key, value)? {
+                    return Err(unsupported(
+                        key,
+                        "Strom does not push client metrics to the broker (KIP-714); remove it or set it to false",
+                    ));
+                }
+            }
             // librdkafka names that kcat users type.
             "sasl.username" | "sasl.password" | "sasl.mechanisms" => {
                 let k = if key == "sasl.mechanisms" {
@@ -327,6 +360,12 @@ impl ClientConfig {
                 self.security.insert(k.to_owned(), value.to_owned());
             }
             k if crate::security::is_known_property(k) => {
+                if let Some(why) = crate::security::unsupported_property(k) {
+                    // Blank is Java's "not set".
+                    if !value.trim().is_empty() {
+                        return Err(unsupported(k, why));
+                    }
+                }
                 self.security.insert(k.to_owned(), value.to_owned());
             }
             _ => return Ok(Applied::Unknown),
@@ -375,34 +414,43 @@ impl ClientConfig {
     }
 }
 
-/// What setting a key by its Java name did.
+/// What setting a key by its Java name did. Every key Strom accepts takes effect; a Java
+/// key it cannot honour is an error from `apply` (see [`unsupported`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
     /// The setting took effect.
     Set,
-    /// A Java property Strom accepts (so pasted configs work) but that changes nothing here.
-    NoEffect,
     /// Not a property of this config.
     Unknown,
 }
 
 impl Applied {
-    /// `set`'s answer: an unknown key is an error; a key without effect is accepted with a
-    /// warning (never silently).
+    /// `set`'s answer: an unknown key is an error.
     pub(crate) fn into_result(self, key: &str) -> Result<()> {
         match self {
             Applied::Set => Ok(()),
-            Applied::NoEffect => {
-                tracing::warn!("{key} is accepted for compatibility with Java configs but has no effect in Strom");
-                Ok(())
-            }
             Applied::Unknown => Err(Error::unknown_property(key)),
         }
     }
 }
 
+/// The error for a Java property Strom knows but does not implement: it says so, why, and
+/// what to do instead (never accepted and ignored).
+pub(crate) fn unsupported(key: &str, why: &str) -> Error {
+    Error::config(format!("{key} is not supported: {why}"))
+}
+
+/// A Java boolean setting.
+pub(crate) fn parse_bool_value(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::config(format!("{key}={v:?}: expected true or false"))),
+    }
+}
+
 /// Java's serializers and deserializers of bytes and strings: records are bytes in Strom
-/// anyway, so naming one of these changes nothing (any other class has no effect).
+/// anyway, so naming one of these is what Strom does (any other class is refused).
 pub(crate) fn is_plain_serde(class: &str) -> bool {
     let name = class.trim().rsplit('.').next().unwrap_or_default();
     let base = name
