@@ -658,6 +658,27 @@ mod tests {
         c.set("enable.metrics.push", "false").unwrap();
     }
 
+    /// docs/CONFIG.md names only keys Strom knows (so its table of what each key does
+    /// cannot list a key that is in fact an unknown property).
+    #[test]
+    fn config_md_lists_known_keys() {
+        let doc = include_str!("../../docs/CONFIG.md");
+        let mut keys = 0;
+        for row in doc.lines().filter(|l| l.starts_with("| `")) {
+            let first_cell = row.split('|').nth(1).unwrap_or_default();
+            for key in first_cell.split('`').skip(1).step_by(2) {
+                keys += 1;
+                assert!(
+                    ClientConfig::is_known_key(key)
+                        || ProducerConfig::is_known_key(key)
+                        || ConsumerConfig::is_known_key(key),
+                    "docs/CONFIG.md lists {key:?}, which Strom does not know"
+                );
+            }
+        }
+        assert!(keys > 120, "only {keys} keys found in docs/CONFIG.md");
+    }
+
     #[test]
     fn consumer_defaults_and_java_rules() {
         let c = ConsumerConfig::from_properties([

@@ -110,8 +110,9 @@ impl Security {
 }
 
 /// The Java client's `ssl.*` and `sasl.*` property names (and librdkafka's
-/// `sasl.username`/`sasl.password`). Some are accepted with no effect (JVM-specific tuning);
-/// a few are refused when used (see `tls.rs`, `sasl.rs`).
+/// `sasl.username`/`sasl.password`). The JVM-specific ones are refused
+/// ([`unsupported_property`]), a few more when TLS or SASL is set up (`tls.rs`, `sasl.rs`);
+/// docs/CONFIG.md lists them all.
 pub(crate) fn is_known_property(key: &str) -> bool {
     const KNOWN: &[&str] = &[
         "ssl.protocol",
@@ -177,6 +178,10 @@ pub(crate) fn unsupported_property(key: &str) -> Option<&'static str> {
                          refused too): fetch, check and refresh tokens in a TokenProvider given to \
                          ClientConfig::with_oauth_token_provider; remove it";
     Some(match key {
+        "ssl.key.password" => {
+            "encrypted private keys are not supported; decrypt the key (openssl pkcs8 -topk8 -nocrypt) \
+             and remove ssl.key.password"
+        }
         "ssl.provider" => "Java security providers do not exist in Strom (TLS is rustls with ring); remove it",
         "ssl.keymanager.algorithm" | "ssl.trustmanager.algorithm" => {
             "JVM key and trust manager factories do not exist in Strom (rustls checks certificates with \
@@ -425,6 +430,7 @@ mod tests {
     fn jvm_only_security_keys_are_refused_saying_why() {
         for (key, hint) in [
             ("ssl.provider", "rustls"),
+            ("ssl.key.password", "openssl pkcs8"),
             ("ssl.keymanager.algorithm", "webpki"),
             ("ssl.trustmanager.algorithm", "webpki"),
             ("ssl.secure.random.implementation", "operating system"),
