@@ -15,7 +15,7 @@ use strom_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use strom_protocol::ErrorCode;
 use tracing::{debug, info};
 
-use crate::config::{ClientConfig, MetadataRecoveryStrategy};
+use crate::config::{ClientConfig, ClientDnsLookup, MetadataRecoveryStrategy};
 use crate::connection::{Connection, ConnectionConfig, ConnectionMetrics};
 use crate::error::{Error, Kind, Result};
 
@@ -267,8 +267,20 @@ impl Client {
         let mut backoff = cfg.reconnect_backoff;
         // Per bootstrap address: attempts made and the last error, for an error that says
         // what was tried.
-        let mut tried: Vec<(&str, u32, Option<Error>)> =
-            cfg.bootstrap_servers.iter().map(|a| (a.as_str(), 0, None)).collect();
+        let servers = match cfg.client_dns_lookup {
+            ClientDnsLookup::UseAllDnsIps => cfg.bootstrap_servers.clone(),
+            ClientDnsLookup::ResolveCanonicalBootstrapServersOnly => {
+                // Bounded like the rest of the call; the names as given when DNS is that slow.
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::timeout(
+                    left,
+                    crate::transport::canonical_bootstrap_servers(&cfg.bootstrap_servers),
+                )
+                .await
+                .unwrap_or_else(|_| cfg.bootstrap_servers.clone())
+            }
+        };
+        let mut tried: Vec<(&str, u32, Option<Error>)> = servers.iter().map(|a| (a.as_str(), 0, None)).collect();
         let mut round = 0u32;
         loop {
             round += 1;

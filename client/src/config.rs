@@ -51,6 +51,29 @@ pub enum MetadataRecoveryStrategy {
     None,
 }
 
+/// `client.dns.lookup`: how bootstrap server names become connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientDnsLookup {
+    /// `use_all_dns_ips` (default, as Java): every address a name resolves to is tried in
+    /// turn, each within `socket.connection.setup.timeout.ms`, until one accepts.
+    #[default]
+    UseAllDnsIps,
+    /// `resolve_canonical_bootstrap_servers_only`: each bootstrap server's name is resolved
+    /// and every address is replaced by its canonical host name (reverse DNS; the address
+    /// itself when it has none), as Java does, so a DNS alias in `bootstrap.servers` becomes
+    /// the brokers' real names (what Kerberos service principals and TLS certificates name).
+    /// Connections to those names then use every address, as with `use_all_dns_ips`.
+    ResolveCanonicalBootstrapServersOnly,
+}
+
+/// `send.buffer.bytes` when not set: Java's value for every role (128 KiB).
+pub(crate) const DEFAULT_SEND_BUFFER_BYTES: i32 = 128 * 1024;
+/// `receive.buffer.bytes` when not set, for a consumer and the admin client (64 KiB);
+/// a producer uses [`PRODUCER_RECEIVE_BUFFER_BYTES`].
+pub(crate) const DEFAULT_RECEIVE_BUFFER_BYTES: i32 = 64 * 1024;
+/// `receive.buffer.bytes` of Java's producer (32 KiB).
+pub(crate) const PRODUCER_RECEIVE_BUFFER_BYTES: i32 = 32 * 1024;
+
 /// Settings every client role shares (`CommonClientConfigs` in Java).
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -83,6 +106,15 @@ pub struct ClientConfig {
     pub connections_max_idle: Duration,
     /// `max.response.size` (Strom; 100 MiB): largest response frame accepted.
     pub max_response_size: usize,
+    /// `send.buffer.bytes`: the sockets' `SO_SNDBUF`; `-1` keeps the OS default. `None`
+    /// (not set) is Java's default, 131072 for every role.
+    pub send_buffer_bytes: Option<i32>,
+    /// `receive.buffer.bytes`: the sockets' `SO_RCVBUF`; `-1` keeps the OS default. `None`
+    /// (not set) is the role's Java default: 32768 for a producer, 65536 for a consumer and
+    /// the admin client (and a [`crate::Client`] made from this config directly).
+    pub receive_buffer_bytes: Option<i32>,
+    /// `client.dns.lookup` (default [`ClientDnsLookup::UseAllDnsIps`]).
+    pub client_dns_lookup: ClientDnsLookup,
     /// `security.protocol` (PLAINTEXT).
     pub security_protocol: SecurityProtocol,
     /// `ssl.*`, `sasl.*` settings, kept for the security layer; values are secret.
@@ -106,6 +138,9 @@ impl std::fmt::Debug for ClientConfig {
             .field("default_api_timeout", &self.default_api_timeout)
             .field("metadata_max_age", &self.metadata_max_age)
             .field("metadata_recovery_strategy", &self.metadata_recovery_strategy)
+            .field("send_buffer_bytes", &self.send_buffer_bytes)
+            .field("receive_buffer_bytes", &self.receive_buffer_bytes)
+            .field("client_dns_lookup", &self.client_dns_lookup)
             .field("security_protocol", &self.security_protocol)
             .field("security", &security)
             .field(
@@ -139,6 +174,9 @@ impl Default for ClientConfig {
             retry_backoff_max: Duration::from_secs(1),
             connections_max_idle: Duration::from_secs(540),
             max_response_size: strom_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
+            send_buffer_bytes: None,
+            receive_buffer_bytes: None,
+            client_dns_lookup: ClientDnsLookup::UseAllDnsIps,
             security_protocol: SecurityProtocol::Plaintext,
             security: BTreeMap::new(),
             oauth_token_provider: None,
@@ -167,6 +205,23 @@ fn parse_ms_in(key: &str, v: &str, min: u64, max: u64) -> Result<Duration> {
         )));
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// `send.buffer.bytes` / `receive.buffer.bytes`: Java's `Type.INT`, `atLeast(-1)`. Java also
+/// takes 0 there and then fails every connection (a socket buffer cannot be 0 bytes), so 0
+/// is refused here.
+fn parse_buffer_size(key: &str, v: &str) -> Result<i32> {
+    match v.trim().parse::<i32>() {
+        Ok(n) if n == -1 || n > 0 => Ok(n),
+        _ => Err(Error::config(format!(
+            "{key}={v:?}: expected -1 (the OS default) or a positive size in bytes"
+        ))),
+    }
+}
+
+/// A buffer size setting as a socket option: `-1` is the OS default (no option set).
+fn socket_buffer(bytes: i32) -> Option<u32> {
+    u32::try_from(bytes).ok().filter(|&n| n > 0)
 }
 
 pub(crate) fn parse_num<T: std::str::FromStr>(key: &str, v: &str, what: &str) -> Result<T> {
@@ -246,16 +301,54 @@ impl ClientConfig {
                     ))
                 })?
             }
-            // Accepted as the Java client does, with no effect here.
-            "client.dns.lookup"
-            | "socket.connection.setup.timeout.max.ms"
-            | "send.buffer.bytes"
-            | "receive.buffer.bytes"
-            | "metrics.recording.level"
-            | "metrics.num.samples"
-            | "metrics.sample.window.ms"
-            | "auto.include.jmx.reporter"
-            | "enable.metrics.push" => return Ok(Applied::NoEffect),
+            "send.buffer.bytes" => self.send_buffer_bytes = Some(parse_buffer_size(key, value)?),
+            "receive.buffer.bytes" => self.receive_buffer_bytes = Some(parse_buffer_size(key, value)?),
+            "client.dns.lookup" => {
+                self.client_dns_lookup = match value.trim() {
+                    "use_all_dns_ips" => ClientDnsLookup::UseAllDnsIps,
+                    "resolve_canonical_bootstrap_servers_only" => ClientDnsLookup::ResolveCanonicalBootstrapServersOnly,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "client.dns.lookup={value:?}: expected use_all_dns_ips or \
+                             resolve_canonical_bootstrap_servers_only (Java 3.0 removed \"default\")"
+                        )))
+                    }
+                }
+            }
+            // Java settings Strom does not implement: refused, saying what to do instead
+            // (docs/CONFIG.md lists every key).
+            "socket.connection.setup.timeout.max.ms" => {
+                return Err(unsupported(
+                    key,
+                    "every connection attempt gets socket.connection.setup.timeout.ms (it does not grow \
+                     after failures, as Java's does up to this maximum); remove it and set \
+                     socket.connection.setup.timeout.ms",
+                ))
+            }
+            "metrics.recording.level" | "metrics.num.samples" | "metrics.sample.window.ms" => {
+                return Err(unsupported(
+                    key,
+                    "Strom's metrics are plain counters, always kept, with no recording levels or sample \
+                     windows; remove it",
+                ))
+            }
+            // Off is what Strom does; on cannot be honoured.
+            "auto.include.jmx.reporter" => {
+                if parse_bool_value(key, value)? {
+                    return Err(unsupported(
+                        key,
+                        "there is no JMX in Strom; remove it or set it to false",
+                    ));
+                }
+            }
+            "enable.metrics.push" => {
+                if parse_bool_value(key, value)? {
+                    return Err(unsupported(
+                        key,
+                        "Strom does not push client metrics to the broker (KIP-714); remove it or set it to false",
+                    ));
+                }
+            }
             // librdkafka names that kcat users type.
             "sasl.username" | "sasl.password" | "sasl.mechanisms" => {
                 let k = if key == "sasl.mechanisms" {
@@ -266,6 +359,12 @@ impl ClientConfig {
                 self.security.insert(k.to_owned(), value.to_owned());
             }
             k if crate::security::is_known_property(k) => {
+                if let Some(why) = crate::security::unsupported_property(k) {
+                    // Blank is Java's "not set".
+                    if !value.trim().is_empty() {
+                        return Err(unsupported(k, why));
+                    }
+                }
                 self.security.insert(k.to_owned(), value.to_owned());
             }
             _ => return Ok(Applied::Unknown),
@@ -290,8 +389,18 @@ impl ClientConfig {
             request_timeout: self.request_timeout,
             max_response_size: self.max_response_size,
             idle_timeout: self.connections_max_idle,
+            send_buffer_size: socket_buffer(self.send_buffer_bytes.unwrap_or(DEFAULT_SEND_BUFFER_BYTES)),
+            receive_buffer_size: socket_buffer(self.receive_buffer_bytes.unwrap_or(DEFAULT_RECEIVE_BUFFER_BYTES)),
             security: Security::from_config(self)?.map(Arc::new),
         })
+    }
+
+    /// This configuration with a role's Java defaults for the socket buffer sizes that were
+    /// not set (`send.buffer.bytes`, `receive.buffer.bytes`).
+    pub(crate) fn with_buffer_defaults(mut self, send: i32, receive: i32) -> Self {
+        self.send_buffer_bytes.get_or_insert(send);
+        self.receive_buffer_bytes.get_or_insert(receive);
+        self
     }
 
     /// A configuration from Java property names; unknown keys are errors.
@@ -304,34 +413,43 @@ impl ClientConfig {
     }
 }
 
-/// What setting a key by its Java name did.
+/// What setting a key by its Java name did. Every key Strom accepts takes effect; a Java
+/// key it cannot honour is an error from `apply` (see [`unsupported`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
     /// The setting took effect.
     Set,
-    /// A Java property Strom accepts (so pasted configs work) but that changes nothing here.
-    NoEffect,
     /// Not a property of this config.
     Unknown,
 }
 
 impl Applied {
-    /// `set`'s answer: an unknown key is an error; a key without effect is accepted with a
-    /// warning (never silently).
+    /// `set`'s answer: an unknown key is an error.
     pub(crate) fn into_result(self, key: &str) -> Result<()> {
         match self {
             Applied::Set => Ok(()),
-            Applied::NoEffect => {
-                tracing::warn!("{key} is accepted for compatibility with Java configs but has no effect in Strom");
-                Ok(())
-            }
             Applied::Unknown => Err(Error::unknown_property(key)),
         }
     }
 }
 
+/// The error for a Java property Strom knows but does not implement: it says so, why, and
+/// what to do instead (never accepted and ignored).
+pub(crate) fn unsupported(key: &str, why: &str) -> Error {
+    Error::config(format!("{key} is not supported: {why}"))
+}
+
+/// A Java boolean setting.
+pub(crate) fn parse_bool_value(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::config(format!("{key}={v:?}: expected true or false"))),
+    }
+}
+
 /// Java's serializers and deserializers of bytes and strings: records are bytes in Strom
-/// anyway, so naming one of these changes nothing (any other class has no effect).
+/// anyway, so naming one of these is what Strom does (any other class is refused).
 pub(crate) fn is_plain_serde(class: &str) -> bool {
     let name = class.trim().rsplit('.').next().unwrap_or_default();
     let base = name
@@ -349,99 +467,238 @@ fn split_servers(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses a Java `.properties` text as `java.util.Properties.load` does: a key ends at the
-/// first unescaped `=`, `:` or whitespace (so `key=value`, `key: value` and `key value` all
-/// work); whitespace and one `=`/`:` after it are skipped; lines starting with `#` or `!`
-/// are comments; a line ending in an odd number of backslashes continues on the next one
-/// (its leading whitespace dropped); `\t`, `\n`, `\r`, `\f`, `\uXXXX` are escapes and a
-/// backslash before any other character stands for that character. Values keep trailing
-/// whitespace, as in Java. A malformed `\uXXXX` is an error naming the line (never the value).
+/// Parses a Java `.properties` text as `java.util.Properties.load` does (a port of its
+/// `LineReader`, `load0` and `loadConvert`, checked against Java's own output on tricky
+/// inputs by `integration-tests/tests/properties_java.rs`):
+///
+/// * Lines end at `\n`, `\r` or `\r\n`. Blank lines and lines whose first character
+///   other than whitespace (space, tab, form feed) is `#` or `!` are skipped; a comment
+///   never continues onto the next line.
+/// * A line ending in an odd number of backslashes continues on the next one, whose
+///   leading whitespace is dropped (a backslash at the very end of the text is dropped).
+/// * The key ends at the first unescaped `=`, `:` or whitespace (so `key=value`,
+///   `key: value` and `key value` all work); whitespace and at most one `=`/`:` after it
+///   are skipped; the rest is the value, trailing whitespace kept. A key alone has an empty
+///   value.
+/// * In keys and values `\t`, `\n`, `\r`, `\f` and `\uXXXX` are escapes (a surrogate
+///   pair of `\uXXXX` makes one character); a backslash before any other character stands
+///   for that character (`\=`, `\:`, `\ `, `\#`, `\\`; `\q` is `q`).
+///
+/// Entries are returned in file order, duplicates included: applying them in order makes
+/// the last one win, as in Java's map.
+///
+/// Differences from Java: the text is UTF-8 (Java's `load(InputStream)` decodes ISO-8859-1;
+/// ASCII and `\uXXXX` escapes read the same either way), and a `\uXXXX` that is half of a
+/// surrogate pair on its own is an error (Java keeps the unpaired half; a Rust string cannot
+/// hold it). A malformed `\uXXXX` is an error naming the line (never the value), as Java's
+/// `IllegalArgumentException`.
 pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
-    let is_ws = |c: char| c == ' ' || c == '\t' || c == '\x0c';
     let mut out = Vec::new();
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate();
-    while let Some((n, first)) = lines.next() {
-        let first = first.trim_start_matches(is_ws);
-        if first.is_empty() || first.starts_with('#') || first.starts_with('!') {
-            continue;
-        }
-        // Join continuation lines into one logical line.
-        let mut logical = String::new();
-        let mut part = first;
-        loop {
-            let trailing = part.chars().rev().take_while(|&c| c == '\\').count();
-            if trailing % 2 == 1 {
-                logical.push_str(&part[..part.len() - 1]);
-                match lines.next() {
-                    Some((_, next)) => part = next.trim_start_matches(is_ws),
-                    None => break,
-                }
-            } else {
-                logical.push_str(part);
-                break;
-            }
-        }
-        let line = n + 1;
-        // The key: up to the first unescaped separator.
-        let chars: Vec<char> = logical.chars().collect();
-        let mut i = 0;
-        let mut key_end = chars.len();
-        while i < chars.len() {
-            match chars[i] {
-                '\\' => i += 2,
-                c if c == '=' || c == ':' || is_ws(c) => {
-                    key_end = i;
-                    break;
-                }
-                _ => i += 1,
-            }
-        }
-        let key_end = key_end.min(chars.len());
-        let mut v = key_end;
-        while v < chars.len() && is_ws(chars[v]) {
-            v += 1;
-        }
-        if v < chars.len() && (chars[v] == '=' || chars[v] == ':') {
-            v += 1;
-            while v < chars.len() && is_ws(chars[v]) {
-                v += 1;
-            }
-        }
-        let key = unescape(&chars[..key_end], line)?;
-        let value = unescape(&chars[v.min(chars.len())..], line)?;
-        out.push((key, value));
+    let mut reader = LineReader::new(text);
+    while let Some((line, logical)) = reader.next_logical() {
+        let (key, value) = split_entry(&logical);
+        out.push((unescape(key, line)?, unescape(value, line)?));
     }
     Ok(out)
 }
 
-/// Java's `Properties.loadConvert`.
-fn unescape(chars: &[char], line: usize) -> Result<String> {
-    let mut out = String::with_capacity(chars.len());
-    let mut it = chars.iter().copied();
-    while let Some(c) = it.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match it.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\x0c'),
-            Some('u') => {
-                let hex: String = it.by_ref().take(4).collect();
-                let ch = (hex.len() == 4)
-                    .then(|| u32::from_str_radix(&hex, 16).ok())
-                    .flatten()
-                    .and_then(char::from_u32)
-                    .ok_or_else(|| Error::config(format!("properties line {line}: malformed \\uXXXX escape")))?;
-                out.push(ch);
-            }
-            Some(other) => out.push(other),
-            None => {}
+/// Whitespace to `Properties.load`.
+fn is_properties_ws(c: char) -> bool {
+    c == ' ' || c == '\t' || c == '\x0c'
+}
+
+/// Java's `Properties.LineReader`: yields logical lines (continuations joined, comments and
+/// blank lines skipped), each with the number of the line where it starts.
+struct LineReader<'a> {
+    chars: std::str::Chars<'a>,
+    /// Number of the line the last character read is on (1-based).
+    line: usize,
+    /// The last character read ended a line (so the next one starts a new line).
+    at_line_end: bool,
+    /// The last character read was `\r` (a following `\n` ends the same line).
+    after_cr: bool,
+}
+
+impl<'a> LineReader<'a> {
+    fn new(text: &'a str) -> Self {
+        LineReader {
+            chars: text.chars(),
+            line: 1,
+            at_line_end: false,
+            after_cr: false,
         }
     }
+
+    fn next_char(&mut self) -> Option<char> {
+        let c = self.chars.next()?;
+        if self.at_line_end && !(c == '\n' && self.after_cr) {
+            self.line += 1;
+        }
+        let crlf = c == '\n' && self.after_cr;
+        self.after_cr = c == '\r';
+        if !crlf {
+            self.at_line_end = c == '\n' || c == '\r';
+        }
+        Some(c)
+    }
+
+    fn next_logical(&mut self) -> Option<(usize, Vec<char>)> {
+        let mut buf: Vec<char> = Vec::new();
+        let mut first_line = self.line;
+        let mut skip_ws = true;
+        let mut appended_line_begin = false;
+        let mut preceding_backslash = false;
+        let mut comment = false;
+        let mut new_line = true;
+        let mut skip_lf = false;
+        loop {
+            let Some(c) = self.next_char() else {
+                if buf.is_empty() || comment {
+                    return None;
+                }
+                if preceding_backslash {
+                    buf.pop();
+                }
+                return Some((first_line, buf));
+            };
+            if skip_lf {
+                skip_lf = false;
+                if c == '\n' {
+                    continue;
+                }
+            }
+            if skip_ws {
+                if is_properties_ws(c) || (!appended_line_begin && (c == '\r' || c == '\n')) {
+                    continue;
+                }
+                skip_ws = false;
+                appended_line_begin = false;
+            }
+            if new_line {
+                new_line = false;
+                first_line = self.line;
+                if c == '#' || c == '!' {
+                    comment = true;
+                    continue;
+                }
+            }
+            if c != '\n' && c != '\r' {
+                // A comment's backslashes continue nothing.
+                if !comment {
+                    buf.push(c);
+                    preceding_backslash = c == '\\' && !preceding_backslash;
+                }
+            } else if comment || buf.is_empty() {
+                // The end of a comment, or of a continuation that brought nothing.
+                comment = false;
+                new_line = true;
+                skip_ws = true;
+                buf.clear();
+            } else if self.chars.as_str().is_empty() {
+                // The text ends right after this line: Java returns it at once, a final
+                // backslash dropped, even when nothing is left (`\` alone is an entry
+                // with an empty key).
+                if preceding_backslash {
+                    buf.pop();
+                }
+                return Some((first_line, buf));
+            } else if preceding_backslash {
+                // A continuation: drop the backslash, skip the next line's indentation.
+                buf.pop();
+                skip_ws = true;
+                appended_line_begin = true;
+                preceding_backslash = false;
+                skip_lf = c == '\r';
+            } else {
+                return Some((first_line, buf));
+            }
+        }
+    }
+}
+
+/// Java's `Properties.load0`: a logical line's key and value, both still escaped.
+fn split_entry(chars: &[char]) -> (&[char], &[char]) {
+    let mut key_len = 0;
+    let mut value_start = chars.len();
+    let mut has_sep = false;
+    let mut preceding_backslash = false;
+    while key_len < chars.len() {
+        let c = chars[key_len];
+        if !preceding_backslash && (c == '=' || c == ':') {
+            value_start = key_len + 1;
+            has_sep = true;
+            break;
+        }
+        if !preceding_backslash && is_properties_ws(c) {
+            value_start = key_len + 1;
+            break;
+        }
+        preceding_backslash = c == '\\' && !preceding_backslash;
+        key_len += 1;
+    }
+    while value_start < chars.len() {
+        let c = chars[value_start];
+        if !is_properties_ws(c) {
+            if !has_sep && (c == '=' || c == ':') {
+                has_sep = true;
+            } else {
+                break;
+            }
+        }
+        value_start += 1;
+    }
+    (&chars[..key_len], &chars[value_start..])
+}
+
+/// Java's `Properties.loadConvert`, with `\uXXXX` surrogate pairs joined into one character.
+fn unescape(chars: &[char], line: usize) -> Result<String> {
+    let malformed = || Error::config(format!("properties line {line}: malformed \\uXXXX escape"));
+    let mut out = String::with_capacity(chars.len());
+    let mut high_surrogate: Option<u32> = None;
+    let mut it = chars.iter().copied();
+    while let Some(c) = it.next() {
+        let unit = if c == '\\' {
+            match it.next() {
+                Some('u') => {
+                    let hex: String = it.by_ref().take(4).collect();
+                    if hex.len() != 4 || !hex.chars().all(|h| h.is_ascii_hexdigit()) {
+                        return Err(malformed());
+                    }
+                    u32::from_str_radix(&hex, 16).map_err(|_| malformed())?
+                }
+                Some('t') => u32::from('\t'),
+                Some('n') => u32::from('\n'),
+                Some('r') => u32::from('\r'),
+                Some('f') => u32::from('\x0c'),
+                Some(other) => u32::from(other),
+                // Cannot happen: a logical line never ends in an odd backslash.
+                None => continue,
+            }
+        } else {
+            u32::from(c)
+        };
+        let unpaired = || unpaired_error(line);
+        match (high_surrogate.take(), unit) {
+            (None, 0xD800..=0xDBFF) => high_surrogate = Some(unit),
+            (Some(high), 0xDC00..=0xDFFF) => {
+                let ch = char::from_u32(0x10000 + ((high - 0xD800) << 10) + (unit - 0xDC00)).ok_or_else(unpaired)?;
+                out.push(ch);
+            }
+            (Some(_), _) => return Err(unpaired()),
+            (None, _) => out.push(char::from_u32(unit).ok_or_else(unpaired)?),
+        }
+    }
+    if high_surrogate.is_some() {
+        return Err(unpaired_error(line));
+    }
     Ok(out)
+}
+
+/// A `\\uXXXX` surrogate without its other half (Java keeps it; a Rust string cannot).
+fn unpaired_error(line: usize) -> Error {
+    Error::config(format!(
+        "properties line {line}: a \\uXXXX escape is half of a UTF-16 surrogate pair without the other half"
+    ))
 }
 
 #[cfg(test)]
@@ -489,6 +746,53 @@ mod tests {
     }
 
     #[test]
+    fn socket_buffers_and_dns_lookup() {
+        // Unset: Java's defaults per role (128 KiB send; 64 KiB receive, 32 KiB for a producer).
+        let c = ClientConfig::default().connection_config().unwrap();
+        assert_eq!((c.send_buffer_size, c.receive_buffer_size), (Some(131072), Some(65536)));
+        let p = ClientConfig::default()
+            .with_buffer_defaults(DEFAULT_SEND_BUFFER_BYTES, PRODUCER_RECEIVE_BUFFER_BYTES)
+            .connection_config()
+            .unwrap();
+        assert_eq!((p.send_buffer_size, p.receive_buffer_size), (Some(131072), Some(32768)));
+        // Set: the role default does not override it; -1 is the OS default.
+        let c = ClientConfig::from_properties([("send.buffer.bytes", "-1"), ("receive.buffer.bytes", "1000")]).unwrap();
+        let cc = c
+            .with_buffer_defaults(DEFAULT_SEND_BUFFER_BYTES, PRODUCER_RECEIVE_BUFFER_BYTES)
+            .connection_config()
+            .unwrap();
+        assert_eq!((cc.send_buffer_size, cc.receive_buffer_size), (None, Some(1000)));
+        for bad in ["0", "-2", "big", "2147483648"] {
+            for key in ["send.buffer.bytes", "receive.buffer.bytes"] {
+                let e = ClientConfig::from_properties([(key, bad)]).unwrap_err();
+                assert!(e.is_config(), "{e}");
+                let e = e.to_string();
+                assert!(
+                    e.contains(key) && e.contains("-1 (the OS default) or a positive size"),
+                    "{e}"
+                );
+            }
+        }
+
+        assert_eq!(ClientConfig::default().client_dns_lookup, ClientDnsLookup::UseAllDnsIps);
+        let c =
+            ClientConfig::from_properties([("client.dns.lookup", "resolve_canonical_bootstrap_servers_only")]).unwrap();
+        assert_eq!(
+            c.client_dns_lookup,
+            ClientDnsLookup::ResolveCanonicalBootstrapServersOnly
+        );
+        let c = ClientConfig::from_properties([("client.dns.lookup", "use_all_dns_ips")]).unwrap();
+        assert_eq!(c.client_dns_lookup, ClientDnsLookup::UseAllDnsIps);
+        let e = ClientConfig::from_properties([("client.dns.lookup", "default")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("use_all_dns_ips or resolve_canonical_bootstrap_servers_only"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn properties_files() {
         let p = parse_properties("# c\n! c\nbootstrap.servers = h:1\nsasl.jaas.config=a \\\n  b;\nclient.id: x\n\n")
             .unwrap();
@@ -519,5 +823,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2") && !e.contains("secret\""), "{e}");
+        // Lines are counted across \r, \r\n and continuations; a logical line is named by
+        // where it starts.
+        let e = parse_properties("a=1\rb=2\r\n\n# c\nk=x\\\r\n  \\u00\n").unwrap_err();
+        assert!(e.is_config() && e.to_string().contains("line 5"), "{e}");
+        // \uXXXX surrogate pairs make one character; half a pair is an error (Java keeps it
+        // in a String, which Rust cannot).
+        assert_eq!(
+            parse_properties("k=\\uD83D\\uDE00").unwrap(),
+            [("k".into(), "\u{1F600}".into())]
+        );
+        for bad in ["k=\\uD83D", "k=\\uDE00x", "k=\\uD83Dx", "k=\\uD83D\\u0041"] {
+            let e = parse_properties(bad).unwrap_err().to_string();
+            assert!(e.contains("line 1") && e.contains("surrogate pair"), "{bad}: {e}");
+        }
     }
 }

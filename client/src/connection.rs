@@ -46,6 +46,15 @@ pub struct ConnectionConfig {
     /// Close the connection after this long with nothing outstanding
     /// (`connections.max.idle.ms`, default 9 min as Java).
     pub idle_timeout: Duration,
+    /// `SO_SNDBUF` of the socket in bytes (`send.buffer.bytes`), set before connecting;
+    /// `None` keeps the OS default (Java's `-1`). Default `None` here; a
+    /// [`ClientConfig`](crate::ClientConfig) gives Java's role defaults (128 KiB).
+    pub send_buffer_size: Option<u32>,
+    /// `SO_RCVBUF` of the socket in bytes (`receive.buffer.bytes`), set before connecting
+    /// (so it also sizes the TCP window offered); `None` keeps the OS default. Default `None`
+    /// here; a [`ClientConfig`](crate::ClientConfig) gives Java's role defaults (32 KiB for
+    /// a producer, 64 KiB otherwise).
+    pub receive_buffer_size: Option<u32>,
     /// TLS and SASL (`security.protocol`, `ssl.*`, `sasl.*`); `None` is PLAINTEXT. Built by
     /// [`ClientConfig::connection_config`](crate::ClientConfig::connection_config).
     pub security: Option<Arc<crate::security::Security>>,
@@ -59,6 +68,8 @@ impl Default for ConnectionConfig {
             request_timeout: Duration::from_secs(30),
             max_response_size: frame::DEFAULT_MAX_FRAME_SIZE,
             idle_timeout: Duration::from_secs(540),
+            send_buffer_size: None,
+            receive_buffer_size: None,
             security: None,
         }
     }

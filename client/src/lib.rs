@@ -31,7 +31,9 @@ pub use admin::{
 pub use admin_cluster::{ElectionType, PartitionReassignment};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};
 pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};
-pub use config::{is_secret_key, parse_properties, ClientConfig, MetadataRecoveryStrategy, SecurityProtocol};
+pub use config::{
+    is_secret_key, parse_properties, ClientConfig, ClientDnsLookup, MetadataRecoveryStrategy, SecurityProtocol,
+};
 pub use connection::{Connection, ConnectionConfig, ConnectionMetrics};
 pub use consumer::{
     CommitFuture, Consumer, ConsumerMetrics, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, RebalanceContext,

@@ -5,16 +5,36 @@ use std::time::Duration;
 
 use strom_protocol::Compression;
 
-use crate::config::{is_plain_serde, parse_ms, parse_ms_int, parse_num, Applied, ClientConfig};
+use crate::config::{
+    is_plain_serde, parse_bool_value as parse_bool, parse_ms, parse_ms_int, parse_num, unsupported, Applied,
+    ClientConfig,
+};
 use crate::error::{Error, Result};
 use crate::producer::PartitionerClass;
 
-fn parse_bool(key: &str, v: &str) -> Result<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(Error::config(format!("{key}={v:?}: expected true or false"))),
+/// `interceptor.classes`: blank (Java's empty list) is accepted, classes are refused.
+fn check_interceptors(key: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Ok(());
     }
+    Err(unsupported(
+        key,
+        "Java interceptor classes cannot run in Strom; do that work around Producer::send / \
+         Consumer::poll in your own code, and remove the setting",
+    ))
+}
+
+/// A `key.serializer`-style class other than Java's byte and string ones.
+fn refuse_serde_class(key: &str, value: &str) -> Error {
+    unsupported(
+        key,
+        &format!(
+            "{:?} is a Java class, which cannot run in Strom: records are bytes, so serialize in your code \
+             (Java's ByteArray, Bytes, ByteBuffer and String (de)serializers are accepted: that is what \
+             Strom does)",
+            value.trim()
+        ),
+    )
 }
 
 /// `acks`.
@@ -185,10 +205,16 @@ impl ProducerConfig {
                 )))
             }
             // Serializers are the application's types in Rust; Java's byte and string ones
-            // do what Strom does anyway. Accepted so pasted configs work.
+            // do what Strom does anyway.
             "key.serializer" | "value.serializer" if is_plain_serde(value) => {}
-            "key.serializer" | "value.serializer" | "metadata.max.idle.ms" | "interceptor.classes" => {
-                return Ok(Applied::NoEffect)
+            "key.serializer" | "value.serializer" => return Err(refuse_serde_class(key, value)),
+            "interceptor.classes" => check_interceptors(key, value)?,
+            "metadata.max.idle.ms" => {
+                return Err(unsupported(
+                    key,
+                    "Strom's producer keeps (and refreshes) the metadata of every topic it has written for \
+                     its whole life, with no idle expiry; remove it",
+                ))
             }
             _ => return self.client.apply(key, value),
         }
@@ -451,11 +477,28 @@ impl ConsumerConfig {
             "check.crcs" => self.check_crcs = parse_bool(key, value)?,
             "client.rack" => self.client_rack = some(value),
             "key.deserializer" | "value.deserializer" if is_plain_serde(value) => {}
-            "key.deserializer"
-            | "value.deserializer"
-            | "interceptor.classes"
-            | "exclude.internal.topics"
-            | "allow.auto.create.topics" => return Ok(Applied::NoEffect),
+            "key.deserializer" | "value.deserializer" => return Err(refuse_serde_class(key, value)),
+            "interceptor.classes" => check_interceptors(key, value)?,
+            // Strom's fixed behaviour is Java's default here: accepted when it says so.
+            "exclude.internal.topics" => {
+                if !parse_bool(key, value)? {
+                    return Err(unsupported(
+                        key,
+                        "pattern subscriptions always leave internal topics out in Strom (Java's default); \
+                         subscribe to an internal topic by its name, and remove the setting",
+                    ));
+                }
+            }
+            "allow.auto.create.topics" => {
+                if parse_bool(key, value)? {
+                    return Err(unsupported(
+                        key,
+                        "Strom's consumer never asks the broker to create the topics it subscribes to; create \
+                         them first (Admin::create_topics, `strom topics create`) and set it to false or \
+                         remove it",
+                    ));
+                }
+            }
             _ => return self.client.apply(key, value),
         }
         Ok(Applied::Set)
@@ -522,6 +565,119 @@ mod tests {
             .set("compression.zstd.level", "3")
             .unwrap_err();
         assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
+
+    /// Every Java key that used to be accepted without effect is now refused, saying why and
+    /// what to do, or accepted only with the value that describes what Strom does.
+    #[test]
+    fn keys_without_effect_are_refused() {
+        let refused = |r: Result<()>, key: &str, hint: &str| {
+            let e = r.unwrap_err();
+            assert!(e.is_config(), "{key}: {e}");
+            let e = e.to_string();
+            assert!(
+                e.contains(&format!("{key} is not supported")) && e.contains(hint),
+                "{e}"
+            );
+        };
+        let mut p = ProducerConfig::default();
+        let mut c = ConsumerConfig::default();
+        refused(
+            p.set("interceptor.classes", "com.example.Audit"),
+            "interceptor.classes",
+            "Producer::send",
+        );
+        refused(
+            c.set("interceptor.classes", "a.B, c.D"),
+            "interceptor.classes",
+            "Consumer::poll",
+        );
+        p.set("interceptor.classes", "").unwrap();
+        c.set("interceptor.classes", " ").unwrap();
+        refused(
+            p.set("value.serializer", "io.confluent.kafka.serializers.KafkaAvroSerializer"),
+            "value.serializer",
+            "serialize in your code",
+        );
+        refused(
+            c.set("key.deserializer", "com.example.Json"),
+            "key.deserializer",
+            "Java class",
+        );
+        p.set(
+            "key.serializer",
+            "org.apache.kafka.common.serialization.StringSerializer",
+        )
+        .unwrap();
+        c.set(
+            "value.deserializer",
+            "org.apache.kafka.common.serialization.ByteArrayDeserializer",
+        )
+        .unwrap();
+        refused(
+            p.set("metadata.max.idle.ms", "300000"),
+            "metadata.max.idle.ms",
+            "no idle expiry",
+        );
+        c.set("exclude.internal.topics", "true").unwrap();
+        refused(
+            c.set("exclude.internal.topics", "false"),
+            "exclude.internal.topics",
+            "by its name",
+        );
+        c.set("allow.auto.create.topics", "false").unwrap();
+        refused(
+            c.set("allow.auto.create.topics", "true"),
+            "allow.auto.create.topics",
+            "create",
+        );
+        assert!(c
+            .set("allow.auto.create.topics", "maybe")
+            .unwrap_err()
+            .to_string()
+            .contains("true or false"));
+        for (key, value, hint) in [
+            (
+                "socket.connection.setup.timeout.max.ms",
+                "30000",
+                "socket.connection.setup.timeout.ms",
+            ),
+            ("metrics.recording.level", "INFO", "counters"),
+            ("metrics.num.samples", "2", "counters"),
+            ("metrics.sample.window.ms", "30000", "counters"),
+            ("auto.include.jmx.reporter", "true", "JMX"),
+            ("enable.metrics.push", "true", "KIP-714"),
+        ] {
+            // Client-wide: refused through every role.
+            refused(p.set(key, value), key, hint);
+            refused(c.set(key, value), key, hint);
+            assert!(ProducerConfig::is_known_key(key) && ConsumerConfig::is_known_key(key));
+        }
+        p.set("retry.backoff.max.ms", "2000").unwrap();
+        assert_eq!(p.client.retry_backoff_max, std::time::Duration::from_secs(2));
+        p.set("auto.include.jmx.reporter", "false").unwrap();
+        c.set("enable.metrics.push", "false").unwrap();
+    }
+
+    /// docs/CONFIG.md names only keys Strom knows (so its table of what each key does
+    /// cannot list a key that is in fact an unknown property).
+    #[test]
+    fn config_md_lists_known_keys() {
+        let doc = include_str!("../../docs/CONFIG.md");
+        let mut keys = 0;
+        for row in doc.lines().filter(|l| l.starts_with("| `")) {
+            let first_cell = row.split('|').nth(1).unwrap_or_default();
+            for key in first_cell.split('`').skip(1).step_by(2) {
+                keys += 1;
+                assert!(
+                    ClientConfig::is_known_key(key)
+                        || ProducerConfig::is_known_key(key)
+                        || ConsumerConfig::is_known_key(key),
+                    "docs/CONFIG.md lists {key:?}, which Strom does not know"
+                );
+            }
+        }
+        assert!(keys > 120, "only {keys} keys found in docs/CONFIG.md");
     }
 
     #[test]

@@ -70,17 +70,22 @@
 //! transactional ids carry the subtask index, so the processes never fence each other.
 //! Restoring a checkpoint under a different subtask index or parallelism is refused.
 //!
-//! # Crash injection (tests)
+//! # Crash injection (tests only: the `crash-injection` feature)
 //!
-//! [`Pipeline::crash_at`] or the environment variable `STROM_PIPELINE_CRASH_AT`
-//! (read when [`Pipeline::run`] starts; syntax in [`CrashAt`]'s `FromStr`) make the run crash
+//! With the cargo feature `crash-injection` (off by default; this crate's own tests turn it
+//! on through a dev-dependency on itself, so `cargo test` has it and `cargo build` does
+//! not), `Pipeline::crash_at` or the environment variable `STROM_PIPELINE_CRASH_AT`
+//! (read when [`Pipeline::run`] starts; syntax in `CrashAt`'s `FromStr`) make the run crash
 //! at a chosen point: `records:N` (after N elements of this run), `before-precommit:C`,
 //! `after-precommit:C`, `after-store:C`, `during-commit:C`, `after-commit:C` (at checkpoint
 //! C; `+C` counts checkpoints of this run). From the environment the process aborts
-//! (`SIGABRT`: nothing is flushed or closed, as after `kill -9`).
+//! (`SIGABRT`: nothing is flushed or closed, as after `kill -9`). Without the feature none
+//! of this is compiled: the variable is not read and nothing in a pipeline can abort the
+//! process.
 
 use std::fmt;
 use std::future::Future;
+#[cfg(feature = "crash-injection")]
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,6 +102,7 @@ use crate::source::{
 };
 use crate::{ConnectorError, Result};
 
+#[cfg(feature = "crash-injection")]
 /// Environment variable with a [`CrashAt`] that aborts the process (tests only).
 pub const CRASH_AT_ENV: &str = "STROM_PIPELINE_CRASH_AT";
 
@@ -135,6 +141,7 @@ pub struct PipelineCheckpoint {
     pub records_out: u64,
 }
 
+#[cfg(feature = "crash-injection")]
 /// Where a run crashes on purpose ([`Pipeline::crash_at`], [`CRASH_AT_ENV`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashStage {
@@ -152,6 +159,7 @@ pub enum CrashStage {
     AfterCommit,
 }
 
+#[cfg(feature = "crash-injection")]
 /// A crash point: a stage and a count (records, or checkpoint id).
 ///
 /// Parsed from `stage:N` or `stage:+N` with stage one of `records`, `before-precommit`,
@@ -169,6 +177,7 @@ pub struct CrashAt {
     pub relative: bool,
 }
 
+#[cfg(feature = "crash-injection")]
 impl FromStr for CrashAt {
     type Err = ConnectorError;
 
@@ -199,6 +208,7 @@ impl FromStr for CrashAt {
     }
 }
 
+#[cfg(feature = "crash-injection")]
 impl fmt::Display for CrashAt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stage = match self.stage {
@@ -218,6 +228,7 @@ impl fmt::Display for CrashAt {
     }
 }
 
+#[cfg(feature = "crash-injection")]
 /// What an injected crash does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashAction {
@@ -275,21 +286,23 @@ pub struct Pipeline<I, C, O> {
     subtask: usize,
     parallelism: usize,
     metrics: PipelineMetrics,
+    #[cfg(feature = "crash-injection")]
     crash: Option<(CrashAt, CrashAction)>,
     poll_timeout: Duration,
 }
 
 impl<I, C, O> fmt::Debug for Pipeline<I, C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("source", &self.source)
+        let mut d = f.debug_struct("Pipeline");
+        d.field("source", &self.source)
             .field("sink", &self.sink)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("store", &self.store)
             .field("subtask", &self.subtask)
-            .field("parallelism", &self.parallelism)
-            .field("crash", &self.crash)
-            .finish_non_exhaustive()
+            .field("parallelism", &self.parallelism);
+        #[cfg(feature = "crash-injection")]
+        d.field("crash", &self.crash);
+        d.finish_non_exhaustive()
     }
 }
 
@@ -311,6 +324,7 @@ impl<I: 'static, O> Pipeline<I, I, O> {
             subtask: 0,
             parallelism: 1,
             metrics: PipelineMetrics::default(),
+            #[cfg(feature = "crash-injection")]
             crash: None,
             poll_timeout: Duration::from_millis(100),
         }
@@ -336,6 +350,7 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
             subtask: self.subtask,
             parallelism: self.parallelism,
             metrics: self.metrics,
+            #[cfg(feature = "crash-injection")]
             crash: self.crash,
             poll_timeout: self.poll_timeout,
         }
@@ -449,6 +464,8 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
     }
 
     /// Crash on purpose at `at` (tests; see the module docs). Overrides [`CRASH_AT_ENV`].
+    /// Only with the `crash-injection` feature.
+    #[cfg(feature = "crash-injection")]
     pub fn crash_at(mut self, at: CrashAt, action: CrashAction) -> Self {
         self.crash = Some((at, action));
         self
@@ -468,10 +485,12 @@ struct Running<I, O> {
     enumerator: SplitEnumerator,
     store: Arc<dyn CheckpointStore>,
     metrics: PipelineMetrics,
+    #[cfg(feature = "crash-injection")]
     crash: Option<(CrashAt, CrashAction)>,
     subtask: usize,
     parallelism: usize,
     /// First checkpoint id of this run (for relative crash points).
+    #[cfg(feature = "crash-injection")]
     first_checkpoint: u64,
     next_checkpoint_id: u64,
     checkpoints: u64,
@@ -484,6 +503,7 @@ struct Running<I, O> {
 
 impl<I, O> Running<I, O> {
     /// The crash point, if `stage` at checkpoint `id` is where it fires.
+    #[cfg(feature = "crash-injection")]
     fn crash_due(&self, stage: CrashStage, id: u64) -> Option<(CrashAt, CrashAction)> {
         let (at, action) = self.crash?;
         let due = at.stage == stage
@@ -496,6 +516,7 @@ impl<I, O> Running<I, O> {
     }
 
     /// Fires the crash point if it is due at `stage` of checkpoint `id`.
+    #[cfg(feature = "crash-injection")]
     fn crash_check(&self, stage: CrashStage, id: u64) -> Result<()> {
         match self.crash_due(stage, id) {
             Some((at, action)) => crash(at, action),
@@ -505,8 +526,10 @@ impl<I, O> Running<I, O> {
 
     async fn checkpoint(&mut self, id: u64) -> Result<()> {
         let started = Instant::now();
+        #[cfg(feature = "crash-injection")]
         self.crash_check(CrashStage::BeforePreCommit, id)?;
         let committables = self.writer.prepare_commit(id).await?;
+        #[cfg(feature = "crash-injection")]
         self.crash_check(CrashStage::AfterPreCommit, id)?;
         let record = PipelineCheckpoint {
             format: CHECKPOINT_FORMAT,
@@ -527,7 +550,9 @@ impl<I, O> Running<I, O> {
         tokio::task::spawn_blocking(move || store.save(id, &data))
             .await
             .map_err(|e| ConnectorError::Checkpoint(format!("checkpoint {id}: the store task failed: {e}")))??;
+        #[cfg(feature = "crash-injection")]
         self.crash_check(CrashStage::AfterStore, id)?;
+        #[cfg(feature = "crash-injection")]
         if let Some((at, action)) = self.crash_due(CrashStage::DuringCommit, id) {
             let committer = self.committer.clone();
             let committables = record.committables.clone();
@@ -538,6 +563,7 @@ impl<I, O> Running<I, O> {
         // The checkpoint is durable: its transactions may be committed now (and will be
         // again by a restore from it, which is harmless).
         self.committer.commit(&record.committables).await?;
+        #[cfg(feature = "crash-injection")]
         self.crash_check(CrashStage::AfterCommit, id)?;
         self.reader.notify_checkpoint_complete(id);
         self.writer.notify_checkpoint_complete(id);
@@ -574,6 +600,7 @@ impl<I, O> Running<I, O> {
     }
 }
 
+#[cfg(feature = "crash-injection")]
 fn crash(at: CrashAt, action: CrashAction) -> Result<()> {
     match action {
         CrashAction::Abort => {
@@ -584,6 +611,7 @@ fn crash(at: CrashAt, action: CrashAction) -> Result<()> {
     }
 }
 
+#[cfg(feature = "crash-injection")]
 fn crash_from_env() -> Result<Option<(CrashAt, CrashAction)>> {
     match std::env::var(CRASH_AT_ENV) {
         Ok(v) if !v.trim().is_empty() => Ok(Some((v.parse()?, CrashAction::Abort))),
@@ -616,9 +644,11 @@ where
             subtask,
             parallelism,
             metrics,
+            #[cfg(feature = "crash-injection")]
             crash,
             poll_timeout,
         } = self;
+        #[cfg(feature = "crash-injection")]
         let crash = match crash {
             Some(c) => Some(c),
             None => crash_from_env()?,
@@ -676,9 +706,11 @@ where
             },
             store,
             metrics: metrics.clone(),
+            #[cfg(feature = "crash-injection")]
             crash,
             subtask,
             parallelism,
+            #[cfg(feature = "crash-injection")]
             first_checkpoint: restored_id.map_or(1, |id| id + 1),
             next_checkpoint_id: restored_id.map_or(1, |id| id + 1),
             checkpoints: 0,
@@ -717,7 +749,10 @@ where
         let end = match outcome {
             Ok(end) => end,
             Err(e) => {
+                #[cfg(feature = "crash-injection")]
                 let injected = matches!(&e, ConnectorError::User(m) if m.starts_with("crash injected"));
+                #[cfg(not(feature = "crash-injection"))]
+                let injected = false;
                 if !injected {
                     // Abort the open transaction (what Flink's writer does on close).
                     let Running { writer, reader, .. } = run;
@@ -785,6 +820,7 @@ async fn drive<I, O>(
         let batch = run.reader.poll(timeout).await?;
         for element in batch {
             run.records_in += 1;
+            #[cfg(feature = "crash-injection")]
             if let Some((at, action)) = run.crash {
                 if at.stage == CrashStage::Records && run.records_in == at.n {
                     crash(at, action)?;
@@ -837,6 +873,7 @@ async fn drive<I, O>(
 mod tests {
     use super::*;
 
+    #[cfg(feature = "crash-injection")]
     #[test]
     fn crash_points_parse_and_print() {
         let c: CrashAt = "after-store:3".parse().unwrap();

@@ -346,6 +346,41 @@ pub fn run_java_tool(main_class: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("cannot run java {main_class}: {e}"))
 }
 
+/// Runs one of the harness's own Java programs (`integration-tests/java/NAME.java`) as a
+/// single-file source program (`java NAME.java ARGS`, JDK 11+), needing no broker. Fails
+/// the test (never skips) when no JDK is found, saying what to install, and when the
+/// program fails.
+pub fn run_java_program(name: &str, args: &[&str]) -> String {
+    const INSTALL: &str = "install a JDK 17+ (Debian: `apt-get install openjdk-17-jdk-headless`; \
+                           `scripts/test` does it when run as root)";
+    let source = repo_root()
+        .join("integration-tests")
+        .join("java")
+        .join(format!("{name}.java"));
+    assert!(
+        have("java"),
+        "the Java reference checks run `java {name}.java`, but no `java` was found: {INSTALL}"
+    );
+    let out = Command::new("java")
+        .arg(&source)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run java {}: {e}", source.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A JRE without the compiler cannot run source files.
+    assert!(
+        !stderr.contains("jdk.compiler") && !stderr.contains("unable to find the Java compiler"),
+        "`java {name}.java` needs a JDK (the JRE found has no compiler): {INSTALL}\n{stderr}"
+    );
+    assert!(
+        out.status.success(),
+        "`java {}` failed ({}):\n{stderr}",
+        source.display(),
+        out.status
+    );
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{name} printed non-UTF-8: {e}"))
+}
+
 /// Sends a hand-made Produce request, retrying (bounded, 30 s) while the partition answers a
 /// retriable error: a new partition's leader may answer NOT_LEADER_OR_FOLLOWER for a moment
 /// after Metadata names it (KRaft applies the new image to the metadata cache and to the

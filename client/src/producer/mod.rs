@@ -66,7 +66,12 @@ impl Producer {
     pub async fn new(config: ProducerConfig) -> Result<Producer> {
         let mut config = config;
         config.validate()?;
-        let client = Client::connect(config.client.clone()).await?;
+        // Java's producer takes a smaller receive buffer (32 KiB) than the other roles.
+        let client_config = config.client.clone().with_buffer_defaults(
+            crate::config::DEFAULT_SEND_BUFFER_BYTES,
+            crate::config::PRODUCER_RECEIVE_BUFFER_BYTES,
+        );
+        let client = Client::connect(client_config).await?;
         Ok(Self::start(client, config, None))
     }
 

@@ -110,8 +110,9 @@ impl Security {
 }
 
 /// The Java client's `ssl.*` and `sasl.*` property names (and librdkafka's
-/// `sasl.username`/`sasl.password`). Some are accepted with no effect (JVM-specific tuning);
-/// a few are refused when used (see `tls.rs`, `sasl.rs`).
+/// `sasl.username`/`sasl.password`). The JVM-specific ones are refused
+/// ([`unsupported_property`]), a few more when TLS or SASL is set up (`tls.rs`, `sasl.rs`);
+/// docs/CONFIG.md lists them all.
 pub(crate) fn is_known_property(key: &str) -> bool {
     const KNOWN: &[&str] = &[
         "ssl.protocol",
@@ -166,6 +167,60 @@ pub(crate) fn is_known_property(key: &str) -> bool {
         "sasl.oauthbearer.header.urlencode",
     ];
     KNOWN.contains(&key)
+}
+
+/// Why a known `ssl.*`/`sasl.*` property cannot be honoured, when it cannot: JVM-specific
+/// machinery with no counterpart here. [`ClientConfig::set`] refuses these with a non-blank
+/// value, whatever `security.protocol` is. (A few more are refused when the TLS or SASL
+/// settings are built: `tls.rs`, `sasl.rs`.)
+pub(crate) fn unsupported_property(key: &str) -> Option<&'static str> {
+    const OAUTH: &str = "Strom has no built-in OAuth token client (sasl.oauthbearer.token.endpoint.url is \
+                         refused too): fetch, check and refresh tokens in a TokenProvider given to \
+                         ClientConfig::with_oauth_token_provider; remove it";
+    Some(match key {
+        "ssl.key.password" => {
+            "encrypted private keys are not supported; decrypt the key (openssl pkcs8 -topk8 -nocrypt) \
+             and remove ssl.key.password"
+        }
+        "ssl.provider" => "Java security providers do not exist in Strom (TLS is rustls with ring); remove it",
+        "ssl.keymanager.algorithm" | "ssl.trustmanager.algorithm" => {
+            "JVM key and trust manager factories do not exist in Strom (rustls checks certificates with \
+             webpki, as PKIX); remove it"
+        }
+        "ssl.secure.random.implementation" => {
+            "Strom's TLS takes its randomness from the operating system (ring); remove it"
+        }
+        "sasl.kerberos.kinit.cmd"
+        | "sasl.kerberos.ticket.renew.window.factor"
+        | "sasl.kerberos.ticket.renew.jitter"
+        | "sasl.kerberos.min.time.before.relogin" => {
+            "Strom never runs kinit nor renews tickets itself: a keytab login (useKeyTab=true) gets \
+             fresh credentials from the keytab, a ticket-cache login uses the cache as kinit/k5start \
+             keep it; remove it"
+        }
+        "sasl.login.refresh.window.factor"
+        | "sasl.login.refresh.window.jitter"
+        | "sasl.login.refresh.min.period.seconds"
+        | "sasl.login.refresh.buffer.seconds" => {
+            "OAUTHBEARER tokens come from the TokenProvider, asked before every authentication and \
+             re-authentication: it decides when a token is refreshed; remove it"
+        }
+        "sasl.login.connect.timeout.ms"
+        | "sasl.login.read.timeout.ms"
+        | "sasl.login.retry.backoff.ms"
+        | "sasl.login.retry.backoff.max.ms"
+        | "sasl.oauthbearer.scope.claim.name"
+        | "sasl.oauthbearer.sub.claim.name"
+        | "sasl.oauthbearer.jwks.endpoint.url"
+        | "sasl.oauthbearer.jwks.endpoint.refresh.ms"
+        | "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms"
+        | "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms"
+        | "sasl.oauthbearer.clock.skew.seconds"
+        | "sasl.oauthbearer.expected.audience"
+        | "sasl.oauthbearer.expected.issuer"
+        | "sasl.oauthbearer.header.urlencode" => OAUTH,
+        _ => return None,
+    })
 }
 
 /// The host part of `host:port` (`[::1]:9092` gives `::1`).
@@ -366,8 +421,37 @@ mod tests {
     fn misspelt_security_keys_are_unknown_properties() {
         let e = ClientConfig::from_properties([("sasl.mechansim", "PLAIN")]).unwrap_err();
         assert!(e.to_string().contains("unknown property \"sasl.mechansim\""), "{e}");
-        let c = ClientConfig::from_properties([("ssl.truststore.type", "PEM"), ("sasl.kerberos.kinit.cmd", "kinit")]);
+        let c =
+            ClientConfig::from_properties([("ssl.truststore.type", "PEM"), ("sasl.kerberos.service.name", "kafka")]);
         assert!(c.is_ok());
+    }
+
+    #[test]
+    fn jvm_only_security_keys_are_refused_saying_why() {
+        for (key, hint) in [
+            ("ssl.provider", "rustls"),
+            ("ssl.key.password", "openssl pkcs8"),
+            ("ssl.keymanager.algorithm", "webpki"),
+            ("ssl.trustmanager.algorithm", "webpki"),
+            ("ssl.secure.random.implementation", "operating system"),
+            ("sasl.kerberos.kinit.cmd", "kinit"),
+            ("sasl.kerberos.min.time.before.relogin", "keytab"),
+            ("sasl.login.refresh.buffer.seconds", "TokenProvider"),
+            ("sasl.oauthbearer.expected.audience", "with_oauth_token_provider"),
+            ("sasl.login.connect.timeout.ms", "with_oauth_token_provider"),
+        ] {
+            // Refused whatever the security protocol (it would be ignored with PLAINTEXT).
+            let e = ClientConfig::from_properties([(key, "x")]).unwrap_err();
+            assert!(e.is_config(), "{key}: {e}");
+            let e = e.to_string();
+            assert!(
+                e.contains(&format!("{key} is not supported")) && e.contains(hint),
+                "{e}"
+            );
+            // Blank is Java's "not set"; the key stays known (not "unknown property").
+            ClientConfig::from_properties([(key, " ")]).unwrap();
+            assert!(ClientConfig::is_known_key(key));
+        }
     }
 
     #[test]

@@ -212,9 +212,8 @@ impl TlsSettings {
                     ))
                 }
             };
-        if identity.is_none() && get(props, "ssl.key.password").is_some() {
-            warn!("ssl.key.password is set but no client key is configured; ignored");
-        }
+        // ssl.key.password (non-blank) is refused by ClientConfig::set: encrypted keys are not
+        // supported (pem_key says so when one is given).
         let config = match identity {
             None => builder.with_no_client_auth(),
             Some((chain, key)) => builder
