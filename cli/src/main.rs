@@ -182,10 +182,8 @@ fn config(cli: &Cli, role: Role) -> Result<(ClientConfig, Vec<Property>), String
     for p in &cli.property {
         props.push(parse_x(p)?);
     }
-    let mut c = ClientConfig {
-        default_api_timeout: std::time::Duration::from_secs(10),
-        ..Default::default()
-    };
+    let mut c = ClientConfig::default();
+    c.default_api_timeout = std::time::Duration::from_secs(10);
     let mut rest = Vec::new();
     for p in props {
         if ClientConfig::is_known_key(&p.key) {

@@ -76,6 +76,7 @@ pub(crate) const PRODUCER_RECEIVE_BUFFER_BYTES: i32 = 32 * 1024;
 
 /// Settings every client role shares (`CommonClientConfigs` in Java).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// `bootstrap.servers`: `host:port` addresses to learn the cluster from.
     pub bootstrap_servers: Vec<String>,

@@ -45,7 +45,10 @@ pub use producer::{
     abort_lingering, resume_transaction, ConsumerGroupMetadata, DeliveryFuture, Partitioner, PartitionerClass,
     PreparedTransaction, Producer, ProducerRecord, RecordMetadata, TransactionalProducer, TrySendError,
 };
-pub use role_config::{Acks, ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset, ProducerConfig};
+pub use role_config::{
+    Acks, ConsumerConfig, ConsumerConfigBuilder, GroupProtocol, IsolationLevel, OffsetReset, ProducerConfig,
+    ProducerConfigBuilder,
+};
 pub use scram::{ScramMechanism, ScramUser};
 pub use security::{OAuthBearerToken, Security, TokenFuture, TokenProvider};
 pub use strom_protocol as protocol;

@@ -1,6 +1,7 @@
 //! Producer and consumer settings: typed, defaults as the Java client 4.x, every field also
 //! settable by its Java property name. Client-wide keys are delegated to [`ClientConfig`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use strom_protocol::Compression;
@@ -10,7 +11,7 @@ use crate::config::{
     ClientConfig,
 };
 use crate::error::{Error, Result};
-use crate::producer::PartitionerClass;
+use crate::producer::{Partitioner, PartitionerClass};
 
 /// `interceptor.classes`: blank (Java's empty list) is accepted, classes are refused.
 fn check_interceptors(key: &str, value: &str) -> Result<()> {
@@ -60,8 +61,24 @@ impl Acks {
     }
 }
 
-/// Producer settings (`ProducerConfig` in Java).
+/// Producer settings (`ProducerConfig` in Java): Java property names through
+/// [`ProducerConfig::set`] or a `.properties` text, typed through
+/// [`ProducerConfig::builder`], or the fields themselves.
+///
+/// ```
+/// use std::time::Duration;
+/// use strom_client::{Acks, ProducerConfig};
+///
+/// let config = ProducerConfig::builder("localhost:9092")
+///     .acks(Acks::All)
+///     .linger(Duration::from_millis(10))
+///     .set("compression.type", "zstd") // any Java producer or client property
+///     .build()?;
+/// assert_eq!(config.linger, Duration::from_millis(10));
+/// # Ok::<(), strom_client::Error>(())
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProducerConfig {
     /// Shared client settings.
     pub client: ClientConfig,
@@ -102,6 +119,10 @@ pub struct ProducerConfig {
     /// batches ready for longer than this without taking them is not picked for records
     /// without a key. Only with adaptive partitioning, as in Java.
     pub partitioner_availability_timeout: Duration,
+    /// A partitioner of the application's own (the Rust form of a custom
+    /// `partitioner.class`): it places records without an explicit partition; where it
+    /// returns `None`, the built-in rule applies. Cannot be combined with `partitioner.class`.
+    pub partitioner: Option<Arc<dyn Partitioner>>,
     explicit_idempotence: bool,
 }
 
@@ -126,6 +147,7 @@ impl Default for ProducerConfig {
             partitioner_class: PartitionerClass::BuiltIn,
             partitioner_adaptive: true,
             partitioner_availability_timeout: Duration::ZERO,
+            partitioner: None,
             explicit_idempotence: false,
         }
     }
@@ -145,6 +167,14 @@ impl ProducerConfig {
         ProducerConfig {
             client: ClientConfig::new(bootstrap_servers),
             ..Default::default()
+        }
+    }
+
+    /// A builder over these bootstrap servers; [`ProducerConfigBuilder::build`] validates.
+    pub fn builder(bootstrap_servers: impl AsRef<str>) -> ProducerConfigBuilder {
+        ProducerConfigBuilder {
+            config: ProducerConfig::new(bootstrap_servers),
+            error: None,
         }
     }
 
@@ -236,6 +266,12 @@ impl ProducerConfig {
     /// explicitly, a conflicting setting turns it off instead (Java 3.2+ behaviour); a
     /// transactional id always needs it.
     pub fn validate(&mut self) -> Result<()> {
+        if self.partitioner.is_some() && self.partitioner_class != PartitionerClass::BuiltIn {
+            return Err(Error::config(format!(
+                "partitioner.class is set ({:?}) and so is a custom partitioner: use one of them",
+                self.partitioner_class
+            )));
+        }
         let conflict = if self.acks != Acks::All {
             Some("acks must be all")
         } else if self.max_in_flight > 5 {
@@ -305,8 +341,23 @@ pub enum GroupProtocol {
     Consumer,
 }
 
-/// Consumer settings (`ConsumerConfig` in Java).
+/// Consumer settings (`ConsumerConfig` in Java): Java property names through
+/// [`ConsumerConfig::set`], typed through [`ConsumerConfig::builder`], or the fields.
+///
+/// ```
+/// use strom_client::{ConsumerConfig, IsolationLevel, OffsetReset};
+///
+/// let config = ConsumerConfig::builder("localhost:9092")
+///     .group_id("billing")
+///     .auto_offset_reset(OffsetReset::Earliest)
+///     .isolation_level(IsolationLevel::ReadCommitted)
+///     .set("max.poll.records", "100")
+///     .build()?;
+/// assert_eq!(config.group_id.as_deref(), Some("billing"));
+/// # Ok::<(), strom_client::Error>(())
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConsumerConfig {
     /// Shared client settings.
     pub client: ClientConfig,
@@ -388,6 +439,14 @@ impl ConsumerConfig {
         ConsumerConfig {
             client: ClientConfig::new(bootstrap_servers),
             ..Default::default()
+        }
+    }
+
+    /// A builder over these bootstrap servers; [`ConsumerConfigBuilder::build`] validates.
+    pub fn builder(bootstrap_servers: impl AsRef<str>) -> ConsumerConfigBuilder {
+        ConsumerConfigBuilder {
+            config: ConsumerConfig::new(bootstrap_servers),
+            error: None,
         }
     }
 
@@ -529,6 +588,167 @@ impl ConsumerConfig {
             return Err(Error::config("group.instance.id needs group.id"));
         }
         Ok(())
+    }
+}
+
+/// Builds a [`ProducerConfig`]: typed setters for the usual settings, [`set`](Self::set)
+/// for any Java property. The first bad value is reported by [`build`](Self::build), which
+/// also checks the combination ([`ProducerConfig::validate`]).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProducerConfigBuilder {
+    config: ProducerConfig,
+    error: Option<Error>,
+}
+
+impl ProducerConfigBuilder {
+    /// Any producer or client property by its Java name (`linger.ms`, `sasl.mechanism`...).
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        if self.error.is_none() {
+            if let Err(e) = self.config.set(key, value) {
+                self.error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// `acks`.
+    pub fn acks(mut self, acks: Acks) -> Self {
+        self.config.acks = acks;
+        self
+    }
+
+    /// `linger.ms`.
+    pub fn linger(self, linger: Duration) -> Self {
+        self.set("linger.ms", &linger.as_millis().to_string())
+    }
+
+    /// `batch.size` in bytes.
+    pub fn batch_size(self, bytes: usize) -> Self {
+        self.set("batch.size", &bytes.to_string())
+    }
+
+    /// `compression.type`.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.config.compression = compression;
+        self
+    }
+
+    /// `enable.idempotence` (explicitly: a conflicting setting is then an error).
+    pub fn enable_idempotence(self, on: bool) -> Self {
+        self.set("enable.idempotence", if on { "true" } else { "false" })
+    }
+
+    /// `transactional.id` (for a [`TransactionalProducer`](crate::TransactionalProducer)).
+    pub fn transactional_id(self, id: impl Into<String>) -> Self {
+        let id: String = id.into();
+        self.set("transactional.id", &id)
+    }
+
+    /// `delivery.timeout.ms`.
+    pub fn delivery_timeout(self, timeout: Duration) -> Self {
+        self.set("delivery.timeout.ms", &timeout.as_millis().to_string())
+    }
+
+    /// `client.id`.
+    pub fn client_id(self, id: &str) -> Self {
+        self.set("client.id", id)
+    }
+
+    /// A partitioner of the application's own ([`ProducerConfig::partitioner`]).
+    pub fn partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
+        self.config.partitioner = Some(partitioner);
+        self
+    }
+
+    /// The configuration, validated.
+    pub fn build(self) -> Result<ProducerConfig> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut config = self.config;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Builds a [`ConsumerConfig`]: typed setters for the usual settings, [`set`](Self::set)
+/// for any Java property. The first bad value is reported by [`build`](Self::build), which
+/// also checks the combination ([`ConsumerConfig::validate`]).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConsumerConfigBuilder {
+    config: ConsumerConfig,
+    error: Option<Error>,
+}
+
+impl ConsumerConfigBuilder {
+    /// Any consumer or client property by its Java name.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        if self.error.is_none() {
+            if let Err(e) = self.config.set(key, value) {
+                self.error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// `group.id`.
+    pub fn group_id(self, group: &str) -> Self {
+        self.set("group.id", group)
+    }
+
+    /// `auto.offset.reset`.
+    pub fn auto_offset_reset(self, reset: OffsetReset) -> Self {
+        self.set(
+            "auto.offset.reset",
+            match reset {
+                OffsetReset::Earliest => "earliest",
+                OffsetReset::Latest => "latest",
+                OffsetReset::None => "none",
+            },
+        )
+    }
+
+    /// `isolation.level`.
+    pub fn isolation_level(self, level: IsolationLevel) -> Self {
+        self.set(
+            "isolation.level",
+            match level {
+                IsolationLevel::ReadUncommitted => "read_uncommitted",
+                IsolationLevel::ReadCommitted => "read_committed",
+            },
+        )
+    }
+
+    /// `enable.auto.commit`.
+    pub fn enable_auto_commit(self, on: bool) -> Self {
+        self.set("enable.auto.commit", if on { "true" } else { "false" })
+    }
+
+    /// `group.protocol`.
+    pub fn group_protocol(self, protocol: GroupProtocol) -> Self {
+        self.set(
+            "group.protocol",
+            match protocol {
+                GroupProtocol::Classic => "classic",
+                GroupProtocol::Consumer => "consumer",
+            },
+        )
+    }
+
+    /// `client.id`.
+    pub fn client_id(self, id: &str) -> Self {
+        self.set("client.id", id)
+    }
+
+    /// The configuration, validated.
+    pub fn build(self) -> Result<ConsumerConfig> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.config.validate()?;
+        Ok(self.config)
     }
 }
 
@@ -703,5 +923,59 @@ mod tests {
         let e = ConsumerConfig::from_properties([("acks", "all")]).unwrap_err();
         assert_eq!(e.unknown_property_key(), Some("acks"), "{e}");
         assert!(ConsumerConfig::is_known_key("group.id") && !ConsumerConfig::is_known_key("acks"));
+    }
+
+    #[test]
+    fn builders_report_the_first_bad_value_and_validate() {
+        let e = ProducerConfig::builder("h:9092")
+            .set("linger.ms", "soon")
+            .set("acks", "2")
+            .build()
+            .unwrap_err();
+        assert!(e.is_config() && e.to_string().contains("linger.ms"), "{e}");
+        // The combination is checked: an explicit idempotence with acks=1 is refused,
+        // never silently turned off.
+        let e = ProducerConfig::builder("h:9092")
+            .enable_idempotence(true)
+            .acks(Acks::Leader)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("acks must be all"), "{e}");
+        #[derive(Debug)]
+        struct Zero;
+        impl Partitioner for Zero {
+            fn partition(&self, _: &str, _: Option<&[u8]>, _: Option<&[u8]>, _: u32) -> Option<u32> {
+                Some(0)
+            }
+        }
+        let e = ProducerConfig::builder("h:9092")
+            .set(
+                "partitioner.class",
+                "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+            )
+            .partitioner(Arc::new(Zero))
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("partitioner.class"), "{e}");
+        let p = ProducerConfig::builder("h:9092")
+            .partitioner(Arc::new(Zero))
+            .transactional_id("t")
+            .build()
+            .unwrap();
+        assert!(p.partitioner.is_some() && p.transactional_id.as_deref() == Some("t"));
+        let c = ConsumerConfig::builder("h:9092")
+            .group_id("g")
+            .group_protocol(GroupProtocol::Consumer)
+            .enable_auto_commit(false)
+            .build()
+            .unwrap();
+        assert_eq!(
+            (c.group_protocol, c.enable_auto_commit),
+            (GroupProtocol::Consumer, false)
+        );
+        assert!(ConsumerConfig::builder("h:9092")
+            .set("max.poll.records", "-1")
+            .build()
+            .is_err());
     }
 }

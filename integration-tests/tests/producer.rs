@@ -325,11 +325,11 @@ async fn a_custom_partitioner_places_records() {
     }
     let topic = unique_topic("producer-partitioner");
     let admin = create(&topic, 4).await;
-    let producer = Producer::new(ProducerConfig::new(&broker().bootstrap))
-        .await
-        .unwrap()
-        .with_partitioner(std::sync::Arc::new(ByFirstByte))
+    let config = ProducerConfig::builder(&broker().bootstrap)
+        .partitioner(std::sync::Arc::new(ByFirstByte))
+        .build()
         .unwrap();
+    let producer = Producer::new(config).await.unwrap();
     let mut futs = Vec::new();
     for v in ["a1", "b1", "c1", "a2"] {
         futs.push(producer.send(ProducerRecord::new(&topic, v)).await.unwrap());

@@ -72,16 +72,17 @@ impl Producer {
             crate::config::PRODUCER_RECEIVE_BUFFER_BYTES,
         );
         let client = Client::connect(client_config).await?;
-        Ok(Self::start(client, config, None))
+        Ok(Self::start(client, config))
     }
 
     /// A producer over an existing client (its connections and metadata are shared).
     pub fn with_client(client: Client, mut config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
-        Ok(Self::start(client, config, None))
+        Ok(Self::start(client, config))
     }
 
-    fn start(client: Client, cfg: ProducerConfig, partitioner: Option<Arc<dyn Partitioner>>) -> Producer {
+    fn start(client: Client, cfg: ProducerConfig) -> Producer {
+        let partitioner = cfg.partitioner.clone();
         let acc = Arc::new(Accumulator::new(
             cfg.batch_size,
             cfg.linger,
@@ -113,56 +114,6 @@ impl Producer {
                 txn_state,
             }),
         }
-    }
-
-    /// Uses `partitioner` for records without an explicit partition; where it returns `None`,
-    /// the built-in rule applies (murmur2 of the key, uniform sticky without one). This is
-    /// the Rust form of Java's `partitioner.class`: the two cannot be combined.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use strom_client::Partitioner;
-    /// /// Records whose key starts with "vip:" go to partition 0; the rest as usual.
-    /// #[derive(Debug)]
-    /// struct VipFirst;
-    ///
-    /// impl Partitioner for VipFirst {
-    ///     fn partition(&self, _topic: &str, key: Option<&[u8]>, _value: Option<&[u8]>, _n: u32) -> Option<u32> {
-    ///         key.filter(|k| k.starts_with(b"vip:")).map(|_| 0)
-    ///     }
-    /// }
-    /// # async fn demo(producer: strom_client::Producer) -> strom_client::Result<()> {
-    /// let producer = producer.with_partitioner(Arc::new(VipFirst))?;
-    /// # Ok(()) }
-    /// ```
-    pub fn with_partitioner(self, partitioner: Arc<dyn Partitioner>) -> Result<Producer> {
-        if self.inner.cfg.partitioner_class != PartitionerClass::BuiltIn {
-            return Err(Error::config(format!(
-                "partitioner.class is set ({:?}): use either it or with_partitioner, not both",
-                self.inner.cfg.partitioner_class
-            )));
-        }
-        let inner = Arc::try_unwrap(self.inner)
-            .map_err(|_| Error::illegal_state("with_partitioner must be called before the producer is cloned"))?;
-        // Same sender, same accumulator: only the handle's partitioner changes.
-        let Inner {
-            client,
-            acc,
-            cmds,
-            cfg,
-            txn_state,
-            ..
-        } = inner;
-        Ok(Producer {
-            inner: Arc::new(Inner {
-                client,
-                acc,
-                cmds,
-                cfg,
-                partitioner: Some(partitioner),
-                txn_state,
-            }),
-        })
     }
 
     /// The client this producer uses.

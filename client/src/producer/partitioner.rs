@@ -39,7 +39,7 @@ pub enum PartitionerClass {
 impl PartitionerClass {
     /// Parses a `partitioner.class` value (a Java class name). A class this client cannot run
     /// is an error naming the key: in Rust a custom partitioner is a
-    /// [`Partitioner`](super::Partitioner) given to `Producer::with_partitioner`.
+    /// [`Partitioner`](super::Partitioner) set as `ProducerConfig::partitioner`.
     pub fn from_java_class(value: &str) -> crate::error::Result<Self> {
         let v = value.trim();
         Ok(match v {
@@ -53,7 +53,7 @@ impl PartitionerClass {
                      org.apache.kafka.clients.producer.RoundRobinPartitioner and the removed (Kafka 4.0) \
                      DefaultPartitioner and UniformStickyPartitioner, which map to what they did; leave it \
                      unset for Java's default. A Java class cannot run here: implement \
-                     strom_client::Partitioner and pass it to Producer::with_partitioner"
+                     strom_client::Partitioner and set it with ProducerConfig::builder(..).partitioner(..)"
                 )))
             }
         })
