@@ -36,8 +36,8 @@ pub use config::{
 };
 pub use connection::{Connection, ConnectionConfig, ConnectionMetrics};
 pub use consumer::{
-    CommitFuture, Consumer, ConsumerMetrics, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, RebalanceContext,
-    RebalanceListener, TopicPartition,
+    CommitFuture, Committer, Consumer, ConsumerMetrics, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp,
+    RebalanceContext, RebalanceListener, TopicPartition,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use fetch::{PartitionPosition, TopicReader};

@@ -509,7 +509,7 @@ async fn commits_sync_async_auto_and_metadata() {
             OffsetAndMetadata::new(9).with_metadata("async"),
         )]))
         .unwrap();
-    f.await.unwrap().unwrap();
+    f.await.unwrap();
     let got = c.committed(&[tp0.clone(), tp1.clone()]).await.unwrap();
     assert_eq!((got[&tp0].offset, got[&tp0].metadata.as_str()), (7, "sync"));
     assert_eq!((got[&tp1].offset, got[&tp1].metadata.as_str()), (9, "async"));

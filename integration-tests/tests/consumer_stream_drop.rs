@@ -211,3 +211,37 @@ async fn a_dropped_poll_future_loses_nothing() {
         assert_eq!(c.position(&tp).await.unwrap(), delivered.next[&p], "{tp}");
     }
 }
+
+/// Committing while streaming (issue #13): a `Committer` taken before `stream()` commits
+/// each record as it is processed, with the stream still borrowing the consumer; the
+/// group's offsets then say exactly how far processing got.
+#[tokio::test]
+async fn a_committer_commits_while_the_stream_borrows_the_consumer() {
+    let topic = topic_with(300).await;
+    let group = unique_topic("stream-committer");
+    let mut consumer = Consumer::new(group_config(&group)).await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let committer = consumer.committer().unwrap();
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    {
+        let mut stream = std::pin::pin!(consumer.stream());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for _ in 0..120 {
+            let next = tokio::time::timeout_at(deadline.into(), stream.next())
+                .await
+                .expect("120 records within 60 s");
+            let record = next.unwrap().unwrap();
+            committer.commit_record(&record).await.unwrap();
+            last.insert(record.partition, record.offset);
+        }
+    }
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    let committed = admin.group_offsets(&group).await.unwrap();
+    let want: BTreeMap<(String, i32), i64> = last.iter().map(|(p, o)| ((topic.clone(), *p), o + 1)).collect();
+    assert_eq!(committed, want);
+    // A fresh committer on a consumer with neither subscribe nor assign is refused.
+    let idle = Consumer::new(group_config(&group)).await.unwrap();
+    let e = idle.committer().unwrap_err();
+    assert_eq!(e.kind(), strom_client::ErrorKind::IllegalState, "{e}");
+    consumer.close().await.unwrap();
+}

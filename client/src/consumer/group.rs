@@ -196,6 +196,11 @@ pub(crate) struct GroupHandle {
 const LEAVE_ON_DROP_LIMIT: Duration = Duration::from_secs(10);
 
 impl GroupHandle {
+    /// The member's shared state (its commit identity), for a [`crate::Committer`].
+    pub(crate) fn shared(&self) -> Arc<GroupShared> {
+        self.shared.clone()
+    }
+
     pub(crate) fn new(
         events: mpsc::UnboundedReceiver<GroupEvent>,
         control: mpsc::UnboundedSender<GroupControl>,

@@ -185,9 +185,85 @@ pub(crate) struct SharedCounters {
     committed: Mutex<BTreeMap<TopicPartition, i64>>,
 }
 
-/// A future of an asynchronous commit ([`Consumer::commit_async`]); dropping it does not
-/// cancel the commit.
-pub type CommitFuture = tokio::task::JoinHandle<Result<()>>;
+/// The outcome of an asynchronous commit ([`Consumer::commit_async`]). The commit runs in
+/// the background: dropping this does not cancel it, only the chance to see how it ended.
+#[derive(Debug)]
+#[must_use = "a commit's failure is only seen by awaiting its CommitFuture"]
+pub struct CommitFuture {
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl CommitFuture {
+    fn spawn(f: impl std::future::Future<Output = Result<()>> + Send + 'static) -> Self {
+        CommitFuture { task: tokio::spawn(f) }
+    }
+
+    /// The commit has finished (awaiting this returns at once).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl std::future::Future for CommitFuture {
+    type Output = Result<()>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+        std::pin::Pin::new(&mut self.task)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|e| Err(Error::internal(format!("the commit task failed: {e}")))))
+    }
+}
+
+/// Commits offsets for a [`Consumer`] from anywhere, e.g. while its [`Consumer::stream`]
+/// borrows it: a cheap, cloneable handle with the consumer's group and (current) member
+/// identity, as Java's `commitAsync` from a callback. Get one with [`Consumer::committer`]
+/// after `subscribe` or `assign`.
+///
+/// ```no_run
+/// # async fn demo(mut consumer: strom_client::Consumer) -> strom_client::Result<()> {
+/// use futures_util::StreamExt;
+/// let committer = consumer.committer()?;
+/// let mut records = std::pin::pin!(consumer.stream());
+/// while let Some(record) = records.next().await {
+///     let record = record?;
+///     // ... process it, then mark it done:
+///     committer.commit_record(&record).await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Committer {
+    client: Client,
+    group: String,
+    /// The member's identity, read at each commit (it changes with every rebalance);
+    /// `None` for a manual assignment (standalone commits).
+    member: Option<Arc<group::GroupShared>>,
+    counters: Arc<SharedCounters>,
+}
+
+impl Committer {
+    /// Commits these offsets (the next offset to read, per partition) and waits.
+    pub async fn commit(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
+        let who = match &self.member {
+            Some(m) => m.identity(),
+            None => CommitIdentity::standalone(),
+        };
+        do_commit(&self.client, &self.group, &who, offsets, &self.counters).await
+    }
+
+    /// Commits the offset after `record` (its partition continues from the next record).
+    pub async fn commit_record(&self, record: &ConsumerRecord) -> Result<()> {
+        let offsets = BTreeMap::from([(
+            record.topic_partition(),
+            OffsetAndMetadata {
+                offset: record.offset + 1,
+                leader_epoch: record.leader_epoch,
+                metadata: String::new(),
+            },
+        )]);
+        self.commit(&offsets).await
+    }
+}
 
 /// A Kafka consumer.
 pub struct Consumer {
@@ -708,9 +784,32 @@ impl Consumer {
         let who = self.identity();
         let client = self.client.clone();
         let counters = self.counters.clone();
-        Ok(tokio::spawn(async move {
+        Ok(CommitFuture::spawn(async move {
             do_commit(&client, &group, &who, &offsets, &counters).await
         }))
+    }
+
+    /// A handle that commits for this consumer while it is borrowed elsewhere (by
+    /// [`Consumer::stream`], or from another task). Needs `group.id`, and `subscribe()` or
+    /// `assign()` first: it commits as the group member (its generation, read at each
+    /// commit) or, for a manual assignment, standalone.
+    pub fn committer(&self) -> Result<Committer> {
+        let group = self.group_id()?.to_owned();
+        let member = match (&self.group, &self.subscription) {
+            (Some(g), _) => Some(g.shared()),
+            (None, Subscription::Assigned) => None,
+            (None, _) => {
+                return Err(Error::illegal_state(
+                    "committer(): call subscribe() or assign() first (a commit needs the member identity)",
+                ))
+            }
+        };
+        Ok(Committer {
+            client: self.client.clone(),
+            group,
+            member,
+            counters: self.counters.clone(),
+        })
     }
 
     fn maybe_auto_commit(&mut self) {
