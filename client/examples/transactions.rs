@@ -10,7 +10,7 @@
 //! `KAFKA_BOOTSTRAP_SERVERS` names the brokers (default `127.0.0.1:9092`). The example
 //! first writes `COUNT` records (default 10) to `INPUT` (default `strom-txn-in`), creating
 //! both topics when missing, then copies them to `OUTPUT` (default `strom-txn-out`) in
-//! group `strom-txn-example`, one transaction per poll, and fails after 60 s without them.
+//! group `<INPUT>-group`, one transaction per poll, and fails after 60 s without them.
 
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let input = args.next().unwrap_or_else(|| "strom-txn-in".into());
     let output = args.next().unwrap_or_else(|| "strom-txn-out".into());
     let count: usize = args.next().map_or(Ok(10), |n| n.parse())?;
-    let group = "strom-txn-example";
+    let group = format!("{input}-group");
 
     // Setup: both topics, and `count` input records.
     let admin = Admin::connect(ClientConfig::new(&bootstrap)).await?;
@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The consumer: offsets are committed by the producer's transactions, never by itself.
     let mut config = ConsumerConfig::new(&bootstrap);
-    config.group_id = Some(group.into());
+    config.group_id = Some(group.clone());
     config.auto_offset_reset = OffsetReset::Earliest;
     config.enable_auto_commit = false;
     config.isolation_level = IsolationLevel::ReadCommitted; // skip aborted input
