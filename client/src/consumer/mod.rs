@@ -830,7 +830,9 @@ impl Consumer {
                 if let Some(r) = c.take_undelivered(1).pop() {
                     return Some((Ok(r), c));
                 }
-                if let Err(e) = c.fill_undelivered(wait).await {
+                // Boxed as in `poll`: keeps the stream future shallow, so the compiler can
+                // lay out a caller that drives it from an `async fn` (depth limit).
+                if let Err(e) = Box::pin(c.fill_undelivered(wait)).await {
                     return Some((Err(e), c));
                 }
             }
