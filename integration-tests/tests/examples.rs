@@ -28,6 +28,27 @@ fn examples() -> &'static BTreeMap<String, PathBuf> {
             "--examples",
             "--message-format=json-render-diagnostics",
         ]);
+        // The variables cargo sets for this test process, not for a build: a build script
+        // that watches one (ring's watches CARGO_MANIFEST_DIR) would otherwise rebuild here
+        // and again in the next `cargo test`, each time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_test = key.starts_with("CARGO_PKG_")
+                || matches!(
+                    &*key,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                );
+            if per_test {
+                cmd.env_remove(&*key);
+            }
+        }
         // The features of the `cargo test` that runs this, so its artifacts are reused.
         if cfg!(feature = "gssapi") {
             cmd.arg("--all-features");
