@@ -393,7 +393,29 @@ fn parse_assignment(b: &[u8]) -> BTreeMap<String, Vec<i32>> {
     go(b).unwrap_or_default()
 }
 
-/// Administration handle. Cheap to clone.
+/// Administration handle: topics, partitions, configs, offsets, groups, transactions, SCRAM
+/// users, leader elections and reassignments. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> strom_client::Result<()> {
+/// use strom_client::{Admin, ClientConfig, NewTopic};
+///
+/// let admin = Admin::connect(ClientConfig::new("127.0.0.1:9092")).await?;
+/// // Returns once every partition has a leader.
+/// admin.create_topics(&[NewTopic::new("orders", 6).config("retention.ms", "86400000")]).await?;
+/// for topic in admin.describe_topics(&["orders"]).await? {
+///     println!("{}: {} partitions", topic.name, topic.partitions.len());
+/// }
+/// for group in admin.list_groups().await? {
+///     let offsets = admin.group_offsets(&group.group_id).await?;
+///     println!("{} ({}): {} committed offsets", group.group_id, group.state, offsets.len());
+/// }
+/// admin.delete_topics(&["orders"]).await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// `client/examples/admin.rs` is a complete program.
 #[derive(Debug, Clone)]
 pub struct Admin {
     client: Client,

@@ -75,6 +75,39 @@ pub(crate) const DEFAULT_RECEIVE_BUFFER_BYTES: i32 = 64 * 1024;
 pub(crate) const PRODUCER_RECEIVE_BUFFER_BYTES: i32 = 32 * 1024;
 
 /// Settings every client role shares (`CommonClientConfigs` in Java).
+/// [`ProducerConfig`](crate::ProducerConfig) and [`ConsumerConfig`](crate::ConsumerConfig)
+/// add their role's settings on top.
+///
+/// ```
+/// use std::time::Duration;
+/// use strom_client::{ClientConfig, ConsumerConfig, ProducerConfig, SecurityProtocol};
+///
+/// // Typed fields ...
+/// let mut config = ClientConfig::new("broker1:9092,broker2:9092");
+/// config.client_id = "billing".into();
+/// config.request_timeout = Duration::from_secs(10);
+/// // ... or the Java client's property names, as in a client.properties file.
+/// config.set("security.protocol", "SASL_SSL")?;
+/// config.set("sasl.mechanism", "SCRAM-SHA-512")?;
+/// config.set("sasl.username", "billing")?;
+/// config.set("sasl.password", "secret")?;
+/// assert_eq!(config.security_protocol, SecurityProtocol::SaslSsl);
+/// assert!(!format!("{config:?}").contains("secret")); // secrets are redacted
+/// // Unknown keys and bad values are errors naming the key.
+/// assert!(config.set("linger.ms", "5").is_err()); // a producer setting
+/// assert!(config.set("request.timeout.ms", "soon").is_err());
+///
+/// // The roles start from the shared settings.
+/// let mut producer = ProducerConfig::from_client(config.clone());
+/// producer.set("linger.ms", "5")?;
+/// let consumer = ConsumerConfig::from_properties([
+///     ("bootstrap.servers", "broker1:9092"),
+///     ("group.id", "billing"),
+///     ("isolation.level", "read_committed"),
+/// ])?;
+/// # let _ = consumer;
+/// # Ok::<(), strom_client::Error>(())
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {

@@ -22,7 +22,8 @@ pub mod source;
 pub use error::{ConnectorError, Result};
 pub use pipeline::{Pipeline, PipelineSummary};
 
-/// The README's Rust examples, compiled by `cargo test` (doctests) so they keep building.
+/// The README's Rust examples, compiled by `cargo test` (doctests) so they keep building:
+/// the client example at its top (strom-client is a dependency here) and the connector's.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;

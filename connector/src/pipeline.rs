@@ -275,7 +275,48 @@ fn user_error(e: impl fmt::Display) -> ConnectorError {
 }
 
 /// A source, a chain of user functions from `I` to `C`, and a sink of `O`; runnable once
-/// `C == O`. See the module docs.
+/// `C == O`. The [module docs](self) say what a run does.
+///
+/// ```no_run
+/// # async fn run() -> strom_connector::Result<()> {
+/// use std::time::Duration;
+/// use strom_connector::checkpoint::FileCheckpointStore;
+/// use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
+/// use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
+/// use strom_connector::Pipeline;
+///
+/// let source = KafkaSource::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .topics(["orders"])
+///     .group_id("orders-upper") // offsets committed on checkpoints, for monitoring
+///     .starting_offsets(OffsetsInitializer::earliest())
+///     .deserializer(deserializer::string())
+///     .build()?;
+/// let sink = KafkaSink::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .record_serializer(
+///         KafkaRecordSerializationSchema::builder().topic("orders-upper").value_serializer(StringSerializer).build()?,
+///     )
+///     .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+///     .transactional_id_prefix("orders-upper")
+///     .transaction_timeout(Duration::from_secs(15 * 60))
+///     .build()?;
+/// let pipeline = Pipeline::new(source, sink)
+///     .flat_map(|line: String| line.split_whitespace().map(str::to_uppercase).collect::<Vec<_>>())
+///     .checkpoint_interval(Duration::from_secs(5))
+///     .checkpoint_store(FileCheckpointStore::new("/var/lib/orders-upper")?)
+///     .subtask(0, 1);
+/// let metrics = pipeline.metrics(); // shared counters, readable while it runs
+/// // Runs until `stop` is sent (or dropped): then a final checkpoint, its commit, a clean close.
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// # drop(stop);
+/// let summary = pipeline.run_until(async { stopped.await.unwrap_or(()) }).await?;
+/// println!("{summary:?}; {metrics:?}");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// `connector/examples/exactly_once_pipeline.rs` is a complete program.
 pub struct Pipeline<I, C, O> {
     source: KafkaSource<I>,
     sink: KafkaSink<O>,

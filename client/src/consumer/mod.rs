@@ -7,7 +7,7 @@
 //!   in spawned tasks, so the next batch arrives while the application works. Memory stays
 //!   flat when the application is slow: a partition with unread data is not fetched again,
 //!   and no fetch is sent while more than `fetch.max.bytes` is buffered.
-//! - Group membership runs in a background task ([`group`]): heartbeats continue while the
+//! - Group membership runs in a background task (`group.rs`): heartbeats continue while the
 //!   application processes; a rebalance is handed to the application's next `poll`, where
 //!   the [`RebalanceListener`] runs and offsets can be committed before partitions go.
 //! - Positions advance as records are handed to the application: `position(tp)` is the
@@ -265,7 +265,33 @@ impl Committer {
     }
 }
 
-/// A Kafka consumer.
+/// A Kafka consumer: manual assignment ([`Consumer::assign`]) or a consumer group
+/// ([`Consumer::subscribe`]), records by [`Consumer::poll`] or [`Consumer::stream`].
+///
+/// ```no_run
+/// # async fn demo() -> strom_client::Result<()> {
+/// use std::time::Duration;
+/// use strom_client::{Consumer, ConsumerConfig};
+///
+/// let mut config = ConsumerConfig::new("127.0.0.1:9092");
+/// config.set("group.id", "billing")?; // Java property names, or the typed fields
+/// config.set("auto.offset.reset", "earliest")?;
+/// config.set("enable.auto.commit", "false")?;
+/// let mut consumer = Consumer::new(config).await?;
+/// consumer.subscribe(&["orders"])?;
+///
+/// for _ in 0..10 {
+///     for record in consumer.poll(Duration::from_secs(1)).await? {
+///         println!("{}-{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
+///     }
+///     consumer.commit_sync().await?; // exactly what poll returned so far
+/// }
+/// consumer.close().await?; // leaves the group at once
+/// # Ok(())
+/// # }
+/// ```
+///
+/// `client/examples/consume_group.rs` is a complete program (with [`Consumer::stream`]).
 pub struct Consumer {
     client: Client,
     config: ConsumerConfig,
@@ -922,6 +948,22 @@ impl Consumer {
     /// Dropping the stream at any point loses nothing: records are handed out one at a
     /// time from the consumer's own buffer, so positions (and commits) stop at the last
     /// record the stream yielded, and the next `stream()` or `poll` continues from there.
+    ///
+    /// The stream borrows the consumer, so to commit, take a chunk, drop the stream, commit:
+    ///
+    /// ```no_run
+    /// # async fn demo(mut consumer: strom_client::Consumer) -> strom_client::Result<()> {
+    /// use futures_util::{StreamExt, TryStreamExt};
+    ///
+    /// loop {
+    ///     let chunk: Vec<_> = consumer.stream().take(100).try_collect().await?;
+    ///     for record in &chunk {
+    ///         println!("{}-{}@{}", record.topic, record.partition, record.offset);
+    ///     }
+    ///     consumer.commit_sync().await?; // the 100 records the stream yielded
+    /// }
+    /// # }
+    /// ```
     pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + '_ {
         let wait = self.config.fetch_max_wait.max(Duration::from_millis(100));
         futures_util::stream::unfold(self, move |c| async move {
@@ -929,7 +971,9 @@ impl Consumer {
                 if let Some(r) = c.take_undelivered(1).pop() {
                     return Some((Ok(r), c));
                 }
-                if let Err(e) = c.fill_undelivered(wait).await {
+                // Boxed as in `poll`: keeps the stream future shallow, so the compiler can
+                // lay out a caller that drives it from an `async fn` (depth limit).
+                if let Err(e) = Box::pin(c.fill_undelivered(wait)).await {
                     return Some((Err(e), c));
                 }
             }

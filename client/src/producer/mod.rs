@@ -40,6 +40,29 @@ struct Inner {
 }
 
 /// An asynchronous Kafka producer. Cheap to clone; all clones share one sender.
+///
+/// Idempotent by default (`enable.idempotence=true`, `acks=all`, as the Java client):
+/// retries never duplicate or reorder a partition's records.
+///
+/// ```no_run
+/// # async fn demo() -> strom_client::Result<()> {
+/// use strom_client::{Producer, ProducerConfig, ProducerRecord};
+///
+/// let mut config = ProducerConfig::new("127.0.0.1:9092");
+/// config.set("compression.type", "lz4")?; // Java property names, or the typed fields
+/// let producer = Producer::new(config).await?;
+///
+/// let record = ProducerRecord::new("events", "hello").key("user-1").header("source", "docs");
+/// let delivery = producer.send(record).await?; // queued
+/// let metadata = delivery.await?; // acknowledged by the broker
+/// println!("{}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+///
+/// producer.close().await?; // delivers what is queued, then refuses new records
+/// # Ok(())
+/// # }
+/// ```
+///
+/// `client/examples/produce.rs` is a complete program.
 #[derive(Clone)]
 pub struct Producer {
     inner: Arc<Inner>,
@@ -355,6 +378,53 @@ impl Producer {
 
 /// A transactional producer (`transactional.id` set): records are written in transactions
 /// that commit or abort atomically, with consumer offsets if wanted (KIP-98, KIP-447).
+/// It derefs to [`Producer`] for `send`, `flush` and the rest; sending outside a
+/// transaction is an error.
+///
+/// Consume-transform-produce, exactly once: the input offsets commit in the same
+/// transaction as the output records.
+///
+/// ```no_run
+/// # async fn demo() -> strom_client::Result<()> {
+/// use std::time::Duration;
+/// use strom_client::{Consumer, ConsumerConfig, ProducerConfig, ProducerRecord, TransactionalProducer};
+///
+/// let mut config = ConsumerConfig::new("127.0.0.1:9092");
+/// config.set("group.id", "enricher")?;
+/// config.set("enable.auto.commit", "false")?; // the transactions commit the offsets
+/// config.set("isolation.level", "read_committed")?;
+/// let mut consumer = Consumer::new(config).await?;
+/// consumer.subscribe(&["orders"])?;
+///
+/// let mut config = ProducerConfig::new("127.0.0.1:9092");
+/// config.set("transactional.id", "enricher-0")?; // stable across restarts
+/// let producer = TransactionalProducer::new(config).await?;
+/// producer.init_transactions().await?; // fences older producers of this id
+///
+/// loop {
+///     let records = consumer.poll(Duration::from_secs(1)).await?;
+///     if records.is_empty() {
+///         continue;
+///     }
+///     producer.begin_transaction().await?;
+///     for record in &records {
+///         let mut out = ProducerRecord::new("orders-enriched", record.value.clone().unwrap_or_default());
+///         out.key = record.key.clone();
+///         let _delivery = producer.send(out).await?; // commit_transaction reports failures
+///     }
+///     let offsets: Vec<(String, i32, i64)> = consumer
+///         .consumed_offsets()
+///         .into_iter()
+///         .map(|(tp, o)| (tp.topic.to_string(), tp.partition, o.offset))
+///         .collect();
+///     let group = consumer.group_metadata().expect("subscribed with a group.id");
+///     producer.send_offsets_to_transaction(&offsets, &group).await?;
+///     producer.commit_transaction().await?; // on an error: abort_transaction, rewind
+/// }
+/// # }
+/// ```
+///
+/// `client/examples/transactions.rs` is a complete program that also handles errors.
 #[derive(Debug, Clone)]
 pub struct TransactionalProducer {
     producer: Producer,

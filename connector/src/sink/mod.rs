@@ -1,6 +1,12 @@
 //! The Kafka sink: Flink's `KafkaSink` (connector 4.x) in Rust.
 //!
-//! ```text
+//! A [`Pipeline`](crate::Pipeline) drives a sink's writer and committer. Driven by hand,
+//! the checkpoint protocol is:
+//!
+//! ```no_run
+//! # async fn run(elements: Vec<String>) -> strom_connector::Result<()> {
+//! use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, SinkRestore, StringSerializer};
+//!
 //! let sink = KafkaSink::<String>::builder()
 //!     .bootstrap_servers("127.0.0.1:9092")
 //!     .record_serializer(
@@ -12,15 +18,28 @@
 //!     .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
 //!     .transactional_id_prefix("orders-sink")
 //!     .build()?;
+//! // After a crash: SinkRestore::new(c, committables not known committed, vec![writer state]).
+//! let restored = SinkRestore::default();
+//! let (subtask, parallelism) = (0, 1);
 //! let mut writer = sink.restore_writer(subtask, parallelism, &restored).await?;
 //! let committer = writer.committer();
-//! // per element:     writer.write(&element).await?;
-//! // per checkpoint:  let committables = writer.prepare_commit(c).await?;
-//! //                  let state = writer.snapshot_state(c);
-//! //                  store (c, state, committables, source state) durably;
-//! //                  committer.commit(&committables).await?;
-//! //                  writer.notify_checkpoint_complete(c);
-//! // after a crash:   restored = SinkRestore::new(c, committables_not_committed, vec![state]);
+//! let mut checkpoint_id = 1;
+//! for chunk in elements.chunks(1000) {
+//!     for element in chunk {
+//!         writer.write(element).await?;
+//!     }
+//!     // A checkpoint: pre-commit, store durably, then commit.
+//!     let committables = writer.prepare_commit(checkpoint_id).await?;
+//!     let state = writer.snapshot_state(checkpoint_id);
+//!     // ... store (checkpoint_id, state, committables, source state) durably here ...
+//!     # let _ = state;
+//!     committer.commit(&committables).await?;
+//!     writer.notify_checkpoint_complete(checkpoint_id);
+//!     checkpoint_id += 1;
+//! }
+//! writer.close().await?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # Delivery guarantees ([`DeliveryGuarantee`])
@@ -135,6 +154,33 @@ pub(crate) struct SinkShared<T> {
 }
 
 /// A configured Kafka sink: makes one [`KafkaSinkWriter`] per subtask. Cheap `Clone`.
+/// Flink's `KafkaSink`, built the same way; building checks the settings without
+/// connecting.
+///
+/// ```
+/// use std::time::Duration;
+/// use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
+///
+/// let sink: KafkaSink<String> = KafkaSink::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .record_serializer(
+///         KafkaRecordSerializationSchema::builder()
+///             .topic("orders-upper")
+///             .key_serializer(StringSerializer) // optional; the value is required
+///             .value_serializer(StringSerializer)
+///             .build()?,
+///     )
+///     .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+///     .transactional_id_prefix("orders-upper") // required for exactly-once
+///     .transaction_timeout(Duration::from_secs(15 * 60)) // a stock broker's maximum
+///     .property("compression.type", "zstd") // any producer property by its Java name
+///     .build()?;
+/// assert_eq!(sink.transactional_id_prefix(), Some("orders-upper"));
+/// # Ok::<(), strom_connector::ConnectorError>(())
+/// ```
+///
+/// [`Pipeline`](crate::Pipeline) runs it; the [module docs](self) show the checkpoint
+/// protocol when driving a writer by hand.
 pub struct KafkaSink<T> {
     shared: Arc<SinkShared<T>>,
 }

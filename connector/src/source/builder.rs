@@ -43,7 +43,29 @@ pub enum Boundedness {
 /// A Kafka source: what to read, from and to where, and how to turn records into `T`.
 /// Built with [`KafkaSource::builder`]; every setting is resolved and validated, so the
 /// enumerator ([`Self::create_enumerator`]) and the reader's consumer
-/// ([`Self::consumer_config`]) can be made from it without further checks.
+/// ([`Self::consumer_config`]) can be made from it without further checks. Building checks
+/// the settings without connecting.
+///
+/// ```
+/// use strom_client::IsolationLevel;
+/// use strom_connector::source::{deserializer, Boundedness, KafkaSource, OffsetResetStrategy, OffsetsInitializer};
+///
+/// let source: KafkaSource<String> = KafkaSource::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .topics(["orders"]) // or topic_pattern("orders-.*"), or partitions([...])
+///     .group_id("orders-upper")
+///     // Where to start: the group's committed offsets, else the earliest.
+///     .starting_offsets(OffsetsInitializer::committed_offsets(OffsetResetStrategy::Earliest))
+///     .deserializer(deserializer::string()) // values as UTF-8 strings
+///     .property("isolation.level", "read_committed") // any consumer property by its Java name
+///     .build()?;
+/// assert_eq!(source.boundedness(), Boundedness::ContinuousUnbounded);
+/// assert_eq!(source.isolation_level(), IsolationLevel::ReadCommitted);
+/// # Ok::<(), strom_connector::ConnectorError>(())
+/// ```
+///
+/// [`Pipeline`](crate::Pipeline) runs it with a sink; the [module docs](super) show the
+/// enumerator and reader it is made of.
 pub struct KafkaSource<T> {
     subscription: Subscription,
     starting_offsets: OffsetsInitializer,

@@ -1,0 +1,241 @@
+//! The client's examples (`client/examples/`), built and run against the real broker: each
+//! must exit 0 and print what it did, and what it did is checked independently (committed
+//! offsets, the records a read_committed consumer sees).
+//!
+//! The examples are built here with the `cargo` that runs the tests (same target directory,
+//! same features as this crate's `gssapi`, so `cargo test --workspace [--all-features]`
+//! reuses what it built), never taken stale from `target/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use strom_client::{Admin, ClientConfig, Consumer, ConsumerConfig, IsolationLevel, TopicPartition};
+use strom_integration_tests::{broker, repo_root, unique_topic};
+
+/// Builds every example of strom-client once; their paths by name.
+fn examples() -> &'static BTreeMap<String, PathBuf> {
+    static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(repo_root()).args([
+            "build",
+            "--workspace",
+            "--examples",
+            "--message-format=json-render-diagnostics",
+        ]);
+        // The variables cargo sets for this test process, not for a build: a build script
+        // that watches one (ring's watches CARGO_MANIFEST_DIR) would otherwise rebuild here
+        // and again in the next `cargo test`, each time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_test = key.starts_with("CARGO_PKG_")
+                || matches!(
+                    &*key,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                );
+            if per_test {
+                cmd.env_remove(&*key);
+            }
+        }
+        // The features of the `cargo test` that runs this, so its artifacts are reused.
+        if cfg!(feature = "gssapi") {
+            cmd.arg("--all-features");
+        }
+        let out = cmd.stderr(Stdio::inherit()).output().expect("cannot run cargo");
+        assert!(out.status.success(), "cargo build --examples failed ({})", out.status);
+        let mut built = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let is_client_example = msg["reason"] == "compiler-artifact"
+                && msg["target"]["kind"] == serde_json::json!(["example"])
+                && msg["package_id"].as_str().is_some_and(|id| id.contains("strom-client"));
+            if let (true, Some(exe)) = (is_client_example, msg["executable"].as_str()) {
+                built.insert(msg["target"]["name"].as_str().unwrap().to_owned(), PathBuf::from(exe));
+            }
+        }
+        built
+    })
+}
+
+/// Runs example `name` with `args` and `env` (and `KAFKA_BOOTSTRAP_SERVERS` of the shared
+/// broker), killing it after `limit`; fails unless it exits 0. Returns its stdout.
+fn run(name: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> String {
+    let exe = examples()
+        .get(name)
+        .unwrap_or_else(|| panic!("cargo built no example {name} of strom-client: {:?}", examples().keys()));
+    let mut child = Command::new(exe)
+        .args(args)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &broker().bootstrap)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).map(|_| s)
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (out.join().unwrap().unwrap(), err.join().unwrap().unwrap());
+    match status {
+        Some(s) if s.success() => out,
+        Some(s) => panic!("example {name} {args:?} failed ({s})\nstdout:\n{out}\nstderr:\n{err}"),
+        None => panic!("example {name} {args:?} did not end within {limit:?}\nstdout:\n{out}\nstderr:\n{err}"),
+    }
+}
+
+fn assert_line(out: &str, line: &str) {
+    assert!(out.lines().any(|l| l == line), "no line {line:?} in:\n{out}");
+}
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[tokio::test]
+async fn produce_then_consume_in_a_group_with_commits() {
+    let topic = unique_topic("example-produce");
+    let group = format!("{topic}-group");
+    let out = run("produce", &[&topic, "20"], &[], LIMIT);
+    assert_line(&out, &format!("delivered 20 records to {topic}"));
+    let out = run("consume_group", &[&topic, &group, "20"], &[], LIMIT);
+    assert_line(&out, &format!("consumed 20 records of {topic} in group {group}"));
+    // Every record it printed is committed: the group's offsets add up to 20.
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    let offsets = admin.group_offsets(&group).await.unwrap();
+    assert_eq!(offsets.values().sum::<i64>(), 20, "committed offsets: {offsets:?}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(": Some(\"value ")).count(),
+        20,
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn transactions_copy_exactly_once() {
+    let input = unique_topic("example-txn-in");
+    let output = unique_topic("example-txn-out");
+    let out = run("transactions", &[&input, &output, "30"], &[], LIMIT);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("copied 30 records from {input} to {output} in "))),
+        "{out}"
+    );
+    // The input offsets were committed with the transactions.
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    let offsets = admin.group_offsets(&format!("{input}-group")).await.unwrap();
+    assert_eq!(offsets.values().sum::<i64>(), 30, "committed offsets: {offsets:?}");
+    // A read_committed reader sees every record once, uppercased.
+    let mut config = ConsumerConfig::new(&broker().bootstrap);
+    config.isolation_level = IsolationLevel::ReadCommitted;
+    let mut consumer = Consumer::new(config).await.unwrap();
+    let partitions: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(&output, p)).collect();
+    consumer.assign(partitions.clone()).unwrap();
+    consumer.seek_to_beginning(&partitions).unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 30 && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
+            seen.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    // Nothing more arrives.
+    for r in consumer.poll(Duration::from_secs(1)).await.unwrap() {
+        seen.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+    }
+    let expected: BTreeSet<String> = (0..30).map(|i| format!("RECORD {i}")).collect();
+    assert_eq!(seen.len(), 30, "{seen:?}");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+}
+
+#[tokio::test]
+async fn admin_tour() {
+    let topic = unique_topic("example-admin");
+    let out = run("admin", &[&topic], &[], LIMIT);
+    assert_line(&out, &format!("{topic} retention.ms=Some(\"3600000\")"));
+    assert_line(
+        &out,
+        &format!("group {topic}-group: Classic protocol, state Empty, 0 member(s)"),
+    );
+    assert_line(
+        &out,
+        &format!("created, described and deleted topic {topic} and group {topic}-group"),
+    );
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    assert!(!admin.list_topics(false).await.unwrap().contains(&topic));
+}
+
+#[test]
+fn tls_and_sasl_scram() {
+    let b = broker();
+    let env: Vec<(&str, &str)> = [
+        "STROM_SASL_SSL_BOOTSTRAP",
+        "STROM_SASL_USERNAME",
+        "STROM_SASL_PASSWORD",
+        "STROM_SSL_CA_LOCATION",
+    ]
+    .into_iter()
+    .map(|k| (k, b.var(k)))
+    .collect();
+    let out = run("tls_sasl", &[], &env, LIMIT);
+    assert!(out.lines().any(|l| l.starts_with("authenticated to cluster ")), "{out}");
+    assert!(out.contains("\"sasl.password\": \"[redacted]\""), "{out}");
+    assert!(
+        !out.contains(b.var("STROM_SASL_PASSWORD")),
+        "the password was printed:\n{out}"
+    );
+    assert!(out.lines().any(|l| l.ends_with(" over SASL_SSL")), "{out}");
+}
+
+#[test]
+fn metrics_counters() {
+    let topic = unique_topic("example-metrics");
+    let out = run("metrics", &[&topic], &[], LIMIT);
+    assert!(out.lines().any(|l| l.starts_with("consumer: 100 records, ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("producer, broker ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("consumer, broker ")), "{out}");
+}
+
+/// A new example must get a test here.
+#[test]
+fn every_example_is_run_here() {
+    let tested = [
+        "admin",
+        "consume_group",
+        "metrics",
+        "produce",
+        "tls_sasl",
+        "transactions",
+    ];
+    let built: Vec<&str> = examples().keys().map(String::as_str).collect();
+    assert_eq!(built, tested, "client examples and the examples these tests run differ");
+}
