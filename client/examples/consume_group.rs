@@ -40,7 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while received < count {
         // The stream borrows the consumer, so take a chunk of records, drop the stream, and
         // commit. Dropping the stream loses nothing: records it did not yield stay in the
-        // consumer, and `commit_sync` commits exactly what was yielded.
+        // consumer, and `commit_sync` commits exactly what was yielded. (To commit per
+        // record with the stream alive, take `consumer.committer()?` before streaming.)
         let chunk: Vec<ConsumerRecord> = consumer
             .stream()
             .take(COMMIT_EVERY.min(count - received))

@@ -84,13 +84,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             // The input offsets commit with the output records, fenced by the group
             // generation (KIP-447): a member that lost its partitions cannot commit them.
-            let offsets: Vec<(String, i32, i64)> = consumer
-                .consumed_offsets()
-                .into_iter()
-                .map(|(tp, o)| (tp.topic.to_string(), tp.partition, o.offset))
-                .collect();
             let generation = consumer.group_metadata().ok_or("the consumer has no group")?;
-            producer.send_offsets_to_transaction(&offsets, &generation).await?;
+            producer
+                .send_offsets_to_transaction(&consumer.consumed_offsets(), &generation)
+                .await?;
             producer.commit_transaction().await?;
             Ok::<_, Box<dyn std::error::Error>>(())
         }
