@@ -41,7 +41,9 @@ fn hostile_array_counts() -> Res<()> {
 }
 
 async fn round_trip(bootstrap: &str) -> Res<()> {
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
     let topic = format!("package-check-{}-{stamp}", std::process::id());
     let admin = Admin::connect(ClientConfig::new(bootstrap)).await?;
     admin.create_topics(&[NewTopic::new(&topic, 1)]).await?;
