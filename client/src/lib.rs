@@ -7,6 +7,13 @@
 //!
 //! Every async method is cancellation-safe unless its docs say otherwise: dropping its
 //! future never corrupts a connection.
+//!
+//! TLS (`security.protocol=SSL` / `SASL_SSL`) uses rustls with the crypto provider the program
+//! installed (`rustls::crypto::CryptoProvider::install_default`), else one built in by a
+//! feature: `tls-ring` (ring; its build needs a C compiler) or `tls-graviola` (pure Rust,
+//! x86_64/aarch64). With neither, TLS settings are a configuration error saying so; the
+//! default build compiles no C. Feature `gssapi` adds SASL GSSAPI through the system's MIT
+//! Kerberos.
 
 mod admin;
 mod admin_cluster;

@@ -51,7 +51,7 @@ fn throttle(rate: f64) -> impl FnMut() + Send {
     move || {
         let start = *start.get_or_insert_with(Instant::now);
         n += 1;
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             return;
         }
         let due = Duration::from_secs_f64(n as f64 / rate);

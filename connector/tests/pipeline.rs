@@ -270,7 +270,7 @@ fn slow_upper(every: u64) -> impl FnMut(String) -> String + Send + 'static {
     let mut n = 0u64;
     move |s: String| {
         n += 1;
-        if n % every == 0 {
+        if n.is_multiple_of(every) {
             std::thread::sleep(Duration::from_millis(1));
         }
         s.to_uppercase()

@@ -565,7 +565,13 @@ async fn partitioner_selector_and_headers_reach_the_broker() {
         .bootstrap_servers(&broker().bootstrap)
         .record_serializer(
             KafkaRecordSerializationSchema::builder()
-                .topic_selector(move |e: &(String, u32)| if e.1 % 2 == 0 { a_c.clone() } else { b_c.clone() })
+                .topic_selector(move |e: &(String, u32)| {
+                    if e.1.is_multiple_of(2) {
+                        a_c.clone()
+                    } else {
+                        b_c.clone()
+                    }
+                })
                 .value_serializer(|e: &(String, u32)| Ok(Some(Bytes::from(format!("{}:{}", e.0, e.1)))))
                 .headers(|e: &(String, u32)| vec![("n".to_string(), Some(Bytes::from(e.1.to_string())))])
                 .partitioner(FixedPartitioner)

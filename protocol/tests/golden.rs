@@ -85,7 +85,7 @@ fn bin(s: &str) -> Bin {
     let hex = s
         .strip_prefix("x:")
         .unwrap_or_else(|| panic!("bytes must be null or x:<hex>, got {s:?}"));
-    assert!(hex.len() % 2 == 0, "odd hex length in {s:?}");
+    assert!(hex.len().is_multiple_of(2), "odd hex length in {s:?}");
     Some(
         (0..hex.len())
             .step_by(2)

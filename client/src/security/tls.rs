@@ -1,4 +1,8 @@
-//! TLS with rustls (ring provider), configured by the Java `ssl.*` properties.
+//! TLS with rustls, configured by the Java `ssl.*` properties.
+//!
+//! Crypto: the rustls `CryptoProvider` the application installed as the process default,
+//! else the one built in by a cargo feature (`tls-ring`, else `tls-graviola`), else a
+//! configuration error naming those choices ([`provider`]).
 //!
 //! PEM only: `ssl.truststore.location` / `ssl.truststore.certificates` for the CAs (the
 //! system's roots when neither is given), `ssl.keystore.location` (key and chain in one file)
@@ -41,8 +45,41 @@ impl std::fmt::Debug for TlsSettings {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The crypto provider for TLS: the process default the application installed wins (so a
+/// program chooses, whatever features are on), then a built-in one.
+pub(crate) fn provider() -> Result<Arc<CryptoProvider>> {
+    choose_provider(CryptoProvider::get_default().cloned(), builtin_provider())
+}
+
+fn choose_provider(
+    installed: Option<Arc<CryptoProvider>>,
+    builtin: Option<CryptoProvider>,
+) -> Result<Arc<CryptoProvider>> {
+    if let Some(installed) = installed {
+        return Ok(installed);
+    }
+    builtin.map(Arc::new).ok_or_else(|| {
+        Error::config(
+            "TLS needs a rustls crypto provider and this build has none: enable strom-client's feature \
+             `tls-ring` (ring; its build needs a C compiler) or `tls-graviola` (pure Rust, x86_64/aarch64), \
+             or install one in the program with rustls::crypto::CryptoProvider::install_default",
+        )
+    })
+}
+
+#[cfg(feature = "tls-ring")]
+fn builtin_provider() -> Option<CryptoProvider> {
+    Some(rustls::crypto::ring::default_provider())
+}
+
+#[cfg(all(feature = "tls-graviola", not(feature = "tls-ring")))]
+fn builtin_provider() -> Option<CryptoProvider> {
+    Some(rustls_graviola::default_provider())
+}
+
+#[cfg(not(any(feature = "tls-ring", feature = "tls-graviola")))]
+fn builtin_provider() -> Option<CryptoProvider> {
+    None
 }
 
 fn read_file(key: &str, path: &str) -> Result<Vec<u8>> {
@@ -167,23 +204,6 @@ impl TlsSettings {
             }
         };
 
-        let versions = protocol_versions(props)?;
-        let provider = provider();
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions)
-            .map_err(|e| Error::config(format!("ssl.enabled.protocols: {e}")))?;
-        let roots = Arc::new(roots);
-        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
-            .build()
-            .map_err(|e| Error::config(format!("{trust_source}: cannot build a certificate verifier: {e}")))?;
-        let builder = if verify_hostname {
-            builder.with_webpki_verifier(webpki)
-        } else {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoHostnameVerifier(webpki)))
-        };
-
         // mTLS: a client certificate chain and key.
         let identity =
             match (
@@ -214,6 +234,24 @@ impl TlsSettings {
             };
         // ssl.key.password (non-blank) is refused by ClientConfig::set: encrypted keys are not
         // supported (pem_key says so when one is given).
+        let versions = protocol_versions(props)?;
+        // After every property is checked, so a config mistake is reported the same in any build.
+        let provider = provider()?;
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| Error::config(format!("ssl.enabled.protocols: {e}")))?;
+        let roots = Arc::new(roots);
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| Error::config(format!("{trust_source}: cannot build a certificate verifier: {e}")))?;
+        let builder = if verify_hostname {
+            builder.with_webpki_verifier(webpki)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoHostnameVerifier(webpki)))
+        };
+
         let config = match identity {
             None => builder.with_no_client_auth(),
             Some((chain, key)) => builder
@@ -454,6 +492,57 @@ mod tests {
             assert!(e.is_fatal(), "{e}");
             assert!(e.to_string().contains(want), "{kv:?}: {e}");
         }
+    }
+
+    /// A self-signed CA certificate (P-256; its key was thrown away), only ever parsed.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBiDCCAS2gAwIBAgIUT4QMGzu++pCVgalAealmTlslf+AwCgYIKoZIzj0EAwIw
+GDEWMBQGA1UEAwwNc3Ryb20tdGVzdC1jYTAgFw0yNjEyMDUwODA3NDZaGA8yMTI2
+MTExMTA4MDc0NlowGDEWMBQGA1UEAwwNc3Ryb20tdGVzdC1jYTBZMBMGByqGSM49
+AgEGCCqGSM49AwEHA0IABCNGXb7ABLn3Tf+Io+uQD/mozlc15gwXQXRyCrm362X5
+yN17auyJ3F0aTGVAavWU+C7P6eULTd3cW+1n90dyMaWjUzBRMB0GA1UdDgQWBBSM
+EefYvOGePLf9N/2X6EWlc+WdTzAfBgNVHSMEGDAWgBSMEefYvOGePLf9N/2X6EWl
+c+WdTzAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQCNgfF5CMNT
+G1uQrKcSx9ufOhGSVW+4C4soLrAFvUDocgIhAP2BckxYHjaj+yUGYwxijotQ4LgM
+YR3j2msls4AVhPc1
+-----END CERTIFICATE-----
+";
+
+    /// The default build has no crypto provider: TLS settings are then a fatal config error
+    /// that says how to get one (scripts/test runs this in the C-free build step).
+    #[cfg(not(any(feature = "tls-ring", feature = "tls-graviola")))]
+    #[test]
+    fn without_a_provider_tls_is_a_config_error_naming_the_choices() {
+        let e = TlsSettings::from_properties(&props(&[("ssl.truststore.certificates", TEST_CA)])).unwrap_err();
+        assert!(e.is_fatal(), "{e}");
+        let e = e.to_string();
+        for want in ["tls-ring", "tls-graviola", "install_default"] {
+            assert!(e.contains(want), "{want} missing from: {e}");
+        }
+    }
+
+    /// A provider the program installed wins over the built-in one.
+    #[cfg(any(feature = "tls-ring", feature = "tls-graviola"))]
+    #[test]
+    fn an_installed_provider_wins_over_the_built_in_one() {
+        let builtin = builtin_provider().unwrap();
+        let mut installed = builtin_provider().unwrap();
+        installed.cipher_suites.truncate(1);
+        let chosen = choose_provider(Some(Arc::new(installed)), Some(builtin)).unwrap();
+        assert_eq!(chosen.cipher_suites.len(), 1);
+        let chosen = choose_provider(None, builtin_provider()).unwrap();
+        assert!(chosen.cipher_suites.len() > 1);
+        assert!(choose_provider(None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("tls-ring"));
+    }
+
+    /// With a provider built in, the same settings build.
+    #[cfg(any(feature = "tls-ring", feature = "tls-graviola"))]
+    #[test]
+    fn a_built_in_provider_is_used() {
+        TlsSettings::from_properties(&props(&[("ssl.truststore.certificates", TEST_CA)])).unwrap();
     }
 
     #[test]
