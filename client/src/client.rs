@@ -629,20 +629,30 @@ impl Client {
         let started = Instant::now();
         let deadline = started + cfg.default_api_timeout;
         let mut attempts = 0u32;
+        // The last failure that was not a timeout: when the budget runs out in the middle of
+        // an attempt, that timeout says less than what kept failing before it.
+        let mut telling: Option<Error> = None;
         loop {
             attempts += 1;
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retriable() && Instant::now() + cfg.retry_backoff < deadline => {
                     debug!(what, error = %e, "retrying");
+                    if !e.is_timeout() {
+                        telling = Some(e);
+                    }
                     tokio::time::sleep(cfg.retry_backoff).await;
                 }
                 Err(e) if attempts > 1 => {
+                    let e = match telling {
+                        Some(prev) if e.is_timeout() && std::error::Error::source(&e).is_none() => e.with_cause(prev),
+                        _ => e,
+                    };
                     return Err(e.with_context(format!(
                         "{what}: gave up after {attempts} attempts in {:?} (default.api.timeout.ms {:?})",
                         round_tenths(started.elapsed()),
                         cfg.default_api_timeout
-                    )))
+                    )));
                 }
                 Err(e) => return Err(e),
             }

@@ -1,6 +1,6 @@
 //! The producer's KIP-360 recovery, driven by a scripted broker: the first batch is refused
-//! with OUT_OF_ORDER_SEQUENCE_NUMBER; the producer must bump its epoch (InitProducerId with
-//! its current id and epoch), renumber from sequence 0 and deliver, losing nothing.
+//! with OUT_OF_ORDER_SEQUENCE_NUMBER; the producer must bump its epoch (locally, epoch + 1,
+//! as Java does), renumber that partition from sequence 0 and deliver, losing nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
@@ -158,8 +158,9 @@ async fn out_of_order_on_the_first_batch_bumps_the_epoch_and_renumbers() {
     assert_eq!((md.partition, md.offset), (0, 7));
 
     let seen = seen.lock().unwrap();
-    // A fresh id, then the KIP-360 bump carrying the current id and epoch.
-    assert_eq!(seen.init_requests, vec![(-1, -1), (1000, 0)]);
+    // A fresh id; the KIP-360 bump of an idempotent producer is local (epoch + 1), as
+    // Java's bumpIdempotentProducerEpoch: no second InitProducerId.
+    assert_eq!(seen.init_requests, vec![(-1, -1)]);
     // Refused at epoch 0 sequence 0, resent at epoch 1 from sequence 0: one record, once.
     assert_eq!(seen.batches, vec![(1000, 0, 0, 1), (1000, 1, 0, 1)]);
 }

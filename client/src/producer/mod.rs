@@ -412,13 +412,8 @@ impl Producer {
 ///         out.key = record.key.clone();
 ///         let _delivery = producer.send(out).await?; // commit_transaction reports failures
 ///     }
-///     let offsets: Vec<(String, i32, i64)> = consumer
-///         .consumed_offsets()
-///         .into_iter()
-///         .map(|(tp, o)| (tp.topic.to_string(), tp.partition, o.offset))
-///         .collect();
 ///     let group = consumer.group_metadata().expect("subscribed with a group.id");
-///     producer.send_offsets_to_transaction(&offsets, &group).await?;
+///     producer.send_offsets_to_transaction(&consumer.consumed_offsets(), &group).await?;
 ///     producer.commit_transaction().await?; // on an error: abort_transaction, rewind
 /// }
 /// # }
