@@ -18,10 +18,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let group = format!("{topic}-group");
 
     let admin = Admin::connect(ClientConfig::new(&bootstrap)).await?;
-    let (cluster_id, controller, brokers) = admin.describe_cluster().await?;
+    let cluster = admin.describe_cluster().await?;
     println!(
-        "cluster {cluster_id}: controller {controller}, {} broker(s)",
-        brokers.len()
+        "cluster {}: controller {:?}, {} broker(s)",
+        cluster.cluster_id,
+        cluster.controller,
+        cluster.brokers.len()
     );
 
     // Returns once every partition has a leader.

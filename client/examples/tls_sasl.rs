@@ -36,8 +36,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Certificate files are read, and every setting checked, before anything connects.
     let admin = Admin::connect(config.clone()).await?;
-    let (cluster_id, _, brokers) = admin.describe_cluster().await?;
-    println!("authenticated to cluster {cluster_id} ({} broker(s))", brokers.len());
+    let cluster = admin.describe_cluster().await?;
+    println!(
+        "authenticated to cluster {} ({} broker(s))",
+        cluster.cluster_id,
+        cluster.brokers.len()
+    );
 
     let topic = "strom-tls-sasl-example";
     match admin.create_topics(&[NewTopic::new(topic, 1)]).await {

@@ -168,6 +168,38 @@ impl ConfigResource {
     }
 }
 
+/// What [`Admin::describe_cluster`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterDescription {
+    /// The cluster id.
+    pub cluster_id: String,
+    /// The controller's node id, when the broker names one (with KRaft, a broker the
+    /// client can send controller requests through).
+    pub controller: Option<i32>,
+    /// Every live broker.
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// Whose coordinator [`Admin::coordinator`] finds (FindCoordinator's key type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CoordinatorType {
+    /// A consumer group's (the key is the group id).
+    Group,
+    /// A transactional producer's (the key is the transactional id).
+    Transaction,
+}
+
+impl CoordinatorType {
+    pub(crate) fn wire(self) -> i8 {
+        match self {
+            CoordinatorType::Group => 0,
+            CoordinatorType::Transaction => 1,
+        }
+    }
+}
+
 /// One config entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -591,8 +623,8 @@ impl Admin {
         .await
     }
 
-    /// The cluster id, controller and brokers (DescribeCluster).
-    pub async fn describe_cluster(&self) -> Result<(String, i32, Vec<BrokerInfo>)> {
+    /// The cluster id, controller and brokers (DescribeCluster; Java's `describeCluster`).
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
         let req = DescribeClusterRequest::default();
         let resp = self
             .client
@@ -609,7 +641,11 @@ impl Admin {
                 rack: b.rack.as_ref().map(|r| r.to_string()),
             })
             .collect();
-        Ok((resp.cluster_id.to_string(), resp.controller_id.0, brokers))
+        Ok(ClusterDescription {
+            cluster_id: resp.cluster_id.to_string(),
+            controller: (resp.controller_id.0 >= 0).then_some(resp.controller_id.0),
+            brokers,
+        })
     }
 
     /// Config entries of a resource (all keys).
@@ -794,8 +830,9 @@ impl Admin {
             .collect())
     }
 
-    /// The coordinator of a group (`key_type` 0) or transactional id (1).
-    pub async fn coordinator(&self, key: &str, key_type: i8) -> Result<Connection> {
+    /// A connection to the coordinator of a consumer group or a transactional id.
+    pub async fn coordinator(&self, key: &str, kind: CoordinatorType) -> Result<Connection> {
+        let key_type = kind.wire();
         self.client
             .with_retries("FindCoordinator", || async {
                 let node = self.find_coordinator(key, key_type).await?;
@@ -809,7 +846,7 @@ impl Admin {
     pub(crate) async fn group_coordinator(&self, group: &str) -> Result<Connection> {
         self.client
             .with_retries("FindCoordinator", || async {
-                let node = self.find_coordinator(group, 0).await?;
+                let node = self.find_coordinator(group, CoordinatorType::Group.wire()).await?;
                 self.client.coordinator_connection(node).await
             })
             .await
@@ -867,7 +904,7 @@ impl Admin {
         let resp = self
             .client
             .with_retries("DescribeGroups", || async {
-                self.coordinator(group, 0).await?.send(&req).await
+                self.coordinator(group, CoordinatorType::Group).await?.send(&req).await
             })
             .await?;
         let g = resp
@@ -948,7 +985,7 @@ impl Admin {
         let g = self
             .client
             .with_retries("ConsumerGroupDescribe", || async {
-                let conn = self.coordinator(group, 0).await?;
+                let conn = self.coordinator(group, CoordinatorType::Group).await?;
                 if conn.versions().broker_range(ApiKey::ConsumerGroupDescribe).is_none() {
                     return Ok(None);
                 }
@@ -993,7 +1030,7 @@ impl Admin {
         let resp = self
             .client
             .with_retries("OffsetFetch", || async {
-                let conn = self.coordinator(group, 0).await?;
+                let conn = self.coordinator(group, CoordinatorType::Group).await?;
                 let v = conn.versions().version(ApiKey::OffsetFetch)?;
                 // v8 batches groups in `groups`; older versions have one group_id.
                 let req = if v >= 8 {
@@ -1071,7 +1108,7 @@ impl Admin {
         let resp = self
             .client
             .with_retries("OffsetCommit", || async {
-                let resp = self.coordinator(group, 0).await?.send(&req).await?;
+                let resp = self.coordinator(group, CoordinatorType::Group).await?.send(&req).await?;
                 for t in &resp.topics {
                     for p in &t.partitions {
                         check(p.error_code, None, || {
@@ -1097,7 +1134,7 @@ impl Admin {
             let resp = self
                 .client
                 .with_retries("DeleteGroups", || async {
-                    self.coordinator(group, 0).await?.send(&req).await
+                    self.coordinator(group, CoordinatorType::Group).await?.send(&req).await
                 })
                 .await?;
             for r in &resp.results {

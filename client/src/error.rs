@@ -38,6 +38,8 @@ pub struct Error {
     abortable: bool,
     /// What led to it, e.g. the last broker error of a batch that then timed out.
     cause: Option<Box<Error>>,
+    /// The record that was not delivered (a delivery error hands it back).
+    record: Option<Box<crate::producer::ProducerRecord>>,
 }
 
 /// Where an error happened, when known.
@@ -254,7 +256,26 @@ impl Error {
             at: None,
             abortable: false,
             cause: None,
+            record: None,
         }
+    }
+
+    /// Attaches the record that was not delivered.
+    pub(crate) fn with_record(mut self, record: crate::producer::ProducerRecord) -> Self {
+        self.record = Some(Box::new(record));
+        self
+    }
+
+    /// The record that was not delivered, when this is a delivery error
+    /// ([`DeliveryFuture`](crate::DeliveryFuture)): its topic, partition, key, value,
+    /// headers and timestamp as sent, so the application can retry, park or log it.
+    pub fn record(&self) -> Option<&crate::producer::ProducerRecord> {
+        self.record.as_deref()
+    }
+
+    /// The record that was not delivered, owned; see [`Error::record`].
+    pub fn into_record(self) -> Option<crate::producer::ProducerRecord> {
+        self.record.map(|r| *r)
     }
 
     /// Records what led to this error (its [`std::error::Error::source`]); the message

@@ -31,7 +31,7 @@ mod security;
 mod transport;
 
 pub use admin::{
-    Admin, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, ConsumerGroupDescription, ConsumerGroupMember,
+    Admin, ClusterDescription, ConfigEntry, ConfigResource, CoordinatorType, ConfigSource, ConfigSynonym, ConsumerGroupDescription, ConsumerGroupMember,
     GroupDescription, GroupListing, GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets,
     TopicDescription,
 };

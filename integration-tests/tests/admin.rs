@@ -100,11 +100,11 @@ async fn topics_configs_partitions_and_offsets() {
     assert_eq!(err.kafka_code(), Some(ErrorCode::UnknownTopicOrPartition));
     assert!(err.to_string().contains("partition 9"), "{err}");
 
-    let (cluster_id, controller, brokers) = admin.describe_cluster().await.unwrap();
-    assert!(!cluster_id.is_empty());
-    assert_eq!(brokers.len(), 1);
-    assert_eq!(brokers[0].addr(), broker().bootstrap);
-    assert!(controller >= 0);
+    let cluster = admin.describe_cluster().await.unwrap();
+    assert!(!cluster.cluster_id.is_empty());
+    assert_eq!(cluster.brokers.len(), 1);
+    assert_eq!(cluster.brokers[0].addr(), broker().bootstrap);
+    assert!(cluster.controller.is_some_and(|c| c >= 0));
 
     admin.delete_topics(&[&topic]).await.unwrap();
     let err = admin.describe_topics(&[&topic]).await.unwrap_err();

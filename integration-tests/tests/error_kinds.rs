@@ -67,6 +67,10 @@ async fn a_failed_record_inside_a_transaction_requires_an_abort() {
         (Some(topic.as_str()), Some(0))
     );
     assert!(delivery.node().is_some(), "the broker that refused it: {delivery:?}");
+    // The record comes back with the error, as sent.
+    let back = delivery.record().expect("the failed record");
+    assert_eq!((back.topic.as_str(), back.partition), (topic.as_str(), Some(0)));
+    assert_eq!(back.value.as_deref(), Some(&[1u8; 10_000][..]));
     let e = p.commit_transaction().await.unwrap_err();
     assert!(e.requires_abort() && e.kind() == ErrorKind::Abortable, "{e}");
     p.abort_transaction().await.unwrap();

@@ -89,6 +89,9 @@ pub(crate) struct BatchDone {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
     result: OnceLock<Result<BatchAck>>,
+    /// A failed batch's records, decoded back from its bytes (only on failure), so each
+    /// delivery error hands its record back.
+    failed_records: OnceLock<Box<[ProducerRecord]>>,
     notify: Notify,
 }
 
@@ -98,8 +101,14 @@ impl BatchDone {
             topic,
             partition,
             result: OnceLock::new(),
+            failed_records: OnceLock::new(),
             notify: Notify::new(),
         })
+    }
+
+    /// Keeps a failed batch's records for their delivery errors (before `complete`).
+    pub(crate) fn set_failed_records(&self, records: Vec<ProducerRecord>) {
+        let _ = self.failed_records.set(records.into_boxed_slice());
     }
 
     /// Completes the batch (the first outcome wins) and wakes every waiter.
@@ -186,7 +195,13 @@ impl DeliveryFuture {
                     self.timestamp
                 },
             }),
-            Err(e) => Err(e.clone()),
+            Err(e) => {
+                let record = self.batch.failed_records.get().and_then(|r| r.get(self.index as usize));
+                Err(match record {
+                    Some(r) => e.clone().with_record(r.clone()),
+                    None => e.clone(),
+                })
+            }
         }
     }
 }

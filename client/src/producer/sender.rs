@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::accumulator::{Accumulator, Batch, Body};
-use super::record::BatchAck;
+use super::record::{BatchAck, ProducerRecord};
 use super::txn::{Txn, TxnCommand};
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -161,6 +161,39 @@ pub(crate) struct Sender {
 struct NodeLatency {
     ready: Instant,
     drained: Instant,
+}
+
+/// A batch's records as the application sent them (topic, partition, key, value, headers,
+/// timestamp), read back from its bytes; empty if they cannot be (never expected).
+fn decode_records(b: &mut Batch) -> Vec<ProducerRecord> {
+    use strom_protocol::record_batch::{Batches, DecodeOptions};
+    let bytes = match std::mem::replace(&mut b.body, Body::Encoded(bytes::Bytes::new())) {
+        Body::Encoded(bytes) => bytes,
+        Body::Open(builder) => match builder.finish() {
+            Ok(bytes) => bytes,
+            Err(_) => return Vec::new(),
+        },
+    };
+    let opts = DecodeOptions::default();
+    let mut out = Vec::with_capacity(b.count as usize);
+    for batch in Batches::new(bytes, opts).flatten() {
+        let Ok(records) = batch.records(&opts) else { continue };
+        for r in records.flatten() {
+            out.push(ProducerRecord {
+                topic: b.topic.to_string(),
+                partition: Some(b.partition),
+                key: r.key,
+                value: r.value,
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|h| (String::from_utf8_lossy(&h.key).into_owned(), h.value))
+                    .collect(),
+                timestamp: Some(r.timestamp),
+            });
+        }
+    }
+    out
 }
 
 /// The wait before retry number `attempt` (1 for the first): `retry.backoff.ms` doubling per
@@ -907,8 +940,10 @@ impl Sender {
         b.done.complete(Ok(ack));
     }
 
-    pub(crate) fn fail_batch(&mut self, b: Batch, e: Error) {
+    pub(crate) fn fail_batch(&mut self, mut b: Batch, e: Error) {
         self.resolved(&b);
+        // Only on failure: the records come back out of the batch bytes for their errors.
+        b.done.set_failed_records(decode_records(&mut b));
         let mut e = if e.partition().is_none() {
             e.with_partition(&b.topic, b.partition)
         } else {
@@ -949,8 +984,10 @@ impl Sender {
             }
             out
         };
-        for b in batches {
+        for mut b in batches {
+            self.resolved(&b);
             self.acc.release(b.reserved);
+            b.done.set_failed_records(decode_records(&mut b));
             b.done.complete(Err(e.clone()));
         }
     }
