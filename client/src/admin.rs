@@ -1108,7 +1108,11 @@ impl Admin {
         let resp = self
             .client
             .with_retries("OffsetCommit", || async {
-                let resp = self.coordinator(group, CoordinatorType::Group).await?.send(&req).await?;
+                let resp = self
+                    .coordinator(group, CoordinatorType::Group)
+                    .await?
+                    .send(&req)
+                    .await?;
                 for t in &resp.topics {
                     for p in &t.partitions {
                         check(p.error_code, None, || {

@@ -94,7 +94,11 @@ impl Admin {
         let resp = self
             .client()
             .with_retries("DescribeTransactions", || async {
-                let resp = self.coordinator(transactional_id, crate::admin::CoordinatorType::Transaction).await?.send(&req).await?;
+                let resp = self
+                    .coordinator(transactional_id, crate::admin::CoordinatorType::Transaction)
+                    .await?
+                    .send(&req)
+                    .await?;
                 // A moved coordinator answers NOT_COORDINATOR (retriable): find it again.
                 if let Some(t) = resp.transaction_states.first() {
                     check(t.error_code, None, || format!("transactional id {transactional_id}"))?;

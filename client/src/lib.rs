@@ -31,9 +31,9 @@ mod security;
 mod transport;
 
 pub use admin::{
-    Admin, ClusterDescription, ConfigEntry, ConfigResource, CoordinatorType, ConfigSource, ConfigSynonym, ConsumerGroupDescription, ConsumerGroupMember,
-    GroupDescription, GroupListing, GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets,
-    TopicDescription,
+    Admin, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, ConsumerGroupDescription,
+    ConsumerGroupMember, CoordinatorType, GroupDescription, GroupListing, GroupMember, GroupType, ListedOffset,
+    NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
 };
 pub use admin_cluster::{ElectionType, PartitionReassignment};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};

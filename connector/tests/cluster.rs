@@ -109,7 +109,13 @@ async fn pipeline_survives_its_group_and_transaction_coordinators_being_killed()
     // two coordinates a third of the sink's per-checkpoint transactional ids.
     let (group, group_node) = loop {
         let g = unique_topic("cluster-group");
-        let node = node_of(admin.coordinator(&g, strom_client::CoordinatorType::Group).await.unwrap().addr());
+        let node = node_of(
+            admin
+                .coordinator(&g, strom_client::CoordinatorType::Group)
+                .await
+                .unwrap()
+                .addr(),
+        );
         if node != 1 {
             break (g, node);
         }

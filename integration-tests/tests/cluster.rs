@@ -303,7 +303,13 @@ fn node_of(addr: &str) -> u8 {
 async fn group_off_node_1(admin: &Admin) -> (String, u8) {
     for _ in 0..50 {
         let group = unique_topic("failover-group");
-        let node = node_of(admin.coordinator(&group, strom_client::CoordinatorType::Group).await.unwrap().addr());
+        let node = node_of(
+            admin
+                .coordinator(&group, strom_client::CoordinatorType::Group)
+                .await
+                .unwrap()
+                .addr(),
+        );
         if node != 1 {
             return (group, node);
         }

@@ -30,7 +30,10 @@ async fn hanging_transaction_is_listed_described_and_aborted() {
     // answers COORDINATOR_LOAD_IN_PROGRESS / NOT_COORDINATOR meanwhile: retry (bounded).
     let started = std::time::Instant::now();
     let (coord, init) = loop {
-        let coord = admin.coordinator(&txn_id, strom_client::CoordinatorType::Transaction).await.unwrap();
+        let coord = admin
+            .coordinator(&txn_id, strom_client::CoordinatorType::Transaction)
+            .await
+            .unwrap();
         let init = coord
             .send(
                 &InitProducerIdRequest::default()

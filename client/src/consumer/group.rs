@@ -468,7 +468,9 @@ impl ClassicMember {
 
     async fn find_coordinator(&mut self) -> Result<()> {
         let admin = Admin::new(self.client.clone());
-        let node = admin.find_coordinator(&self.cfg.group_id, crate::admin::CoordinatorType::Group.wire()).await?;
+        let node = admin
+            .find_coordinator(&self.cfg.group_id, crate::admin::CoordinatorType::Group.wire())
+            .await?;
         // JoinGroup is held until every member joined, up to the rebalance timeout.
         let timeout = self.cfg.rebalance_timeout + Duration::from_secs(5);
         let conn = self.client.dedicated_connection(node, timeout).await?;

@@ -122,7 +122,10 @@ impl Member {
         }
         if self.coordinator.as_ref().is_none_or(Connection::is_closed) {
             let admin = Admin::new(self.client.clone());
-            match admin.find_coordinator(&self.cfg.group_id, crate::admin::CoordinatorType::Group.wire()).await {
+            match admin
+                .find_coordinator(&self.cfg.group_id, crate::admin::CoordinatorType::Group.wire())
+                .await
+            {
                 Ok(node) => match self.client.coordinator_connection(node).await {
                     Ok(c) => self.coordinator = Some(c),
                     Err(e) => {

@@ -943,7 +943,8 @@ impl Sender {
     pub(crate) fn fail_batch(&mut self, mut b: Batch, e: Error) {
         self.resolved(&b);
         // Only on failure: the records come back out of the batch bytes for their errors.
-        b.done.set_failed_records(decode_records(&mut b));
+        let records = decode_records(&mut b);
+        b.done.set_failed_records(records);
         let mut e = if e.partition().is_none() {
             e.with_partition(&b.topic, b.partition)
         } else {
@@ -987,7 +988,8 @@ impl Sender {
         for mut b in batches {
             self.resolved(&b);
             self.acc.release(b.reserved);
-            b.done.set_failed_records(decode_records(&mut b));
+            let records = decode_records(&mut b);
+            b.done.set_failed_records(records);
             b.done.complete(Err(e.clone()));
         }
     }

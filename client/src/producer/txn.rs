@@ -207,7 +207,9 @@ where
         let conn = match cached.as_ref().filter(|c| !c.is_closed()) {
             Some(c) => c.clone(),
             None => {
-                let c = Admin::new(client.clone()).coordinator(id, crate::admin::CoordinatorType::Transaction).await?;
+                let c = Admin::new(client.clone())
+                    .coordinator(id, crate::admin::CoordinatorType::Transaction)
+                    .await?;
                 *cached = Some(c.clone());
                 c
             }
@@ -613,7 +615,9 @@ async fn send_offsets(
         );
     let deadline = Instant::now() + limit;
     loop {
-        let conn = admin.coordinator(&group.group_id, crate::admin::CoordinatorType::Group).await?;
+        let conn = admin
+            .coordinator(&group.group_id, crate::admin::CoordinatorType::Group)
+            .await?;
         let v = conn.versions().version(ApiKey::TxnOffsetCommit)?;
         // TV2 uses v5 (implicit AddOffsetsToTxn); TV1 must stay at v4 or below.
         let v = if tv2 { v.max(5) } else { v.min(4) };
