@@ -151,6 +151,13 @@ fn round_tenths(d: Duration) -> Duration {
     Duration::from_millis(ms.saturating_add(50) / 100 * 100)
 }
 
+/// Java's `ExponentialBackoff` (factor 2, ±20 % jitter): `base` after `failures` = 0, doubling
+/// per failure up to `max` (constant `max` when it is below `base`). Used for reconnects
+/// (`reconnect.backoff.ms`) and the producer's retries (`retry.backoff.ms`, KIP-580).
+pub(crate) fn exponential_backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    jitter(base.saturating_mul(1 << failures.min(20)).min(max))
+}
+
 pub(crate) fn jitter(d: Duration) -> Duration {
     // ±20 %, from the clock's low bits: no RNG dependency needed for spreading reconnects.
     let nanos = std::time::SystemTime::now()
@@ -264,7 +271,6 @@ impl Client {
         }
         let cfg = &self.inner.config;
         let started = Instant::now();
-        let mut backoff = cfg.reconnect_backoff;
         // Per bootstrap address: attempts made and the last error, for an error that says
         // what was tried.
         let servers = match cfg.client_dns_lookup {
@@ -341,8 +347,8 @@ impl Client {
                 ));
             }
             // The last round runs at the deadline rather than giving up a backoff early.
-            tokio::time::sleep(jitter(backoff).min(left)).await;
-            backoff = (backoff * 2).min(cfg.reconnect_backoff_max);
+            let backoff = exponential_backoff(cfg.reconnect_backoff, cfg.reconnect_backoff_max, round - 1);
+            tokio::time::sleep(backoff.min(left)).await;
         }
     }
 
@@ -407,10 +413,10 @@ impl Client {
             }
             Err(e) => {
                 let cfg = &self.inner.config;
-                let exp = cfg.reconnect_backoff.saturating_mul(1 << slot.failures.min(16));
+                let wait = exponential_backoff(cfg.reconnect_backoff, cfg.reconnect_backoff_max, slot.failures);
                 slot.failures = slot.failures.saturating_add(1);
                 slot.connect_failures += 1;
-                slot.next_attempt = Some(Instant::now() + jitter(exp.min(cfg.reconnect_backoff_max)));
+                slot.next_attempt = Some(Instant::now() + wait);
                 slot.conn = None;
                 Err(e.with_context(format!("broker {node_id}")))
             }

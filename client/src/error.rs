@@ -72,7 +72,6 @@ impl std::error::Error for Error {
             Kind::Connect { source, .. } | Kind::Resolve { source, .. } | Kind::Io { source, .. } => Some(source),
             Kind::Wire(e) => Some(e),
             Kind::Version(e) => Some(e),
-            Kind::Caused { cause, .. } => Some(&**cause),
             _ => None,
         }
     }
@@ -180,13 +179,9 @@ pub(crate) enum Kind {
     Authentication(String),
     #[error("internal error (a bug, please report it): {0}")]
     Internal(String),
-    /// A failure of the given kind whose cause is another error.
-    #[error("{message}: {cause}")]
-    Caused {
-        kind: ErrorKind,
-        message: String,
-        cause: Box<Error>,
-    },
+    /// A producer that can do nothing more (its cause, in `Error::cause`, says why).
+    #[error("{message}")]
+    FatalState { fenced: bool, message: String },
 }
 
 fn clone_io(e: &std::io::Error) -> std::io::Error {
@@ -239,10 +234,9 @@ impl Clone for Kind {
             Kind::Protocol(m) => Kind::Protocol(m.clone()),
             Kind::Authentication(m) => Kind::Authentication(m.clone()),
             Kind::Internal(m) => Kind::Internal(m.clone()),
-            Kind::Caused { kind, message, cause } => Kind::Caused {
-                kind: *kind,
+            Kind::FatalState { fenced, message } => Kind::FatalState {
+                fenced: *fenced,
                 message: message.clone(),
-                cause: cause.clone(),
             },
         }
     }
@@ -310,7 +304,8 @@ impl Error {
             Kind::ClosedHandle(_) => ErrorKind::Closed,
             Kind::Authentication(_) => ErrorKind::Authentication,
             Kind::Internal(_) => ErrorKind::Internal,
-            Kind::Caused { kind, .. } => *kind,
+            Kind::FatalState { fenced: true, .. } => ErrorKind::Fenced,
+            Kind::FatalState { fenced: false, .. } => ErrorKind::Fatal,
         }
     }
 
@@ -359,14 +354,16 @@ impl Error {
         Error::new(Kind::Internal(msg.into()))
     }
 
-    /// A failure of `kind`, described by `message`, caused by `cause` (its
-    /// [`std::error::Error::source`]).
-    pub(crate) fn caused(kind: ErrorKind, message: impl Into<String>, cause: Error) -> Self {
-        Error::new(Kind::Caused {
-            kind,
+    /// A producer in a fatal state, `cause` being what put it there (its
+    /// [`std::error::Error::source`]): [`ErrorKind::Fenced`] when that was fencing, else
+    /// [`ErrorKind::Fatal`].
+    pub(crate) fn fatal_state(message: impl Into<String>, cause: Error) -> Self {
+        let fenced = cause.kind() == ErrorKind::Fenced;
+        Error::new(Kind::FatalState {
+            fenced,
             message: message.into(),
-            cause: Box::new(cause),
         })
+        .with_cause(cause)
     }
 
     /// Marks the error as raised inside a transaction that must now be aborted.
@@ -468,7 +465,7 @@ impl Error {
         match &self.kind {
             Kind::Kafka(code) => Some(*code),
             Kind::RecordTooLarge { .. } => Some(ErrorCode::MessageTooLarge),
-            Kind::Caused { cause, .. } => cause.kafka_code(),
+            Kind::FatalState { .. } => self.cause.as_ref().and_then(|c| c.kafka_code()),
             _ => None,
         }
     }
@@ -539,7 +536,7 @@ impl Error {
                     | ErrorCode::UnsupportedSaslMechanism
                     | ErrorCode::FencedInstanceId
             ),
-            Kind::Caused { kind, .. } => matches!(kind, ErrorKind::Fenced | ErrorKind::Fatal),
+            Kind::FatalState { .. } => true,
             _ => false,
         }
     }
@@ -646,14 +643,16 @@ mod tests {
         assert_eq!(e.kafka_code(), Some(ErrorCode::MessageTooLarge));
         let e = Error::kafka(ErrorCode::ProducerFenced).into_abortable();
         assert!(!e.requires_abort() && e.is_fatal() && e.kind() == ErrorKind::Fenced);
-        // A caused error keeps its kind, its code and its cause.
-        let e = Error::caused(
-            ErrorKind::Fenced,
-            "fatal state",
-            Error::kafka(ErrorCode::ProducerFenced),
-        );
-        assert!(e.is_fatal() && e.kafka_code() == Some(ErrorCode::ProducerFenced));
+        // A fatal state says fenced or fatal by its cause, and keeps the cause's code.
+        let e = Error::fatal_state("fatal state", Error::kafka(ErrorCode::ProducerFenced));
+        assert!(e.is_fatal() && e.kind() == ErrorKind::Fenced);
+        assert_eq!(e.kafka_code(), Some(ErrorCode::ProducerFenced));
         assert!(e.source().is_some_and(|c| c.to_string().contains("PRODUCER_FENCED")));
+        let e = Error::fatal_state(
+            "fatal state",
+            Error::kafka(ErrorCode::TransactionalIdAuthorizationFailed),
+        );
+        assert!(e.is_fatal() && e.kind() == ErrorKind::Fatal);
         let e = Error::illegal_state("send before begin_transaction");
         assert!(!e.is_fatal() && !e.is_retriable() && e.kind() == ErrorKind::IllegalState);
         let e = Error::unknown_node(3);

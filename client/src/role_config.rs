@@ -591,6 +591,13 @@ impl ConsumerConfig {
     }
 }
 
+/// A builder keeps the first bad setting for `build` to report.
+fn keep_first(first: &mut Option<Error>, result: Result<()>) {
+    if let (None, Err(e)) = (&*first, result) {
+        *first = Some(e);
+    }
+}
+
 /// Builds a [`ProducerConfig`]: typed setters for the usual settings, [`set`](Self::set)
 /// for any Java property. The first bad value is reported by [`build`](Self::build), which
 /// also checks the combination ([`ProducerConfig::validate`]).
@@ -604,11 +611,7 @@ pub struct ProducerConfigBuilder {
 impl ProducerConfigBuilder {
     /// Any producer or client property by its Java name (`linger.ms`, `sasl.mechanism`...).
     pub fn set(mut self, key: &str, value: &str) -> Self {
-        if self.error.is_none() {
-            if let Err(e) = self.config.set(key, value) {
-                self.error = Some(e);
-            }
-        }
+        keep_first(&mut self.error, self.config.set(key, value));
         self
     }
 
@@ -685,11 +688,7 @@ pub struct ConsumerConfigBuilder {
 impl ConsumerConfigBuilder {
     /// Any consumer or client property by its Java name.
     pub fn set(mut self, key: &str, value: &str) -> Self {
-        if self.error.is_none() {
-            if let Err(e) = self.config.set(key, value) {
-                self.error = Some(e);
-            }
-        }
+        keep_first(&mut self.error, self.config.set(key, value));
         self
     }
 

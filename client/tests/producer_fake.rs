@@ -24,6 +24,10 @@ struct Seen {
     init_requests: Vec<(i64, i16)>,
     /// (producer id, epoch, base sequence, records) of every Produce batch, in arrival order.
     batches: Vec<(i64, i16, i32, i32)>,
+    /// When each batch arrived.
+    arrivals: Vec<std::time::Instant>,
+    /// The error codes the first batches get, in order; later ones succeed.
+    script: Vec<i16>,
 }
 
 async fn respond<R: Encodable + HeaderVersion>(s: &mut TcpStream, id: i32, version: i16, resp: &R) {
@@ -109,13 +113,17 @@ async fn serve(mut s: TcpStream, port: u16, seen: Arc<Mutex<Seen>>) {
                             batch.base_sequence(),
                             batch.records_count(),
                         );
-                        let first = {
+                        let scripted = {
                             let mut seen = seen.lock().unwrap();
                             seen.batches.push(entry);
-                            seen.batches.len() == 1
+                            seen.arrivals.push(std::time::Instant::now());
+                            let n = seen.batches.len() - 1;
+                            seen.script.get(n).copied()
                         };
-                        // The first batch ever is refused as if the broker had lost our sequence.
-                        let (code, offset) = if first { (45, -1) } else { (0, 7) };
+                        let (code, offset) = match scripted {
+                            Some(code) => (code, -1),
+                            None => (0, 7),
+                        };
                         parts.push(
                             PartitionProduceResponse::default()
                                 .with_index(p.index)
@@ -135,11 +143,14 @@ async fn serve(mut s: TcpStream, port: u16, seen: Arc<Mutex<Seen>>) {
     }
 }
 
-#[tokio::test]
-async fn out_of_order_on_the_first_batch_bumps_the_epoch_and_renumbers() {
+/// A scripted broker answering the first batches with `script`'s error codes.
+async fn scripted_broker(script: Vec<i16>) -> (u16, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Seen::default()));
+    let seen = Arc::new(Mutex::new(Seen {
+        script,
+        ..Seen::default()
+    }));
     let s2 = seen.clone();
     tokio::spawn(async move {
         loop {
@@ -147,6 +158,13 @@ async fn out_of_order_on_the_first_batch_bumps_the_epoch_and_renumbers() {
             tokio::spawn(serve(sock, port, s2.clone()));
         }
     });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn out_of_order_on_the_first_batch_bumps_the_epoch_and_renumbers() {
+    // The first batch ever is refused as if the broker had lost our sequence.
+    let (port, seen) = scripted_broker(vec![45]).await;
     let mut cfg = ProducerConfig::new(format!("127.0.0.1:{port}"));
     cfg.client.retry_backoff = Duration::from_millis(10);
     let producer = Producer::new(cfg).await.unwrap();
@@ -163,4 +181,36 @@ async fn out_of_order_on_the_first_batch_bumps_the_epoch_and_renumbers() {
     assert_eq!(seen.init_requests, vec![(-1, -1)]);
     // Refused at epoch 0 sequence 0, resent at epoch 1 from sequence 0: one record, once.
     assert_eq!(seen.batches, vec![(1000, 0, 0, 1), (1000, 1, 0, 1)]);
+}
+
+/// A batch refused with a retriable error is retried after retry.backoff.ms, doubling per
+/// attempt (KIP-580), with its original producer id, epoch and sequence: never resent at
+/// once in a loop (it once was, 164 times a second against a broker that had lost
+/// leadership), never renumbered.
+#[tokio::test]
+async fn retries_back_off_exponentially_and_keep_their_sequence() {
+    // NOT_LEADER_OR_FOLLOWER three times, then success.
+    let (port, seen) = scripted_broker(vec![6, 6, 6]).await;
+    let mut cfg = ProducerConfig::new(format!("127.0.0.1:{port}"));
+    cfg.set("retry.backoff.ms", "50").unwrap();
+    cfg.set("retry.backoff.max.ms", "1000").unwrap();
+    let producer = Producer::new(cfg).await.unwrap();
+    let f = producer.send(ProducerRecord::new("t", "hello").key("k")).await.unwrap();
+    let md = tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("hung")
+        .unwrap();
+    assert_eq!((md.partition, md.offset), (0, 7));
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.batches,
+        vec![(1000, 0, 0, 1); 4],
+        "the same batch, resent as it was"
+    );
+    let gaps: Vec<Duration> = seen.arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+    // 50, 100, 200 ms, each -20 % at worst.
+    for (gap, want) in gaps.iter().zip([40, 80, 160]) {
+        assert!(*gap >= Duration::from_millis(want), "retries came {gaps:?} apart");
+    }
 }

@@ -27,7 +27,7 @@ use self::sender::{Command, Sender};
 use self::txn::{Txn, TxnCommand};
 use crate::client::Client;
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::role_config::ProducerConfig;
 
 struct Inner {
@@ -181,8 +181,8 @@ impl Producer {
     }
 
     /// Queues a record without waiting. When it cannot, the record comes back in the
-    /// [`TrySendError`] with the reason: [`ErrorKind::BufferFull`] (`buffer.memory` is
-    /// full), [`ErrorKind::WouldBlock`] (the topic's metadata is not cached yet: `send`
+    /// [`TrySendError`] with the reason: [`ErrorKind::BufferFull`](crate::ErrorKind::BufferFull) (`buffer.memory` is
+    /// full), [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock) (the topic's metadata is not cached yet: `send`
     /// would fetch it), or any error `send` would return.
     ///
     /// ```no_run
@@ -273,11 +273,8 @@ impl Producer {
                 // that made it so says which (ErrorKind::Fenced or Fatal).
                 let cause = self.inner.acc.lock().fatal.clone();
                 let msg = "the transactional producer is in a fatal state: create a new one";
-                return Err(match cause {
-                    Some(c) if c.kind() == ErrorKind::Fenced => Error::caused(ErrorKind::Fenced, msg, c),
-                    Some(c) => Error::caused(ErrorKind::Fatal, msg, c),
-                    None => Error::caused(ErrorKind::Fatal, msg, Error::internal("fatal state without an error")),
-                });
+                let cause = cause.unwrap_or_else(|| Error::internal("fatal state without an error"));
+                return Err(Error::fatal_state(msg, cause));
             }
             if s != txn::IN_TRANSACTION {
                 return Err(Error::illegal_state(
@@ -427,7 +424,7 @@ pub struct TransactionalProducer {
 
 impl TransactionalProducer {
     /// Queues a record in the current transaction; see [`Producer::send`]. Outside a
-    /// transaction it fails with [`ErrorKind::IllegalState`].
+    /// transaction it fails with [`ErrorKind::IllegalState`](crate::ErrorKind::IllegalState).
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         self.producer.send(record).await
     }

@@ -199,8 +199,7 @@ fn decode_records(b: &mut Batch) -> Vec<ProducerRecord> {
 /// The wait before retry number `attempt` (1 for the first): `retry.backoff.ms` doubling per
 /// attempt up to `retry.backoff.max.ms`, ±20 % (Java's `ExponentialBackoff`, KIP-580).
 fn retry_backoff(cfg: &crate::config::ClientConfig, attempt: u32) -> Duration {
-    let exp = cfg.retry_backoff.saturating_mul(1 << attempt.saturating_sub(1).min(20));
-    crate::client::jitter(exp.min(cfg.retry_backoff_max))
+    crate::client::exponential_backoff(cfg.retry_backoff, cfg.retry_backoff_max, attempt.saturating_sub(1))
 }
 
 /// `DefaultRecordBatch.incrementSequence`: sequences wrap at i32::MAX.
