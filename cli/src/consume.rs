@@ -583,7 +583,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use bytes::Bytes;
-    use strom_client::protocol::record_batch::{Headers, TimestampType};
+    use strom_client::{Headers, TimestampType};
 
     use super::*;
 

@@ -13,8 +13,10 @@
 
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
-use strom_client::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use strom_client::{Consumer, ConsumerConfig, OffsetAndMetadata, OffsetReset, TopicPartition};
 use tokio::time::Instant;
 
 /// Records between two commits.
@@ -35,28 +37,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut consumer = Consumer::new(config).await?;
     consumer.subscribe(&[&topic])?;
 
+    // The stream borrows the consumer; a handle taken first commits (and could seek, pause
+    // or resume) while the stream runs. Dropping a stream loses nothing either: records it
+    // did not yield stay in the consumer for the next `stream()` or `poll`.
+    let handle = consumer.handle()?;
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut processed: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
     let mut received = 0;
-    while received < count {
-        // The stream borrows the consumer, so take a chunk of records, drop the stream, and
-        // commit. Dropping the stream loses nothing: records it did not yield stay in the
-        // consumer, and `commit_sync` commits exactly what was yielded. (To commit per
-        // record with the stream alive, take `consumer.committer()?` before streaming.)
-        let chunk: Vec<ConsumerRecord> = consumer
-            .stream()
-            .take(COMMIT_EVERY.min(count - received))
-            .take_until(tokio::time::sleep_until(deadline))
-            .try_collect()
-            .await?;
-        if chunk.is_empty() {
-            return Err(format!("only {received} of {count} records arrived within 60 s").into());
-        }
-        for record in &chunk {
+    {
+        let mut records = std::pin::pin!(consumer.stream().take(count));
+        while let Some(record) = tokio::time::timeout_at(deadline, records.next())
+            .await
+            .map_err(|_| format!("only {received} of {count} records arrived within 60 s"))?
+        {
+            let record = record?;
             let value = record.value.as_deref().map(String::from_utf8_lossy);
             println!("{}-{}@{}: {value:?}", record.topic, record.partition, record.offset);
+            // Processed: the partition continues after it.
+            processed.insert(record.topic_partition(), OffsetAndMetadata::new(record.offset + 1));
+            received += 1;
+            if received % COMMIT_EVERY == 0 || received == count {
+                handle.commit(&processed).await?;
+            }
         }
-        received += chunk.len();
-        consumer.commit_sync().await?;
     }
     for (partition, offset) in consumer.last_committed() {
         println!("committed {partition}: next offset {offset}");

@@ -8,7 +8,7 @@
 //! `KAFKA_BOOTSTRAP_SERVERS` names the brokers (default `127.0.0.1:9092`). The topic
 //! (default `strom-example`, 3 partitions) is created when it does not exist.
 
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
 
 #[tokio::main]

@@ -11,7 +11,7 @@
 //! `STROM_SASL_SSL_BOOTSTRAP` (host:port of a SASL_SSL listener), `STROM_SASL_USERNAME`,
 //! `STROM_SASL_PASSWORD` and `STROM_SSL_CA_LOCATION` (a PEM file with the brokers' CA).
 
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
 
 fn env(key: &str) -> Result<String, String> {

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, IsolationLevel, NewTopic, OffsetReset, Producer, ProducerConfig,
     ProducerRecord, TransactionalProducer,

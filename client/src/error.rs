@@ -27,7 +27,7 @@ use strom_protocol::{ErrorCode, WireError};
 ///         _ => "give up",
 ///     }
 /// }
-/// assert_eq!(react(&Error::kafka(strom_client::protocol::ErrorCode::ProducerFenced)), "create a new producer");
+/// assert_eq!(react(&Error::kafka(strom_client::ErrorCode::ProducerFenced)), "create a new producer");
 /// ```
 #[derive(Debug, Clone)]
 pub struct Error {

@@ -1,9 +1,14 @@
 //! Async Kafka client for Strom, on tokio.
 //!
 //! * [`Client`]: the shared handle: configuration, cluster metadata, one pipelined
-//!   [`Connection`] per broker with reconnect backoff.
+//!   connection per broker with reconnect backoff.
 //! * [`Admin`]: topics, configs, offsets, groups, cluster.
 //! * [`ClientConfig`]: typed settings, also by Java property name.
+//! * [`Producer`], [`TransactionalProducer`], [`Consumer`]: the roles.
+//!
+//! The public API is Strom's own types. Raw Kafka requests (the `kafka-protocol` message
+//! types) appear only in [`lowlevel`]: a broker [`lowlevel::Connection`] that sends any
+//! request, and the protocol crate as [`lowlevel::protocol`] (also at [`protocol`]).
 //!
 //! Every async method is cancellation-safe unless its docs say otherwise: dropping its
 //! future never corrupts a connection.
@@ -41,9 +46,9 @@ pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionIn
 pub use config::{
     is_secret_key, parse_properties, ClientConfig, ClientDnsLookup, MetadataRecoveryStrategy, SecurityProtocol,
 };
-pub use connection::{Connection, ConnectionConfig, ConnectionMetrics};
+pub use connection::ConnectionMetrics;
 pub use consumer::{
-    CommitFuture, Committer, Consumer, ConsumerMetrics, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp,
+    CommitFuture, Consumer, ConsumerHandle, ConsumerMetrics, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp,
     RebalanceContext, RebalanceListener, TopicPartition,
 };
 pub use error::{Error, ErrorKind, Result};
@@ -59,3 +64,26 @@ pub use role_config::{
 pub use scram::{ScramMechanism, ScramUser};
 pub use security::{OAuthBearerToken, Security, TokenFuture, TokenProvider};
 pub use strom_protocol as protocol;
+/// Codec types the public API uses, re-exported from the protocol crate.
+pub use strom_protocol::{
+    record_batch::{Header, Headers, TimestampType},
+    Compression, ErrorCode,
+};
+
+/// The low-level surface: a raw connection to one broker that sends any Kafka request and
+/// returns its response (the `kafka-protocol` message types, through [`lowlevel::protocol`]).
+/// For tools, tests and APIs Strom does not wrap yet; everything else has a typed API.
+///
+/// ```no_run
+/// # async fn demo() -> strom_client::Result<()> {
+/// use strom_client::lowlevel::{protocol::messages::MetadataRequest, Connection, ConnectionConfig};
+///
+/// let conn = Connection::connect("127.0.0.1:9092", ConnectionConfig::default()).await?;
+/// let metadata = conn.send(&MetadataRequest::default()).await?;
+/// println!("{} brokers", metadata.brokers.len());
+/// # Ok(()) }
+/// ```
+pub mod lowlevel {
+    pub use crate::connection::{Connection, ConnectionConfig};
+    pub use strom_protocol as protocol;
+}

@@ -1,4 +1,4 @@
-//! How bytes reach a broker: the stream under a [`Connection`](crate::Connection).
+//! How bytes reach a broker: the stream under a [`Connection`](crate::lowlevel::Connection).
 //!
 //! [`open`] makes the byte stream and hands back its two halves: TCP, and with
 //! `security.protocol` other than PLAINTEXT the whole security layer (TLS handshake, SASL

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{
     Admin, ClientConfig, IsolationLevel, NewTopic, Producer, ProducerConfig, ProducerRecord, TransactionalProducer,
 };

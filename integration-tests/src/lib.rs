@@ -387,7 +387,7 @@ pub fn run_java_program(name: &str, args: &[&str]) -> String {
 /// replica manager separately), and nothing was written then. The producer does this itself;
 /// tests that send raw requests use this.
 pub async fn send_produce(
-    conn: &strom_client::Connection,
+    conn: &strom_client::lowlevel::Connection,
     req: &strom_client::protocol::messages::ProduceRequest,
 ) -> strom_client::protocol::messages::ProduceResponse {
     let started = std::time::Instant::now();
@@ -397,7 +397,7 @@ pub async fn send_produce(
             .responses
             .iter()
             .flat_map(|t| t.partition_responses.iter())
-            .map(|p| strom_client::protocol::ErrorCode::from(p.error_code))
+            .map(|p| strom_client::ErrorCode::from(p.error_code))
             .find(|c| !c.is_ok());
         match code {
             Some(c) if c.is_retriable() && started.elapsed() < std::time::Duration::from_secs(30) => {

@@ -1,7 +1,7 @@
 //! Every Admin call against the real broker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{Admin, ClientConfig, ConfigResource, NewTopic, OffsetSpec};
 use strom_integration_tests::{broker, unique_topic};
 

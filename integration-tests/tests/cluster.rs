@@ -547,7 +547,7 @@ async fn reassignment_and_preferred_election_under_load() {
         if let Err(e) = result {
             assert_eq!(
                 e.kafka_code(),
-                Some(strom_client::protocol::ErrorCode::ElectionNotNeeded),
+                Some(strom_client::ErrorCode::ElectionNotNeeded),
                 "election of {tp:?} failed: {e}"
             );
         }

@@ -445,10 +445,10 @@ async fn poll_timeout(protocol: GroupProtocol) {
         matches!(
             e.kafka_code(),
             Some(
-                strom_client::protocol::ErrorCode::UnknownMemberId
-                    | strom_client::protocol::ErrorCode::IllegalGeneration
-                    | strom_client::protocol::ErrorCode::StaleMemberEpoch
-                    | strom_client::protocol::ErrorCode::FencedMemberEpoch
+                strom_client::ErrorCode::UnknownMemberId
+                    | strom_client::ErrorCode::IllegalGeneration
+                    | strom_client::ErrorCode::StaleMemberEpoch
+                    | strom_client::ErrorCode::FencedMemberEpoch
             )
         ),
         "a stale member's commit was not fenced: {e}"
@@ -726,7 +726,7 @@ async fn standalone_commit_to_a_group_with_members_says_why() {
         let msg = e.to_string();
         assert_eq!(
             e.kafka_code(),
-            Some(strom_client::protocol::ErrorCode::UnknownMemberId),
+            Some(strom_client::ErrorCode::UnknownMemberId),
             "{protocol:?}: {msg}"
         );
         assert!(

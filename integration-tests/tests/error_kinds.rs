@@ -6,7 +6,7 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{
     Admin, ClientConfig, ErrorKind, NewTopic, Producer, ProducerConfig, ProducerRecord, TransactionalProducer,
 };

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
-use strom_client::protocol::Compression;
+use strom_client::Compression;
 use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, TransactionalProducer};
 use strom_integration_tests::{broker, run_java_tool, unique_topic};
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
-use strom_client::{Connection, ConnectionConfig};
+use strom_client::lowlevel::{Connection, ConnectionConfig};
 use strom_integration_tests::{broker, unique_topic, PrivateBroker};
 use strom_protocol::message_traits::StrBytes;
 use strom_protocol::messages::create_topics_request::CreatableTopic;

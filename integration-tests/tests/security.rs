@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use strom_client::{Admin, Client, ClientConfig, Connection, NewTopic, OAuthBearerToken, TokenFuture, TokenProvider};
+use strom_client::lowlevel::Connection;
+use strom_client::{Admin, Client, ClientConfig, NewTopic, OAuthBearerToken, TokenFuture, TokenProvider};
 use strom_integration_tests::{broker, unique_topic, PrivateBroker};
 use strom_protocol::messages::MetadataRequest;
 use strom_protocol::ErrorCode;

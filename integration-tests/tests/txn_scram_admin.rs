@@ -11,7 +11,7 @@ use strom_client::protocol::messages::{
     TransactionalId,
 };
 use strom_client::protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{Admin, ClientConfig, NewTopic, OffsetSpec, ScramMechanism};
 use strom_integration_tests::{broker, unique_topic};
 

@@ -214,34 +214,78 @@ impl std::future::Future for CommitFuture {
     }
 }
 
-/// Commits offsets for a [`Consumer`] from anywhere, e.g. while its [`Consumer::stream`]
-/// borrows it: a cheap, cloneable handle with the consumer's group and (current) member
-/// identity, as Java's `commitAsync` from a callback. Get one with [`Consumer::committer`]
-/// after `subscribe` or `assign`.
+/// Controls a [`Consumer`] from anywhere, e.g. while its [`Consumer::stream`] borrows it or
+/// from another task: commits, seeks, pause and resume. A cheap, cloneable handle with the
+/// consumer's group and (current) member identity, as Java's `commitAsync` and `seek` from
+/// a callback. Get one with [`Consumer::handle`] after `subscribe` or `assign`.
+///
+/// Commits go to the group coordinator at once. Seeks, pauses and resumes are queued and
+/// applied by the consumer before it hands out its next record (a stream waiting for data
+/// wakes for them); records it had buffered for a partition that is moved are dropped, as
+/// with [`Consumer::seek`].
 ///
 /// ```no_run
 /// # async fn demo(mut consumer: strom_client::Consumer) -> strom_client::Result<()> {
 /// use futures_util::StreamExt;
-/// let committer = consumer.committer()?;
+/// let handle = consumer.handle()?;
 /// let mut records = std::pin::pin!(consumer.stream());
 /// while let Some(record) = records.next().await {
 ///     let record = record?;
+///     if record.value.is_none() {
+///         // e.g. replay this partition from the start
+///         handle.seek_to_beginning(&[record.topic_partition()]);
+///         continue;
+///     }
 ///     // ... process it, then mark it done:
-///     committer.commit_record(&record).await?;
+///     handle.commit_record(&record).await?;
 /// }
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Committer {
+pub struct ConsumerHandle {
     client: Client,
     group: String,
     /// The member's identity, read at each commit (it changes with every rebalance);
     /// `None` for a manual assignment (standalone commits).
     member: Option<Arc<group::GroupShared>>,
     counters: Arc<SharedCounters>,
+    controls: Arc<Controls>,
 }
 
-impl Committer {
+/// Seeks, pauses and resumes queued by a [`ConsumerHandle`] for the consumer to apply.
+#[derive(Debug, Default)]
+pub(crate) struct Controls {
+    queue: Mutex<Vec<Control>>,
+    /// Something is queued: read per record handed out, so the lock is taken only then.
+    queued: std::sync::atomic::AtomicBool,
+    /// Wakes a `poll` or stream waiting for records.
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+enum Control {
+    Seek(TopicPartition, i64),
+    Reset(Vec<TopicPartition>, OffsetReset),
+    Pause(Vec<TopicPartition>),
+    Resume(Vec<TopicPartition>),
+}
+
+impl Controls {
+    fn push(&self, c: Control) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        self.queued.store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<Control> {
+        if !self.queued.swap(false, std::sync::atomic::Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl ConsumerHandle {
     /// Commits these offsets (the next offset to read, per partition) and waits.
     pub async fn commit(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
         let who = match &self.member {
@@ -262,6 +306,37 @@ impl Committer {
             },
         )]);
         self.commit(&offsets).await
+    }
+
+    /// Moves `tp`'s position to `offset` before the consumer hands out its next record (see
+    /// [`Consumer::seek`]). A partition the consumer no longer owns by then (a rebalance took
+    /// it) is skipped with a warning in the log: its new owner starts from the committed
+    /// offset.
+    pub fn seek(&self, tp: &TopicPartition, offset: i64) {
+        self.controls.push(Control::Seek(tp.clone(), offset));
+    }
+
+    /// [`Consumer::seek_to_beginning`] from the handle (all assigned partitions when empty).
+    pub fn seek_to_beginning(&self, partitions: &[TopicPartition]) {
+        self.controls
+            .push(Control::Reset(partitions.to_vec(), OffsetReset::Earliest));
+    }
+
+    /// [`Consumer::seek_to_end`] from the handle (all assigned partitions when empty).
+    pub fn seek_to_end(&self, partitions: &[TopicPartition]) {
+        self.controls
+            .push(Control::Reset(partitions.to_vec(), OffsetReset::Latest));
+    }
+
+    /// [`Consumer::pause`] from the handle: no record of these partitions is handed out
+    /// after the consumer applies it, until [`ConsumerHandle::resume`].
+    pub fn pause(&self, partitions: &[TopicPartition]) {
+        self.controls.push(Control::Pause(partitions.to_vec()));
+    }
+
+    /// [`Consumer::resume`] from the handle.
+    pub fn resume(&self, partitions: &[TopicPartition]) {
+        self.controls.push(Control::Resume(partitions.to_vec()));
     }
 }
 
@@ -319,6 +394,7 @@ pub struct Consumer {
     last_auto_commit: Instant,
     auto_commit_task: Option<CommitFuture>,
     counters: Arc<SharedCounters>,
+    controls: Arc<Controls>,
     metrics: ConsumerMetrics,
 }
 
@@ -369,6 +445,7 @@ impl Consumer {
             last_auto_commit: Instant::now(),
             auto_commit_task: None,
             counters: Arc::new(SharedCounters::default()),
+            controls: Arc::new(Controls::default()),
             metrics: ConsumerMetrics::default(),
         })
     }
@@ -815,27 +892,43 @@ impl Consumer {
         }))
     }
 
-    /// A handle that commits for this consumer while it is borrowed elsewhere (by
-    /// [`Consumer::stream`], or from another task). Needs `group.id`, and `subscribe()` or
-    /// `assign()` first: it commits as the group member (its generation, read at each
-    /// commit) or, for a manual assignment, standalone.
-    pub fn committer(&self) -> Result<Committer> {
+    /// A handle that commits, seeks, pauses and resumes for this consumer while it is
+    /// borrowed elsewhere (by [`Consumer::stream`], or from another task). Needs `group.id`
+    /// (for commits), and `subscribe()` or `assign()` first: it commits as the group member
+    /// (its generation, read at each commit) or, for a manual assignment, standalone.
+    pub fn handle(&self) -> Result<ConsumerHandle> {
         let group = self.group_id()?.to_owned();
         let member = match (&self.group, &self.subscription) {
             (Some(g), _) => Some(g.shared()),
             (None, Subscription::Assigned) => None,
             (None, _) => {
                 return Err(Error::illegal_state(
-                    "committer(): call subscribe() or assign() first (a commit needs the member identity)",
+                    "handle(): call subscribe() or assign() first (a commit needs the member identity)",
                 ))
             }
         };
-        Ok(Committer {
+        Ok(ConsumerHandle {
             client: self.client.clone(),
             group,
             member,
             counters: self.counters.clone(),
+            controls: self.controls.clone(),
         })
+    }
+
+    /// Applies what handles queued (seeks, pauses, resumes), in the order they were asked.
+    fn apply_controls(&mut self) {
+        for c in self.controls.take() {
+            let r = match &c {
+                Control::Seek(tp, offset) => self.seek(tp, *offset),
+                Control::Reset(tps, reset) => self.seek_reset(tps, *reset),
+                Control::Pause(tps) => self.pause(tps),
+                Control::Resume(tps) => self.resume(tps),
+            };
+            if let Err(e) = r {
+                warn!(error = %e, control = ?c, "a consumer handle's request skipped");
+            }
+        }
     }
 
     fn maybe_auto_commit(&mut self) {
@@ -873,6 +966,7 @@ impl Consumer {
         // Boxed: keeps the future of a caller's poll loop shallow (the compiler's layout
         // depth limit); one allocation per poll.
         Box::pin(self.fill_undelivered(timeout)).await?;
+        self.apply_controls();
         Ok(self.take_undelivered(self.config.max_poll_records))
     }
 
@@ -889,6 +983,7 @@ impl Consumer {
             }
         }
         loop {
+            self.apply_controls();
             self.handle_group_events().await?;
             self.maybe_auto_commit();
             self.update_positions().await?;
@@ -935,6 +1030,7 @@ impl Consumer {
                         self.handle_group_event(ev).await?;
                     }
                 }
+                _ = self.controls.wake.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => return Ok(()),
             }
             if tokio::time::Instant::now() >= deadline && self.completed.is_empty() {
@@ -949,7 +1045,9 @@ impl Consumer {
     /// time from the consumer's own buffer, so positions (and commits) stop at the last
     /// record the stream yielded, and the next `stream()` or `poll` continues from there.
     ///
-    /// The stream borrows the consumer, so to commit, take a chunk, drop the stream, commit:
+    /// The stream borrows the consumer. To commit, seek, pause or resume while it runs, take
+    /// a [`ConsumerHandle`] first ([`Consumer::handle`]). Or take a chunk, drop the stream,
+    /// and commit:
     ///
     /// ```no_run
     /// # async fn demo(mut consumer: strom_client::Consumer) -> strom_client::Result<()> {
@@ -968,6 +1066,7 @@ impl Consumer {
         let wait = self.config.fetch_max_wait.max(Duration::from_millis(100));
         futures_util::stream::unfold(self, move |c| async move {
             loop {
+                c.apply_controls();
                 if let Some(r) = c.take_undelivered(1).pop() {
                     return Some((Ok(r), c));
                 }

@@ -3,7 +3,7 @@
 //! properties.
 //!
 //! Everything happens in [`open`], before the stream is handed to a
-//! [`Connection`](crate::Connection): TCP, then the TLS handshake, then (as Java's
+//! [`Connection`](crate::lowlevel::Connection): TCP, then the TLS handshake, then (as Java's
 //! `SaslClientAuthenticator`) ApiVersions, SaslHandshake and SaslAuthenticate over the raw
 //! stream. When the broker grants a session lifetime (KIP-368), the stream halves are
 //! wrapped by [`reauth`] so a background task can re-authenticate in-band before it ends.

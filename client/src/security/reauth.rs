@@ -7,7 +7,7 @@
 //! (`SaslServerAuthenticator` fails anything else with ILLEGAL_SASL_STATE and closes it), so
 //! ordinary requests must wait, while responses to requests already sent still arrive.
 //!
-//! [`Connection`](crate::Connection) pipelines requests from any task through one writer
+//! [`Connection`](crate::lowlevel::Connection) pipelines requests from any task through one writer
 //! task, so re-authentication cannot go through it: a Produce queued between our
 //! SaslHandshake and SaslAuthenticate would reach the broker mid-exchange. Instead the two
 //! stream halves are wrapped here:
@@ -547,7 +547,7 @@ fn next_delay(lifetime: Duration) -> Duration {
 
 impl Reauth {
     /// Runs until the connection closes: sleeps, re-authenticates, repeats while the broker
-    /// grants a lifetime. Holds no [`Connection`](crate::Connection) handle, so it never keeps
+    /// grants a lifetime. Holds no [`Connection`](crate::lowlevel::Connection) handle, so it never keeps
     /// a connection open.
     pub(crate) fn spawn(self, lifetime: Duration) {
         let span = tracing::Span::current();

@@ -3,7 +3,7 @@
 //! OAUTHBEARER through rsasl; GSSAPI through [`super::gssapi`] (feature `gssapi`).
 //!
 //! The exchange runs over a [`SaslChannel`]: the raw stream before the connection is handed
-//! to [`Connection`](crate::Connection), or the in-band channel of [`super::reauth`] for
+//! to [`Connection`](crate::lowlevel::Connection), or the in-band channel of [`super::reauth`] for
 //! re-authentication (KIP-368).
 
 use std::collections::BTreeMap;

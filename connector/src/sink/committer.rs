@@ -2,7 +2,7 @@
 //! `KafkaCommitter`).
 
 use serde::{Deserialize, Serialize};
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{resume_transaction, Client, PreparedTransaction};
 use tracing::{info, warn};
 

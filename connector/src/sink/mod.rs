@@ -340,7 +340,7 @@ async fn check_topic(client: &Client, topic: &str) -> Result<()> {
     match client.topic(topic).await {
         Ok(_) => Ok(()),
         Err(e) => Err(ConnectorError::Client(
-            if e.kafka_code() == Some(strom_client::protocol::ErrorCode::UnknownTopicOrPartition) {
+            if e.kafka_code() == Some(strom_client::ErrorCode::UnknownTopicOrPartition) {
                 e.with_context(format!(
                     "the sink topic {topic:?} does not exist; create it first (Java's producer would wait \
                      max.block.ms for it)"

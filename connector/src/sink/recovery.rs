@@ -59,7 +59,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{abort_lingering, Admin, Client};
 use tracing::{debug, info};
 

@@ -4,7 +4,7 @@ use std::collections::{HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{Client, DeliveryFuture, Producer, ProducerRecord, TransactionalProducer};
 use tracing::{debug, warn};
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use strom_client::protocol::ErrorCode;
+use strom_client::ErrorCode;
 use strom_client::{Admin, IsolationLevel};
 
 use super::initializer::{OffsetsInitializer, PartitionOffsetsRetriever};
