@@ -968,6 +968,19 @@ impl Admin {
         })
     }
 
+    /// Describes several consumer groups of either protocol (Java's
+    /// `Admin.describeConsumerGroups`), each at its own coordinator, concurrently. Each group
+    /// has its own outcome: one unknown or unauthorized group does not hide the others.
+    pub async fn describe_consumer_groups(
+        &self,
+        groups: &[&str],
+    ) -> BTreeMap<String, Result<ConsumerGroupDescription>> {
+        let each = groups
+            .iter()
+            .map(|g| async move { (g.to_string(), self.describe_consumer_group(g).await) });
+        futures_util::future::join_all(each).await.into_iter().collect()
+    }
+
     /// ConsumerGroupDescribe (API 69) at the group's coordinator; `None` when the broker
     /// does not have the API.
     async fn consumer_group_describe(&self, group: &str) -> Result<Option<ConsumerGroupDescription>> {

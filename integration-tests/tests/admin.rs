@@ -155,6 +155,7 @@ async fn describe_consumer_group_covers_classic_and_kip848_groups() {
     let admin = admin().await;
     let topic = unique_topic("describe-cg");
     admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap();
+    let mut described = Vec::new();
     for (protocol, want_type) in [
         (GroupProtocol::Consumer, GroupType::Consumer),
         (GroupProtocol::Classic, GroupType::Classic),
@@ -200,6 +201,26 @@ async fn describe_consumer_group_covers_classic_and_kip848_groups() {
             }
             _ => assert_eq!(d.protocol_type, "consumer", "{d:?}"),
         }
+        described.push((group, want_type, c));
+    }
+    // Both groups at once, with one nobody knows: each has its own outcome.
+    let unknown = unique_topic("describe-cg-none");
+    let names: Vec<&str> = described
+        .iter()
+        .map(|(g, _, _)| g.as_str())
+        .chain([unknown.as_str()])
+        .collect();
+    let all = admin.describe_consumer_groups(&names).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    for (group, want_type, _) in &described {
+        let d = all[group].as_ref().unwrap();
+        assert_eq!((d.group_type, d.members.len()), (*want_type, 1), "{d:?}");
+    }
+    match &all[&unknown] {
+        Ok(d) => assert_eq!(d.state, "Dead", "{d:?}"),
+        Err(e) => assert_eq!(e.kafka_code(), Some(ErrorCode::GroupIdNotFound), "{e}"),
+    }
+    for (_, _, c) in described {
         c.close().await.unwrap();
     }
 }

@@ -177,3 +177,21 @@ async fn connection_errors_carry_their_io_cause() {
         "no I/O cause in the chain: {chain:?}"
     );
 }
+
+/// A plain `Producer` never begins a transaction, so a configuration with
+/// `transactional.id` is refused when it is built (every send would fail otherwise), and the
+/// message names the type that takes it. A `TransactionalProducer` takes the same config.
+#[tokio::test]
+async fn a_plain_producer_refuses_a_transactional_id() {
+    let mut c = ProducerConfig::new(&broker().bootstrap);
+    c.transactional_id = Some(unique_topic("kinds-plain-txn"));
+    let e = Producer::new(c.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e}");
+    assert!(e.to_string().contains("TransactionalProducer"), "{e}");
+    let client = strom_client::Client::connect(c.client.clone()).await.unwrap();
+    let e = Producer::with_client(client.clone(), c.clone()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e}");
+    let p = TransactionalProducer::with_client(client, c).unwrap();
+    p.init_transactions().await.unwrap();
+    p.close().await.unwrap();
+}

@@ -84,9 +84,26 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A plain [`Producer`] never begins a transaction, so with `transactional.id` every send
+/// would fail: refused at construction instead, naming the type that takes it.
+fn refuse_transactional(config: &ProducerConfig) -> Result<()> {
+    match &config.transactional_id {
+        Some(id) => Err(Error::config(format!(
+            "transactional.id is set ({id:?}): a Producer does not run transactions; use TransactionalProducer::new (or remove transactional.id)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Producer {
-    /// Validates the configuration, connects, and starts the sender.
+    /// Validates the configuration, connects, and starts the sender. A configuration with
+    /// `transactional.id` is refused: that is a [`TransactionalProducer`]'s.
     pub async fn new(config: ProducerConfig) -> Result<Producer> {
+        refuse_transactional(&config)?;
+        Self::connect(config).await
+    }
+
+    async fn connect(config: ProducerConfig) -> Result<Producer> {
         let mut config = config;
         config.validate()?;
         // Java's producer takes a smaller receive buffer (32 KiB) than the other roles.
@@ -98,8 +115,14 @@ impl Producer {
         Ok(Self::start(client, config))
     }
 
-    /// A producer over an existing client (its connections and metadata are shared).
-    pub fn with_client(client: Client, mut config: ProducerConfig) -> Result<Producer> {
+    /// A producer over an existing client (its connections and metadata are shared). A
+    /// configuration with `transactional.id` is refused, as by [`Producer::new`].
+    pub fn with_client(client: Client, config: ProducerConfig) -> Result<Producer> {
+        refuse_transactional(&config)?;
+        Self::on_client(client, config)
+    }
+
+    fn on_client(client: Client, mut config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
         Ok(Self::start(client, config))
     }
@@ -464,7 +487,7 @@ impl TransactionalProducer {
             return Err(Error::config("a TransactionalProducer needs transactional.id"));
         }
         Ok(TransactionalProducer {
-            producer: Producer::new(config).await?,
+            producer: Producer::connect(config).await?,
         })
     }
 
@@ -474,7 +497,7 @@ impl TransactionalProducer {
             return Err(Error::config("a TransactionalProducer needs transactional.id"));
         }
         Ok(TransactionalProducer {
-            producer: Producer::with_client(client, config)?,
+            producer: Producer::on_client(client, config)?,
         })
     }
 
