@@ -261,7 +261,7 @@ impl Error {
     }
 
     /// The record that was not delivered, when this is a delivery error
-    /// ([`DeliveryFuture`](crate::DeliveryFuture)): its topic, partition, key, value,
+    /// ([`DeliveryFuture`](crate::DeliveryFuture)) or a refused `send`: its topic, partition, key, value,
     /// headers and timestamp as sent, so the application can retry, park or log it.
     pub fn record(&self) -> Option<&crate::producer::ProducerRecord> {
         self.record.as_deref()

@@ -119,6 +119,7 @@ async fn correlation_id_mismatch_is_a_typed_error_and_closes() {
     let err = bounded(c.send(&md())).await.unwrap_err();
     assert!(err.to_string().contains("correlation id mismatch"), "{err}");
     assert!(err.is_fatal());
+    assert_eq!(err.kind(), strom_client::ErrorKind::Protocol, "{err}");
     let next = bounded(c.send(&md())).await.unwrap_err();
     assert!(next.is_retriable() && next.is_connection_error(), "{next}");
     assert!(c.is_closed());
@@ -188,6 +189,7 @@ async fn malformed_body_is_an_error_and_the_stream_stays_aligned() {
         err.to_string().contains("malformed Metadata message (version 12)"),
         "{err}"
     );
+    assert_eq!(err.kind(), strom_client::ErrorKind::Protocol, "{err}");
     assert!(bounded(c.send(&md())).await.is_ok());
     assert_eq!(c.metrics().errors, 1);
 }

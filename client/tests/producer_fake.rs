@@ -214,3 +214,38 @@ async fn retries_back_off_exponentially_and_keep_their_sequence() {
         assert!(*gap >= Duration::from_millis(want), "retries came {gaps:?} apart");
     }
 }
+
+/// A batch the broker refuses for lack of an ACL fails as Authorization, one refused with
+/// a non-retriable code of its own as Broker with that code; each delivery hands its record
+/// back, names where it failed, and the producer goes on (Java treats neither as fatal for
+/// an idempotent producer).
+#[tokio::test]
+async fn refused_batches_name_their_kind_and_the_producer_goes_on() {
+    use strom_client::{ErrorCode, ErrorKind};
+    // TOPIC_AUTHORIZATION_FAILED, then INVALID_RECORD, then success.
+    let (port, seen) = scripted_broker(vec![29, 87]).await;
+    let mut cfg = ProducerConfig::new(format!("127.0.0.1:{port}"));
+    cfg.client.retry_backoff = Duration::from_millis(10);
+    let producer = Producer::new(cfg).await.unwrap();
+    let within = |f| async move { tokio::time::timeout(Duration::from_secs(10), f).await.expect("hung") };
+
+    let f = producer.send(ProducerRecord::new("t", "one").key("k")).await.unwrap();
+    let e = within(f).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authorization, "{e}");
+    assert_eq!(e.kafka_code(), Some(ErrorCode::TopicAuthorizationFailed), "{e}");
+    assert!(!e.is_retriable() && !e.is_fatal(), "{e}");
+    assert_eq!((e.topic(), e.partition()), (Some("t"), Some(0)));
+    assert_eq!(e.record().and_then(|r| r.value.as_deref()), Some(&b"one"[..]));
+
+    let f = producer.send(ProducerRecord::new("t", "two").key("k")).await.unwrap();
+    let e = within(f).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Broker, "{e}");
+    assert_eq!(e.kafka_code(), Some(ErrorCode::InvalidRecord), "{e}");
+    assert!(!e.is_fatal(), "{e}");
+    assert_eq!(e.record().and_then(|r| r.value.as_deref()), Some(&b"two"[..]));
+
+    let f = producer.send(ProducerRecord::new("t", "three").key("k")).await.unwrap();
+    let md = within(f).await.unwrap();
+    assert_eq!((md.partition, md.offset), (0, 7));
+    assert_eq!(seen.lock().unwrap().batches.len(), 3, "no retries of refused batches");
+}

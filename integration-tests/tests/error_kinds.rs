@@ -195,3 +195,90 @@ async fn a_plain_producer_refuses_a_transactional_id() {
     p.init_transactions().await.unwrap();
     p.close().await.unwrap();
 }
+
+/// What the client refuses before sending (a record over `max.request.size`) is
+/// RecordTooLarge with the record handed back; what the broker refuses with a code of its
+/// own is Broker with that code, and the call's context.
+#[tokio::test]
+async fn refusals_by_the_client_and_by_the_broker_name_their_kind() {
+    let topic = unique_topic("kinds-refused");
+    let admin = admin().await;
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1).config("max.message.bytes", "2000")])
+        .await
+        .unwrap();
+    let mut c = ProducerConfig::new(&broker().bootstrap);
+    c.set("max.request.size", "5000").unwrap();
+    let producer = Producer::new(c).await.unwrap();
+
+    let e = match producer.send(ProducerRecord::new(&topic, vec![3u8; 8000])).await {
+        Err(e) => e,
+        Ok(f) => f.await.unwrap_err(),
+    };
+    assert_eq!(e.kind(), ErrorKind::RecordTooLarge, "{e}");
+    assert!(!e.is_retriable() && !e.is_fatal(), "{e}");
+    assert_eq!(
+        e.record().map(|r| r.value.as_deref().map(<[u8]>::len)),
+        Some(Some(8000))
+    );
+
+    // Under max.request.size, over the topic's max.message.bytes: the broker refuses it.
+    let f = producer
+        .send(ProducerRecord::new(&topic, vec![3u8; 4000]))
+        .await
+        .unwrap();
+    let e = f.await.unwrap_err();
+    assert_eq!(e.kafka_code(), Some(ErrorCode::MessageTooLarge), "{e}");
+    // RecordTooLarge is the client's own refusal; the broker's is a Broker error.
+    assert_eq!(e.kind(), ErrorKind::Broker, "{e}");
+    assert_eq!((e.topic(), e.partition()), (Some(topic.as_str()), Some(0)));
+    assert!(e.record().is_some(), "the refused record comes back: {e:?}");
+    producer.close().await.unwrap();
+
+    // An admin call the broker refuses: Broker, with its code and the resource.
+    let e = admin.create_topics(&[NewTopic::new(&topic, 1)]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Broker, "{e}");
+    assert_eq!(e.kafka_code(), Some(ErrorCode::TopicAlreadyExists), "{e}");
+    assert!(e.to_string().contains(&topic), "{e}");
+}
+
+/// Records still queued when the transaction is aborted are discarded unsent: each
+/// delivery fails with TransactionAborted (not fatal, no abort needed: it was one) and
+/// hands its record back.
+#[tokio::test]
+async fn records_queued_at_an_abort_fail_as_transaction_aborted() {
+    let topic = unique_topic("kinds-txn-aborted");
+    admin().await.create_topics(&[NewTopic::new(&topic, 1)]).await.unwrap();
+    let mut c = ProducerConfig::new(&broker().bootstrap);
+    c.transactional_id = Some(unique_topic("kinds-txn-aborted-id"));
+    // Nothing leaves before 60 s unless flushed, so the abort finds the records queued.
+    c.set("linger.ms", "60000").unwrap();
+    c.set("batch.size", "1000000").unwrap();
+    let p = TransactionalProducer::new(c).await.unwrap();
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().await.unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..5 {
+        deliveries.push(p.send(ProducerRecord::new(&topic, format!("v{i}"))).await.unwrap());
+    }
+    tokio::time::timeout(Duration::from_secs(30), p.abort_transaction())
+        .await
+        .expect("abort hung")
+        .unwrap();
+    for (i, d) in deliveries.into_iter().enumerate() {
+        let e = tokio::time::timeout(Duration::from_secs(10), d)
+            .await
+            .expect("a delivery hung after the abort")
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TransactionAborted, "{e}");
+        assert!(!e.is_fatal() && !e.requires_abort(), "{e}");
+        let back = e.record().expect("the discarded record");
+        assert_eq!(back.value.as_deref(), Some(format!("v{i}").as_bytes()));
+    }
+    // The producer goes on.
+    p.begin_transaction().await.unwrap();
+    let d = p.send(ProducerRecord::new(&topic, "after")).await.unwrap();
+    p.commit_transaction().await.unwrap();
+    d.await.unwrap();
+    p.close().await.unwrap();
+}

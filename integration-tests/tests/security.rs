@@ -283,6 +283,7 @@ async fn wrong_password_fails_fast_with_an_authentication_error() {
             let e = Client::connect(cfg).await.unwrap_err();
             let msg = e.to_string();
             assert!(e.is_fatal() && !e.is_retriable(), "{msg}");
+            assert_eq!(e.kind(), strom_client::ErrorKind::Authentication, "{msg}");
             assert_eq!(e.kafka_code(), Some(ErrorCode::SaslAuthenticationFailed), "{msg}");
             assert!(
                 msg.contains(&format!(

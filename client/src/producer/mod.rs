@@ -198,9 +198,15 @@ impl Producer {
     /// # }
     /// ```
     ///
+    /// When the record cannot be queued (too large, the producer closed or failed, no
+    /// metadata within `max.block.ms`), the error hands it back ([`Error::into_record`]).
+    ///
     /// Cancellation-safe: a dropped call has queued the record entirely or not at all.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        self.send_inner(record, true).await
+        match self.send_inner(&record, true).await {
+            Ok(f) => Ok(f),
+            Err(e) => Err(e.with_record(record)),
+        }
     }
 
     /// Queues a record without waiting. When it cannot, the record comes back in the
@@ -266,7 +272,7 @@ impl Producer {
         u32::try_from(t.partitions.len()).map_err(|_| Error::protocol("too many partitions"))
     }
 
-    async fn send_inner(&self, record: ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
+    async fn send_inner(&self, record: &ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
         self.check_txn_state()?;
         let n = match self.partition_count_cached(&record.topic) {
             Ok(n) => n,
@@ -284,7 +290,7 @@ impl Producer {
         };
         let size = record_size_bound(record.key.as_deref(), record.value.as_deref(), &record.headers);
         let reserved = self.inner.acc.reserve(size, wait).await?;
-        self.append(&record, n, reserved)
+        self.append(record, n, reserved)
     }
 
     fn check_txn_state(&self) -> Result<()> {
