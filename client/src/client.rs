@@ -93,13 +93,44 @@ impl ClusterMetadata {
 
 #[derive(Default)]
 struct NodeSlot {
-    conn: Option<Connection>,
+    /// Held while a connection is made, so one task connects and the others wait for it.
+    connect: tokio::sync::Mutex<Backoff>,
+    /// The current connection and the counters, behind a lock never held across an await:
+    /// metrics and the fast path read it while a connect is under way.
+    stats: Mutex<SlotStats>,
+}
+
+#[derive(Default)]
+struct Backoff {
     failures: u32,
     next_attempt: Option<Instant>,
+}
+
+#[derive(Default)]
+struct SlotStats {
+    conn: Option<Connection>,
     /// Counters of this node's earlier, closed connections.
     retired: ConnectionMetrics,
     connects: u64,
     connect_failures: u64,
+}
+
+impl NodeSlot {
+    fn new() -> Self {
+        NodeSlot {
+            connect: tokio::sync::Mutex::new(Backoff::default()),
+            stats: Mutex::new(SlotStats::default()),
+        }
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, SlotStats> {
+        // The critical sections only copy counters: a panic inside one leaves them usable.
+        self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn live(&self) -> Option<Connection> {
+        self.stats().conn.as_ref().filter(|c| !c.is_closed()).cloned()
+    }
 }
 
 /// Per-broker counters since the client started (all connections to that broker).
@@ -126,7 +157,7 @@ struct Inner {
     conn_config: ConnectionConfig,
     metadata: RwLock<(Arc<ClusterMetadata>, Instant)>,
     /// Keyed by node id, or [`COORDINATOR_SLOT`] minus node id for coordinator connections.
-    nodes: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<NodeSlot>>>>,
+    nodes: Mutex<HashMap<i32, Arc<NodeSlot>>>,
     bootstrap: tokio::sync::Mutex<Option<Connection>>,
 }
 
@@ -259,9 +290,8 @@ impl Client {
     }
 
     fn live_connection(&self, node_id: i32) -> Option<Connection> {
-        let nodes = self.inner.nodes.lock().ok()?;
-        let slot = nodes.get(&node_id)?.try_lock().ok()?;
-        slot.conn.as_ref().filter(|c| !c.is_closed()).cloned()
+        let slot = self.inner.nodes.lock().ok()?.get(&node_id)?.clone();
+        slot.live()
     }
 
     async fn bootstrap_connection(&self, deadline: Instant) -> Result<Connection> {
@@ -374,50 +404,54 @@ impl Client {
                 .nodes
                 .lock()
                 .map_err(|_| Error::internal("client state poisoned"))?;
-            nodes
-                .entry(key)
-                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(NodeSlot::default())))
-                .clone()
+            nodes.entry(key).or_insert_with(|| Arc::new(NodeSlot::new())).clone()
         };
-        let mut slot = slot.lock().await;
-        if let Some(c) = slot.conn.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
+        if let Some(c) = slot.live() {
+            return Ok(c);
         }
-        if let Some(old) = slot.conn.take() {
-            let m = old.metrics();
-            let r = &mut slot.retired;
-            r.requests += m.requests;
-            r.responses += m.responses;
-            r.bytes_out += m.bytes_out;
-            r.bytes_in += m.bytes_in;
-            r.errors += m.errors;
+        let mut backoff = slot.connect.lock().await;
+        {
+            // Another task may have connected while this one waited for the lock.
+            let mut stats = slot.stats();
+            if let Some(c) = stats.conn.as_ref().filter(|c| !c.is_closed()) {
+                return Ok(c.clone());
+            }
+            if let Some(old) = stats.conn.take() {
+                let m = old.metrics();
+                let r = &mut stats.retired;
+                r.requests += m.requests;
+                r.responses += m.responses;
+                r.bytes_out += m.bytes_out;
+                r.bytes_in += m.bytes_in;
+                r.errors += m.errors;
+            }
         }
         let md = self.metadata();
         let Some(info) = md.brokers.get(&node_id) else {
             return Err(Error::unknown_node(node_id));
         };
-        if let Some(at) = slot.next_attempt {
+        if let Some(at) = backoff.next_attempt {
             tokio::time::sleep_until(at.into()).await;
         }
         let addr = info.addr();
         match Connection::connect(&addr, self.inner.conn_config.clone()).await {
             Ok(c) => {
-                if slot.failures > 0 {
+                if backoff.failures > 0 {
                     info!(node = node_id, %addr, "reconnected");
                 }
-                slot.failures = 0;
-                slot.next_attempt = None;
-                slot.connects += 1;
-                slot.conn = Some(c.clone());
+                backoff.failures = 0;
+                backoff.next_attempt = None;
+                let mut stats = slot.stats();
+                stats.connects += 1;
+                stats.conn = Some(c.clone());
                 Ok(c)
             }
             Err(e) => {
                 let cfg = &self.inner.config;
-                let wait = exponential_backoff(cfg.reconnect_backoff, cfg.reconnect_backoff_max, slot.failures);
-                slot.failures = slot.failures.saturating_add(1);
-                slot.connect_failures += 1;
-                slot.next_attempt = Some(Instant::now() + wait);
-                slot.conn = None;
+                let wait = exponential_backoff(cfg.reconnect_backoff, cfg.reconnect_backoff_max, backoff.failures);
+                backoff.failures = backoff.failures.saturating_add(1);
+                backoff.next_attempt = Some(Instant::now() + wait);
+                slot.stats().connect_failures += 1;
                 Err(e.with_context(format!("broker {node_id}")))
             }
         }
@@ -579,16 +613,16 @@ impl Client {
         };
         let mut out: Vec<BrokerMetrics> = nodes
             .iter()
-            .filter_map(|(&key, slot)| {
+            .map(|(&key, slot)| {
                 let node_id = if key > COORDINATOR_SLOT / 2 {
                     COORDINATOR_SLOT - key
                 } else {
                     key
                 };
-                let slot = slot.try_lock().ok()?;
+                let slot = slot.stats();
                 let live = slot.conn.as_ref().map(Connection::metrics).unwrap_or_default();
                 let r = &slot.retired;
-                Some(BrokerMetrics {
+                BrokerMetrics {
                     node_id,
                     connected: slot.conn.as_ref().is_some_and(|c| !c.is_closed()),
                     connects: slot.connects,
@@ -601,7 +635,7 @@ impl Client {
                         errors: r.errors + live.errors,
                         inflight: live.inflight,
                     },
-                })
+                }
             })
             .collect();
         out.sort_by_key(|m| m.node_id);
