@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, OffsetAndMetadata, OffsetReset, RebalanceContext,
-    RebalanceListener, TopicPartition,
+    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetAndMetadata, OffsetReset,
+    OffsetSpec, RebalanceContext, RebalanceListener, TopicPartition,
 };
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -60,7 +60,8 @@ pub(crate) struct ConsumeArgs {
     /// Stop after N records.
     #[arg(long)]
     count: Option<u64>,
-    /// Stop at the end offsets seen at start (the last stable offsets under read_committed).
+    /// Stop at the end offsets seen at start (under read_committed the last stable offsets,
+    /// after up to 5 s for the markers of transactions committed just before).
     /// A group member stops once its assigned partitions are there, or, holding none, once
     /// the group's committed offsets are.
     #[arg(long, verbatim_doc_comment)]
@@ -276,7 +277,7 @@ const GROUP_END_CHECK: Duration = Duration::from_secs(1);
 
 /// What `--until-end` compares against.
 struct Ends {
-    /// End offsets seen at start (last stable offsets under read_committed).
+    /// End offsets seen at start (see [`until_end_offsets`]).
     ends: BTreeMap<TopicPartition, i64>,
     /// Where a partition without a committed offset would start (for the group check).
     floors: BTreeMap<TopicPartition, i64>,
@@ -326,6 +327,7 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
     let group = cc.group_id.clone();
     let commit_interval = cc.auto_commit_interval;
     let reset = cc.auto_offset_reset;
+    let cc_read_committed = cc.isolation_level == IsolationLevel::ReadCommitted;
     let e = |e: strom_client::Error| e.to_string();
     let mut consumer = Consumer::new(cc).await.map_err(e)?;
     let topic = args.topic.as_str();
@@ -399,7 +401,9 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
 
     let mut ends = None;
     if args.until_end {
-        let end = consumer.end_offsets(&wanted).await.map_err(e)?;
+        let end = until_end_offsets(&consumer, topic, &wanted, cc_read_committed)
+            .await
+            .map_err(e)?;
         let floors = match reset {
             OffsetReset::Earliest => consumer.beginning_offsets(&wanted).await.map_err(e)?,
             OffsetReset::Latest => end.clone(),
@@ -449,6 +453,66 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
     .await;
     let finished = finish(consumer, &written, group.as_deref(), member.is_some()).await;
     outcome.and(finished)
+}
+
+/// How long `--until-end` under read_committed waits at start for transactions that were
+/// already decided to get their markers (see [`until_end_offsets`]).
+const MARKER_GRACE: Duration = Duration::from_secs(5);
+
+/// The end `--until-end` reads to. Under read_uncommitted: the high watermarks. Under
+/// read_committed: the last stable offsets, but a transaction that is already committed can
+/// still hold them back for a moment, because EndTxn returns once the coordinator has
+/// logged the decision and the markers reach the partitions just after (right after a
+/// transactional `strom produce`, a 3.9 broker often still shows the LSO at the
+/// transaction's first record). So while an LSO is below its high watermark, it is read
+/// again until it catches up, for at most [`MARKER_GRACE`]; a transaction still open after
+/// that stays out (it may never be decided), and the LSO reached then is the end.
+async fn until_end_offsets(
+    consumer: &Consumer,
+    topic: &str,
+    wanted: &[TopicPartition],
+    read_committed: bool,
+) -> Result<BTreeMap<TopicPartition, i64>, strom_client::Error> {
+    let admin = Admin::new(consumer.client().clone());
+    let partitions: Vec<i32> = wanted.iter().map(|tp| tp.partition).collect();
+    let list = |read_committed: bool| {
+        let (admin, partitions) = (&admin, &partitions);
+        async move {
+            let listed = admin
+                .list_offsets_isolated(topic, partitions, OffsetSpec::Latest, read_committed)
+                .await?;
+            Ok::<_, strom_client::Error>(
+                listed
+                    .into_iter()
+                    .map(|l| (TopicPartition::new(topic, l.partition), l.offset))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        }
+    };
+    let hwm = list(false).await?;
+    if !read_committed {
+        return Ok(hwm);
+    }
+    let deadline = Instant::now() + MARKER_GRACE;
+    loop {
+        let lso = list(true).await?;
+        let behind: Vec<String> = lso
+            .iter()
+            .filter_map(|(tp, &o)| hwm.get(tp).filter(|&&h| o < h).map(|h| format!("{tp} at {o} < {h}")))
+            .collect();
+        if behind.is_empty() {
+            return Ok(lso);
+        }
+        if Instant::now() >= deadline {
+            warn!(
+                partitions = %behind.join(", "),
+                "--until-end under read_committed stops at the last stable offset: a transaction open for \
+                 {MARKER_GRACE:?} holds these partitions back"
+            );
+            return Ok(lso);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Polls and writes until `--count`, `--until-end`, a signal or a closed stdout; commits
