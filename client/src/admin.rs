@@ -941,7 +941,13 @@ impl Admin {
         match self.consumer_group_describe(group).await {
             Ok(Some(d)) => return Ok(d),
             Ok(None) => {}
-            Err(e) if e.kafka_code() == Some(ErrorCode::GroupIdNotFound) => {}
+            // Not a KIP-848 group; or (UNSUPPORTED_VERSION) a broker that lists the API but
+            // runs without the new group coordinator, as Kafka 3.9 does by default.
+            Err(e)
+                if matches!(
+                    e.kafka_code(),
+                    Some(ErrorCode::GroupIdNotFound | ErrorCode::UnsupportedVersion)
+                ) => {}
             Err(e) => return Err(e),
         }
         let d = self.describe_group(group).await?;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strom_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use strom_protocol::messages::{ConsumerGroupHeartbeatRequest, GroupId, TopicName};
+use strom_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, GroupId, TopicName};
 use strom_protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -213,10 +213,36 @@ impl Member {
             )))
     }
 
+    /// The group fails: the consumer's next call returns `e`.
+    fn fail(&mut self, e: Error) -> Step<()> {
+        warn!(error = %e, "group membership failed");
+        let _ = self.events.send(GroupEvent::Fatal(e));
+        Err(Interrupt::Leave(None))
+    }
+
+    /// A cluster without the KIP-848 group coordinator: brokers before 3.7 lack the API,
+    /// 3.7 to 3.9 list it but answer UNSUPPORTED_VERSION unless the preview is enabled, and
+    /// 4.x can run with `group.version=0`. Retrying cannot help; the setting must change.
+    fn unsupported(&self, cause: Error) -> Error {
+        Error::config(format!(
+            "group {}: this cluster does not support group.protocol=consumer (KIP-848, Kafka 4.0+ with the \
+             new group coordinator); set group.protocol=classic",
+            self.cfg.group_id
+        ))
+        .with_cause(cause)
+    }
+
     async fn heartbeat(&mut self) -> Step<()> {
         let Some(conn) = self.coordinator.clone() else {
             return Ok(());
         };
+        if conn.versions().broker_range(ApiKey::ConsumerGroupHeartbeat).is_none() {
+            let e = self.unsupported(
+                Error::kafka(ErrorCode::UnsupportedVersion)
+                    .with_context(format!("broker {} has no ConsumerGroupHeartbeat API", conn.addr())),
+            );
+            return self.fail(e);
+        }
         let req = match self.request(self.epoch) {
             Ok(r) => r,
             Err(e) => {
@@ -257,9 +283,12 @@ impl Member {
                     self.cfg.group_id,
                     if msg.is_empty() { "" } else { ": " }
                 ));
-                warn!(error = %e, "group membership failed");
-                let _ = self.events.send(GroupEvent::Fatal(e));
-                return Err(Interrupt::Leave(None));
+                let e = if c == ErrorCode::UnsupportedVersion {
+                    self.unsupported(e)
+                } else {
+                    e
+                };
+                return self.fail(e);
             }
         }
         self.last_ok = Instant::now();
