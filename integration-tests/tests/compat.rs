@@ -41,7 +41,7 @@ async fn kip848_groups_work_or_are_refused_clearly() {
     create(&topic, 3).await;
     let producer = Producer::new(ProducerConfig::new(&broker().bootstrap)).await.unwrap();
     for i in 0..30 {
-        let _ = producer
+        let _delivery = producer
             .send(ProducerRecord::new(&topic, format!("v{i}")).key(format!("k{i}")))
             .await
             .unwrap();
@@ -106,7 +106,7 @@ async fn transactions_under_the_brokers_transaction_version() {
     for (tag, commit) in [("committed", true), ("aborted", false), ("again", true)] {
         p.begin_transaction().await.unwrap();
         for i in 0..50 {
-            let _ = p
+            let _delivery = p
                 .send(ProducerRecord::new(&topic, format!("{tag}{i}")).partition(i % 2))
                 .await
                 .unwrap();
