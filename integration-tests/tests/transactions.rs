@@ -380,11 +380,20 @@ async fn consumed_offsets_commit_with_the_transaction() {
         } else {
             txn.commit_transaction().await.unwrap();
             seen = got;
-            let committed = admin.group_offsets(&group).await.unwrap();
             let want: BTreeMap<(String, i32), i64> = offsets
                 .iter()
                 .map(|(tp, o)| ((tp.topic.to_string(), tp.partition), o.offset))
                 .collect();
+            // The commit marker reaches __consumer_offsets just after EndTxn returns; until
+            // then OffsetFetch without require_stable shows nothing (seen on 3.9, TV1).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let committed = loop {
+                let committed = admin.group_offsets(&group).await.unwrap();
+                if committed == want || Instant::now() >= deadline {
+                    break committed;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             assert_eq!(committed, want, "the group's offsets are those the consumer consumed");
         }
     }
