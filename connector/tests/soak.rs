@@ -134,7 +134,12 @@ impl PipelineProcess {
         if let Some(status) = c.try_wait().unwrap() {
             let log = self.dir.join(format!("pipeline-{}.log", self.runs));
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let last = text.lines().rev().find(|l| l.contains("failed")).unwrap_or("").to_owned();
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| l.contains("failed"))
+                .unwrap_or("")
+                .to_owned();
             self.exits.push(format!("run {}: {status}: {last}", self.runs));
             self.spawn();
         }
@@ -256,7 +261,13 @@ async fn soak() {
         let mut pc = ProducerConfig::from_client(cfg.clone());
         pc.set("linger.ms", "5").unwrap();
         let producer = Producer::new(pc).await.unwrap();
-        let (stop, acked, failed, sent, topic) = (stop.clone(), acked.clone(), failed.clone(), sent.clone(), p_topic.clone());
+        let (stop, acked, failed, sent, topic) = (
+            stop.clone(),
+            acked.clone(),
+            failed.clone(),
+            sent.clone(),
+            p_topic.clone(),
+        );
         tokio::spawn(async move {
             let start = Instant::now();
             let mut deliveries = futures_util::stream::FuturesUnordered::new();
@@ -516,7 +527,11 @@ async fn soak() {
     for (n, e) in failed.iter().take(10) {
         println!("  failed delivery {n}: {e}");
     }
-    assert_eq!((p_dups, p_lost), (0, 0), "P: idempotent producer duplicates / acknowledged records lost");
+    assert_eq!(
+        (p_dups, p_lost),
+        (0, 0),
+        "P: idempotent producer duplicates / acknowledged records lost"
+    );
     assert_eq!(group_missing, 0, "the group missed records of P");
     assert_eq!((q_dups, q_lost, q_unexpected), (0, 0, 0), "Q: not exactly once");
     if rss.len() >= 6 {
@@ -525,7 +540,10 @@ async fn soak() {
             "RSS grew from {warm} KiB to {last} KiB: {rss:?}"
         );
     }
-    assert!(started.elapsed() < run_for + Duration::from_secs(15 * 60), "over its time bound");
+    assert!(
+        started.elapsed() < run_for + Duration::from_secs(15 * 60),
+        "over its time bound"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     drop(cluster);
 }
