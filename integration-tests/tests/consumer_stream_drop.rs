@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer, ProducerConfig, ProducerRecord,
-    TopicPartition,
+    Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, OffsetAndMetadata, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
 };
 use strom_integration_tests::{broker, init_test_logging, unique_topic};
 
@@ -259,7 +259,7 @@ async fn a_handle_seeks_pauses_and_resumes_while_the_stream_runs() {
         .collect();
     consumer.assign(all.clone()).unwrap();
     let handle = consumer.handle().unwrap();
-    let mut stream = std::pin::pin!(consumer.stream());
+    let mut stream = Box::pin(consumer.stream());
     const LONG: Duration = Duration::from_secs(30);
     const QUIET: Duration = Duration::from_secs(3);
 
@@ -319,6 +319,16 @@ async fn a_handle_seeks_pauses_and_resumes_while_the_stream_runs() {
     handle.seek(&TopicPartition::new(topic.as_str(), 99), 0);
     handle.seek_to_end(&[]);
     assert!(next(&mut stream, QUIET).await.is_none(), "no record after seek_to_end");
+
+    // Once the consumer is gone, the handle's commits fail as Closed (its membership is
+    // gone too); its seeks go nowhere.
+    let offsets = BTreeMap::from([(p0.clone(), OffsetAndMetadata::new(3))]);
+    handle.commit(&offsets).await.unwrap();
+    drop(stream);
+    consumer.close().await.unwrap();
+    let e = handle.commit(&offsets).await.unwrap_err();
+    assert_eq!(e.kind(), strom_client::ErrorKind::Closed, "{e}");
+    handle.seek(&p0, 0);
 }
 
 /// The next record within `wait`, or `None` when none came.

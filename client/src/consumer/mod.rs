@@ -260,6 +260,18 @@ pub(crate) struct Controls {
     queued: std::sync::atomic::AtomicBool,
     /// Wakes a `poll` or stream waiting for records.
     wake: tokio::sync::Notify,
+    /// The consumer was closed or dropped: handles' commits fail with `ErrorKind::Closed`.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// Marks the consumer's [`Controls`] closed when the consumer goes away (closed or dropped).
+#[derive(Debug)]
+struct ClosedOnDrop(Arc<Controls>);
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        self.0.closed.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 #[derive(Debug)]
@@ -287,7 +299,17 @@ impl Controls {
 
 impl ConsumerHandle {
     /// Commits these offsets (the next offset to read, per partition) and waits.
+    ///
+    /// Fails with [`ErrorKind::Closed`](crate::ErrorKind::Closed) once the consumer was
+    /// closed or dropped (Java's "This consumer has already been closed"): its group
+    /// membership is gone, so nothing can be committed in its name.
     pub async fn commit(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
+        if self.controls.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::closed(format!(
+                "the consumer of this handle (group {}) was closed or dropped",
+                self.group
+            )));
+        }
         let who = match &self.member {
             Some(m) => m.identity(),
             None => CommitIdentity::standalone(),
@@ -395,6 +417,7 @@ pub struct Consumer {
     auto_commit_task: Option<CommitFuture>,
     counters: Arc<SharedCounters>,
     controls: Arc<Controls>,
+    _closed_on_drop: ClosedOnDrop,
     metrics: ConsumerMetrics,
 }
 
@@ -424,6 +447,7 @@ impl Consumer {
             check_crcs: config.check_crcs,
             ..DecodeOptions::default()
         };
+        let controls = Arc::new(Controls::default());
         Ok(Consumer {
             client,
             config,
@@ -445,7 +469,8 @@ impl Consumer {
             last_auto_commit: Instant::now(),
             auto_commit_task: None,
             counters: Arc::new(SharedCounters::default()),
-            controls: Arc::new(Controls::default()),
+            controls: controls.clone(),
+            _closed_on_drop: ClosedOnDrop(controls),
             metrics: ConsumerMetrics::default(),
         })
     }
