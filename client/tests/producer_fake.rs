@@ -28,6 +28,11 @@ struct Seen {
     arrivals: Vec<std::time::Instant>,
     /// The error codes the first batches get, in order; later ones succeed.
     script: Vec<i16>,
+    /// The error code every partition of an AddPartitionsToTxn gets.
+    add_partitions_error: i16,
+    /// The transactional ids of InitProducerId requests, and the EndTxn requests (commit?).
+    transactional_ids: Vec<String>,
+    end_txns: Vec<bool>,
 }
 
 async fn respond<R: Encodable + HeaderVersion>(s: &mut TcpStream, id: i32, version: i16, resp: &R) {
@@ -55,15 +60,23 @@ async fn serve(mut s: TcpStream, port: u16, seen: Arc<Mutex<Seen>>) {
         let (v, id) = (header.request_api_version, header.correlation_id);
         match ApiKey::try_from(header.request_api_key).unwrap() {
             ApiKey::ApiVersions => {
-                let keys = [(18, 0, 3), (3, 0, 12), (0, 3, 12), (22, 0, 5)]
-                    .iter()
-                    .map(|&(k, min, max)| {
-                        ApiVersion::default()
-                            .with_api_key(k)
-                            .with_min_version(min)
-                            .with_max_version(max)
-                    })
-                    .collect();
+                let keys = [
+                    (18, 0, 3),
+                    (3, 0, 12),
+                    (0, 3, 12),
+                    (22, 0, 5),
+                    (10, 0, 3),
+                    (24, 0, 3),
+                    (26, 0, 3),
+                ]
+                .iter()
+                .map(|&(k, min, max)| {
+                    ApiVersion::default()
+                        .with_api_key(k)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect();
                 respond(&mut s, id, v, &ApiVersionsResponse::default().with_api_keys(keys)).await;
             }
             ApiKey::Metadata => {
@@ -87,6 +100,9 @@ async fn serve(mut s: TcpStream, port: u16, seen: Arc<Mutex<Seen>>) {
                 let epoch = {
                     let mut seen = seen.lock().unwrap();
                     seen.init_requests.push((req.producer_id.0, req.producer_epoch));
+                    if let Some(t) = &req.transactional_id {
+                        seen.transactional_ids.push(t.0.to_string());
+                    }
                     if req.producer_id.0 == 1000 {
                         req.producer_epoch + 1
                     } else {
@@ -137,6 +153,45 @@ async fn serve(mut s: TcpStream, port: u16, seen: Arc<Mutex<Seen>>) {
                     .with_partition_responses(parts)]);
                 respond(&mut s, id, v, &resp).await;
             }
+            ApiKey::FindCoordinator => {
+                let resp = FindCoordinatorResponse::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(i32::from(port));
+                respond(&mut s, id, v, &resp).await;
+            }
+            ApiKey::AddPartitionsToTxn => {
+                use kafka_protocol::messages::add_partitions_to_txn_response::{
+                    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+                };
+                let req = AddPartitionsToTxnRequest::decode(&mut b, v).unwrap();
+                let code = seen.lock().unwrap().add_partitions_error;
+                let results = req
+                    .v3_and_below_topics
+                    .iter()
+                    .map(|t| {
+                        AddPartitionsToTxnTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_results_by_partition(
+                                t.partitions
+                                    .iter()
+                                    .map(|&p| {
+                                        AddPartitionsToTxnPartitionResult::default()
+                                            .with_partition_index(p)
+                                            .with_partition_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                let resp = AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+                respond(&mut s, id, v, &resp).await;
+            }
+            ApiKey::EndTxn => {
+                let req = EndTxnRequest::decode(&mut b, v).unwrap();
+                seen.lock().unwrap().end_txns.push(req.committed);
+                respond(&mut s, id, v, &EndTxnResponse::default()).await;
+            }
             other => panic!("unexpected request {other:?}"),
         }
         let _ = b.remaining();
@@ -145,12 +200,17 @@ async fn serve(mut s: TcpStream, port: u16, seen: Arc<Mutex<Seen>>) {
 
 /// A scripted broker answering the first batches with `script`'s error codes.
 async fn scripted_broker(script: Vec<i16>) -> (u16, Arc<Mutex<Seen>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Seen {
+    scripted_broker_with(Seen {
         script,
         ..Seen::default()
-    }));
+    })
+    .await
+}
+
+async fn scripted_broker_with(seen: Seen) -> (u16, Arc<Mutex<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(seen));
     let s2 = seen.clone();
     tokio::spawn(async move {
         loop {
@@ -248,4 +308,63 @@ async fn refused_batches_name_their_kind_and_the_producer_goes_on() {
     let md = within(f).await.unwrap();
     assert_eq!((md.partition, md.offset), (0, 7));
     assert_eq!(seen.lock().unwrap().batches.len(), 3, "no retries of refused batches");
+}
+
+/// A transactional producer whose transactional id the broker no longer authorizes
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED on AddPartitionsToTxn, as after an ACL is
+/// revoked) is beyond recovery without being fenced: Java raises a fatal
+/// `TransactionalIdAuthorizationException`. The delivery fails and hands its record back,
+/// every later send fails as `ErrorKind::Fatal` (not `Fenced`: no other producer took
+/// over) with the authorization error as its source, and so does a new transaction.
+#[tokio::test]
+async fn a_revoked_transactional_id_makes_the_producer_fatal_not_fenced() {
+    use std::error::Error as _;
+    use strom_client::{ErrorCode, ErrorKind, TransactionalProducer};
+    let (port, seen) = scripted_broker_with(Seen {
+        add_partitions_error: 53,
+        ..Seen::default()
+    })
+    .await;
+    let mut cfg = ProducerConfig::new(format!("127.0.0.1:{port}"));
+    cfg.client.retry_backoff = Duration::from_millis(10);
+    cfg.transactional_id = Some("revoked".into());
+    let producer = TransactionalProducer::new(cfg).await.unwrap();
+    bounded(producer.init_transactions()).await.unwrap();
+    bounded(producer.begin_transaction()).await.unwrap();
+
+    let f = producer.send(ProducerRecord::new("t", "one").key("k")).await.unwrap();
+    let e = bounded(f).await.unwrap_err();
+    assert_eq!(
+        e.kafka_code(),
+        Some(ErrorCode::TransactionalIdAuthorizationFailed),
+        "{e}"
+    );
+    assert_eq!(e.record().and_then(|r| r.value.as_deref()), Some(&b"one"[..]));
+
+    let e = producer
+        .send(ProducerRecord::new("t", "two").key("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fatal, "{e}");
+    assert!(e.is_fatal() && !e.is_retriable() && !e.requires_abort(), "{e}");
+    let cause = e.source().expect("the fatal state names its cause").to_string();
+    assert!(cause.contains("TRANSACTIONAL_ID_AUTHORIZATION_FAILED"), "{cause}");
+    assert_eq!(e.record().and_then(|r| r.value.as_deref()), Some(&b"two"[..]));
+
+    let e = bounded(producer.abort_transaction()).await.unwrap_err();
+    assert!(e.is_fatal(), "{e}");
+    let e = bounded(producer.begin_transaction()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fatal, "{e}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.transactional_ids, ["revoked"]);
+    assert!(seen.batches.is_empty(), "nothing was produced: {:?}", seen.batches);
+    assert!(
+        seen.end_txns.is_empty(),
+        "no EndTxn from a fatal producer: {:?}",
+        seen.end_txns
+    );
+}
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), f).await.expect("hung")
 }

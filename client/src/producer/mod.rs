@@ -301,9 +301,7 @@ impl Producer {
                 // beyond recovery: no call order will make sending work again. The error
                 // that made it so says which (ErrorKind::Fenced or Fatal).
                 let cause = self.inner.acc.lock().fatal.clone();
-                let msg = "the transactional producer is in a fatal state: create a new one";
-                let cause = cause.unwrap_or_else(|| Error::internal("fatal state without an error"));
-                return Err(Error::fatal_state(msg, cause));
+                return Err(txn::in_fatal_state(cause.as_ref()));
             }
             if s != txn::IN_TRANSACTION {
                 return Err(Error::illegal_state(

@@ -150,6 +150,19 @@ pub(crate) enum TxnCommand {
     Prepare(oneshot::Sender<Result<PreparedTransaction>>),
 }
 
+/// What every transactional call of a producer in a fatal state fails with, as Java's
+/// `maybeFailWithError` does: `ErrorKind::Fenced` if it was fenced, else `ErrorKind::Fatal`,
+/// the error that put it there as the source.
+pub(crate) fn in_fatal_state(cause: Option<&Error>) -> Error {
+    let cause = cause
+        .cloned()
+        .unwrap_or_else(|| Error::internal("fatal state without an error"));
+    Error::fatal_state(
+        "the transactional producer is in a fatal state: create a new one",
+        cause,
+    )
+}
+
 /// Errors that end the producer (Java's fatal `ProducerFencedException` & co.).
 fn is_fencing(code: ErrorCode) -> bool {
     matches!(
@@ -325,7 +338,7 @@ pub(crate) async fn run_command(sender: &mut Sender, cmd: TxnCommand) {
             }
             TxnCommand::Begin(reply) => {
                 let r = match sender.txn.as_mut() {
-                    Some(t) if t.fatal.is_some() => Err(t.fatal.clone().unwrap_or_else(|| Error::internal("fatal state without an error"))),
+                    Some(t) if t.fatal.is_some() => Err(in_fatal_state(t.fatal.as_ref())),
                     Some(t) if t.state.load(Ordering::Acquire) == READY => {
                         t.added.clear();
                         t.produced = false;
@@ -377,8 +390,8 @@ async fn init(sender: &mut Sender) -> Result<()> {
         let Some(t) = sender.txn.as_mut() else {
             return Err(Error::config("not transactional"));
         };
-        if let Some(f) = &t.fatal {
-            return Err(f.clone());
+        if t.fatal.is_some() {
+            return Err(in_fatal_state(t.fatal.as_ref()));
         }
         (
             (sender.producer_id, sender.epoch),
@@ -430,8 +443,8 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
         let Some(t) = sender.txn.as_ref() else {
             return Err(Error::config("not transactional"));
         };
-        if let Some(f) = &t.fatal {
-            return Err(f.clone());
+        if t.fatal.is_some() {
+            return Err(in_fatal_state(t.fatal.as_ref()));
         }
         if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
             return Err(Error::illegal_state(format!(
@@ -543,7 +556,10 @@ async fn send_offsets(
         let Some(t) = sender.txn.as_mut() else {
             return Err(Error::config("not transactional"));
         };
-        if let Some(e) = t.fatal.as_ref().or(t.abortable.as_ref()) {
+        if t.fatal.is_some() {
+            return Err(in_fatal_state(t.fatal.as_ref()));
+        }
+        if let Some(e) = &t.abortable {
             return Err(e.clone());
         }
         if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
@@ -666,7 +682,10 @@ async fn prepare(sender: &mut Sender) -> Result<PreparedTransaction> {
     }
     flush_transaction(sender).await;
     let t = sender.txn.as_ref().ok_or_else(|| Error::config("not transactional"))?;
-    if let Some(e) = t.fatal.as_ref().or(t.abortable.as_ref()) {
+    if t.fatal.is_some() {
+        return Err(in_fatal_state(t.fatal.as_ref()));
+    }
+    if let Some(e) = &t.abortable {
         return Err(e.clone().with_context("the transaction cannot be prepared"));
     }
     Ok(PreparedTransaction {
