@@ -159,6 +159,7 @@ struct Inner {
     /// Keyed by node id, or [`COORDINATOR_SLOT`] minus node id for coordinator connections.
     nodes: Mutex<HashMap<i32, Arc<NodeSlot>>>,
     bootstrap: tokio::sync::Mutex<Option<Connection>>,
+    registry: crate::metrics::MetricRegistry,
 }
 
 /// The shared client handle: clone it freely; all clones share connections and metadata.
@@ -206,8 +207,14 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Client> {
         // TLS material and SASL settings are read and checked once, here.
         let conn_config = config.connection_config()?;
+        let registry = crate::metrics::MetricRegistry::new(
+            &config.client_id,
+            config.metrics_sample_window,
+            config.metrics_num_samples,
+        );
         let client = Client {
             inner: Arc::new(Inner {
+                registry,
                 config,
                 conn_config,
                 metadata: RwLock::new((Arc::new(ClusterMetadata::default()), Instant::now())),
@@ -330,11 +337,13 @@ impl Client {
                 *attempts += 1;
                 match tokio::time::timeout(left, Connection::connect(addr, self.inner.conn_config.clone())).await {
                     Ok(Ok(c)) => {
+                        self.connected(&c, -1);
                         *guard = Some(c.clone());
                         return Ok(c);
                     }
                     Ok(Err(e)) => {
                         debug!(%addr, error = %e, "bootstrap server unreachable");
+                        self.connect_failed(&e, -1);
                         if e.is_fatal() {
                             return Err(e);
                         }
@@ -441,6 +450,7 @@ impl Client {
                 }
                 backoff.failures = 0;
                 backoff.next_attempt = None;
+                self.connected(&c, node_id);
                 let mut stats = slot.stats();
                 stats.connects += 1;
                 stats.conn = Some(c.clone());
@@ -452,6 +462,7 @@ impl Client {
                 backoff.failures = backoff.failures.saturating_add(1);
                 backoff.next_attempt = Some(Instant::now() + wait);
                 slot.stats().connect_failures += 1;
+                self.connect_failed(&e, node_id);
                 Err(e.with_context(format!("broker {node_id}")))
             }
         }
@@ -468,9 +479,36 @@ impl Client {
         };
         let mut cfg = self.inner.conn_config.clone();
         cfg.request_timeout = cfg.request_timeout.max(request_timeout);
-        Connection::connect(&info.addr(), cfg)
-            .await
-            .map_err(|e| e.with_context(format!("broker {node_id}")))
+        let c = Connection::connect(&info.addr(), cfg).await.map_err(|e| {
+            self.connect_failed(&e, node_id);
+            e.with_context(format!("broker {node_id}"))
+        })?;
+        self.connected(&c, node_id);
+        Ok(c)
+    }
+
+    /// A new connection to `node_id` (-1: bootstrap) counts in its `node-metrics`, and as a
+    /// successful authentication under SASL.
+    fn connected(&self, c: &Connection, node_id: i32) {
+        let m = self.inner.registry.node(node_id);
+        let sasl = self
+            .inner
+            .conn_config
+            .security
+            .as_deref()
+            .is_some_and(crate::security::Security::has_sasl);
+        if sasl {
+            m.successful_authentication.add(1);
+        }
+        c.attach_metrics(m);
+    }
+
+    /// A connection attempt to `node_id` failed: counted as a failed authentication when
+    /// the broker refused the credentials.
+    fn connect_failed(&self, e: &Error, node_id: i32) {
+        if e.kind() == crate::ErrorKind::Authentication {
+            self.inner.registry.node(node_id).failed_authentication.add(1);
+        }
     }
 
     /// Fetches metadata and merges it into the cache. `None`: all topics; `Some(&[])`: brokers
@@ -604,6 +642,12 @@ impl Client {
             md.topics.remove(topic);
             guard.0 = Arc::new(md);
         }
+    }
+
+    /// The registry every role on this client records its metrics into, under the Java
+    /// client's names (see [`crate::metrics`]).
+    pub fn metric_registry(&self) -> &crate::metrics::MetricRegistry {
+        &self.inner.registry
     }
 
     /// Counters per broker this client has talked to (bootstrap connections excluded).

@@ -140,6 +140,11 @@ pub struct ClientConfig {
     pub connections_max_idle: Duration,
     /// `max.response.size` (Strom; 100 MiB): largest response frame accepted.
     pub max_response_size: usize,
+    /// `metrics.sample.window.ms` (30 s): the window rates and avg/max of the
+    /// [`crate::metrics`] snapshot are sampled over.
+    pub metrics_sample_window: Duration,
+    /// `metrics.num.samples` (2): how many windows a rate or avg/max covers.
+    pub metrics_num_samples: u32,
     /// `send.buffer.bytes`: the sockets' `SO_SNDBUF`; `-1` keeps the OS default. `None`
     /// (not set) is Java's default, 131072 for every role.
     pub send_buffer_bytes: Option<i32>,
@@ -208,6 +213,8 @@ impl Default for ClientConfig {
             retry_backoff_max: Duration::from_secs(1),
             connections_max_idle: Duration::from_secs(540),
             max_response_size: strom_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
+            metrics_sample_window: Duration::from_secs(30),
+            metrics_num_samples: 2,
             send_buffer_bytes: None,
             receive_buffer_bytes: None,
             client_dns_lookup: ClientDnsLookup::UseAllDnsIps,
@@ -359,11 +366,19 @@ impl ClientConfig {
                      socket.connection.setup.timeout.ms",
                 ))
             }
-            "metrics.recording.level" | "metrics.num.samples" | "metrics.sample.window.ms" => {
+            "metrics.sample.window.ms" => self.metrics_sample_window = parse_ms_int(key, value, 1)?,
+            "metrics.num.samples" => {
+                let n: u32 = parse_num(key, value, "a count of at least 1")?;
+                if n == 0 {
+                    return Err(Error::config(format!("{key}: must be at least 1, got 0")));
+                }
+                self.metrics_num_samples = n;
+            }
+            "metrics.recording.level" => {
                 return Err(unsupported(
                     key,
-                    "Strom's metrics are plain counters, always kept, with no recording levels or sample \
-                     windows; remove it",
+                    "Strom records every metric it has at one level (Java's INFO and DEBUG sensors alike); \
+                     remove it",
                 ))
             }
             // Off is what Strom does; on cannot be honoured.

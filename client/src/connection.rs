@@ -88,6 +88,25 @@ pub(crate) struct Counters {
     inflight: AtomicU64,
     /// Milliseconds since `epoch` of the last request or response.
     last_activity_ms: AtomicU64,
+    /// The client's `node-metrics` of this broker, once attached.
+    node: std::sync::OnceLock<Arc<crate::metrics::NodeInstruments>>,
+    /// The reader ended: the connection is closed.
+    ended: std::sync::atomic::AtomicBool,
+    /// Its close was counted in `node` (exactly once, by the reader's end or by the attach).
+    close_counted: std::sync::atomic::AtomicBool,
+}
+
+impl Counters {
+    /// Counts the close once the connection has both ended and been attached.
+    fn count_close(&self) {
+        if self.ended.load(Ordering::SeqCst) {
+            if let Some(m) = self.node.get() {
+                if !self.close_counted.swap(true, Ordering::SeqCst) {
+                    m.closed();
+                }
+            }
+        }
+    }
 }
 
 /// A snapshot of a connection's counters.
@@ -299,6 +318,17 @@ impl Connection {
         self.send_version(request, version).await
     }
 
+    /// Records this connection's traffic under broker `node`'s `node-metrics` from now on
+    /// (the first call wins).
+    pub(crate) fn attach_metrics(&self, node: Arc<crate::metrics::NodeInstruments>) {
+        let c = &self.inner.counters;
+        if c.node.set(node.clone()).is_ok() {
+            node.opened();
+            // Closed before it was attached: the reader's end could not count it.
+            c.count_close();
+        }
+    }
+
     /// Sends `request` at `version` (which the caller checked the broker supports).
     ///
     /// Cancellation-safe (see the module docs). Fails after `request.timeout.ms`.
@@ -318,10 +348,16 @@ impl Connection {
                 frame::decode_response::<R>(frame, version, id)
                     .map_err(|e| Error::from(e).with_context(format!("broker {}", self.inner.addr)))
             });
-            let latency = started.elapsed().as_micros() as u64;
+            let elapsed = started.elapsed();
+            let latency = elapsed.as_micros() as u64;
             tracing::Span::current().record("latency_us", latency);
             match &resp {
-                Ok(_) => trace!(latency_us = latency, "response"),
+                Ok(_) => {
+                    if let Some(m) = self.inner.counters.node.get() {
+                        m.request_latency.record_duration(elapsed);
+                    }
+                    trace!(latency_us = latency, "response")
+                }
                 Err(e) => {
                     self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
                     debug!(latency_us = latency, error = %e, "request failed");
@@ -459,6 +495,10 @@ async fn writer(
         }
         c.requests.fetch_add(1, Ordering::Relaxed);
         c.bytes_out.fetch_add(out.frame.len() as u64, Ordering::Relaxed);
+        if let Some(m) = c.node.get() {
+            m.request.add(1);
+            m.outgoing_byte.add(out.frame.len() as u64);
+        }
         c.touch(io.epoch);
         if let Err(e) = write.write_all(&out.frame).await {
             io.closed.send_replace(Some(format!("write failed: {e}")));
@@ -484,6 +524,9 @@ async fn reader(mut read: BoxRead, mut inflight: mpsc::UnboundedReceiver<(i32, R
                     };
                     c.inflight.fetch_sub(1, Ordering::Relaxed);
                     c.responses.fetch_add(1, Ordering::Relaxed);
+                    if let Some(m) = c.node.get() {
+                        m.response.add(1);
+                    }
                     c.touch(io.epoch);
                     let actual = frame::response_correlation_id(&frame).unwrap_or(-1);
                     if actual != id {
@@ -518,7 +561,12 @@ async fn reader(mut read: BoxRead, mut inflight: mpsc::UnboundedReceiver<(i32, R
                 }
                 Ok(0) if buf.is_empty() => break 'conn "the broker closed the connection".to_owned(),
                 Ok(0) => break 'conn format!("the broker closed the connection inside a frame ({} bytes of it read)", buf.len()),
-                Ok(n) => { c.bytes_in.fetch_add(n as u64, Ordering::Relaxed); }
+                Ok(n) => {
+                    c.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    if let Some(m) = c.node.get() {
+                        m.incoming_byte.add(n as u64);
+                    }
+                }
                 Err(e) => break 'conn format!("read failed: {e}"),
             },
             _ = closed_rx.wait_for(Option::is_some) => break 'conn String::new(),
@@ -526,6 +574,8 @@ async fn reader(mut read: BoxRead, mut inflight: mpsc::UnboundedReceiver<(i32, R
     };
     let reason = io.closed.borrow().clone().unwrap_or(reason);
     io.closed.send_replace(Some(reason.clone()));
+    c.ended.store(true, Ordering::SeqCst);
+    c.count_close();
     debug!(broker = %io.addr, %reason, "connection closed");
     inflight.close();
     while let Ok((_, reply)) = inflight.try_recv() {

@@ -29,6 +29,7 @@ mod connection;
 pub mod consumer;
 mod error;
 mod fetch;
+pub mod metrics;
 pub mod producer;
 mod role_config;
 mod scram;

@@ -861,9 +861,7 @@ mod tests {
                 "30000",
                 "socket.connection.setup.timeout.ms",
             ),
-            ("metrics.recording.level", "INFO", "counters"),
-            ("metrics.num.samples", "2", "counters"),
-            ("metrics.sample.window.ms", "30000", "counters"),
+            ("metrics.recording.level", "INFO", "one level"),
             ("auto.include.jmx.reporter", "true", "JMX"),
             ("enable.metrics.push", "true", "KIP-714"),
         ] {
@@ -872,6 +870,14 @@ mod tests {
             refused(c.set(key, value), key, hint);
             assert!(ProducerConfig::is_known_key(key) && ConsumerConfig::is_known_key(key));
         }
+        p.set("metrics.sample.window.ms", "10000").unwrap();
+        p.set("metrics.num.samples", "3").unwrap();
+        assert_eq!(
+            (p.client.metrics_sample_window, p.client.metrics_num_samples),
+            (std::time::Duration::from_secs(10), 3)
+        );
+        let e = p.set("metrics.num.samples", "0").unwrap_err();
+        assert!(e.is_config() && e.to_string().contains("at least 1"), "{e}");
         p.set("retry.backoff.max.ms", "2000").unwrap();
         assert_eq!(p.client.retry_backoff_max, std::time::Duration::from_secs(2));
         p.set("auto.include.jmx.reporter", "false").unwrap();

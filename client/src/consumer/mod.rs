@@ -150,6 +150,8 @@ struct FetchOutcome {
     offsets: HashMap<TopicPartition, i64>,
     names: HashMap<uuid::Uuid, Arc<str>>,
     by_id: bool,
+    /// From sending the request to its response.
+    latency: Duration,
     result: Result<strom_protocol::messages::FetchResponse>,
 }
 
@@ -178,11 +180,23 @@ pub struct ConsumerMetrics {
     pub truncations_detected: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SharedCounters {
     commits_succeeded: std::sync::atomic::AtomicU64,
     commits_failed: std::sync::atomic::AtomicU64,
     committed: Mutex<BTreeMap<TopicPartition, i64>>,
+    coordinator: crate::metrics::CoordinatorInstruments,
+}
+
+impl SharedCounters {
+    fn new(client: &Client) -> Self {
+        SharedCounters {
+            commits_succeeded: Default::default(),
+            commits_failed: Default::default(),
+            committed: Default::default(),
+            coordinator: crate::metrics::CoordinatorInstruments::new(client.metric_registry()),
+        }
+    }
 }
 
 /// The outcome of an asynchronous commit ([`Consumer::commit_async`]). The commit runs in
@@ -419,6 +433,7 @@ pub struct Consumer {
     controls: Arc<Controls>,
     _closed_on_drop: ClosedOnDrop,
     metrics: ConsumerMetrics,
+    instruments: crate::metrics::ConsumerInstruments,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -449,7 +464,6 @@ impl Consumer {
         };
         let controls = Arc::new(Controls::default());
         Ok(Consumer {
-            client,
             config,
             opts,
             subscription: Subscription::None,
@@ -468,10 +482,12 @@ impl Consumer {
             listener: Mutex::new(None),
             last_auto_commit: Instant::now(),
             auto_commit_task: None,
-            counters: Arc::new(SharedCounters::default()),
+            counters: Arc::new(SharedCounters::new(&client)),
             controls: controls.clone(),
             _closed_on_drop: ClosedOnDrop(controls),
             metrics: ConsumerMetrics::default(),
+            instruments: crate::metrics::ConsumerInstruments::new(client.metric_registry()),
+            client,
         })
     }
 
@@ -715,7 +731,48 @@ impl Consumer {
         let n = max.min(self.undelivered.len());
         let out: Vec<ConsumerRecord> = self.undelivered.drain(..n).collect();
         self.metrics.records_consumed += out.len() as u64;
+        // Per run of one partition (records come grouped by partition), not per record:
+        // records-consumed, and records-lag from the position after the run (as Java's
+        // fetchRecords does), so a caught-up partition reads 0 even when the broker leaves
+        // it out of incremental fetch responses.
+        let read_committed = self.read_committed();
+        let mut i = 0;
+        while i < out.len() {
+            let (topic, partition) = (&out[i].topic, out[i].partition);
+            let run = out[i..]
+                .iter()
+                .take_while(|r| r.partition == partition && (Arc::ptr_eq(&r.topic, topic) || r.topic == *topic))
+                .count();
+            self.instruments.consumed(topic, run as u64);
+            let next = out[i + run - 1].offset + 1;
+            let tp = TopicPartition {
+                topic: topic.clone(),
+                partition,
+            };
+            if let Some(st) = self.assignment.get(&tp) {
+                let end = if read_committed {
+                    st.last_stable_offset
+                } else {
+                    st.high_watermark
+                };
+                if let Some(end) = end {
+                    self.instruments.lag(topic, partition, (end - next).max(0));
+                }
+            }
+            i += run;
+        }
         out
+    }
+
+    /// This consumer's metrics (`consumer-fetch-manager-metrics`, per topic and per
+    /// partition) and its connections' (`node-metrics`), under the Java client's names.
+    /// Other roles sharing the client record into the same registry
+    /// ([`Client::metric_registry`]).
+    pub fn java_metrics(&self) -> crate::metrics::MetricsSnapshot {
+        let mut s = self.client.metric_registry().snapshot();
+        s.metrics
+            .retain(|m| m.group.starts_with("consumer") || m.group == "node-metrics");
+        s
     }
 
     /// Counters; `committed_offsets` has the last committed offset per partition.
@@ -764,6 +821,12 @@ impl Consumer {
         let assignment = &self.assignment;
         self.undelivered
             .retain(|r| assignment.contains_key(&r.topic_partition()));
+        self.instruments
+            .keep_lags(|t, p| assignment.keys().any(|tp| tp.partition == p && &*tp.topic == t));
+        self.counters
+            .coordinator
+            .assigned_partitions
+            .set(self.assignment.len() as f64);
         let gone: Vec<TopicPartition> = self
             .buffered
             .iter()
@@ -1126,9 +1189,14 @@ impl Consumer {
             }
             GroupEvent::Assign(parts, done) => {
                 self.metrics.rebalances += 1;
+                self.counters.coordinator.rebalance.add(1);
                 for tp in &parts {
                     self.assignment.entry(tp.clone()).or_default();
                 }
+                self.counters
+                    .coordinator
+                    .assigned_partitions
+                    .set(self.assignment.len() as f64);
                 if let Some(mut l) = self.take_listener() {
                     let mut ctx = RebalanceContext::new(&self.assignment);
                     l.on_partitions_assigned(&parts, &mut ctx);
@@ -1431,8 +1499,15 @@ impl Consumer {
     fn handle_outcome(&mut self, o: FetchOutcome) {
         self.in_flight.remove(&o.node);
         self.metrics.fetches += 1;
+        self.instruments.fetch.add(1);
         let resp = match o.result {
-            Ok(r) => r,
+            Ok(r) => {
+                self.instruments.fetch_latency.record_duration(o.latency);
+                self.instruments
+                    .fetch_throttle_time
+                    .record_duration(Duration::from_millis(u64::try_from(r.throttle_time_ms).unwrap_or(0)));
+                r
+            }
             Err(e) => {
                 debug!(node = o.node, error = %e, "fetch failed");
                 self.node_backoff
@@ -1467,6 +1542,7 @@ impl Consumer {
         }
         let read_committed = self.read_committed();
         let metadata_max_age = self.client.config().metadata_max_age;
+        let mut fetch_size = 0u64;
         for t in resp.responses {
             let topic: Arc<str> = if o.by_id {
                 match o.names.get(&t.topic_id) {
@@ -1496,6 +1572,14 @@ impl Consumer {
                         }
                         if pd.last_stable_offset >= 0 {
                             st.last_stable_offset = Some(pd.last_stable_offset);
+                        }
+                        let end = if read_committed {
+                            st.last_stable_offset
+                        } else {
+                            st.high_watermark
+                        };
+                        if let Some(end) = end {
+                            self.instruments.lag(&tp.topic, tp.partition, (end - fetched).max(0));
                         }
                         if pd.log_start_offset >= 0 {
                             st.log_start_offset = Some(pd.log_start_offset);
@@ -1540,6 +1624,8 @@ impl Consumer {
                             continue;
                         };
                         self.metrics.bytes_fetched += records.len() as u64;
+                        fetch_size += records.len() as u64;
+                        self.instruments.fetched_bytes(&tp.topic, records.len() as u64);
                         let aborted = pd
                             .aborted_transactions
                             .unwrap_or_default()
@@ -1592,6 +1678,7 @@ impl Consumer {
                 }
             }
         }
+        self.instruments.fetch_size.record(fetch_size);
     }
 
     /// Commits what was consumed when `enable.auto.commit`, leaves the group (static members
@@ -1622,9 +1709,12 @@ async fn do_commit(
     counters: &SharedCounters,
 ) -> Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
+    let started = Instant::now();
     match offsets::commit(client, group, who, offsets).await {
         Ok(()) => {
             counters.commits_succeeded.fetch_add(1, Relaxed);
+            counters.coordinator.commit.add(1);
+            counters.coordinator.commit_latency.record_duration(started.elapsed());
             if let Ok(mut m) = counters.committed.lock() {
                 for (tp, o) in offsets {
                     m.insert(tp.clone(), o.offset);
@@ -1652,6 +1742,7 @@ async fn fetch_once(
         offsets: HashMap::new(),
         names: HashMap::new(),
         by_id: false,
+        latency: Duration::ZERO,
         result: Err(e),
     };
     let conn = match client.broker(node).await {
@@ -1674,7 +1765,9 @@ async fn fetch_once(
         Ok(mut s) => s.build(wanted, params, by_id),
         Err(_) => return fail(Error::internal("fetch session state poisoned")),
     };
+    let sent = Instant::now();
     let result = conn.send_version(&built.request, v).await;
+    let latency = sent.elapsed();
     match (&result, session.lock()) {
         (Ok(r), Ok(mut s)) => {
             let code = ErrorCode::from(r.error_code);
@@ -1691,6 +1784,7 @@ async fn fetch_once(
         offsets: built.offsets,
         names: built.names,
         by_id,
+        latency,
         result,
     }
 }

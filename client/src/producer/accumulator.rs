@@ -89,6 +89,7 @@ pub(crate) struct Accumulator {
     max_block: Duration,
     max_request_size: usize,
     partitioner: PartitionerClass,
+    pub(crate) metrics: Arc<crate::metrics::ProducerInstruments>,
 }
 
 /// Upper bound of one record's encoded size inside a batch (for `buffer.memory` and
@@ -105,7 +106,30 @@ pub(crate) fn record_size_bound(
     n
 }
 
+/// A send waiting for `buffer.memory`, counted while it lives.
+struct BufferWait<'a> {
+    metrics: &'a crate::metrics::ProducerInstruments,
+    since: Instant,
+}
+
+impl<'a> BufferWait<'a> {
+    fn new(metrics: &'a crate::metrics::ProducerInstruments) -> Self {
+        metrics.wait_started();
+        BufferWait {
+            metrics,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Drop for BufferWait<'_> {
+    fn drop(&mut self) {
+        self.metrics.wait_ended(self.since.elapsed());
+    }
+}
+
 impl Accumulator {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         batch_size: usize,
         linger: Duration,
@@ -114,8 +138,12 @@ impl Accumulator {
         max_block: Duration,
         max_request_size: usize,
         partitioner: PartitionerClass,
+        metrics: Arc<crate::metrics::ProducerInstruments>,
     ) -> Self {
+        metrics.buffer_total_bytes.set(buffer_memory as f64);
+        metrics.buffer_available_bytes.set(buffer_memory as f64);
         Accumulator {
+            metrics,
             state: Mutex::new(State::default()),
             memory: Semaphore::new(buffer_memory.min(Semaphore::MAX_PERMITS)),
             wake: Notify::new(),
@@ -144,13 +172,23 @@ impl Accumulator {
         }
         let n32 = u32::try_from(n).map_err(|_| Error::record_too_large(n, self.max_request_size))?;
         let acquired = if wait {
-            match tokio::time::timeout(self.max_block, self.memory.acquire_many(n32)).await {
-                Ok(r) => r.map_err(|_| super::record::closed_error())?,
-                Err(_) => {
-                    return Err(Error::timeout(
-                        format!("for {n} bytes of buffer.memory (the producer is sending slower than records arrive)"),
-                        self.max_block,
-                    ))
+            match self.memory.try_acquire_many(n32) {
+                Ok(a) => a,
+                Err(tokio::sync::TryAcquireError::Closed) => return Err(super::record::closed_error()),
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    // The slow path: the buffer is full. Timed (bufferpool-wait-time-ns-total,
+                    // waiting-threads); the guard counts the wait's end even if the send is
+                    // dropped while waiting.
+                    let _wait = BufferWait::new(&self.metrics);
+                    match tokio::time::timeout(self.max_block, self.memory.acquire_many(n32)).await {
+                        Ok(r) => r.map_err(|_| super::record::closed_error())?,
+                        Err(_) => return Err(Error::timeout(
+                            format!(
+                                "for {n} bytes of buffer.memory (the producer is sending slower than records arrive)"
+                            ),
+                            self.max_block,
+                        )),
+                    }
                 }
             }
         } else {
@@ -160,9 +198,13 @@ impl Accumulator {
         Ok(n32)
     }
 
-    /// Gives memory back when a batch is done.
+    /// Gives memory back when a batch is done (and sets `buffer-available-bytes`: per
+    /// batch, not per record).
     pub(crate) fn release(&self, n: u32) {
         self.memory.add_permits(n as usize);
+        self.metrics
+            .buffer_available_bytes
+            .set(self.memory.available_permits() as f64);
     }
 
     /// Appends a record whose partition is chosen (`partition` Some) or left to the built-in
@@ -327,6 +369,9 @@ mod tests {
             Duration::from_secs(1),
             1 << 20,
             class,
+            Arc::new(crate::metrics::ProducerInstruments::new(
+                &crate::metrics::MetricRegistry::new("t", Duration::from_secs(30), 2),
+            )),
         )
     }
 

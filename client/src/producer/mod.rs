@@ -137,6 +137,7 @@ impl Producer {
             cfg.max_block,
             cfg.max_request_size,
             cfg.partitioner_class,
+            Arc::new(crate::metrics::ProducerInstruments::new(client.metric_registry())),
         ));
         let (tx, rx) = mpsc::channel(16);
         let txn_state = cfg
@@ -165,6 +166,16 @@ impl Producer {
     /// The client this producer uses.
     pub fn client(&self) -> &Client {
         &self.inner.client
+    }
+
+    /// This producer's metrics (`producer-metrics`, `producer-topic-metrics`) and its
+    /// connections' (`node-metrics`), under the Java client's names. Other roles sharing
+    /// the client record into the same registry ([`Client::metric_registry`]).
+    pub fn metrics(&self) -> crate::metrics::MetricsSnapshot {
+        let mut s = self.inner.client.metric_registry().snapshot();
+        s.metrics
+            .retain(|m| m.group.starts_with("producer") || m.group == "node-metrics");
+        s
     }
 
     /// The configuration.
@@ -484,6 +495,11 @@ impl TransactionalProducer {
         self.producer.config()
     }
 
+    /// This producer's metrics, transaction timings included (see [`Producer::metrics`]).
+    pub fn metrics(&self) -> crate::metrics::MetricsSnapshot {
+        self.producer.metrics()
+    }
+
     /// Connects and starts the sender; `transactional.id` is required. Call
     /// [`TransactionalProducer::init_transactions`] next.
     pub async fn new(config: ProducerConfig) -> Result<Self> {
@@ -508,12 +524,14 @@ impl TransactionalProducer {
     /// Registers the transactional id with its coordinator: fences older producers of the
     /// same id and aborts what they left open. Picks TV1 or TV2 from the cluster.
     pub async fn init_transactions(&self) -> Result<()> {
-        self.producer.txn(TxnCommand::Init).await
+        let m = &self.producer.inner.acc.metrics;
+        timed(&m.txn_init_time_ns, self.producer.txn(TxnCommand::Init)).await
     }
 
     /// Starts a transaction.
     pub async fn begin_transaction(&self) -> Result<()> {
-        self.producer.txn(TxnCommand::Begin).await
+        let m = &self.producer.inner.acc.metrics;
+        timed(&m.txn_begin_time_ns, self.producer.txn(TxnCommand::Begin)).await
     }
 
     /// Adds consumer offsets to the transaction: they commit with it (exactly-once
@@ -539,23 +557,29 @@ impl TransactionalProducer {
         let offsets: Vec<(TopicPartition, OffsetAndMetadata)> =
             offsets.into_iter().map(|(tp, o)| (tp.clone(), o.clone())).collect();
         let group = group.clone();
-        self.producer
-            .txn(|reply| TxnCommand::SendOffsets { offsets, group, reply })
-            .await
+        let m = &self.producer.inner.acc.metrics;
+        let send = self
+            .producer
+            .txn(|reply| TxnCommand::SendOffsets { offsets, group, reply });
+        timed(&m.txn_send_offsets_time_ns, send).await
     }
 
     /// Sends everything, then commits. If a record of the transaction failed, this fails with
     /// that error and the transaction must be aborted.
     pub async fn commit_transaction(&self) -> Result<()> {
-        self.producer.flush().await?;
-        self.producer.txn(|reply| TxnCommand::End { commit: true, reply }).await
+        let m = &self.producer.inner.acc.metrics;
+        let commit = async {
+            self.producer.flush().await?;
+            self.producer.txn(|reply| TxnCommand::End { commit: true, reply }).await
+        };
+        timed(&m.txn_commit_time_ns, commit).await
     }
 
     /// Aborts: unsent records fail, sent ones are never visible to read_committed readers.
     pub async fn abort_transaction(&self) -> Result<()> {
-        self.producer
-            .txn(|reply| TxnCommand::End { commit: false, reply })
-            .await
+        let m = &self.producer.inner.acc.metrics;
+        let abort = self.producer.txn(|reply| TxnCommand::End { commit: false, reply });
+        timed(&m.txn_abort_time_ns, abort).await
     }
 
     /// Sends everything of the open transaction and returns what another process needs to
@@ -573,6 +597,15 @@ impl TransactionalProducer {
         self.producer.inner.acc.wake.notify_one();
         rx.await.map_err(|_| record::closed_error())?
     }
+}
+
+/// Runs `f`, adding its duration to `meter` (Java's `txn-*-time-ns-total`, which count
+/// failed calls too).
+async fn timed<T>(meter: &crate::metrics::Meter, f: impl std::future::Future<Output = T>) -> T {
+    let start = std::time::Instant::now();
+    let r = f.await;
+    meter.add(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    r
 }
 
 /// [`Producer::try_send`] could not queue the record: the reason, and the record back.

@@ -60,6 +60,7 @@ struct Answer {
 
 struct Flight {
     node: i32,
+    sent: Instant,
     batches: Vec<Batch>,
     result: Result<Option<ProduceResponse>>,
 }
@@ -155,6 +156,8 @@ pub(crate) struct Sender {
     /// Scratch for the partitioner's per-turn report (kept to avoid allocating every turn).
     scratch_queues: Vec<(u32, u32)>,
     scratch_leaders: Vec<u32>,
+    metrics: Arc<crate::metrics::ProducerInstruments>,
+    topic_metrics: HashMap<Arc<str>, crate::metrics::TopicInstruments>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -221,6 +224,8 @@ impl Sender {
         txn: Option<Txn>,
     ) -> Self {
         Sender {
+            metrics: acc.metrics.clone(),
+            topic_metrics: HashMap::new(),
             client,
             acc,
             cfg,
@@ -241,6 +246,36 @@ impl Sender {
             scratch_queues: Vec::new(),
             scratch_leaders: Vec::new(),
         }
+    }
+
+    /// The `producer-topic-metrics` of `topic`.
+    fn topic_metrics(&mut self, topic: &Arc<str>) -> &crate::metrics::TopicInstruments {
+        if !self.topic_metrics.contains_key(topic) {
+            let m = self.metrics.topic(topic);
+            self.topic_metrics.insert(topic.clone(), m);
+        }
+        &self.topic_metrics[topic]
+    }
+
+    /// Records a batch leaving for the first time: record-send, byte, batch-size,
+    /// compression-rate (`uncompressed` bytes became the batch's), record-queue-time.
+    fn record_first_send(&mut self, b: &Batch, uncompressed: usize) {
+        let Body::Encoded(bytes) = &b.body else { return };
+        let (len, count) = (bytes.len(), u64::from(b.count));
+        let m = self.metrics.clone();
+        m.record_send.add(count);
+        m.batch_size.record(len as u64);
+        m.record_queue_time.record_duration(b.created.elapsed());
+        let rate = if uncompressed > 0 {
+            len as f64 / uncompressed as f64
+        } else {
+            1.0
+        };
+        m.compression_rate.record_ratio(rate);
+        let t = self.topic_metrics(&b.topic);
+        t.record_send.add(count);
+        t.byte.add(len as u64);
+        t.compression_rate.record_ratio(rate);
     }
 
     fn idempotent(&self) -> bool {
@@ -672,7 +707,9 @@ impl Sender {
                 let Body::Open(builder) = std::mem::replace(&mut b.body, Body::Encoded(bytes::Bytes::new())) else {
                     return Err(Error::internal("batch body changed"));
                 };
+                let uncompressed = builder.size_in_bytes();
                 b.body = Body::Encoded(builder.finish()?);
+                self.record_first_send(b, uncompressed);
             }
             Body::Encoded(bytes) => {
                 if let Some((pid, epoch, seq)) = stamp {
@@ -722,6 +759,10 @@ impl Sender {
             t.produced = true;
         }
         *self.node_inflight.entry(node).or_default() += 1;
+        self.metrics
+            .records_per_request
+            .record(batches.iter().map(|b| u64::from(b.count)).sum());
+        let sent = Instant::now();
         let acks_none = self.cfg.acks == Acks::None;
         let client = self.client.clone();
         // Connecting happens inside the flight, so a dead broker never stalls the loop.
@@ -736,7 +777,12 @@ impl Sender {
                 }
             }
             .await;
-            Flight { node, batches, result }
+            Flight {
+                node,
+                sent,
+                batches,
+                result,
+            }
         }));
     }
 
@@ -754,6 +800,12 @@ impl Sender {
                 return;
             }
         };
+        if let Some(r) = &resp {
+            self.metrics.request_latency.record_duration(flight.sent.elapsed());
+            self.metrics
+                .produce_throttle_time
+                .record_duration(Duration::from_millis(u64::try_from(r.throttle_time_ms).unwrap_or(0)));
+        }
         let Some(resp) = resp else {
             // acks=0: written to the socket is all there is to know.
             for b in flight.batches {
@@ -907,6 +959,8 @@ impl Sender {
             return;
         }
         b.attempts += 1;
+        self.metrics.record_retry.add(u64::from(b.count));
+        self.topic_metrics(&b.topic).record_retry.add(u64::from(b.count));
         let backoff = retry_backoff(&self.cfg.client, b.attempts);
         debug!(topic = %b.topic, partition = b.partition, seq = ?b.seq, attempt = b.attempts, ?backoff, error = %e, "retrying batch");
         b.retry_at = Some(Instant::now() + backoff);
@@ -941,6 +995,8 @@ impl Sender {
 
     pub(crate) fn fail_batch(&mut self, mut b: Batch, e: Error) {
         self.resolved(&b);
+        self.metrics.record_error.add(u64::from(b.count));
+        self.topic_metrics(&b.topic).record_error.add(u64::from(b.count));
         // Only on failure: the records come back out of the batch bytes for their errors.
         let records = decode_records(&mut b);
         b.done.set_failed_records(records);

@@ -1,0 +1,240 @@
+//! The Java-named metrics against the real broker: after producing and consuming N records
+//! the snapshot and the Prometheus exposition say so, and the exposition parses with
+//! prometheus_client's own parser (integration-tests/python/parse_prometheus.py).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use strom_client::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, ErrorKind, NewTopic, Producer, ProducerConfig, ProducerRecord,
+};
+use strom_integration_tests::{broker, repo_root, unique_topic};
+
+const N: usize = 2_000;
+
+/// Prometheus text parsed by prometheus_client: (sample name, labels, value) per sample.
+fn parse_prometheus(text: &str) -> Vec<(String, serde_json::Map<String, serde_json::Value>, Option<f64>)> {
+    use std::io::Write;
+    let script = repo_root().join("integration-tests/python/parse_prometheus.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to parse the Prometheus exposition (apt-get install python3)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["name"].as_str().unwrap().to_owned(),
+                v["labels"].as_object().unwrap().clone(),
+                v["value"].as_f64(),
+            )
+        })
+        .collect()
+}
+
+fn sample(
+    samples: &[(String, serde_json::Map<String, serde_json::Value>, Option<f64>)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).and_then(|x| x.as_str()) == Some(*v))
+        })
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
+        .2
+        .unwrap_or(f64::NAN)
+}
+
+#[tokio::test]
+async fn producer_and_consumer_metrics_follow_what_happened() {
+    let topic = unique_topic("metrics");
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    admin.create_topics(&[NewTopic::new(&topic, 3)]).await.unwrap();
+
+    // Produce N records at a user's pace: in bursts of 100, awaiting each burst.
+    let mut pc = ProducerConfig::new(&broker().bootstrap);
+    pc.set("client.id", "metrics-producer").unwrap();
+    pc.set("linger.ms", "5").unwrap();
+    let producer = Producer::new(pc).await.unwrap();
+    for chunk in 0..N / 100 {
+        let mut pending = Vec::new();
+        for i in 0..100 {
+            let n = chunk * 100 + i;
+            pending.push(
+                producer
+                    .send(ProducerRecord::new(&topic, format!("value-{n}")).key(format!("k{n}")))
+                    .await
+                    .unwrap(),
+            );
+        }
+        for d in pending {
+            d.await.unwrap();
+        }
+    }
+    let m = producer.metrics();
+    let g = "producer-metrics";
+    assert_eq!(m.get(g, "record-send-total", &[]).unwrap(), N as f64);
+    assert_eq!(
+        m.get("producer-topic-metrics", "record-send-total", &[("topic", &topic)])
+            .unwrap(),
+        N as f64
+    );
+    assert_eq!(m.get(g, "record-error-total", &[]).unwrap(), 0.0);
+    assert_eq!(m.get(g, "record-retry-total", &[]).unwrap(), 0.0);
+    assert!(m.get(g, "record-send-rate", &[]).unwrap() > 0.0);
+    for name in [
+        "request-latency",
+        "record-queue-time",
+        "batch-size",
+        "records-per-request",
+    ] {
+        let avg = m.get(g, &format!("{name}-avg"), &[]).unwrap();
+        let max = m.get(g, &format!("{name}-max"), &[]).unwrap();
+        let p99 = m.get(g, &format!("{name}-p99"), &[]).unwrap();
+        assert!(
+            avg > 0.0 && max >= avg && p99 > 0.0,
+            "{name}: avg {avg} max {max} p99 {p99}"
+        );
+    }
+    // linger.ms=5: a record waits about that long for its batch (within the histogram's 1/8).
+    let queue_max = m.get(g, "record-queue-time-max", &[]).unwrap();
+    assert!(
+        queue_max >= 4.0,
+        "record-queue-time-max {queue_max} ms with linger.ms=5"
+    );
+    let rate = m.get(g, "compression-rate-avg", &[]).unwrap();
+    assert!((rate - 1.0).abs() < 0.01, "no compression: compression-rate-avg {rate}");
+    let total = m.get(g, "buffer-total-bytes", &[]).unwrap();
+    assert_eq!(total, 32.0 * 1024.0 * 1024.0);
+    assert_eq!(
+        m.get(g, "buffer-available-bytes", &[]).unwrap(),
+        total,
+        "everything delivered"
+    );
+    assert_eq!(m.get(g, "waiting-threads", &[]).unwrap(), 0.0);
+    let node = *producer.client().metadata().brokers.keys().next().unwrap();
+    let leader = format!("node-{node}");
+    let requests = m.get("node-metrics", "request-total", &[("node-id", &leader)]).unwrap();
+    assert!(requests >= (N / 100) as f64, "node request-total {requests}");
+    assert!(
+        m.get("node-metrics", "request-latency-avg", &[("node-id", &leader)])
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        m.get("node-metrics", "outgoing-byte-total", &[("node-id", &leader)])
+            .unwrap()
+            > (N * 10) as f64
+    );
+    assert_eq!(
+        m.get("node-metrics", "connection-count", &[("node-id", &leader)])
+            .unwrap(),
+        1.0
+    );
+    // A typo in a query is an error naming it, not a silent zero.
+    let e = m.get(g, "record-sent-total", &[]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    assert!(e.to_string().contains("record-sent-total"), "{e}");
+
+    // The exposition, parsed by prometheus_client.
+    let text = producer.client().metric_registry().prometheus();
+    let samples = parse_prometheus(&text);
+    let labels = [("client_id", "metrics-producer"), ("topic", topic.as_str())];
+    assert_eq!(sample(&samples, "kafka_producer_record_send_total", &labels), N as f64);
+    let count = sample(
+        &samples,
+        "kafka_producer_request_latency_seconds_count",
+        &[("client_id", "metrics-producer")],
+    );
+    assert!(count >= (N / 100) as f64, "{count}");
+    let p99 = sample(
+        &samples,
+        "kafka_producer_request_latency_seconds",
+        &[("client_id", "metrics-producer"), ("quantile", "0.99")],
+    );
+    assert!(p99 > 0.0 && p99 < 30.0, "p99 {p99} s");
+
+    // Consume them in a group, committing.
+    let mut cc = ConsumerConfig::new(&broker().bootstrap);
+    cc.set("client.id", "metrics-consumer").unwrap();
+    cc.set("group.id", &unique_topic("metrics-group")).unwrap();
+    cc.set("auto.offset.reset", "earliest").unwrap();
+    cc.set("enable.auto.commit", "false").unwrap();
+    let mut consumer = Consumer::new(cc).await.unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let mut got = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got < N {
+        assert!(tokio::time::Instant::now() < deadline, "consumed {got} of {N}");
+        got += consumer.poll(Duration::from_millis(500)).await.unwrap().len();
+    }
+    assert_eq!(got, N);
+    consumer.commit_sync().await.unwrap();
+    // A few more polls: the fetches after the last records see the partitions caught up.
+    for _ in 0..3 {
+        assert!(consumer.poll(Duration::from_millis(300)).await.unwrap().is_empty());
+    }
+    let m = consumer.java_metrics();
+    let g = "consumer-fetch-manager-metrics";
+    assert_eq!(m.get(g, "records-consumed-total", &[]).unwrap(), N as f64);
+    assert_eq!(
+        m.get(g, "records-consumed-total", &[("topic", &topic)]).unwrap(),
+        N as f64
+    );
+    assert!(m.get(g, "bytes-consumed-total", &[]).unwrap() > (N * 10) as f64);
+    assert_eq!(m.get(g, "records-lag-max", &[]).unwrap(), 0.0);
+    for p in 0..3 {
+        let lag = m
+            .get(g, "records-lag", &[("topic", &topic), ("partition", &p.to_string())])
+            .unwrap();
+        assert_eq!(lag, 0.0, "partition {p}");
+    }
+    assert!(m.get(g, "fetch-total", &[]).unwrap() >= 1.0);
+    assert!(m.get(g, "fetch-latency-avg", &[]).unwrap() > 0.0);
+    assert!(m.get(g, "fetch-size-max", &[]).unwrap() > 0.0);
+    let g = "consumer-coordinator-metrics";
+    assert!(m.get(g, "rebalance-total", &[]).unwrap() >= 1.0);
+    assert_eq!(m.get(g, "assigned-partitions", &[]).unwrap(), 3.0);
+    assert_eq!(m.get(g, "commit-total", &[]).unwrap(), 1.0);
+    assert!(m.get(g, "commit-latency-avg", &[]).unwrap() > 0.0);
+
+    let samples = parse_prometheus(&consumer.client().metric_registry().prometheus());
+    let labels = [("client_id", "metrics-consumer"), ("topic", topic.as_str())];
+    assert_eq!(
+        sample(&samples, "kafka_consumer_records_consumed_total", &labels),
+        N as f64
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "kafka_consumer_records_lag_max",
+            &[("client_id", "metrics-consumer")]
+        ),
+        0.0
+    );
+    let node_requests = sample(
+        &samples,
+        "kafka_node_request_total",
+        &[("client_id", "metrics-consumer"), ("node_id", &leader)],
+    );
+    assert!(node_requests >= 1.0);
+    consumer.close().await.unwrap();
+    producer.close().await.unwrap();
+}
