@@ -368,3 +368,44 @@ async fn a_revoked_transactional_id_makes_the_producer_fatal_not_fenced() {
 async fn bounded<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), f).await.expect("hung")
 }
+
+/// Records sent at a user's pace (one every 20 ms, linger.ms=5) while their partition is
+/// blocked (its first batch waits out a retry backoff of about a second) join one batch
+/// that fills up, as in Java, where a batch is closed for appends only when drained. They
+/// used to get a new, nearly empty batch every linger.ms of the outage, each with its own
+/// batch.size buffer: tens of MB during a broker outage in the chaos soak, and a trickle of
+/// one-record requests after it.
+#[tokio::test]
+async fn a_blocked_partition_fills_one_batch_instead_of_one_per_linger() {
+    // REQUEST_TIMED_OUT (retriable) for the first batch, then success.
+    let (port, seen) = scripted_broker(vec![7]).await;
+    let mut cfg = ProducerConfig::new(format!("127.0.0.1:{port}"));
+    cfg.client.retry_backoff = Duration::from_millis(1000);
+    cfg.client.retry_backoff_max = Duration::from_millis(1000);
+    cfg.set("linger.ms", "5").unwrap();
+    let producer = Producer::new(cfg).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..40 {
+        pending.push(
+            producer
+                .send(ProducerRecord::new("t", format!("v{i}")).key("k"))
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for d in pending {
+        bounded(d).await.unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    let counts: Vec<i32> = seen.batches.iter().map(|b| b.3).collect();
+    // The first batch (1 record) twice, the one sealed behind it, then everything else.
+    assert!(counts.len() <= 5, "batches sent: {counts:?}");
+    let delivered: i32 = counts.iter().skip(1).sum();
+    assert_eq!(
+        delivered, 40,
+        "every record once after the failed first attempt: {counts:?}"
+    );
+    let seqs: Vec<i32> = seen.batches.iter().skip(1).map(|b| b.2).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in sequence order: {seqs:?}");
+}

@@ -182,12 +182,14 @@ impl Accumulator {
                     let _wait = BufferWait::new(&self.metrics);
                     match tokio::time::timeout(self.max_block, self.memory.acquire_many(n32)).await {
                         Ok(r) => r.map_err(|_| super::record::closed_error())?,
-                        Err(_) => return Err(Error::timeout(
-                            format!(
+                        Err(_) => {
+                            return Err(Error::timeout(
+                                format!(
                                 "for {n} bytes of buffer.memory (the producer is sending slower than records arrive)"
                             ),
-                            self.max_block,
-                        )),
+                                self.max_block,
+                            ))
+                        }
                     }
                 }
             }

@@ -569,9 +569,19 @@ impl Sender {
                     }
                     if let Some(open) = &part.open {
                         let due = open.created + self.acc.linger;
-                        if flushing || now >= due {
+                        if flushing || (now >= due && leader >= 0 && part.sealed.is_empty()) {
                             if let Some(b) = part.open.take() {
                                 part.sealed.push_back(b);
+                            }
+                        } else if now >= due {
+                            // Lingered, but it cannot leave now: no leader, or older batches of
+                            // its partition still wait (a retry, a broker down). As in Java,
+                            // where a batch is closed for appends only when drained, it keeps
+                            // taking records until full, instead of a new, nearly empty batch
+                            // (with its batch.size buffer) every linger.ms of the outage. The
+                            // partition is looked at again when what blocks it moves.
+                            if leader < 0 {
+                                self.refresh.insert(tq.name.clone());
                             }
                         } else {
                             next_linger = Some(next_linger.map_or(due, |n| n.min(due)));
