@@ -99,6 +99,7 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
         args.record_size
     );
     let producer = Producer::new(p).await.map_err(|e| e.to_string())?;
+    crate::metrics_http::publish(producer.client().metric_registry());
     let info = producer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
     let partitions = info.partitions.len();
     // One payload of random uppercase letters for every record, as ProducerPerformance sends
@@ -254,6 +255,7 @@ pub(crate) async fn consume(config: ClientConfig, rest: Vec<Property>, args: Ben
     }
     c.validate().map_err(|e| e.to_string())?;
     let mut consumer = Consumer::new(c).await.map_err(|e| e.to_string())?;
+    crate::metrics_http::publish(consumer.client().metric_registry());
     let info = consumer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
     let partitions: Vec<TopicPartition> = info
         .partitions

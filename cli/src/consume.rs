@@ -330,6 +330,7 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
     let cc_read_committed = cc.isolation_level == IsolationLevel::ReadCommitted;
     let e = |e: strom_client::Error| e.to_string();
     let mut consumer = Consumer::new(cc).await.map_err(e)?;
+    crate::metrics_http::publish(consumer.client().metric_registry());
     let topic = args.topic.as_str();
     let info = consumer.client().topic(topic).await.map_err(e)?;
     let mut wanted = Vec::new();

@@ -13,6 +13,7 @@ use tracing::warn;
 mod admin_cmds;
 mod bench;
 mod consume;
+mod metrics_http;
 mod out;
 mod produce;
 mod signals;
@@ -54,6 +55,12 @@ struct Cli {
     /// A Java .properties file of client settings (-b and -X beat it).
     #[arg(short = 'F', value_name = "FILE", global = true)]
     properties_file: Option<std::path::PathBuf>,
+    /// Serve the clients' metrics in the Prometheus text format at
+    /// http://HOST:PORT/metrics while the command runs (HOST:0 picks a free port; the
+    /// address is printed on stderr). Names: kafka_producer_*, kafka_consumer_*,
+    /// kafka_node_* (see the README).
+    #[arg(long, value_name = "HOST:PORT", global = true)]
+    metrics_addr: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -235,6 +242,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => Role::Consumer,
     };
     let (config, rest) = config(&cli, role)?;
+    if let Some(addr) = &cli.metrics_addr {
+        let bound = metrics_http::start(addr).await?;
+        let _ = writeln!(std::io::stderr(), "strom: serving metrics at http://{bound}/metrics");
+    }
     match cli.command {
         Command::Topics { action } => admin_cmds::topics(config, action).await,
         Command::Offsets { topic } => admin_cmds::offsets(config, &topic).await,

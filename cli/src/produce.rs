@@ -195,6 +195,7 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
             Some(t) => Out::Txn(t.clone()),
             None => Out::Plain(Producer::new(s.clone()).await.map_err(|e| e.to_string())?),
         };
+        crate::metrics_http::publish(producer.client().metric_registry());
         // Fail early with a clear message for an unknown topic or partition.
         let info = producer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
         if let Some(p) = args.partition {

@@ -280,9 +280,11 @@ impl MetricRegistry {
 
     /// Every metric in the Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
+        prometheus_text(std::slice::from_ref(self))
+    }
+
+    fn write_families(&self, families: &mut BTreeMap<String, (&'static str, String)>) {
         let cells = lock(&self.inner.cells);
-        // One `# TYPE` line per family, its samples after it.
-        let mut families: BTreeMap<String, (&'static str, String)> = BTreeMap::new();
         for (key, cell) in cells.iter() {
             let labels = prom_labels(&key.tags);
             match cell {
@@ -312,13 +314,23 @@ impl MetricRegistry {
                 }
             }
         }
-        let mut text = String::new();
-        for (name, (kind, samples)) in families {
-            let _ = writeln!(text, "# TYPE {name} {kind}");
-            text.push_str(&samples);
-        }
-        text
     }
+}
+
+/// The metrics of several registries (several clients in one process, told apart by
+/// their `client_id` label) as one Prometheus text exposition: one `# TYPE` line per
+/// family, as the format requires.
+pub fn prometheus_text(registries: &[MetricRegistry]) -> String {
+    let mut families: BTreeMap<String, (&'static str, String)> = BTreeMap::new();
+    for r in registries {
+        r.write_families(&mut families);
+    }
+    let mut text = String::new();
+    for (name, (kind, samples)) in families {
+        let _ = writeln!(text, "# TYPE {name} {kind}");
+        text.push_str(&samples);
+    }
+    text
 }
 
 const QUANTILES: [(f64, &str); 3] = [(0.5, "-p50"), (0.99, "-p99"), (0.999, "-p999")];

@@ -1,0 +1,159 @@
+//! `--metrics-addr`: the Prometheus endpoint of a running `strom consume --group`, scraped
+//! over HTTP and parsed with prometheus_client's own parser; bad addresses and taken ports
+//! fail at start with a clear error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ok, strom};
+use strom_integration_tests::{broker, repo_root, unique_topic};
+
+/// GET `path` from `addr`: (status line, body).
+fn get(addr: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// (sample name, labels as JSON, value) of an exposition, by prometheus_client's parser.
+fn parse(text: &str) -> Vec<(String, serde_json::Value, Option<f64>)> {
+    let script = repo_root().join("integration-tests/python/parse_prometheus.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed (apt-get install python3 python3-prometheus-client)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["name"].as_str().unwrap().to_owned(),
+                v["labels"].clone(),
+                v["value"].as_f64(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_running_group_consumer_serves_its_metrics() {
+    let topic = unique_topic("cli-metrics");
+    ok(&["topics", "create", &topic, "--partitions", "2"], None);
+    let input: String = (0..300).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(&["produce", &topic, "-K", ":"], Some(&input));
+
+    let group = unique_topic("cli-metrics-group");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args([
+            "consume",
+            &topic,
+            "--group",
+            &group,
+            "--from",
+            "earliest",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "-X",
+            "client.id=cli-metrics",
+        ])
+        .env("STROM_BOOTSTRAP_SERVERS", &broker().bootstrap)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The address is the first stderr line.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("strom: serving metrics at http://")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address on stderr: {line:?}"))
+        .to_owned();
+    let stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || BufReader::new(stdout).lines().count());
+
+    // Scrape until the 300 records are counted (the consumer is running meanwhile).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let samples = loop {
+        let (status, body) = get(&addr, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let samples = parse(&body);
+        let consumed = samples
+            .iter()
+            .find(|(n, l, _)| n == "kafka_consumer_records_consumed_total" && l["topic"] == topic.as_str());
+        if consumed.is_some_and(|(_, _, v)| *v == Some(300.0)) {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "never counted 300 consumed records:\n{body}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let has = |name: &str| {
+        samples
+            .iter()
+            .any(|(n, l, _)| n == name && l["client_id"] == "cli-metrics")
+    };
+    for name in [
+        "kafka_consumer_fetch_total",
+        "kafka_consumer_fetch_latency_seconds_count",
+        "kafka_consumer_records_lag_max",
+        "kafka_consumer_rebalance_total",
+        "kafka_node_request_total",
+        "kafka_node_request_latency_seconds",
+        "kafka_node_incoming_byte_total",
+    ] {
+        assert!(has(name), "no {name} in the scrape");
+    }
+    let (status, _) = get(&addr, "/other");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    // Ctrl-C ends the consumer normally.
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(printed.join().unwrap(), 300);
+}
+
+#[test]
+fn a_bad_or_taken_metrics_address_fails_at_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for (addr, says) in [
+        (format!("127.0.0.1:{port}"), "in use"),
+        ("nonsense".to_owned(), "HOST:PORT"),
+        ("127.0.0.1:99999".to_owned(), "HOST:PORT"),
+    ] {
+        let out = strom(&["topics", "list", "--metrics-addr", &addr], None);
+        assert!(!out.status.success(), "--metrics-addr {addr} accepted");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("--metrics-addr") && err.contains(&addr) && err.contains(says),
+            "{addr}: {err}"
+        );
+    }
+}
