@@ -567,11 +567,11 @@ async fn soak() {
          {:.0}s, seed {seed}",
         pipeline.runs,
         pipeline.exits.len(),
-        pipeline_rss.iter().max().copied().unwrap_or(0),
         acked.len(),
         failed.len(),
         p_values.len(),
         q_values.len(),
+        pipeline_rss.iter().max().copied().unwrap_or(0),
         started.elapsed().as_secs_f64()
     );
     for e in pipeline.exits.iter().take(10) {
