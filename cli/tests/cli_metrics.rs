@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ok, strom};
-use strom_integration_tests::{broker, repo_root, unique_topic};
+use strom_integration_tests::{broker, parse_prometheus, unique_topic};
 
 /// GET `path` from `addr`: (status line, body).
 fn get(addr: &str, path: &str) -> (String, String) {
@@ -21,37 +21,6 @@ fn get(addr: &str, path: &str) -> (String, String) {
     s.read_to_string(&mut resp).unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
     (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-/// (sample name, labels as JSON, value) of an exposition, by prometheus_client's parser.
-fn parse(text: &str) -> Vec<(String, serde_json::Value, Option<f64>)> {
-    let script = repo_root().join("integration-tests/python/parse_prometheus.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed (apt-get install python3 python3-prometheus-client)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused the exposition: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["name"].as_str().unwrap().to_owned(),
-                v["labels"].clone(),
-                v["value"].as_f64(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -99,11 +68,12 @@ fn a_running_group_consumer_serves_its_metrics() {
     let samples = loop {
         let (status, body) = get(&addr, "/metrics");
         assert_eq!(status, "HTTP/1.1 200 OK");
-        let samples = parse(&body);
-        let consumed = samples
-            .iter()
-            .find(|(n, l, _)| n == "kafka_consumer_records_consumed_total" && l["topic"] == topic.as_str());
-        if consumed.is_some_and(|(_, _, v)| *v == Some(300.0)) {
+        let samples = parse_prometheus(&body);
+        let consumed = samples.iter().find(|s| {
+            s.name == "kafka_consumer_records_consumed_total"
+                && s.labels.get("topic").and_then(|t| t.as_str()) == Some(topic.as_str())
+        });
+        if consumed.is_some_and(|s| s.value == Some(300.0)) {
             break samples;
         }
         assert!(Instant::now() < deadline, "never counted 300 consumed records:\n{body}");
@@ -112,7 +82,7 @@ fn a_running_group_consumer_serves_its_metrics() {
     let has = |name: &str| {
         samples
             .iter()
-            .any(|(n, l, _)| n == name && l["client_id"] == "cli-metrics")
+            .any(|s| s.name == name && s.labels.get("client_id").and_then(|c| c.as_str()) == Some("cli-metrics"))
     };
     for name in [
         "kafka_consumer_fetch_total",

@@ -601,6 +601,8 @@ pub(crate) struct ConsumerInstruments {
     pub(crate) records_lag_max: Gauge,
     topics: std::collections::HashMap<Arc<str>, (Meter, Meter)>,
     lags: std::collections::HashMap<(Arc<str>, i32), (Gauge, i64)>,
+    /// The largest of `lags`.
+    lag_max: i64,
 }
 
 impl ConsumerInstruments {
@@ -618,6 +620,7 @@ impl ConsumerInstruments {
             records_lag_max: r.gauge(g, "records-lag-max", &[]),
             topics: std::collections::HashMap::new(),
             lags: std::collections::HashMap::new(),
+            lag_max: 0,
         }
     }
 
@@ -658,19 +661,28 @@ impl ConsumerInstruments {
                 .gauge("consumer-fetch-manager-metrics", "records-lag", &tags);
             self.lags.insert(key.clone(), (g, 0));
         }
+        let mut previous = 0;
         if let Some((g, last)) = self.lags.get_mut(&key) {
             g.set(lag as f64);
-            *last = lag;
+            previous = std::mem::replace(last, lag);
         }
-        let max = self.lags.values().map(|(_, l)| *l).max().unwrap_or(0);
-        self.records_lag_max.set(max as f64);
+        // Called per partition run of every poll: the max is rescanned only when the
+        // partition that may have held it went down.
+        if lag >= self.lag_max {
+            self.lag_max = lag;
+        } else if previous >= self.lag_max {
+            self.lag_max = self.lags.values().map(|(_, l)| *l).max().unwrap_or(0);
+        } else {
+            return;
+        }
+        self.records_lag_max.set(self.lag_max as f64);
     }
 
     /// Partitions that left the assignment no longer count in records-lag-max.
     pub(crate) fn keep_lags(&mut self, keep: impl Fn(&str, i32) -> bool) {
         self.lags.retain(|(t, p), _| keep(t, *p));
-        let max = self.lags.values().map(|(_, l)| *l).max().unwrap_or(0);
-        self.records_lag_max.set(max as f64);
+        self.lag_max = self.lags.values().map(|(_, l)| *l).max().unwrap_or(0);
+        self.records_lag_max.set(self.lag_max as f64);
     }
 }
 
@@ -996,6 +1008,27 @@ mod tests {
         // The first window has aged out; the all-time histogram keeps everything.
         assert_eq!(s.windowed(t0 + Duration::from_secs(61), w * 2), (1, 5, 5));
         assert_eq!(s.count, 3);
+    }
+
+    #[test]
+    fn records_lag_max_follows_the_partitions_down_too() {
+        let r = MetricRegistry::new("c", Duration::from_secs(30), 2);
+        let mut c = ConsumerInstruments::new(&r);
+        let t: Arc<str> = Arc::from("t");
+        let max = |r: &MetricRegistry| {
+            r.snapshot()
+                .get("consumer-fetch-manager-metrics", "records-lag-max", &[])
+                .unwrap()
+        };
+        c.lag(&t, 0, 10);
+        c.lag(&t, 1, 5);
+        assert_eq!(max(&r), 10.0);
+        c.lag(&t, 0, 3);
+        assert_eq!(max(&r), 5.0, "the holder of the max went down");
+        c.lag(&t, 1, 0);
+        assert_eq!(max(&r), 3.0);
+        c.keep_lags(|_, p| p == 1);
+        assert_eq!(max(&r), 0.0, "an unassigned partition no longer counts");
     }
 
     #[test]

@@ -470,3 +470,52 @@ mod tests {
         assert!(unique_topic("t") != unique_topic("t"));
     }
 }
+
+/// One sample of a Prometheus text exposition: name, labels, value (`None` for NaN).
+#[derive(Debug, Clone)]
+pub struct PromSample {
+    /// Sample name (`kafka_producer_record_send_total`, `..._seconds_count`, ...).
+    pub name: String,
+    /// Its labels, by name.
+    pub labels: serde_json::Map<String, serde_json::Value>,
+    /// Its value; `None` for NaN.
+    pub value: Option<f64>,
+}
+
+/// Parses a Prometheus text exposition with prometheus_client's own parser
+/// (integration-tests/python/parse_prometheus.py), failing the test with what to install
+/// when python3 or prometheus_client is missing, or with the parser's complaint.
+#[allow(clippy::expect_used)] // a test helper: failing the test is its error path
+pub fn parse_prometheus(text: &str) -> Vec<PromSample> {
+    use std::io::Write;
+    let script = repo_root().join("integration-tests/python/parse_prometheus.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect(
+            "python3 is needed to parse the Prometheus exposition (apt-get install python3 python3-prometheus-client)",
+        );
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text.as_bytes()).expect("writing to the parser");
+    }
+    let out = child.wait_with_output().expect("the parser ran");
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON sample");
+            PromSample {
+                name: v["name"].as_str().unwrap_or_default().to_owned(),
+                labels: v["labels"].as_object().cloned().unwrap_or_default(),
+                value: v["value"].as_f64(),
+            }
+        })
+        .collect()
+}

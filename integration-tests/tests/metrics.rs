@@ -8,57 +8,21 @@ use std::time::Duration;
 use strom_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, ErrorKind, NewTopic, Producer, ProducerConfig, ProducerRecord,
 };
-use strom_integration_tests::{broker, repo_root, unique_topic};
+use strom_integration_tests::{broker, parse_prometheus, unique_topic, PromSample};
 
 const N: usize = 2_000;
 
-/// Prometheus text parsed by prometheus_client: (sample name, labels, value) per sample.
-fn parse_prometheus(text: &str) -> Vec<(String, serde_json::Map<String, serde_json::Value>, Option<f64>)> {
-    use std::io::Write;
-    let script = repo_root().join("integration-tests/python/parse_prometheus.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(&script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is needed to parse the Prometheus exposition (apt-get install python3)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused the exposition: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["name"].as_str().unwrap().to_owned(),
-                v["labels"].as_object().unwrap().clone(),
-                v["value"].as_f64(),
-            )
-        })
-        .collect()
-}
-
-fn sample(
-    samples: &[(String, serde_json::Map<String, serde_json::Value>, Option<f64>)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
+fn sample(samples: &[PromSample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
-        .find(|(n, l, _)| {
-            n == name
+        .find(|s| {
+            s.name == name
                 && labels
                     .iter()
-                    .all(|(k, v)| l.get(*k).and_then(|x| x.as_str()) == Some(*v))
+                    .all(|(k, v)| s.labels.get(*k).and_then(|x| x.as_str()) == Some(*v))
         })
         .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
-        .2
+        .value
         .unwrap_or(f64::NAN)
 }
 
