@@ -47,6 +47,7 @@ pub struct Error {
 struct Location {
     topic: Option<Arc<str>>,
     partition: Option<i32>,
+    offset: Option<i64>,
     node: Option<i32>,
 }
 
@@ -72,6 +73,7 @@ impl std::error::Error for Error {
             Kind::Connect { source, .. } | Kind::Resolve { source, .. } | Kind::Io { source, .. } => Some(source),
             Kind::Wire(e) => Some(e),
             Kind::Version(e) => Some(e),
+            Kind::Serialization { source: Some(s), .. } => Some(&**s),
             _ => None,
         }
     }
@@ -120,6 +122,12 @@ pub enum ErrorKind {
     /// The broker's bytes or versions do not match the protocol: a corrupt stream, a
     /// response missing what was asked, or no common API version. Fatal.
     Protocol,
+    /// A key or value could not be serialized, or a fetched one deserialized (Java's
+    /// `SerializationException` and `RecordDeserializationException`): the data, a schema or
+    /// a schema registry (see [`std::error::Error::source`]). A deserialization error names
+    /// the record ([`Error::topic`], [`Error::partition`], [`Error::offset`]). Not retriable
+    /// as it is: the same bytes fail the same way.
+    Serialization,
     /// Any other failure, e.g. from application code ([`Error::other`]).
     Other,
     /// An invariant of the client broke: a bug, please report it.
@@ -159,6 +167,11 @@ pub(crate) enum Kind {
         "the record is {size} bytes when encoded, larger than max.request.size ({max}): refused by the client, not sent"
     )]
     RecordTooLarge { size: usize, max: usize },
+    #[error("{message}")]
+    Serialization {
+        message: String,
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("{0}")]
     Other(String),
     #[error("{0}")]
@@ -224,6 +237,10 @@ impl Clone for Kind {
             Kind::Config(m) => Kind::Config(m.clone()),
             Kind::UnknownProperty(k) => Kind::UnknownProperty(k.clone()),
             Kind::RecordTooLarge { size, max } => Kind::RecordTooLarge { size: *size, max: *max },
+            Kind::Serialization { message, source } => Kind::Serialization {
+                message: message.clone(),
+                source: source.clone(),
+            },
             Kind::Other(m) => Kind::Other(m.clone()),
             Kind::IllegalState(m) => Kind::IllegalState(m.clone()),
             Kind::BufferFull { needed } => Kind::BufferFull { needed: *needed },
@@ -296,6 +313,7 @@ impl Error {
             Kind::Wire(_) | Kind::Version(_) | Kind::Protocol(_) => ErrorKind::Protocol,
             Kind::Kafka(code) => kind_of_code(*code),
             Kind::RecordTooLarge { .. } => ErrorKind::RecordTooLarge,
+            Kind::Serialization { .. } => ErrorKind::Serialization,
             Kind::Other(_) => ErrorKind::Other,
             Kind::IllegalState(_) => ErrorKind::IllegalState,
             Kind::BufferFull { .. } => ErrorKind::BufferFull,
@@ -409,6 +427,21 @@ impl Error {
         self.at.as_ref()?.partition
     }
 
+    /// The offset of the record the error is about (a record that did not deserialize).
+    pub fn offset(&self) -> Option<i64> {
+        self.at.as_ref()?.offset
+    }
+
+    /// Records the topic, partition and offset of the record the error is about (Java's
+    /// `RecordDeserializationException` carries them so the application can seek past it).
+    pub fn with_record_position(mut self, topic: &str, partition: i32, offset: i64) -> Self {
+        let at = self.at.get_or_insert_with(Default::default);
+        at.topic = Some(Arc::from(topic));
+        at.partition = Some(partition);
+        at.offset = Some(offset);
+        self
+    }
+
     /// The broker (node id) the error came from, when known.
     pub fn node(&self) -> Option<i32> {
         self.at.as_ref()?.node
@@ -433,6 +466,15 @@ impl Error {
     /// encoded (Java's `RecordTooLargeException`).
     pub(crate) fn record_too_large(size: usize, max: usize) -> Self {
         Error::new(Kind::RecordTooLarge { size, max })
+    }
+
+    /// A key or value that did not serialize or deserialize ([`ErrorKind::Serialization`]),
+    /// with what caused it (a schema registry's error, a decoder's) as its source.
+    pub fn serialization(msg: impl Into<String>, source: Option<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::new(Kind::Serialization {
+            message: msg.into(),
+            source: source.map(Arc::from),
+        })
     }
 
     /// Any other failure, described.

@@ -34,6 +34,7 @@ pub mod producer;
 mod role_config;
 mod scram;
 mod security;
+pub mod serialization;
 mod transport;
 
 pub use admin::{
