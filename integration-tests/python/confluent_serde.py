@@ -1,0 +1,101 @@
+"""Confluent's own Python serializers (confluent-kafka[schemaregistry,avro]) as the interop
+peer of strom-registry: they write the Confluent wire format, and read it back.
+
+  confluent_serde.py serialize REGISTRY_URL TOPIC SCHEMA_FILE < json-lines
+      one hex line per JSON record: its value as Confluent's AvroSerializer frames it
+  confluent_serde.py produce BOOTSTRAP REGISTRY_URL TOPIC SCHEMA_FILE < json-lines
+      produces each JSON record as an Avro value (key: its "name" field as UTF-8)
+  confluent_serde.py consume BOOTSTRAP REGISTRY_URL TOPIC COUNT
+      reads COUNT records of partition 0 from the beginning and prints each value as a JSON
+      line, decoded by Confluent's AvroDeserializer (the writer schema from the registry)
+
+Exits non-zero with the exception's message on any failure.
+"""
+
+import json
+import sys
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+
+def serializer(url, schema_file):
+    registry = SchemaRegistryClient({"url": url})
+    with open(schema_file, encoding="utf-8") as f:
+        schema = f.read()
+    return AvroSerializer(registry, schema, conf={"auto.register.schemas": True})
+
+
+def serialize(url, topic, schema_file):
+    ser = serializer(url, schema_file)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    for line in sys.stdin:
+        if line.strip():
+            print(ser(json.loads(line), ctx).hex(), flush=True)
+
+
+def produce(bootstrap, url, topic, schema_file):
+    ser = serializer(url, schema_file)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    failed = []
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        producer.produce(
+            topic,
+            key=record["name"].encode("utf-8"),
+            value=ser(record, ctx),
+            partition=0,
+            on_delivery=lambda err, _msg: err and failed.append(err),
+        )
+        producer.poll(0)
+    left = producer.flush(30)
+    if left or failed:
+        raise SystemExit(f"{left} records undelivered, errors: {failed}")
+
+
+def consume(bootstrap, url, topic, count):
+    de = AvroDeserializer(SchemaRegistryClient({"url": url}))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "confluent-serde-interop",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got = 0
+    idle = 0
+    while got < count:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            idle += 1
+            if idle > 60:
+                raise SystemExit(f"only {got} of {count} records within 60 s")
+            continue
+        if msg.error():
+            raise SystemExit(str(msg.error()))
+        print(json.dumps(de(msg.value(), ctx), sort_keys=True), flush=True)
+        got += 1
+    consumer.close()
+
+
+def main():
+    mode, *args = sys.argv[1:]
+    if mode == "serialize":
+        serialize(*args)
+    elif mode == "produce":
+        produce(*args)
+    elif mode == "consume":
+        consume(args[0], args[1], args[2], int(args[3]))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()

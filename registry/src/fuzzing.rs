@@ -1,0 +1,112 @@
+//! Entry points of the fuzz targets `registry_*` (fuzz/fuzz_targets/), also replayed over
+//! the committed corpus by `cargo test` (tests/fuzz_corpus.rs). Every function must return
+//! for every input: errors are expected, a panic or an abort is a bug.
+
+/// The Confluent framing and Protobuf message indexes.
+pub fn registry_wire(data: &[u8]) {
+    if let Ok(f) = crate::wire::decode(data) {
+        assert_eq!(f.payload.len() + crate::wire::HEADER_LEN, data.len());
+        if let Ok((indexes, rest)) = crate::wire::decode_message_indexes(f.payload) {
+            assert!(rest.len() <= f.payload.len());
+            let mut again = Vec::new();
+            crate::wire::encode_message_indexes(&indexes, &mut again);
+            again.extend_from_slice(rest);
+            assert_eq!(
+                crate::wire::decode_message_indexes(&again).map(|(i, _)| i).ok(),
+                Some(indexes)
+            );
+        }
+    }
+}
+
+/// Writer schemas the Avro target decodes with, chosen by the input's first byte: every
+/// type, a recursive list, containers of containers, logical types.
+#[cfg(feature = "avro")]
+const AVRO_SCHEMAS: &[&str] = &[
+    r#"{"type":"record","name":"All","namespace":"f","fields":[
+        {"name":"n","type":"null"},{"name":"b","type":"boolean"},{"name":"i","type":"int"},
+        {"name":"l","type":"long"},{"name":"f","type":"float"},{"name":"d","type":"double"},
+        {"name":"by","type":"bytes"},{"name":"s","type":"string"},
+        {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B","C"]}},
+        {"name":"x","type":{"type":"fixed","name":"X","size":4}},
+        {"name":"u","type":["null","string","long"]}]}"#,
+    r#"{"type":"record","name":"List","namespace":"f","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","List"]}]}"#,
+    r#"{"type":"map","values":{"type":"array","items":["null",{"type":"map","values":"string"}]}}"#,
+    r#"{"type":"record","name":"Logical","namespace":"f","fields":[
+        {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+        {"name":"day","type":{"type":"int","logicalType":"date"}},
+        {"name":"ts","type":{"type":"long","logicalType":"timestamp-micros"}},
+        {"name":"id","type":{"type":"string","logicalType":"uuid"}},
+        {"name":"dur","type":{"type":"fixed","name":"D","size":12,"logicalType":"duration"}}]}"#,
+    r#"{"type":"array","items":{"type":"record","name":"Empty","namespace":"f","fields":[]}}"#,
+];
+
+/// A reader schema for the first writer schema: fields dropped, one added with a default,
+/// promotions (int to long, float to double), so resolution is fuzzed too.
+#[cfg(feature = "avro")]
+const AVRO_READER: &str = r#"{"type":"record","name":"All","namespace":"f","fields":[
+    {"name":"i","type":"long"},{"name":"f","type":"double"},{"name":"s","type":"string"},
+    {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B","C"]}},
+    {"name":"u","type":["null","string","long"]},{"name":"added","type":"string","default":"x"}]}"#;
+
+/// An Avro datum decoded with one of `AVRO_SCHEMAS` (and resolved to a reader schema);
+/// what decodes re-encodes, and that encoding is a fixed point (bytes, so NaNs compare).
+#[cfg(feature = "avro")]
+pub fn registry_avro(data: &[u8]) {
+    use std::sync::OnceLock;
+
+    use crate::avro::{AvroSchema, PlainAvro};
+    static PARSED: OnceLock<Option<(Vec<AvroSchema>, AvroSchema)>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        let writers = AVRO_SCHEMAS
+            .iter()
+            .map(|s| AvroSchema::parse(s).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some((writers, AvroSchema::parse(AVRO_READER).ok()?))
+    });
+    let Some((writers, reader)) = parsed else {
+        panic!("a fuzz schema does not parse");
+    };
+    let Some((&pick, datum)) = data.split_first() else {
+        return;
+    };
+    let i = usize::from(pick) % writers.len();
+    let plain = PlainAvro::new(writers[i].clone());
+    if let Ok(v) = plain.decode_value(datum) {
+        if let Ok(again) = plain.encode_value(&v) {
+            let decoded = plain.decode_value(&again);
+            assert!(decoded.is_ok(), "what was encoded does not decode: {decoded:?}");
+            if let Ok(v2) = decoded {
+                assert!(bitwise(&v) == bitwise(&v2), "{v:?} came back as {v2:?}");
+            }
+        }
+        if i == 0 {
+            let _ = PlainAvro::resolving(writers[0].clone(), reader.clone()).decode_value(datum);
+        }
+    }
+}
+
+/// `v` with floats as their bits, so NaNs compare equal to themselves.
+#[cfg(feature = "avro")]
+fn bitwise(v: &apache_avro::types::Value) -> apache_avro::types::Value {
+    use apache_avro::types::Value;
+    match v {
+        Value::Float(f) => Value::Long(i64::from(f.to_bits())),
+        Value::Double(d) => Value::Long(d.to_bits() as i64),
+        Value::Array(a) => Value::Array(a.iter().map(bitwise).collect()),
+        Value::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), bitwise(v))).collect()),
+        Value::Record(r) => Value::Record(r.iter().map(|(k, v)| (k.clone(), bitwise(v))).collect()),
+        Value::Union(i, b) => Value::Union(*i, Box::new(bitwise(b))),
+        other => other.clone(),
+    }
+}
+
+/// A fuzz target's name and entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every entry point, by target name.
+pub const TARGETS: &[Target] = &[
+    ("registry_wire", registry_wire),
+    #[cfg(feature = "avro")]
+    ("registry_avro", registry_avro),
+];
