@@ -82,7 +82,7 @@ fn starved(counts: &[u64]) -> Vec<usize> {
 
 pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: BenchProduceArgs) -> Result<(), Failure> {
     let mut p = ProducerConfig::from_client(config);
-    for prop in &rest {
+    for prop in rest.iter().filter(|p| !crate::formats::is_registry_key(&p.key)) {
         p.set(&prop.key, &prop.value)
             .map_err(|e| set_error(&prop.key, &prop.value, &e))?;
     }
@@ -246,7 +246,7 @@ pub(crate) async fn consume(config: ClientConfig, rest: Vec<Property>, args: Ben
     let mut c = ConsumerConfig::from_client(config);
     c.auto_offset_reset = OffsetReset::Earliest;
     c.enable_auto_commit = false;
-    for prop in &rest {
+    for prop in rest.iter().filter(|p| !crate::formats::is_registry_key(&p.key)) {
         c.set(&prop.key, &prop.value)
             .map_err(|e| set_error(&prop.key, &prop.value, &e))?;
     }

@@ -20,14 +20,18 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use std::borrow::Cow;
 use strom_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetAndMetadata, OffsetReset,
     OffsetSpec, RebalanceContext, RebalanceListener, TopicPartition,
 };
+
+use bytes::Bytes;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tracing::warn;
 
+use crate::formats::{Decoder, Format};
 use crate::signals::Signals;
 use crate::{agree, set_error, Failure, Property};
 
@@ -73,6 +77,17 @@ pub(crate) struct ConsumeArgs {
     /// %h headers, %S value size, %K key size, \n, \t, %% (default: "%s\n").
     #[arg(long, default_value = "%s\\n")]
     format: String,
+    /// How %k is printed: bytes (as they are), string (checked UTF-8), json (checked,
+    /// compact), avro (Confluent-framed Avro through the schema registry, as JSON).
+    #[arg(long, value_enum, default_value = "bytes")]
+    key_format: crate::formats::Format,
+    /// How %s is printed; see --key-format. A value that does not decode stops the run
+    /// with an error naming its topic, partition and offset (what was printed before it
+    /// is committed).
+    #[arg(long, value_enum, default_value = "bytes")]
+    value_format: crate::formats::Format,
+    #[command(flatten)]
+    registry: crate::formats::RegistryArgs,
 }
 
 /// Where `--from` starts.
@@ -119,7 +134,7 @@ fn parse_from(from: Option<&str>, group: bool) -> Result<Start, String> {
 fn settings(config: ClientConfig, rest: &[Property], args: &ConsumeArgs) -> Result<(ConsumerConfig, Start), String> {
     let mut cc = ConsumerConfig::from_client(config);
     cc.auto_offset_reset = OffsetReset::Earliest;
-    for p in rest {
+    for p in rest.iter().filter(|p| !crate::formats::is_registry_key(&p.key)) {
         if p.key == "group.id" && p.value.trim().is_empty() {
             return Err("-X group.id= is empty: give a group id, or leave group.id out".into());
         }
@@ -149,15 +164,27 @@ fn settings(config: ClientConfig, rest: &[Property], args: &ConsumeArgs) -> Resu
     Ok((cc, start))
 }
 
+#[cfg(test)]
 fn write_format(out: &mut impl Write, fmt: &str, r: &ConsumerRecord) -> std::io::Result<()> {
+    write_decoded(out, fmt, r, r.key.as_deref(), r.value.as_deref())
+}
+
+/// `write_format` with the key and value as decoded (`--key-format`, `--value-format`).
+fn write_decoded(
+    out: &mut impl Write,
+    fmt: &str,
+    r: &ConsumerRecord,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> std::io::Result<()> {
     let mut chars = fmt.as_bytes().iter().copied().peekable();
     while let Some(c) = chars.next() {
         match (c, chars.peek().copied()) {
             (b'%', Some(n)) => {
                 chars.next();
                 match n {
-                    b's' => out.write_all(r.value.as_deref().unwrap_or_default())?,
-                    b'k' => out.write_all(r.key.as_deref().unwrap_or_default())?,
+                    b's' => out.write_all(value.unwrap_or_default())?,
+                    b'k' => out.write_all(key.unwrap_or_default())?,
                     b't' => out.write_all(r.topic.as_bytes())?,
                     b'p' => write!(out, "{}", r.partition)?,
                     b'o' => write!(out, "{}", r.offset)?,
@@ -191,6 +218,58 @@ fn write_format(out: &mut impl Write, fmt: &str, r: &ConsumerRecord) -> std::io:
         }
     }
     Ok(())
+}
+
+/// The key and value decoders (`None`: printed as they are).
+struct Decoders {
+    key: Option<Decoder>,
+    value: Option<Decoder>,
+}
+
+impl Decoders {
+    fn new(args: &ConsumeArgs, rest: &[Property]) -> Result<Self, String> {
+        let needs_registry = args.key_format == Format::Avro || args.value_format == Format::Avro;
+        let registry = if needs_registry {
+            Some(crate::formats::registry_client(&args.registry, rest)?)
+        } else {
+            if args.registry.url.is_some() {
+                return Err("--schema-registry is for --key-format avro or --value-format avro".into());
+            }
+            None
+        };
+        let make = |f: Format| (f != Format::Bytes).then(|| Decoder::new(f, registry.as_ref()));
+        Ok(Decoders {
+            key: make(args.key_format),
+            value: make(args.value_format),
+        })
+    }
+}
+
+type Decoded<'a> = Option<Cow<'a, [u8]>>;
+
+/// A record's key and value as `--key-format` and `--value-format` print them; an error
+/// names the record.
+async fn decode<'a>(d: &Decoders, r: &'a ConsumerRecord) -> Result<(Decoded<'a>, Decoded<'a>), String> {
+    async fn one<'a>(
+        dec: Option<&Decoder>,
+        data: Option<&'a Bytes>,
+        r: &ConsumerRecord,
+        what: &str,
+    ) -> Result<Decoded<'a>, String> {
+        match (dec, data) {
+            (Some(dec), Some(b)) => dec.decode(&r.topic, b).await.map(Some).map_err(|e| {
+                format!(
+                    "the {what} of {}-{} at offset {} does not decode: {e}",
+                    r.topic, r.partition, r.offset
+                )
+            }),
+            (_, b) => Ok(b.map(|b| Cow::Borrowed(&b[..]))),
+        }
+    }
+    Ok((
+        one(d.key.as_ref(), r.key.as_ref(), r, "key").await?,
+        one(d.value.as_ref(), r.value.as_ref(), r, "value").await?,
+    ))
 }
 
 /// Per partition, the offset after the last record written out: what a commit may store.
@@ -324,6 +403,7 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
     // An explicit offset out of range is an error, unless the user chose a reset policy.
     let explicit_reset = rest.iter().any(|p| p.key == "auto.offset.reset");
     let (cc, start) = settings(config, &rest, &args)?;
+    let decoders = Decoders::new(&args, &rest)?;
     let group = cc.group_id.clone();
     let commit_interval = cc.auto_commit_interval;
     let reset = cc.auto_offset_reset;
@@ -450,6 +530,7 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
         member,
         group.as_deref(),
         commit_interval,
+        &decoders,
     )
     .await;
     let finished = finish(consumer, &written, group.as_deref(), member.is_some()).await;
@@ -528,6 +609,7 @@ async fn consume_loop(
     member: Option<&str>,
     group: Option<&str>,
     commit_interval: Duration,
+    decoders: &Decoders,
 ) -> Result<(), String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -551,13 +633,22 @@ async fn consume_loop(
         };
         let mut batch: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
         let mut all_written = true;
+        let mut undecodable = None;
         let mut result = Ok(());
         for r in &records {
             if args.count.is_some_and(|c| count >= c) {
                 all_written = false;
                 break;
             }
-            if let Err(x) = write_format(&mut out, &args.format, r) {
+            let (key, value) = match decode(decoders, r).await {
+                Ok(kv) => kv,
+                Err(e) => {
+                    all_written = false;
+                    undecodable = Some(e);
+                    break;
+                }
+            };
+            if let Err(x) = write_decoded(&mut out, &args.format, r, key.as_deref(), value.as_deref()) {
                 result = Err(x);
                 break;
             }
@@ -590,6 +681,10 @@ async fn consume_loop(
                 }
             }
             w.extend(batch);
+        }
+        if let Some(e) = undecodable {
+            // What was printed before it is committed on the way out; this record is not.
+            return Err(e);
         }
         if group.is_some() && last_commit.elapsed() >= commit_interval {
             last_commit = Instant::now();

@@ -13,6 +13,7 @@ use tracing::warn;
 mod admin_cmds;
 mod bench;
 mod consume;
+mod formats;
 mod metrics_http;
 mod out;
 mod produce;
@@ -86,6 +87,13 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records to stdout.
     Consume(consume::ConsumeArgs),
+    /// The schema registry: subjects, versions, schemas, compatibility.
+    Registry {
+        #[command(flatten)]
+        registry: formats::RegistryArgs,
+        #[command(subcommand)]
+        action: formats::RegistryAction,
+    },
     /// Load tests, reported as one JSON object.
     Bench {
         #[command(subcommand)]
@@ -110,6 +118,8 @@ pub(crate) enum Role {
     Producer,
     /// consume, bench consume.
     Consumer,
+    /// registry: schema registry keys only.
+    Registry,
 }
 
 /// A property as the user gave it (-F, -b or -X).
@@ -193,6 +203,28 @@ fn config(cli: &Cli, role: Role) -> Result<(ClientConfig, Vec<Property>), String
     c.default_api_timeout = std::time::Duration::from_secs(10);
     let mut rest = Vec::new();
     for p in props {
+        // Schema registry properties (one properties file often holds both, as Java
+        // serializers read theirs from the producer's or consumer's config).
+        if strom_registry::RegistryConfig::is_known_key(&p.key) {
+            if matches!(role, Role::Producer | Role::Consumer | Role::Registry) {
+                rest.push(p);
+            } else {
+                warn!(
+                    "property {} is not used by this command (a schema registry property)",
+                    p.key
+                );
+            }
+            continue;
+        }
+        if role == Role::Registry {
+            if !(ClientConfig::is_known_key(&p.key)
+                || ProducerConfig::is_known_key(&p.key)
+                || ConsumerConfig::is_known_key(&p.key))
+            {
+                return Err(unknown_property(&p.key));
+            }
+            continue;
+        }
         if ClientConfig::is_known_key(&p.key) {
             c.set(&p.key, &p.value).map_err(|e| set_error(&p.key, &p.value, &e))?;
             continue;
@@ -200,7 +232,7 @@ fn config(cli: &Cli, role: Role) -> Result<(ClientConfig, Vec<Property>), String
         let producer = ProducerConfig::is_known_key(&p.key);
         let consumer = ConsumerConfig::is_known_key(&p.key);
         let used = match role {
-            Role::Admin => false,
+            Role::Admin | Role::Registry => false,
             Role::Producer => producer,
             Role::Consumer => consumer,
         };
@@ -232,6 +264,7 @@ pub(crate) fn unknown_property(key: &str) -> String {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let role = match &cli.command {
         Command::Topics { .. } | Command::Offsets { .. } | Command::Groups { .. } => Role::Admin,
+        Command::Registry { .. } => Role::Registry,
         Command::Produce(_)
         | Command::Bench {
             action: BenchAction::Produce(_),
@@ -250,6 +283,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Topics { action } => admin_cmds::topics(config, action).await,
         Command::Offsets { topic } => admin_cmds::offsets(config, &topic).await,
         Command::Groups { action } => admin_cmds::groups(config, action).await,
+        Command::Registry { registry, action } => formats::registry(registry, rest, action).await,
         Command::Produce(args) => produce::run(config, rest, args).await,
         Command::Consume(args) => consume::run(config, rest, args).await,
         Command::Bench {

@@ -47,6 +47,23 @@ pub(crate) struct ProduceArgs {
     /// Write every record to this partition.
     #[arg(long)]
     partition: Option<i32>,
+    /// How the key (with -K) is read: bytes (as they are), string (checked UTF-8), json
+    /// (checked), avro (a JSON object encoded with --key-schema-file, Confluent-framed,
+    /// the schema registered in the schema registry).
+    #[arg(long, value_enum, default_value = "bytes")]
+    key_format: crate::formats::Format,
+    /// How each line (or its value part, with -K) is read; see --key-format. A line that
+    /// does not encode stops the run with an error naming the line.
+    #[arg(long, value_enum, default_value = "bytes")]
+    value_format: crate::formats::Format,
+    /// The Avro schema (a JSON file) of --key-format avro.
+    #[arg(long, value_name = "FILE")]
+    key_schema_file: Option<std::path::PathBuf>,
+    /// The Avro schema (a JSON file) of --value-format avro.
+    #[arg(long, value_name = "FILE")]
+    value_schema_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    registry: crate::formats::RegistryArgs,
 }
 
 /// The producer settings: -X/-F properties by Java name, then the flags. The producer's
@@ -55,7 +72,7 @@ pub(crate) struct ProduceArgs {
 /// here would leave inputs of a few MB on a few partitions. Bulk loads raise it with -X.
 fn settings(config: ClientConfig, rest: &[Property], args: &ProduceArgs) -> Result<ProducerConfig, String> {
     let mut p = ProducerConfig::from_client(config);
-    for prop in rest {
+    for prop in rest.iter().filter(|p| !crate::formats::is_registry_key(&p.key)) {
         p.set(&prop.key, &prop.value)
             .map_err(|e| set_error(&prop.key, &prop.value, &e))?;
     }
@@ -81,6 +98,48 @@ fn settings(config: ClientConfig, rest: &[Property], args: &ProduceArgs) -> Resu
     }
     p.validate().map_err(|e| e.to_string())?;
     Ok(p)
+}
+
+type Encoders = (Option<crate::formats::Encoder>, Option<crate::formats::Encoder>);
+
+/// The key and value encoders of --key-format and --value-format (`None`: bytes as read).
+fn encoders(args: &ProduceArgs, rest: &[Property]) -> Result<Encoders, String> {
+    use crate::formats::{Encoder, Format};
+    let avro = args.key_format == Format::Avro || args.value_format == Format::Avro;
+    let registry = if avro {
+        Some(crate::formats::registry_client(&args.registry, rest)?)
+    } else if args.registry.url.is_some() {
+        return Err("--schema-registry is for --key-format avro or --value-format avro".into());
+    } else {
+        None
+    };
+    if args.key_format != Format::Bytes && args.key_delimiter.is_none() {
+        return Err("--key-format needs -K (a key delimiter): without it records have no key".into());
+    }
+    let make = |f: Format, file: Option<&std::path::PathBuf>, is_key: bool, flag: &str| {
+        if f == Format::Bytes {
+            match file {
+                Some(_) => Err(format!("{flag} is for the avro format")),
+                None => Ok(None),
+            }
+        } else {
+            Encoder::new(f, file, registry.as_ref(), is_key, flag).map(Some)
+        }
+    };
+    Ok((
+        make(
+            args.key_format,
+            args.key_schema_file.as_ref(),
+            true,
+            "--key-schema-file",
+        )?,
+        make(
+            args.value_format,
+            args.value_schema_file.as_ref(),
+            false,
+            "--value-schema-file",
+        )?,
+    ))
 }
 
 /// The first record that failed: its input line and why.
@@ -166,6 +225,7 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
         return Err("-K: the key delimiter is empty (give one, e.g. -K :)".into());
     }
     let s = settings(config, &rest, &args)?;
+    let (key_encoder, value_encoder) = encoders(&args, &rest)?;
     let headers: Vec<(String, Option<Bytes>)> = args
         .headers
         .iter()
@@ -260,6 +320,27 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
                 }
             },
             None => (None, Bytes::copy_from_slice(&line)),
+        };
+        let encoded = async {
+            let key = match (&key_encoder, key) {
+                (Some(e), Some(k)) => Some(e.encode(&args.topic, &k).await.map_err(|e| format!("the key: {e}"))?),
+                (_, k) => k,
+            };
+            let value = match &value_encoder {
+                Some(e) => e
+                    .encode(&args.topic, &value)
+                    .await
+                    .map_err(|e| format!("the value: {e}"))?,
+                None => value,
+            };
+            Ok::<_, String>((key, value))
+        };
+        let (key, value) = match encoded.await {
+            Ok(kv) => kv,
+            Err(e) => {
+                out.refuse(line_no, e);
+                break Stop::Failed;
+            }
         };
         let size = (value.len() + key.as_ref().map_or(0, Bytes::len)) as u64;
         let record = ProducerRecord {

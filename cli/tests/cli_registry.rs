@@ -1,0 +1,238 @@
+//! `strom produce|consume --value-format avro` and `strom registry` against the real schema
+//! registry (scripts/schema-registry) and broker: JSON lines in, Confluent-framed Avro on the
+//! topic, JSON out; records written by Confluent's own Python serializers read too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{ok, strom};
+use strom_integration_tests::{registry_python, repo_root, schema_registry, unique_topic};
+
+const SCHEMA: &str = r#"{"type":"record","name":"Click","namespace":"cli.test","fields":[
+  {"name":"user","type":"string"},{"name":"n","type":"long"},
+  {"name":"page","type":["null","string"],"default":null}]}"#;
+
+fn schema_file() -> String {
+    let path = std::env::temp_dir().join(format!("{}.avsc", unique_topic("cli-schema")));
+    std::fs::write(&path, SCHEMA).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn avro_lines_in_json_lines_out() {
+    let topic = unique_topic("cli-avro");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    let file = schema_file();
+    let input = "k1:{\"user\":\"ann\",\"n\":1,\"page\":\"/a\"}\nk2:{\"user\":\"bob\",\"n\":2,\"page\":null}\n";
+    ok(
+        &[
+            "produce",
+            &topic,
+            "-K",
+            ":",
+            "--value-format",
+            "avro",
+            "--value-schema-file",
+            &file,
+            "--schema-registry",
+            schema_registry(),
+        ],
+        Some(input),
+    );
+    // The schema was registered under the topic's value subject.
+    let subjects = ok(&["registry", "--schema-registry", schema_registry(), "subjects"], None);
+    assert!(subjects.lines().any(|s| s == format!("{topic}-value")), "{subjects}");
+
+    let out = ok(
+        &[
+            "consume",
+            &topic,
+            "--until-end",
+            "--value-format",
+            "avro",
+            "--format",
+            "%k %s\\n",
+            "-X",
+            &format!("schema.registry.url={}", schema_registry()),
+        ],
+        None,
+    );
+    assert_eq!(
+        out,
+        "k1 {\"n\":1,\"page\":\"/a\",\"user\":\"ann\"}\nk2 {\"n\":2,\"page\":null,\"user\":\"bob\"}\n"
+    );
+
+    // Bytes as they are: the Confluent framing, magic byte 0 first.
+    let raw = strom(&["consume", &topic, "--until-end", "--count", "1"], None);
+    assert_eq!(raw.stdout[0], 0);
+}
+
+#[test]
+fn bad_input_and_missing_settings_are_clear_errors() {
+    let topic = unique_topic("cli-avro-bad");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    let file = schema_file();
+    // A line that does not match the schema: the error names the line, nothing after it is sent.
+    let out = strom(
+        &[
+            "produce",
+            &topic,
+            "--value-format",
+            "avro",
+            "--value-schema-file",
+            &file,
+            "--schema-registry",
+            schema_registry(),
+        ],
+        Some("{\"user\":\"ann\",\"n\":1}\n{\"user\":7}\n{\"user\":\"c\",\"n\":3}\n"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("does not match the Avro schema"),
+        "{err}"
+    );
+    // No registry given.
+    let out = strom(&["consume", &topic, "--value-format", "avro", "--until-end"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--schema-registry"));
+
+    // A record that is not Avro stops the consumer with its position.
+    ok(&["produce", &topic], Some("plain text\n"));
+    let out = strom(
+        &[
+            "consume",
+            &topic,
+            "--until-end",
+            "--value-format",
+            "avro",
+            "--schema-registry",
+            schema_registry(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("value of {topic}-0 at offset 1")) && err.contains("magic byte"),
+        "{err}"
+    );
+    // The record before it was printed.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"n\":1,\"page\":null,\"user\":\"ann\"}\n"
+    );
+}
+
+#[test]
+fn registry_subcommands() {
+    let subject = unique_topic("cli-subject");
+    let file = schema_file();
+    let url = schema_registry();
+    let id = ok(
+        &["registry", "--schema-registry", url, "register", &subject, &file],
+        None,
+    );
+    let id: i32 = id.trim().parse().unwrap();
+    assert_eq!(
+        ok(&["registry", "--schema-registry", url, "versions", &subject], None),
+        "1\n"
+    );
+    let by_id = ok(&["registry", "--schema-registry", url, "id", &id.to_string()], None);
+    assert!(by_id.contains("cli.test"), "{by_id}");
+    ok(
+        &[
+            "registry",
+            "--schema-registry",
+            url,
+            "config",
+            &subject,
+            "--set",
+            "backward",
+        ],
+        None,
+    );
+    assert_eq!(
+        ok(&["registry", "--schema-registry", url, "config", &subject], None),
+        "BACKWARD\n"
+    );
+    // A field without a default is not backward compatible: exit 1 with the reasons.
+    let bad = std::env::temp_dir().join(format!("{subject}-bad.avsc"));
+    std::fs::write(
+        &bad,
+        r#"{"type":"record","name":"Click","namespace":"cli.test","fields":[{"name":"user","type":"string"},{"name":"x","type":"int"}]}"#,
+    )
+    .unwrap();
+    let out = strom(
+        &[
+            "registry",
+            "--schema-registry",
+            url,
+            "compat",
+            &subject,
+            bad.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("incompatible"));
+    assert_eq!(
+        ok(
+            &["registry", "--schema-registry", url, "delete", &subject, "--permanent"],
+            None
+        ),
+        "1\n"
+    );
+}
+
+#[test]
+fn reads_what_confluents_python_serializer_wrote() {
+    let topic = unique_topic("cli-avro-confluent");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    let schema = std::env::temp_dir().join(format!("{topic}.avsc"));
+    std::fs::write(
+        &schema,
+        r#"{"type":"record","name":"User","namespace":"strom.test","fields":[{"name":"name","type":"string"},{"name":"visits","type":"long"}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(registry_python())
+        .arg(repo_root().join("integration-tests/python/confluent_serde.py"))
+        .args([
+            "produce",
+            &strom_integration_tests::broker().bootstrap,
+            schema_registry(),
+            &topic,
+            schema.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"{\"name\":\"zoe\",\"visits\":5}\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = ok(
+        &[
+            "consume",
+            &topic,
+            "--until-end",
+            "--key-format",
+            "string",
+            "--value-format",
+            "avro",
+            "--format",
+            "%k=%s\\n",
+            "--schema-registry",
+            schema_registry(),
+        ],
+        None,
+    );
+    assert_eq!(got, "zoe={\"name\":\"zoe\",\"visits\":5}\n");
+}
