@@ -75,6 +75,8 @@
 //!
 //! [`TransactionalProducer`]: strom_client::TransactionalProducer
 
+#[cfg(feature = "avro")]
+mod avro;
 mod committer;
 mod metrics;
 pub mod recovery;
@@ -90,6 +92,8 @@ use std::time::Duration;
 use strom_client::{Admin, Client, ConfigResource, Producer, ProducerConfig};
 use tracing::{info, warn};
 
+#[cfg(feature = "avro")]
+pub use avro::{AvroSerialization, Specific as AvroSpecific};
 pub use committer::{CommitOutcome, KafkaCommittable, KafkaCommitter};
 pub use metrics::{SinkMetrics, SinkMetricsSnapshot};
 pub use recovery::{transactional_id, KafkaWriterState, RestoreReport, SinkRestore};

@@ -74,7 +74,19 @@ pub trait KafkaRecordDeserializer<T>: Send + Sync {
     /// `Ok(Some(v))`: emit `v`; `Ok(None)`: skip the record; `Err`: fail the source (build the
     /// error with [`SourceRecord::error`]).
     fn deserialize(&self, record: &SourceRecord<'_>) -> Result<Option<T>>;
+
+    /// Work to await before [`KafkaRecordDeserializer::deserialize`] can answer for `record`,
+    /// such as a schema registry deserializer fetching the writer's schema of an id it has not
+    /// seen; the reader awaits it first. `None` (the default) when there is nothing to do, as
+    /// for every record once the schemas are cached.
+    fn prepare(&self, record: &SourceRecord<'_>) -> Option<Prepare> {
+        let _ = record;
+        None
+    }
 }
+
+/// What [`KafkaRecordDeserializer::prepare`] asks the reader to await.
+pub type Prepare = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
 
 impl<T, F> KafkaRecordDeserializer<T> for F
 where
@@ -89,6 +101,10 @@ impl<T> KafkaRecordDeserializer<T> for Arc<dyn KafkaRecordDeserializer<T>> {
     fn deserialize(&self, record: &SourceRecord<'_>) -> Result<Option<T>> {
         (**self).deserialize(record)
     }
+
+    fn prepare(&self, record: &SourceRecord<'_>) -> Option<Prepare> {
+        (**self).prepare(record)
+    }
 }
 
 /// Turns a record value into a `T` (Flink's `DeserializationSchema`); wrap it with
@@ -96,7 +112,17 @@ impl<T> KafkaRecordDeserializer<T> for Arc<dyn KafkaRecordDeserializer<T>> {
 pub trait ValueDeserializer<T>: Send + Sync {
     /// `Ok(Some(v))`: emit `v`; `Ok(None)`: skip; `Err`: fail with this reason.
     fn deserialize_value(&self, value: &Bytes) -> std::result::Result<Option<T>, BoxError>;
+
+    /// Work to await before `deserialize_value` can answer for `value` (see
+    /// [`KafkaRecordDeserializer::prepare`]); its error becomes the record's reason.
+    fn prepare_value(&self, value: &Bytes) -> Option<PrepareValue> {
+        let _ = value;
+        None
+    }
 }
+
+/// What [`ValueDeserializer::prepare_value`] asks the reader to await.
+pub type PrepareValue = std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<(), BoxError>> + Send>>;
 
 /// A [`KafkaRecordDeserializer`] that only looks at values (Flink's
 /// `KafkaRecordDeserializationSchema.valueOnly`). Tombstones (null values) are skipped, as
@@ -129,6 +155,19 @@ impl<T, V: ValueDeserializer<T>> KafkaRecordDeserializer<T> for ValueOnly<V, T> 
             None => Ok(None),
             Some(v) => self.inner.deserialize_value(v).map_err(|e| record.error(e)),
         }
+    }
+
+    fn prepare(&self, record: &SourceRecord<'_>) -> Option<Prepare> {
+        let work = self.inner.prepare_value(record.value?)?;
+        let (topic, partition, offset) = (record.topic.to_owned(), record.partition, record.offset);
+        Some(Box::pin(async move {
+            work.await.map_err(|e| ConnectorError::Deserialize {
+                topic,
+                partition,
+                offset,
+                reason: e.to_string(),
+            })
+        }))
     }
 }
 
@@ -196,6 +235,50 @@ pub fn json<T: DeserializeOwned>() -> ValueOnly<JsonDeserializer<T>, T> {
     value_only(JsonDeserializer::default())
 }
 
+/// Key, value and (with `include_metadata`) where the record came from, as one JSON object
+/// (Flink's `JSONKeyValueDeserializationSchema`): `{"key": ..., "value": ..., "metadata":
+/// {"offset": ..., "topic": ..., "partition": ...}}`. A null key or value leaves its field
+/// out; a key or value that is not JSON fails the source naming the record.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonKeyValue {
+    include_metadata: bool,
+}
+
+/// See [`JsonKeyValue`].
+pub fn json_key_value(include_metadata: bool) -> JsonKeyValue {
+    JsonKeyValue { include_metadata }
+}
+
+impl KafkaRecordDeserializer<serde_json::Value> for JsonKeyValue {
+    fn deserialize(&self, record: &SourceRecord<'_>) -> Result<Option<serde_json::Value>> {
+        let mut node = serde_json::Map::new();
+        for (name, bytes) in [("key", record.key), ("value", record.value)] {
+            if let Some(b) = bytes {
+                let v: serde_json::Value =
+                    serde_json::from_slice(b).map_err(|e| record.error(format!("the {name} is not JSON: {e}")))?;
+                node.insert(name.to_owned(), v);
+            }
+        }
+        if self.include_metadata {
+            node.insert(
+                "metadata".to_owned(),
+                serde_json::json!({
+                    "offset": record.offset,
+                    "topic": record.topic,
+                    "partition": record.partition,
+                }),
+            );
+        }
+        Ok(Some(serde_json::Value::Object(node)))
+    }
+}
+
+#[cfg(feature = "avro")]
+pub use super::avro::{
+    avro, avro_confluent_registry, avro_confluent_registry_specific, avro_specific, PlainAvroValues,
+    RegistryAvroValues, Specific,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +295,35 @@ mod tests {
 
     fn view(r: &Record) -> SourceRecord<'_> {
         SourceRecord::new("events", 2, TimestampType::CreateTime, r)
+    }
+
+    #[test]
+    fn json_key_value_is_flinks_shape() {
+        let r = Record {
+            offset: 7,
+            timestamp: 0,
+            key: Some(Bytes::from_static(b"{\"id\":1}")),
+            value: Some(Bytes::from_static(b"[1,2]")),
+            headers: Headers::default(),
+        };
+        let v = json_key_value(true).deserialize(&view(&r)).unwrap().unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"key": {"id": 1}, "value": [1, 2],
+                "metadata": {"offset": 7, "topic": "events", "partition": 2}})
+        );
+        let tombstone = Record {
+            value: None,
+            ..r.clone()
+        };
+        let v = json_key_value(false).deserialize(&view(&tombstone)).unwrap().unwrap();
+        assert_eq!(v, serde_json::json!({"key": {"id": 1}}));
+        let bad = Record {
+            key: Some(Bytes::from_static(b"not json")),
+            ..r
+        };
+        let e = json_key_value(false).deserialize(&view(&bad)).unwrap_err();
+        assert!(e.to_string().contains("key is not JSON"), "{e}");
     }
 
     #[test]

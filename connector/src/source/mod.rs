@@ -29,6 +29,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "avro")]
+mod avro;
 mod builder;
 pub mod deserializer;
 mod enumerator;

@@ -294,6 +294,13 @@ impl<T> SourceReader<T> {
                 value: rec.value.as_ref(),
                 headers: &rec.headers,
             };
+            if let Some(work) = self.deserializer.prepare(&view) {
+                // E.g. a registry deserializer fetching a writer schema it has not seen.
+                if let Err(e) = work.await {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
             match self.deserializer.deserialize(&view) {
                 Ok(Some(value)) => {
                     let timestamp = self.strategy.extract_timestamp(&value, rec.timestamp);

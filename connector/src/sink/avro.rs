@@ -1,0 +1,143 @@
+//! Avro serialization schemas for the sink's keys and values: [`AvroSerialization::plain`]
+//! (Flink's `AvroSerializationSchema.forGeneric(schema)`: datums, no framing) and
+//! [`AvroSerialization::confluent_registry`] (`ConfluentRegistryAvroSerializationSchema`:
+//! Confluent-framed, the schema registered under a subject in a schema registry).
+//!
+//! The registry one resolves its schema id when it is built (`await`ed once, before the
+//! sink writes anything), as the registry's settings say: registered
+//! (`auto.register.schemas`, the default), the subject's latest (`use.latest.version`), or
+//! looked up. Writing a record then never waits for the registry.
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use serde::Serialize;
+use strom_registry::avro::{AvroSchema, Value};
+use strom_registry::{wire, SchemaRegistryClient};
+
+use super::serializer::SerializationSchema;
+use crate::error::{ConnectorError, Result};
+
+/// Elements of `T` (a generic [`Value`] or a serde type) as Avro bytes.
+pub struct AvroSerialization<T: ?Sized> {
+    schema: AvroSchema,
+    /// The schema id to frame with; `None`: plain datums.
+    id: Option<i32>,
+    _t: PhantomData<fn(&T)>,
+}
+
+impl<T: ?Sized> std::fmt::Debug for AvroSerialization<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroSerialization")
+            .field("schema", &self.schema.full_name())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<T: ?Sized> Clone for AvroSerialization<T> {
+    fn clone(&self) -> Self {
+        AvroSerialization {
+            schema: self.schema.clone(),
+            id: self.id,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> AvroSerialization<T> {
+    /// Datums of `schema` without framing (Flink's `AvroSerializationSchema`).
+    pub fn plain(schema: AvroSchema) -> Self {
+        AvroSerialization {
+            schema,
+            id: None,
+            _t: PhantomData,
+        }
+    }
+
+    /// Confluent-framed datums, `schema` registered under `subject` in `registry` (or its
+    /// latest version taken, or looked up, by the registry's settings). Fails when the
+    /// registry refuses the schema (incompatible, invalid) or cannot be reached.
+    pub async fn confluent_registry(
+        registry: &SchemaRegistryClient,
+        subject: &str,
+        schema: AvroSchema,
+    ) -> Result<Self> {
+        let config = registry.config();
+        let failed =
+            |e: strom_registry::Error| ConnectorError::Serialize(format!("schema registry, subject {subject}: {e}"));
+        let (id, schema) = if config.auto_register_schemas {
+            (
+                registry
+                    .register(subject, schema.registry_schema())
+                    .await
+                    .map_err(failed)?,
+                schema,
+            )
+        } else if config.use_latest_version {
+            let latest = registry.latest(subject).await.map_err(failed)?;
+            let parsed = AvroSchema::resolve(registry, latest.schema).await.map_err(failed)?;
+            (latest.id, parsed)
+        } else {
+            (
+                registry
+                    .lookup(subject, schema.registry_schema())
+                    .await
+                    .map_err(failed)?
+                    .id,
+                schema,
+            )
+        };
+        Ok(AvroSerialization {
+            schema,
+            id: Some(id),
+            _t: PhantomData,
+        })
+    }
+
+    /// The schema id records are framed with (`None` for plain datums).
+    pub fn schema_id(&self) -> Option<i32> {
+        self.id
+    }
+
+    fn frame(&self, encode: impl FnOnce(&mut Vec<u8>) -> strom_registry::Result<()>) -> Result<Option<Bytes>> {
+        let mut out = Vec::with_capacity(64);
+        if let Some(id) = self.id {
+            wire::encode_header(id, &mut out);
+        }
+        encode(&mut out).map_err(|e| ConnectorError::Serialize(format!("Avro: {e}")))?;
+        Ok(Some(Bytes::from(out)))
+    }
+}
+
+impl SerializationSchema<Value> for AvroSerialization<Value> {
+    fn serialize(&self, element: &Value) -> Result<Option<Bytes>> {
+        self.frame(|out| self.schema.encode_value(element, out))
+    }
+}
+
+/// A serde type written as Avro (see [`AvroSerialization::specific`]).
+pub struct Specific<T: ?Sized>(PhantomData<fn(&T)>);
+
+impl<T: ?Sized> std::fmt::Debug for Specific<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::any::type_name::<T>())
+    }
+}
+
+impl AvroSerialization<Value> {
+    /// This schema for serde values of `T` instead of generic values.
+    pub fn specific<T: Serialize>(self) -> AvroSerialization<Specific<T>> {
+        AvroSerialization {
+            schema: self.schema,
+            id: self.id,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize + Sync> SerializationSchema<T> for AvroSerialization<Specific<T>> {
+    fn serialize(&self, element: &T) -> Result<Option<Bytes>> {
+        self.frame(|out| self.schema.encode(element, out))
+    }
+}

@@ -1,0 +1,148 @@
+//! Avro deserializers, as the seed names them: [`avro`] / [`avro_specific`] (Flink's
+//! `AvroDeserializationSchema.forGeneric` / `forSpecific`: a static schema, no framing) and
+//! [`avro_confluent_registry`] / [`avro_confluent_registry_specific`]
+//! (`ConfluentRegistryAvroDeserializationSchema`: the writer's schema fetched from a schema
+//! registry by the id each record carries, resolved to the reader's schema).
+//!
+//! The registry ones fetch a writer schema the first time they meet its id, through
+//! [`KafkaRecordDeserializer::prepare`](super::KafkaRecordDeserializer::prepare), so the
+//! reader awaits the registry instead of blocking; after that each record decodes from the
+//! cache. A record that is not framed, carries an id the registry does not know, or does not
+//! decode fails the source with [`ConnectorError::Deserialize`](crate::ConnectorError)
+//! naming topic, partition, offset and the schema id.
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use strom_registry::avro::{AvroDeserializer, AvroSchema, PlainAvro, Value};
+use strom_registry::SchemaRegistryClient;
+
+use super::deserializer::{value_only, BoxError, PrepareValue, ValueDeserializer, ValueOnly};
+
+/// Plain Avro datums of one schema into `T` (a generic [`Value`] or a serde type).
+pub struct PlainAvroValues<T> {
+    codec: PlainAvro,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for PlainAvroValues<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainAvroValues").field("codec", &self.codec).finish()
+    }
+}
+
+impl ValueDeserializer<Value> for PlainAvroValues<Value> {
+    fn deserialize_value(&self, value: &Bytes) -> Result<Option<Value>, BoxError> {
+        Ok(Some(self.codec.decode_value(value)?))
+    }
+}
+
+/// A serde type read as Avro (see [`avro_specific`], [`avro_confluent_registry_specific`]).
+pub struct Specific<T>(PhantomData<fn() -> T>);
+
+impl<T> std::fmt::Debug for Specific<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::any::type_name::<T>())
+    }
+}
+
+impl<T: DeserializeOwned> ValueDeserializer<T> for PlainAvroValues<Specific<T>> {
+    fn deserialize_value(&self, value: &Bytes) -> Result<Option<T>, BoxError> {
+        Ok(Some(self.codec.decode(value)?))
+    }
+}
+
+/// Values that are Avro datums written with `schema`, as generic values (Flink's
+/// `AvroDeserializationSchema.forGeneric(schema)`); no framing, no registry.
+pub fn avro(schema: AvroSchema) -> ValueOnly<PlainAvroValues<Value>, Value> {
+    value_only(PlainAvroValues {
+        codec: PlainAvro::new(schema),
+        _t: PhantomData,
+    })
+}
+
+/// Values that are Avro datums written with `schema`, as `T` (Flink's
+/// `AvroDeserializationSchema.forSpecific`; in Rust a serde type shaped like the schema).
+pub fn avro_specific<T: DeserializeOwned>(schema: AvroSchema) -> ValueOnly<PlainAvroValues<Specific<T>>, T> {
+    value_only(PlainAvroValues {
+        codec: PlainAvro::new(schema),
+        _t: PhantomData,
+    })
+}
+
+/// Confluent-framed Avro values, through a schema registry, into `T`.
+pub struct RegistryAvroValues<T> {
+    de: AvroDeserializer,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for RegistryAvroValues<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAvroValues").field("de", &self.de).finish()
+    }
+}
+
+impl<T> RegistryAvroValues<T> {
+    fn fetch(&self, value: &Bytes) -> Option<PrepareValue> {
+        let id = self.de.uncached_id(value)?;
+        let de = self.de.clone();
+        Some(Box::pin(async move {
+            de.writer_schema(id)
+                .await
+                .map(drop)
+                .map_err(|e| Box::new(e) as BoxError)
+        }))
+    }
+}
+
+impl ValueDeserializer<Value> for RegistryAvroValues<Value> {
+    fn deserialize_value(&self, value: &Bytes) -> Result<Option<Value>, BoxError> {
+        Ok(Some(self.de.decode_value_cached("", value)?))
+    }
+
+    fn prepare_value(&self, value: &Bytes) -> Option<PrepareValue> {
+        self.fetch(value)
+    }
+}
+
+impl<T: DeserializeOwned> ValueDeserializer<T> for RegistryAvroValues<Specific<T>> {
+    fn deserialize_value(&self, value: &Bytes) -> Result<Option<T>, BoxError> {
+        let v = self.de.decode_value_cached("", value)?;
+        Ok(Some(strom_registry::apache_avro::from_value(&v).map_err(|e| {
+            format!(
+                "the Avro record does not deserialize into {}: {e}",
+                std::any::type_name::<T>()
+            )
+        })?))
+    }
+
+    fn prepare_value(&self, value: &Bytes) -> Option<PrepareValue> {
+        self.fetch(value)
+    }
+}
+
+/// Confluent-framed Avro values whose writer schema is in `registry`, resolved to `reader`,
+/// as generic values (Flink's `ConfluentRegistryAvroDeserializationSchema.forGeneric(reader,
+/// url)`).
+pub fn avro_confluent_registry(
+    registry: SchemaRegistryClient,
+    reader: AvroSchema,
+) -> ValueOnly<RegistryAvroValues<Value>, Value> {
+    value_only(RegistryAvroValues {
+        de: AvroDeserializer::new(registry, Some(reader)),
+        _t: PhantomData,
+    })
+}
+
+/// Confluent-framed Avro values resolved to `reader`, as `T` (Flink's
+/// `ConfluentRegistryAvroDeserializationSchema.forSpecific`).
+pub fn avro_confluent_registry_specific<T: DeserializeOwned>(
+    registry: SchemaRegistryClient,
+    reader: AvroSchema,
+) -> ValueOnly<RegistryAvroValues<Specific<T>>, T> {
+    value_only(RegistryAvroValues {
+        de: AvroDeserializer::new(registry, Some(reader)),
+        _t: PhantomData,
+    })
+}
