@@ -78,7 +78,8 @@ pub(crate) struct ConsumeArgs {
     #[arg(long, default_value = "%s\\n")]
     format: String,
     /// How %k is printed: bytes (as they are), string (checked UTF-8), json (checked,
-    /// compact), avro (Confluent-framed Avro through the schema registry, as JSON).
+    /// compact), avro (Confluent-framed Avro through the schema registry, as JSON),
+    /// json-schema (Confluent-framed JSON through the schema registry).
     #[arg(long, value_enum, default_value = "bytes")]
     key_format: crate::formats::Format,
     /// How %s is printed; see --key-format. A value that does not decode stops the run
@@ -228,12 +229,12 @@ struct Decoders {
 
 impl Decoders {
     fn new(args: &ConsumeArgs, rest: &[Property]) -> Result<Self, String> {
-        let needs_registry = args.key_format == Format::Avro || args.value_format == Format::Avro;
+        let needs_registry = args.key_format.needs_registry() || args.value_format.needs_registry();
         let registry = if needs_registry {
             Some(crate::formats::registry_client(&args.registry, rest)?)
         } else {
             if args.registry.url.is_some() {
-                return Err("--schema-registry is for --key-format avro or --value-format avro".into());
+                return Err("--schema-registry is for the avro and json-schema formats".into());
             }
             None
         };

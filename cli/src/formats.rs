@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use strom_registry::avro::{AvroDeserializer, AvroSchema, AvroSerializer, Value};
+use strom_registry::json::{JsonSchema, JsonSchemaDeserializer, JsonSchemaSerializer};
 use strom_registry::{CompatibilityLevel, RegistryConfig, Schema, SchemaRegistryClient, SchemaType};
 
 use crate::out::outln;
@@ -33,6 +34,15 @@ pub(crate) enum Format {
     Json,
     /// Avro in the Confluent wire format, through the schema registry; printed as JSON.
     Avro,
+    /// JSON Schema in the Confluent wire format, through the schema registry (checked
+    /// against the schema on produce).
+    JsonSchema,
+}
+
+impl Format {
+    pub(crate) fn needs_registry(self) -> bool {
+        matches!(self, Format::Avro | Format::JsonSchema)
+    }
 }
 
 /// Registry settings of a command: `--schema-registry` and the registry's -X properties.
@@ -65,7 +75,7 @@ pub(crate) fn registry_client(args: &RegistryArgs, props: &[Property]) -> Result
     }
     if !pairs.iter().any(|(k, _)| k == "schema.registry.url") {
         return Err(
-            "the avro format needs a schema registry: give --schema-registry URL (or -X schema.registry.url=URL, or $STROM_SCHEMA_REGISTRY_URL)"
+            "the avro and json-schema formats need a schema registry: give --schema-registry URL (or -X schema.registry.url=URL, or $STROM_SCHEMA_REGISTRY_URL)"
                 .into(),
         );
     }
@@ -84,6 +94,7 @@ pub(crate) fn registry_client(args: &RegistryArgs, props: &[Property]) -> Result
 pub(crate) struct Decoder {
     format: Format,
     avro: Option<AvroDeserializer>,
+    json: Option<JsonSchemaDeserializer<serde_json::Value>>,
 }
 
 impl Decoder {
@@ -92,6 +103,9 @@ impl Decoder {
             format,
             avro: (format == Format::Avro)
                 .then(|| registry.map(|r| AvroDeserializer::new(r.clone(), None)))
+                .flatten(),
+            json: (format == Format::JsonSchema)
+                .then(|| registry.map(|r| JsonSchemaDeserializer::new(r.clone())))
                 .flatten(),
         }
     }
@@ -116,6 +130,13 @@ impl Decoder {
                 let json = avro_to_json(v)?;
                 Ok(Cow::Owned(serde_json::to_vec(&json).map_err(|e| e.to_string())?))
             }
+            Format::JsonSchema => {
+                let Some(de) = &self.json else {
+                    return Err("no schema registry".into());
+                };
+                let v = de.decode(topic, data).await.map_err(|e| e.to_string())?;
+                Ok(Cow::Owned(serde_json::to_vec(&v).map_err(|e| e.to_string())?))
+            }
         }
     }
 }
@@ -130,6 +151,7 @@ fn avro_to_json(v: Value) -> Result<serde_json::Value, String> {
 pub(crate) struct Encoder {
     format: Format,
     avro: Option<(AvroSerializer, AvroSchema)>,
+    json: Option<JsonSchemaSerializer<serde_json::Value>>,
     is_key: bool,
 }
 
@@ -142,18 +164,37 @@ impl Encoder {
         is_key: bool,
         flag: &str,
     ) -> Result<Self, String> {
-        let avro = match (format, schema_file) {
+        let read =
+            |path: &PathBuf| std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()));
+        let registry_for = |what: &str| {
+            registry.ok_or_else(|| format!("the {what} format needs a schema registry (--schema-registry URL)"))
+        };
+        let (mut avro, mut json) = (None, None);
+        match (format, schema_file) {
             (Format::Avro, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
-                let schema = AvroSchema::parse(&text).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
-                let registry = registry.ok_or("the avro format needs a schema registry (--schema-registry URL)")?;
-                Some((AvroSerializer::new(registry.clone(), schema.clone()), schema))
+                let schema = AvroSchema::parse(&read(path)?).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+                avro = Some((
+                    AvroSerializer::new(registry_for("avro")?.clone(), schema.clone()),
+                    schema,
+                ));
+            }
+            (Format::JsonSchema, Some(path)) => {
+                let schema = JsonSchema::parse(&read(path)?).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+                json = Some(JsonSchemaSerializer::new(registry_for("json-schema")?.clone(), schema));
             }
             (Format::Avro, None) => return Err(format!("the avro format needs {flag} FILE (an Avro schema, JSON)")),
-            (_, Some(_)) => return Err(format!("{flag} is for the avro format")),
-            (_, None) => None,
-        };
-        Ok(Encoder { format, avro, is_key })
+            (Format::JsonSchema, None) => {
+                return Err(format!("the json-schema format needs {flag} FILE (a JSON Schema)"))
+            }
+            (_, Some(_)) => return Err(format!("{flag} is for the avro and json-schema formats")),
+            (_, None) => {}
+        }
+        Ok(Encoder {
+            format,
+            avro,
+            json,
+            is_key,
+        })
     }
 
     /// The bytes for one input (a line, or its key part).
@@ -177,6 +218,16 @@ impl Encoder {
                     .map_err(|e| format!("the JSON does not match the Avro schema: {e}"))?;
                 let bytes = ser
                     .encode_value(topic, self.is_key, &value)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Bytes::from(bytes))
+            }
+            Format::JsonSchema => {
+                let Some(ser) = &self.json else {
+                    return Err("no JSON Schema".into());
+                };
+                let bytes = ser
+                    .encode_text(topic, self.is_key, text)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Bytes::from(bytes))

@@ -49,17 +49,19 @@ pub(crate) struct ProduceArgs {
     partition: Option<i32>,
     /// How the key (with -K) is read: bytes (as they are), string (checked UTF-8), json
     /// (checked), avro (a JSON object encoded with --key-schema-file, Confluent-framed,
-    /// the schema registered in the schema registry).
+    /// the schema registered in the schema registry), json-schema (JSON checked against
+    /// --key-schema-file, Confluent-framed, the schema registered).
     #[arg(long, value_enum, default_value = "bytes")]
     key_format: crate::formats::Format,
     /// How each line (or its value part, with -K) is read; see --key-format. A line that
     /// does not encode stops the run with an error naming the line.
     #[arg(long, value_enum, default_value = "bytes")]
     value_format: crate::formats::Format,
-    /// The Avro schema (a JSON file) of --key-format avro.
+    /// The schema (an Avro schema or a JSON Schema, a JSON file) of --key-format avro or
+    /// json-schema.
     #[arg(long, value_name = "FILE")]
     key_schema_file: Option<std::path::PathBuf>,
-    /// The Avro schema (a JSON file) of --value-format avro.
+    /// The schema of --value-format avro or json-schema.
     #[arg(long, value_name = "FILE")]
     value_schema_file: Option<std::path::PathBuf>,
     #[command(flatten)]
@@ -105,11 +107,11 @@ type Encoders = (Option<crate::formats::Encoder>, Option<crate::formats::Encoder
 /// The key and value encoders of --key-format and --value-format (`None`: bytes as read).
 fn encoders(args: &ProduceArgs, rest: &[Property]) -> Result<Encoders, String> {
     use crate::formats::{Encoder, Format};
-    let avro = args.key_format == Format::Avro || args.value_format == Format::Avro;
+    let avro = args.key_format.needs_registry() || args.value_format.needs_registry();
     let registry = if avro {
         Some(crate::formats::registry_client(&args.registry, rest)?)
     } else if args.registry.url.is_some() {
-        return Err("--schema-registry is for --key-format avro or --value-format avro".into());
+        return Err("--schema-registry is for the avro and json-schema formats".into());
     } else {
         None
     };

@@ -236,3 +236,48 @@ fn reads_what_confluents_python_serializer_wrote() {
     );
     assert_eq!(got, "zoe={\"name\":\"zoe\",\"visits\":5}\n");
 }
+
+#[test]
+fn json_schema_lines_checked_on_the_way_in() {
+    let topic = unique_topic("cli-json-schema");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    let file = std::env::temp_dir().join(format!("{topic}.json"));
+    std::fs::write(
+        &file,
+        r#"{"title":"Click","type":"object","properties":{"user":{"type":"string"},"n":{"type":"integer"}},"required":["user"]}"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let produce = |input: &str| {
+        strom(
+            &[
+                "produce",
+                &topic,
+                "--value-format",
+                "json-schema",
+                "--value-schema-file",
+                file,
+                "--schema-registry",
+                schema_registry(),
+            ],
+            Some(input),
+        )
+    };
+    let out = produce("{\"user\":\"ann\",\"n\":1}\n{\"n\":2}\n");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("user"), "{err}");
+    let got = ok(
+        &[
+            "consume",
+            &topic,
+            "--until-end",
+            "--value-format",
+            "json-schema",
+            "--schema-registry",
+            schema_registry(),
+        ],
+        None,
+    );
+    assert_eq!(got, "{\"n\":1,\"user\":\"ann\"}\n");
+}

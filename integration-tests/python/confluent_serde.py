@@ -1,5 +1,8 @@
-"""Confluent's own Python serializers (confluent-kafka[schemaregistry,avro]) as the interop
-peer of strom-registry: they write the Confluent wire format, and read it back.
+"""Confluent's own Python serializers (confluent-kafka[schemaregistry,avro,json]) as the
+interop peer of strom-registry: they write the Confluent wire format, and read it back.
+
+Every mode takes --format avro (the default) or --format json (JSON Schema: SCHEMA_FILE is
+a JSON Schema, records go through JSONSerializer / JSONDeserializer).
 
   confluent_serde.py serialize REGISTRY_URL TOPIC SCHEMA_FILE < json-lines
       one hex line per JSON record: its value as Confluent's AvroSerializer frames it
@@ -18,14 +21,27 @@ import sys
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+
+FORMAT = "avro"
 
 
 def serializer(url, schema_file):
     registry = SchemaRegistryClient({"url": url})
     with open(schema_file, encoding="utf-8") as f:
         schema = f.read()
+    if FORMAT == "json":
+        return JSONSerializer(schema, registry, conf={"auto.register.schemas": True})
     return AvroSerializer(registry, schema, conf={"auto.register.schemas": True})
+
+
+def deserializer(url):
+    registry = SchemaRegistryClient({"url": url})
+    if FORMAT == "json":
+        return JSONDeserializer(None, schema_registry_client=registry)
+    return AvroDeserializer(registry)
 
 
 def serialize(url, topic, schema_file):
@@ -59,7 +75,7 @@ def produce(bootstrap, url, topic, schema_file):
 
 
 def consume(bootstrap, url, topic, count):
-    de = AvroDeserializer(SchemaRegistryClient({"url": url}))
+    de = deserializer(url)
     ctx = SerializationContext(topic, MessageField.VALUE)
     consumer = Consumer(
         {
@@ -86,7 +102,13 @@ def consume(bootstrap, url, topic, count):
 
 
 def main():
-    mode, *args = sys.argv[1:]
+    global FORMAT
+    argv = sys.argv[1:]
+    if "--format" in argv:
+        i = argv.index("--format")
+        FORMAT = argv[i + 1]
+        del argv[i : i + 2]
+    mode, *args = argv
     if mode == "serialize":
         serialize(*args)
     elif mode == "produce":

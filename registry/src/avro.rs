@@ -342,6 +342,42 @@ impl AvroDeserializer {
         Ok(parsed)
     }
 
+    /// The schema id in `data` when its writer schema is not cached yet (what
+    /// [`AvroDeserializer::decode_value_cached`] needs fetched first, with
+    /// [`AvroDeserializer::writer_schema`]); `None` when it is, or when `data` is not framed
+    /// (decoding then reports that).
+    pub fn uncached_id(&self, data: &[u8]) -> Option<i32> {
+        let id = wire::decode(data).ok()?.schema_id;
+        let cached = self.writers.read().unwrap_or_else(|p| p.into_inner()).contains_key(&id);
+        (!cached).then_some(id)
+    }
+
+    /// [`AvroDeserializer::decode_value`] without waiting: the writer schema must be cached
+    /// (see [`AvroDeserializer::uncached_id`]), else this is an error saying so.
+    pub fn decode_value_cached(&self, topic: &str, data: &[u8]) -> Result<Value> {
+        let framed = wire::decode(data)?;
+        let writer = self
+            .writers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&framed.schema_id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::serialization("the writer schema is not fetched yet (await writer_schema first)")
+                    .with_schema_id(framed.schema_id)
+            })?;
+        writer.decode(framed.payload, self.reader.as_ref()).map_err(|e| {
+            let message = if topic.is_empty() {
+                e.message().to_owned()
+            } else {
+                format!("{} (topic {topic})", e.message())
+            };
+            Error::new(e.kind(), message)
+                .with_schema_id(framed.schema_id)
+                .with_source(e)
+        })
+    }
+
     /// A framed key or value as a generic value. `topic` is for messages only.
     pub async fn decode_value(&self, topic: &str, data: &[u8]) -> Result<Value> {
         let framed = wire::decode(data)?;

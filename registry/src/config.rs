@@ -83,6 +83,9 @@ pub struct RegistryConfig {
     pub key_subject_name_strategy: SubjectNameStrategy,
     /// `value.subject.name.strategy` (TopicNameStrategy).
     pub value_subject_name_strategy: SubjectNameStrategy,
+    /// `json.fail.invalid.schema` (false): the JSON Schema deserializer checks each value
+    /// against its schema. (The serializer always checks.)
+    pub json_fail_invalid_schema: bool,
 }
 
 /// The trusted CAs for `https` registry URLs, as PEM.
@@ -127,6 +130,7 @@ impl fmt::Debug for RegistryConfig {
             .field("normalize_schemas", &self.normalize_schemas)
             .field("key_subject_name_strategy", &self.key_subject_name_strategy)
             .field("value_subject_name_strategy", &self.value_subject_name_strategy)
+            .field("json_fail_invalid_schema", &self.json_fail_invalid_schema)
             .finish()
     }
 }
@@ -158,6 +162,7 @@ impl Default for RegistryConfig {
             normalize_schemas: false,
             key_subject_name_strategy: SubjectNameStrategy::TopicName,
             value_subject_name_strategy: SubjectNameStrategy::TopicName,
+            json_fail_invalid_schema: false,
         }
     }
 }
@@ -201,6 +206,7 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "normalize.schemas",
     "key.subject.name.strategy",
     "value.subject.name.strategy",
+    "json.fail.invalid.schema",
 ];
 
 impl RegistryConfig {
@@ -286,6 +292,7 @@ impl RegistryConfig {
             "auto.register.schemas" => self.auto_register_schemas = parse_bool(key, value)?,
             "use.latest.version" => self.use_latest_version = parse_bool(key, value)?,
             "normalize.schemas" => self.normalize_schemas = parse_bool(key, value)?,
+            "json.fail.invalid.schema" => self.json_fail_invalid_schema = parse_bool(key, value)?,
             "latest.cache.ttl.sec" => {
                 let n: i64 = value
                     .trim()

@@ -11,6 +11,8 @@
 //! * [`avro`] (feature `avro`): a registry serializer and deserializer for generic Avro values
 //!   and serde types, with writer-to-reader schema resolution, and plain Avro datums without
 //!   a registry.
+//! * [`json`] (feature `json`): JSON Schema, serde values as JSON text checked against the
+//!   registered schema.
 //!
 //! With the `client` feature (on by default) the serializers implement strom-client's
 //! [`Serializer`](strom_client::serialization::Serializer) and
@@ -27,6 +29,8 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+#[cfg(feature = "json")]
+pub mod json;
 mod strategy;
 pub mod wire;
 

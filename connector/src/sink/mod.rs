@@ -75,11 +75,11 @@
 //!
 //! [`TransactionalProducer`]: strom_client::TransactionalProducer
 
-#[cfg(feature = "avro")]
-mod avro;
 mod committer;
 mod metrics;
 pub mod recovery;
+#[cfg(feature = "schemas")]
+mod schema_formats;
 mod serializer;
 mod writer;
 
@@ -92,11 +92,11 @@ use std::time::Duration;
 use strom_client::{Admin, Client, ConfigResource, Producer, ProducerConfig};
 use tracing::{info, warn};
 
-#[cfg(feature = "avro")]
-pub use avro::{AvroSerialization, Specific as AvroSpecific};
 pub use committer::{CommitOutcome, KafkaCommittable, KafkaCommitter};
 pub use metrics::{SinkMetrics, SinkMetricsSnapshot};
 pub use recovery::{transactional_id, KafkaWriterState, RestoreReport, SinkRestore};
+#[cfg(feature = "schemas")]
+pub use schema_formats::{AvroSerialization, JsonSchemaSerialization, Specific as AvroSpecific};
 pub use serializer::{
     BytesSerializer, FixedPartitioner, JsonSerializer, KafkaRecordSerializationSchema,
     KafkaRecordSerializationSchemaBuilder, KafkaRecordSerializer, KafkaSinkContext, SerializationSchema,

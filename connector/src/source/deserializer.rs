@@ -273,10 +273,10 @@ impl KafkaRecordDeserializer<serde_json::Value> for JsonKeyValue {
     }
 }
 
-#[cfg(feature = "avro")]
-pub use super::avro::{
-    avro, avro_confluent_registry, avro_confluent_registry_specific, avro_specific, PlainAvroValues,
-    RegistryAvroValues, Specific,
+#[cfg(feature = "schemas")]
+pub use super::schema_formats::{
+    avro, avro_confluent_registry, avro_confluent_registry_specific, avro_specific, json_schema_confluent_registry,
+    PlainAvroValues, RegistryAvroValues, RegistryJsonValues, Specific,
 };
 
 #[cfg(test)]

@@ -29,13 +29,13 @@
 //! # }
 //! ```
 
-#[cfg(feature = "avro")]
-mod avro;
 mod builder;
 pub mod deserializer;
 mod enumerator;
 mod initializer;
 mod reader;
+#[cfg(feature = "schemas")]
+mod schema_formats;
 mod split;
 pub mod watermark;
 

@@ -385,3 +385,49 @@ async fn bad_records_fail_naming_where_they_are() {
         })
     );
 }
+
+/// JSON Schema through the registry: the sink's serialization validates and frames, the
+/// source's deserializer fetches the schema in `prepare` and reads the record back.
+#[tokio::test]
+async fn json_schema_sink_and_source_through_the_registry() {
+    use strom_connector::sink::{JsonSchemaSerialization, SerializationSchema};
+    use strom_connector::source::{KafkaRecordDeserializer, SourceRecord};
+    use strom_protocol::record_batch::{Headers, Record, TimestampType};
+    use strom_registry::json::JsonSchema;
+
+    let url = schema_registry().to_owned();
+    let subject = format!("{}-value", unique_topic("json-sink"));
+    let schema = JsonSchema::parse(
+        r#"{"title":"Order","type":"object","properties":{"id":{"type":"integer"},"item":{"type":"string"},"cents":{"type":"integer","maximum":100000}},"required":["id","item","cents"]}"#,
+    )
+    .unwrap();
+    let ser = JsonSchemaSerialization::<Order>::confluent_registry(&registry(&url), &subject, schema)
+        .await
+        .unwrap();
+    let order = Order {
+        id: 3,
+        item: "tea".into(),
+        cents: 250,
+    };
+    let bytes = ser.serialize(&order).unwrap().unwrap();
+    assert_eq!(bytes[0], 0);
+    let too_expensive = Order {
+        cents: 100_001,
+        ..order.clone()
+    };
+    let e = ser.serialize(&too_expensive).unwrap_err();
+    assert!(e.to_string().contains("/cents"), "{e}");
+
+    let de = deserializer::json_schema_confluent_registry::<Order>(registry(&url));
+    let rec = Record {
+        offset: 0,
+        timestamp: 0,
+        key: None,
+        value: Some(bytes),
+        headers: Headers::default(),
+    };
+    let view = SourceRecord::new("orders", 0, TimestampType::CreateTime, &rec);
+    de.prepare(&view).expect("first sight of the id").await.unwrap();
+    assert!(de.prepare(&view).is_none(), "cached now");
+    assert_eq!(de.deserialize(&view).unwrap(), Some(order));
+}

@@ -1,4 +1,5 @@
-//! Avro deserializers, as the seed names them: [`avro`] / [`avro_specific`] (Flink's
+//! Avro deserializers, as the seed names them, and JSON Schema through a registry
+//! ([`json_schema_confluent_registry`]): [`avro`] / [`avro_specific`] (Flink's
 //! `AvroDeserializationSchema.forGeneric` / `forSpecific`: a static schema, no framing) and
 //! [`avro_confluent_registry`] / [`avro_confluent_registry_specific`]
 //! (`ConfluentRegistryAvroDeserializationSchema`: the writer's schema fetched from a schema
@@ -144,5 +145,41 @@ pub fn avro_confluent_registry_specific<T: DeserializeOwned>(
     value_only(RegistryAvroValues {
         de: AvroDeserializer::new(registry, Some(reader)),
         _t: PhantomData,
+    })
+}
+
+/// Confluent-framed JSON Schema values, through a schema registry, into `T` (validated
+/// against the writer's schema when the registry config has `json.fail.invalid.schema=true`).
+pub struct RegistryJsonValues<T> {
+    de: strom_registry::json::JsonSchemaDeserializer<T>,
+}
+
+impl<T> std::fmt::Debug for RegistryJsonValues<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryJsonValues").finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned + 'static> ValueDeserializer<T> for RegistryJsonValues<T> {
+    fn deserialize_value(&self, value: &Bytes) -> Result<Option<T>, BoxError> {
+        Ok(Some(self.de.decode_cached("", value)?))
+    }
+
+    fn prepare_value(&self, value: &Bytes) -> Option<PrepareValue> {
+        let id = self.de.uncached_id(value)?;
+        let de = self.de.clone();
+        Some(Box::pin(async move {
+            de.fetch(id).await.map_err(|e| Box::new(e) as BoxError)
+        }))
+    }
+}
+
+/// Confluent-framed JSON Schema values whose schema is in `registry`, as `T` (any serde
+/// type; `serde_json::Value` for the JSON as it is).
+pub fn json_schema_confluent_registry<T: DeserializeOwned + 'static>(
+    registry: SchemaRegistryClient,
+) -> ValueOnly<RegistryJsonValues<T>, T> {
+    value_only(RegistryJsonValues {
+        de: strom_registry::json::JsonSchemaDeserializer::new(registry),
     })
 }

@@ -1,4 +1,5 @@
-//! Avro serialization schemas for the sink's keys and values: [`AvroSerialization::plain`]
+//! Avro and JSON Schema serialization schemas for the sink's keys and values
+//! ([`JsonSchemaSerialization`] for the latter): [`AvroSerialization::plain`]
 //! (Flink's `AvroSerializationSchema.forGeneric(schema)`: datums, no framing) and
 //! [`AvroSerialization::confluent_registry`] (`ConfluentRegistryAvroSerializationSchema`:
 //! Confluent-framed, the schema registered under a subject in a schema registry).
@@ -139,5 +140,78 @@ impl AvroSerialization<Value> {
 impl<T: Serialize + Sync> SerializationSchema<T> for AvroSerialization<Specific<T>> {
     fn serialize(&self, element: &T) -> Result<Option<Bytes>> {
         self.frame(|out| self.schema.encode(element, out))
+    }
+}
+
+/// Elements as Confluent-framed JSON checked against a JSON Schema registered under a
+/// subject (Confluent's `KafkaJsonSchemaSerializer` as a sink serialization schema): the
+/// schema id is resolved when it is built; an element its schema does not allow fails the
+/// write, naming what is wrong.
+pub struct JsonSchemaSerialization<T: ?Sized> {
+    schema: strom_registry::json::JsonSchema,
+    id: i32,
+    _t: PhantomData<fn(&T)>,
+}
+
+impl<T: ?Sized> std::fmt::Debug for JsonSchemaSerialization<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonSchemaSerialization")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + ?Sized> JsonSchemaSerialization<T> {
+    /// `schema` registered under `subject` (or the subject's latest taken, or looked up, by
+    /// the registry's settings).
+    pub async fn confluent_registry(
+        registry: &SchemaRegistryClient,
+        subject: &str,
+        schema: strom_registry::json::JsonSchema,
+    ) -> Result<Self> {
+        let config = registry.config();
+        let failed =
+            |e: strom_registry::Error| ConnectorError::Serialize(format!("schema registry, subject {subject}: {e}"));
+        let (id, schema) = if config.auto_register_schemas {
+            (
+                registry
+                    .register(subject, schema.registry_schema())
+                    .await
+                    .map_err(failed)?,
+                schema,
+            )
+        } else if config.use_latest_version {
+            let latest = registry.latest(subject).await.map_err(failed)?;
+            let parsed = strom_registry::json::JsonSchema::resolve(registry, latest.schema)
+                .await
+                .map_err(failed)?;
+            (latest.id, parsed)
+        } else {
+            (
+                registry
+                    .lookup(subject, schema.registry_schema())
+                    .await
+                    .map_err(failed)?
+                    .id,
+                schema,
+            )
+        };
+        Ok(JsonSchemaSerialization {
+            schema,
+            id,
+            _t: PhantomData,
+        })
+    }
+}
+
+impl<T: Serialize + Sync + ?Sized> SerializationSchema<T> for JsonSchemaSerialization<T> {
+    fn serialize(&self, element: &T) -> Result<Option<Bytes>> {
+        let bad = |e: &dyn std::fmt::Display| ConnectorError::Serialize(format!("JSON Schema: {e}"));
+        let value = serde_json::to_value(element).map_err(|e| bad(&e))?;
+        self.schema.validate(&value).map_err(|e| bad(&e))?;
+        let mut out = Vec::with_capacity(64);
+        wire::encode_header(self.id, &mut out);
+        serde_json::to_writer(&mut out, element).map_err(|e| bad(&e))?;
+        Ok(Some(Bytes::from(out)))
     }
 }
