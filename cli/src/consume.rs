@@ -79,7 +79,8 @@ pub(crate) struct ConsumeArgs {
     format: String,
     /// How %k is printed: bytes (as they are), string (checked UTF-8), json (checked,
     /// compact), avro (Confluent-framed Avro through the schema registry, as JSON),
-    /// json-schema (Confluent-framed JSON through the schema registry).
+    /// json-schema (Confluent-framed JSON through the schema registry), protobuf
+    /// (Confluent-framed Protobuf through the schema registry, in Protobuf's JSON mapping).
     #[arg(long, value_enum, default_value = "bytes")]
     key_format: crate::formats::Format,
     /// How %s is printed; see --key-format. A value that does not decode stops the run

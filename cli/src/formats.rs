@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use strom_registry::avro::{AvroDeserializer, AvroSchema, AvroSerializer, Value};
 use strom_registry::json::{JsonSchema, JsonSchemaDeserializer, JsonSchemaSerializer};
+use strom_registry::protobuf::{DynamicMessage, ProtobufDeserializer, ProtobufSchema, ProtobufSerializer};
 use strom_registry::{CompatibilityLevel, RegistryConfig, Schema, SchemaRegistryClient, SchemaType};
 
 use crate::out::outln;
@@ -37,11 +38,14 @@ pub(crate) enum Format {
     /// JSON Schema in the Confluent wire format, through the schema registry (checked
     /// against the schema on produce).
     JsonSchema,
+    /// Protobuf in the Confluent wire format, through the schema registry; printed and read
+    /// as Protobuf's JSON mapping.
+    Protobuf,
 }
 
 impl Format {
     pub(crate) fn needs_registry(self) -> bool {
-        matches!(self, Format::Avro | Format::JsonSchema)
+        matches!(self, Format::Avro | Format::JsonSchema | Format::Protobuf)
     }
 }
 
@@ -75,7 +79,7 @@ pub(crate) fn registry_client(args: &RegistryArgs, props: &[Property]) -> Result
     }
     if !pairs.iter().any(|(k, _)| k == "schema.registry.url") {
         return Err(
-            "the avro and json-schema formats need a schema registry: give --schema-registry URL (or -X schema.registry.url=URL, or $STROM_SCHEMA_REGISTRY_URL)"
+            "the avro, json-schema and protobuf formats need a schema registry: give --schema-registry URL (or -X schema.registry.url=URL, or $STROM_SCHEMA_REGISTRY_URL)"
                 .into(),
         );
     }
@@ -95,6 +99,7 @@ pub(crate) struct Decoder {
     format: Format,
     avro: Option<AvroDeserializer>,
     json: Option<JsonSchemaDeserializer<serde_json::Value>>,
+    protobuf: Option<ProtobufDeserializer>,
 }
 
 impl Decoder {
@@ -106,6 +111,9 @@ impl Decoder {
                 .flatten(),
             json: (format == Format::JsonSchema)
                 .then(|| registry.map(|r| JsonSchemaDeserializer::new(r.clone())))
+                .flatten(),
+            protobuf: (format == Format::Protobuf)
+                .then(|| registry.map(|r| ProtobufDeserializer::new(r.clone())))
                 .flatten(),
         }
     }
@@ -137,6 +145,13 @@ impl Decoder {
                 let v = de.decode(topic, data).await.map_err(|e| e.to_string())?;
                 Ok(Cow::Owned(serde_json::to_vec(&v).map_err(|e| e.to_string())?))
             }
+            Format::Protobuf => {
+                let Some(de) = &self.protobuf else {
+                    return Err("no schema registry".into());
+                };
+                let m = de.decode_dynamic(topic, data).await.map_err(|e| e.to_string())?;
+                Ok(Cow::Owned(serde_json::to_vec(&m).map_err(|e| e.to_string())?))
+            }
         }
     }
 }
@@ -152,6 +167,7 @@ pub(crate) struct Encoder {
     format: Format,
     avro: Option<(AvroSerializer, AvroSchema)>,
     json: Option<JsonSchemaSerializer<serde_json::Value>>,
+    protobuf: Option<ProtobufSerializer>,
     is_key: bool,
 }
 
@@ -160,6 +176,7 @@ impl Encoder {
     pub(crate) fn new(
         format: Format,
         schema_file: Option<&PathBuf>,
+        message: Option<&str>,
         registry: Option<&SchemaRegistryClient>,
         is_key: bool,
         flag: &str,
@@ -169,7 +186,10 @@ impl Encoder {
         let registry_for = |what: &str| {
             registry.ok_or_else(|| format!("the {what} format needs a schema registry (--schema-registry URL)"))
         };
-        let (mut avro, mut json) = (None, None);
+        let (mut avro, mut json, mut protobuf) = (None, None, None);
+        if message.is_some() && format != Format::Protobuf {
+            return Err(format!("a message name is for the protobuf format (with {flag})"));
+        }
         match (format, schema_file) {
             (Format::Avro, Some(path)) => {
                 let schema = AvroSchema::parse(&read(path)?).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
@@ -182,17 +202,33 @@ impl Encoder {
                 let schema = JsonSchema::parse(&read(path)?).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
                 json = Some(JsonSchemaSerializer::new(registry_for("json-schema")?.clone(), schema));
             }
+            (Format::Protobuf, Some(path)) => {
+                let schema =
+                    ProtobufSchema::parse(&read(path)?).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+                let m = match message {
+                    Some(name) => schema.message(name),
+                    None => schema.first_message(),
+                }
+                .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+                protobuf = Some(
+                    ProtobufSerializer::new(registry_for("protobuf")?.clone(), schema, m).map_err(|e| e.to_string())?,
+                );
+            }
+            (Format::Protobuf, None) => return Err(format!(
+                "the protobuf format needs {flag} FILE (a .proto file, imports from Google's well-known types only)"
+            )),
             (Format::Avro, None) => return Err(format!("the avro format needs {flag} FILE (an Avro schema, JSON)")),
             (Format::JsonSchema, None) => {
                 return Err(format!("the json-schema format needs {flag} FILE (a JSON Schema)"))
             }
-            (_, Some(_)) => return Err(format!("{flag} is for the avro and json-schema formats")),
+            (_, Some(_)) => return Err(format!("{flag} is for the avro, json-schema and protobuf formats")),
             (_, None) => {}
         }
         Ok(Encoder {
             format,
             avro,
             json,
+            protobuf,
             is_key,
         })
     }
@@ -228,6 +264,20 @@ impl Encoder {
                 };
                 let bytes = ser
                     .encode_text(topic, self.is_key, text)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Bytes::from(bytes))
+            }
+            Format::Protobuf => {
+                let Some(ser) = &self.protobuf else {
+                    return Err("no Protobuf schema".into());
+                };
+                let mut de = serde_json::Deserializer::from_slice(text);
+                let m = DynamicMessage::deserialize(ser.message().clone(), &mut de)
+                    .and_then(|m| de.end().map(|()| m))
+                    .map_err(|e| format!("the JSON is not a {}: {e}", ser.message().full_name()))?;
+                let bytes = ser
+                    .encode_dynamic(topic, self.is_key, &m)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Bytes::from(bytes))

@@ -61,9 +61,16 @@ pub(crate) struct ProduceArgs {
     /// json-schema.
     #[arg(long, value_name = "FILE")]
     key_schema_file: Option<std::path::PathBuf>,
-    /// The schema of --value-format avro or json-schema.
+    /// The schema of --value-format avro, json-schema or protobuf (a .proto file).
     #[arg(long, value_name = "FILE")]
     value_schema_file: Option<std::path::PathBuf>,
+    /// The message type (package.Message) of --key-format protobuf (default: the file's
+    /// first message).
+    #[arg(long, value_name = "NAME")]
+    key_message: Option<String>,
+    /// The message type of --value-format protobuf (default: the file's first message).
+    #[arg(long, value_name = "NAME")]
+    value_message: Option<String>,
     #[command(flatten)]
     registry: crate::formats::RegistryArgs,
 }
@@ -118,26 +125,30 @@ fn encoders(args: &ProduceArgs, rest: &[Property]) -> Result<Encoders, String> {
     if args.key_format != Format::Bytes && args.key_delimiter.is_none() {
         return Err("--key-format needs -K (a key delimiter): without it records have no key".into());
     }
-    let make = |f: Format, file: Option<&std::path::PathBuf>, is_key: bool, flag: &str| {
+    let make = |f: Format, file: Option<&std::path::PathBuf>, message: Option<&str>, is_key: bool, flag: &str| {
         if f == Format::Bytes {
-            match file {
-                Some(_) => Err(format!("{flag} is for the avro format")),
-                None => Ok(None),
+            match (file, message) {
+                (None, None) => Ok(None),
+                _ => Err(format!(
+                    "{flag} and the message name are for the avro, json-schema and protobuf formats"
+                )),
             }
         } else {
-            Encoder::new(f, file, registry.as_ref(), is_key, flag).map(Some)
+            Encoder::new(f, file, message, registry.as_ref(), is_key, flag).map(Some)
         }
     };
     Ok((
         make(
             args.key_format,
             args.key_schema_file.as_ref(),
+            args.key_message.as_deref(),
             true,
             "--key-schema-file",
         )?,
         make(
             args.value_format,
             args.value_schema_file.as_ref(),
+            args.value_message.as_deref(),
             false,
             "--value-schema-file",
         )?,

@@ -281,3 +281,55 @@ fn json_schema_lines_checked_on_the_way_in() {
     );
     assert_eq!(got, "{\"n\":1,\"user\":\"ann\"}\n");
 }
+
+#[test]
+fn protobuf_json_lines_in_and_out() {
+    let topic = unique_topic("cli-protobuf");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    let file = std::env::temp_dir().join(format!("{topic}.proto"));
+    std::fs::write(
+        &file,
+        "syntax = \"proto3\"; package cli; import \"google/protobuf/timestamp.proto\";\n\
+         message Other { int32 x = 1; }\n\
+         message Click { string user = 1; int64 n = 2; google.protobuf.Timestamp at = 3; }\n",
+    )
+    .unwrap();
+    let args = [
+        "produce",
+        topic.as_str(),
+        "--value-format",
+        "protobuf",
+        "--value-schema-file",
+        file.to_str().unwrap(),
+        "--value-message",
+        "cli.Click",
+        "--schema-registry",
+        schema_registry(),
+    ];
+    ok(
+        &args,
+        Some("{\"user\":\"ann\",\"n\":\"5\",\"at\":\"2026-12-06T03:00:00Z\"}\n"),
+    );
+    // A field the message does not have: refused, naming the line.
+    let out = strom(&args, Some("{\"nope\":1}\n"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1") && err.contains("cli.Click"), "{err}");
+    let got = ok(
+        &[
+            "consume",
+            &topic,
+            "--until-end",
+            "--value-format",
+            "protobuf",
+            "--schema-registry",
+            schema_registry(),
+        ],
+        None,
+    );
+    // Protobuf's JSON mapping: int64 as a string, the timestamp in RFC 3339.
+    assert_eq!(got, "{\"user\":\"ann\",\"n\":\"5\",\"at\":\"2026-12-06T03:00:00Z\"}\n");
+    // The second message of the file has message indexes [1].
+    let raw = strom(&["consume", &topic, "--until-end"], None).stdout;
+    assert_eq!(raw[5], 2, "message index count 1 (zig-zag 2), then index 1 (2)");
+}

@@ -431,3 +431,44 @@ async fn json_schema_sink_and_source_through_the_registry() {
     assert!(de.prepare(&view).is_none(), "cached now");
     assert_eq!(de.deserialize(&view).unwrap(), Some(order));
 }
+
+/// Protobuf through the registry: the sink's serialization frames with message indexes, the
+/// source's deserializer fetches the writer schema in `prepare` and decodes the message its
+/// indexes name.
+#[tokio::test]
+async fn protobuf_sink_and_source_through_the_registry() {
+    use strom_connector::sink::{ProtobufSerialization, SerializationSchema};
+    use strom_connector::source::{KafkaRecordDeserializer, SourceRecord};
+    use strom_protocol::record_batch::{Headers, Record, TimestampType};
+    use strom_registry::protobuf::{prost_reflect, DynamicMessage, ProtobufSchema, ReflectMessage};
+
+    let url = schema_registry().to_owned();
+    let subject = format!("{}-value", unique_topic("proto-sink"));
+    let schema = ProtobufSchema::parse(
+        "syntax = \"proto3\"; package p; message Wrapper { message Order { int64 id = 1; string item = 2; } }",
+    )
+    .unwrap();
+    let order = schema.message("p.Wrapper.Order").unwrap();
+    let ser = ProtobufSerialization::confluent_registry(&registry(&url), &subject, schema, order.clone())
+        .await
+        .unwrap();
+    let mut m = DynamicMessage::new(order);
+    m.set_field_by_name("id", prost_reflect::Value::I64(42));
+    m.set_field_by_name("item", prost_reflect::Value::String("tea".into()));
+    let bytes = ser.serialize(&m).unwrap().unwrap();
+    assert_eq!(&bytes[5..8], &[4, 0, 0], "message indexes [0, 0]");
+
+    let de = deserializer::protobuf_confluent_registry(registry(&url));
+    let rec = Record {
+        offset: 0,
+        timestamp: 0,
+        key: None,
+        value: Some(bytes),
+        headers: Headers::default(),
+    };
+    let view = SourceRecord::new("orders", 0, TimestampType::CreateTime, &rec);
+    de.prepare(&view).expect("first sight of the id").await.unwrap();
+    let back = de.deserialize(&view).unwrap().unwrap();
+    assert_eq!(back.descriptor().full_name(), "p.Wrapper.Order");
+    assert_eq!(back.get_field_by_name("id").unwrap().as_i64(), Some(42));
+}

@@ -1,8 +1,11 @@
 """Confluent's own Python serializers (confluent-kafka[schemaregistry,avro,json]) as the
 interop peer of strom-registry: they write the Confluent wire format, and read it back.
 
-Every mode takes --format avro (the default) or --format json (JSON Schema: SCHEMA_FILE is
-a JSON Schema, records go through JSONSerializer / JSONDeserializer).
+Every mode takes --format avro (the default), --format json (JSON Schema: SCHEMA_FILE is
+a JSON Schema, records go through JSONSerializer / JSONDeserializer) or --format protobuf
+(SCHEMA_FILE is a serialized FileDescriptorSet and --message NAME the message type; a class
+is built from them at run time, records go through ProtobufSerializer / ProtobufDeserializer
+and are printed with json_format, original field names).
 
   confluent_serde.py serialize REGISTRY_URL TOPIC SCHEMA_FILE < json-lines
       one hex line per JSON record: its value as Confluent's AvroSerializer frames it
@@ -22,14 +25,46 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 
 FORMAT = "avro"
+MESSAGE = None
+PROTO_CLASS = None
+
+
+def proto_class(descriptor_set_file):
+    global PROTO_CLASS
+    if PROTO_CLASS is None:
+        with open(descriptor_set_file, "rb") as f:
+            fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
+        pool = descriptor_pool.DescriptorPool()
+        for fd in fds.file:
+            pool.Add(fd)
+        PROTO_CLASS = message_factory.GetMessageClass(pool.FindMessageTypeByName(MESSAGE))
+    return PROTO_CLASS
+
+
+def to_wire(record):
+    """A JSON record as the serializer takes it."""
+    if FORMAT == "protobuf":
+        return json_format.ParseDict(record, PROTO_CLASS())
+    return record
+
+
+def to_json(value):
+    if FORMAT == "protobuf":
+        return json_format.MessageToDict(value, preserving_proto_field_name=True)
+    return value
 
 
 def serializer(url, schema_file):
     registry = SchemaRegistryClient({"url": url})
+    if FORMAT == "protobuf":
+        cls = proto_class(schema_file)
+        return ProtobufSerializer(cls, registry, {"use.deprecated.format": False, "auto.register.schemas": True})
     with open(schema_file, encoding="utf-8") as f:
         schema = f.read()
     if FORMAT == "json":
@@ -37,8 +72,10 @@ def serializer(url, schema_file):
     return AvroSerializer(registry, schema, conf={"auto.register.schemas": True})
 
 
-def deserializer(url):
+def deserializer(url, schema_file=None):
     registry = SchemaRegistryClient({"url": url})
+    if FORMAT == "protobuf":
+        return ProtobufDeserializer(proto_class(schema_file), {"use.deprecated.format": False})
     if FORMAT == "json":
         return JSONDeserializer(None, schema_registry_client=registry)
     return AvroDeserializer(registry)
@@ -49,7 +86,7 @@ def serialize(url, topic, schema_file):
     ctx = SerializationContext(topic, MessageField.VALUE)
     for line in sys.stdin:
         if line.strip():
-            print(ser(json.loads(line), ctx).hex(), flush=True)
+            print(ser(to_wire(json.loads(line)), ctx).hex(), flush=True)
 
 
 def produce(bootstrap, url, topic, schema_file):
@@ -63,8 +100,8 @@ def produce(bootstrap, url, topic, schema_file):
         record = json.loads(line)
         producer.produce(
             topic,
-            key=record["name"].encode("utf-8"),
-            value=ser(record, ctx),
+            key=str(record.get("name", record.get("id", ""))).encode("utf-8"),
+            value=ser(to_wire(record), ctx),
             partition=0,
             on_delivery=lambda err, _msg: err and failed.append(err),
         )
@@ -74,8 +111,8 @@ def produce(bootstrap, url, topic, schema_file):
         raise SystemExit(f"{left} records undelivered, errors: {failed}")
 
 
-def consume(bootstrap, url, topic, count):
-    de = deserializer(url)
+def consume(bootstrap, url, topic, count, schema_file=None):
+    de = deserializer(url, schema_file)
     ctx = SerializationContext(topic, MessageField.VALUE)
     consumer = Consumer(
         {
@@ -96,17 +133,21 @@ def consume(bootstrap, url, topic, count):
             continue
         if msg.error():
             raise SystemExit(str(msg.error()))
-        print(json.dumps(de(msg.value(), ctx), sort_keys=True), flush=True)
+        print(json.dumps(to_json(de(msg.value(), ctx)), sort_keys=True), flush=True)
         got += 1
     consumer.close()
 
 
 def main():
-    global FORMAT
+    global FORMAT, MESSAGE
     argv = sys.argv[1:]
     if "--format" in argv:
         i = argv.index("--format")
         FORMAT = argv[i + 1]
+        del argv[i : i + 2]
+    if "--message" in argv:
+        i = argv.index("--message")
+        MESSAGE = argv[i + 1]
         del argv[i : i + 2]
     mode, *args = argv
     if mode == "serialize":
@@ -114,7 +155,7 @@ def main():
     elif mode == "produce":
         produce(*args)
     elif mode == "consume":
-        consume(args[0], args[1], args[2], int(args[3]))
+        consume(args[0], args[1], args[2], int(args[3]), *args[4:])
     else:
         raise SystemExit(f"unknown mode {mode}")
 

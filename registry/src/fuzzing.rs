@@ -86,6 +86,45 @@ pub fn registry_avro(data: &[u8]) {
     }
 }
 
+/// A schema of nested, repeated, map, oneof and recursive fields for the Protobuf target.
+#[cfg(feature = "protobuf")]
+const PROTO: &str = r#"syntax = "proto3";
+package f;
+message Node {
+  int64 id = 1; string name = 2; bytes blob = 3; double d = 4; bool b = 5; sint32 s = 6;
+  repeated Node children = 7; map<string, int32> counts = 8;
+  oneof choice { fixed64 f = 9; Node other = 10; }
+  enum Kind { A = 0; B = 1; } Kind kind = 11;
+  message Inner { repeated uint32 packed = 1; } Inner inner = 12;
+}
+"#;
+
+/// A framed Protobuf record: message indexes, then a message of the schema above, decoded
+/// dynamically; what decodes re-encodes to bytes that decode again.
+#[cfg(feature = "protobuf")]
+pub fn registry_protobuf(data: &[u8]) {
+    use std::sync::OnceLock;
+
+    use crate::protobuf::{DynamicMessage, ProtobufSchema};
+    static SCHEMA: OnceLock<Option<ProtobufSchema>> = OnceLock::new();
+    let Some(schema) = SCHEMA.get_or_init(|| ProtobufSchema::parse(PROTO).ok()) else {
+        panic!("the fuzz schema does not compile");
+    };
+    let Ok((indexes, payload)) = crate::wire::decode_message_indexes(data) else {
+        return;
+    };
+    let Ok(desc) = schema.message_at(&indexes) else {
+        return;
+    };
+    if let Ok(m) = DynamicMessage::decode(desc.clone(), payload) {
+        let again = prost::Message::encode_to_vec(&m);
+        assert!(
+            DynamicMessage::decode(desc, &again[..]).is_ok(),
+            "what was encoded does not decode"
+        );
+    }
+}
+
 /// `v` with floats as their bits, so NaNs compare equal to themselves.
 #[cfg(feature = "avro")]
 fn bitwise(v: &apache_avro::types::Value) -> apache_avro::types::Value {
@@ -109,4 +148,6 @@ pub const TARGETS: &[Target] = &[
     ("registry_wire", registry_wire),
     #[cfg(feature = "avro")]
     ("registry_avro", registry_avro),
+    #[cfg(feature = "protobuf")]
+    ("registry_protobuf", registry_protobuf),
 ];

@@ -11,6 +11,9 @@
 //! * [`avro`] (feature `avro`): a registry serializer and deserializer for generic Avro values
 //!   and serde types, with writer-to-reader schema resolution, and plain Avro datums without
 //!   a registry.
+//! * [`protobuf`] (feature `protobuf`): Protobuf with Confluent's message indexes, dynamic
+//!   messages from the registered schema (`.proto` text or a base64 descriptor) or
+//!   prost-generated types.
 //! * [`json`] (feature `json`): JSON Schema, serde values as JSON text checked against the
 //!   registered schema.
 //!
@@ -31,6 +34,8 @@ pub mod fuzzing;
 mod http;
 #[cfg(feature = "json")]
 pub mod json;
+#[cfg(feature = "protobuf")]
+pub mod protobuf;
 mod strategy;
 pub mod wire;
 

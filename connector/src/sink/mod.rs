@@ -96,7 +96,7 @@ pub use committer::{CommitOutcome, KafkaCommittable, KafkaCommitter};
 pub use metrics::{SinkMetrics, SinkMetricsSnapshot};
 pub use recovery::{transactional_id, KafkaWriterState, RestoreReport, SinkRestore};
 #[cfg(feature = "schemas")]
-pub use schema_formats::{AvroSerialization, JsonSchemaSerialization, Specific as AvroSpecific};
+pub use schema_formats::{AvroSerialization, JsonSchemaSerialization, ProtobufSerialization, Specific as AvroSpecific};
 pub use serializer::{
     BytesSerializer, FixedPartitioner, JsonSerializer, KafkaRecordSerializationSchema,
     KafkaRecordSerializationSchemaBuilder, KafkaRecordSerializer, KafkaSinkContext, SerializationSchema,

@@ -215,3 +215,73 @@ impl<T: Serialize + Sync + ?Sized> SerializationSchema<T> for JsonSchemaSerializ
         Ok(Some(Bytes::from(out)))
     }
 }
+
+/// Dynamic Protobuf messages as Confluent-framed records, the schema registered under a
+/// subject (Confluent's `KafkaProtobufSerializer` as a sink serialization schema); the
+/// schema id is resolved when it is built.
+pub struct ProtobufSerialization {
+    message: strom_registry::protobuf::MessageDescriptor,
+    indexes: Vec<i32>,
+    id: i32,
+}
+
+impl std::fmt::Debug for ProtobufSerialization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtobufSerialization")
+            .field("message", &self.message.full_name())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl ProtobufSerialization {
+    /// Messages of `message` (in `schema`'s own file), `schema` registered under `subject`
+    /// (or looked up, by the registry's settings).
+    pub async fn confluent_registry(
+        registry: &SchemaRegistryClient,
+        subject: &str,
+        schema: strom_registry::protobuf::ProtobufSchema,
+        message: strom_registry::protobuf::MessageDescriptor,
+    ) -> Result<Self> {
+        let failed =
+            |e: strom_registry::Error| ConnectorError::Serialize(format!("schema registry, subject {subject}: {e}"));
+        let indexes = schema.indexes_of(&message).map_err(failed)?;
+        let config = registry.config();
+        let id = if config.auto_register_schemas {
+            registry
+                .register(subject, schema.registry_schema())
+                .await
+                .map_err(failed)?
+        } else if config.use_latest_version {
+            registry.latest(subject).await.map_err(failed)?.id
+        } else {
+            registry
+                .lookup(subject, schema.registry_schema())
+                .await
+                .map_err(failed)?
+                .id
+        };
+        Ok(ProtobufSerialization { message, indexes, id })
+    }
+}
+
+impl SerializationSchema<strom_registry::protobuf::DynamicMessage> for ProtobufSerialization {
+    fn serialize(&self, element: &strom_registry::protobuf::DynamicMessage) -> Result<Option<Bytes>> {
+        use strom_registry::protobuf::prost::Message as _;
+        use strom_registry::protobuf::ReflectMessage as _;
+        if element.descriptor().full_name() != self.message.full_name() {
+            return Err(ConnectorError::Serialize(format!(
+                "Protobuf: a {} given to the serialization of {}",
+                element.descriptor().full_name(),
+                self.message.full_name()
+            )));
+        }
+        let mut out = Vec::with_capacity(wire::HEADER_LEN + 4 + element.encoded_len());
+        wire::encode_header(self.id, &mut out);
+        wire::encode_message_indexes(&self.indexes, &mut out);
+        element
+            .encode(&mut out)
+            .map_err(|e| ConnectorError::Serialize(format!("Protobuf: {e}")))?;
+        Ok(Some(Bytes::from(out)))
+    }
+}

@@ -276,7 +276,8 @@ impl KafkaRecordDeserializer<serde_json::Value> for JsonKeyValue {
 #[cfg(feature = "schemas")]
 pub use super::schema_formats::{
     avro, avro_confluent_registry, avro_confluent_registry_specific, avro_specific, json_schema_confluent_registry,
-    PlainAvroValues, RegistryAvroValues, RegistryJsonValues, Specific,
+    protobuf_confluent_registry, PlainAvroValues, RegistryAvroValues, RegistryJsonValues, RegistryProtobufValues,
+    Specific,
 };
 
 #[cfg(test)]

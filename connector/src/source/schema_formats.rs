@@ -183,3 +183,39 @@ pub fn json_schema_confluent_registry<T: DeserializeOwned + 'static>(
         de: strom_registry::json::JsonSchemaDeserializer::new(registry),
     })
 }
+
+/// Confluent-framed Protobuf values, through a schema registry, as dynamic messages of the
+/// writer's schema.
+pub struct RegistryProtobufValues {
+    de: strom_registry::protobuf::ProtobufDeserializer,
+}
+
+impl std::fmt::Debug for RegistryProtobufValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryProtobufValues").finish_non_exhaustive()
+    }
+}
+
+impl ValueDeserializer<strom_registry::protobuf::DynamicMessage> for RegistryProtobufValues {
+    fn deserialize_value(&self, value: &Bytes) -> Result<Option<strom_registry::protobuf::DynamicMessage>, BoxError> {
+        Ok(Some(self.de.decode_dynamic_cached("", value)?))
+    }
+
+    fn prepare_value(&self, value: &Bytes) -> Option<PrepareValue> {
+        let id = self.de.uncached_id(value)?;
+        let de = self.de.clone();
+        Some(Box::pin(async move {
+            de.schema(id).await.map(drop).map_err(|e| Box::new(e) as BoxError)
+        }))
+    }
+}
+
+/// Confluent-framed Protobuf values whose schema is in `registry`, as dynamic messages
+/// (each of the type its message indexes name).
+pub fn protobuf_confluent_registry(
+    registry: SchemaRegistryClient,
+) -> ValueOnly<RegistryProtobufValues, strom_registry::protobuf::DynamicMessage> {
+    value_only(RegistryProtobufValues {
+        de: strom_registry::protobuf::ProtobufDeserializer::new(registry),
+    })
+}
