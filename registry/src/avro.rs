@@ -52,6 +52,9 @@ struct Parsed {
     /// The schema as the registry stores it.
     registry: Schema,
     full_name: Option<String>,
+    /// Avro's Parsing Canonical Form: equal for schemas that read each other's datums
+    /// without resolution.
+    canonical: String,
 }
 
 impl AvroSchema {
@@ -86,8 +89,10 @@ impl AvroSchema {
         let mut all = vec![&parsed];
         all.extend(named.iter());
         let names = crate::avro_datum::Names::collect(&all);
+        let canonical = parsed.canonical_form();
         Ok(AvroSchema {
             inner: Arc::new(Parsed {
+                canonical,
                 names,
                 schema: parsed,
                 named,
@@ -134,10 +139,7 @@ impl AvroSchema {
     /// Writes `value` as an Avro binary datum of this schema to `out`; a value that does not
     /// match the schema is an [`ErrorKind::Serialization`] error.
     pub fn encode_value(&self, value: &Value, out: &mut Vec<u8>) -> Result<()> {
-        let datum = apache_avro::to_avro_datum_schemata(&self.inner.schema, self.schemata(), value.clone())
-            .map_err(|e| Error::serialization("the value does not match its Avro schema").with_source(e))?;
-        out.extend_from_slice(&datum);
-        Ok(())
+        crate::avro_datum::encode(&self.inner.schema, &self.inner.names, value, out)
     }
 
     /// Writes a serde value as an Avro binary datum of this schema to `out`.
@@ -165,6 +167,21 @@ impl AvroSchema {
                 Error::serialization("the Avro datum does not resolve from its writer's schema to the reader's")
                     .with_source(e)
             }),
+        }
+    }
+}
+
+impl AvroSchema {
+    /// Reads one datum written with this schema into `T`, resolved to `reader` when given.
+    /// Without a reader schema, or with one of the same canonical form, straight from the
+    /// bytes into `T` (no intermediate `Value`); otherwise through Avro's schema resolution.
+    pub fn decode_into<T: DeserializeOwned>(&self, datum: &[u8], reader: Option<&AvroSchema>) -> Result<T> {
+        let direct =
+            reader.is_none_or(|r| Arc::ptr_eq(&r.inner, &self.inner) || r.inner.canonical == self.inner.canonical);
+        if direct {
+            crate::avro_datum::decode_serde(&self.inner.schema, &self.inner.names, datum)
+        } else {
+            specific(&self.decode(datum, reader)?)
         }
     }
 }
@@ -391,8 +408,13 @@ impl AvroDeserializer {
 
     /// A framed key or value as a `T` (a specific record).
     pub async fn decode<T: DeserializeOwned>(&self, topic: &str, data: &[u8]) -> Result<T> {
-        let v = self.decode_value(topic, data).await?;
-        specific(&v)
+        let framed = wire::decode(data)?;
+        let writer = self.writer_schema(framed.schema_id).await?;
+        writer.decode_into(framed.payload, self.reader.as_ref()).map_err(|e| {
+            Error::new(e.kind(), format!("{} (topic {topic})", e.message()))
+                .with_schema_id(framed.schema_id)
+                .with_source(e)
+        })
     }
 }
 
@@ -443,7 +465,7 @@ impl PlainAvro {
 
     /// A datum as a `T`.
     pub fn decode<T: DeserializeOwned>(&self, datum: &[u8]) -> Result<T> {
-        specific(&self.decode_value(datum)?)
+        self.writer.decode_into(datum, self.reader.as_ref())
     }
 }
 

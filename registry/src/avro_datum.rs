@@ -80,7 +80,7 @@ fn short(what: &str) -> Error {
     ))
 }
 
-impl Reader<'_, '_> {
+impl<'a> Reader<'a, '_> {
     fn long(&mut self) -> Result<i64> {
         let mut v: u64 = 0;
         for i in 0..10 {
@@ -104,7 +104,7 @@ impl Reader<'_, '_> {
         i32::try_from(v).map_err(|_| Error::serialization(format!("Avro int {v} is out of the 32-bit range")))
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&[u8]> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         if n > self.data.len() {
             return Err(Error::serialization(format!(
                 "{what} of {n} bytes but only {} are left (truncated, or not written with this schema)",
@@ -394,6 +394,9 @@ mod tests {
         ]);
         let bytes = apache_avro::to_avro_datum(&s, v.clone()).unwrap();
         let names = Names::collect(&[&s]);
+        let mut encoded = Vec::new();
+        encode(&s, &names, &v, &mut encoded).unwrap();
+        assert_eq!(encoded, bytes, "our encoder writes what apache-avro writes");
         let ours = decode(&s, &names, &bytes).unwrap();
         assert_eq!(ours, apache_avro::from_avro_datum(&s, &mut &bytes[..], None).unwrap());
         assert_eq!(ours, v);
@@ -401,6 +404,32 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode(&s, &names, &bytes[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn encoding_checks_the_value_and_names_where_it_differs() {
+        let s = parse(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"record","name":"In","fields":[{"name":"b","type":"int"}]}}]}"#,
+        );
+        let names = Names::collect(&[&s]);
+        let bad = Value::Record(vec![(
+            "a".into(),
+            Value::Record(vec![("b".into(), Value::String("x".into()))]),
+        )]);
+        let mut out = vec![9];
+        let e = encode(&s, &names, &bad, &mut out).unwrap_err();
+        assert!(e.to_string().contains("a.b is string where the schema has int"), "{e}");
+        assert_eq!(out, [9], "nothing of a failed value is left in the buffer");
+        let missing = Value::Record(vec![]);
+        assert!(encode(&s, &names, &missing, &mut out)
+            .unwrap_err()
+            .to_string()
+            .contains("field a is missing"));
+        // A bare value in a union takes the first branch of its kind.
+        let u = parse(r#"["null","string"]"#);
+        let mut out = Vec::new();
+        encode(&u, &Names::collect(&[&u]), &Value::String("x".into()), &mut out).unwrap();
+        assert_eq!(out, b"\x02\x02x");
     }
 
     #[test]
@@ -422,5 +451,648 @@ mod tests {
         let names = Names::collect(&[&list]);
         let deep = vec![0x02u8; 100_000];
         assert!(decode(&list, &names, &deep).is_err());
+    }
+}
+
+/// Decodes one datum of `schema` from all of `data` straight into a serde type, with no
+/// intermediate `Value`: strings and bytes can borrow from `data`, records arrive as maps
+/// of their field names, enums as their symbols, unions as their branch (null as `None`).
+pub(crate) fn decode_serde<'a, T: serde::Deserialize<'a>>(schema: &Schema, names: &Names, data: &'a [u8]) -> Result<T> {
+    let mut r = Reader {
+        data,
+        names,
+        zero_size_items: 0,
+    };
+    let v = T::deserialize(De {
+        r: &mut r,
+        schema,
+        depth: 0,
+    })
+    .map_err(|e| match e {
+        DeError::Avro(e) => e,
+        DeError::Serde(m) => Error::serialization(format!(
+            "the Avro datum does not deserialize into {}: {m}",
+            std::any::type_name::<T>()
+        )),
+    })?;
+    if !r.data.is_empty() {
+        return Err(Error::serialization(format!(
+            "{} bytes left after the Avro datum: its writer's schema does not describe it",
+            r.data.len()
+        )));
+    }
+    Ok(v)
+}
+
+/// A serde error of [`decode_serde`]: the datum's (bounds, lengths) or the target type's.
+#[derive(Debug)]
+enum DeError {
+    Avro(Error),
+    Serde(String),
+}
+
+impl std::fmt::Display for DeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeError::Avro(e) => e.fmt(f),
+            DeError::Serde(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for DeError {}
+
+impl serde::de::Error for DeError {
+    fn custom<M: std::fmt::Display>(msg: M) -> Self {
+        DeError::Serde(msg.to_string())
+    }
+}
+
+impl From<Error> for DeError {
+    fn from(e: Error) -> Self {
+        DeError::Avro(e)
+    }
+}
+
+struct De<'r, 'a, 'n> {
+    r: &'r mut Reader<'a, 'n>,
+    schema: &'n Schema,
+    depth: usize,
+}
+
+impl<'a, 'n> De<'_, 'a, 'n> {
+    fn resolved(&self) -> std::result::Result<&'n Schema, DeError> {
+        let mut s = self.schema;
+        let mut hops = 0;
+        while let Schema::Ref { name } = s {
+            s = self.r.names.get(name)?;
+            hops += 1;
+            if hops > MAX_DEPTH {
+                return Err(too_deep().into());
+            }
+        }
+        Ok(s)
+    }
+
+    fn child<'c>(&'c mut self, schema: &'n Schema) -> std::result::Result<De<'c, 'a, 'n>, DeError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(too_deep().into());
+        }
+        Ok(De {
+            r: self.r,
+            schema,
+            depth: self.depth + 1,
+        })
+    }
+
+    fn string(&mut self, what: &str) -> std::result::Result<&'a str, DeError> {
+        let n = self.r.len(what)?;
+        let b = self.r.take(n, what)?;
+        std::str::from_utf8(b).map_err(|e| {
+            Error::serialization("an Avro string is not UTF-8")
+                .with_source(e)
+                .into()
+        })
+    }
+}
+
+impl<'a, 'n> serde::Deserializer<'a> for De<'_, 'a, 'n> {
+    type Error = DeError;
+
+    fn deserialize_any<V: serde::de::Visitor<'a>>(mut self, visitor: V) -> std::result::Result<V::Value, DeError> {
+        let schema = self.resolved()?;
+        match schema {
+            Schema::Null => visitor.visit_unit(),
+            Schema::Boolean => match self.r.take(1, "a boolean")?[0] {
+                0 => visitor.visit_bool(false),
+                1 => visitor.visit_bool(true),
+                b => Err(Error::serialization(format!("Avro boolean byte {b} is neither 0 nor 1")).into()),
+            },
+            Schema::Int | Schema::Date | Schema::TimeMillis => visitor.visit_i32(self.r.int()?),
+            Schema::Long
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos => visitor.visit_i64(self.r.long()?),
+            Schema::Float => {
+                let b = self.r.take(4, "a float")?;
+                visitor.visit_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            }
+            Schema::Double => {
+                let b = self.r.take(8, "a double")?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                visitor.visit_f64(f64::from_le_bytes(a))
+            }
+            Schema::String | Schema::Uuid => visitor.visit_borrowed_str(self.string("a string")?),
+            Schema::Bytes => {
+                let n = self.r.len("bytes")?;
+                visitor.visit_borrowed_bytes(self.r.take(n, "bytes")?)
+            }
+            Schema::Decimal(d) => match &*d.inner {
+                Schema::Fixed(f) => visitor.visit_borrowed_bytes(self.r.take(f.size, "a decimal")?),
+                _ => {
+                    let n = self.r.len("a decimal")?;
+                    visitor.visit_borrowed_bytes(self.r.take(n, "a decimal")?)
+                }
+            },
+            Schema::Fixed(f) => visitor.visit_borrowed_bytes(self.r.take(f.size, "a fixed")?),
+            Schema::Duration => visitor.visit_borrowed_bytes(self.r.take(12, "a duration")?),
+            Schema::Enum(e) => {
+                let i = self.r.int()?;
+                let sym = usize::try_from(i).ok().and_then(|i| e.symbols.get(i)).ok_or_else(|| {
+                    Error::serialization(format!(
+                        "Avro enum index {i} but {} has {} symbols",
+                        e.name.fullname(None),
+                        e.symbols.len()
+                    ))
+                })?;
+                visitor.visit_str(sym)
+            }
+            Schema::Union(u) => {
+                let i = self.r.long()?;
+                let branch = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| u.variants().get(i))
+                    .ok_or_else(|| {
+                        Error::serialization(format!(
+                            "Avro union index {i} but the union has {} branches",
+                            u.variants().len()
+                        ))
+                    })?;
+                self.child(branch)?.deserialize_any(visitor)
+            }
+            Schema::Array(a) => {
+                let de = self.child(&a.items)?;
+                let mut blocks = Blocks {
+                    de,
+                    left: 0,
+                    done: false,
+                };
+                // The first block's count now, so size_hint can size the collection.
+                blocks.more("an array")?;
+                visitor.visit_seq(blocks)
+            }
+            Schema::Map(m) => {
+                let de = self.child(&m.types)?;
+                visitor.visit_map(Blocks {
+                    de,
+                    left: 0,
+                    done: false,
+                })
+            }
+            Schema::Record(rec) => {
+                let de = self.child(schema)?;
+                visitor.visit_map(Fields {
+                    de,
+                    fields: rec.fields.iter(),
+                    current: None,
+                })
+            }
+            Schema::BigDecimal => Err(Error::serialization(
+                "the big-decimal logical type is not read (it is apache-avro's, not in the Avro specification)",
+            )
+            .into()),
+            Schema::Ref { .. } => Err(Error::serialization("an unresolved Avro reference (a bug)").into()),
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'a>>(mut self, visitor: V) -> std::result::Result<V::Value, DeError> {
+        match self.resolved()? {
+            Schema::Null => visitor.visit_none(),
+            Schema::Union(u) => {
+                let i = self.r.long()?;
+                let branch = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| u.variants().get(i))
+                    .ok_or_else(|| {
+                        Error::serialization(format!(
+                            "Avro union index {i} but the union has {} branches",
+                            u.variants().len()
+                        ))
+                    })?;
+                if matches!(branch, Schema::Null) {
+                    visitor.visit_none()
+                } else {
+                    visitor.visit_some(self.child(branch)?)
+                }
+            }
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'a>>(
+        mut self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
+        use serde::de::IntoDeserializer;
+        match self.resolved()? {
+            Schema::Enum(e) => {
+                let i = self.r.int()?;
+                let sym = usize::try_from(i).ok().and_then(|i| e.symbols.get(i)).ok_or_else(|| {
+                    Error::serialization(format!(
+                        "Avro enum index {i} but {} has {} symbols",
+                        e.name.fullname(None),
+                        e.symbols.len()
+                    ))
+                })?;
+                visitor.visit_enum(sym.as_str().into_deserializer())
+            }
+            Schema::String => {
+                let s = self.string("a string")?;
+                visitor.visit_enum(s.into_deserializer())
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'a>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        <W: Visitor<'a>>
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// The elements of an array or the entries of a map, block by block.
+struct Blocks<'r, 'a, 'n> {
+    de: De<'r, 'a, 'n>,
+    left: usize,
+    done: bool,
+}
+
+impl<'a> Blocks<'_, 'a, '_> {
+    /// Whether another element follows (reading the next block's count when one ends).
+    fn more(&mut self, what: &str) -> std::result::Result<bool, DeError> {
+        while self.left == 0 && !self.done {
+            let n = self.de.r.block(self.de.schema, what)?;
+            if n == 0 {
+                self.done = true;
+            }
+            self.left = n;
+        }
+        Ok(!self.done)
+    }
+}
+
+impl<'a> serde::de::SeqAccess<'a> for Blocks<'_, 'a, '_> {
+    type Error = DeError;
+
+    fn size_hint(&self) -> Option<usize> {
+        // Bounded by the bytes left (block() checked it), so a collection may reserve it.
+        Some(self.left.min(self.de.r.data.len()))
+    }
+
+    fn next_element_seed<S: serde::de::DeserializeSeed<'a>>(
+        &mut self,
+        seed: S,
+    ) -> std::result::Result<Option<S::Value>, DeError> {
+        if !self.more("an array")? {
+            return Ok(None);
+        }
+        self.left -= 1;
+        // (size_hint below tells the collection how many follow in this block.)
+        let item = De {
+            r: self.de.r,
+            schema: self.de.schema,
+            depth: self.de.depth,
+        };
+        seed.deserialize(item).map(Some)
+    }
+}
+
+impl<'a> serde::de::MapAccess<'a> for Blocks<'_, 'a, '_> {
+    type Error = DeError;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, DeError> {
+        if !self.more("a map")? {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let n = self.de.r.len("a map key")?;
+        let b = self.de.r.take(n, "a map key")?;
+        let k = std::str::from_utf8(b)
+            .map_err(|e| DeError::from(Error::serialization("an Avro map key is not UTF-8").with_source(e)))?;
+        seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(k))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'a>>(
+        &mut self,
+        seed: V,
+    ) -> std::result::Result<V::Value, DeError> {
+        seed.deserialize(De {
+            r: self.de.r,
+            schema: self.de.schema,
+            depth: self.de.depth,
+        })
+    }
+}
+
+/// A record's fields, in the schema's order, as a map from field name to value.
+struct Fields<'r, 'a, 'n> {
+    de: De<'r, 'a, 'n>,
+    fields: std::slice::Iter<'n, apache_avro::schema::RecordField>,
+    current: Option<&'n apache_avro::schema::RecordField>,
+}
+
+impl<'a> serde::de::MapAccess<'a> for Fields<'_, 'a, '_> {
+    type Error = DeError;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, DeError> {
+        match self.fields.next() {
+            None => Ok(None),
+            Some(f) => {
+                self.current = Some(f);
+                seed.deserialize(serde::de::value::StrDeserializer::<DeError>::new(&f.name))
+                    .map(Some)
+            }
+        }
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'a>>(
+        &mut self,
+        seed: V,
+    ) -> std::result::Result<V::Value, DeError> {
+        let f = self
+            .current
+            .take()
+            .ok_or_else(|| DeError::Serde("a record field's value asked before its name".into()))?;
+        seed.deserialize(De {
+            r: self.de.r,
+            schema: &f.schema,
+            depth: self.de.depth,
+        })
+    }
+}
+
+/// Writes `value` as a datum of `schema` to `out`, checking it against the schema as it
+/// goes (apache-avro's `to_avro_datum` clones the value and resolves the schema's names on
+/// every call). A value that does not match fails naming where: `field.sub-field`.
+pub(crate) fn encode(schema: &Schema, names: &Names, value: &Value, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    let mut path = Vec::new();
+    let r = encode_value(schema, names, value, out, &mut path, 0);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn write_long(v: i64, out: &mut Vec<u8>) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
+    write_long(b.len() as i64, out);
+    out.extend_from_slice(b);
+}
+
+fn mismatch(schema: &Schema, value: &Value, path: &[&str]) -> Error {
+    let at = if path.is_empty() {
+        "the value".to_owned()
+    } else {
+        path.join(".")
+    };
+    let kind = |v: &Value| -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Boolean(_) => "boolean",
+            Value::Int(_) => "int",
+            Value::Long(_) => "long",
+            Value::Float(_) => "float",
+            Value::Double(_) => "double",
+            Value::Bytes(_) => "bytes",
+            Value::String(_) => "string",
+            Value::Fixed(..) => "fixed",
+            Value::Enum(..) => "enum",
+            Value::Union(..) => "union",
+            Value::Array(_) => "array",
+            Value::Map(_) => "map",
+            Value::Record(_) => "record",
+            _ => "a logical value",
+        }
+    };
+    Error::serialization(format!(
+        "the value does not match its Avro schema: {at} is {} where the schema has {}",
+        kind(value),
+        schema_kind(schema)
+    ))
+}
+
+fn schema_kind(s: &Schema) -> String {
+    match s {
+        Schema::Record(r) => format!("record {}", r.name.fullname(None)),
+        Schema::Enum(e) => format!("enum {}", e.name.fullname(None)),
+        Schema::Fixed(f) => format!("fixed {} ({} bytes)", f.name.fullname(None), f.size),
+        Schema::Ref { name } => name.fullname(None),
+        other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)).to_lowercase(),
+    }
+}
+
+fn encode_value<'s>(
+    schema: &'s Schema,
+    names: &'s Names,
+    value: &Value,
+    out: &mut Vec<u8>,
+    path: &mut Vec<&'s str>,
+    depth: usize,
+) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep());
+    }
+    match (schema, value) {
+        (Schema::Ref { name }, _) => encode_value(names.get(name)?, names, value, out, path, depth),
+        (Schema::Null, Value::Null) => Ok(()),
+        (Schema::Boolean, Value::Boolean(b)) => {
+            out.push(u8::from(*b));
+            Ok(())
+        }
+        (Schema::Int, Value::Int(i)) | (Schema::Date, Value::Date(i)) | (Schema::TimeMillis, Value::TimeMillis(i)) => {
+            write_long(i64::from(*i), out);
+            Ok(())
+        }
+        (Schema::Long, Value::Long(l))
+        | (Schema::TimeMicros, Value::TimeMicros(l))
+        | (Schema::TimestampMillis, Value::TimestampMillis(l))
+        | (Schema::TimestampMicros, Value::TimestampMicros(l))
+        | (Schema::TimestampNanos, Value::TimestampNanos(l))
+        | (Schema::LocalTimestampMillis, Value::LocalTimestampMillis(l))
+        | (Schema::LocalTimestampMicros, Value::LocalTimestampMicros(l))
+        | (Schema::LocalTimestampNanos, Value::LocalTimestampNanos(l)) => {
+            write_long(*l, out);
+            Ok(())
+        }
+        // Avro's promotions: an int where a long (or a timestamp) is written, and so on.
+        (Schema::Long | Schema::TimestampMillis | Schema::TimestampMicros, Value::Int(i)) => {
+            write_long(i64::from(*i), out);
+            Ok(())
+        }
+        (Schema::Float, Value::Float(f)) => {
+            out.extend_from_slice(&f.to_le_bytes());
+            Ok(())
+        }
+        (Schema::Double, Value::Double(d)) => {
+            out.extend_from_slice(&d.to_le_bytes());
+            Ok(())
+        }
+        (Schema::Double, Value::Float(f)) => {
+            out.extend_from_slice(&f64::from(*f).to_le_bytes());
+            Ok(())
+        }
+        (Schema::Bytes, Value::Bytes(b)) => {
+            write_bytes(b, out);
+            Ok(())
+        }
+        (Schema::String, Value::String(s)) => {
+            write_bytes(s.as_bytes(), out);
+            Ok(())
+        }
+        (Schema::Fixed(f), Value::Fixed(n, b)) if *n == f.size && b.len() == f.size => {
+            out.extend_from_slice(b);
+            Ok(())
+        }
+        (Schema::Enum(e), Value::Enum(i, sym)) => {
+            let ok = e.symbols.get(*i as usize).is_some_and(|s| s == sym);
+            match ok
+                .then_some(*i as usize)
+                .or_else(|| e.symbols.iter().position(|s| s == sym))
+            {
+                Some(i) => {
+                    write_long(i as i64, out);
+                    Ok(())
+                }
+                None => Err(Error::serialization(format!(
+                    "the value does not match its Avro schema: {sym} is not a symbol of {}",
+                    e.name.fullname(None)
+                ))),
+            }
+        }
+        (Schema::Enum(e), Value::String(sym)) => match e.symbols.iter().position(|s| s == sym) {
+            Some(i) => {
+                write_long(i as i64, out);
+                Ok(())
+            }
+            None => Err(Error::serialization(format!(
+                "the value does not match its Avro schema: {sym} is not a symbol of {}",
+                e.name.fullname(None)
+            ))),
+        },
+        (Schema::Array(a), Value::Array(items)) => {
+            if !items.is_empty() {
+                write_long(items.len() as i64, out);
+                for v in items {
+                    encode_value(&a.items, names, v, out, path, depth + 1)?;
+                }
+            }
+            out.push(0);
+            Ok(())
+        }
+        (Schema::Map(m), Value::Map(entries)) => {
+            if !entries.is_empty() {
+                write_long(entries.len() as i64, out);
+                for (k, v) in entries {
+                    write_bytes(k.as_bytes(), out);
+                    encode_value(&m.types, names, v, out, path, depth + 1)?;
+                }
+            }
+            out.push(0);
+            Ok(())
+        }
+        (Schema::Union(u), Value::Union(i, inner)) => {
+            let branch = u.variants().get(*i as usize).ok_or_else(|| {
+                Error::serialization(format!(
+                    "the value does not match its Avro schema: union branch {i} of {}",
+                    u.variants().len()
+                ))
+            })?;
+            write_long(i64::from(*i), out);
+            encode_value(branch, names, inner, out, path, depth + 1)
+        }
+        (Schema::Union(u), v) => {
+            // A bare value: the first branch of its kind (null for Null, and so on).
+            let pick = u.variants().iter().position(|b| shallow_match(b, names, v));
+            match pick {
+                Some(i) => {
+                    write_long(i as i64, out);
+                    encode_value(&u.variants()[i], names, v, out, path, depth + 1)
+                }
+                None => Err(mismatch(schema, v, path)),
+            }
+        }
+        (Schema::Record(r), Value::Record(fields)) => {
+            for (k, f) in r.fields.iter().enumerate() {
+                // Usually in the schema's order; else looked up by name.
+                let v = match fields.get(k) {
+                    Some((n, v)) if *n == f.name => v,
+                    _ => match fields.iter().find(|(n, _)| *n == f.name) {
+                        Some((_, v)) => v,
+                        None => {
+                            path.push(&f.name);
+                            let at = path.join(".");
+                            return Err(Error::serialization(format!(
+                                "the value does not match its Avro schema: field {at} is missing"
+                            )));
+                        }
+                    },
+                };
+                path.push(&f.name);
+                encode_value(&f.schema, names, v, out, path, depth + 1)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        // Logical types with their own layouts: apache-avro's leaf encoding.
+        (Schema::Decimal(_) | Schema::Uuid | Schema::Duration | Schema::BigDecimal, v) => {
+            let datum =
+                apache_avro::to_avro_datum(schema, v.clone()).map_err(|e| mismatch(schema, v, path).with_source(e))?;
+            out.extend_from_slice(&datum);
+            Ok(())
+        }
+        (s, v) => Err(mismatch(s, v, path)),
+    }
+}
+
+/// Whether `v` is of `schema`'s kind, without looking inside (to pick a union branch).
+fn shallow_match(schema: &Schema, names: &Names, v: &Value) -> bool {
+    match (schema, v) {
+        (Schema::Ref { name }, v) => names.get(name).is_ok_and(|s| shallow_match(s, names, v)),
+        (Schema::Null, Value::Null)
+        | (Schema::Boolean, Value::Boolean(_))
+        | (Schema::Int, Value::Int(_))
+        | (Schema::Long, Value::Long(_))
+        | (Schema::Float, Value::Float(_))
+        | (Schema::Double, Value::Double(_))
+        | (Schema::Bytes, Value::Bytes(_))
+        | (Schema::String, Value::String(_))
+        | (Schema::Array(_), Value::Array(_))
+        | (Schema::Map(_), Value::Map(_))
+        | (Schema::Record(_), Value::Record(_))
+        | (Schema::Enum(_), Value::Enum(..))
+        | (Schema::Fixed(_), Value::Fixed(..)) => true,
+        _ => false,
     }
 }

@@ -1,0 +1,190 @@
+//! The Strom peer of bench/avro_serde.py: strom-registry's Avro serializer and deserializer
+//! through a real schema registry (the schema registered once, then cached), on the same 1000
+//! records as the Java and Python peers (bench/avro_schema.avsc, values from the record's
+//! index), each encoded and decoded N times round-robin on one thread after a warm-up.
+//!
+//!   avro_serde REGISTRY_URL SCHEMA_FILE N
+//!
+//! Prints one JSON line per API: generic values (`apache_avro::types::Value`, what the Java
+//! peer's GenericRecord is) and serde types; records/s and CPU ns per record (this thread's
+//! CPU, getrusage RUSAGE_THREAD) of each phase, and an FNV-1a digest of the 1000 framed
+//! encodings (equal across peers: the bytes are the same).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use strom_registry::avro::{AvroDeserializer, AvroSchema, AvroSerializer, Value};
+use strom_registry::{RegistryConfig, SchemaRegistryClient};
+
+const POOL: usize = 1000;
+const TOPIC: &str = "bench-avro";
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Session {
+    sid: String,
+    start: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Kind {
+    #[serde(rename = "VIEW")]
+    View,
+    #[serde(rename = "CLICK")]
+    Click,
+    #[serde(rename = "BUY")]
+    Buy,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Event {
+    id: i64,
+    user: String,
+    score: f64,
+    count: i32,
+    active: bool,
+    country: Option<String>,
+    kind: Kind,
+    tags: Vec<String>,
+    amounts: Vec<i64>,
+    session: Session,
+}
+
+fn event(i: i64) -> Event {
+    Event {
+        id: i * 7919,
+        user: format!("user-{}", i % 10000),
+        score: (i % 1000) as f64 / 8.0,
+        count: (i % 100_000) as i32,
+        active: i % 2 == 0,
+        country: (i % 3 != 0).then(|| "NO".to_owned()),
+        kind: [Kind::View, Kind::Click, Kind::Buy][(i % 3) as usize].clone(),
+        tags: vec![format!("t{}", i % 5), format!("t{}", i % 7)],
+        amounts: vec![i, i * 2, i * 3],
+        session: Session {
+            sid: format!("s-{}", i % 777),
+            start: 1_700_000_000_000 + i,
+        },
+    }
+}
+
+fn generic(e: &Event) -> Value {
+    let kind = match e.kind {
+        Kind::View => (0, "VIEW"),
+        Kind::Click => (1, "CLICK"),
+        Kind::Buy => (2, "BUY"),
+    };
+    Value::Record(vec![
+        ("id".into(), Value::Long(e.id)),
+        ("user".into(), Value::String(e.user.clone())),
+        ("score".into(), Value::Double(e.score)),
+        ("count".into(), Value::Int(e.count)),
+        ("active".into(), Value::Boolean(e.active)),
+        (
+            "country".into(),
+            match &e.country {
+                None => Value::Union(0, Box::new(Value::Null)),
+                Some(c) => Value::Union(1, Box::new(Value::String(c.clone()))),
+            },
+        ),
+        ("kind".into(), Value::Enum(kind.0, kind.1.into())),
+        (
+            "tags".into(),
+            Value::Array(e.tags.iter().map(|t| Value::String(t.clone())).collect()),
+        ),
+        (
+            "amounts".into(),
+            Value::Array(e.amounts.iter().map(|a| Value::Long(*a)).collect()),
+        ),
+        (
+            "session".into(),
+            Value::Record(vec![
+                ("sid".into(), Value::String(e.session.sid.clone())),
+                ("start".into(), Value::Long(e.session.start)),
+            ]),
+        ),
+    ])
+}
+
+/// This thread's CPU time (user + system), in ns.
+fn thread_cpu_ns() -> u128 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own; RUSAGE_THREAD is Linux's.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as u128 * 1_000_000 + t.tv_usec as u128;
+    (us(ru.ru_utime) + us(ru.ru_stime)) * 1000
+}
+
+struct Phase {
+    rps: f64,
+    cpu_ns: f64,
+}
+
+async fn measure<F: AsyncFnMut(usize) -> usize>(n: usize, mut f: F) -> Phase {
+    let mut sink = 0usize;
+    for k in 0..n.min(200_000) {
+        sink = sink.wrapping_add(f(k % POOL).await); // warm-up
+    }
+    let (c0, t0) = (thread_cpu_ns(), Instant::now());
+    for k in 0..n {
+        sink = sink.wrapping_add(f(k % POOL).await);
+    }
+    let (cpu, wall) = (thread_cpu_ns() - c0, t0.elapsed());
+    std::hint::black_box(sink);
+    Phase {
+        rps: n as f64 / wall.as_secs_f64(),
+        cpu_ns: cpu as f64 / n as f64,
+    }
+}
+
+fn fnv(pool: &[Vec<u8>]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for e in pool {
+        for &b in e {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (url, schema_file, n) = (&args[1], &args[2], args[3].parse::<usize>().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let registry = SchemaRegistryClient::new(RegistryConfig::new(url).unwrap()).unwrap();
+        let schema = AvroSchema::parse(&std::fs::read_to_string(schema_file).unwrap()).unwrap();
+        let ser = AvroSerializer::new(registry.clone(), schema.clone());
+        let de = AvroDeserializer::new(registry, None);
+        let events: Vec<Event> = (0..POOL as i64).map(event).collect();
+        let values: Vec<Value> = events.iter().map(generic).collect();
+
+        let mut framed = Vec::with_capacity(POOL);
+        for v in &values {
+            framed.push(ser.encode_value(TOPIC, false, v).await.unwrap());
+        }
+        for (e, f) in events.iter().zip(&framed) {
+            assert_eq!(&ser.encode(TOPIC, false, e).await.unwrap(), f, "serde and generic encodings differ");
+            assert_eq!(&de.decode::<Event>(TOPIC, f).await.unwrap(), e);
+        }
+        let digest = fnv(&framed);
+
+        let generic_enc = measure(n, async |i| ser.encode_value(TOPIC, false, &values[i]).await.unwrap().len()).await;
+        let generic_dec = measure(n, async |i| match de.decode_value(TOPIC, &framed[i]).await.unwrap() {
+            Value::Record(f) => f.len(),
+            _ => 0,
+        })
+        .await;
+        let serde_enc = measure(n, async |i| ser.encode(TOPIC, false, &events[i]).await.unwrap().len()).await;
+        let serde_dec = measure(n, async |i| de.decode::<Event>(TOPIC, &framed[i]).await.unwrap().tags.len()).await;
+        for (api, enc, dec) in [("generic", generic_enc, generic_dec), ("serde", serde_enc, serde_dec)] {
+            println!(
+                "{{\"peer\":\"strom-{api}\",\"records\":{n},\"encode_rps\":{:.0},\"encode_cpu_ns\":{:.1},\"decode_rps\":{:.0},\"decode_cpu_ns\":{:.1},\"digest\":\"{digest:016x}\"}}",
+                enc.rps, enc.cpu_ns, dec.rps, dec.cpu_ns
+            );
+        }
+    });
+}
