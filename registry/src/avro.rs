@@ -395,6 +395,29 @@ impl AvroDeserializer {
         })
     }
 
+    /// [`AvroDeserializer::decode`] without waiting: the writer schema must be cached.
+    pub fn decode_cached<T: DeserializeOwned>(&self, topic: &str, data: &[u8]) -> Result<T> {
+        let framed = wire::decode(data)?;
+        let writer = self
+            .writers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&framed.schema_id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::serialization("the writer schema is not fetched yet (await writer_schema first)")
+                    .with_schema_id(framed.schema_id)
+            })?;
+        writer.decode_into(framed.payload, self.reader.as_ref()).map_err(|e| {
+            let message = if topic.is_empty() {
+                e.message().to_owned()
+            } else {
+                format!("{} (topic {topic})", e.message())
+            };
+            Error::new(e.kind(), message).with_schema_id(framed.schema_id).with_source(e)
+        })
+    }
+
     /// A framed key or value as a generic value. `topic` is for messages only.
     pub async fn decode_value(&self, topic: &str, data: &[u8]) -> Result<Value> {
         let framed = wire::decode(data)?;

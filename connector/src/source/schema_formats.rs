@@ -109,13 +109,7 @@ impl ValueDeserializer<Value> for RegistryAvroValues<Value> {
 
 impl<T: DeserializeOwned> ValueDeserializer<T> for RegistryAvroValues<Specific<T>> {
     fn deserialize_value(&self, value: &Bytes) -> Result<Option<T>, BoxError> {
-        let v = self.de.decode_value_cached("", value)?;
-        Ok(Some(strom_registry::apache_avro::from_value(&v).map_err(|e| {
-            format!(
-                "the Avro record does not deserialize into {}: {e}",
-                std::any::type_name::<T>()
-            )
-        })?))
+        Ok(Some(self.de.decode_cached::<T>("", value)?))
     }
 
     fn prepare_value(&self, value: &Bytes) -> Option<PrepareValue> {
