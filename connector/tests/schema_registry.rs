@@ -355,16 +355,38 @@ async fn bad_records_fail_naming_where_they_are() {
         }
         other => panic!("{other}"),
     };
-    // An id the registry never gave out: prepare fails.
+    // An id the registry never gave out: a bad record (deserialize says so), not a failed
+    // prepare, and the registry is asked once.
     let unknown = record(b"\x00\x3b\x9a\xc9\xff\x02\x02a\x02");
     let view = SourceRecord::new("orders", 3, TimestampType::CreateTime, &unknown);
-    let e = de
-        .prepare(&view)
-        .expect("an uncached id needs a fetch")
-        .await
-        .unwrap_err();
-    let r = reason(e);
+    de.prepare(&view).expect("an uncached id needs a fetch").await.unwrap();
+    assert!(
+        de.prepare(&view).is_none(),
+        "an id the registry does not have is not asked again"
+    );
+    let r = reason(de.deserialize(&view).unwrap_err());
     assert!(r.contains("schema id 999999999") && r.contains("not found"), "{r}");
+    // skip_undecodable skips it (Flink's "return null"), and a record that is not framed.
+    let skipping = deserializer::skip_undecodable(deserializer::avro_confluent_registry_specific::<Order>(
+        registry(&url),
+        AvroSchema::parse(ORDER).unwrap(),
+    ));
+    skipping.prepare(&view).expect("a fetch").await.unwrap();
+    assert_eq!(skipping.deserialize(&view).unwrap(), None);
+    let not_framed = record(b"plain");
+    let view2 = SourceRecord::new("orders", 3, TimestampType::CreateTime, &not_framed);
+    assert_eq!(skipping.deserialize(&view2).unwrap(), None);
+    // A registry that cannot be reached fails prepare: not a bad record, never skipped.
+    let down = deserializer::skip_undecodable(deserializer::avro_confluent_registry_specific::<Order>(
+        SchemaRegistryClient::new(
+            RegistryConfig::from_properties([("schema.registry.url", "http://127.0.0.1:9"), ("max.retries", "0")])
+                .unwrap(),
+        )
+        .unwrap(),
+        AvroSchema::parse(ORDER).unwrap(),
+    ));
+    let e = down.prepare(&view).expect("a fetch").await.unwrap_err();
+    assert!(reason(e).contains("cannot connect"));
     // Not framed: nothing to fetch, deserialize says why.
     let plain = record(b"plain text");
     let view = SourceRecord::new("orders", 3, TimestampType::CreateTime, &plain);

@@ -805,3 +805,50 @@ async fn protobuf_bad_input_is_a_typed_error() {
     let wrong = strom_registry::protobuf::DynamicMessage::new(other.first_message().unwrap());
     assert!(ser.encode_dynamic(&topic, false, &wrong).await.is_err());
 }
+
+/// Avro references through the registry: `Address` registered under its own subject,
+/// `Person` registered with a reference to it; the serializer writes with both, the
+/// deserializer fetches the writer schema by id and its reference by subject and version.
+#[tokio::test]
+async fn avro_references_resolve_through_the_registry() {
+    let registry = registry(&[]);
+    let address_subject = unique_topic("strom.test.Address");
+    let address = Schema::new(
+        SchemaType::Avro,
+        r#"{"type":"record","name":"Address","namespace":"strom.test","fields":[{"name":"city","type":"string"}]}"#,
+    );
+    registry.register(&address_subject, &address).await.unwrap();
+    let person = Schema::new(
+        SchemaType::Avro,
+        r#"{"type":"record","name":"Person","namespace":"strom.test","fields":[{"name":"name","type":"string"},{"name":"home","type":"strom.test.Address"}]}"#,
+    )
+    .reference("strom.test.Address", &address_subject, 1);
+    let schema = AvroSchema::resolve(&registry, person).await.unwrap();
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Address {
+        city: String,
+    }
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Person {
+        name: String,
+        home: Address,
+    }
+    let topic = unique_topic("registry-refs");
+    let p = Person {
+        name: "ann".into(),
+        home: Address { city: "Oslo".into() },
+    };
+    let bytes = AvroSerializer::new(registry.clone(), schema)
+        .encode(&topic, false, &p)
+        .await
+        .unwrap();
+    let latest = registry.latest(&format!("{topic}-value")).await.unwrap();
+    assert_eq!(latest.schema.references.len(), 1, "registered with its reference");
+    // A fresh client: nothing cached, the reference comes from the registry.
+    let fresh = AvroDeserializer::new(self::registry(&[]), None);
+    let back: Person = fresh.decode(&topic, &bytes).await.unwrap();
+    assert_eq!(back, p);
+    let generic = fresh.decode_value(&topic, &bytes).await.unwrap();
+    assert!(matches!(generic, strom_registry::avro::Value::Record(_)));
+}

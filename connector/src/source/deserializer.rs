@@ -235,6 +235,42 @@ pub fn json<T: DeserializeOwned>() -> ValueOnly<JsonDeserializer<T>, T> {
     value_only(JsonDeserializer::default())
 }
 
+/// Skips the records `inner` cannot deserialize (Flink's "return null" for a corrupt
+/// record) instead of failing the source: each is logged (a warning naming topic,
+/// partition, offset and why) and counted in the reader's skipped records. What `prepare`
+/// fails with still fails the source: an unreachable schema registry is not a bad record.
+/// (A schema id the registry does not have is: it fails `deserialize`, and is skipped.)
+#[derive(Debug, Clone)]
+pub struct SkipUndecodable<D> {
+    inner: D,
+}
+
+/// See [`SkipUndecodable`].
+pub fn skip_undecodable<D>(inner: D) -> SkipUndecodable<D> {
+    SkipUndecodable { inner }
+}
+
+impl<T, D: KafkaRecordDeserializer<T>> KafkaRecordDeserializer<T> for SkipUndecodable<D> {
+    fn deserialize(&self, record: &SourceRecord<'_>) -> Result<Option<T>> {
+        match self.inner.deserialize(record) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                tracing::warn!(
+                    topic = record.topic,
+                    partition = record.partition,
+                    offset = record.offset,
+                    "skipping a record that does not deserialize: {e}"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn prepare(&self, record: &SourceRecord<'_>) -> Option<Prepare> {
+        self.inner.prepare(record)
+    }
+}
+
 /// Key, value and (with `include_metadata`) where the record came from, as one JSON object
 /// (Flink's `JSONKeyValueDeserializationSchema`): `{"key": ..., "value": ..., "metadata":
 /// {"offset": ..., "topic": ..., "partition": ...}}`. A null key or value leaves its field

@@ -12,7 +12,10 @@
 //! decode fails the source with [`ConnectorError::Deserialize`](crate::ConnectorError)
 //! naming topic, partition, offset and the schema id.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -72,9 +75,58 @@ pub fn avro_specific<T: DeserializeOwned>(schema: AvroSchema) -> ValueOnly<Plain
     })
 }
 
+/// Schema ids the registry said it does not have. A record carrying one is a bad record (its
+/// `deserialize` fails naming the id, and [`skip_undecodable`](super::deserializer::skip_undecodable)
+/// skips it), not a reason to stop the source as an unreachable registry is; and it is not
+/// asked about again.
+#[derive(Clone, Default)]
+struct UnknownIds(Arc<Mutex<HashMap<i32, String>>>);
+
+impl UnknownIds {
+    fn known_bad(&self, id: i32) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&id)
+    }
+
+    /// Awaits `fetch`; the registry's "not found" is remembered for `id` instead of failing.
+    fn guard(&self, id: i32, fetch: impl Future<Output = strom_registry::Result<()>> + Send + 'static) -> PrepareValue {
+        let unknown = self.clone();
+        Box::pin(async move {
+            match fetch.await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == strom_registry::ErrorKind::NotFound => {
+                    let mut m = unknown.0.lock().unwrap_or_else(PoisonError::into_inner);
+                    if m.len() >= 1000 {
+                        m.clear();
+                    }
+                    m.insert(id, e.to_string());
+                    Ok(())
+                }
+                Err(e) => Err(Box::new(e) as BoxError),
+            }
+        })
+    }
+
+    /// The registry's answer for the id in `value`, when it did not have it.
+    fn check(&self, value: &[u8]) -> Result<(), BoxError> {
+        let Ok(framed) = strom_registry::wire::decode(value) else {
+            return Ok(());
+        };
+        match self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&framed.schema_id)
+        {
+            Some(m) => Err(m.clone().into()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Confluent-framed Avro values, through a schema registry, into `T`.
 pub struct RegistryAvroValues<T> {
     de: AvroDeserializer,
+    unknown: UnknownIds,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -86,19 +138,18 @@ impl<T> std::fmt::Debug for RegistryAvroValues<T> {
 
 impl<T> RegistryAvroValues<T> {
     fn fetch(&self, value: &Bytes) -> Option<PrepareValue> {
-        let id = self.de.uncached_id(value)?;
+        let id = self.de.uncached_id(value).filter(|id| !self.unknown.known_bad(*id))?;
         let de = self.de.clone();
-        Some(Box::pin(async move {
-            de.writer_schema(id)
-                .await
-                .map(drop)
-                .map_err(|e| Box::new(e) as BoxError)
-        }))
+        Some(
+            self.unknown
+                .guard(id, async move { de.writer_schema(id).await.map(drop) }),
+        )
     }
 }
 
 impl ValueDeserializer<Value> for RegistryAvroValues<Value> {
     fn deserialize_value(&self, value: &Bytes) -> Result<Option<Value>, BoxError> {
+        self.unknown.check(value)?;
         Ok(Some(self.de.decode_value_cached("", value)?))
     }
 
@@ -109,6 +160,7 @@ impl ValueDeserializer<Value> for RegistryAvroValues<Value> {
 
 impl<T: DeserializeOwned> ValueDeserializer<T> for RegistryAvroValues<Specific<T>> {
     fn deserialize_value(&self, value: &Bytes) -> Result<Option<T>, BoxError> {
+        self.unknown.check(value)?;
         Ok(Some(self.de.decode_cached::<T>("", value)?))
     }
 
@@ -126,6 +178,7 @@ pub fn avro_confluent_registry(
 ) -> ValueOnly<RegistryAvroValues<Value>, Value> {
     value_only(RegistryAvroValues {
         de: AvroDeserializer::new(registry, Some(reader)),
+        unknown: UnknownIds::default(),
         _t: PhantomData,
     })
 }
@@ -138,6 +191,7 @@ pub fn avro_confluent_registry_specific<T: DeserializeOwned>(
 ) -> ValueOnly<RegistryAvroValues<Specific<T>>, T> {
     value_only(RegistryAvroValues {
         de: AvroDeserializer::new(registry, Some(reader)),
+        unknown: UnknownIds::default(),
         _t: PhantomData,
     })
 }
@@ -146,6 +200,7 @@ pub fn avro_confluent_registry_specific<T: DeserializeOwned>(
 /// against the writer's schema when the registry config has `json.fail.invalid.schema=true`).
 pub struct RegistryJsonValues<T> {
     de: strom_registry::json::JsonSchemaDeserializer<T>,
+    unknown: UnknownIds,
 }
 
 impl<T> std::fmt::Debug for RegistryJsonValues<T> {
@@ -156,15 +211,14 @@ impl<T> std::fmt::Debug for RegistryJsonValues<T> {
 
 impl<T: DeserializeOwned + 'static> ValueDeserializer<T> for RegistryJsonValues<T> {
     fn deserialize_value(&self, value: &Bytes) -> Result<Option<T>, BoxError> {
+        self.unknown.check(value)?;
         Ok(Some(self.de.decode_cached("", value)?))
     }
 
     fn prepare_value(&self, value: &Bytes) -> Option<PrepareValue> {
-        let id = self.de.uncached_id(value)?;
+        let id = self.de.uncached_id(value).filter(|id| !self.unknown.known_bad(*id))?;
         let de = self.de.clone();
-        Some(Box::pin(async move {
-            de.fetch(id).await.map_err(|e| Box::new(e) as BoxError)
-        }))
+        Some(self.unknown.guard(id, async move { de.fetch(id).await }))
     }
 }
 
@@ -175,6 +229,7 @@ pub fn json_schema_confluent_registry<T: DeserializeOwned + 'static>(
 ) -> ValueOnly<RegistryJsonValues<T>, T> {
     value_only(RegistryJsonValues {
         de: strom_registry::json::JsonSchemaDeserializer::new(registry),
+        unknown: UnknownIds::default(),
     })
 }
 
@@ -182,6 +237,7 @@ pub fn json_schema_confluent_registry<T: DeserializeOwned + 'static>(
 /// writer's schema.
 pub struct RegistryProtobufValues {
     de: strom_registry::protobuf::ProtobufDeserializer,
+    unknown: UnknownIds,
 }
 
 impl std::fmt::Debug for RegistryProtobufValues {
@@ -192,15 +248,14 @@ impl std::fmt::Debug for RegistryProtobufValues {
 
 impl ValueDeserializer<strom_registry::protobuf::DynamicMessage> for RegistryProtobufValues {
     fn deserialize_value(&self, value: &Bytes) -> Result<Option<strom_registry::protobuf::DynamicMessage>, BoxError> {
+        self.unknown.check(value)?;
         Ok(Some(self.de.decode_dynamic_cached("", value)?))
     }
 
     fn prepare_value(&self, value: &Bytes) -> Option<PrepareValue> {
-        let id = self.de.uncached_id(value)?;
+        let id = self.de.uncached_id(value).filter(|id| !self.unknown.known_bad(*id))?;
         let de = self.de.clone();
-        Some(Box::pin(async move {
-            de.schema(id).await.map(drop).map_err(|e| Box::new(e) as BoxError)
-        }))
+        Some(self.unknown.guard(id, async move { de.schema(id).await.map(drop) }))
     }
 }
 
@@ -211,5 +266,6 @@ pub fn protobuf_confluent_registry(
 ) -> ValueOnly<RegistryProtobufValues, strom_registry::protobuf::DynamicMessage> {
     value_only(RegistryProtobufValues {
         de: strom_registry::protobuf::ProtobufDeserializer::new(registry),
+        unknown: UnknownIds::default(),
     })
 }
