@@ -852,3 +852,111 @@ async fn avro_references_resolve_through_the_registry() {
     let generic = fresh.decode_value(&topic, &bytes).await.unwrap();
     assert!(matches!(generic, strom_registry::avro::Value::Record(_)));
 }
+
+/// A registry instance of its own on ports 28281 (HTTP) and 28282 (HTTPS, the broker
+/// harness's server certificate for 127.0.0.1 and localhost), stopped on drop.
+struct TlsRegistry;
+
+impl TlsRegistry {
+    fn env() -> Vec<(&'static str, String)> {
+        let tls = |f: &str| {
+            format!(
+                "{}/{f}",
+                std::path::Path::new(broker().var("STROM_SSL_CA_LOCATION"))
+                    .parent()
+                    .unwrap()
+                    .display()
+            )
+        };
+        vec![
+            ("STROM_SCHEMA_REGISTRY_PORT", "28281".into()),
+            (
+                "STROM_SCHEMA_REGISTRY_OVERRIDES",
+                format!(
+                    "quarkus.http.ssl-port=28282 quarkus.http.ssl.certificate.files={} quarkus.http.ssl.certificate.key-files={}",
+                    tls("broker.pem"),
+                    tls("broker.key")
+                ),
+            ),
+        ]
+    }
+
+    fn start() -> Self {
+        let out = std::process::Command::new(strom_integration_tests::repo_root().join("scripts/schema-registry"))
+            .arg("up")
+            .envs(Self::env())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        TlsRegistry
+    }
+}
+
+impl Drop for TlsRegistry {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(strom_integration_tests::repo_root().join("scripts/schema-registry"))
+            .arg("down")
+            .envs(Self::env())
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn https_with_a_pem_truststore_and_a_refused_certificate() {
+    let _registry = TlsRegistry::start();
+    let ca = broker().var("STROM_SSL_CA_LOCATION").to_owned();
+    let url = "https://localhost:28282/apis/ccompat/v7";
+    let client = SchemaRegistryClient::new(
+        RegistryConfig::from_properties([
+            ("schema.registry.url", url),
+            ("schema.registry.ssl.truststore.location", ca.as_str()),
+            ("schema.registry.ssl.truststore.type", "PEM"),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    let topic = unique_topic("registry-tls");
+    let ser = AvroSerializer::new(client.clone(), AvroSchema::parse(USER_V1).unwrap());
+    let user = UserV1 {
+        name: "tls".into(),
+        visits: 1,
+    };
+    let bytes = ser.encode(&topic, false, &user).await.unwrap();
+    let back: UserV1 = AvroDeserializer::new(client.clone(), None)
+        .decode(&topic, &bytes)
+        .await
+        .unwrap();
+    assert_eq!(back, user);
+    // The same address by IP (the certificate names it too).
+    let by_ip = SchemaRegistryClient::new(
+        RegistryConfig::from_properties([
+            ("schema.registry.url", "https://127.0.0.1:28282/apis/ccompat/v7"),
+            ("schema.registry.ssl.truststore.location", ca.as_str()),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(by_ip.subjects().await.unwrap().contains(&format!("{topic}-value")));
+
+    // Without the CA (the system's roots only) the certificate is refused: an
+    // authentication error naming the URL, not retried as if the registry were down.
+    let untrusted = SchemaRegistryClient::new(
+        RegistryConfig::from_properties([("schema.registry.url", url), ("retries.wait.ms", "10")]).unwrap(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let e = untrusted.subjects().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    assert!(e.to_string().contains("localhost:28282"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A truststore file that is not there: a config error at construction.
+    let e = SchemaRegistryClient::new(
+        RegistryConfig::from_properties([
+            ("schema.registry.url", url),
+            ("schema.registry.ssl.truststore.location", "/nonexistent/ca.pem"),
+        ])
+        .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+}
