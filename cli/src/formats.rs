@@ -214,9 +214,11 @@ impl Encoder {
                     ProtobufSerializer::new(registry_for("protobuf")?.clone(), schema, m).map_err(|e| e.to_string())?,
                 );
             }
-            (Format::Protobuf, None) => return Err(format!(
+            (Format::Protobuf, None) => {
+                return Err(format!(
                 "the protobuf format needs {flag} FILE (a .proto file, imports from Google's well-known types only)"
-            )),
+            ))
+            }
             (Format::Avro, None) => return Err(format!("the avro format needs {flag} FILE (an Avro schema, JSON)")),
             (Format::JsonSchema, None) => {
                 return Err(format!("the json-schema format needs {flag} FILE (a JSON Schema)"))

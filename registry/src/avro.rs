@@ -414,7 +414,9 @@ impl AvroDeserializer {
             } else {
                 format!("{} (topic {topic})", e.message())
             };
-            Error::new(e.kind(), message).with_schema_id(framed.schema_id).with_source(e)
+            Error::new(e.kind(), message)
+                .with_schema_id(framed.schema_id)
+                .with_source(e)
         })
     }
 
