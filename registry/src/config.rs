@@ -473,6 +473,25 @@ mod tests {
             assert!(e.to_string().contains(says), "{e} should say {says}");
         }
         assert_eq!(redact_url("https://u:p@h:1/x"), "https://***@h:1/x");
+        // docs/CONFIG.md's schema registry section names only keys this crate knows.
+        let doc = include_str!("../../docs/CONFIG.md");
+        let section = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("## Schema registry"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("## "));
+        let mut listed = 0;
+        for row in section.filter(|l| l.starts_with("| `")) {
+            let first_cell = row.split('|').nth(1).unwrap_or_default();
+            for key in first_cell.split('`').skip(1).step_by(2) {
+                listed += 1;
+                assert!(RegistryConfig::is_known_key(key), "docs/CONFIG.md lists {key:?}");
+            }
+        }
+        assert!(
+            listed >= KNOWN_KEYS.len(),
+            "docs/CONFIG.md lists {listed} registry keys"
+        );
         // Every known key is taken by `set` or `from_properties` (none is unknown there).
         for k in KNOWN_KEYS {
             let e = RegistryConfig::default()
