@@ -599,6 +599,13 @@ pub(crate) struct ConsumerInstruments {
     pub(crate) fetch_size: Stat,
     pub(crate) fetch_throttle_time: Stat,
     pub(crate) records_lag_max: Gauge,
+    /// `consumer-metrics`: the time from one poll's start to the next (Java records 0 for
+    /// the first), and the share of poll-to-poll time spent inside poll.
+    time_between_poll: Stat,
+    poll_idle_ratio: Stat,
+    /// When the running (or last) poll started, and the time since the one before.
+    poll_start: Option<Instant>,
+    since_last_poll: Duration,
     topics: std::collections::HashMap<Arc<str>, (Meter, Meter)>,
     lags: std::collections::HashMap<(Arc<str>, i32), (Gauge, i64)>,
     /// The largest of `lags`.
@@ -618,6 +625,10 @@ impl ConsumerInstruments {
             fetch_size: r.distribution(g, "fetch-size", &[]),
             fetch_throttle_time: r.latency(g, "fetch-throttle-time", &[]),
             records_lag_max: r.gauge(g, "records-lag-max", &[]),
+            time_between_poll: r.latency("consumer-metrics", "time-between-poll", &[]),
+            poll_idle_ratio: r.ratio("consumer-metrics", "poll-idle-ratio", &[]),
+            poll_start: None,
+            since_last_poll: Duration::ZERO,
             topics: std::collections::HashMap::new(),
             lags: std::collections::HashMap::new(),
             lag_max: 0,
@@ -635,6 +646,26 @@ impl ConsumerInstruments {
             self.topics.insert(topic.clone(), m);
         }
         &self.topics[topic]
+    }
+
+    /// A poll began (Java's `recordPollStart`).
+    pub(crate) fn poll_started(&mut self, now: Instant) {
+        self.since_last_poll = self
+            .poll_start
+            .map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
+        self.time_between_poll.record_duration(self.since_last_poll);
+        self.poll_start = Some(now);
+    }
+
+    /// The poll that began last ended (Java's `recordPollEnd`): poll-idle-ratio is its time
+    /// inside poll over that plus the time since the poll before it.
+    pub(crate) fn poll_ended(&mut self, now: Instant) {
+        let Some(start) = self.poll_start else { return };
+        let inside = now.saturating_duration_since(start).as_secs_f64();
+        let total = inside + self.since_last_poll.as_secs_f64();
+        if total > 0.0 {
+            self.poll_idle_ratio.record_ratio(inside / total);
+        }
     }
 
     /// `n` records of `topic` handed to the application.
@@ -1029,6 +1060,29 @@ mod tests {
         assert_eq!(max(&r), 3.0);
         c.keep_lags(|_, p| p == 1);
         assert_eq!(max(&r), 0.0, "an unassigned partition no longer counts");
+    }
+
+    #[test]
+    fn time_between_polls_and_the_idle_ratio_as_java_records_them() {
+        let r = MetricRegistry::new("c", Duration::from_secs(30), 2);
+        let mut c = ConsumerInstruments::new(&r);
+        let t0 = Instant::now();
+        // Poll 1: 100 ms inside; the application then works 300 ms; poll 2: 100 ms inside.
+        c.poll_started(t0);
+        c.poll_ended(t0 + Duration::from_millis(100));
+        c.poll_started(t0 + Duration::from_millis(400));
+        c.poll_ended(t0 + Duration::from_millis(500));
+        let s = r.snapshot();
+        let get = |n: &str| s.get("consumer-metrics", n, &[]).unwrap();
+        // Java records 0 for the first poll: (0 + 400) / 2 ms.
+        assert_eq!(get("time-between-poll-max"), 400.0);
+        assert_eq!(get("time-between-poll-avg"), 200.0);
+        // Poll 1: 100 / (100 + 0) = 1; poll 2: 100 / (100 + 400) = 0.2.
+        assert!(
+            (get("poll-idle-ratio-avg") - 0.6).abs() < 0.01,
+            "{}",
+            get("poll-idle-ratio-avg")
+        );
     }
 
     #[test]

@@ -156,6 +156,14 @@ async fn producer_and_consumer_metrics_follow_what_happened() {
         assert!(consumer.poll(Duration::from_millis(300)).await.unwrap().is_empty());
     }
     let m = consumer.java_metrics();
+    // consumer-metrics: polls were timed (the loop above polled many times, waiting inside).
+    let between = m.get("consumer-metrics", "time-between-poll-max", &[]).unwrap();
+    let idle = m.get("consumer-metrics", "poll-idle-ratio-avg", &[]).unwrap();
+    assert!(
+        between > 0.0 && between < 60_000.0,
+        "time-between-poll-max {between} ms"
+    );
+    assert!(idle > 0.0 && idle <= 1.0, "poll-idle-ratio-avg {idle}");
     let g = "consumer-fetch-manager-metrics";
     assert_eq!(m.get(g, "records-consumed-total", &[]).unwrap(), N as f64);
     assert_eq!(

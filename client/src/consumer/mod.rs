@@ -1061,6 +1061,13 @@ impl Consumer {
     /// The body of `poll`: waits up to `timeout` until records wait in `undelivered` (or an
     /// error is due), without handing any out.
     async fn fill_undelivered(&mut self, timeout: Duration) -> Result<()> {
+        self.instruments.poll_started(Instant::now());
+        let r = self.fill_undelivered_inner(timeout).await;
+        self.instruments.poll_ended(Instant::now());
+        r
+    }
+
+    async fn fill_undelivered_inner(&mut self, timeout: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         if let Some(g) = &self.group {
             g.note_poll();
