@@ -351,7 +351,12 @@ impl Client {
                     }
                     Err(_) => {
                         debug!(%addr, "bootstrap connection attempt cut at default.api.timeout.ms");
-                        *last = Some(Error::timeout(format!("connecting to {addr}"), left));
+                        // An attempt the deadline cut says nothing new: the failure before it
+                        // (a refused certificate, a wrong security.protocol) stays the one
+                        // reported.
+                        if last.is_none() {
+                            *last = Some(Error::timeout(format!("connecting to {addr}"), left));
+                        }
                     }
                 }
             }

@@ -190,3 +190,27 @@ async fn client_without_sasl_on_a_sasl_listener_hints_at_sasl_settings() {
         assert!(msg.contains("gave up after"), "says what was retried: {msg}");
     }
 }
+
+/// The bootstrap error reports the last real failure of each address: an attempt that the
+/// deadline cut short (here a server that holds the connection and never answers) does not
+/// replace what went wrong before it (here the connection closed at once, as a listener
+/// refusing the client's certificate does).
+#[tokio::test]
+async fn an_attempt_cut_by_the_deadline_does_not_hide_the_failure_before_it() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (first, _) = listener.accept().await.unwrap();
+        drop(first);
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let mut c = config(&[("bootstrap.servers", &addr), ("request.timeout.ms", "30000")]);
+    c.default_api_timeout = Duration::from_secs(2);
+    let (e, took) = fail(c).await;
+    let msg = e.to_string();
+    assert!(took < Duration::from_secs(3), "took {took:?}: {msg}");
+    assert!(msg.contains("closed") && !msg.contains("last: timed out"), "{msg}");
+}
