@@ -993,3 +993,49 @@ async fn protobuf_with_a_prost_type() {
     let dynamic = de.decode_dynamic(&topic, &bytes).await.unwrap();
     assert_eq!(dynamic.get_field_by_name("cents").unwrap().as_i64(), Some(1999));
 }
+
+/// `use.latest.version`: the serializer writes with the subject's latest schema, and follows
+/// a new version once `latest.cache.ttl.sec` has passed (0 here: every record asks).
+#[tokio::test]
+async fn use_latest_version_follows_the_subject() {
+    let topic = unique_topic("registry-latest");
+    let subject = format!("{topic}-value");
+    let admin_client = registry(&[]);
+    let v1 = admin_client
+        .register(&subject, &Schema::new(SchemaType::Avro, USER_V1))
+        .await
+        .unwrap();
+    let client = registry(&[
+        ("auto.register.schemas", "false"),
+        ("use.latest.version", "true"),
+        ("latest.cache.ttl.sec", "0"),
+    ]);
+    // Its own schema is v2, but it writes with the subject's latest (v1): v1's id and fields.
+    let ser = AvroSerializer::new(client.clone(), AvroSchema::parse(USER_V2).unwrap());
+    let v = strom_registry::avro::Value::Record(vec![
+        ("name".into(), strom_registry::avro::Value::String("a".into())),
+        ("visits".into(), strom_registry::avro::Value::Long(1)),
+    ]);
+    let first = ser.encode_value(&topic, false, &v).await.unwrap();
+    assert_eq!(i32::from_be_bytes(first[1..5].try_into().unwrap()), v1);
+    let again = ser.encode_value(&topic, false, &v).await.unwrap();
+    assert_eq!(again, first);
+    // A new latest version: the next record is written with it (id and defaults).
+    let v2 = admin_client
+        .register(&subject, &Schema::new(SchemaType::Avro, USER_V2))
+        .await
+        .unwrap();
+    assert_ne!(v1, v2);
+    let with_v2 = UserV2 {
+        name: "b".into(),
+        visits: 2,
+        country: "SE".into(),
+    };
+    let bytes = ser.encode(&topic, false, &with_v2).await.unwrap();
+    assert_eq!(i32::from_be_bytes(bytes[1..5].try_into().unwrap()), v2);
+    let back: UserV2 = AvroDeserializer::new(client, None)
+        .decode(&topic, &bytes)
+        .await
+        .unwrap();
+    assert_eq!(back, with_v2);
+}

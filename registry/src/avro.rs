@@ -25,13 +25,13 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 pub use apache_avro::types::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::cache::{in_topic, PerTopic, Writers};
 use crate::client::{Schema, SchemaRegistryClient, SchemaType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire;
@@ -197,23 +197,6 @@ fn specific<T: DeserializeOwned>(v: &Value) -> Result<T> {
     })
 }
 
-/// The ids and writer schemas a serializer found, per topic (no allocation to look up).
-#[derive(Default)]
-struct PerTopic {
-    key: RwLock<HashMap<String, (i32, AvroSchema)>>,
-    value: RwLock<HashMap<String, (i32, AvroSchema)>>,
-}
-
-impl PerTopic {
-    fn map(&self, is_key: bool) -> &RwLock<HashMap<String, (i32, AvroSchema)>> {
-        if is_key {
-            &self.key
-        } else {
-            &self.value
-        }
-    }
-}
-
 /// A Confluent-compatible Avro serializer (Java's `KafkaAvroSerializer`): the subject from
 /// the strategy, the schema registered (`auto.register.schemas`), taken as the subject's
 /// latest (`use.latest.version`), or looked up, then magic byte, id and the Avro datum.
@@ -224,7 +207,7 @@ impl PerTopic {
 pub struct AvroSerializer {
     registry: SchemaRegistryClient,
     schema: AvroSchema,
-    found: Arc<PerTopic>,
+    found: Arc<PerTopic<AvroSchema>>,
 }
 
 impl std::fmt::Debug for AvroSerializer {
@@ -243,48 +226,19 @@ impl AvroSerializer {
         AvroSerializer {
             registry,
             schema,
-            found: Arc::new(PerTopic::default()),
+            found: Arc::new(PerTopic::new()),
         }
     }
 
     /// The schema id and writer schema for `topic`.
     async fn writer(&self, topic: &str, is_key: bool) -> Result<(i32, AvroSchema)> {
-        if let Some(found) = self
-            .found
-            .map(is_key)
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(topic)
-        {
-            return Ok(found.clone());
-        }
-        let config = self.registry.config();
-        let strategy = if is_key {
-            config.key_subject_name_strategy
-        } else {
-            config.value_subject_name_strategy
-        };
-        let subject = strategy.subject(topic, is_key, self.schema.full_name())?;
-        let found = if config.auto_register_schemas {
-            let id = self.registry.register(&subject, self.schema.registry_schema()).await?;
-            (id, self.schema.clone())
-        } else if config.use_latest_version {
-            let latest = self.registry.latest(&subject).await?;
-            let schema = AvroSchema::resolve(&self.registry, latest.schema).await?;
-            (latest.id, schema)
-        } else {
-            let r = self.registry.lookup(&subject, self.schema.registry_schema()).await?;
-            (r.id, self.schema.clone())
-        };
-        // use.latest.version re-reads the latest after latest.cache.ttl.sec: not kept here.
-        if !config.use_latest_version {
-            self.found
-                .map(is_key)
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(topic.to_owned(), found.clone());
-        }
-        Ok(found)
+        let registry = &self.registry;
+        let own = (self.schema.registry_schema(), &self.schema);
+        self.found
+            .writer(registry, topic, is_key, self.schema.full_name(), own, |s| {
+                AvroSchema::resolve(registry, s)
+            })
+            .await
     }
 
     /// A serde value (a specific record) in the Confluent wire format.
@@ -314,7 +268,7 @@ impl AvroSerializer {
 pub struct AvroDeserializer {
     registry: SchemaRegistryClient,
     reader: Option<AvroSchema>,
-    writers: Arc<RwLock<HashMap<i32, AvroSchema>>>,
+    writers: Writers<AvroSchema>,
 }
 
 impl std::fmt::Debug for AvroDeserializer {
@@ -331,32 +285,16 @@ impl AvroDeserializer {
         AvroDeserializer {
             registry,
             reader,
-            writers: Arc::new(RwLock::new(HashMap::new())),
+            writers: Writers::new(),
         }
     }
 
-    /// The writer schema with this id.
+    /// The writer schema with this id, fetched once.
     pub async fn writer_schema(&self, id: i32) -> Result<AvroSchema> {
-        if let Some(s) = self.writers.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            return Ok(s.clone());
-        }
-        let schema = self.registry.schema_by_id(id).await?;
-        if schema.schema_type != SchemaType::Avro {
-            return Err(Error::serialization(format!(
-                "schema {id} is {:?}, not Avro: the record was not written by an Avro serializer",
-                schema.schema_type
-            ))
-            .with_schema_id(id));
-        }
-        let parsed = AvroSchema::resolve(&self.registry, (*schema).clone())
+        let registry = &self.registry;
+        self.writers
+            .fetch(registry, id, SchemaType::Avro, |s| AvroSchema::resolve(registry, s))
             .await
-            .map_err(|e| e.with_schema_id(id))?;
-        let mut w = self.writers.write().unwrap_or_else(|p| p.into_inner());
-        if w.len() >= self.registry.config().cache_capacity {
-            w.clear();
-        }
-        w.insert(id, parsed.clone());
-        Ok(parsed)
     }
 
     /// The schema id in `data` when its writer schema is not cached yet (what
@@ -364,82 +302,44 @@ impl AvroDeserializer {
     /// [`AvroDeserializer::writer_schema`]); `None` when it is, or when `data` is not framed
     /// (decoding then reports that).
     pub fn uncached_id(&self, data: &[u8]) -> Option<i32> {
-        let id = wire::decode(data).ok()?.schema_id;
-        let cached = self.writers.read().unwrap_or_else(|p| p.into_inner()).contains_key(&id);
-        (!cached).then_some(id)
+        self.writers.uncached_id(data)
     }
 
     /// [`AvroDeserializer::decode_value`] without waiting: the writer schema must be cached
     /// (see [`AvroDeserializer::uncached_id`]), else this is an error saying so.
     pub fn decode_value_cached(&self, topic: &str, data: &[u8]) -> Result<Value> {
         let framed = wire::decode(data)?;
-        let writer = self
-            .writers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&framed.schema_id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::serialization("the writer schema is not fetched yet (await writer_schema first)")
-                    .with_schema_id(framed.schema_id)
-            })?;
-        writer.decode(framed.payload, self.reader.as_ref()).map_err(|e| {
-            let message = if topic.is_empty() {
-                e.message().to_owned()
-            } else {
-                format!("{} (topic {topic})", e.message())
-            };
-            Error::new(e.kind(), message)
-                .with_schema_id(framed.schema_id)
-                .with_source(e)
-        })
+        let writer = self.writers.cached(&framed)?;
+        writer
+            .decode(framed.payload, self.reader.as_ref())
+            .map_err(|e| in_topic(e, topic, framed.schema_id))
     }
 
     /// [`AvroDeserializer::decode`] without waiting: the writer schema must be cached.
     pub fn decode_cached<T: DeserializeOwned>(&self, topic: &str, data: &[u8]) -> Result<T> {
         let framed = wire::decode(data)?;
-        let writer = self
-            .writers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&framed.schema_id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::serialization("the writer schema is not fetched yet (await writer_schema first)")
-                    .with_schema_id(framed.schema_id)
-            })?;
-        writer.decode_into(framed.payload, self.reader.as_ref()).map_err(|e| {
-            let message = if topic.is_empty() {
-                e.message().to_owned()
-            } else {
-                format!("{} (topic {topic})", e.message())
-            };
-            Error::new(e.kind(), message)
-                .with_schema_id(framed.schema_id)
-                .with_source(e)
-        })
+        let writer = self.writers.cached(&framed)?;
+        writer
+            .decode_into(framed.payload, self.reader.as_ref())
+            .map_err(|e| in_topic(e, topic, framed.schema_id))
     }
 
     /// A framed key or value as a generic value. `topic` is for messages only.
     pub async fn decode_value(&self, topic: &str, data: &[u8]) -> Result<Value> {
         let framed = wire::decode(data)?;
         let writer = self.writer_schema(framed.schema_id).await?;
-        writer.decode(framed.payload, self.reader.as_ref()).map_err(|e| {
-            Error::new(e.kind(), format!("{} (topic {topic})", e.message()))
-                .with_schema_id(framed.schema_id)
-                .with_source(e)
-        })
+        writer
+            .decode(framed.payload, self.reader.as_ref())
+            .map_err(|e| in_topic(e, topic, framed.schema_id))
     }
 
     /// A framed key or value as a `T` (a specific record).
     pub async fn decode<T: DeserializeOwned>(&self, topic: &str, data: &[u8]) -> Result<T> {
         let framed = wire::decode(data)?;
         let writer = self.writer_schema(framed.schema_id).await?;
-        writer.decode_into(framed.payload, self.reader.as_ref()).map_err(|e| {
-            Error::new(e.kind(), format!("{} (topic {topic})", e.message()))
-                .with_schema_id(framed.schema_id)
-                .with_source(e)
-        })
+        writer
+            .decode_into(framed.payload, self.reader.as_ref())
+            .map_err(|e| in_topic(e, topic, framed.schema_id))
     }
 }
 

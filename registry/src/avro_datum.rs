@@ -121,6 +121,31 @@ impl<'a> Reader<'a, '_> {
         usize::try_from(n).map_err(|_| Error::serialization(format!("{what} with a negative length {n}")))
     }
 
+    /// An enum's index and symbol, checked against the enum's symbols.
+    fn enum_symbol<'s>(&mut self, e: &'s apache_avro::schema::EnumSchema) -> Result<(u32, &'s String)> {
+        let i = self.int()?;
+        let symbol = usize::try_from(i).ok().and_then(|i| e.symbols.get(i)).ok_or_else(|| {
+            Error::serialization(format!(
+                "Avro enum index {i} but {} has {} symbols",
+                e.name.fullname(None),
+                e.symbols.len()
+            ))
+        })?;
+        Ok((i as u32, symbol))
+    }
+
+    /// A union's branch index and schema, checked against its branches.
+    fn union_branch<'s>(&mut self, variants: &'s [Schema]) -> Result<(u32, &'s Schema)> {
+        let i = self.long()?;
+        let branch = usize::try_from(i).ok().and_then(|i| variants.get(i)).ok_or_else(|| {
+            Error::serialization(format!(
+                "Avro union index {i} but the union has {} branches",
+                variants.len()
+            ))
+        })?;
+        Ok((i as u32, branch))
+    }
+
     fn bytes(&mut self, what: &str) -> Result<Vec<u8>> {
         let n = self.len(what)?;
         Ok(self.take(n, what)?.to_vec())
@@ -207,15 +232,8 @@ impl<'a> Reader<'a, '_> {
                 )
             }
             Schema::Enum(e) => {
-                let i = self.int()?;
-                let symbol = usize::try_from(i).ok().and_then(|i| e.symbols.get(i)).ok_or_else(|| {
-                    Error::serialization(format!(
-                        "Avro enum index {i} but {} has {} symbols",
-                        e.name.fullname(None),
-                        e.symbols.len()
-                    ))
-                })?;
-                Value::Enum(i as u32, symbol.clone())
+                let (i, symbol) = self.enum_symbol(e)?;
+                Value::Enum(i, symbol.clone())
             }
             Schema::Fixed(f) => Value::Fixed(f.size, self.take(f.size, "a fixed")?.to_vec()),
             Schema::Decimal(d) => {
@@ -299,14 +317,8 @@ impl<'a> Reader<'a, '_> {
 
     #[inline(never)]
     fn union(&mut self, variants: &[Schema], depth: usize) -> Result<Value> {
-        let i = self.long()?;
-        let variant = usize::try_from(i).ok().and_then(|i| variants.get(i)).ok_or_else(|| {
-            Error::serialization(format!(
-                "Avro union index {i} but the union has {} branches",
-                variants.len()
-            ))
-        })?;
-        Ok(Value::Union(i as u32, Box::new(self.value(variant, depth + 1)?)))
+        let (i, variant) = self.union_branch(variants)?;
+        Ok(Value::Union(i, Box::new(self.value(variant, depth + 1)?)))
     }
 
     #[inline(never)]
@@ -602,27 +614,11 @@ impl<'a, 'n> serde::Deserializer<'a> for De<'_, 'a, 'n> {
             Schema::Fixed(f) => visitor.visit_borrowed_bytes(self.r.take(f.size, "a fixed")?),
             Schema::Duration => visitor.visit_borrowed_bytes(self.r.take(12, "a duration")?),
             Schema::Enum(e) => {
-                let i = self.r.int()?;
-                let sym = usize::try_from(i).ok().and_then(|i| e.symbols.get(i)).ok_or_else(|| {
-                    Error::serialization(format!(
-                        "Avro enum index {i} but {} has {} symbols",
-                        e.name.fullname(None),
-                        e.symbols.len()
-                    ))
-                })?;
+                let (_, sym) = self.r.enum_symbol(e)?;
                 visitor.visit_str(sym)
             }
             Schema::Union(u) => {
-                let i = self.r.long()?;
-                let branch = usize::try_from(i)
-                    .ok()
-                    .and_then(|i| u.variants().get(i))
-                    .ok_or_else(|| {
-                        Error::serialization(format!(
-                            "Avro union index {i} but the union has {} branches",
-                            u.variants().len()
-                        ))
-                    })?;
+                let (_, branch) = self.r.union_branch(u.variants())?;
                 self.child(branch)?.deserialize_any(visitor)
             }
             Schema::Array(a) => {
@@ -664,16 +660,7 @@ impl<'a, 'n> serde::Deserializer<'a> for De<'_, 'a, 'n> {
         match self.resolved()? {
             Schema::Null => visitor.visit_none(),
             Schema::Union(u) => {
-                let i = self.r.long()?;
-                let branch = usize::try_from(i)
-                    .ok()
-                    .and_then(|i| u.variants().get(i))
-                    .ok_or_else(|| {
-                        Error::serialization(format!(
-                            "Avro union index {i} but the union has {} branches",
-                            u.variants().len()
-                        ))
-                    })?;
+                let (_, branch) = self.r.union_branch(u.variants())?;
                 if matches!(branch, Schema::Null) {
                     visitor.visit_none()
                 } else {
@@ -693,14 +680,7 @@ impl<'a, 'n> serde::Deserializer<'a> for De<'_, 'a, 'n> {
         use serde::de::IntoDeserializer;
         match self.resolved()? {
             Schema::Enum(e) => {
-                let i = self.r.int()?;
-                let sym = usize::try_from(i).ok().and_then(|i| e.symbols.get(i)).ok_or_else(|| {
-                    Error::serialization(format!(
-                        "Avro enum index {i} but {} has {} symbols",
-                        e.name.fullname(None),
-                        e.symbols.len()
-                    ))
-                })?;
+                let (_, sym) = self.r.enum_symbol(e)?;
                 visitor.visit_enum(sym.as_str().into_deserializer())
             }
             Schema::String => {

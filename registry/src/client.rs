@@ -637,6 +637,43 @@ impl SchemaRegistryClient {
     }
 }
 
+/// The schema a serializer writes with, by the registry client's settings
+/// ([`SchemaRegistryClient::writer_schema_for`]).
+#[derive(Debug, Clone)]
+pub enum WriterSchema {
+    /// Its own schema, registered (`auto.register.schemas`) or looked up: its id.
+    Own(i32),
+    /// The subject's latest version (`use.latest.version`).
+    Latest(RegisteredSchema),
+}
+
+impl SchemaRegistryClient {
+    /// The subject of a key (`is_key`) or value of `topic` by the configured strategy;
+    /// `record_name` is the schema's fully qualified name, when it has one.
+    pub fn subject_for(&self, topic: &str, is_key: bool, record_name: Option<&str>) -> Result<String> {
+        let c = self.config();
+        let strategy = if is_key {
+            c.key_subject_name_strategy
+        } else {
+            c.value_subject_name_strategy
+        };
+        strategy.subject(topic, is_key, record_name)
+    }
+
+    /// What a serializer of `schema` writes under `subject` with, as Confluent's serializers
+    /// decide it: registered, the subject's latest, or looked up.
+    pub async fn writer_schema_for(&self, subject: &str, schema: &Schema) -> Result<WriterSchema> {
+        let c = self.config();
+        if c.auto_register_schemas {
+            Ok(WriterSchema::Own(self.register(subject, schema).await?))
+        } else if c.use_latest_version {
+            Ok(WriterSchema::Latest(self.latest(subject).await?))
+        } else {
+            Ok(WriterSchema::Own(self.lookup(subject, schema).await?.id))
+        }
+    }
+}
+
 /// ±25 % around `d`, so clients failing together do not retry together.
 fn jitter(d: Duration) -> Duration {
     let nanos = Instant::now().elapsed().subsec_nanos() ^ std::process::id().rotate_left(16);

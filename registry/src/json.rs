@@ -27,11 +27,12 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::cache::{PerTopic, Writers};
 use crate::client::{Schema, SchemaRegistryClient, SchemaType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire;
@@ -169,14 +170,11 @@ impl JsonSchema {
     }
 }
 
-/// Per topic: the schema id and writer schema a serializer found (value, key).
-type Found = RwLock<HashMap<String, (i32, JsonSchema)>>;
-
 /// A Confluent-compatible JSON Schema serializer of serde values `T`.
 pub struct JsonSchemaSerializer<T: ?Sized> {
     registry: SchemaRegistryClient,
     schema: JsonSchema,
-    found: Arc<[Found; 2]>,
+    found: Arc<PerTopic<JsonSchema>>,
     _t: PhantomData<fn(&T)>,
 }
 
@@ -206,41 +204,19 @@ impl<T: Serialize + ?Sized> JsonSchemaSerializer<T> {
         JsonSchemaSerializer {
             registry,
             schema,
-            found: Arc::new([RwLock::default(), RwLock::default()]),
+            found: Arc::new(PerTopic::new()),
             _t: PhantomData,
         }
     }
 
     async fn writer(&self, topic: &str, is_key: bool) -> Result<(i32, JsonSchema)> {
-        let map = &self.found[usize::from(is_key)];
-        if let Some(f) = map.read().unwrap_or_else(|p| p.into_inner()).get(topic) {
-            return Ok(f.clone());
-        }
-        let config = self.registry.config();
-        let strategy = if is_key {
-            config.key_subject_name_strategy
-        } else {
-            config.value_subject_name_strategy
-        };
-        let subject = strategy.subject(topic, is_key, self.schema.title())?;
-        let found = if config.auto_register_schemas {
-            (
-                self.registry.register(&subject, self.schema.registry_schema()).await?,
-                self.schema.clone(),
-            )
-        } else if config.use_latest_version {
-            let latest = self.registry.latest(&subject).await?;
-            (latest.id, JsonSchema::resolve(&self.registry, latest.schema).await?)
-        } else {
-            let r = self.registry.lookup(&subject, self.schema.registry_schema()).await?;
-            (r.id, self.schema.clone())
-        };
-        if !config.use_latest_version {
-            map.write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(topic.to_owned(), found.clone());
-        }
-        Ok(found)
+        let registry = &self.registry;
+        let own = (self.schema.registry_schema(), &self.schema);
+        self.found
+            .writer(registry, topic, is_key, self.schema.title(), own, |s| {
+                JsonSchema::resolve(registry, s)
+            })
+            .await
     }
 
     /// `value` as JSON in the Confluent wire format, after checking it against the schema.
@@ -278,7 +254,7 @@ impl JsonSchemaSerializer<serde_json::Value> {
 /// (`serde_json::Value` for any JSON).
 pub struct JsonSchemaDeserializer<T> {
     registry: SchemaRegistryClient,
-    schemas: Arc<RwLock<HashMap<i32, JsonSchema>>>,
+    schemas: Writers<JsonSchema>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -304,41 +280,23 @@ impl<T: DeserializeOwned> JsonSchemaDeserializer<T> {
     pub fn new(registry: SchemaRegistryClient) -> Self {
         JsonSchemaDeserializer {
             registry,
-            schemas: Arc::new(RwLock::new(HashMap::new())),
+            schemas: Writers::new(),
             _t: PhantomData,
         }
     }
 
     async fn schema(&self, id: i32) -> Result<JsonSchema> {
-        if let Some(s) = self.schemas.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            return Ok(s.clone());
-        }
-        let s = self.registry.schema_by_id(id).await?;
-        if s.schema_type != SchemaType::Json {
-            return Err(Error::serialization(format!(
-                "schema {id} is {:?}, not JSON: the record was not written by a JSON Schema serializer",
-                s.schema_type
-            ))
-            .with_schema_id(id));
-        }
-        let parsed = JsonSchema::resolve(&self.registry, (*s).clone())
+        let registry = &self.registry;
+        self.schemas
+            .fetch(registry, id, SchemaType::Json, |s| JsonSchema::resolve(registry, s))
             .await
-            .map_err(|e| e.with_schema_id(id))?;
-        let mut w = self.schemas.write().unwrap_or_else(|p| p.into_inner());
-        if w.len() >= self.registry.config().cache_capacity {
-            w.clear();
-        }
-        w.insert(id, parsed.clone());
-        Ok(parsed)
     }
 
     /// The schema id in `data` when its schema is not cached yet (what
     /// [`JsonSchemaDeserializer::decode_cached`] needs fetched first with
     /// [`JsonSchemaDeserializer::fetch`]); `None` when it is, or when `data` is not framed.
     pub fn uncached_id(&self, data: &[u8]) -> Option<i32> {
-        let id = wire::decode(data).ok()?.schema_id;
-        let cached = self.schemas.read().unwrap_or_else(|p| p.into_inner()).contains_key(&id);
-        (!cached).then_some(id)
+        self.schemas.uncached_id(data)
     }
 
     /// Fetches (and caches) the schema with this id.
@@ -349,17 +307,8 @@ impl<T: DeserializeOwned> JsonSchemaDeserializer<T> {
     /// [`JsonSchemaDeserializer::decode`] without waiting: the schema must be cached.
     pub fn decode_cached(&self, topic: &str, data: &[u8]) -> Result<T> {
         let framed = wire::decode(data)?;
-        let id = framed.schema_id;
-        let schema = self
-            .schemas
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::serialization("the schema is not fetched yet (await fetch first)").with_schema_id(id)
-            })?;
-        self.decode_with(&schema, topic, id, framed.payload)
+        let schema = self.schemas.cached(&framed)?;
+        self.decode_with(&schema, topic, framed.schema_id, framed.payload)
     }
 
     fn decode_with(&self, schema: &JsonSchema, topic: &str, id: i32, payload: &[u8]) -> Result<T> {

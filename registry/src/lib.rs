@@ -26,6 +26,8 @@
 pub mod avro;
 #[cfg(feature = "avro")]
 mod avro_datum;
+#[cfg(any(feature = "avro", feature = "json", feature = "protobuf"))]
+mod cache;
 mod client;
 mod config;
 mod error;
@@ -44,6 +46,7 @@ pub mod wire;
 pub use apache_avro;
 pub use client::{
     Compatibility, CompatibilityLevel, RegisteredSchema, Schema, SchemaReference, SchemaRegistryClient, SchemaType,
+    WriterSchema,
 };
 pub use config::{BasicAuth, BearerToken, RegistryConfig, TrustStore};
 pub use error::{Error, ErrorKind, Result};

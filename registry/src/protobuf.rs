@@ -26,13 +26,14 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use base64::Engine as _;
 pub use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage};
 /// The crates this module builds on (their `Value`, `Message`, descriptors).
 pub use {prost, prost_reflect};
 
+use crate::cache::{PerTopic, Writers};
 use crate::client::{Schema, SchemaRegistryClient, SchemaType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire;
@@ -231,7 +232,8 @@ pub struct ProtobufSerializer {
     schema: ProtobufSchema,
     message: MessageDescriptor,
     indexes: Vec<i32>,
-    found: Arc<[RwLock<HashMap<String, i32>>; 2]>,
+    /// Per topic: the id, and the schema written with (own, or the subject's latest).
+    found: Arc<PerTopic<ProtobufSchema>>,
 }
 
 impl std::fmt::Debug for ProtobufSerializer {
@@ -253,7 +255,7 @@ impl ProtobufSerializer {
             schema,
             message,
             indexes,
-            found: Arc::new([RwLock::default(), RwLock::default()]),
+            found: Arc::new(PerTopic::new()),
         })
     }
 
@@ -263,40 +265,26 @@ impl ProtobufSerializer {
     }
 
     async fn id(&self, topic: &str, is_key: bool) -> Result<i32> {
-        let map = &self.found[usize::from(is_key)];
-        if let Some(id) = map.read().unwrap_or_else(|p| p.into_inner()).get(topic) {
-            return Ok(*id);
+        let registry = &self.registry;
+        let own = (self.schema.registry_schema(), &self.schema);
+        let (id, schema) = self
+            .found
+            .writer(registry, topic, is_key, Some(self.message.full_name()), own, |s| {
+                ProtobufSchema::resolve(registry, s)
+            })
+            .await?;
+        // With use.latest.version, the latest must hold this message at the same place.
+        if Arc::ptr_eq(&schema.inner, &self.schema.inner) {
+            return Ok(id);
         }
-        let config = self.registry.config();
-        let strategy = if is_key {
-            config.key_subject_name_strategy
-        } else {
-            config.value_subject_name_strategy
-        };
-        let subject = strategy.subject(topic, is_key, Some(self.message.full_name()))?;
-        let id = if config.auto_register_schemas {
-            self.registry.register(&subject, self.schema.registry_schema()).await?
-        } else if config.use_latest_version {
-            // The latest version must hold this message at the same place.
-            let latest = self.registry.latest(&subject).await?;
-            let theirs = ProtobufSchema::resolve(&self.registry, latest.schema).await?;
-            let m = theirs.message_at(&self.indexes)?;
-            if m.full_name() != self.message.full_name() {
-                return Err(Error::serialization(format!(
-                    "the latest schema of {subject} has {} where this serializer writes {}",
-                    m.full_name(),
-                    self.message.full_name()
-                ))
-                .with_schema_id(latest.id));
-            }
-            latest.id
-        } else {
-            self.registry.lookup(&subject, self.schema.registry_schema()).await?.id
-        };
-        if !config.use_latest_version {
-            map.write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(topic.to_owned(), id);
+        let m = schema.message_at(&self.indexes).map_err(|e| e.with_schema_id(id))?;
+        if m.full_name() != self.message.full_name() {
+            return Err(Error::serialization(format!(
+                "the writer schema of topic {topic} has {} where this serializer writes {}",
+                m.full_name(),
+                self.message.full_name()
+            ))
+            .with_schema_id(id));
         }
         Ok(id)
     }
@@ -343,7 +331,7 @@ impl ProtobufSerializer {
 #[derive(Clone)]
 pub struct ProtobufDeserializer {
     registry: SchemaRegistryClient,
-    schemas: Arc<RwLock<HashMap<i32, ProtobufSchema>>>,
+    schemas: Writers<ProtobufSchema>,
 }
 
 impl std::fmt::Debug for ProtobufDeserializer {
@@ -357,40 +345,24 @@ impl ProtobufDeserializer {
     pub fn new(registry: SchemaRegistryClient) -> Self {
         ProtobufDeserializer {
             registry,
-            schemas: Arc::new(RwLock::new(HashMap::new())),
+            schemas: Writers::new(),
         }
     }
 
     /// The schema with this id, fetched once.
     pub async fn schema(&self, id: i32) -> Result<ProtobufSchema> {
-        if let Some(s) = self.schemas.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            return Ok(s.clone());
-        }
-        let s = self.registry.schema_by_id(id).await?;
-        if s.schema_type != SchemaType::Protobuf {
-            return Err(Error::serialization(format!(
-                "schema {id} is {:?}, not Protobuf: the record was not written by a Protobuf serializer",
-                s.schema_type
-            ))
-            .with_schema_id(id));
-        }
-        let parsed = ProtobufSchema::resolve(&self.registry, (*s).clone())
+        let registry = &self.registry;
+        self.schemas
+            .fetch(registry, id, SchemaType::Protobuf, |s| {
+                ProtobufSchema::resolve(registry, s)
+            })
             .await
-            .map_err(|e| e.with_schema_id(id))?;
-        let mut w = self.schemas.write().unwrap_or_else(|p| p.into_inner());
-        if w.len() >= self.registry.config().cache_capacity {
-            w.clear();
-        }
-        w.insert(id, parsed.clone());
-        Ok(parsed)
     }
 
     /// The schema id in `data` when its schema is not cached yet; `None` when it is or when
     /// `data` is not framed.
     pub fn uncached_id(&self, data: &[u8]) -> Option<i32> {
-        let id = wire::decode(data).ok()?.schema_id;
-        let cached = self.schemas.read().unwrap_or_else(|p| p.into_inner()).contains_key(&id);
-        (!cached).then_some(id)
+        self.schemas.uncached_id(data)
     }
 
     fn decode_with(schema: &ProtobufSchema, id: i32, topic: &str, rest: &[u8]) -> Result<DynamicMessage> {
@@ -414,16 +386,7 @@ impl ProtobufDeserializer {
     /// (see [`ProtobufDeserializer::uncached_id`], [`ProtobufDeserializer::schema`]).
     pub fn decode_dynamic_cached(&self, topic: &str, data: &[u8]) -> Result<DynamicMessage> {
         let framed = wire::decode(data)?;
-        let schema = self
-            .schemas
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&framed.schema_id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::serialization("the writer schema is not fetched yet (await schema first)")
-                    .with_schema_id(framed.schema_id)
-            })?;
+        let schema = self.schemas.cached(&framed)?;
         Self::decode_with(&schema, framed.schema_id, topic, framed.payload)
     }
 

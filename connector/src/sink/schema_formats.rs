@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use serde::Serialize;
 use strom_registry::avro::{AvroSchema, Value};
-use strom_registry::{wire, SchemaRegistryClient};
+use strom_registry::{wire, SchemaRegistryClient, WriterSchema};
 
 use super::serializer::SerializationSchema;
 use crate::error::{ConnectorError, Result};
@@ -64,30 +64,15 @@ impl<T: ?Sized> AvroSerialization<T> {
         subject: &str,
         schema: AvroSchema,
     ) -> Result<Self> {
-        let config = registry.config();
         let failed =
             |e: strom_registry::Error| ConnectorError::Serialize(format!("schema registry, subject {subject}: {e}"));
-        let (id, schema) = if config.auto_register_schemas {
-            (
-                registry
-                    .register(subject, schema.registry_schema())
-                    .await
-                    .map_err(failed)?,
-                schema,
-            )
-        } else if config.use_latest_version {
-            let latest = registry.latest(subject).await.map_err(failed)?;
-            let parsed = AvroSchema::resolve(registry, latest.schema).await.map_err(failed)?;
-            (latest.id, parsed)
-        } else {
-            (
-                registry
-                    .lookup(subject, schema.registry_schema())
-                    .await
-                    .map_err(failed)?
-                    .id,
-                schema,
-            )
+        let (id, schema) = match registry
+            .writer_schema_for(subject, schema.registry_schema())
+            .await
+            .map_err(failed)?
+        {
+            WriterSchema::Own(id) => (id, schema),
+            WriterSchema::Latest(l) => (l.id, AvroSchema::resolve(registry, l.schema).await.map_err(failed)?),
         };
         Ok(AvroSerialization {
             schema,
@@ -169,32 +154,20 @@ impl<T: Serialize + ?Sized> JsonSchemaSerialization<T> {
         subject: &str,
         schema: strom_registry::json::JsonSchema,
     ) -> Result<Self> {
-        let config = registry.config();
         let failed =
             |e: strom_registry::Error| ConnectorError::Serialize(format!("schema registry, subject {subject}: {e}"));
-        let (id, schema) = if config.auto_register_schemas {
-            (
-                registry
-                    .register(subject, schema.registry_schema())
+        let (id, schema) = match registry
+            .writer_schema_for(subject, schema.registry_schema())
+            .await
+            .map_err(failed)?
+        {
+            WriterSchema::Own(id) => (id, schema),
+            WriterSchema::Latest(l) => (
+                l.id,
+                strom_registry::json::JsonSchema::resolve(registry, l.schema)
                     .await
                     .map_err(failed)?,
-                schema,
-            )
-        } else if config.use_latest_version {
-            let latest = registry.latest(subject).await.map_err(failed)?;
-            let parsed = strom_registry::json::JsonSchema::resolve(registry, latest.schema)
-                .await
-                .map_err(failed)?;
-            (latest.id, parsed)
-        } else {
-            (
-                registry
-                    .lookup(subject, schema.registry_schema())
-                    .await
-                    .map_err(failed)?
-                    .id,
-                schema,
-            )
+            ),
         };
         Ok(JsonSchemaSerialization {
             schema,
@@ -246,20 +219,27 @@ impl ProtobufSerialization {
         let failed =
             |e: strom_registry::Error| ConnectorError::Serialize(format!("schema registry, subject {subject}: {e}"));
         let indexes = schema.indexes_of(&message).map_err(failed)?;
-        let config = registry.config();
-        let id = if config.auto_register_schemas {
-            registry
-                .register(subject, schema.registry_schema())
-                .await
-                .map_err(failed)?
-        } else if config.use_latest_version {
-            registry.latest(subject).await.map_err(failed)?.id
-        } else {
-            registry
-                .lookup(subject, schema.registry_schema())
-                .await
-                .map_err(failed)?
-                .id
+        let id = match registry
+            .writer_schema_for(subject, schema.registry_schema())
+            .await
+            .map_err(failed)?
+        {
+            WriterSchema::Own(id) => id,
+            WriterSchema::Latest(l) => {
+                // The latest must hold this message at the same place.
+                let theirs = strom_registry::protobuf::ProtobufSchema::resolve(registry, l.schema)
+                    .await
+                    .map_err(failed)?;
+                let m = theirs.message_at(&indexes).map_err(failed)?;
+                if m.full_name() != message.full_name() {
+                    return Err(ConnectorError::Serialize(format!(
+                        "schema registry, subject {subject}: the latest version has {} where this writes {}",
+                        m.full_name(),
+                        message.full_name()
+                    )));
+                }
+                l.id
+            }
         };
         Ok(ProtobufSerialization { message, indexes, id })
     }
