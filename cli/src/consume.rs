@@ -636,13 +636,24 @@ async fn consume_loop(
         let mut batch: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
         let mut all_written = true;
         let mut undecodable = None;
+        let mut interrupted = false;
         let mut result = Ok(());
         for r in &records {
             if args.count.is_some_and(|c| count >= c) {
                 all_written = false;
                 break;
             }
-            let (key, value) = match decode(decoders, r).await {
+            // Decoding may wait for the schema registry (a schema seen for the first time):
+            // a signal meanwhile ends the run as it does while polling.
+            let decoded = tokio::select! {
+                r = decode(decoders, r) => r,
+                _ = signals.recv() => {
+                    all_written = false;
+                    interrupted = true;
+                    break;
+                }
+            };
+            let (key, value) = match decoded {
                 Ok(kv) => kv,
                 Err(e) => {
                     all_written = false;
@@ -687,6 +698,9 @@ async fn consume_loop(
         if let Some(e) = undecodable {
             // What was printed before it is committed on the way out; this record is not.
             return Err(e);
+        }
+        if interrupted {
+            return Ok(());
         }
         if group.is_some() && last_commit.elapsed() >= commit_interval {
             last_commit = Instant::now();

@@ -348,7 +348,13 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
             };
             Ok::<_, String>((key, value))
         };
-        let (key, value) = match encoded.await {
+        // Encoding may wait for the schema registry; nothing is queued yet, so a signal
+        // meanwhile simply stops reading (this line was not sent).
+        let encoded = tokio::select! {
+            r = encoded => r,
+            sig = signals.recv() => break Stop::Signal(sig),
+        };
+        let (key, value) = match encoded {
             Ok(kv) => kv,
             Err(e) => {
                 out.refuse(line_no, e);

@@ -333,3 +333,108 @@ fn protobuf_json_lines_in_and_out() {
     let raw = strom(&["consume", &topic, "--until-end"], None).stdout;
     assert_eq!(raw[5], 2, "message index count 1 (zig-zag 2), then index 1 (2)");
 }
+
+/// Ctrl-C while a record waits for its schema from a registry that does not answer: the
+/// run ends at once (exit 0, as for a signal while polling), not after the registry's
+/// timeouts and retries.
+#[test]
+fn ctrl_c_while_waiting_for_the_registry_ends_the_run() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let topic = unique_topic("cli-avro-sigint");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    // A framed record with schema id 7.
+    ok(&["produce", &topic], Some("\u{0}\u{0}\u{0}\u{0}\u{7}abc\n"));
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        // Accepts and holds connections, never answering, for the test's life.
+        let mut conns = Vec::new();
+        for c in silent.incoming().take(4) {
+            conns.push(c);
+        }
+        conns
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args([
+            "consume",
+            &topic,
+            "--until-end",
+            "--value-format",
+            "avro",
+            "--schema-registry",
+            &url,
+        ])
+        .env("STROM_BOOTSTRAP_SERVERS", &strom_integration_tests::broker().bootstrap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let signalled = Instant::now();
+    strom_integration_tests::signal_process(child.id(), "INT");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+    drop(held);
+}
+
+/// The same for `produce`: Ctrl-C while a line waits for the registry to register its
+/// schema stops at once, nothing sent, exit 130.
+#[test]
+fn ctrl_c_while_registering_ends_produce() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let topic = unique_topic("cli-avro-produce-sigint");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || silent.incoming().take(4).collect::<Vec<_>>());
+    let file = schema_file();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args([
+            "produce",
+            &topic,
+            "--value-format",
+            "avro",
+            "--value-schema-file",
+            &file,
+            "--schema-registry",
+            &url,
+        ])
+        .env("STROM_BOOTSTRAP_SERVERS", &strom_integration_tests::broker().bootstrap)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"user\":\"ann\",\"n\":1,\"page\":null}\n").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let signalled = Instant::now();
+    strom_integration_tests::signal_process(child.id(), "INT");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(stdin);
+    drop(held);
+    let offsets = ok(&["offsets", &topic], None);
+    // Nothing was sent: the partition's latest offset is 0.
+    assert!(
+        offsets
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().last() == Some("0")),
+        "{offsets}"
+    );
+}
