@@ -136,10 +136,9 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
             Ok(f) => pending.push_back(f),
             Err(e) => tally.fail(e.to_string()),
         }
-        while pending.front().is_some_and(|f| f.try_result().is_some()) {
-            if let Some(f) = pending.pop_front() {
-                tally.count(f.try_result());
-            }
+        while let Some(done) = pending.front().and_then(DeliveryFuture::try_result) {
+            pending.pop_front();
+            tally.count(Some(done));
         }
     }
     producer.flush().await.map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@
 //! to `reconnect.backoff.max.ms`, ±20 % jitter, as Java's `ClusterConnectionStates`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -156,6 +157,9 @@ struct Inner {
     config: ClientConfig,
     conn_config: ConnectionConfig,
     metadata: RwLock<(Arc<ClusterMetadata>, Instant)>,
+    /// Bumped (under the write lock) each time `metadata` is replaced, so a hot path can
+    /// keep what it derived from a snapshot until the snapshot changes.
+    metadata_generation: AtomicU64,
     /// Keyed by node id, or [`COORDINATOR_SLOT`] minus node id for coordinator connections.
     nodes: Mutex<HashMap<i32, Arc<NodeSlot>>>,
     bootstrap: tokio::sync::Mutex<Option<Connection>>,
@@ -218,6 +222,7 @@ impl Client {
                 config,
                 conn_config,
                 metadata: RwLock::new((Arc::new(ClusterMetadata::default()), Instant::now())),
+                metadata_generation: AtomicU64::new(0),
                 nodes: Mutex::new(HashMap::new()),
                 bootstrap: tokio::sync::Mutex::new(None),
             }),
@@ -237,6 +242,13 @@ impl Client {
             Ok(g) => g.0.clone(),
             Err(poisoned) => poisoned.into_inner().0.clone(),
         }
+    }
+
+    /// Changes whenever the metadata snapshot is replaced (a refresh, or a topic
+    /// invalidated). Reading it is one atomic load; the producer keeps each topic's partition
+    /// count until it changes instead of looking the topic up for every record.
+    pub(crate) fn metadata_generation(&self) -> u64 {
+        self.inner.metadata_generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn metadata_age(&self) -> Duration {
@@ -602,6 +614,7 @@ impl Client {
         }
         let md = Arc::new(md);
         *guard = (md.clone(), Instant::now());
+        self.inner.metadata_generation.fetch_add(1, Ordering::AcqRel);
         md
     }
 
@@ -646,6 +659,7 @@ impl Client {
             let mut md = (*guard.0).clone();
             md.topics.remove(topic);
             guard.0 = Arc::new(md);
+            self.inner.metadata_generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 

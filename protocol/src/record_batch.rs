@@ -722,6 +722,22 @@ fn put_nullable(buf: &mut BytesMut, b: Option<&[u8]>) {
     }
 }
 
+/// A record's encoded size in one [`BatchBuilder`], from [`BatchBuilder::measure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measured {
+    body: usize,
+    /// The builder's record count when measured (the offset delta, and whether the record
+    /// sets the base timestamp, depend on it).
+    at_count: i32,
+}
+
+impl Measured {
+    /// Bytes the record adds to the batch (uncompressed): its length varint and body.
+    pub fn size(&self) -> usize {
+        varint_len(self.body as i32) + self.body
+    }
+}
+
 impl BatchBuilder {
     /// A builder with room for `capacity` bytes before it grows.
     pub fn new(header: BatchHeader, capacity: usize) -> Self {
@@ -769,16 +785,36 @@ impl BatchBuilder {
 
     /// Bytes `record` would add to the batch (uncompressed), without appending it.
     pub fn record_size(&self, record: &NewRecord<'_>) -> usize {
-        let body = self.body_len(record);
-        varint_len(body as i32) + body
+        self.measure(record).size()
+    }
+
+    /// Measures `record` for this batch as it is now: [`Measured::size`] is what
+    /// [`record_size`](Self::record_size) returns, and [`append_measured`](Self::append_measured)
+    /// reuses the measurement instead of computing it again.
+    pub fn measure(&self, record: &NewRecord<'_>) -> Measured {
+        Measured {
+            body: self.body_len(record),
+            at_count: self.count,
+        }
     }
 
     /// Appends a record; returns the batch's new uncompressed size.
     pub fn append(&mut self, r: &NewRecord<'_>) -> Result<usize, WireError> {
+        let m = self.measure(r);
+        self.append_measured(r, m)
+    }
+
+    /// [`append`](Self::append) with a measurement from [`measure`](Self::measure). One
+    /// taken before another record was appended is not used (the record is measured again).
+    pub fn append_measured(&mut self, r: &NewRecord<'_>, m: Measured) -> Result<usize, WireError> {
         if self.count == i32::MAX {
             return Err(WireError::TooLarge("record count"));
         }
-        let body = self.body_len(r);
+        let body = if m.at_count == self.count {
+            m.body
+        } else {
+            self.body_len(r)
+        };
         let body_i32 = i32::try_from(body).map_err(|_| WireError::TooLarge("record"))?;
         if self.count == 0 {
             self.base_timestamp = r.timestamp;

@@ -20,18 +20,34 @@ struct Rec {
     headers: Hdrs,
 }
 
+/// Builds a batch of `recs`, appending them three ways in turn: `append`, `append_measured`
+/// with a fresh measurement, and `append_measured` with one taken before the previous record
+/// was appended (stale: it must be measured again, or the offset delta would be wrong).
 fn build(header: BatchHeader, recs: &[Rec]) -> Bytes {
     let mut b = BatchBuilder::new(header, 1024);
-    for r in recs {
-        let hs: Vec<(&str, Option<&[u8]>)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
-        let nr = NewRecord {
-            timestamp: r.ts,
-            key: r.key.as_deref(),
-            value: r.value.as_deref(),
-            headers: &hs,
-        };
+    let headers: Vec<Vec<(&str, Option<&[u8]>)>> = recs
+        .iter()
+        .map(|r| r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
+        .collect();
+    let new_record = |i: usize| NewRecord {
+        timestamp: recs[i].ts,
+        key: recs[i].key.as_deref(),
+        value: recs[i].value.as_deref(),
+        headers: &headers[i],
+    };
+    let mut stale = None;
+    for i in 0..recs.len() {
+        let nr = new_record(i);
         let predicted = b.size_in_bytes() + b.record_size(&nr);
-        assert_eq!(b.append(&nr).unwrap(), predicted);
+        assert_eq!(b.measure(&nr).size(), b.record_size(&nr));
+        let next_measured_now = (i + 1 < recs.len()).then(|| b.measure(&new_record(i + 1)));
+        let size = match (i % 3, stale.take()) {
+            (1, _) => b.append_measured(&nr, b.measure(&nr)),
+            (2, Some(m)) => b.append_measured(&nr, m),
+            _ => b.append(&nr),
+        };
+        assert_eq!(size.unwrap(), predicted);
+        stale = next_measured_now;
     }
     b.finish().unwrap()
 }
@@ -584,4 +600,35 @@ fn producer_state_is_set_and_restamped() {
     assert_eq!((v.producer_epoch(), v.base_sequence(), v.records_count()), (4, 0, 10));
     assert_eq!(v.records(&DecodeOptions::default()).unwrap().count(), 10);
     assert!(restamp_producer_state(&bytes[..20], 1, 1, 1).is_err());
+}
+
+/// A measurement taken before another record was appended is not trusted: the offset and
+/// timestamp deltas of the record changed with the batch.
+#[test]
+fn a_stale_measurement_is_measured_again() {
+    let rec = |ts| NewRecord {
+        timestamp: ts,
+        key: None,
+        value: Some(b"v"),
+        headers: &[],
+    };
+    let mut b = BatchBuilder::new(BatchHeader::default(), 64);
+    let second = rec(4_000_000_000);
+    // On an empty batch the record would be its own base timestamp (delta 0).
+    let stale = b.measure(&second);
+    let after_first = b.append(&rec(0)).unwrap();
+    let fresh = b.record_size(&second);
+    assert_ne!(stale.size(), fresh, "the test needs a measurement that changed");
+    assert_eq!(b.append_measured(&second, stale).unwrap(), after_first + fresh);
+    let mut bytes = b.finish().unwrap();
+    let batch = BatchView::parse(&mut bytes, &DecodeOptions::default())
+        .unwrap()
+        .unwrap();
+    let got: Vec<_> = batch
+        .records(&DecodeOptions::default())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got[1].timestamp, 4_000_000_000);
+    assert_eq!(got[1].offset, 1);
 }

@@ -48,6 +48,25 @@ pub(crate) struct Batch {
     pub(crate) last_error: Option<crate::error::Error>,
 }
 
+/// Where a record goes, decided before the topic's partition count is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// A partition the caller chose (explicitly, or through a custom partitioner).
+    Partition(u32),
+    /// `toPositive(murmur2(key))`: the partition is this modulo the partition count.
+    KeyHash(u32),
+    /// Left to the built-in partitioner: uniform sticky, or round robin.
+    Unkeyed,
+}
+
+/// How [`Accumulator::append`] learns a topic's partition count.
+pub(crate) struct Partitions<'a> {
+    /// The metadata generation now ([`crate::Client`]'s counter).
+    pub(crate) generation: u64,
+    /// The count in the current metadata; None when the topic is not cached.
+    pub(crate) lookup: &'a dyn Fn() -> Option<u32>,
+}
+
 /// One partition's queue.
 #[derive(Debug, Default)]
 pub(crate) struct PartQueue {
@@ -63,6 +82,8 @@ pub(crate) struct TopicQueues {
     /// Where records without a key go (KIP-794); the sender feeds it queue lengths.
     pub(crate) sticky: StickyPartitioner,
     round_robin: RoundRobin,
+    /// The partition count and the metadata generation it was read at.
+    counted: Option<(u64, u32)>,
 }
 
 #[derive(Debug, Default)]
@@ -209,21 +230,21 @@ impl Accumulator {
             .set(self.memory.available_permits() as f64);
     }
 
-    /// Appends a record whose partition is chosen (`partition` Some) or left to the built-in
-    /// partitioner (None: uniform sticky, or round robin), for a topic with `num_partitions`
-    /// partitions. `reserved` bytes of memory were taken for it.
+    /// Appends a record to the partition `placement` leads to. `reserved` bytes of memory
+    /// were taken for it. `Ok(None)`: the topic is not in the cached metadata (the caller
+    /// fetches it and tries again); the memory was given back then, as on every error.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &self,
         topic: &str,
-        partition: Option<u32>,
-        num_partitions: u32,
+        placement: Placement,
+        partitions: Partitions<'_>,
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
         reserved: u32,
-    ) -> Result<DeliveryFuture> {
+    ) -> Result<Option<DeliveryFuture>> {
         let mut st = self.lock();
         if let Some(e) = &st.fatal {
             self.release(reserved);
@@ -237,6 +258,11 @@ impl Accumulator {
         let tq = match state.topics.get_mut(topic) {
             Some(t) => t,
             None => {
+                // Only a topic the metadata knows gets queues.
+                let Some(n) = (partitions.lookup)() else {
+                    self.release(reserved);
+                    return Ok(None);
+                };
                 let name: Arc<str> = Arc::from(topic);
                 let salt = self as *const Self as usize ^ state.topics.len();
                 state.topics.entry(name.clone()).or_insert(TopicQueues {
@@ -244,8 +270,38 @@ impl Accumulator {
                     parts: Vec::new(),
                     sticky: StickyPartitioner::new(Rng::from_entropy(salt)),
                     round_robin: RoundRobin::default(),
+                    counted: Some((partitions.generation, n)),
                 })
             }
+        };
+        // The partition count, looked up again only when the metadata changed: one atomic
+        // load per record instead of a lock, a reference count and a hash lookup.
+        let num_partitions = match tq.counted {
+            Some((generation, n)) if generation == partitions.generation => n,
+            _ => {
+                let Some(n) = (partitions.lookup)() else {
+                    self.release(reserved);
+                    return Ok(None);
+                };
+                tq.counted = Some((partitions.generation, n));
+                n
+            }
+        };
+        if num_partitions == 0 {
+            self.release(reserved);
+            return Err(Error::protocol(format!("topic {topic} has no partitions")).with_topic(topic));
+        }
+        let partition = match placement {
+            Placement::Partition(p) if p >= num_partitions => {
+                self.release(reserved);
+                return Err(Error::kafka(strom_protocol::ErrorCode::UnknownTopicOrPartition)
+                    .with_context(format!("topic {topic} has no partition {p} (it has {num_partitions})"))
+                    .with_partition(topic, p as i32));
+            }
+            Placement::Partition(p) => Some(p),
+            // Java's BuiltInPartitioner.partitionForKey: murmur2, positive, modulo.
+            Placement::KeyHash(h) => Some(h % num_partitions),
+            Placement::Unkeyed => None,
         };
         if tq.parts.len() < num_partitions as usize {
             tq.parts.resize_with(num_partitions as usize, PartQueue::default);
@@ -264,13 +320,17 @@ impl Accumulator {
         };
         let part = &mut tq.parts[p as usize];
         let mut sealed_one = false;
+        let mut measured = None;
         if let Some(open) = &part.open {
             if let Body::Open(b) = &open.body {
-                if !b.is_empty() && b.size_in_bytes() + b.record_size(&record) > self.batch_size {
+                let m = b.measure(&record);
+                if !b.is_empty() && b.size_in_bytes() + m.size() > self.batch_size {
                     if let Some(full) = part.open.take() {
                         part.sealed.push_back(full);
                         sealed_one = true;
                     }
+                } else {
+                    measured = Some(m);
                 }
             }
         }
@@ -306,7 +366,17 @@ impl Accumulator {
             return Err(Error::internal("open batch already encoded"));
         };
         let before = if new_batch { 0 } else { builder.size_in_bytes() };
-        let size = builder.append(&record)?;
+        let appended = match measured {
+            Some(m) => builder.append_measured(&record, m),
+            None => builder.append(&record),
+        };
+        let size = match appended {
+            Ok(size) => size,
+            Err(e) => {
+                self.release(reserved);
+                return Err(e.into());
+            }
+        };
         let fut = DeliveryFuture::new(open.done.clone(), open.count, timestamp);
         open.count += 1;
         open.reserved += reserved;
@@ -331,7 +401,7 @@ impl Accumulator {
         if sealed_one || new_batch {
             self.wake.notify_one();
         }
-        Ok(fut)
+        Ok(Some(fut))
     }
 
     /// Batches not yet done, for `flush` to wait on; asks the sender to send open batches now.
@@ -403,7 +473,7 @@ mod tests {
         let mut last: Option<(u32, usize)> = None;
         for i in 0..n {
             let before = a.lock().topics.get("t").and_then(|t| t.sticky.state());
-            assert!(a.append("t", None, 6, 0, None, Some(&value), &[], 0).is_ok());
+            assert!(matches!(append6(a, Placement::Unkeyed, None, &value), Ok(Some(_))));
             // The record went to the partition current before the append.
             let p = before.map_or_else(|| sticky_state(a).map_or(0, |s| s.0), |s| s.0);
             per_partition[p as usize] += 1;
@@ -419,6 +489,28 @@ mod tests {
             }
         }
         (per_partition, stints)
+    }
+
+    /// Appends to topic "t", which has 6 partitions.
+    fn append6(
+        a: &Accumulator,
+        placement: Placement,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Option<DeliveryFuture>> {
+        a.append(
+            "t",
+            placement,
+            Partitions {
+                generation: 0,
+                lookup: &|| Some(6),
+            },
+            0,
+            key,
+            Some(value),
+            &[],
+            0,
+        )
     }
 
     /// Records per run of the two sticky tests: enough stints (400 to 800) that the
@@ -466,9 +558,10 @@ mod tests {
     fn round_robin_ignores_keys_and_is_exact() {
         let a = acc(16384, PartitionerClass::RoundRobin);
         for _ in 0..6_000 {
-            assert!(a
-                .append("t", None, 6, 0, Some(b"same key"), Some(&[0u8; 10]), &[], 0)
-                .is_ok());
+            assert!(matches!(
+                append6(&a, Placement::Unkeyed, Some(b"same key"), &[0u8; 10]),
+                Ok(Some(_))
+            ));
         }
         let st = a.lock();
         let counts: Vec<u32> = st.topics["t"]
@@ -477,5 +570,82 @@ mod tests {
             .map(|p| p.open.iter().chain(p.sealed.iter()).map(|b| b.count).sum())
             .collect();
         assert_eq!(counts, vec![1000; 6]);
+    }
+
+    fn append_to(
+        a: &Accumulator,
+        placement: Placement,
+        generation: u64,
+        lookup: &dyn Fn() -> Option<u32>,
+        reserved: u32,
+    ) -> Result<Option<DeliveryFuture>> {
+        a.append(
+            "t",
+            placement,
+            Partitions { generation, lookup },
+            0,
+            None,
+            Some(b"v"),
+            &[],
+            reserved,
+        )
+    }
+
+    #[test]
+    fn the_partition_count_is_read_again_only_when_the_metadata_changes() {
+        let a = acc(16384, PartitionerClass::UniformSticky);
+        let lookups = std::cell::Cell::new(0);
+        let count = std::cell::Cell::new(3u32);
+        let lookup = || {
+            lookups.set(lookups.get() + 1);
+            Some(count.get())
+        };
+        for _ in 0..100 {
+            assert!(matches!(
+                append_to(&a, Placement::KeyHash(5), 1, &lookup, 0),
+                Ok(Some(_))
+            ));
+        }
+        assert_eq!(lookups.get(), 1);
+        // The topic grew; a new snapshot is read once.
+        count.set(4);
+        assert!(matches!(append_to(&a, Placement::KeyHash(7), 2, &lookup, 0), Ok(Some(f)) if f.batch.partition == 3));
+        assert!(matches!(
+            append_to(&a, Placement::Partition(3), 2, &lookup, 0),
+            Ok(Some(_))
+        ));
+        assert_eq!(lookups.get(), 2);
+        // Under the first count the hash 5 went to 5 % 3 = 2, all 100 of them.
+        assert!(a.lock().topics["t"].parts[2]
+            .open
+            .as_ref()
+            .is_some_and(|b| b.count == 100));
+    }
+
+    #[test]
+    fn a_topic_missing_from_the_metadata_or_a_bad_partition_gives_the_memory_back() {
+        let a = acc(16384, PartitionerClass::UniformSticky);
+        let free = a.memory.available_permits();
+        let r = a.memory.try_acquire_many(100).map(|p| p.forget());
+        assert!(r.is_ok());
+        // Not in the metadata: None, nothing queued, memory back.
+        assert!(matches!(append_to(&a, Placement::Unkeyed, 1, &|| None, 100), Ok(None)));
+        assert!(a.lock().topics.is_empty());
+        assert_eq!(a.memory.available_permits(), free);
+        // Known with 2 partitions: partition 2 does not exist.
+        let r = a.memory.try_acquire_many(100).map(|p| p.forget());
+        assert!(r.is_ok());
+        match append_to(&a, Placement::Partition(2), 1, &|| Some(2), 100) {
+            Err(e) => assert!(e.to_string().contains("has no partition 2 (it has 2)"), "{e}"),
+            Ok(_) => panic!("partition 2 of 2 was accepted"),
+        }
+        assert_eq!(a.memory.available_permits(), free);
+        // A topic whose partitions vanished from a later snapshot: None again.
+        assert!(matches!(append_to(&a, Placement::Unkeyed, 2, &|| None, 0), Ok(None)));
+        // No partitions at all: an error naming the topic.
+        match append_to(&a, Placement::Unkeyed, 3, &|| Some(0), 0) {
+            Err(e) => assert!(e.to_string().contains("topic t has no partitions"), "{e}"),
+            Ok(_) => panic!("a topic without partitions took a record"),
+        }
     }
 }

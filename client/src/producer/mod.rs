@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use strom_protocol::murmur2::partition_for_key;
+use strom_protocol::murmur2::{murmur2, to_positive};
 use tokio::sync::{mpsc, oneshot};
 
 pub use partitioner::PartitionerClass;
 pub use record::{DeliveryFuture, Partitioner, ProducerRecord, RecordMetadata};
 pub use txn::{abort_lingering, resume_transaction, ConsumerGroupMetadata, PreparedTransaction};
 
-use self::accumulator::{record_size_bound, Accumulator};
+use self::accumulator::{record_size_bound, Accumulator, Partitions, Placement};
 use self::sender::{Command, Sender};
 use self::txn::{Txn, TxnCommand};
 use crate::client::Client;
@@ -76,6 +76,14 @@ impl std::fmt::Debug for Producer {
             .field("transactional_id", &self.inner.cfg.transactional_id)
             .finish_non_exhaustive()
     }
+}
+
+/// try_send's error for a topic whose metadata is not cached (send would fetch it).
+fn no_metadata_yet(topic: &str) -> Error {
+    Error::would_block(format!(
+        "no metadata cached for topic {topic} yet; send() would fetch it"
+    ))
+    .with_topic(topic)
 }
 
 fn now_ms() -> i64 {
@@ -253,7 +261,6 @@ impl Producer {
 
     fn try_send_ref(&self, record: &ProducerRecord) -> Result<DeliveryFuture> {
         self.check_txn_state()?;
-        let n = self.partition_count_cached(&record.topic)?;
         let size = record_size_bound(record.key.as_deref(), record.value.as_deref(), &record.headers);
         if size > self.inner.cfg.max_request_size {
             return Err(Error::record_too_large(size, self.inner.cfg.max_request_size));
@@ -270,38 +277,37 @@ impl Producer {
             }
             Err(_) => return Err(Error::buffer_full(size)),
         };
-        self.append(record, n, reserved)
+        self.append(record, reserved)?
+            .ok_or_else(|| no_metadata_yet(&record.topic))
     }
 
-    fn partition_count_cached(&self, topic: &str) -> Result<u32> {
+    /// The partition count in the cached metadata, if the topic is there.
+    fn partition_count_cached(&self, topic: &str) -> Option<u32> {
         let md = self.inner.client.metadata();
-        let t = md.topic(topic).ok_or_else(|| {
-            Error::would_block(format!(
-                "no metadata cached for topic {topic} yet; send() would fetch it"
-            ))
-        })?;
-        u32::try_from(t.partitions.len()).map_err(|_| Error::protocol("too many partitions"))
+        md.topic(topic)
+            .map(|t| u32::try_from(t.partitions.len()).unwrap_or(u32::MAX))
     }
 
     async fn send_inner(&self, record: &ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
         self.check_txn_state()?;
-        let n = match self.partition_count_cached(&record.topic) {
-            Ok(n) => n,
-            Err(_) => {
-                let info = tokio::time::timeout(self.inner.cfg.max_block, self.inner.client.topic(&record.topic))
-                    .await
-                    .map_err(|_| {
-                        Error::timeout(
-                            format!("for metadata of topic {}", record.topic),
-                            self.inner.cfg.max_block,
-                        )
-                    })??;
-                u32::try_from(info.partitions.len()).map_err(|_| Error::protocol("too many partitions"))?
-            }
-        };
         let size = record_size_bound(record.key.as_deref(), record.value.as_deref(), &record.headers);
         let reserved = self.inner.acc.reserve(size, wait).await?;
-        self.append(record, n, reserved)
+        if let Some(f) = self.append(record, reserved)? {
+            return Ok(f);
+        }
+        // The topic is not in the cached metadata yet (the reserved memory was given back):
+        // fetch it, waiting up to max.block.ms, as Java's waitOnMetadata does.
+        tokio::time::timeout(self.inner.cfg.max_block, self.inner.client.topic(&record.topic))
+            .await
+            .map_err(|_| {
+                Error::timeout(
+                    format!("for metadata of topic {}", record.topic),
+                    self.inner.cfg.max_block,
+                )
+            })??;
+        let reserved = self.inner.acc.reserve(size, wait).await?;
+        self.append(record, reserved)?
+            .ok_or_else(|| no_metadata_yet(&record.topic))
     }
 
     fn check_txn_state(&self) -> Result<()> {
@@ -323,53 +329,60 @@ impl Producer {
         Ok(())
     }
 
-    fn append(&self, record: &ProducerRecord, num_partitions: u32, reserved: u32) -> Result<DeliveryFuture> {
-        if num_partitions == 0 {
-            self.inner.acc.release(reserved);
-            return Err(Error::protocol(format!("topic {} has no partitions", record.topic)).with_topic(&record.topic));
-        }
-        let partition = match record.partition {
-            Some(p) => {
-                if p < 0 || p as u32 >= num_partitions {
+    /// Queues `record` in the accumulator; `Ok(None)` when its topic is not in the cached
+    /// metadata. `reserved` bytes of buffer.memory were taken for it; they are given back on
+    /// any outcome but success.
+    fn append(&self, record: &ProducerRecord, reserved: u32) -> Result<Option<DeliveryFuture>> {
+        let placement = match record.partition {
+            Some(p) => match u32::try_from(p) {
+                Ok(p) => Placement::Partition(p),
+                Err(_) => {
                     self.inner.acc.release(reserved);
                     return Err(Error::kafka(strom_protocol::ErrorCode::UnknownTopicOrPartition)
-                        .with_context(format!(
-                            "topic {} has no partition {p} (it has {num_partitions})",
-                            record.topic
-                        ))
+                        .with_context(format!("topic {} has no partition {p}", record.topic))
                         .with_partition(&record.topic, p));
                 }
-                Some(p as u32)
-            }
+            },
             None => {
-                let custom = self.inner.partitioner.as_ref().and_then(|pt| {
-                    pt.partition(
-                        &record.topic,
-                        record.key.as_deref(),
-                        record.value.as_deref(),
-                        num_partitions,
-                    )
-                });
                 let cfg = &self.inner.cfg;
                 let hash_keys = !cfg.partitioner_ignore_keys
                     && cfg.partitioner_class != PartitionerClass::UniformSticky
                     && cfg.partitioner_class != PartitionerClass::RoundRobin;
+                let custom = match &self.inner.partitioner {
+                    // A custom partitioner is handed the partition count itself.
+                    Some(pt) => match self.partition_count_cached(&record.topic) {
+                        None => {
+                            self.inner.acc.release(reserved);
+                            return Ok(None);
+                        }
+                        Some(0) => None,
+                        Some(n) => pt
+                            .partition(&record.topic, record.key.as_deref(), record.value.as_deref(), n)
+                            .map(|p| p % n),
+                    },
+                    None => None,
+                };
                 match (custom, &record.key) {
-                    (Some(p), _) => Some(p % num_partitions),
-                    // Java's BuiltInPartitioner.partitionForKey: murmur2, positive, modulo.
-                    (None, Some(k)) if hash_keys => Some(partition_for_key(k, num_partitions)),
+                    (Some(p), _) => Placement::Partition(p),
+                    // Java's BuiltInPartitioner.partitionForKey: murmur2, positive, modulo
+                    // (the modulo is taken with the partition count the accumulator holds).
+                    (None, Some(k)) if hash_keys => Placement::KeyHash(to_positive(murmur2(k)) as u32),
                     // The accumulator places the rest: uniform sticky or round robin.
-                    _ => None,
+                    _ => Placement::Unkeyed,
                 }
             }
         };
         let headers: Vec<(&str, Option<&[u8]>)> =
             record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
         let ts = record.timestamp.unwrap_or_else(now_ms);
+        let client = &self.inner.client;
         self.inner.acc.append(
             &record.topic,
-            partition,
-            num_partitions,
+            placement,
+            Partitions {
+                generation: client.metadata_generation(),
+                lookup: &|| self.partition_count_cached(&record.topic),
+            },
             ts,
             record.key.as_deref(),
             record.value.as_deref(),
