@@ -11,6 +11,7 @@ use strom_protocol::varint::{put_varint, put_varlong};
 use strom_protocol::{Compression, WireError};
 
 type Hdrs = Vec<(String, Option<Vec<u8>>)>;
+type HdrRefs<'a> = Vec<(&'a str, Option<&'a [u8]>)>;
 
 #[derive(Debug, Clone)]
 struct Rec {
@@ -25,7 +26,7 @@ struct Rec {
 /// was appended (stale: it must be measured again, or the offset delta would be wrong).
 fn build(header: BatchHeader, recs: &[Rec]) -> Bytes {
     let mut b = BatchBuilder::new(header, 1024);
-    let headers: Vec<Vec<(&str, Option<&[u8]>)>> = recs
+    let headers: Vec<HdrRefs> = recs
         .iter()
         .map(|r| r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
         .collect();
