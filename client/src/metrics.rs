@@ -88,9 +88,20 @@ struct Key {
 }
 
 enum Cell {
-    Meter(Arc<MeterCell>, Mutex<RateWindow>),
+    Meter(Arc<MeterCell>, Mutex<RateWindow>, RateUnit),
     Gauge(Arc<GaugeCell>),
     Stat(Arc<StatCell>, Shape),
+    /// Seconds since an event, computed when read (Java's `last-*-seconds-ago`).
+    Since(Arc<SinceCell>),
+}
+
+/// The unit of a meter's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RateUnit {
+    /// `NAME-rate`, per second.
+    Second,
+    /// `NAME-rate-per-hour` (Java's rebalance rates).
+    Hour,
 }
 
 /// The registry of one client: cheap to clone, shared by every role on that client.
@@ -140,9 +151,29 @@ impl MetricRegistry {
 
     /// The counter `group`/`name` with `tags` (created on first use; the same cell after).
     pub(crate) fn meter(&self, group: &'static str, name: &'static str, tags: &[(&'static str, &str)]) -> Meter {
+        self.meter_in(RateUnit::Second, group, name, tags)
+    }
+
+    /// A counter whose rate is per hour (`NAME-rate-per-hour`).
+    pub(crate) fn meter_per_hour(
+        &self,
+        group: &'static str,
+        name: &'static str,
+        tags: &[(&'static str, &str)],
+    ) -> Meter {
+        self.meter_in(RateUnit::Hour, group, name, tags)
+    }
+
+    fn meter_in(
+        &self,
+        unit: RateUnit,
+        group: &'static str,
+        name: &'static str,
+        tags: &[(&'static str, &str)],
+    ) -> Meter {
         let key = self.key(group, name, tags);
         let mut cells = lock(&self.inner.cells);
-        if let Some(Cell::Meter(c, _)) = cells.get(&key) {
+        if let Some(Cell::Meter(c, _, _)) = cells.get(&key) {
             return Meter(c.clone());
         }
         let facade = metrics::with_recorder(|r| {
@@ -153,8 +184,37 @@ impl MetricRegistry {
             facade,
         });
         let window = RateWindow::new(Instant::now());
-        cells.insert(key, Cell::Meter(cell.clone(), Mutex::new(window)));
+        cells.insert(key, Cell::Meter(cell.clone(), Mutex::new(window), unit));
         Meter(cell)
+    }
+
+    /// The time since an event, `group`/`NAME-seconds-ago`: whole seconds when read, -1
+    /// before the first event (as Java). Through the facade, which cannot compute a value
+    /// when read, it is the gauge `..._timestamp_seconds` (the event's Unix time; the age
+    /// is `time() - x` in PromQL).
+    pub(crate) fn since(&self, group: &'static str, name: &'static str, tags: &[(&'static str, &str)]) -> Since {
+        let key = self.key(group, name, tags);
+        let mut cells = lock(&self.inner.cells);
+        if let Some(Cell::Since(c)) = cells.get(&key) {
+            return Since(c.clone());
+        }
+        let facade = metrics::with_recorder(|r| {
+            let name = format!(
+                "{}{}_timestamp_seconds",
+                prom_prefix(key.group),
+                key.name.replace('-', "_")
+            );
+            r.register_gauge(&facade_key(&key, name), &FACADE_METADATA)
+        });
+        let now = Instant::now();
+        let cell = Arc::new(SinceCell {
+            // A day back, so an event given an earlier time than the cell's creation is kept.
+            epoch: now.checked_sub(Duration::from_secs(86_400)).unwrap_or(now),
+            last: AtomicU64::new(0),
+            facade,
+        });
+        cells.insert(key, Cell::Since(cell.clone()));
+        Since(cell)
     }
 
     /// The gauge `group`/`name` with `tags`.
@@ -190,6 +250,19 @@ impl MetricRegistry {
         self.stat(Shape::Distribution, group, name, tags)
     }
 
+    /// A latency histogram that also reports `NAME-total`, the sum of what it recorded in
+    /// milliseconds (Java's `rebalance-latency-total`).
+    pub(crate) fn latency_with_total(
+        &self,
+        group: &'static str,
+        name: &'static str,
+        tags: &[(&'static str, &str)],
+    ) -> Stat {
+        let stat = self.stat(Shape::Latency, group, name, tags);
+        stat.0.with_total.store(true, Ordering::Relaxed);
+        stat
+    }
+
     fn stat(&self, shape: Shape, group: &'static str, name: &'static str, tags: &[(&'static str, &str)]) -> Stat {
         let key = self.key(group, name, tags);
         let mut cells = lock(&self.inner.cells);
@@ -203,6 +276,7 @@ impl MetricRegistry {
             state: Mutex::new(StatState::new(Instant::now())),
             window: self.inner.window,
             shape,
+            with_total: std::sync::atomic::AtomicBool::new(false),
             facade,
         });
         cells.insert(key, Cell::Stat(cell.clone(), shape));
@@ -250,12 +324,17 @@ impl MetricRegistry {
                 });
             };
             match cell {
-                Cell::Meter(c, window) => {
+                Cell::Meter(c, window, unit) => {
                     let total = c.total.load(Ordering::Relaxed);
                     push("-total", total as f64);
-                    push("-rate", lock(window).rate(now, total, self.inner.window, span));
+                    let per_second = lock(window).rate(now, total, self.inner.window, span);
+                    match unit {
+                        RateUnit::Second => push("-rate", per_second),
+                        RateUnit::Hour => push("-rate-per-hour", per_second * 3600.0),
+                    }
                 }
                 Cell::Gauge(c) => push("", c.get()),
+                Cell::Since(c) => push("", c.seconds_ago(now)),
                 Cell::Stat(c, shape) => {
                     let s = lock(&c.state);
                     let scale = shape.snapshot_scale();
@@ -271,6 +350,9 @@ impl MetricRegistry {
                     push("-max", if count == 0 { f64::NAN } else { max as f64 * scale });
                     for (q, suffix) in QUANTILES {
                         push(suffix, s.hist.quantile(q).map_or(f64::NAN, |v| v as f64 * scale));
+                    }
+                    if c.with_total.load(Ordering::Relaxed) {
+                        push("-total", s.sum as f64 * scale);
                     }
                 }
             }
@@ -288,7 +370,7 @@ impl MetricRegistry {
         for (key, cell) in cells.iter() {
             let labels = prom_labels(&key.tags);
             match cell {
-                Cell::Meter(c, _) => {
+                Cell::Meter(c, _, _) => {
                     let name = prom_name(key, Shape::Meter);
                     let f = families.entry(name.clone()).or_insert(("counter", String::new()));
                     let _ = writeln!(f.1, "{name}{{{labels}}} {}", c.total.load(Ordering::Relaxed));
@@ -297,6 +379,11 @@ impl MetricRegistry {
                     let name = prom_name(key, Shape::Gauge);
                     let f = families.entry(name.clone()).or_insert(("gauge", String::new()));
                     let _ = writeln!(f.1, "{name}{{{labels}}} {}", prom_value(c.get()));
+                }
+                Cell::Since(c) => {
+                    let name = prom_name(key, Shape::Gauge);
+                    let f = families.entry(name.clone()).or_insert(("gauge", String::new()));
+                    let _ = writeln!(f.1, "{name}{{{labels}}} {}", prom_value(c.seconds_ago(Instant::now())));
                 }
                 Cell::Stat(c, shape) => {
                     let name = prom_name(key, *shape);
@@ -603,6 +690,8 @@ pub(crate) struct ConsumerInstruments {
     /// the first), and the share of poll-to-poll time spent inside poll.
     time_between_poll: Stat,
     poll_idle_ratio: Stat,
+    /// `consumer-metrics` `last-poll-seconds-ago`.
+    last_poll: Since,
     /// When the running (or last) poll started, and the time since the one before.
     poll_start: Option<Instant>,
     since_last_poll: Duration,
@@ -627,6 +716,7 @@ impl ConsumerInstruments {
             records_lag_max: r.gauge(g, "records-lag-max", &[]),
             time_between_poll: r.latency("consumer-metrics", "time-between-poll", &[]),
             poll_idle_ratio: r.ratio("consumer-metrics", "poll-idle-ratio", &[]),
+            last_poll: r.since("consumer-metrics", "last-poll-seconds-ago", &[]),
             poll_start: None,
             since_last_poll: Duration::ZERO,
             topics: std::collections::HashMap::new(),
@@ -655,6 +745,7 @@ impl ConsumerInstruments {
             .map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
         self.time_between_poll.record_duration(self.since_last_poll);
         self.poll_start = Some(now);
+        self.last_poll.mark_at(now);
     }
 
     /// The poll that began last ended (Java's `recordPollEnd`): poll-idle-ratio is its time
@@ -717,12 +808,30 @@ impl ConsumerInstruments {
     }
 }
 
-/// What a consumer in a group records (`consumer-coordinator-metrics`).
+/// What a consumer in a group records (`consumer-coordinator-metrics`). The consumer
+/// records commits and the assignment size; its membership task (classic or KIP-848)
+/// records rebalances and heartbeats into the same cells (the registry hands out one cell
+/// per name).
 pub(crate) struct CoordinatorInstruments {
     pub(crate) commit: Meter,
     pub(crate) commit_latency: Stat,
-    pub(crate) rebalance: Meter,
     pub(crate) assigned_partitions: Gauge,
+    /// Successful rebalances: `rebalance-total`, `rebalance-rate-per-hour`.
+    rebalance: Meter,
+    /// From the start of a rebalance (failed attempts included) to its success:
+    /// `rebalance-latency-avg/max/total`.
+    rebalance_latency: Stat,
+    /// `failed-rebalance-total`, `failed-rebalance-rate-per-hour`.
+    failed_rebalance: Meter,
+    last_rebalance: Since,
+    /// `heartbeat-total`, `heartbeat-rate`, and `heartbeat-response-time-max` (with avg and
+    /// percentiles).
+    heartbeat: Meter,
+    heartbeat_response_time: Stat,
+    /// When the last heartbeat was sent (`last-heartbeat-seconds-ago`).
+    last_heartbeat: Since,
+    /// When the rebalance under way started.
+    rebalance_started: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for CoordinatorInstruments {
@@ -737,9 +846,47 @@ impl CoordinatorInstruments {
         CoordinatorInstruments {
             commit: r.meter(g, "commit", &[]),
             commit_latency: r.latency(g, "commit-latency", &[]),
-            rebalance: r.meter(g, "rebalance", &[]),
             assigned_partitions: r.gauge(g, "assigned-partitions", &[]),
+            rebalance: r.meter_per_hour(g, "rebalance", &[]),
+            rebalance_latency: r.latency_with_total(g, "rebalance-latency", &[]),
+            failed_rebalance: r.meter_per_hour(g, "failed-rebalance", &[]),
+            last_rebalance: r.since(g, "last-rebalance-seconds-ago", &[]),
+            heartbeat: r.meter(g, "heartbeat", &[]),
+            heartbeat_response_time: r.latency(g, "heartbeat-response-time", &[]),
+            last_heartbeat: r.since(g, "last-heartbeat-seconds-ago", &[]),
+            rebalance_started: Mutex::new(None),
         }
+    }
+
+    /// A rebalance began (a join, or a new target assignment), unless one is under way:
+    /// its failed attempts count toward the latency of the one that succeeds (Java).
+    pub(crate) fn rebalance_started(&self, now: Instant) {
+        lock(&self.rebalance_started).get_or_insert(now);
+    }
+
+    /// The rebalance under way ended with an assignment.
+    pub(crate) fn rebalance_succeeded(&self, now: Instant) {
+        let started = lock(&self.rebalance_started).take().unwrap_or(now);
+        self.rebalance.add(1);
+        self.rebalance_latency
+            .record_duration(now.saturating_duration_since(started));
+        self.last_rebalance.mark_at(now);
+    }
+
+    /// An attempt to rebalance failed (the rebalance goes on, and its latency with it).
+    pub(crate) fn rebalance_failed(&self) {
+        self.failed_rebalance.add(1);
+    }
+
+    /// A heartbeat is being sent.
+    pub(crate) fn heartbeat_sent(&self) {
+        self.last_heartbeat.mark();
+    }
+
+    /// A heartbeat's response came, `took` after it was sent.
+    pub(crate) fn heartbeat_answered(&self, took: Duration) {
+        self.heartbeat.add(1);
+        self.heartbeat_response_time.record_duration(took);
     }
 }
 
@@ -821,7 +968,48 @@ struct StatCell {
     state: Mutex<StatState>,
     window: Duration,
     shape: Shape,
+    /// Also report `NAME-total` (the sum).
+    with_total: std::sync::atomic::AtomicBool,
     facade: metrics::Histogram,
+}
+
+struct SinceCell {
+    epoch: Instant,
+    /// Microseconds from `epoch` to the last event, plus one; 0 before the first.
+    last: AtomicU64,
+    facade: metrics::Gauge,
+}
+
+impl SinceCell {
+    fn seconds_ago(&self, now: Instant) -> f64 {
+        match self.last.load(Ordering::Relaxed) {
+            0 => -1.0,
+            last => {
+                let at = self.epoch + Duration::from_micros(last - 1);
+                now.saturating_duration_since(at).as_secs() as f64
+            }
+        }
+    }
+}
+
+/// The time of the last event of a kind (`NAME-seconds-ago` when read).
+#[derive(Clone)]
+pub(crate) struct Since(Arc<SinceCell>);
+
+impl Since {
+    /// The event happened now.
+    pub(crate) fn mark(&self) {
+        self.mark_at(Instant::now());
+    }
+
+    fn mark_at(&self, at: Instant) {
+        let micros = u64::try_from(at.saturating_duration_since(self.0.epoch).as_micros()).unwrap_or(u64::MAX - 1);
+        self.0.last.store(micros + 1, Ordering::Relaxed);
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.0.facade.set(unix);
+    }
 }
 
 /// A histogram (`NAME-avg`, `-max`, `-p50`, `-p99`, `-p999`).
@@ -1082,6 +1270,65 @@ mod tests {
             (get("poll-idle-ratio-avg") - 0.6).abs() < 0.01,
             "{}",
             get("poll-idle-ratio-avg")
+        );
+    }
+
+    #[test]
+    fn rebalances_and_heartbeats_as_java_names_them() {
+        let r = MetricRegistry::new("c", Duration::from_secs(30), 2);
+        let c = CoordinatorInstruments::new(&r);
+        let get = |n: &str| r.snapshot().get("consumer-coordinator-metrics", n, &[]).unwrap();
+        // Nothing happened yet: Java's -1 for "seconds ago", NaN averages, zero totals.
+        assert_eq!(get("last-rebalance-seconds-ago"), -1.0);
+        assert_eq!(get("last-heartbeat-seconds-ago"), -1.0);
+        assert!(get("rebalance-latency-avg").is_nan());
+        assert_eq!(get("rebalance-latency-total"), 0.0);
+        // One rebalance: a failed attempt, a second start (ignored: one is under way),
+        // success 250 ms after the first start.
+        let t0 = Instant::now();
+        c.rebalance_started(t0);
+        c.rebalance_failed();
+        c.rebalance_started(t0 + Duration::from_millis(100));
+        c.rebalance_succeeded(t0 + Duration::from_millis(250));
+        // A second one of 50 ms.
+        c.rebalance_started(t0 + Duration::from_millis(300));
+        c.rebalance_succeeded(t0 + Duration::from_millis(350));
+        assert_eq!(get("rebalance-total"), 2.0);
+        assert_eq!(get("failed-rebalance-total"), 1.0);
+        assert_eq!(get("rebalance-latency-max"), 250.0);
+        assert_eq!(get("rebalance-latency-avg"), 150.0);
+        assert_eq!(get("rebalance-latency-total"), 300.0);
+        // Two in (at most) the first 30 s window: 2 / 30 s = 240 per hour.
+        assert!(
+            (get("rebalance-rate-per-hour") - 240.0).abs() < 1.0,
+            "{}",
+            get("rebalance-rate-per-hour")
+        );
+        assert!((get("failed-rebalance-rate-per-hour") - 120.0).abs() < 1.0);
+        assert_eq!(get("last-rebalance-seconds-ago"), 0.0);
+        c.heartbeat_sent();
+        c.heartbeat_answered(Duration::from_millis(7));
+        assert_eq!(get("heartbeat-total"), 1.0);
+        assert_eq!(get("heartbeat-response-time-max"), 7.0);
+        assert_eq!(get("last-heartbeat-seconds-ago"), 0.0);
+        // Whole seconds, computed when read.
+        if let Some(earlier) = Instant::now().checked_sub(Duration::from_millis(3_500)) {
+            c.last_heartbeat.mark_at(earlier);
+            assert_eq!(get("last-heartbeat-seconds-ago"), 3.0);
+            let text = r.prometheus();
+            assert!(
+                text.contains("# TYPE kafka_consumer_last_heartbeat_seconds_ago gauge\nkafka_consumer_last_heartbeat_seconds_ago{client_id=\"c\"} 3\n"),
+                "{text}"
+            );
+        }
+        let text = r.prometheus();
+        assert!(
+            text.contains("kafka_consumer_rebalance_total{client_id=\"c\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kafka_consumer_failed_rebalance_total{client_id=\"c\"} 1\n"),
+            "{text}"
         );
     }
 

@@ -26,6 +26,143 @@ fn sample(samples: &[PromSample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// What a member of a group that got its assignment and polled since shows in
+/// consumer-coordinator-metrics and consumer-metrics.
+async fn check_group_metrics(consumer: &mut Consumer, protocol: &str) {
+    let g = "consumer-coordinator-metrics";
+    // Heartbeats run every heartbeat.interval.ms (200 ms here) beside the polls.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while consumer.java_metrics().get(g, "heartbeat-total", &[]).unwrap() < 2.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{protocol}: no heartbeats counted"
+        );
+        let _ = consumer.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    let m = consumer.java_metrics();
+    let get = |n: &str| m.get(g, n, &[]).unwrap();
+    assert!(get("rebalance-total") >= 1.0, "{protocol}");
+    assert!(
+        get("rebalance-latency-avg") > 0.0,
+        "{protocol}: {}",
+        get("rebalance-latency-avg")
+    );
+    assert!(
+        get("rebalance-latency-max") >= get("rebalance-latency-avg"),
+        "{protocol}"
+    );
+    assert!(
+        get("rebalance-latency-total") >= get("rebalance-latency-max"),
+        "{protocol}"
+    );
+    assert!(get("rebalance-rate-per-hour") > 0.0, "{protocol}");
+    assert_eq!(get("failed-rebalance-total"), 0.0, "{protocol}");
+    let ago = get("last-rebalance-seconds-ago");
+    assert!(
+        (0.0..60.0).contains(&ago),
+        "{protocol}: last-rebalance-seconds-ago {ago}"
+    );
+    assert!(get("heartbeat-rate") > 0.0, "{protocol}");
+    let hb = get("heartbeat-response-time-max");
+    assert!(
+        hb > 0.0 && hb < 30_000.0,
+        "{protocol}: heartbeat-response-time-max {hb}"
+    );
+    let ago = get("last-heartbeat-seconds-ago");
+    assert!(
+        (0.0..5.0).contains(&ago),
+        "{protocol}: last-heartbeat-seconds-ago {ago}"
+    );
+    let ago = m.get("consumer-metrics", "last-poll-seconds-ago", &[]).unwrap();
+    assert!((0.0..5.0).contains(&ago), "{protocol}: last-poll-seconds-ago {ago}");
+    let samples = parse_prometheus(&consumer.client().metric_registry().prometheus());
+    let id = consumer.client().config().client_id.clone();
+    let labels = [("client_id", id.as_str())];
+    assert!(sample(&samples, "kafka_consumer_heartbeat_total", &labels) >= 2.0);
+    assert!((0.0..5.0).contains(&sample(&samples, "kafka_consumer_last_heartbeat_seconds_ago", &labels)));
+    assert!(sample(&samples, "kafka_consumer_rebalance_latency_seconds_count", &labels) >= 1.0);
+}
+
+#[tokio::test]
+async fn a_kip848_member_counts_its_rebalances_and_heartbeats() {
+    let admin = Admin::new(
+        strom_client::Client::connect(ClientConfig::new(&broker().bootstrap))
+            .await
+            .unwrap(),
+    );
+    let topic = unique_topic("metrics-848");
+    admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap();
+    let mut cc = ConsumerConfig::new(&broker().bootstrap);
+    cc.set("client.id", "metrics-848").unwrap();
+    cc.set("group.id", &unique_topic("metrics-848-group")).unwrap();
+    cc.set("group.protocol", "consumer").unwrap();
+    let mut consumer = Consumer::new(cc).await.unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while consumer.assignment().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no assignment");
+        let _ = consumer.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    check_group_metrics(&mut consumer, "consumer").await;
+    consumer.close().await.unwrap();
+}
+
+/// A member whose assignors the group does not share is refused
+/// (INCONSISTENT_GROUP_PROTOCOL): a failed rebalance, and no successful one.
+#[tokio::test]
+async fn a_refused_join_counts_as_a_failed_rebalance() {
+    let admin = Admin::new(
+        strom_client::Client::connect(ClientConfig::new(&broker().bootstrap))
+            .await
+            .unwrap(),
+    );
+    let topic = unique_topic("metrics-refused");
+    admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap();
+    let group = unique_topic("metrics-refused-group");
+    let config = |assignor: &str| {
+        let mut cc = ConsumerConfig::new(&broker().bootstrap);
+        cc.set("group.id", &group).unwrap();
+        cc.set("partition.assignment.strategy", assignor).unwrap();
+        cc
+    };
+    let mut first = Consumer::new(config("range")).await.unwrap();
+    first.subscribe(&[topic.as_str()]).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while first.assignment().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first member got no assignment"
+        );
+        let _ = first.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    let mut second = Consumer::new(config("roundrobin")).await.unwrap();
+    second.subscribe(&[topic.as_str()]).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let refusal = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second member was not refused"
+        );
+        match second.poll(Duration::from_millis(200)).await {
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        refusal.to_string().contains("INCONSISTENT_GROUP_PROTOCOL")
+            || refusal.to_string().contains("InconsistentGroupProtocol"),
+        "{refusal}"
+    );
+    let m = second.java_metrics();
+    let g = "consumer-coordinator-metrics";
+    assert!(m.get(g, "failed-rebalance-total", &[]).unwrap() >= 1.0);
+    assert!(m.get(g, "failed-rebalance-rate-per-hour", &[]).unwrap() > 0.0);
+    assert_eq!(m.get(g, "rebalance-total", &[]).unwrap(), 0.0);
+    assert_eq!(m.get(g, "last-rebalance-seconds-ago", &[]).unwrap(), -1.0);
+    let _ = second.close().await;
+    first.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn producer_and_consumer_metrics_follow_what_happened() {
     let topic = unique_topic("metrics");
@@ -141,6 +278,7 @@ async fn producer_and_consumer_metrics_follow_what_happened() {
     cc.set("group.id", &unique_topic("metrics-group")).unwrap();
     cc.set("auto.offset.reset", "earliest").unwrap();
     cc.set("enable.auto.commit", "false").unwrap();
+    cc.set("heartbeat.interval.ms", "200").unwrap();
     let mut consumer = Consumer::new(cc).await.unwrap();
     consumer.subscribe(&[topic.as_str()]).unwrap();
     let mut got = 0;
@@ -186,6 +324,7 @@ async fn producer_and_consumer_metrics_follow_what_happened() {
     assert_eq!(m.get(g, "assigned-partitions", &[]).unwrap(), 3.0);
     assert_eq!(m.get(g, "commit-total", &[]).unwrap(), 1.0);
     assert!(m.get(g, "commit-latency-avg", &[]).unwrap() > 0.0);
+    check_group_metrics(&mut consumer, "classic").await;
 
     let samples = parse_prometheus(&consumer.client().metric_registry().prometheus());
     let labels = [("client_id", "metrics-consumer"), ("topic", topic.as_str())];

@@ -37,6 +37,7 @@ use crate::admin::{s, Admin};
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::metrics::CoordinatorInstruments;
 use crate::role_config::ConsumerConfig;
 
 /// Told when partitions come and go in a group rebalance. Runs inside `poll`, so the
@@ -336,7 +337,9 @@ pub(crate) fn spawn(
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(GroupShared::new(cfg.instance_id.clone()));
     let span = info_span!("group", group = %cfg.group_id, protocol = "classic");
+    let instruments = CoordinatorInstruments::new(client.metric_registry());
     let member = ClassicMember {
+        instruments,
         client,
         cfg,
         assignors,
@@ -360,6 +363,8 @@ pub(crate) fn spawn(
 }
 
 struct ClassicMember {
+    /// Rebalances and heartbeats (`consumer-coordinator-metrics`).
+    instruments: CoordinatorInstruments,
     client: Client,
     cfg: MemberConfig,
     assignors: Vec<Box<dyn Assignor>>,
@@ -630,7 +635,10 @@ impl ClassicMember {
             .with_generation_id(self.generation)
             .with_member_id(s(&member_id))
             .with_group_instance_id(instance.as_deref().map(s));
+        self.instruments.heartbeat_sent();
+        let sent = Instant::now();
         let resp = conn.send(&req).await?;
+        self.instruments.heartbeat_answered(sent.elapsed());
         let code = ErrorCode::from(resp.error_code);
         if code.is_ok() || code == ErrorCode::RebalanceInProgress {
             self.last_heartbeat_ok = Instant::now();
@@ -754,6 +762,7 @@ impl ClassicMember {
             .with_protocol_type(s("consumer"))
             .with_protocols(protocols)
             .with_reason(Some(s("rebalance")));
+        self.instruments.rebalance_started(Instant::now());
         let join = tokio::select! {
             r = conn.send(&req) => r,
             c = self.control.recv() => return self.apply_control(c),
@@ -761,12 +770,18 @@ impl ClassicMember {
         let resp = match join {
             Ok(r) => r,
             Err(e) => {
+                self.instruments.rebalance_failed();
                 debug!(error = %e, "JoinGroup failed");
                 self.coordinator_lost("JoinGroup failed");
                 return self.pause(self.cfg.retry_backoff).await;
             }
         };
-        match ErrorCode::from(resp.error_code) {
+        let code = ErrorCode::from(resp.error_code);
+        if !matches!(code, ErrorCode::None | ErrorCode::MemberIdRequired) {
+            // MEMBER_ID_REQUIRED is a step of the protocol (KIP-394), not a failure.
+            self.instruments.rebalance_failed();
+        }
+        match code {
             ErrorCode::None => {}
             ErrorCode::MemberIdRequired => {
                 // KIP-394: join again with the id the coordinator gave us.
@@ -825,12 +840,17 @@ impl ClassicMember {
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
+                self.instruments.rebalance_failed();
                 debug!(error = %e, "SyncGroup failed");
                 self.coordinator_lost("SyncGroup failed");
                 return self.pause(self.cfg.retry_backoff).await;
             }
         };
-        match ErrorCode::from(resp.error_code) {
+        let code = ErrorCode::from(resp.error_code);
+        if code != ErrorCode::None {
+            self.instruments.rebalance_failed();
+        }
+        match code {
             ErrorCode::None => {}
             ErrorCode::RebalanceInProgress => return Ok(()),
             c @ (ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration) => {
@@ -852,6 +872,7 @@ impl ClassicMember {
         let assignment = match Assignment::decode(resp.assignment.clone()) {
             Ok(a) => a,
             Err(e) => {
+                self.instruments.rebalance_failed();
                 self.fatal(Error::protocol(format!(
                     "undecodable assignment from the group leader: {e}"
                 )));
@@ -862,6 +883,7 @@ impl ClassicMember {
         self.shared.set_identity(generation, &self.member_id);
         self.last_heartbeat_ok = Instant::now();
         self.need_join = false;
+        self.instruments.rebalance_succeeded(Instant::now());
         let new: BTreeSet<TopicPartition> = assignment.partitions.into_iter().collect();
         let added: Vec<TopicPartition> = new.difference(&self.owned).cloned().collect();
         let revoked: Vec<TopicPartition> = self.owned.difference(&new).cloned().collect();

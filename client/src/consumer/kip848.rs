@@ -30,6 +30,7 @@ use crate::admin::{s, Admin};
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::metrics::CoordinatorInstruments;
 use crate::role_config::ConsumerConfig;
 
 /// Epoch to leave with: -1 (dynamic member) or -2 (static member, keeps its assignment
@@ -49,7 +50,9 @@ pub(crate) fn spawn(
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(GroupShared::new(cfg.instance_id.clone()));
     let span = info_span!("group", group = %cfg.group_id, protocol = "consumer");
+    let instruments = CoordinatorInstruments::new(client.metric_registry());
     let member = Member {
+        instruments,
         client,
         heartbeat_interval: cfg.heartbeat_interval,
         cfg,
@@ -71,6 +74,8 @@ pub(crate) fn spawn(
 }
 
 struct Member {
+    /// Rebalances and heartbeats (`consumer-coordinator-metrics`).
+    instruments: CoordinatorInstruments,
     client: Client,
     cfg: MemberConfig,
     heartbeat_interval: Duration,
@@ -253,8 +258,13 @@ impl Member {
                 return Ok(());
             }
         };
+        self.instruments.heartbeat_sent();
+        let sent = Instant::now();
         let resp = match conn.send(&req).await {
-            Ok(r) => r,
+            Ok(r) => {
+                self.instruments.heartbeat_answered(sent.elapsed());
+                r
+            }
             Err(e) => {
                 debug!(error = %e, "heartbeat failed");
                 self.coordinator = None;
@@ -269,6 +279,7 @@ impl Member {
             ErrorCode::None => {}
             ErrorCode::FencedMemberEpoch | ErrorCode::UnknownMemberId => {
                 info!(error = %code, epoch = self.epoch, "fenced: rejoining with epoch 0");
+                self.instruments.rebalance_failed();
                 return self.lose_all().await;
             }
             ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable | ErrorCode::CoordinatorLoadInProgress => {
@@ -320,6 +331,9 @@ impl Member {
         let Some(target) = self.pending.clone() else {
             return Ok(false);
         };
+        // A new target assignment is a rebalance of this member (Java: RECONCILING), from
+        // the first time it is seen until it is applied.
+        self.instruments.rebalance_started(Instant::now());
         let mut md = self.client.metadata();
         let known = |md: &crate::client::ClusterMetadata, id: &Uuid| md.topics.values().any(|t| t.topic_id == *id);
         if target.iter().any(|(id, _)| !known(&md, id)) {
@@ -347,6 +361,7 @@ impl Member {
         let revoked: Vec<TopicPartition> = self.owned.difference(&new).cloned().collect();
         let added: Vec<TopicPartition> = new.difference(&self.owned).cloned().collect();
         if revoked.is_empty() && added.is_empty() {
+            self.instruments.rebalance_succeeded(Instant::now());
             return Ok(false);
         }
         info!(
@@ -368,6 +383,7 @@ impl Member {
             self.owned.extend(added.iter().cloned());
             self.hand_over(|tx| GroupEvent::Assign(added, tx)).await?;
         }
+        self.instruments.rebalance_succeeded(Instant::now());
         Ok(true)
     }
 
@@ -398,7 +414,10 @@ impl Member {
         let (Some(conn), Ok(req)) = (self.coordinator.clone(), self.request(self.epoch)) else {
             return;
         };
+        self.instruments.heartbeat_sent();
+        let sent = Instant::now();
         if let Ok(r) = conn.send(&req).await {
+            self.instruments.heartbeat_answered(sent.elapsed());
             if r.error_code == 0 {
                 self.last_ok = Instant::now();
                 self.epoch = r.member_epoch;

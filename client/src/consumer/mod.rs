@@ -1196,7 +1196,6 @@ impl Consumer {
             }
             GroupEvent::Assign(parts, done) => {
                 self.metrics.rebalances += 1;
-                self.counters.coordinator.rebalance.add(1);
                 for tp in &parts {
                     self.assignment.entry(tp.clone()).or_default();
                 }
