@@ -356,7 +356,22 @@ where
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // `bench produce` runs the producer's sender task on a worker thread of its own, beside
+    // the thread that appends records, as Java's Sender thread and librdkafka's broker
+    // threads do (and as a service on tokio's default multi-threaded runtime gets). Every
+    // other command is one thread.
+    let builder = match &cli.command {
+        Command::Bench {
+            action: BenchAction::Produce(_),
+        } => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(1);
+            b
+        }
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let mut builder = builder;
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "strom: cannot start the runtime: {e}");
