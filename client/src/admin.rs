@@ -11,6 +11,7 @@ use strom_protocol::message_traits::StrBytes;
 use strom_protocol::messages::consumer_group_describe_response;
 use strom_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use strom_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use strom_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use strom_protocol::messages::delete_topics_request::DeleteTopicState;
 use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use strom_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
@@ -19,9 +20,9 @@ use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use strom_protocol::messages::{
     ApiKey, BrokerId, ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
-    GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest,
-    OffsetFetchRequest, TopicName,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
+    OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use strom_protocol::ErrorCode;
 
@@ -137,6 +138,15 @@ pub struct ListedOffset {
     pub timestamp: i64,
     /// Leader epoch of that record, -1 when unknown.
     pub leader_epoch: i32,
+}
+
+/// What [`Admin::delete_records`] left of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletedRecords {
+    /// Partition.
+    pub partition: i32,
+    /// The partition's new log start offset (Java's `DeletedRecords.lowWatermark`).
+    pub low_watermark: i64,
 }
 
 /// Earliest and latest offsets of one partition.
@@ -828,6 +838,84 @@ impl Admin {
                 latest: l.offset,
             })
             .collect())
+    }
+
+    /// Deletes the records of `topic` before the given offsets (Java's `deleteRecords` with
+    /// `RecordsToDelete.beforeOffset`): `(partition, offset)` pairs, where an offset of -1
+    /// means the high watermark (everything). One DeleteRecords request per partition
+    /// leader; leader moves are retried. Returns each partition's new log start offset.
+    ///
+    /// An offset past the high watermark is an `OFFSET_OUT_OF_RANGE` broker error, and a
+    /// topic or partition the cluster does not have is `UNKNOWN_TOPIC_OR_PARTITION`; both
+    /// name the partition.
+    pub async fn delete_records(&self, topic: &str, before: &[(i32, i64)]) -> Result<Vec<DeletedRecords>> {
+        let md = self.client.refresh_metadata(Some(&[topic])).await?;
+        let info = md
+            .topic(topic)
+            .ok_or_else(|| Error::kafka(ErrorCode::UnknownTopicOrPartition).with_context(format!("topic {topic}")))?;
+        if let Some((missing, _)) = before
+            .iter()
+            .find(|(p, _)| !info.partitions.iter().any(|i| i.partition == *p))
+        {
+            return Err(Error::kafka(ErrorCode::UnknownTopicOrPartition)
+                .with_context(format!("topic {topic} partition {missing}"))
+                .with_partition(topic, *missing));
+        }
+        let timeout = i32::try_from(self.client.config().request_timeout.as_millis()).unwrap_or(i32::MAX);
+        self.client
+            .with_retries("DeleteRecords", || async {
+                let info = self.client.topic(topic).await?;
+                let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+                for &(partition, offset) in before {
+                    let leader = info
+                        .partitions
+                        .iter()
+                        .find(|i| i.partition == partition)
+                        .map_or(-1, |i| i.leader);
+                    by_leader.entry(leader).or_default().push((partition, offset));
+                }
+                let mut out = Vec::new();
+                for (leader, parts) in by_leader {
+                    if leader < 0 {
+                        self.client.invalidate_topic(topic);
+                        return Err(Error::kafka(ErrorCode::LeaderNotAvailable).with_context(format!("topic {topic}")));
+                    }
+                    let req = DeleteRecordsRequest::default()
+                        .with_timeout_ms(timeout)
+                        .with_topics(vec![DeleteRecordsTopic::default()
+                            .with_name(topic_name(topic))
+                            .with_partitions(
+                                parts
+                                    .iter()
+                                    .map(|&(p, offset)| {
+                                        DeleteRecordsPartition::default()
+                                            .with_partition_index(p)
+                                            .with_offset(offset)
+                                    })
+                                    .collect(),
+                            )]);
+                    let resp = self.client.broker(leader).await?.send(&req).await?;
+                    for t in resp.topics {
+                        for p in t.partitions {
+                            if let Err(e) = check(p.error_code, None, || {
+                                format!("deleting records of topic {topic} partition {}", p.partition_index)
+                            }) {
+                                if e.is_retriable() {
+                                    self.client.invalidate_topic(topic);
+                                }
+                                return Err(e.with_partition(topic, p.partition_index));
+                            }
+                            out.push(DeletedRecords {
+                                partition: p.partition_index,
+                                low_watermark: p.low_watermark,
+                            });
+                        }
+                    }
+                }
+                out.sort_by_key(|d| d.partition);
+                Ok(out)
+            })
+            .await
     }
 
     /// A connection to the coordinator of a consumer group or a transactional id.

@@ -39,8 +39,8 @@ mod transport;
 
 pub use admin::{
     Admin, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, ConsumerGroupDescription,
-    ConsumerGroupMember, CoordinatorType, GroupDescription, GroupListing, GroupMember, GroupType, ListedOffset,
-    NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
+    ConsumerGroupMember, CoordinatorType, DeletedRecords, GroupDescription, GroupListing, GroupMember, GroupType,
+    ListedOffset, NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
 };
 pub use admin_cluster::{ElectionType, PartitionReassignment};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};

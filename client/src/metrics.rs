@@ -686,6 +686,7 @@ pub(crate) struct ConsumerInstruments {
     pub(crate) fetch_size: Stat,
     pub(crate) fetch_throttle_time: Stat,
     pub(crate) records_lag_max: Gauge,
+    records_lead_min: Gauge,
     /// `consumer-metrics`: the time from one poll's start to the next (Java records 0 for
     /// the first), and the share of poll-to-poll time spent inside poll.
     time_between_poll: Stat,
@@ -699,6 +700,10 @@ pub(crate) struct ConsumerInstruments {
     lags: std::collections::HashMap<(Arc<str>, i32), (Gauge, i64)>,
     /// The largest of `lags`.
     lag_max: i64,
+    leads: std::collections::HashMap<(Arc<str>, i32), (Gauge, i64)>,
+    /// The smallest of `leads` (None: no partition reported one).
+    lead_min: Option<i64>,
+    replicas: std::collections::HashMap<(Arc<str>, i32), (Gauge, i32)>,
 }
 
 impl ConsumerInstruments {
@@ -714,6 +719,12 @@ impl ConsumerInstruments {
             fetch_size: r.distribution(g, "fetch-size", &[]),
             fetch_throttle_time: r.latency(g, "fetch-throttle-time", &[]),
             records_lag_max: r.gauge(g, "records-lag-max", &[]),
+            records_lead_min: {
+                // NaN until a partition reports its lead.
+                let min = r.gauge(g, "records-lead-min", &[]);
+                min.set(f64::NAN);
+                min
+            },
             time_between_poll: r.latency("consumer-metrics", "time-between-poll", &[]),
             poll_idle_ratio: r.ratio("consumer-metrics", "poll-idle-ratio", &[]),
             last_poll: r.since("consumer-metrics", "last-poll-seconds-ago", &[]),
@@ -722,6 +733,9 @@ impl ConsumerInstruments {
             topics: std::collections::HashMap::new(),
             lags: std::collections::HashMap::new(),
             lag_max: 0,
+            leads: std::collections::HashMap::new(),
+            lead_min: None,
+            replicas: std::collections::HashMap::new(),
         }
     }
 
@@ -800,11 +814,65 @@ impl ConsumerInstruments {
         self.records_lag_max.set(self.lag_max as f64);
     }
 
-    /// Partitions that left the assignment no longer count in records-lag-max.
+    /// The lead of a partition (its position minus the log start offset, as the last fetch
+    /// saw them: `records-lead`, tags topic and partition), and `records-lead-min` over the
+    /// partitions. A small lead means retention is about to delete what the consumer has
+    /// not read yet.
+    pub(crate) fn lead(&mut self, topic: &Arc<str>, partition: i32, lead: i64) {
+        let key = (topic.clone(), partition);
+        if !self.leads.contains_key(&key) {
+            let p = partition.to_string();
+            let tags = [("topic", &**topic), ("partition", p.as_str())];
+            let g = self
+                .registry
+                .gauge("consumer-fetch-manager-metrics", "records-lead", &tags);
+            self.leads.insert(key.clone(), (g, lead));
+        }
+        let mut previous = lead;
+        if let Some((g, last)) = self.leads.get_mut(&key) {
+            g.set(lead as f64);
+            previous = std::mem::replace(last, lead);
+        }
+        // As for the lag's max: a rescan only when the holder of the min went up.
+        match self.lead_min {
+            Some(min) if lead > min && previous == min => {
+                self.lead_min = self.leads.values().map(|(_, l)| *l).min();
+            }
+            Some(min) if lead >= min => return,
+            _ => self.lead_min = Some(lead),
+        }
+        self.records_lead_min.set(self.lead_min.map_or(f64::NAN, |m| m as f64));
+    }
+
+    /// The replica a partition is fetched from when it is not the leader (KIP-392), or -1
+    /// (`preferred-read-replica`, tags topic and partition).
+    pub(crate) fn preferred_read_replica(&mut self, topic: &Arc<str>, partition: i32, replica: i32) {
+        let key = (topic.clone(), partition);
+        if let Some((g, last)) = self.replicas.get_mut(&key) {
+            if *last != replica {
+                *last = replica;
+                g.set(f64::from(replica));
+            }
+            return;
+        }
+        let p = partition.to_string();
+        let tags = [("topic", &**topic), ("partition", p.as_str())];
+        let g = self
+            .registry
+            .gauge("consumer-fetch-manager-metrics", "preferred-read-replica", &tags);
+        g.set(f64::from(replica));
+        self.replicas.insert(key, (g, replica));
+    }
+
+    /// Partitions that left the assignment no longer count in records-lag-max and
+    /// records-lead-min.
     pub(crate) fn keep_lags(&mut self, keep: impl Fn(&str, i32) -> bool) {
         self.lags.retain(|(t, p), _| keep(t, *p));
         self.lag_max = self.lags.values().map(|(_, l)| *l).max().unwrap_or(0);
         self.records_lag_max.set(self.lag_max as f64);
+        self.leads.retain(|(t, p), _| keep(t, *p));
+        self.lead_min = self.leads.values().map(|(_, l)| *l).min();
+        self.records_lead_min.set(self.lead_min.map_or(f64::NAN, |m| m as f64));
     }
 }
 
@@ -1227,6 +1295,41 @@ mod tests {
         // The first window has aged out; the all-time histogram keeps everything.
         assert_eq!(s.windowed(t0 + Duration::from_secs(61), w * 2), (1, 5, 5));
         assert_eq!(s.count, 3);
+    }
+
+    #[test]
+    fn records_lead_min_follows_the_partitions_up_too() {
+        let r = MetricRegistry::new("c", Duration::from_secs(30), 2);
+        let mut c = ConsumerInstruments::new(&r);
+        let t: Arc<str> = Arc::from("t");
+        let min = |r: &MetricRegistry| {
+            r.snapshot()
+                .get("consumer-fetch-manager-metrics", "records-lead-min", &[])
+                .unwrap()
+        };
+        assert!(min(&r).is_nan(), "no partition reported a lead yet");
+        c.lead(&t, 0, 10);
+        c.lead(&t, 1, 50);
+        assert_eq!(min(&r), 10.0);
+        c.lead(&t, 0, 70);
+        assert_eq!(min(&r), 50.0, "the holder of the min went up");
+        c.lead(&t, 1, 5);
+        assert_eq!(min(&r), 5.0);
+        c.keep_lags(|_, p| p == 0);
+        assert_eq!(min(&r), 70.0, "an unassigned partition no longer counts");
+        c.keep_lags(|_, _| false);
+        assert!(min(&r).is_nan());
+        c.preferred_read_replica(&t, 0, 2);
+        c.preferred_read_replica(&t, 0, -1);
+        let replica = r
+            .snapshot()
+            .get(
+                "consumer-fetch-manager-metrics",
+                "preferred-read-replica",
+                &[("partition", "0")],
+            )
+            .unwrap();
+        assert_eq!(replica, -1.0);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, ErrorKind, NewTopic, Producer, ProducerConfig, ProducerRecord,
+    Admin, ClientConfig, Consumer, ConsumerConfig, DeletedRecords, ErrorKind, NewTopic, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
 };
 use strom_integration_tests::{broker, parse_prometheus, unique_topic, PromSample};
 
@@ -161,6 +162,109 @@ async fn a_refused_join_counts_as_a_failed_rebalance() {
     assert_eq!(m.get(g, "last-rebalance-seconds-ago", &[]).unwrap(), -1.0);
     let _ = second.close().await;
     first.close().await.unwrap();
+}
+
+/// records-lead (position minus log start offset) per partition and its min, moved by
+/// Admin::delete_records; preferred-read-replica is -1 while the leader serves the fetches.
+#[tokio::test]
+async fn the_lead_follows_deleted_records_and_the_replica_gauge_says_leader() {
+    let admin = Admin::new(
+        strom_client::Client::connect(ClientConfig::new(&broker().bootstrap))
+            .await
+            .unwrap(),
+    );
+    let topic = unique_topic("metrics-lead");
+    admin.create_topics(&[NewTopic::new(&topic, 2)]).await.unwrap();
+    let mut pc = ProducerConfig::new(&broker().bootstrap);
+    pc.set("linger.ms", "0").unwrap();
+    let producer = Producer::new(pc).await.unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..300 {
+        let record = ProducerRecord::new(&topic, format!("v{i}")).partition(i % 2);
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    let mut cc = ConsumerConfig::new(&broker().bootstrap);
+    cc.set("auto.offset.reset", "earliest").unwrap();
+    let mut consumer = Consumer::new(cc).await.unwrap();
+    let tps = [TopicPartition::new(&topic, 0), TopicPartition::new(&topic, 1)];
+    consumer.assign(tps.iter().cloned()).unwrap();
+    let lead = |c: &Consumer, p: i32| {
+        c.java_metrics()
+            .get(
+                "consumer-fetch-manager-metrics",
+                "records-lead",
+                &[("topic", &topic), ("partition", &p.to_string())],
+            )
+            .unwrap()
+    };
+    let min = |c: &Consumer| {
+        c.java_metrics()
+            .get("consumer-fetch-manager-metrics", "records-lead-min", &[])
+            .unwrap()
+    };
+    let mut got = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while got < 300 || lead(&consumer, 0) != 150.0 || lead(&consumer, 1) != 150.0 {
+        assert!(tokio::time::Instant::now() < deadline, "consumed {got}");
+        got += consumer.poll(Duration::from_millis(200)).await.unwrap().len();
+    }
+    assert_eq!(min(&consumer), 150.0);
+
+    // Retention (here DeleteRecords) takes partition 1 up to 10 records short of the position.
+    let deleted = admin.delete_records(&topic, &[(1, 140)]).await.unwrap();
+    assert_eq!(
+        deleted,
+        vec![DeletedRecords {
+            partition: 1,
+            low_watermark: 140
+        }]
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while lead(&consumer, 1) != 10.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lead of partition 1: {}",
+            lead(&consumer, 1)
+        );
+        assert!(consumer.poll(Duration::from_millis(200)).await.unwrap().is_empty());
+    }
+    assert_eq!(min(&consumer), 10.0);
+    assert_eq!(lead(&consumer, 0), 150.0);
+    for p in ["0", "1"] {
+        let replica = consumer
+            .java_metrics()
+            .get(
+                "consumer-fetch-manager-metrics",
+                "preferred-read-replica",
+                &[("topic", &topic), ("partition", p)],
+            )
+            .unwrap();
+        assert_eq!(replica, -1.0, "partition {p}");
+    }
+    let samples = parse_prometheus(&consumer.client().metric_registry().prometheus());
+    let id = consumer.client().config().client_id.clone();
+    assert_eq!(
+        sample(&samples, "kafka_consumer_records_lead_min", &[("client_id", &id)]),
+        10.0
+    );
+
+    // Everything up to the high watermark (-1), an offset past it, a partition that is not there.
+    let deleted = admin.delete_records(&topic, &[(0, -1)]).await.unwrap();
+    assert_eq!(deleted[0].low_watermark, 150);
+    let e = admin.delete_records(&topic, &[(1, 1_000)]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Broker, "{e}");
+    assert!(
+        e.to_string().contains("OFFSET_OUT_OF_RANGE") || e.to_string().contains("OffsetOutOfRange"),
+        "{e}"
+    );
+    assert_eq!(e.partition(), Some(1), "{e}");
+    let e = admin.delete_records(&topic, &[(7, 0)]).await.unwrap_err();
+    assert!(e.to_string().contains("partition 7"), "{e}");
+    consumer.close().await.unwrap();
+    producer.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -758,6 +758,9 @@ impl Consumer {
                 if let Some(end) = end {
                     self.instruments.lag(topic, partition, (end - next).max(0));
                 }
+                if let Some(start) = st.log_start_offset {
+                    self.instruments.lead(topic, partition, next - start);
+                }
             }
             i += run;
         }
@@ -1589,6 +1592,8 @@ impl Consumer {
                         }
                         if pd.log_start_offset >= 0 {
                             st.log_start_offset = Some(pd.log_start_offset);
+                            self.instruments
+                                .lead(&tp.topic, tp.partition, fetched - pd.log_start_offset);
                         }
                         // KIP-320: the leader's log diverges from what this consumer read
                         // (an unclean election truncated it); the response has no records.
@@ -1626,6 +1631,12 @@ impl Consumer {
                             debug!(%tp, replica, "fetching from the preferred read replica (KIP-392)");
                             st.preferred_replica = Some((replica, Instant::now() + metadata_max_age));
                         }
+                        let current = st
+                            .preferred_replica
+                            .filter(|(_, until)| *until > Instant::now())
+                            .map_or(-1, |(r, _)| r);
+                        self.instruments
+                            .preferred_read_replica(&tp.topic, tp.partition, current);
                         let Some(records) = pd.records.filter(|r| !r.is_empty()) else {
                             continue;
                         };
