@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use strom_client::{Admin, Client, ClientConfig, ErrorKind, NewTopic, Producer, ProducerConfig, ProducerRecord};
 use strom_integration_tests::{broker, unique_topic};
 
 #[tokio::test]
@@ -73,4 +73,60 @@ async fn an_installed_recorder_sees_what_the_snapshot_sees() {
         500.0
     );
     producer.close().await.unwrap();
+
+    // Authentication, counted per node: a client whose password the broker refuses never
+    // gets a handle to read a snapshot from, so the recorder is where a refusal shows.
+    let sasl = |client_id: &str, password: &str| {
+        let user = broker().var("STROM_SASL_USERNAME").to_owned();
+        let jaas = format!(
+            "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{user}\" password=\"{password}\";"
+        );
+        let mut c = ClientConfig::new(broker().var("STROM_SASL_PLAINTEXT_BOOTSTRAP"));
+        for (k, v) in [
+            ("client.id", client_id),
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.jaas.config", jaas.as_str()),
+            ("default.api.timeout.ms", "10000"),
+        ] {
+            c.set(k, v).unwrap();
+        }
+        c
+    };
+    let e = Client::connect(sasl("facade-bad-password", "not-the-password"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    let good = Client::connect(sasl("facade-good-password", broker().var("STROM_SASL_PASSWORD")))
+        .await
+        .unwrap();
+    let snapshot = snapshotter.snapshot().into_vec();
+    let counter = |name: &str, client_id: &str| {
+        snapshot
+            .iter()
+            .filter(|(k, _, _, _)| {
+                k.key().name() == name
+                    && k.key()
+                        .labels()
+                        .any(|l| l.key() == "client_id" && l.value() == client_id)
+            })
+            .map(|(_, _, _, v)| match v {
+                DebugValue::Counter(n) => *n,
+                other => panic!("{name} is a counter, not {other:?}"),
+            })
+            .sum::<u64>()
+    };
+    assert!(counter("kafka_node_failed_authentication_total", "facade-bad-password") >= 1);
+    assert_eq!(
+        counter("kafka_node_successful_authentication_total", "facade-bad-password"),
+        0
+    );
+    assert!(counter("kafka_node_successful_authentication_total", "facade-good-password") >= 1);
+    assert_eq!(
+        counter("kafka_node_failed_authentication_total", "facade-good-password"),
+        0
+    );
+    let m = good.metric_registry().snapshot();
+    assert!(m.sum("node-metrics", "successful-authentication-total") >= 1.0);
+    assert_eq!(m.sum("node-metrics", "failed-authentication-total"), 0.0);
 }
