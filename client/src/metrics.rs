@@ -420,6 +420,80 @@ pub fn prometheus_text(registries: &[MetricRegistry]) -> String {
     text
 }
 
+/// Serves `render()` as the Prometheus text exposition at `http://ADDR/metrics`, in the
+/// background, until the runtime stops (what `strom ... --metrics-addr` and the connector
+/// example's `--metrics-addr` use). `render` is called for each scrape, e.g.
+/// `move || prometheus_text(&[client.metric_registry().clone()])`.
+///
+/// The listener is bound before this returns, so a taken port or a bad address is an error
+/// at once (kind [`crate::ErrorKind::InvalidConfig`], naming the address). Returns the
+/// bound address (`HOST:0` picks a free port). Each request is read with a bound (8 KiB,
+/// 5 s) and answered with `Connection: close`; anything but `GET /metrics` gets a 404.
+pub async fn serve_prometheus(
+    addr: &str,
+    render: impl Fn() -> String + Send + Sync + 'static,
+) -> Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::config(format!(
+            "metrics address {addr}: cannot listen there: {e} (expected HOST:PORT, e.g. 127.0.0.1:9464)"
+        ))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::config(format!("metrics address {addr}: {e}")))?;
+    let render = Arc::new(render);
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(answer_scrape(sock, render.clone()));
+        }
+    });
+    Ok(bound)
+}
+
+async fn answer_scrape(mut sock: tokio::net::TcpStream, render: Arc<impl Fn() -> String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = bytes::BytesMut::with_capacity(1024);
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+            match sock.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    if read.is_err() {
+        return;
+    }
+    let request_line = buf[..].split(|b| *b == b'\n').next().unwrap_or_default();
+    let request_line = String::from_utf8_lossy(request_line);
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, content_type, body) = if method == "GET" && path == "/metrics" {
+        ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render())
+    } else {
+        (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "only GET /metrics is served here\n".to_owned(),
+        )
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        sock.write_all(head.as_bytes()).await?;
+        sock.write_all(body.as_bytes()).await?;
+        sock.shutdown().await
+    })
+    .await;
+}
+
 const QUANTILES: [(f64, &str); 3] = [(0.5, "-p50"), (0.99, "-p99"), (0.999, "-p999")];
 
 fn prom_value(v: f64) -> String {

@@ -8,7 +8,8 @@
 //!     --bootstrap 127.0.0.1:9092 --input A --output B --checkpoint-dir /tmp/a-to-b \
 //!     [--subtask 0 --parallelism 1] [--interval-ms 1000] [--bounded] \
 //!     [--transform upper|json|none] [--guarantee exactly-once|at-least-once|none] \
-//!     [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S] [--progress-ms MS]
+//!     [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S] [--progress-ms MS] \
+//!     [--metrics-addr HOST:PORT]
 //! ```
 //!
 //! * `--bounded`: read up to the end offsets seen at the first start, then take a final
@@ -23,6 +24,9 @@
 //!   be unique to this pipeline.
 //!
 //! Prints a progress line every second (`--progress-ms`) and a summary at the end.
+//! `--metrics-addr` serves the pipeline's metrics under Flink's names in the Prometheus text
+//! format at `http://HOST:PORT/metrics` while it runs (`HOST:0` picks a port; the address is
+//! printed as `metrics: http://.../metrics`).
 
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -37,7 +41,7 @@ use strom_connector::ConnectorError;
 const USAGE: &str = "usage: exactly_once_pipeline --input TOPIC --output TOPIC --checkpoint-dir DIR \
 [--bootstrap HOST:PORT] [--subtask I --parallelism N] [--interval-ms MS] [--bounded] [--transform upper|json|none] \
 [--guarantee exactly-once|at-least-once|none] [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S] \
-[--progress-ms MS]";
+[--progress-ms MS] [--metrics-addr HOST:PORT]";
 
 #[derive(Debug)]
 struct Args {
@@ -55,6 +59,7 @@ struct Args {
     group: Option<String>,
     rate: Option<f64>,
     progress: Duration,
+    metrics_addr: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -74,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         group: None,
         rate: None,
         progress: Duration::from_secs(1),
+        metrics_addr: None,
     };
     fn num<T: FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
         let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
@@ -101,6 +107,7 @@ fn parse_args() -> Result<Args, String> {
             "--group" => a.group = Some(it.next().ok_or("--group needs a value")?),
             "--rate" => a.rate = Some(num(&flag, it.next())?),
             "--progress-ms" => a.progress = Duration::from_millis(num::<u64>(&flag, it.next())?.max(10)),
+            "--metrics-addr" => a.metrics_addr = Some(it.next().ok_or("--metrics-addr needs a value")?),
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -196,6 +203,11 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
         .subtask(a.subtask, a.parallelism);
 
     let metrics = pipeline.metrics();
+    if let Some(addr) = &a.metrics_addr {
+        let served = metrics.clone();
+        let bound = strom_client::metrics::serve_prometheus(addr, move || served.snapshot().prometheus()).await?;
+        println!("metrics: http://{bound}/metrics");
+    }
     let watch = metrics.clone();
     let every = a.progress;
     let progress = tokio::spawn(async move {

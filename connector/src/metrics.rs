@@ -13,13 +13,20 @@
 //! | `KafkaSourceReader.commitsSucceeded` / `commitsFailed` | offset commits on checkpoint completion |
 //! | `KafkaSourceReader.topic.<t>.partition.<p>.currentOffset` | offset of the last record read from the partition |
 //! | `KafkaSourceReader.topic.<t>.partition.<p>.committedOffset` | the offset last committed for it |
+//! | `KafkaConsumer.current-offsets.<t>-<p>`, `KafkaConsumer.committed-offsets.<t>-<p>` | the same two, under the legacy names the old `FlinkKafkaConsumer` documented |
 //! | `currentWatermark` | the source's combined watermark (absent until there is one) |
 //! | `pendingRecords` | records behind the end of the partitions being read |
 //! | `KafkaSourceReader.KafkaConsumer.records-consumed-total`, … | the reader consumer's metrics (`register.consumer.metrics`) |
 //! | `numberOfCompletedCheckpoints` / `numberOfFailedCheckpoints` | checkpoints |
 //! | `lastCheckpointDuration` | ms from the start of the last completed checkpoint to its commit |
 //! | `lastCheckpointSize` | bytes of the last stored checkpoint |
-//! | `numRecordsOutErrors`, `numBytesOut` | the sink writer's ([`SinkMetricsSnapshot`]) |
+//! | `numRecordsOutErrors`, `numBytesOut`, `currentSendTime` | the sink writer's ([`SinkMetricsSnapshot`]) |
+//!
+//! [`PipelineMetricsSnapshot::prometheus`] renders the same values in the Prometheus text
+//! format, named as Flink's Prometheus reporter names them (`flink_numRecordsIn`,
+//! `flink_KafkaSourceReader_topic_partition_currentOffset{topic="…",partition="…"}`,
+//! `flink_KafkaSink_numRecordsSend`); the connector example serves them with
+//! `--metrics-addr`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -233,6 +240,19 @@ impl SourceReaderMetricsSnapshot {
                 *o,
             ));
         }
+        // The legacy groups of the old FlinkKafkaConsumer, which dashboards still query.
+        for (tp, o) in &self.current_offsets {
+            out.push((
+                format!("KafkaConsumer.current-offsets.{}-{}", tp.topic, tp.partition),
+                *o,
+            ));
+        }
+        for (tp, o) in &self.committed_offsets {
+            out.push((
+                format!("KafkaConsumer.committed-offsets.{}-{}", tp.topic, tp.partition),
+                *o,
+            ));
+        }
         if let Some(w) = self.watermark {
             out.push(("currentWatermark".to_owned(), w));
         }
@@ -254,6 +274,14 @@ impl SourceReaderMetricsSnapshot {
         }
         out
     }
+}
+
+/// A Flink metric name as Flink's Prometheus reporter writes it: every character outside
+/// `[A-Za-z0-9_]` becomes `_`.
+fn prom_sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect()
 }
 
 fn saturating(v: u64) -> i64 {
@@ -450,6 +478,50 @@ impl PipelineMetricsSnapshot {
         out
     }
 
+    /// The values in the Prometheus text exposition format (version 0.0.4), named as Flink's
+    /// Prometheus reporter names them: `flink_` and the name with every character outside
+    /// `[A-Za-z0-9_]` as `_`. The per-partition offsets carry their topic and partition as
+    /// labels (`flink_KafkaSourceReader_topic_partition_currentOffset{topic="orders",partition="0"}`),
+    /// as Flink's key-value groups do; the legacy `KafkaConsumer.current-offsets` names are
+    /// left out here (they repeat those values). Every value is a gauge.
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        let mut family = |name: &str, samples: &[(String, i64)]| {
+            let _ = writeln!(text, "# TYPE {name} gauge");
+            for (labels, v) in samples {
+                let _ = writeln!(text, "{name}{labels} {v}");
+            }
+        };
+        for (name, v) in self.by_flink_name() {
+            if name.starts_with("KafkaSourceReader.topic.") || name.starts_with("KafkaConsumer.") {
+                continue;
+            }
+            family(&format!("flink_{}", prom_sanitize(&name)), &[(String::new(), v)]);
+        }
+        let labelled = |offsets: &BTreeMap<TopicPartition, i64>| -> Vec<(String, i64)> {
+            offsets
+                .iter()
+                .map(|(tp, o)| {
+                    let topic = tp.topic.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                    (format!("{{topic=\"{topic}\",partition=\"{}\"}}", tp.partition), *o)
+                })
+                .collect()
+        };
+        for (name, offsets) in [
+            ("currentOffset", &self.source.current_offsets),
+            ("committedOffset", &self.source.committed_offsets),
+        ] {
+            if !offsets.is_empty() {
+                family(
+                    &format!("flink_KafkaSourceReader_topic_partition_{name}"),
+                    &labelled(offsets),
+                );
+            }
+        }
+        text
+    }
+
     /// The `q` quantile (0.0..=1.0, nearest rank) of the recent checkpoint durations; `None`
     /// before the first checkpoint.
     pub fn checkpoint_duration_quantile(&self, q: f64) -> Option<Duration> {
@@ -510,6 +582,49 @@ mod tests {
         assert_eq!(m.snapshot().get("currentWatermark"), Some(99));
         m.set_sink(SinkMetrics::default());
         assert_eq!(m.snapshot().get("KafkaSink.numRecordsOut"), Some(0));
+        // The old FlinkKafkaConsumer's groups.
+        let s = m.snapshot();
+        assert_eq!(s.get("KafkaConsumer.current-offsets.orders-2"), Some(41));
+        assert_eq!(s.get("KafkaConsumer.committed-offsets.orders-2"), Some(42));
+    }
+
+    #[test]
+    fn prometheus_text_as_flinks_reporter_names_it() {
+        let m = PipelineMetrics::default();
+        let tp = TopicPartition::new("or\"ders.v1", 2);
+        m.source().records_in(3, 30);
+        m.source().set_current_offsets([(&tp, 41)]);
+        m.source().commit_succeeded(&BTreeMap::from([(tp.clone(), 42)]));
+        m.set_sink(SinkMetrics::default());
+        let text = m.snapshot().prometheus();
+        assert!(
+            text.contains("# TYPE flink_numRecordsIn gauge\nflink_numRecordsIn 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("flink_KafkaSink_numRecordsSend 0\n"), "{text}");
+        assert!(
+            text.contains(
+                "# TYPE flink_KafkaSourceReader_topic_partition_currentOffset gauge\n\
+                 flink_KafkaSourceReader_topic_partition_currentOffset{topic=\"or\\\"ders.v1\",partition=\"2\"} 41\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "flink_KafkaSourceReader_topic_partition_committedOffset{topic=\"or\\\"ders.v1\",partition=\"2\"} 42\n"
+            ),
+            "{text}"
+        );
+        // Every sample line is a valid name, optional labels and an integer.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name_end = line.find(['{', ' ']).unwrap();
+            assert!(
+                line[..name_end].chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{line}"
+            );
+            assert!(line.rsplit(' ').next().unwrap().parse::<i64>().is_ok(), "{line}");
+        }
+        assert!(!text.contains("KafkaConsumer_current_offsets"), "{text}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The client's examples (`client/examples/`), built and run against the real broker: each
-//! must exit 0 and print what it did, and what it did is checked independently (committed
-//! offsets, the records a read_committed consumer sees).
+//! The client's examples (`client/examples/`) and the connector's
+//! (`connector/examples/`), built and run against the real broker: each must exit 0 and
+//! print what it did, and what it did is checked independently (committed offsets, the
+//! records a read_committed consumer sees, the metrics it serves).
 //!
 //! The examples are built here with the `cargo` that runs the tests (same target directory,
 //! same features as this crate's `gssapi`, so `cargo test --workspace [--all-features]`
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use strom_client::{Admin, ClientConfig, Consumer, ConsumerConfig, IsolationLevel, TopicPartition};
 use strom_integration_tests::{broker, repo_root, unique_topic};
 
-/// Builds every example of strom-client once; their paths by name.
+/// Builds every example of strom-client and strom-connector once; their paths by name.
 fn examples() -> &'static BTreeMap<String, PathBuf> {
     static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -62,7 +63,9 @@ fn examples() -> &'static BTreeMap<String, PathBuf> {
             };
             let is_client_example = msg["reason"] == "compiler-artifact"
                 && msg["target"]["kind"] == serde_json::json!(["example"])
-                && msg["package_id"].as_str().is_some_and(|id| id.contains("strom-client"));
+                && msg["package_id"]
+                    .as_str()
+                    .is_some_and(|id| id.contains("strom-client") || id.contains("strom-connector"));
             if let (true, Some(exe)) = (is_client_example, msg["executable"].as_str()) {
                 built.insert(msg["target"]["name"].as_str().unwrap().to_owned(), PathBuf::from(exe));
             }
@@ -76,7 +79,7 @@ fn examples() -> &'static BTreeMap<String, PathBuf> {
 fn run(name: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> String {
     let exe = examples()
         .get(name)
-        .unwrap_or_else(|| panic!("cargo built no example {name} of strom-client: {:?}", examples().keys()));
+        .unwrap_or_else(|| panic!("cargo built no example {name}: {:?}", examples().keys()));
     let mut child = Command::new(exe)
         .args(args)
         .env("KAFKA_BOOTSTRAP_SERVERS", &broker().bootstrap)
@@ -225,12 +228,136 @@ fn metrics_counters() {
     assert!(out.lines().any(|l| l.starts_with("consumer, broker ")), "{out}");
 }
 
+/// The connector's example copies A to B exactly once and serves its metrics under Flink's
+/// names while it runs (`--metrics-addr`), scraped here and parsed with prometheus_client.
+#[tokio::test]
+async fn exactly_once_pipeline_serves_flink_metrics() {
+    use strom_client::{NewTopic, Producer, ProducerConfig, ProducerRecord};
+    let input = unique_topic("example-pipeline-a");
+    let output = unique_topic("example-pipeline-b");
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    admin
+        .create_topics(&[NewTopic::new(&input, 2), NewTopic::new(&output, 2)])
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig::new(&broker().bootstrap)).await.unwrap();
+    for i in 0..300 {
+        drop(
+            producer
+                .send(ProducerRecord::new(&input, format!("v{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    producer.flush().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("strom-{output}"));
+    let exe = examples()
+        .get("exactly_once_pipeline")
+        .expect("the connector example was built");
+    // 300 records at 150 per second: two seconds of run to scrape.
+    let mut child = Command::new(exe)
+        .args([
+            "--bootstrap",
+            &broker().bootstrap,
+            "--input",
+            &input,
+            "--output",
+            &output,
+        ])
+        .args(["--checkpoint-dir", dir.to_str().unwrap(), "--bounded", "--rate", "150"])
+        .args(["--interval-ms", "300", "--metrics-addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let url = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the example printed its metrics address");
+        lines.push(line.clone());
+        if let Some(url) = line.strip_prefix("metrics: ") {
+            break url.to_owned();
+        }
+    };
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let scrape = || {
+        use std::io::Write;
+        let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        sock.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        text.split_once("\r\n\r\n").unwrap().1.to_owned()
+    };
+    // While it runs: records are coming in, per partition under Flink's labels.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let samples = loop {
+        let samples = strom_integration_tests::parse_prometheus(&scrape());
+        let records_in = samples
+            .iter()
+            .find(|s| s.name == "flink_numRecordsIn")
+            .and_then(|s| s.value)
+            .unwrap_or(0.0);
+        if records_in > 0.0 {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "flink_numRecordsIn stayed 0");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.name == "flink_KafkaSourceReader_topic_partition_currentOffset"
+                && s.labels.get("topic").and_then(|t| t.as_str()) == Some(input.as_str())),
+        "{samples:?}"
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "the bounded pipeline did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}; stdout: {lines:?}");
+    // B holds A's 300 records under read_committed.
+    let mut cc = ConsumerConfig::new(&broker().bootstrap);
+    cc.isolation_level = IsolationLevel::ReadCommitted;
+    let mut consumer = Consumer::new(cc).await.unwrap();
+    let partitions = [TopicPartition::new(&output, 0), TopicPartition::new(&output, 1)];
+    consumer.assign(partitions.clone()).unwrap();
+    consumer.seek_to_beginning(&partitions).unwrap();
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got < 300 {
+        assert!(Instant::now() < deadline, "B has {got} of 300 records");
+        got += consumer.poll(Duration::from_millis(200)).await.unwrap().len();
+    }
+    assert_eq!(got, 300);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A new example must get a test here.
 #[test]
 fn every_example_is_run_here() {
     let tested = [
         "admin",
         "consume_group",
+        "exactly_once_pipeline",
         "metrics",
         "produce",
         "tls_sasl",

@@ -1,8 +1,11 @@
 //! Sink metrics, named as Flink's sink metrics (`numRecordsOut`, `numRecordsOutErrors`,
-//! `numBytesOut` and their older `*Send*` aliases).
+//! `numBytesOut` and their older `*Send*` aliases, and `currentSendTime`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use strom_client::metrics::MetricRegistry;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -19,6 +22,8 @@ struct Counters {
 #[derive(Debug, Clone, Default)]
 pub struct SinkMetrics {
     counters: Arc<Counters>,
+    /// The registry of the client the writer's producers share, for `currentSendTime`.
+    producers: Arc<OnceLock<MetricRegistry>>,
 }
 
 /// The counters at one instant.
@@ -38,6 +43,9 @@ pub struct SinkMetricsSnapshot {
     pub transactions_committed: u64,
     /// Exactly-once: transactions aborted (a failed pre-commit, a close, lingering ones on restore).
     pub transactions_aborted: u64,
+    /// `currentSendTime`: the writer's producers' `request-latency-avg` (Flink's KafkaWriter
+    /// reports the same producer metric); `None` before the first produce request.
+    pub current_send_time: Option<Duration>,
 }
 
 impl SinkMetricsSnapshot {
@@ -51,6 +59,12 @@ impl SinkMetricsSnapshot {
             ("numBytesOut", self.num_bytes_out),
             ("numBytesSend", self.num_bytes_out),
         ]
+        .into_iter()
+        .chain(
+            self.current_send_time
+                .map(|d| ("currentSendTime", u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+        )
+        .collect()
     }
 }
 
@@ -80,7 +94,16 @@ impl SinkMetrics {
             transactions_prepared: c.transactions_prepared.load(Ordering::Relaxed),
             transactions_committed: c.transactions_committed.load(Ordering::Relaxed),
             transactions_aborted: c.transactions_aborted.load(Ordering::Relaxed),
+            current_send_time: self.producers.get().and_then(|r| {
+                let ms = r.snapshot().get("producer-metrics", "request-latency-avg", &[]).ok()?;
+                (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+            }),
         }
+    }
+
+    /// The writer's producers record into `registry` (their client's).
+    pub(crate) fn set_producer_registry(&self, registry: &MetricRegistry) {
+        let _ = self.producers.set(registry.clone());
     }
 
     pub(crate) fn record_out(&self, bytes: u64) {

@@ -278,6 +278,7 @@ impl<T> KafkaSink<T> {
         }
 
         let metrics = SinkMetrics::default();
+        metrics.set_producer_registry(client.metric_registry());
         let mut report = RestoreReport::default();
         let committer = KafkaCommitter::with_metrics(client.clone(), metrics.clone());
         for c in &restore.committables {
