@@ -135,6 +135,13 @@ async fn at_least_once_writes_every_record_across_checkpoints() {
     let m = writer.metrics().snapshot();
     assert_eq!((m.num_records_out, m.num_records_out_errors), (300, 0));
     assert_eq!(m.num_bytes_out, want.iter().map(|v| v.len() as u64 + 4).sum::<u64>());
+    // currentSendTime: the producers' request-latency-avg, once requests went out.
+    let send_time = m.current_send_time.expect("currentSendTime after 300 records");
+    assert!(
+        send_time > Duration::ZERO && send_time < Duration::from_secs(30),
+        "{send_time:?}"
+    );
+    assert!(m.by_flink_name().iter().any(|(k, _)| *k == "currentSendTime"));
     writer.close().await.unwrap();
     let got = read_settled(&admin, &topic, false).await;
     assert_eq!(sorted_values(&got), sorted(want));
