@@ -249,6 +249,12 @@ fn config(cli: &Cli, role: Role) -> Result<(ClientConfig, Vec<Property>), String
             return Err(unknown_property(&p.key));
         }
     }
+    if c.statistics_interval.is_some() {
+        // As kcat: each statistics document is one line on stderr.
+        c = c.with_statistics_callback(|json| {
+            let _ = writeln!(std::io::stderr(), "{json}");
+        });
+    }
     Ok((c, rest))
 }
 

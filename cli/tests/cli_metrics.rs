@@ -127,3 +127,42 @@ fn a_bad_or_taken_metrics_address_fails_at_start() {
         );
     }
 }
+
+/// `-X statistics.interval.ms`: as kcat, each statistics document is a JSON line on stderr.
+#[test]
+fn statistics_documents_go_to_stderr() {
+    let topic = unique_topic("cli-stats");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args([
+            "produce",
+            &topic,
+            "-X",
+            "statistics.interval.ms=50",
+            "-X",
+            "client.id=cli-stats",
+        ])
+        .env("STROM_BOOTSTRAP_SERVERS", &broker().bootstrap)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "one\ntwo\nthree").unwrap();
+    stdin.flush().unwrap();
+    // A user's pace: the input stays open while documents go out.
+    std::thread::sleep(Duration::from_millis(600));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!docs.is_empty(), "no statistics line on stderr");
+    let last = docs.last().unwrap();
+    assert_eq!(last["client_id"], "cli-stats", "{last}");
+    assert_eq!(last["type"], "producer", "{last}");
+    assert!(last["brokers"].as_object().is_some_and(|b| !b.is_empty()), "{last}");
+}

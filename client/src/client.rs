@@ -164,6 +164,9 @@ struct Inner {
     nodes: Mutex<HashMap<i32, Arc<NodeSlot>>>,
     bootstrap: tokio::sync::Mutex<Option<Connection>>,
     registry: crate::metrics::MetricRegistry,
+    created: Instant,
+    /// Where the statistics documents go (`statistics.interval.ms` set).
+    statistics: Option<tokio::sync::broadcast::Sender<Arc<str>>>,
 }
 
 /// The shared client handle: clone it freely; all clones share connections and metadata.
@@ -211,6 +214,15 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Client> {
         // TLS material and SASL settings are read and checked once, here.
         let conn_config = config.connection_config()?;
+        if config.statistics_callback.is_some() && config.statistics_interval.is_none() {
+            return Err(Error::config(
+                "a statistics callback is set but statistics.interval.ms is 0 (off): set the interval, \
+                 or remove the callback",
+            ));
+        }
+        let statistics = config
+            .statistics_interval
+            .map(|_| tokio::sync::broadcast::channel(crate::statistics::KEPT).0);
         let registry = crate::metrics::MetricRegistry::new(
             &config.client_id,
             config.metrics_sample_window,
@@ -225,10 +237,43 @@ impl Client {
                 metadata_generation: AtomicU64::new(0),
                 nodes: Mutex::new(HashMap::new()),
                 bootstrap: tokio::sync::Mutex::new(None),
+                created: Instant::now(),
+                statistics,
             }),
         };
         client.refresh_metadata(Some(&[])).await?;
+        if let (Some(interval), Some(tx)) = (client.inner.config.statistics_interval, &client.inner.statistics) {
+            crate::statistics::spawn(
+                Arc::downgrade(&client.inner),
+                interval,
+                |inner: &Inner| {
+                    let md = match inner.metadata.read() {
+                        Ok(g) => g.0.clone(),
+                        Err(poisoned) => poisoned.into_inner().0.clone(),
+                    };
+                    crate::statistics::render(
+                        &inner.config.client_id,
+                        &crate::statistics::Clock::now(inner.created),
+                        &md,
+                        &inner.registry.snapshot(),
+                    )
+                },
+                tx.clone(),
+                client.inner.config.statistics_callback.clone(),
+            );
+        }
         Ok(client)
+    }
+
+    /// The statistics documents of this client, one every `statistics.interval.ms`
+    /// (librdkafka's JSON layout; see [`crate::statistics`]). An error of kind
+    /// [`crate::ErrorKind::InvalidConfig`] when that interval is 0 (off).
+    pub fn statistics(&self) -> Result<crate::statistics::StatisticsReceiver> {
+        self.inner
+            .statistics
+            .as_ref()
+            .map(|tx| crate::statistics::StatisticsReceiver::new(tx.subscribe()))
+            .ok_or_else(|| Error::config("statistics.interval.ms is 0 (off): set it to receive statistics"))
     }
 
     /// The configuration.

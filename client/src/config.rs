@@ -145,6 +145,15 @@ pub struct ClientConfig {
     pub metrics_sample_window: Duration,
     /// `metrics.num.samples` (2): how many windows a rate or avg/max covers.
     pub metrics_num_samples: u32,
+    /// `statistics.interval.ms` (librdkafka's name; 0, the default, is off): every interval
+    /// the client emits a JSON statistics document ([`crate::statistics`]) to the
+    /// [`statistics_callback`](Self::statistics_callback) and to
+    /// [`Client::statistics`](crate::Client::statistics) receivers.
+    pub statistics_interval: Option<Duration>,
+    /// Called with each statistics document (librdkafka's `stats_cb`); see
+    /// [`ClientConfig::with_statistics_callback`]. Set without `statistics.interval.ms`, the
+    /// client refuses to start.
+    pub statistics_callback: Option<crate::statistics::StatisticsCallback>,
     /// `send.buffer.bytes`: the sockets' `SO_SNDBUF`; `-1` keeps the OS default. `None`
     /// (not set) is Java's default, 131072 for every role.
     pub send_buffer_bytes: Option<i32>,
@@ -180,6 +189,11 @@ impl std::fmt::Debug for ClientConfig {
             .field("send_buffer_bytes", &self.send_buffer_bytes)
             .field("receive_buffer_bytes", &self.receive_buffer_bytes)
             .field("client_dns_lookup", &self.client_dns_lookup)
+            .field("statistics_interval", &self.statistics_interval)
+            .field(
+                "statistics_callback",
+                &self.statistics_callback.as_ref().map(|_| "Fn(&str)"),
+            )
             .field("security_protocol", &self.security_protocol)
             .field("security", &security)
             .field(
@@ -215,6 +229,8 @@ impl Default for ClientConfig {
             max_response_size: strom_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
             metrics_sample_window: Duration::from_secs(30),
             metrics_num_samples: 2,
+            statistics_interval: None,
+            statistics_callback: None,
             send_buffer_bytes: None,
             receive_buffer_bytes: None,
             client_dns_lookup: ClientDnsLookup::UseAllDnsIps,
@@ -367,6 +383,12 @@ impl ClientConfig {
                 ))
             }
             "metrics.sample.window.ms" => self.metrics_sample_window = parse_ms_int(key, value, 1)?,
+            // librdkafka's name (Java has no such setting): 0 is off, as there; at most a
+            // day (librdkafka's bound).
+            "statistics.interval.ms" => {
+                let ms = parse_ms_in(key, value, 0, 86_400_000)?;
+                self.statistics_interval = (!ms.is_zero()).then_some(ms);
+            }
             "metrics.num.samples" => {
                 let n: u32 = parse_num(key, value, "a count of at least 1")?;
                 if n == 0 {
@@ -425,6 +447,22 @@ impl ClientConfig {
     /// asked before every authentication and re-authentication.
     pub fn with_oauth_token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
         self.oauth_token_provider = Some(provider);
+        self
+    }
+
+    /// Hands each statistics document (every `statistics.interval.ms`) to `callback`, as
+    /// librdkafka's `stats_cb` (rdkafka's `ClientContext::stats`). It runs on the client's
+    /// runtime: keep it short.
+    ///
+    /// ```
+    /// use strom_client::ClientConfig;
+    /// let mut config = ClientConfig::new("127.0.0.1:9092")
+    ///     .with_statistics_callback(|json: &str| println!("{json}"));
+    /// config.set("statistics.interval.ms", "5000")?;
+    /// # Ok::<(), strom_client::Error>(())
+    /// ```
+    pub fn with_statistics_callback(mut self, callback: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.statistics_callback = Some(Arc::new(callback));
         self
     }
 

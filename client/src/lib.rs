@@ -35,6 +35,7 @@ mod role_config;
 mod scram;
 mod security;
 pub mod serialization;
+pub mod statistics;
 mod transport;
 
 pub use admin::{
