@@ -124,7 +124,8 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
         ..Tally::default()
     };
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
-    for _ in 0..args.records {
+    let mut progress = crate::progress::Progress::new(Some(args.records));
+    for sent_so_far in 1..=args.records {
         let sent = producer
             .send(ProducerRecord {
                 topic: args.topic.clone(),
@@ -140,11 +141,13 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
             pending.pop_front();
             tally.count(Some(done));
         }
+        progress.update(sent_so_far, sent_so_far * args.record_size as u64, sent_so_far);
     }
     producer.flush().await.map_err(|e| e.to_string())?;
     for f in pending {
         tally.count(Some(f.wait().await));
     }
+    progress.finish();
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, rss) = usage();
     let bytes = args.records * args.record_size as u64;
@@ -286,6 +289,7 @@ pub(crate) async fn consume(config: ClientConfig, rest: Vec<Property>, args: Ben
     let mut first_record = None;
     let mut last_record = started;
     let (mut records, mut bytes) = (0u64, 0u64);
+    let mut progress = crate::progress::Progress::new(Some(args.records));
     while records < args.records {
         let batch = consumer
             .poll(Duration::from_millis(100))
@@ -320,7 +324,9 @@ pub(crate) async fn consume(config: ClientConfig, rest: Vec<Property>, args: Ben
             bytes += r.key.as_ref().map_or(0, |k| k.len() as u64) + r.value.as_ref().map_or(0, |v| v.len() as u64);
         }
         records += batch.len() as u64;
+        progress.update(records, bytes, records);
     }
+    progress.finish();
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, rss) = usage();
     let first_ms = first_record.map_or(0.0, |t| t.duration_since(started).as_secs_f64() * 1000.0);

@@ -17,6 +17,7 @@ mod formats;
 mod metrics_http;
 mod out;
 mod produce;
+mod progress;
 mod signals;
 
 pub(crate) use out::Failure;

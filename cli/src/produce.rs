@@ -293,6 +293,14 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
     let (mut records, mut bytes) = (0u64, 0u64);
     let started = Instant::now();
     let mut stdin = tokio::io::BufReader::with_capacity(1 << 16, tokio::io::stdin());
+    // On a terminal: a progress line, with a bar and the time left when the input is a
+    // file (`strom produce T < file`), whose size is then known.
+    let input_size = std::fs::metadata("/dev/stdin")
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len());
+    let mut progress = crate::progress::Progress::new(input_size);
+    let mut input_read = 0u64;
     let mut line = Vec::new();
     let delim = args.key_delimiter.as_deref().map(str::as_bytes);
     let stop = loop {
@@ -310,6 +318,7 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
         if n == 0 {
             break Stop::EndOfInput;
         }
+        input_read += n as u64;
         let line_no = records + 1;
         if line.last() == Some(&b'\n') {
             line.pop();
@@ -377,6 +386,7 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
                 records += 1;
                 bytes += size;
                 out.pending.push_back((line_no, f));
+                progress.update(records, bytes, input_read);
             }
             Err(e) => {
                 out.refuse(line_no, e.to_string());
@@ -408,6 +418,11 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
     }
     let unconfirmed = out.pending.len() as u64;
     let failure_end = out.first().is_some();
+    if failure_end || matches!(stop, Stop::Signal(_)) {
+        progress.clear();
+    } else {
+        progress.finish();
+    }
     let signal = match stop {
         Stop::Signal(sig) => Some(sig),
         Stop::EndOfInput | Stop::Failed => None,

@@ -166,3 +166,50 @@ fn statistics_documents_go_to_stderr() {
     assert_eq!(last["type"], "producer", "{last}");
     assert!(last["brokers"].as_object().is_some_and(|b| !b.is_empty()), "{last}");
 }
+
+/// Runs `command` (a shell line) under a pseudo-terminal, as a user's terminal runs it;
+/// returns what the terminal showed.
+fn on_a_terminal(command: &str) -> String {
+    let out = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env("STROM_BOOTSTRAP_SERVERS", &broker().bootstrap)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs a command on a pseudo-terminal: install util-linux");
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// On a terminal, long work shows a progress line (rate, share, time left); through a
+/// pipe, nothing.
+#[test]
+fn progress_on_a_terminal_only() {
+    let topic = unique_topic("cli-progress");
+    ok(&["topics", "create", &topic, "--partitions", "2"], None);
+    let exe = env!("CARGO_BIN_EXE_strom");
+    let shown = on_a_terminal(&format!("{exe} bench produce {topic} --records 200000"));
+    assert!(
+        shown.contains("\x1b[2K[########################] 100% 200,000 records, "),
+        "{shown:?}"
+    );
+
+    // strom produce from a file: the file's size gives the share and the time left.
+    let dir = std::env::temp_dir().join(&topic);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("input.txt");
+    let lines: String = (0..50_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&input, &lines).unwrap();
+    let shown = on_a_terminal(&format!("{exe} produce {topic} < {}", input.display()));
+    assert!(shown.contains("] 100% 50,000 records, "), "{shown:?}");
+
+    // Through pipes (stdin, stdout and stderr): no progress line.
+    let out = strom(&["produce", &topic], Some(&lines));
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("\x1b[2K") && !err.contains("records, "), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
