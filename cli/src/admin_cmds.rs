@@ -41,6 +41,21 @@ pub(crate) enum TopicsAction {
         /// Topic.
         topic: String,
     },
+    /// Delete the records before an offset (rpk's `trim`, Java's `kafka-delete-records.sh`).
+    ///
+    /// Example: `strom topics delete-records orders --partition 0 --before 1000`. Without
+    /// `--partition`, every partition; `--before -1` (the default) deletes everything up to
+    /// the high watermark. Prints each partition's new earliest offset.
+    DeleteRecords {
+        /// Topic.
+        topic: String,
+        /// Partition (repeatable; default: every partition).
+        #[arg(long = "partition")]
+        partitions: Vec<i32>,
+        /// Delete the records before this offset; -1: every record up to the high watermark.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        before: i64,
+    },
 }
 
 /// `strom groups ...`
@@ -58,6 +73,58 @@ pub(crate) enum GroupsAction {
         /// Group id.
         group: String,
     },
+    /// Set a group's committed offsets for a topic (kafka-consumer-groups.sh
+    /// --reset-offsets, rpk group seek).
+    ///
+    /// The group must have no active members (as Java's tool requires). Examples:
+    /// `strom groups reset-offsets billing --topic orders --to-earliest`,
+    /// `... --to-datetime 2026-12-01T00:00:00Z`, `... --shift-by -100 --partition 3`.
+    /// Offsets past either end are moved to that end. Prints the new offsets;
+    /// `--dry-run` prints them without committing.
+    #[command(visible_alias = "seek")]
+    ResetOffsets {
+        /// Group id.
+        group: String,
+        /// Topic.
+        #[arg(long)]
+        topic: String,
+        /// Partition (repeatable; default: every partition of the topic).
+        #[arg(long = "partition")]
+        partitions: Vec<i32>,
+        #[command(flatten)]
+        to: ResetTo,
+        /// Print the new offsets; commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete groups (they must have no active members).
+    Delete {
+        /// Group ids.
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+}
+
+/// Where `groups reset-offsets` moves a group: exactly one of these.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct ResetTo {
+    /// The earliest offset of each partition.
+    #[arg(long)]
+    to_earliest: bool,
+    /// The end (high watermark) of each partition.
+    #[arg(long)]
+    to_latest: bool,
+    /// This offset in each partition.
+    #[arg(long, value_name = "OFFSET")]
+    to_offset: Option<i64>,
+    /// The first record at or after this time: RFC 3339 UTC (`2026-12-01T00:00:00Z`,
+    /// `2026-12-01T00:00:00.250Z`) or milliseconds since the epoch.
+    #[arg(long, value_name = "TIME")]
+    to_datetime: Option<String>,
+    /// The committed offset plus N (negative: back).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    shift_by: Option<i64>,
 }
 
 fn e(err: strom_client::Error) -> String {
@@ -142,8 +209,68 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
             admin.delete_topics(&[&topic]).await.map_err(e)?;
             crate::out::note(&format!("deleted topic {topic}"));
         }
+        TopicsAction::DeleteRecords {
+            topic,
+            partitions,
+            before,
+        } => {
+            if before < -1 {
+                return Err(format!("--before {before}: expected an offset >= 0, or -1 for everything").into());
+            }
+            let partitions = if partitions.is_empty() {
+                admin
+                    .partition_offsets(&topic)
+                    .await
+                    .map_err(e)?
+                    .iter()
+                    .map(|p| p.partition)
+                    .collect()
+            } else {
+                partitions
+            };
+            let wanted: Vec<(i32, i64)> = partitions.iter().map(|p| (*p, before)).collect();
+            let deleted = admin.delete_records(&topic, &wanted).await.map_err(e)?;
+            outln!("{:>9} {:>12}", "partition", "earliest")?;
+            for d in deleted {
+                outln!("{:>9} {:>12}", d.partition, d.low_watermark)?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Milliseconds since the epoch of `2026-12-01T00:00:00Z` (fraction optional, UTC only), or
+/// of a plain millisecond count.
+fn parse_datetime(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad =
+        || format!("--to-datetime {s}: expected YYYY-MM-DDTHH:MM:SS[.fff]Z (UTC) or milliseconds since the epoch");
+    let rest = s.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = rest.split_once('T').ok_or_else(bad)?;
+    let d: Vec<&str> = date.split('-').collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let t: Vec<&str> = hms.split(':').collect();
+    if d.len() != 3 || t.len() != 3 || frac.len() > 3 || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let num = |x: &str, lo: i64, hi: i64| x.parse::<i64>().ok().filter(|v| (lo..=hi).contains(v)).ok_or_else(bad);
+    let (y, m, day) = (num(d[0], 1970, 9999)?, num(d[1], 1, 12)?, num(d[2], 1, 31)?);
+    let (h, min, sec) = (num(t[0], 0, 23)?, num(t[1], 0, 59)?, num(t[2], 0, 59)?);
+    let millis = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<3}").parse::<i64>().map_err(|_| bad())?
+    };
+    // Days from 1970-01-01 to y-m-d (Howard Hinnant's days_from_civil).
+    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(((days * 24 + h) * 60 + min) * 60_000 + sec * 1000 + millis)
 }
 
 pub(crate) async fn offsets(config: ClientConfig, topic: &str) -> Result<(), Failure> {
@@ -155,6 +282,86 @@ pub(crate) async fn offsets(config: ClientConfig, topic: &str) -> Result<(), Fai
         outln!("{:>9} {:>12} {:>12}", p.partition, p.earliest, p.latest)?;
     }
     Ok(())
+}
+
+/// The offsets `groups reset-offsets` commits: (partition, offset), each within the
+/// partition's earliest and latest offsets.
+async fn reset_plan(
+    admin: &Admin,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+    to: &ResetTo,
+) -> Result<Vec<(i32, i64)>, String> {
+    // Arguments first: a bad time is reported as such, whatever the group's state.
+    let time = to.to_datetime.as_deref().map(parse_datetime).transpose()?;
+    let d = admin.describe_consumer_group(group).await.map_err(e)?;
+    if !d.members.is_empty() {
+        return Err(format!(
+            "group {group} has {} active member(s) (state {}): offsets can only be reset while the group is \
+             inactive; stop its consumers first",
+            d.members.len(),
+            or_dash(&d.state)
+        ));
+    }
+    let bounds = admin.partition_offsets(topic).await.map_err(e)?;
+    let chosen: Vec<_> = if partitions.is_empty() {
+        bounds.iter().collect()
+    } else {
+        partitions
+            .iter()
+            .map(|p| {
+                bounds
+                    .iter()
+                    .find(|b| b.partition == *p)
+                    .ok_or_else(|| format!("topic {topic} has no partition {p}"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let committed = if to.shift_by.is_some() {
+        admin.group_offsets(group).await.map_err(e)?
+    } else {
+        BTreeMap::new()
+    };
+    let at_time = match time {
+        Some(ms) => {
+            let ps: Vec<i32> = chosen.iter().map(|b| b.partition).collect();
+            admin
+                .list_offsets(topic, &ps, OffsetSpec::Timestamp(ms))
+                .await
+                .map_err(e)?
+                .into_iter()
+                .map(|o| (o.partition, o.offset))
+                .collect()
+        }
+        None => BTreeMap::new(),
+    };
+    let mut plan = Vec::new();
+    for b in chosen {
+        let wanted = if to.to_earliest {
+            b.earliest
+        } else if to.to_latest {
+            b.latest
+        } else if let Some(o) = to.to_offset {
+            o
+        } else if let Some(n) = to.shift_by {
+            let current = committed.get(&(topic.to_owned(), b.partition)).ok_or_else(|| {
+                format!(
+                    "--shift-by: group {group} has no committed offset for {topic} partition {}",
+                    b.partition
+                )
+            })?;
+            current.saturating_add(n)
+        } else {
+            // No record at or after the time: the end, as Java's tool does.
+            match at_time.get(&b.partition) {
+                Some(&o) if o >= 0 => o,
+                _ => b.latest,
+            }
+        };
+        plan.push((b.partition, wanted.clamp(b.earliest, b.latest)));
+    }
+    Ok(plan)
 }
 
 /// A group's members as either describe API reports them.
@@ -201,9 +408,64 @@ fn partition_list(ps: &[i32]) -> String {
     ps.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_as_java_users_write_them() {
+        assert_eq!(parse_datetime("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_datetime("2026-12-01T00:00:00Z"), Ok(1_796_083_200_000));
+        assert_eq!(parse_datetime("2000-02-29T12:34:56.5Z"), Ok(951_827_696_500));
+        assert_eq!(parse_datetime("1700000000000"), Ok(1_700_000_000_000));
+        for bad in [
+            "2026-12-01",
+            "2026-12-01T00:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T00:00:00.1234Z",
+            "yesterday",
+        ] {
+            let e = parse_datetime(bad).unwrap_err();
+            assert!(e.contains("--to-datetime") && e.contains(bad), "{bad}: {e}");
+        }
+    }
+}
+
 pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result<(), Failure> {
     let admin = Admin::connect(config).await.map_err(e)?;
     match action {
+        GroupsAction::ResetOffsets {
+            group,
+            topic,
+            partitions,
+            to,
+            dry_run,
+        } => {
+            let plan = reset_plan(&admin, &group, &topic, &partitions, &to).await?;
+            if !dry_run {
+                admin.alter_group_offsets(&group, &topic, &plan).await.map_err(e)?;
+            }
+            outln!(
+                "{:<24} {:<24} {:>9} {:>12}",
+                "GROUP",
+                "TOPIC",
+                "PARTITION",
+                "NEW-OFFSET"
+            )?;
+            for (p, o) in &plan {
+                outln!("{group:<24} {topic:<24} {p:>9} {o:>12}")?;
+            }
+            if dry_run {
+                crate::out::note("dry run: nothing was committed");
+            }
+        }
+        GroupsAction::Delete { groups } => {
+            let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+            admin.delete_groups(&names).await.map_err(e)?;
+            for g in &groups {
+                crate::out::note(&format!("deleted group {g}"));
+            }
+        }
         GroupsAction::List => {
             for g in admin.list_groups().await.map_err(e)? {
                 let ty = if g.group_type.is_empty() {
