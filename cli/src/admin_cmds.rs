@@ -408,29 +408,6 @@ fn partition_list(ps: &[i32]) -> String {
     ps.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn datetimes_as_java_users_write_them() {
-        assert_eq!(parse_datetime("1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(parse_datetime("2026-12-01T00:00:00Z"), Ok(1_796_083_200_000));
-        assert_eq!(parse_datetime("2000-02-29T12:34:56.5Z"), Ok(951_827_696_500));
-        assert_eq!(parse_datetime("1700000000000"), Ok(1_700_000_000_000));
-        for bad in [
-            "2026-12-01",
-            "2026-12-01T00:00:00",
-            "2026-13-01T00:00:00Z",
-            "2026-12-01T00:00:00.1234Z",
-            "yesterday",
-        ] {
-            let e = parse_datetime(bad).unwrap_err();
-            assert!(e.contains("--to-datetime") && e.contains(bad), "{bad}: {e}");
-        }
-    }
-}
-
 pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result<(), Failure> {
     let admin = Admin::connect(config).await.map_err(e)?;
     match action {
@@ -540,4 +517,27 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_as_java_users_write_them() {
+        assert_eq!(parse_datetime("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_datetime("2026-12-01T00:00:00Z"), Ok(1_796_083_200_000));
+        assert_eq!(parse_datetime("2000-02-29T12:34:56.5Z"), Ok(951_827_696_500));
+        assert_eq!(parse_datetime("1700000000000"), Ok(1_700_000_000_000));
+        for bad in [
+            "2026-12-01",
+            "2026-12-01T00:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T00:00:00.1234Z",
+            "yesterday",
+        ] {
+            let e = parse_datetime(bad).unwrap_err();
+            assert!(e.contains("--to-datetime") && e.contains(bad), "{bad}: {e}");
+        }
+    }
 }
