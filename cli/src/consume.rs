@@ -77,6 +77,16 @@ pub(crate) struct ConsumeArgs {
     /// %h headers, %S value size, %K key size, \n, \t, %% (default: "%s\n").
     #[arg(long, default_value = "%s\\n")]
     format: String,
+    /// One JSON object per record, as kcat -J writes them: topic, partition, offset,
+    /// tstype (create or logappend), ts, leader_epoch, headers ([key, value, ...]), key and
+    /// payload. A key or value of a JSON-valued format (--key-format/--value-format json,
+    /// avro, json-schema, protobuf) is embedded as JSON; bytes follow --json-encoding.
+    #[arg(short = 'J', long = "json", conflicts_with = "format", verbatim_doc_comment)]
+    json: bool,
+    /// How -J writes bytes (keys and values in the bytes format, headers): utf8 (a JSON
+    /// string; bytes that are not UTF-8 stop the run, naming the record), base64 or hex.
+    #[arg(long, value_enum, default_value = "utf8", requires = "json")]
+    json_encoding: JsonEncoding,
     /// How %k is printed: bytes (as they are), string (checked UTF-8), json (checked,
     /// compact), avro (Confluent-framed Avro through the schema registry, as JSON),
     /// json-schema (Confluent-framed JSON through the schema registry), protobuf
@@ -220,6 +230,83 @@ fn write_decoded(
         }
     }
     Ok(())
+}
+
+/// How `-J` writes key, value and header bytes that are not JSON already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum JsonEncoding {
+    /// As a JSON string (the bytes must be UTF-8; others stop the run, naming the record).
+    Utf8,
+    /// Base64 (standard alphabet, padded), as a JSON string.
+    Base64,
+    /// Lowercase hex, as a JSON string.
+    Hex,
+}
+
+/// One record as a JSON object (kcat -J): topic, partition, offset, tstype, ts, headers
+/// (`[key, value, ...]`), key and payload. A key or value decoded from a JSON-valued format
+/// (json, avro, json-schema, protobuf) is embedded as JSON; a string one is a JSON string;
+/// bytes follow `encoding`.
+fn record_json(
+    r: &ConsumerRecord,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    key_format: Format,
+    value_format: Format,
+    encoding: JsonEncoding,
+) -> Result<String, String> {
+    use serde_json::{json, Value};
+    let encode = |b: &[u8], what: &str| -> Result<Value, String> {
+        Ok(match encoding {
+            JsonEncoding::Utf8 => Value::String(
+                std::str::from_utf8(b)
+                    .map_err(|_| {
+                        format!(
+                            "the {what} of {}-{} at offset {} is not UTF-8: use --json-encoding base64 or hex",
+                            r.topic, r.partition, r.offset
+                        )
+                    })?
+                    .to_owned(),
+            ),
+            JsonEncoding::Base64 => {
+                use base64::Engine as _;
+                Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            JsonEncoding::Hex => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+        })
+    };
+    let field = |b: Option<&[u8]>, format: Format, what: &str| -> Result<Value, String> {
+        match (b, format) {
+            (None, _) => Ok(Value::Null),
+            (Some(b), Format::Json | Format::Avro | Format::JsonSchema | Format::Protobuf) => serde_json::from_slice(b)
+                .map_err(|e| format!("the {what} of {}-{} at offset {}: {e}", r.topic, r.partition, r.offset)),
+            (Some(b), Format::String) => Ok(Value::String(String::from_utf8_lossy(b).into_owned())),
+            (Some(b), Format::Bytes) => encode(b, what),
+        }
+    };
+    let mut headers = Vec::new();
+    for h in r.headers.iter() {
+        headers.push(encode(&h.key, "header key")?);
+        headers.push(match &h.value {
+            Some(v) => encode(v, "header value")?,
+            None => Value::Null,
+        });
+    }
+    let doc = json!({
+        "topic": &*r.topic,
+        "partition": r.partition,
+        "offset": r.offset,
+        "tstype": match r.timestamp_type {
+            strom_protocol::record_batch::TimestampType::CreateTime => "create",
+            strom_protocol::record_batch::TimestampType::LogAppendTime => "logappend",
+        },
+        "ts": r.timestamp,
+        "leader_epoch": r.leader_epoch,
+        "headers": headers,
+        "key": field(key, key_format, "key")?,
+        "payload": field(value, value_format, "value")?,
+    });
+    Ok(doc.to_string())
 }
 
 /// The key and value decoders (`None`: printed as they are).
@@ -661,7 +748,26 @@ async fn consume_loop(
                     break;
                 }
             };
-            if let Err(x) = write_decoded(&mut out, &args.format, r, key.as_deref(), value.as_deref()) {
+            let written = if args.json {
+                match record_json(
+                    r,
+                    key.as_deref(),
+                    value.as_deref(),
+                    args.key_format,
+                    args.value_format,
+                    args.json_encoding,
+                ) {
+                    Ok(line) => writeln!(out, "{line}"),
+                    Err(e) => {
+                        all_written = false;
+                        undecodable = Some(e);
+                        break;
+                    }
+                }
+            } else {
+                write_decoded(&mut out, &args.format, r, key.as_deref(), value.as_deref())
+            };
+            if let Err(x) = written {
                 result = Err(x);
                 break;
             }
