@@ -58,6 +58,112 @@ pub(crate) enum TopicsAction {
     },
 }
 
+/// `strom cluster` (kcat -L): the cluster, its brokers and its topics' partitions.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ClusterArgs {
+    /// Only this topic (repeatable; default: every topic).
+    #[arg(long = "topic", short = 't')]
+    topics: Vec<String>,
+    /// Include internal topics (`__consumer_offsets`, `__transaction_state`).
+    #[arg(long)]
+    internal: bool,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `strom cluster`: the cluster id, the controller, the brokers (id, address, rack) and,
+/// per topic, every partition's leader, replicas and in-sync replicas.
+pub(crate) async fn cluster(config: ClientConfig, args: ClusterArgs) -> Result<(), Failure> {
+    let admin = Admin::connect(config).await.map_err(e)?;
+    let c = admin.describe_cluster().await.map_err(e)?;
+    let names = if args.topics.is_empty() {
+        admin.list_topics(args.internal).await.map_err(e)?
+    } else {
+        args.topics.clone()
+    };
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut topics = if refs.is_empty() {
+        Vec::new()
+    } else {
+        admin.describe_topics(&refs).await.map_err(e)?
+    };
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut brokers = c.brokers.clone();
+    brokers.sort_by_key(|b| b.node_id);
+    if args.json {
+        let doc = serde_json::json!({
+            "cluster_id": c.cluster_id,
+            "controller": c.controller,
+            "brokers": brokers.iter().map(|b| serde_json::json!({
+                "id": b.node_id,
+                "host": b.host,
+                "port": b.port,
+                "rack": b.rack,
+            })).collect::<Vec<_>>(),
+            "topics": topics.iter().map(|t| serde_json::json!({
+                "topic": t.name,
+                "topic_id": t.topic_id.to_string(),
+                "internal": t.is_internal,
+                "partitions": t.partitions.iter().map(|p| serde_json::json!({
+                    "partition": p.partition,
+                    "leader": p.leader,
+                    "leader_epoch": p.leader_epoch,
+                    "replicas": p.replicas,
+                    "isrs": p.isr,
+                    "offline_replicas": p.offline_replicas,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        });
+        outln!("{doc}")?;
+        return Ok(());
+    }
+    outln!(
+        "cluster {} controller {}",
+        or_dash(&c.cluster_id),
+        c.controller.map_or("-".to_owned(), |id| id.to_string())
+    )?;
+    outln!("{} brokers:", brokers.len())?;
+    for b in &brokers {
+        outln!(
+            "  broker {} at {}:{}{}{}",
+            b.node_id,
+            b.host,
+            b.port,
+            if c.controller == Some(b.node_id) {
+                " (controller)"
+            } else {
+                ""
+            },
+            b.rack.as_deref().map(|r| format!(" rack {r}")).unwrap_or_default()
+        )?;
+    }
+    outln!("{} topics:", topics.len())?;
+    for t in &topics {
+        outln!(
+            "  topic \"{}\" with {} partitions{}:",
+            t.name,
+            t.partitions.len(),
+            if t.is_internal { " (internal)" } else { "" }
+        )?;
+        for p in &t.partitions {
+            let offline = if p.offline_replicas.is_empty() {
+                String::new()
+            } else {
+                format!(", offline: {}", partition_list(&p.offline_replicas))
+            };
+            outln!(
+                "    partition {}, leader {}, replicas: {}, isrs: {}{offline}",
+                p.partition,
+                p.leader,
+                partition_list(&p.replicas),
+                partition_list(&p.isr)
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// `strom groups ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum GroupsAction {

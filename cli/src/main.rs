@@ -74,6 +74,9 @@ enum Command {
         #[command(subcommand)]
         action: admin_cmds::TopicsAction,
     },
+    /// The cluster, its brokers, and every topic's partitions with leaders, replicas and
+    /// ISR (kcat -L). Example: `strom cluster --topic orders --json`.
+    Cluster(admin_cmds::ClusterArgs),
     /// Earliest and latest offset of every partition of a topic.
     Offsets {
         /// Topic.
@@ -270,7 +273,7 @@ pub(crate) fn unknown_property(key: &str) -> String {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let role = match &cli.command {
-        Command::Topics { .. } | Command::Offsets { .. } | Command::Groups { .. } => Role::Admin,
+        Command::Topics { .. } | Command::Offsets { .. } | Command::Groups { .. } | Command::Cluster(_) => Role::Admin,
         Command::Registry { .. } => Role::Registry,
         Command::Produce(_)
         | Command::Bench {
@@ -289,6 +292,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Topics { action } => admin_cmds::topics(config, action).await,
         Command::Offsets { topic } => admin_cmds::offsets(config, &topic).await,
+        Command::Cluster(args) => admin_cmds::cluster(config, args).await,
         Command::Groups { action } => admin_cmds::groups(config, action).await,
         Command::Registry { registry, action } => formats::registry(registry, rest, action).await,
         Command::Produce(args) => produce::run(config, rest, args).await,

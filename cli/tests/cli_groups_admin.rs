@@ -302,3 +302,66 @@ fn groups_delete_and_delete_records() {
     assert_eq!(out.status.code(), Some(1));
     let _ = std::io::stderr().flush();
 }
+
+/// `strom cluster` (kcat -L): brokers and partitions, as text and as JSON.
+#[test]
+fn cluster_lists_brokers_and_partitions() {
+    let topic = unique_topic("cli-cluster");
+    ok(&["topics", "create", &topic, "--partitions", "3"], None);
+    let text = ok(&["cluster", "--topic", &topic], None);
+    assert!(text.lines().next().unwrap().starts_with("cluster "), "{text}");
+    assert!(text.contains(" (controller)"), "{text}");
+    assert!(
+        text.contains(&format!("topic \"{topic}\" with 3 partitions:")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("partition "))
+            .count(),
+        3,
+        "{text}"
+    );
+
+    let doc: serde_json::Value = serde_json::from_str(&ok(&["cluster", "--json"], None)).unwrap();
+    let brokers: Vec<i64> = doc["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert!(!brokers.is_empty(), "{doc}");
+    assert!(brokers.contains(&doc["controller"].as_i64().unwrap()), "{doc}");
+    let t = doc["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == topic.as_str())
+        .expect("the topic is listed");
+    let parts = t["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    for p in parts {
+        assert!(brokers.contains(&p["leader"].as_i64().unwrap()), "{p}");
+        assert_eq!(p["replicas"], p["isrs"], "{p}");
+    }
+    assert!(
+        !doc["topics"].as_array().unwrap().iter().any(|t| t["internal"] == true),
+        "internal topics only with --internal"
+    );
+    // A group commit makes sure __consumer_offsets exists.
+    ok(&["produce", &topic], Some("x\n"));
+    ok(
+        &["consume", &topic, "--group", &format!("{topic}-g"), "--count", "1"],
+        None,
+    );
+    let doc: serde_json::Value = serde_json::from_str(&ok(&["cluster", "--json", "--internal"], None)).unwrap();
+    assert!(doc["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["topic"] == "__consumer_offsets"));
+
+    let out = strom(&["cluster", "--topic", "no-such-topic-for-cluster"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-topic-for-cluster"));
+}
