@@ -101,3 +101,42 @@ async fn binary_values_as_utf8_base64_or_hex() {
     assert_eq!(d["payload"], "ff0041");
     assert_eq!(d["key"], "01");
 }
+
+/// kcat users' `-X` names: librdkafka's spellings take effect or say what to use instead.
+#[test]
+fn librdkafka_names_as_kcat_users_pass_them() {
+    let topic = unique_topic("cli-rdkafka-names");
+    ok(&["topics", "create", &topic, "--partitions", "1"], None);
+    ok(
+        &[
+            "produce",
+            &topic,
+            "-X",
+            "queue.buffering.max.ms=5",
+            "-X",
+            "compression.codec=lz4",
+            "-X",
+            "request.required.acks=all",
+            "-X",
+            "api.version.request=true",
+        ],
+        Some("a\nb\n"),
+    );
+    assert_eq!(
+        ok(&["consume", &topic, "-X", "fetch.wait.max.ms=100", "--until-end"], None),
+        "a\nb\n"
+    );
+    for (args, hint) in [
+        (vec!["produce", &topic, "-X", "batch.num.messages=1000"], "batch.size"),
+        (
+            vec!["consume", &topic, "-X", "enable.partition.eof=true", "--until-end"],
+            "--until-end",
+        ),
+        (vec!["topics", "list", "-X", "debug=all"], "STROM_LOG"),
+    ] {
+        let out = strom(&args, Some(""));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(hint), "{args:?}: {err}");
+    }
+}

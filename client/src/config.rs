@@ -312,6 +312,12 @@ impl ClientConfig {
 
     /// Sets a key, or says it is not client-wide.
     pub(crate) fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
+        if let Some(t) = crate::librdkafka::translate(key, value) {
+            return match t? {
+                crate::librdkafka::Translation::Java(k, v) => self.apply(k, &v),
+                crate::librdkafka::Translation::Fixed => Ok(Applied::Set),
+            };
+        }
         match key {
             "bootstrap.servers" => {
                 let servers = split_servers(value);

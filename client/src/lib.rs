@@ -29,6 +29,7 @@ mod connection;
 pub mod consumer;
 mod error;
 mod fetch;
+mod librdkafka;
 pub mod metrics;
 pub mod producer;
 mod role_config;

@@ -191,6 +191,12 @@ impl ProducerConfig {
     }
 
     fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
+        if let Some(t) = crate::librdkafka::translate(key, value) {
+            return match t? {
+                crate::librdkafka::Translation::Java(k, v) => self.apply(k, &v),
+                crate::librdkafka::Translation::Fixed => Ok(Applied::Set),
+            };
+        }
         match key {
             "acks" => {
                 self.acks = match value.trim() {
@@ -463,6 +469,12 @@ impl ConsumerConfig {
     }
 
     fn apply(&mut self, key: &str, value: &str) -> Result<Applied> {
+        if let Some(t) = crate::librdkafka::translate(key, value) {
+            return match t? {
+                crate::librdkafka::Translation::Java(k, v) => self.apply(k, &v),
+                crate::librdkafka::Translation::Fixed => Ok(Applied::Set),
+            };
+        }
         let some = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
         match key {
             "group.id" => self.group_id = some(value),
@@ -925,7 +937,8 @@ mod tests {
         assert_eq!(c.client.request_timeout, Duration::from_secs(1));
         let e = ConsumerConfig::from_properties([("heartbeat.interval.ms", "50000")]).unwrap_err();
         assert!(e.to_string().contains("session.timeout.ms"), "{e}");
-        let e = ConsumerConfig::from_properties([("auto.offset.reset", "smallest")]).unwrap_err();
+        // librdkafka's smallest/largest are taken (src/librdkafka.rs); anything else is not.
+        let e = ConsumerConfig::from_properties([("auto.offset.reset", "oldest")]).unwrap_err();
         assert!(e.to_string().contains("earliest, latest or none"), "{e}");
         let e = ConsumerConfig::from_properties([("acks", "all")]).unwrap_err();
         assert_eq!(e.unknown_property_key(), Some("acks"), "{e}");
