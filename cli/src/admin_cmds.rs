@@ -203,6 +203,18 @@ pub(crate) enum GroupsAction {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Delete a group's committed offsets of a topic (kafka-consumer-groups.sh
+    /// --delete-offsets). The broker refuses partitions the group is consuming.
+    DeleteOffsets {
+        /// Group id.
+        group: String,
+        /// Topic.
+        #[arg(long)]
+        topic: String,
+        /// Partition (repeatable; default: every partition of the topic).
+        #[arg(long = "partition")]
+        partitions: Vec<i32>,
+    },
     /// Delete groups (they must have no active members).
     Delete {
         /// Group ids.
@@ -401,14 +413,19 @@ async fn reset_plan(
 ) -> Result<Vec<(i32, i64)>, String> {
     // Arguments first: a bad time is reported as such, whatever the group's state.
     let time = to.to_datetime.as_deref().map(parse_datetime).transpose()?;
-    let d = admin.describe_consumer_group(group).await.map_err(e)?;
-    if !d.members.is_empty() {
-        return Err(format!(
-            "group {group} has {} active member(s) (state {}): offsets can only be reset while the group is \
-             inactive; stop its consumers first",
-            d.members.len(),
-            or_dash(&d.state)
-        ));
+    // A group that does not exist yet may get offsets (as with Java's tool): it has no members.
+    match admin.describe_consumer_group(group).await {
+        Ok(d) if !d.members.is_empty() => {
+            return Err(format!(
+                "group {group} has {} active member(s) (state {}): offsets can only be reset while the group is \
+                 inactive; stop its consumers first",
+                d.members.len(),
+                or_dash(&d.state)
+            ));
+        }
+        Ok(_) => {}
+        Err(err) if err.kafka_code() == Some(strom_client::protocol::ErrorCode::GroupIdNotFound) => {}
+        Err(err) => return Err(e(err)),
     }
     let bounds = admin.partition_offsets(topic).await.map_err(e)?;
     let chosen: Vec<_> = if partitions.is_empty() {
@@ -541,6 +558,31 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
             if dry_run {
                 crate::out::note("dry run: nothing was committed");
             }
+        }
+        GroupsAction::DeleteOffsets {
+            group,
+            topic,
+            partitions,
+        } => {
+            let partitions = if partitions.is_empty() {
+                admin
+                    .partition_offsets(&topic)
+                    .await
+                    .map_err(e)?
+                    .iter()
+                    .map(|p| p.partition)
+                    .collect()
+            } else {
+                partitions
+            };
+            admin
+                .delete_group_offsets(&group, &topic, &partitions)
+                .await
+                .map_err(e)?;
+            crate::out::note(&format!(
+                "deleted the committed offsets of group {group} for {topic} partitions {}",
+                partition_list(&partitions)
+            ));
         }
         GroupsAction::Delete { groups } => {
             let names: Vec<&str> = groups.iter().map(String::as_str).collect();

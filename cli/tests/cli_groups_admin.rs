@@ -195,6 +195,14 @@ fn reset_offsets_moves_an_inactive_group_and_refuses_an_active_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("active member") && err.contains(&group), "{err}");
+    // The broker refuses to delete offsets of a topic the group consumes.
+    let out = strom(&["groups", "delete-offsets", &group, "--topic", &topic], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("GROUP_SUBSCRIBED_TO_TOPIC") && err.contains(&topic),
+        "{err}"
+    );
     let _ = member.kill();
     let _ = member.wait();
 
@@ -290,6 +298,17 @@ fn groups_delete_and_delete_records() {
         err.contains("OFFSET_OUT_OF_RANGE") && err.contains("partition 1"),
         "{err}"
     );
+
+    // groups delete-offsets: one partition's committed offset goes, the other's stays.
+    let g = unique_topic("cli-delete-offsets");
+    // A group that does not exist yet gets offsets (as with Java's tool).
+    ok(&["groups", "reset-offsets", &g, "--topic", &topic, "--to-latest"], None);
+    assert_eq!(committed(&g, &topic), vec![(0, 20), (1, 20)]);
+    ok(
+        &["groups", "delete-offsets", &g, "--topic", &topic, "--partition", "0"],
+        None,
+    );
+    assert_eq!(committed(&g, &topic), vec![(1, 20)]);
 
     // groups delete: an inactive group goes away.
     let group = unique_topic("cli-delete-group");

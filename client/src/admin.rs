@@ -17,12 +17,13 @@ use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use strom_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use strom_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
 use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use strom_protocol::messages::{
     ApiKey, BrokerId, ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
     DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
     FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
-    OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
 use strom_protocol::ErrorCode;
 
@@ -1250,6 +1251,49 @@ impl Admin {
                 .await?;
             for r in &resp.results {
                 check(r.error_code, None, || format!("group {}", r.group_id.0.as_str()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the committed offsets of `partitions` of `topic` from `group` (Java's
+    /// `deleteConsumerGroupOffsets`, the OffsetDelete API). The broker refuses partitions the
+    /// group is consuming (`GROUP_SUBSCRIBED_TO_TOPIC`), naming the partition; a group
+    /// without committed offsets there is not an error.
+    pub async fn delete_group_offsets(&self, group: &str, topic: &str, partitions: &[i32]) -> Result<()> {
+        let req = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                        .collect(),
+                )]);
+        let resp = self
+            .client
+            .with_retries("OffsetDelete", || async {
+                let resp = self
+                    .coordinator(group, CoordinatorType::Group)
+                    .await?
+                    .send(&req)
+                    .await?;
+                // Coordinator moves are retried (with_retries); anything else is final.
+                check(resp.error_code, None, || format!("deleting offsets of group {group}"))?;
+                Ok(resp)
+            })
+            .await?;
+        for t in &resp.topics {
+            for p in &t.partitions {
+                check(p.error_code, None, || {
+                    format!(
+                        "deleting offsets of group {group}: topic {} partition {}",
+                        t.name.0.as_str(),
+                        p.partition_index
+                    )
+                })
+                .map_err(|e| e.with_partition(t.name.0.as_str(), p.partition_index))?;
             }
         }
         Ok(())
