@@ -98,6 +98,13 @@ enum Command {
         #[command(subcommand)]
         action: formats::RegistryAction,
     },
+    /// Print a shell completion script: `strom completions bash > /etc/bash_completion.d/strom`,
+    /// `strom completions zsh > "${fpath[1]}/_strom"`, `strom completions fish >
+    /// ~/.config/fish/completions/strom.fish`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Load tests, reported as one JSON object.
     Bench {
         #[command(subcommand)]
@@ -272,8 +279,23 @@ pub(crate) fn unknown_property(key: &str) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Completions { shell } = &cli.command {
+        // No settings, no broker: the script for the shell, on stdout.
+        let mut script = Vec::new();
+        clap_complete::generate(
+            *shell,
+            &mut <Cli as clap::CommandFactory>::command(),
+            "strom",
+            &mut script,
+        );
+        return out::print(&String::from_utf8_lossy(&script));
+    }
     let role = match &cli.command {
-        Command::Topics { .. } | Command::Offsets { .. } | Command::Groups { .. } | Command::Cluster(_) => Role::Admin,
+        Command::Topics { .. }
+        | Command::Offsets { .. }
+        | Command::Groups { .. }
+        | Command::Cluster(_)
+        | Command::Completions { .. } => Role::Admin,
         Command::Registry { .. } => Role::Registry,
         Command::Produce(_)
         | Command::Bench {
@@ -293,6 +315,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Topics { action } => admin_cmds::topics(config, action).await,
         Command::Offsets { topic } => admin_cmds::offsets(config, &topic).await,
         Command::Cluster(args) => admin_cmds::cluster(config, args).await,
+        Command::Completions { .. } => Ok(()),
         Command::Groups { action } => admin_cmds::groups(config, action).await,
         Command::Registry { registry, action } => formats::registry(registry, rest, action).await,
         Command::Produce(args) => produce::run(config, rest, args).await,

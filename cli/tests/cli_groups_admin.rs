@@ -384,3 +384,32 @@ fn cluster_lists_brokers_and_partitions() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-topic-for-cluster"));
 }
+
+/// `strom completions SHELL`: a script the shell accepts, naming the subcommands; no broker
+/// needed.
+#[test]
+fn completions_for_each_shell() {
+    let run = |shell: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_strom"))
+            .args(["completions", shell])
+            .env("STROM_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run("bash");
+    assert!(bash.contains("_strom()") && bash.contains("reset-offsets") && bash.contains("delete-records"));
+    // bash parses it.
+    let mut check = Command::new("bash").arg("-n").stdin(Stdio::piped()).spawn().unwrap();
+    check.stdin.take().unwrap().write_all(bash.as_bytes()).unwrap();
+    assert!(check.wait().unwrap().success(), "bash -n rejects the script");
+    assert!(run("zsh").starts_with("#compdef strom"));
+    assert!(run("fish").contains("complete -c strom"));
+    let out = strom(&["completions", "tcsh"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
