@@ -441,6 +441,9 @@ impl PipelineMetrics {
     }
 }
 
+/// One value for Prometheus: its name, its labels and the value.
+type PromSample = (String, Vec<(&'static str, String)>, i64);
+
 impl PipelineMetricsSnapshot {
     /// Every value under Flink's metric names: the pipeline's, the source reader's
     /// ([`SourceReaderMetricsSnapshot::by_flink_name`]) and the sink writer's
@@ -487,39 +490,62 @@ impl PipelineMetricsSnapshot {
     pub fn prometheus(&self) -> String {
         use std::fmt::Write as _;
         let mut text = String::new();
-        let mut family = |name: &str, samples: &[(String, i64)]| {
-            let _ = writeln!(text, "# TYPE {name} gauge");
-            for (labels, v) in samples {
-                let _ = writeln!(text, "{name}{labels} {v}");
+        let mut last_family = String::new();
+        for (name, labels, v) in self.prometheus_samples() {
+            if name != last_family {
+                let _ = writeln!(text, "# TYPE {name} gauge");
+                last_family.clone_from(&name);
             }
-        };
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| {
+                    let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                    format!("{k}=\"{v}\"")
+                })
+                .collect();
+            if labels.is_empty() {
+                let _ = writeln!(text, "{name} {v}");
+            } else {
+                let _ = writeln!(text, "{name}{{{}}} {v}", labels.join(","));
+            }
+        }
+        text
+    }
+
+    /// Sets every value of [`Self::prometheus`] as a gauge of the `metrics` facade's
+    /// recorder, under the same names and labels. A running
+    /// [`Pipeline`](crate::pipeline::Pipeline) does this every second and once more when it
+    /// ends, so `metrics-exporter-prometheus` or any other installed recorder sees the
+    /// connector beside the clients.
+    pub fn publish_to_facade(&self) {
+        for (name, labels, v) in self.prometheus_samples() {
+            let labels: Vec<metrics::Label> = labels.into_iter().map(|(k, v)| metrics::Label::new(k, v)).collect();
+            metrics::gauge!(name, labels).set(v as f64);
+        }
+    }
+
+    /// (name, labels, value) of every value, grouped by name.
+    fn prometheus_samples(&self) -> Vec<PromSample> {
+        let mut out = Vec::new();
         for (name, v) in self.by_flink_name() {
             if name.starts_with("KafkaSourceReader.topic.") || name.starts_with("KafkaConsumer.") {
                 continue;
             }
-            family(&format!("flink_{}", prom_sanitize(&name)), &[(String::new(), v)]);
+            out.push((format!("flink_{}", prom_sanitize(&name)), Vec::new(), v));
         }
-        let labelled = |offsets: &BTreeMap<TopicPartition, i64>| -> Vec<(String, i64)> {
-            offsets
-                .iter()
-                .map(|(tp, o)| {
-                    let topic = tp.topic.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-                    (format!("{{topic=\"{topic}\",partition=\"{}\"}}", tp.partition), *o)
-                })
-                .collect()
-        };
         for (name, offsets) in [
             ("currentOffset", &self.source.current_offsets),
             ("committedOffset", &self.source.committed_offsets),
         ] {
-            if !offsets.is_empty() {
-                family(
-                    &format!("flink_KafkaSourceReader_topic_partition_{name}"),
-                    &labelled(offsets),
-                );
+            for (tp, o) in offsets {
+                out.push((
+                    format!("flink_KafkaSourceReader_topic_partition_{name}"),
+                    vec![("topic", tp.topic.to_string()), ("partition", tp.partition.to_string())],
+                    *o,
+                ));
             }
         }
-        text
+        out
     }
 
     /// The `q` quantile (0.0..=1.0, nearest rank) of the recent checkpoint durations; `None`

@@ -776,6 +776,9 @@ where
             run.reader.notify_no_more_splits();
         }
         metrics.restored(restored_id);
+        // The `metrics` facade sees the pipeline every second and once more when it ends
+        // (also when this future is dropped midway).
+        let _publisher = FacadePublisher::start(metrics.clone());
         info!(
             subtask,
             parallelism,
@@ -908,6 +911,47 @@ async fn drive<I, O>(
     }
     run.next_checkpoint_id += 1;
     Ok(end)
+}
+
+/// Publishes a pipeline's metrics to the `metrics` facade's recorder while it runs: every
+/// second from a task, and a last time when dropped. One lock orders the publishes, so a tick
+/// that was midway when the pipeline ended cannot overwrite the final values with older ones.
+struct FacadePublisher {
+    metrics: PipelineMetrics,
+    stopped: Arc<std::sync::Mutex<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FacadePublisher {
+    const PERIOD: Duration = Duration::from_secs(1);
+
+    fn start(metrics: PipelineMetrics) -> Self {
+        metrics.snapshot().publish_to_facade();
+        let stopped = Arc::new(std::sync::Mutex::new(false));
+        let (watched, flag) = (metrics.clone(), stopped.clone());
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Self::PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let stopped = flag.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if *stopped {
+                    return;
+                }
+                watched.snapshot().publish_to_facade();
+            }
+        });
+        Self { metrics, stopped, task }
+    }
+}
+
+impl Drop for FacadePublisher {
+    fn drop(&mut self) {
+        self.task.abort();
+        let mut stopped = self.stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *stopped = true;
+        self.metrics.snapshot().publish_to_facade();
+    }
 }
 
 #[cfg(test)]
