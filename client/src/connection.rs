@@ -97,6 +97,11 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// The client's `node-metrics` of this broker, once attached.
+    pub(crate) fn node(&self) -> Option<&Arc<crate::metrics::NodeInstruments>> {
+        self.node.get()
+    }
+
     /// Counts the close once the connection has both ended and been attached.
     fn count_close(&self) {
         if self.ended.load(Ordering::SeqCst) {
@@ -189,11 +194,11 @@ impl Connection {
     pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection> {
         let span = info_span!("connection", broker = %addr);
         async move {
-            let (read, write) = transport::open(addr, &config).await?;
+            let counters = Arc::new(Counters::default());
+            let (read, write) = transport::open(addr, &config, &counters).await?;
             let (tx, rx) = mpsc::channel::<Outgoing>(64);
             let (inflight_tx, inflight_rx) = mpsc::unbounded_channel::<(i32, Reply)>();
             let (closed, _) = watch::channel(None);
-            let counters = Arc::new(Counters::default());
             let io = Io {
                 closed: closed.clone(),
                 addr: addr.to_owned(),

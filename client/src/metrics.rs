@@ -303,6 +303,8 @@ impl MetricRegistry {
             connection_count: self.gauge(g, "connection-count", &tags),
             successful_authentication: self.meter(g, "successful-authentication", &tags),
             failed_authentication: self.meter(g, "failed-authentication", &tags),
+            successful_reauthentication: self.meter(g, "successful-reauthentication", &tags),
+            failed_reauthentication: self.meter(g, "failed-reauthentication", &tags),
             live: std::sync::atomic::AtomicI64::new(0),
         });
         lock(&self.inner.nodes).entry(node_id).or_insert(n).clone()
@@ -629,6 +631,8 @@ pub(crate) struct NodeInstruments {
     connection_count: Gauge,
     pub(crate) successful_authentication: Meter,
     pub(crate) failed_authentication: Meter,
+    pub(crate) successful_reauthentication: Meter,
+    pub(crate) failed_reauthentication: Meter,
     live: std::sync::atomic::AtomicI64,
 }
 
@@ -758,6 +762,7 @@ pub(crate) struct ConsumerInstruments {
     pub(crate) fetch: Meter,
     pub(crate) fetch_latency: Stat,
     pub(crate) fetch_size: Stat,
+    pub(crate) records_per_request: Stat,
     pub(crate) fetch_throttle_time: Stat,
     pub(crate) records_lag_max: Gauge,
     records_lead_min: Gauge,
@@ -791,6 +796,7 @@ impl ConsumerInstruments {
             fetch: r.meter(g, "fetch", &[]),
             fetch_latency: r.latency(g, "fetch-latency", &[]),
             fetch_size: r.distribution(g, "fetch-size", &[]),
+            records_per_request: r.distribution(g, "records-per-request", &[]),
             fetch_throttle_time: r.latency(g, "fetch-throttle-time", &[]),
             records_lag_max: r.gauge(g, "records-lag-max", &[]),
             records_lead_min: {

@@ -23,8 +23,13 @@ pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Connects to `addr` (every address its name resolves to, in turn, each within
 /// `socket.connection.setup.timeout.ms`: see [`connect_any`]), then secures and
-/// authenticates the stream as `config.security` says.
-pub(crate) async fn open(addr: &str, config: &ConnectionConfig) -> Result<(BoxRead, BoxWrite)> {
+/// authenticates the stream as `config.security` says. Re-authentications count in
+/// `counters`' node metrics once attached.
+pub(crate) async fn open(
+    addr: &str,
+    config: &ConnectionConfig,
+    counters: &std::sync::Arc<crate::connection::Counters>,
+) -> Result<(BoxRead, BoxWrite)> {
     // Resolved apart from connecting, so a name that does not resolve is told apart from a
     // host that does not answer (the bootstrap fails at once when no server resolves).
     let resolve = async {
@@ -54,7 +59,7 @@ pub(crate) async fn open(addr: &str, config: &ConnectionConfig) -> Result<(BoxRe
         })
     })?;
     if let Some(security) = config.security.as_deref() {
-        return crate::security::open(addr, stream, security, config).await;
+        return crate::security::open(addr, stream, security, config, counters).await;
     }
     // TCP halves need no lock between them.
     let (read, write) = stream.into_split();

@@ -423,6 +423,12 @@ async fn producer_and_consumer_metrics_follow_what_happened() {
     assert!(m.get(g, "fetch-total", &[]).unwrap() >= 1.0);
     assert!(m.get(g, "fetch-latency-avg", &[]).unwrap() > 0.0);
     assert!(m.get(g, "fetch-size-max", &[]).unwrap() > 0.0);
+    // Every fetch response's records were handed out (N in all, none left buffered).
+    let per_request = m.get(g, "records-per-request-max", &[]).unwrap();
+    assert!(
+        per_request >= 1.0 && per_request <= N as f64,
+        "records-per-request-max {per_request}"
+    );
     let g = "consumer-coordinator-metrics";
     assert!(m.get(g, "rebalance-total", &[]).unwrap() >= 1.0);
     assert_eq!(m.get(g, "assigned-partitions", &[]).unwrap(), 3.0);

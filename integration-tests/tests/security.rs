@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -339,7 +339,8 @@ struct CountingProvider {
     calls: AtomicUsize,
     sub: String,
     lifetime_s: f64,
-    garbage: bool,
+    /// Hand out a token the broker refuses (settable midway: re-authentication fails).
+    garbage: AtomicBool,
 }
 
 impl CountingProvider {
@@ -361,7 +362,7 @@ impl CountingProvider {
 impl TokenProvider for CountingProvider {
     fn token(&self) -> TokenFuture<'_> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let token = if self.garbage {
+        let token = if self.garbage.load(Ordering::SeqCst) {
             "not-a-jwt".to_owned()
         } else {
             self.jwt()
@@ -375,7 +376,7 @@ fn provider(garbage: bool) -> Arc<CountingProvider> {
         calls: AtomicUsize::new(0),
         sub: "strom".into(),
         lifetime_s: 3600.0,
-        garbage,
+        garbage: AtomicBool::new(garbage),
     })
 }
 
@@ -431,6 +432,7 @@ async fn private_broker_reauthentication_mtls_required_and_hostname_verification
     let port = |n: u16| format!("127.0.0.1:{}", b.port_base + n);
 
     reauthentication(&port(2)).await;
+    failed_reauthentication(&port(2)).await;
     mtls_required(&port(3), &ca).await;
     hostname_verification(b.port_base + 4, &ca).await;
 }
@@ -537,6 +539,11 @@ async fn reauthentication(bootstrap: &str) {
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(m[0].connects, 1, "the connection was replaced: {m:?}");
         assert!(m[0].connected && m[0].totals.errors == 0, "{m:?}");
+        // Java's node-metrics count them: >= 2 lifetimes on the node's connection.
+        let java = client.metric_registry().snapshot();
+        let ok = java.sum("node-metrics", "successful-reauthentication-total");
+        assert!(ok >= 2.0, "successful-reauthentication-total {ok}");
+        assert_eq!(java.sum("node-metrics", "failed-reauthentication-total"), 0.0);
         admin.delete_topics(&[&topic]).await.unwrap();
     };
     tokio::join!(run(scram), run(oauth));
@@ -551,6 +558,34 @@ async fn reauthentication(bootstrap: &str) {
         "{}",
         p.calls.load(Ordering::SeqCst)
     );
+}
+
+/// A token the broker refuses at re-authentication: counted in Java's
+/// `failed-reauthentication-total`, and the connection is closed.
+async fn failed_reauthentication(bootstrap: &str) {
+    let p = provider(false);
+    let cfg = config(&[
+        ("bootstrap.servers", bootstrap),
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+    ])
+    .with_oauth_token_provider(p.clone());
+    let admin = Admin::connect(cfg).await.unwrap();
+    let topic = unique_topic("reauth-fail");
+    admin.create_topics(&[NewTopic::new(&topic, 1)]).await.unwrap();
+    let client = admin.client().clone();
+    produce(&client, &topic, b"before").await;
+    p.garbage.store(true, Ordering::SeqCst);
+    // The session lifetime is 3 s; re-authentication happens at 85-95 % of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let java = client.metric_registry().snapshot();
+        if java.sum("node-metrics", "failed-reauthentication-total") >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed re-authentication counted in 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn mtls_required(bootstrap: &str, ca: &str) {

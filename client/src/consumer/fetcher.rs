@@ -13,6 +13,7 @@
 //! position moves past them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -224,6 +225,42 @@ pub(crate) struct CompletedFetch {
     failed: bool,
     /// No more batches (a truncated last batch, which brokers send, is left unread).
     exhausted: bool,
+    /// Records handed out so far, added to `tally` when this is dropped.
+    yielded: u64,
+    /// The fetch response this came from (`records-per-request`).
+    tally: Option<Arc<FetchTally>>,
+}
+
+/// The records one fetch response yielded, recorded in `records-per-request` when the last
+/// of its partitions' data is dropped (drained, discarded by a seek, or revoked), as Java
+/// records it once every partition of the response was handled. One per response that
+/// carried records; a record handed out adds nothing here (a partition adds its count once).
+pub(crate) struct FetchTally {
+    records: AtomicU64,
+    records_per_request: crate::metrics::Stat,
+}
+
+impl FetchTally {
+    pub(crate) fn new(records_per_request: crate::metrics::Stat) -> Self {
+        FetchTally {
+            records: AtomicU64::new(0),
+            records_per_request,
+        }
+    }
+}
+
+impl Drop for FetchTally {
+    fn drop(&mut self) {
+        self.records_per_request.record(self.records.load(Ordering::Relaxed));
+    }
+}
+
+impl Drop for CompletedFetch {
+    fn drop(&mut self) {
+        if let Some(t) = &self.tally {
+            t.records.fetch_add(self.yielded, Ordering::Relaxed);
+        }
+    }
 }
 
 struct CurrentBatch {
@@ -253,6 +290,7 @@ impl CompletedFetch {
         aborted: Vec<(i64, i64)>,
         read_committed: bool,
         opts: DecodeOptions,
+        tally: Option<Arc<FetchTally>>,
     ) -> Self {
         let mut aborted = aborted;
         aborted.sort_unstable();
@@ -272,6 +310,8 @@ impl CompletedFetch {
             aborting: HashSet::new(),
             failed: false,
             exhausted: false,
+            yielded: 0,
+            tally,
         }
     }
 
@@ -287,7 +327,10 @@ impl CompletedFetch {
             return Ok(None);
         }
         match self.advance(opts) {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                self.yielded += u64::from(r.is_some());
+                Ok(r)
+            }
             Err(e) => {
                 self.failed = true;
                 Err(e.with_context(format!("{} at offset {}", self.tp, self.next_offset)))

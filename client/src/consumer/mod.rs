@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::producer::ConsumerGroupMetadata;
 use crate::role_config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
 pub use assignor::TopicPartition;
-use fetcher::{CompletedFetch, FetchParams, FetchSession, PartitionErrorAction, PartitionFetch, Wanted};
+use fetcher::{CompletedFetch, FetchParams, FetchSession, FetchTally, PartitionErrorAction, PartitionFetch, Wanted};
 use group::{GroupEvent, GroupHandle};
 pub use group::{RebalanceContext, RebalanceListener};
 use offsets::CommitIdentity;
@@ -1552,6 +1552,7 @@ impl Consumer {
         let read_committed = self.read_committed();
         let metadata_max_age = self.client.config().metadata_max_age;
         let mut fetch_size = 0u64;
+        let mut tally: Option<Arc<FetchTally>> = None;
         for t in resp.responses {
             let topic: Arc<str> = if o.by_id {
                 match o.names.get(&t.topic_id) {
@@ -1649,7 +1650,20 @@ impl Consumer {
                             .iter()
                             .map(|a| (a.first_offset, a.producer_id.0))
                             .collect();
-                        let cf = CompletedFetch::new(tp.clone(), fetched, records, aborted, read_committed, self.opts);
+                        let tally = tally
+                            .get_or_insert_with(|| {
+                                Arc::new(FetchTally::new(self.instruments.records_per_request.clone()))
+                            })
+                            .clone();
+                        let cf = CompletedFetch::new(
+                            tp.clone(),
+                            fetched,
+                            records,
+                            aborted,
+                            read_committed,
+                            self.opts,
+                            Some(tally),
+                        );
                         self.buffered_bytes += cf.size;
                         self.buffered.insert(tp);
                         self.completed.push_back(cf);

@@ -235,6 +235,7 @@ pub(crate) async fn open(
     tcp: TcpStream,
     security: &Security,
     config: &ConnectionConfig,
+    counters: &std::sync::Arc<crate::connection::Counters>,
 ) -> Result<(BoxRead, BoxWrite)> {
     let host = host_of(addr);
     match &security.tls {
@@ -242,7 +243,7 @@ pub(crate) async fn open(
             let mut tcp = tcp;
             let auth = authenticate(&mut tcp, security, addr, host, config).await?;
             let (read, write) = tcp.into_split();
-            Ok(finish(Box::new(read), Box::new(write), auth))
+            Ok(finish(Box::new(read), Box::new(write), auth, counters))
         }
         Some(tls) => {
             let mut stream = tokio::time::timeout(config.connect_timeout, tls.connect(addr, host, tcp))
@@ -252,7 +253,12 @@ pub(crate) async fn open(
             let auth = authenticate(&mut stream, security, addr, host, config).await?;
             // A TLS stream is one state machine: its halves share it through a lock.
             let (read, write) = tokio::io::split(stream);
-            Ok(finish(Box::new(read), Box::new(tls::FlushingWrite::new(write)), auth))
+            Ok(finish(
+                Box::new(read),
+                Box::new(tls::FlushingWrite::new(write)),
+                auth,
+                counters,
+            ))
         }
     }
 }
@@ -316,7 +322,12 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
 }
 
 /// The halves as they are, or wrapped for re-authentication with its task started.
-fn finish(read: BoxRead, write: BoxWrite, auth: Option<Authenticated>) -> (BoxRead, BoxWrite) {
+fn finish(
+    read: BoxRead,
+    write: BoxWrite,
+    auth: Option<Authenticated>,
+    counters: &std::sync::Arc<crate::connection::Counters>,
+) -> (BoxRead, BoxWrite) {
     let Some(auth) = auth else {
         return (read, write);
     };
@@ -329,6 +340,7 @@ fn finish(read: BoxRead, write: BoxWrite, auth: Option<Authenticated>) -> (BoxRe
         client_id: auth.client_id,
         versions: auth.versions,
         timeout: auth.timeout,
+        counters: counters.clone(),
     }
     .spawn(auth.lifetime);
     (Box::new(read), Box::new(write))

@@ -535,6 +535,8 @@ pub(crate) struct Reauth {
     pub(crate) client_id: String,
     pub(crate) versions: (i16, i16),
     pub(crate) timeout: Duration,
+    /// The connection's counters: re-authentications count in its node metrics.
+    pub(crate) counters: Arc<crate::connection::Counters>,
 }
 
 /// When to re-authenticate: at 85–95 % of the session lifetime, like Java.
@@ -552,6 +554,17 @@ impl Reauth {
     pub(crate) fn spawn(self, lifetime: Duration) {
         let span = tracing::Span::current();
         tokio::spawn(self.run(lifetime).instrument(span));
+    }
+
+    /// `successful-reauthentication` or `failed-reauthentication` of the node.
+    fn count(&self, ok: bool) {
+        if let Some(m) = self.counters.node() {
+            if ok {
+                m.successful_reauthentication.add(1);
+            } else {
+                m.failed_reauthentication.add(1);
+            }
+        }
     }
 
     async fn run(self, mut lifetime: Duration) {
@@ -592,10 +605,12 @@ impl Reauth {
             };
             match result {
                 Ok(Some(next)) => {
+                    self.count(true);
                     debug!(mechanism = self.settings.mechanism().name(), ?next, "re-authenticated");
                     lifetime = next;
                 }
                 Ok(None) => {
+                    self.count(true);
                     debug!(
                         mechanism = self.settings.mechanism().name(),
                         "re-authenticated; no session lifetime any more"
@@ -603,8 +618,18 @@ impl Reauth {
                     return;
                 }
                 Err(e) => {
+                    // A refusal counts even when the broker has already closed the
+                    // connection (it does right after refusing); other errors of a closed
+                    // connection are its close, not a failed re-authentication.
+                    let refused = e.kind() == crate::ErrorKind::Authentication;
+                    if refused {
+                        self.count(false);
+                    }
                     if *closed.borrow() {
                         return;
+                    }
+                    if !refused {
+                        self.count(false);
                     }
                     warn!(error = %e, "re-authentication failed; closing the connection");
                     self.shared.fail(format!("re-authentication failed: {e}"));
