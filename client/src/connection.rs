@@ -192,7 +192,9 @@ impl Connection {
     ///
     /// Cancellation-safe: dropping the future drops the half-open socket.
     pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection> {
-        let span = info_span!("connection", broker = %addr);
+        // A root span: the connection's tasks outlive the call that opened it, and a child
+        // of the caller's span would keep that span open (and unexported) for as long.
+        let span = info_span!(parent: None, "connection", broker = %addr);
         async move {
             let counters = Arc::new(Counters::default());
             let (read, write) = transport::open(addr, &config, &counters).await?;

@@ -37,6 +37,8 @@ mod scram;
 mod security;
 pub mod serialization;
 pub mod statistics;
+#[cfg(feature = "opentelemetry")]
+pub mod trace_context;
 mod transport;
 
 pub use admin::{

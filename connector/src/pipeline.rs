@@ -870,15 +870,37 @@ async fn drive<I, O>(
                     crash(at, action)?;
                 }
             }
-            chain(element.value, &mut |o| {
-                outputs.push(o);
-                Ok(())
-            })?;
-            for o in outputs.drain(..) {
-                run.writer.write_with_timestamp(&o, Some(element.timestamp)).await?;
-                run.records_out += 1;
-                run.metrics.records_out(1);
-            }
+            // With `opentelemetry`, the record is processed and written inside a span whose
+            // parent is the producer's: the sink's records carry the trace on.
+            #[cfg(feature = "opentelemetry")]
+            let span = strom_client::trace_context::process_span(
+                &element.topic,
+                element.partition,
+                element.offset,
+                element.trace_context.clone(),
+            );
+            let apply = || {
+                chain(element.value, &mut |o| {
+                    outputs.push(o);
+                    Ok(())
+                })
+            };
+            #[cfg(feature = "opentelemetry")]
+            span.in_scope(apply)?;
+            #[cfg(not(feature = "opentelemetry"))]
+            apply()?;
+            let timestamp = element.timestamp;
+            let write = async {
+                for o in outputs.drain(..) {
+                    run.writer.write_with_timestamp(&o, Some(timestamp)).await?;
+                    run.records_out += 1;
+                    run.metrics.records_out(1);
+                }
+                Ok::<(), ConnectorError>(())
+            };
+            #[cfg(feature = "opentelemetry")]
+            let write = tracing::Instrument::instrument(write, span);
+            write.await?;
         }
         let now = Instant::now();
         if now >= next_checkpoint {

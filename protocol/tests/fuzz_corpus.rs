@@ -22,8 +22,12 @@ fn target(name: &str) -> fn(&[u8]) {
         .unwrap_or_else(|| panic!("no fuzz entry point named {name:?}: add it to fuzzing.rs or remove the directory"))
 }
 
-/// Targets of strom-registry (its own tests/fuzz_corpus.rs replays them).
-const REGISTRY_PREFIX: &str = "registry_";
+/// Targets of strom-registry and strom-client (their own tests/fuzz_corpus.rs replay them).
+const OTHER_CRATES: [&str; 2] = ["registry_", "client_"];
+
+fn other_crate(name: &str) -> bool {
+    OTHER_CRATES.iter().any(|p| name.starts_with(p))
+}
 
 fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
@@ -47,7 +51,7 @@ fn replay(dir: &Path) -> Vec<(String, usize)> {
             continue;
         }
         let name = sub.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.starts_with(REGISTRY_PREFIX) {
+        if other_crate(&name) {
             continue;
         }
         let run = target(&name);
@@ -89,7 +93,7 @@ fn corpus_replays_without_panics() {
     let files: Vec<PathBuf> = sorted_entries(&corpus)
         .iter()
         .filter(|d| d.is_dir())
-        .filter(|d| !d.file_name().unwrap().to_str().unwrap().starts_with(REGISTRY_PREFIX))
+        .filter(|d| !other_crate(d.file_name().unwrap().to_str().unwrap()))
         .flat_map(|d| sorted_entries(d))
         .collect();
     let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
@@ -114,7 +118,7 @@ fn fuzz_targets_match_entry_points() {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
-        .filter(|n| !n.starts_with(REGISTRY_PREFIX))
+        .filter(|n| !other_crate(n))
         .collect();
     let entry_points: BTreeSet<String> = TARGETS.iter().map(|(n, _)| (*n).to_owned()).collect();
     assert_eq!(files, entry_points);

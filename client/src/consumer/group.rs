@@ -336,7 +336,8 @@ pub(crate) fn spawn(
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(GroupShared::new(cfg.instance_id.clone()));
-    let span = info_span!("group", group = %cfg.group_id, protocol = "classic");
+    // A root span: the member task outlives the call that started it (see connection.rs).
+    let span = info_span!(parent: None, "group", group = %cfg.group_id, protocol = "classic");
     let instruments = CoordinatorInstruments::new(client.metric_registry());
     let member = ClassicMember {
         instruments,

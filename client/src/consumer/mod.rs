@@ -70,6 +70,29 @@ pub struct ConsumerRecord {
 }
 
 impl ConsumerRecord {
+    /// The producer's span context from the record's W3C `traceparent`/`tracestate`
+    /// headers; `None` when it has none or it is malformed (feature `opentelemetry`; see
+    /// [`crate::trace_context`]).
+    #[cfg(feature = "opentelemetry")]
+    pub fn trace_context(&self) -> Option<opentelemetry::trace::SpanContext> {
+        crate::trace_context::extract(&self.headers)
+    }
+
+    /// A `tracing` span named `process` for handling this record, whose OpenTelemetry parent
+    /// is the producer's span from its headers: enter it (or `.instrument` the handler with
+    /// it) and the work shows in the producer's trace (feature `opentelemetry`).
+    ///
+    /// ```ignore
+    /// for record in consumer.poll(timeout).await? {
+    ///     let span = record.process_span();
+    ///     handle(&record).instrument(span).await?;
+    /// }
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    pub fn process_span(&self) -> tracing::Span {
+        crate::trace_context::process_span(&self.topic, self.partition, self.offset, self.trace_context())
+    }
+
     /// Topic and partition.
     pub fn topic_partition(&self) -> TopicPartition {
         TopicPartition {

@@ -222,6 +222,12 @@ impl Producer {
     ///
     /// Cancellation-safe: a dropped call has queued the record entirely or not at all.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        #[cfg(feature = "opentelemetry")]
+        let record = {
+            let mut record = record;
+            crate::trace_context::inject(&mut record.headers);
+            record
+        };
         match self.send_inner(&record, true).await {
             Ok(f) => Ok(f),
             Err(e) => Err(e.with_record(record)),
@@ -250,6 +256,12 @@ impl Producer {
     /// # Ok(()) }
     /// ```
     pub fn try_send(&self, record: ProducerRecord) -> std::result::Result<DeliveryFuture, TrySendError> {
+        #[cfg(feature = "opentelemetry")]
+        let record = {
+            let mut record = record;
+            crate::trace_context::inject(&mut record.headers);
+            record
+        };
         match self.try_send_ref(&record) {
             Ok(f) => Ok(f),
             Err(error) => Err(TrySendError {

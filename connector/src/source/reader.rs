@@ -52,6 +52,10 @@ pub struct SourceElement<T> {
     pub partition: i32,
     /// Offset.
     pub offset: i64,
+    /// The producer's span context from the record's `traceparent` header (feature
+    /// `opentelemetry`).
+    #[cfg(feature = "opentelemetry")]
+    pub trace_context: Option<opentelemetry::trace::SpanContext>,
 }
 
 /// A split being read.
@@ -311,6 +315,8 @@ impl<T> SourceReader<T> {
                         topic: rec.topic.clone(),
                         partition: rec.partition,
                         offset: rec.offset,
+                        #[cfg(feature = "opentelemetry")]
+                        trace_context: rec.trace_context(),
                     });
                 }
                 Ok(None) => skipped += 1,
