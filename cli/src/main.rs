@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use strom_client::{is_secret_key, parse_properties, ClientConfig, ConsumerConfig, ProducerConfig};
 use tracing::warn;
 
+mod acls;
 mod admin_cmds;
 mod bench;
 mod consume;
@@ -77,6 +78,12 @@ enum Command {
     /// The cluster, its brokers, and every topic's partitions with leaders, replicas and
     /// ISR (kcat -L). Example: `strom cluster --topic orders --json`.
     Cluster(admin_cmds::ClusterArgs),
+    /// Access control lists: list, create, delete (kafka-acls.sh). Example: `strom acls
+    /// create --allow-principal User:alice --operation read --topic orders`.
+    Acls {
+        #[command(subcommand)]
+        action: acls::AclsAction,
+    },
     /// Earliest and latest offset of every partition of a topic.
     Offsets {
         /// Topic.
@@ -295,6 +302,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Offsets { .. }
         | Command::Groups { .. }
         | Command::Cluster(_)
+        | Command::Acls { .. }
         | Command::Completions { .. } => Role::Admin,
         Command::Registry { .. } => Role::Registry,
         Command::Produce(_)
@@ -315,6 +323,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Topics { action } => admin_cmds::topics(config, action).await,
         Command::Offsets { topic } => admin_cmds::offsets(config, &topic).await,
         Command::Cluster(args) => admin_cmds::cluster(config, args).await,
+        Command::Acls { action } => acls::acls(config, action).await,
         Command::Completions { .. } => Ok(()),
         Command::Groups { action } => admin_cmds::groups(config, action).await,
         Command::Registry { registry, action } => formats::registry(registry, rest, action).await,

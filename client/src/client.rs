@@ -83,6 +83,9 @@ pub struct ClusterMetadata {
     pub brokers: BTreeMap<i32, BrokerInfo>,
     /// Topics by name (only those asked about so far, or all after a full refresh).
     pub topics: BTreeMap<String, TopicInfo>,
+    /// The error the last metadata response gave for a topic it did not describe
+    /// (TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION, ...).
+    pub topic_errors: BTreeMap<String, ErrorCode>,
 }
 
 impl ClusterMetadata {
@@ -623,6 +626,7 @@ impl Client {
             .collect();
         if all_topics {
             md.topics.clear();
+            md.topic_errors.clear();
         }
         for t in resp.topics {
             let Some(name) = t.name.map(|n| n.0.to_string()) else {
@@ -631,8 +635,10 @@ impl Client {
             let code = ErrorCode::from(t.error_code);
             if code != ErrorCode::None {
                 md.topics.remove(&name);
+                md.topic_errors.insert(name, code);
                 continue;
             }
+            md.topic_errors.remove(&name);
             let mut partitions: Vec<PartitionInfo> = t
                 .partitions
                 .into_iter()
@@ -664,7 +670,8 @@ impl Client {
     }
 
     /// Metadata of `topic`, from the cache when fresh (`metadata.max.age.ms`), else fetched.
-    /// An unknown topic is an UNKNOWN_TOPIC_OR_PARTITION error naming it.
+    /// A topic the broker did not describe is the error it gave (TOPIC_AUTHORIZATION_FAILED
+    /// for one the principal may not see), else UNKNOWN_TOPIC_OR_PARTITION, naming it.
     pub async fn topic(&self, topic: &str) -> Result<TopicInfo> {
         if self.metadata_age() < self.inner.config.metadata_max_age {
             if let Some(t) = self.metadata().topic(topic) {
@@ -672,9 +679,14 @@ impl Client {
             }
         }
         let md = self.refresh_metadata(Some(&[topic])).await?;
-        md.topic(topic)
-            .cloned()
-            .ok_or_else(|| Error::kafka(ErrorCode::UnknownTopicOrPartition).with_context(format!("topic {topic}")))
+        md.topic(topic).cloned().ok_or_else(|| {
+            let code = md
+                .topic_errors
+                .get(topic)
+                .copied()
+                .unwrap_or(ErrorCode::UnknownTopicOrPartition);
+            Error::kafka(code).with_context(format!("topic {topic}"))
+        })
     }
 
     /// The leader of a partition and a connection to it.

@@ -21,6 +21,7 @@
 //! Kerberos.
 
 mod admin;
+mod admin_acl;
 mod admin_cluster;
 mod admin_txn;
 mod client;
@@ -46,6 +47,7 @@ pub use admin::{
     ConsumerGroupMember, CoordinatorType, DeletedRecords, GroupDescription, GroupListing, GroupMember, GroupType,
     ListedOffset, NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
 };
+pub use admin_acl::{AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType};
 pub use admin_cluster::{ElectionType, PartitionReassignment};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};
 pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};

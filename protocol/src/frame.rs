@@ -77,6 +77,9 @@ api_requests! {
     ElectLeaders: ElectLeadersRequest => ElectLeadersResponse,
     AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
     ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
+    CreateAcls: CreateAclsRequest => CreateAclsResponse,
+    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
+    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
 }
 
 /// Default largest response frame accepted (`max.response.size`), 100 MiB.

@@ -367,6 +367,9 @@ response_targets! {
     response_elect_leaders: ElectLeadersRequest,
     response_alter_partition_reassignments: AlterPartitionReassignmentsRequest,
     response_list_partition_reassignments: ListPartitionReassignmentsRequest,
+    response_create_acls: CreateAclsRequest,
+    response_describe_acls: DescribeAclsRequest,
+    response_delete_acls: DeleteAclsRequest,
 }
 
 #[cfg(test)]

@@ -74,6 +74,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::ElectLeaders, "ElectLeaders", 0, 2),
     r(ApiKey::AlterPartitionReassignments, "AlterPartitionReassignments", 0, 1),
     r(ApiKey::ListPartitionReassignments, "ListPartitionReassignments", 0, 0),
+    // v0 (no pattern types) is gone from kafka-protocol and from Kafka 4 brokers.
+    r(ApiKey::CreateAcls, "CreateAcls", 1, 3),
+    r(ApiKey::DescribeAcls, "DescribeAcls", 1, 3),
+    r(ApiKey::DeleteAcls, "DeleteAcls", 1, 3),
 ];
 
 /// Strom's range for `api`, if it sends that API at all.
