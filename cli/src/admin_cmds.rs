@@ -56,6 +56,35 @@ pub(crate) enum TopicsAction {
         #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         before: i64,
     },
+    /// Change a topic's configs (`strom configs alter --topic T` in short).
+    ///
+    /// Example: `strom topics alter-config orders --set retention.ms=86400000 --delete
+    /// segment.bytes --append cleanup.policy=compact --dry-run`.
+    AlterConfig {
+        /// Topic.
+        topic: String,
+        #[command(flatten)]
+        changes: crate::configs::Changes,
+        /// Have the broker check the changes (validate_only), changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Add partitions to a topic (kafka-topics.sh --alter --partitions, rpk topic
+    /// add-partitions).
+    ///
+    /// Example: `strom topics add-partitions orders --total 12` or `--add 6`. Keys map to
+    /// new partitions afterwards: records of a key may land elsewhere than before.
+    #[command(group(clap::ArgGroup::new("how_many").required(true).args(["total", "add"])))]
+    AddPartitions {
+        /// Topic.
+        topic: String,
+        /// The partition count to reach.
+        #[arg(long)]
+        total: Option<i32>,
+        /// How many partitions to add.
+        #[arg(long)]
+        add: Option<i32>,
+    },
 }
 
 /// `strom cluster` (kcat -L): the cluster, its brokers and its topics' partitions.
@@ -352,6 +381,35 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
             for d in deleted {
                 outln!("{:>9} {:>12}", d.partition, d.low_watermark)?;
             }
+        }
+        TopicsAction::AlterConfig {
+            topic,
+            changes,
+            dry_run,
+        } => {
+            crate::configs::alter(&admin, &ConfigResource::Topic(topic), &changes, dry_run).await?;
+        }
+        TopicsAction::AddPartitions { topic, total, add } => {
+            let now = admin
+                .describe_topics(&[&topic])
+                .await
+                .map_err(e)?
+                .first()
+                .map_or(0, |d| d.partitions.len());
+            let now = i32::try_from(now).map_err(|_| format!("topic {topic} has too many partitions"))?;
+            let target = match (total, add) {
+                (Some(t), _) => t,
+                (None, Some(n)) if n > 0 => now.saturating_add(n),
+                (None, n) => return Err(format!("--add {}: expected at least 1", n.unwrap_or(0)).into()),
+            };
+            if target <= now {
+                return Err(format!(
+                    "topic {topic} has {now} partitions; --total {target} would not add any (partitions cannot be removed)"
+                )
+                .into());
+            }
+            admin.create_partitions(&topic, target).await.map_err(e)?;
+            outln!("topic {topic}: {now} -> {target} partitions")?;
         }
     }
     Ok(())

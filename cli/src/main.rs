@@ -13,6 +13,7 @@ use tracing::warn;
 mod acls;
 mod admin_cmds;
 mod bench;
+mod configs;
 mod consume;
 mod formats;
 mod metrics_http;
@@ -83,6 +84,13 @@ enum Command {
     Acls {
         #[command(subcommand)]
         action: acls::AclsAction,
+    },
+    /// Describe or alter the configs of a topic, a broker, the broker default, a broker's
+    /// loggers, a group or a client metrics subscription (kafka-configs.sh). Example:
+    /// `strom configs alter --broker-default --set log.retention.ms=86400000`.
+    Configs {
+        #[command(subcommand)]
+        action: configs::ConfigsAction,
     },
     /// Earliest and latest offset of every partition of a topic.
     Offsets {
@@ -303,6 +311,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Groups { .. }
         | Command::Cluster(_)
         | Command::Acls { .. }
+        | Command::Configs { .. }
         | Command::Completions { .. } => Role::Admin,
         Command::Registry { .. } => Role::Registry,
         Command::Produce(_)
@@ -324,6 +333,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Offsets { topic } => admin_cmds::offsets(config, &topic).await,
         Command::Cluster(args) => admin_cmds::cluster(config, args).await,
         Command::Acls { action } => acls::acls(config, action).await,
+        Command::Configs { action } => configs::configs(config, action).await,
         Command::Completions { .. } => Ok(()),
         Command::Groups { action } => admin_cmds::groups(config, action).await,
         Command::Registry { registry, action } => formats::registry(registry, rest, action).await,

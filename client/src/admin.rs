@@ -161,13 +161,25 @@ pub struct PartitionOffsets {
     pub latest: i64,
 }
 
-/// A config resource.
+/// A config resource (Java's `ConfigResource`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigResource {
     /// A topic (resource type 2).
     Topic(String),
     /// A broker by node id (resource type 4).
     Broker(i32),
+    /// The cluster-wide default of every broker (resource type 4, an empty name): what
+    /// `kafka-configs.sh --entity-default --entity-type brokers` changes.
+    BrokerDefault,
+    /// A broker's log4j loggers (resource type 8): logger name to level, applied at once and
+    /// not kept over a restart.
+    BrokerLogger(i32),
+    /// A consumer group's configs, e.g. `consumer.session.timeout.ms` (resource type 32,
+    /// KIP-848).
+    Group(String),
+    /// A client metrics subscription (resource type 16, KIP-714).
+    ClientMetrics(String),
 }
 
 impl ConfigResource {
@@ -175,6 +187,56 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(t) => (2, t.clone()),
             ConfigResource::Broker(id) => (4, id.to_string()),
+            ConfigResource::BrokerDefault => (4, String::new()),
+            ConfigResource::BrokerLogger(id) => (8, id.to_string()),
+            ConfigResource::Group(g) => (32, g.clone()),
+            ConfigResource::ClientMetrics(n) => (16, n.clone()),
+        }
+    }
+
+    /// The broker the request must go to: broker and logger configs of one broker live on
+    /// it (Java's admin client routes them the same way); the rest go to any broker.
+    fn node(&self) -> Option<i32> {
+        match self {
+            ConfigResource::Broker(id) | ConfigResource::BrokerLogger(id) => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigResource::Topic(t) => write!(f, "topic {t}"),
+            ConfigResource::Broker(id) => write!(f, "broker {id}"),
+            ConfigResource::BrokerDefault => f.write_str("the broker default"),
+            ConfigResource::BrokerLogger(id) => write!(f, "the loggers of broker {id}"),
+            ConfigResource::Group(g) => write!(f, "group {g}"),
+            ConfigResource::ClientMetrics(n) => write!(f, "client metrics {n}"),
+        }
+    }
+}
+
+/// One change of [`Admin::incremental_alter_configs`] (Java's `AlterConfigOp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    /// Sets `key` to `value`.
+    Set(String, String),
+    /// Removes `key`'s value at this level (the next level's value applies).
+    Delete(String),
+    /// Adds `value` to the list `key` (e.g. `cleanup.policy`), if not there yet.
+    Append(String, String),
+    /// Removes `value` from the list `key`.
+    Subtract(String, String),
+}
+
+impl AlterConfigOp {
+    fn wire(&self) -> (&str, i8, Option<&str>) {
+        match self {
+            AlterConfigOp::Set(k, v) => (k, 0, Some(v)),
+            AlterConfigOp::Delete(k) => (k, 1, None),
+            AlterConfigOp::Append(k, v) => (k, 2, Some(v)),
+            AlterConfigOp::Subtract(k, v) => (k, 3, Some(v)),
         }
     }
 }
@@ -668,10 +730,7 @@ impl Admin {
                 .with_resource_name(s(&rname))
                 .with_configuration_keys(None)])
             .with_include_synonyms(true);
-        let conn = match resource {
-            ConfigResource::Broker(id) => Some(*id),
-            ConfigResource::Topic(_) => None,
-        };
+        let conn = resource.node();
         let resp = self
             .client
             .with_retries("DescribeConfigs", || async {
@@ -684,7 +743,7 @@ impl Admin {
             .await?;
         let mut out = Vec::new();
         for r in resp.results {
-            check(r.error_code, r.error_message.as_ref(), || format!("{resource:?}"))?;
+            check(r.error_code, r.error_message.as_ref(), || resource.to_string())?;
             out.extend(r.configs.into_iter().map(|c| {
                 ConfigEntry {
                     name: c.name.to_string(),
@@ -709,30 +768,55 @@ impl Admin {
 
     /// Sets (`Some`) or deletes (`None`) config keys of a resource (IncrementalAlterConfigs).
     pub async fn alter_configs(&self, resource: &ConfigResource, changes: &[(&str, Option<&str>)]) -> Result<()> {
+        let ops: Vec<AlterConfigOp> = changes
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => AlterConfigOp::Set((*k).to_owned(), (*v).to_owned()),
+                None => AlterConfigOp::Delete((*k).to_owned()),
+            })
+            .collect();
+        self.incremental_alter_configs(resource, &ops, false).await
+    }
+
+    /// Applies `ops` to a resource's configs (Java's `incrementalAlterConfigs`): set,
+    /// delete, append to a list, subtract from a list. With `validate_only` the broker checks
+    /// the changes (unknown keys, bad values, a missing resource) and changes nothing.
+    pub async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[AlterConfigOp],
+        validate_only: bool,
+    ) -> Result<()> {
         let (rtype, rname) = resource.wire();
-        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-            .with_resource_type(rtype)
-            .with_resource_name(s(&rname))
-            .with_configs(
-                changes
-                    .iter()
-                    .map(|(k, v)| {
-                        AlterableConfig::default()
-                            .with_name(s(k))
-                            // 0 = SET, 1 = DELETE
-                            .with_config_operation(if v.is_some() { 0 } else { 1 })
-                            .with_value(v.map(s))
-                    })
-                    .collect(),
-            )]);
+        let req = IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(rtype)
+                .with_resource_name(s(&rname))
+                .with_configs(
+                    ops.iter()
+                        .map(|op| {
+                            let (k, code, v) = op.wire();
+                            AlterableConfig::default()
+                                .with_name(s(k))
+                                .with_config_operation(code)
+                                .with_value(v.map(s))
+                        })
+                        .collect(),
+                )]);
+        let conn = resource.node();
         let resp = self
             .client
             .with_retries("IncrementalAlterConfigs", || async {
-                self.any().await?.send(&req).await
+                let c = match conn {
+                    Some(id) => self.client.broker(id).await?,
+                    None => self.any().await?,
+                };
+                c.send(&req).await
             })
             .await?;
         for r in &resp.responses {
-            check(r.error_code, r.error_message.as_ref(), || format!("{resource:?}"))?;
+            check(r.error_code, r.error_message.as_ref(), || resource.to_string())?;
         }
         Ok(())
     }

@@ -43,9 +43,9 @@ pub mod trace_context;
 mod transport;
 
 pub use admin::{
-    Admin, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, ConsumerGroupDescription,
-    ConsumerGroupMember, CoordinatorType, DeletedRecords, GroupDescription, GroupListing, GroupMember, GroupType,
-    ListedOffset, NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
+    Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym,
+    ConsumerGroupDescription, ConsumerGroupMember, CoordinatorType, DeletedRecords, GroupDescription, GroupListing,
+    GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
 };
 pub use admin_acl::{AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType};
 pub use admin_cluster::{ElectionType, PartitionReassignment};
