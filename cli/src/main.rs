@@ -18,6 +18,7 @@ mod consume;
 mod formats;
 mod metrics_http;
 mod out;
+mod placement;
 mod produce;
 mod progress;
 mod signals;
@@ -92,6 +93,15 @@ enum Command {
         #[command(subcommand)]
         action: configs::ConfigsAction,
     },
+    /// Move partitions between brokers: start, list, cancel (kafka-reassign-partitions.sh).
+    /// Example: `strom reassign start --move orders:0=2,3`.
+    Reassign {
+        #[command(subcommand)]
+        action: placement::ReassignAction,
+    },
+    /// Elect the preferred (or with --unclean, any live) replica as leader
+    /// (kafka-leader-election.sh). Example: `strom elect-leaders --topic orders`.
+    ElectLeaders(placement::ElectArgs),
     /// Earliest and latest offset of every partition of a topic.
     Offsets {
         /// Topic.
@@ -312,6 +322,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Cluster(_)
         | Command::Acls { .. }
         | Command::Configs { .. }
+        | Command::Reassign { .. }
+        | Command::ElectLeaders(_)
         | Command::Completions { .. } => Role::Admin,
         Command::Registry { .. } => Role::Registry,
         Command::Produce(_)
@@ -334,6 +346,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Cluster(args) => admin_cmds::cluster(config, args).await,
         Command::Acls { action } => acls::acls(config, action).await,
         Command::Configs { action } => configs::configs(config, action).await,
+        Command::Reassign { action } => placement::reassign(config, action).await,
+        Command::ElectLeaders(args) => placement::elect_leaders(config, args).await,
         Command::Completions { .. } => Ok(()),
         Command::Groups { action } => admin_cmds::groups(config, action).await,
         Command::Registry { registry, action } => formats::registry(registry, rest, action).await,

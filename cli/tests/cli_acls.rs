@@ -60,7 +60,7 @@ fn row(p: &str, op: &str, t: &str, name: &str, pattern: &str, who: &str) -> [Str
 
 #[test]
 fn create_list_delete_and_dry_runs() {
-    let b = PrivateBroker::start_with(22492, &[("STROM_KAFKA_OVERRIDES", AUTHORIZER)]);
+    let b = PrivateBroker::start_with(23192, &[("STROM_KAFKA_OVERRIDES", AUTHORIZER)]);
     let topic = unique_topic("cli-acl");
 
     let out = ok(
