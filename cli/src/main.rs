@@ -21,6 +21,7 @@ mod out;
 mod placement;
 mod produce;
 mod progress;
+mod quotas;
 mod signals;
 
 pub(crate) use out::Failure;
@@ -102,6 +103,13 @@ enum Command {
     /// Elect the preferred (or with --unclean, any live) replica as leader
     /// (kafka-leader-election.sh). Example: `strom elect-leaders --topic orders`.
     ElectLeaders(placement::ElectArgs),
+    /// Client quotas of users, client ids and IPs: describe, alter (kafka-configs.sh
+    /// --entity-type users|clients|ips). Example: `strom quotas alter --client-id billing
+    /// --set producer_byte_rate=1048576`.
+    Quotas {
+        #[command(subcommand)]
+        action: quotas::QuotasAction,
+    },
     /// Earliest and latest offset of every partition of a topic.
     Offsets {
         /// Topic.
@@ -323,6 +331,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Acls { .. }
         | Command::Configs { .. }
         | Command::Reassign { .. }
+        | Command::Quotas { .. }
         | Command::ElectLeaders(_)
         | Command::Completions { .. } => Role::Admin,
         Command::Registry { .. } => Role::Registry,
@@ -347,6 +356,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Acls { action } => acls::acls(config, action).await,
         Command::Configs { action } => configs::configs(config, action).await,
         Command::Reassign { action } => placement::reassign(config, action).await,
+        Command::Quotas { action } => quotas::quotas(config, action).await,
         Command::ElectLeaders(args) => placement::elect_leaders(config, args).await,
         Command::Completions { .. } => Ok(()),
         Command::Groups { action } => admin_cmds::groups(config, action).await,

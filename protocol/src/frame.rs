@@ -80,6 +80,8 @@ api_requests! {
     CreateAcls: CreateAclsRequest => CreateAclsResponse,
     DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
     DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
+    DescribeClientQuotas: DescribeClientQuotasRequest => DescribeClientQuotasResponse,
+    AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
 }
 
 /// Default largest response frame accepted (`max.response.size`), 100 MiB.

@@ -370,6 +370,8 @@ response_targets! {
     response_create_acls: CreateAclsRequest,
     response_describe_acls: DescribeAclsRequest,
     response_delete_acls: DeleteAclsRequest,
+    response_describe_client_quotas: DescribeClientQuotasRequest,
+    response_alter_client_quotas: AlterClientQuotasRequest,
 }
 
 #[cfg(test)]

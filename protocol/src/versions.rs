@@ -78,6 +78,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::CreateAcls, "CreateAcls", 1, 3),
     r(ApiKey::DescribeAcls, "DescribeAcls", 1, 3),
     r(ApiKey::DeleteAcls, "DeleteAcls", 1, 3),
+    r(ApiKey::DescribeClientQuotas, "DescribeClientQuotas", 0, 1),
+    r(ApiKey::AlterClientQuotas, "AlterClientQuotas", 0, 1),
 ];
 
 /// Strom's range for `api`, if it sends that API at all.

@@ -369,6 +369,8 @@ fn main() -> Result<()> {
         "response_create_acls": CreateAclsRequest,
         "response_describe_acls": DescribeAclsRequest,
         "response_delete_acls": DeleteAclsRequest,
+        "response_describe_client_quotas": DescribeClientQuotasRequest,
+        "response_alter_client_quotas": AlterClientQuotasRequest,
     );
     println!("wrote {} seed files under {}", out.written, out.dir.display());
     Ok(())
