@@ -53,22 +53,34 @@ pub(crate) struct ConsumeArgs {
     /// Read only this partition (repeatable); no group membership.
     #[arg(long = "partition", value_name = "P")]
     partitions: Vec<i32>,
-    /// Where to start: earliest, latest, committed, an OFFSET, or @TIMESTAMP_MS.
+    /// Where to start: earliest, latest, committed, an OFFSET, -N (N records before the end
+    /// of each partition, kcat's -o -N), or @TIMESTAMP_MS.
     /// Without --group the default is earliest. With --group the default is committed:
     /// earliest and latest then apply only to partitions the group has no committed offset
     /// for (auto.offset.reset, earliest unless -X says otherwise), while an OFFSET or
     /// @TIMESTAMP_MS is applied to each partition the first time this process gets it.
     /// @TIMESTAMP_MS starts at the first record at or after that time (at the end when none).
-    #[arg(long, verbatim_doc_comment)]
+    #[arg(long, short = 'o', verbatim_doc_comment, allow_hyphen_values = true)]
     from: Option<String>,
     /// Stop after N records.
-    #[arg(long)]
+    #[arg(long, short = 'c')]
     count: Option<u64>,
+    /// Stop before the first record at or after @TIMESTAMP_MS in each partition (kcat's
+    /// -o e@TS): records from then on are not written, and the run ends once every
+    /// partition got there (partitions with no record that late end at their end seen at
+    /// start).
+    #[arg(
+        long,
+        value_name = "@TIMESTAMP_MS",
+        conflicts_with = "until_end",
+        verbatim_doc_comment
+    )]
+    until: Option<String>,
     /// Stop at the end offsets seen at start (under read_committed the last stable offsets,
     /// after up to 5 s for the markers of transactions committed just before).
     /// A group member stops once its assigned partitions are there, or, holding none, once
     /// the group's committed offsets are.
-    #[arg(long, verbatim_doc_comment)]
+    #[arg(long, short = 'e', verbatim_doc_comment)]
     until_end: bool,
     /// read_committed or read_uncommitted (default).
     #[arg(long)]
@@ -113,6 +125,9 @@ enum Start {
     Offset(i64),
     /// The first record at or after this time (ms).
     Timestamp(i64),
+    /// This many records before the end of every partition read (from its start when it
+    /// holds fewer).
+    FromEnd(i64),
 }
 
 fn parse_from(from: Option<&str>, group: bool) -> Result<Start, String> {
@@ -131,10 +146,11 @@ fn parse_from(from: Option<&str>, group: bool) -> Result<Start, String> {
             }
         },
         Some(n) => match n.parse::<i64>() {
-            Ok(o) if o >= 0 => Start::Offset(o),
+            Ok(o) if o >= 0 && !n.starts_with('-') => Start::Offset(o),
+            Ok(o) if o < 0 => Start::FromEnd(-o),
             _ => {
                 return Err(format!(
-                    "--from {n}: expected earliest, latest, committed, an OFFSET >= 0 or @TIMESTAMP_MS"
+                    "--from {n}: expected earliest, latest, committed, an OFFSET >= 0, -N or @TIMESTAMP_MS"
                 ))
             }
         },
@@ -536,6 +552,16 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
                 })
                 .collect()
         }
+        Start::FromEnd(n) => {
+            let first = consumer.beginning_offsets(&wanted).await.map_err(e)?;
+            let end = consumer.end_offsets(&wanted).await.map_err(e)?;
+            end.into_iter()
+                .map(|(tp, hi)| {
+                    let lo = first.get(&tp).copied().unwrap_or(0);
+                    (tp, hi.saturating_sub(n).max(lo))
+                })
+                .collect()
+        }
         Start::Committed | Start::Reset(_) => BTreeMap::new(),
     };
     // An explicit offset outside [log start, end] is an error naming the range, unless the
@@ -569,11 +595,31 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
         }
     }
 
+    let until = match args.until.as_deref() {
+        None => None,
+        Some(u) => Some(
+            u.strip_prefix('@')
+                .and_then(|ms| ms.parse::<i64>().ok())
+                .filter(|ms| *ms >= 0)
+                .ok_or_else(|| format!("--until {u}: expected @TIMESTAMP_MS (milliseconds since the epoch)"))?,
+        ),
+    };
     let mut ends = None;
-    if args.until_end {
-        let end = until_end_offsets(&consumer, topic, &wanted, cc_read_committed)
+    let mut cutoff = None;
+    if args.until_end || until.is_some() {
+        let mut end = until_end_offsets(&consumer, topic, &wanted, cc_read_committed)
             .await
             .map_err(e)?;
+        if let Some(ms) = until {
+            // The first offset at or after the time; a partition with none ends where it ends.
+            let times: BTreeMap<TopicPartition, i64> = wanted.iter().map(|tp| (tp.clone(), ms)).collect();
+            for (tp, o) in consumer.offsets_for_times(&times).await.map_err(e)? {
+                if let Some(o) = o {
+                    end.insert(tp, o.offset);
+                }
+            }
+            cutoff = Some(end.clone());
+        }
         let floors = match reset {
             OffsetReset::Earliest => consumer.beginning_offsets(&wanted).await.map_err(e)?,
             OffsetReset::Latest => end.clone(),
@@ -616,6 +662,7 @@ async fn run_inner(config: ClientConfig, rest: Vec<Property>, args: ConsumeArgs)
         &args,
         &written,
         ends,
+        cutoff.as_ref(),
         member,
         group.as_deref(),
         commit_interval,
@@ -695,6 +742,7 @@ async fn consume_loop(
     args: &ConsumeArgs,
     written: &Written,
     mut ends: Option<Ends>,
+    cutoff: Option<&BTreeMap<TopicPartition, i64>>,
     member: Option<&str>,
     group: Option<&str>,
     commit_interval: Duration,
@@ -729,6 +777,11 @@ async fn consume_loop(
             if args.count.is_some_and(|c| count >= c) {
                 all_written = false;
                 break;
+            }
+            // --until: nothing from the cut-off on (not written, not committed).
+            if cutoff.is_some_and(|cut| cut.get(&r.topic_partition()).is_some_and(|&end| r.offset >= end)) {
+                all_written = false;
+                continue;
             }
             // Decoding may wait for the schema registry (a schema seen for the first time):
             // a signal meanwhile ends the run as it does while polling.
@@ -883,7 +936,8 @@ mod tests {
             parse_from(Some("@1700000000000"), true),
             Ok(Start::Timestamp(1_700_000_000_000))
         );
-        assert!(parse_from(Some("-1"), false).is_err());
+        assert_eq!(parse_from(Some("-1"), false), Ok(Start::FromEnd(1)));
+        assert!(parse_from(Some("-0"), false).is_err());
         assert!(parse_from(Some("@-1"), false).is_err());
         assert!(parse_from(Some("soon"), false).unwrap_err().contains("--from soon"));
     }

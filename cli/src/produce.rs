@@ -31,6 +31,18 @@ pub(crate) struct ProduceArgs {
     /// With -K: send a line without the delimiter as a value with a null key.
     #[arg(long, requires = "key_delimiter")]
     allow_null_key: bool,
+    /// The record delimiter (kcat -D), instead of a newline; \n, \t, \r, \0 and \\ are
+    /// read as escapes, e.g. -D '\0' for NUL-separated input or -D '\n---\n'.
+    #[arg(short = 'D', value_name = "DELIM", default_value = "\\n")]
+    delimiter: String,
+    /// Send an empty value (and an empty key, with -K) as null (kcat -Z): an empty value
+    /// is a tombstone.
+    #[arg(short = 'Z')]
+    empty_as_null: bool,
+    /// Read the records from FILE instead of stdin (a progress line with the time left
+    /// on a terminal).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    file: Option<std::path::PathBuf>,
     /// Acknowledgements: all, 1 or 0 (default: -X acks, else all).
     #[arg(long)]
     acks: Option<String>,
@@ -225,6 +237,52 @@ enum Stop {
 }
 
 /// Splits a line into key and value at the first `delim`.
+/// `-D`'s bytes: \n, \t, \r, \0 and \\ escapes; any other backslash stays as it is.
+fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut chars = s.bytes().peekable();
+    while let Some(b) = chars.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match chars.peek() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'0') => out.push(0),
+            Some(b'\\') => out.push(b'\\'),
+            _ => {
+                out.push(b'\\');
+                continue;
+            }
+        }
+        chars.next();
+    }
+    if out.is_empty() {
+        return Err("-D: the record delimiter is empty".into());
+    }
+    Ok(out)
+}
+
+/// Reads up to and including the next `delim` (or to the end of input) into `buf`; the
+/// bytes read, 0 at the end. Cancel-safe as `read_until` is: what was read stays in `buf`.
+async fn read_record<R: tokio::io::AsyncBufRead + Unpin>(
+    input: &mut R,
+    delim: &[u8],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let Some(&last) = delim.last() else { return Ok(0) };
+    let mut total = 0;
+    loop {
+        let n = input.read_until(last, buf).await?;
+        total += n;
+        if n == 0 || buf.ends_with(delim) {
+            return Ok(total);
+        }
+    }
+}
+
 fn split_key(line: &[u8], delim: &[u8]) -> Option<(Bytes, Bytes)> {
     let i = line.windows(delim.len()).position(|w| w == delim)?;
     Some((
@@ -292,13 +350,25 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
     let mut out = Outcomes::default();
     let (mut records, mut bytes) = (0u64, 0u64);
     let started = Instant::now();
-    let mut stdin = tokio::io::BufReader::with_capacity(1 << 16, tokio::io::stdin());
+    let record_delim = unescape(&args.delimiter)?;
     // On a terminal: a progress line, with a bar and the time left when the input is a
-    // file (`strom produce T < file`), whose size is then known.
-    let input_size = std::fs::metadata("/dev/stdin")
-        .ok()
-        .filter(std::fs::Metadata::is_file)
-        .map(|m| m.len());
+    // file (`--file F` or `strom produce T < file`), whose size is then known.
+    let (mut stdin, input_size): (Box<dyn tokio::io::AsyncBufRead + Unpin + Send>, Option<u64>) = match &args.file {
+        Some(path) => {
+            let f = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| format!("--file {}: {e}", path.display()))?;
+            let size = f.metadata().await.ok().map(|m| m.len());
+            (Box::new(tokio::io::BufReader::with_capacity(1 << 16, f)), size)
+        }
+        None => (
+            Box::new(tokio::io::BufReader::with_capacity(1 << 16, tokio::io::stdin())),
+            std::fs::metadata("/dev/stdin")
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len()),
+        ),
+    };
     let mut progress = crate::progress::Progress::new(input_size);
     let mut input_read = 0u64;
     let mut line = Vec::new();
@@ -306,10 +376,11 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
     let stop = loop {
         line.clear();
         let n = tokio::select! {
-            r = stdin.read_until(b'\n', &mut line) => match r {
+            r = read_record(&mut stdin, &record_delim, &mut line) => match r {
                 Ok(n) => n,
                 Err(e) => {
-                    out.refuse(records + 1, format!("reading stdin: {e}"));
+                    let source = args.file.as_ref().map_or("stdin".to_owned(), |f| f.display().to_string());
+                    out.refuse(records + 1, format!("reading {source}: {e}"));
                     break Stop::Failed;
                 }
             },
@@ -320,9 +391,10 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
         }
         input_read += n as u64;
         let line_no = records + 1;
-        if line.last() == Some(&b'\n') {
-            line.pop();
-            if line.last() == Some(&b'\r') {
+        if line.ends_with(&record_delim) {
+            line.truncate(line.len() - record_delim.len());
+            // Windows line ends, when records are lines.
+            if record_delim == b"\n" && line.last() == Some(&b'\r') {
                 line.pop();
             }
         }
@@ -371,11 +443,16 @@ pub(crate) async fn run(config: ClientConfig, rest: Vec<Property>, args: Produce
             }
         };
         let size = (value.len() + key.as_ref().map_or(0, Bytes::len)) as u64;
+        let (key, value) = if args.empty_as_null {
+            (key.filter(|k| !k.is_empty()), Some(value).filter(|v| !v.is_empty()))
+        } else {
+            (key, Some(value))
+        };
         let record = ProducerRecord {
             topic: args.topic.clone(),
             partition: args.partition,
             key,
-            value: Some(value),
+            value,
             headers: headers.clone(),
             timestamp: None,
         };

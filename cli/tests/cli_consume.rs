@@ -364,8 +364,11 @@ fn partitions_and_start_by_timestamp() {
 fn bad_starts_are_one_clear_line() {
     let err = fails(&["consume", "any-topic", "--from", "committed"]);
     assert!(err.contains("--from committed needs --group"), "{err}");
-    let err = fails(&["consume", "any-topic", "--from=-3"]);
-    assert!(err.contains("--from -3"), "{err}");
+    // -N counts back from the end; -0 and a sign without a number are not positions.
+    let err = fails(&["consume", "any-topic", "--from=-0"]);
+    assert!(err.contains("--from -0"), "{err}");
+    let err = fails(&["consume", "any-topic", "--from=-x"]);
+    assert!(err.contains("-N"), "{err}");
     let err = fails(&["consume", "any-topic", "--from", "@soon"]);
     assert!(err.contains("@TIMESTAMP_MS"), "{err}");
     let err = fails(&["consume", "no-such-topic-xyz", "--group", "g", "--until-end"]);
