@@ -15,6 +15,7 @@ mod admin_cmds;
 mod bench;
 mod configs;
 mod consume;
+mod features;
 mod formats;
 mod metrics_http;
 mod out;
@@ -109,6 +110,19 @@ enum Command {
     Quotas {
         #[command(subcommand)]
         action: quotas::QuotasAction,
+    },
+    /// Cluster features (KIP-584): describe, upgrade, downgrade (kafka-features.sh).
+    /// Example: `strom features describe`.
+    Features {
+        #[command(subcommand)]
+        action: features::FeaturesAction,
+    },
+    /// The KRaft metadata quorum: leader, epoch, high watermark and each voter's and
+    /// observer's lag (kafka-metadata-quorum.sh describe --status --replication).
+    Quorum {
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Earliest and latest offset of every partition of a topic.
     Offsets {
@@ -332,6 +346,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Configs { .. }
         | Command::Reassign { .. }
         | Command::Quotas { .. }
+        | Command::Features { .. }
+        | Command::Quorum { .. }
         | Command::ElectLeaders(_)
         | Command::Completions { .. } => Role::Admin,
         Command::Registry { .. } => Role::Registry,
@@ -357,6 +373,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Configs { action } => configs::configs(config, action).await,
         Command::Reassign { action } => placement::reassign(config, action).await,
         Command::Quotas { action } => quotas::quotas(config, action).await,
+        Command::Features { action } => features::features(config, action).await,
+        Command::Quorum { json } => features::quorum(config, json).await,
         Command::ElectLeaders(args) => placement::elect_leaders(config, args).await,
         Command::Completions { .. } => Ok(()),
         Command::Groups { action } => admin_cmds::groups(config, action).await,

@@ -82,6 +82,8 @@ api_requests! {
     DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
     DescribeClientQuotas: DescribeClientQuotasRequest => DescribeClientQuotasResponse,
     AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
+    UpdateFeatures: UpdateFeaturesRequest => UpdateFeaturesResponse,
+    DescribeQuorum: DescribeQuorumRequest => DescribeQuorumResponse,
 }
 
 /// Default largest response frame accepted (`max.response.size`), 100 MiB.

@@ -372,6 +372,8 @@ response_targets! {
     response_delete_acls: DeleteAclsRequest,
     response_describe_client_quotas: DescribeClientQuotasRequest,
     response_alter_client_quotas: AlterClientQuotasRequest,
+    response_update_features: UpdateFeaturesRequest,
+    response_describe_quorum: DescribeQuorumRequest,
 }
 
 #[cfg(test)]

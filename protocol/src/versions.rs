@@ -80,6 +80,9 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::DeleteAcls, "DeleteAcls", 1, 3),
     r(ApiKey::DescribeClientQuotas, "DescribeClientQuotas", 0, 1),
     r(ApiKey::AlterClientQuotas, "AlterClientQuotas", 0, 1),
+    // v0's allow_downgrade became v1's upgrade_type (Kafka 3.3 and later have v1).
+    r(ApiKey::UpdateFeatures, "UpdateFeatures", 1, 2),
+    r(ApiKey::DescribeQuorum, "DescribeQuorum", 0, 2),
 ];
 
 /// Strom's range for `api`, if it sends that API at all.

@@ -371,6 +371,8 @@ fn main() -> Result<()> {
         "response_delete_acls": DeleteAclsRequest,
         "response_describe_client_quotas": DescribeClientQuotasRequest,
         "response_alter_client_quotas": AlterClientQuotasRequest,
+        "response_update_features": UpdateFeaturesRequest,
+        "response_describe_quorum": DescribeQuorumRequest,
     );
     println!("wrote {} seed files under {}", out.written, out.dir.display());
     Ok(())
