@@ -24,6 +24,7 @@ mod produce;
 mod progress;
 mod quotas;
 mod signals;
+mod transactions;
 
 pub(crate) use out::Failure;
 
@@ -123,6 +124,12 @@ enum Command {
         /// One JSON object instead of lines.
         #[arg(long)]
         json: bool,
+    },
+    /// Transactions: list, describe, a partition's producers, abort a hanging one, fence
+    /// producers (kafka-transactions.sh). Example: `strom transactions fence payments-0`.
+    Transactions {
+        #[command(subcommand)]
+        action: transactions::TransactionsAction,
     },
     /// Earliest and latest offset of every partition of a topic.
     Offsets {
@@ -348,6 +355,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Quotas { .. }
         | Command::Features { .. }
         | Command::Quorum { .. }
+        | Command::Transactions { .. }
         | Command::ElectLeaders(_)
         | Command::Completions { .. } => Role::Admin,
         Command::Registry { .. } => Role::Registry,
@@ -375,6 +383,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Quotas { action } => quotas::quotas(config, action).await,
         Command::Features { action } => features::features(config, action).await,
         Command::Quorum { json } => features::quorum(config, json).await,
+        Command::Transactions { action } => transactions::transactions(config, action).await,
         Command::ElectLeaders(args) => placement::elect_leaders(config, args).await,
         Command::Completions { .. } => Ok(()),
         Command::Groups { action } => admin_cmds::groups(config, action).await,
