@@ -102,6 +102,7 @@ pub fn parse(traceparent: &[u8], tracestate: Option<&[u8]>) -> Option<SpanContex
     let flags = u8::from_str_radix(flags, 16).ok()?;
     let state = tracestate
         .and_then(|t| std::str::from_utf8(t).ok())
+        .filter(|t| valid_tracestate(t))
         .and_then(|t| TraceState::from_str(t.trim()).ok())
         .unwrap_or_default();
     Some(SpanContext::new(
@@ -111,6 +112,40 @@ pub fn parse(traceparent: &[u8], tracestate: Option<&[u8]>) -> Option<SpanContex
         true,
         state,
     ))
+}
+
+/// W3C Trace Context's `tracestate` grammar: at most 32 `key=value` members separated by
+/// commas (empty members allowed); a key is lowercase letters, digits and `_-*/`, starting
+/// with a letter or digit, optionally `tenant@system`, at most 256 bytes; a value is 1 to
+/// 256 printable ASCII characters other than `,` and `=`, not ending in a space.
+fn valid_tracestate(s: &str) -> bool {
+    let key_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-*/".contains(&b);
+    let simple_key = |k: &str| {
+        let b = k.as_bytes();
+        !b.is_empty() && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit()) && b.iter().all(|&c| key_char(c))
+    };
+    let mut members = 0;
+    for m in s.split(',') {
+        let m = m.trim_matches(|c| c == ' ' || c == '\t');
+        if m.is_empty() {
+            continue;
+        }
+        members += 1;
+        let Some((k, v)) = m.split_once('=') else { return false };
+        let key_ok = k.len() <= 256
+            && match k.split_once('@') {
+                Some((tenant, system)) => simple_key(tenant) && simple_key(system) && system.len() <= 14,
+                None => simple_key(k),
+            };
+        let value_ok = !v.is_empty()
+            && v.len() <= 256
+            && !v.ends_with(' ')
+            && v.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=');
+        if !key_ok || !value_ok {
+            return false;
+        }
+    }
+    members <= 32
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -173,6 +208,17 @@ mod tests {
         // A bad tracestate is dropped, the parent kept.
         let sc = parse(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Some(b"=,=")).unwrap();
         assert_eq!(sc.trace_state().header(), "");
+        for bad in ["=,=", "Congo=1", "congo=", "congo=a=b", "a@toolongsystemname1=x"] {
+            let sc = parse(
+                b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                Some(bad.as_bytes()),
+            )
+            .unwrap();
+            assert_eq!(sc.trace_state().header(), "", "{bad}");
+        }
+        assert!(valid_tracestate(
+            "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE,,tenant@vendor=x"
+        ));
         for bad in [
             &b""[..],
             b"00",
