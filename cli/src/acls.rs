@@ -98,18 +98,37 @@ pub(crate) struct ResourceArgs {
 
 impl ResourceArgs {
     fn pick(&self) -> (AclResourceType, String) {
-        if let Some(t) = &self.topic {
-            (AclResourceType::Topic, t.clone())
-        } else if let Some(g) = &self.group {
-            (AclResourceType::Group, g.clone())
-        } else if let Some(t) = &self.transactional_id {
-            (AclResourceType::TransactionalId, t.clone())
-        } else if let Some(u) = &self.user {
-            (AclResourceType::User, u.clone())
-        } else {
-            (AclResourceType::Cluster, "kafka-cluster".to_owned())
-        }
+        named(
+            &self.topic,
+            &self.group,
+            &self.transactional_id,
+            &self.user,
+            self.cluster,
+        )
+        .unwrap_or((AclResourceType::Cluster, CLUSTER.to_owned()))
     }
+}
+
+/// The cluster's one resource name.
+const CLUSTER: &str = "kafka-cluster";
+
+/// The resource one of the flags names, if any.
+fn named(
+    topic: &Option<String>,
+    group: &Option<String>,
+    transactional_id: &Option<String>,
+    user: &Option<String>,
+    cluster: bool,
+) -> Option<(AclResourceType, String)> {
+    [
+        (AclResourceType::Topic, topic),
+        (AclResourceType::Group, group),
+        (AclResourceType::TransactionalId, transactional_id),
+        (AclResourceType::User, user),
+    ]
+    .into_iter()
+    .find_map(|(t, n)| n.as_ref().map(|n| (t, n.clone())))
+    .or_else(|| cluster.then(|| (AclResourceType::Cluster, CLUSTER.to_owned())))
 }
 
 /// At most one resource, and who/what/how (list, delete).
@@ -150,19 +169,13 @@ pub(crate) struct FilterArgs {
 
 impl FilterArgs {
     fn resource(&self) -> Option<(AclResourceType, String)> {
-        if let Some(t) = &self.topic {
-            Some((AclResourceType::Topic, t.clone()))
-        } else if let Some(g) = &self.group {
-            Some((AclResourceType::Group, g.clone()))
-        } else if let Some(t) = &self.transactional_id {
-            Some((AclResourceType::TransactionalId, t.clone()))
-        } else if let Some(u) = &self.user {
-            Some((AclResourceType::User, u.clone()))
-        } else if self.cluster {
-            Some((AclResourceType::Cluster, "kafka-cluster".to_owned()))
-        } else {
-            None
-        }
+        named(
+            &self.topic,
+            &self.group,
+            &self.transactional_id,
+            &self.user,
+            self.cluster,
+        )
     }
 
     fn to_filter(&self, default_pattern: AclPatternType) -> AclBindingFilter {

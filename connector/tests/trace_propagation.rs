@@ -5,41 +5,19 @@
 //! child of anything upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use strom_client::consumer::TopicPartition;
 use strom_client::trace_context::{parse, TRACEPARENT};
-use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, NewTopic, Producer, ProducerConfig, ProducerRecord,
-};
+use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
 use strom_connector::pipeline::{Pipeline, PipelineEnd};
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{broker, unique_topic};
+use strom_integration_tests::{broker, read_partition0, unique_topic};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
-
-async fn read_back(topic: &str, n: usize) -> Vec<ConsumerRecord> {
-    let mut cfg = ConsumerConfig::new(&broker().bootstrap);
-    cfg.set("auto.offset.reset", "earliest").unwrap();
-    let mut consumer = Consumer::new(cfg).await.unwrap();
-    consumer
-        .assign([TopicPartition {
-            topic: topic.into(),
-            partition: 0,
-        }])
-        .unwrap();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} records in 30 s", got.len());
-        got.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
-    }
-    got
-}
 
 #[tokio::test]
 async fn the_pipeline_carries_the_trace_from_source_to_sink() {
@@ -116,7 +94,7 @@ async fn the_pipeline_carries_the_trace_from_source_to_sink() {
         .unwrap();
         assert_eq!((summary.end, summary.records_in), (PipelineEnd::EndOfInput, 2));
 
-        let out = read_back(&output, 2).await;
+        let out = read_partition0(&output, 2).await;
         assert_eq!(out[0].value.as_deref(), Some(&b"TRACED"[..]));
         let carried = out[0].trace_context().expect("the output carries the trace on");
         assert_eq!(carried.trace_id(), upstream_trace, "{guarantee}");

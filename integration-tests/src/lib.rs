@@ -585,3 +585,34 @@ pub fn registry_python() -> &'static Path {
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
 }
+
+/// The first `n` records of partition 0 of `topic`, read from its start by a consumer of
+/// no group; fails the test after 30 s.
+#[allow(clippy::expect_used)] // a test helper: failing the test is its error path
+pub async fn read_partition0(topic: &str, n: usize) -> Vec<strom_client::ConsumerRecord> {
+    let mut cfg = strom_client::ConsumerConfig::new(&broker().bootstrap);
+    cfg.set("auto.offset.reset", "earliest").expect("a known setting");
+    let mut consumer = strom_client::Consumer::new(cfg).await.expect("a consumer");
+    consumer
+        .assign([strom_client::consumer::TopicPartition {
+            topic: topic.into(),
+            partition: 0,
+        }])
+        .expect("assign");
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while got.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} records in 30 s",
+            got.len()
+        );
+        got.extend(
+            consumer
+                .poll(std::time::Duration::from_millis(500))
+                .await
+                .expect("poll"),
+        );
+    }
+    got
+}

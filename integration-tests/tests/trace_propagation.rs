@@ -4,41 +4,17 @@
 //! record sent outside any span carries nothing; a `traceparent` the application set is kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use strom_client::consumer::TopicPartition;
 use strom_client::trace_context::{TRACEPARENT, TRACESTATE};
-use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, NewTopic, Producer, ProducerConfig, ProducerRecord,
-};
-use strom_integration_tests::{broker, unique_topic};
+use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use strom_integration_tests::{broker, read_partition0, unique_topic};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
-
-async fn read_back(topic: &str, n: usize) -> Vec<ConsumerRecord> {
-    let mut cfg = ConsumerConfig::new(&broker().bootstrap);
-    cfg.set("auto.offset.reset", "earliest").unwrap();
-    let mut consumer = Consumer::new(cfg).await.unwrap();
-    consumer
-        .assign([TopicPartition {
-            topic: topic.into(),
-            partition: 0,
-        }])
-        .unwrap();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} records in 30 s", got.len());
-        got.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
-    }
-    got
-}
 
 #[tokio::test]
 async fn the_consumer_span_continues_the_producer_trace() {
@@ -112,7 +88,7 @@ async fn the_consumer_span_continues_the_producer_trace() {
     }
     producer.close().await.unwrap();
 
-    let records = read_back(&topic, 4).await;
+    let records = read_partition0(&topic, 4).await;
     let via_api = &records[3];
     let last = |k: &str| {
         via_api
