@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use strom_protocol::messages::describe_producers_request::TopicRequest;
 use strom_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
 use strom_protocol::messages::{
-    DescribeProducersRequest, DescribeTransactionsRequest, InitProducerIdRequest, ListTransactionsRequest, ProducerId,
-    TransactionalId, WriteTxnMarkersRequest,
+    DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest, ProducerId, TransactionalId,
+    WriteTxnMarkersRequest,
 };
 
 use crate::admin::{check, s, topic_name, Admin};
@@ -210,42 +210,13 @@ impl Admin {
             return Err(Error::config("fence_producers: the transactional id is empty"));
         }
         // As Java's FenceProducersHandler: no producer id or epoch, and the shortest
-        // transaction timeout (the producer being fenced sets its own again on init).
-        let req = InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(s(transactional_id))))
-            .with_transaction_timeout_ms(1)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
-        // An open transaction is aborted first: until its markers are written the
-        // coordinator answers CONCURRENT_TRANSACTIONS, which Java retries too.
-        let deadline = std::time::Instant::now() + self.client().config().default_api_timeout;
-        let mut backoff = std::time::Duration::from_millis(20);
-        loop {
-            let attempt = self
-                .client()
-                .with_retries("InitProducerId", || async {
-                    let resp = self
-                        .coordinator(transactional_id, crate::admin::CoordinatorType::Transaction)
-                        .await?
-                        .send(&req)
-                        .await?;
-                    check(resp.error_code, None, || {
-                        format!("fencing transactional id {transactional_id}")
-                    })?;
-                    Ok(resp)
-                })
-                .await;
-            match attempt {
-                Ok(resp) => return Ok((resp.producer_id.0, resp.producer_epoch)),
-                Err(e)
-                    if e.kafka_code() == Some(strom_protocol::ErrorCode::ConcurrentTransactions)
-                        && std::time::Instant::now() + backoff < deadline =>
-                {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_millis(500));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // transaction timeout (the producer being fenced sets its own again on init). The
+        // producer's own InitProducerId path retries what the coordinator asks to retry,
+        // CONCURRENT_TRANSACTIONS while an open transaction is aborted among them.
+        let limit = self.client().config().default_api_timeout;
+        let (pid, epoch, _) =
+            crate::producer::txn::init_producer_id(self.client(), transactional_id, 1, (-1, -1), &mut None, limit)
+                .await?;
+        Ok((pid, epoch))
     }
 }

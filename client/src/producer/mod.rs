@@ -9,7 +9,7 @@ mod accumulator;
 mod partitioner;
 mod record;
 mod sender;
-mod txn;
+pub(crate) mod txn;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;

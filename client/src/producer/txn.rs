@@ -254,7 +254,7 @@ where
     }
 }
 
-async fn init_producer_id(
+pub(crate) async fn init_producer_id(
     client: &Client,
     id: &str,
     timeout_ms: i32,
