@@ -54,6 +54,22 @@ fn listed(json: &str) -> Vec<[String; 6]> {
     rows
 }
 
+/// `listed(strom acls list ARGS --json)` once it equals `want`, or after 10 s (the caller's
+/// assertion then shows what was listed): a broker answers a create or delete once the
+/// controller has committed it and applies it to its authorizer a moment later.
+fn listed_when(b: &PrivateBroker, args: &[&str], want: &[[String; 6]]) -> Vec<[String; 6]> {
+    let mut all = vec!["acls", "list", "--json"];
+    all.extend_from_slice(args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = listed(&ok(b, &all));
+        if got == want || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn row(p: &str, op: &str, t: &str, name: &str, pattern: &str, who: &str) -> [String; 6] {
     [p, op, t, name, pattern, who].map(str::to_owned)
 }
@@ -114,17 +130,13 @@ fn create_list_delete_and_dry_runs() {
     );
     assert!(dry.starts_with("dry run: would create 1 ACLs"), "{dry}");
 
-    assert_eq!(
-        listed(&ok(&b, &["acls", "list", "--topic", &topic, "--json"])),
-        vec![
-            row("ALLOW", "DESCRIBE", "TOPIC", &topic, "LITERAL", "User:alice"),
-            row("ALLOW", "READ", "TOPIC", &topic, "LITERAL", "User:alice"),
-        ]
-    );
-    assert_eq!(
-        listed(&ok(&b, &["acls", "list", "--principal", "User:bob", "--json"])),
-        vec![row("DENY", "WRITE", "GROUP", &topic, "PREFIXED", "User:bob")]
-    );
+    let want = vec![
+        row("ALLOW", "DESCRIBE", "TOPIC", &topic, "LITERAL", "User:alice"),
+        row("ALLOW", "READ", "TOPIC", &topic, "LITERAL", "User:alice"),
+    ];
+    assert_eq!(listed_when(&b, &["--topic", &topic], &want), want);
+    let want = vec![row("DENY", "WRITE", "GROUP", &topic, "PREFIXED", "User:bob")];
+    assert_eq!(listed_when(&b, &["--principal", "User:bob"], &want), want);
     assert!(listed(&ok(&b, &["acls", "list", "--principal", "User:carol", "--json"])).is_empty());
     // The table has a header and a row per binding.
     let table = ok(&b, &["acls", "list", "--topic", &topic]);
@@ -158,10 +170,8 @@ fn create_list_delete_and_dry_runs() {
         listed(&deleted),
         vec![row("ALLOW", "READ", "TOPIC", &topic, "LITERAL", "User:alice")]
     );
-    assert_eq!(
-        listed(&ok(&b, &["acls", "list", "--topic", &topic, "--json"])),
-        vec![row("ALLOW", "DESCRIBE", "TOPIC", &topic, "LITERAL", "User:alice")]
-    );
+    let want = vec![row("ALLOW", "DESCRIBE", "TOPIC", &topic, "LITERAL", "User:alice")];
+    assert_eq!(listed_when(&b, &["--topic", &topic], &want), want);
     // By principal, every pattern type.
     let text = ok(
         &b,

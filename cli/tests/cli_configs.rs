@@ -30,6 +30,23 @@ fn described(args: &[&str]) -> std::collections::BTreeMap<String, (Option<String
         .collect()
 }
 
+/// `described(args)` once `settled` holds, or after 10 s (then the caller's assertion says what
+/// was seen). A broker answers an alter once its controller has committed the change, and
+/// applies it to what it describes a moment later, as with Java's `kafka-configs`.
+fn described_when(
+    args: &[&str],
+    settled: impl Fn(&std::collections::BTreeMap<String, (Option<String>, String)>) -> bool,
+) -> std::collections::BTreeMap<String, (Option<String>, String)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let c = described(args);
+        if settled(&c) || std::time::Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn fails(args: &[&str]) -> (Option<i32>, String) {
     let out = strom(args, None);
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -82,7 +99,7 @@ fn topic_configs_set_delete_append_subtract_and_dry_run() {
         ],
         None,
     );
-    let c = described(&["--topic", &topic]);
+    let c = described_when(&["--topic", &topic], |c| c.contains_key("cleanup.policy"));
     assert_eq!(
         c["retention.ms"],
         (Some("86400000".into()), "DYNAMIC_TOPIC_CONFIG".into())
@@ -104,7 +121,7 @@ fn topic_configs_set_delete_append_subtract_and_dry_run() {
         ],
         None,
     );
-    let c = described(&["--topic", &topic]);
+    let c = described_when(&["--topic", &topic], |c| !c.contains_key("segment.ms"));
     assert_eq!(c["cleanup.policy"].0.as_deref(), Some("compact"));
     assert!(!c.contains_key("segment.ms"), "{c:?}");
     // --all has the defaults, with their source.
@@ -198,10 +215,14 @@ fn broker_default_loggers_and_group_configs() {
         ],
         None,
     );
-    let l = described(&["--broker-logger", "1", "--all"]);
+    let l = described_when(&["--broker-logger", "1", "--all"], |l| {
+        l.get(logger).is_some_and(|v| v.0.as_deref() == Some("WARN"))
+    });
     assert_eq!(l[logger], (Some("WARN".into()), "DYNAMIC_BROKER_LOGGER_CONFIG".into()));
     ok(&["configs", "alter", "--broker-logger", "1", "--delete", logger], None);
-    let l = described(&["--broker-logger", "1", "--all"]);
+    let l = described_when(&["--broker-logger", "1", "--all"], |l| {
+        l.get(logger).is_some_and(|v| v.0.as_deref() != Some("WARN"))
+    });
     assert_ne!(l[logger].0.as_deref(), Some("WARN"));
 
     // A group's config (KIP-848), on a group that need not exist yet.
@@ -217,7 +238,7 @@ fn broker_default_loggers_and_group_configs() {
         ],
         None,
     );
-    let g = described(&["--group", &group]);
+    let g = described_when(&["--group", &group], |g| g.contains_key("consumer.session.timeout.ms"));
     assert_eq!(
         g["consumer.session.timeout.ms"],
         (Some("50000".into()), "GROUP_CONFIG".into())
@@ -234,6 +255,9 @@ fn broker_default_loggers_and_group_configs() {
         None,
     );
     // Deleted: the broker's level applies again.
-    let g = described(&["--group", &group]);
+    let g = described_when(&["--group", &group], |g| {
+        g.get("consumer.session.timeout.ms")
+            .is_none_or(|v| v.1 != "GROUP_CONFIG")
+    });
     assert_ne!(g["consumer.session.timeout.ms"].1, "GROUP_CONFIG", "{g:?}");
 }

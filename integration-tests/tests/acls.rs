@@ -86,13 +86,16 @@ async fn grant_use_describe_and_revoke() {
     // Creating one that exists is a success.
     assert!(admin.create_acls(std::slice::from_ref(&write)).await.unwrap()[0].is_ok());
 
-    let on_topic = admin
-        .describe_acls(&AclBindingFilter::resource(AclResourceType::Topic, &topic))
-        .await
-        .unwrap();
+    // A broker answers once the controller has committed the bindings, and applies them to
+    // its authorizer (which DescribeAcls reads) a moment later.
     let mut want = vec![write.clone(), describe.clone()];
     want.sort();
-    assert_eq!(on_topic, want);
+    let on_topic = AclBindingFilter::resource(AclResourceType::Topic, &topic);
+    eventually("the bindings are described", || {
+        let (admin, on_topic, want) = (&admin, &on_topic, &want);
+        async move { admin.describe_acls(on_topic).await.unwrap() == *want }
+    })
+    .await;
     // MATCH finds the prefixed group binding for a group named under the prefix.
     let matching = admin
         .describe_acls(&AclBindingFilter {
@@ -137,11 +140,11 @@ async fn grant_use_describe_and_revoke() {
     let deleted = admin.delete_acls(&[write.to_filter()]).await.unwrap();
     assert_eq!(deleted.len(), 1);
     assert_eq!(deleted[0].as_ref().unwrap(), &vec![write.clone()]);
-    let left = admin
-        .describe_acls(&AclBindingFilter::resource(AclResourceType::Topic, &topic))
-        .await
-        .unwrap();
-    assert_eq!(left, vec![describe.clone()]);
+    eventually("the deletion is described", || {
+        let (admin, on_topic, describe) = (&admin, &on_topic, &describe);
+        async move { admin.describe_acls(on_topic).await.unwrap() == vec![describe.clone()] }
+    })
+    .await;
     eventually("the revocation reaches the authorizer", || {
         let (cfg, topic) = (cfg.clone(), topic.clone());
         async move { matches!(try_produce(&cfg, &topic).await, Err((ErrorKind::Authorization, _))) }

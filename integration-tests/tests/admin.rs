@@ -9,6 +9,24 @@ async fn admin() -> Admin {
     Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap()
 }
 
+/// The resource's configs once `settled` holds, or after 10 s (the caller's assertion then says
+/// what was seen). A broker answers an alter once its controller has committed it and applies
+/// it to what it describes a moment later: Java's AdminClient sees the same.
+async fn configs_when(
+    admin: &Admin,
+    res: &ConfigResource,
+    settled: impl Fn(&[strom_client::ConfigEntry]) -> bool,
+) -> Vec<strom_client::ConfigEntry> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let entries = admin.describe_configs(res).await.unwrap();
+        if settled(&entries) || std::time::Instant::now() > deadline {
+            return entries;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn topics_configs_partitions_and_offsets() {
     let admin = admin().await;
@@ -64,11 +82,19 @@ async fn topics_configs_partitions_and_offsets() {
         )
         .await
         .unwrap();
-    let entries = admin.describe_configs(&res).await.unwrap();
+    let entries = configs_when(&admin, &res, |e| {
+        e.iter()
+            .any(|e| e.name == "cleanup.policy" && e.value.as_deref() == Some("compact"))
+    })
+    .await;
     assert_eq!(get(&entries, "retention.ms").value.as_deref(), Some("7200000"));
     assert_eq!(get(&entries, "cleanup.policy").value.as_deref(), Some("compact"));
     admin.alter_configs(&res, &[("cleanup.policy", None)]).await.unwrap();
-    let entries = admin.describe_configs(&res).await.unwrap();
+    let entries = configs_when(&admin, &res, |e| {
+        e.iter()
+            .any(|e| e.name == "cleanup.policy" && e.value.as_deref() == Some("delete"))
+    })
+    .await;
     assert_eq!(get(&entries, "cleanup.policy").value.as_deref(), Some("delete"));
     let err = admin
         .alter_configs(&res, &[("no.such.config", Some("1"))])

@@ -182,11 +182,22 @@ async fn errors_are_typed_and_nothing_is_dropped_silently() {
         )
         .await
         .unwrap();
-    let f = producer
-        .send(ProducerRecord::new(&topic, vec![7u8; 50_000]))
-        .await
-        .unwrap();
-    let err = f.wait().await.unwrap_err();
+    // The broker answers the alter once its controller has committed it and applies it to
+    // the partition's log a moment later: until then a large record still lands.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        let f = producer
+            .send(ProducerRecord::new(&topic, vec![7u8; 50_000]))
+            .await
+            .unwrap();
+        match f.wait().await {
+            Err(e) => break e,
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(m) => panic!("max.message.bytes=2000 not applied within 10 s: {m:?}"),
+        }
+    };
     assert_eq!(err.kafka_code(), Some(ErrorCode::MessageTooLarge), "{err}");
     // The producer still works after it.
     let ok = producer.send(ProducerRecord::new(&topic, "small")).await.unwrap();
