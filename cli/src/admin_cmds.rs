@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::Subcommand;
-use strom_client::{Admin, ClientConfig, ConfigResource, ConsumerGroupMember, GroupType, NewTopic, OffsetSpec};
+use strom_client::{
+    Admin, ClientConfig, ConfigResource, ConsumerGroupDescription, ConsumerGroupMember, GroupType, NewTopic, OffsetSpec,
+};
 
 use crate::out::outln;
 use crate::Failure;
@@ -16,13 +18,24 @@ pub(crate) enum TopicsAction {
         /// Include internal topics.
         #[arg(long)]
         internal: bool,
+        /// A JSON array of {"topic": NAME} instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Partitions, leaders, replicas and non-default configs of a topic.
     Describe {
         /// Topic.
         topic: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Create a topic.
+    ///
+    /// Examples: `strom topics create orders --partitions 12 --replication-factor 3
+    /// --config retention.ms=86400000`; `strom topics create orders --replica-assignment
+    /// 1:2,2:3,3:1` (three partitions of two replicas, the first of each the preferred
+    /// leader); `--dry-run` has the broker validate it and creates nothing.
     Create {
         /// Topic.
         topic: String,
@@ -35,6 +48,18 @@ pub(crate) enum TopicsAction {
         /// Topic config key=value (repeatable).
         #[arg(long = "config", value_name = "KEY=VALUE")]
         configs: Vec<String>,
+        /// Where each partition's replicas go, as kafka-topics.sh takes it: partitions
+        /// separated by commas, each one's broker ids by colons, the preferred leader first.
+        #[arg(
+            long,
+            value_name = "B:B,B:B,...",
+            value_parser = parse_replica_assignment,
+            conflicts_with_all = ["partitions", "replication_factor"]
+        )]
+        replica_assignment: Option<BTreeMap<i32, Vec<i32>>>,
+        /// Have the broker validate the topic (validate_only) and create nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Delete a topic.
     Delete {
@@ -55,6 +80,9 @@ pub(crate) enum TopicsAction {
         /// Delete the records before this offset; -1: every record up to the high watermark.
         #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         before: i64,
+        /// A JSON array of {"partition", "low_watermark"} instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Change a topic's configs (`strom configs alter --topic T` in short).
     ///
@@ -120,6 +148,28 @@ pub(crate) async fn cluster(config: ClientConfig, args: ClusterArgs) -> Result<(
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     let mut brokers = c.brokers.clone();
     brokers.sort_by_key(|b| b.node_id);
+    // Each broker's listeners, from its own configs (advertised.listeners, else listeners);
+    // None where the caller may not describe them (no DESCRIBE_CONFIGS on the cluster).
+    let mut listeners: BTreeMap<i32, Option<String>> = BTreeMap::new();
+    for b in &brokers {
+        let found = admin
+            .describe_configs(&ConfigResource::Broker(b.node_id))
+            .await
+            .ok()
+            .and_then(|entries| {
+                let value = |k: &str| {
+                    entries
+                        .iter()
+                        .find(|c| c.name == k)
+                        .and_then(|c| c.value.clone())
+                        .filter(|v| !v.is_empty())
+                };
+                value("advertised.listeners").or_else(|| value("listeners"))
+            });
+        listeners.insert(b.node_id, found);
+    }
+    // Finalized features (KIP-584); None from a broker that does not say (or refuses).
+    let features = admin.describe_features().await.ok().map(|f| f.finalized);
     if args.json {
         let doc = serde_json::json!({
             "cluster_id": c.cluster_id,
@@ -129,19 +179,18 @@ pub(crate) async fn cluster(config: ClientConfig, args: ClusterArgs) -> Result<(
                 "host": b.host,
                 "port": b.port,
                 "rack": b.rack,
+                "listeners": listeners.get(&b.node_id).cloned().flatten().map(|l| {
+                    l.split(',').map(|x| x.trim().to_owned()).collect::<Vec<_>>()
+                }),
             })).collect::<Vec<_>>(),
+            "features": features.as_ref().map(|f| f.iter().map(|(name, (_, max))| {
+                (name.clone(), serde_json::json!(max))
+            }).collect::<serde_json::Map<_, _>>()),
             "topics": topics.iter().map(|t| serde_json::json!({
                 "topic": t.name,
                 "topic_id": t.topic_id.to_string(),
                 "internal": t.is_internal,
-                "partitions": t.partitions.iter().map(|p| serde_json::json!({
-                    "partition": p.partition,
-                    "leader": p.leader,
-                    "leader_epoch": p.leader_epoch,
-                    "replicas": p.replicas,
-                    "isrs": p.isr,
-                    "offline_replicas": p.offline_replicas,
-                })).collect::<Vec<_>>(),
+                "partitions": partitions_json(&t.partitions),
             })).collect::<Vec<_>>(),
         });
         outln!("{doc}")?;
@@ -152,10 +201,14 @@ pub(crate) async fn cluster(config: ClientConfig, args: ClusterArgs) -> Result<(
         or_dash(&c.cluster_id),
         c.controller.map_or("-".to_owned(), |id| id.to_string())
     )?;
+    if let Some(f) = features.as_ref().filter(|f| !f.is_empty()) {
+        let list: Vec<String> = f.iter().map(|(name, (_, max))| format!("{name}={max}")).collect();
+        outln!("features: {}", list.join(", "))?;
+    }
     outln!("{} brokers:", brokers.len())?;
     for b in &brokers {
         outln!(
-            "  broker {} at {}:{}{}{}",
+            "  broker {} at {}:{}{}{}{}",
             b.node_id,
             b.host,
             b.port,
@@ -164,7 +217,13 @@ pub(crate) async fn cluster(config: ClientConfig, args: ClusterArgs) -> Result<(
             } else {
                 ""
             },
-            b.rack.as_deref().map(|r| format!(" rack {r}")).unwrap_or_default()
+            b.rack.as_deref().map(|r| format!(" rack {r}")).unwrap_or_default(),
+            listeners
+                .get(&b.node_id)
+                .cloned()
+                .flatten()
+                .map(|l| format!(", listeners {l}"))
+                .unwrap_or_default()
         )?;
     }
     outln!("{} topics:", topics.len())?;
@@ -197,7 +256,11 @@ pub(crate) async fn cluster(config: ClientConfig, args: ClusterArgs) -> Result<(
 #[derive(Debug, Subcommand)]
 pub(crate) enum GroupsAction {
     /// Group ids with type and state.
-    List,
+    List {
+        /// A JSON array of {"group", "type", "protocol_type", "state"} instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Members, assignments, committed offsets and lag.
     ///
     /// Members (id, instance id, client id, host, assignment), then per partition the
@@ -207,6 +270,9 @@ pub(crate) enum GroupsAction {
     Describe {
         /// Group id.
         group: String,
+        /// One JSON object (group, members, offsets with lag) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Set a group's committed offsets for a topic (kafka-consumer-groups.sh
     /// --reset-offsets, rpk group seek).
@@ -231,6 +297,9 @@ pub(crate) enum GroupsAction {
         /// Print the new offsets; commit nothing.
         #[arg(long)]
         dry_run: bool,
+        /// A JSON array of {"group", "topic", "partition", "offset"} instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete a group's committed offsets of a topic (kafka-consumer-groups.sh
     /// --delete-offsets). The broker refuses partitions the group is consuming.
@@ -278,15 +347,55 @@ fn e(err: strom_client::Error) -> String {
     err.to_string()
 }
 
+/// `1:2,2:3,3:1` (kafka-topics.sh's `--replica-assignment`): partition i's replicas are the
+/// i-th comma-separated item, broker ids separated by colons.
+fn parse_replica_assignment(s: &str) -> Result<BTreeMap<i32, Vec<i32>>, String> {
+    let mut out = BTreeMap::new();
+    for (i, part) in s.split(',').enumerate() {
+        let brokers: Result<Vec<i32>, _> = part.split(':').map(|b| b.trim().parse::<i32>()).collect();
+        let brokers = brokers
+            .ok()
+            .filter(|b| b.iter().all(|id| *id >= 0))
+            .ok_or_else(|| format!("partition {i}: {part:?} is not broker ids separated by ':' (e.g. 1:2,2:3)"))?;
+        let partition = i32::try_from(i).map_err(|_| "too many partitions".to_owned())?;
+        out.insert(partition, brokers);
+    }
+    Ok(out)
+}
+
+/// A topic's partitions as `strom cluster --json` and `strom topics describe --json` write them.
+fn partitions_json(partitions: &[strom_client::PartitionInfo]) -> serde_json::Value {
+    partitions
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "partition": p.partition,
+                "leader": p.leader,
+                "leader_epoch": p.leader_epoch,
+                "replicas": p.replicas,
+                "isrs": p.isr,
+                "offline_replicas": p.offline_replicas,
+                "error": (!p.error.is_ok()).then(|| p.error.name()),
+            })
+        })
+        .collect()
+}
+
 pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result<(), Failure> {
     let admin = Admin::connect(config).await.map_err(e)?;
     match action {
-        TopicsAction::List { internal } => {
-            for t in admin.list_topics(internal).await.map_err(e)? {
-                outln!("{t}")?;
+        TopicsAction::List { internal, json } => {
+            let names = admin.list_topics(internal).await.map_err(e)?;
+            if json {
+                let doc: Vec<_> = names.iter().map(|t| serde_json::json!({ "topic": t })).collect();
+                outln!("{}", serde_json::Value::Array(doc))?;
+            } else {
+                for t in names {
+                    outln!("{t}")?;
+                }
             }
         }
-        TopicsAction::Describe { topic } => {
+        TopicsAction::Describe { topic, json } => {
             let d = admin
                 .describe_topics(&[&topic])
                 .await
@@ -294,6 +403,29 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
                 .into_iter()
                 .next()
                 .ok_or_else(|| format!("the broker described no topic {topic}"))?;
+            let configs = admin
+                .describe_configs(&ConfigResource::Topic(topic.clone()))
+                .await
+                .map_err(e)?;
+            // Only the topic's own overrides, as kafka-topics --describe shows them.
+            let overrides: Vec<_> = configs
+                .iter()
+                .filter(|c| c.source == strom_client::ConfigSource::DynamicTopic)
+                .collect();
+            if json {
+                let doc = serde_json::json!({
+                    "topic": d.name,
+                    "topic_id": d.topic_id.to_string(),
+                    "internal": d.is_internal,
+                    "partitions": partitions_json(&d.partitions),
+                    "configs": overrides
+                        .iter()
+                        .map(|c| (c.name.clone(), serde_json::json!(c.value)))
+                        .collect::<serde_json::Map<_, _>>(),
+                });
+                outln!("{doc}")?;
+                return Ok(());
+            }
             outln!(
                 "topic {} id {} partitions {}{}",
                 d.name,
@@ -316,12 +448,7 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
                     }
                 )?;
             }
-            let configs = admin.describe_configs(&ConfigResource::Topic(topic)).await.map_err(e)?;
-            // Only the topic's own overrides, as kafka-topics --describe shows them.
-            for c in configs
-                .iter()
-                .filter(|c| c.source == strom_client::ConfigSource::DynamicTopic)
-            {
+            for c in overrides {
                 outln!(
                     "  config {}={}",
                     c.name,
@@ -336,12 +463,17 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
             partitions,
             replication_factor,
             configs,
+            replica_assignment,
+            dry_run,
         } => {
-            let mut t = NewTopic {
-                name: topic.clone(),
-                partitions,
-                replication_factor,
-                configs: Vec::new(),
+            let mut t = match replica_assignment {
+                Some(a) => NewTopic::with_replica_assignment(&topic, a),
+                None => {
+                    let mut t = NewTopic::with_broker_defaults(&topic);
+                    t.partitions = partitions;
+                    t.replication_factor = replication_factor;
+                    t
+                }
             };
             for c in configs {
                 let (k, v) = c
@@ -349,8 +481,23 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
                     .ok_or_else(|| format!("--config {c}: expected key=value"))?;
                 t = t.config(k, v);
             }
-            admin.create_topics(&[t]).await.map_err(e)?;
-            crate::out::note(&format!("created topic {topic}"));
+            let options = strom_client::CreateTopicsOptions::default().validate_only(dry_run);
+            let created = admin.create_topics_with_options(&[t], options).await.map_err(e)?;
+            let shape = created
+                .first()
+                .filter(|c| c.partitions >= 0)
+                .map(|c| {
+                    format!(
+                        ": {} partitions, replication factor {}",
+                        c.partitions, c.replication_factor
+                    )
+                })
+                .unwrap_or_default();
+            if dry_run {
+                outln!("dry run: the broker would create topic {topic}{shape}")?;
+            } else {
+                crate::out::note(&format!("created topic {topic}{shape}"));
+            }
         }
         TopicsAction::Delete { topic } => {
             admin.delete_topics(&[&topic]).await.map_err(e)?;
@@ -360,6 +507,7 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
             topic,
             partitions,
             before,
+            json,
         } => {
             if before < -1 {
                 return Err(format!("--before {before}: expected an offset >= 0, or -1 for everything").into());
@@ -377,6 +525,14 @@ pub(crate) async fn topics(config: ClientConfig, action: TopicsAction) -> Result
             };
             let wanted: Vec<(i32, i64)> = partitions.iter().map(|p| (*p, before)).collect();
             let deleted = admin.delete_records(&topic, &wanted).await.map_err(e)?;
+            if json {
+                let doc: Vec<_> = deleted
+                    .iter()
+                    .map(|d| serde_json::json!({ "partition": d.partition, "low_watermark": d.low_watermark }))
+                    .collect();
+                outln!("{}", serde_json::Value::Array(doc))?;
+                return Ok(());
+            }
             outln!("{:>9} {:>12}", "partition", "earliest")?;
             for d in deleted {
                 outln!("{:>9} {:>12}", d.partition, d.low_watermark)?;
@@ -449,10 +605,18 @@ fn parse_datetime(s: &str) -> Result<i64, String> {
     Ok(((days * 24 + h) * 60 + min) * 60_000 + sec * 1000 + millis)
 }
 
-pub(crate) async fn offsets(config: ClientConfig, topic: &str) -> Result<(), Failure> {
+pub(crate) async fn offsets(config: ClientConfig, topic: &str, json: bool) -> Result<(), Failure> {
     let admin = Admin::connect(config).await.map_err(e)?;
     // Asked first: an error (say, no such topic) is then the only output.
     let offsets = admin.partition_offsets(topic).await.map_err(e)?;
+    if json {
+        let doc: Vec<_> = offsets
+            .iter()
+            .map(|p| serde_json::json!({ "partition": p.partition, "earliest": p.earliest, "latest": p.latest }))
+            .collect();
+        outln!("{}", serde_json::Value::Array(doc))?;
+        return Ok(());
+    }
     outln!("{:>9} {:>12} {:>12}", "partition", "earliest", "latest")?;
     for p in offsets {
         outln!("{:>9} {:>12} {:>12}", p.partition, p.earliest, p.latest)?;
@@ -545,19 +709,11 @@ async fn reset_plan(
     Ok(plan)
 }
 
-/// A group's members as either describe API reports them.
-#[derive(Debug)]
-struct Described {
-    /// The header line after `group G`.
-    header: String,
-    members: Vec<ConsumerGroupMember>,
-}
-
-/// [`Admin::describe_consumer_group`]: classic groups by DescribeGroups, KIP-848 groups by
-/// ConsumerGroupDescribe.
-async fn describe(admin: &Admin, group: &str) -> Result<Described, String> {
-    let d = admin.describe_consumer_group(group).await.map_err(e)?;
-    let header = match d.group_type {
+/// The header line after `group G` of a group described by
+/// [`Admin::describe_consumer_group`] (classic groups by DescribeGroups, KIP-848 groups by
+/// ConsumerGroupDescribe).
+fn group_header(d: &ConsumerGroupDescription) -> String {
+    match d.group_type {
         GroupType::Classic => format!(
             "type classic state {} protocol-type {} assignor {}",
             or_dash(&d.state),
@@ -570,10 +726,26 @@ async fn describe(admin: &Admin, group: &str) -> Result<Described, String> {
             d.group_epoch.unwrap_or(-1),
             or_dash(&d.assignor)
         ),
-    };
-    Ok(Described {
-        header,
-        members: d.members,
+    }
+}
+
+/// `classic` or `consumer`, as the describe header and `--json` name a group's protocol.
+fn group_type_name(t: &GroupType) -> &'static str {
+    match t {
+        GroupType::Classic => "classic",
+        _ => "consumer",
+    }
+}
+
+fn member_json(m: &ConsumerGroupMember) -> serde_json::Value {
+    serde_json::json!({
+        "member_id": m.member_id,
+        "group_instance_id": m.group_instance_id,
+        "client_id": m.client_id,
+        "client_host": m.client_host,
+        "member_epoch": m.member_epoch,
+        "assignment": m.assignment,
+        "target_assignment": m.target_assignment,
     })
 }
 
@@ -598,10 +770,22 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
             partitions,
             to,
             dry_run,
+            json,
         } => {
             let plan = reset_plan(&admin, &group, &topic, &partitions, &to).await?;
             if !dry_run {
                 admin.alter_group_offsets(&group, &topic, &plan).await.map_err(e)?;
+            }
+            if json {
+                let doc: Vec<_> = plan
+                    .iter()
+                    .map(|(p, o)| serde_json::json!({ "group": group, "topic": topic, "partition": p, "offset": o }))
+                    .collect();
+                outln!("{}", serde_json::Value::Array(doc))?;
+                if dry_run {
+                    crate::out::note("dry run: nothing was committed");
+                }
+                return Ok(());
             }
             outln!(
                 "{:<24} {:<24} {:>9} {:>12}",
@@ -649,8 +833,24 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
                 crate::out::note(&format!("deleted group {g}"));
             }
         }
-        GroupsAction::List => {
-            for g in admin.list_groups().await.map_err(e)? {
+        GroupsAction::List { json } => {
+            let groups = admin.list_groups().await.map_err(e)?;
+            if json {
+                let doc: Vec<_> = groups
+                    .iter()
+                    .map(|g| {
+                        serde_json::json!({
+                            "group": g.group_id,
+                            "type": (!g.group_type.is_empty()).then_some(g.group_type.as_str()),
+                            "protocol_type": g.protocol_type,
+                            "state": g.state,
+                        })
+                    })
+                    .collect();
+                outln!("{}", serde_json::Value::Array(doc))?;
+                return Ok(());
+            }
+            for g in groups {
                 let ty = if g.group_type.is_empty() {
                     g.protocol_type.as_str()
                 } else {
@@ -659,10 +859,10 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
                 outln!("{}\t{}\t{}", g.group_id, ty, g.state)?;
             }
         }
-        GroupsAction::Describe { group } => {
-            let d = describe(&admin, &group).await?;
+        GroupsAction::Describe { group, json } => {
+            let d = admin.describe_consumer_group(&group).await.map_err(e)?;
             let committed = admin.group_offsets(&group).await.map_err(e)?;
-            let mut out = format!("group {group} {} members {}\n", d.header, d.members.len());
+            let mut out = format!("group {group} {} members {}\n", group_header(&d), d.members.len());
             // Who holds each partition, for the offsets table.
             let mut owner: BTreeMap<(String, i32), &str> = BTreeMap::new();
             for m in &d.members {
@@ -703,21 +903,49 @@ pub(crate) async fn groups(config: ClientConfig, action: GroupsAction) -> Result
                     ends.insert(topic.clone(), latest.iter().map(|o| (o.partition, o.offset)).collect());
                 }
             }
+            let mut offsets_json = Vec::with_capacity(rows.len());
             for key in &rows {
                 let (topic, partition) = key;
                 let c = committed.get(key).copied();
                 let end = ends.get(topic).and_then(|m| m.get(partition)).copied();
                 let lag = match (c, end) {
-                    (Some(c), Some(end)) => (end - c).max(0).to_string(),
-                    _ => "-".into(),
+                    (Some(c), Some(end)) => Some((end - c).max(0)),
+                    _ => None,
                 };
+                let member = owner.get(key).copied();
+                if json {
+                    offsets_json.push(serde_json::json!({
+                        "topic": topic,
+                        "partition": partition,
+                        "committed": c,
+                        "end": end,
+                        "lag": lag,
+                        "member_id": member,
+                    }));
+                    continue;
+                }
                 let show = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
                 out.push_str(&format!(
-                    "  {topic:<30} {partition:>9} {:>12} {:>12} {lag:>8}  {}\n",
+                    "  {topic:<30} {partition:>9} {:>12} {:>12} {:>8}  {}\n",
                     show(c),
                     show(end),
-                    owner.get(key).copied().unwrap_or("-")
+                    show(lag),
+                    member.unwrap_or("-")
                 ));
+            }
+            if json {
+                let doc = serde_json::json!({
+                    "group": group,
+                    "type": group_type_name(&d.group_type),
+                    "protocol_type": d.protocol_type,
+                    "state": d.state,
+                    "assignor": d.assignor,
+                    "group_epoch": d.group_epoch,
+                    "members": d.members.iter().map(member_json).collect::<Vec<_>>(),
+                    "offsets": offsets_json,
+                });
+                outln!("{doc}")?;
+                return Ok(());
             }
             crate::out::print(&out)?;
         }

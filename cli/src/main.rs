@@ -135,6 +135,9 @@ enum Command {
     Offsets {
         /// Topic.
         topic: String,
+        /// A JSON array of {"partition", "earliest", "latest"} instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// List or describe consumer groups.
     Groups {
@@ -375,7 +378,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     match cli.command {
         Command::Topics { action } => admin_cmds::topics(config, action).await,
-        Command::Offsets { topic } => admin_cmds::offsets(config, &topic).await,
+        Command::Offsets { topic, json } => admin_cmds::offsets(config, &topic, json).await,
         Command::Cluster(args) => admin_cmds::cluster(config, args).await,
         Command::Acls { action } => acls::acls(config, action).await,
         Command::Configs { action } => configs::configs(config, action).await,

@@ -351,6 +351,19 @@ fn cluster_lists_brokers_and_partitions() {
         .collect();
     assert!(!brokers.is_empty(), "{doc}");
     assert!(brokers.contains(&doc["controller"].as_i64().unwrap()), "{doc}");
+    // Each broker's listeners (from its advertised.listeners), and the finalized features.
+    let b0 = &doc["brokers"][0];
+    let addr = format!("{}:{}", b0["host"].as_str().unwrap(), b0["port"]);
+    assert!(
+        b0["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().ends_with(&format!("://{addr}"))),
+        "{doc}"
+    );
+    assert!(doc["features"]["metadata.version"].as_i64().unwrap() > 0, "{doc}");
+    assert!(text.contains(", listeners ") && text.contains("features: "), "{text}");
     let t = doc["topics"]
         .as_array()
         .unwrap()

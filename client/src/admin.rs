@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use strom_protocol::message_traits::StrBytes;
 use strom_protocol::messages::consumer_group_describe_response;
 use strom_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use strom_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use strom_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use strom_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use strom_protocol::messages::delete_topics_request::DeleteTopicState;
 use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -65,6 +67,12 @@ pub struct NewTopic {
     pub replication_factor: Option<i16>,
     /// Topic configs (`cleanup.policy`, `retention.ms`, ...).
     pub configs: Vec<(String, String)>,
+    /// Explicit replica placement: partition -> broker ids, the first the preferred leader
+    /// (Java's `NewTopic(name, replicasAssignments)`). When given, `partitions` and
+    /// `replication_factor` must be `None`: the assignment defines both. The broker checks
+    /// it (partitions 0..n, the same replica count everywhere, live brokers, no repeats) and
+    /// answers INVALID_REPLICA_ASSIGNMENT otherwise.
+    pub replica_assignment: BTreeMap<i32, Vec<i32>>,
 }
 
 impl NewTopic {
@@ -75,6 +83,25 @@ impl NewTopic {
             partitions: Some(partitions),
             replication_factor: None,
             configs: Vec::new(),
+            replica_assignment: BTreeMap::new(),
+        }
+    }
+
+    /// A topic with the broker's `num.partitions` and `default.replication.factor`.
+    pub fn with_broker_defaults(name: impl Into<String>) -> Self {
+        NewTopic {
+            partitions: None,
+            ..NewTopic::new(name, 0)
+        }
+    }
+
+    /// A topic whose partitions are placed explicitly: partition -> replicas (broker ids,
+    /// the first the preferred leader).
+    pub fn with_replica_assignment(name: impl Into<String>, assignment: BTreeMap<i32, Vec<i32>>) -> Self {
+        NewTopic {
+            partitions: None,
+            replica_assignment: assignment,
+            ..NewTopic::new(name, 0)
         }
     }
 
@@ -89,6 +116,39 @@ impl NewTopic {
         self.configs.push((key.into(), value.into()));
         self
     }
+}
+
+/// Options of [`Admin::create_topics_with_options`] (Java's `CreateTopicsOptions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CreateTopicsOptions {
+    /// Have the controller check the request and create nothing.
+    pub validate_only: bool,
+}
+
+impl CreateTopicsOptions {
+    /// Only validate (a dry run).
+    pub fn validate_only(mut self, validate_only: bool) -> Self {
+        self.validate_only = validate_only;
+        self
+    }
+}
+
+/// A topic as the broker created it, or would have (`validate_only`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CreatedTopic {
+    /// Name.
+    pub name: String,
+    /// The new topic's id; `None` for a validation, or from a broker older than 2.8.
+    pub topic_id: Option<uuid::Uuid>,
+    /// Partition count (-1 when the broker did not say: it answers with it from v5 on).
+    pub partitions: i32,
+    /// Replication factor (-1 when the broker did not say).
+    pub replication_factor: i16,
+    /// The topic's effective configs with their sources (empty when the broker did not
+    /// say, or the caller may not describe its configs).
+    pub configs: Vec<ConfigEntry>,
 }
 
 /// A topic as `describe_topics` reports it.
@@ -548,42 +608,96 @@ impl Admin {
 
     /// Creates topics; fails on the first topic the broker refused, naming it.
     pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<()> {
+        self.create_topics_with_options(topics, CreateTopicsOptions::default())
+            .await
+            .map(drop)
+    }
+
+    /// Creates topics, or with `validate_only` has the controller check them and create
+    /// nothing (Java's `createTopics(topics, options)`). Returns each topic as the broker
+    /// created it (or would): its partition count, replication factor and effective configs
+    /// with their sources, and its id when created. A created topic is usable (has leaders)
+    /// when this returns.
+    pub async fn create_topics_with_options(
+        &self,
+        topics: &[NewTopic],
+        options: CreateTopicsOptions,
+    ) -> Result<Vec<CreatedTopic>> {
+        let mut creatable = Vec::with_capacity(topics.len());
+        for t in topics {
+            if !t.replica_assignment.is_empty() && (t.partitions.is_some() || t.replication_factor.is_some()) {
+                return Err(Error::config(format!(
+                    "topic {}: an explicit replica assignment defines the partitions and the replication factor; \
+                     leave both unset",
+                    t.name
+                )));
+            }
+            creatable.push(
+                CreatableTopic::default()
+                    .with_name(topic_name(&t.name))
+                    .with_num_partitions(t.partitions.unwrap_or(-1))
+                    .with_replication_factor(t.replication_factor.unwrap_or(-1))
+                    .with_assignments(
+                        t.replica_assignment
+                            .iter()
+                            .map(|(p, brokers)| {
+                                CreatableReplicaAssignment::default()
+                                    .with_partition_index(*p)
+                                    .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+                            })
+                            .collect(),
+                    )
+                    .with_configs(
+                        t.configs
+                            .iter()
+                            .map(|(k, v)| CreatableTopicConfig::default().with_name(s(k)).with_value(Some(s(v))))
+                            .collect(),
+                    ),
+            );
+        }
         let req = CreateTopicsRequest::default()
             .with_timeout_ms(self.timeout_ms())
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|t| {
-                        CreatableTopic::default()
-                            .with_name(topic_name(&t.name))
-                            .with_num_partitions(t.partitions.unwrap_or(-1))
-                            .with_replication_factor(t.replication_factor.unwrap_or(-1))
-                            .with_configs(
-                                t.configs
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        CreatableTopicConfig::default().with_name(s(k)).with_value(Some(s(v)))
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
+            .with_validate_only(options.validate_only)
+            .with_topics(creatable);
         let resp = self
             .client
             .with_retries("CreateTopics", || async { self.any().await?.send(&req).await })
             .await?;
-        for r in &resp.topics {
-            check(r.error_code, r.error_message.as_ref(), || {
-                format!("topic {}", r.name.0.as_str())
-            })?;
+        let mut created = Vec::with_capacity(resp.topics.len());
+        for r in resp.topics {
+            let name = r.name.0.to_string();
+            check(r.error_code, r.error_message.as_ref(), || format!("topic {name}"))?;
+            created.push(CreatedTopic {
+                // A validation answers with an id too (KRaft's controller makes one), of a
+                // topic that does not exist: not reported.
+                topic_id: (!options.validate_only && !r.topic_id.is_nil()).then_some(r.topic_id),
+                partitions: r.num_partitions,
+                replication_factor: r.replication_factor,
+                configs: r
+                    .configs
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| ConfigEntry {
+                        name: c.name.to_string(),
+                        value: c.value.map(|v| v.to_string()),
+                        read_only: c.read_only,
+                        is_sensitive: c.is_sensitive,
+                        source: ConfigSource::from_wire(c.config_source),
+                        synonyms: Vec::new(),
+                    })
+                    .collect(),
+                name,
+            });
         }
-        // KRaft brokers learn of the topic asynchronously: return once it is usable.
-        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-        self.wait_for_metadata("created topics to appear", &names, |t| {
-            t.is_some_and(|t| !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0))
-        })
-        .await
+        if !options.validate_only {
+            // KRaft brokers learn of the topic asynchronously: return once it is usable.
+            let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+            self.wait_for_metadata("created topics to appear", &names, |t| {
+                t.is_some_and(|t| !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0))
+            })
+            .await?;
+        }
+        Ok(created)
     }
 
     /// Polls metadata of `names` until `ready` holds for each, or `default.api.timeout.ms`.

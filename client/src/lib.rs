@@ -46,8 +46,9 @@ mod transport;
 
 pub use admin::{
     Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym,
-    ConsumerGroupDescription, ConsumerGroupMember, CoordinatorType, DeletedRecords, GroupDescription, GroupListing,
-    GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets, TopicDescription,
+    ConsumerGroupDescription, ConsumerGroupMember, CoordinatorType, CreateTopicsOptions, CreatedTopic, DeletedRecords,
+    GroupDescription, GroupListing, GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets,
+    TopicDescription,
 };
 pub use admin_acl::{AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType};
 pub use admin_cluster::{ElectionType, PartitionReassignment};

@@ -250,3 +250,61 @@ async fn describe_consumer_group_covers_classic_and_kip848_groups() {
         c.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn create_topics_validate_only_and_explicit_replica_assignment() {
+    use std::collections::BTreeMap;
+    use strom_client::CreateTopicsOptions;
+    let admin = admin().await;
+    let topic = unique_topic("admin-create-opts");
+
+    // validate_only: what the broker would create, with the effective configs; nothing is.
+    let validate = CreateTopicsOptions::default().validate_only(true);
+    let would = admin
+        .create_topics_with_options(&[NewTopic::new(&topic, 4).config("retention.ms", "60000")], validate)
+        .await
+        .unwrap();
+    assert_eq!(would.len(), 1);
+    assert_eq!((would[0].partitions, would[0].replication_factor), (4, 1));
+    assert_eq!(would[0].topic_id, None);
+    let retention = would[0].configs.iter().find(|c| c.name == "retention.ms").unwrap();
+    assert_eq!(retention.value.as_deref(), Some("60000"));
+    assert!(!admin.list_topics(false).await.unwrap().contains(&topic));
+    let err = admin
+        .create_topics_with_options(&[NewTopic::new(&topic, 1).replication_factor(3)], validate)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::InvalidReplicationFactor), "{err}");
+
+    // An explicit assignment: partition -> replicas.
+    let assignment: BTreeMap<i32, Vec<i32>> = (0..3).map(|p| (p, vec![1])).collect();
+    let created = admin
+        .create_topics_with_options(
+            &[NewTopic::with_replica_assignment(&topic, assignment)],
+            CreateTopicsOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(created[0].topic_id.is_some_and(|id| !id.is_nil()));
+    assert_eq!(created[0].partitions, 3);
+    let d = admin.describe_topics(&[&topic]).await.unwrap().remove(0);
+    assert_eq!(d.partitions.len(), 3);
+    assert_eq!(Some(d.topic_id), created[0].topic_id);
+
+    // Refused by the broker (a broker that does not exist), and by the client (an
+    // assignment with a partition count beside it).
+    let other = unique_topic("admin-create-bad");
+    let err = admin
+        .create_topics(&[NewTopic::with_replica_assignment(
+            &other,
+            BTreeMap::from([(0, vec![7])]),
+        )])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kafka_code(), Some(ErrorCode::InvalidReplicaAssignment), "{err}");
+    let mut both = NewTopic::with_replica_assignment(&other, BTreeMap::from([(0, vec![1])]));
+    both.partitions = Some(1);
+    let err = admin.create_topics(&[both]).await.unwrap_err();
+    assert_eq!(err.kind(), strom_client::ErrorKind::InvalidConfig, "{err}");
+    admin.delete_topics(&[&topic]).await.unwrap();
+}
