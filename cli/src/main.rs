@@ -17,6 +17,7 @@ mod configs;
 mod consume;
 mod features;
 mod formats;
+mod logdirs;
 mod metrics_http;
 mod out;
 mod placement;
@@ -101,6 +102,13 @@ enum Command {
     Reassign {
         #[command(subcommand)]
         action: placement::ReassignAction,
+    },
+    /// Brokers' log directories: describe (path, free space, replicas and their size) and
+    /// move replicas between the directories of a broker (kafka-log-dirs.sh). Example:
+    /// `strom log-dirs describe --broker 1 --json`.
+    LogDirs {
+        #[command(subcommand)]
+        action: logdirs::LogDirsAction,
     },
     /// Elect the preferred (or with --unclean, any live) replica as leader
     /// (kafka-leader-election.sh). Example: `strom elect-leaders --topic orders`.
@@ -355,6 +363,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Acls { .. }
         | Command::Configs { .. }
         | Command::Reassign { .. }
+        | Command::LogDirs { .. }
         | Command::Quotas { .. }
         | Command::Features { .. }
         | Command::Quorum { .. }
@@ -386,6 +395,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Quotas { action } => quotas::quotas(config, action).await,
         Command::Features { action } => features::features(config, action).await,
         Command::Quorum { json } => features::quorum(config, json).await,
+        Command::LogDirs { action } => logdirs::log_dirs(config, action).await,
         Command::Transactions { action } => transactions::transactions(config, action).await,
         Command::ElectLeaders(args) => placement::elect_leaders(config, args).await,
         Command::Completions { .. } => Ok(()),

@@ -24,6 +24,7 @@ mod admin;
 mod admin_acl;
 mod admin_cluster;
 mod admin_features;
+mod admin_logdirs;
 mod admin_quota;
 mod admin_txn;
 mod client;
@@ -53,6 +54,7 @@ pub use admin::{
 pub use admin_acl::{AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType};
 pub use admin_cluster::{ElectionType, PartitionReassignment};
 pub use admin_features::{FeatureMetadata, FeatureUpgradeType, QuorumInfo, QuorumReplica};
+pub use admin_logdirs::{LogDirDescription, ReplicaInfo, TopicPartitionReplica};
 pub use admin_quota::{
     ClientQuotas, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp, QUOTA_CLIENT_ID, QUOTA_IP, QUOTA_USER,
 };

@@ -84,6 +84,12 @@ api_requests! {
     AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
     UpdateFeatures: UpdateFeaturesRequest => UpdateFeaturesResponse,
     DescribeQuorum: DescribeQuorumRequest => DescribeQuorumResponse,
+    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse,
+    AlterReplicaLogDirs: AlterReplicaLogDirsRequest => AlterReplicaLogDirsResponse,
+    CreateDelegationToken: CreateDelegationTokenRequest => CreateDelegationTokenResponse,
+    RenewDelegationToken: RenewDelegationTokenRequest => RenewDelegationTokenResponse,
+    ExpireDelegationToken: ExpireDelegationTokenRequest => ExpireDelegationTokenResponse,
+    DescribeDelegationToken: DescribeDelegationTokenRequest => DescribeDelegationTokenResponse,
 }
 
 /// Default largest response frame accepted (`max.response.size`), 100 MiB.

@@ -374,6 +374,12 @@ response_targets! {
     response_alter_client_quotas: AlterClientQuotasRequest,
     response_update_features: UpdateFeaturesRequest,
     response_describe_quorum: DescribeQuorumRequest,
+    response_describe_log_dirs: DescribeLogDirsRequest,
+    response_alter_replica_log_dirs: AlterReplicaLogDirsRequest,
+    response_create_delegation_token: CreateDelegationTokenRequest,
+    response_renew_delegation_token: RenewDelegationTokenRequest,
+    response_expire_delegation_token: ExpireDelegationTokenRequest,
+    response_describe_delegation_token: DescribeDelegationTokenRequest,
 }
 
 #[cfg(test)]

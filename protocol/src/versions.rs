@@ -83,6 +83,13 @@ pub const SUPPORTED: &[ApiRange] = &[
     // v0's allow_downgrade became v1's upgrade_type (Kafka 3.3 and later have v1).
     r(ApiKey::UpdateFeatures, "UpdateFeatures", 1, 2),
     r(ApiKey::DescribeQuorum, "DescribeQuorum", 0, 2),
+    // v0 of these was removed in Kafka 4.0 (KIP-896).
+    r(ApiKey::DescribeLogDirs, "DescribeLogDirs", 1, 4),
+    r(ApiKey::AlterReplicaLogDirs, "AlterReplicaLogDirs", 1, 2),
+    r(ApiKey::CreateDelegationToken, "CreateDelegationToken", 1, 3),
+    r(ApiKey::RenewDelegationToken, "RenewDelegationToken", 1, 2),
+    r(ApiKey::ExpireDelegationToken, "ExpireDelegationToken", 1, 2),
+    r(ApiKey::DescribeDelegationToken, "DescribeDelegationToken", 1, 3),
 ];
 
 /// Strom's range for `api`, if it sends that API at all.
