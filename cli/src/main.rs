@@ -25,6 +25,7 @@ mod produce;
 mod progress;
 mod quotas;
 mod signals;
+mod tokens;
 mod transactions;
 
 pub(crate) use out::Failure;
@@ -102,6 +103,13 @@ enum Command {
     Reassign {
         #[command(subcommand)]
         action: placement::ReassignAction,
+    },
+    /// Delegation tokens: create, renew, expire, describe (kafka-delegation-tokens.sh).
+    /// Example: `strom -F admin.properties delegation-tokens create --renewer-principal
+    /// User:scheduler`.
+    DelegationTokens {
+        #[command(subcommand)]
+        action: tokens::TokensAction,
     },
     /// Brokers' log directories: describe (path, free space, replicas and their size) and
     /// move replicas between the directories of a broker (kafka-log-dirs.sh). Example:
@@ -364,6 +372,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Configs { .. }
         | Command::Reassign { .. }
         | Command::LogDirs { .. }
+        | Command::DelegationTokens { .. }
         | Command::Quotas { .. }
         | Command::Features { .. }
         | Command::Quorum { .. }
@@ -396,6 +405,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Features { action } => features::features(config, action).await,
         Command::Quorum { json } => features::quorum(config, json).await,
         Command::LogDirs { action } => logdirs::log_dirs(config, action).await,
+        Command::DelegationTokens { action } => tokens::tokens(config, action).await,
         Command::Transactions { action } => transactions::transactions(config, action).await,
         Command::ElectLeaders(args) => placement::elect_leaders(config, args).await,
         Command::Completions { .. } => Ok(()),

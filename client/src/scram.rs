@@ -48,7 +48,7 @@ impl ScramMechanism {
     }
 
     /// `Hi(password, salt, iterations)`.
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => {
                 let mut out = vec![0u8; 32];

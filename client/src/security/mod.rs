@@ -15,6 +15,7 @@ mod jaas;
 mod oauth;
 mod reauth;
 mod sasl;
+mod scram_client;
 mod tls;
 
 #[cfg(feature = "gssapi")]

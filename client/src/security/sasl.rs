@@ -1,6 +1,7 @@
 //! SASL authentication (KIP-43, KIP-152): SaslHandshake v1, then SaslAuthenticate rounds,
-//! as Java's `SaslClientAuthenticator` does. Mechanisms: PLAIN, SCRAM-SHA-256/512 and
-//! OAUTHBEARER through rsasl; GSSAPI through [`super::gssapi`] (feature `gssapi`).
+//! as Java's `SaslClientAuthenticator` does. Mechanisms: PLAIN and OAUTHBEARER through
+//! rsasl; SCRAM-SHA-256/512 through [`super::scram_client`] (with Kafka's SCRAM extensions,
+//! which delegation tokens need); GSSAPI through [`super::gssapi`] (feature `gssapi`).
 //!
 //! The exchange runs over a [`SaslChannel`]: the raw stream before the connection is handed
 //! to [`Connection`](crate::lowlevel::Connection), or the in-band channel of [`super::reauth`] for
@@ -26,6 +27,7 @@ use tracing::debug;
 use crate::error::{Error, Result};
 use crate::security::jaas::{self, JaasConfig};
 use crate::security::oauth::{OAuthBearerToken, TokenFuture, TokenProvider, UnsecuredJwt};
+use crate::security::scram_client::ScramClient;
 
 pub(crate) const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 pub(crate) const SCRAM_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
@@ -73,6 +75,18 @@ impl Mechanism {
 #[derive(Clone)]
 pub(crate) struct Secret(String);
 
+impl Secret {
+    #[cfg(test)]
+    pub(crate) fn new(secret: String) -> Self {
+        Secret(secret)
+    }
+
+    /// The secret itself, for the mechanism that needs it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
@@ -84,6 +98,9 @@ enum Credentials {
     Password {
         username: String,
         password: Secret,
+        /// SCRAM extensions: `tokenauth=true` when the username and password are a
+        /// delegation token's id and HMAC.
+        scram_extensions: BTreeMap<String, String>,
     },
     OAuth(Arc<dyn TokenProvider>),
     #[cfg(feature = "gssapi")]
@@ -93,10 +110,15 @@ enum Credentials {
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Credentials::Password { username, password } => f
+            Credentials::Password {
+                username,
+                password,
+                scram_extensions,
+            } => f
                 .debug_struct("Password")
                 .field("username", username)
                 .field("password", password)
+                .field("scram_extensions", scram_extensions)
                 .finish(),
             Credentials::OAuth(_) => f.write_str("OAuthTokenProvider"),
             #[cfg(feature = "gssapi")]
@@ -175,10 +197,27 @@ impl SaslSettings {
                 let from_jaas = |k: &str| jaas.as_ref().and_then(|j| j.get(k)).map(str::to_owned);
                 let username = from_jaas("username").or_else(|| props.get("sasl.username").cloned());
                 let password = from_jaas("password").or_else(|| props.get("sasl.password").cloned());
+                // ScramLoginModule's tokenauth="true": the credentials are a delegation
+                // token's id and HMAC (KIP-48), sent with the SCRAM extension saying so.
+                let token_auth = match &jaas {
+                    Some(j) => j.flag("tokenauth", false)?,
+                    None => false,
+                };
+                if token_auth && mechanism == Mechanism::Plain {
+                    return Err(Error::config(
+                        "sasl.jaas.config: tokenauth=\"true\" (a delegation token) needs sasl.mechanism=SCRAM-SHA-256 or SCRAM-SHA-512",
+                    ));
+                }
+                let scram_extensions = if token_auth {
+                    BTreeMap::from([("tokenauth".to_owned(), "true".to_owned())])
+                } else {
+                    BTreeMap::new()
+                };
                 match (username, password) {
                     (Some(username), Some(password)) if !username.is_empty() => Credentials::Password {
                         username,
                         password: Secret(password),
+                        scram_extensions,
                     },
                     _ => {
                         return Err(Error::config(format!(
@@ -218,6 +257,11 @@ impl SaslSettings {
     /// Who we authenticate as, for messages (never a secret).
     fn identity(&self) -> String {
         match &self.credentials {
+            Credentials::Password {
+                username,
+                scram_extensions,
+                ..
+            } if scram_extensions.contains_key("tokenauth") => format!(" with delegation token {username}"),
             Credentials::Password { username, .. } => format!(" as {username}"),
             Credentials::OAuth(_) => String::new(),
             #[cfg(feature = "gssapi")]
@@ -229,7 +273,25 @@ impl SaslSettings {
     async fn start(&self, host: &str) -> Result<Mech> {
         let name = self.mechanism.name();
         let callback = match &self.credentials {
-            Credentials::Password { username, password } => Callback {
+            Credentials::Password {
+                username,
+                password,
+                scram_extensions,
+            } if matches!(self.mechanism, Mechanism::ScramSha256 | Mechanism::ScramSha512) => {
+                let m = if self.mechanism == Mechanism::ScramSha256 {
+                    crate::ScramMechanism::Sha256
+                } else {
+                    crate::ScramMechanism::Sha512
+                };
+                return Ok(Mech::Scram(Box::new(ScramClient::new(
+                    m,
+                    username.clone(),
+                    password.clone(),
+                    scram_extensions.clone(),
+                    ScramClient::random_nonce()?,
+                ))));
+            }
+            Credentials::Password { username, password, .. } => Callback {
                 username: Some(username.clone()),
                 password: Some(password.clone()),
                 token: None,
@@ -345,6 +407,7 @@ enum Mech {
         name: &'static str,
         oauth_error: Arc<Mutex<Option<String>>>,
     },
+    Scram(Box<ScramClient>),
     #[cfg(feature = "gssapi")]
     Gssapi(Box<super::gssapi::GssapiClient>),
 }
@@ -352,6 +415,11 @@ enum Mech {
 impl Mech {
     async fn step(self, input: Option<Bytes>) -> Result<(Mech, Step)> {
         match self {
+            Mech::Scram(mut client) => {
+                // PBKDF2 with a bounded count (<= 16384 rounds): well under a millisecond.
+                let step = client.step(input.as_deref())?;
+                Ok((Mech::Scram(client), step))
+            }
             Mech::Rsasl {
                 mut session,
                 name,
@@ -404,6 +472,7 @@ impl Mech {
     fn oauth_error(&self) -> Option<String> {
         match self {
             Mech::Rsasl { oauth_error, .. } => oauth_error.lock().ok().and_then(|e| e.clone()),
+            Mech::Scram(_) => None,
             #[cfg(feature = "gssapi")]
             Mech::Gssapi(_) => None,
         }
