@@ -44,6 +44,16 @@ pub mod serialization;
 pub mod statistics;
 #[cfg(feature = "opentelemetry")]
 pub mod trace_context;
+
+/// Entry points of the fuzz targets (`fuzz/fuzz_targets/client_*.rs`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The broker's SCRAM messages as the client parses them: the input split at its first
+    /// NUL into the server-first and server-final messages.
+    pub fn scram_client(data: &[u8]) {
+        crate::security::fuzz_scram_exchange(data);
+    }
+}
 mod transport;
 
 pub use admin::{

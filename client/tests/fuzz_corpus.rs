@@ -36,3 +36,15 @@ fn trace_context_corpus_and_artifacts_replay_without_panics() {
     let target = fs::read_to_string(fuzz.join("fuzz_targets/client_trace_context.rs")).unwrap();
     assert!(target.contains("strom_client::trace_context::parse(parent, Some(state))"));
 }
+
+#[test]
+fn scram_corpus_and_artifacts_replay_without_panics() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let corpus = files(&fuzz.join("corpus"), "client_scram");
+    assert!(corpus.len() >= 4, "the committed seeds: {corpus:?}");
+    for f in corpus.iter().chain(&files(&fuzz.join("artifacts"), "client_scram")) {
+        strom_client::fuzzing::scram_client(&fs::read(f).unwrap());
+    }
+    let target = fs::read_to_string(fuzz.join("fuzz_targets/client_scram.rs")).unwrap();
+    assert!(target.contains("strom_client::fuzzing::scram_client(data)"));
+}

@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 pub use oauth::{OAuthBearerToken, TokenFuture, TokenProvider};
+pub(crate) use scram_client::fuzz_exchange as fuzz_scram_exchange;
 
 use crate::config::{ClientConfig, SecurityProtocol};
 use crate::connection::ConnectionConfig;

@@ -73,7 +73,7 @@ impl Mechanism {
 
 /// A password that never shows in `Debug`.
 #[derive(Clone)]
-pub(crate) struct Secret(String);
+pub(crate) struct Secret(pub(super) String);
 
 impl Secret {
     #[cfg(test)]
