@@ -646,7 +646,7 @@ async fn reset_plan(
             ));
         }
         Ok(_) => {}
-        Err(err) if err.kafka_code() == Some(strom_client::protocol::ErrorCode::GroupIdNotFound) => {}
+        Err(err) if err.kafka_code() == Some(strom_client::ErrorCode::GroupIdNotFound) => {}
         Err(err) => return Err(e(err)),
     }
     let bounds = admin.partition_offsets(topic).await.map_err(e)?;

@@ -12,9 +12,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ok, strom};
-use strom_client::protocol::message_traits::StrBytes;
-use strom_client::protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
-use strom_client::protocol::messages::{DeleteRecordsRequest, TopicName};
+use strom_client::lowlevel::protocol::message_traits::StrBytes;
+use strom_client::lowlevel::protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use strom_client::lowlevel::protocol::messages::{DeleteRecordsRequest, TopicName};
 use strom_client::{Admin, Client, ClientConfig};
 use strom_integration_tests::{broker, signal_process, unique_topic, wait_no_open_transaction};
 

@@ -92,10 +92,11 @@ pub use role_config::{
 };
 pub use scram::{ScramMechanism, ScramUser};
 pub use security::{OAuthBearerToken, Security, TokenFuture, TokenProvider};
-pub use strom_protocol as protocol;
-/// Codec types the public API uses, re-exported from the protocol crate.
+/// Codec types the public API uses, re-exported from the protocol crate. The Kafka
+/// message types themselves are reachable only through [`lowlevel`].
 pub use strom_protocol::{
-    record_batch::{Header, Headers, TimestampType},
+    murmur2::partition_for_key,
+    record_batch::{Header, Headers, Record, TimestampType},
     Compression, ErrorCode,
 };
 

@@ -30,7 +30,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion, StrBytes};
-use strom_client::protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
+use strom_client::lowlevel::protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
 use strom_client::ErrorCode;
 use strom_client::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

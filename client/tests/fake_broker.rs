@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
+use strom_client::lowlevel::protocol::messages::{ApiKey, MetadataRequest};
 use strom_client::lowlevel::{Connection, ConnectionConfig};
-use strom_client::protocol::messages::{ApiKey, MetadataRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -14,7 +14,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion, StrBytes};
-use strom_client::protocol::record_batch::{BatchView, DecodeOptions};
+use strom_client::lowlevel::protocol::record_batch::{BatchView, DecodeOptions};
 use strom_client::{Producer, ProducerConfig, ProducerRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_client::protocol::record_batch::Record;
 use strom_client::ErrorCode;
+use strom_client::Record;
 use strom_client::{Admin, Client, ClientConfig, NewTopic, OffsetSpec, TopicReader};
 use strom_connector::sink::{
     transactional_id, CommitOutcome, DeliveryGuarantee, FixedPartitioner, KafkaCommittable,

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_client::protocol::record_batch::Record;
+use strom_client::Record;
 use strom_client::{Admin, ClientConfig, NewTopic, TopicReader};
 use strom_connector::sink::{
     transactional_id, CommitOutcome, DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, KafkaSinkWriter,

@@ -388,8 +388,8 @@ pub fn run_java_program(name: &str, args: &[&str]) -> String {
 /// tests that send raw requests use this.
 pub async fn send_produce(
     conn: &strom_client::lowlevel::Connection,
-    req: &strom_client::protocol::messages::ProduceRequest,
-) -> strom_client::protocol::messages::ProduceResponse {
+    req: &strom_client::lowlevel::protocol::messages::ProduceRequest,
+) -> strom_client::lowlevel::protocol::messages::ProduceResponse {
     let started = std::time::Instant::now();
     loop {
         let resp = conn.send(req).await.unwrap_or_else(|e| panic!("Produce: {e}"));

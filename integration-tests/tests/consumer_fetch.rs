@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_client::protocol::record_batch::TimestampType;
-use strom_client::protocol::{Compression, ErrorCode};
+use strom_client::TimestampType;
 use strom_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, NewTopic, Producer, ProducerConfig, ProducerRecord,
     TopicPartition, TransactionalProducer,
 };
+use strom_client::{Compression, ErrorCode};
 use strom_integration_tests::{broker, init_test_logging, run_java_tool, unique_topic, PrivateBroker};
 
 async fn create(bootstrap: &str, topic: &str, partitions: i32) -> Admin {

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_client::protocol::murmur2::partition_for_key;
-use strom_client::protocol::record_batch::Record;
-use strom_client::protocol::{Compression, ErrorCode};
+use strom_client::partition_for_key;
+use strom_client::Record;
 use strom_client::{Admin, Client, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, TopicReader};
+use strom_client::{Compression, ErrorCode};
 use strom_integration_tests::{broker, unique_topic};
 
 async fn create(topic: &str, partitions: i32) -> Admin {

@@ -242,7 +242,7 @@ async fn bad_input_is_a_typed_error_never_a_panic() {
         partition: 2,
         offset: 41,
         timestamp: 0,
-        timestamp_type: strom_client::protocol::record_batch::TimestampType::CreateTime,
+        timestamp_type: strom_client::TimestampType::CreateTime,
         leader_epoch: None,
         key: None,
         value: Some(Bytes::from(unknown)),

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use strom_client::lowlevel::protocol::message_traits::StrBytes;
+use strom_client::lowlevel::protocol::messages::metadata_request::MetadataRequestTopic;
+use strom_client::lowlevel::protocol::messages::{MetadataRequest, TopicName};
 use strom_client::lowlevel::{Connection, ConnectionConfig};
-use strom_client::protocol::message_traits::StrBytes;
-use strom_client::protocol::messages::metadata_request::MetadataRequestTopic;
-use strom_client::protocol::messages::{MetadataRequest, TopicName};
 use strom_client::{Admin, ClientConfig, NewTopic};
 use strom_integration_tests::{broker, unique_topic, PrivateBroker};
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_client::protocol::record_batch::Record;
 use strom_client::ErrorCode;
+use strom_client::Record;
 use strom_client::{
     abort_lingering, resume_transaction, Admin, Client, ClientConfig, ConsumerGroupMetadata, NewTopic,
     OffsetAndMetadata, ProducerConfig, ProducerRecord, TopicPartition, TopicReader, TransactionalProducer,

@@ -3,14 +3,14 @@
 //! transactional Produce) and left hanging; the admin sees it and aborts it with a marker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use strom_client::protocol::message_traits::StrBytes;
-use strom_client::protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-use strom_client::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use strom_client::protocol::messages::{
+use strom_client::lowlevel::protocol::message_traits::StrBytes;
+use strom_client::lowlevel::protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use strom_client::lowlevel::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strom_client::lowlevel::protocol::messages::{
     AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, InitProducerIdRequest, ProduceRequest, ProducerId, TopicName,
     TransactionalId,
 };
-use strom_client::protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
+use strom_client::lowlevel::protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
 use strom_client::ErrorCode;
 use strom_client::{Admin, ClientConfig, NewTopic, OffsetSpec, ScramMechanism};
 use strom_integration_tests::{broker, unique_topic};
