@@ -1,11 +1,14 @@
 //! The exactly-once pipeline on a real three-node cluster (`scripts/kafka up --brokers 3`)
 //! while the source group's coordinator and then a node coordinating the sink's
-//! transactions are SIGKILLed and started again: the run finishes (restarting from its
-//! last checkpoint if it fails) and the output, read with read_committed by Strom and by
-//! Java, holds every input record exactly once.
+//! transactions are SIGKILLed and started again, and while all three nodes restart one at
+//! a time (SIGTERM, a rolling upgrade): the run finishes (restarting from its last
+//! checkpoint if it fails) and the output, read with read_committed by Strom and by Java,
+//! holds every input record exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strom_client::{Admin, Client, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, TopicReader};
@@ -29,14 +32,27 @@ fn config() -> ClientConfig {
     c
 }
 
+/// One fault test at a time: they share the cluster.
+async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ONE.lock().await
+}
+
 fn node_of(addr: &str) -> u8 {
     let port: u16 = addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap();
     ((port - PORT_BASE) / 10 + 1) as u8
 }
 
-/// One pipeline run over `input` to `output`: bounded, 500 ms checkpoints, slowed to about
-/// 2,000 records/s so the faults land mid-run.
-async fn run_pipeline(input: &str, output: &str, group: &str, dir: &std::path::Path) -> strom_connector::Result<u64> {
+/// One pipeline run over `input` to `output`: bounded, 500 ms checkpoints, slowed to one
+/// record per `pace` until `faults_done`, so that the faults land mid-run.
+async fn run_pipeline(
+    input: &str,
+    output: &str,
+    group: &str,
+    dir: &std::path::Path,
+    pace: Duration,
+    faults_done: Arc<AtomicBool>,
+) -> strom_connector::Result<u64> {
     let bootstrap = cluster().bootstrap.clone();
     let source = KafkaSource::builder()
         .bootstrap_servers(&bootstrap)
@@ -58,14 +74,10 @@ async fn run_pipeline(input: &str, output: &str, group: &str, dir: &std::path::P
         .transactional_id_prefix(format!("cluster-{output}"))
         .transaction_timeout(Duration::from_secs(600))
         .build()?;
-    let started = Instant::now();
-    let mut n = 0u64;
     let summary = Pipeline::new(source, sink)
         .map(move |v: String| {
-            n += 1;
-            let due = Duration::from_micros(n * 500);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
+            if !faults_done.load(Ordering::Acquire) {
+                std::thread::sleep(pace);
             }
             v.to_uppercase()
         })
@@ -82,6 +94,43 @@ async fn run_pipeline(input: &str, output: &str, group: &str, dir: &std::path::P
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pipeline_survives_its_group_and_transaction_coordinators_being_killed() {
+    pipeline_under_faults(Duration::from_millis(1), |group_node| {
+        // The other of nodes 2 and 3 coordinates a third of the sink's transactional ids.
+        let txn_node = 5 - group_node;
+        eprintln!("killing the group coordinator, node {group_node}, then node {txn_node}");
+        std::thread::sleep(Duration::from_secs(2));
+        cluster().node("kill", group_node);
+        std::thread::sleep(Duration::from_secs(3));
+        cluster().node("start", group_node);
+        std::thread::sleep(Duration::from_secs(1));
+        cluster().node("kill", txn_node);
+        std::thread::sleep(Duration::from_secs(3));
+        cluster().node("start", txn_node);
+    })
+    .await;
+}
+
+/// A rolling restart (SIGTERM, one node at a time, the group coordinator first) while the
+/// pipeline runs (at most 200 records/s until the last node is back).
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_rides_a_rolling_restart() {
+    pipeline_under_faults(Duration::from_millis(5), |group_node| {
+        let others = (1..=3u8).filter(|n| *n != group_node);
+        for node in std::iter::once(group_node).chain(others) {
+            std::thread::sleep(Duration::from_secs(2));
+            let t = Instant::now();
+            cluster().node("restart", node);
+            eprintln!("node {node} restarted in {:.1}s", t.elapsed().as_secs_f64());
+        }
+    })
+    .await;
+}
+
+/// Writes RECORDS inputs, runs the pipeline (restarting it from its checkpoint when a run
+/// fails) while `faults` runs on a thread of its own with the group coordinator's node,
+/// then checks the output with Strom's and Java's read_committed readers.
+async fn pipeline_under_faults(pace: Duration, faults: impl FnOnce(u8) + Send + 'static) {
+    let _one = exclusive().await;
     let admin = Admin::connect(config()).await.unwrap();
     let client = Client::connect(config()).await.unwrap();
     let input = unique_topic("cluster-in");
@@ -105,8 +154,7 @@ async fn pipeline_survives_its_group_and_transaction_coordinators_being_killed()
     }
     producer.close().await.unwrap();
 
-    // A group coordinated by node 2 or 3 (scripts/kafka probes node 1); the other of the
-    // two coordinates a third of the sink's per-checkpoint transactional ids.
+    // A group coordinated by node 2 or 3 (scripts/kafka probes node 1).
     let (group, group_node) = loop {
         let g = unique_topic("cluster-group");
         let node = node_of(
@@ -120,17 +168,12 @@ async fn pipeline_survives_its_group_and_transaction_coordinators_being_killed()
             break (g, node);
         }
     };
-    let txn_node = 5 - group_node;
-    eprintln!("group {group} coordinated by node {group_node}; then killing node {txn_node}");
+    eprintln!("group {group} coordinated by node {group_node}");
+    let faults_done = Arc::new(AtomicBool::new(false));
+    let done = faults_done.clone();
     let faults = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(2));
-        cluster().node("kill", group_node);
-        std::thread::sleep(Duration::from_secs(3));
-        cluster().node("start", group_node);
-        std::thread::sleep(Duration::from_secs(1));
-        cluster().node("kill", txn_node);
-        std::thread::sleep(Duration::from_secs(3));
-        cluster().node("start", txn_node);
+        faults(group_node);
+        done.store(true, Ordering::Release);
     });
 
     let dir = std::env::temp_dir().join(unique_topic("cluster-ckpt"));
@@ -138,8 +181,15 @@ async fn pipeline_survives_its_group_and_transaction_coordinators_being_killed()
     let mut runs = 0;
     loop {
         runs += 1;
-        match run_pipeline(&input, &output, &group, &dir).await {
-            Ok(_) => break,
+        match run_pipeline(&input, &output, &group, &dir, pace, faults_done.clone()).await {
+            Ok(_) => {
+                // Otherwise the faults came after the work and this test proved nothing.
+                assert!(
+                    faults_done.load(Ordering::Acquire),
+                    "the pipeline finished before the faults did: slow it down"
+                );
+                break;
+            }
             Err(e) => {
                 eprintln!("run {runs} failed, restarting from its checkpoint: {e}");
                 assert!(Instant::now() < deadline, "the pipeline did not finish in 240 s: {e}");
