@@ -90,6 +90,13 @@ api_requests! {
     RenewDelegationToken: RenewDelegationTokenRequest => RenewDelegationTokenResponse,
     ExpireDelegationToken: ExpireDelegationTokenRequest => ExpireDelegationTokenResponse,
     DescribeDelegationToken: DescribeDelegationTokenRequest => DescribeDelegationTokenResponse,
+    ShareGroupHeartbeat: ShareGroupHeartbeatRequest => ShareGroupHeartbeatResponse,
+    ShareGroupDescribe: ShareGroupDescribeRequest => ShareGroupDescribeResponse,
+    ShareFetch: ShareFetchRequest => ShareFetchResponse,
+    ShareAcknowledge: ShareAcknowledgeRequest => ShareAcknowledgeResponse,
+    DescribeShareGroupOffsets: DescribeShareGroupOffsetsRequest => DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsets: AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsets: DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse,
 }
 
 /// Default largest response frame accepted (`max.response.size`), 100 MiB.

@@ -90,6 +90,14 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::RenewDelegationToken, "RenewDelegationToken", 1, 2),
     r(ApiKey::ExpireDelegationToken, "ExpireDelegationToken", 1, 2),
     r(ApiKey::DescribeDelegationToken, "DescribeDelegationToken", 1, 3),
+    // Share groups (KIP-932): v1 is the GA protocol (Kafka 4.1+; v0 was the preview).
+    r(ApiKey::ShareGroupHeartbeat, "ShareGroupHeartbeat", 1, 1),
+    r(ApiKey::ShareGroupDescribe, "ShareGroupDescribe", 1, 1),
+    r(ApiKey::ShareFetch, "ShareFetch", 1, 1),
+    r(ApiKey::ShareAcknowledge, "ShareAcknowledge", 1, 1),
+    r(ApiKey::DescribeShareGroupOffsets, "DescribeShareGroupOffsets", 0, 0),
+    r(ApiKey::AlterShareGroupOffsets, "AlterShareGroupOffsets", 0, 0),
+    r(ApiKey::DeleteShareGroupOffsets, "DeleteShareGroupOffsets", 0, 0),
 ];
 
 /// Strom's range for `api`, if it sends that API at all.

@@ -40,7 +40,7 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
 
 /// The corpus is replayed by every `cargo test` and lives in the repository: it stays small
 /// (`scripts/fuzz` with `MERGE=1` keeps the few inputs covering the most edges): a handful
-/// of files per target, for the 68 targets there are.
+/// of files per target, for the 70-odd targets there are.
 const MAX_CORPUS_FILES: usize = 400;
 const MAX_CORPUS_BYTES: u64 = 2 << 20;
 

@@ -379,6 +379,13 @@ fn main() -> Result<()> {
         "response_renew_delegation_token": RenewDelegationTokenRequest,
         "response_expire_delegation_token": ExpireDelegationTokenRequest,
         "response_describe_delegation_token": DescribeDelegationTokenRequest,
+        "response_share_group_heartbeat": ShareGroupHeartbeatRequest,
+        "response_share_group_describe": ShareGroupDescribeRequest,
+        "response_share_fetch": ShareFetchRequest,
+        "response_share_acknowledge": ShareAcknowledgeRequest,
+        "response_describe_share_group_offsets": DescribeShareGroupOffsetsRequest,
+        "response_alter_share_group_offsets": AlterShareGroupOffsetsRequest,
+        "response_delete_share_group_offsets": DeleteShareGroupOffsetsRequest,
     );
     println!("wrote {} seed files under {}", out.written, out.dir.display());
     Ok(())
