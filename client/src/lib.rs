@@ -41,6 +41,7 @@ mod role_config;
 mod scram;
 mod security;
 pub mod serialization;
+pub mod share;
 pub mod statistics;
 #[cfg(feature = "opentelemetry")]
 pub mod trace_context;

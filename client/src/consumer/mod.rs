@@ -17,7 +17,7 @@
 //!   the next `poll`/`stream` returns them first.
 
 pub mod assignor;
-mod fetcher;
+pub(crate) mod fetcher;
 pub(crate) mod group;
 mod kip848;
 mod offsets;
