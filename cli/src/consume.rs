@@ -192,6 +192,11 @@ fn settings(config: ClientConfig, rest: &[Property], args: &ConsumeArgs) -> Resu
     Ok((cc, start))
 }
 
+/// One record in `--format`'s format (the key and value as they are).
+pub(crate) fn write_record(out: &mut impl Write, fmt: &str, r: &ConsumerRecord) -> std::io::Result<()> {
+    write_decoded(out, fmt, r, r.key.as_deref(), r.value.as_deref())
+}
+
 #[cfg(test)]
 fn write_format(out: &mut impl Write, fmt: &str, r: &ConsumerRecord) -> std::io::Result<()> {
     write_decoded(out, fmt, r, r.key.as_deref(), r.value.as_deref())

@@ -24,6 +24,7 @@ mod placement;
 mod produce;
 mod progress;
 mod quotas;
+mod share;
 mod signals;
 mod tokens;
 mod transactions;
@@ -164,6 +165,12 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records to stdout.
     Consume(consume::ConsumeArgs),
+    /// Share groups (KIP-932, queues): consume as a member, acknowledging each record
+    /// (kafka-console-share-consumer.sh). Example: `strom share consume jobs --group workers`.
+    Share {
+        #[command(subcommand)]
+        action: share::ShareAction,
+    },
     /// The schema registry: subjects, versions, schemas, compatibility.
     Registry {
         #[command(flatten)]
@@ -204,6 +211,9 @@ pub(crate) enum Role {
     Consumer,
     /// registry: schema registry keys only.
     Registry,
+    /// share consume: share consumer keys (consumer keys that do not apply are refused by
+    /// the share consumer, naming what to use).
+    Share,
 }
 
 /// A property as the user gave it (-F, -b or -X).
@@ -314,11 +324,13 @@ fn config(cli: &Cli, role: Role) -> Result<(ClientConfig, Vec<Property>), String
             continue;
         }
         let producer = ProducerConfig::is_known_key(&p.key);
-        let consumer = ConsumerConfig::is_known_key(&p.key);
+        let share = strom_client::share::ShareConsumerConfig::is_known_key(&p.key);
+        let consumer = ConsumerConfig::is_known_key(&p.key) || (role != Role::Share && share);
         let used = match role {
             Role::Admin | Role::Registry => false,
             Role::Producer => producer,
-            Role::Consumer => consumer,
+            Role::Consumer => ConsumerConfig::is_known_key(&p.key),
+            Role::Share => share || consumer,
         };
         if used {
             rest.push(p);
@@ -384,6 +396,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Bench {
             action: BenchAction::Produce(_),
         } => Role::Producer,
+        Command::Share { .. } => Role::Share,
         Command::Consume(_)
         | Command::Bench {
             action: BenchAction::Consume(_),
@@ -413,6 +426,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Registry { registry, action } => formats::registry(registry, rest, action).await,
         Command::Produce(args) => produce::run(config, rest, args).await,
         Command::Consume(args) => consume::run(config, rest, args).await,
+        Command::Share {
+            action: share::ShareAction::Consume(args),
+        } => share::run(config, rest, args).await,
         Command::Bench {
             action: BenchAction::Produce(args),
         } => bench::produce(config, rest, args).await,

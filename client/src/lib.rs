@@ -26,6 +26,7 @@ mod admin_cluster;
 mod admin_features;
 mod admin_logdirs;
 mod admin_quota;
+mod admin_share;
 mod admin_token;
 mod admin_txn;
 mod client;
@@ -70,6 +71,7 @@ pub use admin_logdirs::{LogDirDescription, ReplicaInfo, TopicPartitionReplica};
 pub use admin_quota::{
     ClientQuotas, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp, QUOTA_CLIENT_ID, QUOTA_IP, QUOTA_USER,
 };
+pub use admin_share::{ShareGroupDescription, ShareGroupMember};
 pub use admin_token::{CreateDelegationTokenOptions, DelegationToken};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};
 pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};

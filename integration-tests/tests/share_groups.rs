@@ -202,3 +202,344 @@ async fn implicit_mode_refuses_explicit_acknowledgements_and_settings_that_do_no
     assert!(bad.set("share.acknowledgement.mode", "sometimes").is_err());
     assert!(bad.set("no.such.key", "1").is_err());
 }
+
+/// Polls until `want` records came (or 30 s), accepting each (explicit mode) unless
+/// `kind` says otherwise for it.
+async fn take(c: &mut ShareConsumer, want: usize, kind: impl Fn(&ShareRecord) -> AcknowledgeType) -> Vec<ShareRecord> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "got {} of {want} records: {got:?}",
+            got.len()
+        );
+        for r in c.poll(Duration::from_millis(500)).await.unwrap() {
+            c.acknowledge(&r, kind(&r)).unwrap();
+            got.push(r);
+        }
+    }
+    got
+}
+
+async fn group_config(group: &str, key: &str, value: &str) {
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    admin
+        .incremental_alter_configs(
+            &ConfigResource::Group(group.to_owned()),
+            &[AlterConfigOp::Set(key.into(), value.into())],
+            false,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_delivery_count_limit_archives_a_record_released_too_often() {
+    init_test_logging();
+    let (topic, group) = setup("share-limit", 1).await;
+    group_config(&group, "share.delivery.count.limit", "2").await;
+    let explicit = [("share.acknowledgement.mode", "explicit")];
+    let mut c = ShareConsumer::new(config(&group, &explicit)).await.unwrap();
+    c.subscribe(&[&topic]);
+    let first = take(&mut c, 1, |_| AcknowledgeType::Release).await;
+    let second = take(&mut c, 1, |_| AcknowledgeType::Release).await;
+    assert_eq!((first[0].delivery_count, second[0].delivery_count), (1, 2));
+    // Released at the limit: archived, not delivered a third time, to anyone.
+    assert!(c.poll(Duration::from_secs(2)).await.unwrap().is_empty());
+    c.close().await.unwrap();
+    let mut other = ShareConsumer::new(config(&group, &[])).await.unwrap();
+    other.subscribe(&[&topic]);
+    assert!(other.poll(Duration::from_secs(2)).await.unwrap().is_empty());
+    other.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_committed_share_consumption_sees_no_aborted_record() {
+    init_test_logging();
+    let (topic, group) = setup("share-rc", 0).await;
+    group_config(&group, "share.isolation.level", "read_committed").await;
+    let mut pc = ProducerConfig::new(&broker().bootstrap);
+    pc.transactional_id = Some(format!("{topic}-tx"));
+    let p = strom_client::TransactionalProducer::new(pc).await.unwrap();
+    p.init_transactions().await.unwrap();
+    for (round, commit) in [(0, true), (1, false), (2, true), (3, false)] {
+        p.begin_transaction().await.unwrap();
+        for i in 0..5 {
+            let _d = p
+                .send(ProducerRecord::new(&topic, format!("t{round}-{i}-{commit}")))
+                .await
+                .unwrap();
+        }
+        if commit {
+            p.commit_transaction().await.unwrap();
+        } else {
+            p.abort_transaction().await.unwrap();
+        }
+    }
+    p.close().await.unwrap();
+    let mut c = ShareConsumer::new(config(&group, &[])).await.unwrap();
+    c.subscribe(&[&topic]);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 10 && Instant::now() < deadline {
+        got.extend(c.poll(Duration::from_millis(500)).await.unwrap().iter().map(value));
+    }
+    // Nothing more comes: the aborted ones are not for consumers.
+    got.extend(c.poll(Duration::from_secs(2)).await.unwrap().iter().map(value));
+    got.sort();
+    assert_eq!(got.len(), 10, "{got:?}");
+    assert!(got.iter().all(|v| v.ends_with("-true")), "{got:?}");
+    c.close().await.unwrap();
+}
+
+/// A member that holds records past their acquisition lock loses them to another member
+/// (delivery count 2), and its late acknowledgement is refused, naming the partition; a
+/// member that dies (its connections close, as on SIGKILL) gives its records back at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn held_records_come_back_after_the_lock_or_when_their_member_dies() {
+    init_test_logging();
+    let (topic, group) = setup("share-lock", 20).await;
+    // The shortest lock the broker allows for a group (group.share.min.record.lock.duration.ms).
+    group_config(&group, "share.record.lock.duration.ms", "15000").await;
+    let explicit = [("share.acknowledgement.mode", "explicit")];
+    let mut slow = ShareConsumer::new(config(&group, &explicit)).await.unwrap();
+    slow.subscribe(&[&topic]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut held = Vec::new();
+    while held.is_empty() {
+        assert!(Instant::now() < deadline);
+        held = slow.poll(Duration::from_millis(500)).await.unwrap();
+    }
+    let acquired = Instant::now();
+    let mut other = ShareConsumer::new(config(&group, &explicit)).await.unwrap();
+    other.subscribe(&[&topic]);
+    let mut back = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while back.len() < held.len() {
+        assert!(Instant::now() < deadline, "{} of {} came back", back.len(), held.len());
+        for r in other.poll(Duration::from_millis(500)).await.unwrap() {
+            other.acknowledge(&r, AcknowledgeType::Release).unwrap();
+            if r.delivery_count == 2 {
+                back.push(r);
+            }
+        }
+    }
+    assert!(
+        acquired.elapsed() >= Duration::from_secs(14),
+        "held records came back after {:?}, before their 15 s lock expired",
+        acquired.elapsed()
+    );
+    // Too late: the slow member's acknowledgement is refused for its partition.
+    for r in &held {
+        slow.acknowledge(r, AcknowledgeType::Accept).unwrap();
+    }
+    let results = slow.commit_sync().await.unwrap();
+    let e = results.values().next().unwrap().as_ref().unwrap_err();
+    assert_eq!(e.kafka_code(), Some(strom_client::ErrorCode::InvalidRecordState), "{e}");
+    assert!(e.to_string().contains(&topic), "{e}");
+    other.commit_sync().await.unwrap();
+
+    // A member that dies holding records: they are back at once (delivery count 3 now).
+    let mut dying = ShareConsumer::new(config(&group, &explicit)).await.unwrap();
+    dying.subscribe(&[&topic]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut held = Vec::new();
+    while held.is_empty() {
+        assert!(Instant::now() < deadline);
+        held = dying.poll(Duration::from_millis(500)).await.unwrap();
+        for r in slow.poll(Duration::from_millis(10)).await.unwrap() {
+            slow.acknowledge(&r, AcknowledgeType::Release).unwrap();
+        }
+        for r in other.poll(Duration::from_millis(10)).await.unwrap() {
+            other.acknowledge(&r, AcknowledgeType::Release).unwrap();
+        }
+    }
+    drop(dying);
+    let died = Instant::now();
+    drop(slow);
+    let mut seen = 0;
+    while seen < held.len() {
+        assert!(
+            died.elapsed() < Duration::from_secs(10),
+            "the dead member's records did not come back"
+        );
+        for r in other.poll(Duration::from_millis(500)).await.unwrap() {
+            other.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+            seen += usize::from(held.iter().any(|h| h.offset == r.offset));
+        }
+    }
+    other.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strom_and_java_share_consumers_split_the_work() {
+    init_test_logging();
+    const N: usize = 400;
+    let (topic, group) = setup_batched("share-java", 0, 200).await;
+    let java = {
+        let (topic, group) = (topic.clone(), group.clone());
+        std::thread::spawn(move || {
+            strom_integration_tests::run_java_tool(
+                "org.apache.kafka.tools.consumer.ConsoleShareConsumer",
+                &[
+                    "--bootstrap-server",
+                    &broker().bootstrap,
+                    "--topic",
+                    &topic,
+                    "--group",
+                    &group,
+                    "--timeout-ms",
+                    "20000",
+                ],
+            )
+        })
+    };
+    let mut c = ShareConsumer::new(config(&group, &[("max.poll.records", "10")]))
+        .await
+        .unwrap();
+    c.subscribe(&[&topic]);
+    // Both members in the group, then the records, a few at a time.
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(c.poll(Duration::from_millis(200)).await.unwrap().is_empty());
+        // Assigned, both (a new member gets its assignment with a later heartbeat, up to
+        // group.share.heartbeat.interval.ms after joining).
+        let both = admin
+            .describe_share_group(&group)
+            .await
+            .is_ok_and(|d| d.members.len() == 2 && d.members.iter().all(|m| !m.assignment.is_empty()));
+        if both && !c.assignment().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Java's share consumer did not join");
+    }
+    let producer = {
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            let mut pc = ProducerConfig::new(&broker().bootstrap);
+            pc.set("linger.ms", "0").unwrap();
+            let p = Producer::new(pc).await.unwrap();
+            for i in 0..N {
+                p.send(ProducerRecord::new(&topic, format!("r{i}")))
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+                if i % 10 == 9 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            p.close().await.unwrap();
+        })
+    };
+    let mut mine: Vec<String> = Vec::new();
+    let mut quiet_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(5) {
+        let got = c.poll(Duration::from_millis(500)).await.unwrap();
+        if !got.is_empty() {
+            quiet_since = Instant::now();
+        }
+        mine.extend(got.iter().map(value));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    producer.await.unwrap();
+    c.close().await.unwrap();
+    let out = java.join().unwrap();
+    let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut all: Vec<String> = mine.iter().chain(&theirs).cloned().collect();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(all.len(), n, "a record went to both");
+    assert_eq!(all.len(), N, "Strom {} + Java {} records", mine.len(), theirs.len());
+    assert!(
+        !mine.is_empty() && !theirs.is_empty(),
+        "Strom {} Java {}",
+        mine.len(),
+        theirs.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_without_share_groups_says_so() {
+    init_test_logging();
+    let b = strom_integration_tests::PrivateBroker::start_with(
+        24592,
+        &[("STROM_KAFKA_FORMAT_ARGS", "--feature share.version=0")],
+    );
+    let mut c = ShareConsumer::new(ShareConsumerConfig::new(&b.bootstrap, "no-shares"))
+        .await
+        .unwrap();
+    c.subscribe(&["anything"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let e = loop {
+        match c.poll(Duration::from_millis(500)).await {
+            Err(e) => break e,
+            Ok(r) => assert!(r.is_empty() && Instant::now() < deadline, "no error within 20 s"),
+        }
+    };
+    assert!(e.to_string().contains("share"), "{e}");
+    eprintln!("{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_group_admin_describes_resets_and_deletes() {
+    init_test_logging();
+    let (topic, group) = setup("share-admin", 5).await;
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    let mut c = ShareConsumer::new(config(&group, &[])).await.unwrap();
+    c.subscribe(&[&topic]);
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got < 5 {
+        assert!(Instant::now() < deadline);
+        got += c.poll(Duration::from_millis(500)).await.unwrap().len();
+    }
+    let d = admin.describe_share_group(&group).await.unwrap();
+    assert_eq!((d.state.as_str(), d.members.len()), ("Stable", 1), "{d:?}");
+    assert_eq!(d.members[0].member_id, c.member_id());
+    assert_eq!(d.members[0].assignment.get(&topic), Some(&vec![0]), "{d:?}");
+    assert_eq!(d.members[0].subscribed_topics, vec![topic.clone()]);
+    // Offsets cannot move under a member.
+    let e = admin
+        .alter_share_group_offsets(&group, &topic, &[(0, 0)])
+        .await
+        .unwrap_err();
+    assert!(e.kafka_code().is_some(), "{e}");
+    c.close().await.unwrap();
+
+    // Empty: back to the start, and the five records come again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin.describe_share_group(&group).await.unwrap().state != "Empty" {
+        assert!(Instant::now() < deadline, "the group did not become empty");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    admin
+        .alter_share_group_offsets(&group, &topic, &[(0, 0)])
+        .await
+        .unwrap();
+    let starts = admin.share_group_offsets(&group).await.unwrap();
+    assert_eq!(starts.get(&(topic.clone(), 0)), Some(&0), "{starts:?}");
+    let mut again = ShareConsumer::new(config(&group, &[])).await.unwrap();
+    again.subscribe(&[&topic]);
+    let mut n = 0;
+    while n < 5 {
+        assert!(Instant::now() < deadline, "{n} records after the reset");
+        n += again.poll(Duration::from_millis(500)).await.unwrap().len();
+    }
+    again.close().await.unwrap();
+    while admin.describe_share_group(&group).await.unwrap().state != "Empty" {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    admin.delete_share_group_offsets(&group, &[&topic]).await.unwrap();
+    assert!(admin.share_group_offsets(&group).await.unwrap().is_empty());
+    admin.delete_groups(&[&group]).await.unwrap();
+    let e = admin.describe_share_group(&group).await.unwrap_err();
+    assert_eq!(e.kafka_code(), Some(strom_client::ErrorCode::GroupIdNotFound), "{e}");
+}
