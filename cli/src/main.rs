@@ -198,6 +198,9 @@ enum BenchAction {
     Produce(bench::BenchProduceArgs),
     /// Consume a fixed number of records (assign mode, from the earliest offsets).
     Consume(bench::BenchConsumeArgs),
+    /// Consume a fixed number of records as members of a share group (Java's
+    /// ShareConsumerPerformance).
+    ShareConsume(bench::BenchShareConsumeArgs),
 }
 
 /// Which role's settings a command applies; the others' keys only get a warning.
@@ -396,7 +399,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Bench {
             action: BenchAction::Produce(_),
         } => Role::Producer,
-        Command::Share { .. } => Role::Share,
+        Command::Share { .. }
+        | Command::Bench {
+            action: BenchAction::ShareConsume(_),
+        } => Role::Share,
         Command::Consume(_)
         | Command::Bench {
             action: BenchAction::Consume(_),
@@ -435,6 +441,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench {
             action: BenchAction::Consume(args),
         } => bench::consume(config, rest, args).await,
+        Command::Bench {
+            action: BenchAction::ShareConsume(args),
+        } => bench::share_consume(config, rest, args).await,
     }
 }
 
