@@ -543,3 +543,52 @@ async fn share_group_admin_describes_resets_and_deletes() {
     let e = admin.describe_share_group(&group).await.unwrap_err();
     assert_eq!(e.kafka_code(), Some(strom_client::ErrorCode::GroupIdNotFound), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_of_records_and_a_topic_deleted_under_the_consumer() {
+    use futures_util::StreamExt;
+    init_test_logging();
+    let (topic, group) = setup("share-stream", 50).await;
+    let mut c = ShareConsumer::new(config(&group, &[])).await.unwrap();
+    c.subscribe(&[&topic]);
+    {
+        let stream = c.stream();
+        futures_util::pin_mut!(stream);
+        let mut seen = std::collections::BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.len() < 50 {
+            assert!(Instant::now() < deadline, "{} of 50", seen.len());
+            let r = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert!(seen.insert(value(&r)), "twice: {r:?}");
+        }
+    }
+    // The topic goes away under the member: polls go on (nothing to fetch, no panic, no
+    // hang) and close works.
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    admin.delete_topics(&[&topic]).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let polled = tokio::time::timeout(Duration::from_secs(5), c.poll(Duration::from_millis(300))).await;
+        match polled.expect("a poll hung after the topic was deleted") {
+            Ok(r) => assert!(r.is_empty(), "{r:?}"),
+            Err(e) => assert!(e.to_string().contains(&topic) || e.kafka_code().is_some(), "{e}"),
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(10), c.close()).await.unwrap().unwrap();
+
+    // Explicit mode has no stream.
+    let mut explicit = ShareConsumer::new(config(&group, &[("share.acknowledgement.mode", "explicit")]))
+        .await
+        .unwrap();
+    let e = {
+        let stream = explicit.stream();
+        futures_util::pin_mut!(stream);
+        stream.next().await.unwrap().unwrap_err()
+    };
+    assert_eq!(e.kind(), ErrorKind::IllegalState, "{e}");
+    explicit.close().await.unwrap();
+}

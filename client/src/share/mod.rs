@@ -403,15 +403,8 @@ impl ShareConsumer {
                 return Err(e);
             }
             if !self.buffered.is_empty() {
-                // Acknowledgements do not wait for the buffer to drain.
-                if self.acks.pending_partitions().next().is_some() {
-                    let results = self.send_acknowledgements(false).await?;
-                    for (tp, outcome) in &results {
-                        if let Some(cb) = self.callback.as_mut() {
-                            cb(tp, outcome);
-                        }
-                    }
-                }
+                // The acknowledgements ride on the share fetch made once the buffer is
+                // drained (a round trip per poll otherwise); `commit_sync` sends them now.
                 return Ok(self.hand_out());
             }
             let records = self.fetch_once(deadline).await?;
@@ -420,6 +413,35 @@ impl ShareConsumer {
                 return Ok(self.hand_out());
             }
         }
+    }
+
+    /// The records one by one as a `Stream` (implicit mode: the records of each poll are
+    /// accepted when the stream polls for more, so a record counts as processed once the
+    /// next one is asked for). Ends after the first error, which it yields. In explicit mode
+    /// its only item is an IllegalState error: acknowledging needs the consumer, which the
+    /// stream borrows (use `poll`).
+    pub fn stream(&mut self) -> impl futures_util::Stream<Item = Result<ShareRecord>> + '_ {
+        let state = (self, std::collections::VecDeque::<ShareRecord>::new(), false);
+        futures_util::stream::unfold(state, |(c, mut pending, done)| async move {
+            if done {
+                return None;
+            }
+            if c.config.acknowledgement_mode == AcknowledgementMode::Explicit {
+                let e = Error::illegal_state(
+                    "ShareConsumer::stream needs share.acknowledgement.mode=implicit; use poll and acknowledge",
+                );
+                return Some((Err(e), (c, pending, true)));
+            }
+            loop {
+                if let Some(r) = pending.pop_front() {
+                    return Some((Ok(r), (c, pending, false)));
+                }
+                match c.poll(Duration::from_secs(1)).await {
+                    Ok(records) => pending.extend(records),
+                    Err(e) => return Some((Err(e), (c, pending, true))),
+                }
+            }
+        })
     }
 
     /// Up to `max.poll.records` buffered records, now delivered to the application.
