@@ -32,6 +32,8 @@ mod connection;
 pub mod consumer;
 mod error;
 mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod librdkafka;
 pub mod metrics;
 pub mod producer;

@@ -11,8 +11,13 @@
 //! Secrets (passwords, tokens, private keys, keytab contents) never appear in `Debug`
 //! output, errors or logs.
 
+mod der;
 mod jaas;
+mod jks;
+mod keystore;
 mod oauth;
+mod pbe;
+mod pkcs12;
 mod reauth;
 mod sasl;
 mod tls;
@@ -178,10 +183,6 @@ pub(crate) fn unsupported_property(key: &str) -> Option<&'static str> {
                          refused too): fetch, check and refresh tokens in a TokenProvider given to \
                          ClientConfig::with_oauth_token_provider; remove it";
     Some(match key {
-        "ssl.key.password" => {
-            "encrypted private keys are not supported; decrypt the key (openssl pkcs8 -topk8 -nocrypt) \
-             and remove ssl.key.password"
-        }
         "ssl.provider" => "Java security providers do not exist in Strom (TLS is rustls with ring); remove it",
         "ssl.keymanager.algorithm" | "ssl.trustmanager.algorithm" => {
             "JVM key and trust manager factories do not exist in Strom (rustls checks certificates with \
@@ -442,7 +443,6 @@ mod tests {
     fn jvm_only_security_keys_are_refused_saying_why() {
         for (key, hint) in [
             ("ssl.provider", "rustls"),
-            ("ssl.key.password", "openssl pkcs8"),
             ("ssl.keymanager.algorithm", "webpki"),
             ("ssl.trustmanager.algorithm", "webpki"),
             ("ssl.secure.random.implementation", "operating system"),
@@ -481,5 +481,46 @@ mod tests {
         let s = Security::from_config(&c).unwrap().unwrap();
         let dbg = format!("{s:?}");
         assert!(dbg.contains("ScramSha256") && !dbg.contains("hunter2"), "{dbg}");
+    }
+}
+
+/// What `crate::fuzzing` runs: the keystore readers on arbitrary bytes, with the password
+/// the committed seeds use (`client/tests/data/keystores/generate.sh`).
+pub(crate) mod keystore_fuzzing {
+    use super::keystore::Store;
+    use super::pbe::Limits;
+    use super::{jks as jks_format, pkcs12 as pkcs12_format};
+
+    const PASSWORD: &str = "changeit";
+    /// The fuzz seeds are written with iteration counts of at most 10.
+    const LIMITS: Limits = Limits { max_iterations: 64 };
+
+    fn use_store(store: &Store) {
+        let _ = store.trust_anchors();
+        for k in &store.keys {
+            let _ = k.decrypt(PASSWORD, LIMITS);
+        }
+    }
+
+    pub(crate) fn jks(data: &[u8]) {
+        let _ = super::keystore::sniff(data);
+        let _ = jks_format::parse(data, Some(PASSWORD));
+        if let Ok(store) = jks_format::parse(data, None) {
+            use_store(&store);
+        }
+    }
+
+    pub(crate) fn pkcs12(data: &[u8]) {
+        let _ = super::keystore::sniff(data);
+        for (password, check_mac) in [(Some(PASSWORD), true), (None, true), (Some(PASSWORD), false)] {
+            let opts = pkcs12_format::Options {
+                password,
+                check_mac,
+                limits: LIMITS,
+            };
+            if let Ok(store) = pkcs12_format::parse(data, opts) {
+                use_store(&store);
+            }
+        }
     }
 }
