@@ -416,7 +416,9 @@ pub(crate) fn keystore(
             let what = format!("{KEY}={path:?}");
             if format == Format::Pem {
                 pem_only(&format!("a PEM keystore ({what})"))?;
-                return Ok(Some((pem_certs(&what, &data)?, pem_key(&what, &data, key_password)?)));
+                // The key first: a legacy-encrypted key's headers make the PEM parser fail.
+                let key = pem_key(&what, &data, key_password)?;
+                return Ok(Some((pem_certs(&what, &data)?, key)));
             }
             let Some(store_password) = store_password else {
                 return Err(Error::config(format!(
@@ -478,10 +480,8 @@ pub(crate) fn keystore(
                 )));
             }
             pem_only("ssl.keystore.key")?;
-            Ok(Some((
-                pem_certs("ssl.keystore.certificate.chain", chain.as_bytes())?,
-                pem_key("ssl.keystore.key", key.as_bytes(), key_password)?,
-            )))
+            let key = pem_key("ssl.keystore.key", key.as_bytes(), key_password)?;
+            Ok(Some((pem_certs("ssl.keystore.certificate.chain", chain.as_bytes())?, key)))
         }
         (Some(_), _, _) => Err(Error::config(
             "ssl.keystore.location cannot be combined with ssl.keystore.key / ssl.keystore.certificate.chain",
@@ -570,3 +570,7 @@ fn pem_section(what: &str, pem: &[u8], label: &str) -> Result<Option<Zeroizing<V
         .map(|v| Some(Zeroizing::new(v)))
         .map_err(|_| Error::config(format!("{what}: the {label} section is not valid base64")))
 }
+
+#[cfg(test)]
+#[path = "keystore_tests.rs"]
+mod tests;

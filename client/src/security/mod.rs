@@ -482,6 +482,28 @@ mod tests {
         let dbg = format!("{s:?}");
         assert!(dbg.contains("ScramSha256") && !dbg.contains("hunter2"), "{dbg}");
     }
+
+    /// The keystore passwords are accepted (JKS, PKCS12, encrypted PEM keys) and redacted.
+    #[test]
+    fn store_and_key_passwords_are_accepted_and_never_shown() {
+        let c = ClientConfig::from_properties([
+            ("security.protocol", "SSL"),
+            ("ssl.keystore.type", "PKCS12"),
+            ("ssl.keystore.password", "hunter3"),
+            ("ssl.key.password", "hunter4"),
+            ("ssl.truststore.type", "JKS"),
+            ("ssl.truststore.password", "hunter5"),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?}");
+        for secret in ["hunter3", "hunter4", "hunter5"] {
+            assert!(!dbg.contains(secret), "{dbg}");
+        }
+        assert!(dbg.contains("PKCS12"), "{dbg}");
+        // A password without its store is refused when TLS is set up, without the password.
+        let e = Security::from_config(&c).unwrap_err().to_string();
+        assert!(e.contains("ssl.truststore.password") && !e.contains("hunter"), "{e}");
+    }
 }
 
 /// What `crate::fuzzing` runs: the keystore readers on arbitrary bytes, with the password
@@ -507,6 +529,45 @@ pub(crate) mod keystore_fuzzing {
         let _ = jks_format::parse(data, Some(PASSWORD));
         if let Ok(store) = jks_format::parse(data, None) {
             use_store(&store);
+        }
+    }
+
+    /// Every committed seed is read under the fuzzing limits, so the fuzzer starts from
+    /// inputs that reach the keys and certificates.
+    #[cfg(test)]
+    #[test]
+    fn the_seeds_parse_under_the_fuzzing_limits() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/");
+        let seeds = |t: &str| -> Vec<Vec<u8>> {
+            let mut v: Vec<_> = std::fs::read_dir(format!("{dir}{t}"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("seed-"))
+                .collect();
+            v.sort();
+            v.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+        };
+        let mut read = 0;
+        for s in seeds("client_keystore_pkcs12") {
+            let opts = pkcs12_format::Options {
+                password: Some(PASSWORD),
+                check_mac: true,
+                limits: LIMITS,
+            };
+            let store = pkcs12_format::parse(&s, opts).unwrap();
+            assert!(!store.keys.is_empty() || !store.trusted.is_empty() || store.ignored_certs > 0);
+            for k in &store.keys {
+                k.decrypt(PASSWORD, LIMITS).unwrap();
+            }
+            read += 1;
+        }
+        assert!(read >= 8);
+        for s in seeds("client_keystore_jks") {
+            if super::keystore::sniff(&s) == super::keystore::Sniffed::Jceks {
+                continue;
+            }
+            let store = jks_format::parse(&s, Some(PASSWORD)).unwrap();
+            assert!(!store.keys.is_empty() || !store.trusted.is_empty());
         }
     }
 

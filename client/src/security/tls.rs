@@ -448,6 +448,39 @@ YR3j2msls4AVhPc1
             .contains("tls-ring"));
     }
 
+    /// Each keystore fixture (client/tests/data/keystores/) gives rustls a key that fits its
+    /// certificate, so the configuration builds with a client certificate.
+    #[cfg(any(feature = "tls-ring", feature = "tls-graviola"))]
+    #[test]
+    fn keystores_build_a_config_with_a_client_certificate() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keystores/");
+        for (keystore, truststore, key_password) in [
+            ("keystore-keytool.p12", "truststore-keytool.p12", None),
+            ("keystore-keytool-legacy.p12", "truststore.jks", None),
+            ("keystore-openssl-legacy.p12", "truststore-nopass.p12", None),
+            ("keystore.jks", "truststore.jks", None),
+            ("keystore-keypass.jks", "ca.pem", Some("keypass1")),
+            ("client-encrypted.pem", "ca.pem", Some("changeit")),
+        ] {
+            let ks = format!("{dir}{keystore}");
+            let ts = format!("{dir}{truststore}");
+            let mut kv = vec![("ssl.keystore.location", ks.as_str()), ("ssl.truststore.location", ts.as_str())];
+            if !keystore.ends_with(".pem") {
+                kv.push(("ssl.keystore.password", "changeit"));
+            }
+            if !truststore.ends_with(".pem") {
+                kv.push(("ssl.truststore.password", "changeit"));
+            }
+            if let Some(p) = key_password {
+                kv.push(("ssl.key.password", p));
+            }
+            let s = TlsSettings::from_properties(&props(&kv)).unwrap_or_else(|e| panic!("{keystore}: {e}"));
+            assert!(s.config.client_auth_cert_resolver.has_certs(), "{keystore}");
+            let dbg = format!("{s:?}");
+            assert!(dbg.contains(truststore) && !dbg.contains("changeit"), "{dbg}");
+        }
+    }
+
     /// With a provider built in, the same settings build.
     #[cfg(any(feature = "tls-ring", feature = "tls-graviola"))]
     #[test]
