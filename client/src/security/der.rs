@@ -374,7 +374,9 @@ mod tests {
         assert!(d.is_empty());
         // Negative and oversized integers.
         assert!(Der::new(&[0x02, 0x01, 0xff]).small_uint("i").is_err());
-        assert!(Der::new(&[0x02, 0x09, 1, 0, 0, 0, 0, 0, 0, 0, 0]).small_uint("i").is_err());
+        assert!(Der::new(&[0x02, 0x09, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+            .small_uint("i")
+            .is_err());
         assert_eq!(Der::new(&[0x02, 0x02, 0x00, 0x80]).small_uint("i").unwrap(), 128);
     }
 

@@ -87,7 +87,9 @@ impl<'a> Reader<'a> {
         if version == 2 {
             let kind = self.utf("a certificate type")?;
             if kind != "X.509" {
-                return Err(StoreError::Unsupported(format!("a certificate of type {kind:?} (only X.509)")));
+                return Err(StoreError::Unsupported(format!(
+                    "a certificate of type {kind:?} (only X.509)"
+                )));
             }
         }
         let der = self.blob("a certificate")?;
@@ -294,7 +296,10 @@ mod tests {
         let mut f = jks(2, &[], "pw");
         f[..4].copy_from_slice(&JCEKS_MAGIC.to_be_bytes());
         let e = parse(&f, None).unwrap_err();
-        assert!(matches!(e, StoreError::Unsupported(ref m) if m.contains("JCEKS")), "{e:?}");
+        assert!(
+            matches!(e, StoreError::Unsupported(ref m) if m.contains("JCEKS")),
+            "{e:?}"
+        );
         let f = jks(3, &[], "pw");
         assert!(matches!(parse(&f, None), Err(StoreError::Unsupported(_))));
     }

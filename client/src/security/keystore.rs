@@ -110,7 +110,11 @@ pub(crate) struct TrustedCert {
 
 impl KeyEntry {
     /// The key's PKCS#8 `PrivateKeyInfo`.
-    pub(crate) fn decrypt(&self, password: &str, limits: Limits) -> std::result::Result<Zeroizing<Vec<u8>>, StoreError> {
+    pub(crate) fn decrypt(
+        &self,
+        password: &str,
+        limits: Limits,
+    ) -> std::result::Result<Zeroizing<Vec<u8>>, StoreError> {
         match &self.key {
             ProtectedKey::Jks(p) => jks::decrypt_key(p, password),
             ProtectedKey::Pkcs8Encrypted(p) => pbe::decrypt_private_key_info(p, password, limits),
@@ -294,7 +298,9 @@ fn store_error(e: StoreError, key: &str, path: &str, format: Format) -> Error {
         StoreError::Malformed(what) => Error::config(format!(
             "{key}={path:?}: not a valid {format} store (truncated or damaged: bad {what})"
         )),
-        StoreError::Unsupported(what) => Error::config(format!("{key}={path:?}: {format} store with {what}: not supported")),
+        StoreError::Unsupported(what) => {
+            Error::config(format!("{key}={path:?}: {format} store with {what}: not supported"))
+        }
         StoreError::BadPassword => Error::config(format!("{key}={path:?}: wrong password")),
     }
 }
@@ -357,7 +363,9 @@ pub(crate) fn truststore(props: &BTreeMap<String, String>) -> Result<Option<(Vec
                 } else {
                     "it holds no trusted certificate entry (keytool -list shows its entries)".to_owned()
                 };
-                return Err(Error::config(format!("{KEY}={path:?} ({format}): no CA to trust: {why}")));
+                return Err(Error::config(format!(
+                    "{KEY}={path:?} ({format}): no CA to trust: {why}"
+                )));
             }
             let aliases: Vec<&str> = store.trusted.iter().map(|t| t.alias.as_str()).collect();
             debug!(file = %path, %format, certificates = certs.len(), ?aliases, "truststore read");
@@ -406,7 +414,9 @@ pub(crate) fn keystore(
                 )));
             }
             if key_password.is_some() {
-                warn!("{KEY_PASSWORD} is ignored: no keystore is configured (ssl.keystore.location or ssl.keystore.key)");
+                warn!(
+                    "{KEY_PASSWORD} is ignored: no keystore is configured (ssl.keystore.location or ssl.keystore.key)"
+                );
             }
             Ok(None)
         }
@@ -435,7 +445,10 @@ pub(crate) fn keystore(
                         if store.trusted.is_empty() {
                             String::new()
                         } else {
-                            format!(" (only {} trusted certificate(s): is it a truststore?)", store.trusted.len())
+                            format!(
+                                " (only {} trusted certificate(s): is it a truststore?)",
+                                store.trusted.len()
+                            )
                         }
                     )))
                 }
@@ -457,7 +470,10 @@ pub(crate) fn keystore(
             }
             let (password, password_key) = match key_password {
                 Some(p) => (p, KEY_PASSWORD.to_owned()),
-                None => (store_password, format!("{PASSWORD} (used for the key: {KEY_PASSWORD} is not set)")),
+                None => (
+                    store_password,
+                    format!("{PASSWORD} (used for the key: {KEY_PASSWORD} is not set)"),
+                ),
             };
             let key = entry.decrypt(password, Limits::DEFAULT).map_err(|e| match e {
                 StoreError::BadPassword => Error::config(format!(
@@ -481,7 +497,10 @@ pub(crate) fn keystore(
             }
             pem_only("ssl.keystore.key")?;
             let key = pem_key("ssl.keystore.key", key.as_bytes(), key_password)?;
-            Ok(Some((pem_certs("ssl.keystore.certificate.chain", chain.as_bytes())?, key)))
+            Ok(Some((
+                pem_certs("ssl.keystore.certificate.chain", chain.as_bytes())?,
+                key,
+            )))
         }
         (Some(_), _, _) => Err(Error::config(
             "ssl.keystore.location cannot be combined with ssl.keystore.key / ssl.keystore.certificate.chain",
@@ -522,9 +541,9 @@ pub(crate) fn pem_key(what: &str, pem: &[u8], password: Option<&str>) -> Result<
             )));
         };
         let key = pbe::decrypt_private_key_info(&epki, password, Limits::DEFAULT).map_err(|e| match e {
-            StoreError::BadPassword => {
-                Error::config(format!("ssl.key.password is wrong for the encrypted private key of {what}"))
-            }
+            StoreError::BadPassword => Error::config(format!(
+                "ssl.key.password is wrong for the encrypted private key of {what}"
+            )),
             StoreError::Malformed(m) => Error::config(format!("{what}: a damaged encrypted private key (bad {m})")),
             StoreError::Unsupported(m) => {
                 Error::config(format!("{what}: an encrypted private key with {m}: not supported"))

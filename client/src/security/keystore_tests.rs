@@ -121,7 +121,10 @@ fn a_wrong_store_password_names_the_property_and_the_file() {
             ("ssl.keystore.location", &p),
             ("ssl.keystore.password", WRONG),
         ]));
-        assert!(e.contains("ssl.keystore.password is wrong for ssl.keystore.location=") && e.contains(file), "{e}");
+        assert!(
+            e.contains("ssl.keystore.password is wrong for ssl.keystore.location=") && e.contains(file),
+            "{e}"
+        );
     }
     for file in ["truststore-keytool.p12", "truststore.jks"] {
         let p = path(file);
@@ -129,7 +132,10 @@ fn a_wrong_store_password_names_the_property_and_the_file() {
             ("ssl.truststore.location", &p),
             ("ssl.truststore.password", WRONG),
         ])));
-        assert!(e.contains("ssl.truststore.password is wrong for ssl.truststore.location=") && e.contains(file), "{e}");
+        assert!(
+            e.contains("ssl.truststore.password is wrong for ssl.truststore.location=") && e.contains(file),
+            "{e}"
+        );
     }
 }
 
@@ -151,7 +157,11 @@ fn truststores_trust_their_certificate_entries_with_or_without_a_password() {
         if let Some(pw) = password {
             kv.push(("ssl.truststore.password", pw));
         }
-        assert_eq!(trust(&kv).unwrap_or_else(|e| panic!("{file}: {e}")), vec![ca.clone()], "{file}");
+        assert_eq!(
+            trust(&kv).unwrap_or_else(|e| panic!("{file}: {e}")),
+            vec![ca.clone()],
+            "{file}"
+        );
         kv.push(("ssl.truststore.type", "PKCS12"));
         assert_eq!(trust(&kv).unwrap(), vec![ca.clone()], "{file} as PKCS12");
     }
@@ -161,8 +171,14 @@ fn truststores_trust_their_certificate_entries_with_or_without_a_password() {
     assert!(e.contains("set ssl.truststore.password"), "{e}");
     // Certificates without Java's trusted-certificate attribute are ignored, as in Java.
     let p = path("truststore-openssl.p12");
-    let e = err(trust(&[("ssl.truststore.location", &p), ("ssl.truststore.password", PW)]));
-    assert!(e.contains("without the trusted-certificate attribute") && e.contains("keytool -importcert"), "{e}");
+    let e = err(trust(&[
+        ("ssl.truststore.location", &p),
+        ("ssl.truststore.password", PW),
+    ]));
+    assert!(
+        e.contains("without the trusted-certificate attribute") && e.contains("keytool -importcert"),
+        "{e}"
+    );
     // A keystore as truststore trusts its key entry's certificate (Java's TrustStoreUtil).
     let p = path("keystore-keytool.p12");
     let got = trust(&[("ssl.truststore.location", &p), ("ssl.truststore.password", PW)]).unwrap();
@@ -211,7 +227,10 @@ fn jceks_is_refused_by_name_with_the_conversion() {
             kv.push(("ssl.truststore.type", t));
         }
         let e = err(truststore(&props(&kv)));
-        assert!(e.contains("JCEKS") && e.contains("keytool -importkeystore -deststoretype PKCS12"), "{e}");
+        assert!(
+            e.contains("JCEKS") && e.contains("keytool -importkeystore -deststoretype PKCS12"),
+            "{e}"
+        );
     }
     let e = err(truststore(&props(&[("ssl.truststore.type", "JCEKS")])));
     assert!(e.contains("JCEKS is not supported"), "{e}");
@@ -220,13 +239,25 @@ fn jceks_is_refused_by_name_with_the_conversion() {
 #[test]
 fn a_keystore_needs_exactly_one_key_entry() {
     let p = path("truststore.jks");
-    let e = err(keystore_of(&[("ssl.keystore.location", &p), ("ssl.keystore.password", PW)]));
-    assert!(e.contains("no private key entry") && e.contains("is it a truststore?"), "{e}");
+    let e = err(keystore_of(&[
+        ("ssl.keystore.location", &p),
+        ("ssl.keystore.password", PW),
+    ]));
+    assert!(
+        e.contains("no private key entry") && e.contains("is it a truststore?"),
+        "{e}"
+    );
     for file in ["two-keys.p12", "two-keys.jks"] {
         let p = path(file);
-        let e = err(keystore_of(&[("ssl.keystore.location", &p), ("ssl.keystore.password", PW)]));
+        let e = err(keystore_of(&[
+            ("ssl.keystore.location", &p),
+            ("ssl.keystore.password", PW),
+        ]));
         assert!(
-            e.contains("has 2 private key entries") && e.contains("client") && e.contains("other") && e.contains("-srcalias"),
+            e.contains("has 2 private key entries")
+                && e.contains("client")
+                && e.contains("other")
+                && e.contains("-srcalias"),
             "{e}"
         );
     }
@@ -251,21 +282,30 @@ fn truncated_and_damaged_files_are_config_errors_naming_the_file() {
         let lens = (1..data.len()).step_by(37).chain(data.len() - 3..data.len());
         for n in lens {
             std::fs::write(&cut, &data[..n]).unwrap();
-            let e = err(keystore_of(&[("ssl.keystore.location", &cut_s), ("ssl.keystore.password", PW)]));
+            let e = err(keystore_of(&[
+                ("ssl.keystore.location", &cut_s),
+                ("ssl.keystore.password", PW),
+            ]));
             assert!(e.contains(&cut_s), "{file} cut at {n}: {e}");
         }
         // One flipped byte in the middle: the MAC or digest catches it, or the structure.
         let mut bad = data.clone();
         bad[data.len() / 2] ^= 0x55;
         std::fs::write(&cut, &bad).unwrap();
-        err(keystore_of(&[("ssl.keystore.location", &cut_s), ("ssl.keystore.password", PW)]));
+        err(keystore_of(&[
+            ("ssl.keystore.location", &cut_s),
+            ("ssl.keystore.password", PW),
+        ]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
     let dir = std::env::temp_dir().join(format!("strom-ks-empty-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let empty = dir.join("empty");
     std::fs::write(&empty, b"").unwrap();
-    let e = err(truststore(&props(&[("ssl.truststore.location", empty.to_str().unwrap())])));
+    let e = err(truststore(&props(&[(
+        "ssl.truststore.location",
+        empty.to_str().unwrap(),
+    )])));
     assert!(e.contains("not a PKCS12, JKS or PEM store (the file is empty)"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -280,9 +320,18 @@ fn encrypted_pem_keys_decrypt_with_the_key_password() {
         let PrivateKeyDer::Pkcs8(key) = key else { panic!() };
         assert_eq!(scalar(key.secret_pkcs8_der()), want, "{file}");
         let e = err(keystore_of(&[("ssl.keystore.location", &p)]));
-        assert!(e.contains("the private key is encrypted") && e.contains("set ssl.key.password"), "{e}");
-        let e = err(keystore_of(&[("ssl.keystore.location", &p), ("ssl.key.password", WRONG)]));
-        assert!(e.contains("ssl.key.password is wrong for the encrypted private key of ssl.keystore.location="), "{e}");
+        assert!(
+            e.contains("the private key is encrypted") && e.contains("set ssl.key.password"),
+            "{e}"
+        );
+        let e = err(keystore_of(&[
+            ("ssl.keystore.location", &p),
+            ("ssl.key.password", WRONG),
+        ]));
+        assert!(
+            e.contains("ssl.key.password is wrong for the encrypted private key of ssl.keystore.location="),
+            "{e}"
+        );
         // Inline, as ssl.keystore.key.
         let text = std::fs::read_to_string(&p).unwrap();
         let (_, key) = keystore_of(&[
@@ -296,7 +345,10 @@ fn encrypted_pem_keys_decrypt_with_the_key_password() {
     }
     let p = path("client-traditional-encrypted.pem");
     let e = err(keystore_of(&[("ssl.keystore.location", &p), ("ssl.key.password", PW)]));
-    assert!(e.contains("Proc-Type: 4,ENCRYPTED") && e.contains("openssl pkcs8 -topk8"), "{e}");
+    assert!(
+        e.contains("Proc-Type: 4,ENCRYPTED") && e.contains("openssl pkcs8 -topk8"),
+        "{e}"
+    );
     // An encrypted key's base64 never reaches an error.
     let e = err(pem_key(
         "ssl.keystore.key",
@@ -314,11 +366,23 @@ fn password_rules_follow_kafka() {
     assert!(e.contains("is a JKS keystore: set ssl.keystore.password"), "{e}");
     // PEM has no store passwords.
     let pem = path("client-encrypted.pem");
-    let e = err(keystore_of(&[("ssl.keystore.location", &pem), ("ssl.keystore.password", PW)]));
-    assert!(e.contains("ssl.keystore.password cannot be used with a PEM keystore"), "{e}");
+    let e = err(keystore_of(&[
+        ("ssl.keystore.location", &pem),
+        ("ssl.keystore.password", PW),
+    ]));
+    assert!(
+        e.contains("ssl.keystore.password cannot be used with a PEM keystore"),
+        "{e}"
+    );
     let ca = path("ca.pem");
-    let e = err(truststore(&props(&[("ssl.truststore.location", &ca), ("ssl.truststore.password", PW)])));
-    assert!(e.contains("ssl.truststore.password cannot be used with a PEM truststore"), "{e}");
+    let e = err(truststore(&props(&[
+        ("ssl.truststore.location", &ca),
+        ("ssl.truststore.password", PW),
+    ])));
+    assert!(
+        e.contains("ssl.truststore.password cannot be used with a PEM truststore"),
+        "{e}"
+    );
     // A password without a store.
     let e = err(truststore(&props(&[("ssl.truststore.password", PW)])));
     assert!(e.contains("ssl.truststore.location is not"), "{e}");

@@ -259,7 +259,9 @@ fn pbes2(params: &mut Der<'_>, data: &[u8], password: &str, limits: Limits) -> R
         }
     };
     if declared_len.is_some_and(|l| l != key_len as u64) {
-        return Err(StoreError::Malformed("PBKDF2 parameters: a key length that does not fit the cipher"));
+        return Err(StoreError::Malformed(
+            "PBKDF2 parameters: a key length that does not fit the cipher",
+        ));
     }
     let iv = enc_params.octet_string("PBES2 parameters: the IV")?;
     if iv.len() != block {
@@ -315,11 +317,7 @@ fn pkcs12_pbe(
             &derive(2, 8),
             data,
         ),
-        oid::PBE_SHA1_RC2_128 => cbc(
-            rc2::Rc2::new_with_eff_key_len(&derive(1, 16), 128),
-            &derive(2, 8),
-            data,
-        ),
+        oid::PBE_SHA1_RC2_128 => cbc(rc2::Rc2::new_with_eff_key_len(&derive(1, 16), 128), &derive(2, 8), data),
         _ => cbc(rc2::Rc2::new_with_eff_key_len(&derive(1, 5), 40), &derive(2, 8), data),
     }
 }
@@ -331,7 +329,9 @@ where
 {
     let block = <C as BlockSizeUser>::block_size();
     if data.is_empty() || data.len() % block != 0 {
-        return Err(StoreError::Malformed("encrypted data that is not a whole number of cipher blocks"));
+        return Err(StoreError::Malformed(
+            "encrypted data that is not a whole number of cipher blocks",
+        ));
     }
     let dec = cbc::Decryptor::<C>::inner_iv_slice_init(cipher, iv)
         .map_err(|_| StoreError::Malformed("an IV of the wrong length"))?;
@@ -355,19 +355,13 @@ mod tests {
     fn pkcs12_kdf_matches_the_published_vectors() {
         let salt = [0x0a, 0x58, 0xcf, 0x64, 0x53, 0x0d, 0x82, 0x3f];
         let key = pkcs12_kdf::<Sha1>(&bmp_password("smeg"), &salt, 1, 1, 24);
-        assert_eq!(
-            hex(&key),
-            "8aaae6297b6cb04642ab5b077851284eb7128f1a2a7fbca3"
-        );
+        assert_eq!(hex(&key), "8aaae6297b6cb04642ab5b077851284eb7128f1a2a7fbca3");
         let iv = pkcs12_kdf::<Sha1>(&bmp_password("smeg"), &salt, 2, 1, 8);
         assert_eq!(hex(&iv), "79993dfe048d3b76");
         // 1000 iterations (the same sources): password "queeg", salt 1682C0FC5B3F7EC5.
         let salt = [0x16, 0x82, 0xc0, 0xfc, 0x5b, 0x3f, 0x7e, 0xc5];
         let key = pkcs12_kdf::<Sha1>(&bmp_password("queeg"), &salt, 1, 1000, 24);
-        assert_eq!(
-            hex(&key),
-            "483dd6e919d7de2e8e648ba8f862f3fbfbdc2bcb2c02957f"
-        );
+        assert_eq!(hex(&key), "483dd6e919d7de2e8e648ba8f862f3fbfbdc2bcb2c02957f");
     }
 
     fn hex(b: &[u8]) -> String {
@@ -387,8 +381,14 @@ mod tests {
     fn wrong_padding_is_a_bad_password_and_ragged_data_is_malformed() {
         let key = [7u8; 16];
         let c = Aes128::new_from_slice(&key).unwrap();
-        assert!(matches!(cbc(c.clone(), &[0; 16], &[1; 15]), Err(StoreError::Malformed(_))));
-        assert!(matches!(cbc(c.clone(), &[0; 15], &[1; 16]), Err(StoreError::Malformed(_))));
+        assert!(matches!(
+            cbc(c.clone(), &[0; 16], &[1; 15]),
+            Err(StoreError::Malformed(_))
+        ));
+        assert!(matches!(
+            cbc(c.clone(), &[0; 15], &[1; 16]),
+            Err(StoreError::Malformed(_))
+        ));
         // Random bytes almost never decrypt to a valid padding; try a few.
         let bad = (0u8..8)
             .filter(|i| matches!(cbc(c.clone(), &[*i; 16], &[*i; 32]), Err(StoreError::BadPassword)))

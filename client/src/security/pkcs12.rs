@@ -179,7 +179,8 @@ fn safe_contents(data: &[u8], bags: &mut Bags) -> Result<(), StoreError> {
         match kind {
             oid::KEY_BAG => {
                 let key = value.tagged(der::SEQUENCE, "a PKCS#12 keyBag")?.raw;
-                bags.keys.push((attrs, ProtectedKey::Plain(Zeroizing::new(key.to_vec()))));
+                bags.keys
+                    .push((attrs, ProtectedKey::Plain(Zeroizing::new(key.to_vec()))));
             }
             oid::SHROUDED_KEY_BAG => {
                 let key = value.tagged(der::SEQUENCE, "a PKCS#12 pkcs8ShroudedKeyBag")?.raw;
@@ -271,7 +272,10 @@ fn assemble(bags: Bags) -> Store {
     for (n, (attrs, cert)) in bags.certs.iter().enumerate() {
         if attrs.trusted {
             store.trusted.push(TrustedCert {
-                alias: attrs.alias.clone().unwrap_or_else(|| format!("(certificate #{})", n + 1)),
+                alias: attrs
+                    .alias
+                    .clone()
+                    .unwrap_or_else(|| format!("(certificate #{})", n + 1)),
                 cert: cert.clone(),
             });
         } else if !store.keys.iter().any(|k| k.chain.contains(cert)) {

@@ -464,7 +464,10 @@ YR3j2msls4AVhPc1
         ] {
             let ks = format!("{dir}{keystore}");
             let ts = format!("{dir}{truststore}");
-            let mut kv = vec![("ssl.keystore.location", ks.as_str()), ("ssl.truststore.location", ts.as_str())];
+            let mut kv = vec![
+                ("ssl.keystore.location", ks.as_str()),
+                ("ssl.truststore.location", ts.as_str()),
+            ];
             if !keystore.ends_with(".pem") {
                 kv.push(("ssl.keystore.password", "changeit"));
             }
