@@ -17,8 +17,10 @@
 //! installed (`rustls::crypto::CryptoProvider::install_default`), else one built in by a
 //! feature: `tls-ring` (ring; its build needs a C compiler) or `tls-graviola` (pure Rust,
 //! x86_64/aarch64). With neither, TLS settings are a configuration error saying so; the
-//! default build compiles no C. Feature `gssapi` adds SASL GSSAPI through the system's MIT
-//! Kerberos.
+//! default build compiles no C. Key and trust stores are read as Java reads them: PEM,
+//! PKCS12 and JKS files with `ssl.keystore.*`, `ssl.truststore.*` and `ssl.key.password`
+//! (see [`Security`] for the rules). Feature `gssapi` adds SASL GSSAPI through the system's
+//! MIT Kerberos.
 
 mod admin;
 mod admin_acl;

@@ -391,14 +391,9 @@ mod tests {
         }
         let mut d = Der::new(&v);
         let mut depth = 0;
-        loop {
-            match d.sequence("s") {
-                Ok(inner) => {
-                    d = inner;
-                    depth += 1
-                }
-                Err(_) => break,
-            }
+        while let Ok(inner) = d.sequence("s") {
+            d = inner;
+            depth += 1;
         }
         assert_eq!(depth, MAX_DEPTH);
     }

@@ -328,7 +328,7 @@ where
     C: BlockDecryptMut + BlockCipher,
 {
     let block = <C as BlockSizeUser>::block_size();
-    if data.is_empty() || data.len() % block != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(block) {
         return Err(StoreError::Malformed(
             "encrypted data that is not a whole number of cipher blocks",
         ));
