@@ -273,6 +273,24 @@ mod tests {
         assert_eq!(parse(&f, None).unwrap().trusted.len(), 2);
     }
 
+    /// Version 1 (JDK 1.1's) has no certificate type strings.
+    #[test]
+    fn version_1_has_no_certificate_types() {
+        let mut e = 2u32.to_be_bytes().to_vec();
+        e.extend(utf("old"));
+        e.extend([0; 8]);
+        e.extend(2u32.to_be_bytes());
+        e.extend(b"\x30\x00");
+        let f = jks(1, &[e], "pw");
+        let s = parse(&f, Some("pw")).unwrap();
+        assert_eq!(s.trusted[0].alias, "old");
+        assert_eq!(s.trusted[0].cert.as_ref(), b"\x30\x00");
+        // Read as version 2, the same bytes do not parse.
+        let mut v2 = f.clone();
+        v2[7] = 2;
+        assert!(parse(&v2, None).is_err());
+    }
+
     #[test]
     fn every_truncation_and_a_huge_length_fail_cleanly() {
         let f = jks(2, &[trusted("ca", b"\x30\x00")], "pw");
