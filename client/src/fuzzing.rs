@@ -11,7 +11,8 @@
 use crate::security::keystore_fuzzing as ks;
 
 /// A JKS store: read without a password (no integrity check, so mutated inputs reach every
-/// entry) and with one, then every key entry decrypted, and the trust anchors collected.
+/// entry) and with one, then every key entry decrypted (and an EC key completed with its
+/// public key), and the trust anchors collected.
 pub fn keystore_jks(data: &[u8]) {
     ks::jks(data);
 }

@@ -7,7 +7,8 @@
 //!   broker's SSL listener (which requests a client certificate);
 //! * on a private broker whose SSL listener *requires* one, a connection without a keystore
 //!   fails and one with the PKCS12 or the JKS keystore works: proof that the broker got the
-//!   certificate from the store;
+//!   certificate from the store; also with a key keytool generated itself (EC, whose Java
+//!   encoding lacks the public key ring needs) and a certificate signed for its request;
 //! * wrong passwords are configuration errors naming the property, never the password.
 //!
 //! Needs `keytool` (a JDK) and `openssl`; without them the tests fail saying what to install.
@@ -58,6 +59,10 @@ struct Stores {
     keystore_openssl_p12: PathBuf,
     keystore_keytool_p12: PathBuf,
     keystore_jks: PathBuf,
+    /// A key keytool generated itself (EC P-256: Java's encoding has no public key), its
+    /// certificate request signed by the broker's CA, the reply installed: the Java workflow.
+    keystore_java_ec_p12: PathBuf,
+    keystore_java_ec_jks: PathBuf,
 }
 
 fn stores() -> &'static Stores {
@@ -132,7 +137,10 @@ fn stores() -> &'static Stores {
                 ],
             );
         }
+        java_generated_keystore(&dir, &ca);
         Stores {
+            keystore_java_ec_p12: dir.join("java-ec.p12"),
+            keystore_java_ec_jks: dir.join("java-ec.jks"),
             truststore_p12: dir.join("truststore.p12"),
             truststore_jks: dir.join("truststore.jks"),
             keystore_openssl_p12: dir.join("keystore-openssl.p12"),
@@ -140,6 +148,90 @@ fn stores() -> &'static Stores {
             keystore_jks: dir.join("keystore.jks"),
         }
     })
+}
+
+/// keytool -genkeypair, -certreq, the request signed with the broker's CA (openssl), then
+/// the CA and the reply imported: java-ec.p12, and java-ec.jks converted from it.
+fn java_generated_keystore(dir: &Path, ca: &str) {
+    let ca_key = Path::new(ca).with_file_name("ca.key");
+    let user = var("STROM_SASL_USERNAME");
+    let store = |cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.extend([
+            "-keystore",
+            "java-ec.p12",
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PASSWORD,
+        ]);
+        run(dir, "keytool", &args);
+    };
+    store(&[
+        "-genkeypair",
+        "-alias",
+        "client",
+        "-keyalg",
+        "EC",
+        "-groupname",
+        "secp256r1",
+        "-validity",
+        "2",
+        "-dname",
+        &format!("CN={user}"),
+    ]);
+    store(&["-certreq", "-alias", "client", "-file", "java-ec.csr"]);
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    run(
+        dir,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "java-ec.csr",
+            "-CA",
+            ca,
+            "-CAkey",
+            s(&ca_key),
+            "-CAcreateserial",
+            "-CAserial",
+            "java-ec.srl",
+            "-days",
+            "2",
+            "-sha256",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "java-ec.pem",
+        ],
+    );
+    store(&["-importcert", "-noprompt", "-trustcacerts", "-alias", "ca", "-file", ca]);
+    store(&["-importcert", "-noprompt", "-alias", "client", "-file", "java-ec.pem"]);
+    run(
+        dir,
+        "keytool",
+        &[
+            "-importkeystore",
+            "-noprompt",
+            "-srckeystore",
+            "java-ec.p12",
+            "-srcstoretype",
+            "PKCS12",
+            "-srcstorepass",
+            PASSWORD,
+            "-destkeystore",
+            "java-ec.jks",
+            "-deststoretype",
+            "JKS",
+            "-deststorepass",
+            PASSWORD,
+        ],
+    );
 }
 
 fn s(p: &Path) -> &str {
@@ -174,7 +266,13 @@ async fn every_truststore_and_keystore_combination_round_trips() {
     let bootstrap = var("STROM_SSL_BOOTSTRAP");
     for truststore in [&st.truststore_p12, &st.truststore_jks] {
         round_trip(ssl(&bootstrap, truststore, None)).await;
-        for keystore in [&st.keystore_keytool_p12, &st.keystore_jks, &st.keystore_openssl_p12] {
+        for keystore in [
+            &st.keystore_keytool_p12,
+            &st.keystore_jks,
+            &st.keystore_openssl_p12,
+            &st.keystore_java_ec_p12,
+            &st.keystore_java_ec_jks,
+        ] {
             round_trip(ssl(&bootstrap, truststore, Some(keystore))).await;
         }
     }
@@ -242,4 +340,6 @@ async fn a_listener_that_requires_client_certificates_accepts_the_keystores() {
     );
     round_trip(ssl(&bootstrap, &st.truststore_jks, Some(&st.keystore_keytool_p12))).await;
     round_trip(ssl(&bootstrap, &st.truststore_p12, Some(&st.keystore_jks))).await;
+    round_trip(ssl(&bootstrap, &st.truststore_p12, Some(&st.keystore_java_ec_p12))).await;
+    round_trip(ssl(&bootstrap, &st.truststore_jks, Some(&st.keystore_java_ec_jks))).await;
 }

@@ -43,7 +43,7 @@ use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::pbe::{self, Limits};
-use super::{jks, pkcs12};
+use super::{ec_key, jks, pkcs12};
 use crate::error::{Error, Result};
 
 /// What was wrong with a store's bytes; turned into a configuration error naming the file
@@ -483,10 +483,7 @@ pub(crate) fn keystore(
                 other => store_error(other, KEY, path, format),
             })?;
             debug!(file = %path, %format, alias = %entry.alias, chain = entry.chain.len(), "keystore read");
-            Ok(Some((
-                entry.chain.clone(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
-            )))
+            Ok(Some((entry.chain.clone(), pkcs8_key(&key))))
         }
         (None, Some(chain), Some(key)) => {
             if let Some(t) = declared.filter(|t| *t != Format::Pem) {
@@ -549,17 +546,29 @@ pub(crate) fn pem_key(what: &str, pem: &[u8], password: Option<&str>) -> Result<
                 Error::config(format!("{what}: an encrypted private key with {m}: not supported"))
             }
         })?;
-        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())));
+        return Ok(pkcs8_key(&key));
     }
     if password.is_some() {
         warn!("ssl.key.password is not used: the private key in {what} is not encrypted");
     }
     // The error text of the PEM parser never includes key material.
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+    let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
         Error::config(format!(
             "{what}: no usable PEM private key (PKCS#8 BEGIN PRIVATE KEY or ENCRYPTED PRIVATE KEY, PKCS#1 or SEC1): {e}"
         ))
+    })?;
+    Ok(match key {
+        PrivateKeyDer::Pkcs8(k) => pkcs8_key(k.secret_pkcs8_der()),
+        other => other,
     })
+}
+
+/// A PKCS#8 key for rustls; an EC key as Java writes it gets its public key
+/// ([`ec_key::complete`]).
+fn pkcs8_key(der: &[u8]) -> PrivateKeyDer<'static> {
+    let completed = ec_key::complete(der);
+    let der = completed.as_deref().map_or(der, |v| v.as_slice());
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.to_vec()))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

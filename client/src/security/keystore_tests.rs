@@ -87,6 +87,45 @@ fn every_keystore_format_gives_the_client_key_and_chain() {
     }
 }
 
+/// Keys keytool generated itself: Java's EC encoding has no public key, which ring
+/// refuses; the key handed to rustls has it, and it is the certificate's.
+#[test]
+fn java_generated_ec_keys_get_their_public_key() {
+    for (file, point_len) in [("keystore-java-ec.p12", 65usize), ("keystore-java-ec384.jks", 97)] {
+        let p = path(file);
+        let (chain, key) = keystore_of(&[("ssl.keystore.location", &p), ("ssl.keystore.password", PW)]).unwrap();
+        let PrivateKeyDer::Pkcs8(key) = key else { panic!() };
+        let bits = [0x03, (point_len + 1) as u8, 0x00, 0x04];
+        let find = |der: &[u8]| -> Vec<u8> {
+            let at = der.windows(4).rposition(|w| w == bits).expect("an uncompressed point") + 3;
+            der[at..at + point_len].to_vec()
+        };
+        assert_eq!(find(key.secret_pkcs8_der()), find(chain[0].as_ref()), "{file}");
+        // What the store holds is Java's encoding, without it.
+        let raw = parse_store(
+            sniff_format(&std::fs::read(&p).unwrap()),
+            &std::fs::read(&p).unwrap(),
+            "k",
+            &p,
+            Some(PW),
+            "pw",
+        )
+        .unwrap();
+        let plain = raw.keys[0].decrypt(PW, Limits::DEFAULT).unwrap();
+        assert!(
+            !plain.windows(4).any(|w| w == bits),
+            "{file}: Java's key has no public key"
+        );
+    }
+}
+
+fn sniff_format(data: &[u8]) -> Format {
+    match sniff(data) {
+        Sniffed::Format(f) => f,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn the_key_password_defaults_to_the_store_password_and_can_differ() {
     let p = path("keystore-keypass.jks");

@@ -12,6 +12,7 @@
 //! output, errors or logs.
 
 mod der;
+mod ec_key;
 mod jaas;
 mod jks;
 mod keystore;
@@ -544,7 +545,9 @@ pub(crate) mod keystore_fuzzing {
     fn use_store(store: &Store) {
         let _ = store.trust_anchors();
         for k in &store.keys {
-            let _ = k.decrypt(PASSWORD, LIMITS);
+            if let Ok(key) = k.decrypt(PASSWORD, LIMITS) {
+                let _ = super::ec_key::complete(&key);
+            }
         }
     }
 

@@ -461,6 +461,9 @@ YR3j2msls4AVhPc1
             ("keystore.jks", "truststore.jks", None),
             ("keystore-keypass.jks", "ca.pem", Some("keypass1")),
             ("client-encrypted.pem", "ca.pem", Some("changeit")),
+            // Keys keytool generated (Java's EC encoding, completed for ring).
+            ("keystore-java-ec.p12", "truststore.jks", None),
+            ("keystore-java-ec384.jks", "truststore-keytool.p12", None),
         ] {
             let ks = format!("{dir}{keystore}");
             let ts = format!("{dir}{truststore}");

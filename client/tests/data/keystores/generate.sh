@@ -17,6 +17,8 @@
 #   keystore-keytool-legacy.p12           keytool -J-Dkeystore.pkcs12.legacy: what Java 8 writes (3DES, RC2-40, SHA-1)
 #   keystore.jks                          keytool -deststoretype JKS
 #   keystore-keypass.jks                  JKS whose key password differs from the store's
+#   keystore-java-ec.p12                  keytool -genkeypair -keyalg EC (P-256): Java's EC key encoding, no public key
+#   keystore-java-ec384.jks               the same in JKS, P-384
 #   truststore-keytool.p12                keytool -importcert (certificates encrypted: needs the password)
 #   truststore-nopass.p12                 keytool with no certificate protection and no MAC (Java 18+'s password-less store)
 #   truststore.jks                        keytool -importcert -storetype JKS
@@ -83,6 +85,13 @@ cp keystore-keytool.p12 two-keys.p12
 imp other.p12 two-keys.p12 PKCS12
 cp keystore.jks two-keys.jks
 imp other.p12 two-keys.jks JKS
+# Keys that Java itself generates: its EC keys have no public key in their PKCS#8.
+gen() { # dest type curve
+  kt -genkeypair -alias java -keyalg EC -groupname "$3" -dname "CN=strom-keystore-test-java" -validity 36500 \
+    -keystore "$1" -storetype "$2" -storepass "$pw"
+}
+gen keystore-java-ec.p12 PKCS12 secp256r1
+gen keystore-java-ec384.jks JKS secp384r1
 trust() { # dest type extra-args...
   local dest=$1 type=$2
   shift 2
@@ -128,7 +137,7 @@ jks="$root/fuzz/corpus/client_keystore_jks"
 pk="$root/fuzz/corpus/client_keystore_pkcs12"
 mkdir -p "$jks" "$pk"
 rm -f "$jks"/seed-* "$pk"/seed-*
-for f in keystore.jks keystore-keypass.jks truststore.jks two-keys.jks truststore.jceks; do
+for f in keystore.jks keystore-keypass.jks keystore-java-ec384.jks truststore.jks two-keys.jks truststore.jceks; do
   cp "$f" "$jks/seed-$f"
 done
 for f in "$seeds"/*.p12; do
