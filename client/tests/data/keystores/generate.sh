@@ -86,9 +86,11 @@ imp other.p12 two-keys.p12 PKCS12
 cp keystore.jks two-keys.jks
 imp other.p12 two-keys.jks JKS
 # Keys that Java itself generates: its EC keys have no public key in their PKCS#8.
-gen() { # dest type curve
-  kt -genkeypair -alias java -keyalg EC -groupname "$3" -dname "CN=strom-keystore-test-java" -validity 36500 \
-    -keystore "$1" -storetype "$2" -storepass "$pw"
+gen() { # dest type curve extra-args...
+  local dest=$1 type=$2 curve=$3
+  shift 3
+  kt -genkeypair -alias java -keyalg EC -groupname "$curve" -dname "CN=strom-keystore-test-java" -validity 36500 \
+    -keystore "$dest" -storetype "$type" -storepass "$pw" "$@"
 }
 gen keystore-java-ec.p12 PKCS12 secp256r1
 gen keystore-java-ec384.jks JKS secp384r1
@@ -129,6 +131,7 @@ imp keystore-openssl.p12 "$seeds/keytool-legacy.p12" PKCS12 "${one[@]}" \
   -J-Dkeystore.pkcs12.keyProtectionAlgorithm=PBEWithSHA1AndDESede \
   -J-Dkeystore.pkcs12.certProtectionAlgorithm=PBEWithSHA1AndRC2_40 -J-Dkeystore.pkcs12.macAlgorithm=HmacPBESHA1
 trust "$seeds/truststore-keytool.p12" PKCS12 "${one[@]}"
+gen "$seeds/java-ec.p12" PKCS12 secp256r1 "${one[@]}"
 cp truststore-nopass.p12 "$seeds/"
 openssl pkcs12 -export -nokeys -in ca.pem -name ca -passout "pass:$pw" -iter 1 -nomaciter -out "$seeds/truststore-openssl.p12"
 cp "$seeds/keytool.p12" "$seeds/two-keys.p12"
