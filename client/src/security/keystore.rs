@@ -29,6 +29,8 @@
 //!   to export one). A truststore trusts every trusted certificate entry and, as Java's
 //!   PKIX trust manager (`TrustStoreUtil.getTrustedCerts`), the certificate of each key
 //!   entry.
+//! * **Keys.** An EC key as Java generates it has no public key in its encoding, which
+//!   ring refuses; it gets its public key computed and written in ([`super::ec_key`]).
 //!
 //! The formats are read by [`super::jks`] and [`super::pkcs12`] (decryption in
 //! [`super::pbe`]), both fuzzed (`fuzz/fuzz_targets/client_keystore_*.rs`).
