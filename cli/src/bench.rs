@@ -433,7 +433,9 @@ pub(crate) async fn share_consume(
                 last = Instant::now();
                 let b: u64 = batch
                     .iter()
-                    .map(|r| r.key.as_ref().map_or(0, |k| k.len() as u64) + r.value.as_ref().map_or(0, |v| v.len() as u64))
+                    .map(|r| {
+                        r.key.as_ref().map_or(0, |k| k.len() as u64) + r.value.as_ref().map_or(0, |v| v.len() as u64)
+                    })
                     .sum();
                 bytes.fetch_add(b, Ordering::Relaxed);
                 records.fetch_add(batch.len() as u64, Ordering::Relaxed);

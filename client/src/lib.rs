@@ -17,8 +17,10 @@
 //! installed (`rustls::crypto::CryptoProvider::install_default`), else one built in by a
 //! feature: `tls-ring` (ring; its build needs a C compiler) or `tls-graviola` (pure Rust,
 //! x86_64/aarch64). With neither, TLS settings are a configuration error saying so; the
-//! default build compiles no C. Feature `gssapi` adds SASL GSSAPI through the system's MIT
-//! Kerberos.
+//! default build compiles no C. Key and trust stores are read as Java reads them: PEM,
+//! PKCS12 and JKS files with `ssl.keystore.*`, `ssl.truststore.*` and `ssl.key.password`
+//! (see [`Security`] for the rules). Feature `gssapi` adds SASL GSSAPI through the system's
+//! MIT Kerberos.
 
 mod admin;
 mod admin_acl;
@@ -35,6 +37,8 @@ mod connection;
 pub mod consumer;
 mod error;
 mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod librdkafka;
 pub mod metrics;
 pub mod producer;
@@ -47,15 +51,6 @@ pub mod statistics;
 #[cfg(feature = "opentelemetry")]
 pub mod trace_context;
 
-/// Entry points of the fuzz targets (`fuzz/fuzz_targets/client_*.rs`); not an API.
-#[doc(hidden)]
-pub mod fuzzing {
-    /// The broker's SCRAM messages as the client parses them: the input split at its first
-    /// NUL into the server-first and server-final messages.
-    pub fn scram_client(data: &[u8]) {
-        crate::security::fuzz_scram_exchange(data);
-    }
-}
 mod transport;
 
 pub use admin::{

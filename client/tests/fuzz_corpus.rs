@@ -15,26 +15,56 @@ fn files(root: &Path, target: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Runs `f` on the committed corpus (at least `min_seeds` files) and the saved crashes of
+/// `target`, and checks the target file calls `call`.
+fn replay(target: &str, min_seeds: usize, call: &str, f: impl Fn(&[u8])) {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let corpus = files(&fuzz.join("corpus"), target);
+    assert!(corpus.len() >= min_seeds, "the committed seeds of {target}: {corpus:?}");
+    for f_ in corpus.iter().chain(&files(&fuzz.join("artifacts"), target)) {
+        f(&fs::read(f_).unwrap());
+    }
+    // The target file calls what this replays.
+    let source = fs::read_to_string(fuzz.join(format!("fuzz_targets/{target}.rs"))).unwrap();
+    assert!(source.contains(call), "{target}.rs does not call {call}");
+}
+
 /// What fuzz/fuzz_targets/client_trace_context.rs runs.
+#[cfg(feature = "opentelemetry")]
 fn trace_context(data: &[u8]) {
     let (parent, state) = data.split_at(data.len() / 2);
     let _ = strom_client::trace_context::parse(parent, Some(state));
 }
 
+#[cfg(feature = "opentelemetry")]
 #[test]
 fn trace_context_corpus_and_artifacts_replay_without_panics() {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let corpus = files(&fuzz.join("corpus"), "client_trace_context");
-    assert!(corpus.len() >= 4, "the committed seeds: {corpus:?}");
-    for f in corpus
-        .iter()
-        .chain(&files(&fuzz.join("artifacts"), "client_trace_context"))
-    {
-        trace_context(&fs::read(f).unwrap());
-    }
-    // The target file calls what this replays.
-    let target = fs::read_to_string(fuzz.join("fuzz_targets/client_trace_context.rs")).unwrap();
-    assert!(target.contains("strom_client::trace_context::parse(parent, Some(state))"));
+    replay(
+        "client_trace_context",
+        4,
+        "strom_client::trace_context::parse(parent, Some(state))",
+        trace_context,
+    );
+}
+
+#[test]
+fn keystore_jks_corpus_and_artifacts_replay_without_panics() {
+    replay(
+        "client_keystore_jks",
+        5,
+        "strom_client::fuzzing::keystore_jks(data)",
+        strom_client::fuzzing::keystore_jks,
+    );
+}
+
+#[test]
+fn keystore_pkcs12_corpus_and_artifacts_replay_without_panics() {
+    replay(
+        "client_keystore_pkcs12",
+        8,
+        "strom_client::fuzzing::keystore_pkcs12(data)",
+        strom_client::fuzzing::keystore_pkcs12,
+    );
 }
 
 #[test]

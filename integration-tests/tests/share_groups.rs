@@ -578,7 +578,10 @@ async fn a_stream_of_records_and_a_topic_deleted_under_the_consumer() {
             Err(e) => assert!(e.to_string().contains(&topic) || e.kafka_code().is_some(), "{e}"),
         }
     }
-    tokio::time::timeout(Duration::from_secs(10), c.close()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), c.close())
+        .await
+        .unwrap()
+        .unwrap();
 
     // Explicit mode has no stream.
     let mut explicit = ShareConsumer::new(config(&group, &[("share.acknowledgement.mode", "explicit")]))

@@ -11,8 +11,14 @@
 //! Secrets (passwords, tokens, private keys, keytab contents) never appear in `Debug`
 //! output, errors or logs.
 
+mod der;
+mod ec_key;
 mod jaas;
+mod jks;
+mod keystore;
 mod oauth;
+mod pbe;
+mod pkcs12;
 mod reauth;
 mod sasl;
 mod scram_client;
@@ -47,6 +53,30 @@ use tls::TlsSettings;
 /// (certificate files, keys, JAAS), then shared by every connection of a client.
 ///
 /// Build it with [`ClientConfig::connection_config`] (or [`Security::from_config`]).
+///
+/// # Key and trust stores
+///
+/// As a Java client's properties name them (Kafka's `DefaultSslEngineFactory` is the
+/// reference):
+///
+/// * `ssl.truststore.location`: the CAs, in a PEM, PKCS12 or JKS file (or
+///   `ssl.truststore.certificates`, inline PEM); the system's roots when neither is given.
+///   `ssl.truststore.password` is optional, as in Java: without it the store's integrity is
+///   not checked and a PKCS12 store's encrypted certificates cannot be read (keytool
+///   encrypts them, so keytool's PKCS12 truststores need it).
+/// * `ssl.keystore.location`: the client's key and certificate chain for mTLS, in a PKCS12 or
+///   JKS file with exactly one private key entry (`ssl.keystore.password` required), or a
+///   PEM file (or `ssl.keystore.key` + `ssl.keystore.certificate.chain`, inline PEM).
+///   `ssl.key.password` is the key's password, by default the store password; with PEM it
+///   decrypts an `ENCRYPTED PRIVATE KEY`.
+/// * `ssl.keystore.type` / `ssl.truststore.type`: `PKCS12`, `JKS` or `PEM`, any case. When
+///   not given, the format is read from the file (Java would assume JKS); `JKS` and `PKCS12`
+///   each read both binary formats, as Java 9+'s `keystore.type.compat`. JCEKS is refused.
+///
+/// PKCS12 is read as Java 8 to 17+ keytool and OpenSSL 1.x/3 write it (PBES2 with PBKDF2 and
+/// AES or 3DES; PKCS#12 PBE with 3DES or RC2; HMAC-SHA-1/2 MACs), JKS with Sun's key
+/// protector; in pure Rust. A wrong password is a configuration error naming its property
+/// and the file; no password ever appears in an error, a log or `Debug` output.
 pub struct Security {
     protocol: SecurityProtocol,
     tls: Option<TlsSettings>,
@@ -65,8 +95,8 @@ impl fmt::Debug for Security {
 
 impl Security {
     /// The settings for `config`; `None` for PLAINTEXT. Files named by `ssl.*` are read
-    /// here; a missing file, a bad PEM, an incomplete JAAS entry or a missing keytab is an
-    /// error naming the property.
+    /// here; a missing file, a bad PEM, a damaged store, a wrong store or key password, an
+    /// incomplete JAAS entry or a missing keytab is an error naming the property.
     pub fn from_config(config: &ClientConfig) -> Result<Option<Security>> {
         let props = &config.security;
         let (tls, sasl) = match config.security_protocol {
@@ -180,10 +210,6 @@ pub(crate) fn unsupported_property(key: &str) -> Option<&'static str> {
                          refused too): fetch, check and refresh tokens in a TokenProvider given to \
                          ClientConfig::with_oauth_token_provider; remove it";
     Some(match key {
-        "ssl.key.password" => {
-            "encrypted private keys are not supported; decrypt the key (openssl pkcs8 -topk8 -nocrypt) \
-             and remove ssl.key.password"
-        }
         "ssl.provider" => "Java security providers do not exist in Strom (TLS is rustls with ring); remove it",
         "ssl.keymanager.algorithm" | "ssl.trustmanager.algorithm" => {
             "JVM key and trust manager factories do not exist in Strom (rustls checks certificates with \
@@ -444,7 +470,6 @@ mod tests {
     fn jvm_only_security_keys_are_refused_saying_why() {
         for (key, hint) in [
             ("ssl.provider", "rustls"),
-            ("ssl.key.password", "openssl pkcs8"),
             ("ssl.keymanager.algorithm", "webpki"),
             ("ssl.trustmanager.algorithm", "webpki"),
             ("ssl.secure.random.implementation", "operating system"),
@@ -483,5 +508,109 @@ mod tests {
         let s = Security::from_config(&c).unwrap().unwrap();
         let dbg = format!("{s:?}");
         assert!(dbg.contains("ScramSha256") && !dbg.contains("hunter2"), "{dbg}");
+    }
+
+    /// The keystore passwords are accepted (JKS, PKCS12, encrypted PEM keys) and redacted.
+    #[test]
+    fn store_and_key_passwords_are_accepted_and_never_shown() {
+        let c = ClientConfig::from_properties([
+            ("security.protocol", "SSL"),
+            ("ssl.keystore.type", "PKCS12"),
+            ("ssl.keystore.password", "hunter3"),
+            ("ssl.key.password", "hunter4"),
+            ("ssl.truststore.type", "JKS"),
+            ("ssl.truststore.password", "hunter5"),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?}");
+        for secret in ["hunter3", "hunter4", "hunter5"] {
+            assert!(!dbg.contains(secret), "{dbg}");
+        }
+        assert!(dbg.contains("PKCS12"), "{dbg}");
+        // A password without its store is refused when TLS is set up, without the password.
+        let e = Security::from_config(&c).unwrap_err().to_string();
+        assert!(e.contains("ssl.truststore.password") && !e.contains("hunter"), "{e}");
+    }
+}
+
+/// What `crate::fuzzing` runs: the keystore readers on arbitrary bytes, with the password
+/// the committed seeds use (`client/tests/data/keystores/generate.sh`).
+pub(crate) mod keystore_fuzzing {
+    use super::keystore::Store;
+    use super::pbe::Limits;
+    use super::{jks as jks_format, pkcs12 as pkcs12_format};
+
+    const PASSWORD: &str = "changeit";
+    /// The fuzz seeds are written with iteration counts of at most 10.
+    const LIMITS: Limits = Limits { max_iterations: 64 };
+
+    fn use_store(store: &Store) {
+        let _ = store.trust_anchors();
+        for k in &store.keys {
+            if let Ok(key) = k.decrypt(PASSWORD, LIMITS) {
+                let _ = super::ec_key::complete(&key);
+            }
+        }
+    }
+
+    pub(crate) fn jks(data: &[u8]) {
+        let _ = super::keystore::sniff(data);
+        let _ = jks_format::parse(data, Some(PASSWORD));
+        if let Ok(store) = jks_format::parse(data, None) {
+            use_store(&store);
+        }
+    }
+
+    /// Every committed seed is read under the fuzzing limits, so the fuzzer starts from
+    /// inputs that reach the keys and certificates.
+    #[cfg(test)]
+    #[test]
+    fn the_seeds_parse_under_the_fuzzing_limits() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/");
+        let seeds = |t: &str| -> Vec<Vec<u8>> {
+            let mut v: Vec<_> = std::fs::read_dir(format!("{dir}{t}"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("seed-"))
+                .collect();
+            v.sort();
+            v.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+        };
+        let mut read = 0;
+        for s in seeds("client_keystore_pkcs12") {
+            let opts = pkcs12_format::Options {
+                password: Some(PASSWORD),
+                check_mac: true,
+                limits: LIMITS,
+            };
+            let store = pkcs12_format::parse(&s, opts).unwrap();
+            assert!(!store.keys.is_empty() || !store.trusted.is_empty() || store.ignored_certs > 0);
+            for k in &store.keys {
+                k.decrypt(PASSWORD, LIMITS).unwrap();
+            }
+            read += 1;
+        }
+        assert!(read >= 8);
+        for s in seeds("client_keystore_jks") {
+            if super::keystore::sniff(&s) == super::keystore::Sniffed::Jceks {
+                continue;
+            }
+            let store = jks_format::parse(&s, Some(PASSWORD)).unwrap();
+            assert!(!store.keys.is_empty() || !store.trusted.is_empty());
+        }
+    }
+
+    pub(crate) fn pkcs12(data: &[u8]) {
+        let _ = super::keystore::sniff(data);
+        for (password, check_mac) in [(Some(PASSWORD), true), (None, true), (Some(PASSWORD), false)] {
+            let opts = pkcs12_format::Options {
+                password,
+                check_mac,
+                limits: LIMITS,
+            };
+            if let Ok(store) = pkcs12_format::parse(data, opts) {
+                use_store(&store);
+            }
+        }
     }
 }

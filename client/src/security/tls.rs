@@ -4,11 +4,14 @@
 //! else the one built in by a cargo feature (`tls-ring`, else `tls-graviola`), else a
 //! configuration error naming those choices ([`provider`]).
 //!
-//! PEM only: `ssl.truststore.location` / `ssl.truststore.certificates` for the CAs (the
-//! system's roots when neither is given), `ssl.keystore.location` (key and chain in one file)
-//! or `ssl.keystore.key` + `ssl.keystore.certificate.chain` for mTLS. Hostname verification
-//! is on unless `ssl.endpoint.identification.algorithm` is explicitly empty, as in Java
-//! (`DefaultSslEngineFactory`); the chain is verified either way.
+//! Stores ([`keystore`] has the rules and the decisions behind them): the CAs from
+//! `ssl.truststore.location` (a PEM, PKCS12 or JKS file; `ssl.truststore.type` and
+//! `ssl.truststore.password` as in Java) or `ssl.truststore.certificates` (PEM), else the
+//! system's roots; for mTLS, `ssl.keystore.location` (PKCS12 or JKS with
+//! `ssl.keystore.password` and `ssl.key.password`, or PEM with the key and chain in one
+//! file) or `ssl.keystore.key` + `ssl.keystore.certificate.chain` (PEM). Hostname
+//! verification is on unless `ssl.endpoint.identification.algorithm` is explicitly empty, as
+//! in Java (`DefaultSslEngineFactory`); the chain is verified either way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,14 +19,14 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
+use super::keystore;
 use crate::error::{Error, Kind, Result};
 
 /// A built TLS client configuration, shared by every connection of a client.
@@ -82,66 +85,14 @@ fn builtin_provider() -> Option<CryptoProvider> {
     None
 }
 
-fn read_file(key: &str, path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::config(format!("{key}={path:?}: cannot read the file: {e}")))
-}
-
-fn pem_certs(key: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::config(format!("{key}: not valid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "{key}: no PEM certificate (-----BEGIN CERTIFICATE-----) found; only PEM is supported (convert a JKS or PKCS12 store with keytool/openssl)"
-        )));
-    }
-    Ok(certs)
-}
-
-fn pem_key(key: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
-    if pem
-        .windows(b"ENCRYPTED PRIVATE KEY".len())
-        .any(|w| w == b"ENCRYPTED PRIVATE KEY")
-    {
-        return Err(Error::config(format!(
-            "{key}: encrypted private keys are not supported; decrypt it first (openssl pkcs8 -topk8 -nocrypt)"
-        )));
-    }
-    // The error text of the PEM parser never includes key material.
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
-        Error::config(format!(
-            "{key}: no usable PEM private key (PKCS#8 BEGIN PRIVATE KEY, PKCS#1 or SEC1): {e}"
-        ))
-    })
-}
-
 /// The value of `key`, `None` when absent or blank.
 fn get<'a>(props: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
-fn check_pem_type(props: &BTreeMap<String, String>, key: &str) -> Result<()> {
-    match get(props, key) {
-        None => Ok(()),
-        Some(t) if t.eq_ignore_ascii_case("PEM") => Ok(()),
-        Some(t) => Err(Error::config(format!(
-            "{key}={t}: only PEM stores are supported (convert with keytool -importkeystore / openssl pkcs12)"
-        ))),
-    }
+    keystore::get(props, key)
 }
 
 impl TlsSettings {
     /// Builds the TLS configuration from the `ssl.*` properties; files are read here, once.
     pub(crate) fn from_properties(props: &BTreeMap<String, String>) -> Result<TlsSettings> {
-        check_pem_type(props, "ssl.truststore.type")?;
-        check_pem_type(props, "ssl.keystore.type")?;
-        for key in ["ssl.truststore.password", "ssl.keystore.password"] {
-            if get(props, key).is_some() {
-                return Err(Error::config(format!(
-                    "{key} is not supported: PEM stores have no store password (as in Java's PEM support)"
-                )));
-            }
-        }
         for key in ["ssl.engine.factory.class", "ssl.cipher.suites"] {
             if get(props, key).is_some() {
                 return Err(Error::config(format!(
@@ -152,26 +103,12 @@ impl TlsSettings {
 
         // Which CAs to trust.
         let mut roots = RootCertStore::empty();
-        let trust_source = match (
-            get(props, "ssl.truststore.location"),
-            get(props, "ssl.truststore.certificates"),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(Error::config(
-                    "ssl.truststore.location and ssl.truststore.certificates are both set: give one",
-                ))
+        let trust_source = match keystore::truststore(props)? {
+            Some((certs, source)) => {
+                add_roots(&mut roots, &source, certs)?;
+                source
             }
-            (Some(path), None) => {
-                let certs = pem_certs("ssl.truststore.location", &read_file("ssl.truststore.location", path)?)?;
-                add_roots(&mut roots, "ssl.truststore.location", certs)?;
-                format!("ssl.truststore.location={path}")
-            }
-            (None, Some(pem)) => {
-                let certs = pem_certs("ssl.truststore.certificates", pem.as_bytes())?;
-                add_roots(&mut roots, "ssl.truststore.certificates", certs)?;
-                "ssl.truststore.certificates".to_owned()
-            }
-            (None, None) => {
+            None => {
                 let native = rustls_native_certs::load_native_certs();
                 for e in &native.errors {
                     debug!(error = %e, "skipping unreadable system CA certificates");
@@ -180,7 +117,7 @@ impl TlsSettings {
                 if added == 0 {
                     return Err(Error::config(
                         "no ssl.truststore.location or ssl.truststore.certificates given, and no system CA certificates found: \
-                         set ssl.truststore.location to a PEM file with the CA of the brokers",
+                         set ssl.truststore.location to a PEM, PKCS12 or JKS file with the CA of the brokers",
                     ));
                 }
                 "the system's CA certificates".to_owned()
@@ -205,35 +142,7 @@ impl TlsSettings {
         };
 
         // mTLS: a client certificate chain and key.
-        let identity =
-            match (
-                get(props, "ssl.keystore.location"),
-                get(props, "ssl.keystore.certificate.chain"),
-                get(props, "ssl.keystore.key"),
-            ) {
-                (None, None, None) => None,
-                (Some(path), None, None) => {
-                    let pem = read_file("ssl.keystore.location", path)?;
-                    Some((
-                        pem_certs("ssl.keystore.location", &pem)?,
-                        pem_key("ssl.keystore.location", &pem)?,
-                    ))
-                }
-                (None, Some(chain), Some(key)) => Some((
-                    pem_certs("ssl.keystore.certificate.chain", chain.as_bytes())?,
-                    pem_key("ssl.keystore.key", key.as_bytes())?,
-                )),
-                (Some(_), _, _) => return Err(Error::config(
-                    "ssl.keystore.location cannot be combined with ssl.keystore.key / ssl.keystore.certificate.chain",
-                )),
-                _ => {
-                    return Err(Error::config(
-                        "ssl.keystore.key and ssl.keystore.certificate.chain must be given together",
-                    ))
-                }
-            };
-        // ssl.key.password (non-blank) is refused by ClientConfig::set: encrypted keys are not
-        // supported (pem_key says so when one is given).
+        let identity = keystore::keystore(props)?;
         let versions = protocol_versions(props)?;
         // After every property is checked, so a config mistake is reported the same in any build.
         let provider = provider()?;
@@ -477,7 +386,8 @@ mod tests {
     #[test]
     fn config_errors_name_the_key() {
         for (kv, want) in [
-            (vec![("ssl.truststore.type", "JKS")], "only PEM"),
+            (vec![("ssl.truststore.type", "BCFKS")], "expected PKCS12, JKS or PEM"),
+            (vec![("ssl.keystore.type", "jceks")], "keytool -importkeystore"),
             (vec![("ssl.truststore.location", "/nonexistent/ca.pem")], "cannot read"),
             (vec![("ssl.truststore.password", "x")], "ssl.truststore.password"),
             (vec![("ssl.truststore.certificates", "garbage")], "no PEM certificate"),
@@ -538,21 +448,49 @@ YR3j2msls4AVhPc1
             .contains("tls-ring"));
     }
 
+    /// Each keystore fixture (client/tests/data/keystores/) gives rustls a key that fits its
+    /// certificate, so the configuration builds with a client certificate.
+    #[cfg(any(feature = "tls-ring", feature = "tls-graviola"))]
+    #[test]
+    fn keystores_build_a_config_with_a_client_certificate() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keystores/");
+        for (keystore, truststore, key_password) in [
+            ("keystore-keytool.p12", "truststore-keytool.p12", None),
+            ("keystore-keytool-legacy.p12", "truststore.jks", None),
+            ("keystore-openssl-legacy.p12", "truststore-nopass.p12", None),
+            ("keystore.jks", "truststore.jks", None),
+            ("keystore-keypass.jks", "ca.pem", Some("keypass1")),
+            ("client-encrypted.pem", "ca.pem", Some("changeit")),
+            // Keys keytool generated (Java's EC encoding, completed for ring).
+            ("keystore-java-ec.p12", "truststore.jks", None),
+            ("keystore-java-ec384.jks", "truststore-keytool.p12", None),
+        ] {
+            let ks = format!("{dir}{keystore}");
+            let ts = format!("{dir}{truststore}");
+            let mut kv = vec![
+                ("ssl.keystore.location", ks.as_str()),
+                ("ssl.truststore.location", ts.as_str()),
+            ];
+            if !keystore.ends_with(".pem") {
+                kv.push(("ssl.keystore.password", "changeit"));
+            }
+            if !truststore.ends_with(".pem") {
+                kv.push(("ssl.truststore.password", "changeit"));
+            }
+            if let Some(p) = key_password {
+                kv.push(("ssl.key.password", p));
+            }
+            let s = TlsSettings::from_properties(&props(&kv)).unwrap_or_else(|e| panic!("{keystore}: {e}"));
+            assert!(s.config.client_auth_cert_resolver.has_certs(), "{keystore}");
+            let dbg = format!("{s:?}");
+            assert!(dbg.contains(truststore) && !dbg.contains("changeit"), "{dbg}");
+        }
+    }
+
     /// With a provider built in, the same settings build.
     #[cfg(any(feature = "tls-ring", feature = "tls-graviola"))]
     #[test]
     fn a_built_in_provider_is_used() {
         TlsSettings::from_properties(&props(&[("ssl.truststore.certificates", TEST_CA)])).unwrap();
-    }
-
-    #[test]
-    fn encrypted_keys_are_refused_without_showing_them() {
-        let e = pem_key(
-            "ssl.keystore.key",
-            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nSECRETSTUFF\n-----END ENCRYPTED PRIVATE KEY-----\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("encrypted") && !e.contains("SECRETSTUFF"), "{e}");
     }
 }
