@@ -89,10 +89,6 @@ pub(crate) fn translate<'a>(key: &str, value: &'a str) -> Option<Result<Translat
             "keys are hashed with Java's murmur2 (as librdkafka's murmur2_random) and records without a key use \
              Java's sticky partitioner: set partitioner.class, or a Partitioner in Rust",
         ),
-        "ssl.certificate.location" | "ssl.key.location" => refuse(
-            "put the client certificate chain and its key in one PEM file and set ssl.keystore.location (or give them \
-             inline as ssl.keystore.certificate.chain and ssl.keystore.key)",
-        ),
         "enable.ssl.certificate.verification" => match value.trim() {
             "true" => Some(Ok(Translation::Fixed)),
             _ => refuse(
@@ -161,7 +157,6 @@ mod tests {
             ("debug", "all", "STROM_LOG"),
             ("sticky.partitioning.linger.ms", "10", "batch.size"),
             ("api.version.request", "false", "ApiVersions"),
-            ("ssl.certificate.location", "/c.pem", "ssl.keystore.location"),
             (
                 "enable.ssl.certificate.verification",
                 "false",

@@ -342,4 +342,18 @@ async fn a_listener_that_requires_client_certificates_accepts_the_keystores() {
     round_trip(ssl(&bootstrap, &st.truststore_p12, Some(&st.keystore_jks))).await;
     round_trip(ssl(&bootstrap, &st.truststore_p12, Some(&st.keystore_java_ec_p12))).await;
     round_trip(ssl(&bootstrap, &st.truststore_jks, Some(&st.keystore_java_ec_jks))).await;
+    // librdkafka's names, as kcat users paste them: CA, certificate and key as PEM files.
+    let (ca, cert, key) = (
+        var("STROM_SSL_CA_LOCATION"),
+        var("STROM_SSL_CLIENT_CERT_LOCATION"),
+        var("STROM_SSL_CLIENT_KEY_LOCATION"),
+    );
+    round_trip(config(&[
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("security.protocol", "SSL"),
+        ("ssl.ca.location", ca.as_str()),
+        ("ssl.certificate.location", cert.as_str()),
+        ("ssl.key.location", key.as_str()),
+    ]))
+    .await;
 }

@@ -404,6 +404,38 @@ pub(crate) fn keystore(
         }
         Ok(())
     };
+    // librdkafka's names (kcat users paste them): the chain and the key in two PEM files.
+    match (get(props, "ssl.certificate.location"), get(props, "ssl.key.location")) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => {
+            let java = [
+                "ssl.keystore.location",
+                "ssl.keystore.certificate.chain",
+                "ssl.keystore.key",
+            ];
+            if let Some(k) = java.iter().find(|k| get(props, k).is_some()) {
+                return Err(Error::config(format!(
+                    "ssl.certificate.location/ssl.key.location (librdkafka's names) cannot be combined with {k}: give one"
+                )));
+            }
+            if let Some(t) = declared.filter(|t| *t != Format::Pem) {
+                return Err(Error::config(format!(
+                    "ssl.certificate.location and ssl.key.location are PEM files, but {TYPE}={t}"
+                )));
+            }
+            pem_only("ssl.certificate.location")?;
+            let what_key = format!("ssl.key.location={key:?}");
+            let key = pem_key(&what_key, &read_file("ssl.key.location", key)?, key_password)?;
+            let what_cert = format!("ssl.certificate.location={cert:?}");
+            let chain = pem_certs(&what_cert, &read_file("ssl.certificate.location", cert)?)?;
+            return Ok(Some((chain, key)));
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(Error::config(
+                "ssl.certificate.location and ssl.key.location (librdkafka's names) must be given together",
+            ))
+        }
+    }
     match (
         get(props, "ssl.keystore.location"),
         get(props, "ssl.keystore.certificate.chain"),

@@ -443,3 +443,39 @@ fn sniffing() {
     );
     assert_eq!(sniff(b"hello"), Sniffed::Unknown);
 }
+
+#[test]
+fn librdkafka_certificate_and_key_files() {
+    let want = client_scalar();
+    let (chain, key) = keystore_of(&[
+        ("ssl.certificate.location", &path("client.pem")),
+        ("ssl.key.location", &path("client.key")),
+    ])
+    .unwrap();
+    assert_eq!(chain, vec![pem_cert("client.pem")]);
+    let PrivateKeyDer::Pkcs8(key) = key else { panic!() };
+    assert_eq!(scalar(key.secret_pkcs8_der()), want);
+    // An encrypted key file with ssl.key.password, as librdkafka takes it.
+    let (_, key) = keystore_of(&[
+        ("ssl.certificate.location", &path("client.pem")),
+        ("ssl.key.location", &path("client-encrypted.pem")),
+        ("ssl.key.password", PW),
+    ])
+    .unwrap();
+    let PrivateKeyDer::Pkcs8(key) = key else { panic!() };
+    assert_eq!(scalar(key.secret_pkcs8_der()), want);
+    // One without the other, mixed with Java's names, or a missing file: named errors.
+    let e = err(keystore_of(&[("ssl.certificate.location", &path("client.pem"))]));
+    assert!(e.contains("must be given together"), "{e}");
+    let e = err(keystore_of(&[
+        ("ssl.certificate.location", &path("client.pem")),
+        ("ssl.key.location", &path("client.key")),
+        ("ssl.keystore.location", &path("keystore.jks")),
+    ]));
+    assert!(e.contains("cannot be combined with ssl.keystore.location"), "{e}");
+    let e = err(keystore_of(&[
+        ("ssl.certificate.location", &path("client.pem")),
+        ("ssl.key.location", "/no/such/key.pem"),
+    ]));
+    assert!(e.contains("ssl.key.location") && e.contains("/no/such/key.pem"), "{e}");
+}

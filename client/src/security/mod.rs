@@ -157,6 +157,9 @@ pub(crate) fn is_known_property(key: &str) -> bool {
         "ssl.key.password",
         "ssl.keystore.key",
         "ssl.keystore.certificate.chain",
+        // librdkafka's (kcat's) client certificate and key, as two PEM files.
+        "ssl.certificate.location",
+        "ssl.key.location",
         "ssl.truststore.type",
         "ssl.truststore.location",
         "ssl.truststore.password",
