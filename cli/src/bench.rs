@@ -418,6 +418,7 @@ pub(crate) async fn share_consume(
             let mut consumer = ShareConsumer::new(c).await.map_err(|e| e.to_string())?;
             consumer.subscribe(&[&topic]);
             let mut last = Instant::now();
+            let mut first: Option<Instant> = None;
             let mut mine = 0u64;
             while records.load(Ordering::Relaxed) < want {
                 let batch = consumer
@@ -431,6 +432,7 @@ pub(crate) async fn share_consume(
                     continue;
                 }
                 last = Instant::now();
+                first.get_or_insert(last);
                 let b: u64 = batch
                     .iter()
                     .map(|r| {
@@ -443,16 +445,22 @@ pub(crate) async fn share_consume(
             }
             let done = Instant::now();
             consumer.close().await.map_err(|e| e.to_string())?;
-            Ok::<(u64, Instant), String>((mine, done))
+            Ok::<(u64, Instant, Option<Instant>), String>((mine, done, first))
         }));
     }
     let mut per_member = Vec::new();
     let mut end = started;
+    let mut first: Option<Instant> = None;
     for t in tasks {
-        let (mine, done) = t.await.map_err(|e| e.to_string())??;
+        let (mine, done, f) = t.await.map_err(|e| e.to_string())??;
         per_member.push(mine);
         end = end.max(done);
+        first = match (first, f) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
+    let first_ms = first.map_or(0.0, |t| t.duration_since(started).as_secs_f64() * 1000.0);
     let n = records.load(Ordering::Relaxed);
     if n < args.records {
         return Err(format!(
@@ -465,7 +473,7 @@ pub(crate) async fn share_consume(
     let (cpu1, rss) = usage();
     let b = bytes.load(Ordering::Relaxed);
     outln!(
-        "{{\"client\":\"strom\",\"members\":{},\"records\":{n},\"bytes\":{b},\"seconds\":{secs:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{:.2},\"max_rss_kib\":{rss},\"per_member\":{:?}}}",
+        "{{\"client\":\"strom\",\"members\":{},\"records\":{n},\"bytes\":{b},\"seconds\":{secs:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{:.2},\"max_rss_kib\":{rss},\"first_record_ms\":{first_ms:.1},\"per_member\":{:?}}}",
         args.members,
         n as f64 / secs,
         b as f64 / secs / (1 << 20) as f64,

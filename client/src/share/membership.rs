@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use strom_protocol::messages::{ApiKey, GroupId, ShareGroupHeartbeatRequest, TopicName};
 use strom_protocol::ErrorCode;
@@ -40,6 +40,11 @@ pub(crate) struct Heartbeat {
     pub(crate) retry_backoff: Duration,
 }
 
+/// How often a subscribed member without partitions heartbeats, and for how long, before
+/// keeping to the coordinator's interval (a topic that does not exist yet, say).
+const EAGER_INTERVAL: Duration = Duration::from_millis(500);
+const EAGER_FOR: Duration = Duration::from_secs(15);
+
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -49,12 +54,27 @@ impl Heartbeat {
         let mut coordinator: Option<Connection> = None;
         let mut epoch = 0i32;
         let mut send_topics = true;
-        let mut interval = self.retry_backoff;
+        // Since when the member is subscribed without partitions: the coordinator assigns a
+        // partition once the share coordinator has initialized its state, which the first
+        // answers do not wait for; asking again sooner than the heartbeat interval (5 s by
+        // default) for a while gets the first records to the application seconds earlier.
+        let mut waiting_since: Option<Instant> = None;
         loop {
             let wait = match self.beat(&mut coordinator, &mut epoch, &mut send_topics).await {
-                Ok(Some(ms)) => {
-                    interval = ms;
-                    interval
+                Ok(Some(interval)) => {
+                    let subscribed = !self.subscription.borrow().is_empty();
+                    let unassigned = lock(&self.shared).assignment.values().all(Vec::is_empty);
+                    if subscribed && unassigned {
+                        let since = *waiting_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() < EAGER_FOR {
+                            interval.min(EAGER_INTERVAL)
+                        } else {
+                            interval
+                        }
+                    } else {
+                        waiting_since = None;
+                        interval
+                    }
                 }
                 Ok(None) => Duration::ZERO,
                 Err(()) => self.retry_backoff,
@@ -77,7 +97,6 @@ impl Heartbeat {
                 }
                 _ = tokio::time::sleep(wait) => {}
             }
-            let _ = interval;
         }
     }
 
@@ -129,6 +148,16 @@ impl Heartbeat {
             }
         };
         let code = ErrorCode::from(resp.error_code);
+        debug!(
+            code = code.name(),
+            epoch = resp.member_epoch,
+            assigned =
+                resp.assignment
+                    .as_ref()
+                    .map(|a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum::<usize>()),
+            interval_ms = resp.heartbeat_interval_ms,
+            "share group heartbeat"
+        );
         match code {
             ErrorCode::None => {
                 *send_topics = false;
