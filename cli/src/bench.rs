@@ -384,7 +384,7 @@ pub(crate) struct BenchShareConsumeArgs {
     timeout_ms: u64,
 }
 
-/// Reads `--records` records with `--members` [`ShareConsumer`]s of one share group
+/// Reads `--records` records with `--members` [`ShareConsumer`](strom_client::share::ShareConsumer)s of one share group
 /// (implicit acknowledgement: each poll accepts the previous one's records), counting key
 /// and value bytes as ShareConsumerPerformance does; the clock starts before the members
 /// join, as its does.

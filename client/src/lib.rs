@@ -8,7 +8,7 @@
 //!
 //! The public API is Strom's own types. Raw Kafka requests (the `kafka-protocol` message
 //! types) appear only in [`lowlevel`]: a broker [`lowlevel::Connection`] that sends any
-//! request, and the protocol crate as [`lowlevel::protocol`] (also at [`protocol`]).
+//! request, and the protocol crate as [`lowlevel::protocol`].
 //!
 //! Every async method is cancellation-safe unless its docs say otherwise: dropping its
 //! future never corrupts a connection.

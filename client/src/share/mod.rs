@@ -31,8 +31,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The state of sessions and acknowledgements is kept by sans-IO parts ([`session`],
-//! [`acks`]); this module does the I/O: a heartbeat task ([`membership`]) and share
+//! The state of sessions and acknowledgements is kept by sans-IO parts (`session.rs`,
+//! `acks.rs`); this module does the I/O: a heartbeat task (`membership.rs`) and share
 //! fetches to each partition's leader, run by `poll` itself.
 
 mod acks;
