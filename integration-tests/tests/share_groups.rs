@@ -595,3 +595,56 @@ async fn a_stream_of_records_and_a_topic_deleted_under_the_consumer() {
     assert_eq!(e.kind(), ErrorKind::IllegalState, "{e}");
     explicit.close().await.unwrap();
 }
+
+/// The broker acquires whole batches; a member that works through them slowly (ten records
+/// a poll, a poll every 0.6 s here) still acknowledges what it did every few seconds, before
+/// the rest of the batch is handed out, so the acquisition lock cannot expire on records
+/// already done.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_member_acknowledges_while_working_through_a_batch() {
+    init_test_logging();
+    let (topic, group) = setup("share-slow", 0).await;
+    // One batch: the producer lingers until all hundred are in it.
+    let mut pc = ProducerConfig::new(&broker().bootstrap);
+    pc.set("linger.ms", "500").unwrap();
+    let p = Producer::new(pc).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..100 {
+        pending.push(p.send(ProducerRecord::new(&topic, format!("r{i}"))).await.unwrap());
+    }
+    for f in pending {
+        f.await.unwrap();
+    }
+    p.close().await.unwrap();
+    let mut c = ShareConsumer::new(config(&group, &[("max.poll.records", "10")]))
+        .await
+        .unwrap();
+    let polled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acked_at: Arc<Mutex<Vec<usize>>> = Arc::default();
+    {
+        let (polled, acked_at) = (polled.clone(), acked_at.clone());
+        c.set_acknowledgement_commit_callback(Box::new(move |_, outcome| {
+            assert!(outcome.is_ok(), "{outcome:?}");
+            acked_at
+                .lock()
+                .unwrap()
+                .push(polled.load(std::sync::atomic::Ordering::SeqCst));
+        }));
+    }
+    c.subscribe(&[&topic]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while polled.load(std::sync::atomic::Ordering::SeqCst) < 100 {
+        assert!(Instant::now() < deadline);
+        let got = c.poll(Duration::from_millis(500)).await.unwrap();
+        polled.fetch_add(got.len(), std::sync::atomic::Ordering::SeqCst);
+        if !got.is_empty() {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+    }
+    let acked_at = acked_at.lock().unwrap().clone();
+    assert!(
+        acked_at.iter().any(|n| *n > 0 && *n < 100),
+        "acknowledgements went out only after the batch was done: at {acked_at:?} records"
+    );
+    c.close().await.unwrap();
+}

@@ -257,8 +257,14 @@ pub struct ShareConsumer {
     /// Acquired records beyond `max.poll.records` (the broker acquires whole batches),
     /// handed out by the next polls before anything is fetched.
     buffered: std::collections::VecDeque<ShareRecord>,
+    /// When acknowledgements last left (on a fetch or on their own).
+    acks_sent: Instant,
     closed: bool,
 }
+
+/// While records are served from the buffer, acknowledgements are sent on their own at
+/// least this often.
+const ACK_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for ShareConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -320,6 +326,7 @@ impl ShareConsumer {
             opts,
             callback: None,
             buffered: std::collections::VecDeque::new(),
+            acks_sent: Instant::now(),
             closed: false,
         })
     }
@@ -404,7 +411,18 @@ impl ShareConsumer {
             }
             if !self.buffered.is_empty() {
                 // The acknowledgements ride on the share fetch made once the buffer is
-                // drained (a round trip per poll otherwise); `commit_sync` sends them now.
+                // drained (a round trip per poll otherwise), unless the application works
+                // through the buffer slowly: then they go on their own every few seconds,
+                // well inside the acquisition lock (30 s by default), so that records done
+                // are not handed to another member; `commit_sync` sends them at once.
+                if self.acks.pending_partitions().next().is_some() && self.acks_sent.elapsed() >= ACK_AT_LEAST_EVERY {
+                    let results = self.send_acknowledgements(false).await?;
+                    for (tp, outcome) in &results {
+                        if let Some(cb) = self.callback.as_mut() {
+                            cb(tp, outcome);
+                        }
+                    }
+                }
                 return Ok(self.hand_out());
             }
             let records = self.fetch_once(deadline).await?;
@@ -534,6 +552,7 @@ impl ShareConsumer {
             return Ok(Vec::new());
         }
         let max_wait = remaining.min(self.config.fetch_max_wait);
+        self.acks_sent = Instant::now();
         let mut requests = Vec::new();
         for node in nodes {
             let want = wanted.remove(&node).unwrap_or_default();
@@ -821,6 +840,7 @@ impl ShareConsumer {
     /// ShareAcknowledge to every broker owed acknowledgements (with `last`, to every broker
     /// with a session, closing it).
     async fn send_acknowledgements(&mut self, last: bool) -> Result<BTreeMap<TopicPartition, Result<()>>> {
+        self.acks_sent = Instant::now();
         let mut by_node: BTreeMap<i32, Vec<(Tip, Vec<AckBatch>)>> = BTreeMap::new();
         let pending: Vec<Tip> = self.acks.pending_partitions().copied().collect();
         let mut results = BTreeMap::new();
