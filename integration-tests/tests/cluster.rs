@@ -777,3 +777,112 @@ async fn partitions_added_are_used_after_metadata_max_age() {
     consumer.close().await.unwrap();
     producer.close().await.unwrap();
 }
+
+/// Share groups on the cluster: two members read a topic whose six partitions are led by all
+/// three nodes (a share session with each leader), then a leader is SIGKILLed while they
+/// read more: they carry on with the new leaders, and every record is seen (at least once:
+/// acknowledgements in the dead leader's sessions are lost, so its records may come again).
+#[tokio::test(flavor = "multi_thread")]
+async fn share_group_reads_from_every_leader_and_survives_one_dying() {
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+    use strom_client::share::{ShareConsumer, ShareConsumerConfig};
+    use strom_client::{AlterConfigOp, ConfigResource};
+
+    let _one = exclusive().await;
+    let admin = Admin::connect(config()).await.unwrap();
+    let client = Client::connect(config()).await.unwrap();
+    let topic = unique_topic("cluster-share");
+    let group = format!("{topic}-share");
+    admin.create_topics(&[NewTopic::new(&topic, 6)]).await.unwrap();
+    admin
+        .incremental_alter_configs(
+            &ConfigResource::Group(group.clone()),
+            &[AlterConfigOp::Set("share.auto.offset.reset".into(), "earliest".into())],
+            false,
+        )
+        .await
+        .unwrap();
+    let by_leader: BTreeSet<i32> = leaders(&client, &topic).await.values().copied().collect();
+    assert_eq!(by_leader.len(), 3, "partitions led by every node");
+    let producer = Producer::new(ProducerConfig::from_client(config())).await.unwrap();
+    let send = |from: usize, to: usize| {
+        let (producer, topic) = (&producer, topic.clone());
+        async move {
+            let mut pending = Vec::new();
+            for i in from..to {
+                pending.push(
+                    producer
+                        .send(ProducerRecord::new(&topic, format!("r{i}")))
+                        .await
+                        .unwrap(),
+                );
+            }
+            for f in pending {
+                f.await.unwrap();
+            }
+        }
+    };
+    send(0, 3000).await;
+
+    let seen: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let (group, topic, seen, stop) = (group.clone(), topic.clone(), seen.clone(), stop.clone());
+        members.push(tokio::spawn(async move {
+            let mut c = ShareConsumer::new(ShareConsumerConfig::from_client(config(), &group))
+                .await
+                .unwrap();
+            c.subscribe(&[&topic]);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match c.poll(Duration::from_millis(500)).await {
+                    Ok(records) => seen.lock().unwrap().extend(
+                        records
+                            .iter()
+                            .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap()),
+                    ),
+                    // A leader going away may fail a round; the member carries on.
+                    Err(e) => eprintln!("share poll: {e}"),
+                }
+            }
+            c.close().await.unwrap();
+        }));
+    }
+    let wait_for = |n: usize, what: &'static str| {
+        let seen = seen.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while seen.lock().unwrap().len() < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: {} of {n}",
+                    seen.lock().unwrap().len()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for(3000, "before the kill").await;
+    // The leader of partition 0 dies; more records come (to the surviving leaders), and
+    // the node comes back.
+    let victim = leaders(&client, &topic).await[&0];
+    let victim = u8::try_from(victim).unwrap();
+    cluster().node("kill", victim);
+    send(3000, 6000).await;
+    wait_for(6000, "after the kill").await;
+    cluster().node("start", victim);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for m in members {
+        m.await.unwrap();
+    }
+    producer.close().await.unwrap();
+    let seen = seen.lock().unwrap();
+    let missing: Vec<usize> = (0..6000).filter(|i| !seen.contains(&format!("r{i}"))).collect();
+    assert!(
+        missing.is_empty(),
+        "missing {} records, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}

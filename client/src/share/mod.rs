@@ -259,6 +259,8 @@ pub struct ShareConsumer {
     buffered: std::collections::VecDeque<ShareRecord>,
     /// When acknowledgements last left (on a fetch or on their own).
     acks_sent: Instant,
+    /// A broker failed or named another leader: refresh metadata before the next round.
+    stale_metadata: bool,
     closed: bool,
 }
 
@@ -327,6 +329,7 @@ impl ShareConsumer {
             callback: None,
             buffered: std::collections::VecDeque::new(),
             acks_sent: Instant::now(),
+            stale_metadata: false,
             closed: false,
         })
     }
@@ -510,6 +513,14 @@ impl ShareConsumer {
             .collect();
         let ids: Vec<Uuid> = assignment.iter().map(|(id, _)| *id).collect();
         self.resolve(&ids).await;
+        if std::mem::take(&mut self.stale_metadata) {
+            let topics: Vec<String> = self.subscription.borrow().iter().cloned().collect();
+            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            if let Err(e) = self.client.refresh_metadata(Some(&refs)).await {
+                debug!(error = %e, "metadata refresh for the share consumer");
+                self.stale_metadata = true;
+            }
+        }
         // Partitions by leader.
         let md = self.client.metadata();
         let mut wanted: BTreeMap<i32, BTreeSet<Tip>> = BTreeMap::new();
@@ -574,8 +585,10 @@ impl ShareConsumer {
                 Ok(resp) => self.on_fetch(node, &want, sent_acks, resp, &mut out)?,
                 Err(e) => {
                     debug!(node, error = %e, "share fetch failed");
-                    // A new connection means a new session.
+                    // A new connection means a new session; the partitions may have moved
+                    // to other leaders.
                     self.lose_session(node, sent_acks, &e);
+                    self.stale_metadata = true;
                 }
             }
         }
@@ -748,6 +761,7 @@ impl ShareConsumer {
                     | ErrorCode::UnknownTopicOrPartition
                     | ErrorCode::UnknownTopicId => {
                         self.client.invalidate_topic(&name);
+                        self.stale_metadata = true;
                         continue;
                     }
                     ErrorCode::TopicAuthorizationFailed | ErrorCode::GroupAuthorizationFailed => {
