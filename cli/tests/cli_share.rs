@@ -49,6 +49,31 @@ fn printed(out: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// `strom share consume --timeout-ms 3000` runs until `n` records were printed (60 s at
+/// most): (value, delivery count) of each.
+fn consume_until(topic: &str, group: &str, n: usize) -> Vec<(String, i64)> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < n {
+        assert!(Instant::now() < deadline, "{} of {n} records: {seen:?}", seen.len());
+        seen.extend(printed(&ok(
+            &[
+                "share",
+                "consume",
+                topic,
+                "--group",
+                group,
+                "--timeout-ms",
+                "3000",
+                "--format",
+                "%s %d\\n",
+            ],
+            None,
+        )));
+    }
+    seen
+}
+
 #[test]
 fn consume_acknowledge_release_and_describe() {
     let (topic, group) = setup("cli-share", 20, 4);
@@ -61,25 +86,7 @@ fn consume_acknowledge_release_and_describe() {
     assert_eq!(first.len(), 5, "{first:?}");
     assert!(first.iter().all(|(_, d)| *d == 1), "{first:?}");
     // Every record comes to the next runs.
-    let mut second = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while second.len() < 20 {
-        assert!(Instant::now() < deadline, "{second:?}");
-        second.extend(printed(&ok(
-            &[
-                "share",
-                "consume",
-                &topic,
-                "--group",
-                &group,
-                "--timeout-ms",
-                "3000",
-                "--format",
-                "%s %d\\n",
-            ],
-            None,
-        )));
-    }
+    let second = consume_until(&topic, &group, 20);
     let mut values: Vec<&str> = second.iter().map(|(v, _)| v.as_str()).collect();
     values.sort_unstable();
     values.dedup();
@@ -165,25 +172,7 @@ fn a_run_killed_while_holding_records_gives_them_back() {
     drop(stdout);
     let killed = Instant::now();
 
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.len() < 100 {
-        assert!(Instant::now() < deadline, "{} records", seen.len());
-        seen.extend(printed(&ok(
-            &[
-                "share",
-                "consume",
-                &topic,
-                "--group",
-                &group,
-                "--timeout-ms",
-                "3000",
-                "--format",
-                "%s %d\\n",
-            ],
-            None,
-        )));
-    }
+    let seen = consume_until(&topic, &group, 100);
     let again = seen.iter().filter(|(_, d)| *d == 2).count();
     assert!(again > 0, "nothing the killed run held came back: {seen:?}");
     let mut values: Vec<&str> = seen.iter().map(|(v, _)| v.as_str()).collect();

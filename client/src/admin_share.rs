@@ -16,6 +16,8 @@ use strom_protocol::messages::{
     ShareGroupDescribeRequest,
 };
 
+use strom_protocol::frame::ApiRequest;
+
 use crate::admin::{check, s, topic_name, Admin, CoordinatorType};
 use crate::error::Result;
 
@@ -59,16 +61,24 @@ pub struct ShareGroupMember {
 }
 
 impl Admin {
+    /// `req` to `group`'s coordinator, found again and retried as the client retries.
+    async fn to_group_coordinator<R>(&self, what: &str, group: &str, req: &R) -> Result<R::Response>
+    where
+        R: ApiRequest + Sync,
+        R::Response: Send,
+    {
+        self.client()
+            .with_retries(what, || async {
+                self.coordinator(group, CoordinatorType::Group).await?.send(req).await
+            })
+            .await
+    }
+
     /// Describes a share group. GROUP_ID_NOT_FOUND when there is none (or the group is
     /// not a share group).
     pub async fn describe_share_group(&self, group: &str) -> Result<ShareGroupDescription> {
         let req = ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
-        let resp = self
-            .client()
-            .with_retries("ShareGroupDescribe", || async {
-                self.coordinator(group, CoordinatorType::Group).await?.send(&req).await
-            })
-            .await?;
+        let resp = self.to_group_coordinator("ShareGroupDescribe", group, &req).await?;
         let g = resp.groups.into_iter().next().ok_or_else(|| {
             crate::Error::protocol(format!("ShareGroupDescribe answered nothing for share group {group}"))
         })?;
@@ -111,10 +121,7 @@ impl Admin {
                 .with_topics(None),
         ]);
         let resp = self
-            .client()
-            .with_retries("DescribeShareGroupOffsets", || async {
-                self.coordinator(group, CoordinatorType::Group).await?.send(&req).await
-            })
+            .to_group_coordinator("DescribeShareGroupOffsets", group, &req)
             .await?;
         let mut out = BTreeMap::new();
         for g in resp.groups {
@@ -152,12 +159,7 @@ impl Admin {
                         })
                         .collect(),
                 )]);
-        let resp = self
-            .client()
-            .with_retries("AlterShareGroupOffsets", || async {
-                self.coordinator(group, CoordinatorType::Group).await?.send(&req).await
-            })
-            .await?;
+        let resp = self.to_group_coordinator("AlterShareGroupOffsets", group, &req).await?;
         check(resp.error_code, resp.error_message.as_ref(), || {
             format!("share group {group}")
         })?;
@@ -182,10 +184,7 @@ impl Admin {
                     .collect(),
             );
         let resp = self
-            .client()
-            .with_retries("DeleteShareGroupOffsets", || async {
-                self.coordinator(group, CoordinatorType::Group).await?.send(&req).await
-            })
+            .to_group_coordinator("DeleteShareGroupOffsets", group, &req)
             .await?;
         check(resp.error_code, resp.error_message.as_ref(), || {
             format!("share group {group}")
