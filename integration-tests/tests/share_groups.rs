@@ -648,3 +648,157 @@ async fn a_slow_member_acknowledges_while_working_through_a_batch() {
     );
     c.close().await.unwrap();
 }
+
+/// KIP-1222: a member renewing the records it still works on keeps them past the 15 s
+/// acquisition lock. Each poll sends the renewals and returns the renewed records again
+/// (same delivery count); another member polling all the while gets none of them; once
+/// accepted they are gone for good. `share.acquire.mode=record_limit` fetches no more than
+/// `max.poll.records`.
+#[tokio::test(flavor = "multi_thread")]
+async fn renewed_records_stay_with_their_member_past_the_lock() {
+    init_test_logging();
+    let (topic, group) = setup_batched("share-renew", 6, 100).await;
+    group_config(&group, "share.record.lock.duration.ms", "15000").await;
+    let explicit = ("share.acknowledgement.mode", "explicit");
+    let opts = [
+        explicit,
+        ("share.acquire.mode", "record_limit"),
+        ("max.poll.records", "3"),
+    ];
+    let mut worker = ShareConsumer::new(config(&group, &opts)).await.unwrap();
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        let failures = failures.clone();
+        worker.set_acknowledgement_commit_callback(Box::new(move |tp, outcome| {
+            if let Err(e) = outcome {
+                failures.lock().unwrap().push(format!("{tp:?}: {e}"));
+            }
+        }));
+    }
+    worker.subscribe(&[&topic]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut held: BTreeMap<i64, i16> = BTreeMap::new();
+    while held.is_empty() {
+        assert!(Instant::now() < deadline, "nothing delivered");
+        for r in worker.poll(Duration::from_millis(500)).await.unwrap() {
+            held.insert(r.offset, r.delivery_count);
+            worker.acknowledge(&r, AcknowledgeType::Renew).unwrap();
+        }
+    }
+    let acquired = Instant::now();
+    assert!(
+        held.len() <= 3,
+        "record_limit fetched more than max.poll.records: {held:?}"
+    );
+    assert_eq!(worker.acquisition_lock_timeout(), Some(Duration::from_secs(15)));
+    let mut other = ShareConsumer::new(config(&group, &[explicit])).await.unwrap();
+    other.subscribe(&[&topic]);
+    let mut others: BTreeMap<i64, i16> = BTreeMap::new();
+    let mut passes = 0;
+    while acquired.elapsed() < Duration::from_secs(22) {
+        let again = worker.poll(Duration::from_millis(500)).await.unwrap();
+        let offsets: BTreeMap<i64, i16> = again.iter().map(|r| (r.offset, r.delivery_count)).collect();
+        assert_eq!(offsets, held, "a pass returned other than the renewed records");
+        for r in &again {
+            worker.acknowledge(r, AcknowledgeType::Renew).unwrap();
+        }
+        passes += 1;
+        // The other member takes what the worker does not hold, and none of what it holds.
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            for r in other.poll(Duration::from_millis(500)).await.unwrap() {
+                assert!(
+                    !held.contains_key(&r.offset),
+                    "offset {} was renewed, yet delivered to another member",
+                    r.offset
+                );
+                others.insert(r.offset, r.delivery_count);
+                other.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+            }
+        }
+    }
+    assert!(passes >= 5, "{passes} renewal passes");
+    assert!(failures.lock().unwrap().is_empty(), "{:?}", failures.lock().unwrap());
+    assert_eq!(held.len() + others.len(), 6, "held {held:?}, other {others:?}");
+    // Done: the renewed records are accepted and never seen again.
+    let last = worker.poll(Duration::from_millis(500)).await.unwrap();
+    assert_eq!(last.len(), held.len());
+    for r in &last {
+        worker.acknowledge(r, AcknowledgeType::Accept).unwrap();
+    }
+    let results = worker.commit_sync().await.unwrap();
+    assert!(results.values().all(Result::is_ok), "{results:?}");
+    assert!(worker.poll(Duration::from_millis(500)).await.unwrap().is_empty());
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let got = other.poll(Duration::from_millis(500)).await.unwrap();
+        assert!(got.is_empty(), "accepted records delivered again: {got:?}");
+    }
+    worker.close().await.unwrap();
+    other.close().await.unwrap();
+    // Renewing needs explicit mode; an unknown acquire mode is refused by name.
+    let mut implicit = ShareConsumer::new(config(&group, &[])).await.unwrap();
+    assert_eq!(
+        implicit
+            .acknowledge(&last[0], AcknowledgeType::Renew)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::IllegalState
+    );
+    implicit.close().await.unwrap();
+    let e = ShareConsumerConfig::new("x:1", "g")
+        .set("share.acquire.mode", "greedy")
+        .unwrap_err();
+    assert!(e.to_string().contains("share.acquire.mode"), "{e}");
+}
+
+/// Records acquired from a partition the member is no longer assigned (its subscription
+/// moved on) are still acknowledged: the broker accepts them, and another member never gets
+/// them, not even after their lock would have expired.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_of_a_revoked_partition_are_still_acknowledged() {
+    init_test_logging();
+    let (topic, group) = setup("share-revoked", 5).await;
+    let (elsewhere, _) = setup("share-revoked-next", 0).await;
+    group_config(&group, "share.record.lock.duration.ms", "15000").await;
+    let explicit = [("share.acknowledgement.mode", "explicit")];
+    let mut a = ShareConsumer::new(config(&group, &explicit)).await.unwrap();
+    a.subscribe(&[&topic]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut held = Vec::new();
+    while held.len() < 5 {
+        assert!(Instant::now() < deadline, "got {held:?}");
+        held.extend(a.poll(Duration::from_millis(500)).await.unwrap());
+        // Not acknowledged yet: hold them until the partition is revoked.
+        if held.len() < 5 && !held.is_empty() {
+            for r in &held {
+                a.acknowledge(r, AcknowledgeType::Renew).unwrap();
+            }
+            held.clear();
+        }
+    }
+    a.subscribe(&[&elsewhere]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a.assignment().iter().any(|tp| *tp.topic == *topic) {
+        assert!(Instant::now() < deadline, "still assigned {:?}", a.assignment());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for r in &held {
+        a.acknowledge(r, AcknowledgeType::Accept).unwrap();
+    }
+    let results = a.commit_sync().await.unwrap();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(results.values().all(Result::is_ok), "{results:?}");
+    let acked = Instant::now();
+    let mut b = ShareConsumer::new(config(&group, &explicit)).await.unwrap();
+    b.subscribe(&[&topic]);
+    while acked.elapsed() < Duration::from_secs(17) {
+        let got = b.poll(Duration::from_millis(500)).await.unwrap();
+        assert!(
+            got.is_empty(),
+            "acknowledged records of a revoked partition came back: {got:?}"
+        );
+    }
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}

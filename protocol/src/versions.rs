@@ -93,8 +93,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     // Share groups (KIP-932): v1 is the GA protocol (Kafka 4.1+; v0 was the preview).
     r(ApiKey::ShareGroupHeartbeat, "ShareGroupHeartbeat", 1, 1),
     r(ApiKey::ShareGroupDescribe, "ShareGroupDescribe", 1, 1),
-    r(ApiKey::ShareFetch, "ShareFetch", 1, 1),
-    r(ApiKey::ShareAcknowledge, "ShareAcknowledge", 1, 1),
+    r(ApiKey::ShareFetch, "ShareFetch", 1, 2),
+    r(ApiKey::ShareAcknowledge, "ShareAcknowledge", 1, 2),
     r(ApiKey::DescribeShareGroupOffsets, "DescribeShareGroupOffsets", 0, 0),
     r(ApiKey::AlterShareGroupOffsets, "AlterShareGroupOffsets", 0, 0),
     r(ApiKey::DeleteShareGroupOffsets, "DeleteShareGroupOffsets", 0, 0),

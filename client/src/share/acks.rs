@@ -3,7 +3,7 @@
 //! acknowledgements wait to be sent, and their wire form (runs of consecutive offsets with
 //! one type each).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
@@ -17,6 +17,10 @@ pub enum AcknowledgeType {
     Release,
     /// Unprocessable: never delivered again (archived).
     Reject,
+    /// Still being processed: the acquisition lock is renewed, and once the broker confirms
+    /// it the record is returned again by the next poll, to be acknowledged again (KIP-1222;
+    /// explicit mode, and a broker with ShareAcknowledge v2, Kafka 4.2 and later).
+    Renew,
 }
 
 impl AcknowledgeType {
@@ -26,6 +30,7 @@ impl AcknowledgeType {
             AcknowledgeType::Accept => 1,
             AcknowledgeType::Release => 2,
             AcknowledgeType::Reject => 3,
+            AcknowledgeType::Renew => RENEW,
         }
     }
 }
@@ -33,6 +38,9 @@ impl AcknowledgeType {
 /// Wire value of a gap: an acquired offset without a record (compacted away, or a control
 /// record), acknowledged so the broker can move on.
 pub(crate) const GAP: i8 = 0;
+
+/// Wire value of a renewal (`AcknowledgeType::Renew`).
+pub(crate) const RENEW: i8 = 4;
 
 /// A partition by topic id.
 pub(crate) type Tip = (Uuid, i32);
@@ -48,16 +56,16 @@ pub(crate) struct AckBatch {
 /// What was delivered and what waits to be acknowledged.
 #[derive(Debug, Default)]
 pub(crate) struct Acks {
-    /// Offsets the last polls handed out, not yet acknowledged.
-    delivered: BTreeMap<Tip, BTreeSet<i64>>,
+    /// Offsets the last polls handed out, not yet acknowledged, with their delivery count.
+    delivered: BTreeMap<Tip, BTreeMap<i64, i16>>,
     /// Acknowledgements not yet sent.
     pending: BTreeMap<Tip, BTreeMap<i64, i8>>,
 }
 
 impl Acks {
     /// `offset` of `tip` was handed to the application.
-    pub(crate) fn delivered(&mut self, tip: Tip, offset: i64) {
-        self.delivered.entry(tip).or_default().insert(offset);
+    pub(crate) fn delivered(&mut self, tip: Tip, offset: i64, delivery_count: i16) {
+        self.delivered.entry(tip).or_default().insert(offset, delivery_count);
     }
 
     /// An acquired offset without a record: acknowledged as a gap.
@@ -65,20 +73,16 @@ impl Acks {
         self.pending.entry(tip).or_default().insert(offset, GAP);
     }
 
-    /// Acknowledges a delivered record; `false` if it was not delivered (or was already
-    /// acknowledged).
-    pub(crate) fn acknowledge(&mut self, tip: Tip, offset: i64, kind: AcknowledgeType) -> bool {
-        let Some(set) = self.delivered.get_mut(&tip) else {
-            return false;
-        };
-        if !set.remove(&offset) {
-            return false;
-        }
+    /// Acknowledges a delivered record, returning its delivery count; `None` if it was not
+    /// delivered (or was already acknowledged).
+    pub(crate) fn acknowledge(&mut self, tip: Tip, offset: i64, kind: AcknowledgeType) -> Option<i16> {
+        let set = self.delivered.get_mut(&tip)?;
+        let count = set.remove(&offset)?;
         if set.is_empty() {
             self.delivered.remove(&tip);
         }
         self.pending.entry(tip).or_default().insert(offset, kind.wire());
-        true
+        Some(count)
     }
 
     /// Acknowledges everything delivered and not yet acknowledged with `kind` (implicit
@@ -86,7 +90,7 @@ impl Acks {
     pub(crate) fn acknowledge_all(&mut self, kind: AcknowledgeType) {
         for (tip, offsets) in std::mem::take(&mut self.delivered) {
             let p = self.pending.entry(tip).or_default();
-            for o in offsets {
+            for o in offsets.into_keys() {
                 p.insert(o, kind.wire());
             }
         }
@@ -94,7 +98,23 @@ impl Acks {
 
     /// Delivered records not yet acknowledged.
     pub(crate) fn unacknowledged(&self) -> usize {
-        self.delivered.values().map(BTreeSet::len).sum()
+        self.delivered.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether a renewal waits to be sent.
+    pub(crate) fn renewal_pending(&self) -> bool {
+        self.pending.values().any(|m| m.values().any(|k| *k == RENEW))
+    }
+
+    /// Renewals not yet sent become `kind` (on close: nothing is processing them any more).
+    pub(crate) fn renewals_to(&mut self, kind: AcknowledgeType) {
+        for m in self.pending.values_mut() {
+            for k in m.values_mut() {
+                if *k == RENEW {
+                    *k = kind.wire();
+                }
+            }
+        }
     }
 
     /// Partitions with acknowledgements waiting.
@@ -140,13 +160,14 @@ mod tests {
     fn only_delivered_records_are_acknowledged_once() {
         let t = (Uuid::nil(), 0);
         let mut a = Acks::default();
-        a.delivered(t, 5);
-        a.delivered(t, 6);
-        assert!(a.acknowledge(t, 5, AcknowledgeType::Release));
-        assert!(!a.acknowledge(t, 5, AcknowledgeType::Accept), "twice");
-        assert!(!a.acknowledge(t, 9, AcknowledgeType::Accept), "never delivered");
-        assert!(
-            !a.acknowledge((Uuid::nil(), 1), 6, AcknowledgeType::Accept),
+        a.delivered(t, 5, 1);
+        a.delivered(t, 6, 3);
+        assert_eq!(a.acknowledge(t, 5, AcknowledgeType::Release), Some(1));
+        assert_eq!(a.acknowledge(t, 5, AcknowledgeType::Accept), None, "twice");
+        assert_eq!(a.acknowledge(t, 9, AcknowledgeType::Accept), None, "never delivered");
+        assert_eq!(
+            a.acknowledge((Uuid::nil(), 1), 6, AcknowledgeType::Accept),
+            None,
             "other partition"
         );
         assert_eq!(a.unacknowledged(), 1);
@@ -174,5 +195,46 @@ mod tests {
             ]
         );
         assert!(a.take(&t).is_empty());
+    }
+
+    #[test]
+    fn a_renewal_waits_until_sent_and_becomes_a_release_on_close() {
+        let t = (Uuid::nil(), 0);
+        let mut a = Acks::default();
+        a.delivered(t, 1, 2);
+        a.delivered(t, 2, 1);
+        assert!(!a.renewal_pending());
+        assert_eq!(a.acknowledge(t, 1, AcknowledgeType::Renew), Some(2));
+        assert_eq!(a.acknowledge(t, 2, AcknowledgeType::Accept), Some(1));
+        assert!(a.renewal_pending());
+        let mut closing = Acks::default();
+        closing.delivered(t, 1, 1);
+        closing.acknowledge(t, 1, AcknowledgeType::Renew);
+        closing.renewals_to(AcknowledgeType::Release);
+        assert!(!closing.renewal_pending());
+        assert_eq!(
+            closing.take(&t),
+            [AckBatch {
+                first: 1,
+                last: 1,
+                kind: 2
+            }]
+        );
+        assert_eq!(
+            a.take(&t),
+            [
+                AckBatch {
+                    first: 1,
+                    last: 1,
+                    kind: RENEW
+                },
+                AckBatch {
+                    first: 2,
+                    last: 2,
+                    kind: 1
+                }
+            ]
+        );
+        assert!(!a.renewal_pending());
     }
 }

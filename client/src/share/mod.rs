@@ -9,7 +9,10 @@
 //! `share.acknowledgement.mode` implicit (everything a poll returned is accepted by the next
 //! poll, commit or close) or explicit ([`ShareConsumer::acknowledge`] each record before the
 //! next poll), `commit_sync` with per-partition results, and `close`, which sends what is
-//! acknowledged and releases the rest.
+//! acknowledged and releases the rest. A record whose processing outlasts the acquisition
+//! lock is kept with [`AcknowledgeType::Renew`] on each pass of the poll loop (KIP-1222), and
+//! `share.acquire.mode=record_limit` fetches no more than `max.poll.records` at a time
+//! (KIP-1206); both need Kafka 4.2 or later.
 //!
 //! ```no_run
 //! # async fn demo() -> strom_client::Result<()> {
@@ -49,7 +52,7 @@ use strom_protocol::messages::share_acknowledge_request::{
     AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckReqBatch,
 };
 use strom_protocol::messages::share_fetch_request::{AcknowledgementBatch, FetchPartition, FetchTopic, ForgottenTopic};
-use strom_protocol::messages::{GroupId, ShareAcknowledgeRequest, ShareFetchRequest};
+use strom_protocol::messages::{ApiKey, GroupId, ShareAcknowledgeRequest, ShareFetchRequest};
 use strom_protocol::record_batch::DecodeOptions;
 use strom_protocol::ErrorCode;
 use tokio::sync::{oneshot, watch};
@@ -79,6 +82,27 @@ pub enum AcknowledgementMode {
     Explicit,
 }
 
+/// `share.acquire.mode` (KIP-1206): how the broker acquires records for a share fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareAcquireMode {
+    /// Whole batches as written, so a poll may hold more than `max.poll.records` (the rest
+    /// is buffered for the next polls).
+    #[default]
+    BatchOptimized,
+    /// At most `max.poll.records` records per fetch, so the acquisition locks start only for
+    /// what the application will be handed (needs a broker with ShareFetch v2, Kafka 4.2+).
+    RecordLimit,
+}
+
+impl ShareAcquireMode {
+    fn wire(self) -> i8 {
+        match self {
+            ShareAcquireMode::BatchOptimized => 0,
+            ShareAcquireMode::RecordLimit => 1,
+        }
+    }
+}
+
 /// A share consumer's settings: Java's names (`group.id`, `share.acknowledgement.mode`,
 /// `max.poll.records`, `fetch.*`, `max.partition.fetch.bytes`) and the client-wide ones.
 /// Consumer settings that do not apply to share groups are refused, naming what to use.
@@ -93,6 +117,8 @@ pub struct ShareConsumerConfig {
     pub acknowledgement_mode: AcknowledgementMode,
     /// `max.poll.records` (500): at most this many records per poll, and per share fetch.
     pub max_poll_records: usize,
+    /// `share.acquire.mode` (batch_optimized).
+    pub acquire_mode: ShareAcquireMode,
     /// `fetch.max.wait.ms` (500 ms).
     pub fetch_max_wait: Duration,
     /// `fetch.min.bytes` (1).
@@ -120,6 +146,7 @@ impl ShareConsumerConfig {
             group_id: group_id.into(),
             acknowledgement_mode: AcknowledgementMode::Implicit,
             max_poll_records: 500,
+            acquire_mode: ShareAcquireMode::BatchOptimized,
             fetch_max_wait: Duration::from_millis(500),
             fetch_min_bytes: 1,
             fetch_max_bytes: 52_428_800,
@@ -166,6 +193,17 @@ impl ShareConsumerConfig {
                     _ => {
                         return Err(Error::config(format!(
                             "share.acknowledgement.mode={value:?}: expected implicit or explicit"
+                        )))
+                    }
+                }
+            }
+            "share.acquire.mode" => {
+                self.acquire_mode = match value.trim().to_ascii_lowercase().as_str() {
+                    "batch_optimized" => ShareAcquireMode::BatchOptimized,
+                    "record_limit" => ShareAcquireMode::RecordLimit,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "share.acquire.mode={value:?}: expected batch_optimized or record_limit"
                         )))
                     }
                 }
@@ -261,6 +299,11 @@ pub struct ShareConsumer {
     acks_sent: Instant,
     /// A broker failed or named another leader: refresh metadata before the next round.
     stale_metadata: bool,
+    /// Records acknowledged with `Renew`, by partition: handed out again once the broker
+    /// confirms the renewal.
+    renewing: BTreeMap<Tip, Vec<ShareRecord>>,
+    /// The acquisition lock's duration, as the broker last said.
+    lock_timeout: Option<Duration>,
     closed: bool,
 }
 
@@ -330,6 +373,8 @@ impl ShareConsumer {
             buffered: std::collections::VecDeque::new(),
             acks_sent: Instant::now(),
             stale_metadata: false,
+            renewing: BTreeMap::new(),
+            lock_timeout: None,
             closed: false,
         })
     }
@@ -368,20 +413,38 @@ impl ShareConsumer {
         self.callback = Some(callback);
     }
 
+    /// How long the broker locks the records it hands to this member
+    /// (`group.share.record.lock.duration.ms`), once a share fetch has said so.
+    pub fn acquisition_lock_timeout(&self) -> Option<Duration> {
+        self.lock_timeout
+    }
+
     /// Acknowledges a record the last poll returned (explicit mode only: in implicit mode
     /// the next poll accepts everything). A record not delivered by the last poll, or
     /// already acknowledged, is an IllegalState error naming it.
+    ///
+    /// [`AcknowledgeType::Renew`] keeps a record that is still being processed: the next
+    /// poll (or `commit_sync`) asks the broker to renew its acquisition lock, and once the
+    /// broker confirms, that poll returns the record again, with the same delivery count, to
+    /// be acknowledged again. A renewal the broker refuses (the lock had already expired:
+    /// INVALID_RECORD_STATE) goes to the acknowledgement callback and the record is not
+    /// returned. Java's pattern: renew on each pass of the poll loop, well inside
+    /// [`acquisition_lock_timeout`](Self::acquisition_lock_timeout).
     pub fn acknowledge(&mut self, record: &ConsumerRecord, kind: AcknowledgeType) -> Result<()> {
         if self.config.acknowledgement_mode == AcknowledgementMode::Implicit {
             return Err(Error::illegal_state(
                 "acknowledge needs share.acknowledgement.mode=explicit (implicit mode accepts what a poll returned on the next poll)",
             ));
         }
-        let known = self
-            .ids
-            .get(&record.topic)
-            .is_some_and(|id| self.acks.acknowledge((*id, record.partition), record.offset, kind));
-        if !known {
+        let tip = self.ids.get(&record.topic).map(|id| (*id, record.partition));
+        let count = tip.and_then(|tip| self.acks.acknowledge(tip, record.offset, kind));
+        if let (Some(tip), Some(delivery_count), AcknowledgeType::Renew) = (tip, count, kind) {
+            self.renewing.entry(tip).or_default().push(ShareRecord {
+                record: record.clone(),
+                delivery_count,
+            });
+        }
+        if count.is_none() {
             return Err(Error::illegal_state(format!(
                 "{}-{} offset {} was not delivered to this consumer by its last poll, or is acknowledged already",
                 record.topic, record.partition, record.offset
@@ -412,6 +475,11 @@ impl ShareConsumer {
             if let Some(e) = lock(&self.shared).error.take() {
                 return Err(e);
             }
+            if self.acks.renewal_pending() {
+                // Renewals go first, on their own: the renewed records are handed out again
+                // by this poll.
+                self.acknowledge_now().await?;
+            }
             if !self.buffered.is_empty() {
                 // The acknowledgements ride on the share fetch made once the buffer is
                 // drained (a round trip per poll otherwise), unless the application works
@@ -419,12 +487,7 @@ impl ShareConsumer {
                 // well inside the acquisition lock (30 s by default), so that records done
                 // are not handed to another member; `commit_sync` sends them at once.
                 if self.acks.pending_partitions().next().is_some() && self.acks_sent.elapsed() >= ACK_AT_LEAST_EVERY {
-                    let results = self.send_acknowledgements(false).await?;
-                    for (tp, outcome) in &results {
-                        if let Some(cb) = self.callback.as_mut() {
-                            cb(tp, outcome);
-                        }
-                    }
+                    self.acknowledge_now().await?;
                 }
                 return Ok(self.hand_out());
             }
@@ -465,13 +528,25 @@ impl ShareConsumer {
         })
     }
 
+    /// Sends the waiting acknowledgements on their own, reporting each partition's outcome
+    /// to the callback.
+    async fn acknowledge_now(&mut self) -> Result<()> {
+        let results = self.send_acknowledgements(false).await?;
+        for (tp, outcome) in &results {
+            if let Some(cb) = self.callback.as_mut() {
+                cb(tp, outcome);
+            }
+        }
+        Ok(())
+    }
+
     /// Up to `max.poll.records` buffered records, now delivered to the application.
     fn hand_out(&mut self) -> Vec<ShareRecord> {
         let n = self.buffered.len().min(self.config.max_poll_records);
         let out: Vec<ShareRecord> = self.buffered.drain(..n).collect();
         for r in &out {
             if let Some(id) = self.ids.get(&r.topic) {
-                self.acks.delivered((*id, r.partition), r.offset);
+                self.acks.delivered((*id, r.partition), r.offset, r.delivery_count);
             }
         }
         out
@@ -575,6 +650,9 @@ impl ShareConsumer {
             let client = client.clone();
             async move {
                 let conn = client.broker(*node).await?;
+                if req.share_acquire_mode != 0 {
+                    need_v2(&conn, ApiKey::ShareFetch, *node, "share.acquire.mode=record_limit")?;
+                }
                 conn.send(req).await
             }
         });
@@ -665,6 +743,7 @@ impl ShareConsumer {
             .with_max_bytes(self.config.fetch_max_bytes)
             .with_max_records(max_records)
             .with_batch_size(max_records)
+            .with_share_acquire_mode(self.config.acquire_mode.wire())
             .with_topics(
                 parts
                     .into_iter()
@@ -740,6 +819,11 @@ impl ShareConsumer {
         }
         if let Some(s) = self.sessions.get_mut(&node) {
             s.fetched(want);
+        }
+        if resp.acquisition_lock_timeout_ms > 0 {
+            self.lock_timeout = Some(Duration::from_millis(
+                resp.acquisition_lock_timeout_ms.unsigned_abs().into(),
+            ));
         }
         let acked: BTreeSet<Tip> = sent_acks.iter().map(|(t, _)| *t).collect();
         for topic in resp.responses {
@@ -842,7 +926,8 @@ impl ShareConsumer {
     }
 
     /// Sends every acknowledgement now (in implicit mode, after accepting what the last poll
-    /// returned) and waits for the brokers' answers: each partition's outcome.
+    /// returned) and waits for the brokers' answers: each partition's outcome. Records
+    /// renewed ([`AcknowledgeType::Renew`]) are returned again by the next poll.
     pub async fn commit_sync(&mut self) -> Result<BTreeMap<TopicPartition, Result<()>>> {
         self.check_open()?;
         if self.config.acknowledgement_mode == AcknowledgementMode::Implicit {
@@ -911,10 +996,12 @@ impl ShareConsumer {
                         ),
                 );
             }
+            let renew = parts.iter().any(|(_, b)| b.iter().any(|b| b.kind == acks::RENEW));
             let req = ShareAcknowledgeRequest::default()
                 .with_group_id(Some(GroupId(s(&self.config.group_id))))
                 .with_member_id(Some(s(&self.member_id)))
                 .with_share_session_epoch(epoch)
+                .with_is_renew_ack(renew)
                 .with_topics(
                     topics
                         .into_iter()
@@ -923,6 +1010,9 @@ impl ShareConsumer {
                 );
             let sent = async {
                 let conn = self.client.broker(node).await?;
+                if renew {
+                    need_v2(&conn, ApiKey::ShareAcknowledge, node, "AcknowledgeType::Renew")?;
+                }
                 conn.send(&req).await
             };
             let resp = tokio::time::timeout(self.client.config().request_timeout, sent).await;
@@ -938,6 +1028,11 @@ impl ShareConsumer {
             });
             match resp {
                 Ok(r) => {
+                    if r.acquisition_lock_timeout_ms > 0 {
+                        self.lock_timeout = Some(Duration::from_millis(
+                            r.acquisition_lock_timeout_ms.unsigned_abs().into(),
+                        ));
+                    }
                     if let Some(s) = self.sessions.get_mut(&node) {
                         if last {
                             s.reset();
@@ -976,6 +1071,21 @@ impl ShareConsumer {
                 }
             }
         }
+        // Renewed records are handed out again (before anything buffered); those whose
+        // renewal failed are not: their outcome says why.
+        let mut renewed: Vec<ShareRecord> = Vec::new();
+        for (tip, records) in std::mem::take(&mut self.renewing) {
+            let ok = records
+                .first()
+                .is_some_and(|r| matches!(results.get(&TopicPartition::new(&r.topic, tip.1)), Some(Ok(()))));
+            if ok {
+                renewed.extend(records);
+            }
+        }
+        renewed.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+        for r in renewed.into_iter().rev() {
+            self.buffered.push_front(r);
+        }
         Ok(results)
     }
 
@@ -989,10 +1099,13 @@ impl ShareConsumer {
             AcknowledgementMode::Explicit => AcknowledgeType::Release,
         };
         self.acks.acknowledge_all(rest);
+        // Renewals not yet sent: nothing processes those records any more.
+        self.acks.renewals_to(AcknowledgeType::Release);
+        self.renewing.clear();
         // Acquired but never handed out: back to the group.
         for r in std::mem::take(&mut self.buffered) {
             if let Some(id) = self.ids.get(&r.topic) {
-                self.acks.delivered((*id, r.partition), r.offset);
+                self.acks.delivered((*id, r.partition), r.offset, r.delivery_count);
             }
         }
         self.acks.acknowledge_all(AcknowledgeType::Release);
@@ -1011,6 +1124,17 @@ impl ShareConsumer {
         }
         Ok(())
     }
+}
+
+/// An UnsupportedVersion error naming `what` unless `node` speaks v2 of `api`.
+fn need_v2(conn: &crate::connection::Connection, api: ApiKey, node: i32, what: &str) -> Result<()> {
+    let v = conn.versions().version(api).unwrap_or(1);
+    if v < 2 {
+        return Err(Error::kafka(ErrorCode::UnsupportedVersion).with_context(format!(
+            "{what} needs {api:?} v2 (Kafka 4.2 or later); broker {node} speaks v{v}"
+        )));
+    }
+    Ok(())
 }
 
 impl Drop for ShareConsumer {
