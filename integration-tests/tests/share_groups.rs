@@ -802,3 +802,97 @@ async fn records_of_a_revoked_partition_are_still_acknowledged() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// `commit_async` sends the acknowledgements without waiting for the broker; their outcomes
+/// reach the callback when the next poll (or close) collects them, and nothing is lost: every
+/// record is accepted once, in either mode.
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_async_reports_through_the_callback() {
+    init_test_logging();
+    let (topic, group) = setup_batched("share-async", 30, 200).await;
+    let mut got: Vec<String> = Vec::new();
+    for (mode, until) in [("explicit", 15), ("implicit", 30)] {
+        let outcomes: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mut c = ShareConsumer::new(config(
+            &group,
+            &[("share.acknowledgement.mode", mode), ("max.poll.records", "4")],
+        ))
+        .await
+        .unwrap();
+        {
+            let outcomes = outcomes.clone();
+            c.set_acknowledgement_commit_callback(Box::new(move |tp, outcome| {
+                outcomes
+                    .lock()
+                    .unwrap()
+                    .push(format!("{}-{}: {outcome:?}", tp.topic, tp.partition));
+            }));
+        }
+        c.subscribe(&[&topic]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < until {
+            assert!(Instant::now() < deadline, "{mode}: got {}", got.len());
+            let records = c.poll(Duration::from_millis(500)).await.unwrap();
+            if records.is_empty() {
+                continue;
+            }
+            if mode == "explicit" {
+                for r in &records {
+                    c.acknowledge(r, AcknowledgeType::Accept).unwrap();
+                }
+            }
+            got.extend(records.iter().map(value));
+            outcomes.lock().unwrap().clear();
+            c.commit_async().await.unwrap();
+            assert!(outcomes.lock().unwrap().is_empty(), "reported before collected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(outcomes.lock().unwrap().is_empty(), "reported before collected");
+            if got.len() >= until {
+                break;
+            }
+            // The next poll collects the answers first.
+            let next = c.poll(Duration::from_millis(10)).await.unwrap();
+            let reported = outcomes.lock().unwrap().clone();
+            assert_eq!(reported, [format!("{topic}-0: Ok(())")], "{mode}");
+            if mode == "explicit" {
+                for r in &next {
+                    c.acknowledge(r, AcknowledgeType::Accept).unwrap();
+                }
+            }
+            got.extend(next.iter().map(value));
+        }
+        if mode == "explicit" {
+            // Dropped without close, its last round never collected: the acknowledgements
+            // left anyway (the records it had not handed out come back to the group, and
+            // an accepted record that came back would show up twice below).
+            c.commit_async().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(c);
+        } else {
+            // Close collects the last round.
+            c.close().await.unwrap();
+            assert!(
+                outcomes.lock().unwrap().iter().any(|o| o.ends_with("Ok(())")),
+                "{mode}: {:?}",
+                outcomes.lock().unwrap()
+            );
+        }
+    }
+    // Both members together: all 30 records, each once, and nothing left.
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        (unique.len(), got.len()),
+        (30, 30),
+        "a record lost or delivered twice: {got:?}"
+    );
+    let mut c = ShareConsumer::new(config(&group, &[])).await.unwrap();
+    c.subscribe(&[&topic]);
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let rest = c.poll(Duration::from_millis(500)).await.unwrap();
+        assert!(rest.is_empty(), "accepted records delivered again: {rest:?}");
+    }
+    c.close().await.unwrap();
+}

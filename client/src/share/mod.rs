@@ -52,7 +52,7 @@ use strom_protocol::messages::share_acknowledge_request::{
     AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckReqBatch,
 };
 use strom_protocol::messages::share_fetch_request::{AcknowledgementBatch, FetchPartition, FetchTopic, ForgottenTopic};
-use strom_protocol::messages::{ApiKey, GroupId, ShareAcknowledgeRequest, ShareFetchRequest};
+use strom_protocol::messages::{ApiKey, GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest};
 use strom_protocol::record_batch::DecodeOptions;
 use strom_protocol::ErrorCode;
 use tokio::sync::{oneshot, watch};
@@ -304,6 +304,8 @@ pub struct ShareConsumer {
     renewing: BTreeMap<Tip, Vec<ShareRecord>>,
     /// The acquisition lock's duration, as the broker last said.
     lock_timeout: Option<Duration>,
+    /// A `commit_async` round whose answers are not collected yet.
+    in_flight: Option<(AckRound, tokio::task::JoinHandle<AckAnswers>)>,
     closed: bool,
 }
 
@@ -375,6 +377,7 @@ impl ShareConsumer {
             stale_metadata: false,
             renewing: BTreeMap::new(),
             lock_timeout: None,
+            in_flight: None,
             closed: false,
         })
     }
@@ -408,7 +411,7 @@ impl ShareConsumer {
     }
 
     /// Called with the outcome of every acknowledgement sent by `poll` (piggybacked on its
-    /// fetches) and by `close`; `commit_sync` returns its outcomes instead.
+    /// fetches), by `commit_async` and by `close`; `commit_sync` returns its outcomes instead.
     pub fn set_acknowledgement_commit_callback(&mut self, callback: AcknowledgementCallback) {
         self.callback = Some(callback);
     }
@@ -458,6 +461,7 @@ impl ShareConsumer {
     /// have been acknowledged (an IllegalState error otherwise).
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ShareRecord>> {
         self.check_open()?;
+        self.settle_async().await;
         match self.config.acknowledgement_mode {
             AcknowledgementMode::Implicit => self.acks.acknowledge_all(AcknowledgeType::Accept),
             AcknowledgementMode::Explicit => {
@@ -936,20 +940,73 @@ impl ShareConsumer {
         self.send_acknowledgements(false).await
     }
 
+    /// Sends the acknowledgements now without waiting for the brokers' answers (Java's
+    /// `commitAsync`; in implicit mode, after accepting what the last poll returned). Their
+    /// outcomes go to the acknowledgement callback when the next `poll`, `commit_sync`,
+    /// `commit_async` or `close` collects them; those wait for these answers first, so
+    /// each share session sees its requests in order.
+    pub async fn commit_async(&mut self) -> Result<()> {
+        self.check_open()?;
+        self.settle_async().await;
+        if self.config.acknowledgement_mode == AcknowledgementMode::Implicit {
+            self.acks.acknowledge_all(AcknowledgeType::Accept);
+        }
+        let (round, requests) = self.plan_acknowledgements(false);
+        let task = tokio::spawn(send_acknowledgements(self.client.clone(), requests));
+        self.in_flight = Some((round, task));
+        Ok(())
+    }
+
+    /// Collects the answers to a `commit_async` still outstanding and reports them to the
+    /// callback. Cancel-safe: dropped while waiting, the round stays outstanding.
+    async fn settle_async(&mut self) {
+        let Some((_, task)) = self.in_flight.as_mut() else {
+            return;
+        };
+        let answers = match task.await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                warn!(error = %e, "share acknowledgement task failed");
+                None
+            }
+        };
+        let Some((round, _)) = self.in_flight.take() else {
+            return;
+        };
+        let answers = answers.unwrap_or_else(|| {
+            round
+                .nodes
+                .iter()
+                .map(|(n, _)| (*n, Err(Error::internal("the acknowledgement task ended early"))))
+                .collect()
+        });
+        let results = self.apply_acknowledgements(round, answers);
+        for (tp, outcome) in &results {
+            if let Some(cb) = self.callback.as_mut() {
+                cb(tp, outcome);
+            }
+        }
+    }
+
     /// ShareAcknowledge to every broker owed acknowledgements (with `last`, to every broker
-    /// with a session, closing it).
+    /// with a session, closing it), waiting for the answers.
     async fn send_acknowledgements(&mut self, last: bool) -> Result<BTreeMap<TopicPartition, Result<()>>> {
+        self.settle_async().await;
+        let (round, requests) = self.plan_acknowledgements(last);
+        let answers = send_acknowledgements(self.client.clone(), requests).await;
+        Ok(self.apply_acknowledgements(round, answers))
+    }
+
+    /// Takes the waiting acknowledgements and builds one ShareAcknowledge per broker; those
+    /// owed to a lost session fail at once.
+    fn plan_acknowledgements(&mut self, last: bool) -> (AckRound, Vec<(i32, ShareAcknowledgeRequest, bool)>) {
         self.acks_sent = Instant::now();
         let mut by_node: BTreeMap<i32, Vec<(Tip, Vec<AckBatch>)>> = BTreeMap::new();
         let pending: Vec<Tip> = self.acks.pending_partitions().copied().collect();
         let mut results = BTreeMap::new();
         for tip in pending {
             let batches = self.acks.take(&tip);
-            let name = self
-                .names
-                .get(&tip.0)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(tip.0.to_string()));
+            let name = self.name_of(&tip.0);
             match self.ack_node.get(&tip).copied() {
                 Some(node) if self.sessions.get(&node).is_some_and(ShareSession::is_open) => {
                     by_node.entry(node).or_default().push((tip, batches));
@@ -972,6 +1029,8 @@ impl ShareConsumer {
                 }
             }
         }
+        let mut nodes = Vec::new();
+        let mut requests = Vec::new();
         for (node, parts) in by_node {
             let epoch = if last {
                 FINAL_EPOCH
@@ -1008,24 +1067,29 @@ impl ShareConsumer {
                         .map(|(id, ps)| AcknowledgeTopic::default().with_topic_id(id).with_partitions(ps))
                         .collect(),
                 );
-            let sent = async {
-                let conn = self.client.broker(node).await?;
-                if renew {
-                    need_v2(&conn, ApiKey::ShareAcknowledge, node, "AcknowledgeType::Renew")?;
-                }
-                conn.send(&req).await
-            };
-            let resp = tokio::time::timeout(self.client.config().request_timeout, sent).await;
-            let resp = match resp {
-                Ok(r) => r,
-                Err(_) => Err(Error::timeout(
-                    format!("ShareAcknowledge to broker {node}"),
-                    self.client.config().request_timeout,
-                )),
-            };
-            let resp = resp.and_then(|r| {
-                membership::check_code(r.error_code, || format!("ShareAcknowledge to broker {node}")).map(|()| r)
-            });
+            nodes.push((node, parts));
+            requests.push((node, req, renew));
+        }
+        (AckRound { last, nodes, results }, requests)
+    }
+
+    fn name_of(&self, id: &Uuid) -> Arc<str> {
+        self.names.get(id).cloned().unwrap_or_else(|| Arc::from(id.to_string()))
+    }
+
+    /// The brokers' answers to a round: sessions advanced or reset, each partition's
+    /// outcome, renewed records handed out again.
+    fn apply_acknowledgements(&mut self, round: AckRound, answers: AckAnswers) -> BTreeMap<TopicPartition, Result<()>> {
+        let AckRound {
+            last,
+            nodes,
+            mut results,
+        } = round;
+        let mut answers: BTreeMap<i32, Result<ShareAcknowledgeResponse>> = answers.into_iter().collect();
+        for (node, parts) in nodes {
+            let resp = answers
+                .remove(&node)
+                .unwrap_or_else(|| Err(Error::internal("no answer for a ShareAcknowledge")));
             match resp {
                 Ok(r) => {
                     if r.acquisition_lock_timeout_ms > 0 {
@@ -1041,12 +1105,8 @@ impl ShareConsumer {
                         }
                     }
                     for t in r.responses {
+                        let name = self.name_of(&t.topic_id);
                         for p in t.partitions {
-                            let name = self
-                                .names
-                                .get(&t.topic_id)
-                                .cloned()
-                                .unwrap_or_else(|| Arc::from(t.topic_id.to_string()));
                             let outcome = membership::check_code(p.error_code, || {
                                 format!("acknowledging records of {name}-{}", p.partition_index)
                             });
@@ -1059,11 +1119,7 @@ impl ShareConsumer {
                         s.reset();
                     }
                     for (tip, _) in &parts {
-                        let name = self
-                            .names
-                            .get(&tip.0)
-                            .cloned()
-                            .unwrap_or_else(|| Arc::from(tip.0.to_string()));
+                        let name = self.name_of(&tip.0);
                         let err = Error::kafka(e.kafka_code().unwrap_or(ErrorCode::ShareSessionNotFound))
                             .with_context(format!("acknowledging records of {name}-{}: {e}", tip.1));
                         results.insert(TopicPartition::new(&name, tip.1), Err(err));
@@ -1086,7 +1142,7 @@ impl ShareConsumer {
         for r in renewed.into_iter().rev() {
             self.buffered.push_front(r);
         }
-        Ok(results)
+        results
     }
 
     /// Closes the member: accepts (implicit mode) or releases (explicit mode) what the last
@@ -1124,6 +1180,53 @@ impl ShareConsumer {
         }
         Ok(())
     }
+}
+
+/// The acknowledgements one request carries, by partition.
+type NodeAcks = Vec<(Tip, Vec<AckBatch>)>;
+
+/// Each broker's answer to its ShareAcknowledge.
+type AckAnswers = Vec<(i32, Result<ShareAcknowledgeResponse>)>;
+
+/// One round of ShareAcknowledge requests: per broker, the acknowledgements it carries; and
+/// the partitions that failed before sending.
+struct AckRound {
+    last: bool,
+    nodes: Vec<(i32, NodeAcks)>,
+    results: BTreeMap<TopicPartition, Result<()>>,
+}
+
+/// Sends each request of a round (concurrently, each bounded by `request.timeout.ms`) and
+/// returns every broker's answer, its top-level error code checked.
+async fn send_acknowledgements(client: Client, requests: Vec<(i32, ShareAcknowledgeRequest, bool)>) -> AckAnswers {
+    let timeout = client.config().request_timeout;
+    let sends = requests.into_iter().map(|(node, req, renew)| {
+        let client = client.clone();
+        async move {
+            let sent = async {
+                let conn = client.broker(node).await?;
+                if renew {
+                    need_v2(&conn, ApiKey::ShareAcknowledge, node, "AcknowledgeType::Renew")?;
+                }
+                conn.send(&req).await
+            };
+            let resp = match tokio::time::timeout(timeout, sent).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::timeout(format!("ShareAcknowledge to broker {node}"), timeout)),
+            };
+            let resp = resp.and_then(|r| {
+                membership::check_code(r.error_code, || format!("ShareAcknowledge to broker {node}")).map(|()| r)
+            });
+            debug!(
+                node,
+                epoch = req.share_session_epoch,
+                ok = resp.is_ok(),
+                "ShareAcknowledge answered"
+            );
+            (node, resp)
+        }
+    });
+    futures_util::future::join_all(sends).await
 }
 
 /// An UnsupportedVersion error naming `what` unless `node` speaks v2 of `api`.
