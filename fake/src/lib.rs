@@ -1,0 +1,370 @@
+//! # strom-fake: a Kafka cluster in your test process
+//!
+//! A fake cluster that starts in milliseconds inside `cargo test`, speaks the real Kafka
+//! wire protocol on loopback (so Strom, Java's clients or any other client can talk to it),
+//! keeps its data in memory, and can be told to fail in precise ways. It is a test double,
+//! not a broker: nothing is durable, and it implements the APIs a producer, a consumer in a
+//! classic group and an admin client use (see [`SUPPORTED`]); transactions and KIP-848
+//! groups are not implemented yet (a transactional producer gets UNSUPPORTED_VERSION).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use strom_fake::{ApiKey, ErrorCode, Fault, FakeCluster};
+//!
+//! let cluster = FakeCluster::builder().brokers(3).topic("orders", 6, 3).start().await?;
+//! let bootstrap = cluster.bootstrap_servers(); // "127.0.0.1:port,..."
+//! // The next two produce requests for orders-0 fail; the producer must retry them.
+//! cluster.inject(Fault::error(ApiKey::Produce, ErrorCode::NotLeaderOrFollower).on_partition("orders", 0).times(2));
+//! # let _ = bootstrap;
+//! # Ok(()) }
+//! ```
+//!
+//! Faults ([`Fault`]): an error code for the next N requests of an API (optionally only on
+//! one broker, or only for one partition), a delay, a closed connection; brokers stopped
+//! and started again ([`FakeCluster::stop_broker`]); leadership moved
+//! ([`FakeCluster::move_leader`]). Every request is logged ([`FakeCluster::requests`]) so a
+//! test can assert on what the client sent.
+//!
+//! Fidelity: behaviour follows Apache Kafka 4.x where it is implemented (version ranges,
+//! error codes, idempotent sequence checks, the classic group protocol), and the scenario
+//! tests run the same client code against it and against a real broker.
+
+mod group;
+mod log;
+mod server;
+mod state;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use kafka_protocol::messages::ApiKey;
+pub use state::{FaultAction, RequestRecord};
+pub use strom_protocol::ErrorCode;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use server::{lock, Shared};
+use state::{BrokerInfo, Settings, State};
+
+/// The APIs the fake answers, with the versions (min, max) it advertises.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 4, 12),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::CreatePartitions, 0, 3),
+];
+
+/// A scripted fault: what happens to the next requests of one API.
+#[derive(Debug, Clone)]
+pub struct Fault(state::Fault);
+
+impl Fault {
+    fn new(api: ApiKey, action: FaultAction) -> Self {
+        Fault(state::Fault {
+            api,
+            node: None,
+            partition: None,
+            remaining: 1,
+            action,
+        })
+    }
+
+    /// The next request of `api` is answered with `code` (per partition for Produce, Fetch,
+    /// ListOffsets and OffsetCommit: a failed produce appends nothing).
+    pub fn error(api: ApiKey, code: ErrorCode) -> Self {
+        Fault::new(api, FaultAction::Error(code))
+    }
+
+    /// The next request of `api` is held for `delay` before it is handled.
+    pub fn delay(api: ApiKey, delay: Duration) -> Self {
+        Fault::new(api, FaultAction::Delay(delay))
+    }
+
+    /// The connection of the next request of `api` is closed instead of answered.
+    pub fn close_connection(api: ApiKey) -> Self {
+        Fault::new(api, FaultAction::CloseConnection)
+    }
+
+    /// The next request of `api` is handled (a produce is written) but its answer is lost:
+    /// the connection closes instead.
+    pub fn drop_response(api: ApiKey) -> Self {
+        Fault::new(api, FaultAction::DropResponse)
+    }
+
+    /// For the next `n` matching requests instead of one.
+    pub fn times(mut self, n: u32) -> Self {
+        self.0.remaining = n.max(1);
+        self
+    }
+
+    /// Only requests that broker `node` receives.
+    pub fn on_node(mut self, node: i32) -> Self {
+        self.0.node = Some(node);
+        self
+    }
+
+    /// Only requests naming this partition (and, for partition-level errors, only it).
+    pub fn on_partition(mut self, topic: &str, partition: i32) -> Self {
+        self.0.partition = Some((topic.to_owned(), partition));
+        self
+    }
+}
+
+/// How to start a [`FakeCluster`].
+#[derive(Debug, Clone)]
+pub struct FakeClusterBuilder {
+    brokers: usize,
+    port_base: Option<u16>,
+    topics: Vec<(String, i32, i16)>,
+    settings: Settings,
+    racks: Vec<Option<String>>,
+}
+
+impl FakeClusterBuilder {
+    /// The number of brokers (1 by default), ids 1..=n.
+    pub fn brokers(mut self, n: usize) -> Self {
+        self.brokers = n.max(1);
+        self
+    }
+
+    /// Listen on `port_base + 1`.. (one port per broker) instead of free ports.
+    pub fn port_base(mut self, port: u16) -> Self {
+        self.port_base = Some(port);
+        self
+    }
+
+    /// A topic that exists from the start.
+    pub fn topic(mut self, name: &str, partitions: i32, replication: i16) -> Self {
+        self.topics.push((name.to_owned(), partitions, replication));
+        self
+    }
+
+    /// Whether Metadata creates unknown topics (`auto.create.topics.enable`, true).
+    pub fn auto_create_topics(mut self, on: bool) -> Self {
+        self.settings.auto_create_topics = on;
+        self
+    }
+
+    /// Partitions of an auto-created topic, or of one created with -1 (`num.partitions`, 1).
+    pub fn default_partitions(mut self, n: i32) -> Self {
+        self.settings.default_partitions = n.max(1);
+        self
+    }
+
+    /// The rack of each broker, in id order (`broker.rack`).
+    pub fn racks(mut self, racks: &[&str]) -> Self {
+        self.racks = racks.iter().map(|r| Some((*r).to_owned())).collect();
+        self
+    }
+
+    /// Binds every broker and starts serving.
+    pub async fn start(self) -> std::io::Result<FakeCluster> {
+        let mut listeners = Vec::new();
+        let mut infos = Vec::new();
+        for i in 0..self.brokers {
+            let id = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            let port = self
+                .port_base
+                .map_or(0, |b| b.saturating_add(u16::try_from(i + 1).unwrap_or(u16::MAX)));
+            let l = TcpListener::bind((self.settings.host.as_str(), port)).await?;
+            infos.push(BrokerInfo {
+                id,
+                port: l.local_addr()?.port(),
+                up: true,
+                rack: self.racks.get(i).cloned().flatten(),
+            });
+            listeners.push(l);
+        }
+        let mut state = State::new(self.settings, infos.clone());
+        for (name, p, r) in &self.topics {
+            state
+                .create_topic(name, *p, *r, false)
+                .map_err(|(_, msg)| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            changed: Notify::new(),
+            max_frame: 100 << 20,
+        });
+        let mut brokers = Vec::new();
+        for (l, info) in listeners.into_iter().zip(infos) {
+            let (stop, rx) = watch::channel(false);
+            tokio::spawn(server::serve(l, info.id, shared.clone(), rx));
+            brokers.push(BrokerHandle {
+                id: info.id,
+                port: info.port,
+                stop: Some(stop),
+            });
+        }
+        Ok(FakeCluster { shared, brokers })
+    }
+}
+
+struct BrokerHandle {
+    id: i32,
+    port: u16,
+    /// `None` while the broker is stopped.
+    stop: Option<watch::Sender<bool>>,
+}
+
+/// A running fake cluster; dropping it stops every broker.
+pub struct FakeCluster {
+    shared: Arc<Shared>,
+    brokers: Vec<BrokerHandle>,
+}
+
+impl std::fmt::Debug for FakeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeCluster")
+            .field("bootstrap", &self.bootstrap_servers())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeCluster {
+    /// A builder: one broker, free ports, no topics, auto-creation on.
+    pub fn builder() -> FakeClusterBuilder {
+        FakeClusterBuilder {
+            brokers: 1,
+            port_base: None,
+            topics: Vec::new(),
+            settings: Settings {
+                auto_create_topics: true,
+                default_partitions: 1,
+                default_replication: 1,
+                cluster_id: "strom-fake-cluster".into(),
+                host: "127.0.0.1".into(),
+            },
+            racks: Vec::new(),
+        }
+    }
+
+    /// `host:port` of every broker, comma-separated (`bootstrap.servers`).
+    pub fn bootstrap_servers(&self) -> String {
+        self.brokers
+            .iter()
+            .map(|b| format!("127.0.0.1:{}", b.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The broker ids.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.brokers.iter().map(|b| b.id).collect()
+    }
+
+    /// Adds a scripted fault.
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared).faults.push(fault.0);
+    }
+
+    /// Removes every fault not used up yet.
+    pub fn clear_faults(&self) {
+        lock(&self.shared).faults.clear();
+    }
+
+    /// Every request received so far (the latest 100,000), in order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared).requests.clone()
+    }
+
+    /// Forgets the requests logged so far.
+    pub fn clear_requests(&self) {
+        lock(&self.shared).requests.clear();
+    }
+
+    /// Creates a topic (as CreateTopics would).
+    pub fn create_topic(&self, name: &str, partitions: i32, replication: i16) -> Result<(), String> {
+        lock(&self.shared)
+            .create_topic(name, partitions, replication, false)
+            .map(|_| ())
+            .map_err(|(_, m)| m)
+    }
+
+    /// The next offset of a partition (its high watermark), `None` for an unknown one.
+    pub fn end_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        lock(&self.shared).end_offset(topic, partition)
+    }
+
+    /// Makes `node` the leader of a partition (a new leader epoch); `false` if there is no
+    /// such partition.
+    pub fn move_leader(&self, topic: &str, partition: i32, node: i32) -> bool {
+        let moved = lock(&self.shared).move_leader(topic, partition, node);
+        self.shared.changed.notify_waiters();
+        moved
+    }
+
+    /// Stops a broker: its connections close, it leaves the metadata, and each partition it
+    /// led moves to another live replica (or is offline with replication factor 1).
+    pub fn stop_broker(&mut self, node: i32) {
+        if let Some(b) = self.brokers.iter_mut().find(|b| b.id == node) {
+            if let Some(stop) = b.stop.take() {
+                let _ = stop.send(true);
+            }
+        }
+        {
+            let mut st = lock(&self.shared);
+            if let Some(b) = st.brokers.iter_mut().find(|b| b.id == node) {
+                b.up = false;
+            }
+            st.fail_over(node);
+        }
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Starts a stopped broker again on its port (its partitions' leadership stays where
+    /// it moved; use [`move_leader`](Self::move_leader) to move it back).
+    pub async fn start_broker(&mut self, node: i32) -> std::io::Result<()> {
+        let Some(b) = self.brokers.iter_mut().find(|b| b.id == node) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no broker {node}"),
+            ));
+        };
+        if b.stop.is_some() {
+            return Ok(());
+        }
+        let l = TcpListener::bind(("127.0.0.1", b.port)).await?;
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(server::serve(l, node, self.shared.clone(), rx));
+        b.stop = Some(stop);
+        let mut st = lock(&self.shared);
+        if let Some(b) = st.brokers.iter_mut().find(|b| b.id == node) {
+            b.up = true;
+        }
+        Ok(())
+    }
+
+    /// Stops every broker.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        for b in &mut self.brokers {
+            if let Some(stop) = b.stop.take() {
+                let _ = stop.send(true);
+            }
+        }
+    }
+}
+
+impl Drop for FakeCluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

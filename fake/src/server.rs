@@ -1,0 +1,506 @@
+//! The I/O: a listener per broker, a task per connection reading request frames, decoding
+//! them (every length checked: a bad frame closes that connection only) and answering
+//! through the sans-IO state. A connection handles one request at a time, as a broker
+//! does (it mutes the socket until the response is sent).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use strom_protocol::ErrorCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tracing::debug;
+
+use crate::state::{s, FaultAction, RequestRecord, State};
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    /// Woken on every change a waiting request may be waiting for.
+    pub(crate) changed: Notify,
+    /// Largest request frame accepted (Kafka's socket.request.max.bytes, 100 MiB).
+    pub(crate) max_frame: usize,
+}
+
+pub(crate) fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
+    shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A decoded request.
+pub(crate) enum Req {
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Metadata(MetadataRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups,
+    ApiVersions,
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    InitProducerId(InitProducerIdRequest),
+    CreatePartitions(CreatePartitionsRequest),
+}
+
+/// Decodes a request body of `api` at `version` (the version already checked supported).
+pub(crate) fn decode(api: ApiKey, buf: &mut Bytes, v: i16) -> Result<Req, String> {
+    fn d<T: Decodable>(buf: &mut Bytes, v: i16) -> Result<T, String> {
+        T::decode(buf, v).map_err(|e| e.to_string())
+    }
+    Ok(match api {
+        ApiKey::Produce => Req::Produce(d(buf, v)?),
+        ApiKey::Fetch => Req::Fetch(d(buf, v)?),
+        ApiKey::ListOffsets => Req::ListOffsets(d(buf, v)?),
+        ApiKey::Metadata => Req::Metadata(d(buf, v)?),
+        ApiKey::OffsetCommit => Req::OffsetCommit(d(buf, v)?),
+        ApiKey::OffsetFetch => Req::OffsetFetch(d(buf, v)?),
+        ApiKey::FindCoordinator => Req::FindCoordinator(d(buf, v)?),
+        ApiKey::JoinGroup => Req::JoinGroup(d(buf, v)?),
+        ApiKey::Heartbeat => Req::Heartbeat(d(buf, v)?),
+        ApiKey::LeaveGroup => Req::LeaveGroup(d(buf, v)?),
+        ApiKey::SyncGroup => Req::SyncGroup(d(buf, v)?),
+        ApiKey::DescribeGroups => Req::DescribeGroups(d(buf, v)?),
+        ApiKey::ListGroups => {
+            d::<ListGroupsRequest>(buf, v)?;
+            Req::ListGroups
+        }
+        ApiKey::ApiVersions => {
+            d::<ApiVersionsRequest>(buf, v)?;
+            Req::ApiVersions
+        }
+        ApiKey::CreateTopics => Req::CreateTopics(d(buf, v)?),
+        ApiKey::DeleteTopics => Req::DeleteTopics(d(buf, v)?),
+        ApiKey::InitProducerId => Req::InitProducerId(d(buf, v)?),
+        ApiKey::CreatePartitions => Req::CreatePartitions(d(buf, v)?),
+        other => return Err(format!("{other:?} is not implemented")),
+    })
+}
+
+/// The partitions a request names (for faults and the request log).
+pub(crate) fn partitions_of(req: &Req, state: &State, v: i16) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    match req {
+        Req::Produce(r) => {
+            for t in &r.topic_data {
+                out.extend(t.partition_data.iter().map(|p| (t.name.0.to_string(), p.index)));
+            }
+        }
+        Req::Fetch(r) => {
+            for t in &r.topics {
+                let name = if v >= 13 {
+                    state
+                        .topics
+                        .iter()
+                        .find(|(_, x)| x.id == t.topic_id)
+                        .map(|(n, _)| n.clone())
+                        .unwrap_or_default()
+                } else {
+                    t.topic.0.to_string()
+                };
+                out.extend(t.partitions.iter().map(|p| (name.clone(), p.partition)));
+            }
+        }
+        Req::ListOffsets(r) => {
+            for t in &r.topics {
+                out.extend(t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index)));
+            }
+        }
+        Req::OffsetCommit(r) => {
+            for t in &r.topics {
+                out.extend(t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index)));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// What one attempt at answering a request gives.
+pub(crate) enum Step {
+    Reply(BytesMut),
+    NoReply,
+    /// Not yet: try again when something changed (or a little later).
+    Wait,
+}
+
+fn body<R: Encodable>(r: &R, v: i16) -> Result<Step, String> {
+    let mut b = BytesMut::new();
+    r.encode(&mut b, v).map_err(|e| e.to_string())?;
+    Ok(Step::Reply(b))
+}
+
+/// Progress of a request answered over several attempts.
+#[derive(Default)]
+pub(crate) struct Pending {
+    member: Option<String>,
+    synced: bool,
+}
+
+/// One attempt at answering `req`. `last`: the request's wait is over, answer now.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn step(
+    st: &mut State,
+    node: i32,
+    req: &Req,
+    v: i16,
+    client_id: &str,
+    inject: Option<&(ErrorCode, Option<(String, i32)>)>,
+    pending: &mut Pending,
+    now: Instant,
+    last: bool,
+) -> Result<Step, String> {
+    let top = inject.map(|(c, _)| *c);
+    match req {
+        Req::ApiVersions => body(&st.api_versions(top.unwrap_or(ErrorCode::None)), v),
+        Req::Metadata(r) => body(&st.metadata(r, v, top), v),
+        Req::Produce(r) => {
+            let (resp, appended) = st.produce(node, r, inject);
+            let _ = appended;
+            if r.acks == 0 {
+                return Ok(Step::NoReply);
+            }
+            body(&resp, v)
+        }
+        Req::Fetch(r) => match st.fetch(node, r, v, inject, last) {
+            Some(resp) => body(&resp, v),
+            None => Ok(Step::Wait),
+        },
+        Req::ListOffsets(r) => body(&st.list_offsets(node, r, inject), v),
+        Req::CreateTopics(r) => {
+            if let Some(code) = top {
+                let topics = r
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        create_topics_response::CreatableTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_error_code(code.code())
+                    })
+                    .collect();
+                return body(&CreateTopicsResponse::default().with_topics(topics), v);
+            }
+            body(&st.create_topics(r), v)
+        }
+        Req::DeleteTopics(r) => body(&st.delete_topics(r, v), v),
+        Req::CreatePartitions(r) => body(&st.create_partitions(r), v),
+        Req::InitProducerId(r) => match top {
+            Some(code) => body(
+                &InitProducerIdResponse::default()
+                    .with_error_code(code.code())
+                    .with_producer_id(ProducerId(-1)),
+                v,
+            ),
+            None => body(&st.init_producer_id(r), v),
+        },
+        Req::FindCoordinator(r) => body(&st.find_coordinator(r, v, top), v),
+        Req::OffsetCommit(r) => body(&st.offset_commit(node, r, inject, now), v),
+        Req::OffsetFetch(r) => body(&st.offset_fetch(node, r, v, top), v),
+        Req::ListGroups => body(&st.list_groups(), v),
+        Req::DescribeGroups(r) => body(&st.describe_groups(node, r), v),
+        Req::JoinGroup(r) => {
+            let fail = |code: ErrorCode| {
+                JoinGroupResponse::default()
+                    .with_error_code(code.code())
+                    .with_generation_id(-1)
+                    .with_member_id(r.member_id.clone())
+            };
+            if let Some(code) = top {
+                return body(&fail(code), v);
+            }
+            let gid = r.group_id.0.to_string();
+            let joined = match &pending.member {
+                None => match st.join_group(node, r, v, client_id, now) {
+                    Ok(Some(j)) => Some(j),
+                    Ok(None) => {
+                        pending.member = Some(r.member_id.to_string());
+                        None
+                    }
+                    Err(code) => return body(&fail(code), v),
+                },
+                Some(m) => match st.group(&gid) {
+                    Some(g) if g.is_member(m) => g.join_result(m, now),
+                    _ => return body(&fail(ErrorCode::UnknownMemberId), v),
+                },
+            };
+            let Some(j) = joined else { return Ok(Step::Wait) };
+            let protocol_type = st.group(&gid).map(|g| g.protocol_type.clone());
+            let resp = JoinGroupResponse::default()
+                .with_error_code(j.error.code())
+                .with_generation_id(j.generation)
+                .with_protocol_type(protocol_type.as_deref().map(s))
+                .with_protocol_name(j.protocol.as_deref().map(s))
+                .with_leader(s(&j.leader))
+                .with_member_id(s(&j.member_id))
+                .with_members(
+                    j.members
+                        .iter()
+                        .map(|(id, inst, meta)| {
+                            join_group_response::JoinGroupResponseMember::default()
+                                .with_member_id(s(id))
+                                .with_group_instance_id(inst.as_deref().map(s))
+                                .with_metadata(meta.clone())
+                        })
+                        .collect(),
+                );
+            // v0-v6 have no protocol type; a null one cannot be encoded there.
+            let resp = if v < 7 { resp.with_protocol_type(None) } else { resp };
+            body(&resp, v)
+        }
+        Req::SyncGroup(r) => {
+            let fail = |code: ErrorCode| SyncGroupResponse::default().with_error_code(code.code());
+            if let Some(code) = top {
+                return body(&fail(code), v);
+            }
+            let gid = r.group_id.0.to_string();
+            let member = r.member_id.as_str();
+            let result = match st.group_for(node, &gid) {
+                Err(e) => Err(e),
+                Ok(g) if !pending.synced => {
+                    pending.synced = true;
+                    let a = r
+                        .assignments
+                        .iter()
+                        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                        .collect();
+                    g.sync(member, r.generation_id, a, now)
+                }
+                Ok(g) => g.sync_result(member, r.generation_id, now),
+            };
+            match result {
+                Err(code) => body(&fail(code), v),
+                Ok(None) => Ok(Step::Wait),
+                Ok(Some(assignment)) => {
+                    let (pt, pn) = st
+                        .group(&gid)
+                        .map(|g| (g.protocol_type.clone(), g.protocol.clone()))
+                        .unwrap_or_default();
+                    let mut resp = SyncGroupResponse::default().with_assignment(assignment);
+                    if v >= 5 {
+                        resp = resp
+                            .with_protocol_type(Some(s(&pt)))
+                            .with_protocol_name(pn.as_deref().map(s));
+                    }
+                    body(&resp, v)
+                }
+            }
+        }
+        Req::Heartbeat(r) => {
+            let code = top.unwrap_or_else(|| match st.group_for(node, r.group_id.0.as_str()) {
+                Ok(g) => g.heartbeat(r.member_id.as_str(), r.generation_id, now),
+                Err(e) => e,
+            });
+            body(&HeartbeatResponse::default().with_error_code(code.code()), v)
+        }
+        Req::LeaveGroup(r) => {
+            if let Some(code) = top {
+                return body(&LeaveGroupResponse::default().with_error_code(code.code()), v);
+            }
+            let g = match st.group_for(node, r.group_id.0.as_str()) {
+                Ok(g) => g,
+                Err(e) => return body(&LeaveGroupResponse::default().with_error_code(e.code()), v),
+            };
+            if v < 3 {
+                let code = g.leave(r.member_id.as_str(), None, now);
+                return body(&LeaveGroupResponse::default().with_error_code(code.code()), v);
+            }
+            let members = r
+                .members
+                .iter()
+                .map(|m| {
+                    let code = g.leave(
+                        m.member_id.as_str(),
+                        m.group_instance_id.as_ref().map(|s| s.as_str()),
+                        now,
+                    );
+                    leave_group_response::MemberResponse::default()
+                        .with_member_id(m.member_id.clone())
+                        .with_group_instance_id(m.group_instance_id.clone())
+                        .with_error_code(code.code())
+                })
+                .collect();
+            body(&LeaveGroupResponse::default().with_members(members), v)
+        }
+    }
+}
+
+/// Whether the fake answers `api` at `version`.
+pub(crate) fn supported(api: ApiKey, version: i16) -> bool {
+    crate::SUPPORTED
+        .iter()
+        .any(|(k, min, max)| *k == api && (*min..=*max).contains(&version))
+}
+
+/// Accepts connections for broker `node` until `stop` turns true.
+pub(crate) async fn serve(listener: TcpListener, node: i32, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(stream, node, shared.clone(), stop.clone()));
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn connection(mut stream: TcpStream, node: i32, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let frame = tokio::select! {
+            f = read_frame(&mut stream, shared.max_frame) => f,
+            _ = stop.changed() => return,
+        };
+        let Some(frame) = frame else { return };
+        let reply = tokio::select! {
+            r = answer(frame, node, &shared) => r,
+            _ = stop.changed() => return,
+        };
+        match reply {
+            Ok(Some(out)) => {
+                if stream.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(why) => {
+                debug!(node, %why, "closing the connection");
+                return;
+            }
+        }
+    }
+}
+
+/// One frame, or `None` when the peer closed or sent a size out of bounds.
+async fn read_frame(stream: &mut TcpStream, max: usize) -> Option<Bytes> {
+    let size = stream.read_i32().await.ok()?;
+    let size = usize::try_from(size).ok().filter(|n| *n <= max)?;
+    let mut buf = vec![0u8; size];
+    stream.read_exact(&mut buf).await.ok()?;
+    Some(Bytes::from(buf))
+}
+
+/// The answer to one request frame: `Ok(None)` for none (acks=0), `Err` closes the
+/// connection.
+pub(crate) async fn answer(mut frame: Bytes, node: i32, shared: &Shared) -> Result<Option<BytesMut>, String> {
+    if frame.len() < 4 {
+        return Err("a frame too short for a request header".into());
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api = ApiKey::try_from(key).map_err(|()| format!("unknown API key {key}"))?;
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| e.to_string())?;
+    let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    let respond = |body: BytesMut, header_version: i16| -> Result<Option<BytesMut>, String> {
+        let mut h = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(header.correlation_id)
+            .encode(&mut h, header_version)
+            .map_err(|e| e.to_string())?;
+        let mut out = BytesMut::with_capacity(4 + h.len() + body.len());
+        out.put_i32(i32::try_from(h.len() + body.len()).map_err(|_| "response too large".to_string())?);
+        out.put(h);
+        out.put(body);
+        Ok(Some(out))
+    };
+    if !supported(api, version) {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: an ApiVersions the broker does not know is answered at v0, with the
+            // versions it does know.
+            let mut b = BytesMut::new();
+            lock(shared)
+                .api_versions(ErrorCode::UnsupportedVersion)
+                .encode(&mut b, 0)
+                .map_err(|e| e.to_string())?;
+            return respond(b, 0);
+        }
+        return Err(format!("{api:?} v{version} is not supported"));
+    }
+    let req = decode(api, &mut frame, version)?;
+    if frame.has_remaining() {
+        debug!(node, ?api, left = frame.remaining(), "bytes after the request body");
+    }
+    let (fault, parts) = {
+        let mut st = lock(shared);
+        let parts = partitions_of(&req, &st, version);
+        st.log_request(RequestRecord {
+            node,
+            api,
+            version,
+            correlation_id: header.correlation_id,
+            client_id: client_id.clone(),
+            partitions: parts.clone(),
+        });
+        (st.take_fault(api, node, &parts), parts)
+    };
+    let mut drop_response = false;
+    let inject = match fault.map(|f| (f.action, f.partition)) {
+        Some((FaultAction::CloseConnection, _)) => return Err("a fault closed the connection".into()),
+        Some((FaultAction::DropResponse, _)) => {
+            drop_response = true;
+            None
+        }
+        Some((FaultAction::Delay(d), _)) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Some((FaultAction::Error(code), only)) => Some((code, only)),
+        None => None,
+    };
+    let _ = parts;
+    let started = Instant::now();
+    let wait_limit = match &req {
+        Req::Fetch(r) => Duration::from_millis(r.max_wait_ms.max(0).unsigned_abs().into()),
+        // Joins and syncs wait for the group; bounded anyway.
+        _ => Duration::from_secs(300),
+    };
+    let mut pending = Pending::default();
+    loop {
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let now = Instant::now();
+        let last = now.duration_since(started) >= wait_limit;
+        let step = {
+            let mut st = lock(shared);
+            st.touch_groups(now);
+            step(
+                &mut st,
+                node,
+                &req,
+                version,
+                &client_id,
+                inject.as_ref(),
+                &mut pending,
+                now,
+                last,
+            )?
+        };
+        match step {
+            Step::Reply(b) => {
+                shared.changed.notify_waiters();
+                if drop_response {
+                    return Err("a fault dropped the response".into());
+                }
+                return respond(b, api.response_header_version(version));
+            }
+            Step::NoReply => {
+                shared.changed.notify_waiters();
+                return Ok(None);
+            }
+            Step::Wait => {
+                let left = wait_limit.saturating_sub(started.elapsed());
+                let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), changed).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,1151 @@
+//! The cluster's state and the answer to each request, sans-IO: handlers take the decoded
+//! request and the time and return the response (or `None`: not yet, ask again).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::record_batch::{BatchView, DecodeOptions};
+use strom_protocol::ErrorCode;
+use uuid::Uuid;
+
+use crate::group::{Group, JoinArgs};
+use crate::log::PartitionLog;
+
+pub(crate) fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+/// A broker of the fake cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct BrokerInfo {
+    pub(crate) id: i32,
+    pub(crate) port: u16,
+    pub(crate) up: bool,
+    pub(crate) rack: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct ProducerState {
+    epoch: i16,
+    last_seq: i32,
+    /// The last batches' (first sequence, last sequence, base offset), for duplicates.
+    recent: VecDeque<(i32, i32, i64)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub(crate) leader: i32,
+    pub(crate) leader_epoch: i32,
+    pub(crate) replicas: Vec<i32>,
+    pub(crate) log: PartitionLog,
+    producers: HashMap<i64, ProducerState>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) id: Uuid,
+    pub(crate) partitions: Vec<Partition>,
+}
+
+/// What a fault does to the requests it matches.
+#[derive(Debug, Clone)]
+pub enum FaultAction {
+    /// Answer with this error code: per matching partition for Produce, Fetch, ListOffsets
+    /// and OffsetCommit (a failed produce appends nothing), at the top level otherwise.
+    Error(ErrorCode),
+    /// Hold the request this long before handling it.
+    Delay(Duration),
+    /// Close the connection instead of answering.
+    CloseConnection,
+    /// Handle the request (a produce is written), then close the connection without the
+    /// answer: the response lost on the way back.
+    DropResponse,
+}
+
+/// A scripted fault: the next `remaining` requests of `api` (on `node`, for `partition`)
+/// get `action`.
+#[derive(Debug, Clone)]
+pub(crate) struct Fault {
+    pub(crate) api: ApiKey,
+    pub(crate) node: Option<i32>,
+    pub(crate) partition: Option<(String, i32)>,
+    pub(crate) remaining: u32,
+    pub(crate) action: FaultAction,
+}
+
+/// One request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// The broker that received it.
+    pub node: i32,
+    /// Its API.
+    pub api: ApiKey,
+    /// Its version.
+    pub version: i16,
+    /// Its correlation id.
+    pub correlation_id: i32,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The partitions a Produce, Fetch or ListOffsets named, in order.
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// Settings of the cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) auto_create_topics: bool,
+    pub(crate) default_partitions: i32,
+    pub(crate) default_replication: i16,
+    pub(crate) cluster_id: String,
+    pub(crate) host: String,
+}
+
+pub(crate) struct State {
+    pub(crate) settings: Settings,
+    pub(crate) brokers: Vec<BrokerInfo>,
+    pub(crate) topics: BTreeMap<String, Topic>,
+    pub(crate) groups: BTreeMap<String, Group>,
+    next_producer_id: i64,
+    pub(crate) faults: Vec<Fault>,
+    pub(crate) requests: Vec<RequestRecord>,
+}
+
+/// Most requests the log keeps (the oldest are dropped).
+const REQUEST_LOG_MAX: usize = 100_000;
+
+/// Whether `name` is a legal topic name (Kafka's rules).
+fn legal_topic(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+impl State {
+    pub(crate) fn new(settings: Settings, brokers: Vec<BrokerInfo>) -> Self {
+        State {
+            settings,
+            brokers,
+            topics: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            next_producer_id: 1000,
+            faults: Vec::new(),
+            requests: Vec::new(),
+        }
+    }
+
+    pub(crate) fn log_request(&mut self, r: RequestRecord) {
+        if self.requests.len() >= REQUEST_LOG_MAX {
+            self.requests.drain(..REQUEST_LOG_MAX / 10);
+        }
+        self.requests.push(r);
+    }
+
+    /// The first fault matching a request, used up by one.
+    pub(crate) fn take_fault(&mut self, api: ApiKey, node: i32, partitions: &[(String, i32)]) -> Option<Fault> {
+        let i = self.faults.iter().position(|f| {
+            f.api == api
+                && f.node.is_none_or(|n| n == node)
+                && f.partition.as_ref().is_none_or(|p| partitions.contains(p))
+        })?;
+        let f = self.faults[i].clone();
+        self.faults[i].remaining -= 1;
+        if self.faults[i].remaining == 0 {
+            self.faults.remove(i);
+        }
+        Some(f)
+    }
+
+    fn live(&self) -> impl Iterator<Item = &BrokerInfo> {
+        self.brokers.iter().filter(|b| b.up)
+    }
+
+    /// Creates a topic (replicas spread round-robin over the brokers); `Err` says why not.
+    pub(crate) fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        validate_only: bool,
+    ) -> Result<Uuid, (ErrorCode, String)> {
+        if !legal_topic(name) {
+            return Err((
+                ErrorCode::InvalidTopicException,
+                format!("topic name {name:?} is not legal"),
+            ));
+        }
+        if self.topics.contains_key(name) {
+            return Err((ErrorCode::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+        }
+        let partitions = if partitions == -1 {
+            self.settings.default_partitions
+        } else {
+            partitions
+        };
+        let replication = if replication == -1 {
+            self.settings.default_replication
+        } else {
+            replication
+        };
+        if partitions <= 0 {
+            return Err((
+                ErrorCode::InvalidPartitions,
+                "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        let n = self.brokers.len();
+        if replication <= 0 || replication as usize > n {
+            return Err((
+                ErrorCode::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {n} broker(s) are registered."),
+            ));
+        }
+        if validate_only {
+            return Ok(Uuid::nil());
+        }
+        let id = Uuid::new_v4();
+        let start = self.topics.len();
+        let parts = (0..partitions)
+            .map(|p| {
+                let replicas: Vec<i32> = (0..replication as usize)
+                    .map(|r| self.brokers[(start + p as usize + r) % n].id)
+                    .collect();
+                Partition {
+                    leader: replicas[0],
+                    leader_epoch: 0,
+                    replicas,
+                    log: PartitionLog::default(),
+                    producers: HashMap::new(),
+                }
+            })
+            .collect();
+        self.topics.insert(name.to_owned(), Topic { id, partitions: parts });
+        Ok(id)
+    }
+
+    fn partition_mut(&mut self, topic: &str, p: i32) -> Option<&mut Partition> {
+        self.topics.get_mut(topic)?.partitions.get_mut(usize::try_from(p).ok()?)
+    }
+
+    fn name_of(&self, id: Uuid) -> Option<String> {
+        self.topics.iter().find(|(_, t)| t.id == id).map(|(n, _)| n.clone())
+    }
+
+    // ---------------------------------------------------------------- ApiVersions
+
+    pub(crate) fn api_versions(&self, error: ErrorCode) -> ApiVersionsResponse {
+        ApiVersionsResponse::default()
+            .with_error_code(error.code())
+            .with_api_keys(
+                crate::SUPPORTED
+                    .iter()
+                    .map(|(k, min, max)| {
+                        api_versions_response::ApiVersion::default()
+                            .with_api_key(*k as i16)
+                            .with_min_version(*min)
+                            .with_max_version(*max)
+                    })
+                    .collect(),
+            )
+    }
+
+    // ---------------------------------------------------------------- Metadata
+
+    pub(crate) fn metadata(
+        &mut self,
+        req: &MetadataRequest,
+        version: i16,
+        inject: Option<ErrorCode>,
+    ) -> MetadataResponse {
+        let wanted: Option<Vec<(Option<String>, Uuid)>> = req.topics.as_ref().map(|ts| {
+            ts.iter()
+                .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+                .collect()
+        });
+        // v0 asked all topics with an empty list; v1+ with null.
+        let names: Vec<(String, bool)> = match wanted {
+            None => self.topics.keys().map(|n| (n.clone(), true)).collect(),
+            Some(list) => list
+                .into_iter()
+                .filter_map(|(name, id)| name.or_else(|| self.name_of(id)).map(|n| (n, false)))
+                .collect(),
+        };
+        let mut topics = Vec::new();
+        for (name, _) in names {
+            if !self.topics.contains_key(&name)
+                && req.allow_auto_topic_creation
+                && self.settings.auto_create_topics
+                && legal_topic(&name)
+            {
+                let (p, r) = (self.settings.default_partitions, self.settings.default_replication);
+                let _ = self.create_topic(&name, p, r, false);
+            }
+            let t = match self.topics.get(&name) {
+                None => metadata_response::MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(s(&name))))
+                    .with_error_code(if legal_topic(&name) {
+                        ErrorCode::UnknownTopicOrPartition.code()
+                    } else {
+                        ErrorCode::InvalidTopicException.code()
+                    }),
+                Some(t) => {
+                    let live: Vec<i32> = self.live().map(|b| b.id).collect();
+                    metadata_response::MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(s(&name))))
+                        .with_topic_id(t.id)
+                        .with_error_code(inject.map_or(0, ErrorCode::code))
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .enumerate()
+                                .map(|(i, p)| {
+                                    let leader_up = live.contains(&p.leader);
+                                    let isr: Vec<BrokerId> = p
+                                        .replicas
+                                        .iter()
+                                        .filter(|r| live.contains(r))
+                                        .map(|r| BrokerId(*r))
+                                        .collect();
+                                    metadata_response::MetadataResponsePartition::default()
+                                        .with_partition_index(i as i32)
+                                        .with_error_code(if leader_up {
+                                            0
+                                        } else {
+                                            ErrorCode::LeaderNotAvailable.code()
+                                        })
+                                        .with_leader_id(BrokerId(if leader_up { p.leader } else { -1 }))
+                                        .with_leader_epoch(p.leader_epoch)
+                                        .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
+                                        .with_offline_replicas(
+                                            p.replicas
+                                                .iter()
+                                                .filter(|r| !live.contains(r))
+                                                .map(|r| BrokerId(*r))
+                                                .collect(),
+                                        )
+                                        .with_isr_nodes(isr)
+                                })
+                                .collect(),
+                        )
+                }
+            };
+            topics.push(t);
+        }
+        let _ = version;
+        MetadataResponse::default()
+            .with_cluster_id(Some(s(&self.settings.cluster_id)))
+            .with_controller_id(BrokerId(self.live().next().map_or(-1, |b| b.id)))
+            .with_brokers(
+                self.live()
+                    .map(|b| {
+                        metadata_response::MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(b.id))
+                            .with_host(s(&self.settings.host))
+                            .with_port(i32::from(b.port))
+                            .with_rack(b.rack.as_deref().map(s))
+                    })
+                    .collect(),
+            )
+            .with_topics(topics)
+    }
+
+    // ---------------------------------------------------------------- Produce
+
+    /// A Produce; `inject` fails the matching partitions (nothing appended there).
+    pub(crate) fn produce(
+        &mut self,
+        node: i32,
+        req: &ProduceRequest,
+        inject: Option<&(ErrorCode, Option<(String, i32)>)>,
+    ) -> (ProduceResponse, bool) {
+        let mut appended = false;
+        let mut responses = Vec::new();
+        for t in &req.topic_data {
+            let name = t.name.0.to_string();
+            let mut parts = Vec::new();
+            for pd in &t.partition_data {
+                let (code, base, msg) = match injected(inject, &name, pd.index) {
+                    Some(code) => (code, -1, None),
+                    None => match self.append(
+                        node,
+                        &name,
+                        pd.index,
+                        pd.records.as_ref(),
+                        req.transactional_id.is_some(),
+                    ) {
+                        Ok(base) => {
+                            appended = true;
+                            (ErrorCode::None, base, None)
+                        }
+                        Err((code, msg)) => (code, -1, msg),
+                    },
+                };
+                let log_start = self.partition_mut(&name, pd.index).map_or(-1, |p| p.log.log_start());
+                parts.push(
+                    produce_response::PartitionProduceResponse::default()
+                        .with_index(pd.index)
+                        .with_error_code(code.code())
+                        .with_base_offset(base)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(log_start)
+                        .with_error_message(msg.as_deref().map(s)),
+                );
+            }
+            responses.push(
+                produce_response::TopicProduceResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partition_responses(parts),
+            );
+        }
+        (ProduceResponse::default().with_responses(responses), appended)
+    }
+
+    fn append(
+        &mut self,
+        node: i32,
+        topic: &str,
+        p: i32,
+        records: Option<&Bytes>,
+        transactional: bool,
+    ) -> Result<i64, (ErrorCode, Option<String>)> {
+        if transactional {
+            return Err((
+                ErrorCode::UnsupportedVersion,
+                Some("strom-fake does not implement transactions yet".into()),
+            ));
+        }
+        let Some(part) = self.partition_mut(topic, p) else {
+            return Err((ErrorCode::UnknownTopicOrPartition, None));
+        };
+        if part.leader != node {
+            return Err((ErrorCode::NotLeaderOrFollower, None));
+        }
+        let mut buf = records.cloned().unwrap_or_default();
+        let opts = DecodeOptions::default();
+        let mut batches = Vec::new();
+        while !buf.is_empty() {
+            match BatchView::parse(&mut buf, &opts) {
+                Ok(Some(b)) => batches.push(b),
+                Ok(None) => return Err((ErrorCode::CorruptMessage, Some("a truncated record batch".into()))),
+                Err(e) => return Err((ErrorCode::CorruptMessage, Some(e.to_string()))),
+            }
+        }
+        if batches.is_empty() {
+            return Err((ErrorCode::InvalidRecord, Some("no record batch".into())));
+        }
+        if batches.iter().any(|b| b.is_transactional() || b.is_control()) {
+            return Err((
+                ErrorCode::UnsupportedVersion,
+                Some("strom-fake does not implement transactions yet".into()),
+            ));
+        }
+        // Idempotence: every batch of a producer id must follow the last sequence.
+        let mut base = -1;
+        for b in &batches {
+            let pid = b.producer_id();
+            if pid >= 0 {
+                let (first, count) = (b.base_sequence(), b.records_count());
+                let last = first.wrapping_add(count - 1);
+                let st = part.producers.entry(pid).or_default();
+                let fresh = st.recent.is_empty() && st.last_seq == 0 && st.epoch == 0;
+                if b.producer_epoch() < st.epoch {
+                    return Err((ErrorCode::InvalidProducerEpoch, None));
+                }
+                if b.producer_epoch() > st.epoch || fresh {
+                    if first != 0 {
+                        return Err((ErrorCode::OutOfOrderSequenceNumber, None));
+                    }
+                    *st = ProducerState {
+                        epoch: b.producer_epoch(),
+                        ..ProducerState::default()
+                    };
+                } else if let Some(&(_, _, dup_base)) = st.recent.iter().find(|(f, l, _)| *f == first && *l == last) {
+                    // A retry of a batch already written: its offset again, nothing appended.
+                    if base < 0 {
+                        base = dup_base;
+                    }
+                    continue;
+                } else if first != st.last_seq.wrapping_add(1) {
+                    return Err((ErrorCode::OutOfOrderSequenceNumber, None));
+                }
+                let epoch = part.leader_epoch;
+                let b_base = part.log.append(b, epoch);
+                let st = part.producers.entry(pid).or_default();
+                st.last_seq = last;
+                st.recent.push_back((first, last, b_base));
+                if st.recent.len() > 5 {
+                    st.recent.pop_front();
+                }
+                if base < 0 {
+                    base = b_base;
+                }
+            } else {
+                let epoch = part.leader_epoch;
+                let b_base = part.log.append(b, epoch);
+                if base < 0 {
+                    base = b_base;
+                }
+            }
+        }
+        Ok(base)
+    }
+
+    // ---------------------------------------------------------------- Fetch
+
+    /// A Fetch; `None` while fewer than `min_bytes` are there and `last` is false.
+    pub(crate) fn fetch(
+        &self,
+        node: i32,
+        req: &FetchRequest,
+        version: i16,
+        inject: Option<&(ErrorCode, Option<(String, i32)>)>,
+        last: bool,
+    ) -> Option<FetchResponse> {
+        let mut total = 0usize;
+        let mut responses = Vec::new();
+        let max_bytes = usize::try_from(req.max_bytes.max(0)).unwrap_or(0);
+        for t in &req.topics {
+            let name = if version >= 13 {
+                self.name_of(t.topic_id).unwrap_or_default()
+            } else {
+                t.topic.0.to_string()
+            };
+            let mut parts = Vec::new();
+            for fp in &t.partitions {
+                let mut pd = fetch_response::PartitionData::default()
+                    .with_partition_index(fp.partition)
+                    .with_high_watermark(-1)
+                    .with_last_stable_offset(-1)
+                    .with_log_start_offset(-1);
+                let part = self
+                    .topics
+                    .get(&name)
+                    .and_then(|t| t.partitions.get(usize::try_from(fp.partition).ok()?));
+                let code = match (injected(inject, &name, fp.partition), part) {
+                    (Some(code), _) => code,
+                    (None, None) if version >= 13 => ErrorCode::UnknownTopicId,
+                    (None, None) => ErrorCode::UnknownTopicOrPartition,
+                    (None, Some(p)) if p.leader != node => ErrorCode::NotLeaderOrFollower,
+                    (None, Some(p))
+                        if fp.fetch_offset < p.log.log_start() || fp.fetch_offset > p.log.high_watermark() =>
+                    {
+                        ErrorCode::OffsetOutOfRange
+                    }
+                    (None, Some(p)) => {
+                        let room = max_bytes.saturating_sub(total);
+                        let limit = usize::try_from(fp.partition_max_bytes.max(0)).unwrap_or(0).min(room);
+                        let records = if room == 0 && total > 0 {
+                            Bytes::new()
+                        } else {
+                            p.log.read(fp.fetch_offset, limit)
+                        };
+                        total += records.len();
+                        pd = pd
+                            .with_records(Some(records))
+                            .with_aborted_transactions(if req.isolation_level == 1 {
+                                Some(Vec::new())
+                            } else {
+                                None
+                            });
+                        ErrorCode::None
+                    }
+                };
+                if let Some(p) = part {
+                    pd = pd
+                        .with_high_watermark(p.log.high_watermark())
+                        .with_last_stable_offset(p.log.high_watermark())
+                        .with_log_start_offset(p.log.log_start())
+                        .with_current_leader(
+                            fetch_response::LeaderIdAndEpoch::default()
+                                .with_leader_id(BrokerId(p.leader))
+                                .with_leader_epoch(p.leader_epoch),
+                        );
+                }
+                parts.push(pd.with_error_code(code.code()));
+            }
+            responses.push(
+                fetch_response::FetchableTopicResponse::default()
+                    .with_topic(t.topic.clone())
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(parts),
+            );
+        }
+        if !last && total < usize::try_from(req.min_bytes.max(1)).unwrap_or(1) && inject.is_none() {
+            return None;
+        }
+        // No fetch sessions: session id 0 tells the client to send full requests.
+        Some(FetchResponse::default().with_session_id(0).with_responses(responses))
+    }
+
+    // ---------------------------------------------------------------- ListOffsets
+
+    pub(crate) fn list_offsets(
+        &self,
+        node: i32,
+        req: &ListOffsetsRequest,
+        inject: Option<&(ErrorCode, Option<(String, i32)>)>,
+    ) -> ListOffsetsResponse {
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|lp| {
+                        let r = list_offsets_response::ListOffsetsPartitionResponse::default()
+                            .with_partition_index(lp.partition_index)
+                            .with_timestamp(-1)
+                            .with_offset(-1);
+                        let part = self
+                            .topics
+                            .get(&name)
+                            .and_then(|t| t.partitions.get(usize::try_from(lp.partition_index).ok()?));
+                        let Some(p) = part else {
+                            return r.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                        };
+                        if let Some(code) = injected(inject, &name, lp.partition_index) {
+                            return r.with_error_code(code.code());
+                        }
+                        if p.leader != node {
+                            return r.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                        }
+                        let r = r.with_leader_epoch(p.leader_epoch);
+                        match lp.timestamp {
+                            -1 => r.with_offset(p.log.high_watermark()),
+                            -2 | -4 => r.with_offset(p.log.log_start()),
+                            -3 => match p.log.max_timestamp() {
+                                Some((o, ts)) => r.with_offset(o).with_timestamp(ts),
+                                None => r,
+                            },
+                            ts if ts >= 0 => match p.log.offset_for_time(ts) {
+                                Some((o, ts)) => r.with_offset(o).with_timestamp(ts),
+                                None => r,
+                            },
+                            _ => r.with_error_code(ErrorCode::UnsupportedVersion.code()),
+                        }
+                    })
+                    .collect();
+                list_offsets_response::ListOffsetsTopicResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(parts)
+            })
+            .collect();
+        ListOffsetsResponse::default().with_topics(topics)
+    }
+
+    // ---------------------------------------------------------------- Topics
+
+    pub(crate) fn create_topics(&mut self, req: &CreateTopicsRequest) -> CreateTopicsResponse {
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let (partitions, replication) = if t.assignments.is_empty() {
+                    (t.num_partitions, t.replication_factor)
+                } else {
+                    let rf = t.assignments[0].broker_ids.len();
+                    (t.assignments.len() as i32, i16::try_from(rf).unwrap_or(-1))
+                };
+                let r = create_topics_response::CreatableTopicResult::default().with_name(t.name.clone());
+                match self.create_topic(&name, partitions, replication, req.validate_only) {
+                    Ok(id) => {
+                        if !t.assignments.is_empty() {
+                            if let Some(topic) = self.topics.get_mut(&name) {
+                                for (p, a) in topic.partitions.iter_mut().zip(&t.assignments) {
+                                    p.replicas = a.broker_ids.iter().map(|b| b.0).collect();
+                                    p.leader = p.replicas.first().copied().unwrap_or(-1);
+                                }
+                            }
+                        }
+                        let n = self.topics.get(&name).map_or(partitions, |t| t.partitions.len() as i32);
+                        r.with_topic_id(id)
+                            .with_num_partitions(n)
+                            .with_replication_factor(replication.max(1))
+                            .with_configs(Some(Vec::new()))
+                    }
+                    Err((code, msg)) => r
+                        .with_error_code(code.code())
+                        .with_error_message(Some(s(&msg)))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                }
+            })
+            .collect();
+        CreateTopicsResponse::default().with_topics(topics)
+    }
+
+    pub(crate) fn delete_topics(&mut self, req: &DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+        let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
+            req.topics
+                .iter()
+                .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+                .collect()
+        } else {
+            req.topic_names
+                .iter()
+                .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+                .collect()
+        };
+        let responses = targets
+            .into_iter()
+            .map(|(name, id)| {
+                let name = name.or_else(|| self.name_of(id));
+                let r = delete_topics_response::DeletableTopicResult::default()
+                    .with_name(name.as_deref().map(|n| TopicName(s(n))))
+                    .with_topic_id(id);
+                match name.and_then(|n| self.topics.remove(&n)) {
+                    Some(t) => r.with_topic_id(t.id),
+                    None if version >= 6 && !id.is_nil() => r.with_error_code(ErrorCode::UnknownTopicId.code()),
+                    None => r.with_error_code(ErrorCode::UnknownTopicOrPartition.code()),
+                }
+            })
+            .collect();
+        DeleteTopicsResponse::default().with_responses(responses)
+    }
+
+    pub(crate) fn create_partitions(&mut self, req: &CreatePartitionsRequest) -> CreatePartitionsResponse {
+        let brokers: Vec<i32> = self.brokers.iter().map(|b| b.id).collect();
+        let results = req
+            .topics
+            .iter()
+            .map(|t| {
+                let r = create_partitions_response::CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                let Some(topic) = self.topics.get_mut(t.name.0.as_str()) else {
+                    return r.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                };
+                let have = topic.partitions.len() as i32;
+                if t.count <= have {
+                    return r
+                        .with_error_code(ErrorCode::InvalidPartitions.code())
+                        .with_error_message(Some(s(&format!(
+                            "Topic currently has {have} partitions, which is higher than the requested {}.",
+                            t.count
+                        ))));
+                }
+                if !req.validate_only {
+                    let rf = topic.partitions[0].replicas.len();
+                    for p in have..t.count {
+                        let replicas: Vec<i32> = (0..rf).map(|r| brokers[(p as usize + r) % brokers.len()]).collect();
+                        topic.partitions.push(Partition {
+                            leader: replicas[0],
+                            leader_epoch: 0,
+                            replicas,
+                            log: PartitionLog::default(),
+                            producers: HashMap::new(),
+                        });
+                    }
+                }
+                r
+            })
+            .collect();
+        CreatePartitionsResponse::default().with_results(results)
+    }
+
+    // ---------------------------------------------------------------- Coordinators
+
+    /// The broker coordinating `key` (a live one, stable while the same brokers are up).
+    pub(crate) fn coordinator(&self, key: &str) -> Option<&BrokerInfo> {
+        let live: Vec<&BrokerInfo> = self.live().collect();
+        if live.is_empty() {
+            return None;
+        }
+        let h = key
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        Some(live[h as usize % live.len()])
+    }
+
+    pub(crate) fn find_coordinator(
+        &self,
+        req: &FindCoordinatorRequest,
+        version: i16,
+        inject: Option<ErrorCode>,
+    ) -> FindCoordinatorResponse {
+        let answer = |key: &str| -> (ErrorCode, i32, i32) {
+            if let Some(code) = inject {
+                return (code, -1, -1);
+            }
+            if req.key_type == 1 {
+                // Transactions are not implemented yet.
+                return (ErrorCode::UnsupportedVersion, -1, -1);
+            }
+            match self.coordinator(key) {
+                Some(b) => (ErrorCode::None, b.id, i32::from(b.port)),
+                None => (ErrorCode::CoordinatorNotAvailable, -1, -1),
+            }
+        };
+        if version >= 4 {
+            let coordinators = req
+                .coordinator_keys
+                .iter()
+                .map(|k| {
+                    let (code, id, port) = answer(k);
+                    find_coordinator_response::Coordinator::default()
+                        .with_key(k.clone())
+                        .with_error_code(code.code())
+                        .with_node_id(BrokerId(id))
+                        .with_host(s(&self.settings.host))
+                        .with_port(port)
+                })
+                .collect();
+            FindCoordinatorResponse::default().with_coordinators(coordinators)
+        } else {
+            let (code, id, port) = answer(&req.key);
+            FindCoordinatorResponse::default()
+                .with_error_code(code.code())
+                .with_node_id(BrokerId(id))
+                .with_host(s(&self.settings.host))
+                .with_port(port)
+        }
+    }
+
+    /// `Err` unless `node` coordinates `group`.
+    fn check_coordinator(&self, node: i32, group: &str) -> Result<(), ErrorCode> {
+        match self.coordinator(group) {
+            Some(b) if b.id == node => Ok(()),
+            _ => Err(ErrorCode::NotCoordinator),
+        }
+    }
+
+    pub(crate) fn init_producer_id(&mut self, req: &InitProducerIdRequest) -> InitProducerIdResponse {
+        let r = InitProducerIdResponse::default();
+        if req.transactional_id.is_some() {
+            return r
+                .with_error_code(ErrorCode::UnsupportedVersion.code())
+                .with_producer_id(ProducerId(-1));
+        }
+        if req.producer_id.0 >= 0 {
+            // KIP-360: the same id, the next epoch.
+            return r
+                .with_producer_id(req.producer_id)
+                .with_producer_epoch(req.producer_epoch.saturating_add(1));
+        }
+        let id = self.next_producer_id;
+        self.next_producer_id += 1;
+        r.with_producer_id(ProducerId(id)).with_producer_epoch(0)
+    }
+
+    // ---------------------------------------------------------------- Groups
+
+    pub(crate) fn join_group(
+        &mut self,
+        node: i32,
+        req: &JoinGroupRequest,
+        version: i16,
+        client_id: &str,
+        now: Instant,
+    ) -> Result<Option<crate::group::Joined>, ErrorCode> {
+        let gid = req.group_id.0.to_string();
+        self.check_coordinator(node, &gid)?;
+        let g = self.groups.entry(gid).or_insert_with(Group::new);
+        g.join(
+            JoinArgs {
+                member_id: req.member_id.as_str(),
+                instance_id: req.group_instance_id.as_ref().map(|s| s.as_str()),
+                client_id,
+                protocol_type: req.protocol_type.as_str(),
+                protocols: req
+                    .protocols
+                    .iter()
+                    .map(|p| (p.name.to_string(), p.metadata.clone()))
+                    .collect(),
+                session_timeout: Duration::from_millis(req.session_timeout_ms.max(0).unsigned_abs().into()),
+                rebalance_timeout: Duration::from_millis(
+                    (if version >= 1 {
+                        req.rebalance_timeout_ms
+                    } else {
+                        req.session_timeout_ms
+                    })
+                    .max(0)
+                    .unsigned_abs()
+                    .into(),
+                ),
+                require_known_member_id: version >= 4,
+            },
+            now,
+        )
+    }
+
+    pub(crate) fn group(&mut self, id: &str) -> Option<&mut Group> {
+        self.groups.get_mut(id)
+    }
+
+    pub(crate) fn group_for(&mut self, node: i32, id: &str) -> Result<&mut Group, ErrorCode> {
+        self.check_coordinator(node, id)?;
+        Ok(self.groups.entry(id.to_owned()).or_insert_with(Group::new))
+    }
+
+    pub(crate) fn offset_commit(
+        &mut self,
+        node: i32,
+        req: &OffsetCommitRequest,
+        inject: Option<&(ErrorCode, Option<(String, i32)>)>,
+        now: Instant,
+    ) -> OffsetCommitResponse {
+        let gid = req.group_id.0.to_string();
+        let top = match self.group_for(node, &gid) {
+            Ok(g) => g.may_commit(req.member_id.as_str(), req.generation_id_or_member_epoch, now),
+            Err(e) => e,
+        };
+        let known: Vec<(String, usize)> = self
+            .topics
+            .iter()
+            .map(|(n, t)| (n.clone(), t.partitions.len()))
+            .collect();
+        let mut topics = Vec::new();
+        for t in &req.topics {
+            let name = t.name.0.to_string();
+            let count = known.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+            let mut parts = Vec::new();
+            for p in &t.partitions {
+                let code = if let Some(code) = injected(inject, &name, p.partition_index) {
+                    code
+                } else if !top.is_ok() {
+                    top
+                } else if count.is_none_or(|c| usize::try_from(p.partition_index).map_or(true, |i| i >= c)) {
+                    ErrorCode::UnknownTopicOrPartition
+                } else {
+                    if let Some(g) = self.groups.get_mut(&gid) {
+                        g.offsets.insert(
+                            (name.clone(), p.partition_index),
+                            crate::group::Committed {
+                                offset: p.committed_offset,
+                                leader_epoch: p.committed_leader_epoch,
+                                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                            },
+                        );
+                    }
+                    ErrorCode::None
+                };
+                parts.push(
+                    offset_commit_response::OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code.code()),
+                );
+            }
+            topics.push(
+                offset_commit_response::OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(parts),
+            );
+        }
+        OffsetCommitResponse::default().with_topics(topics)
+    }
+
+    pub(crate) fn offset_fetch(
+        &mut self,
+        node: i32,
+        req: &OffsetFetchRequest,
+        version: i16,
+        inject: Option<ErrorCode>,
+    ) -> OffsetFetchResponse {
+        // (group, topics or all)
+        let asks: Vec<(String, Option<TopicPartitions>)> = if version >= 8 {
+            req.groups
+                .iter()
+                .map(|g| {
+                    let topics = g.topics.as_ref().map(|ts| {
+                        ts.iter()
+                            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                            .collect()
+                    });
+                    (g.group_id.0.to_string(), topics)
+                })
+                .collect()
+        } else {
+            let topics = req.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            vec![(req.group_id.0.to_string(), topics)]
+        };
+        let mut groups_out = Vec::new();
+        for (gid, topics) in asks {
+            let code = inject.map_or_else(|| self.check_coordinator(node, &gid).err(), Some);
+            let offsets = self.groups.get(&gid).map(|g| g.offsets.clone()).unwrap_or_default();
+            let wanted: Vec<(String, Vec<i32>)> = match topics {
+                Some(t) => t,
+                None => {
+                    let mut by: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                    for (t, p) in offsets.keys() {
+                        by.entry(t.clone()).or_default().push(*p);
+                    }
+                    by.into_iter().collect()
+                }
+            };
+            groups_out.push((gid, code, wanted, offsets));
+        }
+        if version >= 8 {
+            let groups = groups_out
+                .into_iter()
+                .map(|(gid, code, wanted, offsets)| {
+                    let topics = wanted
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            let parts = ps
+                                .into_iter()
+                                .map(|p| {
+                                    let c = offsets.get(&(t.clone(), p));
+                                    offset_fetch_response::OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(c.map_or(-1, |c| c.offset))
+                                        .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
+                                        .with_metadata(c.and_then(|c| c.metadata.as_deref()).map(s))
+                                })
+                                .collect();
+                            offset_fetch_response::OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(s(&t)))
+                                .with_partitions(parts)
+                        })
+                        .collect();
+                    offset_fetch_response::OffsetFetchResponseGroup::default()
+                        .with_group_id(GroupId(s(&gid)))
+                        .with_error_code(code.map_or(0, ErrorCode::code))
+                        .with_topics(if code.is_some() { Vec::new() } else { topics })
+                })
+                .collect();
+            OffsetFetchResponse::default().with_groups(groups)
+        } else {
+            let (_, code, wanted, offsets) = groups_out.into_iter().next().unwrap_or_default();
+            let topics = wanted
+                .into_iter()
+                .map(|(t, ps)| {
+                    let parts = ps
+                        .into_iter()
+                        .map(|p| {
+                            let c = offsets.get(&(t.clone(), p));
+                            offset_fetch_response::OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(c.map_or(-1, |c| c.offset))
+                                .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
+                                .with_metadata(c.and_then(|c| c.metadata.as_deref()).map(s))
+                        })
+                        .collect();
+                    offset_fetch_response::OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(s(&t)))
+                        .with_partitions(parts)
+                })
+                .collect();
+            OffsetFetchResponse::default()
+                .with_error_code(code.map_or(0, ErrorCode::code))
+                .with_topics(if code.is_some() { Vec::new() } else { topics })
+        }
+    }
+
+    pub(crate) fn list_groups(&self) -> ListGroupsResponse {
+        ListGroupsResponse::default().with_groups(
+            self.groups
+                .iter()
+                .map(|(id, g)| {
+                    list_groups_response::ListedGroup::default()
+                        .with_group_id(GroupId(s(id)))
+                        .with_protocol_type(s(&g.protocol_type))
+                        .with_group_state(s(g.state.name()))
+                        .with_group_type(s("classic"))
+                })
+                .collect(),
+        )
+    }
+
+    pub(crate) fn describe_groups(&self, node: i32, req: &DescribeGroupsRequest) -> DescribeGroupsResponse {
+        DescribeGroupsResponse::default().with_groups(
+            req.groups
+                .iter()
+                .map(|gid| {
+                    let d = describe_groups_response::DescribedGroup::default().with_group_id(gid.clone());
+                    if let Err(e) = self.check_coordinator(node, gid.0.as_str()) {
+                        return d.with_error_code(e.code());
+                    }
+                    match self.groups.get(gid.0.as_str()) {
+                        None => d.with_group_state(s("Dead")),
+                        Some(g) => d
+                            .with_group_state(s(g.state.name()))
+                            .with_protocol_type(s(&g.protocol_type))
+                            .with_protocol_data(s(g.protocol.as_deref().unwrap_or("")))
+                            .with_members(
+                                g.members
+                                    .iter()
+                                    .map(|(id, m)| {
+                                        describe_groups_response::DescribedGroupMember::default()
+                                            .with_member_id(s(id))
+                                            .with_group_instance_id(m.instance_id.as_deref().map(s))
+                                            .with_client_id(s(&m.client_id))
+                                            .with_client_host(s("/127.0.0.1"))
+                                            .with_member_metadata(m.metadata_for(g.protocol.as_deref()))
+                                            .with_member_assignment(m.assignment.clone())
+                                    })
+                                    .collect(),
+                            ),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Moves a partition's leadership to `node` (a new leader epoch).
+    pub(crate) fn move_leader(&mut self, topic: &str, p: i32, node: i32) -> bool {
+        match self.partition_mut(topic, p) {
+            Some(part) => {
+                if !part.replicas.contains(&node) {
+                    part.replicas.push(node);
+                }
+                part.leader = node;
+                part.leader_epoch += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After `node` stopped: each partition it led moves to a live replica, if any.
+    pub(crate) fn fail_over(&mut self, node: i32) {
+        let live: Vec<i32> = self.live().map(|b| b.id).collect();
+        for t in self.topics.values_mut() {
+            for p in &mut t.partitions {
+                if p.leader == node {
+                    if let Some(next) = p.replicas.iter().find(|r| live.contains(r)) {
+                        p.leader = *next;
+                        p.leader_epoch += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The high watermark of a partition.
+    pub(crate) fn end_offset(&self, topic: &str, p: i32) -> Option<i64> {
+        self.topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(p).ok()?)
+            .map(|p| p.log.high_watermark())
+    }
+
+    pub(crate) fn touch_groups(&mut self, now: Instant) {
+        for g in self.groups.values_mut() {
+            g.tick(now);
+        }
+    }
+}
+
+/// Partitions by topic, as OffsetFetch asks them.
+type TopicPartitions = Vec<(String, Vec<i32>)>;
+
+/// The injected error for a partition, if the fault matches it.
+fn injected(inject: Option<&(ErrorCode, Option<(String, i32)>)>, topic: &str, p: i32) -> Option<ErrorCode> {
+    let (code, only) = inject?;
+    match only {
+        Some((t, q)) if t != topic || *q != p => None,
+        _ => Some(*code),
+    }
+}

@@ -1,0 +1,153 @@
+//! Strom's own client against the fake: produce (idempotent, every codec), consume in a
+//! classic group, admin; and the fake's faults seen the way a client sees them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use strom_client::{Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use strom_fake::{ApiKey, ErrorCode, FakeCluster, Fault};
+
+async fn produce(bootstrap: &str, topic: &str, n: usize, extra: &[(&str, &str)]) {
+    let mut pc = ProducerConfig::new(bootstrap);
+    pc.set("linger.ms", "5").unwrap();
+    for (k, v) in extra {
+        pc.set(k, v).unwrap();
+    }
+    let p = Producer::new(pc).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let rec = ProducerRecord::new(topic, format!("v{i}")).key(format!("k{}", i % 17));
+        pending.push(p.send(rec).await.unwrap());
+    }
+    for f in pending {
+        f.await.unwrap();
+    }
+    p.close().await.unwrap();
+}
+
+/// Consumes `n` records in group `group`, committing; values per partition in order.
+async fn consume(bootstrap: &str, topic: &str, group: &str, n: usize) -> BTreeMap<i32, Vec<String>> {
+    let mut cc = ConsumerConfig::new(bootstrap);
+    cc.set("group.id", group).unwrap();
+    cc.set("auto.offset.reset", "earliest").unwrap();
+    let mut c = Consumer::new(cc).await.unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let mut got: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut count = 0;
+    while count < n {
+        assert!(Instant::now() < deadline, "consumed {count} of {n}");
+        for r in c.poll(Duration::from_millis(200)).await.unwrap() {
+            let v = String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap();
+            got.entry(r.partition).or_default().push(v);
+            count += 1;
+        }
+    }
+    c.commit_sync().await.unwrap();
+    c.close().await.unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_and_consume_in_a_group_with_every_codec() {
+    let started = Instant::now();
+    let cluster = FakeCluster::builder()
+        .brokers(3)
+        .topic("t", 4, 3)
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "started in {:?}",
+        started.elapsed()
+    );
+    let b = cluster.bootstrap_servers();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        produce(&b, "t", 100, &[("compression.type", codec)]).await;
+    }
+    let got = consume(&b, "t", "g", 500).await;
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), 500);
+    let total: i64 = (0..4).map(|p| cluster.end_offset("t", p).unwrap()).sum();
+    assert_eq!(total, 500, "idempotent retries never duplicate");
+    // The committed offsets are there for the next member of the group.
+    let admin = Admin::connect(ClientConfig::new(&b)).await.unwrap();
+    let committed = admin.group_offsets("g").await.unwrap();
+    assert_eq!(committed.values().sum::<i64>(), 500, "{committed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_producer_retries_injected_errors_and_writes_each_record_once() {
+    let cluster = FakeCluster::builder().topic("t", 1, 1).start().await.unwrap();
+    let b = cluster.bootstrap_servers();
+    cluster.inject(
+        Fault::error(ApiKey::Produce, ErrorCode::NotLeaderOrFollower)
+            .on_partition("t", 0)
+            .times(3),
+    );
+    produce(&b, "t", 50, &[]).await;
+    assert_eq!(cluster.end_offset("t", 0), Some(50));
+    let produces = cluster.requests().iter().filter(|r| r.api == ApiKey::Produce).count();
+    assert!(
+        produces >= 4,
+        "three refused, then accepted: {produces} produce requests"
+    );
+    // A connection closed before the request was handled: retried, written once.
+    cluster.inject(Fault::close_connection(ApiKey::Produce));
+    produce(&b, "t", 20, &[]).await;
+    assert_eq!(cluster.end_offset("t", 0), Some(70));
+    // The answer lost after the records were written: the idempotent retry is answered
+    // with the first write's offsets, nothing is written twice.
+    cluster.inject(Fault::drop_response(ApiKey::Produce).times(2));
+    produce(&b, "t", 20, &[]).await;
+    assert_eq!(cluster.end_offset("t", 0), Some(90));
+    // Without idempotence the same loss writes the records twice (what the fake is for:
+    // showing the difference).
+    cluster.inject(Fault::drop_response(ApiKey::Produce));
+    produce(&b, "t", 1, &[("enable.idempotence", "false"), ("linger.ms", "0")]).await;
+    assert_eq!(cluster.end_offset("t", 0), Some(92));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_creates_and_deletes_topics_and_errors_are_the_brokers() {
+    let cluster = FakeCluster::builder().brokers(2).start().await.unwrap();
+    let admin = Admin::connect(ClientConfig::new(cluster.bootstrap_servers()))
+        .await
+        .unwrap();
+    admin.create_topics(&[NewTopic::new("a", 3)]).await.unwrap();
+    let e = admin.create_topics(&[NewTopic::new("a", 3)]).await.unwrap_err();
+    assert_eq!(e.kafka_code(), Some(ErrorCode::TopicAlreadyExists), "{e}");
+    let e = admin
+        .create_topics(&[NewTopic {
+            replication_factor: Some(3),
+            ..NewTopic::new("b", 1)
+        }])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kafka_code(), Some(ErrorCode::InvalidReplicationFactor), "{e}");
+    let topics = admin.list_topics(false).await.unwrap();
+    assert!(topics.iter().any(|t| t == "a"), "{topics:?}");
+    admin.delete_topics(&["a"]).await.unwrap();
+    assert_eq!(cluster.end_offset("a", 0), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_leader_moves_its_partitions_and_the_producer_follows() {
+    let mut cluster = FakeCluster::builder()
+        .brokers(3)
+        .topic("t", 3, 3)
+        .start()
+        .await
+        .unwrap();
+    let b = cluster.bootstrap_servers();
+    produce(&b, "t", 30, &[]).await;
+    cluster.stop_broker(1);
+    produce(&b, "t", 30, &[]).await;
+    let total: i64 = (0..3).map(|p| cluster.end_offset("t", p).unwrap()).sum();
+    assert_eq!(total, 60);
+    cluster.start_broker(1).await.unwrap();
+    assert!(cluster.move_leader("t", 0, 1));
+    let got = consume(&b, "t", "g2", 60).await;
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), 60);
+}
