@@ -15,6 +15,7 @@ mod admin_cmds;
 mod bench;
 mod configs;
 mod consume;
+mod fake;
 mod features;
 mod formats;
 mod logdirs;
@@ -135,6 +136,10 @@ enum Command {
         #[command(subcommand)]
         action: features::FeaturesAction,
     },
+    /// A fake Kafka cluster (strom-fake) in the foreground until Ctrl-C: in memory, on
+    /// loopback, for trying clients without a broker. Prints its bootstrap servers.
+    /// Example: `strom fake --brokers 3 --topic orders:6:3`.
+    Fake(fake::FakeArgs),
     /// The KRaft metadata quorum: leader, epoch, high watermark and each voter's and
     /// observer's lag (kafka-metadata-quorum.sh describe --status --replication).
     Quorum {
@@ -367,6 +372,12 @@ pub(crate) fn unknown_property(key: &str) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Fake(_) = &cli.command {
+        let Command::Fake(args) = cli.command else {
+            return Ok(());
+        };
+        return fake::run(args).await;
+    }
     if let Command::Completions { shell } = &cli.command {
         // No settings, no broker: the script for the shell, on stdout.
         let mut script = Vec::new();
@@ -393,7 +404,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Quorum { .. }
         | Command::Transactions { .. }
         | Command::ElectLeaders(_)
-        | Command::Completions { .. } => Role::Admin,
+        | Command::Completions { .. }
+        | Command::Fake(_) => Role::Admin,
         Command::Registry { .. } => Role::Registry,
         Command::Produce(_)
         | Command::Bench {
@@ -427,7 +439,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::DelegationTokens { action } => tokens::tokens(config, action).await,
         Command::Transactions { action } => transactions::transactions(config, action).await,
         Command::ElectLeaders(args) => placement::elect_leaders(config, args).await,
-        Command::Completions { .. } => Ok(()),
+        Command::Completions { .. } | Command::Fake(_) => Ok(()),
         Command::Groups { action } => admin_cmds::groups(config, action).await,
         Command::Registry { registry, action } => formats::registry(registry, rest, action).await,
         Command::Produce(args) => produce::run(config, rest, args).await,

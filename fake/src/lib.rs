@@ -34,6 +34,15 @@ mod log;
 mod server;
 mod state;
 
+/// Entry points for the fuzz targets (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes one request frame (without its size) and answers it once.
+    pub fn request(data: &[u8]) {
+        crate::server::fuzz_request(data);
+    }
+}
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

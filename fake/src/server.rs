@@ -389,16 +389,69 @@ async fn read_frame(stream: &mut TcpStream, max: usize) -> Option<Bytes> {
     Some(Bytes::from(buf))
 }
 
-/// The answer to one request frame: `Ok(None)` for none (acks=0), `Err` closes the
-/// connection.
-pub(crate) async fn answer(mut frame: Bytes, node: i32, shared: &Shared) -> Result<Option<BytesMut>, String> {
+/// A request frame's API, version and header, the body left in `frame`.
+pub(crate) fn parse_header(frame: &mut Bytes) -> Result<(ApiKey, i16, RequestHeader), String> {
     if frame.len() < 4 {
         return Err("a frame too short for a request header".into());
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|()| format!("unknown API key {key}"))?;
-    let header = RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| e.to_string())?;
+    let header = RequestHeader::decode(frame, api.request_header_version(version)).map_err(|e| e.to_string())?;
+    Ok((api, version, header))
+}
+
+/// Fuzzing entry: one request frame (without its size) decoded and answered by a
+/// one-broker cluster with a topic, once, without waiting. Never panics.
+pub(crate) fn fuzz_request(data: &[u8]) {
+    let mut frame = Bytes::copy_from_slice(data);
+    let Ok((api, version, header)) = parse_header(&mut frame) else {
+        return;
+    };
+    if !supported(api, version) {
+        return;
+    }
+    let Ok(req) = decode(api, &mut frame, version) else {
+        return;
+    };
+    let mut st = crate::state::State::new(
+        crate::state::Settings {
+            auto_create_topics: true,
+            default_partitions: 2,
+            default_replication: 1,
+            cluster_id: "fuzz".into(),
+            host: "127.0.0.1".into(),
+        },
+        vec![crate::state::BrokerInfo {
+            id: 1,
+            port: 9092,
+            up: true,
+            rack: None,
+        }],
+    );
+    let _ = st.create_topic("t", 2, 1, false);
+    let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    let now = Instant::now();
+    // Twice: a second request sees what the first changed (a topic, a group member).
+    for _ in 0..2 {
+        let _ = step(
+            &mut st,
+            1,
+            &req,
+            version,
+            &client_id,
+            None,
+            &mut Pending::default(),
+            now,
+            true,
+        );
+    }
+}
+
+/// The answer to one request frame: `Ok(None)` for none (acks=0), `Err` closes the
+/// connection.
+pub(crate) async fn answer(mut frame: Bytes, node: i32, shared: &Shared) -> Result<Option<BytesMut>, String> {
+    let (api, version, header) = parse_header(&mut frame)?;
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let respond = |body: BytesMut, header_version: i16| -> Result<Option<BytesMut>, String> {
         let mut h = BytesMut::new();

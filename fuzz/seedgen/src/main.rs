@@ -311,6 +311,87 @@ macro_rules! defaults {
     };
 }
 
+/// A request frame (without its size) as a client sends it: header, then body.
+fn request_frame<R: Encodable>(api: m::ApiKey, req: &R, v: i16) -> Option<Vec<u8>> {
+    let mut b = BytesMut::new();
+    m::RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(v)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("seed")))
+        .encode(&mut b, api.request_header_version(v))
+        .ok()?;
+    req.encode(&mut b, v).ok()?;
+    Some(b.to_vec())
+}
+
+/// Requests of every API the fake cluster answers (target fake_request), at its lowest and
+/// highest version.
+fn fake_request_seeds(out: &mut Out) -> Result<()> {
+    use kafka_protocol::messages::*;
+    let t = || TopicName(StrBytes::from_static_str("t"));
+    let records = batch(Compression::None, false, 3)?;
+    let produce = ProduceRequest::default().with_acks(-1).with_topic_data(vec![produce_request::TopicProduceData::default()
+        .with_name(t())
+        .with_partition_data(vec![produce_request::PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(records))])]);
+    let fetch = FetchRequest::default().with_max_bytes(1 << 20).with_topics(vec![fetch_request::FetchTopic::default()
+        .with_topic(t())
+        .with_partitions(vec![fetch_request::FetchPartition::default().with_partition_max_bytes(1 << 20)])]);
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"\0\0\0\0\0\x01\0\x01t"))]);
+    let create = CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("new")))
+        .with_num_partitions(3)
+        .with_replication_factor(1)]);
+    let list = ListOffsetsRequest::default().with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+        .with_name(t())
+        .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)])]);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(t())
+            .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(3)])]);
+    macro_rules! seeds {
+        ($($api:ident $min:literal..=$max:literal: $req:expr),* $(,)?) => {$(
+            for v in [$min, $max] {
+                if let Some(f) = request_frame(ApiKey::$api, &$req, v) {
+                    out.write("fake_request", &format!("{}-v{v}", stringify!($api)), &f)?;
+                }
+            }
+        )*};
+    }
+    seeds!(
+        Produce 3..=12: produce,
+        Fetch 4..=12: fetch,
+        ListOffsets 1..=9: list,
+        Metadata 4..=12: MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(true),
+        OffsetCommit 2..=8: commit,
+        OffsetFetch 1..=7: OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))),
+        FindCoordinator 0..=3: FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+        JoinGroup 0..=9: join,
+        Heartbeat 0..=4: HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))),
+        LeaveGroup 0..=2: LeaveGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))),
+        SyncGroup 0..=5: SyncGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))),
+        DescribeGroups 0..=5: DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str("g"))]),
+        ListGroups 0..=4: ListGroupsRequest::default(),
+        ApiVersions 0..=4: ApiVersionsRequest::default(),
+        CreateTopics 2..=7: create,
+        DeleteTopics 1..=5: DeleteTopicsRequest::default().with_topic_names(vec![t()]),
+        InitProducerId 0..=5: InitProducerIdRequest::default().with_transaction_timeout_ms(60_000),
+        CreatePartitions 0..=3: CreatePartitionsRequest::default(),
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let dir = std::env::args_os()
         .nth(1)
@@ -322,6 +403,7 @@ fn main() -> Result<()> {
     frame_seeds(&mut out)?;
     record_seeds(&mut out)?;
     varint_seeds(&mut out)?;
+    fake_request_seeds(&mut out)?;
     response_seeds::<m::ApiVersionsRequest>(&mut out, "response_api_versions", &api_versions())?;
     response_seeds::<m::MetadataRequest>(&mut out, "response_metadata", &metadata())?;
     response_seeds::<m::FetchRequest>(&mut out, "response_fetch", &fetch()?)?;
