@@ -111,7 +111,35 @@ pub(crate) struct State {
     next_producer_id: i64,
     pub(crate) faults: Vec<Fault>,
     pub(crate) requests: Vec<RequestRecord>,
+    fetch_sessions: BTreeMap<(i32, i32), FetchSession>,
+    next_session_id: i32,
 }
+
+/// A partition of a fetch session, and what its last answer said.
+#[derive(Debug, Clone)]
+struct SessionPartition {
+    topic: String,
+    topic_id: Uuid,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: i32,
+    /// (high watermark, log start) last sent.
+    sent: Option<(i64, i64)>,
+}
+
+/// A fetch session (KIP-227) of one broker.
+#[derive(Debug)]
+struct FetchSession {
+    /// The epoch the next request must carry.
+    epoch: i32,
+    partitions: Vec<SessionPartition>,
+}
+
+/// Fetch sessions a broker keeps (max.incremental.fetch.session.cache.slots).
+const FETCH_SESSIONS_MAX: usize = 1000;
+
+/// Partitions per topic the fake keeps (a hostile CreateTopics must not exhaust memory).
+pub(crate) const MAX_PARTITIONS: i32 = 100_000;
 
 /// Most requests the log keeps (the oldest are dropped).
 const REQUEST_LOG_MAX: usize = 100_000;
@@ -137,6 +165,8 @@ impl State {
             next_producer_id: 1000,
             faults: Vec::new(),
             requests: Vec::new(),
+            fetch_sessions: BTreeMap::new(),
+            next_session_id: 0,
         }
     }
 
@@ -197,6 +227,12 @@ impl State {
             return Err((
                 ErrorCode::InvalidPartitions,
                 "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        if partitions > MAX_PARTITIONS {
+            return Err((
+                ErrorCode::InvalidPartitions,
+                format!("strom-fake keeps at most {MAX_PARTITIONS} partitions per topic, not {partitions}"),
             ));
         }
         let n = self.brokers.len();
@@ -498,89 +534,201 @@ impl State {
 
     // ---------------------------------------------------------------- Fetch
 
-    /// A Fetch; `None` while fewer than `min_bytes` are there and `last` is false.
+    /// A Fetch; `None` while fewer than `min_bytes` are there and `last` is false. Fetch
+    /// sessions (KIP-227, v7+): epoch 0 opens one (a full fetch), later epochs name only the
+    /// partitions that changed and are answered only with those that changed; -1 is
+    /// sessionless (and closes the named session).
     pub(crate) fn fetch(
-        &self,
+        &mut self,
         node: i32,
         req: &FetchRequest,
         version: i16,
         inject: Option<&(ErrorCode, Option<(String, i32)>)>,
         last: bool,
     ) -> Option<FetchResponse> {
-        let mut total = 0usize;
-        let mut responses = Vec::new();
-        let max_bytes = usize::try_from(req.max_bytes.max(0)).unwrap_or(0);
+        let fail = |code: ErrorCode| Some(FetchResponse::default().with_error_code(code.code()));
+        // The partitions of the request, resolved to names.
+        let mut asked: Vec<SessionPartition> = Vec::new();
         for t in &req.topics {
             let name = if version >= 13 {
                 self.name_of(t.topic_id).unwrap_or_default()
             } else {
                 t.topic.0.to_string()
             };
-            let mut parts = Vec::new();
             for fp in &t.partitions {
-                let mut pd = fetch_response::PartitionData::default()
-                    .with_partition_index(fp.partition)
-                    .with_high_watermark(-1)
-                    .with_last_stable_offset(-1)
-                    .with_log_start_offset(-1);
-                let part = self
-                    .topics
-                    .get(&name)
-                    .and_then(|t| t.partitions.get(usize::try_from(fp.partition).ok()?));
-                let code = match (injected(inject, &name, fp.partition), part) {
-                    (Some(code), _) => code,
-                    (None, None) if version >= 13 => ErrorCode::UnknownTopicId,
-                    (None, None) => ErrorCode::UnknownTopicOrPartition,
-                    (None, Some(p)) if p.leader != node => ErrorCode::NotLeaderOrFollower,
-                    (None, Some(p))
-                        if fp.fetch_offset < p.log.log_start() || fp.fetch_offset > p.log.high_watermark() =>
-                    {
-                        ErrorCode::OffsetOutOfRange
-                    }
-                    (None, Some(p)) => {
-                        let room = max_bytes.saturating_sub(total);
-                        let limit = usize::try_from(fp.partition_max_bytes.max(0)).unwrap_or(0).min(room);
-                        let records = if room == 0 && total > 0 {
-                            Bytes::new()
-                        } else {
-                            p.log.read(fp.fetch_offset, limit)
-                        };
-                        total += records.len();
-                        pd = pd
-                            .with_records(Some(records))
-                            .with_aborted_transactions(if req.isolation_level == 1 {
-                                Some(Vec::new())
-                            } else {
-                                None
-                            });
-                        ErrorCode::None
-                    }
-                };
-                if let Some(p) = part {
-                    pd = pd
-                        .with_high_watermark(p.log.high_watermark())
-                        .with_last_stable_offset(p.log.high_watermark())
-                        .with_log_start_offset(p.log.log_start())
-                        .with_current_leader(
-                            fetch_response::LeaderIdAndEpoch::default()
-                                .with_leader_id(BrokerId(p.leader))
-                                .with_leader_epoch(p.leader_epoch),
-                        );
-                }
-                parts.push(pd.with_error_code(code.code()));
+                asked.push(SessionPartition {
+                    topic: name.clone(),
+                    topic_id: t.topic_id,
+                    partition: fp.partition,
+                    fetch_offset: fp.fetch_offset,
+                    max_bytes: fp.partition_max_bytes,
+                    sent: None,
+                });
             }
-            responses.push(
-                fetch_response::FetchableTopicResponse::default()
-                    .with_topic(t.topic.clone())
-                    .with_topic_id(t.topic_id)
-                    .with_partitions(parts),
-            );
+        }
+        let forgotten: Vec<(String, i32)> = req
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|t| {
+                let name = if version >= 13 {
+                    self.name_of(t.topic_id).unwrap_or_default()
+                } else {
+                    t.topic.0.to_string()
+                };
+                t.partitions.iter().map(move |p| (name.clone(), *p))
+            })
+            .collect();
+        // Which partitions this answer covers, and whether only changed ones are sent.
+        let (session_key, plan, incremental) = if version < 7 || req.session_epoch == -1 {
+            (None, asked, false)
+        } else if req.session_epoch == 0 {
+            (Some((node, 0)), asked, false)
+        } else {
+            let key = (node, req.session_id);
+            let Some(sess) = self.fetch_sessions.get(&key) else {
+                return fail(ErrorCode::FetchSessionIdNotFound);
+            };
+            if sess.epoch != req.session_epoch {
+                return fail(ErrorCode::InvalidFetchSessionEpoch);
+            }
+            let mut plan = sess.partitions.clone();
+            plan.retain(|p| !forgotten.contains(&(p.topic.clone(), p.partition)));
+            for a in asked {
+                match plan
+                    .iter_mut()
+                    .find(|p| p.topic == a.topic && p.partition == a.partition)
+                {
+                    Some(p) => {
+                        p.fetch_offset = a.fetch_offset;
+                        p.max_bytes = a.max_bytes;
+                    }
+                    None => plan.push(a),
+                }
+            }
+            (Some(key), plan, true)
+        };
+        let max_bytes = usize::try_from(req.max_bytes.max(0)).unwrap_or(0);
+        let mut total = 0usize;
+        let mut by_topic: Vec<(String, Uuid, Vec<fetch_response::PartitionData>)> = Vec::new();
+        let mut sent: Vec<(i64, i64)> = Vec::with_capacity(plan.len());
+        for sp in &plan {
+            let mut pd = fetch_response::PartitionData::default()
+                .with_partition_index(sp.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            let part = self
+                .topics
+                .get(&sp.topic)
+                .and_then(|t| t.partitions.get(usize::try_from(sp.partition).ok()?));
+            let mut has_records = false;
+            let code = match (injected(inject, &sp.topic, sp.partition), part) {
+                (Some(code), _) => code,
+                (None, None) if version >= 13 => ErrorCode::UnknownTopicId,
+                (None, None) => ErrorCode::UnknownTopicOrPartition,
+                (None, Some(p)) if p.leader != node => ErrorCode::NotLeaderOrFollower,
+                (None, Some(p)) if sp.fetch_offset < p.log.log_start() || sp.fetch_offset > p.log.high_watermark() => {
+                    ErrorCode::OffsetOutOfRange
+                }
+                (None, Some(p)) => {
+                    let room = max_bytes.saturating_sub(total);
+                    let limit = usize::try_from(sp.max_bytes.max(0)).unwrap_or(0).min(room);
+                    let records = if room == 0 && total > 0 {
+                        Bytes::new()
+                    } else {
+                        p.log.read(sp.fetch_offset, limit)
+                    };
+                    total += records.len();
+                    has_records = !records.is_empty();
+                    pd = pd
+                        .with_records(Some(records))
+                        .with_aborted_transactions(if req.isolation_level == 1 {
+                            Some(Vec::new())
+                        } else {
+                            None
+                        });
+                    ErrorCode::None
+                }
+            };
+            let marks = part.map_or((-1, -1), |p| (p.log.high_watermark(), p.log.log_start()));
+            if let Some(p) = part {
+                pd = pd
+                    .with_high_watermark(marks.0)
+                    .with_last_stable_offset(marks.0)
+                    .with_log_start_offset(marks.1)
+                    .with_current_leader(
+                        fetch_response::LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(p.leader))
+                            .with_leader_epoch(p.leader_epoch),
+                    );
+            }
+            sent.push(marks);
+            // An incremental answer leaves out what did not change since the last one.
+            let changed = !incremental || has_records || !code.is_ok() || sp.sent != Some(marks);
+            if !changed {
+                continue;
+            }
+            let pd = pd.with_error_code(code.code());
+            match by_topic.iter_mut().find(|(n, _, _)| *n == sp.topic) {
+                Some((_, _, v)) => v.push(pd),
+                None => by_topic.push((sp.topic.clone(), sp.topic_id, vec![pd])),
+            }
         }
         if !last && total < usize::try_from(req.min_bytes.max(1)).unwrap_or(1) && inject.is_none() {
             return None;
         }
-        // No fetch sessions: session id 0 tells the client to send full requests.
-        Some(FetchResponse::default().with_session_id(0).with_responses(responses))
+        let session_id = match session_key {
+            None => {
+                if version >= 7 && req.session_id != 0 {
+                    self.fetch_sessions.remove(&(node, req.session_id));
+                }
+                0
+            }
+            Some((node, id)) => {
+                let id = if id == 0 {
+                    // A new session (closing the one named, if any).
+                    if req.session_id != 0 {
+                        self.fetch_sessions.remove(&(node, req.session_id));
+                    }
+                    self.next_session_id += 1;
+                    self.next_session_id
+                } else {
+                    id
+                };
+                let mut partitions = plan;
+                for (p, marks) in partitions.iter_mut().zip(sent) {
+                    p.sent = Some(marks);
+                }
+                let epoch = if incremental {
+                    req.session_epoch.wrapping_add(1).max(1)
+                } else {
+                    1
+                };
+                self.fetch_sessions
+                    .insert((node, id), FetchSession { epoch, partitions });
+                if self.fetch_sessions.len() > FETCH_SESSIONS_MAX {
+                    // Evict the oldest ids first (a real broker evicts by its own policy).
+                    if let Some(k) = self.fetch_sessions.keys().next().copied() {
+                        self.fetch_sessions.remove(&k);
+                    }
+                }
+                id
+            }
+        };
+        let responses = by_topic
+            .into_iter()
+            .map(|(name, id, parts)| {
+                fetch_response::FetchableTopicResponse::default()
+                    .with_topic(TopicName(s(&name)))
+                    .with_topic_id(id)
+                    .with_partitions(parts)
+            })
+            .collect();
+        Some(
+            FetchResponse::default()
+                .with_session_id(session_id)
+                .with_responses(responses),
+        )
     }
 
     // ---------------------------------------------------------------- ListOffsets
@@ -723,6 +871,14 @@ impl State {
                     return r.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
                 };
                 let have = topic.partitions.len() as i32;
+                if t.count > MAX_PARTITIONS {
+                    return r
+                        .with_error_code(ErrorCode::InvalidPartitions.code())
+                        .with_error_message(Some(s(&format!(
+                            "strom-fake keeps at most {MAX_PARTITIONS} partitions per topic, not {}",
+                            t.count
+                        ))));
+                }
                 if t.count <= have {
                     return r
                         .with_error_code(ErrorCode::InvalidPartitions.code())
@@ -818,6 +974,12 @@ impl State {
 
     pub(crate) fn init_producer_id(&mut self, req: &InitProducerIdRequest) -> InitProducerIdResponse {
         let r = InitProducerIdResponse::default();
+        if req.transactional_id.as_ref().is_some_and(|t| t.0.is_empty()) {
+            // As the broker: an empty transactional id is malformed.
+            return r
+                .with_error_code(ErrorCode::InvalidRequest.code())
+                .with_producer_id(ProducerId(-1));
+        }
         if req.transactional_id.is_some() {
             return r
                 .with_error_code(ErrorCode::UnsupportedVersion.code())

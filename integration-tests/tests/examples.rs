@@ -1,5 +1,6 @@
-//! The client's examples (`client/examples/`) and the connector's
-//! (`connector/examples/`), built and run against the real broker: each must exit 0 and
+//! The client's examples (`client/examples/`), the connector's (`connector/examples/`) and
+//! the fake cluster's (`fake/examples/`, which needs no broker), built and run against the
+//! real broker: each must exit 0 and
 //! print what it did, and what it did is checked independently (committed offsets, the
 //! records a read_committed consumer sees, the metrics it serves).
 //!
@@ -63,9 +64,9 @@ fn examples() -> &'static BTreeMap<String, PathBuf> {
             };
             let is_client_example = msg["reason"] == "compiler-artifact"
                 && msg["target"]["kind"] == serde_json::json!(["example"])
-                && msg["package_id"]
-                    .as_str()
-                    .is_some_and(|id| id.contains("strom-client") || id.contains("strom-connector"));
+                && msg["package_id"].as_str().is_some_and(|id| {
+                    id.contains("strom-client") || id.contains("strom-connector") || id.contains("strom-fake")
+                });
             if let (true, Some(exe)) = (is_client_example, msg["executable"].as_str()) {
                 built.insert(msg["target"]["name"].as_str().unwrap().to_owned(), PathBuf::from(exe));
             }
@@ -123,6 +124,18 @@ fn assert_line(out: &str, line: &str) {
 }
 
 const LIMIT: Duration = Duration::from_secs(120);
+
+/// strom-fake's example: a consume-process-produce service tested against a fake cluster
+/// that refuses produces, delays a fetch and loses a broker; every order is shipped.
+#[test]
+fn testing_an_app_against_the_fake_cluster() {
+    let out = run("test_an_app", &[], &[], LIMIT);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("shipped all 300 orders through 3 refused produces")),
+        "{out}"
+    );
+}
 
 #[tokio::test]
 async fn produce_then_consume_in_a_group_with_commits() {

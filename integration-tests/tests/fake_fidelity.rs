@@ -1,0 +1,315 @@
+//! Fidelity of the fake cluster (strom-fake): each scenario runs the same client code, and
+//! the same assertions, against the real broker and against the fake, as franz-go runs its
+//! tests against both kfake and Kafka. A difference is a bug in the fake (or a behaviour
+//! the fake documents as missing).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_client::lowlevel::protocol::message_traits::StrBytes;
+use strom_client::lowlevel::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use strom_client::lowlevel::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strom_client::lowlevel::protocol::messages::{
+    FetchRequest, FetchResponse, InitProducerIdRequest, ProduceRequest, TopicName,
+};
+use strom_client::lowlevel::{Connection, ConnectionConfig};
+use strom_client::{Admin, ClientConfig, ErrorCode, NewTopic, OffsetSpec, Producer, ProducerConfig, ProducerRecord};
+use strom_fake::FakeCluster;
+use strom_integration_tests::{broker, send_produce, unique_topic};
+use strom_protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
+
+/// Runs `scenario` against the real broker, then against a fresh one-broker fake.
+async fn on_both<F, Fut>(scenario: F)
+where
+    F: Fn(String, &'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    scenario(broker().bootstrap.clone(), "kafka").await;
+    let fake = FakeCluster::builder().start().await.unwrap();
+    scenario(fake.bootstrap_servers(), "fake").await;
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_owned()))
+}
+
+async fn topic(bootstrap: &str, prefix: &str, partitions: i32) -> String {
+    let t = unique_topic(prefix);
+    let admin = Admin::connect(ClientConfig::new(bootstrap)).await.unwrap();
+    admin.create_topics(&[NewTopic::new(&t, partitions)]).await.unwrap();
+    t
+}
+
+async fn produce_to(bootstrap: &str, topic: &str, partition: i32, values: &[&str]) {
+    let p = Producer::new(ProducerConfig::new(bootstrap)).await.unwrap();
+    for v in values {
+        p.send(ProducerRecord::new(topic, Bytes::from(v.to_string())).partition(partition))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    p.close().await.unwrap();
+}
+
+fn fetch(topic: &str, session: i32, epoch: i32, parts: &[(i32, i64)]) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(300)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_id(session)
+        .with_session_epoch(epoch)
+        .with_topics(if parts.is_empty() {
+            Vec::new()
+        } else {
+            vec![FetchTopic::default().with_topic(name(topic)).with_partitions(
+                parts
+                    .iter()
+                    .map(|(p, o)| {
+                        FetchPartition::default()
+                            .with_partition(*p)
+                            .with_fetch_offset(*o)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )]
+        })
+}
+
+/// (partition, high watermark, record bytes) of each partition in a fetch answer.
+fn parts(r: &FetchResponse) -> Vec<(i32, i64, usize)> {
+    r.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| {
+            (
+                p.partition_index,
+                p.high_watermark,
+                p.records.as_ref().map_or(0, Bytes::len),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_sessions_answer_only_what_changed() {
+    on_both(|bootstrap, target| async move {
+        let t = topic(&bootstrap, "fidelity-sessions", 2).await;
+        produce_to(&bootstrap, &t, 0, &["a", "b", "c"]).await;
+        let conn = Connection::connect(&bootstrap, ConnectionConfig::default())
+            .await
+            .unwrap();
+        let v = 12;
+        // A full fetch opens a session.
+        let full = conn.send_version(&fetch(&t, 0, 0, &[(0, 0), (1, 0)]), v).await.unwrap();
+        assert_eq!(full.error_code, 0, "{target}");
+        let session = full.session_id;
+        assert!(session != 0, "{target}: no session opened");
+        let ps = parts(&full);
+        assert_eq!(ps.len(), 2, "{target}: {ps:?}");
+        assert!(
+            ps.iter().any(|(p, hw, n)| *p == 0 && *hw == 3 && *n > 0),
+            "{target}: {ps:?}"
+        );
+        // Incremental: p0 moves past its records; nothing changed, nothing is sent.
+        let inc = conn.send_version(&fetch(&t, session, 1, &[(0, 3)]), v).await.unwrap();
+        assert_eq!((inc.error_code, inc.session_id), (0, session), "{target}");
+        assert!(parts(&inc).is_empty(), "{target}: {:?}", parts(&inc));
+        // A record on p1: only p1 is in the answer, with it.
+        produce_to(&bootstrap, &t, 1, &["d"]).await;
+        let inc = conn.send_version(&fetch(&t, session, 2, &[]), v).await.unwrap();
+        let ps = parts(&inc);
+        assert_eq!(ps.len(), 1, "{target}: {ps:?}");
+        assert_eq!((ps[0].0, ps[0].1), (1, 1), "{target}: {ps:?}");
+        assert!(ps[0].2 > 0, "{target}: {ps:?}");
+        // A wrong epoch and an unknown session are refused.
+        let bad = conn.send_version(&fetch(&t, session, 7, &[]), v).await.unwrap();
+        assert_eq!(
+            ErrorCode::from(bad.error_code),
+            ErrorCode::InvalidFetchSessionEpoch,
+            "{target}"
+        );
+        let bad = conn
+            .send_version(&fetch(&t, session.wrapping_add(7777), 1, &[]), v)
+            .await
+            .unwrap();
+        assert_eq!(
+            ErrorCode::from(bad.error_code),
+            ErrorCode::FetchSessionIdNotFound,
+            "{target}"
+        );
+        // Epoch -1 closes it: a sessionless full fetch.
+        let closed = conn
+            .send_version(&fetch(&t, session, -1, &[(0, 0), (1, 0)]), v)
+            .await
+            .unwrap();
+        assert_eq!((closed.error_code, closed.session_id), (0, 0), "{target}");
+        assert_eq!(parts(&closed).len(), 2, "{target}");
+        let gone = conn.send_version(&fetch(&t, session, 3, &[]), v).await.unwrap();
+        assert_eq!(
+            ErrorCode::from(gone.error_code),
+            ErrorCode::FetchSessionIdNotFound,
+            "{target}"
+        );
+    })
+    .await;
+}
+
+fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    let mut b = BatchBuilder::new(
+        BatchHeader {
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            ..Default::default()
+        },
+        16 * 1024,
+    );
+    for i in 0..n {
+        let v = format!("seq{}", seq + i as i32);
+        b.append(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        })
+        .unwrap();
+    }
+    b.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotent_sequences_duplicates_gaps_and_epochs() {
+    on_both(|bootstrap, target| async move {
+        let t = topic(&bootstrap, "fidelity-idempotent", 1).await;
+        let conn = Connection::connect(&bootstrap, ConnectionConfig::default())
+            .await
+            .unwrap();
+        let init = conn
+            .send(
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(i32::MAX)
+                    .with_producer_id((-1).into())
+                    .with_producer_epoch(-1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(init.error_code, 0, "{target}");
+        let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+        let produce = |batch: Bytes| {
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(10_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(name(&t))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch))])])
+        };
+        let answer = |r: strom_client::lowlevel::protocol::messages::ProduceResponse| {
+            let p = &r.responses[0].partition_responses[0];
+            (ErrorCode::from(p.error_code), p.base_offset)
+        };
+        let r = send_produce(&conn, &produce(idempotent_batch(pid, epoch, 0, 3))).await;
+        assert_eq!(answer(r), (ErrorCode::None, 0), "{target}");
+        // The same batch again (a retry): its first offsets, nothing written twice.
+        let r = send_produce(&conn, &produce(idempotent_batch(pid, epoch, 0, 3))).await;
+        assert_eq!(answer(r), (ErrorCode::None, 0), "{target}: duplicate");
+        // A gap in the sequence.
+        let r = send_produce(&conn, &produce(idempotent_batch(pid, epoch, 5, 1))).await;
+        assert_eq!(answer(r).0, ErrorCode::OutOfOrderSequenceNumber, "{target}: gap");
+        let r = send_produce(&conn, &produce(idempotent_batch(pid, epoch, 3, 2))).await;
+        assert_eq!(answer(r), (ErrorCode::None, 3), "{target}");
+        // A bumped epoch starts again at sequence 0; the old epoch is then refused.
+        let r = send_produce(&conn, &produce(idempotent_batch(pid, epoch + 1, 0, 1))).await;
+        assert_eq!(answer(r), (ErrorCode::None, 5), "{target}: new epoch");
+        let r = send_produce(&conn, &produce(idempotent_batch(pid, epoch, 5, 1))).await;
+        assert_eq!(answer(r).0, ErrorCode::InvalidProducerEpoch, "{target}: old epoch");
+        let admin = Admin::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+        let end = admin.list_offsets(&t, &[0], OffsetSpec::Latest).await.unwrap();
+        assert_eq!(end[0].offset, 6, "{target}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_offsets_by_time_and_max_timestamp() {
+    on_both(|bootstrap, target| async move {
+        let t = topic(&bootstrap, "fidelity-times", 1).await;
+        let p = Producer::new(ProducerConfig::new(&bootstrap)).await.unwrap();
+        for (i, ts) in [1000i64, 5000, 3000, 9000, 7000].iter().enumerate() {
+            p.send(
+                ProducerRecord::new(&t, Bytes::from(format!("r{i}")))
+                    .partition(0)
+                    .timestamp(*ts),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+        p.close().await.unwrap();
+        let admin = Admin::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+        let at = |spec| {
+            let admin = &admin;
+            let t = &t;
+            async move {
+                let r = admin.list_offsets(t, &[0], spec).await.unwrap();
+                (r[0].offset, r[0].timestamp)
+            }
+        };
+        assert_eq!(at(OffsetSpec::Earliest).await.0, 0, "{target}");
+        assert_eq!(at(OffsetSpec::Latest).await.0, 5, "{target}");
+        assert_eq!(at(OffsetSpec::Timestamp(4000)).await, (1, 5000), "{target}");
+        assert_eq!(at(OffsetSpec::Timestamp(9000)).await, (3, 9000), "{target}");
+        assert_eq!(
+            at(OffsetSpec::Timestamp(9001)).await.0,
+            -1,
+            "{target}: after every record"
+        );
+        assert_eq!(at(OffsetSpec::MaxTimestamp).await, (3, 9000), "{target}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_admin_errors_are_the_same() {
+    on_both(|bootstrap, target| async move {
+        let admin = Admin::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+        let t = topic(&bootstrap, "fidelity-admin", 2).await;
+        let code = |e: strom_client::Error| e.kafka_code();
+        assert_eq!(
+            code(admin.create_topics(&[NewTopic::new(&t, 2)]).await.unwrap_err()),
+            Some(ErrorCode::TopicAlreadyExists),
+            "{target}"
+        );
+        assert_eq!(
+            code(admin.create_topics(&[NewTopic::new("bad/name", 1)]).await.unwrap_err()),
+            Some(ErrorCode::InvalidTopicException),
+            "{target}"
+        );
+        assert_eq!(
+            code(
+                admin
+                    .create_topics(&[NewTopic::new(unique_topic("zero"), 0)])
+                    .await
+                    .unwrap_err()
+            ),
+            Some(ErrorCode::InvalidPartitions),
+            "{target}"
+        );
+        let e = admin.create_partitions(&t, 1).await.unwrap_err();
+        assert_eq!(code(e), Some(ErrorCode::InvalidPartitions), "{target}");
+        admin.create_partitions(&t, 4).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ends = admin.list_offsets(&t, &[0, 1, 2, 3], OffsetSpec::Latest).await.unwrap();
+        assert_eq!(ends.len(), 4, "{target}");
+        admin.delete_topics(&[&t]).await.unwrap();
+        let e = admin.delete_topics(&[&t]).await.unwrap_err();
+        assert_eq!(code(e), Some(ErrorCode::UnknownTopicOrPartition), "{target}");
+    })
+    .await;
+}
