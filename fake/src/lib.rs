@@ -3,9 +3,10 @@
 //! A fake cluster that starts in milliseconds inside `cargo test`, speaks the real Kafka
 //! wire protocol on loopback (so Strom, Java's clients or any other client can talk to it),
 //! keeps its data in memory, and can be told to fail in precise ways. It is a test double,
-//! not a broker: nothing is durable, and it implements the APIs a producer, a consumer in a
-//! classic group and an admin client use (see [`SUPPORTED`]); transactions and KIP-848
-//! groups are not implemented yet (a transactional producer gets UNSUPPORTED_VERSION).
+//! not a broker: nothing is durable, and it implements the APIs a producer (idempotent or
+//! transactional, transaction.version 1), a consumer in a classic group (read_committed
+//! too) and an admin client use (see [`SUPPORTED`]); KIP-848 groups, KIP-890 transactions
+//! and SASL are not implemented yet.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -33,6 +34,7 @@ mod group;
 mod log;
 mod server;
 mod state;
+mod txn;
 
 /// Entry points for the fuzz targets (not a stable API).
 #[doc(hidden)]
@@ -75,6 +77,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::CreatePartitions, 0, 3),
+    // Transactions, transaction.version 1 (KIP-98; no KIP-890 yet).
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
 ];
 
 /// A scripted fault: what happens to the next requests of one API.

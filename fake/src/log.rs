@@ -51,10 +51,15 @@ impl PartitionLog {
 
     /// Whole batches from the one holding `offset`, at least one, then as many as fit in
     /// `max_bytes`.
-    pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Bytes {
+    /// Batches starting at or after `until` are not read (read_committed stops at the last
+    /// stable offset).
+    pub(crate) fn read(&self, offset: i64, max_bytes: usize, until: i64) -> Bytes {
         let first = self.batches.partition_point(|b| b.last < offset);
         let mut out = BytesMut::new();
         for b in &self.batches[first..] {
+            if b.last >= until {
+                break;
+            }
             if !out.is_empty() && out.len() + b.bytes.len() > max_bytes {
                 break;
             }

@@ -50,6 +50,10 @@ pub(crate) enum Req {
     DeleteTopics(DeleteTopicsRequest),
     InitProducerId(InitProducerIdRequest),
     CreatePartitions(CreatePartitionsRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    EndTxn(EndTxnRequest),
 }
 
 /// Decodes a request body of `api` at `version` (the version already checked supported).
@@ -82,6 +86,10 @@ pub(crate) fn decode(api: ApiKey, buf: &mut Bytes, v: i16) -> Result<Req, String
         ApiKey::DeleteTopics => Req::DeleteTopics(d(buf, v)?),
         ApiKey::InitProducerId => Req::InitProducerId(d(buf, v)?),
         ApiKey::CreatePartitions => Req::CreatePartitions(d(buf, v)?),
+        ApiKey::AddPartitionsToTxn => Req::AddPartitionsToTxn(d(buf, v)?),
+        ApiKey::AddOffsetsToTxn => Req::AddOffsetsToTxn(d(buf, v)?),
+        ApiKey::TxnOffsetCommit => Req::TxnOffsetCommit(d(buf, v)?),
+        ApiKey::EndTxn => Req::EndTxn(d(buf, v)?),
         other => return Err(format!("{other:?} is not implemented")),
     })
 }
@@ -200,9 +208,22 @@ pub(crate) fn step(
                     .with_producer_id(ProducerId(-1)),
                 v,
             ),
-            None => body(&st.init_producer_id(r), v),
+            None => body(&st.init_producer_id(node, r), v),
         },
         Req::FindCoordinator(r) => body(&st.find_coordinator(r, v, top), v),
+        Req::AddPartitionsToTxn(r) => match top {
+            Some(code) => body(&AddPartitionsToTxnResponse::default().with_error_code(code.code()), v),
+            None => body(&st.add_partitions_to_txn(node, r, now), v),
+        },
+        Req::AddOffsetsToTxn(r) => match top {
+            Some(code) => body(&AddOffsetsToTxnResponse::default().with_error_code(code.code()), v),
+            None => body(&st.add_offsets_to_txn(node, r, now), v),
+        },
+        Req::TxnOffsetCommit(r) => body(&st.txn_offset_commit(node, r, v, now), v),
+        Req::EndTxn(r) => match top {
+            Some(code) => body(&EndTxnResponse::default().with_error_code(code.code()), v),
+            None => body(&st.end_txn(node, r), v),
+        },
         Req::OffsetCommit(r) => body(&st.offset_commit(node, r, inject, now), v),
         Req::OffsetFetch(r) => body(&st.offset_fetch(node, r, v, top), v),
         Req::ListGroups => body(&st.list_groups(), v),
@@ -525,7 +546,7 @@ pub(crate) async fn answer(mut frame: Bytes, node: i32, shared: &Shared) -> Resu
         let last = now.duration_since(started) >= wait_limit;
         let step = {
             let mut st = lock(shared);
-            st.touch_groups(now);
+            st.tick(now);
             step(
                 &mut st,
                 node,

@@ -11,8 +11,9 @@ use strom_protocol::record_batch::{BatchView, DecodeOptions};
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
-use crate::group::{Group, JoinArgs};
+use crate::group::{Committed, Group, JoinArgs};
 use crate::log::PartitionLog;
+use crate::txn::{marker_batch, Txn};
 
 pub(crate) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
@@ -42,6 +43,34 @@ pub(crate) struct Partition {
     pub(crate) replicas: Vec<i32>,
     pub(crate) log: PartitionLog,
     producers: HashMap<i64, ProducerState>,
+    /// Open transactions: producer id -> its first offset here.
+    open_txns: BTreeMap<i64, i64>,
+    /// Aborted transactions: (producer id, first offset, marker offset).
+    aborted: Vec<(i64, i64, i64)>,
+}
+
+impl Partition {
+    fn new(replicas: Vec<i32>) -> Self {
+        Partition {
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+            replicas,
+            log: PartitionLog::default(),
+            producers: HashMap::new(),
+            open_txns: BTreeMap::new(),
+            aborted: Vec::new(),
+        }
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, else the
+    /// high watermark.
+    pub(crate) fn last_stable(&self) -> i64 {
+        self.open_txns
+            .values()
+            .copied()
+            .min()
+            .unwrap_or_else(|| self.log.high_watermark())
+    }
 }
 
 #[derive(Debug)]
@@ -113,6 +142,7 @@ pub(crate) struct State {
     pub(crate) requests: Vec<RequestRecord>,
     fetch_sessions: BTreeMap<(i32, i32), FetchSession>,
     next_session_id: i32,
+    pub(crate) txns: BTreeMap<String, Txn>,
 }
 
 /// A partition of a fetch session, and what its last answer said.
@@ -167,6 +197,7 @@ impl State {
             requests: Vec::new(),
             fetch_sessions: BTreeMap::new(),
             next_session_id: 0,
+            txns: BTreeMap::new(),
         }
     }
 
@@ -252,13 +283,7 @@ impl State {
                 let replicas: Vec<i32> = (0..replication as usize)
                     .map(|r| self.brokers[(start + p as usize + r) % n].id)
                     .collect();
-                Partition {
-                    leader: replicas[0],
-                    leader_epoch: 0,
-                    replicas,
-                    log: PartitionLog::default(),
-                    producers: HashMap::new(),
-                }
+                Partition::new(replicas)
             })
             .collect();
         self.topics.insert(name.to_owned(), Topic { id, partitions: parts });
@@ -450,12 +475,15 @@ impl State {
         records: Option<&Bytes>,
         transactional: bool,
     ) -> Result<i64, (ErrorCode, Option<String>)> {
-        if transactional {
-            return Err((
-                ErrorCode::UnsupportedVersion,
-                Some("strom-fake does not implement transactions yet".into()),
-            ));
-        }
+        let _ = transactional;
+        // Which producers may write transactional batches here, with their epochs.
+        let in_txn: Vec<(i64, i16)> = self
+            .txns
+            .values()
+            .filter(|t| t.partitions.contains(&(topic.to_owned(), p)))
+            .map(|t| (t.pid, t.epoch))
+            .collect();
+        let fenced: Vec<(i64, i16)> = self.txns.values().map(|t| (t.pid, t.epoch)).collect();
         let Some(part) = self.partition_mut(topic, p) else {
             return Err((ErrorCode::UnknownTopicOrPartition, None));
         };
@@ -475,11 +503,25 @@ impl State {
         if batches.is_empty() {
             return Err((ErrorCode::InvalidRecord, Some("no record batch".into())));
         }
-        if batches.iter().any(|b| b.is_transactional() || b.is_control()) {
-            return Err((
-                ErrorCode::UnsupportedVersion,
-                Some("strom-fake does not implement transactions yet".into()),
-            ));
+        for b in &batches {
+            if b.is_control() {
+                return Err((
+                    ErrorCode::InvalidRecord,
+                    Some("a client may not write control batches".into()),
+                ));
+            }
+            if b.is_transactional() {
+                let (pid, epoch) = (b.producer_id(), b.producer_epoch());
+                if fenced.iter().any(|(p, e)| *p == pid && epoch < *e) {
+                    return Err((ErrorCode::InvalidProducerEpoch, None));
+                }
+                if !in_txn.contains(&(pid, epoch)) {
+                    return Err((
+                        ErrorCode::InvalidTxnState,
+                        Some("the partition was not added to the transaction".into()),
+                    ));
+                }
+            }
         }
         // Idempotence: every batch of a producer id must follow the last sequence.
         let mut base = -1;
@@ -512,6 +554,9 @@ impl State {
                 }
                 let epoch = part.leader_epoch;
                 let b_base = part.log.append(b, epoch);
+                if b.is_transactional() {
+                    part.open_txns.entry(pid).or_insert(b_base);
+                }
                 let st = part.producers.entry(pid).or_default();
                 st.last_seq = last;
                 st.recent.push_back((first, last, b_base));
@@ -633,20 +678,27 @@ impl State {
                 (None, Some(p)) => {
                     let room = max_bytes.saturating_sub(total);
                     let limit = usize::try_from(sp.max_bytes.max(0)).unwrap_or(0).min(room);
+                    let committed = req.isolation_level == 1;
+                    let until = if committed { p.last_stable() } else { i64::MAX };
                     let records = if room == 0 && total > 0 {
                         Bytes::new()
                     } else {
-                        p.log.read(sp.fetch_offset, limit)
+                        p.log.read(sp.fetch_offset, limit, until)
                     };
                     total += records.len();
                     has_records = !records.is_empty();
-                    pd = pd
-                        .with_records(Some(records))
-                        .with_aborted_transactions(if req.isolation_level == 1 {
-                            Some(Vec::new())
-                        } else {
-                            None
-                        });
+                    let aborted = committed.then(|| {
+                        p.aborted
+                            .iter()
+                            .filter(|(_, first, last)| *last >= sp.fetch_offset && *first < until)
+                            .map(|(pid, first, _)| {
+                                fetch_response::AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(*pid))
+                                    .with_first_offset(*first)
+                            })
+                            .collect()
+                    });
+                    pd = pd.with_records(Some(records)).with_aborted_transactions(aborted);
                     ErrorCode::None
                 }
             };
@@ -654,7 +706,7 @@ impl State {
             if let Some(p) = part {
                 pd = pd
                     .with_high_watermark(marks.0)
-                    .with_last_stable_offset(marks.0)
+                    .with_last_stable_offset(p.last_stable())
                     .with_log_start_offset(marks.1)
                     .with_current_leader(
                         fetch_response::LeaderIdAndEpoch::default()
@@ -767,6 +819,7 @@ impl State {
                         }
                         let r = r.with_leader_epoch(p.leader_epoch);
                         match lp.timestamp {
+                            -1 if req.isolation_level == 1 => r.with_offset(p.last_stable()),
                             -1 => r.with_offset(p.log.high_watermark()),
                             -2 | -4 => r.with_offset(p.log.log_start()),
                             -3 => match p.log.max_timestamp() {
@@ -891,13 +944,7 @@ impl State {
                     let rf = topic.partitions[0].replicas.len();
                     for p in have..t.count {
                         let replicas: Vec<i32> = (0..rf).map(|r| brokers[(p as usize + r) % brokers.len()]).collect();
-                        topic.partitions.push(Partition {
-                            leader: replicas[0],
-                            leader_epoch: 0,
-                            replicas,
-                            log: PartitionLog::default(),
-                            producers: HashMap::new(),
-                        });
+                        topic.partitions.push(Partition::new(replicas));
                     }
                 }
                 r
@@ -929,10 +976,6 @@ impl State {
         let answer = |key: &str| -> (ErrorCode, i32, i32) {
             if let Some(code) = inject {
                 return (code, -1, -1);
-            }
-            if req.key_type == 1 {
-                // Transactions are not implemented yet.
-                return (ErrorCode::UnsupportedVersion, -1, -1);
             }
             match self.coordinator(key) {
                 Some(b) => (ErrorCode::None, b.id, i32::from(b.port)),
@@ -972,7 +1015,7 @@ impl State {
         }
     }
 
-    pub(crate) fn init_producer_id(&mut self, req: &InitProducerIdRequest) -> InitProducerIdResponse {
+    pub(crate) fn init_producer_id(&mut self, node: i32, req: &InitProducerIdRequest) -> InitProducerIdResponse {
         let r = InitProducerIdResponse::default();
         if req.transactional_id.as_ref().is_some_and(|t| t.0.is_empty()) {
             // As the broker: an empty transactional id is malformed.
@@ -980,10 +1023,11 @@ impl State {
                 .with_error_code(ErrorCode::InvalidRequest.code())
                 .with_producer_id(ProducerId(-1));
         }
-        if req.transactional_id.is_some() {
-            return r
-                .with_error_code(ErrorCode::UnsupportedVersion.code())
-                .with_producer_id(ProducerId(-1));
+        if let Some(tid) = &req.transactional_id {
+            if let Err(e) = self.check_coordinator(node, tid.0.as_str()) {
+                return r.with_error_code(e.code()).with_producer_id(ProducerId(-1));
+            }
+            return self.init_transactional(&tid.0.to_string(), req, Instant::now());
         }
         if req.producer_id.0 >= 0 {
             // KIP-360: the same id, the next epoch.
@@ -994,6 +1038,296 @@ impl State {
         let id = self.next_producer_id;
         self.next_producer_id += 1;
         r.with_producer_id(ProducerId(id)).with_producer_epoch(0)
+    }
+
+    // ---------------------------------------------------------------- Transactions
+
+    fn init_transactional(&mut self, tid: &str, req: &InitProducerIdRequest, now: Instant) -> InitProducerIdResponse {
+        let fail = |code: ErrorCode| {
+            InitProducerIdResponse::default()
+                .with_error_code(code.code())
+                .with_producer_id(ProducerId(-1))
+        };
+        let timeout = Duration::from_millis(req.transaction_timeout_ms.max(0).unsigned_abs().into());
+        if timeout.is_zero() || timeout > Duration::from_secs(900) {
+            // transaction.max.timeout.ms is 15 minutes by default.
+            return fail(ErrorCode::InvalidTransactionTimeout);
+        }
+        if let Some(t) = self.txns.get(tid) {
+            // KIP-360: a producer naming its id and epoch must name the current ones.
+            if req.producer_id.0 >= 0 && (req.producer_id.0 != t.pid || req.producer_epoch != t.epoch) {
+                return fail(ErrorCode::ProducerFenced);
+            }
+            // A transaction left open by the previous producer is aborted.
+            if t.open_since.is_some() {
+                self.end_transaction(tid, false);
+            }
+        }
+        let next_pid = self.next_producer_id;
+        let t = self.txns.entry(tid.to_owned()).or_insert_with(|| {
+            let mut t = Txn::new(next_pid, timeout);
+            t.epoch = -1;
+            t
+        });
+        if t.pid == next_pid {
+            self.next_producer_id += 1;
+        }
+        t.timeout = timeout;
+        t.open_since = None;
+        if t.epoch >= i16::MAX - 1 {
+            t.pid = self.next_producer_id;
+            self.next_producer_id += 1;
+            t.epoch = -1;
+        }
+        t.epoch += 1;
+        let _ = now;
+        InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(t.pid))
+            .with_producer_epoch(t.epoch)
+    }
+
+    /// `Err` unless `tid` is known with this producer id and epoch.
+    fn txn_mut(&mut self, tid: &str, pid: i64, epoch: i16) -> Result<&mut Txn, ErrorCode> {
+        let t = self.txns.get_mut(tid).ok_or(ErrorCode::InvalidProducerIdMapping)?;
+        if t.pid != pid {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        if epoch < t.epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        if epoch > t.epoch {
+            return Err(ErrorCode::InvalidProducerEpoch);
+        }
+        Ok(t)
+    }
+
+    pub(crate) fn add_partitions_to_txn(
+        &mut self,
+        node: i32,
+        req: &AddPartitionsToTxnRequest,
+        now: Instant,
+    ) -> AddPartitionsToTxnResponse {
+        let tid = req.v3_and_below_transactional_id.0.to_string();
+        let known: Vec<(String, usize)> = self
+            .topics
+            .iter()
+            .map(|(n, t)| (n.clone(), t.partitions.len()))
+            .collect();
+        let check = self.check_coordinator(node, &tid).and_then(|()| {
+            self.txn_mut(&tid, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch)
+                .map(|_| ())
+        });
+        // All or nothing, as the coordinator: one bad partition fails the others with
+        // OPERATION_NOT_ATTEMPTED.
+        let bad = |t: &str, p: i32| {
+            known
+                .iter()
+                .find(|(n, _)| n == t)
+                .is_none_or(|(_, c)| usize::try_from(p).map_or(true, |p| p >= *c))
+        };
+        let any_bad = req
+            .v3_and_below_topics
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| bad(t.name.0.as_str(), *p)));
+        let results = req
+            .v3_and_below_topics
+            .iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let code = match check {
+                            Err(e) => e,
+                            Ok(()) if bad(t.name.0.as_str(), *p) => ErrorCode::UnknownTopicOrPartition,
+                            Ok(()) if any_bad => ErrorCode::OperationNotAttempted,
+                            Ok(()) => ErrorCode::None,
+                        };
+                        add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
+                            .with_partition_index(*p)
+                            .with_partition_error_code(code.code())
+                    })
+                    .collect();
+                add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_results_by_partition(parts)
+            })
+            .collect();
+        if check.is_ok() && !any_bad {
+            if let Some(txn) = self.txns.get_mut(&tid) {
+                txn.open(now);
+                for t in &req.v3_and_below_topics {
+                    for p in &t.partitions {
+                        txn.partitions.insert((t.name.0.to_string(), *p));
+                    }
+                }
+            }
+        }
+        AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+    }
+
+    pub(crate) fn add_offsets_to_txn(
+        &mut self,
+        node: i32,
+        req: &AddOffsetsToTxnRequest,
+        now: Instant,
+    ) -> AddOffsetsToTxnResponse {
+        if let Err(e) = self.check_coordinator(node, req.transactional_id.0.as_str()) {
+            return AddOffsetsToTxnResponse::default().with_error_code(e.code());
+        }
+        let code = match self.txn_mut(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch) {
+            Ok(t) => {
+                t.open(now);
+                t.groups.insert(req.group_id.0.to_string());
+                ErrorCode::None
+            }
+            Err(e) => e,
+        };
+        AddOffsetsToTxnResponse::default().with_error_code(code.code())
+    }
+
+    pub(crate) fn txn_offset_commit(
+        &mut self,
+        node: i32,
+        req: &TxnOffsetCommitRequest,
+        version: i16,
+        now: Instant,
+    ) -> TxnOffsetCommitResponse {
+        let gid = req.group_id.0.to_string();
+        let mut code = match self.check_coordinator(node, &gid) {
+            Err(e) => e,
+            Ok(()) => match self.txn_mut(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch) {
+                Err(e) => e,
+                Ok(t) if !t.groups.contains(&gid) => ErrorCode::InvalidTxnState,
+                Ok(_) => ErrorCode::None,
+            },
+        };
+        // KIP-447 (v3+): the group's member and generation are checked.
+        if code.is_ok() && version >= 3 && req.generation_id >= 0 {
+            let g = self.groups.entry(gid.clone()).or_insert_with(Group::new);
+            code = g.may_commit(req.member_id.as_str(), req.generation_id, now);
+        }
+        if code.is_ok() {
+            if let Some(t) = self.txns.get_mut(req.transactional_id.0.as_str()) {
+                for topic in &req.topics {
+                    for p in &topic.partitions {
+                        t.offsets.push((
+                            gid.clone(),
+                            topic.name.0.to_string(),
+                            p.partition_index,
+                            Committed {
+                                offset: p.committed_offset,
+                                leader_epoch: p.committed_leader_epoch,
+                                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code.code())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        TxnOffsetCommitResponse::default().with_topics(topics)
+    }
+
+    pub(crate) fn end_txn(&mut self, node: i32, req: &EndTxnRequest) -> EndTxnResponse {
+        let tid = req.transactional_id.0.to_string();
+        if let Err(e) = self.check_coordinator(node, &tid) {
+            return EndTxnResponse::default().with_error_code(e.code());
+        }
+        let code = match self.txn_mut(&tid, req.producer_id.0, req.producer_epoch) {
+            Err(e) => e,
+            Ok(t) if t.open_since.is_none() => {
+                // Nothing open: a retry of an ended transaction, or nothing was ever added.
+                ErrorCode::None
+            }
+            Ok(_) => {
+                self.end_transaction(&tid, req.committed);
+                ErrorCode::None
+            }
+        };
+        EndTxnResponse::default().with_error_code(code.code())
+    }
+
+    /// Writes the markers of `tid`'s open transaction, applies (commit) or drops (abort)
+    /// its offsets, and closes it.
+    fn end_transaction(&mut self, tid: &str, commit: bool) {
+        let Some(t) = self.txns.get_mut(tid) else { return };
+        let (pid, epoch) = (t.pid, t.epoch);
+        let partitions: Vec<(String, i32)> = std::mem::take(&mut t.partitions).into_iter().collect();
+        let offsets = std::mem::take(&mut t.offsets);
+        t.groups.clear();
+        t.open_since = None;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let opts = DecodeOptions::default();
+        for (topic, p) in partitions {
+            let Some(part) = self.partition_mut(&topic, p) else {
+                continue;
+            };
+            let mut bytes = marker_batch(pid, epoch, commit, 0, now_ms);
+            let Ok(Some(view)) = BatchView::parse(&mut bytes, &opts) else {
+                continue;
+            };
+            let leader_epoch = part.leader_epoch;
+            let marker = part.log.append(&view, leader_epoch);
+            if let Some(first) = part.open_txns.remove(&pid) {
+                if !commit {
+                    part.aborted.push((pid, first, marker));
+                }
+            }
+        }
+        if commit {
+            for (group, topic, p, c) in offsets {
+                self.groups
+                    .entry(group)
+                    .or_insert_with(Group::new)
+                    .offsets
+                    .insert((topic, p), c);
+            }
+        }
+    }
+
+    /// Aborts transactions open past their timeout, fencing their producers (a new epoch).
+    fn expire_transactions(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.expired(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for tid in expired {
+            self.end_transaction(&tid, false);
+            if let Some(t) = self.txns.get_mut(&tid) {
+                t.epoch = t.epoch.saturating_add(1);
+            }
+        }
+    }
+
+    /// Whether a transaction holds offsets of `group` for this partition not yet committed.
+    fn pending_txn_offset(&self, group: &str, topic: &str, p: i32) -> bool {
+        self.txns.values().any(|t| {
+            t.offsets
+                .iter()
+                .any(|(g, tt, pp, _)| g == group && tt == topic && *pp == p)
+        })
     }
 
     // ---------------------------------------------------------------- Groups
@@ -1145,12 +1479,18 @@ impl State {
                     by.into_iter().collect()
                 }
             };
-            groups_out.push((gid, code, wanted, offsets));
+            // require_stable (KIP-447): offsets a transaction holds are not given out yet.
+            let unstable: std::collections::BTreeSet<(String, i32)> = wanted
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+                .filter(|(t, p)| req.require_stable && self.pending_txn_offset(&gid, t, *p))
+                .collect();
+            groups_out.push((gid, code, wanted, offsets, unstable));
         }
         if version >= 8 {
             let groups = groups_out
                 .into_iter()
-                .map(|(gid, code, wanted, offsets)| {
+                .map(|(gid, code, wanted, offsets, unstable)| {
                     let topics = wanted
                         .into_iter()
                         .map(|(t, ps)| {
@@ -1158,7 +1498,10 @@ impl State {
                                 .into_iter()
                                 .map(|p| {
                                     let c = offsets.get(&(t.clone(), p));
+                                    let u = unstable.contains(&(t.clone(), p));
+                                    let c = if u { None } else { c };
                                     offset_fetch_response::OffsetFetchResponsePartitions::default()
+                                        .with_error_code(if u { ErrorCode::UnstableOffsetCommit.code() } else { 0 })
                                         .with_partition_index(p)
                                         .with_committed_offset(c.map_or(-1, |c| c.offset))
                                         .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
@@ -1178,7 +1521,7 @@ impl State {
                 .collect();
             OffsetFetchResponse::default().with_groups(groups)
         } else {
-            let (_, code, wanted, offsets) = groups_out.into_iter().next().unwrap_or_default();
+            let (_, code, wanted, offsets, unstable) = groups_out.into_iter().next().unwrap_or_default();
             let topics = wanted
                 .into_iter()
                 .map(|(t, ps)| {
@@ -1186,7 +1529,10 @@ impl State {
                         .into_iter()
                         .map(|p| {
                             let c = offsets.get(&(t.clone(), p));
+                            let u = unstable.contains(&(t.clone(), p));
+                            let c = if u { None } else { c };
                             offset_fetch_response::OffsetFetchResponsePartition::default()
+                                .with_error_code(if u { ErrorCode::UnstableOffsetCommit.code() } else { 0 })
                                 .with_partition_index(p)
                                 .with_committed_offset(c.map_or(-1, |c| c.offset))
                                 .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
@@ -1293,10 +1639,12 @@ impl State {
             .map(|p| p.log.high_watermark())
     }
 
-    pub(crate) fn touch_groups(&mut self, now: Instant) {
+    /// Time passes for the groups and the transactions.
+    pub(crate) fn tick(&mut self, now: Instant) {
         for g in self.groups.values_mut() {
             g.tick(now);
         }
+        self.expire_transactions(now);
     }
 }
 

@@ -313,3 +313,71 @@ async fn topic_admin_errors_are_the_same() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transactions_commit_abort_and_the_last_stable_offset() {
+    use strom_client::{Consumer, ConsumerConfig, TopicPartition, TransactionalProducer};
+    on_both(|bootstrap, target| async move {
+        let t = topic(&bootstrap, "fidelity-txn", 1).await;
+        let mut pc = ProducerConfig::new(&bootstrap);
+        pc.set("transactional.id", &unique_topic("fidelity-txn-id")).unwrap();
+        let p = TransactionalProducer::new(pc).await.unwrap();
+        p.init_transactions().await.unwrap();
+        let send = |name: &'static str| {
+            let (p, t) = (&p, &t);
+            async move {
+                for i in 0..10 {
+                    let _d = p
+                        .send(ProducerRecord::new(t, Bytes::from(format!("{name}-{i}"))).partition(0))
+                        .await
+                        .unwrap();
+                }
+                p.flush().await.unwrap();
+            }
+        };
+        p.begin_transaction().await.unwrap();
+        send("committed1").await;
+        p.commit_transaction().await.unwrap();
+        p.begin_transaction().await.unwrap();
+        send("aborted").await;
+        p.abort_transaction().await.unwrap();
+        p.begin_transaction().await.unwrap();
+        send("committed2").await;
+        let admin = Admin::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+        // Markers land a moment after EndTxn returns: wait for the second one.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let lso = loop {
+            let lso = admin
+                .list_offsets_isolated(&t, &[0], OffsetSpec::Latest, true)
+                .await
+                .unwrap()[0]
+                .offset;
+            if lso == 22 || std::time::Instant::now() > deadline {
+                break lso;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(lso, 22, "{target}: 10 records, a marker, 10 aborted, a marker");
+        p.commit_transaction().await.unwrap();
+        let mut cc = ConsumerConfig::new(&bootstrap);
+        cc.set("isolation.level", "read_committed").unwrap();
+        cc.set("auto.offset.reset", "earliest").unwrap();
+        let mut c = Consumer::new(cc).await.unwrap();
+        c.assign([TopicPartition::new(&t, 0)]).unwrap();
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen.len() < 20 && std::time::Instant::now() < deadline {
+            for r in c.poll(Duration::from_millis(100)).await.unwrap() {
+                seen.push((r.offset, String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap()));
+            }
+        }
+        let offsets: Vec<i64> = seen.iter().map(|(o, _)| *o).collect();
+        let want: Vec<i64> = (0..10).chain(22..32).collect();
+        assert_eq!(offsets, want, "{target}: {seen:?}");
+        assert!(seen.iter().all(|(_, v)| v.starts_with("committed")), "{target}");
+        let end = admin.list_offsets(&t, &[0], OffsetSpec::Latest).await.unwrap()[0].offset;
+        assert_eq!(end, 33, "{target}: three markers");
+        p.close().await.unwrap();
+    })
+    .await;
+}

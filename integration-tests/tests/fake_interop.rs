@@ -139,3 +139,90 @@ async fn javas_console_producer_and_consumer_work_against_the_fake() {
     assert!(listed.lines().any(|l| l == "made-by-java"), "{listed}");
     assert_eq!(cluster.end_offset("made-by-java", 4), Some(0));
 }
+
+/// Java's TransactionalMessageCopier (consume, produce and commit offsets in transactions,
+/// aborting some at random) copies a topic on the fake; Java's read_committed console
+/// consumer sees every record exactly once, none of the aborted copies.
+#[tokio::test(flavor = "multi_thread")]
+async fn javas_transactional_copier_works_against_the_fake() {
+    let cluster = FakeCluster::builder()
+        .brokers(3)
+        .topic("in", 1, 3)
+        .topic("out", 1, 3)
+        .start()
+        .await
+        .unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let p = strom_client::Producer::new(strom_client::ProducerConfig::new(&bootstrap))
+        .await
+        .unwrap();
+    let mut want = Vec::new();
+    for i in 0..200 {
+        let v = format!("record {i}");
+        want.push(v.clone());
+        let _d = p.send(strom_client::ProducerRecord::new("in", v)).await.unwrap();
+    }
+    p.close().await.unwrap();
+    want.sort();
+    let out = run_java_tool(
+        "org.apache.kafka.tools.TransactionalMessageCopier",
+        &[
+            "--broker-list",
+            &bootstrap,
+            "--input-topic",
+            "in",
+            "--input-partition",
+            "0",
+            "--output-topic",
+            "out",
+            "--consumer-group",
+            "copier",
+            "--transactional-id",
+            "copier-0",
+            "--transaction-size",
+            "20",
+            "--use-group-metadata",
+            "--enable-random-aborts",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = broker();
+    let out = run_java_tool(
+        b.var("STROM_KAFKA_CONSOLE_CONSUMER_CLASS"),
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            "out",
+            "--from-beginning",
+            "--max-messages",
+            "200",
+            "--timeout-ms",
+            "10000",
+            "--consumer-property",
+            "isolation.level=read_committed",
+        ],
+    );
+    let mut got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("Option --"))
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    let reqs = cluster.requests();
+    for api in [
+        ApiKey::AddPartitionsToTxn,
+        ApiKey::AddOffsetsToTxn,
+        ApiKey::TxnOffsetCommit,
+        ApiKey::EndTxn,
+    ] {
+        assert!(reqs.iter().any(|r| r.api == api), "{api:?} from the copier");
+    }
+}

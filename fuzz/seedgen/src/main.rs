@@ -388,7 +388,29 @@ fn fake_request_seeds(out: &mut Out) -> Result<()> {
         DeleteTopics 1..=5: DeleteTopicsRequest::default().with_topic_names(vec![t()]),
         InitProducerId 0..=5: InitProducerIdRequest::default().with_transaction_timeout_ms(60_000),
         CreatePartitions 0..=3: CreatePartitionsRequest::default(),
+        AddPartitionsToTxn 0..=3: AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str("x")))
+            .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(t())
+                .with_partitions(vec![0])]),
+        AddOffsetsToTxn 0..=3: AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("x")))
+            .with_group_id(GroupId(StrBytes::from_static_str("g"))),
+        TxnOffsetCommit 0..=3: TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("x")))
+            .with_group_id(GroupId(StrBytes::from_static_str("g"))),
+        EndTxn 0..=3: EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("x")))
+            .with_committed(true),
     );
+    let init_txn = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("x"))))
+        .with_transaction_timeout_ms(60_000);
+    for v in [0, 5] {
+        if let Some(f) = request_frame(ApiKey::InitProducerId, &init_txn, v) {
+            out.write("fake_request", &format!("InitProducerId-transactional-v{v}"), &f)?;
+        }
+    }
     Ok(())
 }
 
