@@ -5,8 +5,9 @@
 //! keeps its data in memory, and can be told to fail in precise ways. It is a test double,
 //! not a broker: nothing is durable, and it implements the APIs a producer (idempotent or
 //! transactional, transaction.version 1), a consumer in a classic group (read_committed
-//! too) and an admin client use (see [`SUPPORTED`]); KIP-848 groups, KIP-890 transactions
-//! and SASL are not implemented yet.
+//! too) and an admin client use (see [`SUPPORTED`]), with SASL PLAIN and SCRAM if asked
+//! ([`FakeClusterBuilder::sasl_user`]); KIP-848 groups, KIP-890 transactions and TLS are not
+//! implemented yet.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -32,6 +33,7 @@
 
 mod group;
 mod log;
+mod sasl;
 mod server;
 mod state;
 mod txn;
@@ -42,6 +44,24 @@ pub mod fuzzing {
     /// Decodes one request frame (without its size) and answers it once.
     pub fn request(data: &[u8]) {
         crate::server::fuzz_request(data);
+    }
+
+    /// SASL tokens as the fake reads them: the first byte picks the mechanism, the rest is
+    /// split at the first NUL byte pair into the first and the second token.
+    pub fn sasl(data: &[u8]) {
+        let Some((&pick, rest)) = data.split_first() else {
+            return;
+        };
+        let mechanism = crate::sasl::MECHANISMS[usize::from(pick) % crate::sasl::MECHANISMS.len()];
+        let (first, second) = match rest.windows(2).position(|w| w == [0, 0]) {
+            Some(i) => (&rest[..i], &rest[i + 2..]),
+            None => (rest, &[][..]),
+        };
+        let users: std::collections::BTreeMap<String, String> = [("u".to_owned(), "p".to_owned())].into();
+        let mut ex = crate::sasl::Exchange::Start;
+        ex.handshake(mechanism);
+        let _ = ex.step(first, &users);
+        let _ = ex.step(second, &users);
     }
 }
 
@@ -73,6 +93,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
@@ -148,6 +170,7 @@ pub struct FakeClusterBuilder {
     topics: Vec<(String, i32, i16)>,
     settings: Settings,
     racks: Vec<Option<String>>,
+    users: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl FakeClusterBuilder {
@@ -187,6 +210,15 @@ impl FakeClusterBuilder {
         self
     }
 
+    /// Requires SASL (the listeners become SASL_PLAINTEXT: PLAIN, SCRAM-SHA-256 and
+    /// SCRAM-SHA-512) and adds this user; repeat for more users.
+    pub fn sasl_user(mut self, user: &str, password: &str) -> Self {
+        self.users
+            .get_or_insert_with(Default::default)
+            .insert(user.to_owned(), password.to_owned());
+        self
+    }
+
     /// Binds every broker and starts serving.
     pub async fn start(self) -> std::io::Result<FakeCluster> {
         let mut listeners = Vec::new();
@@ -215,6 +247,7 @@ impl FakeClusterBuilder {
             state: Mutex::new(state),
             changed: Notify::new(),
             max_frame: 100 << 20,
+            users: self.users,
         });
         let mut brokers = Vec::new();
         for (l, info) in listeners.into_iter().zip(infos) {
@@ -266,6 +299,7 @@ impl FakeCluster {
                 host: "127.0.0.1".into(),
             },
             racks: Vec::new(),
+            users: None,
         }
     }
 

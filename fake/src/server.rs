@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) changed: Notify,
     /// Largest request frame accepted (Kafka's socket.request.max.bytes, 100 MiB).
     pub(crate) max_frame: usize,
+    /// SASL users and passwords: `Some` makes every listener SASL_PLAINTEXT.
+    pub(crate) users: Option<std::collections::BTreeMap<String, String>>,
 }
 
 pub(crate) fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
@@ -376,6 +378,7 @@ pub(crate) async fn serve(listener: TcpListener, node: i32, shared: Arc<Shared>,
 }
 
 async fn connection(mut stream: TcpStream, node: i32, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut auth = shared.users.as_ref().map(|_| crate::sasl::Exchange::Start);
     loop {
         let frame = tokio::select! {
             f = read_frame(&mut stream, shared.max_frame) => f,
@@ -383,7 +386,7 @@ async fn connection(mut stream: TcpStream, node: i32, shared: Arc<Shared>, mut s
         };
         let Some(frame) = frame else { return };
         let reply = tokio::select! {
-            r = answer(frame, node, &shared) => r,
+            r = answer(frame, node, &shared, &mut auth) => r,
             _ = stop.changed() => return,
         };
         match reply {
@@ -471,7 +474,12 @@ pub(crate) fn fuzz_request(data: &[u8]) {
 
 /// The answer to one request frame: `Ok(None)` for none (acks=0), `Err` closes the
 /// connection.
-pub(crate) async fn answer(mut frame: Bytes, node: i32, shared: &Shared) -> Result<Option<BytesMut>, String> {
+pub(crate) async fn answer(
+    mut frame: Bytes,
+    node: i32,
+    shared: &Shared,
+    auth: &mut Option<crate::sasl::Exchange>,
+) -> Result<Option<BytesMut>, String> {
     let (api, version, header) = parse_header(&mut frame)?;
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let respond = |body: BytesMut, header_version: i16| -> Result<Option<BytesMut>, String> {
@@ -498,6 +506,42 @@ pub(crate) async fn answer(mut frame: Bytes, node: i32, shared: &Shared) -> Resu
             return respond(b, 0);
         }
         return Err(format!("{api:?} v{version} is not supported"));
+    }
+    // SASL: the handshake and the tokens; nothing else before it succeeded.
+    match (api, auth.as_mut()) {
+        (ApiKey::SaslHandshake, ex) => {
+            let r = SaslHandshakeRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
+            let ok = ex.is_some_and(|ex| ex.handshake(r.mechanism.as_str()));
+            let mut resp = SaslHandshakeResponse::default()
+                .with_mechanisms(crate::sasl::MECHANISMS.iter().map(|m| s(m)).collect());
+            if !ok {
+                resp = resp.with_error_code(ErrorCode::UnsupportedSaslMechanism.code());
+            }
+            let mut b = BytesMut::new();
+            resp.encode(&mut b, version).map_err(|e| e.to_string())?;
+            return respond(b, api.response_header_version(version));
+        }
+        (ApiKey::SaslAuthenticate, Some(ex)) => {
+            let r = SaslAuthenticateRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
+            let empty = std::collections::BTreeMap::new();
+            let users = shared.users.as_ref().unwrap_or(&empty);
+            let resp = match ex.step(&r.auth_bytes, users) {
+                crate::sasl::Next::Continue(b) | crate::sasl::Next::Done(b) => {
+                    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(b))
+                }
+                crate::sasl::Next::Fail(why) => SaslAuthenticateResponse::default()
+                    .with_error_code(ErrorCode::SaslAuthenticationFailed.code())
+                    .with_error_message(Some(s(&why))),
+            };
+            let mut b = BytesMut::new();
+            resp.encode(&mut b, version).map_err(|e| e.to_string())?;
+            return respond(b, api.response_header_version(version));
+        }
+        (ApiKey::ApiVersions, _) => {}
+        (_, Some(ex)) if !ex.is_done() => {
+            return Err(format!("{api:?} before SASL authentication"));
+        }
+        _ => {}
     }
     let req = decode(api, &mut frame, version)?;
     if frame.has_remaining() {

@@ -151,3 +151,43 @@ async fn a_stopped_leader_moves_its_partitions_and_the_producer_follows() {
     let got = consume(&b, "t", "g2", 60).await;
     assert_eq!(got.values().map(Vec::len).sum::<usize>(), 60);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sasl_plain_and_scram_and_a_wrong_password() {
+    let cluster = FakeCluster::builder()
+        .topic("t", 1, 1)
+        .sasl_user("alice", "alice-secret")
+        .start()
+        .await
+        .unwrap();
+    let b = cluster.bootstrap_servers();
+    let config = |mechanism: &str, password: &str| {
+        let mut c = ClientConfig::new(&b);
+        c.set("security.protocol", "SASL_PLAINTEXT").unwrap();
+        c.set("sasl.mechanism", mechanism).unwrap();
+        c.set("sasl.username", "alice").unwrap();
+        c.set("sasl.password", password).unwrap();
+        c.set("request.timeout.ms", "5000").unwrap();
+        c
+    };
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let t = std::time::Instant::now();
+        let admin = Admin::connect(config(mechanism, "alice-secret")).await.unwrap();
+        let topics = admin.list_topics(false).await.unwrap();
+        assert_eq!(topics, ["t"], "{mechanism}");
+        let e = Admin::connect(config(mechanism, "wrong")).await.unwrap_err();
+        assert_eq!(e.kind(), strom_client::ErrorKind::Authentication, "{mechanism}: {e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{mechanism}");
+    }
+    let t = std::time::Instant::now();
+    // Without SASL the broker closes the connection at the first request after ApiVersions.
+    let mut plain = ClientConfig::new(&b);
+    plain.set("request.timeout.ms", "2000").unwrap();
+    plain.set("default.api.timeout.ms", "2000").unwrap();
+    let e = match Admin::connect(plain).await {
+        Ok(a) => a.list_topics(false).await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(e.to_string().contains("security.protocol=SASL_PLAINTEXT"), "{e}");
+}

@@ -24,4 +24,10 @@ fn corpus_and_artifacts_replay_without_panics() {
         eprintln!("{}", f.display());
         strom_fake::fuzzing::request(&fs::read(f).unwrap());
     }
+    let sasl = files(&fuzz.join("corpus/fake_sasl"));
+    assert!(!sasl.is_empty(), "the fake_sasl corpus is empty");
+    for f in sasl.iter().chain(&files(&fuzz.join("artifacts/fake_sasl"))) {
+        eprintln!("{}", f.display());
+        strom_fake::fuzzing::sasl(&fs::read(f).unwrap());
+    }
 }
