@@ -15,7 +15,7 @@ pub(crate) struct FakeArgs {
     /// Listen on PORT_BASE+1, PORT_BASE+2, ... instead of free ports.
     #[arg(long)]
     port_base: Option<u16>,
-    /// A topic created at start: NAME:PARTITIONS[:REPLICATION] (repeatable).
+    /// A topic created at start: `NAME:PARTITIONS[:REPLICATION]` (repeatable).
     #[arg(long = "topic", value_name = "NAME:PARTITIONS[:REPLICATION]")]
     topics: Vec<String>,
     /// Partitions of a topic a client creates by naming it (auto-creation is on).
