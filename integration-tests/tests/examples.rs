@@ -373,6 +373,7 @@ fn every_example_is_run_here() {
         "exactly_once_pipeline",
         "metrics",
         "produce",
+        "test_an_app",
         "tls_sasl",
         "transactions",
     ];
