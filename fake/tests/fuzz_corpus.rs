@@ -31,3 +31,22 @@ fn corpus_and_artifacts_replay_without_panics() {
         strom_fake::fuzzing::sasl(&fs::read(f).unwrap());
     }
 }
+
+#[test]
+fn fuzz_targets_and_entry_points_agree() {
+    let targets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fuzz_targets");
+    let mut ours: Vec<String> = fs::read_dir(&targets)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("fake_"))
+        .collect();
+    ours.sort();
+    assert_eq!(ours, ["fake_request.rs", "fake_sasl.rs"]);
+    for (file, call) in [
+        ("fake_request.rs", "strom_fake::fuzzing::request"),
+        ("fake_sasl.rs", "strom_fake::fuzzing::sasl"),
+    ] {
+        let text = fs::read_to_string(targets.join(file)).unwrap();
+        assert!(text.contains(call), "{file} calls {call}");
+    }
+}

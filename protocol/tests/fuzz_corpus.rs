@@ -22,8 +22,8 @@ fn target(name: &str) -> fn(&[u8]) {
         .unwrap_or_else(|| panic!("no fuzz entry point named {name:?}: add it to fuzzing.rs or remove the directory"))
 }
 
-/// Targets of strom-registry and strom-client (their own tests/fuzz_corpus.rs replay them).
-const OTHER_CRATES: [&str; 2] = ["registry_", "client_"];
+/// Targets of strom-registry, strom-client and strom-fake (their own tests/fuzz_corpus.rs replay them).
+const OTHER_CRATES: [&str; 3] = ["registry_", "client_", "fake_"];
 
 fn other_crate(name: &str) -> bool {
     OTHER_CRATES.iter().any(|p| name.starts_with(p))
