@@ -33,7 +33,7 @@ use strom_connector::checkpoint::FileCheckpointStore;
 use strom_connector::pipeline::{Pipeline, CRASH_AT_ENV};
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{broker, init_test_logging, run_java_tool, unique_topic, wait_no_open_transaction};
+use strom_integration_tests::{broker, init_test_logging, unique_topic, wait_no_open_transaction};
 
 const CHILD_ENV: &str = "STROM_CRASH_TEST_CHILD";
 
@@ -235,31 +235,8 @@ async fn strom_read(admin: &Admin, topic: &str, read_committed: bool) -> Vec<Str
 /// Every value of `topic` with Java's console consumer (read_committed), stopping after
 /// `max` records or 20 s without one.
 fn java_read(topic: &str, max: usize) -> Vec<String> {
-    let b = broker();
-    let max = max.to_string();
-    let out = run_java_tool(
-        b.var("STROM_KAFKA_CONSOLE_CONSUMER_CLASS"),
-        &[
-            "--bootstrap-server",
-            &b.bootstrap,
-            "--topic",
-            topic,
-            "--from-beginning",
-            "--max-messages",
-            &max,
-            "--timeout-ms",
-            "20000",
-            "--consumer-property",
-            "isolation.level=read_committed",
-        ],
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        // 4.2+ prints option deprecation notices on stdout; they are not records.
-        .filter(|l| !l.starts_with("Option --"))
-        .map(str::to_owned)
-        .collect()
+    let extra = ["--consumer-property", "isolation.level=read_committed"];
+    strom_integration_tests::java_console_consume(&broker().bootstrap, topic, max, 20_000, &extra)
 }
 
 struct Child2 {

@@ -6,8 +6,8 @@
 //! not a broker: nothing is durable, and it implements the APIs a producer (idempotent or
 //! transactional, transaction.version 1), a consumer in a classic group (read_committed
 //! too) and an admin client use (see [`SUPPORTED`]), with SASL PLAIN and SCRAM if asked
-//! ([`FakeClusterBuilder::sasl_user`]); KIP-848 groups, KIP-890 transactions and TLS are not
-//! implemented yet.
+//! ([`FakeClusterBuilder::sasl_user`]), and KIP-848 groups; KIP-890 transactions and TLS are
+//! not implemented yet.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -31,6 +31,7 @@
 //! error codes, idempotent sequence checks, the classic group protocol), and the scenario
 //! tests run the same client code against it and against a real broker.
 
+mod consumer_group;
 mod group;
 mod log;
 mod sasl;
@@ -104,6 +105,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::EndTxn, 0, 3),
+    // KIP-848 consumer groups (server-side assignment).
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// A scripted fault: what happens to the next requests of one API.
@@ -219,6 +222,15 @@ impl FakeClusterBuilder {
         self
     }
 
+    /// KIP-848 groups: the heartbeat interval the coordinator gives members
+    /// (`group.consumer.heartbeat.interval.ms`, 5 s) and their session timeout
+    /// (`group.consumer.session.timeout.ms`, 45 s).
+    pub fn consumer_group_timing(mut self, heartbeat_interval: Duration, session_timeout: Duration) -> Self {
+        self.settings.group_heartbeat_interval = heartbeat_interval;
+        self.settings.group_session_timeout = session_timeout;
+        self
+    }
+
     /// Binds every broker and starts serving.
     pub async fn start(self) -> std::io::Result<FakeCluster> {
         let mut listeners = Vec::new();
@@ -297,6 +309,8 @@ impl FakeCluster {
                 default_replication: 1,
                 cluster_id: "strom-fake-cluster".into(),
                 host: "127.0.0.1".into(),
+                group_heartbeat_interval: Duration::from_secs(5),
+                group_session_timeout: Duration::from_secs(45),
             },
             racks: Vec::new(),
             users: None,

@@ -56,6 +56,7 @@ pub(crate) enum Req {
     AddOffsetsToTxn(AddOffsetsToTxnRequest),
     TxnOffsetCommit(TxnOffsetCommitRequest),
     EndTxn(EndTxnRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
 }
 
 /// Decodes a request body of `api` at `version` (the version already checked supported).
@@ -92,6 +93,7 @@ pub(crate) fn decode(api: ApiKey, buf: &mut Bytes, v: i16) -> Result<Req, String
         ApiKey::AddOffsetsToTxn => Req::AddOffsetsToTxn(d(buf, v)?),
         ApiKey::TxnOffsetCommit => Req::TxnOffsetCommit(d(buf, v)?),
         ApiKey::EndTxn => Req::EndTxn(d(buf, v)?),
+        ApiKey::ConsumerGroupHeartbeat => Req::ConsumerGroupHeartbeat(d(buf, v)?),
         other => return Err(format!("{other:?} is not implemented")),
     })
 }
@@ -222,6 +224,16 @@ pub(crate) fn step(
             None => body(&st.add_offsets_to_txn(node, r, now), v),
         },
         Req::TxnOffsetCommit(r) => body(&st.txn_offset_commit(node, r, v, now), v),
+        Req::ConsumerGroupHeartbeat(r) => match top {
+            Some(code) => body(
+                &ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(code.code())
+                    .with_member_id(Some(r.member_id.clone()))
+                    .with_member_epoch(r.member_epoch),
+                v,
+            ),
+            None => body(&st.consumer_group_heartbeat(node, r, now), v),
+        },
         Req::EndTxn(r) => match top {
             Some(code) => body(&EndTxnResponse::default().with_error_code(code.code()), v),
             None => body(&st.end_txn(node, r), v),
@@ -445,6 +457,8 @@ pub(crate) fn fuzz_request(data: &[u8]) {
             default_replication: 1,
             cluster_id: "fuzz".into(),
             host: "127.0.0.1".into(),
+            group_heartbeat_interval: Duration::from_secs(5),
+            group_session_timeout: Duration::from_secs(45),
         },
         vec![crate::state::BrokerInfo {
             id: 1,

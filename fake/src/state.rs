@@ -11,6 +11,7 @@ use strom_protocol::record_batch::{BatchView, DecodeOptions};
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
+use crate::consumer_group::{Beat, ConsumerGroup};
 use crate::group::{Committed, Group, JoinArgs};
 use crate::log::PartitionLog;
 use crate::txn::{marker_batch, Txn};
@@ -130,6 +131,10 @@ pub(crate) struct Settings {
     pub(crate) default_replication: i16,
     pub(crate) cluster_id: String,
     pub(crate) host: String,
+    /// KIP-848 groups: `group.consumer.heartbeat.interval.ms` and
+    /// `group.consumer.session.timeout.ms`.
+    pub(crate) group_heartbeat_interval: Duration,
+    pub(crate) group_session_timeout: Duration,
 }
 
 pub(crate) struct State {
@@ -143,6 +148,7 @@ pub(crate) struct State {
     fetch_sessions: BTreeMap<(i32, i32), FetchSession>,
     next_session_id: i32,
     pub(crate) txns: BTreeMap<String, Txn>,
+    pub(crate) consumer_groups: BTreeMap<String, ConsumerGroup>,
 }
 
 /// A partition of a fetch session, and what its last answer said.
@@ -198,6 +204,7 @@ impl State {
             fetch_sessions: BTreeMap::new(),
             next_session_id: 0,
             txns: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
         }
     }
 
@@ -1330,6 +1337,95 @@ impl State {
         })
     }
 
+    // ---------------------------------------------------------------- KIP-848 groups
+
+    pub(crate) fn consumer_group_heartbeat(
+        &mut self,
+        node: i32,
+        req: &ConsumerGroupHeartbeatRequest,
+        now: Instant,
+    ) -> ConsumerGroupHeartbeatResponse {
+        let fail = |code: ErrorCode, msg: Option<&str>| {
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(msg.map(s))
+                .with_member_id(Some(req.member_id.clone()))
+                .with_member_epoch(req.member_epoch)
+        };
+        let gid = req.group_id.0.to_string();
+        if gid.is_empty() {
+            return fail(ErrorCode::InvalidRequest, Some("the group id is empty"));
+        }
+        if let Err(e) = self.check_coordinator(node, &gid) {
+            return fail(e, None);
+        }
+        if req.subscribed_topic_regex.is_some() {
+            return fail(
+                ErrorCode::InvalidRequest,
+                Some("strom-fake does not implement subscribed_topic_regex yet"),
+            );
+        }
+        if self.groups.get(&gid).is_some_and(|g| !g.members.is_empty()) {
+            return fail(
+                ErrorCode::GroupIdNotFound,
+                Some(&format!(
+                    "Group {gid} is not a consumer group (it is a classic group with members)."
+                )),
+            );
+        }
+        let topics: BTreeMap<String, (Uuid, i32)> = self
+            .topics
+            .iter()
+            .map(|(n, t)| (n.clone(), (t.id, t.partitions.len() as i32)))
+            .collect();
+        let owned = req.topic_partitions.as_ref().map(|tps| {
+            tps.iter()
+                .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+                .collect()
+        });
+        let subscribed = req
+            .subscribed_topic_names
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| t.0.to_string()).collect());
+        let session = self.settings.group_session_timeout;
+        let interval = self.settings.group_heartbeat_interval;
+        // A group id with committed offsets but no classic member may become a KIP-848 group.
+        self.groups.entry(gid.clone()).or_insert_with(Group::new);
+        let cg = self.consumer_groups.entry(gid).or_default();
+        let beat = Beat {
+            member_id: req.member_id.as_str(),
+            member_epoch: req.member_epoch,
+            instance_id: req.instance_id.as_ref().map(|i| i.as_str()),
+            subscribed,
+            owned,
+        };
+        match cg.heartbeat(beat, &topics, session, now) {
+            Err(code) => fail(code, None),
+            Ok(a) => {
+                let assignment = a.assignment.map(|parts| {
+                    let mut by: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+                    for (id, p) in parts {
+                        by.entry(id).or_default().push(p);
+                    }
+                    consumer_group_heartbeat_response::Assignment::default().with_topic_partitions(
+                        by.into_iter()
+                            .map(|(id, ps)| {
+                                consumer_group_heartbeat_response::TopicPartitions::default()
+                                    .with_topic_id(id)
+                                    .with_partitions(ps)
+                            })
+                            .collect(),
+                    )
+                });
+                ConsumerGroupHeartbeatResponse::default()
+                    .with_member_id(Some(s(&a.member_id)))
+                    .with_member_epoch(a.member_epoch)
+                    .with_heartbeat_interval_ms(i32::try_from(interval.as_millis()).unwrap_or(i32::MAX))
+                    .with_assignment(assignment)
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- Groups
 
     pub(crate) fn join_group(
@@ -1342,6 +1438,10 @@ impl State {
     ) -> Result<Option<crate::group::Joined>, ErrorCode> {
         let gid = req.group_id.0.to_string();
         self.check_coordinator(node, &gid)?;
+        if self.consumer_groups.get(&gid).is_some_and(|cg| !cg.members.is_empty()) {
+            // A KIP-848 group with members: a classic member cannot join it here.
+            return Err(ErrorCode::InconsistentGroupProtocol);
+        }
         let g = self.groups.entry(gid).or_insert_with(Group::new);
         g.join(
             JoinArgs {
@@ -1388,9 +1488,18 @@ impl State {
         now: Instant,
     ) -> OffsetCommitResponse {
         let gid = req.group_id.0.to_string();
-        let top = match self.group_for(node, &gid) {
-            Ok(g) => g.may_commit(req.member_id.as_str(), req.generation_id_or_member_epoch, now),
-            Err(e) => e,
+        let member = req.member_id.as_str();
+        let kip848 = self
+            .consumer_groups
+            .get(&gid)
+            .filter(|cg| cg.members.contains_key(member));
+        let top = match (
+            kip848.map(|cg| cg.may_commit(member, req.generation_id_or_member_epoch)),
+            self.group_for(node, &gid),
+        ) {
+            (_, Err(e)) => e,
+            (Some(code), Ok(_)) => code,
+            (None, Ok(g)) => g.may_commit(member, req.generation_id_or_member_epoch, now),
         };
         let known: Vec<(String, usize)> = self
             .topics
@@ -1554,13 +1663,20 @@ impl State {
         ListGroupsResponse::default().with_groups(
             self.groups
                 .iter()
-                .map(|(id, g)| {
-                    list_groups_response::ListedGroup::default()
-                        .with_group_id(GroupId(s(id)))
-                        .with_protocol_type(s(&g.protocol_type))
-                        .with_group_state(s(g.state.name()))
-                        .with_group_type(s("classic"))
-                })
+                .map(
+                    |(id, g)| match self.consumer_groups.get(id).filter(|cg| !cg.members.is_empty()) {
+                        Some(_) => list_groups_response::ListedGroup::default()
+                            .with_group_id(GroupId(s(id)))
+                            .with_protocol_type(s("consumer"))
+                            .with_group_state(s("Stable"))
+                            .with_group_type(s("consumer")),
+                        None => list_groups_response::ListedGroup::default()
+                            .with_group_id(GroupId(s(id)))
+                            .with_protocol_type(s(&g.protocol_type))
+                            .with_group_state(s(g.state.name()))
+                            .with_group_type(s("classic")),
+                    },
+                )
                 .collect(),
         )
     }

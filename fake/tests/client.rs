@@ -191,3 +191,68 @@ async fn sasl_plain_and_scram_and_a_wrong_password() {
     assert!(t.elapsed() < Duration::from_secs(10));
     assert!(e.to_string().contains("security.protocol=SASL_PLAINTEXT"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kip848_members_share_the_partitions_and_take_over_from_one_that_leaves() {
+    use std::collections::BTreeSet;
+    let cluster = FakeCluster::builder()
+        .topic("t", 6, 1)
+        .consumer_group_timing(Duration::from_millis(200), Duration::from_secs(6))
+        .start()
+        .await
+        .unwrap();
+    let b = cluster.bootstrap_servers();
+    produce(&b, "t", 600, &[]).await;
+    let member = || {
+        let mut cc = ConsumerConfig::new(&b);
+        cc.set("group.id", "g848").unwrap();
+        cc.set("group.protocol", "consumer").unwrap();
+        cc.set("auto.offset.reset", "earliest").unwrap();
+        cc.set("max.poll.records", "20").unwrap();
+        cc
+    };
+    let mut a = Consumer::new(member()).await.unwrap();
+    let mut c2 = Consumer::new(member()).await.unwrap();
+    a.subscribe(&["t"]).unwrap();
+    c2.subscribe(&["t"]).unwrap();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Both poll until both have partitions, disjoint and covering all six.
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "a {:?} b {:?}",
+            a.assignment(),
+            c2.assignment()
+        );
+        for c in [&mut a, &mut c2] {
+            for r in c.poll(Duration::from_millis(50)).await.unwrap() {
+                seen.insert(String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap());
+            }
+        }
+        let (x, y): (BTreeSet<_>, BTreeSet<_>) = (
+            a.assignment().into_iter().collect(),
+            c2.assignment().into_iter().collect(),
+        );
+        assert!(x.is_disjoint(&y), "a partition owned twice: {x:?} {y:?}");
+        if x.len() == 3 && y.len() == 3 {
+            break;
+        }
+    }
+    a.commit_sync().await.unwrap();
+    // a leaves: c2 takes everything and reads what is left.
+    a.close().await.unwrap();
+    while seen.len() < 600 {
+        assert!(
+            Instant::now() < deadline,
+            "seen {} of 600; c2 has {:?}",
+            seen.len(),
+            c2.assignment()
+        );
+        for r in c2.poll(Duration::from_millis(50)).await.unwrap() {
+            seen.insert(String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(c2.assignment().len(), 6);
+    c2.close().await.unwrap();
+}

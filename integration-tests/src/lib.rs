@@ -346,6 +346,34 @@ pub fn run_java_tool(main_class: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("cannot run java {main_class}: {e}"))
 }
 
+/// Java's console consumer (from the broker's jars) reading `topic` on `bootstrap` from the
+/// beginning until `max` records or `timeout_ms` without one, with `extra` arguments
+/// (`--group G`, `--consumer-property K=V`, ...): the record lines it printed, in order.
+pub fn java_console_consume(bootstrap: &str, topic: &str, max: usize, timeout_ms: u32, extra: &[&str]) -> Vec<String> {
+    let b = broker();
+    let (max, timeout) = (max.to_string(), timeout_ms.to_string());
+    let mut args = vec![
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--max-messages",
+        &max,
+        "--timeout-ms",
+        &timeout,
+    ];
+    args.extend_from_slice(extra);
+    let out = run_java_tool(b.var("STROM_KAFKA_CONSOLE_CONSUMER_CLASS"), &args);
+    String::from_utf8(out.stdout)
+        .unwrap_or_else(|e| panic!("the console consumer printed non-UTF-8: {e}"))
+        .lines()
+        // 4.2+ prints option deprecation notices on stdout; they are not records.
+        .filter(|l| !l.starts_with("Option --"))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Runs one of the harness's own Java programs (`integration-tests/java/NAME.java`) as a
 /// single-file source program (`java NAME.java ARGS`, JDK 11+), needing no broker. Fails
 /// the test (never skips) when no JDK is found, saying what to install, and when the

@@ -27,7 +27,12 @@ where
     Fut: Future<Output = ()>,
 {
     scenario(broker().bootstrap.clone(), "kafka").await;
-    let fake = FakeCluster::builder().start().await.unwrap();
+    // As scripts/kafka configures the broker's KIP-848 groups.
+    let fake = FakeCluster::builder()
+        .consumer_group_timing(Duration::from_millis(500), Duration::from_secs(10))
+        .start()
+        .await
+        .unwrap();
     scenario(fake.bootstrap_servers(), "fake").await;
 }
 
@@ -378,6 +383,56 @@ async fn transactions_commit_abort_and_the_last_stable_offset() {
         let end = admin.list_offsets(&t, &[0], OffsetSpec::Latest).await.unwrap()[0].offset;
         assert_eq!(end, 33, "{target}: three markers");
         p.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kip848_two_members_split_the_partitions() {
+    use std::collections::BTreeSet;
+    use strom_client::{Consumer, ConsumerConfig};
+    on_both(|bootstrap, target| async move {
+        let t = topic(&bootstrap, "fidelity-848", 6).await;
+        let group = unique_topic("fidelity-848-group");
+        let member = || {
+            let mut cc = ConsumerConfig::new(&bootstrap);
+            cc.set("group.id", &group).unwrap();
+            cc.set("group.protocol", "consumer").unwrap();
+            cc
+        };
+        let mut a = Consumer::new(member()).await.unwrap();
+        a.subscribe(&[&t]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while a.assignment().len() < 6 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{target}: alone, {:?}",
+                a.assignment()
+            );
+            a.poll(Duration::from_millis(50)).await.unwrap();
+        }
+        let mut b = Consumer::new(member()).await.unwrap();
+        b.subscribe(&[&t]).unwrap();
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{target}: {:?} {:?}",
+                a.assignment(),
+                b.assignment()
+            );
+            a.poll(Duration::from_millis(50)).await.unwrap();
+            b.poll(Duration::from_millis(50)).await.unwrap();
+            let (x, y): (BTreeSet<_>, BTreeSet<_>) = (
+                a.assignment().into_iter().collect(),
+                b.assignment().into_iter().collect(),
+            );
+            assert!(x.is_disjoint(&y), "{target}: a partition owned twice: {x:?} {y:?}");
+            if x.len() == 3 && y.len() == 3 {
+                break;
+            }
+        }
+        a.close().await.unwrap();
+        b.close().await.unwrap();
     })
     .await;
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use strom_client::{Consumer, ConsumerConfig};
 use strom_fake::{ApiKey, FakeCluster};
-use strom_integration_tests::{broker, run_java_tool, unique_topic};
+use strom_integration_tests::{broker, java_console_consume, run_java_tool, unique_topic};
 
 fn java_produce(bootstrap: &str, topic: &str, lines: &[String]) {
     let b = broker();
@@ -30,34 +30,27 @@ fn java_produce(bootstrap: &str, topic: &str, lines: &[String]) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn java_consume(bootstrap: &str, topic: &str, group: &str, max: usize) -> Vec<String> {
-    let b = broker();
-    let out = run_java_tool(
-        b.var("STROM_KAFKA_CONSOLE_CONSUMER_CLASS"),
-        &[
-            "--bootstrap-server",
-            bootstrap,
-            "--topic",
-            topic,
-            "--group",
-            group,
-            "--from-beginning",
-            "--max-messages",
-            &max.to_string(),
-            "--timeout-ms",
-            "20000",
-            "--property",
-            "print.key=true",
-        ],
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let mut lines: Vec<String> = stdout
-        .lines()
-        .filter(|l| !l.starts_with("Option --"))
-        .map(str::to_owned)
-        .collect();
+/// Java's console consumer on the fake: the record lines, sorted.
+fn java_consume(bootstrap: &str, topic: &str, max: usize, extra: &[&str]) -> Vec<String> {
+    let mut lines = java_console_consume(bootstrap, topic, max, 20_000, extra);
     lines.sort();
     lines
+}
+
+/// `n` records `{prefix} {i}` written by Strom's producer to `topic`; their values, sorted.
+async fn strom_produce(bootstrap: &str, topic: &str, prefix: &str, n: usize) -> Vec<String> {
+    let p = strom_client::Producer::new(strom_client::ProducerConfig::new(bootstrap))
+        .await
+        .unwrap();
+    let mut want = Vec::new();
+    for i in 0..n {
+        let v = format!("{prefix} {i}");
+        want.push(v.clone());
+        let _d = p.send(strom_client::ProducerRecord::new(topic, v)).await.unwrap();
+    }
+    p.close().await.unwrap();
+    want.sort();
+    want
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,7 +75,12 @@ async fn javas_console_producer_and_consumer_work_against_the_fake() {
 
     // Java's consumer in a classic group: FindCoordinator, JoinGroup, SyncGroup, Fetch,
     // OffsetCommit, LeaveGroup.
-    let got = java_consume(&bootstrap, "orders", "java-group", 300);
+    let got = java_consume(
+        &bootstrap,
+        "orders",
+        300,
+        &["--group", "java-group", "--property", "print.key=true"],
+    );
     assert_eq!(got, want);
     let reqs = cluster.requests();
     for api in [ApiKey::JoinGroup, ApiKey::SyncGroup, ApiKey::OffsetCommit] {
@@ -153,68 +151,38 @@ async fn javas_transactional_copier_works_against_the_fake() {
         .await
         .unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    let p = strom_client::Producer::new(strom_client::ProducerConfig::new(&bootstrap))
-        .await
-        .unwrap();
-    let mut want = Vec::new();
-    for i in 0..200 {
-        let v = format!("record {i}");
-        want.push(v.clone());
-        let _d = p.send(strom_client::ProducerRecord::new("in", v)).await.unwrap();
-    }
-    p.close().await.unwrap();
-    want.sort();
-    let out = run_java_tool(
-        "org.apache.kafka.tools.TransactionalMessageCopier",
-        &[
-            "--broker-list",
-            &bootstrap,
-            "--input-topic",
-            "in",
-            "--input-partition",
-            "0",
-            "--output-topic",
-            "out",
-            "--consumer-group",
-            "copier",
-            "--transactional-id",
-            "copier-0",
-            "--transaction-size",
-            "20",
-            "--use-group-metadata",
-            "--enable-random-aborts",
-        ],
-    );
+    let want = strom_produce(&bootstrap, "in", "record", 200).await;
+    let copier = [
+        "--broker-list",
+        &bootstrap,
+        "--input-topic",
+        "in",
+        "--input-partition",
+        "0",
+        "--output-topic",
+        "out",
+        "--consumer-group",
+        "copier",
+        "--transactional-id",
+        "copier-0",
+        "--transaction-size",
+        "20",
+        "--use-group-metadata",
+        "--enable-random-aborts",
+    ];
+    let out = run_java_tool("org.apache.kafka.tools.TransactionalMessageCopier", &copier);
     assert!(
         out.status.success(),
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let b = broker();
-    let out = run_java_tool(
-        b.var("STROM_KAFKA_CONSOLE_CONSUMER_CLASS"),
-        &[
-            "--bootstrap-server",
-            &bootstrap,
-            "--topic",
-            "out",
-            "--from-beginning",
-            "--max-messages",
-            "200",
-            "--timeout-ms",
-            "10000",
-            "--consumer-property",
-            "isolation.level=read_committed",
-        ],
+    let got = java_consume(
+        &bootstrap,
+        "out",
+        200,
+        &["--consumer-property", "isolation.level=read_committed"],
     );
-    let mut got: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("Option --"))
-        .map(str::to_owned)
-        .collect();
-    got.sort();
     assert_eq!(got, want);
     let reqs = cluster.requests();
     for api in [
@@ -225,4 +193,30 @@ async fn javas_transactional_copier_works_against_the_fake() {
     ] {
         assert!(reqs.iter().any(|r| r.api == api), "{api:?} from the copier");
     }
+}
+
+/// Java's console consumer in a KIP-848 group (`group.protocol=consumer`) on the fake:
+/// ConsumerGroupHeartbeat with server-side assignment, commits at the member epoch.
+#[tokio::test(flavor = "multi_thread")]
+async fn javas_kip848_consumer_works_against_the_fake() {
+    let cluster = FakeCluster::builder()
+        .topic("events", 3, 1)
+        .consumer_group_timing(Duration::from_millis(500), Duration::from_secs(10))
+        .start()
+        .await
+        .unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let want = strom_produce(&bootstrap, "events", "event", 150).await;
+    let got = java_consume(
+        &bootstrap,
+        "events",
+        150,
+        &["--group", "java-848", "--consumer-property", "group.protocol=consumer"],
+    );
+    assert_eq!(got, want);
+    let reqs = cluster.requests();
+    assert!(reqs
+        .iter()
+        .any(|r| r.api == ApiKey::ConsumerGroupHeartbeat && r.client_id.contains("console")));
+    assert!(!reqs.iter().any(|r| r.api == ApiKey::JoinGroup), "no classic join");
 }

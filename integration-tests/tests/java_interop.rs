@@ -5,11 +5,9 @@
 use bytes::Bytes;
 use strom_client::Compression;
 use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, TransactionalProducer};
-use strom_integration_tests::{broker, run_java_tool, unique_topic};
+use strom_integration_tests::{broker, java_console_consume, unique_topic};
 
 fn java_consume(topic: &str, max: usize, read_committed: bool) -> Vec<String> {
-    let b = broker();
-    let max = max.to_string();
     let isolation = format!(
         "isolation.level={}",
         if read_committed {
@@ -18,31 +16,8 @@ fn java_consume(topic: &str, max: usize, read_committed: bool) -> Vec<String> {
             "read_uncommitted"
         }
     );
-    let out = run_java_tool(
-        b.var("STROM_KAFKA_CONSOLE_CONSUMER_CLASS"),
-        &[
-            "--bootstrap-server",
-            &b.bootstrap,
-            "--topic",
-            topic,
-            "--from-beginning",
-            "--max-messages",
-            &max,
-            "--timeout-ms",
-            "15000",
-            "--consumer-property",
-            &isolation,
-            "--property",
-            "print.key=true",
-        ],
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    // 4.2+ prints option deprecation notices on stdout; they are not records.
-    let mut lines: Vec<String> = stdout
-        .lines()
-        .filter(|l| !l.starts_with("Option --"))
-        .map(str::to_owned)
-        .collect();
+    let extra = ["--consumer-property", &isolation, "--property", "print.key=true"];
+    let mut lines = java_console_consume(&broker().bootstrap, topic, max, 15_000, &extra);
     lines.sort();
     lines
 }

@@ -403,6 +403,16 @@ fn fake_request_seeds(out: &mut Out) -> Result<()> {
             .with_transactional_id(TransactionalId(StrBytes::from_static_str("x")))
             .with_committed(true),
     );
+    let heartbeat = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_member_id(StrBytes::from_static_str("m-1"))
+        .with_subscribed_topic_names(Some(vec![t()]))
+        .with_topic_partitions(Some(Vec::new()));
+    for v in [0, 1] {
+        if let Some(f) = request_frame(ApiKey::ConsumerGroupHeartbeat, &heartbeat, v) {
+            out.write("fake_request", &format!("ConsumerGroupHeartbeat-v{v}"), &f)?;
+        }
+    }
     let init_txn = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("x"))))
         .with_transaction_timeout_ms(60_000);
