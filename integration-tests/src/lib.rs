@@ -346,6 +346,62 @@ pub fn run_java_tool(main_class: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("cannot run java {main_class}: {e}"))
 }
 
+/// Runs `cmd` with `stdin` written to it and its output read, bounded by `limit`: a child
+/// that does not end in time (a peer tool stuck on a socket) is killed and fails the test
+/// with what it printed, instead of hanging the suite.
+pub fn output_within(mut cmd: Command, stdin: &[u8], limit: std::time::Duration) -> std::process::Output {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let (Some(mut input), Some(mut out), Some(mut err)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        panic!("{cmd:?}: no pipes");
+    };
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}")) {
+            break Some(s);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    let stdout = reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    match status {
+        Some(status) => std::process::Output { status, stdout, stderr },
+        None => panic!(
+            "{cmd:?} did not end within {limit:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
+    }
+}
+
 /// Java's console consumer (from the broker's jars) reading `topic` on `bootstrap` from the
 /// beginning until `max` records or `timeout_ms` without one, with `extra` arguments
 /// (`--group G`, `--consumer-property K=V`, ...): the record lines it printed, in order.

@@ -369,18 +369,11 @@ async fn registry_down_names_the_url_bounds_retries_and_cached_schemas_keep_work
 /// Runs integration-tests/python/confluent_serde.py (Confluent's Python serializers) with
 /// `stdin`, returning its stdout lines; fails the test with its stderr.
 fn confluent(args: &[&str], stdin: &str) -> Vec<String> {
-    use std::io::Write;
     let script = strom_integration_tests::repo_root().join("integration-tests/python/confluent_serde.py");
-    let mut child = std::process::Command::new(strom_integration_tests::registry_python())
-        .arg(&script)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = std::process::Command::new(strom_integration_tests::registry_python());
+    cmd.arg(&script).args(args);
+    // Bounded: the Python client once hung on a socket and held the whole suite.
+    let out = strom_integration_tests::output_within(cmd, stdin.as_bytes(), Duration::from_secs(120));
     assert!(
         out.status.success(),
         "confluent_serde.py {args:?} failed:\n{}",
