@@ -174,10 +174,9 @@ pub(crate) fn step(
     let top = inject.map(|(c, _)| *c);
     match req {
         Req::ApiVersions => body(&st.api_versions(top.unwrap_or(ErrorCode::None)), v),
-        Req::Metadata(r) => body(&st.metadata(r, v, top), v),
+        Req::Metadata(r) => body(&st.metadata(r, top), v),
         Req::Produce(r) => {
-            let (resp, appended) = st.produce(node, r, inject);
-            let _ = appended;
+            let resp = st.produce(node, r, inject);
             if r.acks == 0 {
                 return Ok(Step::NoReply);
             }
@@ -561,7 +560,7 @@ pub(crate) async fn answer(
     if frame.has_remaining() {
         debug!(node, ?api, left = frame.remaining(), "bytes after the request body");
     }
-    let (fault, parts) = {
+    let fault = {
         let mut st = lock(shared);
         let parts = partitions_of(&req, &st, version);
         st.log_request(RequestRecord {
@@ -572,7 +571,7 @@ pub(crate) async fn answer(
             client_id: client_id.clone(),
             partitions: parts.clone(),
         });
-        (st.take_fault(api, node, &parts), parts)
+        st.take_fault(api, node, &parts)
     };
     let mut drop_response = false;
     let inject = match fault.map(|f| (f.action, f.partition)) {
@@ -588,7 +587,6 @@ pub(crate) async fn answer(
         Some((FaultAction::Error(code), only)) => Some((code, only)),
         None => None,
     };
-    let _ = parts;
     let started = Instant::now();
     let wait_limit = match &req {
         Req::Fetch(r) => Duration::from_millis(r.max_wait_ms.max(0).unsigned_abs().into()),

@@ -325,12 +325,7 @@ impl State {
 
     // ---------------------------------------------------------------- Metadata
 
-    pub(crate) fn metadata(
-        &mut self,
-        req: &MetadataRequest,
-        version: i16,
-        inject: Option<ErrorCode>,
-    ) -> MetadataResponse {
+    pub(crate) fn metadata(&mut self, req: &MetadataRequest, inject: Option<ErrorCode>) -> MetadataResponse {
         let wanted: Option<Vec<(Option<String>, Uuid)>> = req.topics.as_ref().map(|ts| {
             ts.iter()
                 .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
@@ -405,7 +400,6 @@ impl State {
             };
             topics.push(t);
         }
-        let _ = version;
         MetadataResponse::default()
             .with_cluster_id(Some(s(&self.settings.cluster_id)))
             .with_controller_id(BrokerId(self.live().next().map_or(-1, |b| b.id)))
@@ -431,8 +425,7 @@ impl State {
         node: i32,
         req: &ProduceRequest,
         inject: Option<&(ErrorCode, Option<(String, i32)>)>,
-    ) -> (ProduceResponse, bool) {
-        let mut appended = false;
+    ) -> ProduceResponse {
         let mut responses = Vec::new();
         for t in &req.topic_data {
             let name = t.name.0.to_string();
@@ -440,17 +433,8 @@ impl State {
             for pd in &t.partition_data {
                 let (code, base, msg) = match injected(inject, &name, pd.index) {
                     Some(code) => (code, -1, None),
-                    None => match self.append(
-                        node,
-                        &name,
-                        pd.index,
-                        pd.records.as_ref(),
-                        req.transactional_id.is_some(),
-                    ) {
-                        Ok(base) => {
-                            appended = true;
-                            (ErrorCode::None, base, None)
-                        }
+                    None => match self.append(node, &name, pd.index, pd.records.as_ref()) {
+                        Ok(base) => (ErrorCode::None, base, None),
                         Err((code, msg)) => (code, -1, msg),
                     },
                 };
@@ -471,7 +455,7 @@ impl State {
                     .with_partition_responses(parts),
             );
         }
-        (ProduceResponse::default().with_responses(responses), appended)
+        ProduceResponse::default().with_responses(responses)
     }
 
     fn append(
@@ -480,9 +464,7 @@ impl State {
         topic: &str,
         p: i32,
         records: Option<&Bytes>,
-        transactional: bool,
     ) -> Result<i64, (ErrorCode, Option<String>)> {
-        let _ = transactional;
         // Which producers may write transactional batches here, with their epochs.
         let in_txn: Vec<(i64, i16)> = self
             .txns
@@ -1034,7 +1016,7 @@ impl State {
             if let Err(e) = self.check_coordinator(node, tid.0.as_str()) {
                 return r.with_error_code(e.code()).with_producer_id(ProducerId(-1));
             }
-            return self.init_transactional(&tid.0.to_string(), req, Instant::now());
+            return self.init_transactional(&tid.0.to_string(), req);
         }
         if req.producer_id.0 >= 0 {
             // KIP-360: the same id, the next epoch.
@@ -1049,7 +1031,7 @@ impl State {
 
     // ---------------------------------------------------------------- Transactions
 
-    fn init_transactional(&mut self, tid: &str, req: &InitProducerIdRequest, now: Instant) -> InitProducerIdResponse {
+    fn init_transactional(&mut self, tid: &str, req: &InitProducerIdRequest) -> InitProducerIdResponse {
         let fail = |code: ErrorCode| {
             InitProducerIdResponse::default()
                 .with_error_code(code.code())
@@ -1087,7 +1069,6 @@ impl State {
             t.epoch = -1;
         }
         t.epoch += 1;
-        let _ = now;
         InitProducerIdResponse::default()
             .with_producer_id(ProducerId(t.pid))
             .with_producer_epoch(t.epoch)
@@ -1596,25 +1577,55 @@ impl State {
                 .collect();
             groups_out.push((gid, code, wanted, offsets, unstable));
         }
-        if version >= 8 {
-            let groups = groups_out
-                .into_iter()
-                .map(|(gid, code, wanted, offsets, unstable)| {
-                    let topics = wanted
+        // Each group's answer once: (group, error, [(topic, [(partition, code, committed)])]).
+        type Rows = Vec<(String, Vec<(i32, ErrorCode, Option<Committed>)>)>;
+        let answers: Vec<(String, Option<ErrorCode>, Rows)> = groups_out
+            .into_iter()
+            .map(|(gid, code, wanted, offsets, unstable)| {
+                let rows = if code.is_some() {
+                    Vec::new()
+                } else {
+                    wanted
                         .into_iter()
                         .map(|(t, ps)| {
                             let parts = ps
                                 .into_iter()
-                                .map(|p| {
-                                    let c = offsets.get(&(t.clone(), p));
-                                    let u = unstable.contains(&(t.clone(), p));
-                                    let c = if u { None } else { c };
+                                .map(|p| match unstable.contains(&(t.clone(), p)) {
+                                    true => (p, ErrorCode::UnstableOffsetCommit, None),
+                                    false => (p, ErrorCode::None, offsets.get(&(t.clone(), p)).cloned()),
+                                })
+                                .collect();
+                            (t, parts)
+                        })
+                        .collect()
+                };
+                (gid, code, rows)
+            })
+            .collect();
+        let committed = |c: &Option<Committed>| {
+            (
+                c.as_ref().map_or(-1, |c| c.offset),
+                c.as_ref().map_or(-1, |c| c.leader_epoch),
+                c.as_ref().and_then(|c| c.metadata.as_deref()).map(s),
+            )
+        };
+        if version >= 8 {
+            let groups = answers
+                .into_iter()
+                .map(|(gid, code, rows)| {
+                    let topics = rows
+                        .into_iter()
+                        .map(|(t, parts)| {
+                            let parts = parts
+                                .iter()
+                                .map(|(p, e, c)| {
+                                    let (offset, epoch, meta) = committed(c);
                                     offset_fetch_response::OffsetFetchResponsePartitions::default()
-                                        .with_error_code(if u { ErrorCode::UnstableOffsetCommit.code() } else { 0 })
-                                        .with_partition_index(p)
-                                        .with_committed_offset(c.map_or(-1, |c| c.offset))
-                                        .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
-                                        .with_metadata(c.and_then(|c| c.metadata.as_deref()).map(s))
+                                        .with_partition_index(*p)
+                                        .with_error_code(e.code())
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(meta)
                                 })
                                 .collect();
                             offset_fetch_response::OffsetFetchResponseTopics::default()
@@ -1625,27 +1636,25 @@ impl State {
                     offset_fetch_response::OffsetFetchResponseGroup::default()
                         .with_group_id(GroupId(s(&gid)))
                         .with_error_code(code.map_or(0, ErrorCode::code))
-                        .with_topics(if code.is_some() { Vec::new() } else { topics })
+                        .with_topics(topics)
                 })
                 .collect();
             OffsetFetchResponse::default().with_groups(groups)
         } else {
-            let (_, code, wanted, offsets, unstable) = groups_out.into_iter().next().unwrap_or_default();
-            let topics = wanted
+            let (_, code, rows) = answers.into_iter().next().unwrap_or_default();
+            let topics = rows
                 .into_iter()
-                .map(|(t, ps)| {
-                    let parts = ps
-                        .into_iter()
-                        .map(|p| {
-                            let c = offsets.get(&(t.clone(), p));
-                            let u = unstable.contains(&(t.clone(), p));
-                            let c = if u { None } else { c };
+                .map(|(t, parts)| {
+                    let parts = parts
+                        .iter()
+                        .map(|(p, e, c)| {
+                            let (offset, epoch, meta) = committed(c);
                             offset_fetch_response::OffsetFetchResponsePartition::default()
-                                .with_error_code(if u { ErrorCode::UnstableOffsetCommit.code() } else { 0 })
-                                .with_partition_index(p)
-                                .with_committed_offset(c.map_or(-1, |c| c.offset))
-                                .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
-                                .with_metadata(c.and_then(|c| c.metadata.as_deref()).map(s))
+                                .with_partition_index(*p)
+                                .with_error_code(e.code())
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(meta)
                         })
                         .collect();
                     offset_fetch_response::OffsetFetchResponseTopic::default()
@@ -1655,7 +1664,7 @@ impl State {
                 .collect();
             OffsetFetchResponse::default()
                 .with_error_code(code.map_or(0, ErrorCode::code))
-                .with_topics(if code.is_some() { Vec::new() } else { topics })
+                .with_topics(topics)
         }
     }
 
