@@ -1,5 +1,5 @@
 //! `strom fake`: a fake cluster in the foreground. It prints its bootstrap servers, `strom
-//! produce` and `strom consume` work against it, and SIGTERM stops it (exit 0); a bad
+//! produce` and `strom consume` work against it, SIGTERM and Ctrl-C stop it (exit 0); a bad
 //! `--topic` is refused by name.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,6 +11,20 @@ use strom_integration_tests::signal_process;
 
 fn strom() -> Command {
     Command::new(env!("CARGO_BIN_EXE_strom"))
+}
+
+/// Sends `signal` and waits (10 s at most) for a clean exit.
+fn stops_on(fake: &mut std::process::Child, signal: &str) {
+    signal_process(fake.id(), signal);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = fake.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "strom fake did not stop on SIG{signal}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "SIG{signal}: {status}");
 }
 
 #[test]
@@ -57,16 +71,20 @@ fn a_fake_cluster_from_the_command_line() {
     want.sort();
     assert_eq!(lines, want);
 
-    signal_process(fake.id(), "TERM");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = fake.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "strom fake did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status}");
+    stops_on(&mut fake, "TERM");
+
+    // Ctrl-C stops it too.
+    let mut fake = strom()
+        .args(["fake"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    stops_on(&mut fake, "INT");
 
     let out = strom().args(["fake", "--topic", "orders:0"]).output().unwrap();
     assert!(!out.status.success());

@@ -52,7 +52,15 @@ async fn measure(target: &str, bootstrap: &str, topic: &str) -> Result<String, A
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     p.close().await?;
-    eprintln!("{target}: produced {records} in {secs:.2} s");
+    // Counted only if every record is there (one partition: its end offset).
+    let end = admin
+        .list_offsets(topic, &[0], strom_client::OffsetSpec::Latest)
+        .await?[0]
+        .offset;
+    if end != records as i64 {
+        return Err(format!("{target}: {end} records in {topic}, {records} sent").into());
+    }
+    eprintln!("{target}: produced {records} in {secs:.2} s, all {end} read back as the end offset");
 
     // Round trip: one record at a time.
     let rt_topic = format!("{topic}-rt");
