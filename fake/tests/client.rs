@@ -192,8 +192,16 @@ async fn sasl_plain_and_scram_and_a_wrong_password() {
     assert!(e.to_string().contains("security.protocol=SASL_PLAINTEXT"), "{e}");
 }
 
+/// Ten runs: the first member's commit, right after it revoked half its partitions, can race
+/// the heartbeat that moves it to its next epoch (CI saw STALE_MEMBER_EPOCH here once).
 #[tokio::test(flavor = "multi_thread")]
 async fn kip848_members_share_the_partitions_and_take_over_from_one_that_leaves() {
+    for run in 0..10 {
+        share_and_take_over(&format!("g848-{run}")).await;
+    }
+}
+
+async fn share_and_take_over(group: &str) {
     use std::collections::BTreeSet;
     let cluster = FakeCluster::builder()
         .topic("t", 6, 1)
@@ -205,7 +213,7 @@ async fn kip848_members_share_the_partitions_and_take_over_from_one_that_leaves(
     produce(&b, "t", 600, &[]).await;
     let member = || {
         let mut cc = ConsumerConfig::new(&b);
-        cc.set("group.id", "g848").unwrap();
+        cc.set("group.id", group).unwrap();
         cc.set("group.protocol", "consumer").unwrap();
         cc.set("auto.offset.reset", "earliest").unwrap();
         cc.set("max.poll.records", "20").unwrap();
@@ -255,4 +263,104 @@ async fn kip848_members_share_the_partitions_and_take_over_from_one_that_leaves(
     }
     assert_eq!(c2.assignment().len(), 6);
     c2.close().await.unwrap();
+}
+
+/// A KIP-848 commit can race the member's own heartbeat: the coordinator moved the member to
+/// a new epoch a moment before and refuses the commit with STALE_MEMBER_EPOCH. The client
+/// commits again under the new epoch when the member still owns the partitions, and never
+/// for a partition it gave up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_refused_for_a_stale_epoch_is_sent_again_only_for_partitions_still_owned() {
+    use strom_client::{OffsetAndMetadata, TopicPartition};
+    let cluster = FakeCluster::builder()
+        .topic("t", 2, 1)
+        .topic("u", 2, 1)
+        .consumer_group_timing(Duration::from_millis(200), Duration::from_secs(6))
+        .start()
+        .await
+        .unwrap();
+    let mut cc = ConsumerConfig::new(cluster.bootstrap_servers());
+    cc.set("group.id", "gstale").unwrap();
+    cc.set("group.protocol", "consumer").unwrap();
+    cc.set("enable.auto.commit", "false").unwrap();
+    cc.set("default.api.timeout.ms", "8000").unwrap();
+    let mut c = Consumer::new(cc).await.unwrap();
+    let (t0, t1, u0, u1) = (
+        TopicPartition::new("t", 0),
+        TopicPartition::new("t", 1),
+        TopicPartition::new("u", 0),
+        TopicPartition::new("u", 1),
+    );
+    c.subscribe(&["t"]).unwrap();
+    poll_until_assigned(&mut c, vec![t0.clone(), t1.clone()]).await;
+    let at = |offset| {
+        BTreeMap::from([(
+            t0.clone(),
+            OffsetAndMetadata {
+                offset,
+                leader_epoch: None,
+                metadata: String::new(),
+            },
+        )])
+    };
+    let commits = || {
+        cluster
+            .requests()
+            .iter()
+            .filter(|r| r.api == ApiKey::OffsetCommit)
+            .count()
+    };
+
+    // The member gains partitions (a new epoch) and keeps t-0: the commit goes through.
+    cluster.inject(Fault::error(ApiKey::OffsetCommit, ErrorCode::StaleMemberEpoch));
+    let before = commits();
+    let h = c.handle().unwrap();
+    let offsets = at(1);
+    let commit = tokio::spawn(async move { h.commit(&offsets).await });
+    while commits() == before {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.subscribe(&["t", "u"]).unwrap();
+    poll_until_assigned(&mut c, vec![t0.clone(), t1.clone(), u0.clone(), u1.clone()]).await;
+    commit.await.unwrap().unwrap();
+    assert_eq!(
+        commits(),
+        before + 2,
+        "refused once, then sent again under the new epoch"
+    );
+    assert_eq!(c.committed(std::slice::from_ref(&t0)).await.unwrap()[&t0].offset, 1);
+
+    // The member gives t-0 up (a new epoch without it): the refusal stands, at once.
+    cluster.inject(Fault::error(ApiKey::OffsetCommit, ErrorCode::StaleMemberEpoch));
+    let before = commits();
+    let h = c.handle().unwrap();
+    let offsets = at(2);
+    let started = Instant::now();
+    let commit = tokio::spawn(async move { h.commit(&offsets).await });
+    while commits() == before {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.subscribe(&["u"]).unwrap();
+    poll_until_assigned(&mut c, vec![u0, u1]).await;
+    let e = commit.await.unwrap().unwrap_err();
+    assert_eq!(e.kafka_code(), Some(ErrorCode::StaleMemberEpoch), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(6), "{e}");
+    assert_eq!(commits(), before + 1, "never sent again for a partition given up");
+    assert_eq!(c.committed(std::slice::from_ref(&t0)).await.unwrap()[&t0].offset, 1);
+    c.close().await.unwrap();
+}
+
+/// Polls until `c` owns exactly `want`.
+async fn poll_until_assigned(c: &mut Consumer, mut want: Vec<strom_client::TopicPartition>) {
+    want.sort();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        c.poll(Duration::from_millis(50)).await.unwrap();
+        let mut have = c.assignment();
+        have.sort();
+        if have == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "assignment {have:?}, waiting for {want:?}");
+    }
 }

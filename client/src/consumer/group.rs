@@ -142,6 +142,9 @@ pub(crate) enum GroupControl {
 #[derive(Debug)]
 pub(crate) struct GroupShared {
     identity: Mutex<CommitIdentity>,
+    /// The partitions the member owns at its current epoch (KIP-848 members keep it): a
+    /// commit refused for a stale epoch is retried under the new epoch only for these.
+    owned: Mutex<BTreeSet<TopicPartition>>,
     last_poll: Mutex<Instant>,
     polled: Notify,
 }
@@ -153,6 +156,7 @@ impl GroupShared {
                 group_instance_id: instance_id,
                 ..CommitIdentity::standalone()
             }),
+            owned: Mutex::new(BTreeSet::new()),
             last_poll: Mutex::new(Instant::now()),
             polled: Notify::new(),
         }
@@ -170,6 +174,20 @@ impl GroupShared {
             .lock()
             .map(|i| i.clone())
             .unwrap_or_else(|_| CommitIdentity::standalone())
+    }
+
+    pub(crate) fn set_owned(&self, owned: &BTreeSet<TopicPartition>) {
+        if let Ok(mut o) = self.owned.lock() {
+            o.clone_from(owned);
+        }
+    }
+
+    /// Whether the member still owns every one of `partitions`.
+    pub(crate) fn owns_all<'a>(&self, mut partitions: impl Iterator<Item = &'a TopicPartition>) -> bool {
+        self.owned
+            .lock()
+            .map(|o| partitions.all(|tp| o.contains(tp)))
+            .unwrap_or(false)
     }
 
     pub(crate) fn since_poll(&self) -> Duration {

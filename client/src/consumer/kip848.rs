@@ -379,9 +379,11 @@ impl Member {
             for tp in &revoked {
                 self.owned.remove(tp);
             }
+            self.shared.set_owned(&self.owned);
         }
         if !added.is_empty() {
             self.owned.extend(added.iter().cloned());
+            self.shared.set_owned(&self.owned);
             self.hand_over(|tx| GroupEvent::Assign(added, tx)).await?;
         }
         self.instruments.rebalance_succeeded(Instant::now());
@@ -441,6 +443,7 @@ impl Member {
         self.pending = None;
         self.shared.set_identity(0, &self.member_id);
         let lost: Vec<TopicPartition> = std::mem::take(&mut self.owned).into_iter().collect();
+        self.shared.set_owned(&self.owned);
         if !lost.is_empty() {
             self.hand_over(|tx| GroupEvent::Lost(lost, tx)).await?;
         }

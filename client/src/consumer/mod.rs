@@ -43,7 +43,7 @@ pub use assignor::TopicPartition;
 use fetcher::{CompletedFetch, FetchParams, FetchSession, FetchTally, PartitionErrorAction, PartitionFetch, Wanted};
 use group::{GroupEvent, GroupHandle};
 pub use group::{RebalanceContext, RebalanceListener};
-use offsets::CommitIdentity;
+use offsets::{CommitIdentity, Member};
 
 /// One record as the consumer delivers it. Key, value and headers are slices of the fetch
 /// response (no copy).
@@ -347,11 +347,12 @@ impl ConsumerHandle {
                 self.group
             )));
         }
+        let standalone = CommitIdentity::standalone();
         let who = match &self.member {
-            Some(m) => m.identity(),
-            None => CommitIdentity::standalone(),
+            Some(m) => Member::Group(m),
+            None => Member::Fixed(&standalone),
         };
-        do_commit(&self.client, &self.group, &who, offsets, &self.counters).await
+        do_commit(&self.client, &self.group, who, offsets, &self.counters).await
     }
 
     /// Commits the offset after `record` (its partition continues from the next record).
@@ -981,8 +982,13 @@ impl Consumer {
     /// may be someone else's by now).
     pub async fn commit_offsets_sync(&mut self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
         let group = self.group_id()?.to_owned();
-        let who = self.identity();
-        do_commit(&self.client, &group, &who, offsets, &self.counters).await
+        let member = self.group.as_ref().map(|g| g.shared());
+        let standalone = CommitIdentity::standalone();
+        let who = match &member {
+            Some(m) => Member::Group(m),
+            None => Member::Fixed(&standalone),
+        };
+        do_commit(&self.client, &group, who, offsets, &self.counters).await
     }
 
     /// Commits the positions of all assigned partitions in the background; the returned
@@ -998,11 +1004,16 @@ impl Consumer {
         offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<CommitFuture> {
         let group = self.group_id()?.to_owned();
-        let who = self.identity();
+        let member = self.group.as_ref().map(|g| g.shared());
         let client = self.client.clone();
         let counters = self.counters.clone();
         Ok(CommitFuture::spawn(async move {
-            do_commit(&client, &group, &who, &offsets, &counters).await
+            let standalone = CommitIdentity::standalone();
+            let who = match &member {
+                Some(m) => Member::Group(m),
+                None => Member::Fixed(&standalone),
+            };
+            do_commit(&client, &group, who, &offsets, &counters).await
         }))
     }
 
@@ -1758,7 +1769,7 @@ impl Consumer {
 async fn do_commit(
     client: &Client,
     group: &str,
-    who: &CommitIdentity,
+    who: Member<'_>,
     offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
     counters: &SharedCounters,
 ) -> Result<()> {

@@ -12,6 +12,7 @@ use strom_protocol::messages::{ApiKey, GroupId, OffsetCommitRequest, OffsetFetch
 use strom_protocol::ErrorCode;
 use tracing::debug;
 
+use super::group::GroupShared;
 use super::{OffsetAndMetadata, TopicPartition};
 use crate::admin::{s, Admin};
 use crate::client::Client;
@@ -47,10 +48,17 @@ fn by_topic<T>(items: impl IntoIterator<Item = (TopicPartition, T)>) -> BTreeMap
 /// Commits `offsets` for `group`; retriable errors (coordinator moved or loading) are
 /// retried until `default.api.timeout.ms`, fencing errors (the group rebalanced, the member
 /// is unknown or fenced) are returned at once.
+///
+/// `member` is the committing group member, read at each attempt. A KIP-848 member's epoch
+/// moves on without a rebalance of its partitions (a revocation acknowledged, another
+/// member joining), so a commit can race its own heartbeat and be refused with
+/// STALE_MEMBER_EPOCH; it is sent again under the new epoch when the member still owns every
+/// partition it commits (as Java's CommitRequestManager retries with the latest epoch). A
+/// partition the member lost is never committed under a later epoch.
 pub(crate) async fn commit(
     client: &Client,
     group: &str,
-    who: &CommitIdentity,
+    member: Member<'_>,
     offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
 ) -> Result<()> {
     if offsets.is_empty() {
@@ -75,53 +83,40 @@ pub(crate) async fn commit(
                 )
         })
         .collect();
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id_or_member_epoch(who.generation_or_epoch)
-        .with_member_id(s(&who.member_id))
-        .with_group_instance_id(who.group_instance_id.as_deref().map(s))
-        .with_retention_time_ms(-1)
-        .with_topics(topics);
     let admin = Admin::new(client.clone());
     let started = Instant::now();
+    let cfg = client.config();
+    let deadline = started + cfg.default_api_timeout;
     client
         .with_retries("OffsetCommit", || async {
             let conn = admin.group_coordinator(group).await?;
-            let resp = conn.send(&req).await?;
-            for t in &resp.topics {
-                for p in &t.partitions {
-                    let code = ErrorCode::from(p.error_code);
-                    if code.is_ok() {
+            let mut who = member.identity();
+            loop {
+                let req = OffsetCommitRequest::default()
+                    .with_group_id(GroupId(s(group)))
+                    .with_generation_id_or_member_epoch(who.generation_or_epoch)
+                    .with_member_id(s(&who.member_id))
+                    .with_group_instance_id(who.group_instance_id.as_deref().map(s))
+                    .with_retention_time_ms(-1)
+                    .with_topics(topics.clone());
+                let resp = conn.send(&req).await?;
+                let Some((topic, partition, code)) = first_error(&resp) else {
+                    return Ok(());
+                };
+                if code == ErrorCode::StaleMemberEpoch {
+                    if let Some(next) = member.next_epoch(&who, offsets, deadline, cfg.retry_backoff).await {
+                        debug!(
+                            group,
+                            from = who.generation_or_epoch,
+                            to = next.generation_or_epoch,
+                            "commit retried under the member's new epoch"
+                        );
+                        who = next;
                         continue;
                     }
-                    let standalone = who.generation_or_epoch < 0 && who.member_id.is_empty();
-                    let e = Error::kafka(code).with_context(format!(
-                        "committing offsets of group {group} ({}-{}){}",
-                        t.name.0.as_str(),
-                        p.partition_index,
-                        match code {
-                            // The coordinator takes a commit without member id and generation
-                            // only while the group is empty (ClassicGroup/ConsumerGroup
-                            // .validateOffsetCommit); nothing rebalanced.
-                            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration if standalone => {
-                                ": the group has active members, and a consumer outside the group (assign(), no \
-                                 subscription) cannot commit for it; stop the group's members first, or commit \
-                                 under a group.id no member uses"
-                            }
-                            ErrorCode::IllegalGeneration
-                            | ErrorCode::UnknownMemberId
-                            | ErrorCode::RebalanceInProgress
-                            | ErrorCode::StaleMemberEpoch
-                            | ErrorCode::FencedInstanceId => {
-                                ": the group rebalanced and the partition may now belong to another member"
-                            }
-                            _ => "",
-                        }
-                    ));
-                    return Err(e);
                 }
+                return Err(commit_error(group, &who, topic, partition, code));
             }
-            Ok(())
         })
         .await?;
     debug!(
@@ -131,6 +126,83 @@ pub(crate) async fn commit(
         "offsets committed"
     );
     Ok(())
+}
+
+/// Who commits: a group member (its identity read at each attempt) or a fixed identity
+/// (standalone, assign mode).
+#[derive(Clone, Copy)]
+pub(crate) enum Member<'a> {
+    Group(&'a GroupShared),
+    Fixed(&'a CommitIdentity),
+}
+
+impl Member<'_> {
+    fn identity(&self) -> CommitIdentity {
+        match self {
+            Member::Group(g) => g.identity(),
+            Member::Fixed(w) => (*w).clone(),
+        }
+    }
+
+    /// The member's identity once its epoch moved past `sent`'s, if it still owns every
+    /// partition of `offsets` then; `None` when it left the group, lost one of them, or the
+    /// epoch did not move before `deadline`.
+    async fn next_epoch(
+        &self,
+        sent: &CommitIdentity,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+        deadline: Instant,
+        backoff: std::time::Duration,
+    ) -> Option<CommitIdentity> {
+        let Member::Group(g) = self else { return None };
+        loop {
+            let now = g.identity();
+            if now.generation_or_epoch <= 0 || now.member_id != sent.member_id {
+                return None;
+            }
+            if now.generation_or_epoch != sent.generation_or_epoch {
+                return g.owns_all(offsets.keys()).then_some(now);
+            }
+            if Instant::now() + backoff >= deadline {
+                return None;
+            }
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+fn first_error(resp: &strom_protocol::messages::OffsetCommitResponse) -> Option<(&str, i32, ErrorCode)> {
+    resp.topics.iter().find_map(|t| {
+        t.partitions.iter().find_map(|p| {
+            let code = ErrorCode::from(p.error_code);
+            (!code.is_ok()).then_some((t.name.0.as_str(), p.partition_index, code))
+        })
+    })
+}
+
+fn commit_error(group: &str, who: &CommitIdentity, topic: &str, partition: i32, code: ErrorCode) -> Error {
+    let standalone = who.generation_or_epoch < 0 && who.member_id.is_empty();
+    Error::kafka(code).with_context(format!(
+        "committing offsets of group {group} ({topic}-{partition}){}",
+        match code {
+            // The coordinator takes a commit without member id and generation only while
+            // the group is empty (ClassicGroup/ConsumerGroup .validateOffsetCommit); nothing
+            // rebalanced.
+            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration if standalone => {
+                ": the group has active members, and a consumer outside the group (assign(), no \
+                 subscription) cannot commit for it; stop the group's members first, or commit \
+                 under a group.id no member uses"
+            }
+            ErrorCode::IllegalGeneration
+            | ErrorCode::UnknownMemberId
+            | ErrorCode::RebalanceInProgress
+            | ErrorCode::StaleMemberEpoch
+            | ErrorCode::FencedInstanceId => {
+                ": the group rebalanced and the partition may now belong to another member"
+            }
+            _ => "",
+        }
+    ))
 }
 
 /// Committed offsets of `partitions` in `group` (absent when none). Waits out offsets of
