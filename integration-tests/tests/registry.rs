@@ -1032,3 +1032,225 @@ async fn use_latest_version_follows_the_subject() {
         .unwrap();
     assert_eq!(back, with_v2);
 }
+
+/// A registry instance of its own that requires authentication, on port 28381: HTTP basic
+/// for one user, and bearer tokens (RS256 JWTs) signed by a key made here, which the
+/// registry verifies itself (scripts/schema-registry's STROM_SCHEMA_REGISTRY_BASIC_AUTH and
+/// _JWT_PUBLIC_KEY). Stopped on drop.
+struct AuthRegistry {
+    dir: std::path::PathBuf,
+}
+
+const AUTH_URL: &str = "http://127.0.0.1:28381/apis/ccompat/v7";
+const AUTH_USER: &str = "strom-user";
+const AUTH_PASSWORD: &str = "pw-9f2c-not-in-logs";
+
+impl AuthRegistry {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("STROM_SCHEMA_REGISTRY_PORT", "28381".into()),
+            (
+                "STROM_SCHEMA_REGISTRY_BASIC_AUTH",
+                format!("{AUTH_USER}:{AUTH_PASSWORD}"),
+            ),
+            (
+                "STROM_SCHEMA_REGISTRY_JWT_PUBLIC_KEY",
+                self.dir.join("pub.pem").display().to_string(),
+            ),
+        ]
+    }
+
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("strom-registry-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap_or_else(|e| panic!("openssl (apt-get install openssl) could not run: {e}"));
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "key.pem",
+        ]);
+        openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"]);
+        let registry = AuthRegistry { dir };
+        let out = std::process::Command::new(strom_integration_tests::repo_root().join("scripts/schema-registry"))
+            .arg("up")
+            .envs(registry.env())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        registry
+    }
+
+    /// A JWT for `sub`, valid for `valid_secs` from now (negative: already expired), signed
+    /// with the key the registry trusts, or with a key of its own when `foreign`.
+    fn token(&self, sub: &str, valid_secs: i64, foreign: bool) -> String {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let header = b64(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = b64(format!(
+            r#"{{"sub":"{sub}","preferred_username":"{sub}","iss":"strom-tests","iat":{now},"exp":{}}}"#,
+            now + valid_secs
+        )
+        .as_bytes());
+        let signing_input = format!("{header}.{claims}");
+        let key = if foreign {
+            let out = std::process::Command::new("openssl")
+                .args([
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                    "other.pem",
+                ])
+                .current_dir(&self.dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            "other.pem"
+        } else {
+            "key.pem"
+        };
+        let mut sign = std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign", key])
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        sign.stdin.take().unwrap().write_all(signing_input.as_bytes()).unwrap();
+        let out = sign.wait_with_output().unwrap();
+        assert!(out.status.success());
+        format!("{signing_input}.{}", b64(&out.stdout))
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(strom_integration_tests::repo_root().join("scripts/schema-registry"))
+            .arg("down")
+            .envs(self.env())
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Basic auth (USER_INFO and URL user info) and bearer tokens against a registry that
+/// requires them: records go through with the right credentials; a wrong password, no
+/// credentials, an expired token or one signed by another key are Authentication errors at
+/// once (never retried as if the registry were down) that never show the secret.
+#[tokio::test]
+async fn basic_and_bearer_auth_against_a_registry_that_requires_them() {
+    let registry = AuthRegistry::start();
+    let client = |props: &[(&str, &str)]| {
+        SchemaRegistryClient::new(RegistryConfig::from_properties(props.iter().copied()).unwrap()).unwrap()
+    };
+    let user_info = format!("{AUTH_USER}:{AUTH_PASSWORD}");
+    let url_with_user = format!("http://{AUTH_USER}:{AUTH_PASSWORD}@127.0.0.1:28381/apis/ccompat/v7");
+    let good_token = registry.token(AUTH_USER, 600, false);
+    let round_trip = |c: SchemaRegistryClient, how: &'static str| async move {
+        let topic = unique_topic(&format!("registry-auth-{how}"));
+        let user = UserV1 {
+            name: how.into(),
+            visits: 7,
+        };
+        let bytes = AvroSerializer::new(c.clone(), AvroSchema::parse(USER_V1).unwrap())
+            .encode(&topic, false, &user)
+            .await
+            .unwrap_or_else(|e| panic!("{how}: {e}"));
+        let back: UserV1 = AvroDeserializer::new(c.clone(), None)
+            .decode(&topic, &bytes)
+            .await
+            .unwrap_or_else(|e| panic!("{how}: {e}"));
+        assert_eq!(back, user, "{how}");
+        assert!(c.subjects().await.unwrap().contains(&format!("{topic}-value")), "{how}");
+    };
+    round_trip(
+        client(&[
+            ("schema.registry.url", AUTH_URL),
+            ("basic.auth.credentials.source", "USER_INFO"),
+            ("basic.auth.user.info", &user_info),
+        ]),
+        "user-info",
+    )
+    .await;
+    round_trip(
+        client(&[
+            ("schema.registry.url", &url_with_user),
+            ("basic.auth.credentials.source", "URL"),
+        ]),
+        "url",
+    )
+    .await;
+    round_trip(
+        client(&[
+            ("schema.registry.url", AUTH_URL),
+            ("bearer.auth.credentials.source", "STATIC_TOKEN"),
+            ("bearer.auth.token", &good_token),
+        ]),
+        "bearer",
+    )
+    .await;
+
+    let wrong_password = format!("{AUTH_USER}:not-{AUTH_PASSWORD}");
+    let expired = registry.token(AUTH_USER, -120, false);
+    let foreign = registry.token(AUTH_USER, 600, true);
+    let refused: [(&str, Vec<(&str, &str)>); 4] = [
+        (
+            "a wrong password",
+            vec![
+                ("basic.auth.credentials.source", "USER_INFO"),
+                ("basic.auth.user.info", &wrong_password),
+            ],
+        ),
+        ("no credentials", vec![]),
+        (
+            "an expired token",
+            vec![
+                ("bearer.auth.credentials.source", "STATIC_TOKEN"),
+                ("bearer.auth.token", &expired),
+            ],
+        ),
+        (
+            "a token signed by another key",
+            vec![
+                ("bearer.auth.credentials.source", "STATIC_TOKEN"),
+                ("bearer.auth.token", &foreign),
+            ],
+        ),
+    ];
+    for (what, extra) in refused {
+        let mut props = vec![("schema.registry.url", AUTH_URL), ("retries.wait.ms", "10")];
+        props.extend(extra);
+        let c = client(&props);
+        let started = Instant::now();
+        let e = c.subjects().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Authentication, "{what}: {e}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}: {e}");
+        let shown = format!("{e} {e:?} {c:?}");
+        assert!(shown.contains("28381"), "{what}: names the registry: {e}");
+        for secret in [AUTH_PASSWORD, &expired, &foreign, &good_token] {
+            assert!(!shown.contains(secret), "{what}: a secret in {shown}");
+        }
+    }
+}
