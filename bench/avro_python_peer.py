@@ -45,7 +45,8 @@ def main():
     url, schema_file, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     with open(schema_file, encoding="utf-8") as f:
         schema = f.read()
-    registry = SchemaRegistryClient({"url": url})
+    # A timeout, so a response the registry never sends is retried rather than waited for.
+    registry = SchemaRegistryClient({"url": url, "timeout": 10})
     ser = AvroSerializer(registry, schema, conf={"auto.register.schemas": True})
     de = AvroDeserializer(registry)
     ctx = SerializationContext("bench-avro", MessageField.VALUE)

@@ -349,8 +349,28 @@ pub fn run_java_tool(main_class: &str, args: &[&str]) -> std::process::Output {
 /// Runs `cmd` with `stdin` written to it and its output read, bounded by `limit`: a child
 /// that does not end in time (a peer tool stuck on a socket) is killed and fails the test
 /// with what it printed, instead of hanging the suite.
-pub fn output_within(mut cmd: Command, stdin: &[u8], limit: std::time::Duration) -> std::process::Output {
+pub fn output_within(cmd: Command, stdin: &[u8], limit: std::time::Duration) -> std::process::Output {
+    let shown = format!("{cmd:?}");
+    match try_output_within(cmd, stdin, limit) {
+        Ok(out) => out,
+        Err(stuck) => panic!(
+            "{shown} did not end within {limit:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&stuck.stdout),
+            String::from_utf8_lossy(&stuck.stderr)
+        ),
+    }
+}
+
+/// [`output_within`] that returns what a child killed at `limit` had printed (`Err`)
+/// instead of failing. Before the kill the child gets SIGABRT and a second to die of it, so
+/// a Python run with `PYTHONFAULTHANDLER=1` prints where each of its threads was stuck.
+fn try_output_within(
+    mut cmd: Command,
+    stdin: &[u8],
+    limit: std::time::Duration,
+) -> Result<std::process::Output, std::process::Output> {
     use std::io::{Read, Write};
+    use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -383,6 +403,11 @@ pub fn output_within(mut cmd: Command, stdin: &[u8], limit: std::time::Duration)
             break Some(s);
         }
         if std::time::Instant::now() >= deadline {
+            let _ = Command::new("kill").args(["-ABRT", &child.id().to_string()]).status();
+            let abort_by = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while std::time::Instant::now() < abort_by && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -393,12 +418,12 @@ pub fn output_within(mut cmd: Command, stdin: &[u8], limit: std::time::Duration)
     let stdout = reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
     match status {
-        Some(status) => std::process::Output { status, stdout, stderr },
-        None => panic!(
-            "{cmd:?} did not end within {limit:?}; killed.\nstdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        ),
+        Some(status) => Ok(std::process::Output { status, stdout, stderr }),
+        None => Err(std::process::Output {
+            status: std::process::ExitStatus::from_raw(9),
+            stdout,
+            stderr,
+        }),
     }
 }
 

@@ -368,12 +368,17 @@ async fn registry_down_names_the_url_bounds_retries_and_cached_schemas_keep_work
 
 /// Runs integration-tests/python/confluent_serde.py (Confluent's Python serializers) with
 /// `stdin`, returning its stdout lines; fails the test with its stderr.
+///
+/// Bounded at 60 s: Confluent's Python client has no request timeout by default, and the
+/// registry drops the answer to about one request in a few hundred (it logs it, nothing
+/// arrives), which once held the whole suite. The script sets a 10 s timeout, so the client
+/// retries such a request; a run that still hangs is killed, and faulthandler prints where
+/// Python was.
 fn confluent(args: &[&str], stdin: &str) -> Vec<String> {
     let script = strom_integration_tests::repo_root().join("integration-tests/python/confluent_serde.py");
     let mut cmd = std::process::Command::new(strom_integration_tests::registry_python());
-    cmd.arg(&script).args(args);
-    // Bounded: the Python client once hung on a socket and held the whole suite.
-    let out = strom_integration_tests::output_within(cmd, stdin.as_bytes(), Duration::from_secs(120));
+    cmd.arg(&script).args(args).env("PYTHONFAULTHANDLER", "1");
+    let out = strom_integration_tests::output_within(cmd, stdin.as_bytes(), Duration::from_secs(60));
     assert!(
         out.status.success(),
         "confluent_serde.py {args:?} failed:\n{}",
