@@ -195,7 +195,8 @@ fn reads_what_confluents_python_serializer_wrote() {
         r#"{"type":"record","name":"User","namespace":"strom.test","fields":[{"name":"name","type":"string"},{"name":"visits","type":"long"}]}"#,
     )
     .unwrap();
-    let out = std::process::Command::new(registry_python())
+    let mut python = std::process::Command::new(registry_python());
+    python
         .arg(repo_root().join("integration-tests/python/confluent_serde.py"))
         .args([
             "produce",
@@ -204,19 +205,12 @@ fn reads_what_confluents_python_serializer_wrote() {
             &topic,
             schema.to_str().unwrap(),
         ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b"{\"name\":\"zoe\",\"visits\":5}\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+        .env("PYTHONFAULTHANDLER", "1");
+    let out = strom_integration_tests::output_within(
+        python,
+        b"{\"name\":\"zoe\",\"visits\":5}\n",
+        std::time::Duration::from_secs(60),
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = ok(
         &[
