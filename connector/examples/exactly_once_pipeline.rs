@@ -10,6 +10,8 @@
 //!     [--transform upper|json|none] [--guarantee exactly-once|at-least-once|none] \
 //!     [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S] [--progress-ms MS] \
 //!     [--metrics-addr HOST:PORT]
+//! cargo run -p strom-connector --example exactly_once_pipeline -- \
+//!     --bootstrap 127.0.0.1:9092 --input A --output B --elastic --group G [--member M] ...
 //! ```
 //!
 //! * `--bounded`: read up to the end offsets seen at the first start, then take a final
@@ -22,6 +24,16 @@
 //! * The transactional id prefix defaults to `strom-example-<output>`: it must stay the same
 //!   across restarts (that is how a restart finds the transactions to commit or abort) and
 //!   be unique to this pipeline.
+//!
+//! * `--elastic --group G`: elastic mode (`Pipeline::elastic`): start as many processes as
+//!   you like, with the same arguments and a different `--member` each (default
+//!   `<hostname>-<pid>`; keep it stable across restarts so a restart fences the old process
+//!   at once). They share topic A's partitions through consumer group G and commit their
+//!   outputs with the offsets they consumed, in one transaction every `--interval-ms`: no
+//!   checkpoint directory. Stop one with Ctrl-C or SIGTERM (a last commit, then it leaves the
+//!   group); kill it and the others take its partitions after the session timeout. The
+//!   transaction timeout is 60 s here (how long a killed process's open transaction holds
+//!   read_committed readers of B).
 //!
 //! Prints a progress line every second (`--progress-ms`) and a summary at the end.
 //! `--metrics-addr` serves the pipeline's metrics under Flink's names in the Prometheus text
@@ -41,7 +53,9 @@ use strom_connector::ConnectorError;
 const USAGE: &str = "usage: exactly_once_pipeline --input TOPIC --output TOPIC --checkpoint-dir DIR \
 [--bootstrap HOST:PORT] [--subtask I --parallelism N] [--interval-ms MS] [--bounded] [--transform upper|json|none] \
 [--guarantee exactly-once|at-least-once|none] [--transactional-id-prefix P] [--group G] [--rate RECORDS_PER_S] \
-[--progress-ms MS] [--metrics-addr HOST:PORT]";
+[--progress-ms MS] [--metrics-addr HOST:PORT]\n       exactly_once_pipeline --input TOPIC --output TOPIC --elastic --group G [--member M] \
+[--bootstrap HOST:PORT] [--interval-ms MS] [--transform upper|json|none] [--transactional-id-prefix P] \
+[--rate RECORDS_PER_S] [--progress-ms MS] [--metrics-addr HOST:PORT]";
 
 #[derive(Debug)]
 struct Args {
@@ -60,6 +74,8 @@ struct Args {
     rate: Option<f64>,
     progress: Duration,
     metrics_addr: Option<String>,
+    elastic: bool,
+    member: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -80,6 +96,8 @@ fn parse_args() -> Result<Args, String> {
         rate: None,
         progress: Duration::from_secs(1),
         metrics_addr: None,
+        elastic: false,
+        member: None,
     };
     fn num<T: FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
         let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
@@ -108,11 +126,27 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => a.rate = Some(num(&flag, it.next())?),
             "--progress-ms" => a.progress = Duration::from_millis(num::<u64>(&flag, it.next())?.max(10)),
             "--metrics-addr" => a.metrics_addr = Some(it.next().ok_or("--metrics-addr needs a value")?),
+            "--elastic" => a.elastic = true,
+            "--member" => a.member = Some(it.next().ok_or("--member needs a value")?),
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if a.input.is_empty() || a.output.is_empty() || a.checkpoint_dir.is_empty() {
+    if a.elastic {
+        if a.input.is_empty() || a.output.is_empty() || a.group.is_none() {
+            return Err(format!("--elastic needs --input, --output and --group\n{USAGE}"));
+        }
+        let checkpointed = !a.checkpoint_dir.is_empty() || a.subtask != 0 || a.parallelism != 1 || a.bounded;
+        if checkpointed || a.guarantee != DeliveryGuarantee::ExactlyOnce {
+            return Err(format!(
+                "--elastic keeps its state in group {}'s offsets, exactly once: it takes no --checkpoint-dir, \
+                 --subtask, --parallelism, --bounded or --guarantee\n{USAGE}",
+                a.group.as_deref().unwrap_or_default()
+            ));
+        }
+    } else if a.member.is_some() {
+        return Err(format!("--member names an --elastic process\n{USAGE}"));
+    } else if a.input.is_empty() || a.output.is_empty() || a.checkpoint_dir.is_empty() {
         return Err(format!("--input, --output and --checkpoint-dir are required\n{USAGE}"));
     }
     if !["upper", "json", "none"].contains(&a.transform.as_str()) {
@@ -162,6 +196,9 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
     }
     source = if a.bounded {
         source.bounded(OffsetsInitializer::latest())
+    } else if a.elastic {
+        // The group's subscription picks up new partitions itself.
+        source
     } else {
         source.partition_discovery_interval(Duration::from_secs(10))
     };
@@ -175,8 +212,9 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
                 .build()?,
         )
         .delivery_guarantee(a.guarantee)
-        // Within the broker's default transaction.max.timeout.ms (15 min).
-        .transaction_timeout(Duration::from_secs(600));
+        // Within the broker's default transaction.max.timeout.ms (15 min). Elastic members
+        // have no restart to wait for: a killed one's transaction should expire soon.
+        .transaction_timeout(Duration::from_secs(if a.elastic { 60 } else { 600 }));
     if a.guarantee == DeliveryGuarantee::ExactlyOnce {
         sink = sink.transactional_id_prefix(
             a.prefix
@@ -185,7 +223,6 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
         );
     }
     let sink = sink.build()?;
-    let store = FileCheckpointStore::new(&a.checkpoint_dir)?;
 
     let transform = a.transform.clone();
     let mut slow = throttle(a.rate);
@@ -198,9 +235,22 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
                 _ => v,
             }
         })
-        .checkpoint_interval(a.interval)
-        .checkpoint_store(store)
-        .subtask(a.subtask, a.parallelism);
+        .checkpoint_interval(a.interval);
+    let pipeline = if a.elastic {
+        let member = a.member.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "member".into());
+            format!("{host}-{}", std::process::id())
+        });
+        println!(
+            "elastic member {member} of group {}",
+            a.group.as_deref().unwrap_or_default()
+        );
+        pipeline.elastic(member)
+    } else {
+        pipeline
+            .checkpoint_store(FileCheckpointStore::new(&a.checkpoint_dir)?)
+            .subtask(a.subtask, a.parallelism)
+    };
 
     let metrics = pipeline.metrics();
     if let Some(addr) = &a.metrics_addr {
@@ -227,18 +277,32 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
             );
         }
     });
-    println!(
-        "pipeline {} -> {} ({}, subtask {} of {}, checkpoints every {} ms to {}){}",
-        a.input,
-        a.output,
-        a.guarantee,
-        a.subtask,
-        a.parallelism,
-        a.interval.as_millis(),
-        a.checkpoint_dir,
-        if a.bounded { ", bounded" } else { "" }
-    );
-    let result = pipeline.run().await;
+    if a.elastic {
+        println!(
+            "pipeline {} -> {} (elastic, exactly-once, a transaction with its offsets every {} ms)",
+            a.input,
+            a.output,
+            a.interval.as_millis()
+        );
+    } else {
+        println!(
+            "pipeline {} -> {} ({}, subtask {} of {}, checkpoints every {} ms to {}){}",
+            a.input,
+            a.output,
+            a.guarantee,
+            a.subtask,
+            a.parallelism,
+            a.interval.as_millis(),
+            a.checkpoint_dir,
+            if a.bounded { ", bounded" } else { "" }
+        );
+    }
+    let result = if a.elastic {
+        // Ctrl-C or SIGTERM: a last commit, then the member leaves its group.
+        pipeline.run_until(shutdown_signal()).await
+    } else {
+        pipeline.run().await
+    };
     progress.abort();
     let s = result?;
     let m = watch.snapshot();
@@ -258,6 +322,22 @@ async fn run(a: Args) -> Result<(), ConnectorError> {
         m.max_checkpoint_duration.as_millis()
     );
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 #[tokio::main]

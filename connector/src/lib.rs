@@ -10,9 +10,12 @@
 //! - [`sink`]: `KafkaSink`, record serializers, delivery guarantees, committables.
 //! - [`pipeline`]: `Pipeline`, source → user functions → sink with periodic checkpoints,
 //!   restore after a crash, and a clean end for bounded input.
+//! - [`elastic`]: the pipeline's elastic mode: members of a consumer group that commit their
+//!   outputs with their consumed offsets (KIP-447), scaled by the group coordinator.
 //! - [`metrics`]: pipeline, source reader and sink metrics under Flink's names.
 
 pub mod checkpoint;
+pub mod elastic;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;

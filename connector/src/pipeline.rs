@@ -69,6 +69,8 @@
 //! the partitions Flink's owner formula gives it ([`crate::source::split_owner`]); the sink's
 //! transactional ids carry the subtask index, so the processes never fence each other.
 //! Restoring a checkpoint under a different subtask index or parallelism is refused.
+//! For processes that join and leave at will, with no checkpoint store, see elastic mode
+//! ([`Pipeline::elastic`], [`crate::elastic`]).
 //!
 //! # Crash injection (tests only: the `crash-injection` feature)
 //!
@@ -267,8 +269,8 @@ pub struct PipelineSummary {
     pub elapsed: Duration,
 }
 
-type Emit<'a, C> = &'a mut dyn FnMut(C) -> Result<()>;
-type Chain<I, C> = Box<dyn FnMut(I, Emit<'_, C>) -> Result<()> + Send>;
+pub(crate) type Emit<'a, C> = &'a mut dyn FnMut(C) -> Result<()>;
+pub(crate) type Chain<I, C> = Box<dyn FnMut(I, Emit<'_, C>) -> Result<()> + Send>;
 
 fn user_error(e: impl fmt::Display) -> ConnectorError {
     ConnectorError::User(e.to_string())
@@ -330,6 +332,10 @@ pub struct Pipeline<I, C, O> {
     #[cfg(feature = "crash-injection")]
     crash: Option<(CrashAt, CrashAction)>,
     poll_timeout: Duration,
+    /// Elastic mode's member name ([`Pipeline::elastic`]).
+    elastic: Option<String>,
+    /// A checkpoint store or a subtask was set (elastic mode has neither).
+    checkpointed_settings: bool,
 }
 
 impl<I, C, O> fmt::Debug for Pipeline<I, C, O> {
@@ -340,7 +346,8 @@ impl<I, C, O> fmt::Debug for Pipeline<I, C, O> {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("store", &self.store)
             .field("subtask", &self.subtask)
-            .field("parallelism", &self.parallelism);
+            .field("parallelism", &self.parallelism)
+            .field("elastic", &self.elastic);
         #[cfg(feature = "crash-injection")]
         d.field("crash", &self.crash);
         d.finish_non_exhaustive()
@@ -368,6 +375,8 @@ impl<I: 'static, O> Pipeline<I, I, O> {
             #[cfg(feature = "crash-injection")]
             crash: None,
             poll_timeout: Duration::from_millis(100),
+            elastic: None,
+            checkpointed_settings: false,
         }
     }
 
@@ -394,6 +403,8 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
             #[cfg(feature = "crash-injection")]
             crash: self.crash,
             poll_timeout: self.poll_timeout,
+            elastic: self.elastic,
+            checkpointed_settings: self.checkpointed_settings,
         }
     }
 
@@ -481,6 +492,7 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
     /// Where checkpoints go (default: memory).
     pub fn checkpoint_store(mut self, store: impl CheckpointStore + 'static) -> Self {
         self.store = Arc::new(store);
+        self.checkpointed_settings = true;
         self
     }
 
@@ -488,6 +500,7 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
     /// reuse a memory store across runs in one process).
     pub fn checkpoint_store_shared(mut self, store: Arc<dyn CheckpointStore>) -> Self {
         self.store = store;
+        self.checkpointed_settings = true;
         self
     }
 
@@ -495,6 +508,19 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
     pub fn subtask(mut self, index: usize, parallelism: usize) -> Self {
         self.subtask = index;
         self.parallelism = parallelism;
+        self.checkpointed_settings = true;
+        self
+    }
+
+    /// Runs in elastic mode as member `member` of the source's consumer group (see
+    /// [`crate::elastic`]): processes join and leave at will, the group coordinator moves
+    /// partitions between them, and each commits its outputs and consumed offsets in one
+    /// transaction every [`Self::checkpoint_interval`]. No checkpoint store and no subtask:
+    /// setting either is refused when the run starts. `member` names this process (its
+    /// transactional id is `<prefix>-elastic-<member>`): unique in the group, and the same
+    /// when a process restarts, so the restart fences the old one at once.
+    pub fn elastic(mut self, member: impl Into<String>) -> Self {
+        self.elastic = Some(member.into());
         self
     }
 
@@ -688,7 +714,35 @@ where
             #[cfg(feature = "crash-injection")]
             crash,
             poll_timeout,
+            elastic,
+            checkpointed_settings,
         } = self;
+        if let Some(member) = elastic {
+            if checkpointed_settings {
+                return Err(ConnectorError::Config(
+                    "elastic mode keeps its state in the consumer group's committed offsets: it takes no checkpoint \
+                     store and no subtask (remove checkpoint_store / subtask, or elastic)"
+                        .into(),
+                ));
+            }
+            #[cfg(feature = "crash-injection")]
+            if crash.is_some() || crash_from_env()?.is_some() {
+                return Err(ConnectorError::Config(
+                    "crash points are for checkpointed pipelines; kill an elastic member instead".into(),
+                ));
+            }
+            let run = crate::elastic::ElasticRun {
+                source,
+                sink,
+                chain,
+                member,
+                watermarks,
+                commit_interval: checkpoint_interval,
+                poll_timeout,
+                metrics,
+            };
+            return crate::elastic::run(run, stop).await;
+        }
         #[cfg(feature = "crash-injection")]
         let crash = match crash {
             Some(c) => Some(c),

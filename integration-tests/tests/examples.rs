@@ -364,6 +364,119 @@ async fn exactly_once_pipeline_serves_flink_metrics() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Waits for `child` to exit (killing it and failing after `limit`) and returns its output.
+fn exit_within(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{:?} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The connector's example in elastic mode, as a user runs it: two members of one group
+/// (`--elastic --group G --member M`) share A's partitions; one stopped with Ctrl-C (SIGINT),
+/// the other with SIGTERM, each makes a last commit and exits 0; B holds every record of A
+/// once under read_committed.
+#[tokio::test]
+async fn exactly_once_pipeline_elastic_members_stop_on_ctrl_c_and_sigterm() {
+    use strom_client::{NewTopic, Producer, ProducerConfig, ProducerRecord};
+    let input = unique_topic("example-elastic-a");
+    let output = unique_topic("example-elastic-b");
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    admin
+        .create_topics(&[NewTopic::new(&input, 2), NewTopic::new(&output, 2)])
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig::new(&broker().bootstrap)).await.unwrap();
+    for i in 0..400 {
+        drop(
+            producer
+                .send(ProducerRecord::new(&input, format!("v{i}")).partition(i % 2))
+                .await
+                .unwrap(),
+        );
+    }
+    producer.flush().await.unwrap();
+    let exe = examples()
+        .get("exactly_once_pipeline")
+        .expect("the connector example was built");
+    let member = |name: &str| {
+        Command::new(exe)
+            .args([
+                "--bootstrap",
+                &broker().bootstrap,
+                "--input",
+                &input,
+                "--output",
+                &output,
+            ])
+            .args(["--elastic", "--group", &format!("{output}-g"), "--member", name])
+            .args(["--interval-ms", "300", "--transform", "upper"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = member("a");
+    let mut b = member("b");
+    // Both run until every record of A is committed to B.
+    let read_b = |expect: usize| {
+        let output = output.clone();
+        async move {
+            let mut cc = ConsumerConfig::new(&broker().bootstrap);
+            cc.isolation_level = IsolationLevel::ReadCommitted;
+            let mut consumer = Consumer::new(cc).await.unwrap();
+            let partitions = [TopicPartition::new(&output, 0), TopicPartition::new(&output, 1)];
+            consumer.assign(partitions.clone()).unwrap();
+            consumer.seek_to_beginning(&partitions).unwrap();
+            let mut got = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while got.len() < expect {
+                assert!(Instant::now() < deadline, "B has {} of {expect} records", got.len());
+                for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+                    got.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+                }
+            }
+            // Nothing more arrives.
+            got.extend(
+                consumer
+                    .poll(Duration::from_millis(500))
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap()),
+            );
+            got
+        }
+    };
+    read_b(400).await;
+    for (child, signal) in [(&mut a, "-INT"), (&mut b, "-TERM")] {
+        assert!(child.try_wait().unwrap().is_none(), "a member exited early");
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    for (name, child) in [("a", a), ("b", b)] {
+        let out = exit_within(child, Duration::from_secs(30));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "member {name}: {}; stdout:\n{stdout}", out.status);
+        assert!(
+            stdout.lines().any(|l| l.starts_with("done: end=Stopped")),
+            "member {name}:\n{stdout}"
+        );
+    }
+    let mut got = read_b(400).await;
+    got.sort();
+    let mut want: Vec<String> = (0..400).map(|i| format!("V{i}")).collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
 /// A new example must get a test here.
 #[test]
 fn every_example_is_run_here() {

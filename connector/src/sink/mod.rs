@@ -231,6 +231,11 @@ impl<T> KafkaSink<T> {
         self.shared.prefix.as_deref()
     }
 
+    /// The record serializer (elastic mode writes with it).
+    pub(crate) fn serializer(&self) -> Arc<dyn KafkaRecordSerializer<T>> {
+        self.shared.serializer.clone()
+    }
+
     /// The producer settings writers use (without transactional id).
     pub fn producer_config(&self) -> &ProducerConfig {
         &self.shared.producer_config

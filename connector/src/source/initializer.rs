@@ -98,6 +98,13 @@ impl OffsetsInitializer {
         }
     }
 
+    /// Whether a consumer group's `auto.offset.reset` says all this initializer means for a
+    /// partition the group has no committed offset for (earliest, latest, committed with a
+    /// reset): what elastic mode can honour.
+    pub(crate) fn is_a_reset(&self) -> bool {
+        matches!(self.kind, Kind::Earliest | Kind::Latest | Kind::Committed(_))
+    }
+
     /// Whether resolving may need the group's committed offsets, so `group.id` must be set
     /// (Flink's `OffsetsInitializerValidator`). A specified map only needs it for
     /// [`KafkaPartitionSplit::COMMITTED_OFFSET`] values: for missing partitions the committed
