@@ -240,6 +240,7 @@ where
         last_checkpoint_id: m.commits,
         restored_from: None,
         elapsed: started.elapsed(),
+        restarts: 0,
     })
 }
 

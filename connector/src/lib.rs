@@ -10,6 +10,7 @@
 //! - [`sink`]: `KafkaSink`, record serializers, delivery guarantees, committables.
 //! - [`pipeline`]: `Pipeline`, source → user functions → sink with periodic checkpoints,
 //!   restore after a crash, and a clean end for bounded input.
+//! - [`restart`]: restart strategies (fixed-delay, exponential-delay, failure-rate).
 //! - [`elastic`]: the pipeline's elastic mode: members of a consumer group that commit their
 //!   outputs with their consumed offsets (KIP-447), scaled by the group coordinator.
 //! - [`metrics`]: pipeline, source reader and sink metrics under Flink's names.
@@ -19,6 +20,7 @@ pub mod elastic;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod restart;
 pub mod sink;
 pub mod source;
 

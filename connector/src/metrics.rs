@@ -20,6 +20,7 @@
 //! | `numberOfCompletedCheckpoints` / `numberOfFailedCheckpoints` | checkpoints |
 //! | `lastCheckpointDuration` | ms from the start of the last completed checkpoint to its commit |
 //! | `lastCheckpointSize` | bytes of the last stored checkpoint |
+//! | `numRestarts` | restarts made by the restart strategy |
 //! | `numRecordsOutErrors`, `numBytesOut`, `currentSendTime` | the sink writer's ([`SinkMetricsSnapshot`]) |
 //!
 //! [`PipelineMetricsSnapshot::prometheus`] renders the same values in the Prometheus text
@@ -307,6 +308,7 @@ struct PipelineCounters {
     restored_checkpoint_id: AtomicU64,
     /// 1 once the pipeline has restored (or started fresh) and reads.
     running: AtomicU64,
+    restarts: AtomicU64,
     sink: Mutex<Option<SinkMetrics>>,
     /// The durations of the last [`RECENT_CHECKPOINTS`] checkpoints, in ms.
     recent: Mutex<std::collections::VecDeque<u64>>,
@@ -352,6 +354,8 @@ pub struct PipelineMetricsSnapshot {
     pub restored_checkpoint_id: Option<u64>,
     /// The pipeline has finished restoring (sink transactions recovered) and is reading.
     pub running: bool,
+    /// `numRestarts`: restarts made by the restart strategy.
+    pub restarts: u64,
     /// The source reader's metrics.
     pub source: SourceReaderMetricsSnapshot,
     /// The sink writer's metrics, once the writer exists.
@@ -396,6 +400,7 @@ impl PipelineMetrics {
                 .collect(),
             restored_checkpoint_id: id(c.restored_checkpoint_id.load(Ordering::Relaxed)),
             running: c.running.load(Ordering::Relaxed) != 0,
+            restarts: c.restarts.load(Ordering::Relaxed),
             source: self.source.snapshot(),
             sink: self.sink().map(|s| s.snapshot()),
         }
@@ -436,6 +441,10 @@ impl PipelineMetrics {
         self.counters.running.store(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn restarted(&self) {
+        self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn stopped(&self) {
         self.counters.running.store(0, Ordering::Relaxed);
     }
@@ -463,6 +472,7 @@ impl PipelineMetricsSnapshot {
             ),
             ("lastCheckpointDuration".to_owned(), ms(self.last_checkpoint_duration)),
             ("lastCheckpointSize".to_owned(), saturating(self.last_checkpoint_size)),
+            ("numRestarts".to_owned(), saturating(self.restarts)),
         ];
         if let Some(id) = self.last_checkpoint_id {
             out.push(("lastCompletedCheckpointId".to_owned(), saturating(id)));

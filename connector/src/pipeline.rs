@@ -98,6 +98,7 @@ use tracing::{debug, info, warn};
 
 use crate::checkpoint::{CheckpointStore, CheckpointStoreExt, MemoryCheckpointStore};
 use crate::metrics::PipelineMetrics;
+use crate::restart::{is_recoverable, RestartStrategy, RestartTracker};
 use crate::sink::{KafkaCommittable, KafkaCommitter, KafkaSink, KafkaSinkWriter, KafkaWriterState, SinkRestore};
 use crate::source::{
     Boundedness, EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceReader, SplitEnumerator, WatermarkStrategy,
@@ -267,6 +268,9 @@ pub struct PipelineSummary {
     pub restored_from: Option<u64>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Restarts made by the restart strategy ([`Pipeline::restart_strategy`]); the counts
+    /// above are those of the last attempt.
+    pub restarts: u32,
 }
 
 pub(crate) type Emit<'a, C> = &'a mut dyn FnMut(C) -> Result<()>;
@@ -334,6 +338,7 @@ pub struct Pipeline<I, C, O> {
     poll_timeout: Duration,
     /// Elastic mode's member name ([`Pipeline::elastic`]).
     elastic: Option<String>,
+    restart: RestartStrategy,
     /// A checkpoint store or a subtask was set (elastic mode has neither).
     checkpointed_settings: bool,
 }
@@ -347,7 +352,8 @@ impl<I, C, O> fmt::Debug for Pipeline<I, C, O> {
             .field("store", &self.store)
             .field("subtask", &self.subtask)
             .field("parallelism", &self.parallelism)
-            .field("elastic", &self.elastic);
+            .field("elastic", &self.elastic)
+            .field("restart", &self.restart);
         #[cfg(feature = "crash-injection")]
         d.field("crash", &self.crash);
         d.finish_non_exhaustive()
@@ -377,6 +383,7 @@ impl<I: 'static, O> Pipeline<I, I, O> {
             poll_timeout: Duration::from_millis(100),
             elastic: None,
             checkpointed_settings: false,
+            restart: RestartStrategy::None,
         }
     }
 
@@ -405,6 +412,7 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
             poll_timeout: self.poll_timeout,
             elastic: self.elastic,
             checkpointed_settings: self.checkpointed_settings,
+            restart: self.restart,
         }
     }
 
@@ -509,6 +517,16 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
         self.subtask = index;
         self.parallelism = parallelism;
         self.checkpointed_settings = true;
+        self
+    }
+
+    /// How the pipeline recovers from a failure by itself (default
+    /// [`RestartStrategy::none`]: the first failure ends the run): after a failure a restart
+    /// can cure, it waits the strategy's delay and runs again from its newest checkpoint (see
+    /// [`crate::restart`]). Restores need a checkpoint store that outlives the failed
+    /// attempt: any store does within one process, the memory store included.
+    pub fn restart_strategy(mut self, strategy: RestartStrategy) -> Self {
+        self.restart = strategy;
         self
     }
 
@@ -704,7 +722,7 @@ where
         let Pipeline {
             source,
             sink,
-            mut chain,
+            chain,
             watermarks,
             checkpoint_interval,
             store,
@@ -716,12 +734,20 @@ where
             poll_timeout,
             elastic,
             checkpointed_settings,
+            restart,
         } = self;
         if let Some(member) = elastic {
             if checkpointed_settings {
                 return Err(ConnectorError::Config(
                     "elastic mode keeps its state in the consumer group's committed offsets: it takes no checkpoint \
                      store and no subtask (remove checkpoint_store / subtask, or elastic)"
+                        .into(),
+                ));
+            }
+            if restart != RestartStrategy::None {
+                return Err(ConnectorError::Config(
+                    "elastic mode does not restart by itself: a failed member leaves, the others take its partitions; \
+                     run members under a supervisor, or remove restart_strategy"
                         .into(),
                 ));
             }
@@ -752,152 +778,271 @@ where
         let parallelism32 =
             u32::try_from(parallelism).map_err(|_| ConnectorError::Config(format!("parallelism {parallelism}")))?;
 
-        // 1. The newest intact checkpoint.
-        let load = store.clone();
-        let restored: Option<(u64, PipelineCheckpoint)> =
-            tokio::task::spawn_blocking(move || load.latest_json::<PipelineCheckpoint>())
-                .await
-                .map_err(|e| ConnectorError::Checkpoint(format!("the store task failed: {e}")))??;
-        if let Some((id, c)) = &restored {
-            if c.format != CHECKPOINT_FORMAT || c.checkpoint_id != *id {
-                return Err(ConnectorError::Checkpoint(format!(
-                    "checkpoint {id} has format {} and id {}; this build writes format {CHECKPOINT_FORMAT}",
-                    c.format, c.checkpoint_id
-                )));
-            }
-            if c.subtask != subtask || c.parallelism != parallelism {
-                return Err(ConnectorError::Config(format!(
-                    "checkpoint {id} belongs to subtask {} of {}, this pipeline is subtask {subtask} of {parallelism}: \
-                     rescaling a pipeline from its checkpoints is not supported (use a new checkpoint store and \
-                     transactional id prefix)",
-                    c.subtask, c.parallelism
-                )));
-            }
-        }
-        let restored_id = restored.as_ref().map(|(id, _)| *id);
-
-        // 2. The sink first: pending transactions committed, lingering ones aborted.
-        let sink_restore = match &restored {
-            Some((id, c)) => SinkRestore::new(*id, c.committables.clone(), vec![c.writer_state.clone()]),
-            None => SinkRestore::default(),
-        };
-        let writer = sink.restore_writer(subtask32, parallelism32, &sink_restore).await?;
-        metrics.set_sink(writer.metrics());
-        let committer = writer.committer();
-
-        // 3. The source: enumerator state and splits at their checkpointed positions.
-        let mut enumerator = source.create_enumerator(subtask, parallelism).await?;
-        let reader = SourceReader::with_options(&source, subtask, watermarks, metrics.source().clone()).await?;
-        let (base_in, base_out) = restored.as_ref().map_or((0, 0), |(_, c)| (c.records_in, c.records_out));
-        let mut run = Running {
-            reader,
-            writer,
-            committer,
-            enumerator: {
-                if let Some((_, c)) = &restored {
-                    enumerator = enumerator.with_state(c.enumerator.clone());
+        restart.validate()?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        let mut tracker = RestartTracker::new(restart, seed);
+        let mut stop = Box::pin(stop);
+        let mut chain = chain;
+        loop {
+            let attempt_started = Instant::now();
+            let outcome = attempt(
+                Attempt {
+                    source: &source,
+                    sink: &sink,
+                    chain: &mut chain,
+                    watermarks: watermarks.clone(),
+                    checkpoint_interval,
+                    store: store.clone(),
+                    subtask,
+                    parallelism,
+                    subtask32,
+                    parallelism32,
+                    metrics: metrics.clone(),
+                    #[cfg(feature = "crash-injection")]
+                    crash,
+                    poll_timeout,
+                },
+                &mut stop,
+            )
+            .await;
+            let e = match outcome {
+                Ok(mut summary) => {
+                    summary.restarts = tracker.restarts();
+                    summary.elapsed = started.elapsed();
+                    return Ok(summary);
                 }
-                enumerator
-            },
-            store,
-            metrics: metrics.clone(),
-            #[cfg(feature = "crash-injection")]
-            crash,
-            subtask,
-            parallelism,
-            #[cfg(feature = "crash-injection")]
-            first_checkpoint: restored_id.map_or(1, |id| id + 1),
-            next_checkpoint_id: restored_id.map_or(1, |id| id + 1),
-            checkpoints: 0,
-            records_in: 0,
-            records_out: 0,
-            base_in,
-            base_out,
-        };
-        if let Some((_, c)) = restored {
-            run.reader.add_splits(c.source_splits).await?;
-        }
-        let initial = !run.enumerator.snapshot_state().initial_discovery_finished;
-        if initial {
-            let d = run.enumerator.discover().await?;
-            run.reader.add_splits(d.new_splits).await?;
-        } else if run.enumerator.discovery_interval().is_some() {
-            run.discover().await;
-        }
-        // Flink signals "no more splits" only to bounded sources: an unbounded source whose
-        // splits all stopped (`unbounded(stopping)`) keeps running, idle, until stopped.
-        if run.enumerator.no_more_splits() && source.boundedness() == Boundedness::Bounded {
-            run.reader.notify_no_more_splits();
-        }
-        metrics.restored(restored_id);
-        // The `metrics` facade sees the pipeline every second and once more when it ends
-        // (also when this future is dropped midway).
-        let _publisher = FacadePublisher::start(metrics.clone());
-        info!(
-            subtask,
-            parallelism,
-            restored_from = ?restored_id,
-            splits = run.reader.active_splits().len(),
-            delivery_guarantee = %run.writer.delivery_guarantee(),
-            "pipeline running"
-        );
-
-        let outcome = drive(&mut run, &mut chain, stop, checkpoint_interval, poll_timeout).await;
-        metrics.stopped();
-        let end = match outcome {
-            Ok(end) => end,
-            Err(e) => {
-                #[cfg(feature = "crash-injection")]
-                let injected = matches!(&e, ConnectorError::User(m) if m.starts_with("crash injected"));
-                #[cfg(not(feature = "crash-injection"))]
-                let injected = false;
-                if !injected {
-                    // Abort the open transaction (what Flink's writer does on close).
-                    let Running { writer, reader, .. } = run;
-                    if tokio::time::timeout(Duration::from_secs(10), writer.close())
-                        .await
-                        .is_err()
-                    {
-                        warn!("closing the sink writer after a failure took over 10 s; abandoned");
-                    }
-                    let _ = tokio::time::timeout(Duration::from_secs(10), reader.close()).await;
-                }
+                Err(e) => e,
+            };
+            if !is_recoverable(&e) {
                 return Err(e);
             }
-        };
-        let summary = PipelineSummary {
-            end,
-            records_in: run.records_in,
-            records_out: run.records_out,
-            checkpoints: run.checkpoints,
-            last_checkpoint_id: run.next_checkpoint_id.saturating_sub(1),
-            restored_from: restored_id,
-            elapsed: started.elapsed(),
-        };
-        let Running { writer, reader, .. } = run;
-        writer.close().await?;
-        reader.close().await?;
-        info!(
-            subtask,
-            end = ?summary.end,
-            records_in = summary.records_in,
-            records_out = summary.records_out,
-            checkpoints = summary.checkpoints,
-            "pipeline finished"
-        );
-        Ok(summary)
+            let Some(delay) = tracker.on_failure(attempt_started, Instant::now()) else {
+                return Err(after_restarts(e, tracker.restarts()));
+            };
+            metrics.restarted();
+            warn!(
+                subtask,
+                error = %e,
+                restart = tracker.restarts(),
+                delay_ms = delay.as_millis() as u64,
+                "the pipeline failed; restarting from its last checkpoint"
+            );
+            // Stopped while waiting: the run ends with the failure that stopped it.
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = &mut stop => return Err(e),
+            }
+        }
     }
+}
+
+/// Everything one attempt of a run needs ([`Pipeline::run_until`] runs attempts until one
+/// ends well or the restart strategy allows no more).
+struct Attempt<'p, I, O> {
+    source: &'p KafkaSource<I>,
+    sink: &'p KafkaSink<O>,
+    chain: &'p mut Chain<I, O>,
+    watermarks: WatermarkStrategy<I>,
+    checkpoint_interval: Duration,
+    store: Arc<dyn CheckpointStore>,
+    subtask: usize,
+    parallelism: usize,
+    subtask32: u32,
+    parallelism32: u32,
+    metrics: PipelineMetrics,
+    #[cfg(feature = "crash-injection")]
+    crash: Option<(CrashAt, CrashAction)>,
+    poll_timeout: Duration,
+}
+
+/// `e`, saying that the restart strategy allowed no more after `restarts` restarts.
+fn after_restarts(e: ConnectorError, restarts: u32) -> ConnectorError {
+    if restarts == 0 {
+        return e;
+    }
+    let why = format!("after {restarts} restarts the restart strategy allows no more");
+    match e {
+        ConnectorError::Client(c) => ConnectorError::Client(c.with_context(why)),
+        ConnectorError::User(m) => ConnectorError::User(format!("{m} ({why})")),
+        ConnectorError::Checkpoint(m) => ConnectorError::Checkpoint(format!("{m} ({why})")),
+        ConnectorError::Serialize(m) => ConnectorError::Serialize(format!("{m} ({why})")),
+        other => other,
+    }
+}
+
+/// One attempt: restore from the newest checkpoint, run, and end with a final checkpoint
+/// (bounded input, or `stop`), or fail.
+async fn attempt<I, O, S>(a: Attempt<'_, I, O>, stop: &mut S) -> Result<PipelineSummary>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    S: Future<Output = ()> + Send + Unpin,
+{
+    let started = Instant::now();
+    let Attempt {
+        source,
+        sink,
+        chain,
+        watermarks,
+        checkpoint_interval,
+        store,
+        subtask,
+        parallelism,
+        subtask32,
+        parallelism32,
+        metrics,
+        #[cfg(feature = "crash-injection")]
+        crash,
+        poll_timeout,
+    } = a;
+
+    // 1. The newest intact checkpoint.
+    let load = store.clone();
+    let restored: Option<(u64, PipelineCheckpoint)> =
+        tokio::task::spawn_blocking(move || load.latest_json::<PipelineCheckpoint>())
+            .await
+            .map_err(|e| ConnectorError::Checkpoint(format!("the store task failed: {e}")))??;
+    if let Some((id, c)) = &restored {
+        if c.format != CHECKPOINT_FORMAT || c.checkpoint_id != *id {
+            return Err(ConnectorError::Checkpoint(format!(
+                "checkpoint {id} has format {} and id {}; this build writes format {CHECKPOINT_FORMAT}",
+                c.format, c.checkpoint_id
+            )));
+        }
+        if c.subtask != subtask || c.parallelism != parallelism {
+            return Err(ConnectorError::Config(format!(
+                "checkpoint {id} belongs to subtask {} of {}, this pipeline is subtask {subtask} of {parallelism}: \
+                 rescaling a pipeline from its checkpoints is not supported (use a new checkpoint store and \
+                 transactional id prefix)",
+                c.subtask, c.parallelism
+            )));
+        }
+    }
+    let restored_id = restored.as_ref().map(|(id, _)| *id);
+
+    // 2. The sink first: pending transactions committed, lingering ones aborted.
+    let sink_restore = match &restored {
+        Some((id, c)) => SinkRestore::new(*id, c.committables.clone(), vec![c.writer_state.clone()]),
+        None => SinkRestore::default(),
+    };
+    let writer = sink.restore_writer(subtask32, parallelism32, &sink_restore).await?;
+    metrics.set_sink(writer.metrics());
+    let committer = writer.committer();
+
+    // 3. The source: enumerator state and splits at their checkpointed positions.
+    let mut enumerator = source.create_enumerator(subtask, parallelism).await?;
+    let reader = SourceReader::with_options(source, subtask, watermarks, metrics.source().clone()).await?;
+    let (base_in, base_out) = restored.as_ref().map_or((0, 0), |(_, c)| (c.records_in, c.records_out));
+    let mut run = Running {
+        reader,
+        writer,
+        committer,
+        enumerator: {
+            if let Some((_, c)) = &restored {
+                enumerator = enumerator.with_state(c.enumerator.clone());
+            }
+            enumerator
+        },
+        store,
+        metrics: metrics.clone(),
+        #[cfg(feature = "crash-injection")]
+        crash,
+        subtask,
+        parallelism,
+        #[cfg(feature = "crash-injection")]
+        first_checkpoint: restored_id.map_or(1, |id| id + 1),
+        next_checkpoint_id: restored_id.map_or(1, |id| id + 1),
+        checkpoints: 0,
+        records_in: 0,
+        records_out: 0,
+        base_in,
+        base_out,
+    };
+    if let Some((_, c)) = restored {
+        run.reader.add_splits(c.source_splits).await?;
+    }
+    let initial = !run.enumerator.snapshot_state().initial_discovery_finished;
+    if initial {
+        let d = run.enumerator.discover().await?;
+        run.reader.add_splits(d.new_splits).await?;
+    } else if run.enumerator.discovery_interval().is_some() {
+        run.discover().await;
+    }
+    // Flink signals "no more splits" only to bounded sources: an unbounded source whose
+    // splits all stopped (`unbounded(stopping)`) keeps running, idle, until stopped.
+    if run.enumerator.no_more_splits() && source.boundedness() == Boundedness::Bounded {
+        run.reader.notify_no_more_splits();
+    }
+    metrics.restored(restored_id);
+    // The `metrics` facade sees the pipeline every second and once more when it ends
+    // (also when this future is dropped midway).
+    let _publisher = FacadePublisher::start(metrics.clone());
+    info!(
+        subtask,
+        parallelism,
+        restored_from = ?restored_id,
+        splits = run.reader.active_splits().len(),
+        delivery_guarantee = %run.writer.delivery_guarantee(),
+        "pipeline running"
+    );
+
+    let outcome = drive(&mut run, chain, stop, checkpoint_interval, poll_timeout).await;
+    metrics.stopped();
+    let end = match outcome {
+        Ok(end) => end,
+        Err(e) => {
+            #[cfg(feature = "crash-injection")]
+            let injected = matches!(&e, ConnectorError::User(m) if m.starts_with("crash injected"));
+            #[cfg(not(feature = "crash-injection"))]
+            let injected = false;
+            if !injected {
+                // Abort the open transaction (what Flink's writer does on close).
+                let Running { writer, reader, .. } = run;
+                if tokio::time::timeout(Duration::from_secs(10), writer.close())
+                    .await
+                    .is_err()
+                {
+                    warn!("closing the sink writer after a failure took over 10 s; abandoned");
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(10), reader.close()).await;
+            }
+            return Err(e);
+        }
+    };
+    let summary = PipelineSummary {
+        end,
+        records_in: run.records_in,
+        records_out: run.records_out,
+        checkpoints: run.checkpoints,
+        last_checkpoint_id: run.next_checkpoint_id.saturating_sub(1),
+        restored_from: restored_id,
+        elapsed: started.elapsed(),
+        restarts: 0,
+    };
+    let Running { writer, reader, .. } = run;
+    writer.close().await?;
+    reader.close().await?;
+    info!(
+        subtask,
+        end = ?summary.end,
+        records_in = summary.records_in,
+        records_out = summary.records_out,
+        checkpoints = summary.checkpoints,
+        "pipeline finished"
+    );
+    Ok(summary)
 }
 
 /// The read → process → write loop with its periodic checkpoints, discovery and watermarks.
 async fn drive<I, O>(
     run: &mut Running<I, O>,
     chain: &mut Chain<I, O>,
-    stop: impl Future<Output = ()> + Send,
+    stop: &mut (impl Future<Output = ()> + Send + Unpin),
     checkpoint_interval: Duration,
     poll_timeout: Duration,
 ) -> Result<PipelineEnd> {
-    let mut stop = Box::pin(stop);
     let discovery_interval = run.enumerator.discovery_interval();
     let now = Instant::now();
     let mut next_checkpoint = now + checkpoint_interval;
@@ -908,7 +1053,7 @@ async fn drive<I, O>(
         if run.reader.is_finished() {
             break PipelineEnd::EndOfInput;
         }
-        if (&mut stop).now_or_never().is_some() {
+        if (&mut *stop).now_or_never().is_some() {
             break PipelineEnd::Stopped;
         }
         let timeout = next_checkpoint
