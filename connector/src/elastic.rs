@@ -356,7 +356,10 @@ impl<I, O> Member<I, O> {
                 )));
             }
         }
-        let Some(record) = record else { return Ok(()) };
+        let Some(mut record) = record else { return Ok(()) };
+        if !self.sink.writes_timestamp() {
+            record.timestamp = None;
+        }
         self.begin().await?;
         // Its delivery is checked by commit_transaction, which fails if any record failed.
         let _delivery = self.producer.send(record).await?;

@@ -694,3 +694,45 @@ async fn a_committable_whose_id_the_broker_does_not_know_is_finished_not_fatal()
         .unwrap();
     assert_eq!(w.restore_report().committed, vec![unknown.transactional_id.clone()]);
 }
+
+/// `write_timestamp_to_kafka` (the legacy producer's `setWriteTimestampToKafka`): by default
+/// a record carries the element's timestamp; with false the producer stamps the send time.
+#[tokio::test]
+async fn write_timestamp_to_kafka_false_leaves_the_timestamp_to_the_producer() {
+    let admin = admin().await;
+    let topic = create_topic(&admin, "sink-ts", 1).await;
+    let sink = |write: bool| {
+        KafkaSink::<String>::builder()
+            .bootstrap_servers(&broker().bootstrap)
+            .record_serializer(
+                KafkaRecordSerializationSchema::builder()
+                    .topic(&topic)
+                    .value_serializer(StringSerializer)
+                    .build()
+                    .unwrap(),
+            )
+            .write_timestamp_to_kafka(write)
+            .build()
+            .unwrap()
+    };
+    let element_time = 1_000_000_000_000; // 2001
+    for write in [true, false] {
+        let mut w = sink(write).create_writer(0, 1).await.unwrap();
+        w.write_with_timestamp(&format!("written-{write}"), Some(element_time))
+            .await
+            .unwrap();
+        w.flush().await.unwrap();
+        w.close().await.unwrap();
+    }
+    let records = read_now(admin.client(), &topic, false).await;
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        records[0].1.timestamp, element_time,
+        "the element's timestamp by default"
+    );
+    assert!(
+        records[1].1.timestamp > element_time + 365 * 24 * 3600 * 1000,
+        "the send time with write_timestamp_to_kafka(false): {}",
+        records[1].1.timestamp
+    );
+}

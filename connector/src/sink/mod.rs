@@ -155,6 +155,9 @@ pub(crate) struct SinkShared<T> {
     pub(crate) prefix: Option<String>,
     pub(crate) serializer: Arc<dyn KafkaRecordSerializer<T>>,
     client_id_set: bool,
+    /// Records carry the element's timestamp ([`KafkaSinkBuilder::write_timestamp_to_kafka`]).
+    pub(crate) write_timestamp: bool,
+    ignored_properties: Vec<String>,
 }
 
 /// A configured Kafka sink: makes one [`KafkaSinkWriter`] per subtask. Cheap `Clone`.
@@ -218,6 +221,7 @@ impl<T> KafkaSink<T> {
             prefix: None,
             properties: Vec::new(),
             transaction_timeout: None,
+            write_timestamp: true,
         }
     }
 
@@ -231,9 +235,20 @@ impl<T> KafkaSink<T> {
         self.shared.prefix.as_deref()
     }
 
+    /// Whether records carry the element's timestamp.
+    pub(crate) fn writes_timestamp(&self) -> bool {
+        self.shared.write_timestamp
+    }
+
     /// The record serializer (elastic mode writes with it).
     pub(crate) fn serializer(&self) -> Arc<dyn KafkaRecordSerializer<T>> {
         self.shared.serializer.clone()
+    }
+
+    /// Properties that are no producer or client setting: accepted, logged with a warning at
+    /// build, and not used.
+    pub fn ignored_properties(&self) -> &[String] {
+        &self.shared.ignored_properties
     }
 
     /// The producer settings writers use (without transactional id).
@@ -417,6 +432,7 @@ pub struct KafkaSinkBuilder<T> {
     prefix: Option<String>,
     properties: Vec<(String, String)>,
     transaction_timeout: Option<Duration>,
+    write_timestamp: bool,
 }
 
 impl<T> fmt::Debug for KafkaSinkBuilder<T> {
@@ -433,6 +449,7 @@ impl<T> fmt::Debug for KafkaSinkBuilder<T> {
             .field("transactional_id_prefix", &self.prefix)
             .field("properties", &props)
             .field("transaction_timeout", &self.transaction_timeout)
+            .field("write_timestamp_to_kafka", &self.write_timestamp)
             .finish()
     }
 }
@@ -465,8 +482,10 @@ impl<T> KafkaSinkBuilder<T> {
     }
 
     /// A producer property by its Java name (`acks`, `compression.type`, `linger.ms`,
-    /// `security.protocol`, `sasl.*`, `transaction.timeout.ms`, ...). Unknown keys fail
-    /// [`build`](Self::build), naming the key.
+    /// `security.protocol`, `sasl.*`, `transaction.timeout.ms`, ...). A key that is no
+    /// producer or client setting is accepted with a warning and not used, as Flink does
+    /// ([`KafkaSink::ignored_properties`] lists them); a bad value of a known key fails
+    /// [`build`](Self::build).
     pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.push((key.into(), value.into()));
         self
@@ -476,6 +495,15 @@ impl<T> KafkaSinkBuilder<T> {
     pub fn properties<K: Into<String>, V: Into<String>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
         self.properties
             .extend(props.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Whether records carry the element's timestamp (the legacy producer's
+    /// `setWriteTimestampToKafka`; default true, as Flink's `KafkaSink` writes it). False:
+    /// the record timestamp is left unset and the producer stamps the send time (the
+    /// broker's, for a topic with `LogAppendTime`).
+    pub fn write_timestamp_to_kafka(mut self, write: bool) -> Self {
+        self.write_timestamp = write;
         self
     }
 
@@ -495,6 +523,7 @@ impl<T> KafkaSinkBuilder<T> {
         let mut bootstrap_set = false;
         let mut timeout_set = false;
         let mut client_id_set = false;
+        let mut ignored: Vec<String> = Vec::new();
         if let Some(b) = &self.bootstrap_servers {
             cfg.set("bootstrap.servers", b)?;
             bootstrap_set = true;
@@ -514,9 +543,8 @@ impl<T> KafkaSinkBuilder<T> {
             match cfg.set(k, v) {
                 Ok(()) => {}
                 Err(e) if e.unknown_property_key().is_some() => {
-                    return Err(ConnectorError::Config(format!(
-                        "KafkaSink: unknown producer property {k:?}"
-                    )))
+                    warn!(property = %k, "KafkaSink: unknown producer property {k:?} ignored");
+                    ignored.push(k.clone());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -566,6 +594,8 @@ impl<T> KafkaSinkBuilder<T> {
                 prefix: prefix.filter(|_| self.guarantee == DeliveryGuarantee::ExactlyOnce),
                 serializer,
                 client_id_set,
+                write_timestamp: self.write_timestamp,
+                ignored_properties: ignored,
             }),
         })
     }

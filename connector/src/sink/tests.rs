@@ -182,8 +182,9 @@ fn sink_builder_checks_its_settings() {
     assert!(e.to_string().contains("at most"), "{e}");
     let e = base().property("transactional.id", "mine").build().unwrap_err();
     assert!(e.to_string().contains("transactional_id_prefix"), "{e}");
-    let e = base().property("no.such.key", "1").build().unwrap_err();
-    assert!(e.to_string().contains("no.such.key"), "{e}");
+    // Unknown keys are accepted with a warning and listed, as Flink does.
+    let sink = base().property("no.such.key", "1").build().unwrap();
+    assert_eq!(sink.ignored_properties(), ["no.such.key"]);
     let e = base().property("linger.ms", "soon").build().unwrap_err();
     assert!(e.to_string().contains("linger.ms"), "{e}");
     let e = base()

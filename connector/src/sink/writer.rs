@@ -354,9 +354,12 @@ impl<T> KafkaSinkWriter<T> {
     pub async fn write_with_timestamp(&mut self, element: &T, timestamp: Option<i64>) -> Result<()> {
         self.check_failed()?;
         self.ctx.set_timestamp(timestamp);
-        let Some(record) = self.serialize(element).await? else {
+        let Some(mut record) = self.serialize(element).await? else {
             return Ok(());
         };
+        if !self.shared.write_timestamp {
+            record.timestamp = None;
+        }
         self.ensure_topic(&record.topic).await?;
         if matches!(&self.mode, Mode::Exactly(t) if t.open.is_none()) {
             if let Err(e) = self.begin_transaction().await {

@@ -29,6 +29,13 @@ pub const REGISTER_CONSUMER_METRICS: &str = "register.consumer.metrics";
 /// `commit.offsets.on.checkpoint`: commit the read offsets to the group when a checkpoint
 /// completes (default true; forced false without `group.id`).
 pub const COMMIT_OFFSETS_ON_CHECKPOINT: &str = "commit.offsets.on.checkpoint";
+/// The legacy `FlinkKafkaConsumer`'s partition discovery key: a non-negative value is the
+/// interval in ms (0 disables it, as Flink's enumerator does), as
+/// [`PARTITION_DISCOVERY_INTERVAL_MS`].
+pub const LEGACY_PARTITION_DISCOVERY: &str = "flink.partition-discovery.interval-millis";
+/// `auto.offset.reset` as the seed documentation spells it: overridden by the starting
+/// offsets initializer, as `auto.offset.reset` is.
+pub const LEGACY_AUTO_OFFSET_RESET: &str = "auto.offset.reset.strategy";
 
 /// Whether the source ends (Flink's `Boundedness`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +85,7 @@ pub struct KafkaSource<T> {
     partition_discovery_interval: Option<Duration>,
     register_consumer_metrics: bool,
     commit_offsets_on_checkpoint: bool,
+    ignored_properties: Vec<String>,
 }
 
 impl<T> Clone for KafkaSource<T> {
@@ -94,6 +102,7 @@ impl<T> Clone for KafkaSource<T> {
             partition_discovery_interval: self.partition_discovery_interval,
             register_consumer_metrics: self.register_consumer_metrics,
             commit_offsets_on_checkpoint: self.commit_offsets_on_checkpoint,
+            ignored_properties: self.ignored_properties.clone(),
         }
     }
 }
@@ -117,6 +126,14 @@ impl<T> KafkaSource<T> {
     /// A builder with Flink's defaults: earliest starting offsets, unbounded, no discovery.
     pub fn builder() -> KafkaSourceBuilder<T> {
         KafkaSourceBuilder::default()
+    }
+
+    /// A builder with the legacy `FlinkKafkaConsumer`'s defaults: each partition starts at the
+    /// group's committed offset, or where `auto.offset.reset` says (default `latest`) when it
+    /// has none ([`KafkaSourceBuilder::set_start_from_group_offsets`]); needs `group.id`.
+    /// Everything else is [`Self::builder`]'s.
+    pub fn legacy_builder() -> KafkaSourceBuilder<T> {
+        KafkaSourceBuilder::default().set_start_from_group_offsets()
     }
 
     /// What is read.
@@ -179,6 +196,13 @@ impl<T> KafkaSource<T> {
     /// (bootstrap servers, group id) and the resolved source options.
     pub fn properties(&self) -> &BTreeMap<String, String> {
         &self.properties
+    }
+
+    /// Properties that are neither consumer, client nor source settings: accepted, logged
+    /// with a warning at build, and not used (Flink passes them to Kafka's consumer, which
+    /// ignores them the same way).
+    pub fn ignored_properties(&self) -> &[String] {
+        &self.ignored_properties
     }
 
     /// The consumer configuration of the reader of subtask `subtask`: the user's properties,
@@ -252,6 +276,11 @@ pub struct KafkaSourceBuilder<T> {
     deserializer: Option<Arc<dyn KafkaRecordDeserializer<T>>>,
     /// Java property names, in the order set; later values win.
     properties: Vec<(String, String)>,
+    /// The legacy default: start from the group's offsets, with `auto.offset.reset` (Kafka's
+    /// default `latest`) where there is none; resolved at build.
+    start_from_group_offsets: bool,
+    /// Legacy specific offsets, resolved at build with `auto.offset.reset` for the rest.
+    start_from_specific_offsets: Option<BTreeMap<TopicPartition, i64>>,
 }
 
 impl<T> Default for KafkaSourceBuilder<T> {
@@ -263,6 +292,8 @@ impl<T> Default for KafkaSourceBuilder<T> {
             boundedness: Boundedness::ContinuousUnbounded,
             deserializer: None,
             properties: Vec::new(),
+            start_from_group_offsets: false,
+            start_from_specific_offsets: None,
         }
     }
 }
@@ -347,7 +378,49 @@ impl<T> KafkaSourceBuilder<T> {
     /// `auto.offset.reset` (see [`OffsetsInitializer::auto_offset_reset_strategy`]).
     pub fn starting_offsets(mut self, initializer: OffsetsInitializer) -> Self {
         self.starting_offsets = initializer;
+        self.start_from_group_offsets = false;
+        self.start_from_specific_offsets = None;
         self
+    }
+
+    /// The legacy `FlinkKafkaConsumer.setStartFromGroupOffsets()`: each partition starts at
+    /// the group's committed offset, or where `auto.offset.reset` says (Kafka's default,
+    /// `latest`) when it has none. Needs `group.id`.
+    pub fn set_start_from_group_offsets(mut self) -> Self {
+        self.starting_offsets = OffsetsInitializer::earliest();
+        self.start_from_group_offsets = true;
+        self.start_from_specific_offsets = None;
+        self
+    }
+
+    /// The legacy `setStartFromEarliest()`: [`OffsetsInitializer::earliest`], committed
+    /// offsets ignored.
+    pub fn set_start_from_earliest(self) -> Self {
+        self.starting_offsets(OffsetsInitializer::earliest())
+    }
+
+    /// The legacy `setStartFromLatest()`: [`OffsetsInitializer::latest`].
+    pub fn set_start_from_latest(self) -> Self {
+        self.starting_offsets(OffsetsInitializer::latest())
+    }
+
+    /// The legacy `setStartFromTimestamp(ms)`: [`OffsetsInitializer::timestamp`].
+    pub fn set_start_from_timestamp(self, timestamp_ms: i64) -> Self {
+        self.starting_offsets(OffsetsInitializer::timestamp(timestamp_ms))
+    }
+
+    /// The legacy `setStartFromSpecificOffsets(map)`: these offsets (the next record to read);
+    /// a partition not in the map starts as [`Self::set_start_from_group_offsets`] says.
+    pub fn set_start_from_specific_offsets(mut self, offsets: impl IntoIterator<Item = (TopicPartition, i64)>) -> Self {
+        self.starting_offsets = OffsetsInitializer::earliest();
+        self.start_from_group_offsets = false;
+        self.start_from_specific_offsets = Some(offsets.into_iter().collect());
+        self
+    }
+
+    /// The legacy `setCommitOffsetsOnCheckpoints(bool)`: [`Self::commit_offsets_on_checkpoint`].
+    pub fn set_commit_offsets_on_checkpoints(self, commit: bool) -> Self {
+        self.commit_offsets_on_checkpoint(commit)
     }
 
     /// Batch mode: stop each split at these offsets and end when all are done (Flink's
@@ -497,6 +570,55 @@ impl<T> KafkaSourceBuilder<T> {
                 None => format!("KafkaSource-{}", random_suffix()),
             },
         };
+        // Flink's legacy keys mean what they meant.
+        if let Some(v) = props.remove(LEGACY_PARTITION_DISCOVERY) {
+            let ms = v.trim().parse::<i64>().map_err(|_| {
+                ConnectorError::Config(format!(
+                    "{LEGACY_PARTITION_DISCOVERY}={v:?}: expected a whole number of milliseconds"
+                ))
+            })?;
+            let ms = if ms < 0 { -1 } else { ms };
+            match props.get(PARTITION_DISCOVERY_INTERVAL_MS) {
+                Some(new) if new.trim().parse::<i64>().ok().map(|n| n.max(-1)) != Some(ms) => {
+                    return Err(ConnectorError::Config(format!(
+                        "{LEGACY_PARTITION_DISCOVERY}={v} and {PARTITION_DISCOVERY_INTERVAL_MS}={new} disagree: set one"
+                    )))
+                }
+                _ => {
+                    props.insert(PARTITION_DISCOVERY_INTERVAL_MS.into(), ms.to_string());
+                }
+            }
+        }
+        if let Some(v) = props.remove(LEGACY_AUTO_OFFSET_RESET) {
+            match props.get("auto.offset.reset") {
+                Some(other) if other.trim() != v.trim() => {
+                    return Err(ConnectorError::Config(format!(
+                        "{LEGACY_AUTO_OFFSET_RESET}={v} and auto.offset.reset={other} disagree: set one"
+                    )))
+                }
+                _ => {
+                    props.insert("auto.offset.reset".into(), v);
+                }
+            }
+        }
+        // The legacy start positions take `auto.offset.reset` for partitions without an offset.
+        let legacy_reset = || -> Result<OffsetReset> {
+            match props.get("auto.offset.reset").map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(OffsetReset::Latest),
+                Some(v) if v == "latest" => Ok(OffsetReset::Latest),
+                Some(v) if v == "earliest" => Ok(OffsetReset::Earliest),
+                Some(v) if v == "none" => Ok(OffsetReset::None),
+                Some(v) => Err(ConnectorError::Config(format!(
+                    "auto.offset.reset={v:?}: expected earliest, latest or none"
+                ))),
+            }
+        };
+        let mut starting_offsets = self.starting_offsets;
+        if self.start_from_group_offsets {
+            starting_offsets = OffsetsInitializer::committed_offsets(legacy_reset()?);
+        } else if let Some(offsets) = self.start_from_specific_offsets {
+            starting_offsets = OffsetsInitializer::offsets_with_reset(offsets, legacy_reset()?);
+        }
         let mut discovery_ms = match props.get(PARTITION_DISCOVERY_INTERVAL_MS) {
             Some(v) => v.trim().parse::<i64>().map_err(|_| {
                 ConnectorError::Config(format!(
@@ -534,6 +656,7 @@ impl<T> KafkaSourceBuilder<T> {
 
         // Consumer settings, each checked by the client's own parser.
         let mut consumer = ConsumerConfig::default();
+        let mut ignored: Vec<String> = Vec::new();
         for (k, v) in &props {
             if [
                 CLIENT_ID_PREFIX,
@@ -548,9 +671,12 @@ impl<T> KafkaSourceBuilder<T> {
             match consumer.set(k, v) {
                 Ok(()) => {}
                 Err(e) if e.unknown_property_key().is_some() => {
-                    return Err(ConnectorError::Config(format!(
-                        "unknown property {k:?}: not a consumer, client or Kafka source setting"
-                    )))
+                    // As Flink (and Kafka's consumer) do: accepted, not used, and said so.
+                    tracing::warn!(
+                        property = %k,
+                        "unknown property {k:?} ignored: not a consumer, client or Kafka source setting"
+                    );
+                    ignored.push(k.clone());
                 }
                 Err(e) => return Err(ConnectorError::Config(e.to_string())),
             }
@@ -558,7 +684,7 @@ impl<T> KafkaSourceBuilder<T> {
         // Flink's overrides: no auto commit unless asked for, reset from the starting
         // initializer (whatever the user set), client ids derived from the prefix.
         consumer.enable_auto_commit = auto_commit_explicit.unwrap_or(false);
-        let reset = self.starting_offsets.auto_offset_reset_strategy();
+        let reset = starting_offsets.auto_offset_reset_strategy();
         if let Some(user) = props.get("auto.offset.reset") {
             if consumer.auto_offset_reset != reset {
                 tracing::warn!(
@@ -571,12 +697,12 @@ impl<T> KafkaSourceBuilder<T> {
         consumer.validate().map_err(|e| ConnectorError::Config(e.to_string()))?;
 
         // Offsets initializers.
-        self.starting_offsets.validate()?;
+        starting_offsets.validate()?;
         if let Some(s) = &self.stopping_offsets {
             s.validate()?;
         }
         for (what, init) in [
-            ("starting", Some(&self.starting_offsets)),
+            ("starting", Some(&starting_offsets)),
             ("stopping", self.stopping_offsets.as_ref()),
         ] {
             if init.is_some_and(OffsetsInitializer::requires_group_id) && !has_group {
@@ -598,7 +724,7 @@ impl<T> KafkaSourceBuilder<T> {
 
         Ok(KafkaSource {
             subscription,
-            starting_offsets: self.starting_offsets,
+            starting_offsets,
             stopping_offsets: self.stopping_offsets,
             boundedness: self.boundedness,
             deserializer,
@@ -611,6 +737,7 @@ impl<T> KafkaSourceBuilder<T> {
                 .map(Duration::from_millis),
             register_consumer_metrics,
             commit_offsets_on_checkpoint,
+            ignored_properties: ignored,
         })
     }
 }
@@ -784,8 +911,68 @@ mod tests {
             .deserializer(deserializer::string()));
         assert!(e.contains("topic pattern \"topic-(\""), "{e}");
 
-        let e = err(base().property("no.such.key", "1"));
-        assert!(e.contains("unknown property \"no.such.key\""), "{e}");
+        // Unknown keys are accepted with a warning and listed, as Flink does.
+        let src = base().property("no.such.key", "1").build().unwrap();
+        assert_eq!(src.ignored_properties(), ["no.such.key"]);
+        // Flink's legacy keys mean what they meant.
+        let src = base().property(LEGACY_PARTITION_DISCOVERY, "30000").build().unwrap();
+        assert_eq!(src.partition_discovery_interval(), Some(Duration::from_secs(30)));
+        assert!(src.ignored_properties().is_empty());
+        let src = base().property(LEGACY_PARTITION_DISCOVERY, "-1").build().unwrap();
+        assert_eq!(src.partition_discovery_interval(), None);
+        let e = err(base()
+            .property(LEGACY_PARTITION_DISCOVERY, "1000")
+            .property(PARTITION_DISCOVERY_INTERVAL_MS, "2000"));
+        assert!(e.contains("disagree"), "{e}");
+        let e = err(base().property(LEGACY_PARTITION_DISCOVERY, "often"));
+        assert!(e.contains(LEGACY_PARTITION_DISCOVERY), "{e}");
+        // auto.offset.reset.strategy is overridden by the starting offsets, as auto.offset.reset is.
+        let src = base().property(LEGACY_AUTO_OFFSET_RESET, "latest").build().unwrap();
+        assert_eq!(src.consumer_config(0).auto_offset_reset, OffsetReset::Earliest);
+        // The legacy start positions.
+        let g = || base().group_id("g");
+        let src = g()
+            .property("auto.offset.reset", "earliest")
+            .set_start_from_group_offsets()
+            .build()
+            .unwrap();
+        assert_eq!(
+            src.starting_offsets(),
+            &OffsetsInitializer::committed_offsets(OffsetReset::Earliest)
+        );
+        let src = KafkaSource::legacy_builder()
+            .bootstrap_servers("h:1")
+            .topics(["t"])
+            .group_id("g")
+            .deserializer(deserializer::string())
+            .build()
+            .unwrap();
+        assert_eq!(
+            src.starting_offsets(),
+            &OffsetsInitializer::committed_offsets(OffsetReset::Latest)
+        );
+        let e = err(base().set_start_from_group_offsets());
+        assert!(e.contains("group.id is required"), "{e}");
+        let src = g()
+            .set_start_from_specific_offsets([(TopicPartition::new("t", 0), 7)])
+            .build()
+            .unwrap();
+        assert_eq!(
+            src.starting_offsets(),
+            &OffsetsInitializer::offsets_with_reset([(TopicPartition::new("t", 0), 7)], OffsetReset::Latest)
+        );
+        let src = g()
+            .set_start_from_group_offsets()
+            .set_start_from_earliest()
+            .build()
+            .unwrap();
+        assert_eq!(src.starting_offsets(), &OffsetsInitializer::earliest());
+        let src = g().set_start_from_latest().build().unwrap();
+        assert_eq!(src.starting_offsets(), &OffsetsInitializer::latest());
+        let src = g().set_start_from_timestamp(5).build().unwrap();
+        assert_eq!(src.starting_offsets(), &OffsetsInitializer::timestamp(5));
+        let src = g().set_commit_offsets_on_checkpoints(false).build().unwrap();
+        assert!(!src.commit_offsets_on_checkpoint());
         let e = err(base().property("isolation.level", "serializable"));
         assert!(e.contains("isolation.level"), "{e}");
         let e = err(base().property(PARTITION_DISCOVERY_INTERVAL_MS, "soon"));

@@ -41,7 +41,7 @@ pub mod watermark;
 
 pub use builder::{
     Boundedness, KafkaSource, KafkaSourceBuilder, CLIENT_ID_PREFIX, COMMIT_OFFSETS_ON_CHECKPOINT,
-    PARTITION_DISCOVERY_INTERVAL_MS, REGISTER_CONSUMER_METRICS,
+    LEGACY_AUTO_OFFSET_RESET, LEGACY_PARTITION_DISCOVERY, PARTITION_DISCOVERY_INTERVAL_MS, REGISTER_CONSUMER_METRICS,
 };
 pub use deserializer::{KafkaRecordDeserializer, SourceRecord, ValueDeserializer};
 pub use enumerator::{
