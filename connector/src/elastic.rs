@@ -49,7 +49,7 @@ use tracing::{debug, info, warn};
 
 use crate::metrics::PipelineMetrics;
 use crate::pipeline::{Chain, PipelineEnd, PipelineSummary};
-use crate::sink::{DeliveryGuarantee, KafkaSink, KafkaSinkContext};
+use crate::sink::{DeliveryGuarantee, KafkaRecordSerializer, KafkaSink, KafkaSinkContext};
 use crate::source::{Boundedness, KafkaRecordDeserializer, KafkaSource, SourceRecord, Subscription, WatermarkStrategy};
 use crate::{ConnectorError, Result};
 
@@ -147,6 +147,9 @@ struct Open {
     begun: bool,
     /// The first offset read in it, per partition: where an abort rewinds to.
     start: BTreeMap<TopicPartition, i64>,
+    /// The partition of the last record noted in `start` (records come in runs of one
+    /// partition: the map is touched once per run, not per record).
+    noted: Option<(Arc<str>, i32)>,
 }
 
 struct Member<I, O> {
@@ -155,6 +158,7 @@ struct Member<I, O> {
     taken: Taken,
     ctx: KafkaSinkContext,
     sink: KafkaSink<O>,
+    serializer: Arc<dyn KafkaRecordSerializer<O>>,
     chain: Chain<I, O>,
     deserializer: Arc<dyn KafkaRecordDeserializer<I>>,
     watermarks: WatermarkStrategy<I>,
@@ -199,6 +203,7 @@ where
         producer,
         taken,
         ctx,
+        serializer: r.sink.serializer(),
         sink: r.sink,
         chain: r.chain,
         deserializer: r.source.deserializer().clone(),
@@ -305,20 +310,15 @@ impl<I, O> Member<I, O> {
     /// Deserializes one record, runs it through the user functions and writes the outputs
     /// in the open transaction (begun by the first output).
     async fn process(&mut self, rec: &ConsumerRecord, outputs: &mut Vec<O>) -> Result<()> {
-        let view = SourceRecord {
-            topic: &rec.topic,
-            partition: rec.partition,
-            offset: rec.offset,
-            timestamp: rec.timestamp,
-            timestamp_type: rec.timestamp_type,
-            key: rec.key.as_ref(),
-            value: rec.value.as_ref(),
-            headers: &rec.headers,
-        };
+        let view = SourceRecord::of(rec);
         if let Some(work) = self.deserializer.prepare(&view) {
             work.await?;
         }
-        self.open.start.entry(rec.topic_partition()).or_insert(rec.offset);
+        let same_run = matches!(&self.open.noted, Some((t, p)) if *p == rec.partition && Arc::ptr_eq(t, &rec.topic));
+        if !same_run {
+            self.open.start.entry(rec.topic_partition()).or_insert(rec.offset);
+            self.open.noted = Some((rec.topic.clone(), rec.partition));
+        }
         self.records_in += 1;
         let bytes = rec.key.as_ref().map_or(0, |k| k.len()) + rec.value.as_ref().map_or(0, |v| v.len());
         self.metrics.source().records_in(1, bytes as u64);
@@ -339,7 +339,7 @@ impl<I, O> Member<I, O> {
 
     async fn write(&mut self, element: &O, timestamp: i64) -> Result<()> {
         self.ctx.set_timestamp(Some(timestamp));
-        let serializer = self.sink.serializer();
+        let serializer = &self.serializer;
         let mut record = serializer.serialize(element, &self.ctx)?;
         let missing = self.ctx.take_missing();
         if !missing.is_empty() {

@@ -6,14 +6,14 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, Record, TopicReader};
+use strom_client::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
 use strom_connector::checkpoint::FileCheckpointStore;
 use strom_connector::pipeline::Pipeline;
 use strom_connector::restart::{ExponentialDelay, RestartStrategy};
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
 use strom_connector::ConnectorError;
-use strom_integration_tests::{broker, init_test_logging, unique_topic, wait_no_open_transaction, PrivateBroker};
+use strom_integration_tests::{broker, init_test_logging, read_committed_values, unique_topic, PrivateBroker};
 
 async fn produce(bootstrap: &str, topic: &str, n: usize) {
     let mut cfg = ProducerConfig::new(bootstrap);
@@ -85,18 +85,7 @@ fn pipeline(bootstrap: &str, input: &str, output: &str, rate: f64) -> Pipeline<S
 
 async fn read_committed(bootstrap: &str, topic: &str) -> Vec<String> {
     let admin = Admin::connect(ClientConfig::new(bootstrap)).await.unwrap();
-    wait_no_open_transaction(&admin, topic, Duration::from_secs(90)).await;
-    let mut reader = TopicReader::to_end(admin.client().clone(), topic, true).await.unwrap();
-    let mut out: Vec<(i32, Record)> = Vec::new();
-    while !reader.at_end() {
-        out.extend(reader.poll().await.unwrap());
-    }
-    let mut v: Vec<String> = out
-        .iter()
-        .map(|(_, r)| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
-        .collect();
-    v.sort();
-    v
+    read_committed_values(&admin, topic, Duration::from_secs(90)).await
 }
 
 /// The broker is SIGKILLed with the input half read and comes back 8 s later on its data:

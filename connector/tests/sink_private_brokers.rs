@@ -7,13 +7,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_client::Record;
-use strom_client::{Admin, ClientConfig, NewTopic, TopicReader};
+use strom_client::{Admin, ClientConfig, NewTopic};
 use strom_connector::sink::{
     transactional_id, CommitOutcome, DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, KafkaSinkWriter,
     SinkRestore, StringSerializer,
 };
-use strom_integration_tests::{init_test_logging, unique_topic, wait_no_open_transaction, PrivateBroker};
+use strom_integration_tests::{init_test_logging, read_committed_values, unique_topic, PrivateBroker};
 
 fn sink(bootstrap: &str, topic: &str, prefix: &str) -> KafkaSink<String> {
     KafkaSink::<String>::builder()
@@ -44,18 +43,7 @@ async fn write_all(w: &mut KafkaSinkWriter<String>, values: &[String]) {
 
 /// read_committed, after every open transaction ended (bounded wait).
 async fn read_committed(admin: &Admin, topic: &str) -> Vec<String> {
-    wait_no_open_transaction(admin, topic, Duration::from_secs(30)).await;
-    let mut reader = TopicReader::to_end(admin.client().clone(), topic, true).await.unwrap();
-    let mut out: Vec<(i32, Record)> = Vec::new();
-    while !reader.at_end() {
-        out.extend(reader.poll().await.unwrap());
-    }
-    let mut v: Vec<String> = out
-        .iter()
-        .map(|(_, r)| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
-        .collect();
-    v.sort();
-    v
+    read_committed_values(admin, topic, Duration::from_secs(30)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

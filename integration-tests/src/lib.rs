@@ -544,6 +544,28 @@ pub async fn wait_no_open_transaction(admin: &strom_client::Admin, topic: &str, 
     }
 }
 
+/// Every value of `topic`, sorted, as a read_committed reader sees it once no transaction is
+/// open on it (waiting up to `within` for that).
+#[allow(clippy::expect_used)] // a test helper: failing the test is its error path
+pub async fn read_committed_values(
+    admin: &strom_client::Admin,
+    topic: &str,
+    within: std::time::Duration,
+) -> Vec<String> {
+    wait_no_open_transaction(admin, topic, within).await;
+    let mut reader = strom_client::TopicReader::to_end(admin.client().clone(), topic, true)
+        .await
+        .expect("a reader of the topic");
+    let mut values = Vec::new();
+    while !reader.at_end() {
+        for (_, r) in reader.poll().await.expect("records") {
+            values.push(String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned());
+        }
+    }
+    values.sort();
+    values
+}
+
 /// Logs the client's tracing output to stderr when `STROM_TEST_LOG` is set (e.g.
 /// `STROM_TEST_LOG=strom_client=debug`), for debugging a test.
 pub fn init_test_logging() {

@@ -56,6 +56,20 @@ impl<'a> SourceRecord<'a> {
         }
     }
 
+    /// A view of a record as the consumer delivered it.
+    pub fn of(record: &'a strom_client::ConsumerRecord) -> Self {
+        SourceRecord {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            timestamp_type: record.timestamp_type,
+            key: record.key.as_ref(),
+            value: record.value.as_ref(),
+            headers: &record.headers,
+        }
+    }
+
     /// A [`ConnectorError::Deserialize`] for this record.
     pub fn error(&self, reason: impl fmt::Display) -> ConnectorError {
         ConnectorError::Deserialize {

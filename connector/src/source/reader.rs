@@ -288,16 +288,7 @@ impl<T> SourceReader<T> {
             }
             split.last_record = Some(rec.offset);
             bytes += (rec.key.as_ref().map_or(0, |k| k.len()) + rec.value.as_ref().map_or(0, |v| v.len())) as u64;
-            let view = SourceRecord {
-                topic: &rec.topic,
-                partition: rec.partition,
-                offset: rec.offset,
-                timestamp: rec.timestamp,
-                timestamp_type: rec.timestamp_type,
-                key: rec.key.as_ref(),
-                value: rec.value.as_ref(),
-                headers: &rec.headers,
-            };
+            let view = SourceRecord::of(rec);
             if let Some(work) = self.deserializer.prepare(&view) {
                 // E.g. a registry deserializer fetching a writer schema it has not seen.
                 if let Err(e) = work.await {
