@@ -32,7 +32,7 @@ use strom_protocol::ErrorCode;
 use crate::client::{BrokerInfo, Client, PartitionInfo};
 use crate::config::ClientConfig;
 use crate::connection::Connection;
-use crate::error::{Error, Result};
+use crate::error::{check, Error, Result};
 
 pub(crate) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
@@ -40,20 +40,6 @@ pub(crate) fn s(v: &str) -> StrBytes {
 
 pub(crate) fn topic_name(v: &str) -> TopicName {
     TopicName(s(v))
-}
-
-/// Fails with the code, naming the resource and the broker's message.
-pub(crate) fn check(code: i16, message: Option<&StrBytes>, resource: impl FnOnce() -> String) -> Result<()> {
-    let code = ErrorCode::from(code);
-    if code.is_ok() {
-        return Ok(());
-    }
-    let mut ctx = resource();
-    if let Some(m) = message.filter(|m| !m.is_empty()) {
-        ctx.push_str(": ");
-        ctx.push_str(m.as_str());
-    }
-    Err(Error::kafka(code).with_context(ctx))
 }
 
 /// A topic to create.

@@ -12,7 +12,8 @@ use strom_protocol::messages::create_acls_request::AclCreation;
 use strom_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use strom_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
 
-use crate::admin::{check, Admin};
+use crate::admin::Admin;
+use crate::error::check;
 use crate::error::{Error, Result};
 
 /// Declares a wire enum with Java's names (`TOPIC`, `LITERAL`, `READ`, `ALLOW`), parsed

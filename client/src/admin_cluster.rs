@@ -11,7 +11,8 @@ use strom_protocol::messages::{
     AlterPartitionReassignmentsRequest, ApiKey, BrokerId, ElectLeadersRequest, ListPartitionReassignmentsRequest,
 };
 
-use crate::admin::{check, topic_name, Admin};
+use crate::admin::{topic_name, Admin};
+use crate::error::check;
 use crate::error::{Error, Result};
 
 /// Which leader ElectLeaders should pick (Java's `ElectionType`).

@@ -8,7 +8,8 @@ use strom_protocol::messages::describe_quorum_request::{PartitionData, TopicData
 use strom_protocol::messages::update_features_request::FeatureUpdateKey;
 use strom_protocol::messages::{ApiVersionsRequest, DescribeQuorumRequest, TopicName, UpdateFeaturesRequest};
 
-use crate::admin::{check, Admin};
+use crate::admin::Admin;
+use crate::error::check;
 use crate::error::{Error, Result};
 
 /// The cluster's features (Java's `FeatureMetadata`): what is finalized (in use) and what

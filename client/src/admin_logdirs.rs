@@ -9,7 +9,8 @@ use strom_protocol::messages::alter_replica_log_dirs_request::{AlterReplicaLogDi
 use strom_protocol::messages::{AlterReplicaLogDirsRequest, DescribeLogDirsRequest};
 use strom_protocol::ErrorCode;
 
-use crate::admin::{check, s, topic_name, Admin};
+use crate::admin::{s, topic_name, Admin};
+use crate::error::check;
 use crate::error::{Error, Result};
 
 /// One log directory of a broker (Java's `LogDirDescription`).

@@ -10,7 +10,8 @@ use strom_protocol::messages::alter_client_quotas_request::{EntityData as AlterE
 use strom_protocol::messages::describe_client_quotas_request::ComponentData;
 use strom_protocol::messages::{AlterClientQuotasRequest, DescribeClientQuotasRequest};
 
-use crate::admin::{check, Admin};
+use crate::admin::Admin;
+use crate::error::check;
 use crate::error::{Error, Result};
 
 /// Java's entity type of a user principal's quotas.

@@ -18,7 +18,8 @@ use strom_protocol::messages::{
 
 use strom_protocol::frame::ApiRequest;
 
-use crate::admin::{check, s, topic_name, Admin, CoordinatorType};
+use crate::admin::{s, topic_name, Admin, CoordinatorType};
+use crate::error::check;
 use crate::error::Result;
 
 /// A share group as ShareGroupDescribe reports it (Java's `ShareGroupDescription`).

@@ -19,7 +19,8 @@ use strom_protocol::messages::{
     RenewDelegationTokenRequest,
 };
 
-use crate::admin::{check, s, Admin};
+use crate::admin::{s, Admin};
+use crate::error::check;
 use crate::error::{Error, Result};
 
 /// A delegation token: what the broker knows of it, and its HMAC (the secret).

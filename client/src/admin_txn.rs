@@ -11,7 +11,8 @@ use strom_protocol::messages::{
     WriteTxnMarkersRequest,
 };
 
-use crate::admin::{check, s, topic_name, Admin};
+use crate::admin::{s, topic_name, Admin};
+use crate::error::check;
 use crate::error::{Error, Result};
 
 /// A transaction as ListTransactions reports it.

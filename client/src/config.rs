@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::ConnectionConfig;
 use crate::error::{Error, Result};
-use crate::security::{Security, TokenProvider};
+use crate::security::TokenProvider;
 
 /// `security.protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +64,10 @@ pub enum ClientDnsLookup {
     /// Connections to those names then use every address, as with `use_all_dns_ips`.
     ResolveCanonicalBootstrapServersOnly,
 }
+
+/// A function the statistics documents are handed to (librdkafka's `stats_cb`). It runs on
+/// the client's runtime: keep it short, or hand the text to a task of your own.
+pub type StatisticsCallback = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// `send.buffer.bytes` when not set: Java's value for every role (128 KiB).
 pub(crate) const DEFAULT_SEND_BUFFER_BYTES: i32 = 128 * 1024;
@@ -153,7 +156,7 @@ pub struct ClientConfig {
     /// Called with each statistics document (librdkafka's `stats_cb`); see
     /// [`ClientConfig::with_statistics_callback`]. Set without `statistics.interval.ms`, the
     /// client refuses to start.
-    pub statistics_callback: Option<crate::statistics::StatisticsCallback>,
+    pub statistics_callback: Option<StatisticsCallback>,
     /// `send.buffer.bytes`: the sockets' `SO_SNDBUF`; `-1` keeps the OS default. `None`
     /// (not set) is Java's default, 131072 for every role.
     pub send_buffer_bytes: Option<i32>,
@@ -277,7 +280,7 @@ fn parse_buffer_size(key: &str, v: &str) -> Result<i32> {
 }
 
 /// A buffer size setting as a socket option: `-1` is the OS default (no option set).
-fn socket_buffer(bytes: i32) -> Option<u32> {
+pub(crate) fn socket_buffer(bytes: i32) -> Option<u32> {
     u32::try_from(bytes).ok().filter(|&n| n > 0)
 }
 
@@ -472,22 +475,6 @@ impl ClientConfig {
         self
     }
 
-    /// The settings of one broker connection, security included: certificate files, keys
-    /// and JAAS entries are read and checked here, so a mistake is an error naming the
-    /// property before anything connects.
-    pub fn connection_config(&self) -> Result<ConnectionConfig> {
-        Ok(ConnectionConfig {
-            client_id: self.client_id.clone(),
-            connect_timeout: self.connect_timeout,
-            request_timeout: self.request_timeout,
-            max_response_size: self.max_response_size,
-            idle_timeout: self.connections_max_idle,
-            send_buffer_size: socket_buffer(self.send_buffer_bytes.unwrap_or(DEFAULT_SEND_BUFFER_BYTES)),
-            receive_buffer_size: socket_buffer(self.receive_buffer_bytes.unwrap_or(DEFAULT_RECEIVE_BUFFER_BYTES)),
-            security: Security::from_config(self)?.map(Arc::new),
-        })
-    }
-
     /// This configuration with a role's Java defaults for the socket buffer sizes that were
     /// not set (`send.buffer.bytes`, `receive.buffer.bytes`).
     pub(crate) fn with_buffer_defaults(mut self, send: i32, receive: i32) -> Self {
@@ -526,11 +513,7 @@ impl Applied {
     }
 }
 
-/// The error for a Java property Strom knows but does not implement: it says so, why, and
-/// what to do instead (never accepted and ignored).
-pub(crate) fn unsupported(key: &str, why: &str) -> Error {
-    Error::config(format!("{key} is not supported: {why}"))
-}
+pub(crate) use crate::error::unsupported;
 
 /// A Java boolean setting.
 pub(crate) fn parse_bool_value(key: &str, v: &str) -> Result<bool> {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use strom_protocol::message_traits::StrBytes;
 use strom_protocol::versions::VersionError;
 use strom_protocol::{ErrorCode, WireError};
 
@@ -710,4 +711,24 @@ mod tests {
         });
         assert!(e.source().is_some_and(|c| c.to_string() == "refused"));
     }
+}
+
+/// Fails with the code, naming the resource and the broker's message.
+pub(crate) fn check(code: i16, message: Option<&StrBytes>, resource: impl FnOnce() -> String) -> Result<()> {
+    let code = ErrorCode::from(code);
+    if code.is_ok() {
+        return Ok(());
+    }
+    let mut ctx = resource();
+    if let Some(m) = message.filter(|m| !m.is_empty()) {
+        ctx.push_str(": ");
+        ctx.push_str(m.as_str());
+    }
+    Err(Error::kafka(code).with_context(ctx))
+}
+
+/// The error for a Java property Strom knows but does not implement: it says so, why, and
+/// what to do instead (never accepted and ignored).
+pub(crate) fn unsupported(key: &str, why: &str) -> Error {
+    Error::config(format!("{key} is not supported: {why}"))
 }

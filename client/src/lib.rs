@@ -40,6 +40,7 @@ mod fetch;
 #[doc(hidden)]
 pub mod fuzzing;
 mod librdkafka;
+mod metadata;
 pub mod metrics;
 pub mod producer;
 mod role_config;
@@ -48,6 +49,7 @@ mod security;
 pub mod serialization;
 pub mod share;
 pub mod statistics;
+mod stream;
 #[cfg(feature = "opentelemetry")]
 pub mod trace_context;
 
@@ -88,8 +90,8 @@ pub use role_config::{
     Acks, ConsumerConfig, ConsumerConfigBuilder, GroupProtocol, IsolationLevel, OffsetReset, ProducerConfig,
     ProducerConfigBuilder,
 };
-pub use scram::{ScramMechanism, ScramUser};
-pub use security::{OAuthBearerToken, Security, TokenFuture, TokenProvider};
+pub use scram::ScramUser;
+pub use security::{OAuthBearerToken, ScramMechanism, Security, TokenFuture, TokenProvider};
 /// Codec types the public API uses, re-exported from the protocol crate. The Kafka
 /// message types themselves are reachable only through [`lowlevel`].
 pub use strom_protocol::{

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use crate::config::unsupported;
+use crate::error::unsupported;
 use crate::error::{Error, Result};
 
 /// What librdkafka's `key=value` is in Java's terms.

@@ -11,58 +11,10 @@ use strom_protocol::messages::alter_user_scram_credentials_request::{
 use strom_protocol::messages::describe_user_scram_credentials_request::UserName;
 use strom_protocol::messages::{AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest};
 
-use crate::admin::{check, s, Admin};
+use crate::admin::{s, Admin};
+use crate::error::check;
 use crate::error::{Error, Result};
-
-/// A SCRAM mechanism.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScramMechanism {
-    /// SCRAM-SHA-256 (wire id 1).
-    Sha256,
-    /// SCRAM-SHA-512 (wire id 2).
-    Sha512,
-}
-
-impl ScramMechanism {
-    fn id(self) -> i8 {
-        match self {
-            ScramMechanism::Sha256 => 1,
-            ScramMechanism::Sha512 => 2,
-        }
-    }
-
-    fn from_id(id: i8) -> Option<Self> {
-        match id {
-            1 => Some(ScramMechanism::Sha256),
-            2 => Some(ScramMechanism::Sha512),
-            _ => None,
-        }
-    }
-
-    /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScramMechanism::Sha256 => "SCRAM-SHA-256",
-            ScramMechanism::Sha512 => "SCRAM-SHA-512",
-        }
-    }
-
-    /// `Hi(password, salt, iterations)`.
-    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            ScramMechanism::Sha256 => {
-                let mut out = vec![0u8; 32];
-                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut out);
-                out
-            }
-            ScramMechanism::Sha512 => {
-                let mut out = vec![0u8; 64];
-                pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, iterations, &mut out);
-                out
-            }
-        }
-    }
-}
+use crate::security::ScramMechanism;
 
 /// A user's SCRAM credentials: mechanism and iteration count (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
-use crate::client::ClusterMetadata;
+use crate::metadata::ClusterMetadata;
 use crate::metrics::MetricsSnapshot;
 
 /// Receives the statistics documents of one client, newest last. Made by
@@ -49,9 +49,7 @@ impl StatisticsReceiver {
     }
 }
 
-/// A function the statistics documents are handed to (librdkafka's `stats_cb`). It runs on
-/// the client's runtime: keep it short, or hand the text to a task of your own.
-pub type StatisticsCallback = Arc<dyn Fn(&str) + Send + Sync>;
+pub use crate::config::StatisticsCallback;
 
 /// How many documents a slow receiver may fall behind before it skips.
 pub(crate) const KEPT: usize = 16;

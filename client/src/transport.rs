@@ -9,17 +9,11 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 use tracing::debug;
 
-use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{Error, Kind, Result};
-
-/// The read half of a broker stream.
-pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-/// The write half of a broker stream.
-pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+use crate::stream::{BoxRead, BoxWrite, ConnectionConfig, Counters};
 
 /// Connects to `addr` (every address its name resolves to, in turn, each within
 /// `socket.connection.setup.timeout.ms`: see [`connect_any`]), then secures and
@@ -28,7 +22,7 @@ pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 pub(crate) async fn open(
     addr: &str,
     config: &ConnectionConfig,
-    counters: &std::sync::Arc<crate::connection::Counters>,
+    counters: &std::sync::Arc<Counters>,
 ) -> Result<(BoxRead, BoxWrite)> {
     // Resolved apart from connecting, so a name that does not resolve is told apart from a
     // host that does not answer (the bootstrap fails at once when no server resolves).
@@ -194,12 +188,6 @@ fn reverse_lookup(ip: std::net::IpAddr) -> Option<String> {
 #[cfg(not(unix))]
 fn reverse_lookup(_ip: std::net::IpAddr) -> Option<String> {
     None
-}
-
-/// Runs after ApiVersions on the framed connection. Authentication already happened in
-/// [`open`] (see the module docs), so there is nothing left to do.
-pub(crate) async fn authenticate(_conn: &Connection) -> Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use strom_protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
 use strom_protocol::Compression;
 use tokio::sync::{Notify, Semaphore};
 
+use super::delivery::{BatchDone, DeliveryFuture};
 use super::partitioner::{PartitionerClass, Rng, RoundRobin, StickyPartitioner};
-use super::record::{BatchDone, DeliveryFuture};
 use crate::error::{Error, Result};
 
 /// A batch's records: still a builder, or encoded (then kept for retries).
@@ -195,14 +195,14 @@ impl Accumulator {
         let acquired = if wait {
             match self.memory.try_acquire_many(n32) {
                 Ok(a) => a,
-                Err(tokio::sync::TryAcquireError::Closed) => return Err(super::record::closed_error()),
+                Err(tokio::sync::TryAcquireError::Closed) => return Err(super::delivery::closed_error()),
                 Err(tokio::sync::TryAcquireError::NoPermits) => {
                     // The slow path: the buffer is full. Timed (bufferpool-wait-time-ns-total,
                     // waiting-threads); the guard counts the wait's end even if the send is
                     // dropped while waiting.
                     let _wait = BufferWait::new(&self.metrics);
                     match tokio::time::timeout(self.max_block, self.memory.acquire_many(n32)).await {
-                        Ok(r) => r.map_err(|_| super::record::closed_error())?,
+                        Ok(r) => r.map_err(|_| super::delivery::closed_error())?,
                         Err(_) => {
                             return Err(Error::timeout(
                                 format!(
@@ -252,7 +252,7 @@ impl Accumulator {
         }
         if st.closed {
             self.release(reserved);
-            return Err(super::record::closed_error());
+            return Err(super::delivery::closed_error());
         }
         let state = &mut *st;
         let tq = match state.topics.get_mut(topic) {

@@ -6,6 +6,7 @@
 //! was accepted, and stops once the last handle is gone and everything is delivered.
 
 mod accumulator;
+mod delivery;
 mod partitioner;
 mod record;
 mod sender;
@@ -18,8 +19,9 @@ use std::time::SystemTime;
 use strom_protocol::murmur2::{murmur2, to_positive};
 use tokio::sync::{mpsc, oneshot};
 
+pub use delivery::DeliveryFuture;
 pub use partitioner::PartitionerClass;
-pub use record::{DeliveryFuture, Partitioner, ProducerRecord, RecordMetadata};
+pub use record::{Partitioner, ProducerRecord, RecordMetadata};
 pub use txn::{abort_lingering, resume_transaction, ConsumerGroupMetadata, PreparedTransaction};
 
 use self::accumulator::{record_size_bound, Accumulator, Partitions, Placement};
@@ -430,9 +432,9 @@ impl Producer {
             .cmds
             .send(Command::Txn(make(tx)))
             .await
-            .map_err(|_| record::closed_error())?;
+            .map_err(|_| delivery::closed_error())?;
         self.inner.acc.wake.notify_one();
-        rx.await.map_err(|_| record::closed_error())?
+        rx.await.map_err(|_| delivery::closed_error())?
     }
 }
 
@@ -618,9 +620,9 @@ impl TransactionalProducer {
             .cmds
             .send(Command::Txn(TxnCommand::Prepare(tx)))
             .await
-            .map_err(|_| record::closed_error())?;
+            .map_err(|_| delivery::closed_error())?;
         self.producer.inner.acc.wake.notify_one();
-        rx.await.map_err(|_| record::closed_error())?
+        rx.await.map_err(|_| delivery::closed_error())?
     }
 }
 

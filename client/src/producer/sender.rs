@@ -42,7 +42,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::accumulator::{Accumulator, Batch, Body};
-use super::record::{BatchAck, ProducerRecord};
+use super::delivery::BatchAck;
+use super::record::ProducerRecord;
 use super::txn::{Txn, TxnCommand};
 use crate::client::Client;
 use crate::error::{Error, Result};

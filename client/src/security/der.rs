@@ -7,7 +7,7 @@
 //! indefinite lengths (some very old PKCS#12 writers) are refused with a clear error; Java's
 //! keytool and OpenSSL write DER.
 
-use super::keystore::StoreError;
+use super::store::StoreError;
 
 /// `SEQUENCE` (constructed).
 pub(crate) const SEQUENCE: u8 = 0x30;

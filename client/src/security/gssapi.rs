@@ -28,7 +28,7 @@ use strom_protocol::ErrorCode;
 
 use crate::error::{Error, Result};
 use crate::security::jaas::JaasConfig;
-use crate::security::sasl::Step;
+use crate::security::mechanism::Step;
 
 /// Kerberos settings of a client.
 #[derive(Clone)]

@@ -30,7 +30,7 @@ use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
 use super::der::{self, oid, Der};
-use super::keystore::{KeyEntry, ProtectedKey, Store, StoreError, TrustedCert};
+use super::store::{KeyEntry, ProtectedKey, Store, StoreError, TrustedCert};
 
 /// JKS's magic number.
 pub(crate) const MAGIC: u32 = 0xfeed_feed;

@@ -24,7 +24,7 @@ use sha2::{Sha224, Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
 use super::der::{self, oid, Der};
-use super::keystore::StoreError;
+use super::store::StoreError;
 
 /// Largest iteration count accepted for a key derivation or a MAC: Java's
 /// `PKCS12KeyStore.MAX_ITERATION_COUNT`. keytool writes 10,000.

@@ -29,8 +29,8 @@ use rustls::pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
 use super::der::{self, oid, Der};
-use super::keystore::{KeyEntry, ProtectedKey, Store, StoreError, TrustedCert};
 use super::pbe::{self, Limits};
+use super::store::{KeyEntry, ProtectedKey, Store, StoreError, TrustedCert};
 
 /// More sections or bags than this is a damaged file, not a keystore.
 const MAX_ITEMS: usize = 10_000;

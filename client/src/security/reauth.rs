@@ -41,7 +41,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::error::{Error, Kind, Result};
 use crate::security::sasl::{self, SaslChannel, SaslSettings};
-use crate::transport::{BoxRead, BoxWrite};
+use crate::stream::{BoxRead, BoxWrite, Counters};
 
 /// Largest response frame diverted to re-authentication (SASL tokens are small).
 const MAX_DIVERTED: usize = 1 << 20;
@@ -536,7 +536,7 @@ pub(crate) struct Reauth {
     pub(crate) versions: (i16, i16),
     pub(crate) timeout: Duration,
     /// The connection's counters: re-authentications count in its node metrics.
-    pub(crate) counters: Arc<crate::connection::Counters>,
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// When to re-authenticate: at 85–95 % of the session lifetime, like Java.

@@ -26,6 +26,7 @@ use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::security::jaas::{self, JaasConfig};
+use crate::security::mechanism::{Secret, Step};
 use crate::security::oauth::{OAuthBearerToken, TokenFuture, TokenProvider, UnsecuredJwt};
 use crate::security::scram_client::ScramClient;
 
@@ -68,28 +69,6 @@ impl Mechanism {
             Mechanism::OAuthBearer => "OAUTHBEARER",
             Mechanism::Gssapi => "GSSAPI",
         }
-    }
-}
-
-/// A password that never shows in `Debug`.
-#[derive(Clone)]
-pub(crate) struct Secret(pub(super) String);
-
-impl Secret {
-    #[cfg(test)]
-    pub(crate) fn new(secret: String) -> Self {
-        Secret(secret)
-    }
-
-    /// The secret itself, for the mechanism that needs it.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
     }
 }
 
@@ -388,17 +367,6 @@ impl SessionCallback for Callback {
         }
         Ok(())
     }
-}
-
-/// What a mechanism wants done next.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Step {
-    /// Send these bytes; the broker's answer feeds the next step.
-    Send(Vec<u8>),
-    /// Send these bytes; a successful answer completes authentication.
-    SendLast(Vec<u8>),
-    /// Authenticated (the last answer was verified).
-    Done,
 }
 
 enum Mech {

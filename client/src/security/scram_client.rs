@@ -15,9 +15,58 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 use strom_protocol::ErrorCode;
 
-use super::sasl::Step;
+use super::mechanism::{Secret, Step};
 use crate::error::{Error, Result};
-use crate::ScramMechanism;
+
+/// A SCRAM mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScramMechanism {
+    /// SCRAM-SHA-256 (wire id 1).
+    Sha256,
+    /// SCRAM-SHA-512 (wire id 2).
+    Sha512,
+}
+
+impl ScramMechanism {
+    pub(crate) fn id(self) -> i8 {
+        match self {
+            ScramMechanism::Sha256 => 1,
+            ScramMechanism::Sha512 => 2,
+        }
+    }
+
+    pub(crate) fn from_id(id: i8) -> Option<Self> {
+        match id {
+            1 => Some(ScramMechanism::Sha256),
+            2 => Some(ScramMechanism::Sha512),
+            _ => None,
+        }
+    }
+
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramMechanism::Sha256 => "SCRAM-SHA-256",
+            ScramMechanism::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    /// `Hi(password, salt, iterations)`.
+    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        match self {
+            ScramMechanism::Sha256 => {
+                let mut out = vec![0u8; 32];
+                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut out);
+                out
+            }
+            ScramMechanism::Sha512 => {
+                let mut out = vec![0u8; 64];
+                pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, iterations, &mut out);
+                out
+            }
+        }
+    }
+}
 
 /// Kafka's bounds on SCRAM iterations (`ScramMechanism.minIterations`/`maxIterations`): a
 /// broker never stores credentials outside them, so a count outside is refused.
@@ -43,7 +92,7 @@ enum State {
 pub(crate) struct ScramClient {
     mechanism: ScramMechanism,
     username: String,
-    password: super::sasl::Secret,
+    password: Secret,
     nonce: String,
     extensions: BTreeMap<String, String>,
     state: State,
@@ -65,7 +114,7 @@ impl ScramClient {
     pub(crate) fn new(
         mechanism: ScramMechanism,
         username: String,
-        password: super::sasl::Secret,
+        password: Secret,
         extensions: BTreeMap<String, String>,
         nonce: String,
     ) -> Self {
@@ -171,7 +220,7 @@ pub(crate) fn fuzz_exchange(data: &[u8]) {
     let mut c = ScramClient::new(
         ScramMechanism::Sha256,
         "user".into(),
-        super::sasl::Secret("pencil".into()),
+        Secret("pencil".into()),
         BTreeMap::new(),
         "fuzz".into(),
     );
@@ -215,7 +264,7 @@ fn hash(m: ScramMechanism, data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::sasl::Secret;
+    use crate::security::mechanism::Secret;
 
     /// RFC 7677 §3's example exchange, SCRAM-SHA-256 (user "user", password "pencil").
     #[test]
