@@ -650,6 +650,26 @@ impl From<VersionError> for Error {
 /// Result with the client [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Fails with the code, naming the resource and the broker's message.
+pub(crate) fn check(code: i16, message: Option<&StrBytes>, resource: impl FnOnce() -> String) -> Result<()> {
+    let code = ErrorCode::from(code);
+    if code.is_ok() {
+        return Ok(());
+    }
+    let mut ctx = resource();
+    if let Some(m) = message.filter(|m| !m.is_empty()) {
+        ctx.push_str(": ");
+        ctx.push_str(m.as_str());
+    }
+    Err(Error::kafka(code).with_context(ctx))
+}
+
+/// The error for a Java property Strom knows but does not implement: it says so, why, and
+/// what to do instead (never accepted and ignored).
+pub(crate) fn unsupported(key: &str, why: &str) -> Error {
+    Error::config(format!("{key} is not supported: {why}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,24 +731,4 @@ mod tests {
         });
         assert!(e.source().is_some_and(|c| c.to_string() == "refused"));
     }
-}
-
-/// Fails with the code, naming the resource and the broker's message.
-pub(crate) fn check(code: i16, message: Option<&StrBytes>, resource: impl FnOnce() -> String) -> Result<()> {
-    let code = ErrorCode::from(code);
-    if code.is_ok() {
-        return Ok(());
-    }
-    let mut ctx = resource();
-    if let Some(m) = message.filter(|m| !m.is_empty()) {
-        ctx.push_str(": ");
-        ctx.push_str(m.as_str());
-    }
-    Err(Error::kafka(code).with_context(ctx))
-}
-
-/// The error for a Java property Strom knows but does not implement: it says so, why, and
-/// what to do instead (never accepted and ignored).
-pub(crate) fn unsupported(key: &str, why: &str) -> Error {
-    Error::config(format!("{key} is not supported: {why}"))
 }

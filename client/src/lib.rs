@@ -50,6 +50,7 @@ pub mod serialization;
 pub mod share;
 pub mod statistics;
 mod stream;
+mod topic_partition;
 #[cfg(feature = "opentelemetry")]
 pub mod trace_context;
 

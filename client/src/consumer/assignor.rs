@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+pub use crate::topic_partition::TopicPartition;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use strom_protocol::message_traits::{Decodable, Encodable, StrBytes};
 use strom_protocol::messages::{
@@ -56,32 +57,6 @@ pub const CONSUMER_PROTOCOL_VERSION: i16 = 3;
 
 /// Java's `AbstractStickyAssignor.DEFAULT_GENERATION`: the generation of a member that has none.
 const DEFAULT_GENERATION: i32 = -1;
-
-/// One partition of one topic.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicPartition {
-    /// The topic name.
-    pub topic: Arc<str>,
-    /// The partition number, from 0.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// `topic`'s partition `partition`.
-    pub fn new(topic: &str, partition: i32) -> Self {
-        TopicPartition {
-            topic: Arc::from(topic),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    /// `topic-partition`, as Java's `TopicPartition.toString()`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
 
 /// How a group moves partitions between members in a rebalance (Java's
 /// `ConsumerPartitionAssignor.RebalanceProtocol`, KIP-429). Ordered: the group uses the

@@ -24,8 +24,16 @@ use strom_protocol::record_batch::{Batches, ControlRecordType, DecodeOptions, Re
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
-use super::{ConsumerRecord, TopicPartition};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use strom_protocol::messages::ApiKey;
+use tracing::debug;
+
+use super::record::ConsumerRecord;
+use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::topic_partition::TopicPartition;
 
 /// What one partition asks of a fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,6 +450,77 @@ pub(crate) fn partition_error_action(code: ErrorCode) -> PartitionErrorAction {
         | ErrorCode::LeaderNotAvailable => PartitionErrorAction::RefreshMetadata,
         c if c.is_retriable() => PartitionErrorAction::RefreshMetadata,
         _ => PartitionErrorAction::Fatal,
+    }
+}
+
+pub(super) struct FetchOutcome {
+    pub(super) node: i32,
+    pub(super) full: bool,
+    pub(super) offsets: HashMap<TopicPartition, i64>,
+    pub(super) names: HashMap<uuid::Uuid, Arc<str>>,
+    pub(super) by_id: bool,
+    /// From sending the request to its response.
+    pub(super) latency: Duration,
+    pub(super) result: Result<strom_protocol::messages::FetchResponse>,
+}
+
+pub(super) async fn fetch_once(
+    client: &Client,
+    node: i32,
+    session: &Mutex<FetchSession>,
+    wanted: &[Wanted],
+    params: &FetchParams,
+) -> FetchOutcome {
+    let fail = |e: Error| FetchOutcome {
+        node,
+        full: true,
+        offsets: HashMap::new(),
+        names: HashMap::new(),
+        by_id: false,
+        latency: Duration::ZERO,
+        result: Err(e),
+    };
+    let conn = match client.broker(node).await {
+        Ok(c) => c,
+        Err(e) => {
+            if let Ok(mut s) = session.lock() {
+                s.reset();
+            }
+            return fail(e);
+        }
+    };
+    let v = match conn.versions().version(ApiKey::Fetch) {
+        Ok(v) => v,
+        Err(e) => return fail(e.into()),
+    };
+    // Fetch v13+ names topics by id (KIP-516); without ids (old metadata) stay at v12.
+    let by_id = v >= 13 && wanted.iter().all(|w| !w.topic_id.is_nil());
+    let v = if by_id { v } else { v.min(12) };
+    let built = match session.lock() {
+        Ok(mut s) => s.build(wanted, params, by_id),
+        Err(_) => return fail(Error::internal("fetch session state poisoned")),
+    };
+    let sent = Instant::now();
+    let result = conn.send_version(&built.request, v).await;
+    let latency = sent.elapsed();
+    match (&result, session.lock()) {
+        (Ok(r), Ok(mut s)) => {
+            let code = ErrorCode::from(r.error_code);
+            if !s.on_response(built.full, code, r.session_id) {
+                debug!(node, error = %code, "fetch session reset");
+            }
+        }
+        (Err(_), Ok(mut s)) => s.reset(),
+        (_, Err(_)) => {}
+    }
+    FetchOutcome {
+        node,
+        full: built.full,
+        offsets: built.offsets,
+        names: built.names,
+        by_id,
+        latency,
+        result,
     }
 }
 

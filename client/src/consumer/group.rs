@@ -17,7 +17,7 @@
 //! again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strom_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -27,18 +27,20 @@ use strom_protocol::messages::{
     ApiKey, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
 use strom_protocol::ErrorCode;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::assignor::{self, Assignment, Assignor, MemberSubscription, RebalanceProtocol};
-use super::offsets::CommitIdentity;
-use super::{OffsetAndMetadata, PartitionState, Subscription, TopicPartition};
+use super::member::{CommitIdentity, GroupShared};
+use super::record::OffsetAndMetadata;
+use super::state::{PartitionState, Subscription};
 use crate::admin::{s, Admin};
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::metrics::CoordinatorInstruments;
 use crate::role_config::ConsumerConfig;
+use crate::topic_partition::TopicPartition;
 
 /// Told when partitions come and go in a group rebalance. Runs inside `poll`, so the
 /// consumer's state is consistent; commits and seeks are asked for through the context and
@@ -136,68 +138,6 @@ pub(crate) enum GroupEvent {
 pub(crate) enum GroupControl {
     Subscribe(Subscription),
     Leave(oneshot::Sender<()>),
-}
-
-/// State shared between the consumer and its membership task.
-#[derive(Debug)]
-pub(crate) struct GroupShared {
-    identity: Mutex<CommitIdentity>,
-    /// The partitions the member owns at its current epoch (KIP-848 members keep it): a
-    /// commit refused for a stale epoch is retried under the new epoch only for these.
-    owned: Mutex<BTreeSet<TopicPartition>>,
-    last_poll: Mutex<Instant>,
-    polled: Notify,
-}
-
-impl GroupShared {
-    pub(crate) fn new(instance_id: Option<String>) -> Self {
-        GroupShared {
-            identity: Mutex::new(CommitIdentity {
-                group_instance_id: instance_id,
-                ..CommitIdentity::standalone()
-            }),
-            owned: Mutex::new(BTreeSet::new()),
-            last_poll: Mutex::new(Instant::now()),
-            polled: Notify::new(),
-        }
-    }
-
-    pub(crate) fn set_identity(&self, generation_or_epoch: i32, member_id: &str) {
-        if let Ok(mut id) = self.identity.lock() {
-            id.generation_or_epoch = generation_or_epoch;
-            id.member_id = member_id.to_owned();
-        }
-    }
-
-    pub(crate) fn identity(&self) -> CommitIdentity {
-        self.identity
-            .lock()
-            .map(|i| i.clone())
-            .unwrap_or_else(|_| CommitIdentity::standalone())
-    }
-
-    pub(crate) fn set_owned(&self, owned: &BTreeSet<TopicPartition>) {
-        if let Ok(mut o) = self.owned.lock() {
-            o.clone_from(owned);
-        }
-    }
-
-    /// Whether the member still owns every one of `partitions`.
-    pub(crate) fn owns_all<'a>(&self, mut partitions: impl Iterator<Item = &'a TopicPartition>) -> bool {
-        self.owned
-            .lock()
-            .map(|o| partitions.all(|tp| o.contains(tp)))
-            .unwrap_or(false)
-    }
-
-    pub(crate) fn since_poll(&self) -> Duration {
-        self.last_poll.lock().map(|t| t.elapsed()).unwrap_or_default()
-    }
-
-    /// Waits until the application polls again.
-    pub(crate) async fn next_poll(&self) {
-        self.polled.notified().await;
-    }
 }
 
 /// The consumer's end of a membership task.

@@ -22,16 +22,16 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
 use uuid::Uuid;
 
-use super::group::{
-    control_step, ms, GroupControl, GroupEvent, GroupHandle, GroupShared, Interrupt, MemberConfig, Step,
-};
-use super::{Subscription, TopicPartition};
+use super::group::{control_step, ms, GroupControl, GroupEvent, GroupHandle, Interrupt, MemberConfig, Step};
+use super::member::GroupShared;
+use super::state::Subscription;
 use crate::admin::{s, Admin};
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::metrics::CoordinatorInstruments;
 use crate::role_config::ConsumerConfig;
+use crate::topic_partition::TopicPartition;
 
 /// Epoch to leave with: -1 (dynamic member) or -2 (static member, keeps its assignment
 /// until session.timeout.ms).

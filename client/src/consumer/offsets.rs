@@ -12,30 +12,13 @@ use strom_protocol::messages::{ApiKey, GroupId, OffsetCommitRequest, OffsetFetch
 use strom_protocol::ErrorCode;
 use tracing::debug;
 
-use super::group::GroupShared;
-use super::{OffsetAndMetadata, TopicPartition};
+use super::member::{CommitIdentity, Member};
+use super::record::OffsetAndMetadata;
+use super::state::SharedCounters;
 use crate::admin::{s, Admin};
 use crate::client::Client;
 use crate::error::{Error, Result};
-
-/// Who commits: the member's identity in its group generation. Generation -1 and an empty
-/// member id commit as a standalone consumer (assign mode).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CommitIdentity {
-    pub(crate) generation_or_epoch: i32,
-    pub(crate) member_id: String,
-    pub(crate) group_instance_id: Option<String>,
-}
-
-impl CommitIdentity {
-    pub(crate) fn standalone() -> Self {
-        CommitIdentity {
-            generation_or_epoch: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-        }
-    }
-}
+use crate::topic_partition::TopicPartition;
 
 fn by_topic<T>(items: impl IntoIterator<Item = (TopicPartition, T)>) -> BTreeMap<std::sync::Arc<str>, Vec<(i32, T)>> {
     let mut out: BTreeMap<std::sync::Arc<str>, Vec<(i32, T)>> = BTreeMap::new();
@@ -126,49 +109,6 @@ pub(crate) async fn commit(
         "offsets committed"
     );
     Ok(())
-}
-
-/// Who commits: a group member (its identity read at each attempt) or a fixed identity
-/// (standalone, assign mode).
-#[derive(Clone, Copy)]
-pub(crate) enum Member<'a> {
-    Group(&'a GroupShared),
-    Fixed(&'a CommitIdentity),
-}
-
-impl Member<'_> {
-    fn identity(&self) -> CommitIdentity {
-        match self {
-            Member::Group(g) => g.identity(),
-            Member::Fixed(w) => (*w).clone(),
-        }
-    }
-
-    /// The member's identity once its epoch moved past `sent`'s, if it still owns every
-    /// partition of `offsets` then; `None` when it left the group, lost one of them, or the
-    /// epoch did not move before `deadline`.
-    async fn next_epoch(
-        &self,
-        sent: &CommitIdentity,
-        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
-        deadline: Instant,
-        backoff: std::time::Duration,
-    ) -> Option<CommitIdentity> {
-        let Member::Group(g) = self else { return None };
-        loop {
-            let now = g.identity();
-            if now.generation_or_epoch <= 0 || now.member_id != sent.member_id {
-                return None;
-            }
-            if now.generation_or_epoch != sent.generation_or_epoch {
-                return g.owns_all(offsets.keys()).then_some(now);
-            }
-            if Instant::now() + backoff >= deadline {
-                return None;
-            }
-            tokio::time::sleep(backoff).await;
-        }
-    }
 }
 
 fn first_error(resp: &strom_protocol::messages::OffsetCommitResponse) -> Option<(&str, i32, ErrorCode)> {
@@ -322,4 +262,31 @@ pub(crate) async fn fetch_committed(
             Ok(out)
         })
         .await
+}
+pub(super) async fn do_commit(
+    client: &Client,
+    group: &str,
+    who: Member<'_>,
+    offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    counters: &SharedCounters,
+) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let started = Instant::now();
+    match super::offsets::commit(client, group, who, offsets).await {
+        Ok(()) => {
+            counters.commits_succeeded.fetch_add(1, Relaxed);
+            counters.coordinator.commit.add(1);
+            counters.coordinator.commit_latency.record_duration(started.elapsed());
+            if let Ok(mut m) = counters.committed.lock() {
+                for (tp, o) in offsets {
+                    m.insert(tp.clone(), o.offset);
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            counters.commits_failed.fetch_add(1, Relaxed);
+            Err(e)
+        }
+    }
 }

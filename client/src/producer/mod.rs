@@ -11,6 +11,7 @@ mod partitioner;
 mod record;
 mod sender;
 pub(crate) mod txn;
+mod txn_commands;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -19,10 +20,11 @@ use std::time::SystemTime;
 use strom_protocol::murmur2::{murmur2, to_positive};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::consumer::ConsumerGroupMetadata;
 pub use delivery::DeliveryFuture;
 pub use partitioner::PartitionerClass;
 pub use record::{Partitioner, ProducerRecord, RecordMetadata};
-pub use txn::{abort_lingering, resume_transaction, ConsumerGroupMetadata, PreparedTransaction};
+pub use txn::{abort_lingering, resume_transaction, PreparedTransaction};
 
 use self::accumulator::{record_size_bound, Accumulator, Partitions, Placement};
 use self::sender::{Command, Sender};

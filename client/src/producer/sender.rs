@@ -1060,10 +1060,6 @@ impl Sender {
         }
     }
 
-    async fn txn_command(&mut self, c: TxnCommand) {
-        super::txn::run_command(self, c).await;
-    }
-
     pub(crate) fn inflight_is_empty(&self) -> bool {
         self.inflight.is_empty()
     }

@@ -1,0 +1,490 @@
+//! What the sender does for a transactional producer's commands (init, begin, send
+//! offsets, commit or abort, prepare), between its produce requests: the transaction's
+//! state is in [`super::txn`].
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use strom_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use strom_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use strom_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, GroupId, ProducerId, TopicName, TransactionalId,
+    TxnOffsetCommitRequest,
+};
+use strom_protocol::ErrorCode;
+use tracing::{info, info_span, Instrument};
+
+use super::sender::Sender;
+use super::txn::{
+    end_txn, explain_fencing, in_fatal_state, init_producer_id, is_coordinator_retry, is_fencing, s, with_coordinator,
+    PreparedTransaction, TxnCommand, FATAL, IN_TRANSACTION, READY, UNINITIALIZED,
+};
+use crate::admin::Admin;
+use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition};
+use crate::error::{Error, Result};
+
+pub(crate) async fn run_command(sender: &mut Sender, cmd: TxnCommand) {
+    let Some(id) = sender.txn.as_ref().map(|t| t.id.clone()) else {
+        let e = Error::config("not a transactional producer (set transactional.id)");
+        match cmd {
+            TxnCommand::Init(r) | TxnCommand::Begin(r) | TxnCommand::End { reply: r, .. } => Sender::reply(r, Err(e)),
+            TxnCommand::SendOffsets { reply, .. } => Sender::reply(reply, Err(e)),
+            TxnCommand::Prepare(r) => Sender::reply(r, Err(e)),
+        }
+        return;
+    };
+    let span = info_span!("transaction", transactional_id = %id);
+    async {
+        match cmd {
+            TxnCommand::Init(reply) => {
+                let r = init(sender).await;
+                Sender::reply(reply, r);
+            }
+            TxnCommand::Begin(reply) => {
+                let r = match sender.txn.as_mut() {
+                    Some(t) if t.fatal.is_some() => Err(in_fatal_state(t.fatal.as_ref())),
+                    Some(t) if t.state.load(Ordering::Acquire) == READY => {
+                        t.added.clear();
+                        t.produced = false;
+                        t.offsets_groups.clear();
+                        t.abortable = None;
+                        t.set(IN_TRANSACTION);
+                        info!("transaction begun");
+                        Ok(())
+                    }
+                    Some(t) => Err(Error::illegal_state(format!(
+                        "begin_transaction in state {}: call init_transactions first, and commit or abort the previous transaction",
+                        state_name(t.state.load(Ordering::Acquire))
+                    ))),
+                    None => Err(Error::config("not transactional")),
+                };
+                Sender::reply(reply, r);
+            }
+            TxnCommand::End { commit, reply } => {
+                let r = end(sender, commit).await;
+                Sender::reply(reply, r);
+            }
+            TxnCommand::SendOffsets { offsets, group, reply } => {
+                let r = send_offsets(sender, offsets, group).await;
+                Sender::reply(reply, r);
+            }
+            TxnCommand::Prepare(reply) => {
+                let r = prepare(sender).await;
+                Sender::reply(reply, r);
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn state_name(s: u8) -> &'static str {
+    match s {
+        UNINITIALIZED => "UNINITIALIZED",
+        READY => "READY",
+        IN_TRANSACTION => "IN_TRANSACTION",
+        _ => "FATAL_ERROR",
+    }
+}
+
+async fn init(sender: &mut Sender) -> Result<()> {
+    let client = sender.client.clone();
+    let limit = sender.cfg.max_block;
+    let (current, id, timeout_ms, mut coord) = {
+        let Some(t) = sender.txn.as_mut() else {
+            return Err(Error::config("not transactional"));
+        };
+        if t.fatal.is_some() {
+            return Err(in_fatal_state(t.fatal.as_ref()));
+        }
+        (
+            (sender.producer_id, sender.epoch),
+            t.id.clone(),
+            t.timeout_ms,
+            t.coordinator.take(),
+        )
+    };
+    let (pid, epoch, conn) = init_producer_id(&client, &id, timeout_ms, current, &mut coord, limit).await?;
+    let features = conn.versions().features().transaction_version();
+    let tv2 = features >= 2
+        && conn.versions().version(ApiKey::EndTxn).is_ok_and(|v| v >= 5)
+        && conn.versions().version(ApiKey::Produce).is_ok_and(|v| v >= 12);
+    sender.producer_id = pid;
+    sender.epoch = epoch;
+    sender.reset_sequences();
+    if let Some(t) = sender.txn.as_mut() {
+        t.tv2 = tv2;
+        t.coordinator = Some(conn);
+        t.set(READY);
+    }
+    info!(
+        producer_id = pid,
+        epoch,
+        transaction_version = if tv2 { 2 } else { 1 },
+        "transactions initialized"
+    );
+    Ok(())
+}
+
+/// Sends everything queued for the transaction and waits for it (new sends after a commit
+/// started are held for the next transaction by the handle).
+async fn flush_transaction(sender: &mut Sender) {
+    sender.acc.lock().flushing += 1;
+    loop {
+        let empty = super::accumulator::Accumulator::is_empty(&sender.acc.lock());
+        let blocked = sender.txn.as_ref().is_some_and(|t| !t.may_send());
+        if (empty || blocked) && sender.inflight_is_empty() {
+            break;
+        }
+        sender.drive_once().await;
+    }
+    let mut st = sender.acc.lock();
+    st.flushing = st.flushing.saturating_sub(1);
+}
+
+async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
+    {
+        let Some(t) = sender.txn.as_ref() else {
+            return Err(Error::config("not transactional"));
+        };
+        if t.fatal.is_some() {
+            return Err(in_fatal_state(t.fatal.as_ref()));
+        }
+        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
+            return Err(Error::illegal_state(format!(
+                "{} in state {}: no transaction in progress",
+                if commit {
+                    "commit_transaction"
+                } else {
+                    "abort_transaction"
+                },
+                state_name(t.state.load(Ordering::Acquire))
+            )));
+        }
+    }
+    if commit {
+        flush_transaction(sender).await;
+        if let Some(e) = sender.txn.as_ref().and_then(|t| t.abortable.clone()) {
+            return Err(e.with_context("the transaction must be aborted"));
+        }
+    } else {
+        sender.fail_unsent(&Error::transaction_aborted(
+            "the transaction was aborted before this record was sent",
+        ));
+        sender.drain_inflight().await;
+    }
+    let client = sender.client.clone();
+    let limit = sender.cfg.max_block;
+    let (pid, epoch) = (sender.producer_id, sender.epoch);
+    let (id, tv2, started, mut coord) = {
+        let Some(t) = sender.txn.as_mut() else {
+            return Err(Error::config("not transactional"));
+        };
+        (t.id.clone(), t.tv2, t.started(), t.coordinator.take())
+    };
+    let mut new_producer = None;
+    if started {
+        let r = with_coordinator(&client, &id, &mut coord, limit, "EndTxn", |conn| {
+            let id = id.clone();
+            async move { end_txn(conn, &id, (pid, epoch), commit, tv2).await }
+        })
+        .await;
+        match r {
+            Ok((new_pid, new_epoch)) => {
+                if tv2 && new_pid >= 0 {
+                    new_producer = Some((new_pid, new_epoch));
+                }
+            }
+            Err(e) => {
+                if let Some(t) = sender.txn.as_mut() {
+                    t.coordinator = coord;
+                }
+                if e.kafka_code().is_some_and(is_fencing) {
+                    sender.fail_fatal(e.clone());
+                    if let Some(t) = &sender.txn {
+                        t.set(FATAL);
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    if let Some(t) = sender.txn.as_mut() {
+        t.coordinator = coord;
+        t.set(READY);
+        t.abortable = None;
+    }
+    match new_producer {
+        // TV2: every EndTxn bumps the epoch; sequences restart at 0.
+        Some((pid, epoch)) => {
+            sender.producer_id = pid;
+            sender.epoch = epoch;
+            sender.reset_sequences();
+        }
+        // TV1 after an abort: failed or unsent batches may have left sequence gaps; bump the
+        // epoch (KIP-360, InitProducerId with our id and epoch) so the next one starts clean.
+        None if !commit && started && !tv2 => {
+            let mut coord = sender.txn.as_mut().and_then(|t| t.coordinator.take());
+            let timeout_ms = sender.txn.as_ref().map_or(60_000, |t| t.timeout_ms);
+            let (pid, epoch, conn) = init_producer_id(
+                &client,
+                &id,
+                timeout_ms,
+                (sender.producer_id, sender.epoch),
+                &mut coord,
+                limit,
+            )
+            .await?;
+            sender.producer_id = pid;
+            sender.epoch = epoch;
+            sender.reset_sequences();
+            if let Some(t) = sender.txn.as_mut() {
+                t.coordinator = Some(conn);
+            }
+        }
+        None => {}
+    }
+    info!(committed = commit, started, "transaction ended");
+    Ok(())
+}
+
+async fn send_offsets(
+    sender: &mut Sender,
+    offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+    group: ConsumerGroupMetadata,
+) -> Result<()> {
+    let client = sender.client.clone();
+    let limit = sender.cfg.max_block;
+    let (pid, epoch) = (sender.producer_id, sender.epoch);
+    let (id, tv2, need_add, mut coord) = {
+        let Some(t) = sender.txn.as_mut() else {
+            return Err(Error::config("not transactional"));
+        };
+        if t.fatal.is_some() {
+            return Err(in_fatal_state(t.fatal.as_ref()));
+        }
+        if let Some(e) = &t.abortable {
+            return Err(e.clone());
+        }
+        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
+            return Err(Error::illegal_state(
+                "send_offsets_to_transaction outside a transaction: call begin_transaction",
+            ));
+        }
+        (
+            t.id.clone(),
+            t.tv2,
+            !t.tv2 && !t.offsets_groups.contains(&group.group_id),
+            t.coordinator.take(),
+        )
+    };
+    if need_add {
+        let g = group.group_id.clone();
+        let r = with_coordinator(&client, &id, &mut coord, limit, "AddOffsetsToTxn", |conn| {
+            let (id, g) = (id.clone(), g.clone());
+            async move {
+                let resp = conn
+                    .send(
+                        &AddOffsetsToTxnRequest::default()
+                            .with_transactional_id(TransactionalId(s(&id)))
+                            .with_producer_id(ProducerId(pid))
+                            .with_producer_epoch(epoch)
+                            .with_group_id(GroupId(s(&g))),
+                    )
+                    .await?;
+                let code = ErrorCode::from(resp.error_code);
+                Ok(if code.is_ok() { Ok(()) } else { Err(code) })
+            }
+        })
+        .await;
+        if let Some(t) = sender.txn.as_mut() {
+            t.coordinator = coord;
+        }
+        r?;
+    } else if let Some(t) = sender.txn.as_mut() {
+        t.coordinator = coord;
+    }
+    let admin = Admin::new(client.clone());
+    let mut topics: std::collections::BTreeMap<&str, Vec<TxnOffsetCommitRequestPartition>> = Default::default();
+    for (tp, o) in &offsets {
+        topics.entry(&*tp.topic).or_default().push(
+            TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(tp.partition)
+                .with_committed_offset(o.offset)
+                .with_committed_leader_epoch(o.leader_epoch.unwrap_or(-1))
+                .with_committed_metadata((!o.metadata.is_empty()).then(|| s(&o.metadata))),
+        );
+    }
+    let req = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s(&id)))
+        .with_group_id(GroupId(s(&group.group_id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(group.generation_id)
+        .with_member_id(s(&group.member_id))
+        .with_group_instance_id(group.group_instance_id.as_deref().map(s))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, parts)| {
+                    TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(s(t)))
+                        .with_partitions(parts)
+                })
+                .collect(),
+        );
+    let deadline = Instant::now() + limit;
+    loop {
+        let conn = admin
+            .coordinator(&group.group_id, crate::admin::CoordinatorType::Group)
+            .await?;
+        let v = conn.versions().version(ApiKey::TxnOffsetCommit)?;
+        // TV2 uses v5 (implicit AddOffsetsToTxn); TV1 must stay at v4 or below.
+        let v = if tv2 { v.max(5) } else { v.min(4) };
+        let resp = conn.send_version(&req, v).await?;
+        let worst = resp
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| ErrorCode::from(p.error_code)))
+            .find(|c| !c.is_ok());
+        match worst {
+            None => break,
+            Some(c) if (c.is_retriable() || is_coordinator_retry(c)) && Instant::now() < deadline => {
+                tokio::time::sleep(client.config().retry_backoff).await;
+            }
+            Some(c) => {
+                let e = Error::kafka(c).with_context(format!("TxnOffsetCommit for group {}", group.group_id));
+                let e = match sender.txn.as_ref() {
+                    Some(t) => explain_fencing(e, &t.id),
+                    None => e,
+                };
+                if is_fencing(c) {
+                    sender.fail_fatal(e.clone());
+                } else if let Some(t) = sender.txn.as_mut() {
+                    t.abortable = Some(e.clone());
+                }
+                return Err(e);
+            }
+        }
+    }
+    if let Some(t) = sender.txn.as_mut() {
+        t.offsets_groups.insert(group.group_id.clone());
+    }
+    Ok(())
+}
+
+async fn prepare(sender: &mut Sender) -> Result<PreparedTransaction> {
+    {
+        let Some(t) = sender.txn.as_ref() else {
+            return Err(Error::config("not transactional"));
+        };
+        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
+            return Err(Error::illegal_state(
+                "prepare outside a transaction: call begin_transaction",
+            ));
+        }
+    }
+    flush_transaction(sender).await;
+    let t = sender.txn.as_ref().ok_or_else(|| Error::config("not transactional"))?;
+    if t.fatal.is_some() {
+        return Err(in_fatal_state(t.fatal.as_ref()));
+    }
+    if let Some(e) = &t.abortable {
+        return Err(e.clone().with_context("the transaction cannot be prepared"));
+    }
+    Ok(PreparedTransaction {
+        transactional_id: t.id.clone(),
+        producer_id: sender.producer_id,
+        producer_epoch: sender.epoch,
+        transaction_version: if t.tv2 { 2 } else { 1 },
+    })
+}
+
+/// Adds partitions to the TV1 transaction before their first batch.
+pub(crate) async fn add_partitions(sender: &mut Sender, parts: Vec<(Arc<str>, i32)>) -> Result<()> {
+    let client = sender.client.clone();
+    let limit = sender.cfg.max_block;
+    let (pid, epoch) = (sender.producer_id, sender.epoch);
+    let (id, mut coord) = {
+        let Some(t) = sender.txn.as_mut() else { return Ok(()) };
+        (t.id.clone(), t.coordinator.take())
+    };
+    let mut by_topic: std::collections::BTreeMap<Arc<str>, Vec<i32>> = Default::default();
+    for (t, p) in &parts {
+        by_topic.entry(t.clone()).or_default().push(*p);
+    }
+    let topics: Vec<AddPartitionsToTxnTopic> = by_topic
+        .iter()
+        .map(|(t, ps)| {
+            AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s(t)))
+                .with_partitions(ps.clone())
+        })
+        .collect();
+    let r = with_coordinator(&client, &id, &mut coord, limit, "AddPartitionsToTxn", |conn| {
+        let (id, topics) = (id.clone(), topics.clone());
+        async move {
+            let v = conn.versions().version(ApiKey::AddPartitionsToTxn)?.min(3);
+            let resp = conn
+                .send_version(
+                    &AddPartitionsToTxnRequest::default()
+                        .with_v3_and_below_transactional_id(TransactionalId(s(&id)))
+                        .with_v3_and_below_producer_id(ProducerId(pid))
+                        .with_v3_and_below_producer_epoch(epoch)
+                        .with_v3_and_below_topics(topics),
+                    v,
+                )
+                .await?;
+            let worst = resp
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| {
+                    t.results_by_partition
+                        .iter()
+                        .map(|p| ErrorCode::from(p.partition_error_code))
+                })
+                .find(|c| !c.is_ok() && *c != ErrorCode::OperationNotAttempted);
+            Ok(match worst {
+                None => Ok(()),
+                Some(c) => Err(c),
+            })
+        }
+    })
+    .await;
+    if let Some(t) = sender.txn.as_mut() {
+        t.coordinator = coord;
+        if r.is_ok() {
+            t.added.extend(parts);
+        }
+    }
+    r
+}
+
+impl Sender {
+    pub(super) async fn txn_command(&mut self, c: TxnCommand) {
+        run_command(self, c).await;
+    }
+
+    /// Records a failure inside a transaction: fencing is fatal, anything else abortable.
+    pub(crate) fn txn_error(&mut self, e: Error) {
+        if e.kafka_code().is_some_and(is_fencing) {
+            if let Some(t) = &self.txn {
+                t.set(FATAL);
+            }
+            if self.txn.as_ref().is_some_and(|t| t.fatal.is_none()) {
+                self.fail_fatal(e);
+            }
+        } else if let Some(t) = self.txn.as_mut() {
+            if t.abortable.is_none() {
+                t.abortable = Some(e.into_abortable());
+            }
+        }
+    }
+
+    pub(crate) async fn add_partitions(&mut self, parts: Vec<(Arc<str>, i32)>) -> Result<()> {
+        add_partitions(self, parts).await
+    }
+}
