@@ -25,11 +25,14 @@
 mod admin;
 mod admin_acl;
 mod admin_cluster;
+mod admin_configs;
 mod admin_features;
+mod admin_groups;
 mod admin_logdirs;
 mod admin_quota;
 mod admin_share;
 mod admin_token;
+mod admin_topics;
 mod admin_txn;
 mod client;
 mod config;
@@ -57,20 +60,22 @@ pub mod trace_context;
 mod transport;
 
 pub use admin::{
-    Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym,
-    ConsumerGroupDescription, ConsumerGroupMember, CoordinatorType, CreateTopicsOptions, CreatedTopic, DeletedRecords,
-    GroupDescription, GroupListing, GroupMember, GroupType, ListedOffset, NewTopic, OffsetSpec, PartitionOffsets,
-    TopicDescription,
+    Admin, ClusterDescription, CoordinatorType, DeletedRecords, ListedOffset, OffsetSpec, PartitionOffsets,
 };
 pub use admin_acl::{AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType};
 pub use admin_cluster::{ElectionType, PartitionReassignment};
+pub use admin_configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym};
 pub use admin_features::{FeatureMetadata, FeatureUpgradeType, QuorumInfo, QuorumReplica};
+pub use admin_groups::{
+    ConsumerGroupDescription, ConsumerGroupMember, GroupDescription, GroupListing, GroupMember, GroupType,
+};
 pub use admin_logdirs::{LogDirDescription, ReplicaInfo, TopicPartitionReplica};
 pub use admin_quota::{
     ClientQuotas, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp, QUOTA_CLIENT_ID, QUOTA_IP, QUOTA_USER,
 };
 pub use admin_share::{ShareGroupDescription, ShareGroupMember};
 pub use admin_token::{CreateDelegationTokenOptions, DelegationToken};
+pub use admin_topics::{CreateTopicsOptions, CreatedTopic, NewTopic, TopicDescription};
 pub use admin_txn::{ProducerState, TransactionDescription, TransactionListing};
 pub use client::{BrokerInfo, BrokerMetrics, Client, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{
