@@ -10,6 +10,7 @@ mod delivery;
 mod partitioner;
 mod record;
 mod sender;
+mod sequence;
 pub(crate) mod txn;
 mod txn_commands;
 
