@@ -1,0 +1,568 @@
+//! The cluster's state and the answer to each request, sans-IO: handlers take the decoded
+//! request and the time and return the response (or `None`: not yet, ask again).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::ErrorCode;
+use uuid::Uuid;
+
+use crate::consumer_group::ConsumerGroup;
+use crate::group::Group;
+use crate::log::PartitionLog;
+use crate::txn::Txn;
+
+mod data;
+mod groups;
+mod topics;
+mod transactions;
+
+pub(crate) fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+/// A broker of the fake cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct BrokerInfo {
+    pub(crate) id: i32,
+    pub(crate) port: u16,
+    pub(crate) up: bool,
+    pub(crate) rack: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct ProducerState {
+    epoch: i16,
+    last_seq: i32,
+    /// The last batches' (first sequence, last sequence, base offset), for duplicates.
+    recent: VecDeque<(i32, i32, i64)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub(crate) leader: i32,
+    pub(crate) leader_epoch: i32,
+    pub(crate) replicas: Vec<i32>,
+    pub(crate) log: PartitionLog,
+    producers: HashMap<i64, ProducerState>,
+    /// Open transactions: producer id -> its first offset here.
+    open_txns: BTreeMap<i64, i64>,
+    /// Aborted transactions: (producer id, first offset, marker offset).
+    aborted: Vec<(i64, i64, i64)>,
+}
+
+impl Partition {
+    fn new(replicas: Vec<i32>) -> Self {
+        Partition {
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+            replicas,
+            log: PartitionLog::default(),
+            producers: HashMap::new(),
+            open_txns: BTreeMap::new(),
+            aborted: Vec::new(),
+        }
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, else the
+    /// high watermark.
+    pub(crate) fn last_stable(&self) -> i64 {
+        self.open_txns
+            .values()
+            .copied()
+            .min()
+            .unwrap_or_else(|| self.log.high_watermark())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) id: Uuid,
+    pub(crate) partitions: Vec<Partition>,
+}
+
+/// What a fault does to the requests it matches.
+#[derive(Debug, Clone)]
+pub enum FaultAction {
+    /// Answer with this error code: per matching partition for Produce, Fetch, ListOffsets
+    /// and OffsetCommit (a failed produce appends nothing), at the top level otherwise.
+    Error(ErrorCode),
+    /// Hold the request this long before handling it.
+    Delay(Duration),
+    /// Close the connection instead of answering.
+    CloseConnection,
+    /// Handle the request (a produce is written), then close the connection without the
+    /// answer: the response lost on the way back.
+    DropResponse,
+}
+
+/// A scripted fault: the next `remaining` requests of `api` (on `node`, for `partition`)
+/// get `action`.
+#[derive(Debug, Clone)]
+pub(crate) struct Fault {
+    pub(crate) api: ApiKey,
+    pub(crate) node: Option<i32>,
+    pub(crate) partition: Option<(String, i32)>,
+    pub(crate) remaining: u32,
+    pub(crate) action: FaultAction,
+}
+
+/// One request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// The broker that received it.
+    pub node: i32,
+    /// Its API.
+    pub api: ApiKey,
+    /// Its version.
+    pub version: i16,
+    /// Its correlation id.
+    pub correlation_id: i32,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The partitions a Produce, Fetch or ListOffsets named, in order.
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// Settings of the cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) auto_create_topics: bool,
+    pub(crate) default_partitions: i32,
+    pub(crate) default_replication: i16,
+    pub(crate) cluster_id: String,
+    pub(crate) host: String,
+    /// KIP-848 groups: `group.consumer.heartbeat.interval.ms` and
+    /// `group.consumer.session.timeout.ms`.
+    pub(crate) group_heartbeat_interval: Duration,
+    pub(crate) group_session_timeout: Duration,
+}
+
+pub(crate) struct State {
+    pub(crate) settings: Settings,
+    pub(crate) brokers: Vec<BrokerInfo>,
+    pub(crate) topics: BTreeMap<String, Topic>,
+    pub(crate) groups: BTreeMap<String, Group>,
+    next_producer_id: i64,
+    pub(crate) faults: Vec<Fault>,
+    pub(crate) requests: Vec<RequestRecord>,
+    fetch_sessions: BTreeMap<(i32, i32), FetchSession>,
+    next_session_id: i32,
+    pub(crate) txns: BTreeMap<String, Txn>,
+    pub(crate) consumer_groups: BTreeMap<String, ConsumerGroup>,
+}
+
+/// A partition of a fetch session, and what its last answer said.
+#[derive(Debug, Clone)]
+struct SessionPartition {
+    topic: String,
+    topic_id: Uuid,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: i32,
+    /// (high watermark, log start) last sent.
+    sent: Option<(i64, i64)>,
+}
+
+/// A fetch session (KIP-227) of one broker.
+#[derive(Debug)]
+struct FetchSession {
+    /// The epoch the next request must carry.
+    epoch: i32,
+    partitions: Vec<SessionPartition>,
+}
+
+/// Fetch sessions a broker keeps (max.incremental.fetch.session.cache.slots).
+const FETCH_SESSIONS_MAX: usize = 1000;
+
+/// Partitions per topic the fake keeps (a hostile CreateTopics must not exhaust memory).
+pub(crate) const MAX_PARTITIONS: i32 = 100_000;
+
+/// Most requests the log keeps (the oldest are dropped).
+const REQUEST_LOG_MAX: usize = 100_000;
+
+/// Whether `name` is a legal topic name (Kafka's rules).
+fn legal_topic(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+impl State {
+    pub(crate) fn new(settings: Settings, brokers: Vec<BrokerInfo>) -> Self {
+        State {
+            settings,
+            brokers,
+            topics: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            next_producer_id: 1000,
+            faults: Vec::new(),
+            requests: Vec::new(),
+            fetch_sessions: BTreeMap::new(),
+            next_session_id: 0,
+            txns: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn log_request(&mut self, r: RequestRecord) {
+        if self.requests.len() >= REQUEST_LOG_MAX {
+            self.requests.drain(..REQUEST_LOG_MAX / 10);
+        }
+        self.requests.push(r);
+    }
+
+    /// The first fault matching a request, used up by one.
+    pub(crate) fn take_fault(&mut self, api: ApiKey, node: i32, partitions: &[(String, i32)]) -> Option<Fault> {
+        let i = self.faults.iter().position(|f| {
+            f.api == api
+                && f.node.is_none_or(|n| n == node)
+                && f.partition.as_ref().is_none_or(|p| partitions.contains(p))
+        })?;
+        let f = self.faults[i].clone();
+        self.faults[i].remaining -= 1;
+        if self.faults[i].remaining == 0 {
+            self.faults.remove(i);
+        }
+        Some(f)
+    }
+
+    fn live(&self) -> impl Iterator<Item = &BrokerInfo> {
+        self.brokers.iter().filter(|b| b.up)
+    }
+
+    /// Creates a topic (replicas spread round-robin over the brokers); `Err` says why not.
+    pub(crate) fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        validate_only: bool,
+    ) -> Result<Uuid, (ErrorCode, String)> {
+        if !legal_topic(name) {
+            return Err((
+                ErrorCode::InvalidTopicException,
+                format!("topic name {name:?} is not legal"),
+            ));
+        }
+        if self.topics.contains_key(name) {
+            return Err((ErrorCode::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+        }
+        let partitions = if partitions == -1 {
+            self.settings.default_partitions
+        } else {
+            partitions
+        };
+        let replication = if replication == -1 {
+            self.settings.default_replication
+        } else {
+            replication
+        };
+        if partitions <= 0 {
+            return Err((
+                ErrorCode::InvalidPartitions,
+                "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        if partitions > MAX_PARTITIONS {
+            return Err((
+                ErrorCode::InvalidPartitions,
+                format!("strom-fake keeps at most {MAX_PARTITIONS} partitions per topic, not {partitions}"),
+            ));
+        }
+        let n = self.brokers.len();
+        if replication <= 0 || replication as usize > n {
+            return Err((
+                ErrorCode::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {n} broker(s) are registered."),
+            ));
+        }
+        if validate_only {
+            return Ok(Uuid::nil());
+        }
+        let id = Uuid::new_v4();
+        let start = self.topics.len();
+        let parts = (0..partitions)
+            .map(|p| {
+                let replicas: Vec<i32> = (0..replication as usize)
+                    .map(|r| self.brokers[(start + p as usize + r) % n].id)
+                    .collect();
+                Partition::new(replicas)
+            })
+            .collect();
+        self.topics.insert(name.to_owned(), Topic { id, partitions: parts });
+        Ok(id)
+    }
+
+    fn partition_mut(&mut self, topic: &str, p: i32) -> Option<&mut Partition> {
+        self.topics.get_mut(topic)?.partitions.get_mut(usize::try_from(p).ok()?)
+    }
+
+    fn name_of(&self, id: Uuid) -> Option<String> {
+        self.topics.iter().find(|(_, t)| t.id == id).map(|(n, _)| n.clone())
+    }
+
+    // ---------------------------------------------------------------- ApiVersions
+
+    pub(crate) fn api_versions(&self, error: ErrorCode) -> ApiVersionsResponse {
+        ApiVersionsResponse::default()
+            .with_error_code(error.code())
+            .with_api_keys(
+                crate::SUPPORTED
+                    .iter()
+                    .map(|(k, min, max)| {
+                        api_versions_response::ApiVersion::default()
+                            .with_api_key(*k as i16)
+                            .with_min_version(*min)
+                            .with_max_version(*max)
+                    })
+                    .collect(),
+            )
+    }
+
+    // ---------------------------------------------------------------- Metadata
+
+    pub(crate) fn metadata(&mut self, req: &MetadataRequest, inject: Option<ErrorCode>) -> MetadataResponse {
+        let wanted: Option<Vec<(Option<String>, Uuid)>> = req.topics.as_ref().map(|ts| {
+            ts.iter()
+                .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+                .collect()
+        });
+        // v0 asked all topics with an empty list; v1+ with null.
+        let names: Vec<(String, bool)> = match wanted {
+            None => self.topics.keys().map(|n| (n.clone(), true)).collect(),
+            Some(list) => list
+                .into_iter()
+                .filter_map(|(name, id)| name.or_else(|| self.name_of(id)).map(|n| (n, false)))
+                .collect(),
+        };
+        let mut topics = Vec::new();
+        for (name, _) in names {
+            if !self.topics.contains_key(&name)
+                && req.allow_auto_topic_creation
+                && self.settings.auto_create_topics
+                && legal_topic(&name)
+            {
+                let (p, r) = (self.settings.default_partitions, self.settings.default_replication);
+                let _ = self.create_topic(&name, p, r, false);
+            }
+            let t = match self.topics.get(&name) {
+                None => metadata_response::MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(s(&name))))
+                    .with_error_code(if legal_topic(&name) {
+                        ErrorCode::UnknownTopicOrPartition.code()
+                    } else {
+                        ErrorCode::InvalidTopicException.code()
+                    }),
+                Some(t) => {
+                    let live: Vec<i32> = self.live().map(|b| b.id).collect();
+                    metadata_response::MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(s(&name))))
+                        .with_topic_id(t.id)
+                        .with_error_code(inject.map_or(0, ErrorCode::code))
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .enumerate()
+                                .map(|(i, p)| {
+                                    let leader_up = live.contains(&p.leader);
+                                    let isr: Vec<BrokerId> = p
+                                        .replicas
+                                        .iter()
+                                        .filter(|r| live.contains(r))
+                                        .map(|r| BrokerId(*r))
+                                        .collect();
+                                    metadata_response::MetadataResponsePartition::default()
+                                        .with_partition_index(i as i32)
+                                        .with_error_code(if leader_up {
+                                            0
+                                        } else {
+                                            ErrorCode::LeaderNotAvailable.code()
+                                        })
+                                        .with_leader_id(BrokerId(if leader_up { p.leader } else { -1 }))
+                                        .with_leader_epoch(p.leader_epoch)
+                                        .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
+                                        .with_offline_replicas(
+                                            p.replicas
+                                                .iter()
+                                                .filter(|r| !live.contains(r))
+                                                .map(|r| BrokerId(*r))
+                                                .collect(),
+                                        )
+                                        .with_isr_nodes(isr)
+                                })
+                                .collect(),
+                        )
+                }
+            };
+            topics.push(t);
+        }
+        MetadataResponse::default()
+            .with_cluster_id(Some(s(&self.settings.cluster_id)))
+            .with_controller_id(BrokerId(self.live().next().map_or(-1, |b| b.id)))
+            .with_brokers(
+                self.live()
+                    .map(|b| {
+                        metadata_response::MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(b.id))
+                            .with_host(s(&self.settings.host))
+                            .with_port(i32::from(b.port))
+                            .with_rack(b.rack.as_deref().map(s))
+                    })
+                    .collect(),
+            )
+            .with_topics(topics)
+    }
+
+    // ---------------------------------------------------------------- Coordinators
+
+    /// The broker coordinating `key` (a live one, stable while the same brokers are up).
+    pub(crate) fn coordinator(&self, key: &str) -> Option<&BrokerInfo> {
+        let live: Vec<&BrokerInfo> = self.live().collect();
+        if live.is_empty() {
+            return None;
+        }
+        let h = key
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        Some(live[h as usize % live.len()])
+    }
+
+    pub(crate) fn find_coordinator(
+        &self,
+        req: &FindCoordinatorRequest,
+        version: i16,
+        inject: Option<ErrorCode>,
+    ) -> FindCoordinatorResponse {
+        let answer = |key: &str| -> (ErrorCode, i32, i32) {
+            if let Some(code) = inject {
+                return (code, -1, -1);
+            }
+            match self.coordinator(key) {
+                Some(b) => (ErrorCode::None, b.id, i32::from(b.port)),
+                None => (ErrorCode::CoordinatorNotAvailable, -1, -1),
+            }
+        };
+        if version >= 4 {
+            let coordinators = req
+                .coordinator_keys
+                .iter()
+                .map(|k| {
+                    let (code, id, port) = answer(k);
+                    find_coordinator_response::Coordinator::default()
+                        .with_key(k.clone())
+                        .with_error_code(code.code())
+                        .with_node_id(BrokerId(id))
+                        .with_host(s(&self.settings.host))
+                        .with_port(port)
+                })
+                .collect();
+            FindCoordinatorResponse::default().with_coordinators(coordinators)
+        } else {
+            let (code, id, port) = answer(&req.key);
+            FindCoordinatorResponse::default()
+                .with_error_code(code.code())
+                .with_node_id(BrokerId(id))
+                .with_host(s(&self.settings.host))
+                .with_port(port)
+        }
+    }
+
+    /// `Err` unless `node` coordinates `group`.
+    fn check_coordinator(&self, node: i32, group: &str) -> Result<(), ErrorCode> {
+        match self.coordinator(group) {
+            Some(b) if b.id == node => Ok(()),
+            _ => Err(ErrorCode::NotCoordinator),
+        }
+    }
+
+    pub(crate) fn init_producer_id(&mut self, node: i32, req: &InitProducerIdRequest) -> InitProducerIdResponse {
+        let r = InitProducerIdResponse::default();
+        if req.transactional_id.as_ref().is_some_and(|t| t.0.is_empty()) {
+            // As the broker: an empty transactional id is malformed.
+            return r
+                .with_error_code(ErrorCode::InvalidRequest.code())
+                .with_producer_id(ProducerId(-1));
+        }
+        if let Some(tid) = &req.transactional_id {
+            if let Err(e) = self.check_coordinator(node, tid.0.as_str()) {
+                return r.with_error_code(e.code()).with_producer_id(ProducerId(-1));
+            }
+            return self.init_transactional(&tid.0.to_string(), req);
+        }
+        if req.producer_id.0 >= 0 {
+            // KIP-360: the same id, the next epoch.
+            return r
+                .with_producer_id(req.producer_id)
+                .with_producer_epoch(req.producer_epoch.saturating_add(1));
+        }
+        let id = self.next_producer_id;
+        self.next_producer_id += 1;
+        r.with_producer_id(ProducerId(id)).with_producer_epoch(0)
+    }
+
+    /// Moves a partition's leadership to `node` (a new leader epoch).
+    pub(crate) fn move_leader(&mut self, topic: &str, p: i32, node: i32) -> bool {
+        match self.partition_mut(topic, p) {
+            Some(part) => {
+                if !part.replicas.contains(&node) {
+                    part.replicas.push(node);
+                }
+                part.leader = node;
+                part.leader_epoch += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After `node` stopped: each partition it led moves to a live replica, if any.
+    pub(crate) fn fail_over(&mut self, node: i32) {
+        let live: Vec<i32> = self.live().map(|b| b.id).collect();
+        for t in self.topics.values_mut() {
+            for p in &mut t.partitions {
+                if p.leader == node {
+                    if let Some(next) = p.replicas.iter().find(|r| live.contains(r)) {
+                        p.leader = *next;
+                        p.leader_epoch += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The high watermark of a partition.
+    pub(crate) fn end_offset(&self, topic: &str, p: i32) -> Option<i64> {
+        self.topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(p).ok()?)
+            .map(|p| p.log.high_watermark())
+    }
+
+    /// Time passes for the groups and the transactions.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        for g in self.groups.values_mut() {
+            g.tick(now);
+        }
+        self.expire_transactions(now);
+    }
+}
+
+/// Partitions by topic, as OffsetFetch asks them.
+pub(super) type TopicPartitions = Vec<(String, Vec<i32>)>;
+
+/// The injected error for a partition, if the fault matches it.
+fn injected(inject: Option<&(ErrorCode, Option<(String, i32)>)>, topic: &str, p: i32) -> Option<ErrorCode> {
+    let (code, only) = inject?;
+    match only {
+        Some((t, q)) if t != topic || *q != p => None,
+        _ => Some(*code),
+    }
+}

@@ -1,0 +1,304 @@
+//! The transaction coordinator: InitProducerId for transactional ids, AddPartitionsToTxn,
+//! AddOffsetsToTxn, TxnOffsetCommit, EndTxn with markers, timeouts.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::*;
+use strom_protocol::record_batch::{BatchView, DecodeOptions};
+use strom_protocol::ErrorCode;
+
+use crate::group::{Committed, Group};
+use crate::txn::{marker_batch, Txn};
+
+use super::State;
+
+impl State {
+    // ---------------------------------------------------------------- Transactions
+
+    pub(super) fn init_transactional(&mut self, tid: &str, req: &InitProducerIdRequest) -> InitProducerIdResponse {
+        let fail = |code: ErrorCode| {
+            InitProducerIdResponse::default()
+                .with_error_code(code.code())
+                .with_producer_id(ProducerId(-1))
+        };
+        let timeout = Duration::from_millis(req.transaction_timeout_ms.max(0).unsigned_abs().into());
+        if timeout.is_zero() || timeout > Duration::from_secs(900) {
+            // transaction.max.timeout.ms is 15 minutes by default.
+            return fail(ErrorCode::InvalidTransactionTimeout);
+        }
+        if let Some(t) = self.txns.get(tid) {
+            // KIP-360: a producer naming its id and epoch must name the current ones.
+            if req.producer_id.0 >= 0 && (req.producer_id.0 != t.pid || req.producer_epoch != t.epoch) {
+                return fail(ErrorCode::ProducerFenced);
+            }
+            // A transaction left open by the previous producer is aborted.
+            if t.open_since.is_some() {
+                self.end_transaction(tid, false);
+            }
+        }
+        let next_pid = self.next_producer_id;
+        let t = self.txns.entry(tid.to_owned()).or_insert_with(|| {
+            let mut t = Txn::new(next_pid, timeout);
+            t.epoch = -1;
+            t
+        });
+        if t.pid == next_pid {
+            self.next_producer_id += 1;
+        }
+        t.timeout = timeout;
+        t.open_since = None;
+        if t.epoch >= i16::MAX - 1 {
+            t.pid = self.next_producer_id;
+            self.next_producer_id += 1;
+            t.epoch = -1;
+        }
+        t.epoch += 1;
+        InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(t.pid))
+            .with_producer_epoch(t.epoch)
+    }
+
+    /// `Err` unless `tid` is known with this producer id and epoch.
+    pub(super) fn txn_mut(&mut self, tid: &str, pid: i64, epoch: i16) -> Result<&mut Txn, ErrorCode> {
+        let t = self.txns.get_mut(tid).ok_or(ErrorCode::InvalidProducerIdMapping)?;
+        if t.pid != pid {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        if epoch < t.epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        if epoch > t.epoch {
+            return Err(ErrorCode::InvalidProducerEpoch);
+        }
+        Ok(t)
+    }
+
+    pub(crate) fn add_partitions_to_txn(
+        &mut self,
+        node: i32,
+        req: &AddPartitionsToTxnRequest,
+        now: Instant,
+    ) -> AddPartitionsToTxnResponse {
+        let tid = req.v3_and_below_transactional_id.0.to_string();
+        let known: Vec<(String, usize)> = self
+            .topics
+            .iter()
+            .map(|(n, t)| (n.clone(), t.partitions.len()))
+            .collect();
+        let check = self.check_coordinator(node, &tid).and_then(|()| {
+            self.txn_mut(&tid, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch)
+                .map(|_| ())
+        });
+        // All or nothing, as the coordinator: one bad partition fails the others with
+        // OPERATION_NOT_ATTEMPTED.
+        let bad = |t: &str, p: i32| {
+            known
+                .iter()
+                .find(|(n, _)| n == t)
+                .is_none_or(|(_, c)| usize::try_from(p).map_or(true, |p| p >= *c))
+        };
+        let any_bad = req
+            .v3_and_below_topics
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| bad(t.name.0.as_str(), *p)));
+        let results = req
+            .v3_and_below_topics
+            .iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let code = match check {
+                            Err(e) => e,
+                            Ok(()) if bad(t.name.0.as_str(), *p) => ErrorCode::UnknownTopicOrPartition,
+                            Ok(()) if any_bad => ErrorCode::OperationNotAttempted,
+                            Ok(()) => ErrorCode::None,
+                        };
+                        add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
+                            .with_partition_index(*p)
+                            .with_partition_error_code(code.code())
+                    })
+                    .collect();
+                add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_results_by_partition(parts)
+            })
+            .collect();
+        if check.is_ok() && !any_bad {
+            if let Some(txn) = self.txns.get_mut(&tid) {
+                txn.open(now);
+                for t in &req.v3_and_below_topics {
+                    for p in &t.partitions {
+                        txn.partitions.insert((t.name.0.to_string(), *p));
+                    }
+                }
+            }
+        }
+        AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+    }
+
+    pub(crate) fn add_offsets_to_txn(
+        &mut self,
+        node: i32,
+        req: &AddOffsetsToTxnRequest,
+        now: Instant,
+    ) -> AddOffsetsToTxnResponse {
+        if let Err(e) = self.check_coordinator(node, req.transactional_id.0.as_str()) {
+            return AddOffsetsToTxnResponse::default().with_error_code(e.code());
+        }
+        let code = match self.txn_mut(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch) {
+            Ok(t) => {
+                t.open(now);
+                t.groups.insert(req.group_id.0.to_string());
+                ErrorCode::None
+            }
+            Err(e) => e,
+        };
+        AddOffsetsToTxnResponse::default().with_error_code(code.code())
+    }
+
+    pub(crate) fn txn_offset_commit(
+        &mut self,
+        node: i32,
+        req: &TxnOffsetCommitRequest,
+        version: i16,
+        now: Instant,
+    ) -> TxnOffsetCommitResponse {
+        let gid = req.group_id.0.to_string();
+        let mut code = match self.check_coordinator(node, &gid) {
+            Err(e) => e,
+            Ok(()) => match self.txn_mut(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch) {
+                Err(e) => e,
+                Ok(t) if !t.groups.contains(&gid) => ErrorCode::InvalidTxnState,
+                Ok(_) => ErrorCode::None,
+            },
+        };
+        // KIP-447 (v3+): the group's member and generation are checked.
+        if code.is_ok() && version >= 3 && req.generation_id >= 0 {
+            let g = self.groups.entry(gid.clone()).or_insert_with(Group::new);
+            code = g.may_commit(req.member_id.as_str(), req.generation_id, now);
+        }
+        if code.is_ok() {
+            if let Some(t) = self.txns.get_mut(req.transactional_id.0.as_str()) {
+                for topic in &req.topics {
+                    for p in &topic.partitions {
+                        t.offsets.push((
+                            gid.clone(),
+                            topic.name.0.to_string(),
+                            p.partition_index,
+                            Committed {
+                                offset: p.committed_offset,
+                                leader_epoch: p.committed_leader_epoch,
+                                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code.code())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        TxnOffsetCommitResponse::default().with_topics(topics)
+    }
+
+    pub(crate) fn end_txn(&mut self, node: i32, req: &EndTxnRequest) -> EndTxnResponse {
+        let tid = req.transactional_id.0.to_string();
+        if let Err(e) = self.check_coordinator(node, &tid) {
+            return EndTxnResponse::default().with_error_code(e.code());
+        }
+        let code = match self.txn_mut(&tid, req.producer_id.0, req.producer_epoch) {
+            Err(e) => e,
+            Ok(t) if t.open_since.is_none() => {
+                // Nothing open: a retry of an ended transaction, or nothing was ever added.
+                ErrorCode::None
+            }
+            Ok(_) => {
+                self.end_transaction(&tid, req.committed);
+                ErrorCode::None
+            }
+        };
+        EndTxnResponse::default().with_error_code(code.code())
+    }
+
+    /// Writes the markers of `tid`'s open transaction, applies (commit) or drops (abort)
+    /// its offsets, and closes it.
+    pub(super) fn end_transaction(&mut self, tid: &str, commit: bool) {
+        let Some(t) = self.txns.get_mut(tid) else { return };
+        let (pid, epoch) = (t.pid, t.epoch);
+        let partitions: Vec<(String, i32)> = std::mem::take(&mut t.partitions).into_iter().collect();
+        let offsets = std::mem::take(&mut t.offsets);
+        t.groups.clear();
+        t.open_since = None;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let opts = DecodeOptions::default();
+        for (topic, p) in partitions {
+            let Some(part) = self.partition_mut(&topic, p) else {
+                continue;
+            };
+            let mut bytes = marker_batch(pid, epoch, commit, 0, now_ms);
+            let Ok(Some(view)) = BatchView::parse(&mut bytes, &opts) else {
+                continue;
+            };
+            let leader_epoch = part.leader_epoch;
+            let marker = part.log.append(&view, leader_epoch);
+            if let Some(first) = part.open_txns.remove(&pid) {
+                if !commit {
+                    part.aborted.push((pid, first, marker));
+                }
+            }
+        }
+        if commit {
+            for (group, topic, p, c) in offsets {
+                self.groups
+                    .entry(group)
+                    .or_insert_with(Group::new)
+                    .offsets
+                    .insert((topic, p), c);
+            }
+        }
+    }
+
+    /// Aborts transactions open past their timeout, fencing their producers (a new epoch).
+    pub(super) fn expire_transactions(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.expired(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for tid in expired {
+            self.end_transaction(&tid, false);
+            if let Some(t) = self.txns.get_mut(&tid) {
+                t.epoch = t.epoch.saturating_add(1);
+            }
+        }
+    }
+
+    /// Whether a transaction holds offsets of `group` for this partition not yet committed.
+    pub(super) fn pending_txn_offset(&self, group: &str, topic: &str, p: i32) -> bool {
+        self.txns.values().any(|t| {
+            t.offsets
+                .iter()
+                .any(|(g, tt, pp, _)| g == group && tt == topic && *pp == p)
+        })
+    }
+}
