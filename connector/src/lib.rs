@@ -16,6 +16,8 @@
 //! - [`metrics`]: pipeline, source reader and sink metrics under Flink's names.
 
 pub mod checkpoint;
+#[cfg(feature = "crash-injection")]
+mod crash;
 pub mod elastic;
 pub mod error;
 pub mod metrics;
