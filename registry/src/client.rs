@@ -753,7 +753,7 @@ mod tests {
 /// The HTTP behaviour the real registry cannot be made to show (what the request carries,
 /// a server that stalls or fails then recovers), against a raw socket that records requests
 /// and answers as scripted. The registry API itself is tested against a real registry
-/// (integration-tests/tests/registry.rs).
+/// (integration-tests/tests/registry/).
 #[cfg(test)]
 mod http_tests {
     use super::*;
