@@ -1,4 +1,4 @@
-//! `strom`: a kcat-style command line Kafka client (see DESIGN.md "cli").
+//! `strom`: a kcat-style command line Kafka client (README.md, "The strom command line").
 //!
 //! Java property names everywhere (`-X key=value`, `-F file.properties`), plus the
 //! librdkafka aliases kcat users type. Errors: one line on stderr, non-zero exit.

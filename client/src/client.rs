@@ -16,6 +16,7 @@ use strom_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use strom_protocol::ErrorCode;
 use tracing::{debug, info};
 
+use crate::backoff::ExponentialBackoff;
 use crate::config::{ClientConfig, ClientDnsLookup, MetadataRecoveryStrategy};
 use crate::connection::{Connection, ConnectionConfig, ConnectionMetrics};
 use crate::error::{Error, Kind, Result};
@@ -117,22 +118,6 @@ impl std::fmt::Debug for Client {
 fn round_tenths(d: Duration) -> Duration {
     let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(ms.saturating_add(50) / 100 * 100)
-}
-
-/// Java's `ExponentialBackoff` (factor 2, ±20 % jitter): `base` after `failures` = 0, doubling
-/// per failure up to `max` (constant `max` when it is below `base`). Used for reconnects
-/// (`reconnect.backoff.ms`) and the producer's retries (`retry.backoff.ms`, KIP-580).
-pub(crate) fn exponential_backoff(base: Duration, max: Duration, failures: u32) -> Duration {
-    jitter(base.saturating_mul(1 << failures.min(20)).min(max))
-}
-
-pub(crate) fn jitter(d: Duration) -> Duration {
-    // ±20 %, from the clock's low bits: no RNG dependency needed for spreading reconnects.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let f = 0.8 + f64::from(nanos % 1000) / 2500.0;
-    d.mul_f64(f)
 }
 
 impl Client {
@@ -377,7 +362,7 @@ impl Client {
                 ));
             }
             // The last round runs at the deadline rather than giving up a backoff early.
-            let backoff = exponential_backoff(cfg.reconnect_backoff, cfg.reconnect_backoff_max, round - 1);
+            let backoff = ExponentialBackoff::reconnects(cfg).delay(round);
             tokio::time::sleep(backoff.min(left)).await;
         }
     }
@@ -449,8 +434,8 @@ impl Client {
             }
             Err(e) => {
                 let cfg = &self.inner.config;
-                let wait = exponential_backoff(cfg.reconnect_backoff, cfg.reconnect_backoff_max, backoff.failures);
                 backoff.failures = backoff.failures.saturating_add(1);
+                let wait = ExponentialBackoff::reconnects(cfg).delay(backoff.failures);
                 backoff.next_attempt = Some(Instant::now() + wait);
                 slot.stats().connect_failures += 1;
                 self.connect_failed(&e, node_id);
@@ -722,12 +707,16 @@ impl Client {
             attempts += 1;
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retriable() && Instant::now() + cfg.retry_backoff < deadline => {
-                    debug!(what, error = %e, "retrying");
+                Err(e)
+                    if e.is_retriable()
+                        && Instant::now() + ExponentialBackoff::retries(cfg).delay(attempts) < deadline =>
+                {
+                    let wait = ExponentialBackoff::retries(cfg).delay(attempts);
+                    debug!(what, error = %e, ?wait, "retrying");
                     if !e.is_timeout() {
                         telling = Some(e);
                     }
-                    tokio::time::sleep(cfg.retry_backoff).await;
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) if attempts > 1 => {
                     let e = match telling {

@@ -34,6 +34,7 @@ mod admin_share;
 mod admin_token;
 mod admin_topics;
 mod admin_txn;
+mod backoff;
 mod client;
 mod config;
 mod connection;

@@ -142,7 +142,7 @@ fn decode_records(b: &mut Batch) -> Vec<ProducerRecord> {
 /// The wait before retry number `attempt` (1 for the first): `retry.backoff.ms` doubling per
 /// attempt up to `retry.backoff.max.ms`, ±20 % (Java's `ExponentialBackoff`, KIP-580).
 fn retry_backoff(cfg: &crate::config::ClientConfig, attempt: u32) -> Duration {
-    crate::client::exponential_backoff(cfg.retry_backoff, cfg.retry_backoff_max, attempt.saturating_sub(1))
+    crate::backoff::ExponentialBackoff::retries(cfg).delay(attempt)
 }
 
 impl Sender {

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info_span, Instrument};
 
 use crate::admin::Admin;
+use crate::backoff::ExponentialBackoff;
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition};
@@ -181,7 +182,8 @@ where
     Fut: std::future::Future<Output = Result<std::result::Result<T, ErrorCode>>>,
 {
     let deadline = Instant::now() + limit;
-    let backoff = client.config().retry_backoff;
+    let backoff = ExponentialBackoff::retries(client.config());
+    let mut failures = 0u32;
     loop {
         let conn = match cached.as_ref().filter(|c| !c.is_closed()) {
             Some(c) => c.clone(),
@@ -199,7 +201,9 @@ where
             Ok(Err(code)) => is_coordinator_retry(*code),
             Err(e) => e.is_retriable(),
         };
-        if !retry || Instant::now() + backoff >= deadline {
+        failures = failures.saturating_add(1);
+        let wait = backoff.delay(failures);
+        if !retry || Instant::now() + wait >= deadline {
             return match outcome {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(code)) => Err(explain_fencing(
@@ -216,7 +220,7 @@ where
             *cached = None;
         }
         debug!(what, "retrying at the transaction coordinator");
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -23,6 +23,7 @@ use super::txn::{
     PreparedTransaction, TxnCommand, FATAL, IN_TRANSACTION, READY, UNINITIALIZED,
 };
 use crate::admin::Admin;
+use crate::backoff::ExponentialBackoff;
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition};
 use crate::error::{Error, Result};
 
@@ -337,6 +338,8 @@ async fn send_offsets(
                 .collect(),
         );
     let deadline = Instant::now() + limit;
+    let backoff = ExponentialBackoff::retries(client.config());
+    let mut failures = 0u32;
     loop {
         let conn = admin
             .coordinator(&group.group_id, crate::admin::CoordinatorType::Group)
@@ -353,7 +356,11 @@ async fn send_offsets(
         match worst {
             None => break,
             Some(c) if (c.is_retriable() || is_coordinator_retry(c)) && Instant::now() < deadline => {
-                tokio::time::sleep(client.config().retry_backoff).await;
+                failures = failures.saturating_add(1);
+                let wait = backoff
+                    .delay(failures)
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                tokio::time::sleep(wait).await;
             }
             Some(c) => {
                 let e = Error::kafka(c).with_context(format!("TxnOffsetCommit for group {}", group.group_id));

@@ -541,10 +541,7 @@ pub(crate) struct Reauth {
 
 /// When to re-authenticate: at 85–95 % of the session lifetime, like Java.
 fn next_delay(lifetime: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    lifetime.mul_f64(0.85 + f64::from(nanos % 1000) / 10_000.0)
+    lifetime.mul_f64(0.85 + 0.1 * crate::backoff::random_fraction())
 }
 
 impl Reauth {
