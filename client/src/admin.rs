@@ -7,64 +7,18 @@
 
 use std::collections::BTreeMap;
 
-use strom_protocol::message_traits::StrBytes;
 use strom_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
-use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use strom_protocol::messages::{
-    ApiKey, BrokerId, DeleteRecordsRequest, DescribeClusterRequest, FindCoordinatorRequest, ListOffsetsRequest,
-    TopicName,
-};
+use strom_protocol::messages::{DeleteRecordsRequest, DescribeClusterRequest};
 use strom_protocol::ErrorCode;
 
-use crate::client::{BrokerInfo, Client, PartitionInfo};
+use crate::client::{BrokerInfo, Client};
 use crate::config::ClientConfig;
 use crate::connection::Connection;
 use crate::error::{check, Error, Result};
+use crate::lookup;
+pub use crate::lookup::{CoordinatorType, ListedOffset, OffsetSpec};
 
-pub(crate) fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_owned())
-}
-
-pub(crate) fn topic_name(v: &str) -> TopicName {
-    TopicName(s(v))
-}
-
-/// What ListOffsets should look up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OffsetSpec {
-    /// The log start offset.
-    Earliest,
-    /// The log end offset (high watermark).
-    Latest,
-    /// The first offset whose timestamp is >= this (ms); the end offset when none.
-    Timestamp(i64),
-    /// The offset of the record with the largest timestamp (KIP-734).
-    MaxTimestamp,
-}
-
-impl OffsetSpec {
-    fn wire(self) -> i64 {
-        match self {
-            OffsetSpec::Earliest => -2,
-            OffsetSpec::Latest => -1,
-            OffsetSpec::MaxTimestamp => -3,
-            OffsetSpec::Timestamp(t) => t,
-        }
-    }
-}
-
-/// One ListOffsets answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListedOffset {
-    /// Partition.
-    pub partition: i32,
-    /// The offset (-1 when no record matches a timestamp).
-    pub offset: i64,
-    /// Timestamp of that record, -1 when not applicable.
-    pub timestamp: i64,
-    /// Leader epoch of that record, -1 when unknown.
-    pub leader_epoch: i32,
-}
+pub(crate) use crate::wire::{s, topic_name};
 
 /// What [`Admin::delete_records`] left of one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,25 +51,6 @@ pub struct ClusterDescription {
     pub controller: Option<i32>,
     /// Every live broker.
     pub brokers: Vec<BrokerInfo>,
-}
-
-/// Whose coordinator [`Admin::coordinator`] finds (FindCoordinator's key type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum CoordinatorType {
-    /// A consumer group's (the key is the group id).
-    Group,
-    /// A transactional producer's (the key is the transactional id).
-    Transaction,
-}
-
-impl CoordinatorType {
-    pub(crate) fn wire(self) -> i8 {
-        match self {
-            CoordinatorType::Group => 0,
-            CoordinatorType::Transaction => 1,
-        }
-    }
 }
 
 /// Administration handle: topics, partitions, configs, offsets, groups, transactions, SCRAM
@@ -206,78 +141,7 @@ impl Admin {
         spec: OffsetSpec,
         read_committed: bool,
     ) -> Result<Vec<ListedOffset>> {
-        // A topic or partition that fresh metadata does not know fails at once, as in Java's
-        // admin client; only leader movements are retried.
-        let md = self.client.refresh_metadata(Some(&[topic])).await?;
-        let info = md
-            .topic(topic)
-            .ok_or_else(|| Error::kafka(ErrorCode::UnknownTopicOrPartition).with_context(format!("topic {topic}")))?;
-        if let Some(missing) = partitions
-            .iter()
-            .find(|p| !info.partitions.iter().any(|i| i.partition == **p))
-        {
-            return Err(Error::kafka(ErrorCode::UnknownTopicOrPartition)
-                .with_context(format!("topic {topic} partition {missing}"))
-                .with_partition(topic, *missing));
-        }
-        self.client
-            .with_retries("ListOffsets", || async {
-                let info = self.client.topic(topic).await?;
-                let wanted: Vec<&PartitionInfo> = info
-                    .partitions
-                    .iter()
-                    .filter(|p| partitions.is_empty() || partitions.contains(&p.partition))
-                    .collect();
-                let mut by_leader: BTreeMap<i32, Vec<&PartitionInfo>> = BTreeMap::new();
-                for p in wanted {
-                    by_leader.entry(p.leader).or_default().push(p);
-                }
-                let mut out = Vec::new();
-                for (leader, parts) in by_leader {
-                    if leader < 0 {
-                        self.client.invalidate_topic(topic);
-                        return Err(Error::kafka(ErrorCode::LeaderNotAvailable).with_context(format!("topic {topic}")));
-                    }
-                    let req = ListOffsetsRequest::default()
-                        .with_replica_id(BrokerId(-1))
-                        .with_isolation_level(i8::from(read_committed))
-                        .with_topics(vec![ListOffsetsTopic::default()
-                            .with_name(topic_name(topic))
-                            .with_partitions(
-                                parts
-                                    .iter()
-                                    .map(|p| {
-                                        ListOffsetsPartition::default()
-                                            .with_partition_index(p.partition)
-                                            .with_current_leader_epoch(p.leader_epoch)
-                                            .with_timestamp(spec.wire())
-                                    })
-                                    .collect(),
-                            )]);
-                    let resp = self.client.broker(leader).await?.send(&req).await?;
-                    for t in resp.topics {
-                        for p in t.partitions {
-                            if let Err(e) = check(p.error_code, None, || {
-                                format!("topic {topic} partition {}", p.partition_index)
-                            }) {
-                                if e.is_retriable() {
-                                    self.client.invalidate_topic(topic);
-                                }
-                                return Err(e);
-                            }
-                            out.push(ListedOffset {
-                                partition: p.partition_index,
-                                offset: p.offset,
-                                timestamp: p.timestamp,
-                                leader_epoch: p.leader_epoch,
-                            });
-                        }
-                    }
-                }
-                out.sort_by_key(|o| o.partition);
-                Ok(out)
-            })
-            .await
+        lookup::list_offsets(&self.client, topic, partitions, spec, read_committed).await
     }
 
     /// Earliest and latest offset of every partition of `topic`.
@@ -375,45 +239,7 @@ impl Admin {
 
     /// A connection to the coordinator of a consumer group or a transactional id.
     pub async fn coordinator(&self, key: &str, kind: CoordinatorType) -> Result<Connection> {
-        let key_type = kind.wire();
-        self.client
-            .with_retries("FindCoordinator", || async {
-                let node = self.find_coordinator(key, key_type).await?;
-                self.client.broker(node).await
-            })
-            .await
-    }
-
-    /// The coordinator of a group on its own connection (see
-    /// [`Client::coordinator_connection`]), retried like [`Admin::coordinator`].
-    pub(crate) async fn group_coordinator(&self, group: &str) -> Result<Connection> {
-        self.client
-            .with_retries("FindCoordinator", || async {
-                let node = self.find_coordinator(group, CoordinatorType::Group.wire()).await?;
-                self.client.coordinator_connection(node).await
-            })
-            .await
-    }
-
-    /// The node id of the coordinator of a group (`key_type` 0) or transactional id (1);
-    /// one FindCoordinator, not retried.
-    pub(crate) async fn find_coordinator(&self, key: &str, key_type: i8) -> Result<i32> {
-        let conn = self.any().await?;
-        let v = conn.versions().version(ApiKey::FindCoordinator)?;
-        let req = FindCoordinatorRequest::default().with_key_type(key_type);
-        // v4 batches keys in `coordinator_keys`.
-        let req = if v >= 4 {
-            req.with_coordinator_keys(vec![s(key)])
-        } else {
-            req.with_key(s(key))
-        };
-        let resp = conn.send(&req).await?;
-        let (code, msg, node) = match resp.coordinators.first() {
-            Some(c) if v >= 4 => (c.error_code, c.error_message.clone(), c.node_id.0),
-            _ => (resp.error_code, resp.error_message.clone(), resp.node_id.0),
-        };
-        check(code, msg.as_ref(), || format!("coordinator of {key}"))?;
-        Ok(node)
+        lookup::coordinator(&self.client, key, kind).await
     }
 
     pub(crate) fn timeout_ms(&self) -> i32 {

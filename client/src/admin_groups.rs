@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use strom_protocol::messages::consumer_group_describe_response;
 use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use strom_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
-use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use strom_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+    OffsetCommitRequest, OffsetDeleteRequest,
 };
 use strom_protocol::ErrorCode;
 
@@ -305,62 +304,21 @@ impl Admin {
 
     /// Committed offsets of a group: (topic, partition) → offset.
     pub async fn group_offsets(&self, group: &str) -> Result<BTreeMap<(String, i32), i64>> {
-        let resp = self
-            .client()
-            .with_retries("OffsetFetch", || async {
-                let conn = self.coordinator(group, CoordinatorType::Group).await?;
-                let v = conn.versions().version(ApiKey::OffsetFetch)?;
-                // v8 batches groups in `groups`; older versions have one group_id.
-                let req = if v >= 8 {
-                    OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
-                        .with_group_id(GroupId(s(group)))
-                        .with_topics(None)])
-                } else {
-                    OffsetFetchRequest::default()
-                        .with_group_id(GroupId(s(group)))
-                        .with_topics(None)
-                };
-                let resp = conn.send(&req).await?;
-                // Both layouts flattened to (group error, [(topic, partition, offset, error)]).
-                let (group_code, rows): (i16, Vec<(String, i32, i64, i16)>) = if v >= 8 {
-                    let mut code = 0;
-                    let mut rows = Vec::new();
-                    for g in resp.groups {
-                        code = if code == 0 { g.error_code } else { code };
-                        for t in g.topics {
-                            let name = t.name.0.to_string();
-                            rows.extend(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| (name.clone(), p.partition_index, p.committed_offset, p.error_code)),
-                            );
-                        }
-                    }
-                    (code, rows)
-                } else {
-                    let mut rows = Vec::new();
-                    for t in resp.topics {
-                        let name = t.name.0.to_string();
-                        rows.extend(
-                            t.partitions
-                                .iter()
-                                .map(|p| (name.clone(), p.partition_index, p.committed_offset, p.error_code)),
-                        );
-                    }
-                    (resp.error_code, rows)
-                };
-                check(group_code, None, || format!("group {group}"))?;
-                let mut out = BTreeMap::new();
-                for (topic, partition, offset, code) in rows {
-                    check(code, None, || {
-                        format!("group {group} topic {topic} partition {partition}")
-                    })?;
-                    out.insert((topic, partition), offset);
-                }
-                Ok(out)
-            })
-            .await?;
-        Ok(resp.into_iter().filter(|(_, o)| *o >= 0).collect())
+        // Java's listConsumerGroupOffsets: every partition, require_stable off by default.
+        let offsets = crate::lookup::committed_offsets(
+            self.client(),
+            crate::lookup::OffsetFetch {
+                group,
+                partitions: None,
+                member: None,
+                require_stable: false,
+            },
+        )
+        .await?;
+        Ok(offsets
+            .into_iter()
+            .map(|(tp, o)| ((tp.topic.to_string(), tp.partition), o.offset))
+            .collect())
     }
 
     /// Sets committed offsets of a group that has no active members (Java's

@@ -44,6 +44,7 @@ mod fetch;
 #[doc(hidden)]
 pub mod fuzzing;
 mod librdkafka;
+mod lookup;
 mod metadata;
 pub mod metrics;
 pub mod producer;
@@ -59,6 +60,7 @@ mod topic_partition;
 pub mod trace_context;
 
 mod transport;
+mod wire;
 
 pub use admin::{
     Admin, ClusterDescription, CoordinatorType, DeletedRecords, ListedOffset, OffsetSpec, PartitionOffsets,

@@ -11,7 +11,7 @@ use super::member::{CommitIdentity, Member};
 use super::offsets::do_commit;
 use super::record::{OffsetAndMetadata, OffsetAndTimestamp};
 use super::state::Subscription;
-use crate::admin::{Admin, OffsetSpec};
+use crate::admin::OffsetSpec;
 use crate::error::{Error, Result};
 use crate::topic_partition::TopicPartition;
 
@@ -23,16 +23,21 @@ impl Consumer {
         times: &BTreeMap<TopicPartition, i64>,
     ) -> Result<BTreeMap<TopicPartition, Option<OffsetAndTimestamp>>> {
         let mut out = BTreeMap::new();
-        let admin = Admin::new(self.client.clone());
         for (tp, ts) in times {
             if *ts < 0 {
                 return Err(Error::config(format!(
                     "offsets_for_times: negative timestamp {ts} for {tp}"
                 )));
             }
-            let o = admin
-                .list_offsets(&tp.topic, &[tp.partition], OffsetSpec::Timestamp(*ts))
-                .await?;
+            // Under read_committed the answer stops at the last stable offset, as Java's.
+            let o = crate::lookup::list_offsets(
+                &self.client,
+                &tp.topic,
+                &[tp.partition],
+                OffsetSpec::Timestamp(*ts),
+                self.read_committed(),
+            )
+            .await?;
             let found = o.first().filter(|o| o.offset >= 0).map(|o| OffsetAndTimestamp {
                 offset: o.offset,
                 timestamp: o.timestamp,
@@ -60,14 +65,13 @@ impl Consumer {
         spec: OffsetSpec,
         read_committed: bool,
     ) -> Result<BTreeMap<TopicPartition, i64>> {
-        let admin = Admin::new(self.client.clone());
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in partitions {
             by_topic.entry(&tp.topic).or_default().push(tp.partition);
         }
         let mut out = BTreeMap::new();
         for (topic, parts) in by_topic {
-            for o in admin.list_offsets_isolated(topic, &parts, spec, read_committed).await? {
+            for o in crate::lookup::list_offsets(&self.client, topic, &parts, spec, read_committed).await? {
                 out.insert(TopicPartition::new(topic, o.partition), o.offset);
             }
         }
@@ -81,7 +85,16 @@ impl Consumer {
     ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
         let group = self.group_id()?;
         let who = self.identity();
-        super::offsets::fetch_committed(&self.client, group, Some(&who), partitions).await
+        crate::lookup::committed_offsets(
+            &self.client,
+            crate::lookup::OffsetFetch {
+                group,
+                partitions: Some(partitions),
+                member: Some((&who.member_id, who.generation_or_epoch)),
+                require_stable: true,
+            },
+        )
+        .await
     }
 
     pub(super) fn group_id(&self) -> Result<&str> {

@@ -34,7 +34,7 @@ use super::assignor::{self, Assignment, Assignor, MemberSubscription, RebalanceP
 use super::member::{CommitIdentity, GroupShared};
 use super::record::OffsetAndMetadata;
 use super::state::{PartitionState, Subscription};
-use crate::admin::{s, Admin};
+use crate::admin::s;
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -431,10 +431,9 @@ impl ClassicMember {
     }
 
     async fn find_coordinator(&mut self) -> Result<()> {
-        let admin = Admin::new(self.client.clone());
-        let node = admin
-            .find_coordinator(&self.cfg.group_id, crate::admin::CoordinatorType::Group.wire())
-            .await?;
+        let node =
+            crate::lookup::find_coordinator(&self.client, &self.cfg.group_id, crate::lookup::CoordinatorType::Group)
+                .await?;
         // JoinGroup is held until every member joined, up to the rebalance timeout.
         let timeout = self.cfg.rebalance_timeout + Duration::from_secs(5);
         let conn = self.client.dedicated_connection(node, timeout).await?;

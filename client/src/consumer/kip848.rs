@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::group::{control_step, ms, GroupControl, GroupEvent, GroupHandle, Interrupt, MemberConfig, Step};
 use super::member::GroupShared;
 use super::state::Subscription;
-use crate::admin::{s, Admin};
+use crate::admin::s;
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -127,10 +127,12 @@ impl Member {
             self.apply_control(Some(c))?;
         }
         if self.coordinator.as_ref().is_none_or(Connection::is_closed) {
-            let admin = Admin::new(self.client.clone());
-            match admin
-                .find_coordinator(&self.cfg.group_id, crate::admin::CoordinatorType::Group.wire())
-                .await
+            match crate::lookup::find_coordinator(
+                &self.client,
+                &self.cfg.group_id,
+                crate::lookup::CoordinatorType::Group,
+            )
+            .await
             {
                 Ok(node) => match self.client.coordinator_connection(node).await {
                     Ok(c) => self.coordinator = Some(c),

@@ -5,17 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
-use strom_protocol::messages::offset_fetch_request::{
-    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
-};
-use strom_protocol::messages::{ApiKey, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
+use strom_protocol::messages::{GroupId, OffsetCommitRequest, TopicName};
 use strom_protocol::ErrorCode;
 use tracing::debug;
 
 use super::member::{CommitIdentity, Member};
 use super::record::OffsetAndMetadata;
 use super::state::SharedCounters;
-use crate::admin::{s, Admin};
+use crate::admin::s;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::topic_partition::TopicPartition;
@@ -66,13 +63,12 @@ pub(crate) async fn commit(
                 )
         })
         .collect();
-    let admin = Admin::new(client.clone());
     let started = Instant::now();
     let cfg = client.config();
     let deadline = started + cfg.default_api_timeout;
     client
         .with_retries("OffsetCommit", || async {
-            let conn = admin.group_coordinator(group).await?;
+            let conn = crate::lookup::group_coordinator(client, group).await?;
             let mut who = member.identity();
             loop {
                 let req = OffsetCommitRequest::default()
@@ -145,124 +141,6 @@ fn commit_error(group: &str, who: &CommitIdentity, topic: &str, partition: i32, 
     ))
 }
 
-/// Committed offsets of `partitions` in `group` (absent when none). Waits out offsets of
-/// pending transactions (UNSTABLE_OFFSET_COMMIT is retried).
-pub(crate) async fn fetch_committed(
-    client: &Client,
-    group: &str,
-    who: Option<&CommitIdentity>,
-    partitions: &[TopicPartition],
-) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
-    if partitions.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let grouped = by_topic(partitions.iter().map(|tp| (tp.clone(), ())));
-    let admin = Admin::new(client.clone());
-    client
-        .with_retries("OffsetFetch", || async {
-            let conn = admin.group_coordinator(group).await?;
-            let v = conn.versions().version(ApiKey::OffsetFetch)?;
-            let req = if v >= 8 {
-                let mut g = OffsetFetchRequestGroup::default()
-                    .with_group_id(GroupId(s(group)))
-                    .with_topics(Some(
-                        grouped
-                            .iter()
-                            .map(|(t, ps)| {
-                                OffsetFetchRequestTopics::default()
-                                    .with_name(TopicName(s(t)))
-                                    .with_partition_indexes(ps.iter().map(|(p, _)| *p).collect())
-                            })
-                            .collect(),
-                    ));
-                // v9 (KIP-848) names the member, so a fenced member is told so.
-                if let Some(w) = who.filter(|w| v >= 9 && !w.member_id.is_empty()) {
-                    g = g
-                        .with_member_id(Some(s(&w.member_id)))
-                        .with_member_epoch(w.generation_or_epoch);
-                }
-                OffsetFetchRequest::default()
-                    .with_groups(vec![g])
-                    .with_require_stable(true)
-            } else {
-                OffsetFetchRequest::default()
-                    .with_group_id(GroupId(s(group)))
-                    .with_require_stable(v >= 7)
-                    .with_topics(Some(
-                        grouped
-                            .iter()
-                            .map(|(t, ps)| {
-                                OffsetFetchRequestTopic::default()
-                                    .with_name(TopicName(s(t)))
-                                    .with_partition_indexes(ps.iter().map(|(p, _)| *p).collect())
-                            })
-                            .collect(),
-                    ))
-            };
-            let resp = conn.send(&req).await?;
-            type Row = (String, i32, i64, i32, Option<String>, i16);
-            let (group_code, rows): (i16, Vec<Row>) = if v >= 8 {
-                let mut code = 0;
-                let mut rows = Vec::new();
-                for g in resp.groups {
-                    code = if code == 0 { g.error_code } else { code };
-                    for t in g.topics {
-                        for p in t.partitions {
-                            rows.push((
-                                t.name.0.to_string(),
-                                p.partition_index,
-                                p.committed_offset,
-                                p.committed_leader_epoch,
-                                p.metadata.map(|m| m.to_string()),
-                                p.error_code,
-                            ));
-                        }
-                    }
-                }
-                (code, rows)
-            } else {
-                let mut rows = Vec::new();
-                for t in resp.topics {
-                    for p in t.partitions {
-                        rows.push((
-                            t.name.0.to_string(),
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            p.metadata.map(|m| m.to_string()),
-                            p.error_code,
-                        ));
-                    }
-                }
-                (resp.error_code, rows)
-            };
-            let gc = ErrorCode::from(group_code);
-            if !gc.is_ok() {
-                return Err(Error::kafka(gc).with_context(format!("fetching committed offsets of group {group}")));
-            }
-            let mut out = BTreeMap::new();
-            for (topic, partition, offset, epoch, metadata, code) in rows {
-                let code = ErrorCode::from(code);
-                if !code.is_ok() {
-                    return Err(Error::kafka(code).with_context(format!(
-                        "fetching committed offset of group {group} for {topic}-{partition}"
-                    )));
-                }
-                if offset >= 0 {
-                    out.insert(
-                        TopicPartition::new(&topic, partition),
-                        OffsetAndMetadata {
-                            offset,
-                            leader_epoch: (epoch >= 0).then_some(epoch),
-                            metadata: metadata.unwrap_or_default(),
-                        },
-                    );
-                }
-            }
-            Ok(out)
-        })
-        .await
-}
 pub(super) async fn do_commit(
     client: &Client,
     group: &str,

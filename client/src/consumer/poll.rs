@@ -272,7 +272,16 @@ impl Consumer {
             let committed = match self.config.group_id.as_deref() {
                 Some(group) => {
                     let who = self.identity();
-                    super::offsets::fetch_committed(&self.client, group, Some(&who), &from_committed).await?
+                    crate::lookup::committed_offsets(
+                        &self.client,
+                        crate::lookup::OffsetFetch {
+                            group,
+                            partitions: Some(&from_committed),
+                            member: Some((&who.member_id, who.generation_or_epoch)),
+                            require_stable: true,
+                        },
+                    )
+                    .await?
                 }
                 None => BTreeMap::new(),
             };

@@ -24,7 +24,6 @@ use strom_protocol::ErrorCode;
 use tokio::sync::oneshot;
 use tracing::{debug, info_span, Instrument};
 
-use crate::admin::Admin;
 use crate::backoff::ExponentialBackoff;
 use crate::client::Client;
 use crate::connection::Connection;
@@ -188,9 +187,7 @@ where
         let conn = match cached.as_ref().filter(|c| !c.is_closed()) {
             Some(c) => c.clone(),
             None => {
-                let c = Admin::new(client.clone())
-                    .coordinator(id, crate::admin::CoordinatorType::Transaction)
-                    .await?;
+                let c = crate::lookup::coordinator(client, id, crate::lookup::CoordinatorType::Transaction).await?;
                 *cached = Some(c.clone());
                 c
             }

@@ -22,7 +22,6 @@ use super::txn::{
     end_txn, explain_fencing, in_fatal_state, init_producer_id, is_coordinator_retry, is_fencing, s, with_coordinator,
     PreparedTransaction, TxnCommand, FATAL, IN_TRANSACTION, READY, UNINITIALIZED,
 };
-use crate::admin::Admin;
 use crate::backoff::ExponentialBackoff;
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition};
 use crate::error::{Error, Result};
@@ -308,7 +307,6 @@ async fn send_offsets(
     } else if let Some(t) = sender.txn.as_mut() {
         t.coordinator = coord;
     }
-    let admin = Admin::new(client.clone());
     let mut topics: std::collections::BTreeMap<&str, Vec<TxnOffsetCommitRequestPartition>> = Default::default();
     for (tp, o) in &offsets {
         topics.entry(&*tp.topic).or_default().push(
@@ -341,9 +339,7 @@ async fn send_offsets(
     let backoff = ExponentialBackoff::retries(client.config());
     let mut failures = 0u32;
     loop {
-        let conn = admin
-            .coordinator(&group.group_id, crate::admin::CoordinatorType::Group)
-            .await?;
+        let conn = crate::lookup::coordinator(&client, &group.group_id, crate::lookup::CoordinatorType::Group).await?;
         let v = conn.versions().version(ApiKey::TxnOffsetCommit)?;
         // TV2 uses v5 (implicit AddOffsetsToTxn); TV1 must stay at v4 or below.
         let v = if tv2 { v.max(5) } else { v.min(4) };

@@ -13,7 +13,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info};
 use uuid::Uuid;
 
-use crate::admin::{s, Admin};
+use crate::admin::s;
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -109,11 +109,10 @@ impl Heartbeat {
         send_topics: &mut bool,
     ) -> std::result::Result<Option<Duration>, ()> {
         if coordinator.as_ref().is_none_or(Connection::is_closed) {
-            let admin = Admin::new(self.client.clone());
-            let node = admin
-                .find_coordinator(&self.group_id, crate::admin::CoordinatorType::Group.wire())
-                .await
-                .map_err(|e| debug!(error = %e, "share group coordinator lookup failed"))?;
+            let node =
+                crate::lookup::find_coordinator(&self.client, &self.group_id, crate::lookup::CoordinatorType::Group)
+                    .await
+                    .map_err(|e| debug!(error = %e, "share group coordinator lookup failed"))?;
             let conn = self
                 .client
                 .coordinator_connection(node)
