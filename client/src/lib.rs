@@ -40,7 +40,6 @@ mod config;
 mod connection;
 pub mod consumer;
 mod error;
-mod fetch;
 #[doc(hidden)]
 pub mod fuzzing;
 mod librdkafka;
@@ -90,7 +89,6 @@ pub use consumer::{
     RebalanceContext, RebalanceListener, TopicPartition,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use fetch::{PartitionPosition, TopicReader};
 pub use producer::{
     abort_lingering, resume_transaction, ConsumerGroupMetadata, DeliveryFuture, Partitioner, PartitionerClass,
     PreparedTransaction, Producer, ProducerRecord, RecordMetadata, TransactionalProducer, TrySendError,

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strom_client::ErrorCode;
-use strom_client::Record;
-use strom_client::{Admin, Client, ClientConfig, NewTopic, OffsetSpec, TopicReader};
+use strom_client::{Admin, Client, ClientConfig, ConsumerRecord, NewTopic, OffsetSpec};
 use strom_connector::sink::{
     transactional_id, CommitOutcome, DeliveryGuarantee, FixedPartitioner, KafkaCommittable,
     KafkaRecordSerializationSchema, KafkaSink, KafkaSinkWriter, SinkRestore, StringSerializer,
@@ -57,31 +56,22 @@ async fn write_all(writer: &mut KafkaSinkWriter<String>, values: &[String]) {
 }
 
 /// Everything readable now (read_committed: up to the LSO as it is; nothing is waited for).
-async fn read_now(client: &Client, topic: &str, read_committed: bool) -> Vec<(i32, Record)> {
-    let mut reader = TopicReader::to_end(client.clone(), topic, read_committed)
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reader.at_end() {
-        assert!(Instant::now() < deadline, "reading {topic} did not finish");
-        out.extend(reader.poll().await.unwrap());
-    }
-    out
+async fn read_now(client: &Client, topic: &str, read_committed: bool) -> Vec<ConsumerRecord> {
+    strom_integration_tests::read_to_end(client, topic, read_committed).await
 }
 
 /// Everything, after the open transactions ended (read_committed) .
-async fn read_settled(admin: &Admin, topic: &str, read_committed: bool) -> Vec<(i32, Record)> {
+async fn read_settled(admin: &Admin, topic: &str, read_committed: bool) -> Vec<ConsumerRecord> {
     if read_committed {
         wait_no_open_transaction(admin, topic, Duration::from_secs(30)).await;
     }
     read_now(admin.client(), topic, read_committed).await
 }
 
-fn sorted_values(records: &[(i32, Record)]) -> Vec<String> {
+fn sorted_values(records: &[ConsumerRecord]) -> Vec<String> {
     let mut v: Vec<String> = records
         .iter()
-        .map(|(_, r)| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
+        .map(|r| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
         .collect();
     v.sort();
     v
@@ -147,9 +137,9 @@ async fn at_least_once_writes_every_record_across_checkpoints() {
     assert_eq!(sorted_values(&got), sorted(want));
     // Keys hashed by the producer's default partitioner: same key, same partition.
     let mut by_key: BTreeMap<Vec<u8>, i32> = BTreeMap::new();
-    for (p, r) in &got {
+    for r in &got {
         let k = r.key.as_deref().unwrap().to_vec();
-        assert_eq!(*by_key.entry(k).or_insert(*p), *p);
+        assert_eq!(*by_key.entry(k).or_insert(r.partition), r.partition);
     }
 }
 
@@ -599,8 +589,8 @@ async fn partitioner_selector_and_headers_reach_the_broker() {
     for (topic, parity) in [(&a, 0), (&b, 1)] {
         let got = read_settled(&admin, topic, false).await;
         assert_eq!(got.len(), 10);
-        for (p, r) in &got {
-            assert_eq!(*p, 2);
+        for r in &got {
+            assert_eq!(r.partition, 2);
             let n: u32 = String::from_utf8(r.headers.get_all(b"n").next().unwrap().unwrap().to_vec())
                 .unwrap()
                 .parse()
@@ -726,13 +716,10 @@ async fn write_timestamp_to_kafka_false_leaves_the_timestamp_to_the_producer() {
     }
     let records = read_now(admin.client(), &topic, false).await;
     assert_eq!(records.len(), 2);
-    assert_eq!(
-        records[0].1.timestamp, element_time,
-        "the element's timestamp by default"
-    );
+    assert_eq!(records[0].timestamp, element_time, "the element's timestamp by default");
     assert!(
-        records[1].1.timestamp > element_time + 365 * 24 * 3600 * 1000,
+        records[1].timestamp > element_time + 365 * 24 * 3600 * 1000,
         "the send time with write_timestamp_to_kafka(false): {}",
-        records[1].1.timestamp
+        records[1].timestamp
     );
 }

@@ -544,24 +544,83 @@ pub async fn wait_no_open_transaction(admin: &strom_client::Admin, topic: &str, 
     }
 }
 
+/// Every record of `topic` from the start of each partition up to its end offset as it is
+/// when called (the last stable offset under `read_committed`), read by a [`Consumer`]
+/// (`strom_client::Consumer`) with manual assignment: in offset order per partition,
+/// partitions in order. Fails the test when the end is not reached in 60 s.
+#[allow(clippy::expect_used)] // a test helper: failing the test is its error path
+pub async fn read_to_end(
+    client: &strom_client::Client,
+    topic: &str,
+    read_committed: bool,
+) -> Vec<strom_client::ConsumerRecord> {
+    use strom_client::{Consumer, ConsumerConfig, IsolationLevel, OffsetReset, TopicPartition};
+    let mut config = ConsumerConfig::from_client(client.config().clone());
+    config.auto_offset_reset = OffsetReset::Earliest;
+    config.enable_auto_commit = false;
+    config.isolation_level = if read_committed {
+        IsolationLevel::ReadCommitted
+    } else {
+        IsolationLevel::ReadUncommitted
+    };
+    let mut consumer = Consumer::with_client(client.clone(), config).expect("a consumer of the topic");
+    client
+        .refresh_metadata(Some(&[topic]))
+        .await
+        .expect("metadata of the topic");
+    let info = client.topic(topic).await.expect("the topic");
+    let partitions: Vec<TopicPartition> = info
+        .partitions
+        .iter()
+        .map(|p| TopicPartition::new(topic, p.partition))
+        .collect();
+    consumer.assign(partitions.clone()).expect("assign");
+    consumer.seek_to_beginning(&partitions).expect("seek to the beginning");
+    let ends = consumer.end_offsets(&partitions).await.expect("end offsets");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut out = Vec::new();
+    loop {
+        let mut done = true;
+        for tp in &partitions {
+            let end = ends.get(tp).copied().unwrap_or(0);
+            if consumer.position(tp).await.expect("a position") < end {
+                done = false;
+            }
+        }
+        if done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reading {topic} to {ends:?} did not finish in 60 s"
+        );
+        out.extend(
+            consumer
+                .poll(std::time::Duration::from_millis(200))
+                .await
+                .expect("records"),
+        );
+    }
+    // What a poll returned past the ends taken at the start is not part of the snapshot.
+    out.retain(|r| ends.get(&r.topic_partition()).is_some_and(|end| r.offset < *end));
+    out.sort_by_key(|r| (r.partition, r.offset));
+    drop(consumer);
+    out
+}
+
 /// Every value of `topic`, sorted, as a read_committed reader sees it once no transaction is
 /// open on it (waiting up to `within` for that).
-#[allow(clippy::expect_used)] // a test helper: failing the test is its error path
 pub async fn read_committed_values(
     admin: &strom_client::Admin,
     topic: &str,
     within: std::time::Duration,
 ) -> Vec<String> {
     wait_no_open_transaction(admin, topic, within).await;
-    let mut reader = strom_client::TopicReader::to_end(admin.client().clone(), topic, true)
+    let mut values: Vec<String> = read_to_end(admin.client(), topic, true)
         .await
-        .expect("a reader of the topic");
-    let mut values = Vec::new();
-    while !reader.at_end() {
-        for (_, r) in reader.poll().await.expect("records") {
-            values.push(String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned());
-        }
-    }
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
     values.sort();
     values
 }

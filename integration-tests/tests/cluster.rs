@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strom_client::{
     Admin, Client, ClientConfig, Consumer, ConsumerConfig, GroupProtocol, NewTopic, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, TopicPartition, TopicReader,
+    ProducerConfig, ProducerRecord, TopicPartition,
 };
 use strom_integration_tests::{run_java_tool, shared_cluster, unique_topic, PrivateBroker};
 
@@ -44,17 +44,12 @@ async fn leaders(client: &Client, topic: &str) -> BTreeMap<i32, i32> {
 
 /// Every record of `topic` read with Strom: partition -> (offset, value) in offset order.
 async fn read_all_with_offsets(client: &Client, topic: &str) -> BTreeMap<i32, Vec<(i64, u64)>> {
-    let mut reader = TopicReader::to_end(client.clone(), topic, false).await.unwrap();
     let mut out: BTreeMap<i32, Vec<(i64, u64)>> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reader.at_end() {
-        assert!(Instant::now() < deadline, "reading {topic} did not finish in 60 s");
-        for (p, r) in reader.poll().await.unwrap() {
-            let v = r.value.expect("a record without a value");
-            out.entry(p)
-                .or_default()
-                .push((r.offset, std::str::from_utf8(&v).unwrap().parse().unwrap()));
-        }
+    for r in strom_integration_tests::read_to_end(client, topic, false).await {
+        let v = r.value.expect("a record without a value");
+        out.entry(r.partition)
+            .or_default()
+            .push((r.offset, std::str::from_utf8(&v).unwrap().parse().unwrap()));
     }
     out
 }

@@ -143,12 +143,9 @@ async fn keyed_records_land_where_javas_producer_puts_them() {
     let placement = |topic: String| {
         let client = admin.client().clone();
         async move {
-            let mut reader = strom_client::TopicReader::to_end(client, &topic, false).await.unwrap();
             let mut m = std::collections::BTreeMap::new();
-            while !reader.at_end() {
-                for (part, r) in reader.poll().await.unwrap() {
-                    m.insert(String::from_utf8(r.key.unwrap().to_vec()).unwrap(), part);
-                }
+            for r in strom_integration_tests::read_to_end(&client, &topic, false).await {
+                m.insert(String::from_utf8(r.key.unwrap().to_vec()).unwrap(), r.partition);
             }
             m
         }

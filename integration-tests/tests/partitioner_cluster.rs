@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use strom_client::{Admin, Client, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, TopicReader};
+use strom_client::{Admin, Client, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
 use strom_integration_tests::{signal_process, unique_topic, PrivateBroker};
 
 const PORT_BASE: u16 = 22392;
@@ -22,16 +22,11 @@ fn now_ms() -> i64 {
 
 /// Every record's (partition, CreateTime) in the topic.
 async fn timestamps(client: &Client, topic: &str) -> Vec<(i32, i64)> {
-    let mut reader = TopicReader::to_end(client.clone(), topic, false).await.unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reader.at_end() {
-        assert!(Instant::now() < deadline, "reading {topic} did not finish");
-        for (p, r) in reader.poll().await.unwrap() {
-            out.push((p, r.timestamp));
-        }
-    }
-    out
+    strom_integration_tests::read_to_end(client, topic, false)
+        .await
+        .iter()
+        .map(|r| (r.partition, r.timestamp))
+        .collect()
 }
 
 struct Run {

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strom_client::partition_for_key;
-use strom_client::Record;
-use strom_client::{Admin, Client, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, TopicReader};
+use strom_client::{Admin, Client, ClientConfig, ConsumerRecord, NewTopic, Producer, ProducerConfig, ProducerRecord};
 use strom_client::{Compression, ErrorCode};
 use strom_integration_tests::{broker, unique_topic};
 
@@ -19,17 +18,10 @@ async fn create(topic: &str, partitions: i32) -> Admin {
 }
 
 /// Everything in the topic now, per partition in offset order.
-pub async fn read_all(client: &Client, topic: &str, read_committed: bool) -> BTreeMap<i32, Vec<Record>> {
-    let mut reader = TopicReader::to_end(client.clone(), topic, read_committed)
-        .await
-        .unwrap();
-    let mut out: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !reader.at_end() {
-        assert!(Instant::now() < deadline, "reading {topic} did not finish");
-        for (p, r) in reader.poll().await.unwrap() {
-            out.entry(p).or_default().push(r);
-        }
+pub async fn read_all(client: &Client, topic: &str, read_committed: bool) -> BTreeMap<i32, Vec<ConsumerRecord>> {
+    let mut out: BTreeMap<i32, Vec<ConsumerRecord>> = BTreeMap::new();
+    for r in strom_integration_tests::read_to_end(client, topic, read_committed).await {
+        out.entry(r.partition).or_default().push(r);
     }
     out
 }

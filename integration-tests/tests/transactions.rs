@@ -7,44 +7,29 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strom_client::ErrorCode;
-use strom_client::Record;
 use strom_client::{
-    abort_lingering, resume_transaction, Admin, Client, ClientConfig, ConsumerGroupMetadata, NewTopic,
-    OffsetAndMetadata, ProducerConfig, ProducerRecord, TopicPartition, TopicReader, TransactionalProducer,
+    abort_lingering, resume_transaction, Admin, Client, ClientConfig, ConsumerGroupMetadata, ConsumerRecord, NewTopic,
+    OffsetAndMetadata, ProducerConfig, ProducerRecord, TopicPartition, TransactionalProducer,
 };
-use strom_integration_tests::{broker, unique_topic, wait_no_open_transaction, PrivateBroker};
+use strom_integration_tests::{broker, read_to_end, unique_topic, wait_no_open_transaction, PrivateBroker};
 
-async fn read_all(client: &Client, topic: &str, read_committed: bool) -> Vec<(i32, Record)> {
+async fn read_all(client: &Client, topic: &str, read_committed: bool) -> Vec<ConsumerRecord> {
     if read_committed {
         wait_no_open_transaction(&Admin::new(client.clone()), topic, Duration::from_secs(30)).await;
     }
-    let mut reader = TopicReader::to_end(client.clone(), topic, read_committed)
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reader.at_end() {
-        assert!(Instant::now() < deadline, "reading {topic} did not finish");
-        out.extend(reader.poll().await.unwrap());
-    }
-    out
+    read_to_end(client, topic, read_committed).await
 }
 
 /// read_committed up to the last stable offset as it is now (an open transaction stays
 /// open: nothing is waited for).
-async fn read_upto_lso(client: &Client, topic: &str) -> Vec<(i32, Record)> {
-    let mut reader = TopicReader::to_end(client.clone(), topic, true).await.unwrap();
-    let mut out = Vec::new();
-    while !reader.at_end() {
-        out.extend(reader.poll().await.unwrap());
-    }
-    out
+async fn read_upto_lso(client: &Client, topic: &str) -> Vec<ConsumerRecord> {
+    read_to_end(client, topic, true).await
 }
 
-fn values(records: &[(i32, Record)]) -> Vec<String> {
+fn values(records: &[ConsumerRecord]) -> Vec<String> {
     let mut v: Vec<String> = records
         .iter()
-        .map(|(_, r)| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
+        .map(|r| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
         .collect();
     v.sort();
     v

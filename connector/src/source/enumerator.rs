@@ -269,7 +269,7 @@ impl SplitEnumerator {
                 Some(stops) => Some(stops.get(tp).copied().ok_or_else(|| missing_offset("stopping", tp))?),
                 None => None,
             };
-            new_splits.push(KafkaPartitionSplit::new(tp.topic.clone(), tp.partition, start, stop));
+            new_splits.push(KafkaPartitionSplit::new(&*tp.topic, tp.partition, start, stop));
         }
 
         // Commit the outcome only now, so a failed or dropped call changes nothing.
@@ -324,7 +324,7 @@ impl SplitEnumerator {
                 }
             }
             Subscription::Partitions(wanted) => {
-                let names: BTreeSet<&str> = wanted.iter().map(|tp| tp.topic.as_str()).collect();
+                let names: BTreeSet<&str> = wanted.iter().map(|tp| &*tp.topic).collect();
                 let names: Vec<&str> = names.into_iter().collect();
                 let md = client.refresh_metadata(Some(&names)).await?;
                 for tp in wanted {

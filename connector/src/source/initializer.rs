@@ -320,7 +320,7 @@ impl PartitionOffsetsRetriever {
         Ok(partitions
             .iter()
             .filter_map(|tp| {
-                all.get(&(tp.topic.clone(), tp.partition))
+                all.get(&(tp.topic.to_string(), tp.partition))
                     .filter(|o| **o >= 0)
                     .map(|o| (tp.clone(), *o))
             })
@@ -330,7 +330,7 @@ impl PartitionOffsetsRetriever {
     async fn list(&self, partitions: &[TopicPartition], spec: OffsetSpec) -> Result<BTreeMap<TopicPartition, i64>> {
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in partitions {
-            by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
+            by_topic.entry(&*tp.topic).or_default().push(tp.partition);
         }
         let mut out = BTreeMap::new();
         for (topic, parts) in by_topic {

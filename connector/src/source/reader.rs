@@ -26,7 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strom_client::{Consumer, OffsetAndMetadata, TopicPartition as ClientTopicPartition};
+use strom_client::{Consumer, OffsetAndMetadata};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -80,7 +80,7 @@ pub struct SourceReader<T> {
     strategy: WatermarkStrategy<T>,
     combiner: WatermarkCombiner,
     consumer: Consumer,
-    splits: BTreeMap<ClientTopicPartition, ActiveSplit>,
+    splits: BTreeMap<TopicPartition, ActiveSplit>,
     /// Final positions of splits finished since the last snapshot (committed once).
     finished_uncommitted: BTreeMap<TopicPartition, i64>,
     finished_count: usize,
@@ -106,10 +106,6 @@ impl<T> fmt::Debug for SourceReader<T> {
             .field("commit_offsets", &self.committer.is_some())
             .finish_non_exhaustive()
     }
-}
-
-fn client_tp(tp: &TopicPartition) -> ClientTopicPartition {
-    ClientTopicPartition::new(&tp.topic, tp.partition)
 }
 
 impl<T> SourceReader<T> {
@@ -195,7 +191,7 @@ impl<T> SourceReader<T> {
         let now = Instant::now();
         let mut added = Vec::new();
         for split in splits {
-            let ctp = ClientTopicPartition::new(&split.topic, split.partition);
+            let ctp = TopicPartition::new(&split.topic, split.partition);
             if self.splits.contains_key(&ctp) {
                 warn!(split = %split, "split already assigned to this reader; ignored");
                 continue;
@@ -276,7 +272,7 @@ impl<T> SourceReader<T> {
         let mut out = Vec::with_capacity(records.len());
         let (mut bytes, mut skipped) = (0u64, 0u64);
         for rec in &records {
-            let ctp = ClientTopicPartition {
+            let ctp = TopicPartition {
                 topic: rec.topic.clone(),
                 partition: rec.partition,
             };
@@ -320,7 +316,7 @@ impl<T> SourceReader<T> {
         self.metrics.records_in(out.len() as u64, bytes);
         self.metrics.skipped(skipped);
         // Positions, not record offsets: they also move past markers and aborted records.
-        let tps: Vec<ClientTopicPartition> = self.splits.keys().cloned().collect();
+        let tps: Vec<TopicPartition> = self.splits.keys().cloned().collect();
         for ctp in &tps {
             let position = self.consumer.position(ctp).await?;
             if let Some(s) = self.splits.get_mut(ctp) {
@@ -343,7 +339,7 @@ impl<T> SourceReader<T> {
 
     /// Removes the splits whose position reached their stopping offset.
     async fn finish_reached(&mut self) -> Result<()> {
-        let done: Vec<ClientTopicPartition> = self
+        let done: Vec<TopicPartition> = self
             .splits
             .iter()
             .filter(|(_, s)| s.state.is_finished())
@@ -453,9 +449,9 @@ async fn run_committer(
     metrics: SourceReaderMetrics,
 ) {
     while let Some((checkpoint_id, offsets)) = rx.recv().await {
-        let request: BTreeMap<ClientTopicPartition, OffsetAndMetadata> = offsets
+        let request: BTreeMap<TopicPartition, OffsetAndMetadata> = offsets
             .iter()
-            .map(|(tp, o)| (client_tp(tp), OffsetAndMetadata::new(*o)))
+            .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
             .collect();
         match consumer.commit_offsets_sync(&request).await {
             Ok(()) => {

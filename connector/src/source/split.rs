@@ -5,32 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A partition of a topic (Java's `TopicPartition`). Orders by topic, then partition, the
-/// order in which Flink's enumerator hands out new splits.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TopicPartition {
-    /// Topic name.
-    pub topic: String,
-    /// Partition index.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// `topic`-`partition`.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-/// `topic-partition`, as Java prints a `TopicPartition`.
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
+/// A partition of a topic: strom-client's, one type across the crates.
+pub use strom_client::TopicPartition;
 
 /// Where a split starts, with Flink's markers decoded (see [`KafkaPartitionSplit::starting`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
