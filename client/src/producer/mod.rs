@@ -411,14 +411,26 @@ impl Producer {
     /// Sends everything queued now (ignoring `linger.ms`) and waits until each record sent
     /// before this call is acknowledged or failed. Failures are reported through the
     /// records' delivery futures, as in Java.
+    ///
+    /// Cancellation-safe: dropping the call stops the wait only. The records it flushed
+    /// still go (their delivery futures tell how they ended), and `linger.ms` applies again
+    /// to records sent afterwards.
     pub async fn flush(&self) -> Result<()> {
+        /// Ends the flush however the call ends: a flush left open would make every later
+        /// batch skip `linger.ms`.
+        struct Flushing<'a>(&'a Accumulator);
+        impl Drop for Flushing<'_> {
+            fn drop(&mut self) {
+                self.0.end_flush();
+            }
+        }
         let pending = self.inner.acc.begin_flush();
+        let _flushing = Flushing(&self.inner.acc);
         for done in pending {
             while !done.is_done() {
                 let _ = DeliveryFuture::new(done.clone(), 0, 0).await;
             }
         }
-        self.inner.acc.end_flush();
         Ok(())
     }
 

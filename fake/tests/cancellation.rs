@@ -1,0 +1,487 @@
+//! Cancellation safety of the client's public async fns, as a user's `select!` or timeout
+//! hits it: each call is polled `k` times (the runtime running between polls) and then
+//! dropped, for every `k` from 0 until the call completes, and after each drop the
+//! invariants are checked: no record lost or duplicated, state consistent (what was asked is
+//! either done or not), the client still usable. Against the in-process fake cluster, so
+//! every await point of a call is reached in a fraction of a second.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use strom_client::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerGroupMetadata, NewTopic, OffsetAndMetadata, OffsetSpec,
+    Producer, ProducerConfig, ProducerRecord, TopicPartition, TransactionalProducer,
+};
+use strom_fake::FakeCluster;
+
+/// Polls `fut` at most `k` times, letting the runtime run between polls, and drops it if it
+/// has not finished: the output when it finished within `k` polls.
+async fn drive<F: Future>(fut: F, k: usize) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..k {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let Poll::Ready(v) = polled {
+            return Some(v);
+        }
+        // Let the connections' tasks and the fake make progress before the next poll.
+        tokio::time::sleep(Duration::from_micros(300)).await;
+    }
+    None
+}
+
+/// The most polls any call here needs: each loop over k stops at the first k that lets the
+/// call complete, and fails past this.
+const MAX_K: usize = 400;
+
+async fn cluster(topics: &[(&str, i32)]) -> FakeCluster {
+    let mut b = FakeCluster::builder().brokers(2);
+    for (t, p) in topics {
+        b = b.topic(t, *p, 2);
+    }
+    b.start().await.unwrap()
+}
+
+/// `n` records over 3 partitions, each in a batch of its own (each send waits for the last),
+/// so that a consumer with small fetches often has to wait in `poll`.
+async fn produce(bootstrap: &str, topic: &str, n: usize) {
+    let mut pc = ProducerConfig::new(bootstrap);
+    pc.set("linger.ms", "0").unwrap();
+    let p = Producer::new(pc).await.unwrap();
+    for i in 0..n {
+        let record = ProducerRecord::new(topic, format!("v{i}")).partition((i % 3) as i32);
+        p.send(record).await.unwrap().await.unwrap();
+    }
+    p.close().await.unwrap();
+}
+
+fn assigned_consumer_config(bootstrap: &str, group: Option<&str>) -> ConsumerConfig {
+    let mut cc = ConsumerConfig::new(bootstrap);
+    cc.set("auto.offset.reset", "earliest").unwrap();
+    cc.set("enable.auto.commit", "false").unwrap();
+    cc.set("max.poll.records", "7").unwrap();
+    cc.set("fetch.max.bytes", "600").unwrap();
+    if let Some(g) = group {
+        cc.set("group.id", g).unwrap();
+    }
+    cc
+}
+
+fn tps(topic: &str, n: i32) -> Vec<TopicPartition> {
+    (0..n).map(|p| TopicPartition::new(topic, p)).collect()
+}
+
+/// `Consumer::poll` dropped at every await point, over and over: every record is returned
+/// exactly once, in order per partition, and commits count exactly what was returned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poll_dropped_at_any_point_loses_and_repeats_nothing() {
+    const N: usize = 600;
+    let cluster = cluster(&[("t", 3)]).await;
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, "t", N).await;
+    let mut c = Consumer::new(assigned_consumer_config(&bootstrap, Some("g-poll")))
+        .await
+        .unwrap();
+    c.assign(tps("t", 3)).unwrap();
+    let mut got: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let (mut n, mut dropped, mut i) = (0, 0, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while n < N {
+        assert!(
+            Instant::now() < deadline,
+            "{n} of {N} records after {dropped} dropped polls"
+        );
+        // k cycles through the await points of a poll (group events, positions, fetches).
+        let k = i % 6;
+        match drive(c.poll(Duration::from_millis(50)), k).await {
+            Some(records) => {
+                for r in records.unwrap() {
+                    got.entry(r.partition).or_default().push(r.offset);
+                    n += 1;
+                }
+            }
+            // Dropped after at least one poll: the call had started.
+            None if k > 0 => dropped += 1,
+            None => {}
+        }
+        i += 1;
+    }
+    assert!(
+        dropped >= 5,
+        "only {dropped} polls were dropped while pending: the test did not exercise cancellation"
+    );
+    for (p, offsets) in &got {
+        let want: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, &want,
+            "partition {p}: offsets out of order, repeated or missing"
+        );
+    }
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), N);
+    // Positions and the commit count exactly what was returned.
+    for tp in tps("t", 3) {
+        assert_eq!(c.position(&tp).await.unwrap(), got[&tp.partition].len() as i64);
+    }
+    c.commit_sync().await.unwrap();
+    let committed = c.committed(&tps("t", 3)).await.unwrap();
+    for tp in tps("t", 3) {
+        assert_eq!(committed[&tp].offset, got[&tp.partition].len() as i64);
+    }
+    c.close().await.unwrap();
+}
+
+/// A commit dropped at any point leaves the old or the new offsets, never anything else;
+/// the consumer commits, looks up and polls normally afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_or_lookup_dropped_at_any_point_leaves_old_or_new() {
+    let cluster = cluster(&[("t", 3), ("commits", 1)]).await;
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, "t", 90).await;
+    let mut c = Consumer::new(assigned_consumer_config(&bootstrap, Some("g-commit")))
+        .await
+        .unwrap();
+    c.assign(tps("t", 3)).unwrap();
+    // Offsets committed for a partition the consumer does not read, so the reads below
+    // start from the beginning.
+    let tp = TopicPartition::new("commits", 0);
+    let mut current = -1i64;
+    let mut value = 0i64;
+    let mut drops = 0;
+    for _round in 0..6 {
+        for k in 0..=MAX_K {
+            assert!(k < MAX_K, "a commit never completed");
+            value += 1;
+            let want = BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(value))]);
+            let done = drive(c.commit_offsets_sync(&want), k).await;
+            let now = c
+                .committed(std::slice::from_ref(&tp))
+                .await
+                .unwrap()
+                .get(&tp)
+                .map_or(-1, |o| o.offset);
+            let completed = done.is_some();
+            match done {
+                Some(r) => {
+                    r.unwrap();
+                    assert_eq!(now, value, "a completed commit is stored");
+                }
+                None => {
+                    drops += 1;
+                    assert!(
+                        now == current || now == value,
+                        "a dropped commit left {now}; before it {current}, it asked {value}"
+                    );
+                }
+            }
+            current = now;
+            if completed {
+                break;
+            }
+        }
+    }
+    assert!(drops > 5, "only {drops} commits were dropped");
+    // Lookups dropped at every k, then run whole, answer as if nothing happened.
+    let all = tps("t", 3);
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "a lookup never completed");
+        let a = drive(c.end_offsets(&all), k).await.is_some();
+        let b = drive(c.beginning_offsets(&all), k).await.is_some();
+        let d = drive(c.position(&all[0]), k).await.is_some();
+        let e = drive(c.offsets_for_times(&BTreeMap::from([(all[2].clone(), 0)])), k)
+            .await
+            .is_some();
+        let whole = c.end_offsets(&all).await.unwrap();
+        assert!(whole.values().all(|o| *o == 30), "{whole:?}");
+        if a && b && d && e {
+            break;
+        }
+    }
+    assert_eq!(c.position(&all[0]).await.unwrap(), 0);
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while n < 90 {
+        assert!(
+            Instant::now() < deadline,
+            "{n} of 90 records after the dropped lookups; positions {:?}",
+            [
+                c.position(&all[0]).await,
+                c.position(&all[1]).await,
+                c.position(&all[2]).await
+            ]
+        );
+        n += c.poll(Duration::from_millis(100)).await.unwrap().len();
+    }
+    c.close().await.unwrap();
+}
+
+/// `send` dropped while it waits for buffer space or metadata queues the record entirely or
+/// not at all; `flush` dropped stops only the wait. The topic holds exactly the records
+/// whose `send` returned, once each, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_or_flush_dropped_at_any_point_queues_all_or_nothing() {
+    let cluster = cluster(&[("t", 3)]).await;
+    let bootstrap = cluster.bootstrap_servers();
+    let mut pc = ProducerConfig::new(&bootstrap);
+    // A small buffer, so that sends wait for room, and idempotence, so retries cannot
+    // duplicate.
+    pc.set("buffer.memory", "8192").unwrap();
+    pc.set("batch.size", "2048").unwrap();
+    pc.set("linger.ms", "2").unwrap();
+    let p = Producer::new(pc).await.unwrap();
+    let mut accepted: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let mut deliveries = Vec::new();
+    let mut dropped = 0;
+    for i in 0..1500usize {
+        let partition = (i % 3) as i32;
+        let value = format!("{i:05}-{}", "x".repeat(200));
+        match drive(
+            p.send(ProducerRecord::new("t", value.clone()).partition(partition)),
+            i % 4,
+        )
+        .await
+        {
+            Some(r) => {
+                deliveries.push(r.unwrap());
+                accepted.entry(partition).or_default().push(value);
+            }
+            None => dropped += 1,
+        }
+        if i % 97 == 0 {
+            let _ = drive(p.flush(), i % 5).await;
+        }
+    }
+    assert!(dropped > 100, "only {dropped} sends were dropped");
+    p.flush().await.unwrap();
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    let c = Consumer::new(assigned_consumer_config(&bootstrap, None)).await.unwrap();
+    let got = read_all(c, "t", 3).await;
+    assert_eq!(got, accepted, "the topic holds exactly the accepted records, in order");
+    p.close().await.unwrap();
+}
+
+/// A dropped `flush` does not leave the producer flushing: `linger.ms` holds again for the
+/// records sent after it (a flush left open made every later batch go at once).
+#[tokio::test(flavor = "multi_thread")]
+async fn linger_holds_again_after_a_dropped_flush() {
+    let cluster = cluster(&[("t", 1)]).await;
+    let bootstrap = cluster.bootstrap_servers();
+    let mut pc = ProducerConfig::new(&bootstrap);
+    pc.set("linger.ms", "60000").unwrap();
+    let p = Producer::new(pc).await.unwrap();
+    let first = p.send(ProducerRecord::new("t", "first")).await.unwrap();
+    // A flush dropped after its first poll (it asked for the batch to go, then stopped
+    // waiting); the batch still goes.
+    assert!(drive(p.flush(), 1).await.is_none());
+    tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = p.send(ProducerRecord::new("t", "second")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        second.try_result().is_none(),
+        "the record after a dropped flush was sent without waiting for linger.ms"
+    );
+    p.flush().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Transaction steps dropped at any point: the producer's transaction either moved on or
+/// not, the records of a committed transaction are readable once, and the producer goes on
+/// with new transactions.
+#[tokio::test(flavor = "multi_thread")]
+async fn transaction_calls_dropped_at_any_point_commit_all_or_nothing() {
+    let cluster = cluster(&[("t", 2), ("in", 1)]).await;
+    let bootstrap = cluster.bootstrap_servers();
+    let mut pc = ProducerConfig::new(&bootstrap);
+    pc.transactional_id = Some("tx-cancel".into());
+    let p = TransactionalProducer::new(pc).await.unwrap();
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "init_transactions never completed");
+        if drive(p.init_transactions(), k).await.is_some() {
+            break;
+        }
+    }
+    // Whatever the dropped calls left, a completed init makes the producer ready.
+    p.init_transactions().await.unwrap();
+    let group = ConsumerGroupMetadata::new("g-tx");
+    let mut committed_values: Vec<String> = Vec::new();
+    let mut txn = 0;
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "a transaction never committed");
+        txn += 1;
+        p.begin_transaction().await.unwrap();
+        let values: Vec<String> = (0..4).map(|i| format!("txn{txn}-{i}")).collect();
+        for (i, v) in values.iter().enumerate() {
+            drop(
+                p.send(ProducerRecord::new("t", v.clone()).partition((i % 2) as i32))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let offsets = BTreeMap::from([(TopicPartition::new("in", 0), OffsetAndMetadata::new(txn))]);
+        match drive(p.send_offsets_to_transaction(&offsets, &group), k).await {
+            Some(r) => r.unwrap(),
+            None => {
+                // Its outcome is unknown to the caller: the transaction is aborted.
+                abort_settled(&p).await;
+                continue;
+            }
+        }
+        match drive(p.commit_transaction(), k).await {
+            Some(r) => {
+                r.unwrap();
+                committed_values.extend(values);
+                break;
+            }
+            None => {
+                // The commit may have reached the coordinator: it finishes or not, and the
+                // producer settles to be ready for the next transaction either way.
+                if settle(&p).await {
+                    committed_values.extend(values);
+                }
+            }
+        }
+    }
+    let mut cc = assigned_consumer_config(&bootstrap, None);
+    cc.set("isolation.level", "read_committed").unwrap();
+    let got: Vec<String> = read_all(Consumer::new(cc).await.unwrap(), "t", 2)
+        .await
+        .into_values()
+        .flatten()
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    committed_values.sort();
+    assert_eq!(
+        got_sorted, committed_values,
+        "read_committed sees exactly the committed transactions"
+    );
+    p.close().await.unwrap();
+}
+
+/// After a dropped commit: the producer either finished the commit (a new transaction can
+/// begin) or is still in the transaction (commit it again). Whether it committed.
+async fn settle(p: &TransactionalProducer) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the producer did not settle after a dropped commit"
+        );
+        match p.begin_transaction().await {
+            Ok(()) => {
+                // The dropped commit completed; close the transaction just begun.
+                p.abort_transaction().await.unwrap();
+                return true;
+            }
+            Err(_) => match p.commit_transaction().await {
+                Ok(()) => return true,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            },
+        }
+    }
+}
+
+async fn abort_settled(p: &TransactionalProducer) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.abort_transaction().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the producer could not abort after a dropped call"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Admin calls dropped at any point: a change is made or not (asking again converges), and
+/// the admin keeps answering.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_calls_dropped_at_any_point_leave_the_cluster_consistent() {
+    let cluster = cluster(&[("t", 3)]).await;
+    let bootstrap = cluster.bootstrap_servers();
+    let admin = Admin::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "create_topics never completed");
+        let name = format!("new-{k}");
+        let done = drive(admin.create_topics(&[NewTopic::new(&name, 2).replication_factor(1)]), k).await;
+        let completed = done.is_some();
+        if let Some(r) = done {
+            r.unwrap();
+        }
+        // Asking again converges: created now, or already there from the dropped call.
+        if let Err(e) = admin
+            .create_topics(&[NewTopic::new(&name, 2).replication_factor(1)])
+            .await
+        {
+            assert_eq!(e.kafka_code(), Some(strom_client::ErrorCode::TopicAlreadyExists), "{e}");
+        }
+        let d = admin.describe_topics(&[name.as_str()]).await.unwrap();
+        assert_eq!(d[0].partitions.len(), 2);
+        if completed {
+            break;
+        }
+    }
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "an admin lookup never completed");
+        let a = drive(admin.list_topics(false), k).await.is_some();
+        let b = drive(admin.describe_topics(&["t"]), k).await.is_some();
+        let c = drive(admin.list_offsets("t", &[], OffsetSpec::Latest), k)
+            .await
+            .is_some();
+        let d = drive(admin.group_offsets("nobody"), k).await.is_some();
+        assert!(admin.list_topics(false).await.unwrap().contains(&"t".to_string()));
+        if a && b && c && d {
+            break;
+        }
+    }
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "create_partitions never completed");
+        let done = drive(admin.create_partitions("t", 5), k).await.is_some();
+        let now = admin.describe_topics(&["t"]).await.unwrap()[0].partitions.len();
+        assert!(now == 3 || now == 5, "{now} partitions");
+        if done {
+            break;
+        }
+        if now == 5 {
+            break;
+        }
+    }
+    assert_eq!(admin.describe_topics(&["t"]).await.unwrap()[0].partitions.len(), 5);
+}
+
+/// Every record of `topic` (its `partitions` partitions) up to the end offsets as they are
+/// now: values per partition in offset order.
+async fn read_all(mut c: Consumer, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<String>> {
+    let all = tps(topic, partitions);
+    c.assign(all.clone()).unwrap();
+    let ends = c.end_offsets(&all).await.unwrap();
+    let mut got: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut done = true;
+        for tp in &all {
+            if c.position(tp).await.unwrap() < ends[tp] {
+                done = false;
+            }
+        }
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reading {topic} to {ends:?}");
+        for r in c.poll(Duration::from_millis(100)).await.unwrap() {
+            got.entry(r.partition)
+                .or_default()
+                .push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    c.close().await.unwrap();
+    got
+}
