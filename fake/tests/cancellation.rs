@@ -485,3 +485,71 @@ async fn read_all(mut c: Consumer, topic: &str, partitions: i32) -> BTreeMap<i32
     c.close().await.unwrap();
     got
 }
+
+/// A rebalance reaching a `poll` that is then dropped (while the revocation's commit is
+/// slow): the consumer still gives the partitions up at once, so two members never hold
+/// one partition. (A dropped poll used to lose the revocation: the consumer kept fetching
+/// partitions the group had given to another member.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_in_a_dropped_poll_still_gives_the_partitions_up() {
+    for strategy in ["range", "cooperative-sticky"] {
+        let cluster = cluster(&[("t", 4)]).await;
+        let bootstrap = cluster.bootstrap_servers();
+        produce(&bootstrap, "t", 400).await;
+        let member = |group: &str| {
+            let mut cc = assigned_consumer_config(&bootstrap, Some(group));
+            cc.set("enable.auto.commit", "true").unwrap();
+            cc.set("auto.commit.interval.ms", "600000").unwrap();
+            cc.set("partition.assignment.strategy", strategy).unwrap();
+            cc.set("heartbeat.interval.ms", "100").unwrap();
+            cc
+        };
+        let group = format!("g-rebalance-{strategy}");
+        let mut c1 = Consumer::new(member(&group)).await.unwrap();
+        c1.subscribe(&["t"]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = 0;
+        while got < 20 {
+            assert!(Instant::now() < deadline, "the first member got {got} records");
+            got += c1.poll(Duration::from_millis(100)).await.unwrap().len();
+        }
+        // Every commit from now on is slow: the revocation's auto-commit is in flight when
+        // the polls below are dropped.
+        cluster
+            .inject(strom_fake::Fault::delay(strom_fake::ApiKey::OffsetCommit, Duration::from_millis(300)).times(50));
+        let mut c2 = Consumer::new(member(&group)).await.unwrap();
+        c2.subscribe(&["t"]).unwrap();
+        let second = tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && c2.assignment().len() < 2 {
+                c2.poll(Duration::from_millis(50)).await.unwrap();
+            }
+            c2
+        });
+        let mut k = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && c1.assignment().len() != 2 {
+            k += 1;
+            let _ = drive(c1.poll(Duration::from_millis(50)), 1 + k % 3).await;
+        }
+        let mut c2 = second.await.unwrap();
+        // Let the rebalance settle on both sides, then no partition has two owners.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (a, b) = (c1.assignment(), c2.assignment());
+            let overlap: Vec<_> = a.iter().filter(|tp| b.contains(tp)).collect();
+            if overlap.is_empty() && a.len() + b.len() == 4 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{strategy}: partitions held by both members: {overlap:?} (first {a:?}, second {b:?})"
+            );
+            let _ = c1.poll(Duration::from_millis(50)).await.unwrap();
+            let _ = c2.poll(Duration::from_millis(50)).await.unwrap();
+        }
+        cluster.clear_faults();
+        c1.close().await.unwrap();
+        c2.close().await.unwrap();
+    }
+}

@@ -213,15 +213,25 @@ impl Consumer {
     }
 
     /// Leaves the group (or drops the manual assignment); positions are forgotten.
+    ///
+    /// Cancellation-safe: the consumer is unsubscribed as soon as the call starts (it fetches
+    /// nothing more, the listener has run); what is left is waiting for the revocation's
+    /// commit and the LeaveGroup, which a dropped call leaves running in the background.
     pub async fn unsubscribe(&mut self) -> Result<()> {
-        if let Some(g) = self.group.take() {
+        let group = self.group.take();
+        let revoked = group.as_ref().map(|_| {
             let owned: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
-            self.revoke(owned, false).await;
-            g.leave().await;
-        }
+            self.revoke(owned, false, None)
+        });
         self.assignment.clear();
         self.drop_buffered_unassigned();
         self.subscription = Subscription::None;
+        if let Some(r) = revoked {
+            let _ = r.await;
+        }
+        if let Some(g) = group {
+            g.leave().await;
+        }
         Ok(())
     }
 
@@ -497,7 +507,7 @@ impl Consumer {
             if let Some(t) = self.auto_commit_task.take() {
                 let _ = t.await;
             }
-            self.revoke(owned, false).await;
+            let _ = self.revoke(owned, false, None).await;
             g.leave().await;
         }
         Ok(())

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::Stream;
 use strom_protocol::ErrorCode;
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use super::fetcher::{
@@ -55,7 +56,7 @@ impl Consumer {
         }
         loop {
             self.apply_controls();
-            self.handle_group_events().await?;
+            self.handle_group_events()?;
             self.maybe_auto_commit();
             self.update_positions().await?;
             self.drain()?;
@@ -98,7 +99,7 @@ impl Consumer {
                     }
                 } => {
                     if let Some(ev) = ev {
-                        self.handle_group_event(ev).await?;
+                        self.handle_group_event(ev)?;
                     }
                 }
                 _ = self.controls.wake.notified() => {}
@@ -150,25 +151,27 @@ impl Consumer {
         })
     }
 
-    pub(super) async fn handle_group_events(&mut self) -> Result<()> {
+    /// Applies every group event waiting. Synchronous on purpose: a rebalance changes the
+    /// assignment, runs the listener and answers the membership task without an await in
+    /// between, so a `poll` dropped at any point cannot leave the consumer holding (and
+    /// fetching) partitions the group gave to another member, or a listener half run.
+    pub(super) fn handle_group_events(&mut self) -> Result<()> {
         loop {
             let ev = match self.group.as_mut().map(|g| g.events.try_recv()) {
                 Some(Ok(ev)) => ev,
                 _ => return Ok(()),
             };
-            self.handle_group_event(ev).await?;
+            self.handle_group_event(ev)?;
         }
     }
 
-    pub(super) async fn handle_group_event(&mut self, ev: GroupEvent) -> Result<()> {
+    pub(super) fn handle_group_event(&mut self, ev: GroupEvent) -> Result<()> {
         match ev {
             GroupEvent::Revoke(parts, done) => {
-                self.revoke(parts, false).await;
-                let _ = done.send(());
+                self.revoke(parts, false, Some(done));
             }
             GroupEvent::Lost(parts, done) => {
-                self.revoke(parts, true).await;
-                let _ = done.send(());
+                self.revoke(parts, true, Some(done));
             }
             GroupEvent::Assign(parts, done) => {
                 self.metrics.rebalances += 1;
@@ -179,13 +182,14 @@ impl Consumer {
                     .coordinator
                     .assigned_partitions
                     .set(self.assignment.len() as f64);
+                let mut commits = BTreeMap::new();
                 if let Some(mut l) = self.take_listener() {
                     let mut ctx = RebalanceContext::new(&self.assignment);
                     l.on_partitions_assigned(&parts, &mut ctx);
                     self.put_listener(l);
-                    self.apply_context(ctx).await;
+                    commits = self.apply_seeks(ctx);
                 }
-                let _ = done.send(());
+                self.commit_then_answer(commits, Some(done), "commit requested by the rebalance listener");
             }
             GroupEvent::Fatal(e) => return Err(e),
         }
@@ -200,50 +204,88 @@ impl Consumer {
         *self.listener.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(l);
     }
 
-    /// Gives up partitions: auto-commit (unless lost), the listener, then drop them.
-    pub(super) async fn revoke(&mut self, parts: Vec<TopicPartition>, lost: bool) {
-        if parts.is_empty() {
-            return;
-        }
-        if !lost && self.config.enable_auto_commit {
-            let committed = self.last_committed();
-            let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = self
-                .consumed_offsets()
-                .into_iter()
-                .filter(|(tp, o)| parts.contains(tp) && committed.get(tp) != Some(&o.offset))
-                .collect();
-            if let Err(e) = self.commit_offsets_sync(&offsets).await {
-                warn!(error = %e, "auto-commit before revocation failed");
+    /// Gives up partitions at once: what was consumed of them (auto-commit, unless lost)
+    /// and what the listener asks to commit go to the coordinator in the background, and
+    /// `done` answers the membership task only after that commit, so the group moves the
+    /// partitions after their offsets are stored. The partitions leave the assignment (and
+    /// their buffered records are dropped) before this returns. The returned task ends when
+    /// the commit has been answered.
+    pub(super) fn revoke(
+        &mut self,
+        parts: Vec<TopicPartition>,
+        lost: bool,
+        done: Option<oneshot::Sender<()>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let mut commits = BTreeMap::new();
+        if !parts.is_empty() {
+            if !lost && self.config.enable_auto_commit {
+                let committed = self.last_committed();
+                commits = self
+                    .consumed_offsets()
+                    .into_iter()
+                    .filter(|(tp, o)| parts.contains(tp) && committed.get(tp) != Some(&o.offset))
+                    .collect();
             }
-        }
-        if let Some(mut l) = self.take_listener() {
-            let mut ctx = RebalanceContext::new(&self.assignment);
-            if lost {
-                l.on_partitions_lost(&parts, &mut ctx);
-            } else {
-                l.on_partitions_revoked(&parts, &mut ctx);
+            if let Some(mut l) = self.take_listener() {
+                let mut ctx = RebalanceContext::new(&self.assignment);
+                if lost {
+                    l.on_partitions_lost(&parts, &mut ctx);
+                } else {
+                    l.on_partitions_revoked(&parts, &mut ctx);
+                }
+                self.put_listener(l);
+                // The listener's own commits win over the auto-commit's for a partition.
+                commits.extend(self.apply_seeks(ctx));
             }
-            self.put_listener(l);
-            self.apply_context(ctx).await;
+            for tp in &parts {
+                self.assignment.remove(tp);
+            }
+            self.drop_buffered_unassigned();
         }
-        for tp in &parts {
-            self.assignment.remove(tp);
-        }
-        self.drop_buffered_unassigned();
+        self.commit_then_answer(commits, done, "commit before revocation")
     }
 
-    pub(super) async fn apply_context(&mut self, ctx: RebalanceContext) {
+    /// Applies a listener's seeks now; returns the commits it asked for.
+    fn apply_seeks(&mut self, ctx: RebalanceContext) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
         let (commits, seeks) = ctx.into_parts();
-        if !commits.is_empty() {
-            if let Err(e) = self.commit_offsets_sync(&commits).await {
-                warn!(error = %e, "commit requested by the rebalance listener failed");
-            }
-        }
         for (tp, offset) in seeks {
             if let Err(e) = self.seek(&tp, offset) {
                 warn!(error = %e, "seek requested by the rebalance listener ignored");
             }
         }
+        commits
+    }
+
+    /// Commits `offsets` (nothing when empty) in a task of its own, then answers `done`: the
+    /// rebalance waits for the commit, the consumer's caller does not, and dropping a
+    /// `poll` cannot cut it short.
+    fn commit_then_answer(
+        &mut self,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+        done: Option<oneshot::Sender<()>>,
+        what: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
+        let commit = if offsets.is_empty() {
+            None
+        } else {
+            match self.commit_offsets_async(offsets) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    warn!(error = %e, "{what} not sent");
+                    None
+                }
+            }
+        };
+        tokio::spawn(async move {
+            if let Some(f) = commit {
+                if let Err(e) = f.await {
+                    warn!(error = %e, "{what} failed");
+                }
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        })
     }
 
     /// Resolves missing positions: the committed offset when in a group, else (or when
