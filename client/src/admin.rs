@@ -88,6 +88,8 @@ impl Admin {
     }
 
     /// Connects a new client and wraps it.
+    ///
+    /// Cancellation-safe: dropping the call drops the connections made so far.
     pub async fn connect(config: ClientConfig) -> Result<Self> {
         Ok(Admin::new(Client::connect(config).await?))
     }
@@ -102,6 +104,8 @@ impl Admin {
     }
 
     /// The cluster id, controller and brokers (DescribeCluster; Java's `describeCluster`).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
         let req = DescribeClusterRequest::default();
         let resp = self
@@ -128,12 +132,16 @@ impl Admin {
 
     /// ListOffsets for partitions of one topic (all partitions when `partitions` is empty),
     /// one request per partition leader.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn list_offsets(&self, topic: &str, partitions: &[i32], spec: OffsetSpec) -> Result<Vec<ListedOffset>> {
         self.list_offsets_isolated(topic, partitions, spec, false).await
     }
 
     /// [`Admin::list_offsets`] with an isolation level: under `read_committed` the latest
     /// offset is the last stable offset (the start of the first open transaction).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn list_offsets_isolated(
         &self,
         topic: &str,
@@ -145,6 +153,8 @@ impl Admin {
     }
 
     /// Earliest and latest offset of every partition of `topic`.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
         let earliest = self.list_offsets(topic, &[], OffsetSpec::Earliest).await?;
         let latest = self.list_offsets(topic, &[], OffsetSpec::Latest).await?;
@@ -167,6 +177,9 @@ impl Admin {
     /// An offset past the high watermark is an `OFFSET_OUT_OF_RANGE` broker error, and a
     /// topic or partition the cluster does not have is `UNKNOWN_TOPIC_OR_PARTITION`; both
     /// name the partition.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn delete_records(&self, topic: &str, before: &[(i32, i64)]) -> Result<Vec<DeletedRecords>> {
         let md = self.client.refresh_metadata(Some(&[topic])).await?;
         let info = md
@@ -238,6 +251,8 @@ impl Admin {
     }
 
     /// A connection to the coordinator of a consumer group or a transactional id.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn coordinator(&self, key: &str, kind: CoordinatorType) -> Result<Connection> {
         lookup::coordinator(&self.client, key, kind).await
     }

@@ -355,6 +355,9 @@ impl Admin {
     /// Creates ACL bindings (Java's `createAcls`). Returns each binding's outcome in order:
     /// the call fails as a whole only when the request does; a binding the broker refuses
     /// fails alone, naming it. Creating a binding that exists is a success.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn create_acls(&self, bindings: &[AclBinding]) -> Result<Vec<Result<()>>> {
         for b in bindings {
             b.validate()?;
@@ -397,6 +400,8 @@ impl Admin {
     }
 
     /// The ACL bindings that match `filter` (Java's `describeAcls`), sorted.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_acls(&self, filter: &AclBindingFilter) -> Result<Vec<AclBinding>> {
         let req = DescribeAclsRequest::default()
             .with_resource_type_filter(filter.resource_type.code())
@@ -437,6 +442,9 @@ impl Admin {
     /// Deletes the ACL bindings matching each filter (Java's `deleteAcls`). Returns, per
     /// filter in order, the bindings it deleted, or why it failed; the call fails as a
     /// whole only when the request does.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn delete_acls(&self, filters: &[AclBindingFilter]) -> Result<Vec<Result<Vec<AclBinding>>>> {
         if filters.is_empty() {
             return Ok(Vec::new());

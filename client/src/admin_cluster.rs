@@ -57,6 +57,9 @@ impl Admin {
     /// as Java's `electLeaders` does: a partition whose leader is already the one asked
     /// for reports ELECTION_NOT_NEEDED (see [`Error::kafka_code`]). A request-level error
     /// (e.g. CLUSTER_AUTHORIZATION_FAILED) fails the whole call.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn elect_leaders(
         &self,
         election: ElectionType,
@@ -151,6 +154,8 @@ impl Admin {
     }
 
     /// The reassignments in progress, of `partitions` or (`None`) of the whole cluster.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn list_partition_reassignments(
         &self,
         partitions: Option<&[(&str, i32)]>,

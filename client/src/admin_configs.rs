@@ -183,6 +183,8 @@ pub struct ConfigSynonym {
 
 impl Admin {
     /// Config entries of a resource (all keys).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
         let (rtype, rname) = resource.wire();
         let req = DescribeConfigsRequest::default()
@@ -228,6 +230,9 @@ impl Admin {
     }
 
     /// Sets (`Some`) or deletes (`None`) config keys of a resource (IncrementalAlterConfigs).
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn alter_configs(&self, resource: &ConfigResource, changes: &[(&str, Option<&str>)]) -> Result<()> {
         let ops: Vec<AlterConfigOp> = changes
             .iter()
@@ -242,6 +247,9 @@ impl Admin {
     /// Applies `ops` to a resource's configs (Java's `incrementalAlterConfigs`): set,
     /// delete, append to a list, subtract from a list. With `validate_only` the broker checks
     /// the changes (unknown keys, bad values, a missing resource) and changes nothing.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn incremental_alter_configs(
         &self,
         resource: &ConfigResource,

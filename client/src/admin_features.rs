@@ -79,6 +79,8 @@ fn replica(r: &strom_protocol::messages::describe_quorum_response::ReplicaState)
 impl Admin {
     /// The finalized and supported features (an ApiVersions request, as Java's
     /// `describeFeatures` sends, so the answer is current rather than the connection's).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_features(&self) -> Result<FeatureMetadata> {
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("strom"))
@@ -110,6 +112,9 @@ impl Admin {
     /// 0 disables a feature (a downgrade). With `validate_only` the controller checks the
     /// updates and changes nothing. Returns each feature's outcome; the call fails as a
     /// whole only when the request does.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn update_features(
         &self,
         updates: &[(&str, i16, FeatureUpgradeType)],
@@ -170,6 +175,8 @@ impl Admin {
     /// The KRaft metadata quorum: leader, epoch, high watermark, and how far each voter and
     /// observer has replicated (Java's `describeMetadataQuorum`; DescribeQuorum, which a
     /// broker forwards to the controller).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_metadata_quorum(&self) -> Result<QuorumInfo> {
         let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
             .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))

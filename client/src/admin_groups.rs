@@ -121,6 +121,8 @@ pub struct ConsumerGroupMember {
 
 impl Admin {
     /// All groups the cluster knows (ListGroups on every broker).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
         let md = self.client().metadata();
         let mut out = Vec::new();
@@ -150,6 +152,8 @@ impl Admin {
     /// Describes a classic group: state, members and their assignments. A KIP-848 consumer
     /// group is GROUP_ID_NOT_FOUND here ("not a classic group"):
     /// [`Admin::describe_consumer_group`] describes groups of both protocols.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
         let resp = self
@@ -195,6 +199,8 @@ impl Admin {
     /// group (GROUP_ID_NOT_FOUND), as Java's `Admin.describeConsumerGroups`
     /// (`DescribeConsumerGroupsHandler`, KIP-1043). A group neither API knows is reported as
     /// the classic API does (GROUP_ID_NOT_FOUND, or state `Dead` from older brokers).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_consumer_group(&self, group: &str) -> Result<ConsumerGroupDescription> {
         match self.consumer_group_describe(group).await {
             Ok(Some(d)) => return Ok(d),
@@ -235,6 +241,8 @@ impl Admin {
     /// Describes several consumer groups of either protocol (Java's
     /// `Admin.describeConsumerGroups`), each at its own coordinator, concurrently. Each group
     /// has its own outcome: one unknown or unauthorized group does not hide the others.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_consumer_groups(
         &self,
         groups: &[&str],
@@ -303,6 +311,8 @@ impl Admin {
     }
 
     /// Committed offsets of a group: (topic, partition) → offset.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn group_offsets(&self, group: &str) -> Result<BTreeMap<(String, i32), i64>> {
         // Java's listConsumerGroupOffsets: every partition, require_stable off by default.
         let offsets = crate::lookup::committed_offsets(
@@ -323,6 +333,9 @@ impl Admin {
 
     /// Sets committed offsets of a group that has no active members (Java's
     /// `alterConsumerGroupOffsets`: OffsetCommit with generation -1 and no member id).
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn alter_group_offsets(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
         let req = OffsetCommitRequest::default()
             .with_group_id(GroupId(s(group)))
@@ -368,6 +381,9 @@ impl Admin {
     }
 
     /// Deletes groups (they must be empty).
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn delete_groups(&self, groups: &[&str]) -> Result<()> {
         for group in groups {
             let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]);
@@ -388,6 +404,9 @@ impl Admin {
     /// `deleteConsumerGroupOffsets`, the OffsetDelete API). The broker refuses partitions the
     /// group is consuming (`GROUP_SUBSCRIBED_TO_TOPIC`), naming the partition; a group
     /// without committed offsets there is not an error.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn delete_group_offsets(&self, group: &str, topic: &str, partitions: &[i32]) -> Result<()> {
         let req = OffsetDeleteRequest::default()
             .with_group_id(GroupId(s(group)))

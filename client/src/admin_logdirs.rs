@@ -75,6 +75,8 @@ impl Admin {
     /// The log directories of each broker in `brokers` (empty: every broker of the
     /// cluster), by broker id, each asked of that broker. A broker that fails (down,
     /// CLUSTER_AUTHORIZATION_FAILED) fails the call, naming it.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_log_dirs(&self, brokers: &[i32]) -> Result<BTreeMap<i32, Vec<LogDirDescription>>> {
         let ids: Vec<i32> = if brokers.is_empty() {
             self.describe_cluster()
@@ -138,6 +140,9 @@ impl Admin {
     /// path the broker does not have, KAFKA_STORAGE_ERROR for an offline directory,
     /// REPLICA_NOT_AVAILABLE for a replica the broker does not hold (see
     /// [`Error::kafka_code`]). A broker that cannot be reached fails the call.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn alter_replica_log_dirs(
         &self,
         moves: &BTreeMap<TopicPartitionReplica, String>,

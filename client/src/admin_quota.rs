@@ -127,6 +127,8 @@ fn opt(s: Option<&str>) -> Option<StrBytes> {
 
 impl Admin {
     /// The quotas of the entities `filter` matches (Java's `describeClientQuotas`).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_client_quotas(&self, filter: &QuotaFilter) -> Result<ClientQuotas> {
         let req = DescribeClientQuotasRequest::default()
             .with_strict(filter.strict)
@@ -178,6 +180,9 @@ impl Admin {
     /// checks them (unknown quota names, bad entity combinations) and changes nothing.
     /// Returns each entity's outcome in order; the call fails as a whole only when the
     /// request does.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn alter_client_quotas(
         &self,
         changes: &[(QuotaEntity, Vec<QuotaOp>)],

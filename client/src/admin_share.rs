@@ -77,6 +77,8 @@ impl Admin {
 
     /// Describes a share group. GROUP_ID_NOT_FOUND when there is none (or the group is
     /// not a share group).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_share_group(&self, group: &str) -> Result<ShareGroupDescription> {
         let req = ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
         let resp = self.to_group_coordinator("ShareGroupDescribe", group, &req).await?;
@@ -115,6 +117,8 @@ impl Admin {
 
     /// The share group's start offset of each partition it has state for: records before
     /// it are done (acknowledged or archived). Java's `listShareGroupOffsets`.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn share_group_offsets(&self, group: &str) -> Result<BTreeMap<(String, i32), i64>> {
         let req = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
             DescribeShareGroupOffsetsRequestGroup::default()
@@ -145,6 +149,9 @@ impl Admin {
 
     /// Sets the share group's start offsets (the group must have no members): records
     /// before them count as done. Java's `alterShareGroupOffsets`.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn alter_share_group_offsets(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
         let req = AlterShareGroupOffsetsRequest::default()
             .with_group_id(GroupId(s(group)))
@@ -175,6 +182,9 @@ impl Admin {
     }
 
     /// Deletes the share group's state of these topics (the group must have no members).
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn delete_share_group_offsets(&self, group: &str, topics: &[&str]) -> Result<()> {
         let req = DeleteShareGroupOffsetsRequest::default()
             .with_group_id(GroupId(s(group)))

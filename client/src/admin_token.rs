@@ -140,6 +140,9 @@ fn period_ms(d: Option<Duration>) -> i64 {
 
 impl Admin {
     /// Creates a delegation token owned by the caller (or by `options.owner`).
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn create_delegation_token(&self, options: &CreateDelegationTokenOptions) -> Result<DelegationToken> {
         let renewers = options
             .renewers
@@ -194,6 +197,9 @@ impl Admin {
     /// Renews the token with this HMAC (as its owner or a renewer) by `renew_period`
     /// (`None`: the broker's `delegation.token.expiry.time.ms`), never past its maximum
     /// lifetime. Returns the new expiry (ms since the epoch).
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn renew_delegation_token(&self, hmac: &[u8], renew_period: Option<Duration>) -> Result<i64> {
         let req = RenewDelegationTokenRequest::default()
             .with_hmac(Bytes::copy_from_slice(hmac))
@@ -210,6 +216,9 @@ impl Admin {
 
     /// Expires the token with this HMAC after `expiry_period` (`None`: now, as Java's
     /// default). Returns its expiry (ms since the epoch).
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn expire_delegation_token(&self, hmac: &[u8], expiry_period: Option<Duration>) -> Result<i64> {
         let req = ExpireDelegationTokenRequest::default()
             .with_hmac(Bytes::copy_from_slice(hmac))
@@ -226,6 +235,8 @@ impl Admin {
 
     /// The tokens of these owners (`None`: every token the caller may describe: its own,
     /// those it may renew, and with Describe on the token, others).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_delegation_tokens(&self, owners: Option<&[&str]>) -> Result<Vec<DelegationToken>> {
         let owners = owners
             .map(|os| {

@@ -127,6 +127,9 @@ pub struct TopicDescription {
 
 impl Admin {
     /// Creates topics; fails on the first topic the broker refused, naming it.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<()> {
         self.create_topics_with_options(topics, CreateTopicsOptions::default())
             .await
@@ -138,6 +141,9 @@ impl Admin {
     /// created it (or would): its partition count, replication factor and effective configs
     /// with their sources, and its id when created. A created topic is usable (has leaders)
     /// when this returns.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn create_topics_with_options(
         &self,
         topics: &[NewTopic],
@@ -245,6 +251,9 @@ impl Admin {
     }
 
     /// Deletes topics by name; fails on the first topic the broker refused, naming it.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn delete_topics(&self, names: &[&str]) -> Result<()> {
         let conn = self.any().await?;
         let req = DeleteTopicsRequest::default().with_timeout_ms(self.timeout_ms());
@@ -276,6 +285,8 @@ impl Admin {
     }
 
     /// Names of all topics, sorted; internal topics only when asked for.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn list_topics(&self, include_internal: bool) -> Result<Vec<String>> {
         let md = self.client().refresh_metadata(None).await?;
         Ok(md
@@ -287,6 +298,8 @@ impl Admin {
     }
 
     /// Describes topics; an unknown topic is an error naming it.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicDescription>> {
         let md = self.client().refresh_metadata(Some(names)).await?;
         names
@@ -305,6 +318,9 @@ impl Admin {
     }
 
     /// Raises the partition count of `topic` to `total`.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn create_partitions(&self, topic: &str, total: i32) -> Result<()> {
         let req = CreatePartitionsRequest::default()
             .with_timeout_ms(self.timeout_ms())

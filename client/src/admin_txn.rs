@@ -64,6 +64,8 @@ pub struct ProducerState {
 
 impl Admin {
     /// Every transaction the cluster's coordinators know (ListTransactions on every broker).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn list_transactions(&self) -> Result<Vec<TransactionListing>> {
         let client = self.client();
         let mut out = Vec::new();
@@ -89,6 +91,8 @@ impl Admin {
     }
 
     /// Describes one transactional id, at its coordinator.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_transaction(&self, transactional_id: &str) -> Result<TransactionDescription> {
         let req =
             DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(s(transactional_id))]);
@@ -127,6 +131,8 @@ impl Admin {
     }
 
     /// The active producers of a partition, from its leader.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
         let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
             .with_name(topic_name(topic))
@@ -167,6 +173,9 @@ impl Admin {
     /// `producer_id`/`producer_epoch` there (take them, and the coordinator epoch, from
     /// [`Admin::describe_producers`]). Meant for transactions their coordinator no longer
     /// tracks; the last stable offset of the partition moves past them.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn abort_transaction(
         &self,
         topic: &str,
@@ -206,6 +215,9 @@ impl Admin {
     /// coordinator bumps the epoch, so the producer using it fails with
     /// [`ErrorKind::Fenced`](crate::ErrorKind::Fenced) at its next call and an open
     /// transaction is aborted. Returns the new (producer id, epoch).
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn fence_producers(&self, transactional_id: &str) -> Result<(i64, i16)> {
         if transactional_id.is_empty() {
             return Err(Error::config("fence_producers: the transactional id is empty"));

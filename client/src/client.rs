@@ -219,6 +219,9 @@ impl Client {
 
     /// A connection to any broker: a known live one, else a bootstrap server (trying them
     /// until `default.api.timeout.ms`).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; a connection being opened is
+    /// kept for the next call or closed.
     pub async fn any_broker(&self) -> Result<Connection> {
         self.any_broker_until(Instant::now() + self.inner.config.default_api_timeout)
             .await
@@ -491,6 +494,9 @@ impl Client {
     /// only; otherwise those topics (unknown ones are removed from the cache).
     ///
     /// Retries retriable failures on another broker until `default.api.timeout.ms`.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the client keeps the
+    /// metadata it had (or the newer one, if the answer arrived).
     pub async fn refresh_metadata(&self, topics: Option<&[&str]>) -> Result<Arc<ClusterMetadata>> {
         let req = MetadataRequest::default()
             .with_allow_auto_topic_creation(false)
@@ -583,6 +589,8 @@ impl Client {
     /// Metadata of `topic`, from the cache when fresh (`metadata.max.age.ms`), else fetched.
     /// A topic the broker did not describe is the error it gave (TOPIC_AUTHORIZATION_FAILED
     /// for one the principal may not see), else UNKNOWN_TOPIC_OR_PARTITION, naming it.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer.
     pub async fn topic(&self, topic: &str) -> Result<TopicInfo> {
         if self.metadata_age() < self.inner.config.metadata_max_age {
             if let Some(t) = self.metadata().topic(topic) {
@@ -601,6 +609,9 @@ impl Client {
     }
 
     /// The leader of a partition and a connection to it.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; a connection being opened is
+    /// kept for the next call or closed.
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Connection)> {
         let t = self.topic(topic).await?;
         let p = t.partitions.iter().find(|p| p.partition == partition).ok_or_else(|| {
@@ -691,6 +702,9 @@ impl Client {
 
     /// Runs `op` until it succeeds, fails with a non-retriable error, or
     /// `default.api.timeout.ms` passes; sleeps `retry.backoff.ms` between tries.
+    ///
+    /// Cancellation: dropping the call drops the attempt in progress (its request may still
+    /// reach the broker) and makes no further attempt.
     pub async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,

@@ -261,6 +261,8 @@ impl Connection {
     }
 
     /// Sends a request that gets no response (Produce with acks=0); returns once queued.
+    ///
+    /// Cancellation-safe: the request is written whole or not at all.
     pub async fn send_no_response<R: ApiRequest>(&self, request: &R, version: i16) -> Result<()> {
         let (buf, _) = self.encode(request, version)?;
         self.inner

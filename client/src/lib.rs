@@ -10,8 +10,13 @@
 //! types) appear only in [`lowlevel`]: a broker [`lowlevel::Connection`] that sends any
 //! request, and the protocol crate as [`lowlevel::protocol`].
 //!
-//! Every async method is cancellation-safe unless its docs say otherwise: dropping its
-//! future never corrupts a connection.
+//! Every public async method says what dropping its future does (a `select!` arm that
+//! lost, a timeout). None corrupts a connection or the client's state: a record is queued
+//! whole or not at all, a `poll` loses and repeats no record and applies a rebalance whole,
+//! a commit leaves the old or the new offsets. What a dropped call cannot tell you is
+//! whether a request it had sent took effect (an Admin change, a commit, a transaction's
+//! end); its docs say how to find out. `strom-fake`'s `tests/cancellation.rs` drops each of
+//! them after every number of polls and checks this.
 //!
 //! TLS (`security.protocol=SSL` / `SASL_SSL`) uses rustls with the crypto provider the program
 //! installed (`rustls::crypto::CryptoProvider::install_default`), else one built in by a

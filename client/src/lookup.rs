@@ -60,7 +60,7 @@ pub struct ListedOffset {
     pub leader_epoch: i32,
 }
 
-/// Whose coordinator [`Admin::coordinator`] finds (FindCoordinator's key type).
+/// Whose coordinator [`Admin::coordinator`](crate::Admin::coordinator) finds (FindCoordinator's key type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CoordinatorType {

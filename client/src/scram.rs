@@ -27,6 +27,8 @@ pub struct ScramUser {
 
 impl Admin {
     /// SCRAM credentials of `users` (all users when `None`).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; the admin stays usable.
     pub async fn describe_scram_users(&self, users: Option<&[&str]>) -> Result<Vec<ScramUser>> {
         let req = DescribeUserScramCredentialsRequest::default()
             .with_users(users.map(|us| us.iter().map(|u| UserName::default().with_name(s(u))).collect()));
@@ -57,6 +59,9 @@ impl Admin {
 
     /// Creates or replaces `user`'s credential for `mechanism` (`iterations` >= 4096, as
     /// the broker requires). The password is salted here and never sent.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn upsert_scram_user(
         &self,
         user: &str,
@@ -81,6 +86,9 @@ impl Admin {
     }
 
     /// Deletes `user`'s credential for `mechanism`.
+    ///
+    /// Cancellation-safe: dropping the call abandons the wait, not the change: a request already
+    /// sent may still be applied, so look before making it again. The admin stays usable.
     pub async fn delete_scram_user(&self, user: &str, mechanism: ScramMechanism) -> Result<()> {
         let del = ScramCredentialDeletion::default()
             .with_name(s(user))

@@ -386,6 +386,8 @@ impl<K, V> TypedRecord<K, V> {
 
     /// The record with its key and value serialized. A key or value that does not serialize
     /// fails with [`ErrorKind::Serialization`](crate::ErrorKind::Serialization) naming the topic.
+    ///
+    /// Cancellation-safe: dropping the call loses only the serialized record.
     pub async fn serialize<KS, VS>(self, key: &KS, value: &VS) -> Result<ProducerRecord>
     where
         KS: Serializer<K>,
@@ -443,6 +445,8 @@ impl<KS, VS> TypedProducer<KS, VS> {
 
     /// Serializes and queues a record; see [`Producer::send`]. A key or value that does not
     /// serialize fails before anything is queued.
+    ///
+    /// Cancellation-safe: as [`Producer::send`], the record is queued whole or not at all.
     pub async fn send<K, V>(&self, record: TypedRecord<K, V>) -> Result<DeliveryFuture>
     where
         KS: Serializer<K>,
@@ -481,6 +485,8 @@ impl ConsumerRecord {
     /// deserialize fails with [`ErrorKind::Serialization`](crate::ErrorKind::Serialization),
     /// carrying this record's topic, partition and offset ([`Error::offset`]) and the
     /// deserializer's error as its source. Null keys and values stay `None`.
+    ///
+    /// Cancellation-safe: dropping the call loses only the deserialized record.
     pub async fn deserialize<K, V, KD, VD>(&self, key: &KD, value: &VD) -> Result<TypedConsumerRecord<K, V>>
     where
         KD: Deserializer<K>,

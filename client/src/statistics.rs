@@ -38,6 +38,9 @@ impl StatisticsReceiver {
 
     /// The next document (JSON text). A receiver that fell behind skips to the oldest
     /// document still kept (the last 16); `None` once the client is gone.
+    ///
+    /// Cancellation-safe: dropping the call loses nothing; the next `recv` gets the next
+    /// document.
     pub async fn recv(&mut self) -> Option<Arc<str>> {
         loop {
             match self.rx.recv().await {

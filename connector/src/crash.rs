@@ -10,7 +10,7 @@ use crate::{ConnectorError, Result};
 /// Environment variable with a [`CrashAt`] that aborts the process (tests only).
 pub const CRASH_AT_ENV: &str = "STROM_PIPELINE_CRASH_AT";
 
-/// Where a run crashes on purpose ([`Pipeline::crash_at`], [`CRASH_AT_ENV`]).
+/// Where a run crashes on purpose ([`Pipeline::crash_at`](crate::Pipeline::crash_at), [`CRASH_AT_ENV`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashStage {
     /// After the N-th element read in this run, before it is processed.

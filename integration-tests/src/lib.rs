@@ -545,8 +545,8 @@ pub async fn wait_no_open_transaction(admin: &strom_client::Admin, topic: &str, 
 }
 
 /// Every record of `topic` from the start of each partition up to its end offset as it is
-/// when called (the last stable offset under `read_committed`), read by a [`Consumer`]
-/// (`strom_client::Consumer`) with manual assignment: in offset order per partition,
+/// when called (the last stable offset under `read_committed`), read by a [`Consumer`](strom_client::Consumer)
+/// with manual assignment: in offset order per partition,
 /// partitions in order. Fails the test when the end is not reached in 60 s.
 #[allow(clippy::expect_used)] // a test helper: failing the test is its error path
 pub async fn read_to_end(

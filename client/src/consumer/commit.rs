@@ -18,6 +18,9 @@ use crate::topic_partition::TopicPartition;
 impl Consumer {
     /// Offsets by timestamp: for each partition the first offset whose timestamp is at
     /// least the given one, `None` when no record is that recent.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; nothing in the consumer
+    /// changes.
     pub async fn offsets_for_times(
         &self,
         times: &BTreeMap<TopicPartition, i64>,
@@ -49,12 +52,18 @@ impl Consumer {
     }
 
     /// First offsets of these partitions.
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; nothing in the consumer
+    /// changes.
     pub async fn beginning_offsets(&self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>> {
         self.list(partitions, OffsetSpec::Earliest, false).await
     }
 
     /// End offsets of these partitions: the high watermark, or the last stable offset under
     /// read_committed (as Java's `endOffsets`).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; nothing in the consumer
+    /// changes.
     pub async fn end_offsets(&self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>> {
         self.list(partitions, OffsetSpec::Latest, self.read_committed()).await
     }
@@ -79,6 +88,9 @@ impl Consumer {
     }
 
     /// The group's committed offsets of these partitions (absent when none).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; nothing in the consumer
+    /// changes.
     pub async fn committed(
         &self,
         partitions: &[TopicPartition],
@@ -136,6 +148,9 @@ impl Consumer {
     }
 
     /// Commits the positions of all assigned partitions and waits.
+    ///
+    /// Cancellation-safe: a dropped call leaves the group's committed offsets as they were or as
+    /// asked, never anything else (the commit may still land); commit again to be sure.
     pub async fn commit_sync(&mut self) -> Result<()> {
         let offsets = self.consumed_offsets();
         self.commit_offsets_sync(&offsets).await
@@ -144,6 +159,9 @@ impl Consumer {
     /// Commits these offsets and waits. Fails with ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
     /// REBALANCE_IN_PROGRESS or FENCED_INSTANCE_ID when the group moved on (the partitions
     /// may be someone else's by now).
+    ///
+    /// Cancellation-safe: a dropped call leaves the group's committed offsets as they were or as
+    /// asked, never anything else (the commit may still land); commit again to be sure.
     pub async fn commit_offsets_sync(&mut self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
         let group = self.group_id()?.to_owned();
         let member = self.group.as_ref().map(|g| g.shared());

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::role_config::OffsetReset;
 use crate::topic_partition::TopicPartition;
 
-/// The outcome of an asynchronous commit ([`Consumer::commit_async`]). The commit runs in
+/// The outcome of an asynchronous commit ([`Consumer::commit_async`](crate::Consumer::commit_async)). The commit runs in
 /// the background: dropping this does not cancel it, only the chance to see how it ended.
 #[derive(Debug)]
 #[must_use = "a commit's failure is only seen by awaiting its CommitFuture"]
@@ -42,15 +42,15 @@ impl std::future::Future for CommitFuture {
     }
 }
 
-/// Controls a [`Consumer`] from anywhere, e.g. while its [`Consumer::stream`] borrows it or
+/// Controls a [`Consumer`](crate::Consumer) from anywhere, e.g. while its [`Consumer::stream`](crate::Consumer::stream) borrows it or
 /// from another task: commits, seeks, pause and resume. A cheap, cloneable handle with the
 /// consumer's group and (current) member identity, as Java's `commitAsync` and `seek` from
-/// a callback. Get one with [`Consumer::handle`] after `subscribe` or `assign`.
+/// a callback. Get one with [`Consumer::handle`](crate::Consumer::handle) after `subscribe` or `assign`.
 ///
 /// Commits go to the group coordinator at once. Seeks, pauses and resumes are queued and
 /// applied by the consumer before it hands out its next record (a stream waiting for data
 /// wakes for them); records it had buffered for a partition that is moved are dropped, as
-/// with [`Consumer::seek`].
+/// with [`Consumer::seek`](crate::Consumer::seek).
 ///
 /// ```no_run
 /// # async fn demo(mut consumer: strom_client::Consumer) -> strom_client::Result<()> {
@@ -131,6 +131,9 @@ impl ConsumerHandle {
     /// Fails with [`ErrorKind::Closed`](crate::ErrorKind::Closed) once the consumer was
     /// closed or dropped (Java's "This consumer has already been closed"): its group
     /// membership is gone, so nothing can be committed in its name.
+    ///
+    /// Cancellation-safe: a dropped call leaves the group's committed offsets as they were or as
+    /// asked, never anything else (the commit may still land); commit again to be sure.
     pub async fn commit(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
         if self.controls.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::closed(format!(
@@ -147,6 +150,8 @@ impl ConsumerHandle {
     }
 
     /// Commits the offset after `record` (its partition continues from the next record).
+    ///
+    /// Cancellation-safe: as [`ConsumerHandle::commit`].
     pub async fn commit_record(&self, record: &ConsumerRecord) -> Result<()> {
         let offsets = BTreeMap::from([(
             record.topic_partition(),
@@ -160,32 +165,32 @@ impl ConsumerHandle {
     }
 
     /// Moves `tp`'s position to `offset` before the consumer hands out its next record (see
-    /// [`Consumer::seek`]). A partition the consumer no longer owns by then (a rebalance took
+    /// [`Consumer::seek`](crate::Consumer::seek)). A partition the consumer no longer owns by then (a rebalance took
     /// it) is skipped with a warning in the log: its new owner starts from the committed
     /// offset.
     pub fn seek(&self, tp: &TopicPartition, offset: i64) {
         self.controls.push(Control::Seek(tp.clone(), offset));
     }
 
-    /// [`Consumer::seek_to_beginning`] from the handle (all assigned partitions when empty).
+    /// [`Consumer::seek_to_beginning`](crate::Consumer::seek_to_beginning) from the handle (all assigned partitions when empty).
     pub fn seek_to_beginning(&self, partitions: &[TopicPartition]) {
         self.controls
             .push(Control::Reset(partitions.to_vec(), OffsetReset::Earliest));
     }
 
-    /// [`Consumer::seek_to_end`] from the handle (all assigned partitions when empty).
+    /// [`Consumer::seek_to_end`](crate::Consumer::seek_to_end) from the handle (all assigned partitions when empty).
     pub fn seek_to_end(&self, partitions: &[TopicPartition]) {
         self.controls
             .push(Control::Reset(partitions.to_vec(), OffsetReset::Latest));
     }
 
-    /// [`Consumer::pause`] from the handle: no record of these partitions is handed out
+    /// [`Consumer::pause`](crate::Consumer::pause) from the handle: no record of these partitions is handed out
     /// after the consumer applies it, until [`ConsumerHandle::resume`].
     pub fn pause(&self, partitions: &[TopicPartition]) {
         self.controls.push(Control::Pause(partitions.to_vec()));
     }
 
-    /// [`Consumer::resume`] from the handle.
+    /// [`Consumer::resume`](crate::Consumer::resume) from the handle.
     pub fn resume(&self, partitions: &[TopicPartition]) {
         self.controls.push(Control::Resume(partitions.to_vec()));
     }

@@ -91,6 +91,8 @@ impl std::fmt::Debug for Consumer {
 
 impl Consumer {
     /// Connects and creates a consumer.
+    ///
+    /// Cancellation-safe: dropping the call drops the connections made so far.
     pub async fn new(config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         let client = Client::connect(config.client.clone()).await?;
@@ -298,6 +300,9 @@ impl Consumer {
 
     /// The offset of the next record poll will return for `tp` (resolving it from the
     /// committed offset or `auto.offset.reset` first when unknown).
+    ///
+    /// Cancellation-safe: dropping the call loses only its answer; a position being looked up
+    /// (committed offset or `auto.offset.reset`) is looked up again by the next call or poll.
     pub async fn position(&mut self, tp: &TopicPartition) -> Result<i64> {
         self.state_mut(tp)?;
         self.update_positions().await?;
@@ -501,6 +506,9 @@ impl Consumer {
     /// effort, bounded to 10 s, when dropped inside a tokio runtime, as librdkafka does), so
     /// the group rebalances at once instead of after `session.timeout.ms`; but it commits
     /// nothing and runs no rebalance listener.
+    ///
+    /// Cancellation: dropping the call is dropping the consumer (see above): it leaves its group
+    /// in the background, and a commit already sent may still land.
     pub async fn close(mut self) -> Result<()> {
         if let Some(g) = self.group.take() {
             let owned: Vec<TopicPartition> = self.assignment.keys().cloned().collect();

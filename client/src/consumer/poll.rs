@@ -118,7 +118,7 @@ impl Consumer {
     /// record the stream yielded, and the next `stream()` or `poll` continues from there.
     ///
     /// The stream borrows the consumer. To commit, seek, pause or resume while it runs, take
-    /// a [`ConsumerHandle`] first ([`Consumer::handle`]). Or take a chunk, drop the stream,
+    /// a [`ConsumerHandle`](crate::ConsumerHandle) first ([`Consumer::handle`]). Or take a chunk, drop the stream,
     /// and commit:
     ///
     /// ```no_run

@@ -94,7 +94,7 @@ impl OffsetAndMetadata {
     }
 }
 
-/// An offset found by time ([`Consumer::offsets_for_times`]).
+/// An offset found by time ([`Consumer::offsets_for_times`](crate::Consumer::offsets_for_times)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetAndTimestamp {
     /// First offset whose timestamp is >= the asked time.

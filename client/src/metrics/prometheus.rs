@@ -39,6 +39,8 @@ pub fn prometheus_text(registries: &[MetricRegistry]) -> String {
 /// at once (kind [`crate::ErrorKind::InvalidConfig`], naming the address). Returns the
 /// bound address (`HOST:0` picks a free port). Each request is read with a bound (8 KiB,
 /// 5 s) and answered with `Connection: close`; anything but `GET /metrics` gets a 404.
+///
+/// Cancellation: dropping the future stops serving and closes the listener.
 pub async fn serve_prometheus(
     addr: &str,
     render: impl Fn() -> String + Send + Sync + 'static,

@@ -105,6 +105,9 @@ impl DeliveryFuture {
     }
 
     /// Waits for the outcome (the same as awaiting the future itself).
+    ///
+    /// Cancellation-safe: dropping it loses nothing: the record's delivery goes on, and a clone of
+    /// the future still sees how it ended.
     pub async fn wait(self) -> Result<RecordMetadata> {
         self.await
     }

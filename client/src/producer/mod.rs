@@ -111,6 +111,8 @@ fn refuse_transactional(config: &ProducerConfig) -> Result<()> {
 impl Producer {
     /// Validates the configuration, connects, and starts the sender. A configuration with
     /// `transactional.id` is refused: that is a [`TransactionalProducer`]'s.
+    ///
+    /// Cancellation-safe: dropping the call drops the connections made so far.
     pub async fn new(config: ProducerConfig) -> Result<Producer> {
         refuse_transactional(&config)?;
         Self::connect(config).await
@@ -435,6 +437,9 @@ impl Producer {
     }
 
     /// Delivers (or fails) everything outstanding, then refuses new records.
+    ///
+    /// Cancellation-safe: a dropped call leaves the producer open (what was sent still goes);
+    /// call `close` again.
     pub async fn close(&self) -> Result<()> {
         self.flush().await?;
         self.inner.acc.lock().closed = true;
@@ -505,6 +510,8 @@ pub struct TransactionalProducer {
 impl TransactionalProducer {
     /// Queues a record in the current transaction; see [`Producer::send`]. Outside a
     /// transaction it fails with [`ErrorKind::IllegalState`](crate::ErrorKind::IllegalState).
+    ///
+    /// Cancellation-safe: as [`Producer::send`], the record is queued whole or not at all.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         self.producer.send(record).await
     }
@@ -517,12 +524,17 @@ impl TransactionalProducer {
 
     /// Sends everything queued and waits for it; see [`Producer::flush`]. Committing flushes
     /// by itself.
+    ///
+    /// Cancellation-safe: as [`Producer::flush`], dropping it stops the wait only.
     pub async fn flush(&self) -> Result<()> {
         self.producer.flush().await
     }
 
     /// Sends what is queued and stops the producer; see [`Producer::close`]. An open
     /// transaction is left to time out on the broker unless committed or aborted first.
+    ///
+    /// Cancellation-safe: a dropped call leaves the producer open (what was sent still goes);
+    /// call `close` again.
     pub async fn close(&self) -> Result<()> {
         self.producer.close().await
     }
@@ -544,6 +556,8 @@ impl TransactionalProducer {
 
     /// Connects and starts the sender; `transactional.id` is required. Call
     /// [`TransactionalProducer::init_transactions`] next.
+    ///
+    /// Cancellation-safe: dropping the call drops the connections made so far.
     pub async fn new(config: ProducerConfig) -> Result<Self> {
         if config.transactional_id.is_none() {
             return Err(Error::config("a TransactionalProducer needs transactional.id"));
@@ -565,12 +579,18 @@ impl TransactionalProducer {
 
     /// Registers the transactional id with its coordinator: fences older producers of the
     /// same id and aborts what they left open. Picks TV1 or TV2 from the cluster.
+    ///
+    /// Cancellation: the step still runs in the producer's sender; a dropped call only loses its
+    /// outcome. Calling it again is safe.
     pub async fn init_transactions(&self) -> Result<()> {
         let m = &self.producer.inner.acc.metrics;
         timed(&m.txn_init_time_ns, self.producer.txn(TxnCommand::Init)).await
     }
 
     /// Starts a transaction.
+    ///
+    /// Cancellation: the step still runs in the producer's sender; a dropped call only loses its
+    /// outcome: end what may have begun with [`abort_transaction`](Self::abort_transaction).
     pub async fn begin_transaction(&self) -> Result<()> {
         let m = &self.producer.inner.acc.metrics;
         timed(&m.txn_begin_time_ns, self.producer.txn(TxnCommand::Begin)).await
@@ -591,6 +611,10 @@ impl TransactionalProducer {
     /// producer.commit_transaction().await?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// Cancellation: the step still runs in the producer's sender; a dropped call only loses its
+    /// outcome, so the transaction's content is unknown: abort it
+    /// ([`abort_transaction`](Self::abort_transaction)).
     pub async fn send_offsets_to_transaction<'a>(
         &self,
         offsets: impl IntoIterator<Item = (&'a TopicPartition, &'a OffsetAndMetadata)>,
@@ -608,6 +632,10 @@ impl TransactionalProducer {
 
     /// Sends everything, then commits. If a record of the transaction failed, this fails with
     /// that error and the transaction must be aborted.
+    ///
+    /// Cancellation: the commit still runs in the producer's sender; a dropped call only loses its
+    /// outcome. Then either the transaction committed ([`begin_transaction`](Self::begin_transaction)
+    /// succeeds) or it is still open (call `commit_transaction` again); never half of it.
     pub async fn commit_transaction(&self) -> Result<()> {
         let m = &self.producer.inner.acc.metrics;
         let commit = async {
@@ -618,6 +646,9 @@ impl TransactionalProducer {
     }
 
     /// Aborts: unsent records fail, sent ones are never visible to read_committed readers.
+    ///
+    /// Cancellation: the abort still runs in the producer's sender; a dropped call only loses its
+    /// outcome. Calling it again is safe.
     pub async fn abort_transaction(&self) -> Result<()> {
         let m = &self.producer.inner.acc.metrics;
         let abort = self.producer.txn(|reply| TxnCommand::End { commit: false, reply });
@@ -627,6 +658,9 @@ impl TransactionalProducer {
     /// Sends everything of the open transaction and returns what another process needs to
     /// commit or abort it ([`resume_transaction`]); the transaction stays open (Flink's
     /// pre-commit).
+    ///
+    /// Cancellation: a dropped call leaves the transaction open and its records sent (or being
+    /// sent); call `prepare` again for its [`PreparedTransaction`].
     pub async fn prepare(&self) -> Result<PreparedTransaction> {
         self.producer.flush().await?;
         let (tx, rx) = oneshot::channel();

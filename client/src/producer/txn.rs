@@ -290,6 +290,9 @@ pub(super) async fn end_txn(
 /// aborts it with its stored producer id and epoch (EndTxn v5 for TV2, v4 or below for
 /// TV1). Re-committing an already committed transaction succeeds; one whose id was
 /// re-initialized since is fenced (PRODUCER_FENCED / INVALID_PRODUCER_EPOCH).
+///
+/// Cancellation-safe: the EndTxn may have been sent; calling it again is safe (finishing a
+/// finished transaction succeeds).
 pub async fn resume_transaction(client: &Client, prepared: &PreparedTransaction, commit: bool) -> Result<()> {
     let id = prepared.transactional_id.clone();
     let limit = client.config().default_api_timeout;
@@ -317,6 +320,8 @@ pub async fn resume_transaction(client: &Client, prepared: &PreparedTransaction,
 
 /// Fences every earlier producer of `transactional_id` and aborts its open transaction
 /// (InitProducerId does both), as a restarted sink does for ids it may have left open.
+///
+/// Cancellation-safe: the abort may have happened; calling it again is safe.
 pub async fn abort_lingering(client: &Client, transactional_id: &str) -> Result<()> {
     let mut coord = None;
     let limit = client.config().default_api_timeout;

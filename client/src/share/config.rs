@@ -12,7 +12,7 @@ pub enum AcknowledgementMode {
     /// Records a poll returned are accepted by the next poll, `commit_sync` or `close`.
     #[default]
     Implicit,
-    /// Every record must be acknowledged with [`ShareConsumer::acknowledge`] before the
+    /// Every record must be acknowledged with [`ShareConsumer::acknowledge`](super::ShareConsumer::acknowledge) before the
     /// next poll.
     Explicit,
 }

@@ -150,6 +150,8 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 
 impl ShareConsumer {
     /// Connects (bootstrap) and starts the member; it joins the group once subscribed.
+    ///
+    /// Cancellation-safe: dropping the call drops the connections made so far.
     pub async fn new(config: ShareConsumerConfig) -> Result<ShareConsumer> {
         if config.group_id.trim().is_empty() {
             return Err(Error::config(
@@ -280,6 +282,10 @@ impl ShareConsumer {
     /// Up to `max.poll.records` records, waiting up to `timeout` for some. In implicit mode
     /// the records of the previous poll are accepted first; in explicit mode they must all
     /// have been acknowledged (an IllegalState error otherwise).
+    ///
+    /// Cancellation: acknowledgements a dropped call had sent may or may not be applied; records
+    /// it had acquired and not returned are released when their acquisition lock expires and
+    /// delivered again (share groups deliver at least once).
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ShareRecord>> {
         self.check_open()?;
         self.settle_async().await;
@@ -753,6 +759,9 @@ impl ShareConsumer {
     /// Sends every acknowledgement now (in implicit mode, after accepting what the last poll
     /// returned) and waits for the brokers' answers: each partition's outcome. Records
     /// renewed ([`AcknowledgeType::Renew`]) are returned again by the next poll.
+    ///
+    /// Cancellation: the acknowledgements a dropped call sent may or may not be applied; their
+    /// records may be delivered again (share groups deliver at least once).
     pub async fn commit_sync(&mut self) -> Result<BTreeMap<TopicPartition, Result<()>>> {
         self.check_open()?;
         if self.config.acknowledgement_mode == AcknowledgementMode::Implicit {
@@ -766,6 +775,9 @@ impl ShareConsumer {
     /// outcomes go to the acknowledgement callback when the next `poll`, `commit_sync`,
     /// `commit_async` or `close` collects them; those wait for these answers first, so
     /// each share session sees its requests in order.
+    ///
+    /// Cancellation: a dropped call may have sent the acknowledgements; their outcomes still
+    /// reach the callback at the next poll, commit or close.
     pub async fn commit_async(&mut self) -> Result<()> {
         self.check_open()?;
         self.settle_async().await;
@@ -969,6 +981,9 @@ impl ShareConsumer {
     /// Closes the member: accepts (implicit mode) or releases (explicit mode) what the last
     /// poll returned and is unacknowledged, sends every acknowledgement closing each share
     /// session, reports their outcome to the callback, and leaves the group.
+    ///
+    /// Cancellation: dropping the call is dropping the consumer: what it had acquired and not
+    /// acknowledged is delivered again after the acquisition lock expires.
     pub async fn close(mut self) -> Result<()> {
         self.check_open()?;
         let rest = match self.config.acknowledgement_mode {

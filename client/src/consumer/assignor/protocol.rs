@@ -38,7 +38,7 @@ pub enum AssignorError {
     /// A field does not fit the wire format (a string longer than `i16::MAX` bytes).
     #[error("cannot encode {0}: a field is too long for the wire format")]
     Encode(&'static str),
-    /// Two members passed to [`Assignor::assign`] have the same member id.
+    /// Two members passed to [`Assignor::assign`](super::Assignor::assign) have the same member id.
     #[error("member id {0:?} appears more than once")]
     DuplicateMember(String),
     /// An assignor's internal invariant failed (a bug: Java throws `IllegalStateException`).
@@ -52,7 +52,7 @@ pub enum AssignorError {
 pub struct Subscription {
     /// The topics the member wants to consume.
     pub topics: Vec<String>,
-    /// The assignor's own data ([`Assignor::subscription_user_data`]).
+    /// The assignor's own data ([`Assignor::subscription_user_data`](super::Assignor::subscription_user_data)).
     pub user_data: Option<Bytes>,
     /// The partitions the member owns now (v1+, KIP-429).
     pub owned_partitions: Vec<TopicPartition>,
