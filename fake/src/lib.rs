@@ -31,6 +31,7 @@
 //! error codes, idempotent sequence checks, the classic group protocol), and the scenario
 //! tests run the same client code against it and against a real broker.
 
+mod cancel;
 mod consumer_group;
 mod group;
 mod log;
@@ -69,6 +70,7 @@ pub mod fuzzing {
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use cancel::poll_at_most;
 pub use kafka_protocol::messages::ApiKey;
 pub use state::{FaultAction, RequestRecord};
 pub use strom_protocol::ErrorCode;

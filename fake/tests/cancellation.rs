@@ -7,8 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use strom_client::{
@@ -17,20 +15,7 @@ use strom_client::{
 };
 use strom_fake::FakeCluster;
 
-/// Polls `fut` at most `k` times, letting the runtime run between polls, and drops it if it
-/// has not finished: the output when it finished within `k` polls.
-async fn drive<F: Future>(fut: F, k: usize) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    for _ in 0..k {
-        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-        if let Poll::Ready(v) = polled {
-            return Some(v);
-        }
-        // Let the connections' tasks and the fake make progress before the next poll.
-        tokio::time::sleep(Duration::from_micros(300)).await;
-    }
-    None
-}
+use strom_fake::poll_at_most as drive;
 
 /// The most polls any call here needs: each loop over k stops at the first k that lets the
 /// call complete, and fails past this.

@@ -125,8 +125,14 @@ pub struct ShareConsumer {
     renewing: BTreeMap<Tip, Vec<ShareRecord>>,
     /// The acquisition lock's duration, as the broker last said.
     lock_timeout: Option<Duration>,
-    /// A `commit_async` round whose answers are not collected yet.
+    /// An acknowledgement round (of `commit_async`, or of a call that was dropped while it
+    /// waited) whose answers are not collected yet.
     in_flight: Option<(AckRound, tokio::task::JoinHandle<AckAnswers>)>,
+    /// The share fetches of a round whose answers are not handled yet: they run in a task of
+    /// their own, so a `poll` dropped while waiting leaves them to the next call (the
+    /// sessions' epochs, the acknowledgements they carry and the records they acquire are
+    /// kept, not lost).
+    fetching: Option<FetchRound>,
     closed: bool,
 }
 
@@ -201,6 +207,7 @@ impl ShareConsumer {
             renewing: BTreeMap::new(),
             lock_timeout: None,
             in_flight: None,
+            fetching: None,
             closed: false,
         })
     }
@@ -412,6 +419,10 @@ impl ShareConsumer {
     /// One round of share fetches to every leader of an assigned partition (and to every
     /// broker owed acknowledgements), waiting at most until `deadline`.
     async fn fetch_once(&mut self, deadline: Instant) -> Result<Vec<ShareRecord>> {
+        if self.fetching.is_some() {
+            // A round a dropped poll left in flight: its answers first.
+            return self.collect_fetch(Some(deadline)).await;
+        }
         let assignment: Vec<(Uuid, Vec<i32>)> = lock(&self.shared)
             .assignment
             .iter()
@@ -477,19 +488,55 @@ impl ShareConsumer {
             requests.push((node, want, req, sent_acks));
         }
         let client = self.client.clone();
-        let sends = requests.iter().map(|(node, _, req, _)| {
-            let client = client.clone();
-            async move {
-                let conn = client.broker(*node).await?;
-                if req.share_acquire_mode != 0 {
-                    need_v2(&conn, ApiKey::ShareFetch, *node, "share.acquire.mode=record_limit")?;
+        let mut sent = Vec::with_capacity(requests.len());
+        let mut reqs = Vec::with_capacity(requests.len());
+        for (node, want, req, sent_acks) in requests {
+            sent.push((node, want, sent_acks));
+            reqs.push((node, req));
+        }
+        let task = tokio::spawn(async move {
+            let sends = reqs.into_iter().map(|(node, req)| {
+                let client = client.clone();
+                async move {
+                    let conn = client.broker(node).await?;
+                    if req.share_acquire_mode != 0 {
+                        need_v2(&conn, ApiKey::ShareFetch, node, "share.acquire.mode=record_limit")?;
+                    }
+                    conn.send(&req).await
                 }
-                conn.send(req).await
-            }
+            });
+            futures_util::future::join_all(sends).await
         });
-        let responses = futures_util::future::join_all(sends).await;
+        self.fetching = Some(FetchRound { sent, task });
+        self.collect_fetch(Some(deadline)).await
+    }
+
+    /// Waits (until `deadline`, when given) for the share fetches in flight and handles their
+    /// answers: the records they acquired, their acknowledgements' outcomes, the sessions.
+    /// Cancel-safe: dropped while waiting, or past the deadline, the round stays in flight.
+    async fn collect_fetch(&mut self, deadline: Option<Instant>) -> Result<Vec<ShareRecord>> {
+        let Some(round) = self.fetching.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let joined = match deadline {
+            Some(d) => match tokio::time::timeout_at(tokio::time::Instant::from_std(d), &mut round.task).await {
+                Ok(joined) => joined,
+                Err(_) => return Ok(Vec::new()),
+            },
+            None => (&mut round.task).await,
+        };
+        let Some(FetchRound { sent, .. }) = self.fetching.take() else {
+            return Ok(Vec::new());
+        };
+        let responses = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                let e = Error::internal(format!("the share fetch task ended early: {e}"));
+                sent.iter().map(|_| Err(e.clone())).collect()
+            }
+        };
         let mut out = Vec::new();
-        for ((node, want, _, sent_acks), resp) in requests.into_iter().zip(responses) {
+        for ((node, want, sent_acks), resp) in sent.into_iter().zip(responses) {
             match resp {
                 Ok(resp) => self.on_fetch(node, &want, sent_acks, resp, &mut out)?,
                 Err(e) => {
@@ -781,6 +828,8 @@ impl ShareConsumer {
     pub async fn commit_async(&mut self) -> Result<()> {
         self.check_open()?;
         self.settle_async().await;
+        let records = self.collect_fetch(None).await?;
+        self.buffered.extend(records);
         if self.config.acknowledgement_mode == AcknowledgementMode::Implicit {
             self.acks.acknowledge_all(AcknowledgeType::Accept);
         }
@@ -793,9 +842,19 @@ impl ShareConsumer {
     /// Collects the answers to a `commit_async` still outstanding and reports them to the
     /// callback. Cancel-safe: dropped while waiting, the round stays outstanding.
     async fn settle_async(&mut self) {
-        let Some((_, task)) = self.in_flight.as_mut() else {
-            return;
-        };
+        if let Some(results) = self.collect_round().await {
+            for (tp, outcome) in &results {
+                if let Some(cb) = self.callback.as_mut() {
+                    cb(tp, outcome);
+                }
+            }
+        }
+    }
+
+    /// Waits for the outstanding acknowledgement round, if any, and applies its answers;
+    /// each partition's outcome. Cancel-safe: dropped while waiting, the round stays.
+    async fn collect_round(&mut self) -> Option<BTreeMap<TopicPartition, Result<()>>> {
+        let (_, task) = self.in_flight.as_mut()?;
         let answers = match task.await {
             Ok(a) => Some(a),
             Err(e) => {
@@ -803,9 +862,7 @@ impl ShareConsumer {
                 None
             }
         };
-        let Some((round, _)) = self.in_flight.take() else {
-            return;
-        };
+        let (round, _) = self.in_flight.take()?;
         let answers = answers.unwrap_or_else(|| {
             round
                 .nodes
@@ -813,21 +870,24 @@ impl ShareConsumer {
                 .map(|(n, _)| (*n, Err(Error::internal("the acknowledgement task ended early"))))
                 .collect()
         });
-        let results = self.apply_acknowledgements(round, answers);
-        for (tp, outcome) in &results {
-            if let Some(cb) = self.callback.as_mut() {
-                cb(tp, outcome);
-            }
-        }
+        Some(self.apply_acknowledgements(round, answers))
     }
 
     /// ShareAcknowledge to every broker owed acknowledgements (with `last`, to every broker
     /// with a session, closing it), waiting for the answers.
+    ///
+    /// Cancel-safe: the round runs in a task; a call dropped while waiting leaves it
+    /// outstanding, and the next poll, commit or close reports its outcome to the callback.
     async fn send_acknowledgements(&mut self, last: bool) -> Result<BTreeMap<TopicPartition, Result<()>>> {
         self.settle_async().await;
+        // The fetches in flight first: a share session sees its requests in order. What they
+        // acquired waits in the buffer.
+        let records = self.collect_fetch(None).await?;
+        self.buffered.extend(records);
         let (round, requests) = self.plan_acknowledgements(last);
-        let answers = send_acknowledgements(self.client.clone(), requests).await;
-        Ok(self.apply_acknowledgements(round, answers))
+        let task = tokio::spawn(send_acknowledgements(self.client.clone(), requests));
+        self.in_flight = Some((round, task));
+        Ok(self.collect_round().await.unwrap_or_default())
     }
 
     /// Takes the waiting acknowledgements and builds one ShareAcknowledge per broker; those
@@ -986,6 +1046,9 @@ impl ShareConsumer {
     /// acknowledged is delivered again after the acquisition lock expires.
     pub async fn close(mut self) -> Result<()> {
         self.check_open()?;
+        // What fetches in flight acquired is released below with the rest of the buffer.
+        let records = self.collect_fetch(None).await?;
+        self.buffered.extend(records);
         let rest = match self.config.acknowledgement_mode {
             AcknowledgementMode::Implicit => AcknowledgeType::Accept,
             AcknowledgementMode::Explicit => AcknowledgeType::Release,
@@ -1023,6 +1086,14 @@ type NodeAcks = Vec<(Tip, Vec<AckBatch>)>;
 
 /// Each broker's answer to its ShareAcknowledge.
 type AckAnswers = Vec<(i32, Result<ShareAcknowledgeResponse>)>;
+
+/// Share fetches sent and not yet answered: per broker, the partitions asked for and the
+/// acknowledgements the request carries (to report their outcome), and the task sending
+/// them (answers in the same order).
+struct FetchRound {
+    sent: Vec<(i32, BTreeSet<Tip>, NodeAcks)>,
+    task: tokio::task::JoinHandle<Vec<Result<strom_protocol::messages::ShareFetchResponse>>>,
+}
 
 /// One round of ShareAcknowledge requests: per broker, the acknowledgements it carries; and
 /// the partitions that failed before sending.
