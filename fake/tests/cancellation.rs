@@ -538,3 +538,193 @@ async fn a_rebalance_in_a_dropped_poll_still_gives_the_partitions_up() {
         c2.close().await.unwrap();
     }
 }
+
+/// Drops `call()` after k polls for k = 0, 1, ... until one completes; its output.
+async fn completes<T, Fut: std::future::Future<Output = T>>(what: &str, mut call: impl FnMut() -> Fut) -> T {
+    for k in 0..MAX_K {
+        if let Some(out) = drive(call(), k).await {
+            return out;
+        }
+    }
+    panic!("{what} did not complete within {MAX_K} polls");
+}
+
+/// The public async fns not covered above, each dropped at every poll count: constructors
+/// leave nothing running, lookups lose only their answer, commits through a handle leave old
+/// or new offsets, closing and unsubscribing leave the consumer closed or unsubscribed as
+/// soon as they start, and every client goes on working.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_remaining_calls_dropped_at_any_point_leave_the_clients_usable() {
+    use strom_client::serialization::{TypedProducer, TypedRecord, Utf8};
+    use strom_client::{abort_lingering, resume_transaction, Client, TransactionalProducer};
+
+    let cluster = cluster(&[("t", 3)]).await;
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, "t", 30).await;
+
+    // Client.
+    let mut cfg = ClientConfig::new(&bootstrap);
+    cfg.set("statistics.interval.ms", "50").unwrap();
+    let client = completes("Client::connect", || Client::connect(cfg.clone()))
+        .await
+        .unwrap();
+    completes("refresh_metadata", || client.refresh_metadata(Some(&["t"])))
+        .await
+        .unwrap();
+    completes("topic", || client.topic("t")).await.unwrap();
+    completes("any_broker", || client.any_broker()).await.unwrap();
+    let (node, _) = completes("leader", || client.leader("t", 0)).await.unwrap();
+    completes("broker", || client.broker(node)).await.unwrap();
+    completes("with_retries", || client.with_retries("Metadata", || client.topic("t")))
+        .await
+        .unwrap();
+    let mut stats = client.statistics().unwrap();
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "no statistics document");
+        if drive(stats.recv(), k).await.is_some() {
+            break;
+        }
+    }
+    assert!(
+        stats.recv().await.is_some(),
+        "the statistics stream goes on after dropped receives"
+    );
+
+    // Producer: construction, typed sends, deliveries, close.
+    let p = completes("Producer::new", || Producer::new(ProducerConfig::new(&bootstrap)))
+        .await
+        .unwrap();
+    let typed = TypedProducer::new(p.clone(), Utf8, Utf8);
+    let delivery = completes("TypedProducer::send", || {
+        typed.send(TypedRecord::<String, String>::new("t", "typed".to_string()).partition(0))
+    })
+    .await
+    .unwrap();
+    let serialized = completes("TypedRecord::serialize", || {
+        TypedRecord::<String, String>::new("t", "x".to_string()).serialize(&Utf8, &Utf8)
+    })
+    .await
+    .unwrap();
+    assert_eq!(serialized.value.as_deref(), Some(&b"x"[..]));
+    let wait = delivery.clone();
+    completes("DeliveryFuture::wait", || wait.clone().wait()).await.unwrap();
+    assert!(
+        delivery.try_result().is_some_and(|r| r.is_ok()),
+        "the delivery outlived the dropped waits"
+    );
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "close never completed");
+        if drive(p.close(), k).await.is_some() {
+            break;
+        }
+        // A dropped close leaves the producer open.
+        drop(
+            p.send(ProducerRecord::new("t", "after a dropped close").partition(1))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        p.send(ProducerRecord::new("t", "closed")).await.is_err(),
+        "close completed"
+    );
+
+    // Consumer: construction, a handle's commits, deserializing, unsubscribe, close.
+    let mut c = completes("Consumer::new", || {
+        Consumer::new(assigned_consumer_config(&bootstrap, Some("g-rest")))
+    })
+    .await
+    .unwrap();
+    c.assign(tps("t", 3)).unwrap();
+    let mut records = Vec::new();
+    while records.is_empty() {
+        records = c.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    let first = records[0].clone();
+    let typed_record = completes("ConsumerRecord::deserialize", || {
+        first.deserialize::<String, String, _, _>(&Utf8, &Utf8)
+    })
+    .await
+    .unwrap();
+    assert!(typed_record.value.is_some());
+    let handle = c.handle().unwrap();
+    let tp = first.topic_partition();
+    let want = BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(3))]);
+    completes("ConsumerHandle::commit", || handle.commit(&want))
+        .await
+        .unwrap();
+    completes("ConsumerHandle::commit_record", || handle.commit_record(&first))
+        .await
+        .unwrap();
+    let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp].offset;
+    assert_eq!(committed, first.offset + 1);
+    // unsubscribe dropped at its first poll: unsubscribed already (assign mode: the
+    // assignment is gone).
+    drop(drive(c.unsubscribe(), 1).await);
+    assert!(c.assignment().is_empty());
+    c.assign(tps("t", 3)).unwrap();
+    assert!(!c.poll(Duration::from_secs(1)).await.unwrap().is_empty() || !c.assignment().is_empty());
+    drop(drive(c.close(), 1).await);
+
+    // Transactions: prepare, abort and begin dropped; a prepared transaction resumed and a
+    // lingering one aborted with the calls dropped too.
+    let mut pc = ProducerConfig::new(&bootstrap);
+    pc.transactional_id = Some("tx-rest".into());
+    let tp_producer = completes("TransactionalProducer::new", || TransactionalProducer::new(pc.clone()))
+        .await
+        .unwrap();
+    tp_producer.init_transactions().await.unwrap();
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "begin never completed");
+        if drive(tp_producer.begin_transaction(), k).await.is_some() {
+            break;
+        }
+        // Whatever the dropped begin did, an abort brings the producer back to ready.
+        let _ = tp_producer.abort_transaction().await;
+    }
+    drop(
+        tp_producer
+            .send(ProducerRecord::new("t", "prepared").partition(2))
+            .await
+            .unwrap(),
+    );
+    completes("TransactionalProducer::flush", || tp_producer.flush())
+        .await
+        .unwrap();
+    let prepared = completes("prepare", || tp_producer.prepare()).await.unwrap();
+    completes("resume_transaction", || resume_transaction(&client, &prepared, true))
+        .await
+        .unwrap();
+    completes("abort_lingering", || abort_lingering(&client, "tx-other"))
+        .await
+        .unwrap();
+    let mut pc = ProducerConfig::new(&bootstrap);
+    pc.transactional_id = Some("tx-rest-2".into());
+    let second = TransactionalProducer::new(pc).await.unwrap();
+    second.init_transactions().await.unwrap();
+    second.begin_transaction().await.unwrap();
+    drop(
+        second
+            .send(ProducerRecord::new("t", "aborted").partition(2))
+            .await
+            .unwrap(),
+    );
+    // A dropped abort still runs in the sender: asked again, it is done or finishes now.
+    if let Err(e) = completes("abort_transaction", || second.abort_transaction()).await {
+        assert_eq!(e.kind(), strom_client::ErrorKind::IllegalState, "{e}");
+    }
+    completes("TransactionalProducer::close", || second.close())
+        .await
+        .unwrap();
+    let mut cc = assigned_consumer_config(&bootstrap, None);
+    cc.set("isolation.level", "read_committed").unwrap();
+    let got = read_all(Consumer::new(cc).await.unwrap(), "t", 3).await;
+    assert!(
+        got[&2].iter().any(|v| v == "prepared"),
+        "the resumed transaction committed"
+    );
+    assert!(
+        !got[&2].iter().any(|v| v == "aborted"),
+        "the aborted transaction is not read"
+    );
+}

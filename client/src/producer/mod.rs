@@ -648,7 +648,9 @@ impl TransactionalProducer {
     /// Aborts: unsent records fail, sent ones are never visible to read_committed readers.
     ///
     /// Cancellation: the abort still runs in the producer's sender; a dropped call only loses its
-    /// outcome. Calling it again is safe.
+    /// outcome. Asked again, it finishes the abort, or fails with
+    /// [`ErrorKind::IllegalState`](crate::ErrorKind::IllegalState) when the first one already
+    /// did (no transaction in progress).
     pub async fn abort_transaction(&self) -> Result<()> {
         let m = &self.producer.inner.acc.metrics;
         let abort = self.producer.txn(|reply| TxnCommand::End { commit: false, reply });
