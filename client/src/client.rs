@@ -719,32 +719,32 @@ impl Client {
         let mut telling: Option<Error> = None;
         loop {
             attempts += 1;
-            match op().await {
+            let e = match op().await {
                 Ok(v) => return Ok(v),
-                Err(e)
-                    if e.is_retriable()
-                        && Instant::now() + ExponentialBackoff::retries(cfg).delay(attempts) < deadline =>
-                {
-                    let wait = ExponentialBackoff::retries(cfg).delay(attempts);
-                    debug!(what, error = %e, ?wait, "retrying");
-                    if !e.is_timeout() {
-                        telling = Some(e);
-                    }
-                    tokio::time::sleep(wait).await;
+                Err(e) => e,
+            };
+            // One draw of the jitter: the wait checked against the deadline is the wait slept.
+            let wait = ExponentialBackoff::retries(cfg).delay(attempts);
+            if e.is_retriable() && Instant::now() + wait < deadline {
+                debug!(what, error = %e, ?wait, "retrying");
+                if !e.is_timeout() {
+                    telling = Some(e);
                 }
-                Err(e) if attempts > 1 => {
-                    let e = match telling {
-                        Some(prev) if e.is_timeout() && std::error::Error::source(&e).is_none() => e.with_cause(prev),
-                        _ => e,
-                    };
-                    return Err(e.with_context(format!(
-                        "{what}: gave up after {attempts} attempts in {:?} (default.api.timeout.ms {:?})",
-                        round_tenths(started.elapsed()),
-                        cfg.default_api_timeout
-                    )));
-                }
-                Err(e) => return Err(e),
+                tokio::time::sleep(wait).await;
+                continue;
             }
+            if attempts == 1 {
+                return Err(e);
+            }
+            let e = match telling {
+                Some(prev) if e.is_timeout() && std::error::Error::source(&e).is_none() => e.with_cause(prev),
+                _ => e,
+            };
+            return Err(e.with_context(format!(
+                "{what}: gave up after {attempts} attempts in {:?} (default.api.timeout.ms {:?})",
+                round_tenths(started.elapsed()),
+                cfg.default_api_timeout
+            )));
         }
     }
 }

@@ -15,8 +15,9 @@
 //! whole or not at all, a `poll` loses and repeats no record and applies a rebalance whole,
 //! a commit leaves the old or the new offsets. What a dropped call cannot tell you is
 //! whether a request it had sent took effect (an Admin change, a commit, a transaction's
-//! end); its docs say how to find out. `strom-fake`'s `tests/cancellation.rs` drops each of
-//! them after every number of polls and checks this.
+//! end); its docs say how to find out. Each of them is dropped after every number of polls
+//! and checked: `fake/tests/cancellation.rs` (against strom-fake) and, for Admin and the share
+//! consumer, `integration-tests/tests/cancellation.rs` (against the broker).
 //!
 //! TLS (`security.protocol=SSL` / `SASL_SSL`) uses rustls with the crypto provider the program
 //! installed (`rustls::crypto::CryptoProvider::install_default`), else one built in by a

@@ -662,8 +662,14 @@ async fn the_remaining_calls_dropped_at_any_point_leave_the_clients_usable() {
     // assignment is gone).
     drop(drive(c.unsubscribe(), 1).await);
     assert!(c.assignment().is_empty());
+    // Assigned again, it reads again (from the committed offsets of group g-rest).
     c.assign(tps("t", 3)).unwrap();
-    assert!(!c.poll(Duration::from_secs(1)).await.unwrap().is_empty() || !c.assignment().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut again = 0;
+    while again == 0 {
+        assert!(Instant::now() < deadline, "no record after a dropped unsubscribe");
+        again = c.poll(Duration::from_millis(100)).await.unwrap().len();
+    }
     drop(drive(c.close(), 1).await);
 
     // Transactions: prepare, abort and begin dropped; a prepared transaction resumed and a
@@ -727,4 +733,51 @@ async fn the_remaining_calls_dropped_at_any_point_leave_the_clients_usable() {
         !got[&2].iter().any(|v| v == "aborted"),
         "the aborted transaction is not read"
     );
+}
+
+/// A group member's `close` commits what it consumed as that member (a coordinator refuses
+/// a standalone commit for a group the member is still in), then leaves; dropped at any
+/// point, it has committed those offsets or nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_members_close_commits_what_it_consumed_dropped_or_not() {
+    let cluster = cluster(&[("t", 3)]).await;
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, "t", 60).await;
+    let mut dropped = 0;
+    for k in 0..=MAX_K {
+        assert!(k < MAX_K, "close never completed");
+        let group = format!("g-close-{k}");
+        let mut cc = assigned_consumer_config(&bootstrap, Some(&group));
+        cc.set("enable.auto.commit", "true").unwrap();
+        cc.set("auto.commit.interval.ms", "600000").unwrap();
+        let mut c = Consumer::new(cc).await.unwrap();
+        c.subscribe(&["t"]).unwrap();
+        let mut got = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got < 10 {
+            assert!(Instant::now() < deadline, "the member got {got} records");
+            got += c.poll(Duration::from_millis(100)).await.unwrap().len();
+        }
+        let want = c.consumed_offsets();
+        let done = drive(c.close(), k).await;
+        let reader = Consumer::new(assigned_consumer_config(&bootstrap, Some(&group))).await.unwrap();
+        let committed = reader.committed(&tps("t", 3)).await.unwrap();
+        drop(reader);
+        match done {
+            Some(r) => {
+                r.unwrap();
+                for (tp, o) in &want {
+                    assert_eq!(committed.get(tp).map(|c| c.offset), Some(o.offset), "{tp} after close");
+                }
+                break;
+            }
+            None => {
+                dropped += 1;
+                for (tp, c) in &committed {
+                    assert_eq!(Some(c.offset), want.get(tp).map(|o| o.offset), "{tp} after a dropped close");
+                }
+            }
+        }
+    }
+    assert!(dropped > 0, "no close was dropped before completing");
 }

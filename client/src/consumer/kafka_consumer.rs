@@ -72,6 +72,9 @@ pub struct Consumer {
     pub(super) listener: Mutex<Option<Box<dyn RebalanceListener>>>,
     pub(super) last_auto_commit: Instant,
     pub(super) auto_commit_task: Option<CommitFuture>,
+    /// Commits a rebalance started (the revocation's auto-commit, the listener's commits),
+    /// oldest first: positions are looked up, and the group is left, only after them.
+    pub(super) rebalance_commits: Vec<tokio::task::JoinHandle<()>>,
     pub(super) counters: Arc<SharedCounters>,
     pub(super) controls: Arc<Controls>,
     pub(super) _closed_on_drop: ClosedOnDrop,
@@ -127,6 +130,7 @@ impl Consumer {
             listener: Mutex::new(None),
             last_auto_commit: Instant::now(),
             auto_commit_task: None,
+            rebalance_commits: Vec::new(),
             counters: Arc::new(SharedCounters::new(&client)),
             controls: controls.clone(),
             _closed_on_drop: ClosedOnDrop(controls),
@@ -220,17 +224,16 @@ impl Consumer {
     /// nothing more, the listener has run); what is left is waiting for the revocation's
     /// commit and the LeaveGroup, which a dropped call leaves running in the background.
     pub async fn unsubscribe(&mut self) -> Result<()> {
-        let group = self.group.take();
-        let revoked = group.as_ref().map(|_| {
+        if self.group.is_some() {
+            // Committed as the member it still is (generation or epoch, member id).
             let owned: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
-            self.revoke(owned, false, None)
-        });
+            self.revoke(owned, false, None);
+        }
+        let group = self.group.take();
         self.assignment.clear();
         self.drop_buffered_unassigned();
         self.subscription = Subscription::None;
-        if let Some(r) = revoked {
-            let _ = r.await;
-        }
+        self.settle_rebalance_commits().await;
         if let Some(g) = group {
             g.leave().await;
         }
@@ -505,18 +508,22 @@ impl Consumer {
     /// A consumer dropped without `close` still leaves its group (in the background, best
     /// effort, bounded to 10 s, when dropped inside a tokio runtime, as librdkafka does), so
     /// the group rebalances at once instead of after `session.timeout.ms`; but it commits
-    /// nothing and runs no rebalance listener.
+    /// nothing more (a commit already sent may still land) and runs no rebalance listener.
     ///
     /// Cancellation: dropping the call is dropping the consumer (see above): it leaves its group
     /// in the background, and a commit already sent may still land.
     pub async fn close(mut self) -> Result<()> {
-        if let Some(g) = self.group.take() {
+        if self.group.is_some() {
             let owned: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
             if let Some(t) = self.auto_commit_task.take() {
                 let _ = t.await;
             }
-            let _ = self.revoke(owned, false, None).await;
-            g.leave().await;
+            // Committed as the member it still is; the group is left after the commits.
+            self.revoke(owned, false, None);
+            self.settle_rebalance_commits().await;
+            if let Some(g) = self.group.take() {
+                g.leave().await;
+            }
         }
         Ok(())
     }

@@ -208,14 +208,9 @@ impl Consumer {
     /// and what the listener asks to commit go to the coordinator in the background, and
     /// `done` answers the membership task only after that commit, so the group moves the
     /// partitions after their offsets are stored. The partitions leave the assignment (and
-    /// their buffered records are dropped) before this returns. The returned task ends when
-    /// the commit has been answered.
-    pub(super) fn revoke(
-        &mut self,
-        parts: Vec<TopicPartition>,
-        lost: bool,
-        done: Option<oneshot::Sender<()>>,
-    ) -> tokio::task::JoinHandle<()> {
+    /// their buffered records are dropped) before this returns; the commit is kept in
+    /// `rebalance_commits` until answered.
+    pub(super) fn revoke(&mut self, parts: Vec<TopicPartition>, lost: bool, done: Option<oneshot::Sender<()>>) {
         let mut commits = BTreeMap::new();
         if !parts.is_empty() {
             if !lost && self.config.enable_auto_commit {
@@ -242,7 +237,7 @@ impl Consumer {
             }
             self.drop_buffered_unassigned();
         }
-        self.commit_then_answer(commits, done, "commit before revocation")
+        self.commit_then_answer(commits, done, "commit before revocation");
     }
 
     /// Applies a listener's seeks now; returns the commits it asked for.
@@ -264,7 +259,7 @@ impl Consumer {
         offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
         done: Option<oneshot::Sender<()>>,
         what: &'static str,
-    ) -> tokio::task::JoinHandle<()> {
+    ) {
         let commit = if offsets.is_empty() {
             None
         } else {
@@ -276,7 +271,7 @@ impl Consumer {
                 }
             }
         };
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Some(f) = commit {
                 if let Err(e) = f.await {
                     warn!(error = %e, "{what} failed");
@@ -285,7 +280,18 @@ impl Consumer {
             if let Some(done) = done {
                 let _ = done.send(());
             }
-        })
+        });
+        self.rebalance_commits.retain(|t| !t.is_finished());
+        self.rebalance_commits.push(task);
+    }
+
+    /// Waits for the commits rebalances started, oldest first. Cancel-safe: a commit still
+    /// running when the call is dropped stays in the list.
+    pub(super) async fn settle_rebalance_commits(&mut self) {
+        while let Some(task) = self.rebalance_commits.first_mut() {
+            let _ = task.await;
+            self.rebalance_commits.remove(0);
+        }
     }
 
     /// Resolves missing positions: the committed offset when in a group, else (or when
@@ -300,6 +306,9 @@ impl Consumer {
         if missing.is_empty() {
             return Ok(());
         }
+        // A listener's commit for partitions just assigned is where they start: looked up
+        // after it is stored.
+        self.settle_rebalance_commits().await;
         let mut to_reset: BTreeMap<TopicPartition, OffsetReset> = BTreeMap::new();
         let mut from_committed = Vec::new();
         for tp in missing {

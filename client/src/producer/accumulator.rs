@@ -408,6 +408,16 @@ impl Accumulator {
     pub(crate) fn begin_flush(&self) -> Vec<Arc<BatchDone>> {
         let mut st = self.lock();
         st.flushing += 1;
+        // Sealed here, not when the sender next looks: the batches this flush waits for go
+        // whatever happens to the flush (a dropped `flush` ends it at once), without waiting
+        // for linger.ms.
+        for tq in st.topics.values_mut() {
+            for part in tq.parts.iter_mut() {
+                if let Some(open) = part.open.take() {
+                    part.sealed.push_back(open);
+                }
+            }
+        }
         st.outstanding.retain(|d| !d.is_done());
         let v = st.outstanding.clone();
         drop(st);

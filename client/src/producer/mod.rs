@@ -415,8 +415,9 @@ impl Producer {
     /// records' delivery futures, as in Java.
     ///
     /// Cancellation-safe: dropping the call stops the wait only. The records it flushed
-    /// still go (their delivery futures tell how they ended), and `linger.ms` applies again
-    /// to records sent afterwards.
+    /// still go at once (their batches were closed when the call started; their delivery
+    /// futures tell how they ended), and `linger.ms` applies again to records sent
+    /// afterwards.
     pub async fn flush(&self) -> Result<()> {
         /// Ends the flush however the call ends: a flush left open would make every later
         /// batch skip `linger.ms`.

@@ -36,7 +36,8 @@
 //!
 //! The state of sessions and acknowledgements is kept by sans-IO parts (`session.rs`,
 //! `acks.rs`); this module does the I/O: a heartbeat task (`membership.rs`) and share
-//! fetches to each partition's leader, run by `poll` itself.
+//! fetches to each partition's leader, started by `poll` in a task the consumer keeps
+//! (`rounds.rs`) until a call handles their answers.
 
 mod acks;
 mod commit;
@@ -290,9 +291,10 @@ impl ShareConsumer {
     /// the records of the previous poll are accepted first; in explicit mode they must all
     /// have been acknowledged (an IllegalState error otherwise).
     ///
-    /// Cancellation: acknowledgements a dropped call had sent may or may not be applied; records
-    /// it had acquired and not returned are released when their acquisition lock expires and
-    /// delivered again (share groups deliver at least once).
+    /// Cancellation-safe: a dropped call loses nothing. Share fetches it had sent stay in
+    /// flight in the consumer; the next `poll` (or commit, or close) handles their answers:
+    /// the records they acquired are handed out then, and the acknowledgements they carried
+    /// are reported to the callback.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ShareRecord>> {
         self.check_open()?;
         self.settle_async().await;
@@ -811,9 +813,12 @@ impl ShareConsumer {
     /// acknowledged is delivered again after the acquisition lock expires.
     pub async fn close(mut self) -> Result<()> {
         self.check_open()?;
-        // What fetches in flight acquired is released below with the rest of the buffer.
-        let records = self.collect_fetch(None).await?;
-        self.buffered.extend(records);
+        // What fetches in flight acquired is released below with the rest of the buffer. A
+        // failed round does not stop the close: the acknowledgements and the leave still go.
+        match self.collect_fetch(None).await {
+            Ok(records) => self.buffered.extend(records),
+            Err(e) => warn!(error = %e, "the share fetches in flight at close failed"),
+        }
         let rest = match self.config.acknowledgement_mode {
             AcknowledgementMode::Implicit => AcknowledgeType::Accept,
             AcknowledgementMode::Explicit => AcknowledgeType::Release,
