@@ -760,7 +760,9 @@ async fn a_members_close_commits_what_it_consumed_dropped_or_not() {
         }
         let want = c.consumed_offsets();
         let done = drive(c.close(), k).await;
-        let reader = Consumer::new(assigned_consumer_config(&bootstrap, Some(&group))).await.unwrap();
+        let reader = Consumer::new(assigned_consumer_config(&bootstrap, Some(&group)))
+            .await
+            .unwrap();
         let committed = reader.committed(&tps("t", 3)).await.unwrap();
         drop(reader);
         match done {
@@ -774,7 +776,11 @@ async fn a_members_close_commits_what_it_consumed_dropped_or_not() {
             None => {
                 dropped += 1;
                 for (tp, c) in &committed {
-                    assert_eq!(Some(c.offset), want.get(tp).map(|o| o.offset), "{tp} after a dropped close");
+                    assert_eq!(
+                        Some(c.offset),
+                        want.get(tp).map(|o| o.offset),
+                        "{tp} after a dropped close"
+                    );
                 }
             }
         }
