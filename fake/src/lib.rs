@@ -72,7 +72,7 @@ use std::time::Duration;
 
 pub use cancel::poll_at_most;
 pub use kafka_protocol::messages::ApiKey;
-pub use state::{FaultAction, RequestRecord};
+pub use state::{FaultAction, FetchDetail, FetchPosition, ProducedBatch, RequestRecord};
 pub use strom_protocol::ErrorCode;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -160,7 +160,9 @@ impl Fault {
         self
     }
 
-    /// Only requests naming this partition (and, for partition-level errors, only it).
+    /// Only requests naming this partition (and, for partition-level errors, only it). An
+    /// incremental Fetch (KIP-227) covers the partitions of its session without naming them:
+    /// it matches too.
     pub fn on_partition(mut self, topic: &str, partition: i32) -> Self {
         self.0.partition = Some((topic.to_owned(), partition));
         self
@@ -212,6 +214,25 @@ impl FakeClusterBuilder {
     /// The rack of each broker, in id order (`broker.rack`).
     pub fn racks(mut self, racks: &[&str]) -> Self {
         self.racks = racks.iter().map(|r| Some((*r).to_owned())).collect();
+        self
+    }
+
+    /// `replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector`
+    /// (KIP-392): a leader answers a consumer that names a rack (`client.rack`, Fetch v11+)
+    /// with no records and the id of a live replica in that rack, when the leader is in
+    /// another. Replicas serve fetches of consumers at v11+ whatever the selector (every
+    /// replica of the fake is in sync: a lagging follower is [`Fault::error`] with
+    /// `OFFSET_OUT_OF_RANGE` on its node). Off by default, as in Kafka.
+    pub fn rack_aware_replica_selector(mut self) -> Self {
+        self.settings.rack_aware_replica_selector = true;
+        self
+    }
+
+    /// Advertises and answers `api` only up to `version`, as an older broker would (a
+    /// request above it closes the connection, as Kafka does for a version it does not
+    /// know); below the lowest version the fake supports, the API is not advertised at all.
+    pub fn max_version(mut self, api: ApiKey, version: i16) -> Self {
+        self.settings.max_versions.push((api, version));
         self
     }
 
@@ -313,6 +334,8 @@ impl FakeCluster {
                 host: "127.0.0.1".into(),
                 group_heartbeat_interval: Duration::from_secs(5),
                 group_session_timeout: Duration::from_secs(45),
+                max_versions: Vec::new(),
+                rack_aware_replica_selector: false,
             },
             racks: Vec::new(),
             users: None,
@@ -366,12 +389,31 @@ impl FakeCluster {
         lock(&self.shared).end_offset(topic, partition)
     }
 
+    /// Hands the stored bytes of the batch holding `offset` to `edit`, which may change them
+    /// in place. Their CRC is not computed again: a flipped record byte makes a batch that
+    /// fails a consumer's CRC check, as a disk or network fault would. False if the
+    /// partition has no such batch.
+    pub fn edit_batch(&self, topic: &str, partition: i32, offset: i64, edit: impl FnOnce(&mut [u8])) -> bool {
+        lock(&self.shared).edit_batch(topic, partition, offset, edit)
+    }
+
     /// Makes `node` the leader of a partition (a new leader epoch); `false` if there is no
     /// such partition.
     pub fn move_leader(&self, topic: &str, partition: i32, node: i32) -> bool {
         let moved = lock(&self.shared).move_leader(topic, partition, node);
         self.shared.changed.notify_waiters();
         moved
+    }
+
+    /// Gives a partition a new replica set led by its first replica (a new leader epoch),
+    /// as `kafka-reassign-partitions` would once done: a broker that is no longer a replica
+    /// answers fetches of it with NOT_LEADER_OR_FOLLOWER, one that still is but was the
+    /// leader fences a consumer's old epoch with FENCED_LEADER_EPOCH. False if there is no
+    /// such partition, the list is empty or names an unknown broker.
+    pub fn reassign(&self, topic: &str, partition: i32, replicas: &[i32]) -> bool {
+        let done = lock(&self.shared).reassign(topic, partition, replicas);
+        self.shared.changed.notify_waiters();
+        done
     }
 
     /// Stops a broker: its connections close, it leaves the metadata, and each partition it

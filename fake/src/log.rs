@@ -68,6 +68,21 @@ impl PartitionLog {
         out.freeze()
     }
 
+    /// Hands the stored bytes of the batch holding `offset` to `edit`; false if none does.
+    pub(crate) fn edit(&mut self, offset: i64, edit: impl FnOnce(&mut [u8])) -> bool {
+        if offset < self.start {
+            return false;
+        }
+        let i = self.batches.partition_point(|b| b.last < offset);
+        let Some(b) = self.batches.get_mut(i) else {
+            return false;
+        };
+        let mut bytes = BytesMut::from(&b.bytes[..]);
+        edit(&mut bytes);
+        b.bytes = bytes.freeze();
+        true
+    }
+
     /// The first offset whose record has a timestamp at or after `ts`, and that timestamp.
     pub(crate) fn offset_for_time(&self, ts: i64) -> Option<(i64, i64)> {
         let opts = DecodeOptions::default();

@@ -15,7 +15,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tracing::debug;
 
-use crate::state::{s, FaultAction, RequestRecord, State};
+use strom_protocol::record_batch::{BatchView, DecodeOptions};
+use uuid::Uuid;
+
+use crate::state::{s, FaultAction, FetchDetail, FetchPosition, ProducedBatch, RequestRecord, State};
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -137,6 +140,69 @@ pub(crate) fn partitions_of(req: &Req, state: &State, v: i16) -> Vec<(String, i3
     out
 }
 
+/// What the request log keeps of a Produce (its batches' headers) and of a Fetch.
+fn details_of(req: &Req, state: &State, v: i16) -> (Vec<ProducedBatch>, Option<FetchDetail>) {
+    match req {
+        Req::Produce(r) => {
+            let opts = DecodeOptions::default();
+            let mut batches = Vec::new();
+            for t in &r.topic_data {
+                for p in &t.partition_data {
+                    let mut buf = p.records.clone().unwrap_or_default();
+                    // Headers only; a malformed batch ends the list (the append refuses it).
+                    while let Ok(Some(b)) = BatchView::parse(&mut buf, &opts) {
+                        batches.push(ProducedBatch {
+                            topic: t.name.0.to_string(),
+                            partition: p.index,
+                            producer_id: b.producer_id(),
+                            producer_epoch: b.producer_epoch(),
+                            base_sequence: b.base_sequence(),
+                            records: b.records_count(),
+                            transactional: b.is_transactional(),
+                        });
+                    }
+                }
+            }
+            (batches, None)
+        }
+        Req::Fetch(r) => {
+            let name = |id: Uuid, name: &str| {
+                if v >= 13 {
+                    state.name_of(id).unwrap_or_default()
+                } else {
+                    name.to_owned()
+                }
+            };
+            let mut partitions = Vec::new();
+            for t in &r.topics {
+                let topic = name(t.topic_id, t.topic.as_str());
+                partitions.extend(t.partitions.iter().map(|p| FetchPosition {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: p.last_fetched_epoch,
+                }));
+            }
+            let mut forgotten = Vec::new();
+            for t in &r.forgotten_topics_data {
+                let topic = name(t.topic_id, t.topic.as_str());
+                forgotten.extend(t.partitions.iter().map(|p| (topic.clone(), *p)));
+            }
+            let fetch = FetchDetail {
+                session_id: r.session_id,
+                session_epoch: r.session_epoch,
+                rack_id: r.rack_id.to_string(),
+                partitions,
+                forgotten,
+                by_topic_id: v >= 13,
+            };
+            (Vec::new(), Some(fetch))
+        }
+        _ => (Vec::new(), None),
+    }
+}
+
 /// What one attempt at answering a request gives.
 pub(crate) enum Step {
     Reply(BytesMut),
@@ -215,7 +281,31 @@ pub(crate) fn step(
         },
         Req::FindCoordinator(r) => body(&st.find_coordinator(r, v, top), v),
         Req::AddPartitionsToTxn(r) => match top {
-            Some(code) => body(&AddPartitionsToTxnResponse::default().with_error_code(code.code()), v),
+            // v0-3 have no top-level error: the code goes on every partition.
+            Some(code) => {
+                let results = r
+                    .v3_and_below_topics
+                    .iter()
+                    .map(|t| {
+                        let parts = t
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
+                                    .with_partition_index(*p)
+                                    .with_partition_error_code(code.code())
+                            })
+                            .collect();
+                        add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_results_by_partition(parts)
+                    })
+                    .collect();
+                body(
+                    &AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+                    v,
+                )
+            }
             None => body(&st.add_partitions_to_txn(node, r, now), v),
         },
         Req::AddOffsetsToTxn(r) => match top {
@@ -367,13 +457,6 @@ pub(crate) fn step(
     }
 }
 
-/// Whether the fake answers `api` at `version`.
-pub(crate) fn supported(api: ApiKey, version: i16) -> bool {
-    crate::SUPPORTED
-        .iter()
-        .any(|(k, min, max)| *k == api && (*min..=*max).contains(&version))
-}
-
 /// Accepts connections for broker `node` until `stop` turns true.
 pub(crate) async fn serve(listener: TcpListener, node: i32, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
@@ -443,7 +526,10 @@ pub(crate) fn fuzz_request(data: &[u8]) {
     let Ok((api, version, header)) = parse_header(&mut frame) else {
         return;
     };
-    if !supported(api, version) {
+    if !crate::SUPPORTED
+        .iter()
+        .any(|(k, min, max)| *k == api && (*min..=*max).contains(&version))
+    {
         return;
     }
     let Ok(req) = decode(api, &mut frame, version) else {
@@ -458,17 +544,20 @@ pub(crate) fn fuzz_request(data: &[u8]) {
             host: "127.0.0.1".into(),
             group_heartbeat_interval: Duration::from_secs(5),
             group_session_timeout: Duration::from_secs(45),
+            max_versions: Vec::new(),
+            rack_aware_replica_selector: true,
         },
         vec![crate::state::BrokerInfo {
             id: 1,
             port: 9092,
             up: true,
-            rack: None,
+            rack: Some("r".into()),
         }],
     );
     let _ = st.create_topic("t", 2, 1, false);
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let now = Instant::now();
+    let _ = details_of(&req, &st, version);
     // Twice: a second request sees what the first changed (a topic, a group member).
     for _ in 0..2 {
         let _ = step(
@@ -507,7 +596,8 @@ pub(crate) async fn answer(
         out.put(body);
         Ok(Some(out))
     };
-    if !supported(api, version) {
+    let supported = lock(shared).settings.supports(api, version);
+    if !supported {
         if api == ApiKey::ApiVersions {
             // KIP-511: an ApiVersions the broker does not know is answered at v0, with the
             // versions it does know.
@@ -563,15 +653,28 @@ pub(crate) async fn answer(
     let fault = {
         let mut st = lock(shared);
         let parts = partitions_of(&req, &st, version);
+        let (batches, fetch) = details_of(&req, &st, version);
+        // An incremental fetch covers its session's partitions too.
+        let mut covered = parts.clone();
+        if let Some(f) = fetch.as_ref().filter(|f| version >= 7 && f.session_epoch > 0) {
+            for p in st.session_partitions(node, f.session_id) {
+                if !covered.contains(&p) && !f.forgotten.contains(&p) {
+                    covered.push(p);
+                }
+            }
+        }
         st.log_request(RequestRecord {
             node,
             api,
             version,
             correlation_id: header.correlation_id,
             client_id: client_id.clone(),
-            partitions: parts.clone(),
+            at: Instant::now(),
+            partitions: parts,
+            batches,
+            fetch,
         });
-        st.take_fault(api, node, &parts)
+        st.take_fault(api, node, &covered)
     };
     let mut drop_response = false;
     let inject = match fault.map(|f| (f.action, f.partition)) {

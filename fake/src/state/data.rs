@@ -174,6 +174,17 @@ impl State {
         last: bool,
     ) -> Option<FetchResponse> {
         let fail = |code: ErrorCode| Some(FetchResponse::default().with_error_code(code.code()));
+        if let Some((code, _)) = inject {
+            if matches!(
+                code,
+                ErrorCode::FetchSessionIdNotFound | ErrorCode::InvalidFetchSessionEpoch
+            ) {
+                // A session error is the whole request's, and the session is gone (evicted),
+                // as on a broker.
+                self.fetch_sessions.remove(&(node, req.session_id));
+                return fail(*code);
+            }
+        }
         // The partitions of the request, resolved to names.
         let mut asked: Vec<SessionPartition> = Vec::new();
         for t in &req.topics {
@@ -189,6 +200,7 @@ impl State {
                     partition: fp.partition,
                     fetch_offset: fp.fetch_offset,
                     max_bytes: fp.partition_max_bytes,
+                    current_leader_epoch: fp.current_leader_epoch,
                     sent: None,
                 });
             }
@@ -228,6 +240,7 @@ impl State {
                     Some(p) => {
                         p.fetch_offset = a.fetch_offset;
                         p.max_bytes = a.max_bytes;
+                        p.current_leader_epoch = a.current_leader_epoch;
                     }
                     None => plan.push(a),
                 }
@@ -238,6 +251,9 @@ impl State {
         let mut total = 0usize;
         let mut by_topic: Vec<(String, Uuid, Vec<fetch_response::PartitionData>)> = Vec::new();
         let mut sent: Vec<(i64, i64)> = Vec::with_capacity(plan.len());
+        // An error or a redirect is answered at once, as a broker does (no min_bytes wait).
+        let mut at_once = false;
+        let rack = if version >= 11 { req.rack_id.as_str() } else { "" };
         for sp in &plan {
             let mut pd = fetch_response::PartitionData::default()
                 .with_partition_index(sp.partition)
@@ -253,37 +269,50 @@ impl State {
                 (Some(code), _) => code,
                 (None, None) if version >= 13 => ErrorCode::UnknownTopicId,
                 (None, None) => ErrorCode::UnknownTopicOrPartition,
-                (None, Some(p)) if p.leader != node => ErrorCode::NotLeaderOrFollower,
-                (None, Some(p)) if sp.fetch_offset < p.log.log_start() || sp.fetch_offset > p.log.high_watermark() => {
-                    ErrorCode::OffsetOutOfRange
-                }
-                (None, Some(p)) => {
-                    let room = max_bytes.saturating_sub(total);
-                    let limit = usize::try_from(sp.max_bytes.max(0)).unwrap_or(0).min(room);
-                    let committed = req.isolation_level == 1;
-                    let until = if committed { p.last_stable() } else { i64::MAX };
-                    let records = if room == 0 && total > 0 {
-                        Bytes::new()
-                    } else {
-                        p.log.read(sp.fetch_offset, limit, until)
-                    };
-                    total += records.len();
-                    has_records = !records.is_empty();
-                    let aborted = committed.then(|| {
-                        p.aborted
-                            .iter()
-                            .filter(|(_, first, last)| *last >= sp.fetch_offset && *first < until)
-                            .map(|(pid, first, _)| {
-                                fetch_response::AbortedTransaction::default()
-                                    .with_producer_id(ProducerId(*pid))
-                                    .with_first_offset(*first)
-                            })
-                            .collect()
-                    });
-                    pd = pd.with_records(Some(records)).with_aborted_transactions(aborted);
-                    ErrorCode::None
-                }
+                (None, Some(p)) => match (
+                    self.may_serve(node, p, sp.current_leader_epoch, version),
+                    self.preferred_replica(p, node, rack),
+                ) {
+                    (Err(code), _) => code,
+                    (Ok(()), Some(replica)) => {
+                        pd = pd.with_preferred_read_replica(BrokerId(replica));
+                        at_once = true;
+                        ErrorCode::None
+                    }
+                    (Ok(()), None)
+                        if sp.fetch_offset < p.log.log_start() || sp.fetch_offset > p.log.high_watermark() =>
+                    {
+                        ErrorCode::OffsetOutOfRange
+                    }
+                    (Ok(()), None) => {
+                        let room = max_bytes.saturating_sub(total);
+                        let limit = usize::try_from(sp.max_bytes.max(0)).unwrap_or(0).min(room);
+                        let committed = req.isolation_level == 1;
+                        let until = if committed { p.last_stable() } else { i64::MAX };
+                        let records = if room == 0 && total > 0 {
+                            Bytes::new()
+                        } else {
+                            p.log.read(sp.fetch_offset, limit, until)
+                        };
+                        total += records.len();
+                        has_records = !records.is_empty();
+                        let aborted = committed.then(|| {
+                            p.aborted
+                                .iter()
+                                .filter(|(_, first, last)| *last >= sp.fetch_offset && *first < until)
+                                .map(|(pid, first, _)| {
+                                    fetch_response::AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(*pid))
+                                        .with_first_offset(*first)
+                                })
+                                .collect()
+                        });
+                        pd = pd.with_records(Some(records)).with_aborted_transactions(aborted);
+                        ErrorCode::None
+                    }
+                },
             };
+            at_once |= !code.is_ok();
             let marks = part.map_or((-1, -1), |p| (p.log.high_watermark(), p.log.log_start()));
             if let Some(p) = part {
                 pd = pd
@@ -308,7 +337,7 @@ impl State {
                 None => by_topic.push((sp.topic.clone(), sp.topic_id, vec![pd])),
             }
         }
-        if !last && total < usize::try_from(req.min_bytes.max(1)).unwrap_or(1) && inject.is_none() {
+        if !last && !at_once && total < usize::try_from(req.min_bytes.max(1)).unwrap_or(1) && inject.is_none() {
             return None;
         }
         let session_id = match session_key {
@@ -363,6 +392,46 @@ impl State {
                 .with_session_id(session_id)
                 .with_responses(responses),
         )
+    }
+
+    /// Whether `node` may answer a consumer's fetch of `p`, as a Kafka broker decides: the
+    /// client's leader epoch first (a replica that knows a newer one fences it, an older
+    /// one does not know it), then the role: the leader, or from v11 (KIP-392) any replica.
+    fn may_serve(&self, node: i32, p: &super::Partition, client_epoch: i32, version: i16) -> Result<(), ErrorCode> {
+        if !p.replicas.contains(&node) {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        if client_epoch >= 0 && client_epoch < p.leader_epoch {
+            return Err(ErrorCode::FencedLeaderEpoch);
+        }
+        if client_epoch > p.leader_epoch {
+            return Err(ErrorCode::UnknownLeaderEpoch);
+        }
+        if p.leader != node && version < 11 {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        Ok(())
+    }
+
+    /// KIP-392 with `RackAwareReplicaSelector`: the replica a leader sends a consumer in
+    /// `rack` to, when the leader is elsewhere and a live replica is there.
+    fn preferred_replica(&self, p: &super::Partition, node: i32, rack: &str) -> Option<i32> {
+        if !self.settings.rack_aware_replica_selector || rack.is_empty() || p.leader != node {
+            return None;
+        }
+        let rack_of = |id: i32| {
+            self.brokers
+                .iter()
+                .find(|b| b.id == id && b.up)
+                .and_then(|b| b.rack.as_deref())
+        };
+        if rack_of(p.leader) == Some(rack) {
+            return None;
+        }
+        p.replicas
+            .iter()
+            .copied()
+            .find(|r| *r != p.leader && rack_of(*r) == Some(rack))
     }
 
     // ---------------------------------------------------------------- ListOffsets

@@ -111,6 +111,7 @@ pub(crate) struct Fault {
 
 /// One request as the fake received it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RequestRecord {
     /// The broker that received it.
     pub node: i32,
@@ -122,8 +123,69 @@ pub struct RequestRecord {
     pub correlation_id: i32,
     /// The client's `client.id`.
     pub client_id: String,
-    /// The partitions a Produce, Fetch or ListOffsets named, in order.
+    /// When it arrived (before any injected delay).
+    pub at: Instant,
+    /// The partitions a Produce, Fetch, ListOffsets or OffsetCommit named, in order.
     pub partitions: Vec<(String, i32)>,
+    /// A Produce's record batches, in order.
+    pub batches: Vec<ProducedBatch>,
+    /// A Fetch's session and positions.
+    pub fetch: Option<FetchDetail>,
+}
+
+/// One record batch of a Produce request, as the client wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProducedBatch {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// The producer id (-1 without idempotence).
+    pub producer_id: i64,
+    /// The producer epoch.
+    pub producer_epoch: i16,
+    /// The sequence of its first record (-1 without idempotence).
+    pub base_sequence: i32,
+    /// How many records it holds.
+    pub records: i32,
+    /// Whether it is part of a transaction.
+    pub transactional: bool,
+}
+
+/// What a Fetch request asked, as the client sent it (an incremental request of a fetch
+/// session lists only the partitions that changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchDetail {
+    /// The fetch session id (0: none or a new one).
+    pub session_id: i32,
+    /// The session epoch (0: a full request opening a session, -1: sessionless).
+    pub session_epoch: i32,
+    /// The client's rack (`client.rack`, v11+; empty without one).
+    pub rack_id: String,
+    /// The partitions listed, in order.
+    pub partitions: Vec<FetchPosition>,
+    /// The partitions the session is told to forget.
+    pub forgotten: Vec<(String, i32)>,
+    /// Whether topics were named by id (v13+) rather than by name.
+    pub by_topic_id: bool,
+}
+
+/// One partition of a Fetch request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchPosition {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// The offset asked for.
+    pub fetch_offset: i64,
+    /// The leader epoch the client believes current (-1: unknown or before v9).
+    pub current_leader_epoch: i32,
+    /// The epoch of the last batch the client fetched (-1: none, or before v12).
+    pub last_fetched_epoch: i32,
 }
 
 /// Settings of the cluster.
@@ -138,6 +200,32 @@ pub(crate) struct Settings {
     /// `group.consumer.session.timeout.ms`.
     pub(crate) group_heartbeat_interval: Duration,
     pub(crate) group_session_timeout: Duration,
+    /// Versions advertised and answered below [`crate::SUPPORTED`]'s: (API, highest).
+    pub(crate) max_versions: Vec<(ApiKey, i16)>,
+    /// `replica.selector.class=RackAwareReplicaSelector`: a leader sends a consumer in
+    /// another rack to a replica in its own (KIP-392).
+    pub(crate) rack_aware_replica_selector: bool,
+}
+
+impl Settings {
+    /// The versions of `api` this cluster answers, if any.
+    pub(crate) fn versions(&self, api: ApiKey) -> Option<(i16, i16)> {
+        let (_, min, max) = crate::SUPPORTED.iter().find(|(k, _, _)| *k == api)?;
+        let cap = self
+            .max_versions
+            .iter()
+            .filter(|(k, _)| *k == api)
+            .map(|(_, v)| *v)
+            .min()
+            .unwrap_or(*max);
+        (cap >= *min).then_some((*min, cap.min(*max)))
+    }
+
+    /// Whether this cluster answers `api` at `version`.
+    pub(crate) fn supports(&self, api: ApiKey, version: i16) -> bool {
+        self.versions(api)
+            .is_some_and(|(min, max)| (min..=max).contains(&version))
+    }
 }
 
 pub(crate) struct State {
@@ -162,6 +250,8 @@ struct SessionPartition {
     partition: i32,
     fetch_offset: i64,
     max_bytes: i32,
+    /// The leader epoch the client last named (-1: none).
+    current_leader_epoch: i32,
     /// (high watermark, log start) last sent.
     sent: Option<(i64, i64)>,
 }
@@ -304,7 +394,7 @@ impl State {
         self.topics.get_mut(topic)?.partitions.get_mut(usize::try_from(p).ok()?)
     }
 
-    fn name_of(&self, id: Uuid) -> Option<String> {
+    pub(crate) fn name_of(&self, id: Uuid) -> Option<String> {
         self.topics.iter().find(|(_, t)| t.id == id).map(|(n, _)| n.clone())
     }
 
@@ -316,11 +406,14 @@ impl State {
             .with_api_keys(
                 crate::SUPPORTED
                     .iter()
-                    .map(|(k, min, max)| {
-                        api_versions_response::ApiVersion::default()
-                            .with_api_key(*k as i16)
-                            .with_min_version(*min)
-                            .with_max_version(*max)
+                    .filter_map(|(k, _, _)| {
+                        let (min, max) = self.settings.versions(*k)?;
+                        Some(
+                            api_versions_response::ApiVersion::default()
+                                .with_api_key(*k as i16)
+                                .with_min_version(min)
+                                .with_max_version(max),
+                        )
                     })
                     .collect(),
             )
@@ -522,6 +615,30 @@ impl State {
         }
     }
 
+    /// Gives a partition a new replica set, led by its first (a new leader epoch), as a
+    /// reassignment does; false if there is no such partition or a replica is unknown.
+    pub(crate) fn reassign(&mut self, topic: &str, p: i32, replicas: &[i32]) -> bool {
+        let known = replicas.iter().all(|r| self.brokers.iter().any(|b| b.id == *r));
+        match self.partition_mut(topic, p) {
+            Some(part) if known && !replicas.is_empty() => {
+                part.replicas = replicas.to_vec();
+                part.leader = replicas[0];
+                part.leader_epoch += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The partitions of a fetch session that an incremental Fetch covers without naming
+    /// them (faults for a partition match such a fetch too).
+    pub(crate) fn session_partitions(&self, node: i32, session_id: i32) -> Vec<(String, i32)> {
+        self.fetch_sessions
+            .get(&(node, session_id))
+            .map(|s| s.partitions.iter().map(|p| (p.topic.clone(), p.partition)).collect())
+            .unwrap_or_default()
+    }
+
     /// After `node` stopped: each partition it led moves to a live replica, if any.
     pub(crate) fn fail_over(&mut self, node: i32) {
         let live: Vec<i32> = self.live().map(|b| b.id).collect();
@@ -535,6 +652,13 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Hands the stored bytes of the batch holding `offset` to `edit` (its CRC is not
+    /// computed again); false if there is no such batch.
+    pub(crate) fn edit_batch(&mut self, topic: &str, p: i32, offset: i64, edit: impl FnOnce(&mut [u8])) -> bool {
+        self.partition_mut(topic, p)
+            .is_some_and(|part| part.log.edit(offset, edit))
     }
 
     /// The high watermark of a partition.
@@ -564,5 +688,43 @@ fn injected(inject: Option<&(ErrorCode, Option<(String, i32)>)>, topic: &str, p:
     match only {
         Some((t, q)) if t != topic || *q != p => None,
         _ => Some(*code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max_versions: Vec<(ApiKey, i16)>) -> Settings {
+        Settings {
+            auto_create_topics: true,
+            default_partitions: 1,
+            default_replication: 1,
+            cluster_id: "c".into(),
+            host: "127.0.0.1".into(),
+            group_heartbeat_interval: Duration::from_secs(5),
+            group_session_timeout: Duration::from_secs(45),
+            max_versions,
+            rack_aware_replica_selector: false,
+        }
+    }
+
+    #[test]
+    fn a_version_cap_lowers_what_is_advertised_and_answered() {
+        let s = settings(vec![(ApiKey::Fetch, 12), (ApiKey::Produce, 1)]);
+        assert_eq!(s.versions(ApiKey::Fetch), Some((4, 12)));
+        assert!(s.supports(ApiKey::Fetch, 12) && !s.supports(ApiKey::Fetch, 13));
+        // Below the lowest supported version: not advertised at all.
+        assert_eq!(s.versions(ApiKey::Produce), None);
+        assert!(!s.supports(ApiKey::Produce, 3));
+        // A cap above the highest changes nothing.
+        let s = settings(vec![(ApiKey::Fetch, 99)]);
+        assert_eq!(s.versions(ApiKey::Fetch), Some((4, 17)));
+        let st = State::new(settings(vec![(ApiKey::Produce, 1)]), Vec::new());
+        let advertised = st.api_versions(ErrorCode::None).api_keys;
+        assert!(advertised.iter().all(|k| k.api_key != ApiKey::Produce as i16));
+        assert!(advertised
+            .iter()
+            .any(|k| k.api_key == ApiKey::Fetch as i16 && k.max_version == 17));
     }
 }
