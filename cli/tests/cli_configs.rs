@@ -238,7 +238,12 @@ fn broker_default_loggers_and_group_configs() {
         ],
         None,
     );
-    let g = described_when(&["--group", &group], |g| g.contains_key("consumer.session.timeout.ms"));
+    // The broker's own level is described until the group's value has propagated: wait for
+    // the group's (waiting for the key alone once read the broker's 10000).
+    let g = described_when(&["--group", &group], |g| {
+        g.get("consumer.session.timeout.ms")
+            .is_some_and(|v| v.1 == "GROUP_CONFIG")
+    });
     assert_eq!(
         g["consumer.session.timeout.ms"],
         (Some("50000".into()), "GROUP_CONFIG".into())
