@@ -144,12 +144,17 @@ pub(crate) fn partitions_of(req: &Req, state: &State, v: i16) -> Vec<(String, i3
 fn details_of(req: &Req, state: &State, v: i16) -> (Vec<ProducedBatch>, Option<FetchDetail>) {
     match req {
         Req::Produce(r) => {
-            let opts = DecodeOptions::default();
+            // Headers only: the append checks the CRC; checking it here too would read every
+            // produced byte twice.
+            let opts = DecodeOptions {
+                check_crcs: false,
+                ..DecodeOptions::default()
+            };
             let mut batches = Vec::new();
             for t in &r.topic_data {
                 for p in &t.partition_data {
                     let mut buf = p.records.clone().unwrap_or_default();
-                    // Headers only; a malformed batch ends the list (the append refuses it).
+                    // A malformed batch ends the list (the append refuses it).
                     while let Ok(Some(b)) = BatchView::parse(&mut buf, &opts) {
                         batches.push(ProducedBatch {
                             topic: t.name.0.to_string(),
@@ -282,30 +287,7 @@ pub(crate) fn step(
         Req::FindCoordinator(r) => body(&st.find_coordinator(r, v, top), v),
         Req::AddPartitionsToTxn(r) => match top {
             // v0-3 have no top-level error: the code goes on every partition.
-            Some(code) => {
-                let results = r
-                    .v3_and_below_topics
-                    .iter()
-                    .map(|t| {
-                        let parts = t
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
-                                    .with_partition_index(*p)
-                                    .with_partition_error_code(code.code())
-                            })
-                            .collect();
-                        add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
-                            .with_name(t.name.clone())
-                            .with_results_by_partition(parts)
-                    })
-                    .collect();
-                body(
-                    &AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
-                    v,
-                )
-            }
+            Some(code) => body(&crate::state::add_partitions_answer(r, |_, _| code), v),
             None => body(&st.add_partitions_to_txn(node, r, now), v),
         },
         Req::AddOffsetsToTxn(r) => match top {

@@ -18,6 +18,7 @@ mod data;
 mod groups;
 mod topics;
 mod transactions;
+pub(crate) use transactions::add_partitions_answer;
 
 pub(crate) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())

@@ -101,30 +101,12 @@ impl State {
             .v3_and_below_topics
             .iter()
             .any(|t| t.partitions.iter().any(|p| bad(t.name.0.as_str(), *p)));
-        let results = req
-            .v3_and_below_topics
-            .iter()
-            .map(|t| {
-                let parts = t
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        let code = match check {
-                            Err(e) => e,
-                            Ok(()) if bad(t.name.0.as_str(), *p) => ErrorCode::UnknownTopicOrPartition,
-                            Ok(()) if any_bad => ErrorCode::OperationNotAttempted,
-                            Ok(()) => ErrorCode::None,
-                        };
-                        add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
-                            .with_partition_index(*p)
-                            .with_partition_error_code(code.code())
-                    })
-                    .collect();
-                add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_results_by_partition(parts)
-            })
-            .collect();
+        let response = add_partitions_answer(req, |t, p| match check {
+            Err(e) => e,
+            Ok(()) if bad(t, p) => ErrorCode::UnknownTopicOrPartition,
+            Ok(()) if any_bad => ErrorCode::OperationNotAttempted,
+            Ok(()) => ErrorCode::None,
+        });
         if check.is_ok() && !any_bad {
             if let Some(txn) = self.txns.get_mut(&tid) {
                 txn.open(now);
@@ -135,7 +117,7 @@ impl State {
                 }
             }
         }
-        AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+        response
     }
 
     pub(crate) fn add_offsets_to_txn(
@@ -301,4 +283,31 @@ impl State {
                 .any(|(g, tt, pp, _)| g == group && tt == topic && *pp == p)
         })
     }
+}
+
+/// An AddPartitionsToTxn answer (v0-3: a code per partition, no top-level one) with
+/// `code_of(topic, partition)` for each partition asked.
+pub(crate) fn add_partitions_answer(
+    req: &AddPartitionsToTxnRequest,
+    code_of: impl Fn(&str, i32) -> ErrorCode,
+) -> AddPartitionsToTxnResponse {
+    let results = req
+        .v3_and_below_topics
+        .iter()
+        .map(|t| {
+            let parts = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(code_of(t.name.0.as_str(), *p).code())
+                })
+                .collect();
+            add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(parts)
+        })
+        .collect();
+    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
 }
