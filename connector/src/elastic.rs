@@ -48,9 +48,13 @@ use strom_protocol::ErrorCode;
 use tracing::{debug, info, warn};
 
 use crate::metrics::PipelineMetrics;
-use crate::pipeline::{Chain, PipelineEnd, PipelineSummary};
+use crate::pipeline::{Chain, PipelineEnd, PipelineSummary, WATERMARK_INTERVAL};
+use crate::process::ProcessContext;
 use crate::sink::{DeliveryGuarantee, KafkaRecordSerializer, KafkaSink, KafkaSinkContext};
-use crate::source::{Boundedness, KafkaRecordDeserializer, KafkaSource, SourceRecord, Subscription, WatermarkStrategy};
+use crate::source::{
+    Boundedness, KafkaRecordDeserializer, KafkaSource, SourceRecord, Subscription, WatermarkCombiner, WatermarkEvent,
+    WatermarkStrategy,
+};
 use crate::{ConnectorError, Result};
 
 /// What [`crate::Pipeline::run_until`] needs to run in elastic mode.
@@ -68,18 +72,33 @@ pub(crate) struct ElasticRun<I, O> {
 type Taken = Arc<Mutex<Vec<TopicPartition>>>;
 
 /// Notes the partitions a rebalance takes (revoked or lost) for the pipeline to act on
-/// once the poll returns.
-struct Listener(Taken);
+/// once the poll returns, and those it gives (for the watermarks).
+struct Listener {
+    taken: Taken,
+    given: Taken,
+}
+
+fn note(list: &Taken, partitions: &[TopicPartition]) {
+    if !partitions.is_empty() {
+        list.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(partitions);
+    }
+}
 
 impl RebalanceListener for Listener {
     fn on_partitions_revoked(&mut self, partitions: &[TopicPartition], _ctx: &mut RebalanceContext) {
-        if !partitions.is_empty() {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend_from_slice(partitions);
-        }
+        note(&self.taken, partitions);
     }
+
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition], _ctx: &mut RebalanceContext) {
+        note(&self.given, partitions);
+    }
+}
+
+/// The watermark key of a partition (a split id: `topic-partition`).
+fn split_key(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
 }
 
 /// The transactional id of member `member` of an elastic pipeline whose sink has the
@@ -156,12 +175,18 @@ struct Member<I, O> {
     consumer: Consumer,
     producer: TransactionalProducer,
     taken: Taken,
+    given: Taken,
     ctx: KafkaSinkContext,
     sink: KafkaSink<O>,
     serializer: Arc<dyn KafkaRecordSerializer<O>>,
     chain: Chain<I, O>,
     deserializer: Arc<dyn KafkaRecordDeserializer<I>>,
     watermarks: WatermarkStrategy<I>,
+    /// Per-partition watermarks of the partitions this member owns.
+    combiner: WatermarkCombiner<I>,
+    /// The partition of the last record and its watermark key (records come in runs of one
+    /// partition: the key is made once per run, not per record).
+    current_split: Option<((Arc<str>, i32), String)>,
     open: Open,
     metrics: PipelineMetrics,
     records_in: u64,
@@ -183,8 +208,11 @@ where
     let mut cc = r.source.consumer_config(0);
     cc.client.client_id = format!("{}-{}", r.source.client_id_prefix(), r.member);
     let mut consumer = Consumer::new(cc).await?;
-    let taken = Taken::default();
-    consumer.set_rebalance_listener(Listener(taken.clone()));
+    let (taken, given) = (Taken::default(), Taken::default());
+    consumer.set_rebalance_listener(Listener {
+        taken: taken.clone(),
+        given: given.clone(),
+    });
     match &plan.pattern {
         Some(p) => consumer.subscribe_pattern(p)?,
         None => consumer.subscribe(&plan.topics)?,
@@ -202,11 +230,14 @@ where
         consumer,
         producer,
         taken,
+        given,
         ctx,
         serializer: r.sink.serializer(),
         sink: r.sink,
         chain: r.chain,
         deserializer: r.source.deserializer().clone(),
+        combiner: r.watermarks.create_combiner(),
+        current_split: None,
         watermarks: r.watermarks,
         open: Open::default(),
         metrics: r.metrics,
@@ -258,7 +289,8 @@ impl<I, O> Member<I, O> {
     ) -> Result<()> {
         let mut stop = Box::pin(stop);
         let mut next_commit = Instant::now() + commit_interval;
-        let mut outputs: Vec<O> = Vec::new();
+        let mut next_watermark = Instant::now() + WATERMARK_INTERVAL;
+        let mut outputs: Vec<(O, i64)> = Vec::new();
         loop {
             if (&mut stop).now_or_never().is_some() {
                 // The last transaction commits; if the group or the coordinator refuses it,
@@ -276,6 +308,7 @@ impl<I, O> Member<I, O> {
             // A rebalance inside that poll took partitions: the open transaction holds
             // outputs of records their next owner reads again, so it must never commit.
             let taken = std::mem::take(&mut *self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            self.track_partitions(&taken);
             if !taken.is_empty() {
                 info!(
                     partitions = taken.len(),
@@ -304,12 +337,45 @@ impl<I, O> Member<I, O> {
                 }
                 next_commit = Instant::now() + commit_interval;
             }
+            let now = Instant::now();
+            if now >= next_watermark {
+                self.emit_watermark(now);
+                next_watermark = now + WATERMARK_INTERVAL;
+            }
+        }
+    }
+
+    /// Follows the group's assignment in the watermark combiner: a partition given holds the
+    /// watermark back until its first record (or its idleness), one taken no longer does.
+    fn track_partitions(&mut self, taken: &[TopicPartition]) {
+        let given = std::mem::take(&mut *self.given.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let now = Instant::now();
+        for tp in taken {
+            self.combiner.remove_split(&split_key(&tp.topic, tp.partition));
+        }
+        for tp in &given {
+            self.combiner.add_split(split_key(&tp.topic, tp.partition), now);
+        }
+        if !taken.is_empty() {
+            self.current_split = None;
+        }
+    }
+
+    /// Every watermark interval: the combined watermark of the partitions owned, to the
+    /// user functions (through their context) and the sink's serializer.
+    fn emit_watermark(&mut self, now: Instant) {
+        if let Some(ev) = self.combiner.on_periodic_emit(now) {
+            debug!(event = ?ev, "watermark");
+            if let WatermarkEvent::Watermark(w) = ev {
+                self.ctx.set_watermark(w);
+                self.metrics.source().set_watermark(w);
+            }
         }
     }
 
     /// Deserializes one record, runs it through the user functions and writes the outputs
     /// in the open transaction (begun by the first output).
-    async fn process(&mut self, rec: &ConsumerRecord, outputs: &mut Vec<O>) -> Result<()> {
+    async fn process(&mut self, rec: &ConsumerRecord, outputs: &mut Vec<(O, i64)>) -> Result<()> {
         let view = SourceRecord::of(rec);
         if let Some(work) = self.deserializer.prepare(&view) {
             work.await?;
@@ -327,12 +393,25 @@ impl<I, O> Member<I, O> {
             return Ok(());
         };
         let timestamp = self.watermarks.extract_timestamp(&value, rec.timestamp);
-        (self.chain)(value, &mut |o| {
-            outputs.push(o);
+        let same_split =
+            matches!(&self.current_split, Some(((t, p), _)) if *p == rec.partition && Arc::ptr_eq(t, &rec.topic));
+        if !same_split {
+            let key = split_key(&rec.topic, rec.partition);
+            self.current_split = Some(((rec.topic.clone(), rec.partition), key));
+        }
+        if let Some((_, key)) = &self.current_split {
+            self.combiner.on_event(key, &value, timestamp, Instant::now());
+        }
+        let ctx = ProcessContext::new(&rec.topic, rec.partition, rec.offset, timestamp, &rec.headers)
+            .with_key(rec.key.as_ref())
+            .with_watermark(self.combiner.current_watermark())
+            .with_record_timestamp(rec.timestamp, rec.timestamp_type);
+        (self.chain)(&ctx, value, &mut |o, ts| {
+            outputs.push((o, ts));
             Ok(())
         })?;
-        for o in outputs.drain(..) {
-            self.write(&o, timestamp).await?;
+        for (o, ts) in outputs.drain(..) {
+            self.write(&o, ts).await?;
         }
         Ok(())
     }

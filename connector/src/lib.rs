@@ -10,6 +10,8 @@
 //! - [`sink`]: `KafkaSink`, record serializers, delivery guarantees, committables.
 //! - [`pipeline`]: `Pipeline`, source → user functions → sink with periodic checkpoints,
 //!   restore after a crash, and a clean end for bounded input.
+//! - [`process`]: process functions' context (record metadata, event time, watermark) and
+//!   collector (outputs with their own timestamps).
 //! - [`restart`]: restart strategies (fixed-delay, exponential-delay, failure-rate).
 //! - [`elastic`]: the pipeline's elastic mode: members of a consumer group that commit their
 //!   outputs with their consumed offsets (KIP-447), scaled by the group coordinator.
@@ -22,6 +24,7 @@ pub mod elastic;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod process;
 pub mod restart;
 pub mod sink;
 pub mod source;

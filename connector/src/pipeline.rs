@@ -45,7 +45,8 @@
 //! 3. Restores the enumerator state and the source splits at their checkpointed positions
 //!    (or discovers the initial splits), and starts reading.
 //! 4. Polls the source, runs each element through the user functions, writes the results
-//!    (with the element's event time as record timestamp); every checkpoint interval it takes
+//!    (each with its timestamp as record timestamp: the element's event time, or one a
+//!    [`Pipeline::process`] function gave it); every checkpoint interval it takes
 //!    a checkpoint:
 //!    sink pre-commit → sink writer state → source split states and enumerator state → one
 //!    [`PipelineCheckpoint`] stored durably → sink transactions committed → source and sink
@@ -100,10 +101,12 @@ use crate::crash::{crash, crash_from_env};
 #[cfg(feature = "crash-injection")]
 pub use crate::crash::{CrashAction, CrashAt, CrashStage, CRASH_AT_ENV};
 use crate::metrics::PipelineMetrics;
+use crate::process::{Collector, ProcessContext};
 use crate::restart::{is_recoverable, RestartStrategy, RestartTracker};
 use crate::sink::{KafkaCommittable, KafkaCommitter, KafkaSink, KafkaSinkWriter, KafkaWriterState, SinkRestore};
 use crate::source::{
-    Boundedness, EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceReader, SplitEnumerator, WatermarkStrategy,
+    Boundedness, EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceElement, SourceReader, SplitEnumerator,
+    WatermarkEvent, WatermarkStrategy,
 };
 use crate::{ConnectorError, Result};
 
@@ -112,7 +115,7 @@ use crate::{ConnectorError, Result};
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Flink's `pipeline.auto-watermark-interval`.
-const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
+pub(crate) const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Format version of [`PipelineCheckpoint`].
 pub const CHECKPOINT_FORMAT: u32 = 1;
@@ -173,8 +176,11 @@ pub struct PipelineSummary {
     pub restarts: u32,
 }
 
-pub(crate) type Emit<'a, C> = &'a mut dyn FnMut(C) -> Result<()>;
-pub(crate) type Chain<I, C> = Box<dyn FnMut(I, Emit<'_, C>) -> Result<()> + Send>;
+/// Where a stage of the chain puts an element and its event time.
+pub(crate) type Emit<'a, C> = &'a mut dyn FnMut(C, i64) -> Result<()>;
+/// The user functions: an input element with its context (the record it came from, its event
+/// time, the watermark) in, zero or more timestamped elements out.
+pub(crate) type Chain<I, C> = Box<dyn FnMut(&ProcessContext<'_>, I, Emit<'_, C>) -> Result<()> + Send>;
 
 fn user_error(e: impl fmt::Display) -> ConnectorError {
     ConnectorError::User(e.to_string())
@@ -262,7 +268,8 @@ impl<I, C, O> fmt::Debug for Pipeline<I, C, O> {
 
 impl<I: 'static, O> Pipeline<I, I, O> {
     /// A pipeline from `source` to `sink` with no user function yet (add them with
-    /// [`Self::map`], [`Self::filter`], [`Self::flat_map`] and their `try_` forms), subtask 0
+    /// [`Self::map`], [`Self::filter`], [`Self::flat_map`], [`Self::process`] and their `try_`
+    /// forms), subtask 0
     /// of 1, checkpoints every [`DEFAULT_CHECKPOINT_INTERVAL`] into a
     /// [`MemoryCheckpointStore`], like Flink's default in-memory checkpoint storage: it does
     /// not survive the process, so a restarted process starts over from the starting offsets
@@ -271,7 +278,7 @@ impl<I: 'static, O> Pipeline<I, I, O> {
         Pipeline {
             source,
             sink,
-            chain: Box::new(|i, emit| emit(i)),
+            chain: Box::new(|ctx, i, emit| emit(i, ctx.timestamp())),
             watermarks: WatermarkStrategy::no_watermarks(),
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             store: Arc::new(MemoryCheckpointStore::new()),
@@ -318,7 +325,9 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
 
     /// Each element becomes `f(element)` (Flink's `map`).
     pub fn map<D: 'static>(self, mut f: impl FnMut(C) -> D + Send + 'static) -> Pipeline<I, D, O> {
-        self.with_chain(|mut prev| -> Chain<I, D> { Box::new(move |i, emit| prev(i, &mut |c| emit(f(c)))) })
+        self.with_chain(|mut prev| -> Chain<I, D> {
+            Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| emit(f(c), ts)))
+        })
     }
 
     /// [`Self::map`] with a function that can fail: an error fails the run with
@@ -328,14 +337,14 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
         mut f: impl FnMut(C) -> std::result::Result<D, E> + Send + 'static,
     ) -> Pipeline<I, D, O> {
         self.with_chain(|mut prev| -> Chain<I, D> {
-            Box::new(move |i, emit| prev(i, &mut |c| emit(f(c).map_err(user_error)?)))
+            Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| emit(f(c).map_err(user_error)?, ts)))
         })
     }
 
     /// Keeps the elements for which `f` is true (Flink's `filter`).
     pub fn filter(self, mut f: impl FnMut(&C) -> bool + Send + 'static) -> Pipeline<I, C, O> {
         self.with_chain(|mut prev| -> Chain<I, C> {
-            Box::new(move |i, emit| prev(i, &mut |c| if f(&c) { emit(c) } else { Ok(()) }))
+            Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| if f(&c) { emit(c, ts) } else { Ok(()) }))
         })
     }
 
@@ -345,10 +354,10 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
         mut f: impl FnMut(&C) -> std::result::Result<bool, E> + Send + 'static,
     ) -> Pipeline<I, C, O> {
         self.with_chain(|mut prev| -> Chain<I, C> {
-            Box::new(move |i, emit| {
-                prev(i, &mut |c| {
+            Box::new(move |ctx, i, emit| {
+                prev(ctx, i, &mut |c, ts| {
                     if f(&c).map_err(user_error)? {
-                        emit(c)
+                        emit(c, ts)
                     } else {
                         Ok(())
                     }
@@ -363,10 +372,10 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
         mut f: impl FnMut(C) -> It + Send + 'static,
     ) -> Pipeline<I, D, O> {
         self.with_chain(|mut prev| -> Chain<I, D> {
-            Box::new(move |i, emit| {
-                prev(i, &mut |c| {
+            Box::new(move |ctx, i, emit| {
+                prev(ctx, i, &mut |c, ts| {
                     for d in f(c) {
-                        emit(d)?;
+                        emit(d, ts)?;
                     }
                     Ok(())
                 })
@@ -380,12 +389,45 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
         mut f: impl FnMut(C) -> std::result::Result<It, E> + Send + 'static,
     ) -> Pipeline<I, D, O> {
         self.with_chain(|mut prev| -> Chain<I, D> {
-            Box::new(move |i, emit| {
-                prev(i, &mut |c| {
+            Box::new(move |ctx, i, emit| {
+                prev(ctx, i, &mut |c, ts| {
                     for d in f(c).map_err(user_error)? {
-                        emit(d)?;
+                        emit(d, ts)?;
                     }
                     Ok(())
+                })
+            })
+        })
+    }
+
+    /// Each element goes to `f` with its [`ProcessContext`] (the Kafka record it came from:
+    /// key, headers, topic, partition, offset and timestamp; its event time; the current
+    /// watermark), and `f` emits zero or more outputs through the [`Collector`], each with
+    /// the input's timestamp or one of its own (Flink's `ProcessFunction`). See
+    /// [`crate::process`].
+    pub fn process<D: 'static>(
+        self,
+        mut f: impl FnMut(C, &ProcessContext<'_>, &mut Collector<'_, D>) + Send + 'static,
+    ) -> Pipeline<I, D, O> {
+        self.try_process(move |c, ctx, out| {
+            f(c, ctx, out);
+            Ok::<(), std::convert::Infallible>(())
+        })
+    }
+
+    /// [`Self::process`] with a function that can fail: an error fails the run with
+    /// [`ConnectorError::User`].
+    pub fn try_process<D: 'static, E: fmt::Display>(
+        self,
+        mut f: impl FnMut(C, &ProcessContext<'_>, &mut Collector<'_, D>) -> std::result::Result<(), E> + Send + 'static,
+    ) -> Pipeline<I, D, O> {
+        self.with_chain(|mut prev| -> Chain<I, D> {
+            Box::new(move |ctx, i, emit| {
+                prev(ctx, i, &mut |c, ts| {
+                    let here = ctx.with_timestamp(ts);
+                    let mut out = Collector::new(&mut *emit, ts);
+                    f(c, &here, &mut out).map_err(user_error)?;
+                    out.finish()
                 })
             })
         })
@@ -929,7 +971,7 @@ async fn drive<I, O>(
     let mut next_checkpoint = now + checkpoint_interval;
     let mut next_discovery = discovery_interval.map(|d| now + d);
     let mut next_watermark = now + WATERMARK_INTERVAL;
-    let mut outputs: Vec<O> = Vec::new();
+    let mut outputs: Vec<(O, i64)> = Vec::new();
     let end = loop {
         if run.reader.is_finished() {
             break PipelineEnd::EndOfInput;
@@ -942,6 +984,7 @@ async fn drive<I, O>(
             .min(poll_timeout)
             .max(Duration::from_millis(1));
         let batch = run.reader.poll(timeout).await?;
+        let watermark = run.reader.current_watermark();
         for element in batch {
             run.records_in += 1;
             #[cfg(feature = "crash-injection")]
@@ -959,9 +1002,25 @@ async fn drive<I, O>(
                 element.offset,
                 element.trace_context.clone(),
             );
+            let SourceElement {
+                value,
+                timestamp,
+                topic,
+                partition,
+                offset,
+                key,
+                headers,
+                record_timestamp,
+                timestamp_type,
+                ..
+            } = element;
+            let ctx = ProcessContext::new(&topic, partition, offset, timestamp, &headers)
+                .with_key(key.as_ref())
+                .with_watermark(watermark)
+                .with_record_timestamp(record_timestamp, timestamp_type);
             let apply = || {
-                chain(element.value, &mut |o| {
-                    outputs.push(o);
+                chain(&ctx, value, &mut |o, ts| {
+                    outputs.push((o, ts));
                     Ok(())
                 })
             };
@@ -969,10 +1028,9 @@ async fn drive<I, O>(
             span.in_scope(apply)?;
             #[cfg(not(feature = "opentelemetry"))]
             apply()?;
-            let timestamp = element.timestamp;
             let write = async {
-                for o in outputs.drain(..) {
-                    run.writer.write_with_timestamp(&o, Some(timestamp)).await?;
+                for (o, ts) in outputs.drain(..) {
+                    run.writer.write_with_timestamp(&o, Some(ts)).await?;
                     run.records_out += 1;
                     run.metrics.records_out(1);
                 }
@@ -1001,6 +1059,10 @@ async fn drive<I, O>(
         if now >= next_watermark {
             if let Some(ev) = run.reader.emit_watermark(now) {
                 debug!(subtask = run.subtask, event = ?ev, "watermark");
+                if let WatermarkEvent::Watermark(w) = ev {
+                    // Flink's `SinkWriter.writeWatermark`: the sink sees event time progress.
+                    run.writer.write_watermark(w);
+                }
             }
             next_watermark = now + WATERMARK_INTERVAL;
         }

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,8 +25,9 @@ use strom_client::{
 };
 use strom_connector::checkpoint::MemoryCheckpointStore;
 use strom_connector::pipeline::Pipeline;
+use strom_connector::process::{Collector, ProcessContext};
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
-use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
+use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer, WatermarkStrategy};
 use strom_connector::ConnectorError;
 use strom_integration_tests::{broker, init_test_logging, unique_topic, wait_no_open_transaction};
 
@@ -364,22 +366,57 @@ async fn elastic_classic_cooperative_members_come_and_go() {
     let b = broker().bootstrap.clone();
     let n = 30_000;
     let producer = tokio::spawn(produce(input.clone(), n, 3_000.0));
+    // Each member's process function notes what its context said: (topic, event time,
+    // watermark) per record.
+    type Seen = Arc<Mutex<Vec<(String, i64, Option<i64>)>>>;
     let member = |name: &'static str| {
         let (b, input, output, group) = (b.clone(), input.clone(), output.clone(), group.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let seen = Seen::default();
+        let noted = seen.clone();
         let task = tokio::spawn(async move {
             pipeline(&b, &input, &output, &group, "classic")
+                .watermark_strategy(WatermarkStrategy::for_monotonous_timestamps())
+                .process(
+                    move |v: String, ctx: &ProcessContext<'_>, out: &mut Collector<'_, String>| {
+                        assert_eq!(ctx.timestamp(), ctx.record_timestamp());
+                        noted
+                            .lock()
+                            .unwrap()
+                            .push((ctx.topic().to_owned(), ctx.timestamp(), ctx.current_watermark()));
+                        out.collect(v);
+                    },
+                )
                 .elastic(name)
                 .run_until(async {
                     let _ = rx.await;
                 })
                 .await
         });
-        (tx, task)
+        (tx, task, seen)
     };
-    let (stop_a, a) = member("a");
+    // Watermarks in elastic mode: over the partitions a member owns, never going back, never
+    // ahead of the event time it read.
+    let check_watermarks = |who: &str, seen: &Seen| -> usize {
+        let seen = seen.lock().unwrap();
+        let (mut max_ts, mut last, mut with) = (i64::MIN, None, 0);
+        for (topic, ts, wm) in seen.iter() {
+            assert_eq!(topic, &input, "{who}");
+            max_ts = max_ts.max(*ts);
+            if let Some(w) = wm {
+                assert!(last.is_none_or(|l| *w >= l), "{who}: watermark went back");
+                assert!(*w <= max_ts, "{who}: watermark {w} ahead of the events read ({max_ts})");
+                last = Some(*w);
+                with += 1;
+            } else {
+                assert!(last.is_none(), "{who}: a watermark, once seen, stays");
+            }
+        }
+        with
+    };
+    let (stop_a, a, seen_a) = member("a");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (stop_b, b_task) = member("b");
+    let (stop_b, b_task, _) = member("b");
     tokio::time::sleep(Duration::from_secs(3)).await;
     // b is abandoned midway, as a crashed process would be: its transaction stays open
     // until it times out, its membership until the session does.
@@ -387,16 +424,18 @@ async fn elastic_classic_cooperative_members_come_and_go() {
     drop(stop_b);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // A new b (the same member name) fences the abandoned one at once.
-    let (stop_b2, b2) = member("b");
+    let (stop_b2, b2, seen_b2) = member("b");
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop_b2.send(()).unwrap();
     let s = b2.await.unwrap().unwrap();
     println!("b2: {s:?}");
+    check_watermarks("b2", &seen_b2);
     producer.await.unwrap();
     wait_for_commits(&group, &input, n, Duration::from_secs(60), "a alone after b left").await;
     stop_a.send(()).unwrap();
     let s = a.await.unwrap().unwrap();
     assert!(s.checkpoints > 0, "{s:?}");
+    assert!(check_watermarks("a", &seen_a) > 0, "member a never saw a watermark");
     let got = strom_read(&admin, &output).await;
     exact(n, &got).unwrap();
 }

@@ -2,22 +2,25 @@
 //! a bounded topic, restore resuming exactly at the checkpoint (after an injected crash at
 //! each checkpoint stage), partition and topic discovery while running, split ownership
 //! across parallelism 1..4, undeserializable input (skipped or failing with its position),
-//! read_committed readers unblocked after recovery, and the reader's positions, watermarks
-//! and offset commits.
+//! read_committed readers unblocked after recovery, the reader's positions, watermarks and
+//! offset commits, and process functions with record metadata, event time and watermarks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, IsolationLevel, NewTopic, OffsetSpec, Producer, ProducerConfig,
-    ProducerRecord, TopicPartition as ClientTp, TransactionalProducer,
+    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, NewTopic, OffsetSpec, Producer,
+    ProducerConfig, ProducerRecord, TopicPartition as ClientTp, TransactionalProducer,
 };
 use strom_connector::checkpoint::{CheckpointStore, CheckpointStoreExt, MemoryCheckpointStore};
 use strom_connector::pipeline::{CrashAction, CrashAt, CrashStage, Pipeline, PipelineCheckpoint, PipelineEnd};
-use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
+use strom_connector::process::{Collector, ProcessContext};
+use strom_connector::sink::{
+    DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, KafkaSinkContext, StringSerializer,
+};
 use strom_connector::source::{
     deserializer, split_owner, KafkaSource, KafkaSourceBuilder, OffsetsInitializer, SourceReader, SourceRecord,
     TopicPartition, WatermarkEvent, WatermarkStrategy,
@@ -99,6 +102,15 @@ fn sink(topic: &str, guarantee: DeliveryGuarantee, prefix: &str) -> KafkaSink<St
 /// Every value of `topic` with Strom's consumer (assign mode, read_committed or not), up to
 /// the end offsets seen at the start (the LSO under read_committed).
 async fn read_values(topic: &str, read_committed: bool) -> Vec<String> {
+    read_records(topic, read_committed)
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+        .collect()
+}
+
+/// [`read_values`], whole records.
+async fn read_records(topic: &str, read_committed: bool) -> Vec<ConsumerRecord> {
     let mut cfg = ConsumerConfig::new(&broker().bootstrap);
     cfg.isolation_level = if read_committed {
         IsolationLevel::ReadCommitted
@@ -126,9 +138,7 @@ async fn read_values(topic: &str, read_committed: bool) -> Vec<String> {
             break;
         }
         assert!(Instant::now() < deadline, "reading {topic} did not reach {end:?}");
-        for r in c.poll(Duration::from_millis(200)).await.unwrap() {
-            out.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
-        }
+        out.extend(c.poll(Duration::from_millis(200)).await.unwrap());
     }
     out
 }
@@ -905,4 +915,151 @@ async fn unbounded_source_with_stopping_offsets_runs_until_stopped() {
     let summary = task.await.unwrap().unwrap();
     assert_eq!((summary.end, summary.records_in), (PipelineEnd::Stopped, 100));
     assert_eq!(read_values(&output, false).await.len(), 100);
+}
+
+/// Event time in user code: a process function sees each record's key, headers, topic,
+/// partition, offset and timestamps and the current watermark, and emits outputs with its
+/// own timestamps; later functions see those timestamps, the sink writes them as record
+/// timestamps, and the sink's serializer sees the watermark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_functions_see_records_event_time_and_watermarks() {
+    const N: usize = 300;
+    const BASE: i64 = 1_700_000_000_000;
+    let admin = admin().await;
+    let input = create_topic(&admin, "evt-in", 2).await;
+    let output = create_topic(&admin, "evt-out", 1).await;
+    {
+        let p = Producer::new(ProducerConfig::new(&broker().bootstrap)).await.unwrap();
+        let mut pending = Vec::new();
+        for i in 0..N {
+            let rec = ProducerRecord::new(&input, Bytes::from(format!("v{i}")))
+                .partition(i32::try_from(i % 2).unwrap())
+                .key(format!("k{i}"))
+                .header("tenant", format!("t{}", i % 3))
+                .timestamp(BASE + i64::try_from(i).unwrap() * 10);
+            pending.push(p.send(rec).await.unwrap());
+        }
+        for d in pending {
+            d.wait().await.unwrap();
+        }
+        p.close().await.unwrap();
+    }
+    // Small polls, a slow function: the run lasts several watermark intervals, so later
+    // records are processed after watermarks were emitted.
+    let source = source_builder(&input)
+        .property("max.poll.records", "10")
+        .bounded(OffsetsInitializer::latest())
+        .build()
+        .unwrap();
+    let out_topic = output.clone();
+    let sink = KafkaSink::<String>::builder()
+        .bootstrap_servers(&broker().bootstrap)
+        .record_serializer(move |s: &String, ctx: &KafkaSinkContext| {
+            let mut r = ProducerRecord::new(&out_topic, Bytes::from(s.clone()));
+            if let Some(ts) = ctx.timestamp() {
+                r = r.timestamp(ts);
+            }
+            if let Some(w) = ctx.current_watermark() {
+                r = r.header("wm", w.to_string());
+            }
+            Ok(Some(r))
+        })
+        .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+        .transactional_id_prefix(unique_topic("evt"))
+        .build()
+        .unwrap();
+    type Seen = Arc<Mutex<Vec<(i64, Option<i64>)>>>;
+    let seen = Seen::default();
+    let seen_in_fn = seen.clone();
+    let summary = Pipeline::new(source, sink)
+        // Each record announces its own event time as its partition's watermark.
+        .watermark_strategy(WatermarkStrategy::for_punctuated(|_v: &String, ts| Some(ts)))
+        .process(
+            move |v: String, ctx: &ProcessContext<'_>, out: &mut Collector<'_, String>| {
+                std::thread::sleep(Duration::from_millis(2));
+                seen_in_fn
+                    .lock()
+                    .unwrap()
+                    .push((ctx.timestamp(), ctx.current_watermark()));
+                let key = String::from_utf8(ctx.key().unwrap().to_vec()).unwrap();
+                let tenant = String::from_utf8(ctx.header("tenant").unwrap().to_vec()).unwrap();
+                out.collect(format!(
+                    "{v}|{}|{}|{}|{key}|{tenant}|{}",
+                    ctx.topic(),
+                    ctx.partition(),
+                    ctx.offset(),
+                    ctx.record_timestamp()
+                ));
+                if ctx.offset() % 2 == 0 {
+                    out.collect_with_timestamp(format!("{v}|copy"), ctx.timestamp() + 7);
+                }
+            },
+        )
+        .map(|s: String| s)
+        .process(|s: String, ctx: &ProcessContext<'_>, out: &mut Collector<'_, String>| {
+            out.collect(format!("{s}@{}", ctx.timestamp()));
+        })
+        .checkpoint_interval(Duration::from_millis(300))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(summary.records_in, N as u64);
+
+    let records = read_settled_records(&admin, &output).await;
+    let copies = (0..N).filter(|i| (i / 2) % 2 == 0).count();
+    assert_eq!(
+        records.len(),
+        N + copies,
+        "one output per record, and a copy of even offsets"
+    );
+    let mut max_ts = i64::MIN;
+    let mut last_wm = None;
+    let mut wm_headers = 0;
+    for r in &records {
+        let text = String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap();
+        let (body, at) = text.rsplit_once('@').unwrap();
+        let at: i64 = at.parse().unwrap();
+        assert_eq!(r.timestamp, at, "the sink writes each output's own timestamp: {text}");
+        let fields: Vec<&str> = body.split('|').collect();
+        let i: i64 = fields[0].trim_start_matches('v').parse().unwrap();
+        let ts = BASE + i * 10;
+        if fields.len() == 2 {
+            assert_eq!(fields[1], "copy");
+            assert_eq!(at, ts + 7, "collect_with_timestamp: {text}");
+        } else {
+            let expected = format!("v{i}|{input}|{}|{}|k{i}|t{}|{ts}", i % 2, i / 2, i % 3);
+            assert_eq!(body, expected);
+            assert_eq!(at, ts, "collect keeps the input's event time");
+        }
+        max_ts = max_ts.max(ts);
+        if let Some(h) = r.headers.last(b"wm") {
+            let w: i64 = String::from_utf8(h.value.unwrap().to_vec()).unwrap().parse().unwrap();
+            assert!(last_wm.is_none_or(|l| w >= l), "the sink's watermark never goes back");
+            assert!(w <= max_ts, "watermark {w} ahead of every event read ({max_ts})");
+            last_wm = Some(w);
+            wm_headers += 1;
+        }
+    }
+    assert!(wm_headers > 0, "the sink's serializer never saw a watermark");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), N);
+    let mut max_ts = i64::MIN;
+    let mut last = None;
+    for (ts, wm) in seen.iter() {
+        max_ts = max_ts.max(*ts);
+        if let Some(w) = wm {
+            assert!(last.is_none_or(|l| *w >= l), "watermarks never go back: {seen:?}");
+            assert!(*w <= max_ts, "watermark {w} ahead of the events read ({max_ts})");
+            last = Some(*w);
+        } else {
+            assert!(last.is_none(), "a watermark, once seen, stays");
+        }
+    }
+    assert!(last.is_some(), "the process function never saw a watermark");
+}
+
+async fn read_settled_records(admin: &Admin, topic: &str) -> Vec<ConsumerRecord> {
+    wait_no_open_transaction(admin, topic, Duration::from_secs(30)).await;
+    read_records(topic, true).await
 }

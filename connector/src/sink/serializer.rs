@@ -24,6 +24,7 @@ pub struct KafkaSinkContext {
     subtask: u32,
     parallelism: u32,
     timestamp: Option<i64>,
+    watermark: Option<i64>,
     client: Option<Client>,
     partitions: Mutex<HashMap<String, Arc<[i32]>>>,
     missing: Mutex<BTreeSet<String>>,
@@ -35,6 +36,7 @@ impl fmt::Debug for KafkaSinkContext {
             .field("subtask", &self.subtask)
             .field("parallelism", &self.parallelism)
             .field("timestamp", &self.timestamp)
+            .field("watermark", &self.watermark)
             .finish_non_exhaustive()
     }
 }
@@ -45,6 +47,7 @@ impl KafkaSinkContext {
             subtask,
             parallelism,
             timestamp: None,
+            watermark: None,
             client: Some(client),
             partitions: Mutex::default(),
             missing: Mutex::default(),
@@ -58,6 +61,7 @@ impl KafkaSinkContext {
             subtask,
             parallelism,
             timestamp: None,
+            watermark: None,
             client: None,
             partitions: Mutex::default(),
             missing: Mutex::default(),
@@ -79,6 +83,12 @@ impl KafkaSinkContext {
         self
     }
 
+    /// Sets the watermark the serializer sees (for testing serializers).
+    pub fn with_watermark(mut self, watermark: Option<i64>) -> Self {
+        self.watermark = watermark;
+        self
+    }
+
     /// This writer's subtask index (0-based).
     pub fn subtask(&self) -> u32 {
         self.subtask
@@ -94,6 +104,12 @@ impl KafkaSinkContext {
     /// `None` lets the producer stamp the record with the current time.
     pub fn timestamp(&self) -> Option<i64> {
         self.timestamp
+    }
+
+    /// The last watermark the writer was given ([`KafkaSinkWriter::write_watermark`](super::KafkaSinkWriter::write_watermark)):
+    /// event time the pipeline no longer expects elements before; `None` before the first.
+    pub fn current_watermark(&self) -> Option<i64> {
+        self.watermark
     }
 
     /// The partition ids of `topic`, ascending, from the metadata cache; `None` when the
@@ -122,6 +138,13 @@ impl KafkaSinkContext {
 
     pub(crate) fn set_timestamp(&mut self, ts: Option<i64>) {
         self.timestamp = ts;
+    }
+
+    /// Raises the watermark (never lowers it).
+    pub(crate) fn set_watermark(&mut self, watermark: i64) {
+        if self.watermark.is_none_or(|w| watermark > w) {
+            self.watermark = Some(watermark);
+        }
     }
 
     /// Topics the serializer asked for that were not cached, and forgets them.

@@ -349,6 +349,20 @@ impl<T> KafkaSinkWriter<T> {
         self.write_with_timestamp(element, None).await
     }
 
+    /// Event time has reached `watermark` (ms) upstream (Flink's `SinkWriter.writeWatermark`,
+    /// which a pipeline calls whenever its source's watermark advances). The Kafka sink writes
+    /// nothing for it; serializers see it as [`KafkaSinkContext::current_watermark`] (e.g. to
+    /// route or flag late elements), and [`Self::current_watermark`] returns it. A lower
+    /// watermark than the last is ignored.
+    pub fn write_watermark(&mut self, watermark: i64) {
+        self.ctx.set_watermark(watermark);
+    }
+
+    /// The last watermark given to [`Self::write_watermark`].
+    pub fn current_watermark(&self) -> Option<i64> {
+        self.ctx.current_watermark()
+    }
+
     /// [`write`](Self::write) with the element's timestamp (ms), which the built-in
     /// serializer uses as the record timestamp.
     pub async fn write_with_timestamp(&mut self, element: &T, timestamp: Option<i64>) -> Result<()> {

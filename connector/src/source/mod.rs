@@ -51,4 +51,7 @@ pub use enumerator::{
 pub use initializer::{OffsetResetStrategy, OffsetsInitializer, PartitionOffsetsRetriever};
 pub use reader::{SourceElement, SourceReader};
 pub use split::{KafkaPartitionSplit, KafkaPartitionSplitState, StartingOffset, TopicPartition};
-pub use watermark::{WatermarkCombiner, WatermarkEvent, WatermarkGenerator, WatermarkStrategy};
+pub use watermark::{
+    BoundedOutOfOrdernessWatermarks, GeneratorFactory, NoWatermarks, PunctuatedWatermarks, Punctuation,
+    TimestampAssigner, WatermarkCombiner, WatermarkEvent, WatermarkGenerator, WatermarkOutput, WatermarkStrategy,
+};

@@ -26,7 +26,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strom_client::{Consumer, OffsetAndMetadata};
+use bytes::Bytes;
+use strom_client::{Consumer, Headers, OffsetAndMetadata, TimestampType};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -52,6 +53,15 @@ pub struct SourceElement<T> {
     pub partition: i32,
     /// Offset.
     pub offset: i64,
+    /// The record's key (a view of the fetched bytes, not a copy).
+    pub key: Option<Bytes>,
+    /// The record's headers (decoded lazily from the fetched bytes).
+    pub headers: Headers,
+    /// The Kafka record timestamp (ms), which `timestamp` equals unless a timestamp assigner
+    /// read the event time from the value.
+    pub record_timestamp: i64,
+    /// Whether the producer or the broker set `record_timestamp`.
+    pub timestamp_type: TimestampType,
     /// The producer's span context from the record's `traceparent` header (feature
     /// `opentelemetry`).
     #[cfg(feature = "opentelemetry")]
@@ -78,7 +88,7 @@ pub struct SourceReader<T> {
     subtask: usize,
     deserializer: Arc<dyn KafkaRecordDeserializer<T>>,
     strategy: WatermarkStrategy<T>,
-    combiner: WatermarkCombiner,
+    combiner: WatermarkCombiner<T>,
     consumer: Consumer,
     splits: BTreeMap<TopicPartition, ActiveSplit>,
     /// Final positions of splits finished since the last snapshot (committed once).
@@ -295,13 +305,17 @@ impl<T> SourceReader<T> {
             match self.deserializer.deserialize(&view) {
                 Ok(Some(value)) => {
                     let timestamp = self.strategy.extract_timestamp(&value, rec.timestamp);
-                    self.combiner.on_event(&split.split_id, timestamp, now);
+                    self.combiner.on_event(&split.split_id, &value, timestamp, now);
                     out.push(SourceElement {
                         value,
                         timestamp,
                         topic: rec.topic.clone(),
                         partition: rec.partition,
                         offset: rec.offset,
+                        key: rec.key.clone(),
+                        headers: rec.headers.clone(),
+                        record_timestamp: rec.timestamp,
+                        timestamp_type: rec.timestamp_type,
                         #[cfg(feature = "opentelemetry")]
                         trace_context: rec.trace_context(),
                     });
