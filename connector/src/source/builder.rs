@@ -19,19 +19,27 @@ use crate::{ConnectorError, Result};
 /// enumerator's admin client (`<prefix>-enumerator-admin-client`). Default: the group id,
 /// else `KafkaSource-<random>`.
 pub const CLIENT_ID_PREFIX: &str = "client.id.prefix";
-/// `partition.discovery.interval.ms`: how often to look for new partitions; `<= 0` disables
-/// discovery. Default: disabled, as the seed documentation of the connector says ("Partition
-/// discovery is **disabled** by default"; Flink's newer releases default to 5 min for
-/// unbounded sources). Forced off for bounded sources.
+/// `partition.discovery.interval.ms`: how often to look for new partitions; a positive value
+/// enables discovery at that interval, a negative one disables it. Default: disabled, as the
+/// seed documentation of the connector says ("Partition discovery is **disabled** by default";
+/// Flink's newer releases default to 5 min for unbounded sources). Forced off for bounded
+/// sources.
+///
+/// `0` is refused: the seed says "to enable partition discovery, set a non-negative value",
+/// which makes 0 an interval of nothing (discovery without pause), while Flink's
+/// `KafkaSourceEnumerator` treats it as disabled (`partitionDiscoveryIntervalMs > 0`), as
+/// Flink's later docs say. Rather than pick one of two meanings silently, the builder asks for
+/// a positive interval or `-1`.
 pub const PARTITION_DISCOVERY_INTERVAL_MS: &str = "partition.discovery.interval.ms";
 /// `register.consumer.metrics`: expose the reader consumer's metrics (default true).
 pub const REGISTER_CONSUMER_METRICS: &str = "register.consumer.metrics";
 /// `commit.offsets.on.checkpoint`: commit the read offsets to the group when a checkpoint
 /// completes (default true; forced false without `group.id`).
 pub const COMMIT_OFFSETS_ON_CHECKPOINT: &str = "commit.offsets.on.checkpoint";
-/// The legacy `FlinkKafkaConsumer`'s partition discovery key: a non-negative value is the
-/// interval in ms (0 disables it, as Flink's enumerator does), as
-/// [`PARTITION_DISCOVERY_INTERVAL_MS`].
+/// The legacy `FlinkKafkaConsumer`'s partition discovery key: a positive value is the interval
+/// in ms, a negative one disables discovery, as [`PARTITION_DISCOVERY_INTERVAL_MS`]. `0` is
+/// refused: the legacy seed enables discovery for any non-negative value, so 0 meant
+/// discovery without pause there, and disabled in Flink's newer source.
 pub const LEGACY_PARTITION_DISCOVERY: &str = "flink.partition-discovery.interval-millis";
 /// `auto.offset.reset` as the seed documentation spells it: overridden by the starting
 /// offsets initializer, as `auto.offset.reset` is.
@@ -207,7 +215,8 @@ impl<T> KafkaSource<T> {
 
     /// The consumer configuration of the reader of subtask `subtask`: the user's properties,
     /// `client.id` = `<client.id.prefix>-<subtask>`, `auto.offset.reset` from the starting
-    /// initializer, `enable.auto.commit` false unless the user set it.
+    /// initializer, `enable.auto.commit` false (setting it true is refused at build: offsets
+    /// are committed when checkpoints complete).
     pub fn consumer_config(&self, subtask: usize) -> ConsumerConfig {
         let mut c = self.consumer.clone();
         c.client.client_id = format!("{}-{subtask}", self.client_id_prefix);
@@ -432,6 +441,16 @@ impl<T> KafkaSourceBuilder<T> {
     }
 
     /// Streaming mode that still stops each split at these offsets (Flink's `setUnbounded`).
+    ///
+    /// The seed: "The source will exit when all partitions reach their specified stopping
+    /// offset." A [`SourceReader`](super::SourceReader) driven by hand does: once
+    /// [`SplitEnumerator::no_more_splits`] (discovery off, the default) call
+    /// [`SourceReader::notify_no_more_splits`](super::SourceReader::notify_no_more_splits),
+    /// and [`SourceReader::is_finished`](super::SourceReader::is_finished) turns true when
+    /// every split reached its stop. [`Pipeline`](crate::Pipeline) does not yet: it signals
+    /// "no more splits" to bounded sources only (what Flink's enumerator does today), so an
+    /// unbounded pipeline whose splits all stopped stays running, idle, until stopped.
+    /// With partition discovery on, a partition may still appear, so the source never ends.
     pub fn unbounded(mut self, stopping: OffsetsInitializer) -> Self {
         self.boundedness = Boundedness::ContinuousUnbounded;
         self.stopping_offsets = Some(stopping);
@@ -479,9 +498,16 @@ impl<T> KafkaSourceBuilder<T> {
         self.property(CLIENT_ID_PREFIX, prefix)
     }
 
-    /// `partition.discovery.interval.ms`; `Duration::ZERO` disables discovery.
+    /// `partition.discovery.interval.ms`: discover new partitions every `interval`;
+    /// `Duration::ZERO` disables discovery (the property `-1`). An interval under 1 ms counts
+    /// as 1 ms.
     pub fn partition_discovery_interval(self, interval: Duration) -> Self {
-        self.property(PARTITION_DISCOVERY_INTERVAL_MS, interval.as_millis().to_string())
+        let ms = if interval.is_zero() {
+            -1
+        } else {
+            i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1)
+        };
+        self.property(PARTITION_DISCOVERY_INTERVAL_MS, ms.to_string())
     }
 
     /// `commit.offsets.on.checkpoint`.
@@ -577,6 +603,9 @@ impl<T> KafkaSourceBuilder<T> {
                     "{LEGACY_PARTITION_DISCOVERY}={v:?}: expected a whole number of milliseconds"
                 ))
             })?;
+            if ms == 0 {
+                return Err(discovery_zero(LEGACY_PARTITION_DISCOVERY));
+            }
             let ms = if ms < 0 { -1 } else { ms };
             match props.get(PARTITION_DISCOVERY_INTERVAL_MS) {
                 Some(new) if new.trim().parse::<i64>().ok().map(|n| n.max(-1)) != Some(ms) => {
@@ -627,6 +656,9 @@ impl<T> KafkaSourceBuilder<T> {
             })?,
             None => -1,
         };
+        if discovery_ms == 0 {
+            return Err(discovery_zero(PARTITION_DISCOVERY_INTERVAL_MS));
+        }
         if self.boundedness == Boundedness::Bounded && discovery_ms > 0 {
             tracing::warn!(
                 "{PARTITION_DISCOVERY_INTERVAL_MS}={discovery_ms} is overridden to -1 because the source is bounded"
@@ -645,11 +677,23 @@ impl<T> KafkaSourceBuilder<T> {
             Some(v) => Some(parse_bool("enable.auto.commit", v)?),
             None => None,
         };
-        if !has_group && (commit_explicit == Some(true) || auto_commit_explicit == Some(true)) {
+        if auto_commit_explicit == Some(true) {
+            // The seed: without checkpoints "Kafka source relies on Kafka consumer's internal
+            // automatic periodic offset committing". Strom's reader consumes its splits in
+            // assign mode, where strom-client never auto-commits, so the setting would be
+            // accepted and ignored: refused instead, naming what commits offsets here.
             return Err(ConnectorError::Config(
-                "group.id is required when offset commit is enabled (commit.offsets.on.checkpoint or \
-                 enable.auto.commit)"
+                "enable.auto.commit=true is not supported by the Kafka source: its reader commits the offsets of \
+                 each completed checkpoint (commit.offsets.on.checkpoint, on by default with a group.id), and \
+                 its consumer never auto-commits. A Pipeline always checkpoints; a SourceReader used on its own \
+                 commits when you call snapshot_state(id) and then notify_checkpoint_complete(id), e.g. every \
+                 auto.commit.interval.ms"
                     .into(),
+            ));
+        }
+        if !has_group && commit_explicit == Some(true) {
+            return Err(ConnectorError::Config(
+                "group.id is required when offset commit is enabled (commit.offsets.on.checkpoint)".into(),
             ));
         }
         let commit_offsets_on_checkpoint = has_group && commit_explicit.unwrap_or(true);
@@ -681,9 +725,9 @@ impl<T> KafkaSourceBuilder<T> {
                 Err(e) => return Err(ConnectorError::Config(e.to_string())),
             }
         }
-        // Flink's overrides: no auto commit unless asked for, reset from the starting
-        // initializer (whatever the user set), client ids derived from the prefix.
-        consumer.enable_auto_commit = auto_commit_explicit.unwrap_or(false);
+        // Flink's overrides: no auto commit (asking for it was refused above), reset from the
+        // starting initializer (whatever the user set), client ids derived from the prefix.
+        consumer.enable_auto_commit = false;
         let reset = starting_offsets.auto_offset_reset_strategy();
         if let Some(user) = props.get("auto.offset.reset") {
             if consumer.auto_offset_reset != reset {
@@ -740,6 +784,15 @@ impl<T> KafkaSourceBuilder<T> {
             ignored_properties: ignored,
         })
     }
+}
+
+/// The error for a discovery interval of 0 (see [`PARTITION_DISCOVERY_INTERVAL_MS`]).
+fn discovery_zero(key: &str) -> ConnectorError {
+    ConnectorError::Config(format!(
+        "{key}=0 is ambiguous: the seed enables discovery for any non-negative value (0: without pause), \
+         Flink's KafkaSource treats 0 as disabled; set a positive interval in ms to enable discovery, or -1 to \
+         disable it"
+    ))
 }
 
 fn reset_name(reset: OffsetReset) -> &'static str {
@@ -830,16 +883,13 @@ mod tests {
             .group_id("g1")
             .client_id_prefix("mine")
             .commit_offsets_on_checkpoint(false)
-            .properties([("enable.auto.commit", "true")])
+            .properties([("enable.auto.commit", "false")])
             .isolation_level(IsolationLevel::ReadCommitted)
             .build()
             .unwrap();
         assert_eq!(s.consumer_config(1).client.client_id, "mine-1");
         assert!(!s.commit_offsets_on_checkpoint());
-        assert!(
-            s.consumer_config(1).enable_auto_commit,
-            "an explicit user choice is kept"
-        );
+        assert!(!s.consumer_config(1).enable_auto_commit);
         assert_eq!(s.isolation_level(), IsolationLevel::ReadCommitted);
     }
 
@@ -862,8 +912,27 @@ mod tests {
             .unwrap();
         assert_eq!(s.boundedness(), Boundedness::ContinuousUnbounded);
         assert_eq!(s.partition_discovery_interval(), Some(Duration::from_secs(1)));
-        let s = base().property(PARTITION_DISCOVERY_INTERVAL_MS, "0").build().unwrap();
-        assert_eq!(s.partition_discovery_interval(), None, "<= 0 disables");
+        let s = base().property(PARTITION_DISCOVERY_INTERVAL_MS, "-1").build().unwrap();
+        assert_eq!(s.partition_discovery_interval(), None, "negative disables");
+        let s = base().property(PARTITION_DISCOVERY_INTERVAL_MS, "1").build().unwrap();
+        assert_eq!(s.partition_discovery_interval(), Some(Duration::from_millis(1)));
+        // 0: the seed's "non-negative enables" against Flink's "0 disables"; refused.
+        for key in [PARTITION_DISCOVERY_INTERVAL_MS, LEGACY_PARTITION_DISCOVERY] {
+            let e = err(base().property(key, "0"));
+            assert!(e.contains(&format!("{key}=0 is ambiguous")), "{e}");
+        }
+        let s = base().partition_discovery_interval(Duration::ZERO).build().unwrap();
+        assert_eq!(
+            s.partition_discovery_interval(),
+            None,
+            "the typed setter's ZERO disables"
+        );
+        assert_eq!(s.properties()[PARTITION_DISCOVERY_INTERVAL_MS], "-1");
+        let s = base()
+            .partition_discovery_interval(Duration::from_micros(10))
+            .build()
+            .unwrap();
+        assert_eq!(s.partition_discovery_interval(), Some(Duration::from_millis(1)));
     }
 
     #[test]
@@ -981,8 +1050,15 @@ mod tests {
         assert!(e.contains("register.consumer.metrics=\"yes\""), "{e}");
         let e = err(base().commit_offsets_on_checkpoint(true));
         assert!(e.contains("group.id is required when offset commit is enabled"), "{e}");
-        let e = err(base().property("enable.auto.commit", "true"));
-        assert!(e.contains("group.id is required"), "{e}");
+        // enable.auto.commit=true would be ignored (the reader's consumer is in assign mode and
+        // commits per checkpoint): refused, with or without a group, saying what commits here.
+        for b in [base(), base().group_id("g")] {
+            let e = err(b.property("enable.auto.commit", "true"));
+            assert!(e.contains("enable.auto.commit=true is not supported"), "{e}");
+            assert!(e.contains("notify_checkpoint_complete"), "{e}");
+        }
+        let e = err(base().group_id("g").property("enable.auto.commit", "yes"));
+        assert!(e.contains("enable.auto.commit=\"yes\""), "{e}");
         let e = err(base().starting_offsets(OffsetsInitializer::committed_offsets(OffsetReset::Earliest)));
         assert!(e.contains("group.id is required because the starting offsets"), "{e}");
         let e = err(base().bounded(OffsetsInitializer::committed_offsets(OffsetReset::None)));
