@@ -52,11 +52,12 @@
 //!    [`PipelineCheckpoint`] stored durably → sink transactions committed → source and sink
 //!    told the checkpoint is complete (the source then commits its offsets to the group, for
 //!    monitoring only).
-//! 5. At the end of a bounded input (`KafkaSourceBuilder::bounded`: every split finished),
-//!    or when the stop future of [`Pipeline::run_until`] completes: a final checkpoint, its
-//!    commit, and a clean close. Returns a [`PipelineSummary`]. An unbounded source runs
-//!    until stopped, even when its splits have stopping offsets and all reached them (as in
-//!    Flink, where only bounded sources end).
+//! 5. At the end of the input (`KafkaSourceBuilder::bounded`, or `unbounded` with stopping
+//!    offsets, as the seed documents `setUnbounded`: every split reached its stopping offset,
+//!    and with partition discovery on, the next discovery found no new partition), or when
+//!    the stop future of [`Pipeline::run_until`] completes: a final checkpoint, its commit,
+//!    and a clean close. Returns a [`PipelineSummary`]. An unbounded source without stopping
+//!    offsets runs until stopped.
 //!
 //! A crash at any instant loses and duplicates nothing downstream under exactly-once: what
 //! was committed is in the last stored checkpoint's positions; what was written after it is
@@ -148,7 +149,8 @@ pub struct PipelineCheckpoint {
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PipelineEnd {
-    /// Every split finished and no split can come any more (bounded source).
+    /// Every split finished and no split can come any more (a bounded source, or an
+    /// unbounded one with stopping offsets).
     EndOfInput,
     /// The stop future of [`Pipeline::run_until`] completed.
     Stopped,
@@ -523,6 +525,9 @@ struct Running<I, O> {
     checkpoints: u64,
     records_in: u64,
     records_out: u64,
+    /// The source has stopping offsets: the run ends when every split reached its stop and
+    /// no split can come any more (bounded, or `unbounded(stopping)` as the seed says).
+    ends_at_stops: bool,
     /// Totals up to the restored checkpoint.
     base_in: u64,
     base_out: u64,
@@ -618,6 +623,11 @@ impl<I, O> Running<I, O> {
                     if let Err(e) = self.reader.add_splits(d.new_splits).await {
                         warn!(error = %e, "adding discovered splits failed");
                     }
+                } else if self.ends_at_stops && self.reader.active_splits().is_empty() {
+                    // `unbounded(stopping)` with discovery on: every split reached its stop and
+                    // this discovery found no new partition, so the source exits.
+                    info!(subtask = self.subtask, "every partition reached its stopping offset");
+                    self.reader.notify_no_more_splits();
                 }
             }
             // Flink fails the job here; a transient metadata error is retried at the next
@@ -880,6 +890,7 @@ where
         checkpoints: 0,
         records_in: 0,
         records_out: 0,
+        ends_at_stops: source.boundedness() == Boundedness::Bounded || source.stopping_offsets().is_some(),
         base_in,
         base_out,
     };
@@ -893,9 +904,12 @@ where
     } else if run.enumerator.discovery_interval().is_some() {
         run.discover().await;
     }
-    // Flink signals "no more splits" only to bounded sources: an unbounded source whose
-    // splits all stopped (`unbounded(stopping)`) keeps running, idle, until stopped.
-    if run.enumerator.no_more_splits() && source.boundedness() == Boundedness::Bounded {
+    // A source with stopping offsets ends when every split reached its stop: bounded, and
+    // also `unbounded(stopping)`, of which the seed says "the source will exit when all
+    // partitions reach their specified stopping offset" (Flink's own enumerator signals the
+    // end to bounded sources only). With discovery on, the end waits for a discovery that
+    // finds no new partition.
+    if run.enumerator.no_more_splits() && run.ends_at_stops {
         run.reader.notify_no_more_splits();
     }
     metrics.restored(restored_id);

@@ -885,18 +885,39 @@ async fn reader_commits_offsets_when_a_checkpoint_completes() {
     assert!(!no_group.commits_offsets());
 }
 
-/// An unbounded source whose splits stop (`unbounded(latest)`) does not end the pipeline
-/// when they all finished (only bounded sources end, as in Flink): it runs until stopped.
+/// `unbounded(stopping)` exits when every partition reached its stopping offset, as the seed
+/// says, with partition discovery off and on; an unbounded source without stopping offsets
+/// runs until stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unbounded_source_with_stopping_offsets_runs_until_stopped() {
+async fn unbounded_source_with_stopping_offsets_exits_at_its_stops() {
     let admin = admin().await;
     let input = create_topic(&admin, "pipe-unb-in", 2).await;
-    let output = create_topic(&admin, "pipe-unb-out", 1).await;
     produce(&input, 2, &values("u", 100)).await;
-    let source = source_builder(&input)
-        .unbounded(OffsetsInitializer::latest())
-        .build()
-        .unwrap();
+    for discovery in [None, Some(Duration::from_millis(200))] {
+        let output = create_topic(&admin, "pipe-unb-out", 1).await;
+        let mut b = source_builder(&input).unbounded(OffsetsInitializer::latest());
+        if let Some(d) = discovery {
+            b = b.partition_discovery_interval(d);
+        }
+        let source = b.build().unwrap();
+        assert_eq!(source.partition_discovery_interval(), discovery);
+        let p = Pipeline::new(source, sink(&output, DeliveryGuarantee::AtLeastOnce, &output))
+            .checkpoint_interval(Duration::from_millis(200));
+        let summary = tokio::time::timeout(Duration::from_secs(30), p.run())
+            .await
+            .unwrap_or_else(|_| panic!("discovery {discovery:?}: the pipeline did not exit at its stops"))
+            .unwrap();
+        assert_eq!(
+            (summary.end, summary.records_in),
+            (PipelineEnd::EndOfInput, 100),
+            "{discovery:?}"
+        );
+        assert_eq!(read_values(&output, false).await.len(), 100);
+    }
+
+    // Without stopping offsets: runs until stopped.
+    let output = create_topic(&admin, "pipe-unb-out", 1).await;
+    let source = source_builder(&input).build().unwrap();
     let p = Pipeline::new(source, sink(&output, DeliveryGuarantee::AtLeastOnce, &output))
         .checkpoint_interval(Duration::from_millis(200));
     let metrics = p.metrics();
@@ -910,11 +931,13 @@ async fn unbounded_source_with_stopping_offsets_runs_until_stopped() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!task.is_finished(), "an unbounded pipeline must not end by itself");
+    assert!(
+        !task.is_finished(),
+        "an unbounded pipeline without stops must not end by itself"
+    );
     stop_tx.send(()).unwrap();
     let summary = task.await.unwrap().unwrap();
     assert_eq!((summary.end, summary.records_in), (PipelineEnd::Stopped, 100));
-    assert_eq!(read_values(&output, false).await.len(), 100);
 }
 
 /// Event time in user code: a process function sees each record's key, headers, topic,

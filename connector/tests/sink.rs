@@ -723,3 +723,61 @@ async fn write_timestamp_to_kafka_false_leaves_the_timestamp_to_the_producer() {
         records[1].timestamp
     );
 }
+
+/// The legacy producer's `setLogFailuresOnly`: a record the broker refuses (larger than the
+/// topic's `max.message.bytes`) is logged and counted and the run goes on, the other records
+/// arrive; without it the writer fails with an error naming the topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_failures_only_drops_refused_records_and_goes_on() {
+    init_test_logging();
+    let admin = admin().await;
+    let topic = unique_topic("sink-logonly");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1).config("max.message.bytes", "1024")])
+        .await
+        .unwrap();
+    let big = "x".repeat(4096);
+    let sink = |log_only: bool| {
+        KafkaSink::<String>::builder()
+            .bootstrap_servers(&broker().bootstrap)
+            .record_serializer(
+                KafkaRecordSerializationSchema::builder()
+                    .topic(&topic)
+                    .value_serializer(StringSerializer)
+                    .build()
+                    .unwrap(),
+            )
+            .delivery_guarantee(DeliveryGuarantee::None)
+            .set_log_failures_only(log_only)
+            .build()
+            .unwrap()
+    };
+
+    // Each write flushed on its own, so the big record is alone in its batch.
+    let mut writer = sink(true).create_writer(0, 1).await.unwrap();
+    for v in ["a", "b", big.as_str(), "c", "d"] {
+        writer.write(&v.to_owned()).await.unwrap();
+        writer.flush().await.unwrap();
+    }
+    assert!(writer.prepare_commit(1).await.unwrap().is_empty());
+    let m = writer.metrics().snapshot();
+    assert_eq!((m.num_records_out, m.num_records_out_errors), (5, 1), "{m:?}");
+    assert!(writer.failure().is_none());
+    writer.close().await.unwrap();
+    assert_eq!(
+        sorted_values(&read_now(admin.client(), &topic, false).await),
+        ["a", "b", "c", "d"]
+    );
+
+    // Without it, the refused record fails the writer, and the error names the topic.
+    let mut writer = sink(false).create_writer(0, 1).await.unwrap();
+    writer.write(&"e".to_owned()).await.unwrap();
+    writer.flush().await.unwrap();
+    writer.write(&big).await.unwrap();
+    let e = writer.flush().await.unwrap_err();
+    assert!(e.to_string().contains(&topic), "{e}");
+    assert!(writer.failure().is_some());
+    let e = writer.write(&"f".to_owned()).await.unwrap_err();
+    assert!(e.to_string().contains("failed earlier"), "{e}");
+    assert_eq!(writer.metrics().num_records_out_errors(), 1);
+}

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,9 +13,9 @@ use strom_client::{
     Admin, ClientConfig, IsolationLevel, NewTopic, Producer, ProducerConfig, ProducerRecord, TransactionalProducer,
 };
 use strom_connector::source::{
-    deserializer, java_string_hash_code, split_owner, Boundedness, EnumeratorConfig, KafkaPartitionSplit, KafkaSource,
-    OffsetResetStrategy, OffsetsInitializer, PartitionOffsetsRetriever, SplitEnumerator, Subscription, TopicPartition,
-    TopicPattern,
+    deserializer, java_string_hash_code, split_owner, Boundedness, CustomOffsetsInitializer, EnumeratorConfig,
+    KafkaPartitionSplit, KafkaSource, OffsetResetStrategy, OffsetsInitializer, PartitionOffsetsFuture,
+    PartitionOffsetsRetriever, SourceReader, SplitEnumerator, Subscription, TopicPartition, TopicPattern,
 };
 use strom_connector::ConnectorError;
 use strom_integration_tests::{broker, init_test_logging, unique_topic};
@@ -621,4 +623,224 @@ async fn split_ownership_across_parallelism_matches_java() {
             assert_eq!(split_owner(topic, *partition, parallelism), want);
         }
     }
+}
+
+/// Starts `n` records before the end of each partition (at its log start when it has fewer),
+/// counting its calls.
+struct LastN {
+    n: i64,
+    calls: Arc<AtomicUsize>,
+}
+
+impl CustomOffsetsInitializer for LastN {
+    fn partition_offsets<'a>(
+        &'a self,
+        partitions: &'a [TopicPartition],
+        retriever: &'a PartitionOffsetsRetriever,
+    ) -> PartitionOffsetsFuture<'a> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let begin = retriever.beginning_offsets(partitions).await?;
+            let end = retriever.end_offsets(partitions).await?;
+            Ok(end
+                .into_iter()
+                .map(|(tp, e)| {
+                    let b = begin.get(&tp).copied().unwrap_or(0);
+                    (tp, (e - self.n).max(b))
+                })
+                .collect())
+        })
+    }
+
+    fn auto_offset_reset_strategy(&self) -> OffsetResetStrategy {
+        OffsetResetStrategy::Latest
+    }
+}
+
+/// A custom initializer that answers with whatever `answer` makes of the partitions.
+struct Answer<F>(F);
+
+impl<F> CustomOffsetsInitializer for Answer<F>
+where
+    F: Fn(&[TopicPartition]) -> strom_connector::Result<BTreeMap<TopicPartition, i64>> + Send + Sync,
+{
+    fn partition_offsets<'a>(
+        &'a self,
+        partitions: &'a [TopicPartition],
+        _retriever: &'a PartitionOffsetsRetriever,
+    ) -> PartitionOffsetsFuture<'a> {
+        let answer = (self.0)(partitions);
+        Box::pin(async move { answer })
+    }
+
+    fn auto_offset_reset_strategy(&self) -> OffsetResetStrategy {
+        OffsetResetStrategy::None
+    }
+
+    fn requires_group_id(&self) -> bool {
+        true
+    }
+}
+
+/// The seed's "you can also implement a custom offsets initializer": a user's
+/// `CustomOffsetsInitializer` decides starting and stopping offsets at discovery, through the
+/// retriever's lookups; checkpointed splits do not ask it again; what it gets wrong is a clear
+/// error naming the partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_offsets_initializer_against_the_broker() {
+    let admin = admin().await;
+    let topic = unique_topic("src-custom");
+    create(&admin, &topic, 2).await;
+    produce(&topic, 0, &[1000; 25]).await;
+    produce(&topic, 1, &[1000; 5]).await;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let last_10 = OffsetsInitializer::custom(LastN {
+        n: 10,
+        calls: calls.clone(),
+    });
+    let source = source_builder(&topic)
+        .starting_offsets(last_10.clone())
+        .build()
+        .unwrap();
+    assert_eq!(source.starting_offsets(), &last_10);
+    assert_eq!(
+        source.consumer_config(0).auto_offset_reset,
+        OffsetResetStrategy::Latest,
+        "the reader's auto.offset.reset comes from the custom initializer"
+    );
+    let mut e = source.create_enumerator(0, 1).await.unwrap();
+    let d = e.discover().await.unwrap();
+    assert_eq!(
+        summary(&d.new_splits),
+        [(format!("{topic}-0"), 15, None), (format!("{topic}-1"), 0, None)],
+        "10 before the end of p0, the log start of the shorter p1"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // A reader reads exactly the last 10 of p0 and all 5 of p1 from those splits.
+    let mut reader = SourceReader::new(&source, 0).await.unwrap();
+    reader.add_splits(d.new_splits).await.unwrap();
+    let mut got = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while got < 15 && tokio::time::Instant::now() < deadline {
+        got += reader.poll(Duration::from_millis(200)).await.unwrap().len();
+    }
+    assert_eq!(got, 15);
+    // A checkpoint of the reader restores where it was; the initializer is not asked again.
+    let checkpointed = reader.snapshot_state(1).unwrap();
+    reader.close().await.unwrap();
+    assert_eq!(
+        summary(&checkpointed),
+        [(format!("{topic}-0"), 25, None), (format!("{topic}-1"), 5, None)]
+    );
+    let mut restored = source
+        .create_enumerator(0, 1)
+        .await
+        .unwrap()
+        .with_state(e.snapshot_state());
+    assert!(restored.discover().await.unwrap().new_splits.is_empty());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "restored splits do not ask the initializer"
+    );
+
+    // As stopping offsets too (unbounded with a custom stop: 3 records before the end).
+    let stop = OffsetsInitializer::custom(LastN {
+        n: 3,
+        calls: calls.clone(),
+    });
+    let source = source_builder(&topic).unbounded(stop).build().unwrap();
+    let mut e = source.create_enumerator(0, 1).await.unwrap();
+    assert_eq!(
+        summary(&e.discover().await.unwrap().new_splits),
+        [(format!("{topic}-0"), 0, Some(22)), (format!("{topic}-1"), 0, Some(2))]
+    );
+
+    // What a custom initializer gets wrong fails the discovery, naming the partition.
+    let group = format!("{topic}-group");
+    let discover_with = |init: OffsetsInitializer| {
+        let source = source_builder(&topic)
+            .group_id(group.clone())
+            .starting_offsets(init)
+            .build()
+            .unwrap();
+        async move { source.create_enumerator(0, 1).await.unwrap().discover().await }
+    };
+    let e = discover_with(OffsetsInitializer::custom(Answer(|_: &[TopicPartition]| {
+        Err(ConnectorError::User("no offsets for you".into()))
+    })))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, ConnectorError::User(m) if m == "no offsets for you"),
+        "{e}"
+    );
+    let stranger = TopicPartition::new("some-other-topic", 7);
+    let e = discover_with(OffsetsInitializer::custom(Answer(move |tps: &[TopicPartition]| {
+        let mut m: BTreeMap<TopicPartition, i64> = tps.iter().map(|tp| (tp.clone(), 0)).collect();
+        m.insert(stranger.clone(), 3);
+        Ok(m)
+    })))
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ConnectorError::Config(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("returned an offset for some-other-topic-7, which it was not asked about"),
+        "{e}"
+    );
+    let e = discover_with(OffsetsInitializer::custom(Answer(|tps: &[TopicPartition]| {
+        Ok(tps.iter().take(1).map(|tp| (tp.clone(), 0)).collect())
+    })))
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("returned no offset for {topic}-1")),
+        "{e}"
+    );
+    let e = discover_with(OffsetsInitializer::custom(Answer(|tps: &[TopicPartition]| {
+        Ok(tps.iter().map(|tp| (tp.clone(), -7)).collect())
+    })))
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains(&format!("offset -7 for {topic}-0")), "{e}");
+    // Markers are resolved: earliest for p0, latest for p1; committed without one is an error.
+    let d = discover_with(OffsetsInitializer::custom(Answer(|tps: &[TopicPartition]| {
+        Ok(tps
+            .iter()
+            .map(|tp| {
+                let marker = if tp.partition == 0 {
+                    KafkaPartitionSplit::EARLIEST_OFFSET
+                } else {
+                    KafkaPartitionSplit::LATEST_OFFSET
+                };
+                (tp.clone(), marker)
+            })
+            .collect())
+    })))
+    .await
+    .unwrap();
+    assert_eq!(
+        summary(&d.new_splits),
+        [(format!("{topic}-0"), 0, None), (format!("{topic}-1"), 5, None)]
+    );
+    let e = discover_with(OffsetsInitializer::custom(Answer(|tps: &[TopicPartition]| {
+        Ok(tps
+            .iter()
+            .map(|tp| (tp.clone(), KafkaPartitionSplit::COMMITTED_OFFSET))
+            .collect())
+    })))
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("reset strategy is None"), "{e}");
+    // requires_group_id is checked at build.
+    let e = source_builder(&topic)
+        .starting_offsets(OffsetsInitializer::custom(Answer(|_: &[TopicPartition]| {
+            Ok(BTreeMap::new())
+        })))
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("group.id is required"), "{e}");
 }

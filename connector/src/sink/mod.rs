@@ -46,7 +46,8 @@
 //!
 //! * **None**: records go out through one producer (idempotent, as Java's default); a
 //!   checkpoint does not wait for them, so records in flight when the process dies are lost,
-//!   and a retried checkpoint duplicates. Failures seen are still reported.
+//!   and a retried checkpoint duplicates. Failures seen are still reported, unless
+//!   [`KafkaSinkBuilder::set_log_failures_only`] says to log them and go on (may lose data).
 //! * **AtLeastOnce** (default): as none, but [`KafkaSinkWriter::prepare_commit`] flushes and
 //!   waits for every record written since the last checkpoint; any failure (at send or in
 //!   its delivery result) fails the checkpoint and the writer. Replays after a restore
@@ -157,6 +158,8 @@ pub(crate) struct SinkShared<T> {
     client_id_set: bool,
     /// Records carry the element's timestamp ([`KafkaSinkBuilder::write_timestamp_to_kafka`]).
     pub(crate) write_timestamp: bool,
+    /// A refused record is logged and counted, not fatal ([`KafkaSinkBuilder::set_log_failures_only`]).
+    pub(crate) log_failures_only: bool,
     ignored_properties: Vec<String>,
 }
 
@@ -222,6 +225,7 @@ impl<T> KafkaSink<T> {
             properties: Vec::new(),
             transaction_timeout: None,
             write_timestamp: true,
+            log_failures_only: false,
         }
     }
 
@@ -233,6 +237,12 @@ impl<T> KafkaSink<T> {
     /// The transactional id prefix (exactly-once).
     pub fn transactional_id_prefix(&self) -> Option<&str> {
         self.shared.prefix.as_deref()
+    }
+
+    /// Whether a record the broker refuses is only logged and counted
+    /// ([`KafkaSinkBuilder::set_log_failures_only`]).
+    pub fn logs_failures_only(&self) -> bool {
+        self.shared.log_failures_only
     }
 
     /// Whether records carry the element's timestamp.
@@ -433,6 +443,7 @@ pub struct KafkaSinkBuilder<T> {
     properties: Vec<(String, String)>,
     transaction_timeout: Option<Duration>,
     write_timestamp: bool,
+    log_failures_only: bool,
 }
 
 impl<T> fmt::Debug for KafkaSinkBuilder<T> {
@@ -450,6 +461,7 @@ impl<T> fmt::Debug for KafkaSinkBuilder<T> {
             .field("properties", &props)
             .field("transaction_timeout", &self.transaction_timeout)
             .field("write_timestamp_to_kafka", &self.write_timestamp)
+            .field("log_failures_only", &self.log_failures_only)
             .finish()
     }
 }
@@ -504,6 +516,22 @@ impl<T> KafkaSinkBuilder<T> {
     /// broker's, for a topic with `LogAppendTime`).
     pub fn write_timestamp_to_kafka(mut self, write: bool) -> Self {
         self.write_timestamp = write;
+        self
+    }
+
+    /// The legacy `FlinkKafkaProducer.setLogFailuresOnly(bool)` (default false). **May lose
+    /// data**: when on, a record that cannot be delivered (the broker refuses it, e.g. larger
+    /// than the topic's `max.message.bytes`; its delivery times out; the producer refuses it,
+    /// e.g. over `max.request.size`) is logged at `warn` and counted in `numRecordsOutErrors`
+    /// ([`SinkMetrics::num_records_out_errors`]), and the writer carries on as if it had been
+    /// written. A failure of the producer itself (fatal: fenced, authorization, a broken
+    /// configuration) still fails the writer, since no later record could be written either.
+    ///
+    /// Only with [`DeliveryGuarantee::None`]: the legacy seed says of it "This must be disabled
+    /// for at-least-once", so [`build`](Self::build) refuses it with at-least-once and
+    /// exactly-once, whose promises it would break.
+    pub fn set_log_failures_only(mut self, log_only: bool) -> Self {
+        self.log_failures_only = log_only;
         self
     }
 
@@ -577,6 +605,14 @@ impl<T> KafkaSinkBuilder<T> {
             }
             (_, p) => p,
         };
+        if self.log_failures_only && self.guarantee != DeliveryGuarantee::None {
+            return Err(ConnectorError::Config(format!(
+                "KafkaSink: set_log_failures_only(true) drops records that cannot be delivered, which {} \
+                 forbids (the legacy FlinkKafkaProducer: \"This must be disabled for at-least-once\"); use \
+                 DeliveryGuarantee::None to accept losing them",
+                self.guarantee
+            )));
+        }
         if self.guarantee == DeliveryGuarantee::ExactlyOnce {
             // What the transactional producers will check, now rather than at the first record.
             let mut probe = cfg.clone();
@@ -595,6 +631,7 @@ impl<T> KafkaSinkBuilder<T> {
                 serializer,
                 client_id_set,
                 write_timestamp: self.write_timestamp,
+                log_failures_only: self.log_failures_only,
                 ignored_properties: ignored,
             }),
         })

@@ -226,6 +226,40 @@ fn sink_builder_checks_its_settings() {
         .build()
         .unwrap();
     assert_eq!(sink.transactional_id_prefix(), Some("orders"));
+
+    // setLogFailuresOnly: may lose records, so only without a guarantee (the legacy seed: "This
+    // must be disabled for at-least-once").
+    assert!(!base().build().unwrap().logs_failures_only(), "off by default");
+    let sink = base()
+        .delivery_guarantee(DeliveryGuarantee::None)
+        .set_log_failures_only(true)
+        .build()
+        .unwrap();
+    assert!(sink.logs_failures_only());
+    for (guarantee, name) in [
+        (DeliveryGuarantee::AtLeastOnce, "at-least-once"),
+        (DeliveryGuarantee::ExactlyOnce, "exactly-once"),
+    ] {
+        let e = base()
+            .delivery_guarantee(guarantee)
+            .transactional_id_prefix("p")
+            .set_log_failures_only(true)
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, ConnectorError::Config(_)), "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "set_log_failures_only(true) drops records that cannot be delivered, which {name} forbids"
+            )),
+            "{e}"
+        );
+    }
+    base()
+        .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+        .transactional_id_prefix("p")
+        .set_log_failures_only(false)
+        .build()
+        .unwrap();
 }
 
 #[test]

@@ -200,9 +200,15 @@ impl<T> KafkaSinkWriter<T> {
         }
     }
 
-    /// Records a delivery failure: counted, and the writer fails (first error kept).
+    /// Records a delivery failure: counted, and the writer fails (first error kept), unless
+    /// `set_log_failures_only` says to log it and go on (a fatal producer error still fails).
     fn note_failure(&mut self, e: strom_client::Error) {
         self.metrics.record_error();
+        if self.shared.log_failures_only && !e.is_fatal() {
+            // The legacy FlinkKafkaProducer's logFailuresOnly: "Error while sending record to Kafka".
+            warn!(subtask = self.subtask, error = %e, "a record could not be delivered and is lost (log failures only)");
+            return;
+        }
         if self.failure.is_none() {
             warn!(subtask = self.subtask, error = %e, "a record could not be delivered; the writer fails");
             self.failure = Some(e);
@@ -385,6 +391,7 @@ impl<T> KafkaSinkWriter<T> {
             }
         }
         let bytes = record_bytes(&record);
+        let topic = record.topic.clone();
         let sent = match &self.mode {
             Mode::Plain(p) => p.send(record).await,
             Mode::Exactly(t) => match &t.open {
@@ -400,8 +407,14 @@ impl<T> KafkaSinkWriter<T> {
                 Ok(())
             }
             Err(e) => {
+                let e = e.with_context(format!("the sink could not send a record to topic {topic}"));
+                if self.shared.log_failures_only && !e.is_fatal() {
+                    self.metrics.record_error();
+                    warn!(subtask = self.subtask, error = %e, "a record could not be sent and is lost (log failures only)");
+                    return Ok(());
+                }
                 self.metrics.record_error();
-                Err(self.fail_with(e.with_context("the sink could not send a record")))
+                Err(self.fail_with(e))
             }
         }
     }

@@ -19,8 +19,12 @@ use crate::{ConnectorError, Result};
 /// enumerator's admin client (`<prefix>-enumerator-admin-client`). Default: the group id,
 /// else `KafkaSource-<random>`.
 pub const CLIENT_ID_PREFIX: &str = "client.id.prefix";
-/// `partition.discovery.interval.ms`: how often to look for new partitions; `<= 0` disables
-/// discovery. Default: disabled, as the seed documentation of the connector says ("Partition
+/// `partition.discovery.interval.ms`: how often to look for new partitions. As the seed says
+/// ("to enable partition discovery, set a non-negative value"), any value `>= 0` enables
+/// discovery at that interval, and a negative one disables it. `0` is an interval of nothing:
+/// a pipeline then looks for new partitions after every poll of the source (one metadata
+/// request each; a warning says so at build). (Flink's own `KafkaSourceEnumerator` treats 0 as
+/// disabled; the seed is followed here.) Default: disabled, as the seed says ("Partition
 /// discovery is **disabled** by default"; Flink's newer releases default to 5 min for
 /// unbounded sources). Forced off for bounded sources.
 pub const PARTITION_DISCOVERY_INTERVAL_MS: &str = "partition.discovery.interval.ms";
@@ -30,8 +34,8 @@ pub const REGISTER_CONSUMER_METRICS: &str = "register.consumer.metrics";
 /// completes (default true; forced false without `group.id`).
 pub const COMMIT_OFFSETS_ON_CHECKPOINT: &str = "commit.offsets.on.checkpoint";
 /// The legacy `FlinkKafkaConsumer`'s partition discovery key: a non-negative value is the
-/// interval in ms (0 disables it, as Flink's enumerator does), as
-/// [`PARTITION_DISCOVERY_INTERVAL_MS`].
+/// interval in ms (0: after every poll), a negative one disables discovery, as the legacy seed
+/// says and as [`PARTITION_DISCOVERY_INTERVAL_MS`].
 pub const LEGACY_PARTITION_DISCOVERY: &str = "flink.partition-discovery.interval-millis";
 /// `auto.offset.reset` as the seed documentation spells it: overridden by the starting
 /// offsets initializer, as `auto.offset.reset` is.
@@ -207,7 +211,8 @@ impl<T> KafkaSource<T> {
 
     /// The consumer configuration of the reader of subtask `subtask`: the user's properties,
     /// `client.id` = `<client.id.prefix>-<subtask>`, `auto.offset.reset` from the starting
-    /// initializer, `enable.auto.commit` false unless the user set it.
+    /// initializer, `enable.auto.commit` false (setting it true is refused at build: offsets
+    /// are committed when checkpoints complete).
     pub fn consumer_config(&self, subtask: usize) -> ConsumerConfig {
         let mut c = self.consumer.clone();
         c.client.client_id = format!("{}-{subtask}", self.client_id_prefix);
@@ -432,6 +437,17 @@ impl<T> KafkaSourceBuilder<T> {
     }
 
     /// Streaming mode that still stops each split at these offsets (Flink's `setUnbounded`).
+    ///
+    /// The seed: "The source will exit when all partitions reach their specified stopping
+    /// offset." A [`Pipeline`](crate::Pipeline) does (final checkpoint, clean close,
+    /// `PipelineEnd::EndOfInput`); with partition discovery on (which, unlike `bounded`, this
+    /// keeps), once a discovery after that finds no new partition. (Flink's own enumerator
+    /// signals the end to bounded sources only, so there it would keep running.) A
+    /// [`SourceReader`](super::SourceReader) driven by hand ends the same way when its caller
+    /// calls [`SourceReader::notify_no_more_splits`](super::SourceReader::notify_no_more_splits)
+    /// once [`SplitEnumerator::no_more_splits`]: then
+    /// [`SourceReader::is_finished`](super::SourceReader::is_finished) turns true when every
+    /// split reached its stop.
     pub fn unbounded(mut self, stopping: OffsetsInitializer) -> Self {
         self.boundedness = Boundedness::ContinuousUnbounded;
         self.stopping_offsets = Some(stopping);
@@ -479,9 +495,21 @@ impl<T> KafkaSourceBuilder<T> {
         self.property(CLIENT_ID_PREFIX, prefix)
     }
 
-    /// `partition.discovery.interval.ms`; `Duration::ZERO` disables discovery.
+    /// `partition.discovery.interval.ms`: discover new partitions every `interval`
+    /// (`Duration::ZERO`: after every poll, as the property `0`). An interval under 1 ms that
+    /// is not zero counts as 1 ms. [`Self::disable_partition_discovery`] turns it off.
     pub fn partition_discovery_interval(self, interval: Duration) -> Self {
-        self.property(PARTITION_DISCOVERY_INTERVAL_MS, interval.as_millis().to_string())
+        let ms = if interval.is_zero() {
+            0
+        } else {
+            i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1)
+        };
+        self.property(PARTITION_DISCOVERY_INTERVAL_MS, ms.to_string())
+    }
+
+    /// No partition discovery (the property `-1`; the default).
+    pub fn disable_partition_discovery(self) -> Self {
+        self.property(PARTITION_DISCOVERY_INTERVAL_MS, "-1")
     }
 
     /// `commit.offsets.on.checkpoint`.
@@ -627,11 +655,17 @@ impl<T> KafkaSourceBuilder<T> {
             })?,
             None => -1,
         };
-        if self.boundedness == Boundedness::Bounded && discovery_ms > 0 {
+        if self.boundedness == Boundedness::Bounded && discovery_ms >= 0 {
             tracing::warn!(
                 "{PARTITION_DISCOVERY_INTERVAL_MS}={discovery_ms} is overridden to -1 because the source is bounded"
             );
             discovery_ms = -1;
+        }
+        if discovery_ms == 0 {
+            tracing::warn!(
+                "{PARTITION_DISCOVERY_INTERVAL_MS}=0: partitions are discovered after every poll of the source (one \
+                 metadata request each); a positive interval in ms discovers less often, -1 turns discovery off"
+            );
         }
         let register_consumer_metrics = match props.get(REGISTER_CONSUMER_METRICS) {
             Some(v) => parse_bool(REGISTER_CONSUMER_METRICS, v)?,
@@ -645,11 +679,23 @@ impl<T> KafkaSourceBuilder<T> {
             Some(v) => Some(parse_bool("enable.auto.commit", v)?),
             None => None,
         };
-        if !has_group && (commit_explicit == Some(true) || auto_commit_explicit == Some(true)) {
+        if auto_commit_explicit == Some(true) {
+            // The seed: without checkpoints "Kafka source relies on Kafka consumer's internal
+            // automatic periodic offset committing". Strom's reader consumes its splits in
+            // assign mode, where strom-client never auto-commits, so the setting would be
+            // accepted and ignored: refused instead, naming what commits offsets here.
             return Err(ConnectorError::Config(
-                "group.id is required when offset commit is enabled (commit.offsets.on.checkpoint or \
-                 enable.auto.commit)"
+                "enable.auto.commit=true is not supported by the Kafka source: its reader commits the offsets of \
+                 each completed checkpoint (commit.offsets.on.checkpoint, on by default with a group.id), and \
+                 its consumer never auto-commits. A Pipeline always checkpoints; a SourceReader used on its own \
+                 commits when you call snapshot_state(id) and then notify_checkpoint_complete(id), e.g. every \
+                 auto.commit.interval.ms"
                     .into(),
+            ));
+        }
+        if !has_group && commit_explicit == Some(true) {
+            return Err(ConnectorError::Config(
+                "group.id is required when offset commit is enabled (commit.offsets.on.checkpoint)".into(),
             ));
         }
         let commit_offsets_on_checkpoint = has_group && commit_explicit.unwrap_or(true);
@@ -681,9 +727,9 @@ impl<T> KafkaSourceBuilder<T> {
                 Err(e) => return Err(ConnectorError::Config(e.to_string())),
             }
         }
-        // Flink's overrides: no auto commit unless asked for, reset from the starting
-        // initializer (whatever the user set), client ids derived from the prefix.
-        consumer.enable_auto_commit = auto_commit_explicit.unwrap_or(false);
+        // Flink's overrides: no auto commit (asking for it was refused above), reset from the
+        // starting initializer (whatever the user set), client ids derived from the prefix.
+        consumer.enable_auto_commit = false;
         let reset = starting_offsets.auto_offset_reset_strategy();
         if let Some(user) = props.get("auto.offset.reset") {
             if consumer.auto_offset_reset != reset {
@@ -731,10 +777,7 @@ impl<T> KafkaSourceBuilder<T> {
             properties: props,
             consumer,
             client_id_prefix,
-            partition_discovery_interval: u64::try_from(discovery_ms)
-                .ok()
-                .filter(|ms| *ms > 0)
-                .map(Duration::from_millis),
+            partition_discovery_interval: u64::try_from(discovery_ms).ok().map(Duration::from_millis),
             register_consumer_metrics,
             commit_offsets_on_checkpoint,
             ignored_properties: ignored,
@@ -830,16 +873,13 @@ mod tests {
             .group_id("g1")
             .client_id_prefix("mine")
             .commit_offsets_on_checkpoint(false)
-            .properties([("enable.auto.commit", "true")])
+            .properties([("enable.auto.commit", "false")])
             .isolation_level(IsolationLevel::ReadCommitted)
             .build()
             .unwrap();
         assert_eq!(s.consumer_config(1).client.client_id, "mine-1");
         assert!(!s.commit_offsets_on_checkpoint());
-        assert!(
-            s.consumer_config(1).enable_auto_commit,
-            "an explicit user choice is kept"
-        );
+        assert!(!s.consumer_config(1).enable_auto_commit);
         assert_eq!(s.isolation_level(), IsolationLevel::ReadCommitted);
     }
 
@@ -862,8 +902,34 @@ mod tests {
             .unwrap();
         assert_eq!(s.boundedness(), Boundedness::ContinuousUnbounded);
         assert_eq!(s.partition_discovery_interval(), Some(Duration::from_secs(1)));
-        let s = base().property(PARTITION_DISCOVERY_INTERVAL_MS, "0").build().unwrap();
-        assert_eq!(s.partition_discovery_interval(), None, "<= 0 disables");
+        let s = base().property(PARTITION_DISCOVERY_INTERVAL_MS, "-1").build().unwrap();
+        assert_eq!(s.partition_discovery_interval(), None, "negative disables");
+        let s = base().property(PARTITION_DISCOVERY_INTERVAL_MS, "1").build().unwrap();
+        assert_eq!(s.partition_discovery_interval(), Some(Duration::from_millis(1)));
+        // 0: the seed's "set a non-negative value" enables discovery, without pause.
+        for key in [PARTITION_DISCOVERY_INTERVAL_MS, LEGACY_PARTITION_DISCOVERY] {
+            let s = base().property(key, "0").build().unwrap();
+            assert_eq!(
+                s.partition_discovery_interval(),
+                Some(Duration::ZERO),
+                "{key}=0 enables"
+            );
+            assert_eq!(s.properties()[PARTITION_DISCOVERY_INTERVAL_MS], "0");
+        }
+        let s = base().partition_discovery_interval(Duration::ZERO).build().unwrap();
+        assert_eq!(s.partition_discovery_interval(), Some(Duration::ZERO));
+        let s = base()
+            .partition_discovery_interval(Duration::from_secs(1))
+            .disable_partition_discovery()
+            .build()
+            .unwrap();
+        assert_eq!(s.partition_discovery_interval(), None);
+        assert_eq!(s.properties()[PARTITION_DISCOVERY_INTERVAL_MS], "-1");
+        let s = base()
+            .partition_discovery_interval(Duration::from_micros(10))
+            .build()
+            .unwrap();
+        assert_eq!(s.partition_discovery_interval(), Some(Duration::from_millis(1)));
     }
 
     #[test]
@@ -981,8 +1047,15 @@ mod tests {
         assert!(e.contains("register.consumer.metrics=\"yes\""), "{e}");
         let e = err(base().commit_offsets_on_checkpoint(true));
         assert!(e.contains("group.id is required when offset commit is enabled"), "{e}");
-        let e = err(base().property("enable.auto.commit", "true"));
-        assert!(e.contains("group.id is required"), "{e}");
+        // enable.auto.commit=true would be ignored (the reader's consumer is in assign mode and
+        // commits per checkpoint): refused, with or without a group, saying what commits here.
+        for b in [base(), base().group_id("g")] {
+            let e = err(b.property("enable.auto.commit", "true"));
+            assert!(e.contains("enable.auto.commit=true is not supported"), "{e}");
+            assert!(e.contains("notify_checkpoint_complete"), "{e}");
+        }
+        let e = err(base().group_id("g").property("enable.auto.commit", "yes"));
+        assert!(e.contains("enable.auto.commit=\"yes\""), "{e}");
         let e = err(base().starting_offsets(OffsetsInitializer::committed_offsets(OffsetReset::Earliest)));
         assert!(e.contains("group.id is required because the starting offsets"), "{e}");
         let e = err(base().bounded(OffsetsInitializer::committed_offsets(OffsetReset::None)));

@@ -3,7 +3,8 @@
 //! * [`KafkaSource::builder`] collects the settings under Flink's names and validates them.
 //! * [`SplitEnumerator`] (one per process = subtask) lists the subscribed partitions, keeps
 //!   those Flink's owner formula ([`split_owner`]) gives to its subtask, and resolves their
-//!   starting and stopping offsets with [`OffsetsInitializer`]s into [`KafkaPartitionSplit`]s.
+//!   starting and stopping offsets with [`OffsetsInitializer`]s (built-in, or a user's own
+//!   [`CustomOffsetsInitializer`]) into [`KafkaPartitionSplit`]s.
 //! * [`SourceReader`] reads the splits of one subtask with one consumer
 //!   ([`KafkaSource::consumer_config`]), tracks each in a [`KafkaPartitionSplitState`], turns
 //!   records into values with a [`KafkaRecordDeserializer`], generates event time and
@@ -48,7 +49,10 @@ pub use enumerator::{
     java_string_hash_code, split_owner, Discovery, EnumeratorConfig, EnumeratorState, SplitEnumerator, Subscription,
     TopicPattern,
 };
-pub use initializer::{OffsetResetStrategy, OffsetsInitializer, PartitionOffsetsRetriever};
+pub use initializer::{
+    CustomOffsetsInitializer, OffsetResetStrategy, OffsetsInitializer, PartitionOffsetsFuture,
+    PartitionOffsetsRetriever,
+};
 pub use reader::{SourceElement, SourceReader};
 pub use split::{KafkaPartitionSplit, KafkaPartitionSplitState, StartingOffset, TopicPartition};
 pub use watermark::{
