@@ -42,6 +42,9 @@ pub enum ConnectorError {
         #[source]
         source: std::io::Error,
     },
+    /// A sink other than through the Kafka client failed (e.g. the file sink's I/O).
+    #[error("sink: {0}")]
+    Sink(String),
     /// A user function (map/filter/flat_map) failed.
     #[error("user function failed: {0}")]
     User(String),

@@ -7,7 +7,9 @@
 //! - [`checkpoint`]: the [`checkpoint::CheckpointStore`] trait and the crash-safe file store.
 //! - [`source`]: `KafkaSource`, splits, offsets initializers, enumerator, reader, watermarks,
 //!   deserializers.
-//! - [`sink`]: `KafkaSink`, record serializers, delivery guarantees, committables.
+//! - [`sink`]: `KafkaSink`, record serializers, delivery guarantees, committables, and the
+//!   [`sink::TwoPhaseCommitSink`] protocol any exactly-once sink implements.
+//! - [`file_sink`]: `FileSink`, an exactly-once sink to part files (Flink's `FileSink`).
 //! - [`pipeline`]: `Pipeline`, source → user functions → sink with periodic checkpoints,
 //!   restore after a crash, and a clean end for bounded input.
 //! - [`process`]: process functions' context (record metadata, event time, watermark) and
@@ -22,6 +24,7 @@ pub mod checkpoint;
 mod crash;
 pub mod elastic;
 pub mod error;
+pub mod file_sink;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;

@@ -1,6 +1,7 @@
-//! A pipeline: Kafka source → user functions → Kafka sink, checkpointed (Flink's job of one
-//! `KafkaSource`, a chain of `map` / `filter` / `flatMap`, and one `KafkaSink`, run by one
-//! subtask).
+//! A pipeline: Kafka source → user functions → sink, checkpointed (Flink's job of one
+//! `KafkaSource`, a chain of `map` / `filter` / `flatMap` / `process`, and one sink, run by
+//! one subtask). The sink is any [`TwoPhaseCommitSink`]: a [`KafkaSink`], the exactly-once
+//! [`FileSink`](crate::file_sink::FileSink), or one of the user's.
 //!
 //! ```no_run
 //! # async fn run() -> strom_connector::Result<()> {
@@ -39,9 +40,10 @@
 //! # What a run does
 //!
 //! 1. Loads the newest intact checkpoint from the [`CheckpointStore`] (none on a first start).
-//! 2. Restores the sink writer ([`KafkaSink::restore_writer`]): commits the checkpoint's
-//!    pending committables and aborts the transactions a crashed run left open, so
-//!    read_committed readers downstream are unblocked before anything is read.
+//! 2. Restores the sink writer ([`TwoPhaseCommitSink::restore_writer`]): commits the
+//!    checkpoint's pending committables and aborts what a crashed run left (for a
+//!    [`KafkaSink`], the transactions left open, so read_committed readers downstream are
+//!    unblocked before anything is read; for a file sink, its in-progress parts).
 //! 3. Restores the enumerator state and the source splits at their checkpointed positions
 //!    (or discovers the initial splits), and starts reading.
 //! 4. Polls the source, runs each element through the user functions, writes the results
@@ -89,6 +91,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,14 +105,19 @@ use crate::crash::{crash, crash_from_env};
 #[cfg(feature = "crash-injection")]
 pub use crate::crash::{CrashAction, CrashAt, CrashStage, CRASH_AT_ENV};
 use crate::metrics::PipelineMetrics;
-use crate::process::{Collector, ProcessContext};
+use crate::process::ProcessContext;
 use crate::restart::{is_recoverable, RestartStrategy, RestartTracker};
-use crate::sink::{KafkaCommittable, KafkaCommitter, KafkaSink, KafkaSinkWriter, KafkaWriterState, SinkRestore};
+use crate::sink::{
+    KafkaCommittable, KafkaSink, KafkaWriterState, SinkCommitter, SinkRestore, SinkWriter, TwoPhaseCommitSink,
+};
 use crate::source::{
     Boundedness, EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceElement, SourceReader, SplitEnumerator,
     WatermarkEvent, WatermarkStrategy,
 };
 use crate::{ConnectorError, Result};
+
+mod functions;
+pub(crate) use functions::Chain;
 
 /// Flink's default checkpoint interval is "off"; a pipeline always checkpoints, by default
 /// every 10 s.
@@ -122,8 +130,13 @@ pub(crate) const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
 pub const CHECKPOINT_FORMAT: u32 = 1;
 
 /// What one checkpoint of a pipeline stores (as JSON, through the [`CheckpointStore`]).
+/// Generic over the sink's committable and writer state; the defaults are the Kafka sink's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PipelineCheckpoint {
+#[serde(bound(
+    serialize = "C: Serialize, W: Serialize",
+    deserialize = "C: Deserialize<'de>, W: Deserialize<'de>"
+))]
+pub struct PipelineCheckpoint<C = KafkaCommittable, W = KafkaWriterState> {
     /// [`CHECKPOINT_FORMAT`].
     pub format: u32,
     /// Checkpoint id (increasing across restarts).
@@ -137,14 +150,18 @@ pub struct PipelineCheckpoint {
     /// The enumerator's state (partitions handed out, initial discovery done).
     pub enumerator: EnumeratorState,
     /// Sink transactions pre-committed at this checkpoint, committed once it is stored.
-    pub committables: Vec<KafkaCommittable>,
+    pub committables: Vec<C>,
     /// The sink writer's state.
-    pub writer_state: KafkaWriterState,
+    pub writer_state: W,
     /// Records read by the source up to this checkpoint (all runs; informative).
     pub records_in: u64,
     /// Elements written to the sink up to this checkpoint (all runs; informative).
     pub records_out: u64,
 }
+
+/// The checkpoint of a pipeline writing `O` to sink `S`.
+type CheckpointOf<O, S> =
+    PipelineCheckpoint<<S as TwoPhaseCommitSink<O>>::Committable, <S as TwoPhaseCommitSink<O>>::WriterState>;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,16 +193,6 @@ pub struct PipelineSummary {
     /// Restarts made by the restart strategy ([`Pipeline::restart_strategy`]); the counts
     /// above are those of the last attempt.
     pub restarts: u32,
-}
-
-/// Where a stage of the chain puts an element and its event time.
-pub(crate) type Emit<'a, C> = &'a mut dyn FnMut(C, i64) -> Result<()>;
-/// The user functions: an input element with its context (the record it came from, its event
-/// time, the watermark) in, zero or more timestamped elements out.
-pub(crate) type Chain<I, C> = Box<dyn FnMut(&ProcessContext<'_>, I, Emit<'_, C>) -> Result<()> + Send>;
-
-fn user_error(e: impl fmt::Display) -> ConnectorError {
-    ConnectorError::User(e.to_string())
 }
 
 /// A source, a chain of user functions from `I` to `C`, and a sink of `O`; runnable once
@@ -231,9 +238,9 @@ fn user_error(e: impl fmt::Display) -> ConnectorError {
 /// ```
 ///
 /// `connector/examples/exactly_once_pipeline.rs` is a complete program.
-pub struct Pipeline<I, C, O> {
+pub struct Pipeline<I, C, O, S = KafkaSink<O>> {
     source: KafkaSource<I>,
-    sink: KafkaSink<O>,
+    sink: S,
     chain: Chain<I, C>,
     watermarks: WatermarkStrategy<I>,
     checkpoint_interval: Duration,
@@ -249,9 +256,10 @@ pub struct Pipeline<I, C, O> {
     restart: RestartStrategy,
     /// A checkpoint store or a subtask was set (elastic mode has neither).
     checkpointed_settings: bool,
+    _output: PhantomData<fn(O)>,
 }
 
-impl<I, C, O> fmt::Debug for Pipeline<I, C, O> {
+impl<I, C, O, S: fmt::Debug> fmt::Debug for Pipeline<I, C, O, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Pipeline");
         d.field("source", &self.source)
@@ -268,15 +276,15 @@ impl<I, C, O> fmt::Debug for Pipeline<I, C, O> {
     }
 }
 
-impl<I: 'static, O> Pipeline<I, I, O> {
-    /// A pipeline from `source` to `sink` with no user function yet (add them with
+impl<I: 'static, O, S: TwoPhaseCommitSink<O>> Pipeline<I, I, O, S> {
+    /// A pipeline from `source` to `sink` (any [`TwoPhaseCommitSink`]: a [`KafkaSink`], a
+    /// [`FileSink`](crate::file_sink::FileSink), ...) with no user function yet (add them with
     /// [`Self::map`], [`Self::filter`], [`Self::flat_map`], [`Self::process`] and their `try_`
-    /// forms), subtask 0
-    /// of 1, checkpoints every [`DEFAULT_CHECKPOINT_INTERVAL`] into a
+    /// forms), subtask 0 of 1, checkpoints every [`DEFAULT_CHECKPOINT_INTERVAL`] into a
     /// [`MemoryCheckpointStore`], like Flink's default in-memory checkpoint storage: it does
     /// not survive the process, so a restarted process starts over from the starting offsets
     /// (duplicating output). Set a [`crate::checkpoint::FileCheckpointStore`] for recovery.
-    pub fn new(source: KafkaSource<I>, sink: KafkaSink<O>) -> Self {
+    pub fn new(source: KafkaSource<I>, sink: S) -> Self {
         Pipeline {
             source,
             sink,
@@ -293,6 +301,7 @@ impl<I: 'static, O> Pipeline<I, I, O> {
             elastic: None,
             checkpointed_settings: false,
             restart: RestartStrategy::None,
+            _output: PhantomData,
         }
     }
 
@@ -304,8 +313,8 @@ impl<I: 'static, O> Pipeline<I, I, O> {
     }
 }
 
-impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
-    fn with_chain<D>(self, build: impl FnOnce(Chain<I, C>) -> Chain<I, D>) -> Pipeline<I, D, O> {
+impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
+    fn with_chain<D>(self, build: impl FnOnce(Chain<I, C>) -> Chain<I, D>) -> Pipeline<I, D, O, S> {
         Pipeline {
             source: self.source,
             sink: self.sink,
@@ -322,117 +331,8 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
             elastic: self.elastic,
             checkpointed_settings: self.checkpointed_settings,
             restart: self.restart,
+            _output: PhantomData,
         }
-    }
-
-    /// Each element becomes `f(element)` (Flink's `map`).
-    pub fn map<D: 'static>(self, mut f: impl FnMut(C) -> D + Send + 'static) -> Pipeline<I, D, O> {
-        self.with_chain(|mut prev| -> Chain<I, D> {
-            Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| emit(f(c), ts)))
-        })
-    }
-
-    /// [`Self::map`] with a function that can fail: an error fails the run with
-    /// [`ConnectorError::User`].
-    pub fn try_map<D: 'static, E: fmt::Display>(
-        self,
-        mut f: impl FnMut(C) -> std::result::Result<D, E> + Send + 'static,
-    ) -> Pipeline<I, D, O> {
-        self.with_chain(|mut prev| -> Chain<I, D> {
-            Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| emit(f(c).map_err(user_error)?, ts)))
-        })
-    }
-
-    /// Keeps the elements for which `f` is true (Flink's `filter`).
-    pub fn filter(self, mut f: impl FnMut(&C) -> bool + Send + 'static) -> Pipeline<I, C, O> {
-        self.with_chain(|mut prev| -> Chain<I, C> {
-            Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| if f(&c) { emit(c, ts) } else { Ok(()) }))
-        })
-    }
-
-    /// [`Self::filter`] with a predicate that can fail.
-    pub fn try_filter<E: fmt::Display>(
-        self,
-        mut f: impl FnMut(&C) -> std::result::Result<bool, E> + Send + 'static,
-    ) -> Pipeline<I, C, O> {
-        self.with_chain(|mut prev| -> Chain<I, C> {
-            Box::new(move |ctx, i, emit| {
-                prev(ctx, i, &mut |c, ts| {
-                    if f(&c).map_err(user_error)? {
-                        emit(c, ts)
-                    } else {
-                        Ok(())
-                    }
-                })
-            })
-        })
-    }
-
-    /// Each element becomes zero or more elements (Flink's `flatMap`).
-    pub fn flat_map<D: 'static, It: IntoIterator<Item = D>>(
-        self,
-        mut f: impl FnMut(C) -> It + Send + 'static,
-    ) -> Pipeline<I, D, O> {
-        self.with_chain(|mut prev| -> Chain<I, D> {
-            Box::new(move |ctx, i, emit| {
-                prev(ctx, i, &mut |c, ts| {
-                    for d in f(c) {
-                        emit(d, ts)?;
-                    }
-                    Ok(())
-                })
-            })
-        })
-    }
-
-    /// [`Self::flat_map`] with a function that can fail.
-    pub fn try_flat_map<D: 'static, It: IntoIterator<Item = D>, E: fmt::Display>(
-        self,
-        mut f: impl FnMut(C) -> std::result::Result<It, E> + Send + 'static,
-    ) -> Pipeline<I, D, O> {
-        self.with_chain(|mut prev| -> Chain<I, D> {
-            Box::new(move |ctx, i, emit| {
-                prev(ctx, i, &mut |c, ts| {
-                    for d in f(c).map_err(user_error)? {
-                        emit(d, ts)?;
-                    }
-                    Ok(())
-                })
-            })
-        })
-    }
-
-    /// Each element goes to `f` with its [`ProcessContext`] (the Kafka record it came from:
-    /// key, headers, topic, partition, offset and timestamp; its event time; the current
-    /// watermark), and `f` emits zero or more outputs through the [`Collector`], each with
-    /// the input's timestamp or one of its own (Flink's `ProcessFunction`). See
-    /// [`crate::process`].
-    pub fn process<D: 'static>(
-        self,
-        mut f: impl FnMut(C, &ProcessContext<'_>, &mut Collector<'_, D>) + Send + 'static,
-    ) -> Pipeline<I, D, O> {
-        self.try_process(move |c, ctx, out| {
-            f(c, ctx, out);
-            Ok::<(), std::convert::Infallible>(())
-        })
-    }
-
-    /// [`Self::process`] with a function that can fail: an error fails the run with
-    /// [`ConnectorError::User`].
-    pub fn try_process<D: 'static, E: fmt::Display>(
-        self,
-        mut f: impl FnMut(C, &ProcessContext<'_>, &mut Collector<'_, D>) -> std::result::Result<(), E> + Send + 'static,
-    ) -> Pipeline<I, D, O> {
-        self.with_chain(|mut prev| -> Chain<I, D> {
-            Box::new(move |ctx, i, emit| {
-                prev(ctx, i, &mut |c, ts| {
-                    let here = ctx.with_timestamp(ts);
-                    let mut out = Collector::new(&mut *emit, ts);
-                    f(c, &here, &mut out).map_err(user_error)?;
-                    out.finish()
-                })
-            })
-        })
     }
 
     /// How often to checkpoint (measured from the start of one checkpoint to the next).
@@ -507,10 +407,10 @@ impl<I: 'static, C: 'static, O> Pipeline<I, C, O> {
 }
 
 /// A run in progress: everything [`Pipeline::run_until`] drives.
-struct Running<I, O> {
+struct Running<I, O, S: TwoPhaseCommitSink<O>> {
     reader: SourceReader<I>,
-    writer: KafkaSinkWriter<O>,
-    committer: KafkaCommitter,
+    writer: S::Writer,
+    committer: S::Committer,
     enumerator: SplitEnumerator,
     store: Arc<dyn CheckpointStore>,
     metrics: PipelineMetrics,
@@ -533,7 +433,7 @@ struct Running<I, O> {
     base_out: u64,
 }
 
-impl<I, O> Running<I, O> {
+impl<I, O, S: TwoPhaseCommitSink<O>> Running<I, O, S> {
     /// The crash point, if `stage` at checkpoint `id` is where it fires.
     #[cfg(feature = "crash-injection")]
     fn crash_due(&self, stage: CrashStage, id: u64) -> Option<(CrashAt, CrashAction)> {
@@ -560,10 +460,10 @@ impl<I, O> Running<I, O> {
         let started = Instant::now();
         #[cfg(feature = "crash-injection")]
         self.crash_check(CrashStage::BeforePreCommit, id)?;
-        let committables = self.writer.prepare_commit(id).await?;
+        let committables = self.writer.pre_commit(id).await?;
         #[cfg(feature = "crash-injection")]
         self.crash_check(CrashStage::AfterPreCommit, id)?;
-        let record = PipelineCheckpoint {
+        let record: CheckpointOf<O, S> = PipelineCheckpoint {
             format: CHECKPOINT_FORMAT,
             checkpoint_id: id,
             subtask: self.subtask,
@@ -637,10 +537,11 @@ impl<I, O> Running<I, O> {
     }
 }
 
-impl<I, O> Pipeline<I, O, O>
+impl<I, O, S> Pipeline<I, O, O, S>
 where
     I: Send + 'static,
     O: Send + 'static,
+    S: TwoPhaseCommitSink<O>,
 {
     /// Runs until the end of a bounded input (forever for an unbounded one); see the module
     /// docs. Fails on the first error (source, user function, sink, checkpoint store), after
@@ -668,8 +569,15 @@ where
             elastic,
             checkpointed_settings,
             restart,
+            _output,
         } = self;
         if let Some(member) = elastic {
+            let Some(sink) = sink.as_kafka_sink() else {
+                return Err(ConnectorError::Config(
+                    "elastic mode commits outputs with consumed offsets in Kafka transactions: it needs a KafkaSink"
+                        .into(),
+                ));
+            };
             if checkpointed_settings {
                 return Err(ConnectorError::Config(
                     "elastic mode keeps its state in the consumer group's committed offsets: it takes no checkpoint \
@@ -773,9 +681,9 @@ where
 
 /// Everything one attempt of a run needs ([`Pipeline::run_until`] runs attempts until one
 /// ends well or the restart strategy allows no more).
-struct Attempt<'p, I, O> {
+struct Attempt<'p, I, O, S> {
     source: &'p KafkaSource<I>,
-    sink: &'p KafkaSink<O>,
+    sink: &'p S,
     chain: &'p mut Chain<I, O>,
     watermarks: WatermarkStrategy<I>,
     checkpoint_interval: Duration,
@@ -801,17 +709,19 @@ fn after_restarts(e: ConnectorError, restarts: u32) -> ConnectorError {
         ConnectorError::User(m) => ConnectorError::User(format!("{m} ({why})")),
         ConnectorError::Checkpoint(m) => ConnectorError::Checkpoint(format!("{m} ({why})")),
         ConnectorError::Serialize(m) => ConnectorError::Serialize(format!("{m} ({why})")),
+        ConnectorError::Sink(m) => ConnectorError::Sink(format!("{m} ({why})")),
         other => other,
     }
 }
 
 /// One attempt: restore from the newest checkpoint, run, and end with a final checkpoint
 /// (bounded input, or `stop`), or fail.
-async fn attempt<I, O, S>(a: Attempt<'_, I, O>, stop: &mut S) -> Result<PipelineSummary>
+async fn attempt<I, O, S, St>(a: Attempt<'_, I, O, S>, stop: &mut St) -> Result<PipelineSummary>
 where
     I: Send + 'static,
     O: Send + 'static,
-    S: Future<Output = ()> + Send + Unpin,
+    S: TwoPhaseCommitSink<O>,
+    St: Future<Output = ()> + Send + Unpin,
 {
     let started = Instant::now();
     let Attempt {
@@ -833,8 +743,8 @@ where
 
     // 1. The newest intact checkpoint.
     let load = store.clone();
-    let restored: Option<(u64, PipelineCheckpoint)> =
-        tokio::task::spawn_blocking(move || load.latest_json::<PipelineCheckpoint>())
+    let restored: Option<(u64, CheckpointOf<O, S>)> =
+        tokio::task::spawn_blocking(move || load.latest_json::<CheckpointOf<O, S>>())
             .await
             .map_err(|e| ConnectorError::Checkpoint(format!("the store task failed: {e}")))??;
     if let Some((id, c)) = &restored {
@@ -861,14 +771,16 @@ where
         None => SinkRestore::default(),
     };
     let writer = sink.restore_writer(subtask32, parallelism32, &sink_restore).await?;
-    metrics.set_sink(writer.metrics());
+    if let Some(m) = writer.metrics() {
+        metrics.set_sink(m);
+    }
     let committer = writer.committer();
 
     // 3. The source: enumerator state and splits at their checkpointed positions.
     let mut enumerator = source.create_enumerator(subtask, parallelism).await?;
     let reader = SourceReader::with_options(source, subtask, watermarks, metrics.source().clone()).await?;
     let (base_in, base_out) = restored.as_ref().map_or((0, 0), |(_, c)| (c.records_in, c.records_out));
-    let mut run = Running {
+    let mut run: Running<I, O, S> = Running {
         reader,
         writer,
         committer,
@@ -937,11 +849,10 @@ where
             if !injected {
                 // Abort the open transaction (what Flink's writer does on close).
                 let Running { writer, reader, .. } = run;
-                if tokio::time::timeout(Duration::from_secs(10), writer.close())
-                    .await
-                    .is_err()
-                {
-                    warn!("closing the sink writer after a failure took over 10 s; abandoned");
+                match tokio::time::timeout(Duration::from_secs(10), writer.abort()).await {
+                    Err(_) => warn!("aborting the sink writer after a failure took over 10 s; abandoned"),
+                    Ok(Err(abort)) => warn!(error = %abort, "aborting the sink writer after a failure failed"),
+                    Ok(Ok(())) => {}
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(10), reader.close()).await;
             }
@@ -973,8 +884,8 @@ where
 }
 
 /// The read → process → write loop with its periodic checkpoints, discovery and watermarks.
-async fn drive<I, O>(
-    run: &mut Running<I, O>,
+async fn drive<I, O, S: TwoPhaseCommitSink<O>>(
+    run: &mut Running<I, O, S>,
     chain: &mut Chain<I, O>,
     stop: &mut (impl Future<Output = ()> + Send + Unpin),
     checkpoint_interval: Duration,
@@ -1044,7 +955,7 @@ async fn drive<I, O>(
             apply()?;
             let write = async {
                 for (o, ts) in outputs.drain(..) {
-                    run.writer.write_with_timestamp(&o, Some(ts)).await?;
+                    run.writer.write(&o, Some(ts)).await?;
                     run.records_out += 1;
                     run.metrics.records_out(1);
                 }

@@ -82,6 +82,7 @@ pub mod recovery;
 #[cfg(feature = "schemas")]
 mod schema_formats;
 mod serializer;
+pub mod two_phase;
 mod writer;
 
 use std::collections::HashSet;
@@ -103,6 +104,7 @@ pub use serializer::{
     KafkaRecordSerializationSchemaBuilder, KafkaRecordSerializer, KafkaSinkContext, SerializationSchema,
     SinkPartitioner, StringSerializer,
 };
+pub use two_phase::{SinkCommitter, SinkWriter, TwoPhaseCommitSink};
 pub use writer::KafkaSinkWriter;
 
 use crate::error::{ConnectorError, Result};

@@ -94,23 +94,35 @@ pub struct KafkaWriterState {
 }
 
 /// What a writer is restored from: the sink's part of the checkpoint the pipeline restores.
-/// `Default` is a fresh start (no checkpoint).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SinkRestore {
+/// `Default` is a fresh start (no checkpoint). Generic over the committable and the writer
+/// state, so any [`TwoPhaseCommitSink`](super::TwoPhaseCommitSink) restores from one; the
+/// defaults are the Kafka sink's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkRestore<C = KafkaCommittable, W = KafkaWriterState> {
     /// The checkpoint restored from; `None` for a fresh start.
     pub checkpoint_id: Option<u64>,
     /// Committables of that checkpoint (and older ones) not known to be committed: they are
     /// committed before anything else.
-    pub committables: Vec<KafkaCommittable>,
+    pub committables: Vec<C>,
     /// Writer states of that checkpoint this subtask takes over: its own, plus those of
     /// removed subtasks after a downscale (see the module docs on rescaling).
-    pub writer_states: Vec<KafkaWriterState>,
+    pub writer_states: Vec<W>,
 }
 
-impl SinkRestore {
+impl<C, W> Default for SinkRestore<C, W> {
+    fn default() -> Self {
+        SinkRestore {
+            checkpoint_id: None,
+            committables: Vec::new(),
+            writer_states: Vec::new(),
+        }
+    }
+}
+
+impl<C, W> SinkRestore<C, W> {
     /// Restore from checkpoint `checkpoint_id` with its pending committables and this
     /// subtask's writer state(s).
-    pub fn new(checkpoint_id: u64, committables: Vec<KafkaCommittable>, writer_states: Vec<KafkaWriterState>) -> Self {
+    pub fn new(checkpoint_id: u64, committables: Vec<C>, writer_states: Vec<W>) -> Self {
         SinkRestore {
             checkpoint_id: Some(checkpoint_id),
             committables,
