@@ -1,6 +1,7 @@
-//! A pipeline: Kafka source → user functions → sink, checkpointed (Flink's job of one
-//! `KafkaSource`, a chain of `map` / `filter` / `flatMap` / `process`, and one sink, run by
-//! one subtask). The sink is any [`TwoPhaseCommitSink`]: a [`KafkaSink`], the exactly-once
+//! A pipeline: source → user functions → sink, checkpointed (Flink's job of one source, a
+//! chain of `map` / `filter` / `flatMap` / `process`, and one sink, run by one subtask). The
+//! source is any [`Source`]: a [`KafkaSource`] or one of the user's; the sink is any
+//! [`TwoPhaseCommitSink`]: a [`KafkaSink`], the exactly-once
 //! [`FileSink`](crate::file_sink::FileSink), or one of the user's.
 //!
 //! ```no_run
@@ -111,7 +112,7 @@ use crate::sink::{
     KafkaCommittable, KafkaSink, KafkaWriterState, SinkCommitter, SinkRestore, SinkWriter, TwoPhaseCommitSink,
 };
 use crate::source::{
-    Boundedness, EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceElement, SourceReader, SplitEnumerator,
+    EnumeratorState, KafkaPartitionSplit, KafkaSource, Source, SourceElement, SourceEnumerator, SplitReader,
     WatermarkEvent, WatermarkStrategy,
 };
 use crate::{ConnectorError, Result};
@@ -130,13 +131,15 @@ pub(crate) const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
 pub const CHECKPOINT_FORMAT: u32 = 1;
 
 /// What one checkpoint of a pipeline stores (as JSON, through the [`CheckpointStore`]).
-/// Generic over the sink's committable and writer state; the defaults are the Kafka sink's.
+/// Generic over the sink's committable and writer state and the source's split and enumerator
+/// state; the defaults are the Kafka sink's and source's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(
-    serialize = "C: Serialize, W: Serialize",
-    deserialize = "C: Deserialize<'de>, W: Deserialize<'de>"
+    serialize = "C: Serialize, W: Serialize, Sp: Serialize, E: Serialize",
+    deserialize = "C: Deserialize<'de>, W: Deserialize<'de>, Sp: Deserialize<'de>, E: Deserialize<'de>"
 ))]
-pub struct PipelineCheckpoint<C = KafkaCommittable, W = KafkaWriterState> {
+pub struct PipelineCheckpoint<C = KafkaCommittable, W = KafkaWriterState, Sp = KafkaPartitionSplit, E = EnumeratorState>
+{
     /// [`CHECKPOINT_FORMAT`].
     pub format: u32,
     /// Checkpoint id (increasing across restarts).
@@ -146,9 +149,9 @@ pub struct PipelineCheckpoint<C = KafkaCommittable, W = KafkaWriterState> {
     /// Parallelism then.
     pub parallelism: usize,
     /// The source reader's unfinished splits at their positions.
-    pub source_splits: Vec<KafkaPartitionSplit>,
+    pub source_splits: Vec<Sp>,
     /// The enumerator's state (partitions handed out, initial discovery done).
-    pub enumerator: EnumeratorState,
+    pub enumerator: E,
     /// Sink transactions pre-committed at this checkpoint, committed once it is stored.
     pub committables: Vec<C>,
     /// The sink writer's state.
@@ -159,9 +162,13 @@ pub struct PipelineCheckpoint<C = KafkaCommittable, W = KafkaWriterState> {
     pub records_out: u64,
 }
 
-/// The checkpoint of a pipeline writing `O` to sink `S`.
-type CheckpointOf<O, S> =
-    PipelineCheckpoint<<S as TwoPhaseCommitSink<O>>::Committable, <S as TwoPhaseCommitSink<O>>::WriterState>;
+/// The checkpoint of a pipeline reading `I` from source `R` and writing `O` to sink `S`.
+type CheckpointOf<I, O, S, R> = PipelineCheckpoint<
+    <S as TwoPhaseCommitSink<O>>::Committable,
+    <S as TwoPhaseCommitSink<O>>::WriterState,
+    <R as Source<I>>::Split,
+    <R as Source<I>>::EnumeratorState,
+>;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,8 +245,8 @@ pub struct PipelineSummary {
 /// ```
 ///
 /// `connector/examples/exactly_once_pipeline.rs` is a complete program.
-pub struct Pipeline<I, C, O, S = KafkaSink<O>> {
-    source: KafkaSource<I>,
+pub struct Pipeline<I, C, O, S = KafkaSink<O>, R = KafkaSource<I>> {
+    source: R,
     sink: S,
     chain: Chain<I, C>,
     watermarks: WatermarkStrategy<I>,
@@ -259,7 +266,7 @@ pub struct Pipeline<I, C, O, S = KafkaSink<O>> {
     _output: PhantomData<fn(O)>,
 }
 
-impl<I, C, O, S: fmt::Debug> fmt::Debug for Pipeline<I, C, O, S> {
+impl<I, C, O, S: fmt::Debug, R: fmt::Debug> fmt::Debug for Pipeline<I, C, O, S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Pipeline");
         d.field("source", &self.source)
@@ -276,7 +283,7 @@ impl<I, C, O, S: fmt::Debug> fmt::Debug for Pipeline<I, C, O, S> {
     }
 }
 
-impl<I: 'static, O, S: TwoPhaseCommitSink<O>> Pipeline<I, I, O, S> {
+impl<I: 'static, O, S: TwoPhaseCommitSink<O>, R: Source<I>> Pipeline<I, I, O, S, R> {
     /// A pipeline from `source` to `sink` (any [`TwoPhaseCommitSink`]: a [`KafkaSink`], a
     /// [`FileSink`](crate::file_sink::FileSink), ...) with no user function yet (add them with
     /// [`Self::map`], [`Self::filter`], [`Self::flat_map`], [`Self::process`] and their `try_`
@@ -284,7 +291,7 @@ impl<I: 'static, O, S: TwoPhaseCommitSink<O>> Pipeline<I, I, O, S> {
     /// [`MemoryCheckpointStore`], like Flink's default in-memory checkpoint storage: it does
     /// not survive the process, so a restarted process starts over from the starting offsets
     /// (duplicating output). Set a [`crate::checkpoint::FileCheckpointStore`] for recovery.
-    pub fn new(source: KafkaSource<I>, sink: S) -> Self {
+    pub fn new(source: R, sink: S) -> Self {
         Pipeline {
             source,
             sink,
@@ -313,8 +320,8 @@ impl<I: 'static, O, S: TwoPhaseCommitSink<O>> Pipeline<I, I, O, S> {
     }
 }
 
-impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
-    fn with_chain<D>(self, build: impl FnOnce(Chain<I, C>) -> Chain<I, D>) -> Pipeline<I, D, O, S> {
+impl<I: 'static, C: 'static, O, S, R> Pipeline<I, C, O, S, R> {
+    fn with_chain<D>(self, build: impl FnOnce(Chain<I, C>) -> Chain<I, D>) -> Pipeline<I, D, O, S, R> {
         Pipeline {
             source: self.source,
             sink: self.sink,
@@ -407,11 +414,11 @@ impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
 }
 
 /// A run in progress: everything [`Pipeline::run_until`] drives.
-struct Running<I, O, S: TwoPhaseCommitSink<O>> {
-    reader: SourceReader<I>,
+struct Running<I, O, S: TwoPhaseCommitSink<O>, R: Source<I>> {
+    reader: R::Reader,
     writer: S::Writer,
     committer: S::Committer,
-    enumerator: SplitEnumerator,
+    enumerator: R::Enumerator,
     store: Arc<dyn CheckpointStore>,
     metrics: PipelineMetrics,
     #[cfg(feature = "crash-injection")]
@@ -433,7 +440,7 @@ struct Running<I, O, S: TwoPhaseCommitSink<O>> {
     base_out: u64,
 }
 
-impl<I, O, S: TwoPhaseCommitSink<O>> Running<I, O, S> {
+impl<I, O, S: TwoPhaseCommitSink<O>, R: Source<I>> Running<I, O, S, R> {
     /// The crash point, if `stage` at checkpoint `id` is where it fires.
     #[cfg(feature = "crash-injection")]
     fn crash_due(&self, stage: CrashStage, id: u64) -> Option<(CrashAt, CrashAction)> {
@@ -463,7 +470,7 @@ impl<I, O, S: TwoPhaseCommitSink<O>> Running<I, O, S> {
         let committables = self.writer.pre_commit(id).await?;
         #[cfg(feature = "crash-injection")]
         self.crash_check(CrashStage::AfterPreCommit, id)?;
-        let record: CheckpointOf<O, S> = PipelineCheckpoint {
+        let record: CheckpointOf<I, O, S, R> = PipelineCheckpoint {
             format: CHECKPOINT_FORMAT,
             checkpoint_id: id,
             subtask: self.subtask,
@@ -516,14 +523,14 @@ impl<I, O, S: TwoPhaseCommitSink<O>> Running<I, O, S> {
     async fn discover(&mut self) {
         match self.enumerator.discover().await {
             Ok(d) => {
-                for tp in &d.removed_partitions {
-                    warn!(partition = %tp, "partition disappeared; its split is kept (as Flink does)");
+                for split in &d.removed {
+                    warn!(split = %split, "split disappeared; it is kept (as Flink does)");
                 }
                 if !d.new_splits.is_empty() {
                     if let Err(e) = self.reader.add_splits(d.new_splits).await {
                         warn!(error = %e, "adding discovered splits failed");
                     }
-                } else if self.ends_at_stops && self.reader.active_splits().is_empty() {
+                } else if self.ends_at_stops && self.reader.active_splits() == 0 {
                     // `unbounded(stopping)` with discovery on: every split reached its stop and
                     // this discovery found no new partition, so the source exits.
                     info!(subtask = self.subtask, "every partition reached its stopping offset");
@@ -537,11 +544,12 @@ impl<I, O, S: TwoPhaseCommitSink<O>> Running<I, O, S> {
     }
 }
 
-impl<I, O, S> Pipeline<I, O, O, S>
+impl<I, O, S, R> Pipeline<I, O, O, S, R>
 where
     I: Send + 'static,
     O: Send + 'static,
     S: TwoPhaseCommitSink<O>,
+    R: Source<I>,
 {
     /// Runs until the end of a bounded input (forever for an unbounded one); see the module
     /// docs. Fails on the first error (source, user function, sink, checkpoint store), after
@@ -576,6 +584,11 @@ where
                 return Err(ConnectorError::Config(
                     "elastic mode commits outputs with consumed offsets in Kafka transactions: it needs a KafkaSink"
                         .into(),
+                ));
+            };
+            let Some(source) = source.as_kafka_source() else {
+                return Err(ConnectorError::Config(
+                    "elastic mode reads as a member of a Kafka consumer group: it needs a KafkaSource".into(),
                 ));
             };
             if checkpointed_settings {
@@ -681,8 +694,8 @@ where
 
 /// Everything one attempt of a run needs ([`Pipeline::run_until`] runs attempts until one
 /// ends well or the restart strategy allows no more).
-struct Attempt<'p, I, O, S> {
-    source: &'p KafkaSource<I>,
+struct Attempt<'p, I, O, S, R> {
+    source: &'p R,
     sink: &'p S,
     chain: &'p mut Chain<I, O>,
     watermarks: WatermarkStrategy<I>,
@@ -716,11 +729,12 @@ fn after_restarts(e: ConnectorError, restarts: u32) -> ConnectorError {
 
 /// One attempt: restore from the newest checkpoint, run, and end with a final checkpoint
 /// (bounded input, or `stop`), or fail.
-async fn attempt<I, O, S, St>(a: Attempt<'_, I, O, S>, stop: &mut St) -> Result<PipelineSummary>
+async fn attempt<I, O, S, R, St>(a: Attempt<'_, I, O, S, R>, stop: &mut St) -> Result<PipelineSummary>
 where
     I: Send + 'static,
     O: Send + 'static,
     S: TwoPhaseCommitSink<O>,
+    R: Source<I>,
     St: Future<Output = ()> + Send + Unpin,
 {
     let started = Instant::now();
@@ -743,8 +757,8 @@ where
 
     // 1. The newest intact checkpoint.
     let load = store.clone();
-    let restored: Option<(u64, CheckpointOf<O, S>)> =
-        tokio::task::spawn_blocking(move || load.latest_json::<CheckpointOf<O, S>>())
+    let restored: Option<(u64, CheckpointOf<I, O, S, R>)> =
+        tokio::task::spawn_blocking(move || load.latest_json::<CheckpointOf<I, O, S, R>>())
             .await
             .map_err(|e| ConnectorError::Checkpoint(format!("the store task failed: {e}")))??;
     if let Some((id, c)) = &restored {
@@ -778,15 +792,17 @@ where
 
     // 3. The source: enumerator state and splits at their checkpointed positions.
     let mut enumerator = source.create_enumerator(subtask, parallelism).await?;
-    let reader = SourceReader::with_options(source, subtask, watermarks, metrics.source().clone()).await?;
+    let reader = source
+        .create_reader(subtask, watermarks, metrics.source().clone())
+        .await?;
     let (base_in, base_out) = restored.as_ref().map_or((0, 0), |(_, c)| (c.records_in, c.records_out));
-    let mut run: Running<I, O, S> = Running {
+    let mut run: Running<I, O, S, R> = Running {
         reader,
         writer,
         committer,
         enumerator: {
             if let Some((_, c)) = &restored {
-                enumerator = enumerator.with_state(c.enumerator.clone());
+                enumerator.restore_state(c.enumerator.clone());
             }
             enumerator
         },
@@ -802,14 +818,14 @@ where
         checkpoints: 0,
         records_in: 0,
         records_out: 0,
-        ends_at_stops: source.boundedness() == Boundedness::Bounded || source.stopping_offsets().is_some(),
+        ends_at_stops: source.ends_when_splits_finish(),
         base_in,
         base_out,
     };
     if let Some((_, c)) = restored {
         run.reader.add_splits(c.source_splits).await?;
     }
-    let initial = !run.enumerator.snapshot_state().initial_discovery_finished;
+    let initial = !run.enumerator.initial_discovery_done();
     if initial {
         let d = run.enumerator.discover().await?;
         run.reader.add_splits(d.new_splits).await?;
@@ -832,7 +848,7 @@ where
         subtask,
         parallelism,
         restored_from = ?restored_id,
-        splits = run.reader.active_splits().len(),
+        splits = run.reader.active_splits(),
         delivery_guarantee = %run.writer.delivery_guarantee(),
         "pipeline running"
     );
@@ -884,8 +900,8 @@ where
 }
 
 /// The read → process → write loop with its periodic checkpoints, discovery and watermarks.
-async fn drive<I, O, S: TwoPhaseCommitSink<O>>(
-    run: &mut Running<I, O, S>,
+async fn drive<I, O, S: TwoPhaseCommitSink<O>, R: Source<I>>(
+    run: &mut Running<I, O, S, R>,
     chain: &mut Chain<I, O>,
     stop: &mut (impl Future<Output = ()> + Send + Unpin),
     checkpoint_interval: Duration,

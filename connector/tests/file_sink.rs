@@ -420,3 +420,270 @@ async fn a_sink_that_fails_to_pre_commit_ends_the_run_and_loses_nothing() {
     assert_eq!(summary.restored_from, Some(2));
     assert_exactly_once(N, &store.lock().unwrap().lines);
 }
+
+// ---------------------------------------------------------------------------------------
+// Any source: a source of the test's own (no Kafka at all) into the file sink.
+
+mod vec_source {
+    use std::time::{Duration, Instant};
+
+    use serde::{Deserialize, Serialize};
+    use strom_connector::metrics::SourceReaderMetrics;
+    use strom_connector::source::{
+        Boundedness, Discovered, Source, SourceElement, SourceEnumerator, SplitReader, WatermarkCombiner,
+        WatermarkEvent, WatermarkStrategy,
+    };
+    use strom_connector::Result;
+
+    /// `splits` numbered sequences of `per_split` lines each: split `s` holds `v-<s>-<i>`,
+    /// event time `i`.
+    #[derive(Debug, Clone)]
+    pub(crate) struct VecSource {
+        pub(crate) splits: u32,
+        pub(crate) per_split: u64,
+    }
+
+    /// A split and the next line to read.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(crate) struct VecSplit {
+        id: u32,
+        next: u64,
+        end: u64,
+    }
+
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    pub(crate) struct Handed {
+        done: bool,
+    }
+
+    pub(crate) struct Enumerator {
+        source: VecSource,
+        subtask: usize,
+        parallelism: usize,
+        state: Handed,
+    }
+
+    pub(crate) struct Reader {
+        splits: Vec<VecSplit>,
+        no_more: bool,
+        combiner: WatermarkCombiner<String>,
+        last_wm: Option<i64>,
+    }
+
+    impl Source<String> for VecSource {
+        type Split = VecSplit;
+        type EnumeratorState = Handed;
+        type Enumerator = Enumerator;
+        type Reader = Reader;
+
+        fn boundedness(&self) -> Boundedness {
+            Boundedness::Bounded
+        }
+
+        async fn create_enumerator(&self, subtask: usize, parallelism: usize) -> Result<Enumerator> {
+            Ok(Enumerator {
+                source: self.clone(),
+                subtask,
+                parallelism,
+                state: Handed::default(),
+            })
+        }
+
+        async fn create_reader(
+            &self,
+            _subtask: usize,
+            watermarks: WatermarkStrategy<String>,
+            _metrics: SourceReaderMetrics,
+        ) -> Result<Reader> {
+            Ok(Reader {
+                splits: Vec::new(),
+                no_more: false,
+                combiner: watermarks.create_combiner(),
+                last_wm: None,
+            })
+        }
+    }
+
+    impl SourceEnumerator for Enumerator {
+        type Split = VecSplit;
+        type State = Handed;
+
+        async fn discover(&mut self) -> Result<Discovered<VecSplit>> {
+            let mut new_splits = Vec::new();
+            if !self.state.done {
+                for id in 0..self.source.splits {
+                    if id as usize % self.parallelism == self.subtask {
+                        new_splits.push(VecSplit {
+                            id,
+                            next: 0,
+                            end: self.source.per_split,
+                        });
+                    }
+                }
+                self.state.done = true;
+            }
+            Ok(Discovered {
+                new_splits,
+                removed: Vec::new(),
+            })
+        }
+
+        fn snapshot_state(&self) -> Handed {
+            self.state.clone()
+        }
+
+        fn restore_state(&mut self, state: Handed) {
+            self.state = state;
+        }
+
+        fn initial_discovery_done(&self) -> bool {
+            self.state.done
+        }
+
+        fn discovery_interval(&self) -> Option<Duration> {
+            None
+        }
+    }
+
+    impl SplitReader<String> for Reader {
+        type Split = VecSplit;
+
+        async fn add_splits(&mut self, splits: Vec<VecSplit>) -> Result<()> {
+            let now = Instant::now();
+            for s in splits {
+                self.combiner.add_split(format!("v-{}", s.id), now);
+                self.splits.push(s);
+            }
+            Ok(())
+        }
+
+        async fn poll(&mut self, timeout: Duration) -> Result<Vec<SourceElement<String>>> {
+            if self.splits.is_empty() {
+                tokio::time::sleep(timeout).await;
+                return Ok(Vec::new());
+            }
+            let now = Instant::now();
+            let mut out = Vec::new();
+            for s in &mut self.splits {
+                for _ in 0..20 {
+                    if s.next >= s.end {
+                        break;
+                    }
+                    let value = format!("v-{}-{}", s.id, s.next);
+                    let ts = i64::try_from(s.next).unwrap();
+                    self.combiner.on_event(&format!("v-{}", s.id), &value, ts, now);
+                    out.push(SourceElement::new(value, ts, "vec", i32::try_from(s.id).unwrap(), ts));
+                    s.next += 1;
+                }
+            }
+            for s in self.splits.iter().filter(|s| s.next >= s.end) {
+                self.combiner.remove_split(&format!("v-{}", s.id));
+            }
+            self.splits.retain(|s| s.next < s.end);
+            Ok(out)
+        }
+
+        fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Vec<VecSplit>> {
+            Ok(self.splits.clone())
+        }
+
+        fn notify_no_more_splits(&mut self) {
+            self.no_more = true;
+        }
+
+        fn is_finished(&self) -> bool {
+            self.no_more && self.splits.is_empty()
+        }
+
+        fn active_splits(&self) -> usize {
+            self.splits.len()
+        }
+
+        fn emit_watermark(&mut self, now: Instant) -> Option<WatermarkEvent> {
+            let ev = self.combiner.on_periodic_emit(now);
+            if let Some(WatermarkEvent::Watermark(w)) = ev {
+                self.last_wm = Some(w);
+            }
+            ev
+        }
+
+        fn current_watermark(&self) -> Option<i64> {
+            self.last_wm
+        }
+
+        async fn close(self) -> Result<()> {
+            Ok(())
+        }
+    }
+}
+
+/// A source and a sink that are not Kafka's, through the same pipeline: a source of the
+/// test's own (no broker involved) into the file sink, two subtasks, a crash at every
+/// checkpoint stage of each, then runs to the end: every line exactly once; the process
+/// function sees the custom source's split, position and event time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_source_into_the_file_sink_is_exactly_once_across_crashes() {
+    use strom_connector::process::{Collector, ProcessContext};
+    use vec_source::VecSource;
+    const SPLITS: u32 = 5;
+    const PER_SPLIT: u64 = 1500;
+    init_test_logging();
+    let dir = TestDir::new("custom-source");
+    let out = dir.0.join("out");
+    let build = |subtask: usize| {
+        let sink = FileSink::for_row_format(&out, |s: &String, buf: &mut Vec<u8>| {
+            buf.extend_from_slice(s.as_bytes());
+            buf.push(b'\n');
+        })
+        .part_suffix(".txt")
+        .max_part_size(2048)
+        .build()
+        .unwrap();
+        let source = VecSource {
+            splits: SPLITS,
+            per_split: PER_SPLIT,
+        };
+        let mut n = 0u64;
+        Pipeline::new(source, sink)
+            .process(
+                move |v: String, ctx: &ProcessContext<'_>, out: &mut Collector<'_, String>| {
+                    n += 1;
+                    if n.is_multiple_of(2) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    assert_eq!(v, format!("v-{}-{}", ctx.partition(), ctx.offset()));
+                    assert_eq!((ctx.topic(), ctx.timestamp()), ("vec", ctx.offset()));
+                    out.collect(v.to_uppercase());
+                },
+            )
+            .checkpoint_interval(Duration::from_millis(100))
+            .checkpoint_store(FileCheckpointStore::new(dir.0.join(format!("checkpoints-{subtask}"))).unwrap())
+            .subtask(subtask, 2)
+    };
+    for subtask in 0..2 {
+        for point in [
+            "before-precommit:+2",
+            "after-precommit:+2",
+            "after-store:+2",
+            "during-commit:+2",
+            "after-commit:+2",
+            "records:+300",
+        ] {
+            let at: CrashAt = point.parse().unwrap();
+            let e = build(subtask).crash_at(at, CrashAction::Fail).run().await.unwrap_err();
+            assert!(e.to_string().contains("crash injected"), "{point}: {e}");
+        }
+        let summary = build(subtask).run().await.unwrap();
+        assert_eq!(summary.end, PipelineEnd::EndOfInput);
+    }
+    let (lines, in_progress) = read_parts(&out);
+    assert!(in_progress.is_empty(), "left in progress: {in_progress:?}");
+    let mut expected: Vec<String> = (0..SPLITS)
+        .flat_map(|s| (0..PER_SPLIT).map(move |i| format!("V-{s}-{i}")))
+        .collect();
+    let mut got = lines;
+    expected.sort();
+    got.sort();
+    assert_eq!(got.len(), expected.len(), "lines");
+    assert!(got == expected, "not exactly once");
+}

@@ -18,9 +18,9 @@ pub(super) fn user_error(e: impl fmt::Display) -> ConnectorError {
     ConnectorError::User(e.to_string())
 }
 
-impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
+impl<I: 'static, C: 'static, O, S, R> Pipeline<I, C, O, S, R> {
     /// Each element becomes `f(element)` (Flink's `map`).
-    pub fn map<D: 'static>(self, mut f: impl FnMut(C) -> D + Send + 'static) -> Pipeline<I, D, O, S> {
+    pub fn map<D: 'static>(self, mut f: impl FnMut(C) -> D + Send + 'static) -> Pipeline<I, D, O, S, R> {
         self.with_chain(|mut prev| -> Chain<I, D> {
             Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| emit(f(c), ts)))
         })
@@ -31,14 +31,14 @@ impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
     pub fn try_map<D: 'static, E: fmt::Display>(
         self,
         mut f: impl FnMut(C) -> std::result::Result<D, E> + Send + 'static,
-    ) -> Pipeline<I, D, O, S> {
+    ) -> Pipeline<I, D, O, S, R> {
         self.with_chain(|mut prev| -> Chain<I, D> {
             Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| emit(f(c).map_err(user_error)?, ts)))
         })
     }
 
     /// Keeps the elements for which `f` is true (Flink's `filter`).
-    pub fn filter(self, mut f: impl FnMut(&C) -> bool + Send + 'static) -> Pipeline<I, C, O, S> {
+    pub fn filter(self, mut f: impl FnMut(&C) -> bool + Send + 'static) -> Pipeline<I, C, O, S, R> {
         self.with_chain(|mut prev| -> Chain<I, C> {
             Box::new(move |ctx, i, emit| prev(ctx, i, &mut |c, ts| if f(&c) { emit(c, ts) } else { Ok(()) }))
         })
@@ -48,7 +48,7 @@ impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
     pub fn try_filter<E: fmt::Display>(
         self,
         mut f: impl FnMut(&C) -> std::result::Result<bool, E> + Send + 'static,
-    ) -> Pipeline<I, C, O, S> {
+    ) -> Pipeline<I, C, O, S, R> {
         self.with_chain(|mut prev| -> Chain<I, C> {
             Box::new(move |ctx, i, emit| {
                 prev(ctx, i, &mut |c, ts| {
@@ -66,7 +66,7 @@ impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
     pub fn flat_map<D: 'static, It: IntoIterator<Item = D>>(
         self,
         mut f: impl FnMut(C) -> It + Send + 'static,
-    ) -> Pipeline<I, D, O, S> {
+    ) -> Pipeline<I, D, O, S, R> {
         self.with_chain(|mut prev| -> Chain<I, D> {
             Box::new(move |ctx, i, emit| {
                 prev(ctx, i, &mut |c, ts| {
@@ -83,7 +83,7 @@ impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
     pub fn try_flat_map<D: 'static, It: IntoIterator<Item = D>, E: fmt::Display>(
         self,
         mut f: impl FnMut(C) -> std::result::Result<It, E> + Send + 'static,
-    ) -> Pipeline<I, D, O, S> {
+    ) -> Pipeline<I, D, O, S, R> {
         self.with_chain(|mut prev| -> Chain<I, D> {
             Box::new(move |ctx, i, emit| {
                 prev(ctx, i, &mut |c, ts| {
@@ -104,7 +104,7 @@ impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
     pub fn process<D: 'static>(
         self,
         mut f: impl FnMut(C, &ProcessContext<'_>, &mut Collector<'_, D>) + Send + 'static,
-    ) -> Pipeline<I, D, O, S> {
+    ) -> Pipeline<I, D, O, S, R> {
         self.try_process(move |c, ctx, out| {
             f(c, ctx, out);
             Ok::<(), std::convert::Infallible>(())
@@ -116,7 +116,7 @@ impl<I: 'static, C: 'static, O, S> Pipeline<I, C, O, S> {
     pub fn try_process<D: 'static, E: fmt::Display>(
         self,
         mut f: impl FnMut(C, &ProcessContext<'_>, &mut Collector<'_, D>) -> std::result::Result<(), E> + Send + 'static,
-    ) -> Pipeline<I, D, O, S> {
+    ) -> Pipeline<I, D, O, S, R> {
         self.with_chain(|mut prev| -> Chain<I, D> {
             Box::new(move |ctx, i, emit| {
                 prev(ctx, i, &mut |c, ts| {

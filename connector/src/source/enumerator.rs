@@ -189,6 +189,11 @@ impl SplitEnumerator {
         self
     }
 
+    /// [`Self::with_state`] in place.
+    pub fn set_state(&mut self, state: EnumeratorState) {
+        self.state = state;
+    }
+
     /// The state to checkpoint.
     pub fn snapshot_state(&self) -> EnumeratorState {
         self.state.clone()

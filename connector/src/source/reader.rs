@@ -68,6 +68,27 @@ pub struct SourceElement<T> {
     pub trace_context: Option<opentelemetry::trace::SpanContext>,
 }
 
+impl<T> SourceElement<T> {
+    /// An element of a source of the user's (see [`super::Source`]): `value` with event time
+    /// `timestamp`, read from split `stream` (Kafka: the topic) `partition` at `offset`;
+    /// no key, no headers, the record timestamp equal to the event time.
+    pub fn new(value: T, timestamp: i64, stream: impl Into<Arc<str>>, partition: i32, offset: i64) -> Self {
+        SourceElement {
+            value,
+            timestamp,
+            topic: stream.into(),
+            partition,
+            offset,
+            key: None,
+            headers: Headers::default(),
+            record_timestamp: timestamp,
+            timestamp_type: TimestampType::CreateTime,
+            #[cfg(feature = "opentelemetry")]
+            trace_context: None,
+        }
+    }
+}
+
 /// A split being read.
 struct ActiveSplit {
     state: KafkaPartitionSplitState,
