@@ -27,7 +27,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -430,6 +430,104 @@ impl CheckpointStore for MemoryCheckpointStore {
 
     fn ids(&self) -> Result<Vec<u64>> {
         Ok(self.map().keys().copied().collect())
+    }
+}
+
+/// One place for the checkpoints of every subtask of a pipeline: a [`CheckpointStore`] per
+/// subtask, and the subtasks that have checkpoints there. A pipeline given a location
+/// ([`crate::Pipeline::checkpoint_location`]) can be restarted with another parallelism: each
+/// new subtask reads the newest checkpoint of every old one and takes the splits it owns
+/// (see the pipeline's module docs, "Rescaling").
+pub trait CheckpointLocation: Send + Sync + fmt::Debug {
+    /// The store of subtask `subtask`'s checkpoints (created if needed).
+    fn subtask_store(&self, subtask: usize) -> Result<Arc<dyn CheckpointStore>>;
+
+    /// The subtasks that have a store here, ascending.
+    fn subtasks(&self) -> Result<Vec<usize>>;
+}
+
+const SUBTASK_DIR_PREFIX: &str = "subtask-";
+
+/// A directory holding one [`FileCheckpointStore`] per subtask, in `subtask-<i>/`: for one
+/// machine, or processes sharing a filesystem.
+#[derive(Debug)]
+pub struct FileCheckpointLocation {
+    dir: PathBuf,
+    retained: usize,
+}
+
+impl FileCheckpointLocation {
+    /// A location in `dir` (created if missing); each subtask keeps [`DEFAULT_RETAINED`]
+    /// checkpoints.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| ConnectorError::io(&dir, e))?;
+        Ok(FileCheckpointLocation {
+            dir,
+            retained: DEFAULT_RETAINED,
+        })
+    }
+
+    /// Each subtask keeps its newest `n` checkpoints (at least 1).
+    pub fn with_retained(mut self, n: usize) -> Self {
+        self.retained = n.max(1);
+        self
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl CheckpointLocation for FileCheckpointLocation {
+    fn subtask_store(&self, subtask: usize) -> Result<Arc<dyn CheckpointStore>> {
+        let store = FileCheckpointStore::new(self.dir.join(format!("{SUBTASK_DIR_PREFIX}{subtask}")))?
+            .with_retained(self.retained);
+        Ok(Arc::new(store))
+    }
+
+    fn subtasks(&self) -> Result<Vec<usize>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| ConnectorError::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| ConnectorError::io(&self.dir, e))?;
+            let name = entry.file_name();
+            let index = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(SUBTASK_DIR_PREFIX))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(i) = index {
+                out.push(i);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+/// [`MemoryCheckpointStore`]s per subtask, for tests and for pipelines of one process.
+#[derive(Debug, Default)]
+pub struct MemoryCheckpointLocation {
+    stores: Mutex<std::collections::BTreeMap<usize, Arc<MemoryCheckpointStore>>>,
+}
+
+impl MemoryCheckpointLocation {
+    /// An empty location.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl CheckpointLocation for MemoryCheckpointLocation {
+    fn subtask_store(&self, subtask: usize) -> Result<Arc<dyn CheckpointStore>> {
+        let mut stores = self.stores.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let store = stores.entry(subtask).or_default().clone();
+        Ok(store)
+    }
+
+    fn subtasks(&self) -> Result<Vec<usize>> {
+        let stores = self.stores.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(stores.keys().copied().collect())
     }
 }
 
