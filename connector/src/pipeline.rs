@@ -70,12 +70,32 @@
 //!
 //! # Scale-out
 //!
-//! Run N processes with `.subtask(i, N)`, each with its own checkpoint store: each reads
-//! the partitions Flink's owner formula gives it ([`crate::source::split_owner`]); the sink's
-//! transactional ids carry the subtask index, so the processes never fence each other.
-//! Restoring a checkpoint under a different subtask index or parallelism is refused.
+//! Run N processes with `.subtask(i, N)`: each reads the partitions Flink's owner formula
+//! gives it ([`crate::source::split_owner`]); the sink's transactional ids carry the subtask
+//! index, so the processes never fence each other. Each has its own checkpoint store, or all
+//! share one checkpoint location ([`Pipeline::checkpoint_location`]), which allows rescaling.
 //! For processes that join and leave at will, with no checkpoint store, see elastic mode
 //! ([`Pipeline::elastic`], [`crate::elastic`]).
+//!
+//! # Rescaling
+//!
+//! With a checkpoint location shared by every subtask (one directory, or a Kafka topic),
+//! stop all processes and start them again with another parallelism. Each new subtask
+//! reads the newest checkpoint of every subtask in the location, and when one of another
+//! parallelism is newer than its own, takes over ([`Source::redistribute`]):
+//!
+//! * the splits it owns under the new parallelism (Flink's owner formula), each from the
+//!   newest checkpoint that holds it, at its position (a partition finished there stays
+//!   finished), with the union of the enumerator states;
+//! * the sink state of every old subtask `j` with `j mod parallelism == subtask`: their
+//!   pending committables are committed and the transactions they may have left open are
+//!   aborted (Flink's behaviour on rescale);
+//! * checkpoint ids above every one found.
+//!
+//! Before it reads anything, it stores that state as a checkpoint of its own, so a crash of
+//! the new generation at any instant restores the same. Old subtasks may be killed at any
+//! instant before; the new generation loses and duplicates nothing. Without a location
+//! (a store per subtask), restoring under another subtask index or parallelism is refused.
 //!
 //! # Crash injection (tests only: the `crash-injection` feature)
 //!
@@ -100,7 +120,7 @@ use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::checkpoint::{CheckpointStore, CheckpointStoreExt, MemoryCheckpointStore};
+use crate::checkpoint::{CheckpointLocation, CheckpointStore, MemoryCheckpointStore};
 #[cfg(feature = "crash-injection")]
 use crate::crash::{crash, crash_from_env};
 #[cfg(feature = "crash-injection")]
@@ -108,16 +128,16 @@ pub use crate::crash::{CrashAction, CrashAt, CrashStage, CRASH_AT_ENV};
 use crate::metrics::PipelineMetrics;
 use crate::process::ProcessContext;
 use crate::restart::{is_recoverable, RestartStrategy, RestartTracker};
-use crate::sink::{
-    KafkaCommittable, KafkaSink, KafkaWriterState, SinkCommitter, SinkRestore, SinkWriter, TwoPhaseCommitSink,
-};
+use crate::sink::{KafkaCommittable, KafkaSink, KafkaWriterState, SinkCommitter, SinkWriter, TwoPhaseCommitSink};
 use crate::source::{
     EnumeratorState, KafkaPartitionSplit, KafkaSource, Source, SourceElement, SourceEnumerator, SplitReader,
     WatermarkEvent, WatermarkStrategy,
 };
 use crate::{ConnectorError, Result};
 
+mod facade;
 mod functions;
+mod restore;
 pub(crate) use functions::Chain;
 
 /// Flink's default checkpoint interval is "off"; a pipeline always checkpoints, by default
@@ -252,6 +272,7 @@ pub struct Pipeline<I, C, O, S = KafkaSink<O>, R = KafkaSource<I>> {
     watermarks: WatermarkStrategy<I>,
     checkpoint_interval: Duration,
     store: Arc<dyn CheckpointStore>,
+    location: Option<Arc<dyn CheckpointLocation>>,
     subtask: usize,
     parallelism: usize,
     metrics: PipelineMetrics,
@@ -273,6 +294,7 @@ impl<I, C, O, S: fmt::Debug, R: fmt::Debug> fmt::Debug for Pipeline<I, C, O, S, 
             .field("sink", &self.sink)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("store", &self.store)
+            .field("location", &self.location)
             .field("subtask", &self.subtask)
             .field("parallelism", &self.parallelism)
             .field("elastic", &self.elastic)
@@ -299,6 +321,7 @@ impl<I: 'static, O, S: TwoPhaseCommitSink<O>, R: Source<I>> Pipeline<I, I, O, S,
             watermarks: WatermarkStrategy::no_watermarks(),
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             store: Arc::new(MemoryCheckpointStore::new()),
+            location: None,
             subtask: 0,
             parallelism: 1,
             metrics: PipelineMetrics::default(),
@@ -329,6 +352,7 @@ impl<I: 'static, C: 'static, O, S, R> Pipeline<I, C, O, S, R> {
             watermarks: self.watermarks,
             checkpoint_interval: self.checkpoint_interval,
             store: self.store,
+            location: self.location,
             subtask: self.subtask,
             parallelism: self.parallelism,
             metrics: self.metrics,
@@ -359,6 +383,25 @@ impl<I: 'static, C: 'static, O, S, R> Pipeline<I, C, O, S, R> {
     /// reuse a memory store across runs in one process).
     pub fn checkpoint_store_shared(mut self, store: Arc<dyn CheckpointStore>) -> Self {
         self.store = store;
+        self.checkpointed_settings = true;
+        self
+    }
+
+    /// Where every subtask of this pipeline keeps its checkpoints (overrides
+    /// [`Self::checkpoint_store`]): a [`crate::checkpoint::FileCheckpointLocation`] (one
+    /// directory, for one machine or a shared filesystem), a
+    /// [`crate::checkpoint::MemoryCheckpointLocation`], or a store in Kafka itself. With a
+    /// location the pipeline can be restarted with another parallelism: see the module docs,
+    /// "Rescaling".
+    pub fn checkpoint_location(mut self, location: impl CheckpointLocation + 'static) -> Self {
+        self.location = Some(Arc::new(location));
+        self.checkpointed_settings = true;
+        self
+    }
+
+    /// [`Self::checkpoint_location`] shared with the caller.
+    pub fn checkpoint_location_shared(mut self, location: Arc<dyn CheckpointLocation>) -> Self {
+        self.location = Some(location);
         self.checkpointed_settings = true;
         self
     }
@@ -568,6 +611,7 @@ where
             watermarks,
             checkpoint_interval,
             store,
+            location,
             subtask,
             parallelism,
             metrics,
@@ -649,6 +693,7 @@ where
                     watermarks: watermarks.clone(),
                     checkpoint_interval,
                     store: store.clone(),
+                    location: location.clone(),
                     subtask,
                     parallelism,
                     subtask32,
@@ -701,6 +746,7 @@ struct Attempt<'p, I, O, S, R> {
     watermarks: WatermarkStrategy<I>,
     checkpoint_interval: Duration,
     store: Arc<dyn CheckpointStore>,
+    location: Option<Arc<dyn CheckpointLocation>>,
     subtask: usize,
     parallelism: usize,
     subtask32: u32,
@@ -745,6 +791,7 @@ where
         watermarks,
         checkpoint_interval,
         store,
+        location,
         subtask,
         parallelism,
         subtask32,
@@ -755,35 +802,24 @@ where
         poll_timeout,
     } = a;
 
-    // 1. The newest intact checkpoint.
-    let load = store.clone();
-    let restored: Option<(u64, CheckpointOf<I, O, S, R>)> =
-        tokio::task::spawn_blocking(move || load.latest_json::<CheckpointOf<I, O, S, R>>())
-            .await
-            .map_err(|e| ConnectorError::Checkpoint(format!("the store task failed: {e}")))??;
-    if let Some((id, c)) = &restored {
-        if c.format != CHECKPOINT_FORMAT || c.checkpoint_id != *id {
-            return Err(ConnectorError::Checkpoint(format!(
-                "checkpoint {id} has format {} and id {}; this build writes format {CHECKPOINT_FORMAT}",
-                c.format, c.checkpoint_id
-            )));
-        }
-        if c.subtask != subtask || c.parallelism != parallelism {
-            return Err(ConnectorError::Config(format!(
-                "checkpoint {id} belongs to subtask {} of {}, this pipeline is subtask {subtask} of {parallelism}: \
-                 rescaling a pipeline from its checkpoints is not supported (use a new checkpoint store and \
-                 transactional id prefix)",
-                c.subtask, c.parallelism
-            )));
-        }
-    }
-    let restored_id = restored.as_ref().map(|(id, _)| *id);
+    // 1. The newest intact checkpoint, or, from a location under a new parallelism, the state
+    //    redistributed from every subtask's newest.
+    let store = match &location {
+        Some(l) => l.subtask_store(subtask)?,
+        None => store,
+    };
+    let (own, loc) = (store.clone(), location.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        restore::read::<S::Committable, S::WriterState, R::Split, R::EnumeratorState>(&own, loc.as_ref(), subtask)
+    })
+    .await
+    .map_err(|e| ConnectorError::Checkpoint(format!("the store task failed: {e}")))??;
+    let restored = restore::plan::<I, R, S::Committable, S::WriterState>(source, found, subtask, parallelism)?;
+    let restored_id = restored.as_ref().map(|r| r.checkpoint_id);
+    let rescaled = restored.as_ref().is_some_and(|r| r.rescaled);
 
     // 2. The sink first: pending transactions committed, lingering ones aborted.
-    let sink_restore = match &restored {
-        Some((id, c)) => SinkRestore::new(*id, c.committables.clone(), vec![c.writer_state.clone()]),
-        None => SinkRestore::default(),
-    };
+    let sink_restore = restored.as_ref().map(|r| r.sink.clone()).unwrap_or_default();
     let writer = sink.restore_writer(subtask32, parallelism32, &sink_restore).await?;
     if let Some(m) = writer.metrics() {
         metrics.set_sink(m);
@@ -795,14 +831,14 @@ where
     let reader = source
         .create_reader(subtask, watermarks, metrics.source().clone())
         .await?;
-    let (base_in, base_out) = restored.as_ref().map_or((0, 0), |(_, c)| (c.records_in, c.records_out));
+    let (base_in, base_out) = restored.as_ref().map_or((0, 0), |r| (r.records_in, r.records_out));
     let mut run: Running<I, O, S, R> = Running {
         reader,
         writer,
         committer,
         enumerator: {
-            if let Some((_, c)) = &restored {
-                enumerator.restore_state(c.enumerator.clone());
+            if let Some(r) = &restored {
+                enumerator.restore_state(r.enumerator.clone());
             }
             enumerator
         },
@@ -822,8 +858,8 @@ where
         base_in,
         base_out,
     };
-    if let Some((_, c)) = restored {
-        run.reader.add_splits(c.source_splits).await?;
+    if let Some(r) = restored {
+        run.reader.add_splits(r.splits).await?;
     }
     let initial = !run.enumerator.initial_discovery_done();
     if initial {
@@ -840,10 +876,17 @@ where
     if run.enumerator.no_more_splits() && run.ends_at_stops {
         run.reader.notify_no_more_splits();
     }
+    if rescaled {
+        // The redistributed state becomes this subtask's own before anything is read or
+        // written (see `restore::Restore::rescaled`).
+        let id = run.next_checkpoint_id;
+        run.checkpoint(id).await?;
+        run.next_checkpoint_id += 1;
+    }
     metrics.restored(restored_id);
     // The `metrics` facade sees the pipeline every second and once more when it ends
     // (also when this future is dropped midway).
-    let _publisher = FacadePublisher::start(metrics.clone());
+    let _publisher = facade::FacadePublisher::start(metrics.clone());
     info!(
         subtask,
         parallelism,
@@ -1016,47 +1059,6 @@ async fn drive<I, O, S: TwoPhaseCommitSink<O>, R: Source<I>>(
     }
     run.next_checkpoint_id += 1;
     Ok(end)
-}
-
-/// Publishes a pipeline's metrics to the `metrics` facade's recorder while it runs: every
-/// second from a task, and a last time when dropped. One lock orders the publishes, so a tick
-/// that was midway when the pipeline ended cannot overwrite the final values with older ones.
-struct FacadePublisher {
-    metrics: PipelineMetrics,
-    stopped: Arc<std::sync::Mutex<bool>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FacadePublisher {
-    const PERIOD: Duration = Duration::from_secs(1);
-
-    fn start(metrics: PipelineMetrics) -> Self {
-        metrics.snapshot().publish_to_facade();
-        let stopped = Arc::new(std::sync::Mutex::new(false));
-        let (watched, flag) = (metrics.clone(), stopped.clone());
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Self::PERIOD);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let stopped = flag.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if *stopped {
-                    return;
-                }
-                watched.snapshot().publish_to_facade();
-            }
-        });
-        Self { metrics, stopped, task }
-    }
-}
-
-impl Drop for FacadePublisher {
-    fn drop(&mut self) {
-        self.task.abort();
-        let mut stopped = self.stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *stopped = true;
-        self.metrics.snapshot().publish_to_facade();
-    }
 }
 
 #[cfg(test)]

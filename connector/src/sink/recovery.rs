@@ -50,8 +50,9 @@
 //! Subtask `s` of `p` owns the previous subtasks `s, s + p, s + 2p, …` below the previous
 //! parallelism (from the restored [`KafkaWriterState`]s), as Flink's PROBING does on
 //! downscaling. Each owned subtask is probed from its own state's checkpoint id + 1 when
-//! its state was handed over, else from the restored checkpoint id + 1, which is right only
-//! when checkpoint ids are shared by all subtasks (as in Flink). A subtask that has its own
+//! its state was handed over (even when that is below the restored checkpoint id: after a
+//! rescale from a checkpoint location, each subtask's ids are its own), else from the
+//! restored checkpoint id + 1. A subtask that has its own
 //! checkpoint store and was removed must have its state (and pending committables) handed
 //! to its new owner, or its transactions above the restored id could be aborted before they
 //! are committed.
@@ -163,16 +164,21 @@ pub(crate) fn owned_subtasks(subtask: u32, parallelism: u32, restore: &SinkResto
             None => break,
         }
     }
-    // A handed-over state says exactly where that subtask's unchecked ids begin.
+    // A handed-over state says exactly where that subtask's unchecked ids begin, also when
+    // it is older than the restored checkpoint (after a rescale, subtasks' checkpoint ids
+    // differ: one killed before checkpointing in the last generation left its ids above its
+    // own newest state, below the newest id of the others).
+    let mut handed: BTreeMap<u32, u64> = BTreeMap::new();
     for st in &restore.writer_states {
         if st.subtask % parallelism.max(1) == subtask % parallelism.max(1) {
             let start = st.checkpoint_id.saturating_add(1);
-            owned
+            handed
                 .entry(st.subtask)
                 .and_modify(|v| *v = (*v).max(start))
                 .or_insert(start);
         }
     }
+    owned.extend(handed);
     owned
 }
 
@@ -276,6 +282,13 @@ mod tests {
         assert_eq!(owned_subtasks(0, 2, &r), BTreeMap::from([(0, 11), (2, 11), (4, 13)]));
         let r = SinkRestore::new(10, vec![], vec![state(1, 5, 10)]);
         assert_eq!(owned_subtasks(1, 2, &r), BTreeMap::from([(1, 11), (3, 11)]));
+    }
+
+    #[test]
+    fn a_handed_over_state_older_than_the_restored_checkpoint_is_probed_from_its_own_id() {
+        // Rescaled 3 -> 1 from subtasks whose newest checkpoints are 8, 8 and 9.
+        let r = SinkRestore::new(9, vec![], vec![state(0, 3, 8), state(1, 3, 8), state(2, 3, 9)]);
+        assert_eq!(owned_subtasks(0, 1, &r), BTreeMap::from([(0, 9), (1, 9), (2, 10)]));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! a split deterministically from a position: that, with a two-phase-commit sink, is what
 //! makes the pipeline exactly-once.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -30,11 +31,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    Boundedness, EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceElement, SourceReader, SplitEnumerator,
-    WatermarkEvent, WatermarkStrategy,
+    split_owner, Boundedness, EnumeratorState, KafkaPartitionSplit, KafkaSource, SourceElement, SourceReader,
+    SplitEnumerator, TopicPartition, WatermarkEvent, WatermarkStrategy,
 };
 use crate::metrics::SourceReaderMetrics;
-use crate::Result;
+use crate::{ConnectorError, Result};
 
 /// What an enumerator's discovery found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,39 @@ pub trait Source<T>: fmt::Debug + Send + Sync + 'static {
     fn as_kafka_source(&self) -> Option<KafkaSource<T>> {
         None
     }
+
+    /// Rescaling: the splits (at their positions) and the enumerator state that subtask
+    /// `subtask` of `parallelism` takes over, given the newest checkpoint of every subtask
+    /// found ([`CheckpointedSource`]; possibly of several earlier parallelisms). A split must
+    /// be taken from the newest checkpoint that holds it: only that one has its position.
+    /// Default: refused (the source cannot be rescaled).
+    fn redistribute(
+        &self,
+        entries: &[CheckpointedSource<'_, Self::Split, Self::EnumeratorState>],
+        subtask: usize,
+        parallelism: usize,
+    ) -> Result<(Vec<Self::Split>, Self::EnumeratorState)> {
+        let _ = (entries, subtask);
+        Err(ConnectorError::Config(format!(
+            "this source cannot redistribute its checkpointed splits to parallelism {parallelism}; restart with \
+             the parallelism its checkpoints were taken with"
+        )))
+    }
+}
+
+/// One subtask's newest checkpoint, as [`Source::redistribute`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointedSource<'a, S, E> {
+    /// The checkpoint id (ids grow across restarts and parallelisms: a higher id is newer).
+    pub checkpoint_id: u64,
+    /// The subtask that took it.
+    pub subtask: usize,
+    /// Its parallelism then.
+    pub parallelism: usize,
+    /// Its unfinished splits at their positions.
+    pub splits: &'a [S],
+    /// Its enumerator state.
+    pub enumerator: &'a E,
 }
 
 /// Hands out the splits one subtask owns (Flink's `SplitEnumerator`).
@@ -191,6 +225,64 @@ impl<T: Send + Sync + 'static> Source<T> for KafkaSource<T> {
     fn as_kafka_source(&self) -> Option<KafkaSource<T>> {
         Some(self.clone())
     }
+
+    /// Each partition goes to its owner under the new parallelism (Flink's owner formula,
+    /// [`super::split_owner`]), from the newest checkpoint that lists it as assigned: with its
+    /// position when that checkpoint still reads it, as finished (assigned, not read again)
+    /// when it does not.
+    fn redistribute(
+        &self,
+        entries: &[CheckpointedSource<'_, KafkaPartitionSplit, EnumeratorState>],
+        subtask: usize,
+        parallelism: usize,
+    ) -> Result<(Vec<KafkaPartitionSplit>, EnumeratorState)> {
+        redistribute_kafka(entries, subtask, parallelism)
+    }
+}
+
+/// [`Source::redistribute`] for Kafka splits.
+pub(crate) fn redistribute_kafka(
+    entries: &[CheckpointedSource<'_, KafkaPartitionSplit, EnumeratorState>],
+    subtask: usize,
+    parallelism: usize,
+) -> Result<(Vec<KafkaPartitionSplit>, EnumeratorState)> {
+    if parallelism == 0 || subtask >= parallelism {
+        return Err(ConnectorError::Config(format!(
+            "subtask {subtask} of parallelism {parallelism}: need 0 <= subtask < parallelism"
+        )));
+    }
+    // The newest checkpoint that assigned each partition (its owner then).
+    let mut newest: BTreeMap<&TopicPartition, usize> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        for tp in &e.enumerator.assigned_partitions {
+            match newest.get(tp) {
+                Some(&j) if entries[j].checkpoint_id >= e.checkpoint_id => {}
+                _ => {
+                    newest.insert(tp, i);
+                }
+            }
+        }
+    }
+    let mut state = EnumeratorState {
+        assigned_partitions: Default::default(),
+        initial_discovery_finished: entries.iter().any(|e| e.enumerator.initial_discovery_finished),
+    };
+    let mut splits = Vec::new();
+    for (tp, i) in newest {
+        if split_owner(&tp.topic, tp.partition, parallelism) != subtask {
+            continue;
+        }
+        state.assigned_partitions.insert(tp.clone());
+        let e = &entries[i];
+        if let Some(split) = e
+            .splits
+            .iter()
+            .find(|s| s.topic == *tp.topic && s.partition == tp.partition)
+        {
+            splits.push(split.clone());
+        }
+    }
+    Ok((splits, state))
 }
 
 impl SourceEnumerator for SplitEnumerator {
@@ -267,5 +359,101 @@ impl<T: Send + Sync + 'static> SplitReader<T> for SourceReader<T> {
 
     fn close(self) -> impl Future<Output = Result<()>> + Send {
         SourceReader::close(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn state(ps: &[i32]) -> EnumeratorState {
+        EnumeratorState {
+            assigned_partitions: ps.iter().map(|p| tp(*p)).collect(),
+            initial_discovery_finished: true,
+        }
+    }
+
+    #[test]
+    fn redistribution_takes_each_partition_from_its_newest_checkpoint() {
+        // Generation A (2 subtasks) owned 0..6; generation B (3 subtasks) checkpointed only
+        // subtask 0 (partitions it owned under 3) before everything stopped.
+        let owner3: Vec<i32> = (0..6).filter(|p| split_owner("t", *p, 3) == 0).collect();
+        let a0 = [0, 2, 4];
+        let a1 = [1, 3, 5];
+        let a0_splits: Vec<KafkaPartitionSplit> =
+            a0.iter().map(|p| KafkaPartitionSplit::new("t", *p, 10, None)).collect();
+        // Partition 5 finished in generation A: assigned, no split.
+        let a1_splits: Vec<KafkaPartitionSplit> = [1, 3]
+            .iter()
+            .map(|p| KafkaPartitionSplit::new("t", *p, 20, None))
+            .collect();
+        let b0_splits: Vec<KafkaPartitionSplit> = owner3
+            .iter()
+            .map(|p| KafkaPartitionSplit::new("t", *p, 99, None))
+            .collect();
+        let (sa0, sa1, sb0) = (state(&a0), state(&a1), state(&owner3));
+        let entries = [
+            CheckpointedSource {
+                checkpoint_id: 4,
+                subtask: 0,
+                parallelism: 2,
+                splits: &a0_splits,
+                enumerator: &sa0,
+            },
+            CheckpointedSource {
+                checkpoint_id: 5,
+                subtask: 1,
+                parallelism: 2,
+                splits: &a1_splits,
+                enumerator: &sa1,
+            },
+            CheckpointedSource {
+                checkpoint_id: 9,
+                subtask: 0,
+                parallelism: 3,
+                splits: &b0_splits,
+                enumerator: &sb0,
+            },
+        ];
+        for parallelism in 1..=4 {
+            let mut seen = std::collections::BTreeSet::new();
+            for subtask in 0..parallelism {
+                let (splits, st) = redistribute_kafka(&entries, subtask, parallelism).unwrap();
+                assert!(st.initial_discovery_finished);
+                for t in &st.assigned_partitions {
+                    assert_eq!(split_owner("t", t.partition, parallelism), subtask);
+                    assert!(seen.insert(t.partition), "partition {} twice", t.partition);
+                }
+                for s in &splits {
+                    let expected = if owner3.contains(&s.partition) {
+                        99
+                    } else if s.partition % 2 == 0 {
+                        10
+                    } else {
+                        20
+                    };
+                    assert_eq!(
+                        s.starting_offset, expected,
+                        "partition {} from its newest checkpoint",
+                        s.partition
+                    );
+                }
+                assert!(
+                    splits.iter().all(|s| s.partition != 5) || owner3.contains(&5),
+                    "a finished partition is not read again"
+                );
+            }
+            assert_eq!(
+                seen,
+                (0..6).collect(),
+                "parallelism {parallelism}: every partition exactly once"
+            );
+        }
+        assert!(redistribute_kafka(&entries, 3, 3).is_err());
+        assert!(redistribute_kafka(&entries, 0, 0).is_err());
     }
 }

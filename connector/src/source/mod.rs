@@ -41,7 +41,7 @@ mod schema_formats;
 mod split;
 pub mod watermark;
 
-pub use api::{Discovered, Source, SourceEnumerator, SplitReader};
+pub use api::{CheckpointedSource, Discovered, Source, SourceEnumerator, SplitReader};
 pub use builder::{
     Boundedness, KafkaSource, KafkaSourceBuilder, CLIENT_ID_PREFIX, COMMIT_OFFSETS_ON_CHECKPOINT,
     LEGACY_AUTO_OFFSET_RESET, LEGACY_PARTITION_DISCOVERY, PARTITION_DISCOVERY_INTERVAL_MS, REGISTER_CONSUMER_METRICS,
