@@ -108,6 +108,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// headers. Checked against `max.message.bytes` and `max.request.size`.
 const RECORD_OVERHEAD: usize = 1024;
 
+/// The readers' `fetch.max.wait.ms` at most (see [`KafkaCheckpointConfig::client_configs`]).
+const READER_FETCH_MAX_WAIT: Duration = Duration::from_millis(10);
+
 /// The only partition written and read.
 const PARTITION: i32 = 0;
 
@@ -276,6 +279,10 @@ impl KafkaCheckpointConfig {
         consumer.enable_auto_commit = false;
         consumer.auto_offset_reset = OffsetReset::Earliest;
         consumer.isolation_level = IsolationLevel::ReadUncommitted;
+        // A read stops at the end offset it saw first, so a fetch never needs to wait for new
+        // records; one still in flight when a read ends would hold up the next read's requests
+        // on the connection for fetch.max.wait.ms (the broker answers in order).
+        consumer.fetch_max_wait = consumer.fetch_max_wait.min(READER_FETCH_MAX_WAIT);
         consumer.validate()?;
         Ok((producer, consumer))
     }
@@ -284,14 +291,16 @@ impl KafkaCheckpointConfig {
 // ---------------------------------------------------------------------------------------------
 // The shared connection and the blocking bridge.
 
-/// What the location and its stores share: one client, producer and the consumer settings.
+/// What the location and its stores share: the producer, and the readers' client and settings.
+/// Two clients: a Kafka broker answers one request per connection at a time, so a reader's
+/// fetch never delays a save's produce requests (or the reverse).
 struct Shared {
     topic: String,
     pipeline: String,
     chunk_size: usize,
     retained: usize,
     timeout: Duration,
-    client: Client,
+    reader: Client,
     producer: Producer,
     consumer_config: ConsumerConfig,
     handle: Handle,
@@ -351,7 +360,7 @@ impl Shared {
     ) -> Result<()> {
         let ctx = |e: strom_client::Error| self.err(what, e);
         let tp = TopicPartition::new(&self.topic, PARTITION);
-        let mut consumer = Consumer::with_client(self.client.clone(), self.consumer_config.clone()).map_err(ctx)?;
+        let mut consumer = Consumer::with_client(self.reader.clone(), self.consumer_config.clone()).map_err(ctx)?;
         consumer.assign([tp.clone()]).map_err(ctx)?;
         consumer.seek_to_beginning(std::slice::from_ref(&tp)).map_err(ctx)?;
         let end = consumer
@@ -481,14 +490,15 @@ impl KafkaCheckpointLocation {
         let (producer_config, consumer_config) = config.client_configs()?;
         let topic = config.topic.clone();
         let connecting = async {
-            let client = Client::connect(producer_config.client.clone())
+            let cannot_connect = |e| ConnectorError::Checkpoint(format!("topic {topic}: cannot connect: {e}"));
+            let reader = Client::connect(consumer_config.client.clone())
                 .await
-                .map_err(|e| ConnectorError::Checkpoint(format!("topic {topic}: cannot connect: {e}")))?;
-            ensure_topic(&Admin::new(client.clone()), &config).await?;
-            let producer = Producer::with_client(client.clone(), producer_config)?;
-            Ok::<_, ConnectorError>((client, producer))
+                .map_err(cannot_connect)?;
+            ensure_topic(&Admin::new(reader.clone()), &config).await?;
+            let producer = Producer::new(producer_config).await.map_err(cannot_connect)?;
+            Ok::<_, ConnectorError>((reader, producer))
         };
-        let (client, producer) = tokio::time::timeout(config.timeout, connecting).await.map_err(|_| {
+        let (reader, producer) = tokio::time::timeout(config.timeout, connecting).await.map_err(|_| {
             ConnectorError::Checkpoint(format!(
                 "topic {topic}: cannot connect and check the topic within {:?}",
                 config.timeout
@@ -501,7 +511,7 @@ impl KafkaCheckpointLocation {
                 chunk_size: config.chunk_size,
                 retained: config.retained,
                 timeout: config.timeout,
-                client,
+                reader,
                 producer,
                 consumer_config,
                 handle,
