@@ -356,3 +356,24 @@ async fn the_topic_is_compacted_and_a_deleting_topic_is_refused() {
         .await
         .unwrap();
 }
+
+/// A store's methods block; on the only thread of a current-thread runtime the Kafka work
+/// cannot run. The call ends with an error saying so, not a panic or a hang.
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_on_a_current_thread_runtimes_own_thread_fails_cleanly() {
+    init_test_logging();
+    let admin = admin().await;
+    let topic = unique_topic("ckpt-runtime");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1).config("cleanup.policy", "compact")])
+        .await
+        .unwrap();
+    let timeout = std::time::Duration::from_secs(1);
+    let store = KafkaCheckpointStore::connect(config(&topic, "rt").timeout(timeout), 0)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = store.ids().unwrap_err();
+    assert!(err.to_string().contains("spawn_blocking"), "{err}");
+    assert!(started.elapsed() < 4 * timeout, "{:?}", started.elapsed());
+}
