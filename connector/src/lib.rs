@@ -9,6 +9,7 @@
 //!   deserializers.
 //! - [`sink`]: `KafkaSink`, record serializers, delivery guarantees, committables, and the
 //!   [`sink::TwoPhaseCommitSink`] protocol any exactly-once sink implements.
+//! - [`kafka_checkpoint`]: checkpoints in a compacted Kafka topic, for subtasks on any machine.
 //! - [`file_sink`]: `FileSink`, an exactly-once sink to part files (Flink's `FileSink`).
 //! - [`pipeline`]: `Pipeline`, source → user functions → sink with periodic checkpoints,
 //!   restore after a crash, and a clean end for bounded input.
@@ -25,6 +26,7 @@ mod crash;
 pub mod elastic;
 pub mod error;
 pub mod file_sink;
+pub mod kafka_checkpoint;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;
