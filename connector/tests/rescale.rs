@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use strom_client::{
     TopicPartition,
 };
 use strom_connector::checkpoint::{CheckpointLocation, FileCheckpointLocation};
+use strom_connector::kafka_checkpoint::{KafkaCheckpointConfig, KafkaCheckpointLocation};
 use strom_connector::pipeline::Pipeline;
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
@@ -76,8 +77,16 @@ fn rescale_child() {
                 s.to_uppercase()
             })
             .checkpoint_interval(Duration::from_millis(150))
-            .checkpoint_location(FileCheckpointLocation::new(var("STROM_RESCALE_LOCATION")).unwrap())
             .subtask(subtask, parallelism);
+        let location = var("STROM_RESCALE_LOCATION");
+        let p = match location.strip_prefix("kafka:") {
+            Some(topic) => p.checkpoint_location(
+                KafkaCheckpointLocation::connect(KafkaCheckpointConfig::new(&bootstrap, topic, "rescale-test"))
+                    .await
+                    .unwrap(),
+            ),
+            None => p.checkpoint_location(FileCheckpointLocation::new(location).unwrap()),
+        };
         match p.run().await {
             Ok(s) => {
                 println!("done: {s:?}");
@@ -96,7 +105,8 @@ struct Setup {
     input: String,
     output: String,
     prefix: String,
-    location: PathBuf,
+    /// A directory, or `kafka:<topic>`.
+    location: String,
 }
 
 fn spawn(s: &Setup, subtask: usize, parallelism: usize, log: &Path) -> Child {
@@ -163,8 +173,44 @@ async fn read_committed(topic: &str) -> Vec<String> {
     out
 }
 
+/// The subtasks' checkpoints in one directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rescale_2_3_1_with_sigkills_is_exactly_once() {
+async fn rescale_2_3_1_with_sigkills_is_exactly_once_with_a_file_location() {
+    rescale_2_3_1(false).await;
+}
+
+/// The subtasks' checkpoints in a compacted Kafka topic: nothing but Kafka.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescale_2_3_1_with_sigkills_is_exactly_once_with_a_kafka_location() {
+    rescale_2_3_1(true).await;
+}
+
+async fn newest_checkpoint(location: &str, subtask: usize) -> Option<u64> {
+    let location = location.to_owned();
+    match location.strip_prefix("kafka:") {
+        Some(topic) => {
+            let l = KafkaCheckpointLocation::connect(KafkaCheckpointConfig::new(
+                &broker().bootstrap,
+                topic,
+                "rescale-test",
+            ))
+            .await
+            .unwrap();
+            tokio::task::spawn_blocking(move || l.subtask_store(subtask).unwrap().latest().unwrap().map(|c| c.id))
+                .await
+                .unwrap()
+        }
+        None => FileCheckpointLocation::new(location)
+            .unwrap()
+            .subtask_store(subtask)
+            .unwrap()
+            .latest()
+            .unwrap()
+            .map(|c| c.id),
+    }
+}
+
+async fn rescale_2_3_1(in_kafka: bool) {
     const N: usize = 16_000;
     init_test_logging();
     let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
@@ -184,7 +230,11 @@ async fn rescale_2_3_1_with_sigkills_is_exactly_once() {
         input,
         output: output.clone(),
         prefix: unique_topic("rescale"),
-        location: dir.join("checkpoints"),
+        location: if in_kafka {
+            format!("kafka:{}", unique_topic("rescale-checkpoints"))
+        } else {
+            dir.join("checkpoints").to_string_lossy().into_owned()
+        },
     };
     // Generations 2 and 3, every process killed after a while (each run is checkpointed
     // every 150 ms; the kills land mid-transaction).
@@ -199,9 +249,8 @@ async fn rescale_2_3_1_with_sigkills_is_exactly_once() {
         }
         // Every subtask of the generation checkpointed before its kill, or the test input
         // was too small to exercise rescaling.
-        let location = FileCheckpointLocation::new(&s.location).unwrap();
         for i in 0..parallelism {
-            let newest = location.subtask_store(i).unwrap().latest().unwrap();
+            let newest = newest_checkpoint(&s.location, i).await;
             assert!(
                 newest.is_some(),
                 "generation {generation}: subtask {i} never checkpointed"
