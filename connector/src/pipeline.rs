@@ -672,6 +672,12 @@ where
             Some(c) => Some(c),
             None => crash_from_env()?,
         };
+        if parallelism == 0 || subtask >= parallelism {
+            return Err(ConnectorError::Config(format!(
+                "subtask {subtask} of parallelism {parallelism}: the parallelism must be at least 1 and the subtask \
+                 index below it"
+            )));
+        }
         let subtask32 = u32::try_from(subtask).map_err(|_| ConnectorError::Config(format!("subtask {subtask}")))?;
         let parallelism32 =
             u32::try_from(parallelism).map_err(|_| ConnectorError::Config(format!("parallelism {parallelism}")))?;

@@ -524,3 +524,75 @@ async fn elastic_mode_refuses_what_it_cannot_honour() {
     refused(Pipeline::new(ok_source(), sink()).elastic("two words"), "member name").await;
     refused(Pipeline::new(ok_source(), sink()).elastic(""), "member name").await;
 }
+
+/// An elastic member paused in a transaction past `transaction.timeout.ms` (the broker
+/// aborts it): the member's run ends with a clear error, nothing of the aborted transaction
+/// is visible, and the same member started again finishes the input exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elastic_member_whose_transaction_times_out_ends_with_a_clear_error_and_loses_nothing() {
+    init_test_logging();
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    let (input, output) = topics(&admin, "txn-timeout").await;
+    let group = format!("{output}-group");
+    let n = 3_000;
+    produce(input.clone(), n, 100_000.0).await;
+    let member = |pause_at: Option<u64>| {
+        let source = KafkaSource::builder()
+            .bootstrap_servers(&broker().bootstrap)
+            .topics([&input])
+            .group_id(&group)
+            .starting_offsets(OffsetsInitializer::earliest())
+            .property("isolation.level", "read_committed")
+            .property("group.protocol", "consumer")
+            .deserializer(deserializer::string())
+            .build()
+            .unwrap();
+        let sink = KafkaSink::<String>::builder()
+            .bootstrap_servers(&broker().bootstrap)
+            .record_serializer(
+                KafkaRecordSerializationSchema::builder()
+                    .topic(&output)
+                    .value_serializer(StringSerializer)
+                    .build()
+                    .unwrap(),
+            )
+            .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+            .transactional_id_prefix(format!("elastic-{output}"))
+            // The broker aborts a transaction open longer than this (its timeout check runs
+            // every second in scripts/kafka's broker).
+            .transaction_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let mut seen = 0u64;
+        Pipeline::new(source, sink)
+            .map(move |v: String| {
+                seen += 1;
+                if Some(seen) == pause_at {
+                    // A stop-the-world pause inside an open transaction.
+                    std::thread::sleep(Duration::from_secs(5));
+                }
+                v.to_uppercase()
+            })
+            .checkpoint_interval(Duration::from_millis(500))
+            .elastic("m")
+    };
+    let e = tokio::time::timeout(Duration::from_secs(60), member(Some(1_000)).run())
+        .await
+        .expect("the paused member neither recovered nor failed within 60 s")
+        .expect_err("the broker aborted the member's transaction: the run must not succeed");
+    let message = e.to_string();
+    println!("paused member: {message}");
+    assert!(
+        message.contains("transaction.timeout.ms") || message.to_lowercase().contains("timed out"),
+        "the error does not say the transaction timed out: {message}"
+    );
+    // Nothing of the aborted transaction is visible; a new run of the member finishes.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let again = tokio::spawn(member(None).run_until(async {
+        let _ = stopped.await;
+    }));
+    wait_for_commits(&group, &input, n, Duration::from_secs(60), "the restarted member").await;
+    stop.send(()).unwrap();
+    again.await.unwrap().unwrap();
+    exact(n, &strom_read(&admin, &output).await).unwrap();
+}

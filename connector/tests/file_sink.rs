@@ -687,3 +687,38 @@ async fn a_custom_source_into_the_file_sink_is_exactly_once_across_crashes() {
     assert_eq!(got.len(), expected.len(), "lines");
     assert!(got == expected, "not exactly once");
 }
+
+/// A rescale to parallelism 0, or a subtask index beyond the parallelism, is a clear
+/// configuration error before anything is read or written.
+#[tokio::test]
+async fn a_parallelism_of_zero_or_a_subtask_beyond_it_is_refused() {
+    use memory_sink::{MemorySink, Store};
+    use strom_connector::checkpoint::MemoryCheckpointLocation;
+    use strom_connector::ConnectorError;
+    use vec_source::VecSource;
+    let store = std::sync::Arc::new(std::sync::Mutex::new(Store::default()));
+    for (subtask, parallelism) in [(0, 0), (2, 2), (5, 3)] {
+        let e = Pipeline::new(
+            VecSource {
+                splits: 2,
+                per_split: 10,
+            },
+            MemorySink {
+                store: store.clone(),
+                fail_at: None,
+            },
+        )
+        .checkpoint_location(MemoryCheckpointLocation::new())
+        .subtask(subtask, parallelism)
+        .run()
+        .await
+        .unwrap_err();
+        assert!(matches!(e, ConnectorError::Config(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains(&format!("subtask {subtask} of parallelism {parallelism}")),
+            "{e}"
+        );
+    }
+    assert!(store.lock().unwrap().lines.is_empty());
+}

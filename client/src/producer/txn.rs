@@ -140,14 +140,22 @@ pub(super) fn is_fencing(code: ErrorCode) -> bool {
     )
 }
 
-/// Says what a fencing error means, as Java's `ProducerFencedException` does: the codes
-/// alone (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED) do not tell the user that another
-/// producer took over and this one's transaction was aborted.
+/// Says what a fencing error means, as Java's `ProducerFencedException` and
+/// `InvalidProducerEpochException` do: the codes alone do not tell the user why the epoch
+/// moved and that this producer's transaction was aborted. PRODUCER_FENCED means another
+/// producer took over; INVALID_PRODUCER_EPOCH also comes when the coordinator aborted a
+/// transaction open longer than `transaction.timeout.ms` (it bumps the epoch then, KIP-588).
 pub(crate) fn explain_fencing(e: Error, transactional_id: &str) -> Error {
     match e.kafka_code() {
-        Some(ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch) => e.with_context(format!(
+        Some(ErrorCode::ProducerFenced) => e.with_context(format!(
             "fenced: another producer with the same transactional.id {transactional_id:?} took over (its \
              init_transactions bumped the epoch), so this producer's open transaction was aborted and its records \
+             discarded; create a new producer and redo the transaction"
+        )),
+        Some(ErrorCode::InvalidProducerEpoch) => e.with_context(format!(
+            "fenced: the coordinator bumped the epoch of transactional.id {transactional_id:?}, either because this \
+             transaction stayed open longer than transaction.timeout.ms and was aborted, or because another producer \
+             with the same transactional.id took over; this producer's open transaction was aborted and its records \
              discarded; create a new producer and redo the transaction"
         )),
         _ => e,
