@@ -373,16 +373,24 @@ impl<T: Send + Sync + 'static> TwoPhaseCommitSink<T> for FileSink<T> {
         }
         // 1. What the checkpoint pre-committed becomes visible.
         FileCommitter.commit(&restore.committables).await?;
-        // 2. What a crashed run of this subtask wrote after it is deleted.
+        // 2. What a crashed run of this subtask, or of an old subtask whose state it takes
+        //    over after a rescale, wrote after the checkpoint is deleted.
         let dir = self.shared.dir.clone();
-        let hidden = FileSinkWriter::hidden_prefix(&self.shared, subtask);
+        let mut owned: Vec<u32> = restore.writer_states.iter().map(|s| s.subtask).collect();
+        owned.push(subtask);
+        owned.sort_unstable();
+        owned.dedup();
+        let hidden: Vec<String> = owned
+            .iter()
+            .map(|s| FileSinkWriter::hidden_prefix(&self.shared, *s))
+            .collect();
         let removed = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
             let mut removed = Vec::new();
             let entries = fs::read_dir(&dir).map_err(|e| io_error(&format!("listing {}", dir.display()), e))?;
             for entry in entries {
                 let entry = entry.map_err(|e| io_error(&format!("listing {}", dir.display()), e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&hidden) && name.ends_with(".inprogress") {
+                if hidden.iter().any(|h| name.starts_with(h.as_str())) && name.ends_with(".inprogress") {
                     fs::remove_file(entry.path()).map_err(|e| io_error(&format!("deleting {name}"), e))?;
                     removed.push(name);
                 }
@@ -566,7 +574,7 @@ mod tests {
         w.roll().await.unwrap();
         assert!(w.pre_commit(2).await.is_err(), "ids must increase");
         drop(w);
-        // Another subtask's in-progress part is not this subtask's to delete.
+        // Another subtask's in-progress part is not this subtask's to delete...
         fs::write(dir.path().join(".part-1-3-0.txt.inprogress"), "other").unwrap();
         let restore = SinkRestore::new(2, c2.clone(), vec![]);
         let w = sink.restore_writer(0, 2, &restore).await.unwrap();
@@ -581,6 +589,15 @@ mod tests {
             "checkpoint 2 committed, the part written after it deleted"
         );
         assert_eq!(fs::read_to_string(dir.path().join("part-0-2-0.txt")).unwrap(), "dddd\n");
+        // ... unless it takes over that subtask's state (a rescale 2 -> 1).
+        let state1 = FileWriterState {
+            subtask: 1,
+            parallelism: 2,
+            checkpoint_id: 2,
+        };
+        let taken = SinkRestore::new(2, vec![], vec![state1]);
+        drop(sink.restore_writer(0, 1, &taken).await.unwrap());
+        assert!(!listing(dir.path()).iter().any(|n| n.starts_with(".part-1-")));
         // A part that is gone from both places is an error naming it.
         fs::remove_file(dir.path().join("part-0-2-0.txt")).unwrap();
         let e = FileCommitter.commit(&c2).await.unwrap_err();
