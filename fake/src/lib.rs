@@ -405,7 +405,8 @@ impl FakeCluster {
         moved
     }
 
-    /// Gives a partition a new replica set led by its first replica (a new leader epoch),
+    /// Gives a partition a new replica set led by its first replica that is up (the first
+    /// replica when none is: the partition is offline until it starts; a new leader epoch),
     /// as `kafka-reassign-partitions` would once done: a broker that is no longer a replica
     /// answers fetches of it with NOT_LEADER_OR_FOLLOWER, one that still is but was the
     /// leader fences a consumer's old epoch with FENCED_LEADER_EPOCH. False if there is no

@@ -620,10 +620,18 @@ impl State {
     /// reassignment does; false if there is no such partition or a replica is unknown.
     pub(crate) fn reassign(&mut self, topic: &str, p: i32, replicas: &[i32]) -> bool {
         let known = replicas.iter().all(|r| self.brokers.iter().any(|b| b.id == *r));
-        match self.partition_mut(topic, p) {
-            Some(part) if known && !replicas.is_empty() => {
+        // As a controller does: the first replica that is up leads; with none up, the first
+        // (the partition is offline until it starts, as after a failover with no live replica).
+        let live: Vec<i32> = self.live().map(|b| b.id).collect();
+        let leader = replicas
+            .iter()
+            .copied()
+            .find(|r| live.contains(r))
+            .or(replicas.first().copied());
+        match (self.partition_mut(topic, p), leader) {
+            (Some(part), Some(leader)) if known => {
                 part.replicas = replicas.to_vec();
-                part.leader = replicas[0];
+                part.leader = leader;
                 part.leader_epoch += 1;
                 true
             }
@@ -708,6 +716,41 @@ mod tests {
             max_versions,
             rack_aware_replica_selector: false,
         }
+    }
+
+    #[test]
+    fn a_reassignment_is_led_by_its_first_replica_that_is_up() {
+        let broker = |id: i32, up: bool| BrokerInfo {
+            id,
+            port: 0,
+            up,
+            rack: None,
+        };
+        let mut st = State::new(
+            settings(Vec::new()),
+            vec![broker(1, true), broker(2, false), broker(3, true)],
+        );
+        st.create_topic("t", 1, 1, false).unwrap();
+        let epoch = |st: &mut State| st.partition_mut("t", 0).map(|p| (p.leader, p.leader_epoch));
+        let (_, e0) = epoch(&mut st).unwrap();
+        assert!(st.reassign("t", 0, &[2, 3]), "broker 2 is down: 3 leads");
+        assert_eq!(epoch(&mut st), Some((3, e0 + 1)));
+        assert!(st.reassign("t", 0, &[1, 3]));
+        assert_eq!(epoch(&mut st), Some((1, e0 + 2)));
+        st.brokers.iter_mut().for_each(|b| b.up = b.id == 2);
+        assert!(
+            st.reassign("t", 0, &[3, 1]),
+            "none up: the first replica, offline until it starts"
+        );
+        assert_eq!(epoch(&mut st), Some((3, e0 + 3)));
+        assert!(!st.reassign("t", 0, &[]), "an empty replica set");
+        assert!(!st.reassign("t", 0, &[9]), "an unknown broker");
+        assert!(!st.reassign("nope", 0, &[1]), "an unknown partition");
+        assert_eq!(
+            epoch(&mut st),
+            Some((3, e0 + 3)),
+            "a refused reassignment changes nothing"
+        );
     }
 
     #[test]
