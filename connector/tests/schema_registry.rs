@@ -494,3 +494,50 @@ async fn protobuf_sink_and_source_through_the_registry() {
     assert_eq!(back.descriptor().full_name(), "p.Wrapper.Order");
     assert_eq!(back.get_field_by_name("id").unwrap().as_i64(), Some(42));
 }
+
+/// The seed's generic forms: `AvroDeserializationSchema.forGeneric` (a plain datum read with
+/// a static schema into a generic record) and `ConfluentRegistryAvroDeserializationSchema.
+/// forGeneric` (a Confluent-framed record whose writer schema comes from the registry).
+#[tokio::test]
+async fn generic_avro_deserializers_plain_and_through_the_registry() {
+    use bytes::Bytes;
+    use strom_client::serialization::{Field, Serializer};
+    use strom_connector::source::{KafkaRecordDeserializer, SourceRecord};
+    use strom_protocol::record_batch::{Headers, Record, TimestampType};
+    use strom_registry::avro::Value;
+
+    let order = Value::Record(vec![
+        ("id".into(), Value::Long(7)),
+        ("item".into(), Value::String("tea".into())),
+        ("cents".into(), Value::Int(50)),
+    ]);
+    let record = |value: Bytes| Record {
+        offset: 3,
+        timestamp: 0,
+        key: None,
+        value: Some(value),
+        headers: Headers::default(),
+    };
+    // Plain datum, static schema.
+    let plain = record(Bytes::from_static(b"\x0e\x06tea\x64"));
+    let view = SourceRecord::new("orders", 0, TimestampType::CreateTime, &plain);
+    let de = deserializer::avro(AvroSchema::parse(ORDER).unwrap());
+    assert_eq!(de.deserialize(&view).unwrap(), Some(order.clone()));
+
+    // Framed, through the registry: written with the generic serializer (which registers
+    // the schema), read back with the reader schema.
+    let url = schema_registry().to_owned();
+    let topic = unique_topic("generic-avro");
+    let framed = AvroSerializer::new(registry(&url), AvroSchema::parse(ORDER).unwrap())
+        .serialize(&topic, Field::Value, &order)
+        .await
+        .unwrap();
+    assert_eq!(framed[0], 0, "Confluent magic byte");
+    let framed = record(framed);
+    let view = SourceRecord::new(&topic, 0, TimestampType::CreateTime, &framed);
+    let de = deserializer::avro_confluent_registry(registry(&url), AvroSchema::parse(ORDER).unwrap());
+    if let Some(fetch) = de.prepare(&view) {
+        fetch.await.unwrap();
+    }
+    assert_eq!(de.deserialize(&view).unwrap(), Some(order));
+}
