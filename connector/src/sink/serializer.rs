@@ -354,10 +354,16 @@ impl<T> KafkaRecordSerializer<T> for KafkaRecordSerializationSchema<T> {
         };
         let value = self.value.serialize(element)?;
         // Without cached partitions the writer fetches the topic's metadata and calls us again.
-        let partition = self.partitioner.as_ref().and_then(|p| {
-            ctx.partitions_for_topic(&topic)
-                .map(|parts| p.partition(element, key.as_deref(), value.as_deref(), &topic, &parts, ctx))
-        });
+        let mut partition = None;
+        if let (Some(p), Some(parts)) = (&self.partitioner, ctx.partitions_for_topic(&topic)) {
+            let chosen = p.partition(element, key.as_deref(), value.as_deref(), &topic, &parts, ctx);
+            if !parts.contains(&chosen) {
+                return Err(ConnectorError::Serialize(format!(
+                    "the partitioner chose partition {chosen} of topic {topic:?}, which has partitions {parts:?}"
+                )));
+            }
+            partition = Some(chosen);
+        }
         Ok(Some(ProducerRecord {
             topic,
             partition,

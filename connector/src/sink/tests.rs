@@ -86,6 +86,46 @@ fn fixed_partitioner_spreads_subtasks_like_flink() {
     assert_eq!(chosen, vec![Some(0), Some(1), Some(2), Some(0), Some(1)]);
 }
 
+/// A partitioner of the user's (Flink's `KafkaPartitioner`): by the element's first byte.
+struct ByFirstByte;
+
+impl SinkPartitioner<Vec<u8>> for ByFirstByte {
+    fn partition(
+        &self,
+        element: &Vec<u8>,
+        _key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        topic: &str,
+        partitions: &[i32],
+        _ctx: &KafkaSinkContext,
+    ) -> i32 {
+        assert_eq!((topic, value), ("t", Some(&element[..])));
+        match element.first() {
+            Some(99) => 99, // not a partition of the topic
+            Some(b) => partitions[usize::from(*b) % partitions.len()],
+            None => partitions[0],
+        }
+    }
+}
+
+#[test]
+fn a_users_own_partitioner_places_records_and_a_wrong_answer_fails_naming_it() {
+    let schema = KafkaRecordSerializationSchema::<Vec<u8>>::builder()
+        .topic("t")
+        .value_serializer(BytesSerializer)
+        .partitioner(ByFirstByte)
+        .build()
+        .unwrap();
+    let ctx = KafkaSinkContext::detached(0, 1).with_partitions("t", [0, 1, 2]);
+    let chosen: Vec<Option<i32>> = [vec![4u8], vec![5u8], vec![]]
+        .iter()
+        .map(|e| schema.serialize(e, &ctx).unwrap().unwrap().partition)
+        .collect();
+    assert_eq!(chosen, vec![Some(1), Some(2), Some(0)]);
+    let e = schema.serialize(&vec![99u8], &ctx).unwrap_err().to_string();
+    assert!(e.contains("99") && e.contains('t'), "{e}");
+}
+
 #[test]
 fn unknown_partitions_are_asked_for_then_serialized_again() {
     let schema = KafkaRecordSerializationSchema::<Vec<u8>>::builder()
