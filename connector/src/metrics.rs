@@ -22,6 +22,7 @@
 //! | `lastCheckpointSize` | bytes of the last stored checkpoint |
 //! | `numRestarts` | restarts made by the restart strategy |
 //! | `numRecordsOutErrors`, `numBytesOut`, `currentSendTime` | the sink writer's ([`SinkMetricsSnapshot`]) |
+//! | `KafkaSink.KafkaProducer.record-send-total`, … | the sink writer's producers' metrics (Java's `producer-metrics` group; averages and rates rounded) |
 //!
 //! [`PipelineMetricsSnapshot::prometheus`] renders the same values in the Prometheus text
 //! format, named as Flink's Prometheus reporter names them (`flink_numRecordsIn`,
@@ -327,7 +328,7 @@ pub struct PipelineMetrics {
 }
 
 /// A pipeline's metrics at one instant.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PipelineMetricsSnapshot {
     /// `numRecordsIn`: records the source emitted into the user functions.
     pub records_in: u64,
@@ -487,6 +488,12 @@ impl PipelineMetricsSnapshot {
                     .into_iter()
                     .map(|(k, v)| (format!("KafkaSink.{k}"), saturating(v))),
             );
+            // Rates and averages are rounded: every value here is an integer gauge.
+            out.extend(sink.producer.iter().map(|(k, v)| {
+                #[allow(clippy::cast_possible_truncation)]
+                let rounded = v.round() as i64;
+                (format!("KafkaSink.KafkaProducer.{k}"), rounded)
+            }));
         }
         out
     }

@@ -220,6 +220,17 @@ async fn copy_bounded(guarantee: DeliveryGuarantee) {
     assert_eq!(m.get("numRecordsIn"), Some(3000));
     assert_eq!(m.get("numRecordsOut"), Some(expected.len() as i64));
     assert_eq!(m.get("KafkaSink.numRecordsOut"), Some(expected.len() as i64));
+    // The producers' own metrics, as the seed's producers export Kafka's internal metrics.
+    assert_eq!(
+        m.get("KafkaSink.KafkaProducer.record-send-total"),
+        Some(expected.len() as i64),
+        "{guarantee}"
+    );
+    assert_eq!(
+        m.get("KafkaSink.KafkaProducer.record-error-total"),
+        Some(0),
+        "{guarantee}"
+    );
     assert_eq!(
         m.get("numberOfCompletedCheckpoints"),
         Some(i64::try_from(summary.checkpoints).unwrap())

@@ -27,7 +27,7 @@ pub struct SinkMetrics {
 }
 
 /// The counters at one instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SinkMetricsSnapshot {
     /// `numRecordsOut` (alias `numRecordsSend`): records handed to the producer.
     pub num_records_out: u64,
@@ -46,6 +46,12 @@ pub struct SinkMetricsSnapshot {
     /// `currentSendTime`: the writer's producers' `request-latency-avg` (Flink's KafkaWriter
     /// reports the same producer metric); `None` before the first produce request.
     pub current_send_time: Option<Duration>,
+    /// The producers' own metrics (Java's `producer-metrics` group, by Java name: e.g.
+    /// `record-send-total`, `record-error-total`, `request-latency-avg`, `batch-size-avg`),
+    /// as the seed's "the producers export Kafka's internal metrics through Flink's metric
+    /// system"; a pipeline lists them as `KafkaSink.KafkaProducer.<name>`. Values not
+    /// recorded yet (an average of nothing) are left out.
+    pub producer: Vec<(String, f64)>,
 }
 
 impl SinkMetricsSnapshot {
@@ -98,6 +104,18 @@ impl SinkMetrics {
                 let ms = r.snapshot().get("producer-metrics", "request-latency-avg", &[]).ok()?;
                 (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
             }),
+            producer: self
+                .producers
+                .get()
+                .map(|r| {
+                    r.snapshot()
+                        .metrics
+                        .into_iter()
+                        .filter(|m| m.group == "producer-metrics" && m.value.is_finite())
+                        .map(|m| (m.name, m.value))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
