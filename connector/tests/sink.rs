@@ -781,3 +781,50 @@ async fn log_failures_only_drops_refused_records_and_goes_on() {
     assert!(e.to_string().contains("failed earlier"), "{e}");
     assert_eq!(writer.metrics().num_records_out_errors(), 1);
 }
+
+/// The seed's caveat, shown: a writer down longer than its transaction timeout loses the
+/// records of the checkpoint whose transaction was pre-committed but not yet committed (the
+/// broker aborted it meanwhile). The restore finishes without an error, the rest is
+/// written once, and exactly that checkpoint's records are missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn down_longer_than_the_transaction_timeout_loses_that_checkpoints_records() {
+    init_test_logging();
+    let admin = admin().await;
+    let topic = create_topic(&admin, "sink-eo-timed-out", 2).await;
+    let prefix = unique_topic("eo-timed-out");
+    let sink = KafkaSink::<String>::builder()
+        .bootstrap_servers(&broker().bootstrap)
+        .record_serializer(
+            KafkaRecordSerializationSchema::builder()
+                .topic(&topic)
+                .value_serializer(StringSerializer)
+                .build()
+                .unwrap(),
+        )
+        .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+        .transactional_id_prefix(&prefix)
+        // The broker aborts a transaction open longer than this (scripts/kafka's broker checks
+        // every second).
+        .transaction_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut writer = sink.create_writer(0, 1).await.unwrap();
+    let lost = values("pending", 0..100);
+    write_all(&mut writer, &lost).await;
+    let pending = writer.prepare_commit(1).await.unwrap();
+    let restore = SinkRestore::new(1, pending, vec![writer.snapshot_state(1)]);
+    // The checkpoint is durable; the process dies before committing and stays down.
+    drop(writer);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut writer = sink.restore_writer(0, 1, &restore).await.unwrap();
+    let after = values("after", 0..50);
+    write_all(&mut writer, &after).await;
+    let c = writer.prepare_commit(2).await.unwrap();
+    writer.committer().commit(&c).await.unwrap();
+    writer.close().await.unwrap();
+    assert_eq!(
+        sorted_values(&read_settled(&admin, &topic, true).await),
+        after,
+        "checkpoint 1's records are lost, the rest written once"
+    );
+}
