@@ -1,5 +1,5 @@
 //! The Kafka checkpoint store's format and bookkeeping, without a broker; the store itself is
-//! tested against the real broker in `connector/tests/kafka_checkpoint.rs`.
+//! tested against the real broker in `connector/tests/second_wave/kafka_checkpoint.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};

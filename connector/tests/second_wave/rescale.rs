@@ -112,7 +112,13 @@ struct Setup {
 fn spawn(s: &Setup, subtask: usize, parallelism: usize, log: &Path) -> Child {
     let out = std::fs::File::create(log).unwrap();
     Command::new(std::env::current_exe().unwrap())
-        .args(["rescale_child", "--exact", "--nocapture", "--test-threads", "1"])
+        .args([
+            "rescale::rescale_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_ENV, "1")
         .env("STROM_RESCALE_BOOTSTRAP", &broker().bootstrap)
         .env("STROM_RESCALE_INPUT", &s.input)

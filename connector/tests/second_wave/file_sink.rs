@@ -227,7 +227,13 @@ async fn file_sink_is_exactly_once_across_sigkills() {
     let spawn = || {
         let log = std::fs::File::create(dir.0.join("child.log")).unwrap();
         Command::new(std::env::current_exe().unwrap())
-            .args(["file_sink_child", "--exact", "--nocapture", "--test-threads", "1"])
+            .args([
+                "file_sink::file_sink_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_ENV, "1")
             .env("STROM_FILE_SINK_BOOTSTRAP", &broker().bootstrap)
             .env("STROM_FILE_SINK_TOPIC", &topic)
