@@ -545,6 +545,11 @@ impl Error {
         }
     }
 
+    /// The broker and Strom share no version of the API: no retry can succeed.
+    pub(crate) fn is_no_common_version(&self) -> bool {
+        matches!(self.kind, Kind::Version(_))
+    }
+
     /// A time limit ran out.
     pub fn is_timeout(&self) -> bool {
         matches!(

@@ -236,3 +236,54 @@ async fn a_blocked_partition_fills_one_batch_instead_of_one_per_linger() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in sequence order: {seqs:?}");
     assert_eq!(cluster.end_offset("t", 0), Some(40));
 }
+
+/// A broker that answers Produce only up to an older version (`max_version`, as an older
+/// Kafka would): the producer negotiates down and every record lands; a cap below the
+/// producer's oldest version is a prompt error naming the API, not a hang.
+#[tokio::test]
+async fn a_produce_version_cap_is_negotiated_and_one_below_the_minimum_is_a_clear_error() {
+    let cluster = FakeCluster::builder()
+        .topic("t", 1, 1)
+        .max_version(ApiKey::Produce, 7)
+        .start()
+        .await
+        .unwrap();
+    let producer = Producer::new(config(&cluster)).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..20 {
+        pending.push(
+            producer
+                .send(ProducerRecord::new("t", format!("v{i}")).key("k"))
+                .await
+                .unwrap(),
+        );
+    }
+    for (i, f) in pending.into_iter().enumerate() {
+        assert_eq!(bounded(f.wait()).await.unwrap().offset, i as i64);
+    }
+    let versions: Vec<i16> = cluster
+        .requests()
+        .iter()
+        .filter(|r| r.api == ApiKey::Produce)
+        .map(|r| r.version)
+        .collect();
+    assert!(!versions.is_empty());
+    assert!(versions.iter().all(|v| (3..=7).contains(v)), "{versions:?}");
+    assert_eq!(sequences(&cluster).iter().map(|s| s.3).sum::<i32>(), 20);
+    bounded(producer.close()).await.unwrap();
+
+    // No Produce version the producer can speak (record batches need v3): refused at once.
+    let too_old = FakeCluster::builder()
+        .topic("t", 1, 1)
+        .max_version(ApiKey::Produce, 2)
+        .start()
+        .await
+        .unwrap();
+    let producer = Producer::new(config(&too_old)).await.unwrap();
+    let sent = match producer.send(ProducerRecord::new("t", "x")).await {
+        Ok(f) => bounded(f.wait()).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let e = sent.expect_err("a broker without a usable Produce version cannot take the record");
+    assert!(e.to_string().to_lowercase().contains("produce"), "{e}");
+}

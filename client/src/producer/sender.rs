@@ -733,9 +733,13 @@ impl Sender {
         let resp = match flight.result {
             Ok(r) => r,
             Err(e) => {
+                // No common Produce version (an older broker): fails at once, as Java's
+                // UnsupportedVersionException; anything else here (a connection lost, a
+                // timeout) is retried within delivery.timeout.ms.
+                let retriable = !e.is_no_common_version();
                 for b in flight.batches {
                     self.refresh.insert(b.topic.clone());
-                    self.on_batch_error(b, e.clone().with_node(flight.node), true);
+                    self.on_batch_error(b, e.clone().with_node(flight.node), retriable);
                 }
                 return;
             }
