@@ -319,8 +319,10 @@ impl<I, O> Member<I, O> {
             }
             let mut done = 0;
             let mut failed = None;
+            // One clock read per poll for the watermarks' idleness (as the reader does).
+            let polled_at = Instant::now();
             for rec in &records {
-                if let Err(e) = self.process(rec, &mut outputs).await {
+                if let Err(e) = self.process(rec, polled_at, &mut outputs).await {
                     failed = Some(e);
                     break;
                 }
@@ -375,7 +377,7 @@ impl<I, O> Member<I, O> {
 
     /// Deserializes one record, runs it through the user functions and writes the outputs
     /// in the open transaction (begun by the first output).
-    async fn process(&mut self, rec: &ConsumerRecord, outputs: &mut Vec<(O, i64)>) -> Result<()> {
+    async fn process(&mut self, rec: &ConsumerRecord, now: Instant, outputs: &mut Vec<(O, i64)>) -> Result<()> {
         let view = SourceRecord::of(rec);
         if let Some(work) = self.deserializer.prepare(&view) {
             work.await?;
@@ -400,7 +402,7 @@ impl<I, O> Member<I, O> {
             self.current_split = Some(((rec.topic.clone(), rec.partition), key));
         }
         if let Some((_, key)) = &self.current_split {
-            self.combiner.on_event(key, &value, timestamp, Instant::now());
+            self.combiner.on_event(key, &value, timestamp, now);
         }
         let ctx = ProcessContext::new(&rec.topic, rec.partition, rec.offset, timestamp, &rec.headers)
             .with_key(rec.key.as_ref())

@@ -93,6 +93,21 @@ impl SinkMetrics {
     /// All counters.
     pub fn snapshot(&self) -> SinkMetricsSnapshot {
         let c = &self.counters;
+        // One snapshot of the producers' registry for both of its uses.
+        let producers = self.producers.get().map(MetricRegistry::snapshot);
+        let current_send_time = producers.as_ref().and_then(|r| {
+            let ms = r.get("producer-metrics", "request-latency-avg", &[]).ok()?;
+            (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+        });
+        let producer = producers
+            .map(|r| {
+                r.metrics
+                    .into_iter()
+                    .filter(|m| m.group == "producer-metrics" && m.value.is_finite())
+                    .map(|m| (m.name, m.value))
+                    .collect()
+            })
+            .unwrap_or_default();
         SinkMetricsSnapshot {
             num_records_out: c.records_out.load(Ordering::Relaxed),
             num_records_out_errors: c.records_out_errors.load(Ordering::Relaxed),
@@ -100,22 +115,8 @@ impl SinkMetrics {
             transactions_prepared: c.transactions_prepared.load(Ordering::Relaxed),
             transactions_committed: c.transactions_committed.load(Ordering::Relaxed),
             transactions_aborted: c.transactions_aborted.load(Ordering::Relaxed),
-            current_send_time: self.producers.get().and_then(|r| {
-                let ms = r.snapshot().get("producer-metrics", "request-latency-avg", &[]).ok()?;
-                (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
-            }),
-            producer: self
-                .producers
-                .get()
-                .map(|r| {
-                    r.snapshot()
-                        .metrics
-                        .into_iter()
-                        .filter(|m| m.group == "producer-metrics" && m.value.is_finite())
-                        .map(|m| (m.name, m.value))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            current_send_time,
+            producer,
         }
     }
 

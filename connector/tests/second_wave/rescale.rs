@@ -11,16 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, IsolationLevel, NewTopic, Producer, ProducerConfig, ProducerRecord,
-    TopicPartition,
-};
+use strom_client::{Admin, ClientConfig, IsolationLevel, NewTopic, Producer, ProducerConfig, ProducerRecord};
 use strom_connector::checkpoint::{CheckpointLocation, FileCheckpointLocation};
 use strom_connector::kafka_checkpoint::{KafkaCheckpointConfig, KafkaCheckpointLocation};
 use strom_connector::pipeline::Pipeline;
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{broker, init_test_logging, unique_topic, wait_no_open_transaction};
+use strom_integration_tests::{broker, init_test_logging, read_to_end, unique_topic, wait_no_open_transaction};
 
 const CHILD_ENV: &str = "STROM_RESCALE_TEST_CHILD";
 const PARTITIONS: i32 = 6;
@@ -149,34 +146,6 @@ async fn produce(topic: &str, n: usize) {
         d.wait().await.unwrap();
     }
     p.close().await.unwrap();
-}
-
-async fn read_committed(topic: &str) -> Vec<String> {
-    let mut cfg = ConsumerConfig::new(&broker().bootstrap);
-    cfg.isolation_level = IsolationLevel::ReadCommitted;
-    let mut c = Consumer::new(cfg).await.unwrap();
-    let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(topic, p)).collect();
-    c.assign(tps.clone()).unwrap();
-    c.seek_to_beginning(&[]).unwrap();
-    let end = c.end_offsets(&tps).await.unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut done = true;
-        for tp in &tps {
-            if c.position(tp).await.unwrap() < end[tp] {
-                done = false;
-            }
-        }
-        if done {
-            break;
-        }
-        assert!(Instant::now() < deadline, "reading {topic} did not reach {end:?}");
-        for r in c.poll(Duration::from_millis(200)).await.unwrap() {
-            out.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
-        }
-    }
-    out
 }
 
 /// The subtasks' checkpoints in one directory.
@@ -318,7 +287,11 @@ async fn rescale_2_3_1(in_kafka: bool) {
             .collect();
         panic!("transactions still open after the last generation: {open:?}\n{logs}");
     }
-    let got = read_committed(&output).await;
+    let got: Vec<String> = read_to_end(admin.client(), &output, true)
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+        .collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for v in &got {
         *counts.entry(v.as_str()).or_default() += 1;
