@@ -101,6 +101,18 @@ async fn retries_back_off_exponentially_and_keep_their_sequence() {
     for (gap, want) in gaps.iter().zip([40, 80, 160]) {
         assert!(*gap >= Duration::from_millis(want), "retries came {gaps:?} apart");
     }
+    // Each resend counts its record once, globally and for its topic (Java's
+    // record-retry-total); the record itself was sent once and failed never.
+    let m = producer.metrics();
+    let g = "producer-metrics";
+    assert_eq!(m.get(g, "record-retry-total", &[]).unwrap(), 3.0);
+    assert_eq!(
+        m.get("producer-topic-metrics", "record-retry-total", &[("topic", "t")])
+            .unwrap(),
+        3.0
+    );
+    assert_eq!(m.get(g, "record-send-total", &[]).unwrap(), 1.0);
+    assert_eq!(m.get(g, "record-error-total", &[]).unwrap(), 0.0);
 }
 
 /// A batch the broker refuses for lack of an ACL fails as Authorization, one refused with

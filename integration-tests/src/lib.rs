@@ -517,6 +517,28 @@ pub async fn send_produce(
     }
 }
 
+/// Waits (bounded by `within`) until every one of `partitions` partitions of a topic just
+/// created answers ListOffsets from its leader. CreateTopics returns once the controller
+/// logged the topic; a broker names itself leader in Metadata a moment before its replica
+/// manager takes the partition, and a Produce in between is refused NOT_LEADER_OR_FOLLOWER
+/// and retried. Tests that count retries wait for this first. Panics naming the last error.
+pub async fn wait_topic_ready(admin: &strom_client::Admin, topic: &str, partitions: usize, within: std::time::Duration) {
+    use strom_client::OffsetSpec;
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let last = match admin.list_offsets(topic, &[], OffsetSpec::Latest).await {
+            Ok(listed) if listed.len() == partitions => return,
+            Ok(listed) => format!("{} of {partitions} partitions listed", listed.len()),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic} not ready after {within:?}: {last}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits (bounded by `within`) until no transaction is open on `topic`: its last stable
 /// offset equals its high watermark on every partition. EndTxn returns once the coordinator
 /// logged the decision; the markers reach the partitions just after, so read_committed

@@ -9,7 +9,7 @@ use strom_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, DeletedRecords, ErrorKind, NewTopic, Producer, ProducerConfig,
     ProducerRecord, TopicPartition,
 };
-use strom_integration_tests::{broker, parse_prometheus, unique_topic, PromSample};
+use strom_integration_tests::{broker, parse_prometheus, unique_topic, wait_topic_ready, PromSample};
 
 const N: usize = 2_000;
 
@@ -272,6 +272,8 @@ async fn producer_and_consumer_metrics_follow_what_happened() {
     let topic = unique_topic("metrics");
     let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
     admin.create_topics(&[NewTopic::new(&topic, 3)]).await.unwrap();
+    // Retries are counted below, and a topic this new is still refused for a moment.
+    wait_topic_ready(&admin, &topic, 3, Duration::from_secs(30)).await;
 
     // Produce N records at a user's pace: in bursts of 100, awaiting each burst.
     let mut pc = ProducerConfig::new(&broker().bootstrap);
