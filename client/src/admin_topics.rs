@@ -234,13 +234,13 @@ impl Admin {
         ready: impl Fn(Option<&crate::client::TopicInfo>) -> bool,
     ) -> Result<()> {
         let cfg = self.client().config();
-        let deadline = std::time::Instant::now() + cfg.default_api_timeout;
+        let deadline = tokio::time::Instant::now() + cfg.default_api_timeout;
         loop {
             let md = self.client().refresh_metadata(Some(names)).await?;
             if names.iter().all(|n| ready(md.topic(n))) {
                 return Ok(());
             }
-            if std::time::Instant::now() + cfg.retry_backoff >= deadline {
+            if tokio::time::Instant::now() + cfg.retry_backoff >= deadline {
                 return Err(Error::timeout(
                     format!("waiting for {what} ({})", names.join(", ")),
                     cfg.default_api_timeout,

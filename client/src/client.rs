@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use strom_protocol::message_traits::StrBytes;
 use strom_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -286,6 +287,10 @@ impl Client {
         // what was tried.
         let servers = match cfg.client_dns_lookup {
             ClientDnsLookup::UseAllDnsIps => cfg.bootstrap_servers.clone(),
+            // A custom transport's addresses are its own names, not DNS names.
+            ClientDnsLookup::ResolveCanonicalBootstrapServersOnly if cfg.transport.is_some() => {
+                cfg.bootstrap_servers.clone()
+            }
             ClientDnsLookup::ResolveCanonicalBootstrapServersOnly => {
                 // Bounded like the rest of the call; the names as given when DNS is that slow.
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -419,7 +424,7 @@ impl Client {
             return Err(Error::unknown_node(node_id));
         };
         if let Some(at) = backoff.next_attempt {
-            tokio::time::sleep_until(at.into()).await;
+            tokio::time::sleep_until(at).await;
         }
         let addr = info.addr();
         match Connection::connect(&addr, self.inner.conn_config.clone()).await {

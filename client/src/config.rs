@@ -172,6 +172,9 @@ pub struct ClientConfig {
     pub security: BTreeMap<String, String>,
     /// Supplies SASL/OAUTHBEARER tokens (see [`ClientConfig::with_oauth_token_provider`]).
     pub oauth_token_provider: Option<Arc<dyn TokenProvider>>,
+    /// Opens broker connections in place of TCP (see [`ClientConfig::with_transport`]);
+    /// `None`, the default, is TCP.
+    pub transport: Option<Arc<dyn crate::transport::Transport>>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -203,6 +206,7 @@ impl std::fmt::Debug for ClientConfig {
                 "oauth_token_provider",
                 &self.oauth_token_provider.as_ref().map(|_| "TokenProvider"),
             )
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -240,6 +244,7 @@ impl Default for ClientConfig {
             security_protocol: SecurityProtocol::Plaintext,
             security: BTreeMap::new(),
             oauth_token_provider: None,
+            transport: None,
         }
     }
 }
@@ -456,6 +461,15 @@ impl ClientConfig {
     /// asked before every authentication and re-authentication.
     pub fn with_oauth_token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
         self.oauth_token_provider = Some(provider);
+        self
+    }
+
+    /// Opens every broker connection with `transport` instead of TCP: an in-memory
+    /// cluster in tests (strom-fake's `FakeCluster::transport`), which under tokio's paused
+    /// clock runs the client in virtual time. PLAINTEXT only: with another
+    /// `security.protocol` the client refuses to start.
+    pub fn with_transport(mut self, transport: Arc<dyn crate::transport::Transport>) -> Self {
+        self.transport = Some(transport);
         self
     }
 

@@ -17,7 +17,8 @@
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use strom_protocol::frame::{self, ApiRequest};
@@ -348,7 +349,7 @@ async fn writer(
         let out = tokio::select! {
             out = rx.recv() => out,
             _ = closed_rx.wait_for(Option::is_some) => None,
-            _ = tokio::time::sleep_until(idle_at.into()) => {
+            _ = tokio::time::sleep_until(idle_at) => {
                 let idle = c.inflight.load(Ordering::Relaxed) == 0
                     && io.epoch.elapsed() >= Duration::from_millis(c.last_activity_ms.load(Ordering::Relaxed)) + idle_timeout;
                 if idle {

@@ -112,6 +112,7 @@ pub use strom_protocol::{
     record_batch::{Header, Headers, Record, TimestampType},
     Compression, ErrorCode,
 };
+pub use transport::{ConnectFuture, Transport, TransportStream};
 
 /// The low-level surface: a raw connection to one broker that sends any Kafka request and
 /// returns its response (the `kafka-protocol` message types, through [`lowlevel::protocol`]).

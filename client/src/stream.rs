@@ -5,7 +5,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use strom_protocol::frame;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -45,6 +46,9 @@ pub struct ConnectionConfig {
     /// TLS and SASL (`security.protocol`, `ssl.*`, `sasl.*`); `None` is PLAINTEXT. Built by
     /// [`ClientConfig::connection_config`](crate::ClientConfig::connection_config).
     pub security: Option<Arc<crate::security::Security>>,
+    /// Opens the byte stream in place of TCP (tests: an in-memory cluster); `None` is TCP.
+    /// See [`Transport`](crate::transport::Transport).
+    pub transport: Option<Arc<dyn crate::transport::Transport>>,
 }
 
 impl Default for ConnectionConfig {
@@ -58,6 +62,7 @@ impl Default for ConnectionConfig {
             send_buffer_size: None,
             receive_buffer_size: None,
             security: None,
+            transport: None,
         }
     }
 }
@@ -67,6 +72,12 @@ impl ClientConfig {
     /// and JAAS entries are read and checked here, so a mistake is an error naming the
     /// property before anything connects.
     pub fn connection_config(&self) -> Result<ConnectionConfig> {
+        if self.transport.is_some() && self.security_protocol != crate::config::SecurityProtocol::Plaintext {
+            return Err(Error::config(format!(
+                "security.protocol: a custom transport carries PLAINTEXT only, not {:?}",
+                self.security_protocol
+            )));
+        }
         Ok(ConnectionConfig {
             client_id: self.client_id.clone(),
             connect_timeout: self.connect_timeout,
@@ -76,6 +87,7 @@ impl ClientConfig {
             send_buffer_size: socket_buffer(self.send_buffer_bytes.unwrap_or(DEFAULT_SEND_BUFFER_BYTES)),
             receive_buffer_size: socket_buffer(self.receive_buffer_bytes.unwrap_or(DEFAULT_RECEIVE_BUFFER_BYTES)),
             security: Security::from_config(self)?.map(Arc::new),
+            transport: self.transport.clone(),
         })
     }
 }

@@ -7,13 +7,66 @@
 //! re-authentication (KIP-368) needs the stream itself (no other request may interleave with
 //! it), which only the transport owns.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 use tracing::debug;
 
 use crate::error::{Error, Kind, Result};
 use crate::stream::{BoxRead, BoxWrite, ConnectionConfig, Counters};
+
+/// A byte stream a [`Transport`] opens: any bidirectional stream, e.g. one end of
+/// [`tokio::io::duplex`].
+pub trait TransportStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> TransportStream for T {}
+
+/// What [`Transport::connect`] returns.
+pub type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<Box<dyn TransportStream>>> + Send>>;
+
+/// Opens the byte stream to a broker in place of TCP: set on
+/// [`ClientConfig::transport`](crate::ClientConfig::transport) (or
+/// [`ConnectionConfig::transport`]), every connection of the client, bootstrap included,
+/// is made by [`connect`](Transport::connect) with the broker's `host:port` as the
+/// metadata names it. No name is resolved and no socket option applies.
+///
+/// Its use is tests: an in-memory cluster (strom-fake's `FakeCluster::transport`) over
+/// [`tokio::io::duplex`] streams, which with tokio's paused clock
+/// (`#[tokio::test(start_paused = true)]`) runs a client in virtual time: timeouts, linger,
+/// backoff and session expiry take no wall-clock time. The stream carries the protocol in
+/// the clear: a client with a custom transport refuses a `security.protocol` other than
+/// PLAINTEXT.
+///
+/// `connect` is bounded by `socket.connection.setup.timeout.ms`, as a TCP connect is; an
+/// error it returns (e.g. `ConnectionRefused` for a broker that is down) is handled as a
+/// refused TCP connection: reconnect backoff, then the next broker.
+pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
+    /// Opens a stream to the broker at `addr` (`host:port`).
+    fn connect(&self, addr: &str) -> ConnectFuture;
+}
+
+/// Opens `addr` with a custom transport: within the connect timeout, PLAINTEXT only.
+async fn open_custom(addr: &str, transport: &dyn Transport, config: &ConnectionConfig) -> Result<(BoxRead, BoxWrite)> {
+    if let Some(security) = config.security.as_deref() {
+        return Err(Error::config(format!(
+            "security.protocol: a custom transport carries PLAINTEXT only, not {:?}",
+            security.protocol()
+        )));
+    }
+    let stream = tokio::time::timeout(config.connect_timeout, transport.connect(addr))
+        .await
+        .map_err(|_| Error::timeout(format!("connecting to {addr}"), config.connect_timeout))?
+        .map_err(|source| {
+            Error::new(Kind::Io {
+                addr: addr.to_owned(),
+                source,
+            })
+        })?;
+    let (read, write) = tokio::io::split(stream);
+    Ok((Box::new(read), Box::new(write)))
+}
 
 /// Connects to `addr` (every address its name resolves to, in turn, each within
 /// `socket.connection.setup.timeout.ms`: see [`connect_any`]), then secures and
@@ -24,6 +77,9 @@ pub(crate) async fn open(
     config: &ConnectionConfig,
     counters: &std::sync::Arc<Counters>,
 ) -> Result<(BoxRead, BoxWrite)> {
+    if let Some(transport) = config.transport.as_deref() {
+        return open_custom(addr, transport, config).await;
+    }
     // Resolved apart from connecting, so a name that does not resolve is told apart from a
     // host that does not answer (the bootstrap fails at once when no server resolves).
     let resolve = async {
@@ -193,7 +249,8 @@ fn reverse_lookup(_ip: std::net::IpAddr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
+    use tokio::time::Instant;
 
     use socket2::SockRef;
     use tokio::net::TcpListener;

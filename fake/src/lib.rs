@@ -21,6 +21,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With [`FakeClusterBuilder::in_memory`] there are no sockets: [`FakeCluster::transport`]
+//! opens in-memory streams, and a Strom client given it (`ClientConfig::with_transport`)
+//! runs with the cluster in tokio's virtual time under a paused clock.
+//!
 //! Faults ([`Fault`]): an error code for the next N requests of an API (optionally only on
 //! one broker, or only for one partition), a delay, a closed connection; brokers stopped
 //! and started again ([`FakeCluster::stop_broker`]); leadership moved
@@ -35,6 +39,7 @@ mod cancel;
 mod consumer_group;
 mod group;
 mod log;
+mod memory;
 mod sasl;
 mod server;
 mod state;
@@ -72,6 +77,7 @@ use std::time::Duration;
 
 pub use cancel::poll_at_most;
 pub use kafka_protocol::messages::ApiKey;
+pub use memory::FakeTransport;
 pub use state::{FaultAction, FetchDetail, FetchPosition, ProducedBatch, RequestRecord};
 pub use strom_protocol::ErrorCode;
 use tokio::net::TcpListener;
@@ -178,9 +184,21 @@ pub struct FakeClusterBuilder {
     settings: Settings,
     racks: Vec<Option<String>>,
     users: Option<std::collections::BTreeMap<String, String>>,
+    in_memory: bool,
 }
 
 impl FakeClusterBuilder {
+    /// No sockets: the brokers are reached only through [`FakeCluster::transport`], over
+    /// in-memory streams, at the addresses `broker-<id>.strom-fake:9092` (what
+    /// [`FakeCluster::bootstrap_servers`] and the metadata name). Under tokio's paused clock
+    /// (`#[tokio::test(start_paused = true)]`) the cluster and a Strom client given the
+    /// transport run in virtual time: a 30 s session timeout or a delayed response takes no
+    /// wall-clock time. [`port_base`](Self::port_base) does not apply.
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self
+    }
+
     /// The number of brokers (1 by default), ids 1..=n.
     pub fn brokers(mut self, n: usize) -> Self {
         self.brokers = n.max(1);
@@ -254,23 +272,36 @@ impl FakeClusterBuilder {
         self
     }
 
-    /// Binds every broker and starts serving.
+    /// Binds every broker (unless [`in_memory`](Self::in_memory)) and starts serving.
     pub async fn start(self) -> std::io::Result<FakeCluster> {
         let mut listeners = Vec::new();
         let mut infos = Vec::new();
         for i in 0..self.brokers {
             let id = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            let rack = self.racks.get(i).cloned().flatten();
+            if self.in_memory {
+                infos.push(BrokerInfo {
+                    id,
+                    host: memory::host(id),
+                    port: memory::MEMORY_PORT,
+                    up: true,
+                    rack,
+                });
+                listeners.push(None);
+                continue;
+            }
             let port = self
                 .port_base
                 .map_or(0, |b| b.saturating_add(u16::try_from(i + 1).unwrap_or(u16::MAX)));
             let l = TcpListener::bind((self.settings.host.as_str(), port)).await?;
             infos.push(BrokerInfo {
                 id,
+                host: self.settings.host.clone(),
                 port: l.local_addr()?.port(),
                 up: true,
-                rack: self.racks.get(i).cloned().flatten(),
+                rack,
             });
-            listeners.push(l);
+            listeners.push(Some(l));
         }
         let mut state = State::new(self.settings, infos.clone());
         for (name, p, r) in &self.topics {
@@ -284,22 +315,34 @@ impl FakeClusterBuilder {
             max_frame: 100 << 20,
             users: self.users,
         });
+        let network = self.in_memory.then(|| Arc::new(memory::Network::new(shared.clone())));
         let mut brokers = Vec::new();
         for (l, info) in listeners.into_iter().zip(infos) {
             let (stop, rx) = watch::channel(false);
-            tokio::spawn(server::serve(l, info.id, shared.clone(), rx));
+            match (l, &network) {
+                (Some(l), _) => drop(tokio::spawn(server::serve(l, info.id, shared.clone(), rx))),
+                (None, Some(net)) => net.up(info.id, rx),
+                (None, None) => {}
+            }
             brokers.push(BrokerHandle {
                 id: info.id,
+                address: format!("{}:{}", info.host, info.port),
                 port: info.port,
                 stop: Some(stop),
             });
         }
-        Ok(FakeCluster { shared, brokers })
+        Ok(FakeCluster {
+            shared,
+            brokers,
+            network,
+        })
     }
 }
 
 struct BrokerHandle {
     id: i32,
+    /// `host:port` as clients reach it.
+    address: String,
     port: u16,
     /// `None` while the broker is stopped.
     stop: Option<watch::Sender<bool>>,
@@ -309,6 +352,8 @@ struct BrokerHandle {
 pub struct FakeCluster {
     shared: Arc<Shared>,
     brokers: Vec<BrokerHandle>,
+    /// `Some` for an [`in_memory`](FakeClusterBuilder::in_memory) cluster.
+    network: Option<Arc<memory::Network>>,
 }
 
 impl std::fmt::Debug for FakeCluster {
@@ -339,16 +384,39 @@ impl FakeCluster {
             },
             racks: Vec::new(),
             users: None,
+            in_memory: false,
         }
     }
 
-    /// `host:port` of every broker, comma-separated (`bootstrap.servers`).
+    /// `host:port` of every broker, comma-separated (`bootstrap.servers`): loopback
+    /// addresses, or the in-memory names of an [`in_memory`](FakeClusterBuilder::in_memory)
+    /// cluster.
     pub fn bootstrap_servers(&self) -> String {
         self.brokers
             .iter()
-            .map(|b| format!("127.0.0.1:{}", b.port))
+            .map(|b| b.address.as_str())
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The in-memory connector of a cluster built with
+    /// [`in_memory`](FakeClusterBuilder::in_memory) (`None` for one on sockets). With the
+    /// `client` feature it is a `strom_client::Transport`:
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use strom_client::{ClientConfig, ProducerConfig};
+    /// use strom_fake::FakeCluster;
+    ///
+    /// let cluster = FakeCluster::builder().in_memory().topic("t", 3, 1).start().await?;
+    /// let transport = Arc::new(cluster.transport().expect("in memory"));
+    /// let client = ClientConfig::new(cluster.bootstrap_servers()).with_transport(transport);
+    /// let producer = strom_client::Producer::new(ProducerConfig::from_client(client)).await?;
+    /// # let _ = producer; Ok(()) }
+    /// ```
+    pub fn transport(&self) -> Option<FakeTransport> {
+        self.network.clone().map(|network| FakeTransport { network })
     }
 
     /// The broker ids.
@@ -425,6 +493,9 @@ impl FakeCluster {
                 let _ = stop.send(true);
             }
         }
+        if let Some(net) = &self.network {
+            net.down(node);
+        }
         {
             let mut st = lock(&self.shared);
             if let Some(b) = st.brokers.iter_mut().find(|b| b.id == node) {
@@ -447,9 +518,14 @@ impl FakeCluster {
         if b.stop.is_some() {
             return Ok(());
         }
-        let l = TcpListener::bind(("127.0.0.1", b.port)).await?;
         let (stop, rx) = watch::channel(false);
-        tokio::spawn(server::serve(l, node, self.shared.clone(), rx));
+        match &self.network {
+            Some(net) => net.up(node, rx),
+            None => {
+                let l = TcpListener::bind(("127.0.0.1", b.port)).await?;
+                tokio::spawn(server::serve(l, node, self.shared.clone(), rx));
+            }
+        }
         b.stop = Some(stop);
         let mut st = lock(&self.shared);
         if let Some(b) = st.brokers.iter_mut().find(|b| b.id == node) {

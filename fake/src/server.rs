@@ -10,8 +10,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use strom_protocol::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tracing::debug;
 
@@ -29,6 +29,12 @@ pub(crate) struct Shared {
     pub(crate) max_frame: usize,
     /// SASL users and passwords: `Some` makes every listener SASL_PLAINTEXT.
     pub(crate) users: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The fake's clock: tokio's, so that under a paused runtime (`start_paused`) group
+/// sessions, fetch waits and the request log's times are virtual, as the client's are.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 pub(crate) fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
@@ -453,7 +459,13 @@ pub(crate) async fn serve(listener: TcpListener, node: i32, shared: Arc<Shared>,
     }
 }
 
-async fn connection(mut stream: TcpStream, node: i32, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Serves one connection (TCP, or an in-memory stream) until it closes or `stop` turns true.
+pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    node: i32,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut auth = shared.users.as_ref().map(|_| crate::sasl::Exchange::Start);
     loop {
         let frame = tokio::select! {
@@ -481,7 +493,7 @@ async fn connection(mut stream: TcpStream, node: i32, shared: Arc<Shared>, mut s
 }
 
 /// One frame, or `None` when the peer closed or sent a size out of bounds.
-async fn read_frame(stream: &mut TcpStream, max: usize) -> Option<Bytes> {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> Option<Bytes> {
     let size = stream.read_i32().await.ok()?;
     let size = usize::try_from(size).ok().filter(|n| *n <= max)?;
     let mut buf = vec![0u8; size];
@@ -531,6 +543,7 @@ pub(crate) fn fuzz_request(data: &[u8]) {
         },
         vec![crate::state::BrokerInfo {
             id: 1,
+            host: "127.0.0.1".into(),
             port: 9092,
             up: true,
             rack: Some("r".into()),
@@ -538,7 +551,7 @@ pub(crate) fn fuzz_request(data: &[u8]) {
     );
     let _ = st.create_topic("t", 2, 1, false);
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
-    let now = Instant::now();
+    let now = now();
     let _ = details_of(&req, &st, version);
     // Twice: a second request sees what the first changed (a topic, a group member).
     for _ in 0..2 {
@@ -651,7 +664,7 @@ pub(crate) async fn answer(
             version,
             correlation_id: header.correlation_id,
             client_id: client_id.clone(),
-            at: Instant::now(),
+            at: now(),
             partitions: parts,
             batches,
             fetch,
@@ -672,7 +685,7 @@ pub(crate) async fn answer(
         Some((FaultAction::Error(code), only)) => Some((code, only)),
         None => None,
     };
-    let started = Instant::now();
+    let started = now();
     let wait_limit = match &req {
         Req::Fetch(r) => Duration::from_millis(r.max_wait_ms.max(0).unsigned_abs().into()),
         // Joins and syncs wait for the group; bounded anyway.
@@ -683,7 +696,7 @@ pub(crate) async fn answer(
         let changed = shared.changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let now = Instant::now();
+        let now = now();
         let last = now.duration_since(started) >= wait_limit;
         let step = {
             let mut st = lock(shared);
@@ -713,7 +726,7 @@ pub(crate) async fn answer(
                 return Ok(None);
             }
             Step::Wait => {
-                let left = wait_limit.saturating_sub(started.elapsed());
+                let left = wait_limit.saturating_sub(now.duration_since(started));
                 let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), changed).await;
             }
         }

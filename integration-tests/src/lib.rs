@@ -522,7 +522,12 @@ pub async fn send_produce(
 /// logged the topic; a broker names itself leader in Metadata a moment before its replica
 /// manager takes the partition, and a Produce in between is refused NOT_LEADER_OR_FOLLOWER
 /// and retried. Tests that count retries wait for this first. Panics naming the last error.
-pub async fn wait_topic_ready(admin: &strom_client::Admin, topic: &str, partitions: usize, within: std::time::Duration) {
+pub async fn wait_topic_ready(
+    admin: &strom_client::Admin,
+    topic: &str,
+    partitions: usize,
+    within: std::time::Duration,
+) {
     use strom_client::OffsetSpec;
     let deadline = std::time::Instant::now() + within;
     loop {

@@ -1,7 +1,7 @@
 //! Commits and offset lookups of a [`Consumer`], and the auto-commit it runs from `poll`.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tracing::warn;
 

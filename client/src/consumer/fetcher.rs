@@ -25,7 +25,8 @@ use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use strom_protocol::messages::ApiKey;
 use tracing::debug;

@@ -18,7 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use strom_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use strom_protocol::messages::leave_group_request::MemberIdentity;

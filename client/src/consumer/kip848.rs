@@ -13,7 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use strom_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use strom_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, GroupId, TopicName};

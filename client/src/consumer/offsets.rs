@@ -2,7 +2,7 @@
 //! `require_stable` (KIP-447: offsets a pending transaction will commit are waited for).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use strom_protocol::messages::{GroupId, OffsetCommitRequest, TopicName};

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use futures_util::Stream;
 use strom_protocol::ErrorCode;
@@ -75,7 +76,7 @@ impl Consumer {
                 .values()
                 .filter(|t| **t > now)
                 .min()
-                .map(|t| tokio::time::Instant::from_std(*t).min(deadline));
+                .map(|t| (*t).min(deadline));
             let events = self.group.as_mut().map(|g| &mut g.events);
             tokio::select! {
                 _ = async {

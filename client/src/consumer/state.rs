@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::role_config::OffsetReset;

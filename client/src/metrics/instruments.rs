@@ -3,7 +3,8 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use super::cells::lock;
 use super::cells::{Gauge, Meter, Since, Stat};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::cells::lock;
 use super::names::{prom_labels, prom_name, prom_value, Shape, QUANTILES};

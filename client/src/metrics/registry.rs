@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use super::cells::lock;
 use super::cells::{Gauge, GaugeCell, Meter, MeterCell, RateWindow, Since, SinceCell, Stat, StatCell, StatState};

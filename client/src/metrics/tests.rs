@@ -1,5 +1,6 @@
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use super::cells::{bucket_of, bucket_value, Histogram, RateWindow, StatState, BUCKETS};
 use super::instruments::{ConsumerInstruments, CoordinatorInstruments};

@@ -681,7 +681,7 @@ impl TransactionalProducer {
 /// Runs `f`, adding its duration to `meter` (Java's `txn-*-time-ns-total`, which count
 /// failed calls too).
 async fn timed<T>(meter: &crate::metrics::Meter, f: impl std::future::Future<Output = T>) -> T {
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     let r = f.await;
     meter.add(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
     r

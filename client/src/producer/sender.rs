@@ -28,7 +28,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use strom_protocol::message_traits::StrBytes;
@@ -228,11 +229,8 @@ impl Sender {
             if self.cmds_closed && self.inflight.is_empty() && Accumulator::is_empty(&self.acc.lock()) {
                 break;
             }
-            let sleep = tokio::time::sleep_until(
-                next_linger
-                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
-                    .into(),
-            );
+            let sleep =
+                tokio::time::sleep_until(next_linger.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)));
             let retry_tick = !self.refresh.is_empty() || self.bump_pending;
             tokio::select! {
                 Some(flight) = self.inflight.next(), if !self.inflight.is_empty() => self.handle(flight),
@@ -1007,7 +1005,7 @@ impl Sender {
         tokio::select! {
             Some(flight) = self.inflight.next(), if !self.inflight.is_empty() => self.handle(flight),
             _ = self.acc.wake.notified() => {}
-            _ = tokio::time::sleep_until(wait.into()) => {}
+            _ = tokio::time::sleep_until(wait) => {}
         }
     }
 

@@ -16,7 +16,8 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use strom_protocol::message_traits::StrBytes;
 use strom_protocol::messages::{ApiKey, EndTxnRequest, InitProducerIdRequest, ProducerId, TransactionalId};

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use strom_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use strom_protocol::messages::txn_offset_commit_request::{

@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use strom_protocol::messages::{ApiKey, GroupId, ShareGroupHeartbeatRequest, TopicName};
 use strom_protocol::ErrorCode;

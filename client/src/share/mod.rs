@@ -50,7 +50,8 @@ mod session;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use strom_protocol::messages::share_fetch_request::{AcknowledgementBatch, FetchPartition, FetchTopic, ForgottenTopic};
@@ -521,7 +522,7 @@ impl ShareConsumer {
             return Ok(Vec::new());
         };
         let joined = match deadline {
-            Some(d) => match tokio::time::timeout_at(tokio::time::Instant::from_std(d), &mut round.task).await {
+            Some(d) => match tokio::time::timeout_at(d, &mut round.task).await {
                 Ok(joined) => joined,
                 Err(_) => return Ok(Vec::new()),
             },

@@ -28,6 +28,8 @@ pub(crate) fn s(v: &str) -> StrBytes {
 #[derive(Debug, Clone)]
 pub(crate) struct BrokerInfo {
     pub(crate) id: i32,
+    /// The host part of its address (the listener's, or its in-memory name).
+    pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) up: bool,
     pub(crate) rack: Option<String>,
@@ -324,6 +326,14 @@ impl State {
         Some(f)
     }
 
+    /// The host broker `id` is reached at (the listeners' host for an unknown id).
+    fn host_of(&self, id: i32) -> &str {
+        self.brokers
+            .iter()
+            .find(|b| b.id == id)
+            .map_or(self.settings.host.as_str(), |b| b.host.as_str())
+    }
+
     fn live(&self) -> impl Iterator<Item = &BrokerInfo> {
         self.brokers.iter().filter(|b| b.up)
     }
@@ -505,7 +515,7 @@ impl State {
                     .map(|b| {
                         metadata_response::MetadataResponseBroker::default()
                             .with_node_id(BrokerId(b.id))
-                            .with_host(s(&self.settings.host))
+                            .with_host(s(&b.host))
                             .with_port(i32::from(b.port))
                             .with_rack(b.rack.as_deref().map(s))
                     })
@@ -553,7 +563,7 @@ impl State {
                         .with_key(k.clone())
                         .with_error_code(code.code())
                         .with_node_id(BrokerId(id))
-                        .with_host(s(&self.settings.host))
+                        .with_host(s(self.host_of(id)))
                         .with_port(port)
                 })
                 .collect();
@@ -563,7 +573,7 @@ impl State {
             FindCoordinatorResponse::default()
                 .with_error_code(code.code())
                 .with_node_id(BrokerId(id))
-                .with_host(s(&self.settings.host))
+                .with_host(s(self.host_of(id)))
                 .with_port(port)
         }
     }
@@ -722,6 +732,7 @@ mod tests {
     fn a_reassignment_is_led_by_its_first_replica_that_is_up() {
         let broker = |id: i32, up: bool| BrokerInfo {
             id,
+            host: "127.0.0.1".into(),
             port: 0,
             up,
             rack: None,
