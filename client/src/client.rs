@@ -419,10 +419,7 @@ impl Client {
                 r.errors += m.errors;
             }
         }
-        let md = self.metadata();
-        let Some(info) = md.brokers.get(&node_id) else {
-            return Err(Error::unknown_node(node_id));
-        };
+        let info = self.broker_info(node_id).await?;
         if let Some(at) = backoff.next_attempt {
             tokio::time::sleep_until(at).await;
         }
@@ -452,15 +449,29 @@ impl Client {
         }
     }
 
+    /// Where broker `node_id` listens: from the cached metadata, else from a refresh (a
+    /// broker that came back, or joined, after the last one: a coordinator lookup can name
+    /// it before the cache knows it; Java takes the coordinator's address from the lookup's
+    /// answer). The error names the node when the cluster does not know it either.
+    async fn broker_info(&self, node_id: i32) -> Result<BrokerInfo> {
+        if let Some(info) = self.metadata().brokers.get(&node_id) {
+            return Ok(info.clone());
+        }
+        // Boxed: a refresh connects to a broker, which can come back here (never for a
+        // broker the metadata names, so never twice).
+        let md = Box::pin(self.refresh_metadata(Some(&[]))).await?;
+        md.brokers
+            .get(&node_id)
+            .cloned()
+            .ok_or_else(|| Error::unknown_node(node_id))
+    }
+
     /// A new connection to broker `node_id` that no one else uses, with its own request
     /// timeout: for requests the broker may hold for long (JoinGroup waits for the whole
     /// group), which would otherwise block every request behind them on the shared
     /// connection (Java gives the group coordinator its own socket for the same reason).
     pub(crate) async fn dedicated_connection(&self, node_id: i32, request_timeout: Duration) -> Result<Connection> {
-        let md = self.metadata();
-        let Some(info) = md.brokers.get(&node_id) else {
-            return Err(Error::unknown_node(node_id));
-        };
+        let info = self.broker_info(node_id).await?;
         let mut cfg = self.inner.conn_config.clone();
         cfg.request_timeout = cfg.request_timeout.max(request_timeout);
         let c = Connection::connect(&info.addr(), cfg).await.map_err(|e| {

@@ -192,6 +192,14 @@ impl Group {
         m.joined.take()
     }
 
+    /// The member id of a static member (`group.instance.id`), if it is in the group.
+    pub(crate) fn member_of_instance(&self, instance_id: &str) -> Option<String> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.instance_id.as_deref() == Some(instance_id))
+            .map(|(id, _)| id.clone())
+    }
+
     /// Whether a member's JoinGroup can still be answered (it was not removed meanwhile).
     pub(crate) fn is_member(&self, member_id: &str) -> bool {
         self.members.contains_key(member_id)

@@ -334,7 +334,17 @@ pub(crate) fn step(
                 None => match st.join_group(node, r, v, client_id, now) {
                     Ok(Some(j)) => Some(j),
                     Ok(None) => {
-                        pending.member = Some(r.member_id.to_string());
+                        // A new static member joins with no id and waits under the one
+                        // the group gave it.
+                        let instance = r.group_instance_id.as_ref().map(|i| i.to_string());
+                        let id = match (r.member_id.is_empty(), instance) {
+                            (true, Some(inst)) => st
+                                .group(&gid)
+                                .and_then(|g| g.member_of_instance(&inst))
+                                .unwrap_or_default(),
+                            _ => r.member_id.to_string(),
+                        };
+                        pending.member = Some(id);
                         None
                     }
                     Err(code) => return body(&fail(code), v),

@@ -585,3 +585,68 @@ async fn without_check_crcs_the_corrupt_batch_is_returned_as_is() {
     assert_eq!(records[5].value.as_deref(), Some(&b"v4"[..]));
     assert_eq!(records[5].key.as_deref(), Some(&b"k5"[..]));
 }
+
+/// A compressed batch whose codec header was overwritten after its CRC was computed (as a
+/// disk fault would): with CRC checks the batch fails them; without, decompression fails.
+/// Either way the error names the partition and the batch's offset, the records before it
+/// come through, and polling again never skips the batch. Every codec.
+#[tokio::test]
+async fn a_corrupt_compressed_batch_is_an_error_with_or_without_crc_checks() {
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let cluster = FakeCluster::builder().topic(TOPIC, 1, 1).start().await.unwrap();
+        write(&cluster, 0, 0..3, 3).await;
+        let mut cfg = ProducerConfig::new(cluster.bootstrap_servers());
+        cfg.set("compression.type", codec).unwrap();
+        let producer = Producer::new(cfg).await.unwrap();
+        let mut pending = Vec::new();
+        for o in 3..6 {
+            // Compressible: a batch is kept compressed only when that makes it smaller.
+            let value = format!("v{o}-{}", "x".repeat(300));
+            let r = ProducerRecord::new(TOPIC, value).key(format!("k{o}")).partition(0);
+            pending.push(producer.send(r).await.unwrap());
+        }
+        for d in pending {
+            d.await.unwrap();
+        }
+        producer.close().await.unwrap();
+        // The records start after the 61-byte batch header: its first bytes are the codec's
+        // own header (magic number, stream identifier).
+        let edited = cluster.edit_batch(TOPIC, 0, 3, |b| {
+            assert_ne!(b[22] & 0x07, 0, "{codec}: the batch is compressed: {:?}", &b[..30]);
+            for x in &mut b[61..65] {
+                *x ^= 0xff;
+            }
+        });
+        assert!(edited, "{codec}");
+        for check_crcs in [true, false] {
+            let mut cc = config(&cluster);
+            cc.check_crcs = check_crcs;
+            let mut consumer = Consumer::new(cc).await.unwrap();
+            consumer.assign([tp(0)]).unwrap();
+            consumer.seek(&tp(0), 0).unwrap();
+            let (records, errors) = tokio::time::timeout(LIMIT, async {
+                let (mut records, mut errors) = (Vec::new(), Vec::new());
+                while errors.len() < 2 {
+                    match consumer.poll(Duration::from_millis(200)).await {
+                        Ok(r) => records.extend(r),
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+                (records, errors)
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{codec}, check.crcs={check_crcs}: hung"));
+            assert_records(&records, 0, 0..3);
+            for e in &errors {
+                assert!(
+                    e.contains("t-0") && e.contains("offset 3"),
+                    "{codec}, check.crcs={check_crcs}: {e}"
+                );
+                if check_crcs {
+                    assert!(e.to_lowercase().contains("crc"), "{codec}: {e}");
+                }
+            }
+            assert_eq!(consumer.position(&tp(0)).await.unwrap(), 3, "{codec}");
+        }
+    }
+}

@@ -316,17 +316,50 @@ impl Producer {
         }
         // The topic is not in the cached metadata yet (the reserved memory was given back):
         // fetch it, waiting up to max.block.ms, as Java's waitOnMetadata does.
-        tokio::time::timeout(self.inner.cfg.max_block, self.inner.client.topic(&record.topic))
-            .await
-            .map_err(|_| {
-                Error::timeout(
-                    format!("for metadata of topic {}", record.topic),
-                    self.inner.cfg.max_block,
-                )
-            })??;
+        self.wait_on_metadata(&record.topic).await?;
         let reserved = self.inner.acc.reserve(size, wait).await?;
         self.append(record, reserved)?
             .ok_or_else(|| no_metadata_yet(&record.topic))
+    }
+
+    /// Asks for `topic`'s metadata until it has partitions or `max.block.ms` passes, as
+    /// Java's `waitOnMetadata`: a retriable topic error (LEADER_NOT_AVAILABLE while it is
+    /// created or moved) is asked again after `retry.backoff.ms` (exponential); the timeout
+    /// names the last one. A topic the cluster does not know fails at once with
+    /// UNKNOWN_TOPIC_OR_PARTITION naming it (Java waits `max.block.ms` for it), as do
+    /// other errors (an invalid name, no authorization).
+    async fn wait_on_metadata(&self, topic: &str) -> Result<()> {
+        let max_block = self.inner.cfg.max_block;
+        let deadline = tokio::time::Instant::now() + max_block;
+        let backoff = crate::backoff::ExponentialBackoff::retries(self.inner.client.config());
+        let timed_out = |last: Option<Error>| {
+            let e = Error::timeout(format!("for metadata of topic {topic}"), max_block);
+            match last {
+                Some(cause) => e.with_cause(cause),
+                None => e,
+            }
+        };
+        let mut attempts = 0u32;
+        loop {
+            let e = match tokio::time::timeout_at(deadline, self.inner.client.topic(topic)).await {
+                Err(_) => return Err(timed_out(None)),
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e))
+                    if e.is_retriable()
+                        && e.kafka_code() != Some(strom_protocol::ErrorCode::UnknownTopicOrPartition) =>
+                {
+                    e
+                }
+                Ok(Err(e)) => return Err(e),
+            };
+            attempts = attempts.saturating_add(1);
+            let wait = backoff.delay(attempts);
+            if tokio::time::Instant::now() + wait >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                return Err(timed_out(Some(e)));
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 
     fn check_txn_state(&self) -> Result<()> {
