@@ -174,7 +174,7 @@ pub struct ClientConfig {
     pub oauth_token_provider: Option<Arc<dyn TokenProvider>>,
     /// Opens broker connections in place of TCP (see [`ClientConfig::with_transport`]);
     /// `None`, the default, is TCP.
-    pub transport: Option<Arc<dyn crate::transport::Transport>>,
+    pub transport: Option<Arc<dyn crate::custom_transport::Transport>>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -468,7 +468,7 @@ impl ClientConfig {
     /// cluster in tests (strom-fake's `FakeCluster::transport`), which under tokio's paused
     /// clock runs the client in virtual time. PLAINTEXT only: with another
     /// `security.protocol` the client refuses to start.
-    pub fn with_transport(mut self, transport: Arc<dyn crate::transport::Transport>) -> Self {
+    pub fn with_transport(mut self, transport: Arc<dyn crate::custom_transport::Transport>) -> Self {
         self.transport = Some(transport);
         self
     }

@@ -64,6 +64,7 @@ mod topic_partition;
 #[cfg(feature = "opentelemetry")]
 pub mod trace_context;
 
+mod custom_transport;
 mod transport;
 mod wire;
 
@@ -94,6 +95,7 @@ pub use consumer::{
     CommitFuture, Consumer, ConsumerHandle, ConsumerMetrics, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp,
     RebalanceContext, RebalanceListener, TopicPartition,
 };
+pub use custom_transport::{ConnectFuture, Transport, TransportStream};
 pub use error::{Error, ErrorKind, Result};
 pub use producer::{
     abort_lingering, resume_transaction, ConsumerGroupMetadata, DeliveryFuture, Partitioner, PartitionerClass,
@@ -112,7 +114,6 @@ pub use strom_protocol::{
     record_batch::{Header, Headers, Record, TimestampType},
     Compression, ErrorCode,
 };
-pub use transport::{ConnectFuture, Transport, TransportStream};
 
 /// The low-level surface: a raw connection to one broker that sends any Kafka request and
 /// returns its response (the `kafka-protocol` message types, through [`lowlevel::protocol`]).

@@ -47,8 +47,8 @@ pub struct ConnectionConfig {
     /// [`ClientConfig::connection_config`](crate::ClientConfig::connection_config).
     pub security: Option<Arc<crate::security::Security>>,
     /// Opens the byte stream in place of TCP (tests: an in-memory cluster); `None` is TCP.
-    /// See [`Transport`](crate::transport::Transport).
-    pub transport: Option<Arc<dyn crate::transport::Transport>>,
+    /// See [`Transport`](crate::custom_transport::Transport).
+    pub transport: Option<Arc<dyn crate::custom_transport::Transport>>,
 }
 
 impl Default for ConnectionConfig {

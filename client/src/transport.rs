@@ -7,45 +7,14 @@
 //! re-authentication (KIP-368) needs the stream itself (no other request may interleave with
 //! it), which only the transport owns.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 use tracing::debug;
 
+use crate::custom_transport::Transport;
 use crate::error::{Error, Kind, Result};
 use crate::stream::{BoxRead, BoxWrite, ConnectionConfig, Counters};
-
-/// A byte stream a [`Transport`] opens: any bidirectional stream, e.g. one end of
-/// [`tokio::io::duplex`].
-pub trait TransportStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> TransportStream for T {}
-
-/// What [`Transport::connect`] returns.
-pub type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<Box<dyn TransportStream>>> + Send>>;
-
-/// Opens the byte stream to a broker in place of TCP: set on
-/// [`ClientConfig::transport`](crate::ClientConfig::transport) (or
-/// [`ConnectionConfig::transport`]), every connection of the client, bootstrap included,
-/// is made by [`connect`](Transport::connect) with the broker's `host:port` as the
-/// metadata names it. No name is resolved and no socket option applies.
-///
-/// Its use is tests: an in-memory cluster (strom-fake's `FakeCluster::transport`) over
-/// [`tokio::io::duplex`] streams, which with tokio's paused clock
-/// (`#[tokio::test(start_paused = true)]`) runs a client in virtual time: timeouts, linger,
-/// backoff and session expiry take no wall-clock time. The stream carries the protocol in
-/// the clear: a client with a custom transport refuses a `security.protocol` other than
-/// PLAINTEXT.
-///
-/// `connect` is bounded by `socket.connection.setup.timeout.ms`, as a TCP connect is; an
-/// error it returns (e.g. `ConnectionRefused` for a broker that is down) is handled as a
-/// refused TCP connection: reconnect backoff, then the next broker.
-pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
-    /// Opens a stream to the broker at `addr` (`host:port`).
-    fn connect(&self, addr: &str) -> ConnectFuture;
-}
 
 /// Opens `addr` with a custom transport: within the connect timeout, PLAINTEXT only.
 async fn open_custom(addr: &str, transport: &dyn Transport, config: &ConnectionConfig) -> Result<(BoxRead, BoxWrite)> {
