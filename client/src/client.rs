@@ -382,6 +382,28 @@ impl Client {
         self.slot_connection(node_id, node_id).await
     }
 
+    /// The connection to broker `node_id` when one is open, without waiting; else a
+    /// connection made by a task of its own. For a caller that holds the future among
+    /// others a task polls (the producer's flights): connecting holds the broker's slot
+    /// lock across awaits, and a future the task stops polling while it awaits the same
+    /// broker elsewhere (a transaction's coordinator) would keep that lock forever.
+    pub(crate) async fn broker_detached(&self, node_id: i32) -> Result<Connection> {
+        let slot = self
+            .inner
+            .nodes
+            .lock()
+            .map_err(|_| Error::internal("client state poisoned"))?
+            .get(&node_id)
+            .cloned();
+        if let Some(c) = slot.and_then(|s| s.live()) {
+            return Ok(c);
+        }
+        let client = self.clone();
+        tokio::spawn(async move { client.broker(node_id).await })
+            .await
+            .map_err(|e| Error::internal(format!("connecting to broker {node_id}: {e}")))?
+    }
+
     /// A second connection to broker `node_id`, for group coordination (commits, offset
     /// fetches, heartbeats): the broker answers one request per connection at a time, so on
     /// the data connection a commit would wait behind a Fetch held for `fetch.max.wait.ms`.

@@ -703,10 +703,12 @@ impl Sender {
         let sent = Instant::now();
         let acks_none = self.cfg.acks == Acks::None;
         let client = self.client.clone();
-        // Connecting happens inside the flight, so a dead broker never stalls the loop.
+        // Connecting happens inside the flight, so a dead broker never stalls the loop, and
+        // in a task of its own: the loop may await the same broker for a transaction while
+        // this flight is not polled (tests/sim.rs seed 100 deadlocked so).
         self.inflight.push(Box::pin(async move {
             let result = async {
-                let conn = client.broker(node).await?;
+                let conn = client.broker_detached(node).await?;
                 let version = conn.versions().version(ApiKey::Produce)?.min(cap);
                 if acks_none {
                     conn.send_no_response(&req, version).await.map(|()| None)
