@@ -16,9 +16,13 @@
 //!
 //! `cargo test -p strom-client --test sim` runs the pinned seeds and then `SIM_SEEDS` seeds
 //! (1,000 by default) from `SIM_SEED_START` (0). A failure prints its seed;
-//! `SIM_SEED=<seed> cargo test -p strom-client --test sim` runs that seed alone. The fault
-//! schedule is a function of the seed; `scripts/sim HOURS` runs seeds from a random start
-//! until the time is up. Each bug found this way gets its seed in `PINNED`.
+//! `SIM_SEED=<seed> cargo test -p strom-client --test sim` runs that seed alone
+//! (`SIM_LOG=debug` adds the client's log, `SIM_VERBOSE=1` the schedule). The fault schedule
+//! is a function of the seed; the interleaving is too, but for one thing: tokio's `select!`
+//! polls its branches in a random order, so a seed that found a race may need a few runs to
+//! show it again (loop the command). `scripts/sim HOURS` runs seeds from a random start until
+//! the time is up. Each bug found this way gets its seed in `PINNED`, or in `PINNED_RACES`,
+//! which are run 30 times each.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
