@@ -1,7 +1,9 @@
 //! KIP-848 consumer groups (ConsumerGroupHeartbeat), sans-IO: the coordinator computes a
 //! target assignment (partitions of each subscribed topic spread over its members) and
 //! reconciles each member towards it, never handing a partition to a member before the
-//! member that owns it has revoked it.
+//! member that owns it has revoked it. A member subscribes by names or by a regular
+//! expression (`subscribed_topic_regex`), which the coordinator resolves against the topics
+//! at every heartbeat, so a topic created later joins the subscription.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -17,6 +19,8 @@ pub(crate) struct Member {
     pub(crate) epoch: i32,
     pub(crate) instance_id: Option<String>,
     subscribed: BTreeSet<String>,
+    /// The member's regular expression (whole topic names match), when it subscribed so.
+    regex: Option<regex::Regex>,
     /// Partitions the member may consume now.
     assigned: BTreeSet<Tip>,
     /// Partitions it must give up before its next epoch.
@@ -32,6 +36,9 @@ pub(crate) struct Beat<'a> {
     pub(crate) member_epoch: i32,
     pub(crate) instance_id: Option<&'a str>,
     pub(crate) subscribed: Option<BTreeSet<String>>,
+    /// `Some(Some(re))` subscribes by `re`, `Some(None)` drops the regex (an empty one), `None`
+    /// keeps what the member had.
+    pub(crate) regex: Option<Option<regex::Regex>>,
     pub(crate) owned: Option<BTreeSet<Tip>>,
 }
 
@@ -89,6 +96,7 @@ impl ConsumerGroup {
                     epoch: 0,
                     instance_id: b.instance_id.map(str::to_owned),
                     subscribed: BTreeSet::new(),
+                    regex: None,
                     assigned: BTreeSet::new(),
                     revoking: BTreeSet::new(),
                     sent: None,
@@ -107,7 +115,20 @@ impl ConsumerGroup {
         let mut changed = false;
         if let Some(m) = self.members.get_mut(&id) {
             m.last_seen = now;
-            if let Some(sub) = b.subscribed {
+            if let Some(re) = b.regex {
+                m.regex = re;
+            }
+            let sub = match &m.regex {
+                Some(re) => Some(
+                    topics
+                        .keys()
+                        .filter(|t| !t.starts_with("__") && re.is_match(t))
+                        .cloned()
+                        .collect(),
+                ),
+                None => b.subscribed,
+            };
+            if let Some(sub) = sub {
                 if sub != m.subscribed {
                     m.subscribed = sub;
                     changed = true;
@@ -226,8 +247,56 @@ mod tests {
             member_epoch: epoch,
             instance_id: None,
             subscribed: Some(["t".to_owned()].into()),
+            regex: None,
             owned: owned.cloned(),
         }
+    }
+
+    #[test]
+    fn a_regex_subscription_follows_the_topics_that_match_it_whole() {
+        let (s, now) = (Duration::from_secs(45), Instant::now());
+        let mut t: BTreeMap<String, (Uuid, i32)> = [
+            ("orders-eu".to_owned(), (Uuid::from_u128(1), 2)),
+            ("orders-us".to_owned(), (Uuid::from_u128(2), 1)),
+            ("my-orders-eu".to_owned(), (Uuid::from_u128(3), 1)),
+            ("__consumer_offsets".to_owned(), (Uuid::from_u128(4), 1)),
+        ]
+        .into();
+        let mut g = ConsumerGroup::default();
+        let regex = regex::Regex::new("^(?:orders-.*)$").unwrap();
+        let first = Beat {
+            member_id: "a",
+            member_epoch: 0,
+            instance_id: None,
+            subscribed: None,
+            regex: Some(Some(regex)),
+            owned: None,
+        };
+        let a = g.heartbeat(first, &t, s, now).unwrap();
+        let ids: BTreeSet<Uuid> = a.assignment.unwrap().iter().map(|(id, _)| *id).collect();
+        // Whole names only ("my-orders-eu" contains a match), and no internal topic.
+        assert_eq!(ids, [Uuid::from_u128(1), Uuid::from_u128(2)].into());
+        // A topic created later joins at the next heartbeat; the regex is not sent again.
+        t.insert("orders-apac".to_owned(), (Uuid::from_u128(5), 1));
+        let owned: BTreeSet<Tip> = [
+            (Uuid::from_u128(1), 0),
+            (Uuid::from_u128(1), 1),
+            (Uuid::from_u128(2), 0),
+        ]
+        .into();
+        let again = Beat {
+            member_id: "a",
+            member_epoch: a.member_epoch,
+            instance_id: None,
+            subscribed: None,
+            regex: None,
+            owned: Some(owned),
+        };
+        let a2 = g.heartbeat(again, &t, s, now).unwrap();
+        assert!(a2.member_epoch > a.member_epoch, "a new target epoch");
+        let parts = a2.assignment.unwrap();
+        assert!(parts.contains(&(Uuid::from_u128(5), 0)), "{parts:?}");
+        assert_eq!(parts.len(), 4);
     }
 
     #[test]

@@ -36,12 +36,21 @@ impl State {
         if let Err(e) = self.check_coordinator(node, &gid) {
             return fail(e, None);
         }
-        if req.subscribed_topic_regex.is_some() {
-            return fail(
-                ErrorCode::InvalidRequest,
-                Some("strom-fake does not implement subscribed_topic_regex yet"),
-            );
-        }
+        // RE2J in Kafka; Rust's regex crate has the same syntax for what topic names need.
+        // A topic matches when the whole name does, as with Java's Matcher.matches().
+        let regex = match req.subscribed_topic_regex.as_ref().map(|r| r.as_str()) {
+            None => None,
+            Some("") => Some(None),
+            Some(re) => match regex::Regex::new(&format!("^(?:{re})$")) {
+                Ok(compiled) => Some(Some(compiled)),
+                Err(e) => {
+                    return fail(
+                        ErrorCode::InvalidRegularExpression,
+                        Some(&format!("Invalid regular expression {re}: {e}")),
+                    )
+                }
+            },
+        };
         if self.groups.get(&gid).is_some_and(|g| !g.members.is_empty()) {
             return fail(
                 ErrorCode::GroupIdNotFound,
@@ -74,6 +83,7 @@ impl State {
             member_epoch: req.member_epoch,
             instance_id: req.instance_id.as_ref().map(|i| i.as_str()),
             subscribed,
+            regex,
             owned,
         };
         match cg.heartbeat(beat, &topics, session, now) {
