@@ -4,10 +4,10 @@
 //! wire protocol on loopback (so Strom, Java's clients or any other client can talk to it),
 //! keeps its data in memory, and can be told to fail in precise ways. It is a test double,
 //! not a broker: nothing is durable, and it implements the APIs a producer (idempotent or
-//! transactional, transaction.version 1), a consumer in a classic group (read_committed
+//! transactional), a consumer in a classic group (read_committed
 //! too) and an admin client use (see [`SUPPORTED`]), with SASL PLAIN and SCRAM if asked
-//! ([`FakeClusterBuilder::sasl_user`]), and KIP-848 groups; KIP-890 transactions and TLS are
-//! not implemented yet.
+//! ([`FakeClusterBuilder::sasl_user`]), KIP-848 groups (regex subscriptions too) and KIP-890
+//! transactions ([`FakeClusterBuilder::transaction_version`]); TLS is not implemented yet.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -111,8 +111,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // Transactions, transaction.version 1 (KIP-98; no KIP-890 yet).
     (ApiKey::AddPartitionsToTxn, 0, 3),
     (ApiKey::AddOffsetsToTxn, 0, 3),
-    (ApiKey::TxnOffsetCommit, 0, 3),
-    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::EndTxn, 0, 5),
     // KIP-848 consumer groups (server-side assignment).
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
@@ -263,6 +263,16 @@ impl FakeClusterBuilder {
         self
     }
 
+    /// The finalized `transaction.version` feature: 1 (the default, the classic protocol of
+    /// KIP-98) or 2 (KIP-890: a transactional Produce v12 adds its partition itself, a
+    /// TxnOffsetCommit v5 its group, and every EndTxn v5 bumps the producer epoch and
+    /// answers the new one, which the markers carry). Below 2, EndTxn and TxnOffsetCommit
+    /// are answered up to v3.
+    pub fn transaction_version(mut self, version: i16) -> Self {
+        self.settings.transaction_version = version.clamp(0, 2);
+        self
+    }
+
     /// KIP-848 groups: the heartbeat interval the coordinator gives members
     /// (`group.consumer.heartbeat.interval.ms`, 5 s) and their session timeout
     /// (`group.consumer.session.timeout.ms`, 45 s).
@@ -381,6 +391,7 @@ impl FakeCluster {
                 group_session_timeout: Duration::from_secs(45),
                 max_versions: Vec::new(),
                 rack_aware_replica_selector: false,
+                transaction_version: 1,
             },
             racks: Vec::new(),
             users: None,

@@ -253,7 +253,7 @@ pub(crate) fn step(
         Req::ApiVersions => body(&st.api_versions(top.unwrap_or(ErrorCode::None)), v),
         Req::Metadata(r) => body(&st.metadata(r, top), v),
         Req::Produce(r) => {
-            let resp = st.produce(node, r, inject);
+            let resp = st.produce(node, r, v, inject, now);
             if r.acks == 0 {
                 return Ok(Step::NoReply);
             }
@@ -313,7 +313,7 @@ pub(crate) fn step(
         },
         Req::EndTxn(r) => match top {
             Some(code) => body(&EndTxnResponse::default().with_error_code(code.code()), v),
-            None => body(&st.end_txn(node, r), v),
+            None => body(&st.end_txn(node, r, v), v),
         },
         Req::OffsetCommit(r) => body(&st.offset_commit(node, r, inject, now), v),
         Req::OffsetFetch(r) => body(&st.offset_fetch(node, r, v, top), v),
@@ -550,6 +550,7 @@ pub(crate) fn fuzz_request(data: &[u8]) {
             group_session_timeout: Duration::from_secs(45),
             max_versions: Vec::new(),
             rack_aware_replica_selector: true,
+            transaction_version: 2,
         },
         vec![crate::state::BrokerInfo {
             id: 1,

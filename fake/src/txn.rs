@@ -20,6 +20,10 @@ pub(crate) struct Txn {
     pub(crate) groups: BTreeSet<String>,
     /// Offsets committed in the transaction: (group, topic, partition, offset).
     pub(crate) offsets: Vec<(String, String, i32, Committed)>,
+    /// How the last transaction ended under transaction.version 2 (committed?) and the
+    /// epoch that EndTxn gave the producer: a retried EndTxn from the epoch before, while
+    /// that is still the epoch, gets the same answer.
+    pub(crate) last_end: Option<(bool, i16)>,
 }
 
 impl Txn {
@@ -32,6 +36,7 @@ impl Txn {
             partitions: BTreeSet::new(),
             groups: BTreeSet::new(),
             offsets: Vec::new(),
+            last_end: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Transactions on the fake (transaction.version 1): Strom's transactional producer commits
+//! Transactions on the fake, under transaction.version 1 and 2 (KIP-890): Strom's transactional producer commits
 //! and aborts, read_committed sees only what was committed (the last stable offset holds
 //! back an open transaction), a second producer with the same id fences the first, offsets
 //! committed in a transaction appear with the commit only, and a transaction left open past
@@ -12,7 +12,7 @@ use strom_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetSpec, ProducerConfig,
     ProducerRecord, TopicPartition, TransactionalProducer,
 };
-use strom_fake::FakeCluster;
+use strom_fake::{ApiKey, FakeCluster};
 
 async fn txn_producer(bootstrap: &str, id: &str) -> TransactionalProducer {
     let mut pc = ProducerConfig::new(bootstrap);
@@ -57,7 +57,14 @@ async fn send(p: &TransactionalProducer, topic: &str, values: &[String]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn committed_and_aborted_transactions_under_read_committed() {
+    for tv in [1, 2] {
+        committed_and_aborted_transactions_under_read_committed_at(tv).await;
+    }
+}
+
+async fn committed_and_aborted_transactions_under_read_committed_at(tv: i16) {
     let cluster = FakeCluster::builder()
+        .transaction_version(tv)
         .brokers(3)
         .topic("t", 1, 3)
         .start()
@@ -95,11 +102,48 @@ async fn committed_and_aborted_transactions_under_read_committed() {
     assert_eq!(all.len(), 30, "read_uncommitted sees the aborted ones too");
     assert_eq!(cluster.end_offset("t", 0), Some(33), "30 records and 3 markers");
     p.close().await.unwrap();
+    assert_protocol(&cluster, tv);
+}
+
+/// The client spoke the protocol of the cluster's transaction.version: under 2, no
+/// AddPartitionsToTxn or AddOffsetsToTxn (the Produce and the TxnOffsetCommit add
+/// themselves) and EndTxn v5; under 1, EndTxn below v4 and the partitions added first.
+fn assert_protocol(cluster: &FakeCluster, tv: i16) {
+    let log = cluster.requests();
+    let count = |api: ApiKey| log.iter().filter(|r| r.api == api).count();
+    let end_versions: Vec<i16> = log
+        .iter()
+        .filter(|r| r.api == ApiKey::EndTxn)
+        .map(|r| r.version)
+        .collect();
+    assert!(!end_versions.is_empty());
+    if tv >= 2 {
+        assert_eq!(
+            count(ApiKey::AddPartitionsToTxn) + count(ApiKey::AddOffsetsToTxn),
+            0,
+            "TV2"
+        );
+        assert!(end_versions.iter().all(|v| *v >= 5), "{end_versions:?}");
+    } else {
+        assert!(count(ApiKey::AddPartitionsToTxn) > 0, "TV1");
+        assert!(end_versions.iter().all(|v| *v <= 3), "{end_versions:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_producer_fences_the_first_and_aborts_what_it_left_open() {
-    let cluster = FakeCluster::builder().topic("t", 1, 1).start().await.unwrap();
+    for tv in [1, 2] {
+        a_second_producer_fences_the_first_and_aborts_what_it_left_open_at(tv).await;
+    }
+}
+
+async fn a_second_producer_fences_the_first_and_aborts_what_it_left_open_at(tv: i16) {
+    let cluster = FakeCluster::builder()
+        .transaction_version(tv)
+        .topic("t", 1, 1)
+        .start()
+        .await
+        .unwrap();
     let b = cluster.bootstrap_servers();
     let old = txn_producer(&b, "tx-f").await;
     old.begin_transaction().await.unwrap();
@@ -117,7 +161,14 @@ async fn a_second_producer_fences_the_first_and_aborts_what_it_left_open() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn offsets_in_a_transaction_and_a_timed_out_transaction() {
+    for tv in [1, 2] {
+        offsets_in_a_transaction_and_a_timed_out_transaction_at(tv).await;
+    }
+}
+
+async fn offsets_in_a_transaction_and_a_timed_out_transaction_at(tv: i16) {
     let cluster = FakeCluster::builder()
+        .transaction_version(tv)
         .topic("in", 1, 1)
         .topic("out", 1, 1)
         .start()
@@ -160,6 +211,7 @@ async fn offsets_in_a_transaction_and_a_timed_out_transaction() {
         Some(&5)
     );
     c.close().await.unwrap();
+    assert_protocol(&cluster, tv);
 
     // A transaction left open past transaction.timeout.ms (3 s) is aborted, its producer
     // fenced.

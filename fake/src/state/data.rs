@@ -12,13 +12,22 @@ use super::{injected, s, FetchSession, ProducerState, SessionPartition, State, F
 impl State {
     // ---------------------------------------------------------------- Produce
 
-    /// A Produce; `inject` fails the matching partitions (nothing appended there).
+    /// A Produce; `inject` fails the matching partitions (nothing appended there). Under
+    /// transaction.version 2 a transactional Produce v12+ adds its partitions to the
+    /// transaction itself (KIP-890), as the leader asks the coordinator to.
     pub(crate) fn produce(
         &mut self,
         node: i32,
         req: &ProduceRequest,
+        version: i16,
         inject: Option<&(ErrorCode, Option<(String, i32)>)>,
+        now: std::time::Instant,
     ) -> ProduceResponse {
+        if version >= 12 && self.settings.transaction_version >= 2 {
+            if let Some(tid) = req.transactional_id.as_ref().map(|t| t.0.to_string()) {
+                self.add_produced_partitions(&tid, req, now);
+            }
+        }
         let mut responses = Vec::new();
         for t in &req.topic_data {
             let name = t.name.0.to_string();

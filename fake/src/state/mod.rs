@@ -208,6 +208,9 @@ pub(crate) struct Settings {
     /// `replica.selector.class=RackAwareReplicaSelector`: a leader sends a consumer in
     /// another rack to a replica in its own (KIP-392).
     pub(crate) rack_aware_replica_selector: bool,
+    /// The finalized `transaction.version` (1 by default; 2 is KIP-890: EndTxn v5 and
+    /// TxnOffsetCommit v5 answered, partitions added by Produce v12, an epoch per transaction).
+    pub(crate) transaction_version: i16,
 }
 
 impl Settings {
@@ -221,6 +224,12 @@ impl Settings {
             .map(|(_, v)| *v)
             .min()
             .unwrap_or(*max);
+        // Below transaction.version 2 the transaction APIs stop before their KIP-890 versions
+        // (v4 adds only TRANSACTION_ABORTABLE, which the fake never answers).
+        let cap = match api {
+            ApiKey::EndTxn | ApiKey::TxnOffsetCommit if self.transaction_version < 2 => cap.min(3),
+            _ => cap,
+        };
         (cap >= *min).then_some((*min, cap.min(*max)))
     }
 
@@ -412,8 +421,18 @@ impl State {
     // ---------------------------------------------------------------- ApiVersions
 
     pub(crate) fn api_versions(&self, error: ErrorCode) -> ApiVersionsResponse {
+        let tv = self.settings.transaction_version;
         ApiVersionsResponse::default()
             .with_error_code(error.code())
+            .with_supported_features(vec![api_versions_response::SupportedFeatureKey::default()
+                .with_name(s("transaction.version"))
+                .with_min_version(0)
+                .with_max_version(2)])
+            .with_finalized_features_epoch(1)
+            .with_finalized_features(vec![api_versions_response::FinalizedFeatureKey::default()
+                .with_name(s("transaction.version"))
+                .with_min_version_level(tv)
+                .with_max_version_level(tv)])
             .with_api_keys(
                 crate::SUPPORTED
                     .iter()
@@ -725,6 +744,7 @@ mod tests {
             group_session_timeout: Duration::from_secs(45),
             max_versions,
             rack_aware_replica_selector: false,
+            transaction_version: 1,
         }
     }
 

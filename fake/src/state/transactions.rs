@@ -47,6 +47,7 @@ impl State {
         }
         t.timeout = timeout;
         t.open_since = None;
+        t.last_end = None;
         if t.epoch >= i16::MAX - 1 {
             t.pid = self.next_producer_id;
             self.next_producer_id += 1;
@@ -120,6 +121,28 @@ impl State {
         response
     }
 
+    /// KIP-890: the partitions of a transactional Produce join the transaction of the
+    /// producer id and epoch their batches carry, when that is the coordinator's current
+    /// one (a stale epoch is refused by the append).
+    pub(super) fn add_produced_partitions(&mut self, tid: &str, req: &ProduceRequest, now: Instant) {
+        let opts = DecodeOptions::default();
+        for t in &req.topic_data {
+            for pd in &t.partition_data {
+                let Some(mut bytes) = pd.records.clone() else { continue };
+                let Ok(Some(b)) = BatchView::parse(&mut bytes, &opts) else {
+                    continue;
+                };
+                if !b.is_transactional() {
+                    continue;
+                }
+                if let Ok(txn) = self.txn_mut(tid, b.producer_id(), b.producer_epoch()) {
+                    txn.open(now);
+                    txn.partitions.insert((t.name.0.to_string(), pd.index));
+                }
+            }
+        }
+    }
+
     pub(crate) fn add_offsets_to_txn(
         &mut self,
         node: i32,
@@ -148,10 +171,17 @@ impl State {
         now: Instant,
     ) -> TxnOffsetCommitResponse {
         let gid = req.group_id.0.to_string();
+        // KIP-890 (v5 under transaction.version 2): the commit adds its group itself.
+        let implicit = version >= 5 && self.settings.transaction_version >= 2;
         let mut code = match self.check_coordinator(node, &gid) {
             Err(e) => e,
             Ok(()) => match self.txn_mut(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch) {
                 Err(e) => e,
+                Ok(t) if implicit => {
+                    t.open(now);
+                    t.groups.insert(gid.clone());
+                    ErrorCode::None
+                }
                 Ok(t) if !t.groups.contains(&gid) => ErrorCode::InvalidTxnState,
                 Ok(_) => ErrorCode::None,
             },
@@ -200,10 +230,13 @@ impl State {
         TxnOffsetCommitResponse::default().with_topics(topics)
     }
 
-    pub(crate) fn end_txn(&mut self, node: i32, req: &EndTxnRequest) -> EndTxnResponse {
+    pub(crate) fn end_txn(&mut self, node: i32, req: &EndTxnRequest, version: i16) -> EndTxnResponse {
         let tid = req.transactional_id.0.to_string();
         if let Err(e) = self.check_coordinator(node, &tid) {
             return EndTxnResponse::default().with_error_code(e.code());
+        }
+        if version >= 5 && self.settings.transaction_version >= 2 {
+            return self.end_txn_v2(&tid, req);
         }
         let code = match self.txn_mut(&tid, req.producer_id.0, req.producer_epoch) {
             Err(e) => e,
@@ -219,11 +252,70 @@ impl State {
         EndTxnResponse::default().with_error_code(code.code())
     }
 
+    /// EndTxn under KIP-890: every transaction ends with an epoch bump, its markers carry
+    /// the new epoch, and the answer names it. A retry from the epoch before (the answer
+    /// was lost) of the transaction that just ended the same way succeeds with the current
+    /// producer id and epoch; one asking the other outcome is INVALID_TXN_STATE. Aborting
+    /// with nothing open still bumps the epoch (how a producer clears a failed
+    /// transaction); committing nothing is INVALID_TXN_STATE.
+    fn end_txn_v2(&mut self, tid: &str, req: &EndTxnRequest) -> EndTxnResponse {
+        let answer = |code: ErrorCode, pid: i64, epoch: i16| {
+            EndTxnResponse::default()
+                .with_error_code(code.code())
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+        };
+        let Some(t) = self.txns.get(tid) else {
+            return answer(ErrorCode::InvalidProducerIdMapping, -1, -1);
+        };
+        let (pid, epoch) = (t.pid, t.epoch);
+        if let Some((committed, bumped)) = t.last_end {
+            if bumped == epoch && req.producer_id.0 == pid && req.producer_epoch.checked_add(1) == Some(epoch) {
+                return if committed == req.committed {
+                    answer(ErrorCode::None, pid, epoch)
+                } else {
+                    answer(ErrorCode::InvalidTxnState, -1, -1)
+                };
+            }
+        }
+        let open = match self.txn_mut(tid, req.producer_id.0, req.producer_epoch) {
+            Err(e) => return answer(e, -1, -1),
+            Ok(t) => t.open_since.is_some(),
+        };
+        if !open && req.committed {
+            return answer(ErrorCode::InvalidTxnState, -1, -1);
+        }
+        let Some(t) = self.txns.get_mut(tid) else {
+            return answer(ErrorCode::InvalidProducerIdMapping, -1, -1);
+        };
+        if t.epoch >= i16::MAX - 1 {
+            // The epoch is exhausted: Kafka moves the id to a new producer id.
+            t.pid = self.next_producer_id;
+            self.next_producer_id += 1;
+            t.epoch = 0;
+        } else {
+            t.epoch += 1;
+        }
+        // The markers carry the new epoch, fencing any batch of the old one.
+        self.end_transaction_as(tid, req.committed, Some(pid));
+        let Some(t) = self.txns.get_mut(tid) else {
+            return answer(ErrorCode::InvalidProducerIdMapping, -1, -1);
+        };
+        t.last_end = Some((req.committed, t.epoch));
+        answer(ErrorCode::None, t.pid, t.epoch)
+    }
+
     /// Writes the markers of `tid`'s open transaction, applies (commit) or drops (abort)
     /// its offsets, and closes it.
     pub(super) fn end_transaction(&mut self, tid: &str, commit: bool) {
+        self.end_transaction_as(tid, commit, None);
+    }
+
+    /// [`Self::end_transaction`], the markers written for `data_pid` (the producer id the
+    /// transaction's batches carry; `None`: the current one) at the current epoch.
+    fn end_transaction_as(&mut self, tid: &str, commit: bool, data_pid: Option<i64>) {
         let Some(t) = self.txns.get_mut(tid) else { return };
-        let (pid, epoch) = (t.pid, t.epoch);
+        let (pid, epoch) = (data_pid.unwrap_or(t.pid), t.epoch);
         let partitions: Vec<(String, i32)> = std::mem::take(&mut t.partitions).into_iter().collect();
         let offsets = std::mem::take(&mut t.offsets);
         t.groups.clear();
