@@ -52,6 +52,9 @@ const PINNED: &[u64] = &[
     // A send whose topic Metadata answered LEADER_NOT_AVAILABLE (a retriable topic error)
     // failed at once instead of asking again within max.block.ms, as Java's waitOnMetadata.
     7572,
+    // The answer to a TxnOffsetCommit was lost with its connection: send_offsets_to_transaction
+    // failed with the connection error instead of sending the commit again.
+    9_660_950_272_075,
 ];
 
 /// Pinned seeds that found a race: tokio's `select!` polls its branches in a random order,

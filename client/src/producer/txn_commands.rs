@@ -339,11 +339,30 @@ async fn send_offsets(
     let backoff = ExponentialBackoff::retries(client.config());
     let mut failures = 0u32;
     loop {
-        let conn = crate::lookup::coordinator(&client, &group.group_id, crate::lookup::CoordinatorType::Group).await?;
-        let v = conn.versions().version(ApiKey::TxnOffsetCommit)?;
-        // TV2 uses v5 (implicit AddOffsetsToTxn); TV1 must stay at v4 or below.
-        let v = if tv2 { v.max(5) } else { v.min(4) };
-        let resp = conn.send_version(&req, v).await?;
+        let sent = async {
+            let conn =
+                crate::lookup::coordinator(&client, &group.group_id, crate::lookup::CoordinatorType::Group).await?;
+            let v = conn.versions().version(ApiKey::TxnOffsetCommit)?;
+            // TV2 uses v5 (implicit AddOffsetsToTxn); TV1 must stay at v4 or below.
+            let v = if tv2 { v.max(5) } else { v.min(4) };
+            conn.send_version(&req, v).await
+        }
+        .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            // A lost connection or a timed-out answer: the commit is sent again (it is
+            // idempotent), to the coordinator looked up again, as Java's TxnOffsetCommit
+            // handler does. tests/sim.rs seed 9660950272075 found it failing the call.
+            Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                failures = failures.saturating_add(1);
+                let wait = backoff
+                    .delay(failures)
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let worst = resp
             .topics
             .iter()
