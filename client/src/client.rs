@@ -646,6 +646,35 @@ impl Client {
         })
     }
 
+    /// `topic`'s metadata, fetched fresh, and fetched again after a retriable topic error
+    /// (LEADER_NOT_AVAILABLE while the topic is created or its leader moves) until `budget`
+    /// (`budget_name` in the error) passes. A topic the cluster does not know fails at once
+    /// with UNKNOWN_TOPIC_OR_PARTITION naming it, as does any other error (an invalid name,
+    /// no authorization). Used where Java waits for a topic: the admin client's lookups and
+    /// the producer's `waitOnMetadata` (which, unlike this, also waits for an unknown one).
+    pub(crate) async fn topic_settled(&self, topic: &str, budget: Duration, budget_name: &str) -> Result<TopicInfo> {
+        let what = format!("metadata of topic {topic}");
+        self.with_retries_within(&what, budget, budget_name, || async {
+            let md = self.refresh_metadata(Some(&[topic])).await?;
+            if let Some(info) = md.topic(topic) {
+                return Ok(Ok(info.clone()));
+            }
+            let code = md
+                .topic_errors
+                .get(topic)
+                .copied()
+                .unwrap_or(ErrorCode::UnknownTopicOrPartition);
+            let e = Error::kafka(code).with_context(format!("topic {topic}"));
+            // Not retried: an unknown topic is the answer (Ok(Err) leaves the loop).
+            if code == ErrorCode::UnknownTopicOrPartition {
+                Ok(Err(e))
+            } else {
+                Err(e)
+            }
+        })
+        .await?
+    }
+
     /// The leader of a partition and a connection to it.
     ///
     /// Cancellation-safe: dropping the call loses only its answer; a connection being opened is
@@ -743,14 +772,32 @@ impl Client {
     ///
     /// Cancellation: dropping the call drops the attempt in progress (its request may still
     /// reach the broker) and makes no further attempt.
-    pub async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    pub async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let budget = self.inner.config.default_api_timeout;
+        self.with_retries_within(what, budget, "default.api.timeout.ms", op)
+            .await
+    }
+
+    /// [`Client::with_retries`] within another budget (`budget_name` names its setting in
+    /// the error, e.g. the producer's `max.block.ms`).
+    pub(crate) async fn with_retries_within<T, F, Fut>(
+        &self,
+        what: &str,
+        budget: Duration,
+        budget_name: &str,
+        mut op: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
         let cfg = &self.inner.config;
         let started = Instant::now();
-        let deadline = started + cfg.default_api_timeout;
+        let deadline = started + budget;
         let mut attempts = 0u32;
         // The last failure that was not a timeout: when the budget runs out in the middle of
         // an attempt, that timeout says less than what kept failing before it.
@@ -779,9 +826,8 @@ impl Client {
                 _ => e,
             };
             return Err(e.with_context(format!(
-                "{what}: gave up after {attempts} attempts in {:?} (default.api.timeout.ms {:?})",
+                "{what}: gave up after {attempts} attempts in {:?} ({budget_name} {budget:?})",
                 round_tenths(started.elapsed()),
-                cfg.default_api_timeout
             )));
         }
     }

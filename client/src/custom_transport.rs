@@ -36,3 +36,11 @@ pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
     /// Opens a stream to the broker at `addr` (`host:port`).
     fn connect(&self, addr: &str) -> ConnectFuture;
 }
+
+/// The error for a custom transport asked to carry `protocol` (its stream is the protocol
+/// in the clear: TLS and SASL are not layered on it).
+pub(crate) fn security_refused(protocol: impl std::fmt::Debug) -> crate::error::Error {
+    crate::error::Error::config(format!(
+        "security.protocol: a custom transport carries PLAINTEXT only, not {protocol:?}"
+    ))
+}

@@ -134,26 +134,8 @@ pub(crate) async fn list_offsets(
     // A topic or partition that fresh metadata does not know fails at once, as in Java's
     // admin client; a retriable topic error in the metadata (LEADER_NOT_AVAILABLE while it
     // is being created or moved) and leader movements are retried.
-    let info = client
-        .with_retries("ListOffsets metadata", || async {
-            let md = client.refresh_metadata(Some(&[topic])).await?;
-            let Some(info) = md.topic(topic) else {
-                let code = md
-                    .topic_errors
-                    .get(topic)
-                    .copied()
-                    .unwrap_or(ErrorCode::UnknownTopicOrPartition);
-                let e = Error::kafka(code).with_context(format!("topic {topic}"));
-                // Not retried: an unknown topic is the answer (Ok(Err) leaves the loop).
-                return if code == ErrorCode::UnknownTopicOrPartition {
-                    Ok(Err(e))
-                } else {
-                    Err(e)
-                };
-            };
-            Ok(Ok(info.clone()))
-        })
-        .await??;
+    let budget = client.config().default_api_timeout;
+    let info = client.topic_settled(topic, budget, "default.api.timeout.ms").await?;
     if let Some(missing) = partitions
         .iter()
         .find(|p| !info.partitions.iter().any(|i| i.partition == **p))

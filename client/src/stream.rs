@@ -73,10 +73,7 @@ impl ClientConfig {
     /// property before anything connects.
     pub fn connection_config(&self) -> Result<ConnectionConfig> {
         if self.transport.is_some() && self.security_protocol != crate::config::SecurityProtocol::Plaintext {
-            return Err(Error::config(format!(
-                "security.protocol: a custom transport carries PLAINTEXT only, not {:?}",
-                self.security_protocol
-            )));
+            return Err(crate::custom_transport::security_refused(self.security_protocol));
         }
         Ok(ConnectionConfig {
             client_id: self.client_id.clone(),

@@ -19,10 +19,7 @@ use crate::stream::{BoxRead, BoxWrite, ConnectionConfig, Counters};
 /// Opens `addr` with a custom transport: within the connect timeout, PLAINTEXT only.
 async fn open_custom(addr: &str, transport: &dyn Transport, config: &ConnectionConfig) -> Result<(BoxRead, BoxWrite)> {
     if let Some(security) = config.security.as_deref() {
-        return Err(Error::config(format!(
-            "security.protocol: a custom transport carries PLAINTEXT only, not {:?}",
-            security.protocol()
-        )));
+        return Err(crate::custom_transport::security_refused(security.protocol()));
     }
     let stream = tokio::time::timeout(config.connect_timeout, transport.connect(addr))
         .await

@@ -299,3 +299,44 @@ async fn a_produce_version_cap_is_negotiated_and_one_below_the_minimum_is_a_clea
     let e = sent.expect_err("a broker without a usable Produce version cannot take the record");
     assert!(e.to_string().to_lowercase().contains("produce"), "{e}");
 }
+
+/// A topic whose Metadata keeps answering LEADER_NOT_AVAILABLE: `send` asks again (with
+/// backoff) until `max.block.ms`, then fails with a timeout whose cause is that error, as
+/// Java's `waitOnMetadata`; an unknown topic fails at once with UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test]
+async fn a_send_waits_out_a_leaderless_topic_until_max_block_then_times_out() {
+    let cluster = FakeCluster::builder()
+        .topic("t", 1, 1)
+        .auto_create_topics(false)
+        .start()
+        .await
+        .unwrap();
+    let mut cfg = config(&cluster);
+    cfg.set("max.block.ms", "600").unwrap();
+    let producer = Producer::new(cfg).await.unwrap();
+    cluster.inject(Fault::error(ApiKey::Metadata, ErrorCode::LeaderNotAvailable).times(1_000));
+    let started = std::time::Instant::now();
+    let e = bounded(producer.send(ProducerRecord::new("t", "x"))).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        format!("{e:#}").contains("LEADER_NOT_AVAILABLE") || format!("{e:?}").contains("LeaderNotAvailable"),
+        "{e:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    assert!(count(&cluster, ApiKey::Metadata) >= 3, "asked again");
+
+    cluster.clear_faults();
+    let e = bounded(producer.send(ProducerRecord::new("nope", "x")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kafka_code(), Some(ErrorCode::UnknownTopicOrPartition), "{e}");
+    // Once the errors stop, the topic is found.
+    let md = bounded(producer.send(ProducerRecord::new("t", "x")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(md.offset, 0);
+}

@@ -323,42 +323,24 @@ impl Producer {
     }
 
     /// Asks for `topic`'s metadata until it has partitions or `max.block.ms` passes, as
-    /// Java's `waitOnMetadata`: a retriable topic error (LEADER_NOT_AVAILABLE while it is
-    /// created or moved) is asked again after `retry.backoff.ms` (exponential); the timeout
-    /// names the last one. A topic the cluster does not know fails at once with
-    /// UNKNOWN_TOPIC_OR_PARTITION naming it (Java waits `max.block.ms` for it), as do
-    /// other errors (an invalid name, no authorization).
+    /// Java's `waitOnMetadata` ([`Client::topic_settled`]: a retriable topic error is asked
+    /// again). Running out of time is a timeout naming the last error. A topic the cluster
+    /// does not know fails at once with UNKNOWN_TOPIC_OR_PARTITION naming it (Java waits
+    /// `max.block.ms` for it).
     async fn wait_on_metadata(&self, topic: &str) -> Result<()> {
         let max_block = self.inner.cfg.max_block;
-        let deadline = tokio::time::Instant::now() + max_block;
-        let backoff = crate::backoff::ExponentialBackoff::retries(self.inner.client.config());
-        let timed_out = |last: Option<Error>| {
-            let e = Error::timeout(format!("for metadata of topic {topic}"), max_block);
-            match last {
-                Some(cause) => e.with_cause(cause),
-                None => e,
+        let timed_out = || Error::timeout(format!("for metadata of topic {topic}"), max_block);
+        let settled = self.inner.client.topic_settled(topic, max_block, "max.block.ms");
+        match tokio::time::timeout(max_block, settled).await {
+            Err(_) => Err(timed_out()),
+            Ok(Ok(_)) => Ok(()),
+            // Retriable and not the unknown topic topic_settled answers at once: it gave up.
+            Ok(Err(e))
+                if e.is_retriable() && e.kafka_code() != Some(strom_protocol::ErrorCode::UnknownTopicOrPartition) =>
+            {
+                Err(timed_out().with_cause(e))
             }
-        };
-        let mut attempts = 0u32;
-        loop {
-            let e = match tokio::time::timeout_at(deadline, self.inner.client.topic(topic)).await {
-                Err(_) => return Err(timed_out(None)),
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e))
-                    if e.is_retriable()
-                        && e.kafka_code() != Some(strom_protocol::ErrorCode::UnknownTopicOrPartition) =>
-                {
-                    e
-                }
-                Ok(Err(e)) => return Err(e),
-            };
-            attempts = attempts.saturating_add(1);
-            let wait = backoff.delay(attempts);
-            if tokio::time::Instant::now() + wait >= deadline {
-                tokio::time::sleep_until(deadline).await;
-                return Err(timed_out(Some(e)));
-            }
-            tokio::time::sleep(wait).await;
+            Ok(Err(e)) => Err(e),
         }
     }
 
