@@ -139,11 +139,19 @@ async fn javas_console_producer_and_consumer_work_against_the_fake() {
 }
 
 /// Java's TransactionalMessageCopier (consume, produce and commit offsets in transactions,
-/// aborting some at random) copies a topic on the fake; Java's read_committed console
-/// consumer sees every record exactly once, none of the aborted copies.
+/// aborting some at random) copies a topic on the fake, under transaction.version 1 and 2
+/// (KIP-890); Java's read_committed console consumer sees every record exactly once, none
+/// of the aborted copies.
 #[tokio::test(flavor = "multi_thread")]
 async fn javas_transactional_copier_works_against_the_fake() {
+    for tv in [1, 2] {
+        copier_against_the_fake(tv).await;
+    }
+}
+
+async fn copier_against_the_fake(tv: i16) {
     let cluster = FakeCluster::builder()
+        .transaction_version(tv)
         .brokers(3)
         .topic("in", 1, 3)
         .topic("out", 1, 3)
@@ -183,15 +191,37 @@ async fn javas_transactional_copier_works_against_the_fake() {
         200,
         &["--consumer-property", "isolation.level=read_committed"],
     );
-    assert_eq!(got, want);
+    assert_eq!(got, want, "transaction.version {tv}");
     let reqs = cluster.requests();
-    for api in [
-        ApiKey::AddPartitionsToTxn,
-        ApiKey::AddOffsetsToTxn,
-        ApiKey::TxnOffsetCommit,
-        ApiKey::EndTxn,
-    ] {
-        assert!(reqs.iter().any(|r| r.api == api), "{api:?} from the copier");
+    let sent = |api: ApiKey| {
+        reqs.iter()
+            .filter(|r| r.api == api)
+            .map(|r| r.version)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !sent(ApiKey::TxnOffsetCommit).is_empty(),
+        "TxnOffsetCommit from the copier"
+    );
+    let end = sent(ApiKey::EndTxn);
+    if tv >= 2 {
+        // KIP-890: Produce and TxnOffsetCommit add to the transaction themselves.
+        assert!(end.iter().all(|v| *v >= 5) && !end.is_empty(), "EndTxn {end:?}");
+        assert!(
+            sent(ApiKey::AddPartitionsToTxn).is_empty(),
+            "TV2: no AddPartitionsToTxn"
+        );
+        assert!(sent(ApiKey::AddOffsetsToTxn).is_empty(), "TV2: no AddOffsetsToTxn");
+    } else {
+        assert!(end.iter().all(|v| *v <= 3) && !end.is_empty(), "EndTxn {end:?}");
+        assert!(
+            !sent(ApiKey::AddPartitionsToTxn).is_empty(),
+            "AddPartitionsToTxn from the copier"
+        );
+        assert!(
+            !sent(ApiKey::AddOffsetsToTxn).is_empty(),
+            "AddOffsetsToTxn from the copier"
+        );
     }
 }
 
