@@ -33,16 +33,14 @@ use strom_connector::checkpoint::FileCheckpointStore;
 use strom_connector::pipeline::{Pipeline, CRASH_AT_ENV};
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{broker, init_test_logging, unique_topic, wait_no_open_transaction};
+use strom_integration_tests::{
+    broker, child_env as env, child_runtime, init_test_logging, unique_topic, wait_no_open_transaction,
+};
 
 const CHILD_ENV: &str = "STROM_CRASH_TEST_CHILD";
 
 // ---------------------------------------------------------------------------------------
 // The child: the example pipeline, configured from the environment.
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"))
-}
 
 /// Sleeps so that `n` records take at least `n / rate` seconds since the first one.
 fn throttle(rate: f64) -> impl FnMut() + Send {
@@ -107,14 +105,9 @@ async fn child_pipeline() -> strom_connector::Result<()> {
 /// Child-process entry point; does nothing in a normal test run.
 #[test]
 fn crash_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Some(rt) = child_runtime(CHILD_ENV) else {
         return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
     let code = match rt.block_on(child_pipeline()) {
         Ok(()) => 0,
         Err(e) => {

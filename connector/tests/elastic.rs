@@ -29,7 +29,9 @@ use strom_connector::process::{Collector, ProcessContext};
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer, WatermarkStrategy};
 use strom_connector::ConnectorError;
-use strom_integration_tests::{broker, init_test_logging, unique_topic, wait_no_open_transaction};
+use strom_integration_tests::{
+    broker, child_env as env, child_runtime, init_test_logging, unique_topic, wait_no_open_transaction,
+};
 
 const CHILD_ENV: &str = "STROM_ELASTIC_TEST_CHILD";
 const PARTITIONS: i32 = 6;
@@ -78,21 +80,12 @@ fn pipeline(
 // ---------------------------------------------------------------------------------------
 // The child: one member, stopped by SIGTERM.
 
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"))
-}
-
 /// Child-process entry point; does nothing in a normal test run.
 #[test]
 fn elastic_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Some(rt) = child_runtime(CHILD_ENV) else {
         return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
     let code = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
         let p = pipeline(

@@ -22,7 +22,9 @@ use strom_connector::checkpoint::FileCheckpointStore;
 use strom_connector::pipeline::{Pipeline, CRASH_AT_ENV};
 use strom_connector::sink::{AvroSerialization, DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{broker, schema_registry, unique_topic, wait_no_open_transaction};
+use strom_integration_tests::{
+    broker, child_env as env, child_runtime, schema_registry, unique_topic, wait_no_open_transaction,
+};
 use strom_registry::avro::{AvroDeserializer, AvroSchema, AvroSerializer};
 use strom_registry::{RegistryConfig, SchemaRegistryClient};
 
@@ -61,10 +63,6 @@ fn transform(o: Order) -> OrderOut {
 
 fn registry(url: &str) -> SchemaRegistryClient {
     SchemaRegistryClient::new(RegistryConfig::new(url).unwrap()).unwrap()
-}
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"))
 }
 
 async fn child_pipeline() -> strom_connector::Result<()> {
@@ -122,14 +120,9 @@ async fn child_pipeline() -> strom_connector::Result<()> {
 /// Child-process entry point; does nothing in a normal test run.
 #[test]
 fn avro_pipeline_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Some(rt) = child_runtime(CHILD_ENV) else {
         return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
     let code = match rt.block_on(child_pipeline()) {
         Ok(()) => 0,
         Err(e) => {

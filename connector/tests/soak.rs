@@ -35,17 +35,13 @@ use strom_connector::checkpoint::FileCheckpointStore;
 use strom_connector::pipeline::Pipeline;
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{unique_topic, wait_no_open_transaction, PrivateBroker};
+use strom_integration_tests::{child_env as env, child_runtime, unique_topic, wait_no_open_transaction, PrivateBroker};
 
 const CHILD_ENV: &str = "STROM_SOAK_CHILD";
 const PARTITIONS: i32 = 6;
 
 fn var<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -85,14 +81,9 @@ async fn child_pipeline() -> strom_connector::Result<()> {
 /// Child-process entry point; does nothing in a normal test run.
 #[test]
 fn soak_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Some(rt) = child_runtime(CHILD_ENV) else {
         return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
     let code = match rt.block_on(child_pipeline()) {
         Ok(()) => 0,
         Err(e) => {

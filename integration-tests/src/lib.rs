@@ -517,6 +517,28 @@ pub async fn send_produce(
     }
 }
 
+/// The runtime of a test's child process: tests that need several processes (a pipeline
+/// subtask to SIGKILL, an elastic member to SIGTERM) run their own binary again with
+/// `child_env` set, and a `#[test]` of theirs plays the child. In a normal run (`child_env`
+/// unset) this is `None` and that test does nothing. Two worker threads, as a subtask has.
+#[allow(clippy::expect_used)] // a test helper: failing the test is its error path
+pub fn child_runtime(child_env: &str) -> Option<tokio::runtime::Runtime> {
+    std::env::var_os(child_env)?;
+    Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the child's runtime"),
+    )
+}
+
+/// A setting the parent test hands its child process in the environment; panics naming it
+/// when missing.
+pub fn child_env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"))
+}
+
 /// Waits (bounded by `within`) until every one of `partitions` partitions of a topic just
 /// created answers ListOffsets from its leader. CreateTopics returns once the controller
 /// logged the topic; a broker names itself leader in Metadata a moment before its replica

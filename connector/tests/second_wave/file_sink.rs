@@ -16,7 +16,7 @@ use strom_connector::checkpoint::{CheckpointStoreExt, FileCheckpointStore};
 use strom_connector::file_sink::{FileCommittable, FileSink, FileWriterState};
 use strom_connector::pipeline::{CrashAction, CrashAt, Pipeline, PipelineCheckpoint, PipelineEnd};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{broker, init_test_logging, unique_topic};
+use strom_integration_tests::{broker, child_env, child_runtime, init_test_logging, unique_topic};
 
 const CHILD_ENV: &str = "STROM_FILE_SINK_TEST_CHILD";
 
@@ -185,15 +185,10 @@ async fn file_sink_is_exactly_once_across_a_crash_at_each_stage() {
 /// Child-process entry point; does nothing in a normal test run.
 #[test]
 fn file_sink_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Some(rt) = child_runtime(CHILD_ENV) else {
         return;
-    }
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
+    let var = child_env;
     let code = rt.block_on(async {
         let p = pipeline(
             &var("STROM_FILE_SINK_BOOTSTRAP"),

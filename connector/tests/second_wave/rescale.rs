@@ -17,26 +17,19 @@ use strom_connector::kafka_checkpoint::{KafkaCheckpointConfig, KafkaCheckpointLo
 use strom_connector::pipeline::Pipeline;
 use strom_connector::sink::{DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink, StringSerializer};
 use strom_connector::source::{deserializer, KafkaSource, OffsetsInitializer};
-use strom_integration_tests::{broker, init_test_logging, read_to_end, unique_topic, wait_no_open_transaction};
+use strom_integration_tests::{
+    broker, child_env as var, child_runtime, init_test_logging, read_to_end, unique_topic, wait_no_open_transaction,
+};
 
 const CHILD_ENV: &str = "STROM_RESCALE_TEST_CHILD";
 const PARTITIONS: i32 = 6;
 
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"))
-}
-
 /// Child-process entry point: one subtask; does nothing in a normal test run.
 #[test]
 fn rescale_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Some(rt) = child_runtime(CHILD_ENV) else {
         return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
     init_test_logging();
     let code = rt.block_on(async {
         let bootstrap = var("STROM_RESCALE_BOOTSTRAP");
