@@ -133,13 +133,34 @@ async fn an_outage_is_waited_out_in_virtual_time() {
 
 /// The in-memory stream carries the protocol in the clear: asking for TLS or SASL with a
 /// custom transport is a configuration error naming the setting, not a silent downgrade.
+/// Other connection settings that only mean something for TCP are not applied to it.
 #[tokio::test(start_paused = true)]
 async fn a_custom_transport_refuses_security_it_cannot_carry() {
-    let cluster = FakeCluster::builder().in_memory().start().await.unwrap();
+    let cluster = FakeCluster::builder()
+        .in_memory()
+        .topic("t", 1, 1)
+        .start()
+        .await
+        .unwrap();
     let mut pc = ProducerConfig::from_client(client(&cluster));
     pc.set("security.protocol", "SASL_PLAINTEXT").unwrap();
     let e = Producer::new(pc).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e}");
     assert!(e.to_string().contains("security.protocol"), "{e}");
     assert!(e.to_string().contains("custom transport"), "{e}");
+
+    // The transport's addresses are its own names: client.dns.lookup's canonical-name
+    // resolution of the bootstrap list is skipped, not attempted against DNS.
+    let mut pc = ProducerConfig::from_client(client(&cluster));
+    pc.set("client.dns.lookup", "resolve_canonical_bootstrap_servers_only")
+        .unwrap();
+    let producer = Producer::new(pc).await.unwrap();
+    let md = producer
+        .send(ProducerRecord::new("t", "x"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(md.offset, 0);
+    producer.close().await.unwrap();
 }
