@@ -392,8 +392,17 @@ impl Group {
         }
     }
 
-    /// Whether an offset commit of this member and generation may be applied.
-    pub(crate) fn may_commit(&mut self, member_id: &str, generation: i32, now: Instant) -> ErrorCode {
+    /// Whether an offset commit of this member and generation may be applied. As Kafka's
+    /// classic groups: a member of the current generation commits while the group prepares
+    /// a rebalance (an eager member commits what it revokes before it rejoins), but not while
+    /// the rebalance completes (REBALANCE_IN_PROGRESS), unless in a transaction.
+    pub(crate) fn may_commit(
+        &mut self,
+        member_id: &str,
+        generation: i32,
+        transactional: bool,
+        now: Instant,
+    ) -> ErrorCode {
         self.tick(now);
         if generation < 0 && member_id.is_empty() {
             // A commit outside group membership (assign mode, admin): only while no member
@@ -410,7 +419,7 @@ impl Group {
         if let Some(m) = self.members.get_mut(member_id) {
             m.last_seen = now;
         }
-        if self.state == GroupState::PreparingRebalance {
+        if !transactional && self.state == GroupState::CompletingRebalance {
             return ErrorCode::RebalanceInProgress;
         }
         ErrorCode::None
@@ -477,8 +486,20 @@ mod tests {
         assert_eq!(g.sync(&a, 2, both, t0).unwrap().unwrap(), "A2");
         assert_eq!(g.sync_result(&b, 2, t0).unwrap().unwrap(), "B2");
         assert_eq!(g.sync(&a, 1, vec![], t0).unwrap_err(), ErrorCode::IllegalGeneration);
-        assert_eq!(g.may_commit(&b, 2, t0), ErrorCode::None);
-        assert_eq!(g.may_commit("", -1, t0), ErrorCode::UnknownMemberId);
+        assert_eq!(g.may_commit(&b, 2, false, t0), ErrorCode::None);
+        assert_eq!(g.may_commit("", -1, false, t0), ErrorCode::UnknownMemberId);
+        // A third member: while the group prepares the rebalance, the members of generation 2
+        // still commit; once it completes, until the assignment, only transactions do.
+        let c = joined_id(&mut g, t0);
+        assert!(g.join(args(&c, &["range"]), t0).unwrap().is_none());
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(g.may_commit(&a, 2, false, t0), ErrorCode::None);
+        assert!(g.join(args(&b, &["range"]), t0).unwrap().is_none());
+        assert!(g.join(args(&a, &["range"]), t0).unwrap().is_some());
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        assert_eq!(g.may_commit(&a, 3, false, t0), ErrorCode::RebalanceInProgress);
+        assert_eq!(g.may_commit(&a, 3, true, t0), ErrorCode::None);
+        assert_eq!(g.may_commit(&a, 2, false, t0), ErrorCode::IllegalGeneration);
     }
 
     #[test]
@@ -500,7 +521,7 @@ mod tests {
         g.tick(later + Duration::from_secs(11));
         assert_eq!(g.state, GroupState::Empty);
         assert_eq!(g.heartbeat(&b, 2, later), ErrorCode::UnknownMemberId);
-        assert_eq!(g.may_commit("", -1, later), ErrorCode::None);
+        assert_eq!(g.may_commit("", -1, false, later), ErrorCode::None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! keeps its data in memory, and can be told to fail in precise ways. It is a test double,
 //! not a broker: nothing is durable, and it implements the APIs a producer (idempotent or
 //! transactional), a consumer in a classic group (read_committed
-//! too) and an admin client use (see [`SUPPORTED`]), with SASL PLAIN and SCRAM if asked
+//! too) and an admin client use (see [`SUPPORTED`]; DescribeConfigs with Kafka 4.4's topic
+//! config defaults, DescribeTransactions and ListTransactions among them), with SASL PLAIN and SCRAM if asked
 //! ([`FakeClusterBuilder::sasl_user`]), KIP-848 groups (regex subscriptions too) and KIP-890
 //! transactions ([`FakeClusterBuilder::transaction_version`]); TLS is not implemented yet.
 //!
@@ -26,9 +27,10 @@
 //! runs with the cluster in tokio's virtual time under a paused clock.
 //!
 //! Faults ([`Fault`]): an error code for the next N requests of an API (optionally only on
-//! one broker, or only for one partition), a delay, a closed connection; brokers stopped
-//! and started again ([`FakeCluster::stop_broker`]); leadership moved
-//! ([`FakeCluster::move_leader`]). Every request is logged ([`FakeCluster::requests`]) so a
+//! one broker, or only for one partition), a delay, a closed connection, a lost answer, a
+//! throttled connection (KIP-219); brokers stopped and started again
+//! ([`FakeCluster::stop_broker`]); leadership moved ([`FakeCluster::move_leader`],
+//! [`FakeCluster::reassign`]); a coordinator moved ([`FakeCluster::move_coordinator`]). Every request is logged ([`FakeCluster::requests`]) so a
 //! test can assert on what the client sent.
 //!
 //! Fidelity: behaviour follows Apache Kafka 4.x where it is implemented (version ranges,
@@ -108,13 +110,18 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::CreatePartitions, 0, 3),
-    // Transactions, transaction.version 1 (KIP-98; no KIP-890 yet).
+    // Transactions: transaction.version 1 (KIP-98) and 2 (KIP-890, EndTxn and
+    // TxnOffsetCommit v5; see FakeClusterBuilder::transaction_version).
     (ApiKey::AddPartitionsToTxn, 0, 3),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::EndTxn, 0, 5),
     // KIP-848 consumer groups (server-side assignment).
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::DescribeConfigs, 1, 4),
+    // KIP-664.
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
 ];
 
 /// A scripted fault: what happens to the next requests of one API.
@@ -152,6 +159,14 @@ impl Fault {
     /// the connection closes instead.
     pub fn drop_response(api: ApiKey) -> Self {
         Fault::new(api, FaultAction::DropResponse)
+    }
+
+    /// The next request of `api` is throttled for `time`, as a broker over a client quota
+    /// throttles: the response carries `throttle_time_ms` and the broker then reads nothing
+    /// more from that connection until the time is over (KIP-219; at versions before it,
+    /// the response itself is held).
+    pub fn throttle(api: ApiKey, time: Duration) -> Self {
+        Fault::new(api, FaultAction::Throttle(time))
     }
 
     /// For the next `n` matching requests instead of one.
@@ -494,6 +509,21 @@ impl FakeCluster {
         let done = lock(&self.shared).reassign(topic, partition, replicas);
         self.shared.changed.notify_waiters();
         done
+    }
+
+    /// Makes `node` the coordinator of the group or transactional id `key`, as a move of
+    /// its `__consumer_offsets` or `__transaction_state` partition would: the state moves
+    /// with it (members, offsets, the open transaction) and the old coordinator answers
+    /// NOT_COORDINATOR. Lasts while `node` is up; false if there is no such broker.
+    pub fn move_coordinator(&self, key: &str, node: i32) -> bool {
+        let mut st = lock(&self.shared);
+        if !st.brokers.iter().any(|b| b.id == node) {
+            return false;
+        }
+        st.moved_coordinators.insert(key.to_owned(), node);
+        drop(st);
+        self.shared.changed.notify_waiters();
+        true
     }
 
     /// Stops a broker: its connections close, it leaves the metadata, and each partition it

@@ -66,6 +66,9 @@ pub(crate) enum Req {
     TxnOffsetCommit(TxnOffsetCommitRequest),
     EndTxn(EndTxnRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    DescribeConfigs(DescribeConfigsRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
 }
 
 /// Decodes a request body of `api` at `version` (the version already checked supported).
@@ -103,6 +106,9 @@ pub(crate) fn decode(api: ApiKey, buf: &mut Bytes, v: i16) -> Result<Req, String
         ApiKey::TxnOffsetCommit => Req::TxnOffsetCommit(d(buf, v)?),
         ApiKey::EndTxn => Req::EndTxn(d(buf, v)?),
         ApiKey::ConsumerGroupHeartbeat => Req::ConsumerGroupHeartbeat(d(buf, v)?),
+        ApiKey::DescribeConfigs => Req::DescribeConfigs(d(buf, v)?),
+        ApiKey::DescribeTransactions => Req::DescribeTransactions(d(buf, v)?),
+        ApiKey::ListTransactions => Req::ListTransactions(d(buf, v)?),
         other => return Err(format!("{other:?} is not implemented")),
     })
 }
@@ -318,6 +324,12 @@ pub(crate) fn step(
         Req::OffsetCommit(r) => body(&st.offset_commit(node, r, inject, now), v),
         Req::OffsetFetch(r) => body(&st.offset_fetch(node, r, v, top), v),
         Req::ListGroups => body(&st.list_groups(), v),
+        Req::DescribeConfigs(r) => body(&st.describe_configs(node, r, v), v),
+        Req::DescribeTransactions(r) => body(&st.describe_transactions(node, r), v),
+        Req::ListTransactions(r) => match top {
+            Some(code) => body(&ListTransactionsResponse::default().with_error_code(code.code()), v),
+            None => body(&st.list_transactions(node, r), v),
+        },
         Req::DescribeGroups(r) => body(&st.describe_groups(node, r), v),
         Req::JoinGroup(r) => {
             let fail = |code: ErrorCode| {
@@ -488,12 +500,21 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             _ = stop.changed() => return,
         };
         match reply {
-            Ok(Some(out)) => {
-                if stream.write_all(&out).await.is_err() {
-                    return;
+            Ok(Answer { out, mute }) => {
+                if let Some(out) = out {
+                    if stream.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+                // KIP-219: a throttled connection is muted (nothing more is read) until the
+                // throttle time is over.
+                if !mute.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(mute) => {}
+                        _ = stop.changed() => return,
+                    }
                 }
             }
-            Ok(None) => {}
             Err(why) => {
                 debug!(node, %why, "closing the connection");
                 return;
@@ -580,17 +601,33 @@ pub(crate) fn fuzz_request(data: &[u8]) {
     }
 }
 
-/// The answer to one request frame: `Ok(None)` for none (acks=0), `Err` closes the
-/// connection.
+/// What a connection does after one request.
+pub(crate) struct Answer {
+    /// The response frame (`None`: none, acks=0).
+    out: Option<BytesMut>,
+    /// How long to read nothing more after it (a throttled connection, KIP-219).
+    mute: Duration,
+}
+
+impl From<Option<BytesMut>> for Answer {
+    fn from(out: Option<BytesMut>) -> Self {
+        Answer {
+            out,
+            mute: Duration::ZERO,
+        }
+    }
+}
+
+/// The answer to one request frame: `Err` closes the connection.
 pub(crate) async fn answer(
     mut frame: Bytes,
     node: i32,
     shared: &Shared,
     auth: &mut Option<crate::sasl::Exchange>,
-) -> Result<Option<BytesMut>, String> {
+) -> Result<Answer, String> {
     let (api, version, header) = parse_header(&mut frame)?;
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
-    let respond = |body: BytesMut, header_version: i16| -> Result<Option<BytesMut>, String> {
+    let respond = |body: BytesMut, header_version: i16| -> Result<Answer, String> {
         let mut h = BytesMut::new();
         ResponseHeader::default()
             .with_correlation_id(header.correlation_id)
@@ -600,7 +637,7 @@ pub(crate) async fn answer(
         out.put_i32(i32::try_from(h.len() + body.len()).map_err(|_| "response too large".to_string())?);
         out.put(h);
         out.put(body);
-        Ok(Some(out))
+        Ok(Answer::from(Some(out)))
     };
     let supported = lock(shared).settings.supports(api, version);
     if !supported {
@@ -683,7 +720,12 @@ pub(crate) async fn answer(
         st.take_fault(api, node, &covered)
     };
     let mut drop_response = false;
+    let mut throttle = None;
     let inject = match fault.map(|f| (f.action, f.partition)) {
+        Some((FaultAction::Throttle(d), _)) => {
+            throttle = Some(d);
+            None
+        }
         Some((FaultAction::CloseConnection, _)) => return Err("a fault closed the connection".into()),
         Some((FaultAction::DropResponse, _)) => {
             drop_response = true;
@@ -730,11 +772,23 @@ pub(crate) async fn answer(
                 if drop_response {
                     return Err("a fault dropped the response".into());
                 }
-                return respond(b, api.response_header_version(version));
+                let Some(d) = throttle else {
+                    return respond(b, api.response_header_version(version));
+                };
+                let (b, after) = throttled(api, version, b, d);
+                if !after {
+                    // Before KIP-219 the broker held the response for the throttle time.
+                    tokio::time::sleep(d).await;
+                }
+                let mut a = respond(b, api.response_header_version(version))?;
+                if after {
+                    a.mute = d;
+                }
+                return Ok(a);
             }
             Step::NoReply => {
                 shared.changed.notify_waiters();
-                return Ok(None);
+                return Ok(Answer::from(None));
             }
             Step::Wait => {
                 let left = wait_limit.saturating_sub(now.duration_since(started));
@@ -742,4 +796,90 @@ pub(crate) async fn answer(
             }
         }
     }
+}
+
+/// A response body with `throttle_time_ms` set to `d` (when its version has the field),
+/// and whether the client is to throttle itself: KIP-219's versions, where the broker answers
+/// at once and then mutes the connection, rather than holding the response.
+fn throttled(api: ApiKey, v: i16, body: BytesMut, d: Duration) -> (BytesMut, bool) {
+    let ms = i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    macro_rules! set {
+        ($($key:ident => $resp:ty),* $(,)?) => {
+            match api {
+                $(ApiKey::$key => {
+                    let mut bytes = body.clone().freeze();
+                    match <$resp>::decode(&mut bytes, v) {
+                        Ok(mut r) => {
+                            r.throttle_time_ms = ms;
+                            let mut out = BytesMut::new();
+                            match r.encode(&mut out, v) {
+                                Ok(()) => Some(out),
+                                // The version has no such field.
+                                Err(_) => None,
+                            }
+                        }
+                        Err(_) => None,
+                    }
+                })*
+                _ => None,
+            }
+        };
+    }
+    let patched = set!(
+        Produce => ProduceResponse,
+        Fetch => FetchResponse,
+        ListOffsets => ListOffsetsResponse,
+        Metadata => MetadataResponse,
+        OffsetCommit => OffsetCommitResponse,
+        OffsetFetch => OffsetFetchResponse,
+        FindCoordinator => FindCoordinatorResponse,
+        JoinGroup => JoinGroupResponse,
+        Heartbeat => HeartbeatResponse,
+        LeaveGroup => LeaveGroupResponse,
+        SyncGroup => SyncGroupResponse,
+        DescribeGroups => DescribeGroupsResponse,
+        ListGroups => ListGroupsResponse,
+        ApiVersions => ApiVersionsResponse,
+        CreateTopics => CreateTopicsResponse,
+        DeleteTopics => DeleteTopicsResponse,
+        InitProducerId => InitProducerIdResponse,
+        CreatePartitions => CreatePartitionsResponse,
+        AddPartitionsToTxn => AddPartitionsToTxnResponse,
+        AddOffsetsToTxn => AddOffsetsToTxnResponse,
+        TxnOffsetCommit => TxnOffsetCommitResponse,
+        EndTxn => EndTxnResponse,
+        ConsumerGroupHeartbeat => ConsumerGroupHeartbeatResponse,
+        DescribeConfigs => DescribeConfigsResponse,
+        DescribeTransactions => DescribeTransactionsResponse,
+        ListTransactions => ListTransactionsResponse,
+    );
+    let Some(patched) = patched else {
+        return (body, false);
+    };
+    // The first version at which Kafka's client throttles itself (AbstractResponse's
+    // shouldClientThrottle); every version of the APIs not named.
+    let since = match api {
+        ApiKey::Produce => 6,
+        ApiKey::Fetch => 8,
+        ApiKey::ListOffsets | ApiKey::JoinGroup | ApiKey::CreateTopics => 3,
+        ApiKey::Metadata => 6,
+        ApiKey::OffsetCommit | ApiKey::OffsetFetch => 4,
+        ApiKey::FindCoordinator
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::SyncGroup
+        | ApiKey::DescribeGroups
+        | ApiKey::ListGroups
+        | ApiKey::ApiVersions
+        | ApiKey::DeleteTopics
+        | ApiKey::DescribeConfigs => 2,
+        ApiKey::InitProducerId
+        | ApiKey::AddPartitionsToTxn
+        | ApiKey::AddOffsetsToTxn
+        | ApiKey::EndTxn
+        | ApiKey::TxnOffsetCommit
+        | ApiKey::CreatePartitions => 1,
+        _ => 0,
+    };
+    (patched, v >= since)
 }

@@ -24,6 +24,10 @@ pub(crate) struct Txn {
     /// epoch that EndTxn gave the producer: a retried EndTxn from the epoch before, while
     /// that is still the epoch, gets the same answer.
     pub(crate) last_end: Option<(bool, i16)>,
+    /// How the last transaction ended (committed?), for DescribeTransactions' state.
+    pub(crate) last_outcome: Option<bool>,
+    /// The wall-clock time (ms) the open transaction started, -1 when none is open.
+    pub(crate) start_ms: i64,
 }
 
 impl Txn {
@@ -37,11 +41,26 @@ impl Txn {
             groups: BTreeSet::new(),
             offsets: Vec::new(),
             last_end: None,
+            last_outcome: None,
+            start_ms: -1,
         }
     }
 
     pub(crate) fn open(&mut self, now: Instant) {
-        self.open_since.get_or_insert(now);
+        if self.open_since.is_none() {
+            self.open_since = Some(now);
+            self.start_ms = wall_ms();
+        }
+    }
+
+    /// The coordinator's state name, as DescribeTransactions and ListTransactions give it.
+    pub(crate) fn state_name(&self) -> &'static str {
+        match (self.open_since, self.last_outcome) {
+            (Some(_), _) => "Ongoing",
+            (None, Some(true)) => "CompleteCommit",
+            (None, Some(false)) => "CompleteAbort",
+            (None, None) => "Empty",
+        }
     }
 
     /// Whether the open transaction ran past its timeout at `now`.
@@ -49,6 +68,13 @@ impl Txn {
         self.open_since
             .is_some_and(|t| now.saturating_duration_since(t) > self.timeout)
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn zigzag(buf: &mut BytesMut, v: i64) {

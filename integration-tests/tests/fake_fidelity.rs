@@ -4,7 +4,8 @@
 //! the fake documents as missing).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
+mod fidelity_util;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,47 +17,13 @@ use strom_client::lowlevel::protocol::messages::{
 };
 use strom_client::lowlevel::{Connection, ConnectionConfig};
 use strom_client::{Admin, ClientConfig, ErrorCode, NewTopic, OffsetSpec, Producer, ProducerConfig, ProducerRecord};
-use strom_fake::FakeCluster;
-use strom_integration_tests::{broker, send_produce, unique_topic};
+use strom_integration_tests::{send_produce, unique_topic};
 use strom_protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
 
-/// Runs `scenario` against the real broker, then against a fresh one-broker fake.
-async fn on_both<F, Fut>(scenario: F)
-where
-    F: Fn(String, &'static str) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    scenario(broker().bootstrap.clone(), "kafka").await;
-    // As scripts/kafka configures the broker's KIP-848 groups.
-    let fake = FakeCluster::builder()
-        .consumer_group_timing(Duration::from_millis(500), Duration::from_secs(10))
-        .start()
-        .await
-        .unwrap();
-    scenario(fake.bootstrap_servers(), "fake").await;
-}
+use fidelity_util::{on_both, produce_to, topic};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_owned()))
-}
-
-async fn topic(bootstrap: &str, prefix: &str, partitions: i32) -> String {
-    let t = unique_topic(prefix);
-    let admin = Admin::connect(ClientConfig::new(bootstrap)).await.unwrap();
-    admin.create_topics(&[NewTopic::new(&t, partitions)]).await.unwrap();
-    t
-}
-
-async fn produce_to(bootstrap: &str, topic: &str, partition: i32, values: &[&str]) {
-    let p = Producer::new(ProducerConfig::new(bootstrap)).await.unwrap();
-    for v in values {
-        p.send(ProducerRecord::new(topic, Bytes::from(v.to_string())).partition(partition))
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-    p.close().await.unwrap();
 }
 
 fn fetch(topic: &str, session: i32, epoch: i32, parts: &[(i32, i64)]) -> FetchRequest {

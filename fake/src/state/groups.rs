@@ -186,7 +186,7 @@ impl State {
         ) {
             (_, Err(e)) => e,
             (Some(code), Ok(_)) => code,
-            (None, Ok(g)) => g.may_commit(member, req.generation_id_or_member_epoch, now),
+            (None, Ok(g)) => g.may_commit(member, req.generation_id_or_member_epoch, false, now),
         };
         let known: Vec<(String, usize)> = self
             .topics

@@ -14,6 +14,7 @@ use crate::group::Group;
 use crate::log::PartitionLog;
 use crate::txn::Txn;
 
+mod configs;
 mod data;
 mod groups;
 mod topics;
@@ -84,6 +85,8 @@ impl Partition {
 pub(crate) struct Topic {
     pub(crate) id: Uuid,
     pub(crate) partitions: Vec<Partition>,
+    /// Configs set on the topic (at creation); the others have their defaults.
+    pub(crate) configs: BTreeMap<String, String>,
 }
 
 /// What a fault does to the requests it matches.
@@ -99,6 +102,10 @@ pub enum FaultAction {
     /// Handle the request (a produce is written), then close the connection without the
     /// answer: the response lost on the way back.
     DropResponse,
+    /// Answer with `throttle_time_ms` set to this long (a quota exceeded), then read nothing
+    /// more from that connection until it is over (KIP-219); at versions before KIP-219
+    /// (e.g. Produce v3-5), hold the response this long instead, as Kafka does.
+    Throttle(Duration),
 }
 
 /// A scripted fault: the next `remaining` requests of `api` (on `node`, for `partition`)
@@ -252,6 +259,8 @@ pub(crate) struct State {
     next_session_id: i32,
     pub(crate) txns: BTreeMap<String, Txn>,
     pub(crate) consumer_groups: BTreeMap<String, ConsumerGroup>,
+    /// Coordinators moved by [`crate::FakeCluster::move_coordinator`]: key -> broker.
+    pub(crate) moved_coordinators: BTreeMap<String, i32>,
 }
 
 /// A partition of a fetch session, and what its last answer said.
@@ -310,6 +319,7 @@ impl State {
             next_session_id: 0,
             txns: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
+            moved_coordinators: BTreeMap::new(),
         }
     }
 
@@ -406,7 +416,14 @@ impl State {
                 Partition::new(replicas)
             })
             .collect();
-        self.topics.insert(name.to_owned(), Topic { id, partitions: parts });
+        self.topics.insert(
+            name.to_owned(),
+            Topic {
+                id,
+                partitions: parts,
+                configs: BTreeMap::new(),
+            },
+        );
         Ok(id)
     }
 
@@ -547,6 +564,14 @@ impl State {
 
     /// The broker coordinating `key` (a live one, stable while the same brokers are up).
     pub(crate) fn coordinator(&self, key: &str) -> Option<&BrokerInfo> {
+        // A coordinator moved by the test, while its broker is up.
+        if let Some(b) = self
+            .moved_coordinators
+            .get(key)
+            .and_then(|id| self.live().find(|b| b.id == *id))
+        {
+            return Some(b);
+        }
         let live: Vec<&BrokerInfo> = self.live().collect();
         if live.is_empty() {
             return None;

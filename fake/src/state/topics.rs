@@ -4,7 +4,28 @@ use kafka_protocol::messages::*;
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
+
+use super::configs::{known_topic_config, topic_config_entries};
 use super::{s, Partition, State, MAX_PARTITIONS};
+
+/// The configs a CreateTopics sets, or why the broker refuses them.
+fn topic_configs(
+    requested: &[create_topics_request::CreatableTopicConfig],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for c in requested {
+        let name = c.name.as_str();
+        if !known_topic_config(name) {
+            return Err(format!("Unknown topic config name: {name}"));
+        }
+        let Some(value) = &c.value else {
+            return Err(format!("Null value not supported for topic configs: {name}"));
+        };
+        out.insert(name.to_owned(), value.to_string());
+    }
+    Ok(out)
+}
 
 impl State {
     // ---------------------------------------------------------------- Topics
@@ -22,6 +43,16 @@ impl State {
                     (t.assignments.len() as i32, i16::try_from(rf).unwrap_or(-1))
                 };
                 let r = create_topics_response::CreatableTopicResult::default().with_name(t.name.clone());
+                let configs = match topic_configs(&t.configs) {
+                    Ok(c) => c,
+                    Err(msg) => {
+                        return r
+                            .with_error_code(ErrorCode::InvalidConfig.code())
+                            .with_error_message(Some(s(&msg)))
+                            .with_num_partitions(-1)
+                            .with_replication_factor(-1)
+                    }
+                };
                 match self.create_topic(&name, partitions, replication, req.validate_only) {
                     Ok(id) => {
                         if !t.assignments.is_empty() {
@@ -32,11 +63,26 @@ impl State {
                                 }
                             }
                         }
-                        let n = self.topics.get(&name).map_or(partitions, |t| t.partitions.len() as i32);
+                        let described = topic_config_entries(&configs, false)
+                            .into_iter()
+                            .map(|e| {
+                                create_topics_response::CreatableTopicConfigs::default()
+                                    .with_name(e.name)
+                                    .with_value(e.value)
+                                    .with_config_source(e.config_source)
+                            })
+                            .collect();
+                        let n = match self.topics.get_mut(&name) {
+                            Some(topic) => {
+                                topic.configs = configs;
+                                topic.partitions.len() as i32
+                            }
+                            None => partitions,
+                        };
                         r.with_topic_id(id)
                             .with_num_partitions(n)
                             .with_replication_factor(replication.max(1))
-                            .with_configs(Some(Vec::new()))
+                            .with_configs(Some(described))
                     }
                     Err((code, msg)) => r
                         .with_error_code(code.code())

@@ -8,7 +8,7 @@ use strom_protocol::record_batch::{BatchView, DecodeOptions};
 use strom_protocol::ErrorCode;
 
 use crate::group::{Committed, Group};
-use crate::txn::{marker_batch, Txn};
+use crate::txn::{marker_batch, wall_ms, Txn};
 
 use super::State;
 
@@ -189,7 +189,7 @@ impl State {
         // KIP-447 (v3+): the group's member and generation are checked.
         if code.is_ok() && version >= 3 && req.generation_id >= 0 {
             let g = self.groups.entry(gid.clone()).or_insert_with(Group::new);
-            code = g.may_commit(req.member_id.as_str(), req.generation_id, now);
+            code = g.may_commit(req.member_id.as_str(), req.generation_id, true, now);
         }
         if code.is_ok() {
             if let Some(t) = self.txns.get_mut(req.transactional_id.0.as_str()) {
@@ -320,9 +320,9 @@ impl State {
         let offsets = std::mem::take(&mut t.offsets);
         t.groups.clear();
         t.open_since = None;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        t.start_ms = -1;
+        t.last_outcome = Some(commit);
+        let now_ms = wall_ms();
         let opts = DecodeOptions::default();
         for (topic, p) in partitions {
             let Some(part) = self.partition_mut(&topic, p) else {
@@ -402,4 +402,109 @@ pub(crate) fn add_partitions_answer(
         })
         .collect();
     AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+}
+
+impl State {
+    // ---------------------------------------------------------------- Admin (KIP-664)
+
+    /// DescribeTransactions at broker `node`: ids it does not coordinate are NOT_COORDINATOR,
+    /// unknown ones TRANSACTIONAL_ID_NOT_FOUND.
+    pub(crate) fn describe_transactions(
+        &self,
+        node: i32,
+        req: &DescribeTransactionsRequest,
+    ) -> DescribeTransactionsResponse {
+        use describe_transactions_response::{TopicData, TransactionState};
+        let states = req
+            .transactional_ids
+            .iter()
+            .map(|id| {
+                let tid = id.0.as_str();
+                let r = TransactionState::default()
+                    .with_transactional_id(id.clone())
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_transaction_start_time_ms(-1)
+                    .with_transaction_state(super::s(""));
+                if let Err(e) = self.check_coordinator(node, tid) {
+                    return r.with_error_code(e.code());
+                }
+                let Some(t) = self.txns.get(tid) else {
+                    return r.with_error_code(ErrorCode::TransactionalIdNotFound.code());
+                };
+                let mut topics: Vec<TopicData> = Vec::new();
+                for (topic, p) in &t.partitions {
+                    match topics.last_mut() {
+                        Some(last) if last.topic.0.as_str() == topic.as_str() => last.partitions.push(*p),
+                        _ => topics.push(
+                            TopicData::default()
+                                .with_topic(TopicName(super::s(topic)))
+                                .with_partitions(vec![*p]),
+                        ),
+                    }
+                }
+                r.with_transaction_state(super::s(t.state_name()))
+                    .with_transaction_timeout_ms(i32::try_from(t.timeout.as_millis()).unwrap_or(i32::MAX))
+                    .with_transaction_start_time_ms(t.start_ms)
+                    .with_producer_id(ProducerId(t.pid))
+                    .with_producer_epoch(t.epoch)
+                    .with_topics(topics)
+            })
+            .collect();
+        DescribeTransactionsResponse::default().with_transaction_states(states)
+    }
+
+    /// ListTransactions at broker `node`: the transactions it coordinates, filtered by state,
+    /// producer id, running time (v1+) and transactional id pattern (v2+, a regular
+    /// expression matched against the whole id, as Java's `Pattern.matches`).
+    pub(crate) fn list_transactions(&self, node: i32, req: &ListTransactionsRequest) -> ListTransactionsResponse {
+        const STATES: &[&str] = &[
+            "Empty",
+            "Ongoing",
+            "PrepareCommit",
+            "PrepareAbort",
+            "CompleteCommit",
+            "CompleteAbort",
+            "Dead",
+            "PrepareEpochFence",
+        ];
+        let unknown: Vec<_> = req
+            .state_filters
+            .iter()
+            .filter(|f| !STATES.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        let pattern = match req.transactional_id_pattern.as_deref().filter(|p| !p.is_empty()) {
+            None => None,
+            Some(p) => match regex::Regex::new(&format!("^(?:{p})$")) {
+                Ok(re) => Some(re),
+                Err(_) => {
+                    return ListTransactionsResponse::default()
+                        .with_error_code(ErrorCode::InvalidRegularExpression.code())
+                        .with_unknown_state_filters(unknown)
+                }
+            },
+        };
+        let now_ms = wall_ms();
+        let states = self
+            .txns
+            .iter()
+            .filter(|(tid, _)| self.coordinator(tid).is_some_and(|b| b.id == node))
+            .filter(|(_, t)| {
+                req.state_filters.is_empty() || req.state_filters.iter().any(|f| f.as_str() == t.state_name())
+            })
+            .filter(|(_, t)| req.producer_id_filters.is_empty() || req.producer_id_filters.contains(&ProducerId(t.pid)))
+            .filter(|(_, t)| req.duration_filter < 0 || (t.start_ms >= 0 && now_ms - t.start_ms >= req.duration_filter))
+            .filter(|(tid, _)| pattern.as_ref().is_none_or(|re| re.is_match(tid)))
+            .map(|(tid, t)| {
+                list_transactions_response::TransactionState::default()
+                    .with_transactional_id(TransactionalId(super::s(tid)))
+                    .with_producer_id(ProducerId(t.pid))
+                    .with_transaction_state(super::s(t.state_name()))
+            })
+            .collect();
+        ListTransactionsResponse::default()
+            .with_unknown_state_filters(unknown)
+            .with_transaction_states(states)
+    }
 }

@@ -402,7 +402,28 @@ fn fake_request_seeds(out: &mut Out) -> Result<()> {
         EndTxn 0..=3: EndTxnRequest::default()
             .with_transactional_id(TransactionalId(StrBytes::from_static_str("x")))
             .with_committed(true),
+        DescribeConfigs 1..=4: DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_configuration_keys(None),
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_static_str("1"))
+                    .with_configuration_keys(Some(vec![StrBytes::from_static_str("num.partitions")])),
+            ]),
+        DescribeTransactions 0..=0: DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("x"))]),
+        ListTransactions 0..=2: ListTransactionsRequest::default()
+            .with_state_filters(vec![StrBytes::from_static_str("Ongoing")])
+            .with_duration_filter(-1),
     );
+    let list_txn = ListTransactionsRequest::default().with_transactional_id_pattern(Some(StrBytes::from_static_str("x.*")));
+    if let Some(f) = request_frame(ApiKey::ListTransactions, &list_txn, 2) {
+        out.write("fake_request", "ListTransactions-pattern-v2", &f)?;
+    }
     let heartbeat = ConsumerGroupHeartbeatRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("g")))
         .with_member_id(StrBytes::from_static_str("m-1"))
