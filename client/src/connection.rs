@@ -11,6 +11,11 @@
 //! connection. Before the request is queued nothing happened; after, the reader still
 //! consumes the response and discards it, so the next response still lines up.
 //!
+//! A response that says the broker throttles the client (`throttle_time_ms`, at KIP-219's
+//! versions) holds every later request of the connection in the writer until the throttle
+//! is over, as the broker reads nothing from it meanwhile; those requests' timeouts start
+//! after it.
+//!
 //! A request that times out closes the connection (as the Java client's `NetworkClient`
 //! does): a broker that did not answer in `request.timeout.ms` is not trusted with the next
 //! one. Closing fails every outstanding request with a retriable error.
@@ -240,6 +245,16 @@ impl Connection {
                 frame::decode_response::<R>(frame, version, id)
                     .map_err(|e| Error::from(e).with_context(format!("broker {}", self.inner.addr)))
             });
+            if let Ok(r) = &resp {
+                // KIP-219: the broker answered a throttled request at once; the client
+                // sends nothing more on this connection until the throttle time is over.
+                let ms = R::client_throttle_ms(r, version);
+                if ms > 0 {
+                    let throttle = Duration::from_millis(ms.unsigned_abs().into());
+                    debug!(throttle_ms = ms, "the broker throttles this connection");
+                    self.inner.counters.throttle(Instant::now() + throttle);
+                }
+            }
             let elapsed = started.elapsed();
             let latency = elapsed.as_micros() as u64;
             tracing::Span::current().record("latency_us", latency);
@@ -302,7 +317,14 @@ impl Connection {
             Ok(Err(_)) => return Err(self.closed_error()),
             Err(_) => return Err(Error::timeout(what(), timeout)),
         }
-        match tokio::time::timeout(timeout, reply_rx).await {
+        // A throttled connection writes the request only once the throttle is over: the
+        // request's time starts then (as Java's NetworkClient, which does not send before).
+        let held = self
+            .inner
+            .counters
+            .throttled()
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(timeout + held, reply_rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.closed_error()),
             Err(_) => {
@@ -360,6 +382,13 @@ async fn writer(
             }
         };
         let Some(out) = out else { break };
+        // KIP-219: nothing is written while the broker throttles this connection.
+        if let Some(until) = c.throttled() {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                _ = closed_rx.wait_for(Option::is_some) => break,
+            }
+        }
         if let Some(slot) = out.reply {
             c.inflight.fetch_add(1, Ordering::Relaxed);
             if inflight.send(slot).is_err() {

@@ -106,9 +106,31 @@ pub(crate) struct Counters {
     pub(crate) ended: std::sync::atomic::AtomicBool,
     /// Its close was counted in `node` (exactly once, by the reader's end or by the attach).
     pub(crate) close_counted: std::sync::atomic::AtomicBool,
+    /// Until when the broker throttles this connection (KIP-219): nothing is written before.
+    pub(crate) throttled_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Counters {
+    /// The broker asked for no request before `until` (a throttled response, KIP-219).
+    pub(crate) fn throttle(&self, until: tokio::time::Instant) {
+        let mut t = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if t.is_none_or(|t| t < until) {
+            *t = Some(until);
+        }
+    }
+
+    /// When the throttle ends, if it has not yet.
+    pub(crate) fn throttled(&self) -> Option<tokio::time::Instant> {
+        let t = *self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.filter(|t| *t > tokio::time::Instant::now())
+    }
+
     /// The client's `node-metrics` of this broker, once attached.
     pub(crate) fn node(&self) -> Option<&Arc<crate::metrics::NodeInstruments>> {
         self.node.get()

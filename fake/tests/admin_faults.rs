@@ -81,6 +81,34 @@ async fn a_throttled_connection_answers_then_is_muted() {
     p.close().await.unwrap();
 }
 
+/// The client throttles itself too (KIP-219): it writes nothing on the throttled connection
+/// until the time is over, and a request waiting for that is not timed out by
+/// `request.timeout.ms` meanwhile. Without that, the request below (1 s timeout, 3 s
+/// throttle) timed out, closed the connection and was sent again on a new one.
+#[tokio::test(start_paused = true)]
+async fn the_client_waits_out_a_throttle_without_timing_out() {
+    let cluster = start(FakeCluster::builder()).await;
+    let mut pc = ProducerConfig::from_client(client(&cluster));
+    pc.set("request.timeout.ms", "1000").unwrap();
+    pc.set("delivery.timeout.ms", "30000").unwrap();
+    pc.set("linger.ms", "0").unwrap();
+    let p = Producer::new(pc).await.unwrap();
+    send_one(&p, "warm-up").await;
+    cluster.inject(Fault::throttle(ApiKey::Produce, Duration::from_secs(3)));
+    let first = send_one(&p, "throttled").await;
+    let second = send_one(&p, "after").await;
+    assert!(second - first >= Duration::from_secs(3), "{:?}", second - first);
+    let batches: Vec<(i32, i32)> = cluster
+        .requests()
+        .iter()
+        .filter(|r| r.api == ApiKey::Produce)
+        .flat_map(|r| r.batches.iter().map(|b| (b.partition, b.base_sequence)))
+        .collect();
+    assert_eq!(batches, [(0, 0), (0, 1), (0, 2)], "each batch sent once");
+    assert_eq!(cluster.end_offset("t", 0), Some(3));
+    p.close().await.unwrap();
+}
+
 /// Before KIP-219 (Produce v3-v5) the broker holds the throttled response instead.
 #[tokio::test(start_paused = true)]
 async fn before_kip219_the_throttled_response_is_held() {

@@ -21,82 +21,101 @@ pub trait ApiRequest: Encodable + HeaderVersion {
     const API: ApiKey;
     /// The response type.
     type Response: Decodable + HeaderVersion;
+
+    /// How long the client is to send nothing more on the connection after `response`
+    /// (its `throttle_time_ms`), at the versions where the broker answers a throttled
+    /// request at once and leaves the waiting to the client (KIP-219, Java's
+    /// `shouldClientThrottle`); 0 at the versions before, where the broker held the answer.
+    fn client_throttle_ms(response: &Self::Response, version: i16) -> i32 {
+        let _ = (response, version);
+        0
+    }
 }
 
+/// `$since`: the first version at which the client throttles itself (KIP-219).
 macro_rules! api_requests {
-    ($($api:ident: $req:ident => $resp:ident),* $(,)?) => {
+    ($($api:ident: $req:ident => $resp:ident $(@ $since:literal)?),* $(,)?) => {
         $(
             impl ApiRequest for m::$req {
                 const API: ApiKey = ApiKey::$api;
                 type Response = m::$resp;
+                $(
+                    fn client_throttle_ms(response: &m::$resp, version: i16) -> i32 {
+                        if version >= $since {
+                            response.throttle_time_ms.max(0)
+                        } else {
+                            0
+                        }
+                    }
+                )?
             }
         )*
     };
 }
 
 api_requests! {
-    Produce: ProduceRequest => ProduceResponse,
-    Fetch: FetchRequest => FetchResponse,
-    ListOffsets: ListOffsetsRequest => ListOffsetsResponse,
-    Metadata: MetadataRequest => MetadataResponse,
-    OffsetCommit: OffsetCommitRequest => OffsetCommitResponse,
-    OffsetFetch: OffsetFetchRequest => OffsetFetchResponse,
-    FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse,
-    JoinGroup: JoinGroupRequest => JoinGroupResponse,
-    Heartbeat: HeartbeatRequest => HeartbeatResponse,
-    LeaveGroup: LeaveGroupRequest => LeaveGroupResponse,
-    SyncGroup: SyncGroupRequest => SyncGroupResponse,
-    DescribeGroups: DescribeGroupsRequest => DescribeGroupsResponse,
-    ListGroups: ListGroupsRequest => ListGroupsResponse,
+    Produce: ProduceRequest => ProduceResponse @ 6,
+    Fetch: FetchRequest => FetchResponse @ 8,
+    ListOffsets: ListOffsetsRequest => ListOffsetsResponse @ 3,
+    Metadata: MetadataRequest => MetadataResponse @ 6,
+    OffsetCommit: OffsetCommitRequest => OffsetCommitResponse @ 4,
+    OffsetFetch: OffsetFetchRequest => OffsetFetchResponse @ 4,
+    FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse @ 2,
+    JoinGroup: JoinGroupRequest => JoinGroupResponse @ 3,
+    Heartbeat: HeartbeatRequest => HeartbeatResponse @ 2,
+    LeaveGroup: LeaveGroupRequest => LeaveGroupResponse @ 2,
+    SyncGroup: SyncGroupRequest => SyncGroupResponse @ 2,
+    DescribeGroups: DescribeGroupsRequest => DescribeGroupsResponse @ 2,
+    ListGroups: ListGroupsRequest => ListGroupsResponse @ 2,
     SaslHandshake: SaslHandshakeRequest => SaslHandshakeResponse,
-    ApiVersions: ApiVersionsRequest => ApiVersionsResponse,
-    CreateTopics: CreateTopicsRequest => CreateTopicsResponse,
-    DeleteTopics: DeleteTopicsRequest => DeleteTopicsResponse,
-    DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse,
-    InitProducerId: InitProducerIdRequest => InitProducerIdResponse,
-    AddPartitionsToTxn: AddPartitionsToTxnRequest => AddPartitionsToTxnResponse,
-    AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse,
-    EndTxn: EndTxnRequest => EndTxnResponse,
-    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse,
+    ApiVersions: ApiVersionsRequest => ApiVersionsResponse @ 2,
+    CreateTopics: CreateTopicsRequest => CreateTopicsResponse @ 3,
+    DeleteTopics: DeleteTopicsRequest => DeleteTopicsResponse @ 2,
+    DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse @ 1,
+    InitProducerId: InitProducerIdRequest => InitProducerIdResponse @ 1,
+    AddPartitionsToTxn: AddPartitionsToTxnRequest => AddPartitionsToTxnResponse @ 1,
+    AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse @ 1,
+    EndTxn: EndTxnRequest => EndTxnResponse @ 1,
+    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse @ 1,
     WriteTxnMarkers: WriteTxnMarkersRequest => WriteTxnMarkersResponse,
-    DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse,
-    AlterConfigs: AlterConfigsRequest => AlterConfigsResponse,
+    DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse @ 2,
+    AlterConfigs: AlterConfigsRequest => AlterConfigsResponse @ 1,
     SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse,
-    CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse,
-    DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse,
-    IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,
-    OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse,
-    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
-    AlterUserScramCredentials: AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
-    DescribeCluster: DescribeClusterRequest => DescribeClusterResponse,
-    DescribeProducers: DescribeProducersRequest => DescribeProducersResponse,
-    DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse,
-    ListTransactions: ListTransactionsRequest => ListTransactionsResponse,
-    ConsumerGroupHeartbeat: ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse,
-    ConsumerGroupDescribe: ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse,
-    ElectLeaders: ElectLeadersRequest => ElectLeadersResponse,
-    AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
-    ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
-    CreateAcls: CreateAclsRequest => CreateAclsResponse,
-    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
-    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
-    DescribeClientQuotas: DescribeClientQuotasRequest => DescribeClientQuotasResponse,
-    AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
-    UpdateFeatures: UpdateFeaturesRequest => UpdateFeaturesResponse,
+    CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse @ 1,
+    DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse @ 1,
+    IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse @ 0,
+    OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse @ 0,
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse @ 0,
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse @ 0,
+    DescribeCluster: DescribeClusterRequest => DescribeClusterResponse @ 0,
+    DescribeProducers: DescribeProducersRequest => DescribeProducersResponse @ 0,
+    DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse @ 0,
+    ListTransactions: ListTransactionsRequest => ListTransactionsResponse @ 0,
+    ConsumerGroupHeartbeat: ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse @ 0,
+    ConsumerGroupDescribe: ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse @ 0,
+    ElectLeaders: ElectLeadersRequest => ElectLeadersResponse @ 0,
+    AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse @ 0,
+    ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse @ 0,
+    CreateAcls: CreateAclsRequest => CreateAclsResponse @ 1,
+    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse @ 1,
+    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse @ 1,
+    DescribeClientQuotas: DescribeClientQuotasRequest => DescribeClientQuotasResponse @ 0,
+    AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse @ 0,
+    UpdateFeatures: UpdateFeaturesRequest => UpdateFeaturesResponse @ 0,
     DescribeQuorum: DescribeQuorumRequest => DescribeQuorumResponse,
-    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse,
-    AlterReplicaLogDirs: AlterReplicaLogDirsRequest => AlterReplicaLogDirsResponse,
-    CreateDelegationToken: CreateDelegationTokenRequest => CreateDelegationTokenResponse,
-    RenewDelegationToken: RenewDelegationTokenRequest => RenewDelegationTokenResponse,
-    ExpireDelegationToken: ExpireDelegationTokenRequest => ExpireDelegationTokenResponse,
-    DescribeDelegationToken: DescribeDelegationTokenRequest => DescribeDelegationTokenResponse,
-    ShareGroupHeartbeat: ShareGroupHeartbeatRequest => ShareGroupHeartbeatResponse,
-    ShareGroupDescribe: ShareGroupDescribeRequest => ShareGroupDescribeResponse,
-    ShareFetch: ShareFetchRequest => ShareFetchResponse,
-    ShareAcknowledge: ShareAcknowledgeRequest => ShareAcknowledgeResponse,
-    DescribeShareGroupOffsets: DescribeShareGroupOffsetsRequest => DescribeShareGroupOffsetsResponse,
-    AlterShareGroupOffsets: AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse,
-    DeleteShareGroupOffsets: DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse,
+    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse @ 1,
+    AlterReplicaLogDirs: AlterReplicaLogDirsRequest => AlterReplicaLogDirsResponse @ 1,
+    CreateDelegationToken: CreateDelegationTokenRequest => CreateDelegationTokenResponse @ 1,
+    RenewDelegationToken: RenewDelegationTokenRequest => RenewDelegationTokenResponse @ 1,
+    ExpireDelegationToken: ExpireDelegationTokenRequest => ExpireDelegationTokenResponse @ 1,
+    DescribeDelegationToken: DescribeDelegationTokenRequest => DescribeDelegationTokenResponse @ 1,
+    ShareGroupHeartbeat: ShareGroupHeartbeatRequest => ShareGroupHeartbeatResponse @ 0,
+    ShareGroupDescribe: ShareGroupDescribeRequest => ShareGroupDescribeResponse @ 0,
+    ShareFetch: ShareFetchRequest => ShareFetchResponse @ 0,
+    ShareAcknowledge: ShareAcknowledgeRequest => ShareAcknowledgeResponse @ 0,
+    DescribeShareGroupOffsets: DescribeShareGroupOffsetsRequest => DescribeShareGroupOffsetsResponse @ 0,
+    AlterShareGroupOffsets: AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse @ 0,
+    DeleteShareGroupOffsets: DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse @ 0,
 }
 
 /// Default largest response frame accepted (`max.response.size`), 100 MiB.
@@ -283,5 +302,26 @@ mod tests {
             decode_response::<ApiVersionsRequest>(Bytes::new(), 3, 1).unwrap_err(),
             WireError::Truncated("response header")
         );
+    }
+
+    #[test]
+    fn the_client_throttles_itself_from_kip219s_versions() {
+        let produce = m::ProduceResponse::default().with_throttle_time_ms(250);
+        assert_eq!(
+            m::ProduceRequest::client_throttle_ms(&produce, 5),
+            0,
+            "the broker held it"
+        );
+        assert_eq!(m::ProduceRequest::client_throttle_ms(&produce, 6), 250);
+        let fetch = m::FetchResponse::default().with_throttle_time_ms(250);
+        assert_eq!(m::FetchRequest::client_throttle_ms(&fetch, 7), 0);
+        assert_eq!(m::FetchRequest::client_throttle_ms(&fetch, 8), 250);
+        // A newer API throttles from its first version; one without the field never.
+        let hb = m::ConsumerGroupHeartbeatResponse::default().with_throttle_time_ms(7);
+        assert_eq!(m::ConsumerGroupHeartbeatRequest::client_throttle_ms(&hb, 0), 7);
+        let sasl = m::SaslHandshakeResponse::default();
+        assert_eq!(m::SaslHandshakeRequest::client_throttle_ms(&sasl, 1), 0);
+        let negative = m::ProduceResponse::default().with_throttle_time_ms(-5);
+        assert_eq!(m::ProduceRequest::client_throttle_ms(&negative, 9), 0);
     }
 }
