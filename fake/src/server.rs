@@ -642,13 +642,13 @@ pub(crate) async fn answer(
     let supported = lock(shared).settings.supports(api, version);
     if !supported {
         if api == ApiKey::ApiVersions {
-            // KIP-511: an ApiVersions the broker does not know is answered at v0, with the
-            // versions it does know.
+            // KIP-511: an ApiVersions the broker does not know is answered at v0, with
+            // UNSUPPORTED_VERSION and, as Kafka does, only ApiVersions' own versions (the
+            // client asks again at one of them for the rest).
+            let mut resp = lock(shared).api_versions(ErrorCode::UnsupportedVersion);
+            resp.api_keys.retain(|k| k.api_key == ApiKey::ApiVersions as i16);
             let mut b = BytesMut::new();
-            lock(shared)
-                .api_versions(ErrorCode::UnsupportedVersion)
-                .encode(&mut b, 0)
-                .map_err(|e| e.to_string())?;
+            resp.encode(&mut b, 0).map_err(|e| e.to_string())?;
             return respond(b, 0);
         }
         return Err(format!("{api:?} v{version} is not supported"));

@@ -403,3 +403,56 @@ async fn kip848_two_members_split_the_partitions() {
     })
     .await;
 }
+
+/// Writes one raw request frame (api key, version, correlation id 7, client id "fidelity",
+/// a flexible header, an empty body) and reads the answer: `None` if the broker closed the connection.
+async fn raw_request(bootstrap: &str, api: i16, version: i16) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = bootstrap.split(',').next().unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&api.to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&7i32.to_be_bytes());
+    frame.extend_from_slice(&8i16.to_be_bytes());
+    frame.extend_from_slice(b"fidelity");
+    // The flexible header's empty tagged fields (ApiVersions v3+ and Metadata v9+ have one).
+    frame.push(0);
+    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&frame);
+    s.write_all(&out).await.unwrap();
+    let read = async {
+        let size = s.read_i32().await.ok()?;
+        let mut body = vec![0; usize::try_from(size).ok()?];
+        s.read_exact(&mut body).await.ok()?;
+        Some(body)
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await.unwrap()
+}
+
+/// Versions out of range: an ApiVersions the broker does not know is answered at v0 with
+/// UNSUPPORTED_VERSION and ApiVersions' own versions only (KIP-511); any other request
+/// above the broker's versions closes the connection. (The fake once listed every API
+/// there.)
+#[tokio::test(flavor = "multi_thread")]
+async fn versions_out_of_range_are_refused_as_the_broker_refuses_them() {
+    on_both(|bootstrap, target| async move {
+        let body = raw_request(&bootstrap, 18, 127)
+            .await
+            .unwrap_or_else(|| panic!("{target}: no ApiVersions answer"));
+        // v0 response header: the correlation id; then the error code.
+        assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), 7, "{target}");
+        let code = i16::from_be_bytes(body[4..6].try_into().unwrap());
+        assert_eq!(code, ErrorCode::UnsupportedVersion.code(), "{target}");
+        // Only ApiVersions' own versions (key 18, from 0), for the client to ask again.
+        let apis = i32::from_be_bytes(body[6..10].try_into().unwrap());
+        assert_eq!(apis, 1, "{target}");
+        assert_eq!(i16::from_be_bytes(body[10..12].try_into().unwrap()), 18, "{target}");
+        assert_eq!(i16::from_be_bytes(body[12..14].try_into().unwrap()), 0, "{target}");
+        let max = i16::from_be_bytes(body[14..16].try_into().unwrap());
+        assert!(max >= 3, "{target}: ApiVersions up to v{max}");
+        // Metadata v99: no answer, the connection closes.
+        assert_eq!(raw_request(&bootstrap, 3, 99).await, None, "{target}");
+    })
+    .await;
+}
