@@ -355,7 +355,7 @@ async fn transactions_commit_abort_and_the_last_stable_offset() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kip848_two_members_split_the_partitions() {
+async fn kip848_two_members_split_the_partitions_and_one_leaves() {
     use std::collections::BTreeSet;
     use strom_client::{Consumer, ConsumerConfig};
     on_both(|bootstrap, target| async move {
@@ -398,8 +398,17 @@ async fn kip848_two_members_split_the_partitions() {
                 break;
             }
         }
-        a.close().await.unwrap();
+        // b leaves: a gets its partitions back.
         b.close().await.unwrap();
+        while a.assignment().len() < 6 {
+            assert!(
+                std::time::Instant::now() < deadline + Duration::from_secs(30),
+                "{target}: after b left, {:?}",
+                a.assignment()
+            );
+            a.poll(Duration::from_millis(50)).await.unwrap();
+        }
+        a.close().await.unwrap();
     })
     .await;
 }
