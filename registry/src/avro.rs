@@ -186,6 +186,32 @@ impl AvroSchema {
     }
 }
 
+impl AvroSchema {
+    /// Reads one datum written with this schema into a `T` that may borrow its strings and
+    /// bytes from `datum` (`&'a str`, `&'a [u8]`, `Cow<'a, str>` with `#[serde(borrow)]`): no
+    /// allocation for them. Only without schema resolution: `reader`, when given, must have
+    /// this schema's canonical form (a resolved datum is rebuilt, and so cannot be borrowed
+    /// from); otherwise an error naming both schemas. `decode_into` resolves.
+    pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(
+        &self,
+        datum: &'a [u8],
+        reader: Option<&AvroSchema>,
+    ) -> Result<T> {
+        if let Some(r) = reader {
+            if !Arc::ptr_eq(&r.inner, &self.inner) && r.inner.canonical != self.inner.canonical {
+                let name = |s: &AvroSchema| s.full_name().unwrap_or("(unnamed)").to_owned();
+                return Err(Error::serialization(format!(
+                    "a borrowed decode needs the writer's schema: the reader's {} differs from the writer's {} \
+                     (decode into an owned type to resolve it)",
+                    name(r),
+                    name(self)
+                )));
+            }
+        }
+        crate::avro_datum::decode_serde(&self.inner.schema, &self.inner.names, datum)
+    }
+}
+
 /// `T` from a decoded value (a specific record).
 fn specific<T: DeserializeOwned>(v: &Value) -> Result<T> {
     apache_avro::from_value(v).map_err(|e| {
@@ -333,6 +359,27 @@ impl AvroDeserializer {
             .map_err(|e| in_topic(e, topic, framed.schema_id))
     }
 
+    /// A framed key or value as a `T` that borrows its strings and bytes from `data` (see
+    /// [`AvroSchema::decode_borrowed`]): the fastest way to read a record, with no allocation
+    /// for them. Needs no reader schema, or one with the writer's canonical form.
+    pub async fn decode_borrowed<'a, T: serde::Deserialize<'a>>(&self, topic: &str, data: &'a [u8]) -> Result<T> {
+        let framed = wire::decode(data)?;
+        let writer = self.writer_schema(framed.schema_id).await?;
+        writer
+            .decode_borrowed(framed.payload, self.reader.as_ref())
+            .map_err(|e| in_topic(e, topic, framed.schema_id))
+    }
+
+    /// [`AvroDeserializer::decode_borrowed`] without waiting: the writer schema must be
+    /// cached.
+    pub fn decode_borrowed_cached<'a, T: serde::Deserialize<'a>>(&self, topic: &str, data: &'a [u8]) -> Result<T> {
+        let framed = wire::decode(data)?;
+        let writer = self.writers.cached(&framed)?;
+        writer
+            .decode_borrowed(framed.payload, self.reader.as_ref())
+            .map_err(|e| in_topic(e, topic, framed.schema_id))
+    }
+
     /// A framed key or value as a `T` (a specific record).
     pub async fn decode<T: DeserializeOwned>(&self, topic: &str, data: &[u8]) -> Result<T> {
         let framed = wire::decode(data)?;
@@ -391,6 +438,12 @@ impl PlainAvro {
     /// A datum as a `T`.
     pub fn decode<T: DeserializeOwned>(&self, datum: &[u8]) -> Result<T> {
         self.writer.decode_into(datum, self.reader.as_ref())
+    }
+
+    /// A datum as a `T` borrowing its strings and bytes from `datum` (see
+    /// [`AvroSchema::decode_borrowed`]).
+    pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(&self, datum: &'a [u8]) -> Result<T> {
+        self.writer.decode_borrowed(datum, self.reader.as_ref())
     }
 }
 
@@ -553,6 +606,61 @@ mod tests {
             AvroSchema::parse("{\"type\":").unwrap_err().kind(),
             ErrorKind::InvalidSchema
         );
+    }
+
+    #[test]
+    fn borrowed_decodes_point_into_the_datum() {
+        const EVENT: &str = r#"{"type":"record","name":"E","namespace":"t","fields":[
+            {"name":"user","type":"string"},{"name":"blob","type":"bytes"},
+            {"name":"country","type":["null","string"]},{"name":"tags","type":{"type":"array","items":"string"}}]}"#;
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Borrowed<'a> {
+            user: &'a str,
+            blob: &'a [u8],
+            country: Option<&'a str>,
+            #[serde(borrow)]
+            tags: Vec<&'a str>,
+        }
+        let schema = AvroSchema::parse(EVENT).unwrap();
+        let plain = PlainAvro::new(schema.clone());
+        let datum = plain
+            .encode_value(&Value::Record(vec![
+                ("user".into(), Value::String("ann".into())),
+                ("blob".into(), Value::Bytes(vec![1, 2, 3])),
+                ("country".into(), Value::Union(1, Box::new(Value::String("NO".into())))),
+                (
+                    "tags".into(),
+                    Value::Array(vec![Value::String("a".into()), Value::String("bc".into())]),
+                ),
+            ]))
+            .unwrap();
+        let b: Borrowed<'_> = plain.decode_borrowed(&datum).unwrap();
+        assert_eq!(
+            b,
+            Borrowed {
+                user: "ann",
+                blob: &[1, 2, 3],
+                country: Some("NO"),
+                tags: vec!["a", "bc"],
+            }
+        );
+        // Not copied: the strings are slices of the datum.
+        let range = datum.as_ptr_range();
+        assert!(range.contains(&b.user.as_ptr()) && range.contains(&b.tags[1].as_ptr()));
+        // The same canonical form as a reader is fine; another schema needs resolution.
+        let same = AvroSchema::parse(&EVENT.replace('\n', " ")).unwrap();
+        let ok: Borrowed<'_> = schema.decode_borrowed(&datum, Some(&same)).unwrap();
+        assert_eq!(ok.user, "ann");
+        let other = AvroSchema::parse(V1).unwrap();
+        let e = schema
+            .decode_borrowed::<Borrowed<'_>>(&datum, Some(&other))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Serialization);
+        assert!(e.to_string().contains("t.User") && e.to_string().contains("t.E"), "{e}");
+        // Truncated: an error, no panic.
+        for n in 0..datum.len() {
+            assert!(plain.decode_borrowed::<Borrowed<'_>>(&datum[..n]).is_err(), "{n}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   avro_serde REGISTRY_URL SCHEMA_FILE N
 //!
 //! Prints one JSON line per API: generic values (`apache_avro::types::Value`, what the Java
-//! peer's GenericRecord is) and serde types; records/s and CPU ns per record (this thread's
+//! peer's GenericRecord is), serde types, and serde types borrowing their strings from the
+//! datum (`decode_borrowed`); records/s and CPU ns per record (this thread's
 //! CPU, getrusage RUSAGE_THREAD) of each phase, and an FNV-1a digest of the 1000 framed
 //! encodings (equal across peers: the bytes are the same).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -47,6 +48,50 @@ struct Event {
     tags: Vec<String>,
     amounts: Vec<i64>,
     session: Session,
+}
+
+/// [`Event`] borrowing its strings from the datum it was decoded from
+/// (`AvroDeserializer::decode_borrowed`).
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct EventRef<'a> {
+    id: i64,
+    user: &'a str,
+    score: f64,
+    count: i32,
+    active: bool,
+    country: Option<&'a str>,
+    kind: Kind,
+    #[serde(borrow)]
+    tags: Vec<&'a str>,
+    amounts: Vec<i64>,
+    #[serde(borrow)]
+    session: SessionRef<'a>,
+}
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SessionRef<'a> {
+    sid: &'a str,
+    start: i64,
+}
+
+impl<'a> EventRef<'a> {
+    fn of(e: &'a Event) -> Self {
+        EventRef {
+            id: e.id,
+            user: &e.user,
+            score: e.score,
+            count: e.count,
+            active: e.active,
+            country: e.country.as_deref(),
+            kind: e.kind.clone(),
+            tags: e.tags.iter().map(String::as_str).collect(),
+            amounts: e.amounts.clone(),
+            session: SessionRef {
+                sid: &e.session.sid,
+                start: e.session.start,
+            },
+        }
+    }
 }
 
 fn event(i: i64) -> Event {
@@ -169,6 +214,7 @@ fn main() {
         for (e, f) in events.iter().zip(&framed) {
             assert_eq!(&ser.encode(TOPIC, false, e).await.unwrap(), f, "serde and generic encodings differ");
             assert_eq!(&de.decode::<Event>(TOPIC, f).await.unwrap(), e);
+            assert_eq!(de.decode_borrowed::<EventRef<'_>>(TOPIC, f).await.unwrap(), EventRef::of(e));
         }
         let digest = fnv(&framed);
 
@@ -180,7 +226,18 @@ fn main() {
         .await;
         let serde_enc = measure(n, async |i| ser.encode(TOPIC, false, &events[i]).await.unwrap().len()).await;
         let serde_dec = measure(n, async |i| de.decode::<Event>(TOPIC, &framed[i]).await.unwrap().tags.len()).await;
-        for (api, enc, dec) in [("generic", generic_enc, generic_dec), ("serde", serde_enc, serde_dec)] {
+        // Borrowed: encoded from a view of the owned event, decoded into one of the datum.
+        let refs: Vec<EventRef<'_>> = events.iter().map(EventRef::of).collect();
+        let borrowed_enc = measure(n, async |i| ser.encode(TOPIC, false, &refs[i]).await.unwrap().len()).await;
+        let borrowed_dec = measure(n, async |i| {
+            de.decode_borrowed::<EventRef<'_>>(TOPIC, &framed[i]).await.unwrap().tags.len()
+        })
+        .await;
+        for (api, enc, dec) in [
+            ("generic", generic_enc, generic_dec),
+            ("serde", serde_enc, serde_dec),
+            ("serde-borrowed", borrowed_enc, borrowed_dec),
+        ] {
             println!(
                 "{{\"peer\":\"strom-{api}\",\"records\":{n},\"encode_rps\":{:.0},\"encode_cpu_ns\":{:.1},\"decode_rps\":{:.0},\"decode_cpu_ns\":{:.1},\"digest\":\"{digest:016x}\"}}",
                 enc.rps, enc.cpu_ns, dec.rps, dec.cpu_ns
