@@ -5,7 +5,9 @@ Every mode takes --format avro (the default), --format json (JSON Schema: SCHEMA
 a JSON Schema, records go through JSONSerializer / JSONDeserializer) or --format protobuf
 (SCHEMA_FILE is a serialized FileDescriptorSet and --message NAME the message type; a class
 is built from them at run time, records go through ProtobufSerializer / ProtobufDeserializer
-and are printed with json_format, original field names).
+and are printed with json_format, original field names). With --format protobuf,
+--skip-known-types false makes the serializer register the well-known types it imports
+(Confluent's skip.known.types, true by default).
 
   confluent_serde.py serialize REGISTRY_URL TOPIC SCHEMA_FILE < json-lines
       one hex line per JSON record: its value as Confluent's AvroSerializer frames it
@@ -32,6 +34,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 FORMAT = "avro"
 MESSAGE = None
+# --skip-known-types false: the Protobuf serializer registers Google's well-known types it
+# imports (google/protobuf/*.proto) as schemas of their own and references them.
+SKIP_KNOWN_TYPES = True
 PROTO_CLASS = None
 
 
@@ -72,7 +77,8 @@ def serializer(url, schema_file):
     registry = registry_client(url)
     if FORMAT == "protobuf":
         cls = proto_class(schema_file)
-        return ProtobufSerializer(cls, registry, {"use.deprecated.format": False, "auto.register.schemas": True})
+        conf = {"use.deprecated.format": False, "auto.register.schemas": True, "skip.known.types": SKIP_KNOWN_TYPES}
+        return ProtobufSerializer(cls, registry, conf)
     with open(schema_file, encoding="utf-8") as f:
         schema = f.read()
     if FORMAT == "json":
@@ -147,8 +153,12 @@ def consume(bootstrap, url, topic, count, schema_file=None):
 
 
 def main():
-    global FORMAT, MESSAGE
+    global FORMAT, MESSAGE, SKIP_KNOWN_TYPES
     argv = sys.argv[1:]
+    if "--skip-known-types" in argv:
+        i = argv.index("--skip-known-types")
+        SKIP_KNOWN_TYPES = argv[i + 1] == "true"
+        del argv[i : i + 2]
     if "--format" in argv:
         i = argv.index("--format")
         FORMAT = argv[i + 1]

@@ -156,6 +156,108 @@ async fn protobuf_interop_with_confluents_python_serializer() {
     assert_eq!(read.len(), orders.len());
 }
 
+/// A schema importing Google's well-known types, as Confluent's Python serializer registers
+/// it both ways: by default (`skip.known.types`) the imports are left to the reader's own
+/// copies; with it off each is a schema of its own (subject `google/protobuf/...proto`)
+/// that the schema references. Strom reads both by id, and writes with the registered
+/// version byte for byte.
+#[tokio::test]
+async fn protobuf_well_known_types_as_confluents_serializer_registers_them() {
+    use strom_registry::protobuf::{ProtobufDeserializer, ProtobufSchema, ProtobufSerializer};
+    const EVENT_PROTO: &str = r#"syntax = "proto3";
+package strom.wkt;
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+message Event {
+  string name = 1;
+  google.protobuf.Timestamp at = 2;
+  google.protobuf.Int64Value count = 3;
+}
+"#;
+    let schema = ProtobufSchema::parse(EVENT_PROTO).unwrap();
+    let events: Vec<serde_json::Value> = (0..5)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("e{i}"),
+                "at": format!("2026-12-0{}T10:00:0{i}Z", i + 1),
+                "count": (i * 7).to_string(),
+            })
+        })
+        .collect();
+    let lines: String = events.iter().map(|e| e.to_string() + "\n").collect();
+    let dynamic = |json: &serde_json::Value| {
+        let desc = schema.message("strom.wkt.Event").unwrap();
+        strom_registry::protobuf::DynamicMessage::deserialize(desc, json.clone()).unwrap()
+    };
+    let set = std::env::temp_dir().join(format!("{}.desc", unique_topic("fds-wkt")));
+    std::fs::write(&set, schema.pool().encode_to_vec()).unwrap();
+    for skip in ["true", "false"] {
+        let topic = unique_topic(&format!("registry-proto-wkt-{skip}"));
+        let theirs = confluent(
+            &[
+                "serialize",
+                schema_registry(),
+                &topic,
+                set.to_str().unwrap(),
+                "--format",
+                "protobuf",
+                "--message",
+                "strom.wkt.Event",
+                "--skip-known-types",
+                skip,
+            ],
+            &lines,
+        );
+        assert_eq!(theirs.len(), events.len(), "skip.known.types={skip}");
+        let subject = format!("{topic}-value");
+        let registered = registry(&[]).latest(&subject).await.unwrap();
+        let wkt_refs: Vec<&str> = registered
+            .schema
+            .references
+            .iter()
+            .map(|r| r.name.as_str())
+            .filter(|n| n.starts_with("google/protobuf/"))
+            .collect();
+        if skip == "true" {
+            assert!(wkt_refs.is_empty(), "{wkt_refs:?}");
+        } else {
+            assert!(
+                wkt_refs.contains(&"google/protobuf/timestamp.proto")
+                    && wkt_refs.contains(&"google/protobuf/wrappers.proto"),
+                "skip.known.types=false references the well-known types: {wkt_refs:?}"
+            );
+        }
+        // Strom reads Confluent's schema (and its references) by id.
+        let de = ProtobufDeserializer::new(registry(&[]));
+        for (hex, want) in theirs.iter().zip(&events) {
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            let got = de.decode_dynamic(&topic, &bytes).await.unwrap_or_else(|e| {
+                panic!("skip.known.types={skip}: {e}");
+            });
+            assert_eq!(encoded(&got), encoded(&dynamic(want)), "skip.known.types={skip}");
+        }
+        // And writes with the registered version: the same bytes.
+        let ser = ProtobufSerializer::new(
+            registry(&[("auto.register.schemas", "false"), ("use.latest.version", "true")]),
+            schema.clone(),
+            schema.message("strom.wkt.Event").unwrap(),
+        )
+        .unwrap();
+        for (e, hex) in events.iter().zip(&theirs) {
+            let ours: String = ser
+                .encode_dynamic(&topic, false, &dynamic(e))
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(&ours, hex, "skip.known.types={skip}: {e}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn protobuf_bad_input_is_a_typed_error() {
     use strom_registry::protobuf::{ProtobufDeserializer, ProtobufSchema, ProtobufSerializer};
