@@ -45,7 +45,7 @@ use tracing::{debug, info, warn};
 use super::accumulator::{Accumulator, Batch, Body};
 use super::delivery::BatchAck;
 use super::record::ProducerRecord;
-use super::sequence::{next_sequence, PartState};
+use super::sequence::{may_retry, next_sequence, verdict, Mode, PartState, Verdict};
 use super::txn::{Txn, TxnCommand};
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -802,8 +802,13 @@ impl Sender {
                 let m = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
                 format!("topic {} partition {}{m}", b.topic, b.partition)
             };
-            match code {
-                ErrorCode::None | ErrorCode::DuplicateSequenceNumber => {
+            let mode = Mode {
+                idempotent: self.idempotent(),
+                transactional: self.txn.is_some(),
+            };
+            let part = self.parts.get(&(b.topic.clone(), b.partition));
+            match verdict(code, mode, part, b.seq) {
+                Verdict::Acked => {
                     debug!(topic = %b.topic, partition = b.partition, seq = ?b.seq, base_offset, %code, "batch acknowledged");
                     self.done_inflight(&b);
                     self.acked(&b);
@@ -815,25 +820,19 @@ impl Sender {
                         },
                     );
                 }
-                ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
-                    if self.idempotent() && self.txn.is_none() =>
-                {
-                    // Java's `canRetry`: out of order on any batch but the one right after
-                    // the last acknowledged echoes an earlier failure still being retried.
-                    let gap = code == ErrorCode::UnknownProducerId
-                        || self.parts.get(&(b.topic.clone(), b.partition)).is_some_and(|p| {
-                            b.seq
-                                .is_some_and(|(pid, epoch, seq)| (pid, epoch) == p.pid_epoch && p.is_next(seq))
-                        });
-                    if gap {
+                Verdict::Retry { bump, refresh } => {
+                    if bump {
                         // KIP-360: the broker lost or refused our sequence state; renumber.
                         warn!(topic = %b.topic, partition = b.partition, seq = ?b.seq, %code, "epoch bump needed");
                         self.request_bump(&b.topic, b.partition);
                     }
+                    if refresh {
+                        self.refresh.insert(b.topic.clone());
+                    }
                     let e = Error::kafka(code).with_context(ctx(&b)).with_node(node);
                     self.on_batch_error(b, e, true);
                 }
-                ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced if self.txn.is_some() => {
+                Verdict::Fenced => {
                     let e = Error::kafka(code).with_context(ctx(&b)).with_node(node);
                     let e = match self.txn.as_ref() {
                         Some(t) => super::txn::explain_fencing(e, &t.id),
@@ -843,18 +842,8 @@ impl Sender {
                     self.fail_batch(b, e.clone());
                     self.fail_fatal(e);
                 }
-                ErrorCode::InvalidProducerEpoch if self.idempotent() => {
-                    self.request_bump(&b.topic, b.partition);
+                Verdict::Fail => {
                     let e = Error::kafka(code).with_context(ctx(&b)).with_node(node);
-                    self.on_batch_error(b, e, true);
-                }
-                c if c.is_retriable() => {
-                    self.refresh.insert(b.topic.clone());
-                    let e = Error::kafka(c).with_context(ctx(&b)).with_node(node);
-                    self.on_batch_error(b, e, true);
-                }
-                c => {
-                    let e = Error::kafka(c).with_context(ctx(&b)).with_node(node);
                     self.on_batch_error(b, e, false);
                 }
             }
@@ -893,9 +882,15 @@ impl Sender {
     /// A sent batch failed: retry it (in sequence order, blocking its partition) or fail it.
     fn on_batch_error(&mut self, mut b: Batch, e: Error, retriable: bool) {
         self.done_inflight(&b);
-        let in_time = b.created.elapsed() < self.cfg.delivery_timeout;
-        let may_retry = retriable && in_time && b.attempts < self.cfg.retries && self.cfg.acks != Acks::None;
-        if !may_retry {
+        let retry = may_retry(
+            retriable,
+            b.created.elapsed(),
+            self.cfg.delivery_timeout,
+            b.attempts,
+            self.cfg.retries,
+            self.cfg.acks == Acks::None,
+        );
+        if !retry {
             if b.seq.is_some() {
                 self.request_bump(&b.topic, b.partition);
             }

@@ -1,9 +1,16 @@
-//! An idempotent producer's sequencing of one partition, sans-IO: the producer id and
-//! epoch its sequences belong to, the next sequence, and which batch may go next (a retry
-//! only as the oldest unresolved batch; new data never mixes epochs). The sender keeps one
-//! per partition and asks it before each send.
+//! The producer's sequencing and answer handling, sans-IO (no I/O, no clock: elapsed time is
+//! an argument). Per partition ([`PartState`]): the producer id and epoch its sequences belong
+//! to, the next sequence, and which batch may go next (a retry only as the oldest unresolved
+//! batch; new data never mixes epochs). Per answer ([`verdict`]): what a partition's error
+//! code in a Produce response means for its batch (acknowledge, retry with or without a
+//! KIP-360 epoch bump, fail, or fence the producer), and ([`may_retry`]) whether a failed
+//! batch still may be sent again. The sender (`sender.rs`) is the driver: it keeps one
+//! `PartState` per partition, asks before each send and applies each verdict.
 
 use std::collections::VecDeque;
+use std::time::Duration;
+
+use strom_protocol::ErrorCode;
 
 #[derive(Debug)]
 pub(super) struct PartState {
@@ -67,6 +74,81 @@ impl PartState {
     }
 }
 
+/// What kind of producer answers are judged for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Mode {
+    /// `enable.idempotence` (producer ids and sequences on every batch).
+    pub(super) idempotent: bool,
+    /// A `transactional.id` is set.
+    pub(super) transactional: bool,
+}
+
+/// What a batch's answer in a Produce response means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Written, or a duplicate of a batch already written (DUPLICATE_SEQUENCE_NUMBER): done.
+    Acked,
+    /// Send it again if [`may_retry`] allows. `bump`: first bump the epoch (KIP-360), as
+    /// the broker lost or refused this producer's sequence state; `refresh`: the partition's
+    /// leadership may have moved, ask for metadata.
+    Retry { bump: bool, refresh: bool },
+    /// The transactional producer is fenced (another took over its id, or the coordinator
+    /// bumped the epoch): the batch fails and so does the producer.
+    Fenced,
+    /// Not retriable: the batch fails with the code.
+    Fail,
+}
+
+/// The verdict on a batch answered with `code`. `part` is the batch's partition and `seq`
+/// the batch's (producer id, epoch, base sequence), for an idempotent producer.
+///
+/// Out of order (OUT_OF_ORDER_SEQUENCE_NUMBER) on the batch right after the last
+/// acknowledged one is a real gap, and UNKNOWN_PRODUCER_ID means the broker lost the
+/// producer's state: both bump the epoch and renumber (KIP-360). Out of order on a later
+/// batch only echoes an earlier batch still being retried (Java's `canRetry`): retried as
+/// it is. A transactional producer does not bump on its own (it recovers by aborting).
+pub(super) fn verdict(code: ErrorCode, mode: Mode, part: Option<&PartState>, seq: Option<(i64, i16, i32)>) -> Verdict {
+    match code {
+        ErrorCode::None | ErrorCode::DuplicateSequenceNumber => Verdict::Acked,
+        ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
+            if mode.idempotent && !mode.transactional =>
+        {
+            let gap = code == ErrorCode::UnknownProducerId
+                || part.is_some_and(|p| {
+                    seq.is_some_and(|(pid, epoch, seq)| (pid, epoch) == p.pid_epoch && p.is_next(seq))
+                });
+            Verdict::Retry {
+                bump: gap,
+                refresh: false,
+            }
+        }
+        ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced if mode.transactional => Verdict::Fenced,
+        ErrorCode::InvalidProducerEpoch if mode.idempotent => Verdict::Retry {
+            bump: true,
+            refresh: false,
+        },
+        c if c.is_retriable() => Verdict::Retry {
+            bump: false,
+            refresh: true,
+        },
+        _ => Verdict::Fail,
+    }
+}
+
+/// Whether a batch that failed (retriably or not) is sent again: only a retriable failure,
+/// within `delivery.timeout.ms` of the batch's creation (`age`), under `retries` attempts,
+/// and never with acks=0 (no answer to learn from).
+pub(super) fn may_retry(
+    retriable: bool,
+    age: Duration,
+    delivery_timeout: Duration,
+    attempts: u32,
+    retries: u32,
+    acks_none: bool,
+) -> bool {
+    retriable && age < delivery_timeout && attempts < retries && !acks_none
+}
+
 /// `DefaultRecordBatch.incrementSequence`: sequences wrap at i32::MAX.
 pub(super) fn next_sequence(seq: i32, count: u32) -> i32 {
     let count = i32::try_from(count).unwrap_or(i32::MAX);
@@ -79,7 +161,156 @@ pub(super) fn next_sequence(seq: i32, count: u32) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{next_sequence, PartState};
+    use std::time::Duration;
+
+    use strom_protocol::ErrorCode;
+
+    use super::{may_retry, next_sequence, verdict, Mode, PartState, Verdict};
+
+    const IDEMPOTENT: Mode = Mode {
+        idempotent: true,
+        transactional: false,
+    };
+    const TRANSACTIONAL: Mode = Mode {
+        idempotent: true,
+        transactional: true,
+    };
+    const PLAIN: Mode = Mode {
+        idempotent: false,
+        transactional: false,
+    };
+
+    /// A partition of producer 7 epoch 0 that has 0..=9 acknowledged.
+    fn acked_to_9() -> PartState {
+        PartState {
+            pid_epoch: (7, 0),
+            next_seq: 30,
+            last_acked: Some(9),
+            ..PartState::default()
+        }
+    }
+
+    #[test]
+    fn answers_as_java_judges_them() {
+        let p = acked_to_9();
+        let retry = |bump, refresh| Verdict::Retry { bump, refresh };
+        // Written, or already written.
+        assert_eq!(
+            verdict(ErrorCode::None, IDEMPOTENT, Some(&p), Some((7, 0, 10))),
+            Verdict::Acked
+        );
+        assert_eq!(
+            verdict(
+                ErrorCode::DuplicateSequenceNumber,
+                IDEMPOTENT,
+                Some(&p),
+                Some((7, 0, 10))
+            ),
+            Verdict::Acked
+        );
+        // Out of order right after the last acknowledged batch: a real gap, renumber.
+        assert_eq!(
+            verdict(
+                ErrorCode::OutOfOrderSequenceNumber,
+                IDEMPOTENT,
+                Some(&p),
+                Some((7, 0, 10))
+            ),
+            retry(true, false)
+        );
+        // On a later batch: an echo of the earlier one's failure, retried as it is.
+        assert_eq!(
+            verdict(
+                ErrorCode::OutOfOrderSequenceNumber,
+                IDEMPOTENT,
+                Some(&p),
+                Some((7, 0, 20))
+            ),
+            retry(false, false)
+        );
+        // Of an older epoch than the partition's: not a gap of this epoch.
+        assert_eq!(
+            verdict(
+                ErrorCode::OutOfOrderSequenceNumber,
+                IDEMPOTENT,
+                Some(&p),
+                Some((7, 1, 10))
+            ),
+            retry(false, false)
+        );
+        assert_eq!(
+            verdict(ErrorCode::UnknownProducerId, IDEMPOTENT, Some(&p), Some((7, 0, 20))),
+            retry(true, false)
+        );
+        assert_eq!(
+            verdict(ErrorCode::InvalidProducerEpoch, IDEMPOTENT, Some(&p), Some((7, 0, 10))),
+            retry(true, false)
+        );
+        // A transactional producer never bumps by itself: fenced, or the transaction fails.
+        assert_eq!(
+            verdict(
+                ErrorCode::InvalidProducerEpoch,
+                TRANSACTIONAL,
+                Some(&p),
+                Some((7, 0, 10))
+            ),
+            Verdict::Fenced
+        );
+        assert_eq!(
+            verdict(ErrorCode::ProducerFenced, TRANSACTIONAL, Some(&p), Some((7, 0, 10))),
+            Verdict::Fenced
+        );
+        assert_eq!(
+            verdict(
+                ErrorCode::OutOfOrderSequenceNumber,
+                TRANSACTIONAL,
+                Some(&p),
+                Some((7, 0, 10))
+            ),
+            Verdict::Fail
+        );
+        // Leadership and availability: retried after a metadata refresh.
+        for code in [
+            ErrorCode::NotLeaderOrFollower,
+            ErrorCode::NotEnoughReplicas,
+            ErrorCode::RequestTimedOut,
+        ] {
+            assert_eq!(
+                verdict(code, IDEMPOTENT, Some(&p), Some((7, 0, 10))),
+                retry(false, true)
+            );
+            assert_eq!(verdict(code, PLAIN, None, None), retry(false, true));
+        }
+        // Not retriable.
+        for code in [
+            ErrorCode::MessageTooLarge,
+            ErrorCode::InvalidRecord,
+            ErrorCode::TopicAuthorizationFailed,
+        ] {
+            assert_eq!(verdict(code, IDEMPOTENT, Some(&p), Some((7, 0, 10))), Verdict::Fail);
+        }
+        // Without idempotence, sequence errors are not this producer's to fix.
+        assert_eq!(
+            verdict(ErrorCode::OutOfOrderSequenceNumber, PLAIN, None, None),
+            Verdict::Fail
+        );
+    }
+
+    #[test]
+    fn retries_stop_at_the_limits() {
+        let t = Duration::from_secs(120);
+        assert!(may_retry(true, Duration::from_secs(1), t, 0, 5, false));
+        assert!(
+            !may_retry(false, Duration::from_secs(1), t, 0, 5, false),
+            "not retriable"
+        );
+        assert!(!may_retry(true, t, t, 0, 5, false), "delivery.timeout.ms reached");
+        assert!(
+            !may_retry(true, Duration::from_secs(1), t, 5, 5, false),
+            "retries used up"
+        );
+        assert!(!may_retry(true, Duration::from_secs(1), t, 0, 5, true), "acks=0");
+    }
 
     #[test]
     fn sequences_wrap_like_java() {
