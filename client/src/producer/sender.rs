@@ -91,6 +91,9 @@ pub(crate) struct Sender {
     last_refresh: Instant,
     refreshing: Option<tokio::task::JoinHandle<()>>,
     pub(crate) txn: Option<Txn>,
+    /// The transaction coordinator's connection, once found (the driver's, not the
+    /// transaction state machine's).
+    pub(crate) txn_coordinator: Option<crate::connection::Connection>,
     /// Per leader: when it last had batches ready, and when it last took them (Java's
     /// `NodeLatencyStats`), for `partitioner.availability.timeout.ms`.
     node_latency: HashMap<i32, NodeLatency>,
@@ -173,6 +176,7 @@ impl Sender {
             last_refresh: Instant::now(),
             refreshing: None,
             txn,
+            txn_coordinator: None,
             node_latency: HashMap::new(),
             scratch_queues: Vec::new(),
             scratch_leaders: Vec::new(),
@@ -523,7 +527,7 @@ impl Sender {
                         continue;
                     }
                     let key = (tq.name.clone(), p as i32);
-                    if tv1_txn && self.txn.as_ref().is_some_and(|t| !t.added.contains(&key)) {
+                    if tv1_txn && self.txn.as_ref().is_some_and(|t| t.needs_adding(&key)) {
                         to_add.push(key);
                         continue;
                     }
@@ -694,7 +698,7 @@ impl Sender {
             i16::MAX
         };
         if let Some(t) = &mut self.txn {
-            t.produced = true;
+            t.batch_sent();
         }
         *self.node_inflight.entry(node).or_default() += 1;
         self.metrics
@@ -962,7 +966,7 @@ impl Sender {
         self.acc.lock().fatal = Some(e.clone());
         self.fail_unsent(&e);
         if let Some(t) = &mut self.txn {
-            t.fatal = Some(e);
+            t.fail(e);
         }
     }
 

@@ -55,17 +55,43 @@ pub struct PreparedTransaction {
     pub transaction_version: i16,
 }
 
+/// The transaction state machine, sans-IO: what a transactional producer may do next and
+/// what each outcome does to it. It holds no connection and no clock; the driver
+/// (`txn_commands.rs`, in the sender task) talks to the coordinator and reports back with
+/// these methods. The state is published to the producer handle through `state`.
+///
+/// ```text
+/// UNINITIALIZED --initialized--> READY --begin--> IN_TRANSACTION --ended--> READY
+///        any --fenced (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, ...)--> FATAL (terminal)
+/// IN_TRANSACTION + an abortable error: only an abort ends it (commit and offsets refuse)
+/// ```
 pub(crate) struct Txn {
     pub(crate) id: String,
     pub(super) timeout_ms: i32,
+    /// transaction.version 2 (KIP-890) was negotiated at init.
     pub(crate) tv2: bool,
     pub(crate) state: Arc<AtomicU8>,
-    pub(crate) added: HashSet<(Arc<str>, i32)>,
-    pub(crate) produced: bool,
-    pub(super) offsets_groups: HashSet<String>,
+    /// TV1: partitions added to the transaction (AddPartitionsToTxn).
+    added: HashSet<(Arc<str>, i32)>,
+    /// TV2: a batch of the transaction was sent (the broker added its partition).
+    produced: bool,
+    /// Groups whose offsets are in the transaction.
+    offsets_groups: HashSet<String>,
+    /// An error that dooms the transaction: only an abort ends it.
     pub(crate) abortable: Option<Error>,
+    /// An error that ends the producer.
     pub(crate) fatal: Option<Error>,
-    pub(super) coordinator: Option<Connection>,
+}
+
+/// What a failure inside a transaction does ([`Txn::record_error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Doom {
+    /// The transaction must be aborted.
+    Abortable,
+    /// The producer is fenced: fail it (the driver fails what is queued).
+    Fatal,
+    /// Already recorded (the first error stays the cause).
+    Known,
 }
 
 impl Txn {
@@ -80,15 +106,21 @@ impl Txn {
             offsets_groups: HashSet::new(),
             abortable: None,
             fatal: None,
-            coordinator: None,
         }
+    }
+
+    fn current(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
     }
 
     /// Batches may go out: inside a transaction without a pending error.
     pub(crate) fn may_send(&self) -> bool {
-        self.state.load(Ordering::Acquire) == IN_TRANSACTION && self.abortable.is_none() && self.fatal.is_none()
+        self.current() == IN_TRANSACTION && self.abortable.is_none() && self.fatal.is_none()
     }
 
+    /// Whether the coordinator knows of this transaction (so that ending it takes an
+    /// EndTxn): under TV1 a partition or a group was added; under TV2 a batch or offsets
+    /// were sent.
     pub(super) fn started(&self) -> bool {
         if self.tv2 {
             self.produced || !self.offsets_groups.is_empty()
@@ -99,6 +131,175 @@ impl Txn {
 
     pub(super) fn set(&self, state: u8) {
         self.state.store(state, Ordering::Release);
+    }
+
+    /// Fails with the fatal error when there is one.
+    fn alive(&self) -> Result<()> {
+        match &self.fatal {
+            Some(_) => Err(in_fatal_state(self.fatal.as_ref())),
+            None => Ok(()),
+        }
+    }
+
+    /// init_transactions may run (again, after a timeout).
+    pub(crate) fn check_init(&self) -> Result<()> {
+        self.alive()
+    }
+
+    /// InitProducerId answered: ready for a transaction, in the protocol version found.
+    pub(crate) fn initialized(&mut self, tv2: bool) {
+        self.tv2 = tv2;
+        self.set(READY);
+    }
+
+    /// begin_transaction: only when READY; a fresh transaction.
+    pub(crate) fn begin(&mut self) -> Result<()> {
+        self.alive()?;
+        if self.current() != READY {
+            return Err(Error::illegal_state(format!(
+                "begin_transaction in state {}: call init_transactions first, and commit or abort the previous transaction",
+                state_name(self.current())
+            )));
+        }
+        self.added.clear();
+        self.produced = false;
+        self.offsets_groups.clear();
+        self.abortable = None;
+        self.set(IN_TRANSACTION);
+        Ok(())
+    }
+
+    /// commit_transaction or abort_transaction may start: a transaction is open.
+    pub(crate) fn check_end(&self, commit: bool) -> Result<()> {
+        self.alive()?;
+        if self.current() != IN_TRANSACTION {
+            return Err(Error::illegal_state(format!(
+                "{} in state {}: no transaction in progress",
+                if commit {
+                    "commit_transaction"
+                } else {
+                    "abort_transaction"
+                },
+                state_name(self.current())
+            )));
+        }
+        Ok(())
+    }
+
+    /// After the transaction's batches were flushed, whether it may commit.
+    pub(crate) fn check_commit(&self) -> Result<()> {
+        match &self.abortable {
+            Some(e) => Err(e.clone().with_context("the transaction must be aborted")),
+            None => Ok(()),
+        }
+    }
+
+    /// The transaction ended (EndTxn answered, or nothing to end): READY for the next.
+    pub(crate) fn ended(&mut self) {
+        self.abortable = None;
+        self.set(READY);
+    }
+
+    /// send_offsets_to_transaction may run; `Ok(true)` when the group must first be added
+    /// (AddOffsetsToTxn, TV1 only, once per group and transaction).
+    pub(crate) fn check_send_offsets(&self, group: &str) -> Result<bool> {
+        self.alive()?;
+        if let Some(e) = &self.abortable {
+            return Err(e.clone());
+        }
+        if self.current() != IN_TRANSACTION {
+            return Err(Error::illegal_state(
+                "send_offsets_to_transaction outside a transaction: call begin_transaction",
+            ));
+        }
+        Ok(!self.tv2 && !self.offsets_groups.contains(group))
+    }
+
+    /// The group's offsets are in the transaction.
+    pub(crate) fn offsets_sent(&mut self, group: &str) {
+        self.offsets_groups.insert(group.to_owned());
+    }
+
+    /// A transaction may be prepared (handed to another process to finish).
+    pub(crate) fn check_prepare(&self) -> Result<()> {
+        if self.current() != IN_TRANSACTION {
+            return Err(Error::illegal_state(
+                "prepare outside a transaction: call begin_transaction",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The prepared transaction of producer `pid`/`epoch`, once its batches are flushed.
+    pub(crate) fn prepared(&self, pid: i64, epoch: i16) -> Result<PreparedTransaction> {
+        self.alive()?;
+        if let Some(e) = &self.abortable {
+            return Err(e.clone().with_context("the transaction cannot be prepared"));
+        }
+        Ok(PreparedTransaction {
+            transactional_id: self.id.clone(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            transaction_version: if self.tv2 { 2 } else { 1 },
+        })
+    }
+
+    /// TV1: whether a partition still has to be added before its first batch.
+    pub(crate) fn needs_adding(&self, partition: &(Arc<str>, i32)) -> bool {
+        !self.tv2 && !self.added.contains(partition)
+    }
+
+    /// TV1: AddPartitionsToTxn accepted these.
+    pub(crate) fn partitions_added(&mut self, parts: impl IntoIterator<Item = (Arc<str>, i32)>) {
+        self.added.extend(parts);
+    }
+
+    /// A batch of the transaction was sent (TV2: its partition joins the transaction).
+    pub(crate) fn batch_sent(&mut self) {
+        self.produced = true;
+    }
+
+    /// A failure inside the transaction: fencing ends the producer (the state turns FATAL
+    /// at once), anything else dooms the transaction. The first error stays the cause.
+    pub(crate) fn record_error(&mut self, e: &Error) -> Doom {
+        if e.kafka_code().is_some_and(is_fencing) {
+            self.set(FATAL);
+            if self.fatal.is_none() {
+                return Doom::Fatal;
+            }
+            return Doom::Known;
+        }
+        if self.abortable.is_none() {
+            self.abortable = Some(e.clone().into_abortable());
+            return Doom::Abortable;
+        }
+        Doom::Known
+    }
+
+    /// A failed EndTxn: fencing ends the producer, as [`Txn::record_error`]; anything else
+    /// leaves the transaction as it was (open, to be ended again).
+    pub(crate) fn record_fencing(&mut self, e: &Error) -> Doom {
+        if e.kafka_code().is_some_and(is_fencing) {
+            self.record_error(e)
+        } else {
+            Doom::Known
+        }
+    }
+
+    /// The producer failed for good with `e`.
+    pub(crate) fn fail(&mut self, e: Error) {
+        self.set(FATAL);
+        self.fatal = Some(e);
+    }
+}
+
+/// The state's name in messages (Java's `TransactionManager.State`).
+pub(super) fn state_name(s: u8) -> &'static str {
+    match s {
+        UNINITIALIZED => "UNINITIALIZED",
+        READY => "READY",
+        IN_TRANSACTION => "IN_TRANSACTION",
+        _ => "FATAL_ERROR",
     }
 }
 
@@ -337,4 +538,148 @@ pub async fn abort_lingering(client: &Client, transactional_id: &str) -> Result<
     init_producer_id(client, transactional_id, 60_000, (-1, -1), &mut coord, limit)
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU8;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use strom_protocol::ErrorCode;
+
+    use super::{Doom, Txn, FATAL, IN_TRANSACTION, READY, UNINITIALIZED};
+    use crate::error::{Error, ErrorKind};
+
+    fn txn() -> Txn {
+        Txn::new(
+            "tx".into(),
+            Duration::from_secs(60),
+            Arc::new(AtomicU8::new(UNINITIALIZED)),
+        )
+    }
+
+    fn state(t: &Txn) -> u8 {
+        t.state.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    #[test]
+    fn calls_out_of_order_are_refused_with_the_state_named() {
+        let mut t = txn();
+        let e = t.begin().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::IllegalState);
+        assert!(e.to_string().contains("UNINITIALIZED"), "{e}");
+        assert!(t.check_end(true).is_err() && t.check_send_offsets("g").is_err() && t.check_prepare().is_err());
+        t.check_init().unwrap();
+        t.initialized(false);
+        assert_eq!(state(&t), READY);
+        assert!(t.check_end(false).unwrap_err().to_string().contains("READY"));
+        t.begin().unwrap();
+        assert_eq!(state(&t), IN_TRANSACTION);
+        assert!(t.begin().unwrap_err().to_string().contains("IN_TRANSACTION"));
+        t.check_end(true).unwrap();
+        t.ended();
+        assert_eq!(state(&t), READY);
+    }
+
+    /// What makes an end take an EndTxn: TV1 counts partitions and groups added, TV2 what
+    /// was sent (the broker adds it).
+    #[test]
+    fn a_transaction_is_started_by_what_its_protocol_adds() {
+        let mut t = txn();
+        t.initialized(false);
+        t.begin().unwrap();
+        assert!(!t.started());
+        let p: (Arc<str>, i32) = (Arc::from("t"), 0);
+        assert!(t.needs_adding(&p));
+        t.batch_sent();
+        assert!(
+            !t.started(),
+            "TV1: a sent batch was added before, by AddPartitionsToTxn"
+        );
+        t.partitions_added([p.clone()]);
+        assert!(t.started() && !t.needs_adding(&p));
+        // AddOffsetsToTxn once per group and transaction.
+        assert!(t.check_send_offsets("g").unwrap());
+        t.offsets_sent("g");
+        assert!(!t.check_send_offsets("g").unwrap());
+        t.ended();
+        t.begin().unwrap();
+        assert!(!t.started() && t.needs_adding(&p) && t.check_send_offsets("g").unwrap());
+
+        let mut t = txn();
+        t.initialized(true);
+        t.begin().unwrap();
+        assert!(!t.needs_adding(&p), "TV2: Produce v12 adds it");
+        assert!(
+            !t.check_send_offsets("g").unwrap(),
+            "TV2: TxnOffsetCommit v5 adds the group"
+        );
+        t.batch_sent();
+        assert!(t.started());
+    }
+
+    #[test]
+    fn an_abortable_error_allows_only_an_abort() {
+        let mut t = txn();
+        t.initialized(false);
+        t.begin().unwrap();
+        let e = Error::kafka(ErrorCode::MessageTooLarge);
+        assert_eq!(t.record_error(&e), Doom::Abortable);
+        assert!(!t.may_send());
+        assert_eq!(
+            t.record_error(&Error::kafka(ErrorCode::InvalidRecord)),
+            Doom::Known,
+            "the first error stays the cause"
+        );
+        assert!(t.check_commit().is_err());
+        assert!(t.check_send_offsets("g").is_err());
+        assert!(t.prepared(1, 0).is_err());
+        t.check_end(false).unwrap();
+        t.ended();
+        t.begin().unwrap();
+        assert!(t.may_send() && t.check_commit().is_ok(), "a new transaction is clean");
+    }
+
+    #[test]
+    fn fencing_ends_the_producer() {
+        let mut t = txn();
+        t.initialized(true);
+        t.begin().unwrap();
+        // A failed EndTxn that is not fencing leaves the transaction open.
+        assert_eq!(t.record_fencing(&Error::kafka(ErrorCode::RequestTimedOut)), Doom::Known);
+        assert_eq!(state(&t), IN_TRANSACTION);
+        let fenced = Error::kafka(ErrorCode::ProducerFenced);
+        assert_eq!(t.record_fencing(&fenced), Doom::Fatal);
+        assert_eq!(state(&t), FATAL);
+        t.fail(fenced.clone());
+        assert_eq!(t.record_error(&fenced), Doom::Known);
+        for e in [
+            t.begin().unwrap_err(),
+            t.check_end(false).unwrap_err(),
+            t.check_init().unwrap_err(),
+            t.check_send_offsets("g").unwrap_err(),
+            t.prepared(1, 0).unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+        }
+        assert!(!t.may_send());
+    }
+
+    #[test]
+    fn a_prepared_transaction_names_its_producer_and_protocol() {
+        let mut t = txn();
+        t.initialized(true);
+        t.begin().unwrap();
+        let p = t.prepared(42, 3).unwrap();
+        assert_eq!(
+            (
+                p.transactional_id.as_str(),
+                p.producer_id,
+                p.producer_epoch,
+                p.transaction_version
+            ),
+            ("tx", 42, 3, 2)
+        );
+    }
 }

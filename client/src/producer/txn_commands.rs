@@ -1,8 +1,8 @@
-//! What the sender does for a transactional producer's commands (init, begin, send
-//! offsets, commit or abort, prepare), between its produce requests: the transaction's
-//! state is in [`super::txn`].
+//! The driver of the transaction state machine ([`super::txn::Txn`], sans-IO): what the
+//! sender does for a transactional producer's commands (init, begin, send offsets, commit
+//! or abort, prepare), between its produce requests. It asks the state machine whether a
+//! step may run, talks to the coordinators, and reports each outcome back.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -19,8 +19,8 @@ use tracing::{info, info_span, Instrument};
 
 use super::sender::Sender;
 use super::txn::{
-    end_txn, explain_fencing, in_fatal_state, init_producer_id, is_coordinator_retry, is_fencing, s, with_coordinator,
-    PreparedTransaction, TxnCommand, FATAL, IN_TRANSACTION, READY, UNINITIALIZED,
+    end_txn, explain_fencing, init_producer_id, is_coordinator_retry, is_fencing, s, with_coordinator, Doom,
+    PreparedTransaction, TxnCommand,
 };
 use crate::backoff::ExponentialBackoff;
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition};
@@ -45,22 +45,12 @@ pub(crate) async fn run_command(sender: &mut Sender, cmd: TxnCommand) {
             }
             TxnCommand::Begin(reply) => {
                 let r = match sender.txn.as_mut() {
-                    Some(t) if t.fatal.is_some() => Err(in_fatal_state(t.fatal.as_ref())),
-                    Some(t) if t.state.load(Ordering::Acquire) == READY => {
-                        t.added.clear();
-                        t.produced = false;
-                        t.offsets_groups.clear();
-                        t.abortable = None;
-                        t.set(IN_TRANSACTION);
-                        info!("transaction begun");
-                        Ok(())
-                    }
-                    Some(t) => Err(Error::illegal_state(format!(
-                        "begin_transaction in state {}: call init_transactions first, and commit or abort the previous transaction",
-                        state_name(t.state.load(Ordering::Acquire))
-                    ))),
+                    Some(t) => t.begin(),
                     None => Err(Error::config("not transactional")),
                 };
+                if r.is_ok() {
+                    info!("transaction begun");
+                }
                 Sender::reply(reply, r);
             }
             TxnCommand::End { commit, reply } => {
@@ -81,32 +71,17 @@ pub(crate) async fn run_command(sender: &mut Sender, cmd: TxnCommand) {
     .await;
 }
 
-fn state_name(s: u8) -> &'static str {
-    match s {
-        UNINITIALIZED => "UNINITIALIZED",
-        READY => "READY",
-        IN_TRANSACTION => "IN_TRANSACTION",
-        _ => "FATAL_ERROR",
-    }
-}
-
 async fn init(sender: &mut Sender) -> Result<()> {
     let client = sender.client.clone();
     let limit = sender.cfg.max_block;
-    let (current, id, timeout_ms, mut coord) = {
-        let Some(t) = sender.txn.as_mut() else {
+    let (current, id, timeout_ms) = {
+        let Some(t) = sender.txn.as_ref() else {
             return Err(Error::config("not transactional"));
         };
-        if t.fatal.is_some() {
-            return Err(in_fatal_state(t.fatal.as_ref()));
-        }
-        (
-            (sender.producer_id, sender.epoch),
-            t.id.clone(),
-            t.timeout_ms,
-            t.coordinator.take(),
-        )
+        t.check_init()?;
+        ((sender.producer_id, sender.epoch), t.id.clone(), t.timeout_ms)
     };
+    let mut coord = sender.txn_coordinator.take();
     let (pid, epoch, conn) = init_producer_id(&client, &id, timeout_ms, current, &mut coord, limit).await?;
     let features = conn.versions().features().transaction_version();
     let tv2 = features >= 2
@@ -115,10 +90,9 @@ async fn init(sender: &mut Sender) -> Result<()> {
     sender.producer_id = pid;
     sender.epoch = epoch;
     sender.reset_sequences();
+    sender.txn_coordinator = Some(conn);
     if let Some(t) = sender.txn.as_mut() {
-        t.tv2 = tv2;
-        t.coordinator = Some(conn);
-        t.set(READY);
+        t.initialized(tv2);
     }
     info!(
         producer_id = pid,
@@ -146,29 +120,14 @@ async fn flush_transaction(sender: &mut Sender) {
 }
 
 async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
-    {
-        let Some(t) = sender.txn.as_ref() else {
-            return Err(Error::config("not transactional"));
-        };
-        if t.fatal.is_some() {
-            return Err(in_fatal_state(t.fatal.as_ref()));
-        }
-        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
-            return Err(Error::illegal_state(format!(
-                "{} in state {}: no transaction in progress",
-                if commit {
-                    "commit_transaction"
-                } else {
-                    "abort_transaction"
-                },
-                state_name(t.state.load(Ordering::Acquire))
-            )));
-        }
+    match sender.txn.as_ref() {
+        Some(t) => t.check_end(commit)?,
+        None => return Err(Error::config("not transactional")),
     }
     if commit {
         flush_transaction(sender).await;
-        if let Some(e) = sender.txn.as_ref().and_then(|t| t.abortable.clone()) {
-            return Err(e.with_context("the transaction must be aborted"));
+        if let Some(t) = sender.txn.as_ref() {
+            t.check_commit()?;
         }
     } else {
         sender.fail_unsent(&Error::transaction_aborted(
@@ -179,12 +138,13 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
     let client = sender.client.clone();
     let limit = sender.cfg.max_block;
     let (pid, epoch) = (sender.producer_id, sender.epoch);
-    let (id, tv2, started, mut coord) = {
-        let Some(t) = sender.txn.as_mut() else {
+    let (id, tv2, started) = {
+        let Some(t) = sender.txn.as_ref() else {
             return Err(Error::config("not transactional"));
         };
-        (t.id.clone(), t.tv2, t.started(), t.coordinator.take())
+        (t.id.clone(), t.tv2, t.started())
     };
+    let mut coord = sender.txn_coordinator.take();
     let mut new_producer = None;
     if started {
         let r = with_coordinator(&client, &id, &mut coord, limit, "EndTxn", |conn| {
@@ -199,23 +159,19 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
                 }
             }
             Err(e) => {
-                if let Some(t) = sender.txn.as_mut() {
-                    t.coordinator = coord;
-                }
-                if e.kafka_code().is_some_and(is_fencing) {
+                sender.txn_coordinator = coord;
+                // Fencing ends the producer; any other failure leaves the transaction open,
+                // to be ended again (the caller retries or aborts).
+                if sender.txn.as_mut().map(|t| t.record_fencing(&e)) == Some(Doom::Fatal) {
                     sender.fail_fatal(e.clone());
-                    if let Some(t) = &sender.txn {
-                        t.set(FATAL);
-                    }
                 }
                 return Err(e);
             }
         }
     }
+    sender.txn_coordinator = coord;
     if let Some(t) = sender.txn.as_mut() {
-        t.coordinator = coord;
-        t.set(READY);
-        t.abortable = None;
+        t.ended();
     }
     match new_producer {
         // TV2: every EndTxn bumps the epoch; sequences restart at 0.
@@ -227,7 +183,7 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
         // TV1 after an abort: failed or unsent batches may have left sequence gaps; bump the
         // epoch (KIP-360, InitProducerId with our id and epoch) so the next one starts clean.
         None if !commit && started && !tv2 => {
-            let mut coord = sender.txn.as_mut().and_then(|t| t.coordinator.take());
+            let mut coord = sender.txn_coordinator.take();
             let timeout_ms = sender.txn.as_ref().map_or(60_000, |t| t.timeout_ms);
             let (pid, epoch, conn) = init_producer_id(
                 &client,
@@ -241,9 +197,7 @@ async fn end(sender: &mut Sender, commit: bool) -> Result<()> {
             sender.producer_id = pid;
             sender.epoch = epoch;
             sender.reset_sequences();
-            if let Some(t) = sender.txn.as_mut() {
-                t.coordinator = Some(conn);
-            }
+            sender.txn_coordinator = Some(conn);
         }
         None => {}
     }
@@ -259,28 +213,13 @@ async fn send_offsets(
     let client = sender.client.clone();
     let limit = sender.cfg.max_block;
     let (pid, epoch) = (sender.producer_id, sender.epoch);
-    let (id, tv2, need_add, mut coord) = {
-        let Some(t) = sender.txn.as_mut() else {
+    let (id, tv2, need_add) = {
+        let Some(t) = sender.txn.as_ref() else {
             return Err(Error::config("not transactional"));
         };
-        if t.fatal.is_some() {
-            return Err(in_fatal_state(t.fatal.as_ref()));
-        }
-        if let Some(e) = &t.abortable {
-            return Err(e.clone());
-        }
-        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
-            return Err(Error::illegal_state(
-                "send_offsets_to_transaction outside a transaction: call begin_transaction",
-            ));
-        }
-        (
-            t.id.clone(),
-            t.tv2,
-            !t.tv2 && !t.offsets_groups.contains(&group.group_id),
-            t.coordinator.take(),
-        )
+        (t.id.clone(), t.tv2, t.check_send_offsets(&group.group_id)?)
     };
+    let mut coord = sender.txn_coordinator.take();
     if need_add {
         let g = group.group_id.clone();
         let r = with_coordinator(&client, &id, &mut coord, limit, "AddOffsetsToTxn", |conn| {
@@ -300,12 +239,10 @@ async fn send_offsets(
             }
         })
         .await;
-        if let Some(t) = sender.txn.as_mut() {
-            t.coordinator = coord;
-        }
+        sender.txn_coordinator = coord;
         r?;
-    } else if let Some(t) = sender.txn.as_mut() {
-        t.coordinator = coord;
+    } else {
+        sender.txn_coordinator = coord;
     }
     let mut topics: std::collections::BTreeMap<&str, Vec<TxnOffsetCommitRequestPartition>> = Default::default();
     for (tp, o) in &offsets {
@@ -384,8 +321,9 @@ async fn send_offsets(
                     None => e,
                 };
                 if is_fencing(c) {
-                    sender.fail_fatal(e.clone());
+                    sender.txn_error(e.clone());
                 } else if let Some(t) = sender.txn.as_mut() {
+                    // Refused offsets doom the transaction, with this error as the cause.
                     t.abortable = Some(e.clone());
                 }
                 return Err(e);
@@ -393,36 +331,19 @@ async fn send_offsets(
         }
     }
     if let Some(t) = sender.txn.as_mut() {
-        t.offsets_groups.insert(group.group_id.clone());
+        t.offsets_sent(&group.group_id);
     }
     Ok(())
 }
 
 async fn prepare(sender: &mut Sender) -> Result<PreparedTransaction> {
-    {
-        let Some(t) = sender.txn.as_ref() else {
-            return Err(Error::config("not transactional"));
-        };
-        if t.state.load(Ordering::Acquire) != IN_TRANSACTION {
-            return Err(Error::illegal_state(
-                "prepare outside a transaction: call begin_transaction",
-            ));
-        }
+    match sender.txn.as_ref() {
+        Some(t) => t.check_prepare()?,
+        None => return Err(Error::config("not transactional")),
     }
     flush_transaction(sender).await;
     let t = sender.txn.as_ref().ok_or_else(|| Error::config("not transactional"))?;
-    if t.fatal.is_some() {
-        return Err(in_fatal_state(t.fatal.as_ref()));
-    }
-    if let Some(e) = &t.abortable {
-        return Err(e.clone().with_context("the transaction cannot be prepared"));
-    }
-    Ok(PreparedTransaction {
-        transactional_id: t.id.clone(),
-        producer_id: sender.producer_id,
-        producer_epoch: sender.epoch,
-        transaction_version: if t.tv2 { 2 } else { 1 },
-    })
+    t.prepared(sender.producer_id, sender.epoch)
 }
 
 /// Adds partitions to the TV1 transaction before their first batch.
@@ -430,10 +351,10 @@ pub(crate) async fn add_partitions(sender: &mut Sender, parts: Vec<(Arc<str>, i3
     let client = sender.client.clone();
     let limit = sender.cfg.max_block;
     let (pid, epoch) = (sender.producer_id, sender.epoch);
-    let (id, mut coord) = {
-        let Some(t) = sender.txn.as_mut() else { return Ok(()) };
-        (t.id.clone(), t.coordinator.take())
+    let Some(id) = sender.txn.as_ref().map(|t| t.id.clone()) else {
+        return Ok(());
     };
+    let mut coord = sender.txn_coordinator.take();
     let mut by_topic: std::collections::BTreeMap<Arc<str>, Vec<i32>> = Default::default();
     for (t, p) in &parts {
         by_topic.entry(t.clone()).or_default().push(*p);
@@ -476,11 +397,9 @@ pub(crate) async fn add_partitions(sender: &mut Sender, parts: Vec<(Arc<str>, i3
         }
     })
     .await;
-    if let Some(t) = sender.txn.as_mut() {
-        t.coordinator = coord;
-        if r.is_ok() {
-            t.added.extend(parts);
-        }
+    sender.txn_coordinator = coord;
+    if let (Some(t), Ok(())) = (sender.txn.as_mut(), &r) {
+        t.partitions_added(parts);
     }
     r
 }
@@ -492,17 +411,8 @@ impl Sender {
 
     /// Records a failure inside a transaction: fencing is fatal, anything else abortable.
     pub(crate) fn txn_error(&mut self, e: Error) {
-        if e.kafka_code().is_some_and(is_fencing) {
-            if let Some(t) = &self.txn {
-                t.set(FATAL);
-            }
-            if self.txn.as_ref().is_some_and(|t| t.fatal.is_none()) {
-                self.fail_fatal(e);
-            }
-        } else if let Some(t) = self.txn.as_mut() {
-            if t.abortable.is_none() {
-                t.abortable = Some(e.into_abortable());
-            }
+        if self.txn.as_mut().map(|t| t.record_error(&e)) == Some(Doom::Fatal) {
+            self.fail_fatal(e);
         }
     }
 
