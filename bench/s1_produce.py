@@ -15,6 +15,7 @@ partitioner (KIP-794, a switch after batch.size bytes) and librdkafka's consiste
 with sticky.partitioning.linger.ms pinned to its default, 2 x linger.ms.
 
 Usage: bench/s1_produce.py [--records N] [--reps R] [--partitions 1,6[,1000]]
+       [--strom-extra LABEL=PATH]... (another strom binary beside, e.g. an earlier commit's)
        (the broker is started if needed)
 """
 import argparse, json, os, re, statistics, subprocess, sys, time
@@ -48,6 +49,8 @@ def main():
     ap.add_argument("--json", action="store_true", help="print raw results as JSON lines too")
     ap.add_argument("--with-librdkafka", action="store_true",
                     help="also build bench/rdkafka-peer (librdkafka from source: needs cmake, a C compiler)")
+    ap.add_argument("--strom-extra", action="append", default=[], metavar="LABEL=PATH",
+                    help="also run another strom binary (e.g. a build of an earlier commit), labelled")
     a = ap.parse_args()
 
     subprocess.run([f"{ROOT}/scripts/kafka", "up"], check=True, stdout=subprocess.DEVNULL)
@@ -58,6 +61,11 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "strom-cli"], cwd=ROOT, check=True)
     strom = f"{ROOT}/target/release/strom"
     clients = ["strom", "java"]
+    binaries = {"strom": strom}
+    for extra in a.strom_extra:
+        label, path = extra.split("=", 1)
+        clients.insert(1, f"strom {label}")
+        binaries[f"strom {label}"] = path
     rdk = f"{ROOT}/target/rdkafka-peer/release/rdkafka-peer"
     if a.with_librdkafka:
         subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path", f"{ROOT}/bench/rdkafka-peer/Cargo.toml"],
@@ -70,11 +78,11 @@ def main():
     for partitions in partition_counts_list:
         for rep in range(a.reps):
             for client in clients:
-                topic = f"bench-s1-{partitions}p-{client}-{rep}-{int(time.time())}"
+                topic = f"bench-s1-{partitions}p-{client.replace(' ', '-')}-{rep}-{int(time.time())}"
                 subprocess.run([strom, "-b", bootstrap, "topics", "create", topic, "--partitions", str(partitions)],
                                check=True, stderr=subprocess.DEVNULL)
-                if client == "strom":
-                    cmd = [strom, "-b", bootstrap, "bench", "produce", topic, "--records", str(a.records),
+                if client in binaries:
+                    cmd = [binaries[client], "-b", bootstrap, "bench", "produce", topic, "--records", str(a.records),
                            "--record-size", str(a.record_size)] + sum((["-X", f"{k}={v}"] for k, v in KNOBS.items()), [])
                     # The same spread rule for every client is checked below (check_spread).
                     if partitions > 100:
