@@ -390,7 +390,13 @@ impl Consumer {
     /// consumer, so positions and commits follow exactly what the application received).
     pub(super) fn take_undelivered(&mut self, max: usize) -> Vec<ConsumerRecord> {
         let n = max.min(self.undelivered.len());
-        let out: Vec<ConsumerRecord> = self.undelivered.drain(..n).collect();
+        // All of it (the usual case: `drain` buffers at most max.poll.records): the deque's
+        // buffer becomes the Vec, without moving each record again.
+        let out: Vec<ConsumerRecord> = if n == self.undelivered.len() {
+            Vec::from(std::mem::take(&mut self.undelivered))
+        } else {
+            self.undelivered.drain(..n).collect()
+        };
         self.metrics.records_consumed += out.len() as u64;
         // Per run of one partition (records come grouped by partition), not per record:
         // records-consumed, and records-lag from the position after the run (as Java's
