@@ -1,6 +1,7 @@
 //! Client quotas against the broker: set, describe with exact, default and strict filters,
 //! validate-only, remove; and a quota the broker enforces: a producer whose client id has
-//! a small `producer_byte_rate` is throttled, which its `produce-throttle-time-max` shows.
+//! a small `producer_byte_rate` is throttled, which its `produce-throttle-time-max` shows,
+//! and waits out a throttle longer than its request timeout (KIP-219) without a retry.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use strom_client::{
@@ -173,6 +174,85 @@ async fn a_producer_over_its_quota_is_throttled() {
     let m = producer.metrics();
     let throttled = m.get("producer-metrics", "produce-throttle-time-max", &[]).unwrap();
     assert!(throttled > 0.0, "produce-throttle-time-max {throttled}");
+    producer.close().await.unwrap();
+    admin
+        .alter_client_quotas(&[(entity, vec![QuotaOp::Remove("producer_byte_rate".into())])], false)
+        .await
+        .unwrap();
+}
+
+/// KIP-219 against the broker: once a response says the connection is throttled for longer
+/// than `request.timeout.ms`, the producer holds its next request until the throttle is
+/// over instead of sending it into the muted connection, where it would time out and be
+/// sent again (a retry, on a new connection).
+#[tokio::test]
+async fn a_throttled_producer_waits_instead_of_timing_out() {
+    init_test_logging();
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
+    let topic = unique_topic("quota-kip219");
+    admin.create_topics(&[NewTopic::new(&topic, 1)]).await.unwrap();
+    let client_id = unique_topic("quota-kip219-client");
+    let entity = QuotaEntity::client_id(&client_id);
+    admin
+        .alter_client_quotas(
+            &[(
+                entity.clone(),
+                vec![QuotaOp::Set("producer_byte_rate".into(), 10_000.0)],
+            )],
+            false,
+        )
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let mine = QuotaFilter::all().with(QUOTA_CLIENT_ID, QuotaMatch::Exact(client_id.clone()));
+    settled(&admin, &mine, |f| !f.is_empty()).await;
+
+    let mut pc = ProducerConfig::new(&broker().bootstrap);
+    pc.set("client.id", &client_id).unwrap();
+    pc.set("linger.ms", "0").unwrap();
+    pc.set("request.timeout.ms", "2000").unwrap();
+    let producer = Producer::new(pc).await.unwrap();
+    let throttle_max = |p: &Producer| {
+        p.metrics()
+            .get("producer-metrics", "produce-throttle-time-max", &[])
+            .unwrap_or(0.0)
+    };
+    // Far over 10 kB/s until one answer throttles for more than the request timeout.
+    let value = vec![b'x'; 100_000];
+    let started = std::time::Instant::now();
+    for _ in 0..60 {
+        if throttle_max(&producer) > 2_500.0 {
+            break;
+        }
+        producer
+            .send(ProducerRecord::new(&topic, value.clone()))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no long throttle in 60 s"
+        );
+    }
+    let throttled = throttle_max(&producer);
+    assert!(throttled > 2_500.0, "produce-throttle-time-max {throttled}");
+    // The next request waits out the throttle: delivered, never retried.
+    let sent = std::time::Instant::now();
+    producer
+        .send(ProducerRecord::new(&topic, b"after".to_vec()))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let waited = sent.elapsed();
+    let m = producer.metrics();
+    assert_eq!(
+        m.get("producer-metrics", "record-retry-total", &[]).unwrap(),
+        0.0,
+        "a request timed out in the muted connection and was sent again (waited {waited:?})"
+    );
     producer.close().await.unwrap();
     admin
         .alter_client_quotas(&[(entity, vec![QuotaOp::Remove("producer_byte_rate".into())])], false)
