@@ -119,6 +119,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // KIP-848 consumer groups (server-side assignment).
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     // KIP-664.
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),

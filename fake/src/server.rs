@@ -69,6 +69,7 @@ pub(crate) enum Req {
     DescribeConfigs(DescribeConfigsRequest),
     DescribeTransactions(DescribeTransactionsRequest),
     ListTransactions(ListTransactionsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
 }
 
 /// Decodes a request body of `api` at `version` (the version already checked supported).
@@ -109,6 +110,7 @@ pub(crate) fn decode(api: ApiKey, buf: &mut Bytes, v: i16) -> Result<Req, String
         ApiKey::DescribeConfigs => Req::DescribeConfigs(d(buf, v)?),
         ApiKey::DescribeTransactions => Req::DescribeTransactions(d(buf, v)?),
         ApiKey::ListTransactions => Req::ListTransactions(d(buf, v)?),
+        ApiKey::IncrementalAlterConfigs => Req::IncrementalAlterConfigs(d(buf, v)?),
         other => return Err(format!("{other:?} is not implemented")),
     })
 }
@@ -325,6 +327,7 @@ pub(crate) fn step(
         Req::OffsetFetch(r) => body(&st.offset_fetch(node, r, v, top), v),
         Req::ListGroups => body(&st.list_groups(), v),
         Req::DescribeConfigs(r) => body(&st.describe_configs(node, r, v), v),
+        Req::IncrementalAlterConfigs(r) => body(&st.incremental_alter_configs(r), v),
         Req::DescribeTransactions(r) => body(&st.describe_transactions(node, r), v),
         Req::ListTransactions(r) => match top {
             Some(code) => body(&ListTransactionsResponse::default().with_error_code(code.code()), v),
@@ -851,6 +854,7 @@ fn throttled(api: ApiKey, v: i16, body: BytesMut, d: Duration) -> (BytesMut, boo
         ConsumerGroupHeartbeat => ConsumerGroupHeartbeatResponse,
         DescribeConfigs => DescribeConfigsResponse,
         DescribeTransactions => DescribeTransactionsResponse,
+        IncrementalAlterConfigs => IncrementalAlterConfigsResponse,
         ListTransactions => ListTransactionsResponse,
     );
     let Some(patched) = patched else {

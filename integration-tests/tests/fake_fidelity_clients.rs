@@ -331,6 +331,110 @@ async fn describe_configs_of_topics_and_brokers() {
     .await;
 }
 
+/// IncrementalAlterConfigs of a topic: set, append to and subtract from a list, delete an
+/// override, validate-only; and what both refuse (unknown names, values of the wrong type,
+/// append to a non-list, an unknown topic).
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_configs_are_altered_and_refused_alike() {
+    use strom_client::AlterConfigOp::{Append, Delete, Set, Subtract};
+    on_both(|bootstrap, target| async move {
+        let admin = Admin::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+        let t = topic(&bootstrap, "fidelity-alter", 1).await;
+        let res = ConfigResource::Topic(t.clone());
+        let value = |k: &'static str| {
+            let (admin, res) = (&admin, &res);
+            async move {
+                let e = admin.describe_configs(res).await.unwrap();
+                let e = e.into_iter().find(|e| e.name == k).unwrap();
+                (e.value.unwrap_or_default(), e.source)
+            }
+        };
+        admin
+            .incremental_alter_configs(
+                &res,
+                &[
+                    Set("retention.ms".into(), "7200000".into()),
+                    Append("cleanup.policy".into(), "compact".into()),
+                ],
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            value("retention.ms").await,
+            ("7200000".into(), ConfigSource::DynamicTopic),
+            "{target}"
+        );
+        assert_eq!(value("cleanup.policy").await.0, "delete,compact", "{target}");
+        admin
+            .incremental_alter_configs(&res, &[Subtract("cleanup.policy".into(), "delete".into())], false)
+            .await
+            .unwrap();
+        assert_eq!(value("cleanup.policy").await.0, "compact", "{target}");
+        // Validate-only changes nothing; a delete restores the default.
+        admin
+            .incremental_alter_configs(&res, &[Set("retention.ms".into(), "1000".into())], true)
+            .await
+            .unwrap();
+        assert_eq!(value("retention.ms").await.0, "7200000", "{target}");
+        admin
+            .incremental_alter_configs(&res, &[Delete("retention.ms".into())], false)
+            .await
+            .unwrap();
+        assert_eq!(
+            value("retention.ms").await,
+            ("604800000".into(), ConfigSource::Default),
+            "{target}"
+        );
+
+        for (ops, code) in [
+            (vec![Set("no.such.config".into(), "1".into())], ErrorCode::InvalidConfig),
+            (
+                vec![Set("retention.ms".into(), "soon".into())],
+                ErrorCode::InvalidConfig,
+            ),
+            (
+                vec![Append("retention.ms".into(), "5".into())],
+                ErrorCode::InvalidConfig,
+            ),
+        ] {
+            let err = admin.incremental_alter_configs(&res, &ops, false).await.unwrap_err();
+            assert_eq!(err.kafka_code(), Some(code), "{target}: {ops:?}: {err}");
+        }
+        // All or nothing: a good change beside a bad one is not applied.
+        let err = admin
+            .incremental_alter_configs(
+                &res,
+                &[
+                    Set("retention.ms".into(), "5000".into()),
+                    Set("segment.ms".into(), "x".into()),
+                ],
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kafka_code(), Some(ErrorCode::InvalidConfig), "{target}: {err}");
+        assert_eq!(value("retention.ms").await.0, "604800000", "{target}");
+        let missing = ConfigResource::Topic(unique_topic("fidelity-alter-none"));
+        let err = admin
+            .incremental_alter_configs(&missing, &[Set("retention.ms".into(), "1".into())], false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kafka_code(),
+            Some(ErrorCode::UnknownTopicOrPartition),
+            "{target}: {err}"
+        );
+        // A value of the wrong type at creation too.
+        let err = admin
+            .create_topics(&[NewTopic::new(unique_topic("fidelity-alter-bad"), 1).config("retention.ms", "soon")])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kafka_code(), Some(ErrorCode::InvalidConfig), "{target}: {err}");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn transactions_are_listed_and_described_in_every_state() {
     on_both(|bootstrap, target| async move {

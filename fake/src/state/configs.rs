@@ -11,6 +11,8 @@ use strom_protocol::ErrorCode;
 
 use super::{s, State};
 
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+
 /// ConfigResource types on the wire.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -125,9 +127,124 @@ const TOPIC_CONFIGS: &[(&str, &str, Option<&str>, i8)] = &[
     ),
 ];
 
-/// Whether `name` is a topic config Kafka knows (CreateTopics refuses others).
-pub(crate) fn known_topic_config(name: &str) -> bool {
-    TOPIC_CONFIGS.iter().any(|(n, ..)| *n == name)
+/// The type of a topic config Kafka knows (`None`: CreateTopics and IncrementalAlterConfigs
+/// refuse it).
+fn topic_config_type(name: &str) -> Option<i8> {
+    TOPIC_CONFIGS.iter().find(|(n, ..)| *n == name).map(|(.., kind)| *kind)
+}
+
+/// A topic config's value checked as Kafka checks it: a known name, and a value of its type.
+pub(crate) fn check_topic_config(name: &str, value: &str) -> Result<(), String> {
+    let Some(kind) = topic_config_type(name) else {
+        return Err(format!("Unknown topic config name: {name}"));
+    };
+    let v = value.trim();
+    let ok = match kind {
+        BOOLEAN => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+        INT => v.parse::<i32>().is_ok(),
+        LONG => v.parse::<i64>().is_ok(),
+        DOUBLE => v.parse::<f64>().is_ok(),
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match kind {
+        BOOLEAN => "Expected value to be either true or false".to_owned(),
+        INT => "Not a number of type INT".to_owned(),
+        LONG => "Not a number of type LONG".to_owned(),
+        _ => "Not a number of type DOUBLE".to_owned(),
+    };
+    Err(format!("Invalid value {value} for configuration {name}: {expected}"))
+}
+
+/// IncrementalAlterConfigs' operations on the wire.
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+/// `ops` applied to a topic's `configs`, all or none: the new configs, or the error code and
+/// message Kafka answers.
+fn apply_ops(
+    configs: &BTreeMap<String, String>,
+    ops: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+) -> Result<BTreeMap<String, String>, (ErrorCode, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    if !ops.iter().all(|o| seen.insert(o.name.as_str())) {
+        return Err((ErrorCode::InvalidRequest, "Error due to duplicate config keys".into()));
+    }
+    let mut out = configs.clone();
+    for op in ops {
+        let name = op.name.as_str();
+        let Some(kind) = topic_config_type(name) else {
+            return Err((ErrorCode::InvalidConfig, format!("Unknown topic config name: {name}")));
+        };
+        let value = op.value.as_ref().map(|v| v.as_str());
+        match op.config_operation {
+            SET => {
+                let Some(v) = value else {
+                    return Err((
+                        ErrorCode::InvalidRequest,
+                        format!("Null value not supported for : {name}"),
+                    ));
+                };
+                check_topic_config(name, v).map_err(|m| (ErrorCode::InvalidConfig, m))?;
+                out.insert(name.to_owned(), v.to_owned());
+            }
+            DELETE => {
+                out.remove(name);
+            }
+            APPEND | SUBTRACT => {
+                if kind != LIST {
+                    let what = if op.config_operation == APPEND {
+                        "append"
+                    } else {
+                        "subtract"
+                    };
+                    return Err((
+                        ErrorCode::InvalidConfig,
+                        format!("Config value {what} is not allowed for config key: {name}"),
+                    ));
+                }
+                let current = out
+                    .get(name)
+                    .cloned()
+                    .or_else(|| {
+                        TOPIC_CONFIGS
+                            .iter()
+                            .find(|(n, ..)| *n == name)
+                            .map(|(_, d, ..)| (*d).to_owned())
+                    })
+                    .unwrap_or_default();
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                for item in value
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    if op.config_operation == APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_owned());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                out.insert(name.to_owned(), items.join(","));
+            }
+            other => {
+                return Err((ErrorCode::InvalidRequest, format!("Unknown operation type {other}")));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One config entry as DescribeConfigs v1+ describes it.
@@ -296,5 +413,58 @@ impl State {
             })
             .collect();
         DescribeConfigsResponse::default().with_results(results)
+    }
+}
+
+impl State {
+    /// IncrementalAlterConfigs (v0-1) of topics: set, delete, append to and subtract from a
+    /// list, each resource all or nothing, checked as Kafka checks them (unknown names and
+    /// values of the wrong type are INVALID_CONFIG). Broker configs are not altered (the fake
+    /// models no dynamic broker config): INVALID_REQUEST saying so.
+    pub(crate) fn incremental_alter_configs(
+        &mut self,
+        req: &IncrementalAlterConfigsRequest,
+    ) -> IncrementalAlterConfigsResponse {
+        let responses = req
+            .resources
+            .iter()
+            .map(|r| {
+                let name = r.resource_name.as_str();
+                let answer = AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone());
+                let fail = |code: ErrorCode, msg: String| {
+                    answer
+                        .clone()
+                        .with_error_code(code.code())
+                        .with_error_message(Some(s(&msg)))
+                };
+                if r.resource_type != TOPIC {
+                    return fail(
+                        ErrorCode::InvalidRequest,
+                        format!(
+                            "strom-fake alters topic configs only, not resource type {}",
+                            r.resource_type
+                        ),
+                    );
+                }
+                let Some(topic) = self.topics.get_mut(name) else {
+                    return fail(
+                        ErrorCode::UnknownTopicOrPartition,
+                        format!("The topic '{name}' does not exist."),
+                    );
+                };
+                match apply_ops(&topic.configs, &r.configs) {
+                    Ok(new) => {
+                        if !req.validate_only {
+                            topic.configs = new;
+                        }
+                        answer
+                    }
+                    Err((code, msg)) => fail(code, msg),
+                }
+            })
+            .collect();
+        IncrementalAlterConfigsResponse::default().with_responses(responses)
     }
 }

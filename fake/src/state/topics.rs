@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use std::collections::BTreeMap;
 
-use super::configs::{known_topic_config, topic_config_entries};
+use super::configs::{check_topic_config, topic_config_entries};
 use super::{s, Partition, State, MAX_PARTITIONS};
 
 /// The configs a CreateTopics sets, or why the broker refuses them.
@@ -16,12 +16,10 @@ fn topic_configs(
     let mut out = BTreeMap::new();
     for c in requested {
         let name = c.name.as_str();
-        if !known_topic_config(name) {
-            return Err(format!("Unknown topic config name: {name}"));
-        }
         let Some(value) = &c.value else {
             return Err(format!("Null value not supported for topic configs: {name}"));
         };
+        check_topic_config(name, value.as_str())?;
         out.insert(name.to_owned(), value.to_string());
     }
     Ok(out)

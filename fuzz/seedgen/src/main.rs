@@ -414,6 +414,21 @@ fn fake_request_seeds(out: &mut Out) -> Result<()> {
                     .with_resource_name(StrBytes::from_static_str("1"))
                     .with_configuration_keys(Some(vec![StrBytes::from_static_str("num.partitions")])),
             ]),
+        IncrementalAlterConfigs 0..=1: IncrementalAlterConfigsRequest::default().with_resources(vec![
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t"))
+                .with_configs(vec![
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("cleanup.policy"))
+                        .with_config_operation(2)
+                        .with_value(Some(StrBytes::from_static_str("compact"))),
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("retention.ms"))
+                        .with_config_operation(0)
+                        .with_value(Some(StrBytes::from_static_str("1000"))),
+                ]),
+        ]),
         DescribeTransactions 0..=0: DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("x"))]),
         ListTransactions 0..=2: ListTransactionsRequest::default()
