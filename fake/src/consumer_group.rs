@@ -28,11 +28,18 @@ pub(crate) struct Member {
     /// The assignment last sent (None: never sent).
     sent: Option<BTreeSet<Tip>>,
     last_seen: Instant,
+    /// The client id of its heartbeats, and the rack it named (for ConsumerGroupDescribe).
+    client_id: String,
+    rack: Option<String>,
 }
 
 /// What a heartbeat asks.
 pub(crate) struct Beat<'a> {
     pub(crate) member_id: &'a str,
+    /// The request header's client id.
+    pub(crate) client_id: &'a str,
+    /// `rack_id`, when the member named one.
+    pub(crate) rack: Option<&'a str>,
     pub(crate) member_epoch: i32,
     pub(crate) instance_id: Option<&'a str>,
     pub(crate) subscribed: Option<BTreeSet<String>>,
@@ -49,6 +56,30 @@ pub(crate) struct Answer {
     pub(crate) member_epoch: i32,
     /// The member's whole assignment, when it changed.
     pub(crate) assignment: Option<BTreeSet<Tip>>,
+}
+
+/// A KIP-848 group as ConsumerGroupDescribe reports it.
+pub(crate) struct Description {
+    /// `Empty`, `Reconciling` (a member is not at the target yet) or `Stable`.
+    pub(crate) state: &'static str,
+    pub(crate) epoch: i32,
+    pub(crate) assignment_epoch: i32,
+    pub(crate) members: Vec<DescribedMember>,
+}
+
+/// One member of a [`Description`].
+pub(crate) struct DescribedMember {
+    pub(crate) member_id: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) rack: Option<String>,
+    pub(crate) epoch: i32,
+    pub(crate) client_id: String,
+    pub(crate) subscribed: Vec<String>,
+    pub(crate) regex: Option<String>,
+    /// What it may consume now.
+    pub(crate) assigned: BTreeSet<Tip>,
+    /// Where the coordinator moves it.
+    pub(crate) target: BTreeSet<Tip>,
 }
 
 /// A KIP-848 group's membership and assignment.
@@ -101,6 +132,8 @@ impl ConsumerGroup {
                     revoking: BTreeSet::new(),
                     sent: None,
                     last_seen: now,
+                    client_id: b.client_id.to_owned(),
+                    rack: b.rack.map(str::to_owned),
                 },
             );
             self.bump(topics);
@@ -115,6 +148,9 @@ impl ConsumerGroup {
         let mut changed = false;
         if let Some(m) = self.members.get_mut(&id) {
             m.last_seen = now;
+            if let Some(rack) = b.rack {
+                m.rack = Some(rack.to_owned());
+            }
             if let Some(re) = b.regex {
                 m.regex = re;
             }
@@ -157,6 +193,44 @@ impl ConsumerGroup {
             member_epoch: m.epoch,
             assignment,
         })
+    }
+
+    /// The group as ConsumerGroupDescribe reports it.
+    pub(crate) fn describe(&self) -> Description {
+        let state = if self.members.is_empty() {
+            "Empty"
+        } else if self.members.values().any(|m| m.epoch != self.target_epoch) {
+            "Reconciling"
+        } else {
+            "Stable"
+        };
+        Description {
+            state,
+            epoch: self.epoch,
+            assignment_epoch: self.target_epoch,
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| DescribedMember {
+                    member_id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack: m.rack.clone(),
+                    epoch: m.epoch,
+                    client_id: m.client_id.clone(),
+                    subscribed: m.subscribed.iter().cloned().collect(),
+                    // The member's own expression: the coordinator anchored it to match whole.
+                    regex: m.regex.as_ref().map(|re| {
+                        let s = re.as_str();
+                        s.strip_prefix("^(?:")
+                            .and_then(|s| s.strip_suffix(")$"))
+                            .unwrap_or(s)
+                            .to_owned()
+                    }),
+                    assigned: m.assigned.difference(&m.revoking).copied().collect(),
+                    target: self.target.get(id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        }
     }
 
     /// Whether an offset commit of `member_id` at `epoch` may be applied.
@@ -244,6 +318,8 @@ mod tests {
     fn beat<'a>(id: &'a str, epoch: i32, owned: Option<&BTreeSet<Tip>>) -> Beat<'a> {
         Beat {
             member_id: id,
+            client_id: "c",
+            rack: None,
             member_epoch: epoch,
             instance_id: None,
             subscribed: Some(["t".to_owned()].into()),
@@ -266,6 +342,8 @@ mod tests {
         let regex = regex::Regex::new("^(?:orders-.*)$").unwrap();
         let first = Beat {
             member_id: "a",
+            client_id: "c",
+            rack: Some("r1"),
             member_epoch: 0,
             instance_id: None,
             subscribed: None,
@@ -286,6 +364,8 @@ mod tests {
         .into();
         let again = Beat {
             member_id: "a",
+            client_id: "c",
+            rack: None,
             member_epoch: a.member_epoch,
             instance_id: None,
             subscribed: None,
@@ -294,6 +374,15 @@ mod tests {
         };
         let a2 = g.heartbeat(again, &t, s, now).unwrap();
         assert!(a2.member_epoch > a.member_epoch, "a new target epoch");
+        // As ConsumerGroupDescribe reports it: the member's own expression, rack, client id.
+        let d = g.describe();
+        assert_eq!(d.members.len(), 1);
+        let m = &d.members[0];
+        assert_eq!(
+            (m.regex.as_deref(), m.rack.as_deref(), m.client_id.as_str()),
+            (Some("orders-.*"), Some("r1"), "c")
+        );
+        assert!(m.subscribed.contains(&"orders-apac".to_owned()));
         let parts = a2.assignment.unwrap();
         assert!(parts.contains(&(Uuid::from_u128(5), 0)), "{parts:?}");
         assert_eq!(parts.len(), 4);

@@ -70,6 +70,7 @@ pub(crate) enum Req {
     DescribeTransactions(DescribeTransactionsRequest),
     ListTransactions(ListTransactionsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 /// Decodes a request body of `api` at `version` (the version already checked supported).
@@ -111,6 +112,7 @@ pub(crate) fn decode(api: ApiKey, buf: &mut Bytes, v: i16) -> Result<Req, String
         ApiKey::DescribeTransactions => Req::DescribeTransactions(d(buf, v)?),
         ApiKey::ListTransactions => Req::ListTransactions(d(buf, v)?),
         ApiKey::IncrementalAlterConfigs => Req::IncrementalAlterConfigs(d(buf, v)?),
+        ApiKey::ConsumerGroupDescribe => Req::ConsumerGroupDescribe(d(buf, v)?),
         other => return Err(format!("{other:?} is not implemented")),
     })
 }
@@ -317,7 +319,7 @@ pub(crate) fn step(
                     .with_member_epoch(r.member_epoch),
                 v,
             ),
-            None => body(&st.consumer_group_heartbeat(node, r, now), v),
+            None => body(&st.consumer_group_heartbeat(node, r, client_id, now), v),
         },
         Req::EndTxn(r) => match top {
             Some(code) => body(&EndTxnResponse::default().with_error_code(code.code()), v),
@@ -328,6 +330,7 @@ pub(crate) fn step(
         Req::ListGroups => body(&st.list_groups(), v),
         Req::DescribeConfigs(r) => body(&st.describe_configs(node, r, v), v),
         Req::IncrementalAlterConfigs(r) => body(&st.incremental_alter_configs(r), v),
+        Req::ConsumerGroupDescribe(r) => body(&st.consumer_group_describe(node, r), v),
         Req::DescribeTransactions(r) => body(&st.describe_transactions(node, r), v),
         Req::ListTransactions(r) => match top {
             Some(code) => body(&ListTransactionsResponse::default().with_error_code(code.code()), v),
@@ -855,6 +858,7 @@ fn throttled(api: ApiKey, v: i16, body: BytesMut, d: Duration) -> (BytesMut, boo
         DescribeConfigs => DescribeConfigsResponse,
         DescribeTransactions => DescribeTransactionsResponse,
         IncrementalAlterConfigs => IncrementalAlterConfigsResponse,
+        ConsumerGroupDescribe => ConsumerGroupDescribeResponse,
         ListTransactions => ListTransactionsResponse,
     );
     let Some(patched) = patched else {

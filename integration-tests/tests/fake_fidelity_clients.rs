@@ -435,6 +435,89 @@ async fn topic_configs_are_altered_and_refused_alike() {
     .await;
 }
 
+/// `Admin::describe_consumer_group` of a KIP-848 group (ConsumerGroupDescribe) and of a
+/// classic one (GROUP_ID_NOT_FOUND there, then DescribeGroups): the same description from
+/// both targets once the group is stable.
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_groups_of_both_protocols_are_described_alike() {
+    use strom_client::GroupType;
+    on_both(|bootstrap, target| async move {
+        let admin = Admin::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+        let t = topic(&bootstrap, "fidelity-describe", 4).await;
+        let group = unique_topic("fidelity-describe-848");
+        let member = |name: &str| {
+            let mut cc = ConsumerConfig::new(&bootstrap);
+            cc.set("group.id", &group).unwrap();
+            cc.set("group.protocol", "consumer").unwrap();
+            cc.set("client.id", name).unwrap();
+            cc
+        };
+        let mut a = Consumer::new(member("member-a")).await.unwrap();
+        let mut b = Consumer::new(member("member-b")).await.unwrap();
+        a.subscribe(&[&t]).unwrap();
+        b.subscribe(&[&t]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let d = loop {
+            a.poll(Duration::from_millis(50)).await.unwrap();
+            b.poll(Duration::from_millis(50)).await.unwrap();
+            assert!(Instant::now() < deadline, "{target}: the group did not settle");
+            // Unknown until the first heartbeat reaches the coordinator.
+            let d = match admin.describe_consumer_group(&group).await {
+                Err(e) if e.kafka_code() == Some(ErrorCode::GroupIdNotFound) => continue,
+                other => other.unwrap(),
+            };
+            let settled = a.assignment().len() == 2 && b.assignment().len() == 2;
+            if settled && d.state == "Stable" && d.members.iter().all(|m| m.target_assignment.is_none()) {
+                break d;
+            }
+        };
+        assert_eq!(d.group_type, GroupType::Consumer, "{target}");
+        assert_eq!(d.protocol_type, "consumer", "{target}");
+        assert_eq!(d.assignor, "uniform", "{target}");
+        assert!(d.group_epoch.is_some_and(|e| e > 0), "{target}: {d:?}");
+        let mut clients: Vec<&str> = d.members.iter().map(|m| m.client_id.as_str()).collect();
+        clients.sort_unstable();
+        assert_eq!(clients, ["member-a", "member-b"], "{target}");
+        let mut all: Vec<i32> = Vec::new();
+        for m in &d.members {
+            assert!(m.member_epoch.is_some_and(|e| e > 0), "{target}: {m:?}");
+            assert_eq!(m.assignment.keys().collect::<Vec<_>>(), [&t], "{target}: {m:?}");
+            assert_eq!(m.assignment[&t].len(), 2, "{target}: {m:?}");
+            all.extend(&m.assignment[&t]);
+        }
+        all.sort_unstable();
+        assert_eq!(all, [0, 1, 2, 3], "{target}: every partition once");
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+
+        // A classic group: described through DescribeGroups.
+        let classic = unique_topic("fidelity-describe-classic");
+        let mut cc = ConsumerConfig::new(&bootstrap);
+        cc.set("group.id", &classic).unwrap();
+        cc.set("group.protocol", "classic").unwrap();
+        cc.set("client.id", "member-c").unwrap();
+        let mut c = Consumer::new(cc).await.unwrap();
+        c.subscribe(&[&t]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let d = loop {
+            assert!(Instant::now() < deadline, "{target}: the classic group did not settle");
+            c.poll(Duration::from_millis(50)).await.unwrap();
+            let d = match admin.describe_consumer_group(&classic).await {
+                Err(e) if e.kafka_code() == Some(ErrorCode::GroupIdNotFound) => continue,
+                other => other.unwrap(),
+            };
+            if c.assignment().len() == 4 && d.state == "Stable" {
+                break d;
+            }
+        };
+        assert_eq!(d.group_type, GroupType::Classic, "{target}");
+        assert_eq!(d.members.len(), 1, "{target}");
+        assert_eq!(d.members[0].client_id, "member-c", "{target}");
+        c.close().await.unwrap();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn transactions_are_listed_and_described_in_every_state() {
     on_both(|bootstrap, target| async move {

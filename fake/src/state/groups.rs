@@ -20,6 +20,7 @@ impl State {
         &mut self,
         node: i32,
         req: &ConsumerGroupHeartbeatRequest,
+        client_id: &str,
         now: Instant,
     ) -> ConsumerGroupHeartbeatResponse {
         let fail = |code: ErrorCode, msg: Option<&str>| {
@@ -80,6 +81,8 @@ impl State {
         let cg = self.consumer_groups.entry(gid).or_default();
         let beat = Beat {
             member_id: req.member_id.as_str(),
+            client_id,
+            rack: req.rack_id.as_ref().map(|r| r.as_str()),
             member_epoch: req.member_epoch,
             instance_id: req.instance_id.as_ref().map(|i| i.as_str()),
             subscribed,
@@ -111,6 +114,85 @@ impl State {
                     .with_assignment(assignment)
             }
         }
+    }
+
+    /// ConsumerGroupDescribe (KIP-848), at the group's coordinator: a classic group, or one
+    /// the coordinator does not know, is GROUP_ID_NOT_FOUND (the admin client then asks
+    /// DescribeGroups, as Java's does).
+    pub(crate) fn consumer_group_describe(
+        &self,
+        node: i32,
+        req: &ConsumerGroupDescribeRequest,
+    ) -> ConsumerGroupDescribeResponse {
+        use consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
+        let assignment = |parts: &std::collections::BTreeSet<(Uuid, i32)>| {
+            let mut by: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+            for (id, p) in parts {
+                by.entry(*id).or_default().push(*p);
+            }
+            Assignment::default().with_topic_partitions(
+                by.into_iter()
+                    .map(|(id, ps)| {
+                        TopicPartitions::default()
+                            .with_topic_id(id)
+                            .with_topic_name(TopicName(s(&self.name_of(id).unwrap_or_default())))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            )
+        };
+        let groups = req
+            .group_ids
+            .iter()
+            .map(|gid| {
+                let g = gid.0.as_str();
+                let out = DescribedGroup::default().with_group_id(gid.clone());
+                let fail = |code: ErrorCode, msg: String| {
+                    out.clone()
+                        .with_error_code(code.code())
+                        .with_error_message(Some(s(&msg)))
+                };
+                if let Err(e) = self.check_coordinator(node, g) {
+                    return fail(e, format!("this broker is not the coordinator of group {g}"));
+                }
+                let classic = self.groups.get(g).is_some_and(|c| !c.members.is_empty());
+                let Some(cg) = self.consumer_groups.get(g).filter(|_| !classic) else {
+                    let why = if classic {
+                        format!("Group {g} is not a consumer group.")
+                    } else {
+                        format!("Group {g} not found.")
+                    };
+                    return fail(ErrorCode::GroupIdNotFound, why);
+                };
+                let d = cg.describe();
+                out.with_group_state(s(d.state))
+                    .with_group_epoch(d.epoch)
+                    .with_assignment_epoch(d.assignment_epoch)
+                    .with_assignor_name(s("uniform"))
+                    .with_authorized_operations(i32::MIN)
+                    .with_members(
+                        d.members
+                            .iter()
+                            .map(|m| {
+                                Member::default()
+                                    .with_member_id(s(&m.member_id))
+                                    .with_instance_id(m.instance_id.as_deref().map(s))
+                                    .with_rack_id(m.rack.as_deref().map(s))
+                                    .with_member_epoch(m.epoch)
+                                    .with_client_id(s(&m.client_id))
+                                    .with_client_host(s("/127.0.0.1"))
+                                    .with_subscribed_topic_names(m.subscribed.iter().map(|t| TopicName(s(t))).collect())
+                                    .with_subscribed_topic_regex(m.regex.as_deref().map(s))
+                                    .with_assignment(assignment(&m.assigned))
+                                    .with_target_assignment(assignment(&m.target))
+                                    // 1: a member of the consumer protocol (v1, KIP-1099).
+                                    .with_member_type(1)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        ConsumerGroupDescribeResponse::default().with_groups(groups)
     }
 
     // ---------------------------------------------------------------- Groups

@@ -429,6 +429,8 @@ fn fake_request_seeds(out: &mut Out) -> Result<()> {
                         .with_value(Some(StrBytes::from_static_str("1000"))),
                 ]),
         ]),
+        ConsumerGroupDescribe 0..=1: ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_static_str("g"))]),
         DescribeTransactions 0..=0: DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("x"))]),
         ListTransactions 0..=2: ListTransactionsRequest::default()
