@@ -181,7 +181,15 @@ async fn pipeline_under_faults(pace: Duration, faults: impl FnOnce(u8) + Send + 
     let mut runs = 0;
     loop {
         runs += 1;
-        match run_pipeline(&input, &output, &group, &dir, pace, faults_done.clone()).await {
+        // Bounded as a whole: a run that stops making progress fails the test instead of
+        // hanging it. One did, once, after a rolling restart (2026-12-07); its cause is not
+        // found yet.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let run = run_pipeline(&input, &output, &group, &dir, pace, faults_done.clone());
+        let Ok(outcome) = tokio::time::timeout(left, run).await else {
+            panic!("run {runs} of the pipeline did not end within the test's 240 s");
+        };
+        match outcome {
             Ok(_) => {
                 // Otherwise the faults came after the work and this test proved nothing.
                 assert!(
