@@ -134,20 +134,17 @@ async fn set_describe_validate_and_remove() {
     assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e}");
 }
 
-#[tokio::test]
-async fn a_producer_over_its_quota_is_throttled() {
-    init_test_logging();
+/// A topic and a client id whose `producer_byte_rate` is `rate` bytes/s, once the brokers
+/// apply it: (admin, topic, client id, its quota entity).
+async fn throttled_client(prefix: &str, rate: f64) -> (Admin, String, String, QuotaEntity) {
     let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
-    let topic = unique_topic("quota-throttle");
+    let topic = unique_topic(prefix);
     admin.create_topics(&[NewTopic::new(&topic, 1)]).await.unwrap();
-    let client_id = unique_topic("quota-throttled");
+    let client_id = unique_topic(&format!("{prefix}-client"));
     let entity = QuotaEntity::client_id(&client_id);
     admin
         .alter_client_quotas(
-            &[(
-                entity.clone(),
-                vec![QuotaOp::Set("producer_byte_rate".into(), 20_000.0)],
-            )],
+            &[(entity.clone(), vec![QuotaOp::Set("producer_byte_rate".into(), rate)])],
             false,
         )
         .await
@@ -156,6 +153,13 @@ async fn a_producer_over_its_quota_is_throttled() {
         .unwrap();
     let mine = QuotaFilter::all().with(QUOTA_CLIENT_ID, QuotaMatch::Exact(client_id.clone()));
     settled(&admin, &mine, |f| !f.is_empty()).await;
+    (admin, topic, client_id, entity)
+}
+
+#[tokio::test]
+async fn a_producer_over_its_quota_is_throttled() {
+    init_test_logging();
+    let (admin, topic, client_id, entity) = throttled_client("quota-throttle", 20_000.0).await;
 
     let mut pc = ProducerConfig::new(&broker().bootstrap);
     pc.set("client.id", &client_id).unwrap();
@@ -188,25 +192,7 @@ async fn a_producer_over_its_quota_is_throttled() {
 #[tokio::test]
 async fn a_throttled_producer_waits_instead_of_timing_out() {
     init_test_logging();
-    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap)).await.unwrap();
-    let topic = unique_topic("quota-kip219");
-    admin.create_topics(&[NewTopic::new(&topic, 1)]).await.unwrap();
-    let client_id = unique_topic("quota-kip219-client");
-    let entity = QuotaEntity::client_id(&client_id);
-    admin
-        .alter_client_quotas(
-            &[(
-                entity.clone(),
-                vec![QuotaOp::Set("producer_byte_rate".into(), 10_000.0)],
-            )],
-            false,
-        )
-        .await
-        .unwrap()[0]
-        .as_ref()
-        .unwrap();
-    let mine = QuotaFilter::all().with(QUOTA_CLIENT_ID, QuotaMatch::Exact(client_id.clone()));
-    settled(&admin, &mine, |f| !f.is_empty()).await;
+    let (admin, topic, client_id, entity) = throttled_client("quota-kip219", 10_000.0).await;
 
     let mut pc = ProducerConfig::new(&broker().bootstrap);
     pc.set("client.id", &client_id).unwrap();
