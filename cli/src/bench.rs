@@ -3,6 +3,7 @@
 //! (bench/s1_produce.py, bench/s2_consume.py) can put it beside other clients.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,12 +23,61 @@ pub(crate) struct BenchProduceArgs {
     /// Records to send.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
-    /// Value size in bytes (keys are null, as in Java's ProducerPerformance).
-    #[arg(long, default_value_t = 100)]
+    /// Value size in bytes (keys are null, as in Java's ProducerPerformance). Every record
+    /// carries the same value of random uppercase letters.
+    #[arg(long, default_value_t = 100, conflicts_with = "payload_file")]
     record_size: usize,
+    /// Send the values of this file in turn instead: values separated by newlines, as Java's
+    /// ProducerPerformance --payload-file reads them (bench/corpus.py writes such a file).
+    /// The file is read once; each record's value is a slice of it.
+    #[arg(long, value_name = "FILE")]
+    payload_file: Option<PathBuf>,
     /// Succeed even when a partition got less than a third of the mean record count.
     #[arg(long)]
     allow_skew: bool,
+}
+
+/// The values a payload file holds: split on `\n` as Java's ProducerPerformance splits its
+/// `--payload-file` (`String.split`: trailing empty values dropped), each a slice of `data`.
+fn split_values(data: &Bytes) -> Vec<Bytes> {
+    let mut values: Vec<Bytes> = Vec::new();
+    let mut start = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' {
+            values.push(data.slice(start..i));
+            start = i + 1;
+        }
+    }
+    values.push(data.slice(start..));
+    while values.last().is_some_and(Bytes::is_empty) {
+        values.pop();
+    }
+    values
+}
+
+/// What `bench produce` sends, in turn: the values of `--payload-file`, or one constant value
+/// of `size` random uppercase letters (the same bytes every run, and the same as
+/// bench/rdkafka-peer, bench/franz-peer and bench/corpus.py's constant). Either way a record's
+/// value is a `Bytes` clone of one buffer: no allocation or copy per record.
+fn payloads(file: Option<&Path>, size: usize) -> Result<Vec<Bytes>, Failure> {
+    let Some(file) = file else {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let value = (0..size)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                b'A' + (seed % 26) as u8
+            })
+            .collect::<Vec<u8>>();
+        return Ok(vec![Bytes::from(value)]);
+    };
+    let data = Bytes::from(std::fs::read(file).map_err(|e| format!("--payload-file {}: {e}", file.display()))?);
+    let values = split_values(&data);
+    if values.is_empty() {
+        return Err(format!("--payload-file {}: no values in it", file.display()).into());
+    }
+    Ok(values)
 }
 
 /// CPU seconds (user + system) and peak RSS (KiB) of this process, from /proc.
@@ -87,8 +137,17 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
             .map_err(|e| set_error(&prop.key, &prop.value, &e))?;
     }
     p.validate().map_err(|e| e.to_string())?;
+    let values = payloads(args.payload_file.as_deref(), args.record_size)?;
+    let payload = match &args.payload_file {
+        Some(file) => format!(
+            "\"payload_file\":{},\"payload_values\":{}",
+            serde_json::Value::from(file.display().to_string()),
+            values.len()
+        ),
+        None => format!("\"record_size\":{}", args.record_size),
+    };
     let settings = format!(
-        "{{\"acks\":\"{:?}\",\"enable.idempotence\":{},\"compression.type\":\"{}\",\"linger.ms\":{},\"batch.size\":{},\"max.in.flight.requests.per.connection\":{},\"buffer.memory\":{},\"record_size\":{}}}",
+        "{{\"acks\":\"{:?}\",\"enable.idempotence\":{},\"compression.type\":\"{}\",\"linger.ms\":{},\"batch.size\":{},\"max.in.flight.requests.per.connection\":{},\"buffer.memory\":{},{payload}}}",
         p.acks,
         p.enable_idempotence,
         p.compression,
@@ -96,25 +155,11 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
         p.batch_size,
         p.max_in_flight,
         p.buffer_memory,
-        args.record_size
     );
     let producer = Producer::new(p).await.map_err(|e| e.to_string())?;
     crate::metrics_http::publish(producer.client().metric_registry());
     let info = producer.client().topic(&args.topic).await.map_err(|e| e.to_string())?;
     let partitions = info.partitions.len();
-    // One payload of random uppercase letters for every record, as ProducerPerformance sends
-    // (a Bytes clone per record: no copy).
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let payload = Bytes::from(
-        (0..args.record_size)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                b'A' + (seed % 26) as u8
-            })
-            .collect::<Vec<u8>>(),
-    );
     let (cpu0, _) = usage();
     let started = Instant::now();
     // Every delivery is checked (as it completes, so memory stays flat): a failure in the
@@ -125,11 +170,15 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
     };
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
     let mut progress = crate::progress::Progress::new(Some(args.records));
+    let (mut next, mut bytes) = (0, 0u64);
     for sent_so_far in 1..=args.records {
+        let value = values[next].clone();
+        next = if next + 1 == values.len() { 0 } else { next + 1 };
+        bytes += value.len() as u64;
         let sent = producer
             .send(ProducerRecord {
                 topic: args.topic.clone(),
-                value: Some(payload.clone()),
+                value: Some(value),
                 ..Default::default()
             })
             .await;
@@ -141,7 +190,7 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
             pending.pop_front();
             tally.count(Some(done));
         }
-        progress.update(sent_so_far, sent_so_far * args.record_size as u64, sent_so_far);
+        progress.update(sent_so_far, bytes, sent_so_far);
     }
     producer.flush().await.map_err(|e| e.to_string())?;
     for f in pending {
@@ -150,7 +199,6 @@ pub(crate) async fn produce(config: ClientConfig, rest: Vec<Property>, args: Ben
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, rss) = usage();
-    let bytes = args.records * args.record_size as u64;
     outln!(
         "{{\"client\":\"strom\",\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{:.2},\"max_rss_kib\":{},\"acknowledged\":{},\"failed\":{},\"partition_records\":{},\"settings\":{}}}",
         args.records,
@@ -362,6 +410,34 @@ mod tests {
         assert!(starved(&[7]).is_empty());
         assert!(starved(&[]).is_empty());
         assert_eq!(spread_json(&[1, 0, 2]), "[1,0,2]");
+    }
+
+    #[test]
+    fn a_payload_file_splits_as_java_splits_it() {
+        let data = Bytes::from_static(b"one\ntwo\n\nfour\n\n");
+        let values = split_values(&data);
+        assert_eq!(
+            values,
+            ["one", "two", "", "four"].map(|v| Bytes::from_static(v.as_bytes()))
+        );
+        // Slices of the one buffer, not copies.
+        assert_eq!(values[1].as_ptr(), data[4..].as_ptr());
+        assert_eq!(
+            split_values(&Bytes::from_static(b"last")),
+            [Bytes::from_static(b"last")]
+        );
+        assert!(split_values(&Bytes::from_static(b"\n\n")).is_empty());
+        assert!(split_values(&Bytes::new()).is_empty());
+    }
+
+    #[test]
+    fn the_constant_payload_is_the_same_letters_every_time() {
+        let v = payloads(None, 100).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].len(), 100);
+        assert!(v[0].iter().all(u8::is_ascii_uppercase));
+        // bench/corpus.py's constant() and the peers' produce the same bytes.
+        assert!(v[0].starts_with(b"XAVOIHYHXDOZBQEB"), "{:?}", v[0]);
     }
 }
 
