@@ -130,6 +130,7 @@ async fn pipeline_rides_a_rolling_restart() {
 /// fails) while `faults` runs on a thread of its own with the group coordinator's node,
 /// then checks the output with Strom's and Java's read_committed readers.
 async fn pipeline_under_faults(pace: Duration, faults: impl FnOnce(u8) + Send + 'static) {
+    strom_integration_tests::init_test_logging();
     let _one = exclusive().await;
     let admin = Admin::connect(config()).await.unwrap();
     let client = Client::connect(config()).await.unwrap();
@@ -209,6 +210,11 @@ async fn pipeline_under_faults(pace: Duration, faults: impl FnOnce(u8) + Send + 
     faults.join().unwrap();
     std::fs::remove_dir_all(&dir).ok();
 
+    // A commit returns once the coordinator logged it; its markers reach the partitions
+    // after. Wait (bounded) until no transaction is open on the output, and say which
+    // producer held a partition open if one stays so.
+    await_stable(&admin, &output).await;
+
     // read_committed, with Strom: every input exactly once.
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     for r in strom_integration_tests::read_to_end(&client, &output, true).await {
@@ -249,4 +255,40 @@ async fn pipeline_under_faults(pace: Duration, faults: impl FnOnce(u8) + Send + 
     java.dedup();
     assert_eq!(java.len() as u64, RECORDS, "Java read {} distinct records", java.len());
     eprintln!("exact after {runs} run(s)");
+}
+
+/// Waits until every partition of `topic` has its last stable offset at its high watermark
+/// (no open transaction), at most 60 s; prints how long that took, and fails naming the
+/// producers that still hold a transaction open.
+async fn await_stable(admin: &Admin, topic: &str) {
+    use strom_client::OffsetSpec;
+    let start = Instant::now();
+    loop {
+        let latest = admin.list_offsets(topic, &[], OffsetSpec::Latest).await.unwrap();
+        let stable = admin
+            .list_offsets_isolated(topic, &[], OffsetSpec::Latest, true)
+            .await
+            .unwrap();
+        let open: Vec<(i32, i64, i64)> = latest
+            .iter()
+            .zip(&stable)
+            .filter(|(l, s)| l.offset != s.offset)
+            .map(|(l, s)| (l.partition, s.offset, l.offset))
+            .collect();
+        if open.is_empty() {
+            eprintln!("{topic} stable after {:?}", start.elapsed());
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let mut producers = Vec::new();
+            for (p, _, _) in &open {
+                producers.push((*p, admin.describe_producers(topic, *p).await));
+            }
+            panic!(
+                "{topic}: transactions still open after 60 s (partition, stable, latest): {open:?}; \
+                 producers: {producers:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
