@@ -1,8 +1,11 @@
 //! librdkafka load, reported like `strom bench produce|consume`: one JSON object.
 //!
-//! Produce (bench/s1_produce.py): `rdkafka-peer BOOTSTRAP TOPIC RECORDS RECORD_SIZE [key=value ...]`
-//! (librdkafka property names). Uses `BaseProducer` with polling, librdkafka's fastest path
-//! (as rdkafka_performance).
+//! Produce (bench/s1_produce.py): `rdkafka-peer BOOTSTRAP TOPIC RECORDS RECORD_SIZE
+//! [--payload-file=FILE] [key=value ...]` (librdkafka property names). Uses `BaseProducer` with
+//! polling, librdkafka's fastest path (as rdkafka_performance). Every record carries one
+//! constant value of RECORD_SIZE random uppercase letters, or, with `--payload-file`, the
+//! file's values in turn (newline-separated, as `strom bench produce --payload-file` and
+//! Java's ProducerPerformance read it; bench/corpus.py writes one).
 //!
 //! Consume (bench/s2_consume.py): `rdkafka-peer consume BOOTSTRAP TOPIC RECORDS [key=value ...]`.
 //! Uses `BaseConsumer::poll` (one message per call, as a Rust application reads it) with
@@ -132,7 +135,7 @@ fn main() {
         return;
     }
     if args.len() < 5 {
-        eprintln!("usage: rdkafka-peer BOOTSTRAP TOPIC RECORDS RECORD_SIZE [key=value ...]");
+        eprintln!("usage: rdkafka-peer BOOTSTRAP TOPIC RECORDS RECORD_SIZE [--payload-file=FILE] [key=value ...]");
         std::process::exit(2);
     }
     let (bootstrap, topic) = (&args[1], &args[2]);
@@ -140,24 +143,37 @@ fn main() {
     let size: usize = args[4].parse().expect("RECORD_SIZE");
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap);
+    let mut payload_file = None;
+    let mut knobs = Vec::new();
     for kv in &args[5..] {
+        if let Some(file) = kv.strip_prefix("--payload-file=") {
+            payload_file = Some(file.to_owned());
+            continue;
+        }
         let (k, v) = kv.split_once('=').expect("key=value");
         cfg.set(k, v);
+        knobs.push(format!("\"{k}\":\"{v}\""));
     }
     let producer: BaseProducer<Ctx> = cfg.create_with_context(Ctx).expect("producer");
-    // Random uppercase letters, one payload for all records, as ProducerPerformance.
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let payload: Vec<u8> = (0..size)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            b'A' + (seed % 26) as u8
-        })
-        .collect();
+    let data = match &payload_file {
+        Some(file) => std::fs::read(file).unwrap_or_else(|e| panic!("--payload-file={file}: {e}")),
+        None => constant(size),
+    };
+    let values = split_values(&data);
+    assert!(!values.is_empty(), "the payload file holds no values");
+    knobs.push(match &payload_file {
+        Some(file) => format!("\"payload_file\":\"{file}\",\"payload_values\":{}", values.len()),
+        None => format!("\"record_size\":{size}"),
+    });
+    let (mut next, mut bytes) = (0, 0u64);
+    let cpu0 = cpu_seconds();
     let started = Instant::now();
     for _ in 0..records {
-        let mut rec = BaseRecord::<(), [u8]>::to(topic).payload(&payload);
+        // librdkafka copies the value into its message (RD_KAFKA_MSG_F_COPY, as rust-rdkafka asks).
+        let payload = values[next];
+        next = if next + 1 == values.len() { 0 } else { next + 1 };
+        bytes += payload.len() as u64;
+        let mut rec = BaseRecord::<(), [u8]>::to(topic).payload(payload);
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -171,10 +187,35 @@ fn main() {
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
     let secs = started.elapsed().as_secs_f64();
-    let bytes = records * size as u64;
+    let cpu = cpu_seconds() - cpu0;
     println!(
-        "{{\"client\":\"librdkafka\",\"records\":{records},\"bytes\":{bytes},\"seconds\":{secs:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2}}}",
+        "{{\"client\":\"librdkafka\",\"records\":{records},\"bytes\":{bytes},\"seconds\":{secs:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},\"cpu_seconds\":{cpu:.2},\"settings\":{{{}}}}}",
         records as f64 / secs,
-        bytes as f64 / secs / (1 << 20) as f64
+        bytes as f64 / secs / (1 << 20) as f64,
+        knobs.join(",")
     );
+}
+
+/// Random uppercase letters from one xorshift seed: the constant value `strom bench produce`,
+/// bench/franz-peer and bench/corpus.py's constant() send too.
+fn constant(size: usize) -> Vec<u8> {
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..size)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            b'A' + (seed % 26) as u8
+        })
+        .collect()
+}
+
+/// A payload file's values: split on `\n` as Java's ProducerPerformance splits its
+/// --payload-file (trailing empty values dropped). A constant value has no newline: one value.
+fn split_values(data: &[u8]) -> Vec<&[u8]> {
+    let mut values: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    while values.last().is_some_and(|v| v.is_empty()) {
+        values.pop();
+    }
+    values
 }
