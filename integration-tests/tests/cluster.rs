@@ -294,69 +294,56 @@ fn node_of(addr: &str) -> u8 {
     ((port - PORT_BASE) / 10 + 1) as u8
 }
 
-/// A group id whose coordinator is not node 1 (scripts/kafka probes node 1), and that node.
-async fn group_off_node_1(admin: &Admin) -> (String, u8) {
-    for _ in 0..50 {
+/// Group ids coordinated by one node other than node 1 (scripts/kafka probes node 1), one
+/// `count` ids, and that node.
+async fn groups_off_node_1(admin: &Admin, count: usize) -> (Vec<String>, u8) {
+    let mut node = None;
+    let mut groups = Vec::new();
+    for _ in 0..200 {
         let group = unique_topic("failover-group");
-        let node = node_of(
+        let n = node_of(
             admin
                 .coordinator(&group, strom_client::CoordinatorType::Group)
                 .await
                 .unwrap()
                 .addr(),
         );
-        if node != 1 {
-            return (group, node);
+        if n != 1 && node.is_none_or(|want| want == n) {
+            node = Some(n);
+            groups.push(group);
+            if groups.len() == count {
+                return (groups, n);
+            }
         }
     }
-    panic!("every group id tried is coordinated by node 1");
+    panic!("no {count} group ids found coordinated by one node other than node 1");
 }
 
-/// A consumer group member reads a topic being written at `rate` records/s (value i to
-/// partition i % 3) while `faults` runs on its own thread (it gets the group's coordinator
-/// node, never node 1): the member keeps consuming, commits succeed after the faults began
-/// (at `commits_after`), nothing is skipped, repeated or reordered, and the topic holds
-/// exactly what was sent (read by Strom and Java).
-async fn group_under_faults(
-    label: &str,
-    protocol: GroupProtocol,
-    total: u64,
-    rate: u64,
-    commits_after: Duration,
-    faults: impl FnOnce(u8) + Send + 'static,
-) {
-    let admin = Admin::connect(config()).await.unwrap();
-    let client = Client::connect(config()).await.unwrap();
-    let topic = unique_topic("failover-consume");
-    admin.create_topics(&[NewTopic::new(&topic, 3)]).await.unwrap();
-    let (group, coordinator) = group_off_node_1(&admin).await;
-    eprintln!("{label} {protocol:?}: group {group} coordinated by node {coordinator}");
+/// What one group member saw while the faults ran.
+struct MemberRun {
+    seen: BTreeMap<i32, Vec<u64>>,
+    commits_ok: u32,
+    commits_failed: u32,
+    ok_after: u32,
+}
 
-    let mut cfg = ConsumerConfig::from_client(config());
-    cfg.group_id = Some(group.clone());
-    cfg.group_protocol = protocol;
-    cfg.auto_offset_reset = OffsetReset::Earliest;
-    cfg.enable_auto_commit = false;
-    cfg.max_poll_records = 300;
-    let mut consumer = Consumer::new(cfg).await.unwrap();
-    consumer.subscribe(&[&topic]).unwrap();
-
-    let producer = Producer::new(ProducerConfig::from_client(config())).await.unwrap();
-    let writer = {
-        let (producer, topic) = (producer.clone(), topic.clone());
-        tokio::spawn(async move { paced_send(&producer, &topic, 3, total, rate, u64::MAX, || {}).await })
+/// Polls until `total` records are in, committing after each non-empty poll.
+async fn consume_all(mut consumer: Consumer, total: u64, commits_after: Duration) -> (MemberRun, Consumer) {
+    let mut run = MemberRun {
+        seen: BTreeMap::new(),
+        commits_ok: 0,
+        commits_failed: 0,
+        ok_after: 0,
     };
-    let faults = std::thread::spawn(move || faults(coordinator));
-
-    let mut seen: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
-    let (mut commits_ok, mut commits_failed, mut ok_after) = (0u32, 0u32, 0u32);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(180);
     let mut received = 0u64;
     while received < total {
         assert!(
             Instant::now() < deadline,
-            "{received} of {total} consumed in 180 s ({commits_ok} commits, {commits_failed} failed)"
+            "{received} of {total} consumed in 180 s ({} commits, {} failed)",
+            run.commits_ok,
+            run.commits_failed
         );
         let records = match consumer.poll(Duration::from_millis(500)).await {
             Ok(r) => r,
@@ -365,63 +352,127 @@ async fn group_under_faults(
         };
         for r in &records {
             let v = std::str::from_utf8(r.value.as_ref().unwrap()).unwrap().parse().unwrap();
-            seen.entry(r.partition).or_default().push(v);
+            run.seen.entry(r.partition).or_default().push(v);
         }
         received += records.len() as u64;
         if !records.is_empty() {
             match consumer.commit_sync().await {
                 Ok(()) => {
-                    commits_ok += 1;
+                    run.commits_ok += 1;
                     if started.elapsed() > commits_after {
-                        ok_after += 1;
+                        run.ok_after += 1;
                     }
                 }
                 Err(e) => {
                     eprintln!("commit failed (the coordinator moves): {e}");
-                    commits_failed += 1;
+                    run.commits_failed += 1;
                 }
             }
         }
     }
-    let results = writer.await.unwrap();
-    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(
-        failed.is_empty(),
-        "{} deliveries failed, first: {}",
-        failed.len(),
-        failed[0]
-    );
-    faults.join().unwrap();
-    eprintln!(
-        "{label} {protocol:?}: consumed {received} in {:.1}s, {commits_ok} commits ({ok_after} after the faults \
-         began), {commits_failed} failed",
-        started.elapsed().as_secs_f64()
-    );
-    // Nothing skipped, in order, and nothing twice: the member never lost its partitions.
-    assert_eq!(
-        seen,
-        expected(total, 3),
-        "the member skipped, repeated or reordered records"
-    );
-    assert!(ok_after > 0, "no commit succeeded after the faults began");
-    // The last commit is what the group holds, at the end of every partition.
-    let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(&topic, p)).collect();
-    let committed = consumer.committed(&tps).await.unwrap();
-    for tp in &tps {
-        assert_eq!(committed[tp].offset, (total / 3) as i64, "committed offset of {tp:?}");
-    }
-    consumer.close().await.unwrap();
-    producer.close().await.unwrap();
-    check_exact(&client, &topic, total, 3).await;
+    (run, consumer)
 }
 
-/// SIGKILLs the group coordinator's node 3 s in, and starts it again once all is read.
-async fn coordinator_killed_under_a_group(protocol: GroupProtocol) {
+/// One group per protocol of `protocols`, all coordinated by the same node (never node 1),
+/// each with a member reading its own topic being written at `rate` records/s (value i to
+/// partition i % 3), while `faults` runs once on its own thread with that node: every
+/// member keeps consuming, commits succeed after the faults began (at `commits_after`),
+/// nothing is skipped, repeated or reordered, and each topic holds exactly what was sent
+/// (read by Strom and Java). The groups share one fault run: a classic and a KIP-848 group
+/// ride the same restarts, which halves the time the cluster tests take.
+async fn groups_under_faults(
+    label: &str,
+    protocols: &[GroupProtocol],
+    total: u64,
+    rate: u64,
+    commits_after: Duration,
+    faults: impl FnOnce(u8) + Send + 'static,
+) {
+    let admin = Admin::connect(config()).await.unwrap();
+    let client = Client::connect(config()).await.unwrap();
+    let (groups, coordinator) = groups_off_node_1(&admin, protocols.len()).await;
+    let producer = Producer::new(ProducerConfig::from_client(config())).await.unwrap();
+    let mut members = Vec::new();
+    for (protocol, group) in protocols.iter().zip(&groups) {
+        let topic = unique_topic("failover-consume");
+        admin.create_topics(&[NewTopic::new(&topic, 3)]).await.unwrap();
+        eprintln!("{label} {protocol:?}: group {group} coordinated by node {coordinator}");
+        let mut cfg = ConsumerConfig::from_client(config());
+        cfg.group_id = Some(group.clone());
+        cfg.group_protocol = *protocol;
+        cfg.auto_offset_reset = OffsetReset::Earliest;
+        cfg.enable_auto_commit = false;
+        cfg.max_poll_records = 300;
+        let mut consumer = Consumer::new(cfg).await.unwrap();
+        consumer.subscribe(&[&topic]).unwrap();
+        members.push((*protocol, topic, consumer));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (protocol, topic, consumer) in members {
+        let writer = {
+            let (producer, topic) = (producer.clone(), topic.clone());
+            tokio::spawn(async move { paced_send(&producer, &topic, 3, total, rate, u64::MAX, || {}).await })
+        };
+        let reader = tokio::spawn(consume_all(consumer, total, commits_after));
+        tasks.push((protocol, topic, writer, reader));
+    }
+    let faults = std::thread::spawn(move || faults(coordinator));
+
+    for (protocol, topic, writer, reader) in tasks {
+        let (run, consumer) = reader.await.unwrap();
+        let results = writer.await.unwrap();
+        let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(
+            failed.is_empty(),
+            "{protocol:?}: {} deliveries failed, first: {}",
+            failed.len(),
+            failed[0]
+        );
+        eprintln!(
+            "{label} {protocol:?}: consumed {total} in {:.1}s, {} commits ({} after the faults began), {} failed",
+            started.elapsed().as_secs_f64(),
+            run.commits_ok,
+            run.ok_after,
+            run.commits_failed
+        );
+        // Nothing skipped, in order, and nothing twice: the member never lost its partitions.
+        assert_eq!(
+            run.seen,
+            expected(total, 3),
+            "{protocol:?}: the member skipped, repeated or reordered records"
+        );
+        assert!(
+            run.ok_after > 0,
+            "{protocol:?}: no commit succeeded after the faults began"
+        );
+        // The last commit is what the group holds, at the end of every partition.
+        let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(&topic, p)).collect();
+        let committed = consumer.committed(&tps).await.unwrap();
+        for tp in &tps {
+            assert_eq!(
+                committed[tp].offset,
+                (total / 3) as i64,
+                "{protocol:?}: committed offset of {tp:?}"
+            );
+        }
+        consumer.close().await.unwrap();
+        check_exact(&client, &topic, total, 3).await;
+    }
+    faults.join().unwrap();
+    producer.close().await.unwrap();
+}
+
+const BOTH: &[GroupProtocol] = &[GroupProtocol::Classic, GroupProtocol::Consumer];
+
+/// SIGKILLs the groups' coordinator node 3 s in, and starts it again once all is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn classic_and_kip848_groups_survive_their_coordinator_being_killed() {
     let _one = exclusive().await;
     let (tx, rx) = std::sync::mpsc::channel::<u8>();
-    group_under_faults(
+    groups_under_faults(
         "coordinator kill",
-        protocol,
+        BOTH,
         24_000,
         3_000,
         Duration::from_secs(4),
@@ -435,23 +486,15 @@ async fn coordinator_killed_under_a_group(protocol: GroupProtocol) {
     cluster().node("start", rx.recv().unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn classic_group_survives_its_coordinator_being_killed() {
-    coordinator_killed_under_a_group(GroupProtocol::Classic).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn kip848_group_survives_its_coordinator_being_killed() {
-    coordinator_killed_under_a_group(GroupProtocol::Consumer).await;
-}
-
 /// A rolling restart: every node stopped cleanly (SIGTERM) and started again, one at a
-/// time (about 15 s each here), under a producer writing for 50 s and a group member.
-async fn rolling_restart_under_a_group(protocol: GroupProtocol) {
+/// time (about 15 s each here), under a producer writing for 50 s and a member of a classic
+/// and of a KIP-848 group.
+#[tokio::test(flavor = "multi_thread")]
+async fn classic_and_kip848_groups_and_producer_ride_a_rolling_restart() {
     let _one = exclusive().await;
-    group_under_faults(
+    groups_under_faults(
         "rolling restart",
-        protocol,
+        BOTH,
         60_000,
         1_200,
         Duration::from_secs(2),
@@ -466,16 +509,6 @@ async fn rolling_restart_under_a_group(protocol: GroupProtocol) {
         },
     )
     .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn classic_group_and_producer_ride_a_rolling_restart() {
-    rolling_restart_under_a_group(GroupProtocol::Classic).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn kip848_group_and_producer_ride_a_rolling_restart() {
-    rolling_restart_under_a_group(GroupProtocol::Consumer).await;
 }
 
 /// Every partition moved to a new replica set while a producer writes (AlterPartitionReassignments),
