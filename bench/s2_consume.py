@@ -12,15 +12,29 @@ same run, alternating, each repeated:
   librdkafka   rdkafka crate BaseConsumer (bench/rdkafka-peer, --with-librdkafka), assign mode,
                check.crcs on and off (librdkafka's default is off); once with librdkafka's own
                prefetch defaults and once tuned (queued.min.messages, fetch.queue.backoff.ms)
+  franz-go     kgo (bench/franz-peer, --with-franz; needs Go), assign mode: PollRecords(500)
+               with CRC checks on and off, and the idiomatic PollFetches loop (everything
+               buffered at once) with them on
+
+Payloads (--payload, default both; the topic of each is written by ProducerPerformance):
+  corpus    the headline: the realistic corpus (bench/corpus.py) through --payload-file
+  constant  one constant value for every record (a one-line --payload-file), for comparison
+  random    ProducerPerformance --record-size: fresh random letters per record, lz4 about
+            1.2x (what every S2 table before the corpus measured)
+Each topic's values are read back (200 records) against the payload before the runs.
 
 CPU seconds and peak RSS come from wait4() on each client process, the same way for every
 client (so the JVM's start-up, JIT and GC count, as the Rust and C clients' do). Broker CPU
 seconds come from /proc/<broker pid>/stat around each run. Records/s is each client's own
 clock from the first poll (ConsumerPerformance: its fetch time).
 
-Usage: bench/s2_consume.py [--records N] [--reps R] [--with-librdkafka]   (starts the broker if needed)
+Usage: bench/s2_consume.py [--records N] [--reps R] [--with-librdkafka] [--with-franz]
+       [--payload corpus|constant|random|both|KIND,KIND]   (starts the broker if needed)
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, statistics, subprocess, sys, tempfile, time
+
+import corpus
+import peers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRODUCE = {"acks": "all", "enable.idempotence": "true", "compression.type": "lz4",
@@ -142,7 +156,20 @@ def main():
                     help="also run another strom binary (e.g. a build of a proposed client change), labelled")
     ap.add_argument("--with-librdkafka", action="store_true",
                     help="also build bench/rdkafka-peer (librdkafka from source: needs cmake, a C compiler)")
+    ap.add_argument("--with-franz", action="store_true",
+                    help="also build and run bench/franz-peer (franz-go; needs the go tool)")
+    ap.add_argument("--payload", default="both",
+                    help="what the topics hold: corpus (the headline), constant, random (Java's --record-size), "
+                         "both (= corpus,constant, the default) or a comma-separated list")
+    ap.add_argument("--corpus-values", type=int, default=corpus.DEFAULT_VALUES,
+                    help="distinct values in the corpus")
+    ap.add_argument("--corpus-seed", type=int, default=corpus.DEFAULT_SEED)
     a = ap.parse_args()
+    kinds = peers.payload_kinds(a.payload, ("corpus", "constant", "random"))
+    files = {k: peers.payload_file(k, a.record_size, a.corpus_values, a.corpus_seed) for k in kinds}
+    payload_lines = peers.describe_files(kinds, a.record_size, a.corpus_values, a.corpus_seed)
+    for line in payload_lines:
+        print(line, flush=True)
 
     subprocess.run([f"{ROOT}/scripts/kafka", "up"], check=True, stdout=subprocess.DEVNULL)
     env = dict(l.split("=", 1) for l in subprocess.run([f"{ROOT}/scripts/kafka", "env"], check=True,
@@ -159,6 +186,7 @@ def main():
     if a.with_librdkafka:
         subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path", f"{ROOT}/bench/rdkafka-peer/Cargo.toml"],
                        cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=f"{ROOT}/target/rdkafka-peer"))
+    franz = peers.build_franz() if a.with_franz else None
     tools_opts = env.get("STROM_KAFKA_TOOLS_JAVA_OPTS", "").split()
     jdir = tempfile.mkdtemp(prefix="strom-s2-java-")
     with open(f"{jdir}/S2Assign.java", "w") as f:
@@ -187,6 +215,13 @@ def main():
         knobs = dict(RDK_FETCH, **{"check.crcs": crc}, **(RDK_TUNED if tuned else {}))
         return lambda t: [rdk, "consume", bootstrap, t, str(a.records)] + [f"{k}={v}" for k, v in knobs.items()]
 
+    def franz_cmd(crc, poll):
+        knobs = dict(FETCH, **{"check.crcs": crc})
+        if poll == "fetches":
+            knobs.pop("max.poll.records")
+        return lambda t: [franz, "consume", "-b", bootstrap, "-topic", t, "-records", str(a.records), "-poll", poll] + \
+            sum((["-X", f"{k}={v}"] for k, v in knobs.items()), [])
+
     clients = [("strom", "on", strom_cmd("true")), ("strom", "off", strom_cmd("false")),
                ("java-assign", "on", java_assign_cmd("true")), ("java-assign", "off", java_assign_cmd("false")),
                ("java-perf (group)", "off (forced)", java_perf_cmd)]
@@ -198,76 +233,109 @@ def main():
         clients += [("librdkafka", "on", rdk_cmd("true", False)), ("librdkafka", "off (default)", rdk_cmd("false", False)),
                     ("librdkafka tuned", "on", rdk_cmd("true", True)),
                     ("librdkafka tuned", "off (default)", rdk_cmd("false", True))]
+    if a.with_franz:
+        clients += [("franz-go", "on (default)", franz_cmd("true", "records")),
+                    ("franz-go", "off", franz_cmd("false", "records")),
+                    ("franz-go PollFetches", "on (default)", franz_cmd("true", "fetches"))]
 
     results = []
     partition_counts = [int(p) for p in a.partitions.split(",")]
-    for partitions in partition_counts:
-        topic = f"bench-s2-{partitions}p-{int(time.time())}"
-        subprocess.run([strom, "-b", bootstrap, "topics", "create", topic, "--partitions", str(partitions)],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        props = [f"bootstrap.servers={bootstrap}"] + [f"{k}={v}" for k, v in PRODUCE.items()]
-        out, *_ = run(java + ["-cp", f"{libs}/*", "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
-                              "--num-records", str(a.records), "--record-size", str(a.record_size),
-                              "--throughput", "-1", "--producer-props"] + props)
-        print(f"# {topic}: {out.strip().splitlines()[-1]}", file=sys.stderr)
-        offsets = subprocess.run([strom, "-b", bootstrap, "offsets", topic], check=True, capture_output=True,
-                                 text=True).stdout
-        total = sum(int(l.split()[2]) for l in offsets.splitlines()[1:])
-        if total != a.records:
-            sys.exit(f"{topic} holds {total} records, expected {a.records}")
-        # A discarded pass warms the broker (JIT, page cache) before the measured runs.
-        run(strom_cmd("true")(topic))
-        for rep in range(a.reps):
-            for client, crc, cmd in clients:
-                out, wall, ru, bcpu = run(cmd(topic), broker_pid)
-                if client.startswith("java-perf"):
-                    f = [x.strip() for x in out.strip().splitlines()[-1].split(",")]
-                    n, secs = int(f[4]), float(f[7]) / 1000
-                    got = {"records": n, "records_per_s": n / secs, "first_record_ms": None,
-                           "join_ms": float(f[6])}
-                else:
-                    got = json.loads(out.strip().splitlines()[-1])
-                if got["records"] < a.records:
-                    sys.exit(f"{client} read {got['records']} of {a.records} records")
-                cpu = ru.ru_utime + ru.ru_stime
-                rps = got["records_per_s"]
-                r = {"client": client, "crc": crc, "partitions": partitions, "rep": rep, "records_per_s": rps,
-                     "mib_per_s": rps * a.record_size / 2**20, "cpu_seconds": cpu, "wall_seconds": wall,
-                     "cpu_s_per_gib": cpu / (a.records * a.record_size / 2**30), "max_rss_kib": ru.ru_maxrss,
-                     "broker_cpu_seconds": bcpu, "first_record_ms": got.get("first_record_ms"),
-                     "settings": got.get("settings")}
-                results.append(r)
-                if a.json:
-                    print(json.dumps(r), flush=True)
-        subprocess.run([strom, "-b", bootstrap, "topics", "delete", topic], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    topics = []
+    for kind in kinds:
+        for partitions in partition_counts:
+            topic = f"bench-s2-{kind}-{partitions}p-{int(time.time())}"
+            subprocess.run([strom, "-b", bootstrap, "topics", "create", topic, "--partitions", str(partitions)],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            props = [f"bootstrap.servers={bootstrap}"] + [f"{k}={v}" for k, v in PRODUCE.items()]
+            source = ["--payload-file", files[kind]] if files[kind] else ["--record-size", str(a.record_size)]
+            out, *_ = run(java + ["-cp", f"{libs}/*", "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+                                  "--num-records", str(a.records)] + source +
+                          ["--throughput", "-1", "--producer-props"] + props)
+            print(f"# {topic}: {out.strip().splitlines()[-1]}", file=sys.stderr)
+            read = re.search(r"Number of (?:messages|records) read: (\d+)", out)
+            if files[kind] and (not read or int(read.group(1)) != len(corpus.read(files[kind]))):
+                sys.exit(f"ProducerPerformance read {read.group(1) if read else 'no'} values from {files[kind]}")
+            offsets = subprocess.run([strom, "-b", bootstrap, "offsets", topic], check=True, capture_output=True,
+                                     text=True).stdout
+            total = sum(int(l.split()[2]) for l in offsets.splitlines()[1:])
+            if total != a.records:
+                sys.exit(f"{topic} holds {total} records, expected {a.records}")
+            peers.check_values(strom, bootstrap, topic, topic, peers.allowed_values(kind, files[kind], a.record_size))
+            disk = peers.disk_bytes(strom, bootstrap, topic)
+            topics.append(f"{kind}, {partitions} partitions: {topic}, {disk / 2**20:.1f} MiB on disk "
+                          f"({a.records * a.record_size / disk:.1f}x)")
+            print(f"  {topics[-1]}", flush=True)
+            # A discarded pass warms the broker (JIT, page cache) before the measured runs.
+            run(strom_cmd("true")(topic))
+            for rep in range(a.reps):
+                for client, crc, cmd in clients:
+                    r = consume_run(a, client, crc, cmd, topic, kind, partitions, rep, broker_pid)
+                    results.append(r)
+                    if a.json:
+                        print(json.dumps(r), flush=True)
+            subprocess.run([strom, "-b", bootstrap, "topics", "delete", topic], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
 
     print(f"\nS2 consume: {a.records:,} x {a.record_size} B lz4 records written by ProducerPerformance ("
           + ", ".join(f"{k}={v}" for k, v in PRODUCE.items()) + "); consumers: "
           + ", ".join(f"{k}={v}" for k, v in FETCH.items())
           + ", socket receive buffer: the OS default for every client"
           + f" (librdkafka: fetch.wait.max.ms=500; tuned: " + ", ".join(f"{k}={v}" for k, v in RDK_TUNED.items())
-          + f"); median of {a.reps} alternating runs [min-max]; Kafka {env.get('STROM_KAFKA_VERSION')} on 127.0.0.1\n")
-    print("| partitions | client | check.crcs | records/s | MiB/s | CPU s/GiB | peak RSS MiB | broker CPU s | "
-          "records/s vs best peer | CPU/GiB vs librdkafka |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for partitions in partition_counts:
-        med = {}
-        for client, crc, _ in clients:
-            rs = [r for r in results if r["client"] == client and r["crc"] == crc and r["partitions"] == partitions]
-            med[(client, crc)] = {k: statistics.median(r[k] for r in rs) for k in
-                                  ("records_per_s", "mib_per_s", "cpu_s_per_gib", "max_rss_kib", "broker_cpu_seconds")}
-            med[(client, crc)]["range"] = (min(r["records_per_s"] for r in rs), max(r["records_per_s"] for r in rs))
-        best_peer = max(m["records_per_s"] for (c, _), m in med.items() if not c.startswith("strom"))
-        rdk_cpu = {crc.split()[0]: m["cpu_s_per_gib"] for (c, crc), m in med.items() if c == "librdkafka"}
-        for client, crc, _ in clients:
-            m = med[(client, crc)]
-            lo, hi = m["range"]
-            ref = rdk_cpu.get(crc.split()[0])
-            cpu_ratio = f"{m['cpu_s_per_gib'] / ref:.2f}x" if ref else "-"
-            print(f"| {partitions} | {client} | {crc} | {m['records_per_s']:,.0f} [{lo / 1e6:.2f}-{hi / 1e6:.2f} M] | "
-                  f"{m['mib_per_s']:.1f} | {m['cpu_s_per_gib']:.2f} | {m['max_rss_kib'] / 1024:.0f} | "
-                  f"{m['broker_cpu_seconds']:.1f} | {m['records_per_s'] / best_peer:.2f}x | {cpu_ratio} |")
+          + f"); median of {a.reps} alternating runs [min-max]; Kafka {env.get('STROM_KAFKA_VERSION')} on 127.0.0.1")
+    for line in payload_lines + topics:
+        print(line)
+    print("\n| payload | partitions | client | check.crcs | records/s | MiB/s | CPU s/GiB | peak RSS MiB | "
+          "broker CPU s | first record ms | records/s vs best peer | CPU/GiB vs librdkafka |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for kind in kinds:
+        for partitions in partition_counts:
+            med = {}
+            for client, crc, _ in clients:
+                rs = [r for r in results if r["client"] == client and r["crc"] == crc and
+                      r["partitions"] == partitions and r["payload"] == kind]
+                med[(client, crc)] = {k: statistics.median(r[k] for r in rs) for k in
+                                      ("records_per_s", "mib_per_s", "cpu_s_per_gib", "max_rss_kib",
+                                       "broker_cpu_seconds")}
+                med[(client, crc)]["range"] = (min(r["records_per_s"] for r in rs),
+                                               max(r["records_per_s"] for r in rs))
+                firsts = [r["first_record_ms"] for r in rs if r["first_record_ms"] is not None]
+                med[(client, crc)]["first"] = statistics.median(firsts) if firsts else None
+            best_peer = max(m["records_per_s"] for (c, _), m in med.items() if not c.startswith("strom"))
+            rdk_cpu = {crc.split()[0]: m["cpu_s_per_gib"] for (c, crc), m in med.items() if c == "librdkafka"}
+            for client, crc, _ in clients:
+                m = med[(client, crc)]
+                lo, hi = m["range"]
+                ref = rdk_cpu.get(crc.split()[0])
+                cpu_ratio = f"{m['cpu_s_per_gib'] / ref:.2f}x" if ref else "-"
+                first = f"{m['first']:.0f}" if m["first"] is not None else "-"
+                print(f"| {kind} | {partitions} | {client} | {crc} | {m['records_per_s']:,.0f} "
+                      f"[{lo / 1e6:.2f}-{hi / 1e6:.2f} M] | {m['mib_per_s']:.1f} | {m['cpu_s_per_gib']:.2f} | "
+                      f"{m['max_rss_kib'] / 1024:.0f} | {m['broker_cpu_seconds']:.1f} | {first} | "
+                      f"{m['records_per_s'] / best_peer:.2f}x | {cpu_ratio} |")
+
+
+def consume_run(a, client, crc, cmd, topic, kind, partitions, rep, broker_pid):
+    """One client's pass over the topic: every record read once, offsets rising (each client
+    checks), the count checked here."""
+    out, wall, ru, bcpu = run(cmd(topic), broker_pid)
+    if client.startswith("java-perf"):
+        f = [x.strip() for x in out.strip().splitlines()[-1].split(",")]
+        n, secs = int(f[4]), float(f[7]) / 1000
+        got = {"records": n, "records_per_s": n / secs, "first_record_ms": None, "join_ms": float(f[6])}
+    else:
+        got = json.loads(out.strip().splitlines()[-1])
+    if got["records"] < a.records:
+        sys.exit(f"{client} read {got['records']} of {a.records} records")
+    cpu = ru.ru_utime + ru.ru_stime
+    rps = got["records_per_s"]
+    settings = got.get("settings")
+    print(f"  {client} (check.crcs {crc}) {kind} {partitions}p rep {rep}: {rps:,.0f} records/s; settings "
+          f"{json.dumps(settings, sort_keys=True) if settings else 'as in the header'}", flush=True)
+    return {"client": client, "crc": crc, "payload": kind, "partitions": partitions, "rep": rep,
+            "records_per_s": rps, "mib_per_s": rps * a.record_size / 2**20, "cpu_seconds": cpu,
+            "wall_seconds": wall, "cpu_s_per_gib": cpu / (a.records * a.record_size / 2**30),
+            "max_rss_kib": ru.ru_maxrss, "broker_cpu_seconds": bcpu, "first_record_ms": got.get("first_record_ms"),
+            "settings": settings}
 
 
 if __name__ == "__main__":
