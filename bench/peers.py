@@ -11,9 +11,9 @@ FRANZ = os.path.join(ROOT, "target", "franz-peer", "franz-peer")
 
 # What each payload kind is, for the printed settings.
 PAYLOADS = {
-    "corpus": "the realistic corpus (bench/corpus.py): distinct event-shaped values, lz4 about 2.4x",
-    "constant": "one constant value of random uppercase letters for every record, lz4 about 20x",
-    "random": "fresh random uppercase letters per record (ProducerPerformance --record-size; S2's writer only)",
+    "corpus": "the realistic corpus (bench/corpus.py): distinct event-shaped values",
+    "constant": "one constant value of random uppercase letters for every record",
+    "random": "fresh random uppercase letters per record (ProducerPerformance --record-size; S2 only)",
 }
 
 

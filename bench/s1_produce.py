@@ -9,8 +9,8 @@ each client process, the same way for every client.
 
 Payloads (--payload, default both): every client reads the same file, Java through
 ProducerPerformance --payload-file, the others through their own option.
-  corpus    the headline: N distinct event-shaped values (bench/corpus.py), lz4 about 2.4x
-  constant  one constant value of random letters for every record, lz4 about 20x: what
+  corpus    the headline: N distinct event-shaped values (bench/corpus.py), lz4 2.4x in 1 MiB batches
+  constant  one constant value of random letters for every record, about 19x smaller on disk: what
             strom bench, rdkafka-peer and franz-peer sent before the corpus, kept for
             comparison (Java now sends it too, from a one-line file)
 Every run reads 200 of its records back and fails unless each carries one of the payload

@@ -19,8 +19,8 @@ same run, alternating, each repeated:
 Payloads (--payload, default both; the topic of each is written by ProducerPerformance):
   corpus    the headline: the realistic corpus (bench/corpus.py) through --payload-file
   constant  one constant value for every record (a one-line --payload-file), for comparison
-  random    ProducerPerformance --record-size: fresh random letters per record, lz4 about
-            1.2x (what every S2 table before the corpus measured)
+  random    ProducerPerformance --record-size: fresh random letters per record, which lz4
+            cannot shrink (what every S2 table before the corpus measured)
 Each topic's values are read back (200 records) against the payload before the runs.
 
 CPU seconds and peak RSS come from wait4() on each client process, the same way for every
