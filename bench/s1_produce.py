@@ -11,8 +11,8 @@ Payloads (--payload, default both): every client reads the same file, Java throu
 ProducerPerformance --payload-file, the others through their own option.
   corpus    the headline: N distinct event-shaped values (bench/corpus.py), lz4 2.4x in 1 MiB batches
   constant  one constant value of random letters for every record, about 19x smaller on disk: what
-            strom bench, rdkafka-peer and franz-peer sent before the corpus, kept for
-            comparison (Java now sends it too, from a one-line file)
+            strom bench and rdkafka-peer sent before the corpus, kept for comparison (Java
+            now sends it too, from a one-line file)
 Every run reads 200 of its records back and fails unless each carries one of the payload
 file's values, and reports how many bytes its topic takes on the broker's disk.
 
