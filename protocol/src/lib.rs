@@ -6,7 +6,8 @@
 //! * [`versions`]: the API versions Strom implements and negotiation with a broker.
 //! * [`record_batch`]: record batch v2, a lazy zero-copy [`record_batch::BatchView`] and an
 //!   in-place [`record_batch::BatchBuilder`].
-//! * [`compression`]: gzip, snappy (xerial), lz4 (frame), zstd, pure Rust, capped.
+//! * [`compression`]: gzip, snappy (xerial), lz4 (frame), zstd, pure Rust (C zstd with the
+//!   `zstd-c` feature), capped; levels (KIP-390) as [`CompressionLevel`].
 //! * [`error_code`]: every Kafka error code; [`error`]: typed wire errors.
 //! * [`murmur2`]: the Java client's key hash for partitioning.
 //!
@@ -15,17 +16,19 @@
 #![forbid(unsafe_code)]
 
 pub mod compression;
+mod compression_level;
 pub mod error;
 pub mod error_code;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lz4_hc;
 pub mod murmur2;
 pub mod record_batch;
 pub mod varint;
 pub mod versions;
 
-pub use compression::Compression;
+pub use compression::{Compression, CompressionLevel};
 pub use error::WireError;
 pub use error_code::ErrorCode;
 pub use kafka_protocol::messages;

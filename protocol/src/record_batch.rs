@@ -17,7 +17,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::compression::{self, Compression};
+use crate::compression::{self, Compression, CompressionLevel};
 use crate::error::WireError;
 use crate::varint::{get_varint, get_varlong, put_varint, put_varlong, varint_len, varlong_len};
 
@@ -681,6 +681,14 @@ impl Default for BatchHeader {
     }
 }
 
+thread_local! {
+    /// [`BatchBuilder::finish`]'s compression output, kept for the thread's next batch.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A scratch buffer larger than this (a batch of several MiB) is freed, not kept.
+const MAX_POOLED_SCRATCH: usize = 4 << 20;
+
 /// A record to append: borrowed key, value and headers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NewRecord<'a> {
@@ -700,6 +708,8 @@ pub struct NewRecord<'a> {
 pub struct BatchBuilder {
     buf: BytesMut,
     header: BatchHeader,
+    /// The level to compress at (KIP-390); `None`: the codec's default.
+    level: Option<CompressionLevel>,
     count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
@@ -746,10 +756,19 @@ impl BatchBuilder {
         BatchBuilder {
             buf,
             header,
+            level: None,
             count: 0,
             base_timestamp: -1,
             max_timestamp: -1,
         }
+    }
+
+    /// Compresses with the level's codec at that level (KIP-390) in
+    /// [`finish`](Self::finish): the header's codec becomes the level's.
+    pub fn with_compression_level(mut self, level: CompressionLevel) -> Self {
+        self.header.compression = level.codec();
+        self.level = Some(level);
+        self
     }
 
     /// Records appended so far.
@@ -858,20 +877,31 @@ impl BatchBuilder {
         let BatchBuilder {
             mut buf,
             header,
+            level,
             count,
             base_timestamp,
             max_timestamp,
         } = self;
         let mut codec = header.compression;
         if codec != Compression::None && count > 0 {
-            let mut scratch = Vec::with_capacity(buf.len() / 2);
-            compression::compress(codec, &buf[BATCH_HEADER_LEN..], &mut scratch)?;
-            if scratch.len() < buf.len() - BATCH_HEADER_LEN {
+            // A pooled scratch buffer (per thread): no allocation per batch once warm.
+            let mut scratch = SCRATCH.with(std::cell::Cell::take);
+            scratch.clear();
+            let compressed = match level {
+                Some(level) => compression::compress_at(level, &buf[BATCH_HEADER_LEN..], &mut scratch),
+                None => compression::compress(codec, &buf[BATCH_HEADER_LEN..], &mut scratch),
+            };
+            let smaller = scratch.len() < buf.len() - BATCH_HEADER_LEN;
+            if compressed.is_ok() && smaller {
                 buf.truncate(BATCH_HEADER_LEN);
                 buf.extend_from_slice(&scratch);
             } else {
                 codec = Compression::None;
             }
+            if scratch.capacity() <= MAX_POOLED_SCRATCH {
+                SCRATCH.with(|pooled| pooled.set(scratch));
+            }
+            compressed?;
         } else {
             codec = Compression::None;
         }
