@@ -112,7 +112,7 @@ pub use security::{OAuthBearerToken, ScramMechanism, Security, TokenFuture, Toke
 pub use strom_protocol::{
     murmur2::partition_for_key,
     record_batch::{Header, Headers, Record, TimestampType},
-    Compression, ErrorCode,
+    Compression, CompressionLevel, ErrorCode,
 };
 
 /// The low-level surface: a raw connection to one broker that sends any Kafka request and

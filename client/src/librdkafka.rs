@@ -63,6 +63,10 @@ pub(crate) fn translate<'a>(key: &str, value: &'a str) -> Option<Result<Translat
             _ => refuse("Strom always asks each broker for its API versions (ApiVersions); only true is accepted"),
         },
         "batch.num.messages" => refuse("Java and Strom bound a batch by bytes: set batch.size"),
+        "compression.level" => refuse(
+            "Java keeps a level per codec (KIP-390): set compression.gzip.level, compression.lz4.level or \
+             compression.zstd.level for the codec in use",
+        ),
         "queue.buffering.max.messages" => {
             refuse("the producer's queue is bounded in bytes: set buffer.memory (queue.buffering.max.kbytes is taken)")
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_protocol::Compression;
+use strom_protocol::{Compression, CompressionLevel};
 
 use crate::config::{
     is_plain_serde, parse_bool_value as parse_bool, parse_ms, parse_ms_int, parse_num, unsupported, Applied,
@@ -36,6 +36,27 @@ fn refuse_serde_class(key: &str, value: &str) -> Error {
             value.trim()
         ),
     )
+}
+
+/// A `compression.*.level` value: Java's `Type.INT`, then [`checked_level`].
+fn parse_level(codec: Compression, value: &str) -> Result<i32> {
+    let key = codec.level_property().unwrap_or("compression level");
+    let level = value.trim().parse::<i32>().map_err(|_| {
+        Error::config(format!(
+            "Invalid value {value} for configuration {key}: Not a number of type INT"
+        ))
+    })?;
+    checked_level(codec, level).map(CompressionLevel::level)
+}
+
+/// Java's range and message (`Invalid value 10 for configuration compression.gzip.level:
+/// Value must be between 1 and 9 or equal to -1`), then what this build's encoder can do:
+/// a level is refused, never accepted and compressed at another one.
+fn checked_level(codec: Compression, level: i32) -> Result<CompressionLevel> {
+    CompressionLevel::new(codec, level).map_err(|e| {
+        let key = codec.level_property().unwrap_or("compression level");
+        Error::config(format!("Invalid value {level} for configuration {key}: {e}"))
+    })
 }
 
 /// `acks`.
@@ -86,6 +107,15 @@ pub struct ProducerConfig {
     pub acks: Acks,
     /// `compression.type` (none).
     pub compression: Compression,
+    /// `compression.gzip.level` (KIP-390): 1 to 9, or -1; unset (`None`) is Java's default,
+    /// -1 (zlib's 6).
+    pub compression_gzip_level: Option<i32>,
+    /// `compression.lz4.level`: 1 to 17; unset is Java's default, 9 (the fast compressor;
+    /// other levels use lz4's high-compression mode, as Java does).
+    pub compression_lz4_level: Option<i32>,
+    /// `compression.zstd.level`: -131072 to 22 with the `zstd-c` feature, only 1 without it
+    /// (ruzstd); unset is Java's default 3 with `zstd-c`, ruzstd's level 1 without.
+    pub compression_zstd_level: Option<i32>,
     /// `batch.size` in bytes (16384).
     pub batch_size: usize,
     /// `linger.ms` (5 ms, the Java 4.x default).
@@ -132,6 +162,9 @@ impl Default for ProducerConfig {
             client: ClientConfig::default(),
             acks: Acks::All,
             compression: Compression::None,
+            compression_gzip_level: None,
+            compression_lz4_level: None,
+            compression_zstd_level: None,
             batch_size: 16 * 1024,
             linger: Duration::from_millis(5),
             buffer_memory: 32 << 20,
@@ -233,13 +266,9 @@ impl ProducerConfig {
             "partitioner.class" => self.partitioner_class = PartitionerClass::from_java_class(value)?,
             "partitioner.adaptive.partitioning.enable" => self.partitioner_adaptive = parse_bool(key, value)?,
             "partitioner.availability.timeout.ms" => self.partitioner_availability_timeout = parse_ms(key, value)?,
-            // Java property names, but Strom compresses at each codec's default level: refused
-            // rather than accepted and ignored.
-            "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
-                return Err(Error::config(format!(
-                    "{key}: compression levels are not supported yet (Strom compresses at the codec's default level); remove the setting"
-                )))
-            }
+            "compression.gzip.level" => self.compression_gzip_level = Some(parse_level(Compression::Gzip, value)?),
+            "compression.lz4.level" => self.compression_lz4_level = Some(parse_level(Compression::Lz4, value)?),
+            "compression.zstd.level" => self.compression_zstd_level = Some(parse_level(Compression::Zstd, value)?),
             // Serializers are the application's types in Rust; Java's byte and string ones
             // do what Strom does anyway.
             "key.serializer" | "value.serializer" if is_plain_serde(value) => {}
@@ -257,6 +286,20 @@ impl ProducerConfig {
         Ok(Applied::Set)
     }
 
+    /// The level batches are compressed at: the one set for [`compression`](Self::compression)'s
+    /// codec, checked (Java's range, and what this build's encoder can do); `None` when unset
+    /// (the codec's default) or the codec has no levels. Levels of the other codecs are kept
+    /// and unused, as in Java.
+    pub fn compression_level(&self) -> Result<Option<CompressionLevel>> {
+        let level = match self.compression {
+            Compression::Gzip => self.compression_gzip_level,
+            Compression::Lz4 => self.compression_lz4_level,
+            Compression::Zstd => self.compression_zstd_level,
+            _ => None,
+        };
+        level.map(|l| checked_level(self.compression, l)).transpose()
+    }
+
     /// From Java property names; unknown keys and bad values are errors naming the key.
     pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut c = ProducerConfig::default();
@@ -272,6 +315,16 @@ impl ProducerConfig {
     /// explicitly, a conflicting setting turns it off instead (Java 3.2+ behaviour); a
     /// transactional id always needs it.
     pub fn validate(&mut self) -> Result<()> {
+        // Every level set, also for a codec not in use (Java validates all three).
+        for (codec, level) in [
+            (Compression::Gzip, self.compression_gzip_level),
+            (Compression::Lz4, self.compression_lz4_level),
+            (Compression::Zstd, self.compression_zstd_level),
+        ] {
+            if let Some(l) = level {
+                checked_level(codec, l)?;
+            }
+        }
         if self.partitioner.is_some() && self.partitioner_class != PartitionerClass::BuiltIn {
             return Err(Error::config(format!(
                 "partitioner.class is set ({:?}) and so is a custom partitioner: use one of them",
@@ -792,10 +845,6 @@ mod tests {
         assert!(e.to_string().contains("unknown property \"group.id\""), "{e}");
         assert!(ProducerConfig::is_known_key("linger.ms") && ProducerConfig::is_known_key("client.id"));
         assert!(!ProducerConfig::is_known_key("group.id") && !ProducerConfig::is_known_key("linger.msx"));
-        let e = ProducerConfig::default()
-            .set("compression.zstd.level", "3")
-            .unwrap_err();
-        assert!(e.to_string().contains("not supported yet"), "{e}");
     }
 
     /// Every Java key that used to be accepted without effect is now refused, saying why and

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 use strom_protocol::record_batch::{BatchBuilder, BatchHeader, NewRecord};
-use strom_protocol::Compression;
+use strom_protocol::{Compression, CompressionLevel};
 use tokio::sync::{Notify, Semaphore};
 
 use super::delivery::{BatchDone, DeliveryFuture};
@@ -108,6 +108,9 @@ pub(crate) struct Accumulator {
     pub(crate) batch_size: usize,
     pub(crate) linger: Duration,
     pub(crate) compression: Compression,
+    /// The level for `compression`'s codec (KIP-390), checked when the producer started;
+    /// `None`: the codec's default.
+    level: Option<CompressionLevel>,
     max_block: Duration,
     max_request_size: usize,
     partitioner: PartitionerClass,
@@ -156,6 +159,7 @@ impl Accumulator {
         batch_size: usize,
         linger: Duration,
         compression: Compression,
+        level: Option<CompressionLevel>,
         buffer_memory: usize,
         max_block: Duration,
         max_request_size: usize,
@@ -172,9 +176,25 @@ impl Accumulator {
             batch_size,
             linger,
             compression,
+            level,
             max_block,
             max_request_size,
             partitioner,
+        }
+    }
+
+    /// An empty batch with this producer's codec and level.
+    fn new_builder(&self) -> BatchBuilder {
+        let builder = BatchBuilder::new(
+            BatchHeader {
+                compression: self.compression,
+                ..Default::default()
+            },
+            self.batch_size.min(1 << 20),
+        );
+        match self.level {
+            Some(level) => builder.with_compression_level(level),
+            None => builder,
         }
     }
 
@@ -350,13 +370,7 @@ impl Accumulator {
                 created: Instant::now(),
                 count: 0,
                 reserved: 0,
-                body: Body::Open(BatchBuilder::new(
-                    BatchHeader {
-                        compression: self.compression,
-                        ..Default::default()
-                    },
-                    self.batch_size.min(1 << 20),
-                )),
+                body: Body::Open(self.new_builder()),
                 seq: None,
                 attempts: 0,
                 retry_at: None,
@@ -448,6 +462,7 @@ mod tests {
             batch_size,
             Duration::from_millis(5),
             Compression::None,
+            None,
             64 << 20,
             Duration::from_secs(1),
             1 << 20,

@@ -127,7 +127,7 @@ impl Producer {
             crate::config::PRODUCER_RECEIVE_BUFFER_BYTES,
         );
         let client = Client::connect(client_config).await?;
-        Ok(Self::start(client, config))
+        Self::start(client, config)
     }
 
     /// A producer over an existing client (its connections and metadata are shared). A
@@ -139,15 +139,18 @@ impl Producer {
 
     fn on_client(client: Client, mut config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
-        Ok(Self::start(client, config))
+        Self::start(client, config)
     }
 
-    fn start(client: Client, cfg: ProducerConfig) -> Producer {
+    fn start(client: Client, cfg: ProducerConfig) -> Result<Producer> {
         let partitioner = cfg.partitioner.clone();
+        // Resolved once: each batch takes it as it is created, no per-record cost.
+        let level = cfg.compression_level()?;
         let acc = Arc::new(Accumulator::new(
             cfg.batch_size,
             cfg.linger,
             cfg.compression,
+            level,
             cfg.buffer_memory,
             cfg.max_block,
             cfg.max_request_size,
@@ -166,7 +169,7 @@ impl Producer {
             .map(|(id, st)| Txn::new(id, cfg.transaction_timeout, st));
         let sender = Sender::new(client.clone(), acc.clone(), cfg.clone(), rx, txn);
         tokio::spawn(sender.run());
-        Producer {
+        Ok(Producer {
             inner: Arc::new(Inner {
                 client,
                 acc,
@@ -175,7 +178,7 @@ impl Producer {
                 partitioner,
                 txn_state,
             }),
-        }
+        })
     }
 
     /// The client this producer uses.
