@@ -46,9 +46,20 @@ pub(crate) struct ProduceArgs {
     /// Acknowledgements: all, 1 or 0 (default: -X acks, else all).
     #[arg(long)]
     acks: Option<String>,
-    /// Compression: none, gzip, snappy, lz4, zstd.
-    #[arg(long)]
+    /// Compression: none, gzip, snappy, lz4, zstd (--compression-codec, as Java's console
+    /// producer names it). Its level is a property: -X compression.zstd.level=19 (or
+    /// compression.gzip.level, compression.lz4.level; KIP-390).
+    #[arg(long, visible_alias = "compression-codec")]
     compression: Option<String>,
+    /// A producer property by its Java name (repeatable), as Java's console producer takes
+    /// it: --producer-property compression.gzip.level=9. The same as -X, and applied after
+    /// it (--command-property is Kafka 4.1's name for it).
+    #[arg(
+        long = "producer-property",
+        visible_alias = "command-property",
+        value_name = "KEY=VALUE"
+    )]
+    producer_properties: Vec<String>,
     /// Produce in one transaction with this transactional.id (aborted on any error and on
     /// SIGINT/SIGTERM).
     #[arg(long)]
@@ -87,11 +98,25 @@ pub(crate) struct ProduceArgs {
     registry: crate::formats::RegistryArgs,
 }
 
-/// The producer settings: -X/-F properties by Java name, then the flags. The producer's
+/// The producer settings: -X/-F properties by Java name, then --producer-property, then the
+/// flags. The producer's
 /// own defaults apply, as in Java's console producer (`batch.size` 16 KiB): records
 /// without a key switch partition every `batch.size` bytes (KIP-794), so a larger default
 /// here would leave inputs of a few MB on a few partitions. Bulk loads raise it with -X.
 fn settings(config: ClientConfig, rest: &[Property], args: &ProduceArgs) -> Result<ProducerConfig, String> {
+    let mut rest = rest.to_vec();
+    for kv in &args.producer_properties {
+        let (key, value) = kv.split_once('=').ok_or_else(|| {
+            // Never echo what may be a secret: the key alone.
+            let key = kv.split([' ', '\t', ':']).next().unwrap_or_default();
+            format!("--producer-property {key}...: expected KEY=VALUE (the value is not shown)")
+        })?;
+        rest.push(Property {
+            key: key.trim().to_owned(),
+            value: value.trim().to_owned(),
+        });
+    }
+    let rest = &rest[..];
     let mut p = ProducerConfig::from_client(config);
     for prop in rest.iter().filter(|p| !crate::formats::is_registry_key(&p.key)) {
         p.set(&prop.key, &prop.value)
