@@ -21,6 +21,7 @@ Usage:
   bench/corpus.py --check [FILE]    check a corpus: count, size, distinct, one line each, ratio in
                                     [--min-ratio, --max-ratio]; exits 1 on any failure
   bench/corpus.py --constant [--size 100] [--out FILE]   the one-value file of the constant payload
+  bench/corpus.py --contains FILE < VALUES   exits 1 unless every line of stdin is one of FILE's values
 """
 import argparse, hashlib, os, random, shutil, subprocess, sys, tempfile
 
@@ -137,6 +138,13 @@ def read(path):
     return vals
 
 
+def read_stdin():
+    data = sys.stdin.buffer.read().split(b"\n")
+    while data and not data[-1]:
+        data.pop()
+    return data
+
+
 def lz4_ratio(vals, batch_bytes=BATCH_BYTES):
     """Uncompressed / compressed bytes of the values cut into batches of batch_bytes, each
     compressed as one lz4 frame of independent 64 KiB blocks at the fast level (Kafka's lz4
@@ -214,10 +222,20 @@ def main():
     ap.add_argument("--constant", action="store_true", help="write the one-value file of the constant payload")
     ap.add_argument("--check", nargs="?", const="", metavar="FILE",
                     help="check a corpus (default: the one these arguments write, written first if missing)")
+    ap.add_argument("--contains", metavar="FILE",
+                    help="read values from stdin, one per line; exit 1 unless each is one of FILE's values")
     ap.add_argument("--min-ratio", type=float, default=MIN_RATIO)
     ap.add_argument("--max-ratio", type=float, default=MAX_RATIO)
     a = ap.parse_args()
 
+    if a.contains:
+        allowed = set(read(a.contains))
+        got = read_stdin()
+        bad = [v for v in got if v not in allowed]
+        if bad:
+            sys.exit(f"{len(bad)} of {len(got)} values are not in {a.contains} (first: {bad[0][:120]!r})")
+        print(f"ok: all {len(got)} values are in {a.contains}")
+        return
     if a.constant:
         path = write(a.out, [constant(a.size)]) if a.out else ensure_constant(a.size)
         print(path)

@@ -43,6 +43,7 @@ KNOBS = {"acks": "all", "enable.idempotence": "true", "compression.type": "lz4",
 
 def run(cmd, env=None):
     """Runs cmd; returns (stdout, wall seconds, cpu seconds, peak RSS KiB) of that child."""
+    peers.reset_peak_rss()
     start = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = p.stdout.read()
@@ -106,7 +107,7 @@ def main():
     tools_opts = env.get("STROM_KAFKA_TOOLS_JAVA_OPTS", "").split()
 
     partition_counts_list = [int(p) for p in a.partitions.split(",") if p]
-    allowed = {k: peers.allowed_values(k, files[k], a.record_size) for k in kinds}
+    values_in = {k: peers.count_values(files[k]) for k in kinds}
     results = []
     for kind in kinds:
         payload = files[kind]
@@ -114,7 +115,7 @@ def main():
             for rep in range(a.reps):
                 for client in clients:
                     r = produce_run(a, client, kind, payload, partitions, rep, binaries, strom, rdk,
-                                    franz if a.with_franz else None, bootstrap, libs, tools_opts, allowed[kind])
+                                    franz if a.with_franz else None, bootstrap, libs, tools_opts, values_in[kind])
                     results.append(r)
                     if a.json:
                         print(json.dumps(r), flush=True)
@@ -151,7 +152,7 @@ def main():
 
 
 def produce_run(a, client, kind, payload, partitions, rep, binaries, strom, rdk, franz, bootstrap, libs, tools_opts,
-                allowed):
+                values_in):
     """One client's run on a fresh topic: its records counted, spread, read back and weighed."""
     topic = f"bench-s1-{kind}-{partitions}p-{client.replace(' ', '-')}-{rep}-{int(time.time())}"
     subprocess.run([strom, "-b", bootstrap, "topics", "create", topic, "--partitions", str(partitions)],
@@ -190,7 +191,7 @@ def produce_run(a, client, kind, payload, partitions, rep, binaries, strom, rdk,
         out, wall, cpu, rss = run(cmd)
         # ProducerPerformance says how many values it read from the file: all of them.
         read = re.search(r"Number of (?:messages|records) read: (\d+)", out)
-        want = len(allowed)
+        want = values_in
         if not read or int(read.group(1)) != want:
             sys.exit(f"java read {read.group(1) if read else 'no'} values from {payload}, not {want}")
         m = re.search(r"records sent, ([0-9.]+) records/sec", out.strip().splitlines()[-1])
@@ -201,7 +202,7 @@ def produce_run(a, client, kind, payload, partitions, rep, binaries, strom, rdk,
     if sum(counts) != a.records:
         sys.exit(f"{label}: the topic holds {sum(counts):,} records, not {a.records:,}")
     used = check_spread(label, counts, allow_skew=partitions > 100 or a.allow_skew)
-    peers.check_values(strom, bootstrap, label, topic, allowed)
+    peers.check_values(strom, bootstrap, label, topic, kind, payload, a.record_size)
     disk = peers.disk_bytes(strom, bootstrap, topic)
     subprocess.run([strom, "-b", bootstrap, "topics", "delete", topic], stderr=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL)

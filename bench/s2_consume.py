@@ -113,6 +113,7 @@ public class S2Assign {
 def run(cmd, broker_pid=None):
     """Runs cmd, bounded by TIMEOUT_S; returns (stdout, wall s, rusage of that child, broker cpu s)."""
     b0 = broker_cpu(broker_pid)
+    peers.reset_peak_rss()
     start = time.monotonic()
     with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
         p = subprocess.Popen(cmd, stdout=fo, stderr=fe)
@@ -253,14 +254,14 @@ def main():
                           ["--throughput", "-1", "--producer-props"] + props)
             print(f"# {topic}: {out.strip().splitlines()[-1]}", file=sys.stderr)
             read = re.search(r"Number of (?:messages|records) read: (\d+)", out)
-            if files[kind] and (not read or int(read.group(1)) != len(corpus.read(files[kind]))):
+            if files[kind] and (not read or int(read.group(1)) != peers.count_values(files[kind])):
                 sys.exit(f"ProducerPerformance read {read.group(1) if read else 'no'} values from {files[kind]}")
             offsets = subprocess.run([strom, "-b", bootstrap, "offsets", topic], check=True, capture_output=True,
                                      text=True).stdout
             total = sum(int(l.split()[2]) for l in offsets.splitlines()[1:])
             if total != a.records:
                 sys.exit(f"{topic} holds {total} records, expected {a.records}")
-            peers.check_values(strom, bootstrap, topic, topic, peers.allowed_values(kind, files[kind], a.record_size))
+            peers.check_values(strom, bootstrap, topic, topic, kind, files[kind], a.record_size)
             disk = peers.disk_bytes(strom, bootstrap, topic)
             topics.append(f"{kind}, {partitions} partitions: {topic}, {disk / 2**20:.1f} MiB on disk "
                           f"({a.records * a.record_size / disk:.1f}x)")
