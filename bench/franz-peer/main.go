@@ -81,13 +81,24 @@ func (p *props) Set(s string) error {
 }
 
 // usageNow is this process's CPU seconds (user + system) so far and its peak RSS in KiB.
+// The peak is VmHWM, as strom bench reports it: getrusage's ru_maxrss also counts the peak of
+// the process that started this one (exec keeps the old address space's high-water mark).
 func usageNow() (float64, int64) {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return math.NaN(), 0
+	cpu := math.NaN()
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+		cpu = tv(ru.Utime) + tv(ru.Stime)
 	}
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime), ru.Maxrss
+	var rss int64
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				rss, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			}
+		}
+	}
+	return cpu, rss
 }
 
 // partitions asks the broker for the topic's partition ids (not timed: Strom's bench looks
