@@ -206,6 +206,11 @@ enum BenchAction {
     /// Consume a fixed number of records as members of a share group (Java's
     /// ShareConsumerPerformance).
     ShareConsume(bench::BenchShareConsumeArgs),
+    /// Produce at a fixed rate while a consumer in the same process reads the topic: the
+    /// end-to-end latency of every record (S5).
+    Latency(bench::BenchLatencyArgs),
+    /// Transactions of a fixed number of records: records/s and commit latency (S4).
+    Txn(bench::BenchTxnArgs),
 }
 
 /// Which role's settings a command applies; the others' keys only get a warning.
@@ -409,7 +414,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Registry { .. } => Role::Registry,
         Command::Produce(_)
         | Command::Bench {
-            action: BenchAction::Produce(_),
+            action: BenchAction::Produce(_) | BenchAction::Latency(_) | BenchAction::Txn(_),
         } => Role::Producer,
         Command::Share { .. }
         | Command::Bench {
@@ -456,6 +461,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench {
             action: BenchAction::ShareConsume(args),
         } => bench::share_consume(config, rest, args).await,
+        Command::Bench {
+            action: BenchAction::Latency(args),
+        } => bench::latency(config, rest, args).await,
+        Command::Bench {
+            action: BenchAction::Txn(args),
+        } => bench::txn(config, rest, args).await,
     }
 }
 
@@ -522,11 +533,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `bench produce` runs the producer's sender task on a worker thread of its own, beside
     // the thread that appends records, as Java's Sender thread and librdkafka's broker
-    // threads do (and as a service on tokio's default multi-threaded runtime gets). Every
-    // other command is one thread.
+    // threads do (and as a service on tokio's default multi-threaded runtime gets); so do
+    // `bench txn` and `bench latency` (whose consumer runs on that worker too, as a task
+    // beside the sender, while the main thread paces the records). Every other command is
+    // one thread.
     let builder = match &cli.command {
         Command::Bench {
-            action: BenchAction::Produce(_),
+            action: BenchAction::Produce(_) | BenchAction::Latency(_) | BenchAction::Txn(_),
         } => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(1);
