@@ -4,6 +4,9 @@
 //
 //	franz-peer produce -b HOST:PORT -topic T -records N [-record-size 100 | -payload-file F] [-X key=value]...
 //	franz-peer consume -b HOST:PORT -topic T -records N [-poll records|fetches] [-X key=value]...
+//	franz-peer produce ... -keys N                  (S3: keyed records with a per-key sequence number)
+//	franz-peer latency -b HOST:PORT -topic T -rate R -seconds S [-payload-file F] [-X key=value]...  (S5)
+//	franz-peer txn -b HOST:PORT -topic T -transactions T -per-transaction M [-payload-file F] [-X ...]  (S4)
 //
 // Settings are given by their Java names (-X linger.ms=5), mapped onto kgo's options; a key
 // this peer cannot map is refused rather than ignored. What is not given keeps franz-go's
@@ -52,6 +55,10 @@ func main() {
 		err = produce(os.Args[2:])
 	case "consume":
 		err = consume(os.Args[2:])
+	case "latency":
+		err = latency(os.Args[2:])
+	case "txn":
+		err = txn(os.Args[2:])
 	default:
 		usage()
 	}
@@ -62,7 +69,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: franz-peer produce|consume -b HOST:PORT -topic T -records N [options] (-h for each)")
+	fmt.Fprintln(os.Stderr, "usage: franz-peer produce|consume|latency|txn -b HOST:PORT -topic T [options] (-h for each)")
 	os.Exit(2)
 }
 
@@ -192,6 +199,8 @@ func produce(args []string) error {
 	records := fs.Int64("records", 1_000_000, "records to send")
 	recordSize := fs.Int("record-size", 100, "size of the constant value (without -payload-file)")
 	payloadFile := fs.String("payload-file", "", "values, one per line, sent in turn (as strom bench produce --payload-file)")
+	keys := fs.Int64("keys", 0, "keyed records (S3): keys key-NNNNNN drawn as strom bench produce --keys draws them, the "+
+		"key's sequence number in value bytes 0..8")
 	var xs props
 	fs.Var(&xs, "X", "a producer setting by its Java name (repeatable): acks, enable.idempotence, compression.type, "+
 		"linger.ms, batch.size, max.in.flight.requests.per.connection, buffer.memory, max.buffered.records")
@@ -205,95 +214,20 @@ func produce(args []string) error {
 		return err
 	}
 
-	// franz-go's defaults, overridden by -X below; every value here is printed.
-	settings := map[string]any{
-		"acks": "all", "enable.idempotence": true, "compression.type": "snappy", "linger.ms": 10,
-		"batch.size": 1_000_012, "max.in.flight.requests.per.connection": 5, "buffer.memory": "unlimited",
-		"max.buffered.records": 50_000, "partitioner": "UniformBytesPartitioner(65536 bytes, adaptive, keys)",
-		"franz-go": "v1.22.3",
+	opts, settings, err := producerOptions(*bootstrap, *topic, xs)
+	if err != nil {
+		return err
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(*bootstrap, ",")...), kgo.DefaultProduceTopic(*topic)}
-	idempotent, inflight := true, 5
-	for _, kv := range xs {
-		k, v := kv[0], kv[1]
-		n, nerr := strconv.Atoi(v)
-		needInt := func() error {
-			if nerr != nil || n < 0 {
-				return fmt.Errorf("%s=%s: want a non-negative integer", k, v)
-			}
-			return nil
+	var keyed *keyStream
+	if *keys > 0 {
+		if keyed, err = newKeyStream(*keys); err != nil {
+			return err
 		}
-		switch k {
-		case "acks":
-			switch v {
-			case "all", "-1":
-				opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
-				v = "all"
-			case "1":
-				opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()))
-			case "0":
-				opts = append(opts, kgo.RequiredAcks(kgo.NoAck()))
-			default:
-				return fmt.Errorf("acks=%s: want all, 1 or 0", v)
-			}
-			settings[k] = v
-		case "enable.idempotence":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%s=%s: want true or false", k, v)
-			}
-			idempotent = b
-			settings[k] = b
-		case "compression.type":
-			codec, ok := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
-				"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[v]
-			if !ok {
-				return fmt.Errorf("compression.type=%s: want none, gzip, snappy, lz4 or zstd", v)
-			}
-			opts = append(opts, kgo.ProducerBatchCompression(codec))
-			settings[k] = v
-		case "linger.ms":
-			if err := needInt(); err != nil {
-				return err
-			}
-			opts = append(opts, kgo.ProducerLinger(time.Duration(n)*time.Millisecond))
-			settings[k] = n
-		case "batch.size":
-			if err := needInt(); err != nil {
-				return err
-			}
-			opts = append(opts, kgo.ProducerBatchMaxBytes(int32(n)))
-			settings[k] = n
-		case "max.in.flight.requests.per.connection":
-			if err := needInt(); err != nil {
-				return err
-			}
-			inflight = n
-		case "buffer.memory":
-			if err := needInt(); err != nil {
-				return err
-			}
-			opts = append(opts, kgo.MaxBufferedBytes(n))
-			settings[k] = n
-		case "max.buffered.records":
-			if err := needInt(); err != nil {
-				return err
-			}
-			opts = append(opts, kgo.MaxBufferedRecords(n))
-			settings[k] = n
-		default:
-			return fmt.Errorf("-X %s: not a setting this peer maps onto kgo", k)
-		}
+		settings["keys"] = *keys
+		settings["key"] = "key-NNNNNN"
+		settings["partitioner"] = "UniformBytesPartitioner: murmur2 of the key (KafkaHasher) for keyed records"
+		settings["sequence"] = "value bytes 0..8, big-endian u64 per key"
 	}
-	if idempotent {
-		// kgo allows exactly 5 in flight per broker with idempotence and refuses the option.
-		if inflight != 5 {
-			return fmt.Errorf("max.in.flight.requests.per.connection=%d: franz-go fixes it at 5 with idempotence", inflight)
-		}
-	} else {
-		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(inflight))
-	}
-	settings["max.in.flight.requests.per.connection"] = inflight
 	if *payloadFile != "" {
 		settings["payload_file"] = *payloadFile
 		settings["payload_values"] = len(values)
@@ -331,13 +265,22 @@ func produce(args []string) error {
 	cpu0, _ := usageNow()
 	started := time.Now()
 	var sent int64
+	var stamper stamper
 	n := int64(len(values))
 	for i := int64(0); i < *records; i++ {
 		// A Record per produce is kgo's API (it keeps the record until the promise); the value
 		// is a slice of the payload buffer, not a copy.
 		v := values[i%n]
-		sent += int64(len(v))
-		cl.Produce(ctx, &kgo.Record{Value: v}, promise)
+		rec := &kgo.Record{Value: v}
+		if keyed != nil {
+			k, key := keyed.next()
+			rec.Key = key
+			rec.Value = stamper.stamp(keyed.seq[k], v)
+			keyed.seq[k]++
+			sent += int64(len(key))
+		}
+		sent += int64(len(rec.Value))
+		cl.Produce(ctx, rec, promise)
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return fmt.Errorf("flush: %w", err)
@@ -365,6 +308,110 @@ func produce(args []string) error {
 		return fmt.Errorf("%d of %d records acknowledged", acked.Load(), *records)
 	}
 	return nil
+}
+
+// producerOptions maps -X settings (Java names) onto kgo's producer options; the map holds
+// every resolved value, franz-go's defaults included, to be printed.
+func producerOptions(bootstrap, topic string, xs props) ([]kgo.Opt, map[string]any, error) {
+	// franz-go's defaults, overridden by -X below; every value here is printed.
+	settings := map[string]any{
+		"acks": "all", "enable.idempotence": true, "compression.type": "snappy", "linger.ms": 10,
+		"batch.size": 1_000_012, "max.in.flight.requests.per.connection": 5, "buffer.memory": "unlimited",
+		"max.buffered.records": 50_000, "partitioner": "UniformBytesPartitioner(65536 bytes, adaptive, keys)",
+		"franz-go": "v1.22.3",
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(bootstrap, ",")...), kgo.DefaultProduceTopic(topic)}
+	idempotent, inflight := true, 5
+	for _, kv := range xs {
+		k, v := kv[0], kv[1]
+		n, nerr := strconv.Atoi(v)
+		needInt := func() error {
+			if nerr != nil || n < 0 {
+				return fmt.Errorf("%s=%s: want a non-negative integer", k, v)
+			}
+			return nil
+		}
+		switch k {
+		case "acks":
+			switch v {
+			case "all", "-1":
+				opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+				v = "all"
+			case "1":
+				opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()))
+			case "0":
+				opts = append(opts, kgo.RequiredAcks(kgo.NoAck()))
+			default:
+				return nil, nil, fmt.Errorf("acks=%s: want all, 1 or 0", v)
+			}
+			settings[k] = v
+		case "enable.idempotence":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s=%s: want true or false", k, v)
+			}
+			idempotent = b
+			settings[k] = b
+		case "compression.type":
+			codec, ok := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
+				"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[v]
+			if !ok {
+				return nil, nil, fmt.Errorf("compression.type=%s: want none, gzip, snappy, lz4 or zstd", v)
+			}
+			opts = append(opts, kgo.ProducerBatchCompression(codec))
+			settings[k] = v
+		case "linger.ms":
+			if err := needInt(); err != nil {
+				return nil, nil, err
+			}
+			opts = append(opts, kgo.ProducerLinger(time.Duration(n)*time.Millisecond))
+			settings[k] = n
+		case "batch.size":
+			if err := needInt(); err != nil {
+				return nil, nil, err
+			}
+			opts = append(opts, kgo.ProducerBatchMaxBytes(int32(n)))
+			settings[k] = n
+		case "max.in.flight.requests.per.connection":
+			if err := needInt(); err != nil {
+				return nil, nil, err
+			}
+			inflight = n
+		case "buffer.memory":
+			if err := needInt(); err != nil {
+				return nil, nil, err
+			}
+			opts = append(opts, kgo.MaxBufferedBytes(n))
+			settings[k] = n
+		case "max.buffered.records":
+			if err := needInt(); err != nil {
+				return nil, nil, err
+			}
+			opts = append(opts, kgo.MaxBufferedRecords(n))
+			settings[k] = n
+		case "transactional.id":
+			opts = append(opts, kgo.TransactionalID(v))
+			settings[k] = v
+		case "transaction.timeout.ms":
+			if err := needInt(); err != nil {
+				return nil, nil, err
+			}
+			opts = append(opts, kgo.TransactionTimeout(time.Duration(n)*time.Millisecond))
+			settings[k] = n
+		default:
+			return nil, nil, fmt.Errorf("-X %s: not a setting this peer maps onto kgo", k)
+		}
+	}
+	if idempotent {
+		// kgo allows exactly 5 in flight per broker with idempotence and refuses the option.
+		if inflight != 5 {
+			return nil, nil, fmt.Errorf("max.in.flight.requests.per.connection=%d: franz-go fixes it at 5 with idempotence", inflight)
+		}
+	} else {
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(inflight))
+	}
+	settings["max.in.flight.requests.per.connection"] = inflight
+	return opts, settings, nil
 }
 
 // fetchTally counts Fetch responses and their bytes on the wire (kgo's read hook; key 1 is
