@@ -7,10 +7,21 @@
 //! file's values in turn (newline-separated, as `strom bench produce --payload-file` and
 //! Java's ProducerPerformance read it; bench/corpus.py writes one).
 //!
+//! Keyed produce (bench/s3_keyed.py): the produce command with `--keys=N`: keys `key-NNNNNN`
+//! drawn as `strom bench produce --keys` draws them, and the key's sequence number in the
+//! value's first 8 bytes (big-endian). Pass `partitioner=murmur2_random` for Java's key hash.
+//!
+//! Latency (bench/s5_latency.py): `rdkafka-peer latency BOOTSTRAP TOPIC RATE SECONDS
+//! [--payload-file=FILE] [--warmup-seconds=1] [key=value ...]`; transactions
+//! (bench/s4_txn.py): `rdkafka-peer txn BOOTSTRAP TOPIC TRANSACTIONS PER_TRANSACTION
+//! [--payload-file=FILE] [key=value ...]`. See src/scenarios.rs.
+//!
 //! Consume (bench/s2_consume.py): `rdkafka-peer consume BOOTSTRAP TOPIC RECORDS [key=value ...]`.
 //! Uses `BaseConsumer::poll` (one message per call, as a Rust application reads it) with
 //! every partition assigned at `Offset::Beginning` (no group join; librdkafka wants a
 //! `group.id` for `assign`, so one is set, never used for commits).
+
+mod scenarios;
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +33,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 
-struct Ctx;
+pub(crate) struct Ctx;
 impl ClientContext for Ctx {}
 impl ProducerContext for Ctx {
     type DeliveryOpaque = ();
@@ -35,7 +46,7 @@ impl ProducerContext for Ctx {
 }
 
 /// CPU seconds (user + system) of this process so far, from /proc (clock ticks of 10 ms).
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| {
@@ -130,9 +141,11 @@ fn consume(args: &[String]) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("consume") {
-        consume(&args);
-        return;
+    match args.get(1).map(String::as_str) {
+        Some("consume") => return consume(&args),
+        Some("latency") => return scenarios::latency(&args),
+        Some("txn") => return scenarios::txn(&args),
+        _ => {}
     }
     if args.len() < 5 {
         eprintln!("usage: rdkafka-peer BOOTSTRAP TOPIC RECORDS RECORD_SIZE [--payload-file=FILE] [key=value ...]");
@@ -144,10 +157,15 @@ fn main() {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap);
     let mut payload_file = None;
+    let mut keys = None;
     let mut knobs = Vec::new();
     for kv in &args[5..] {
         if let Some(file) = kv.strip_prefix("--payload-file=") {
             payload_file = Some(file.to_owned());
+            continue;
+        }
+        if let Some(n) = kv.strip_prefix("--keys=") {
+            keys = Some(scenarios::KeyStream::new(n.parse().expect("--keys=N")));
             continue;
         }
         let (k, v) = kv.split_once('=').expect("key=value");
@@ -165,15 +183,33 @@ fn main() {
         Some(file) => format!("\"payload_file\":\"{file}\",\"payload_values\":{}", values.len()),
         None => format!("\"record_size\":{size}"),
     });
+    if let Some(k) = &keys {
+        knobs.push(format!(
+            "\"keys\":{},\"key\":\"key-NNNNNN\",\"sequence\":\"value bytes 0..8, big-endian u64 per key\"",
+            k.len()
+        ));
+    }
     let (mut next, mut bytes) = (0, 0u64);
+    let mut stamped = Vec::new();
     let cpu0 = cpu_seconds();
     let started = Instant::now();
     for _ in 0..records {
         // librdkafka copies the value into its message (RD_KAFKA_MSG_F_COPY, as rust-rdkafka asks).
-        let payload = values[next];
+        let mut payload = values[next];
         next = if next + 1 == values.len() { 0 } else { next + 1 };
+        let mut key: Option<&[u8]> = None;
+        if let Some(k) = &mut keys {
+            let (seq, kb) = k.next_key();
+            scenarios::stamp_into(&mut stamped, seq, payload);
+            payload = &stamped;
+            key = Some(kb);
+            bytes += kb.len() as u64;
+        }
         bytes += payload.len() as u64;
-        let mut rec = BaseRecord::<(), [u8]>::to(topic).payload(payload);
+        let mut rec = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if let Some(key) = key {
+            rec = rec.key(key);
+        }
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -198,7 +234,7 @@ fn main() {
 
 /// Random uppercase letters from one xorshift seed: the constant value `strom bench produce`,
 /// bench/franz-peer and bench/corpus.py's constant() send too.
-fn constant(size: usize) -> Vec<u8> {
+pub(crate) fn constant(size: usize) -> Vec<u8> {
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     (0..size)
         .map(|_| {
@@ -212,7 +248,7 @@ fn constant(size: usize) -> Vec<u8> {
 
 /// A payload file's values: split on `\n` as Java's ProducerPerformance splits its
 /// --payload-file (trailing empty values dropped). A constant value has no newline: one value.
-fn split_values(data: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn split_values(data: &[u8]) -> Vec<&[u8]> {
     let mut values: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
     while values.last().is_some_and(|v| v.is_empty()) {
         values.pop();
