@@ -284,12 +284,7 @@ mod tests {
                 .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
                 .collect(),
         );
-        cases.push(
-            text(3_000)
-                .into_iter()
-                .chain(std::iter::repeat_n(9, 70_000))
-                .collect(),
-        );
+        cases.push(text(3_000).into_iter().chain(std::iter::repeat_n(9, 70_000)).collect());
         for input in cases {
             for level in [1, 6, 17] {
                 let mut out = Vec::new();
