@@ -118,3 +118,118 @@ def disk_bytes(strom, bootstrap, topic):
                          capture_output=True, text=True).stdout
     return sum(r["size"] for b in json.loads(out) for d in b["log_dirs"] for r in d["replicas"]
                if r["topic"] == topic and not r["is_future"])
+
+
+# --- What bench/s3_keyed.py, s4_txn.py and s5_latency.py share: the broker, the four clients
+# built or found (failing with what to install when one cannot be), and runs measured by wait4.
+
+CLIENTS = ("strom", "java", "librdkafka", "franz-go")
+RDK = os.path.join(ROOT, "target", "rdkafka-peer", "release", "rdkafka-peer")
+JAVA_DIR = os.path.join(ROOT, "target", "bench-java")
+
+
+def broker_env():
+    """Starts the local broker if needed (scripts/kafka up) and returns `scripts/kafka env`."""
+    subprocess.run([f"{ROOT}/scripts/kafka", "up"], check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run([f"{ROOT}/scripts/kafka", "env"], check=True, capture_output=True, text=True).stdout
+    return {k: v.strip("'\"") for k, v in (l.split("=", 1) for l in out.splitlines() if "=" in l)}
+
+
+def parse_clients(arg):
+    """--clients: a comma-separated subset of CLIENTS, in their order."""
+    want = [c for c in arg.split(",") if c]
+    for c in want:
+        if c not in CLIENTS:
+            sys.exit(f"--clients {arg}: {c} is not one of {', '.join(CLIENTS)}")
+    return [c for c in CLIENTS if c in want]
+
+
+def build_clients(clients, libs):
+    """Builds what the chosen clients need and returns their programs: strom (release
+    build), the Java harness integration-tests/java/BenchPeer.java compiled once with javac
+    (so compiling is not in Java's measured CPU), bench/rdkafka-peer (librdkafka from
+    source) and bench/franz-peer. Exits with what to install when a tool is missing."""
+    if not shutil.which("cargo"):
+        sys.exit("Strom needs Rust's cargo (https://rustup.rs, stable 1.87 or newer)")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strom-cli"], cwd=ROOT, check=True)
+    progs = {"strom": os.path.join(ROOT, "target", "release", "strom")}
+    if "java" in clients:
+        if not shutil.which("javac") or not shutil.which("java"):
+            sys.exit("the Java client's runs need a JDK 17+ with javac (Debian: apt-get install openjdk-17-jdk-headless); "
+                     "or leave java out of --clients")
+        os.makedirs(JAVA_DIR, exist_ok=True)
+        subprocess.run(["javac", "-nowarn", "-cp", f"{libs}/*", "-d", JAVA_DIR,
+                        os.path.join(ROOT, "integration-tests", "java", "BenchPeer.java")], check=True)
+        progs["java"] = JAVA_DIR
+    if "librdkafka" in clients:
+        missing = [t for t in ("cmake", "cc", "c++", "make") if not shutil.which(t)]
+        if missing:
+            sys.exit(f"bench/rdkafka-peer builds librdkafka from source and needs {', '.join(missing)} "
+                     "(Debian: apt-get install cmake g++ make); or leave librdkafka out of --clients")
+        subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path",
+                        os.path.join(ROOT, "bench", "rdkafka-peer", "Cargo.toml")], cwd=ROOT, check=True,
+                       env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "rdkafka-peer")))
+        progs["librdkafka"] = RDK
+    if "franz-go" in clients:
+        if not shutil.which("go"):
+            sys.exit("bench/franz-peer needs the Go toolchain (Go 1.26, https://go.dev/dl/ or the distribution's "
+                     "golang package); or leave franz-go out of --clients")
+        progs["franz-go"] = build_franz()
+    return progs
+
+
+def run_measured(cmd, timeout_s=900):
+    """Runs one client process; returns (stdout, stderr, wall s, CPU s, peak RSS KiB) from
+    wait4(), the same way for every client. Exits when it fails or outlives timeout_s."""
+    import tempfile, time
+    reset_peak_rss()
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        p = subprocess.Popen(cmd, stdout=fo, stderr=fe)
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - start > timeout_s:
+                p.kill()
+                os.wait4(p.pid, 0)
+                sys.exit(f"{' '.join(cmd[:4])} took more than {timeout_s} s")
+            time.sleep(0.01)
+        wall = time.monotonic() - start
+        fo.seek(0)
+        fe.seek(0)
+        out, err = fo.read().decode(), fe.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd[:4])} failed: {err[-3000:]}")
+    return out, err, wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def last_json(out, label):
+    """The last line of a client's output, its JSON report."""
+    lines = [l for l in out.strip().splitlines() if l.startswith("{")]
+    if not lines:
+        sys.exit(f"{label}: no JSON report in its output: {out[-500:]}")
+    return json.loads(lines[-1])
+
+
+def create_topic(strom, bootstrap, topic, partitions):
+    subprocess.run([strom, "-b", bootstrap, "topics", "create", topic, "--partitions", str(partitions)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def delete_topic(strom, bootstrap, topic):
+    subprocess.run([strom, "-b", bootstrap, "topics", "delete", topic], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def java_cmd(progs, libs, env, main_args):
+    """The Java harness's command line (heap as S1's Java runs, the tools' log settings)."""
+    return ["java", "-Xms512m", "-Xmx1g"] + env.get("STROM_KAFKA_TOOLS_JAVA_OPTS", "").split() + \
+        ["-cp", f"{progs['java']}:{libs}/*", "BenchPeer"] + main_args
+
+
+def props_for(client, knobs):
+    """-X style settings for a client: librdkafka calls compression.type compression.codec."""
+    if client == "librdkafka":
+        return {("compression.codec" if k == "compression.type" else k): v for k, v in knobs.items()}
+    return dict(knobs)
