@@ -4,8 +4,16 @@
 //! `forSpecific`), and plain Avro datums with a static schema and no framing (Flink's
 //! `AvroDeserializationSchema`).
 //!
-//! Generic records are [`apache_avro::types::Value`]s; specific ones any `serde` type whose
-//! shape matches the schema.
+//! Generic records are [`GenericValue`]s and [`GenericRecord`]s, which share their schema's
+//! field names as Java's `GenericData.Record` does (`decode_generic`, `encode_generic`), or
+//! apache-avro's [`apache_avro::types::Value`]s (`decode_value`, `encode_value`), which own
+//! a copy of every name; specific ones any `serde` type whose shape matches the schema.
+//!
+//! Decoding goes through a plan compiled once per writer and reader schema: the resolution
+//! (fields reordered, added with defaults, removed; promotions; enum symbols; union branches)
+//! is decided when the plan is built, Java's `Resolver` rules, and each datum is a loop over
+//! the plan. A deserializer keeps the plans of the first schema ids it meets where it reads
+//! them without a lock.
 //!
 //! ```no_run
 //! # async fn demo() -> strom_registry::Result<()> {
@@ -25,13 +33,19 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 pub use apache_avro::types::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::cache::{in_topic, PerTopic, Writers};
+use crate::avro_compiled::{Compiled, Node};
+pub use crate::avro_generic::{GenericRecord, GenericValue};
+use crate::avro_plan::Plan;
+use crate::avro_read::Fail;
+use crate::cache::{in_topic, PerTopic, Writers, FAST_SLOTS};
 use crate::client::{Schema, SchemaRegistryClient, SchemaType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire;
@@ -55,7 +69,16 @@ struct Parsed {
     /// Avro's Parsing Canonical Form: equal for schemas that read each other's datums
     /// without resolution.
     canonical: String,
+    /// The schema compiled for the plans, the generic values and the serde encoder.
+    compiled: Arc<Compiled>,
+    /// The plan reading datums of this schema as they were written.
+    identity: OnceLock<Arc<Plan>>,
+    /// Plans reading them as other schemas, by the reader's canonical form.
+    resolved: Mutex<Vec<(String, Arc<Plan>)>>,
 }
+
+/// Most plans to other readers one writer schema keeps (then they are compiled again).
+const MAX_RESOLVED_PLANS: usize = 16;
 
 impl AvroSchema {
     /// Parses an Avro schema (JSON) without references.
@@ -90,6 +113,7 @@ impl AvroSchema {
         all.extend(named.iter());
         let names = crate::avro_datum::Names::collect(&all);
         let canonical = parsed.canonical_form();
+        let compiled = Arc::new(Compiled::new(&parsed, &names));
         Ok(AvroSchema {
             inner: Arc::new(Parsed {
                 canonical,
@@ -98,6 +122,9 @@ impl AvroSchema {
                 named,
                 registry: schema,
                 full_name,
+                compiled,
+                identity: OnceLock::new(),
+                resolved: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -142,8 +169,20 @@ impl AvroSchema {
         crate::avro_datum::encode(&self.inner.schema, &self.inner.names, value, out)
     }
 
-    /// Writes a serde value as an Avro binary datum of this schema to `out`.
+    /// Writes a serde value as an Avro binary datum of this schema to `out`: straight into
+    /// `out`, record fields in the schema's order. The bytes are what apache-avro's
+    /// `write_avro_datum_ref` writes; shapes the compiled serializer does not handle (tuples,
+    /// enum variants with data, skipped fields) are written by apache-avro.
     pub fn encode<T: Serialize>(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
+        match crate::avro_ser::encode(&self.inner.compiled, value, out) {
+            Ok(()) => Ok(()),
+            Err(crate::avro_ser::SerError::Invalid(m)) => Err(Error::serialization(m)),
+            Err(crate::avro_ser::SerError::Fallback) => self.encode_with_apache_avro(value, out),
+        }
+    }
+
+    /// [`AvroSchema::encode`] by apache-avro's serializer.
+    fn encode_with_apache_avro<T: Serialize>(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
         if self.inner.named.is_empty() {
             // Straight from serde to bytes, no intermediate Value.
             return apache_avro::write_avro_datum_ref(&self.inner.schema, value, out)
@@ -172,55 +211,106 @@ impl AvroSchema {
 }
 
 impl AvroSchema {
-    /// Reads one datum written with this schema into `T`, resolved to `reader` when given.
-    /// Without a reader schema, or with one of the same canonical form, straight from the
-    /// bytes into `T` (no intermediate `Value`); otherwise through Avro's schema resolution.
-    pub fn decode_into<T: DeserializeOwned>(&self, datum: &[u8], reader: Option<&AvroSchema>) -> Result<T> {
-        let direct =
-            reader.is_none_or(|r| Arc::ptr_eq(&r.inner, &self.inner) || r.inner.canonical == self.inner.canonical);
-        if direct {
-            crate::avro_datum::decode_serde(&self.inner.schema, &self.inner.names, datum)
-        } else {
-            specific(&self.decode(datum, reader)?)
+    /// The plan reading datums of this schema (the writer's) as `reader` (`None`: as
+    /// written), compiled once and kept.
+    fn plan_for(&self, reader: Option<&AvroSchema>) -> Result<Arc<Plan>> {
+        let reader =
+            reader.filter(|r| !Arc::ptr_eq(&r.inner, &self.inner) && r.inner.canonical != self.inner.canonical);
+        let Some(reader) = reader else {
+            if let Some(p) = self.inner.identity.get() {
+                return Ok(p.clone());
+            }
+            let plan = Arc::new(Plan::new(self.inner.compiled.clone(), self.inner.compiled.clone()));
+            return Ok(self.inner.identity.get_or_init(|| plan).clone());
+        };
+        let mut resolved = self.inner.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, p)) = resolved.iter().find(|(c, _)| *c == reader.inner.canonical) {
+            return Ok(p.clone());
         }
+        let plan = Arc::new(Plan::new(self.inner.compiled.clone(), reader.inner.compiled.clone()));
+        if resolved.len() >= MAX_RESOLVED_PLANS {
+            resolved.clear();
+        }
+        resolved.push((reader.inner.canonical.clone(), plan.clone()));
+        Ok(plan)
     }
-}
 
-impl AvroSchema {
+    /// Reads one datum written with this schema into `T`, resolved to `reader` when given,
+    /// straight from the bytes into `T` (no intermediate value).
+    pub fn decode_into<T: DeserializeOwned>(&self, datum: &[u8], reader: Option<&AvroSchema>) -> Result<T> {
+        let plan = self.plan_for(reader)?;
+        crate::avro_plan_serde::decode(&plan, datum)
+    }
+
     /// Reads one datum written with this schema into a `T` that may borrow its strings and
     /// bytes from `datum` (`&'a str`, `&'a [u8]`, `Cow<'a, str>` with `#[serde(borrow)]`): no
-    /// allocation for them. Only without schema resolution: `reader`, when given, must have
-    /// this schema's canonical form (a resolved datum is rebuilt, and so cannot be borrowed
-    /// from); otherwise an error naming both schemas. `decode_into` resolves.
+    /// allocation for them. Resolved to `reader` when given; a field the writer lacks comes
+    /// from the reader's default, which is not in `datum`: borrow it as `Cow<'a, str>`.
     pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(
         &self,
         datum: &'a [u8],
         reader: Option<&AvroSchema>,
     ) -> Result<T> {
-        if let Some(r) = reader {
-            if !Arc::ptr_eq(&r.inner, &self.inner) && r.inner.canonical != self.inner.canonical {
-                let name = |s: &AvroSchema| s.full_name().unwrap_or("(unnamed)").to_owned();
-                return Err(Error::serialization(format!(
-                    "a borrowed decode needs the writer's schema: the reader's {} differs from the writer's {} \
-                     (decode into an owned type to resolve it)",
-                    name(r),
-                    name(self)
-                )));
-            }
-        }
-        crate::avro_datum::decode_serde(&self.inner.schema, &self.inner.names, datum)
+        let plan = self.plan_for(reader)?;
+        crate::avro_plan_serde::decode(&plan, datum)
     }
-}
 
-/// `T` from a decoded value (a specific record).
-fn specific<T: DeserializeOwned>(v: &Value) -> Result<T> {
-    apache_avro::from_value(v).map_err(|e| {
-        Error::serialization(format!(
-            "the Avro record does not deserialize into {}",
-            std::any::type_name::<T>()
-        ))
-        .with_source(e)
-    })
+    /// Reads one datum written with this schema as a generic value of `reader`'s schema (this
+    /// one when `None`): records are [`GenericRecord`]s sharing the schema's names.
+    pub fn decode_generic(&self, datum: &[u8], reader: Option<&AvroSchema>) -> Result<GenericValue> {
+        self.plan_for(reader)?.decode_generic(datum)
+    }
+
+    /// Writes a generic value as an Avro binary datum of this schema to `out` (a union's
+    /// branch picked by the value's kind, and for records by name); a value that does not
+    /// match the schema is an [`ErrorKind::Serialization`] error naming where, and leaves
+    /// nothing in `out`.
+    pub fn encode_generic(&self, value: &GenericValue, out: &mut Vec<u8>) -> Result<()> {
+        let c = &self.inner.compiled;
+        let start = out.len();
+        crate::avro_generic::encode(c, c.root, value, out, 0).map_err(|e| {
+            out.truncate(start);
+            e.into_error()
+        })
+    }
+
+    /// A generic value of this schema as apache-avro's [`Value`] (unions wrapped, names
+    /// copied).
+    pub fn generic_to_value(&self, value: &GenericValue) -> Result<Value> {
+        let c = &self.inner.compiled;
+        crate::avro_generic::to_value(c, c.root, value, 0).map_err(Fail::into_error)
+    }
+
+    /// apache-avro's [`Value`] of this schema as a generic value.
+    pub fn generic_from_value(&self, value: &Value) -> Result<GenericValue> {
+        let c = &self.inner.compiled;
+        crate::avro_generic::from_value(c, c.root, value, 0).map_err(Fail::into_error)
+    }
+
+    /// A new record of this schema (a record schema), each field at its default (`Null`
+    /// without one): Java's `new GenericData.Record(schema)`.
+    pub fn new_record(&self) -> Result<GenericRecord> {
+        let c = &self.inner.compiled;
+        match c.node(c.root) {
+            Node::Record(r) => Ok(GenericRecord::with_defaults(c, *r)),
+            _ => Err(Error::serialization(format!(
+                "the schema is {}, not a record",
+                c.describe(c.root)
+            ))),
+        }
+    }
+
+    /// A new record of the record type `full_name` defined in this schema (or its
+    /// references), each field at its default.
+    pub fn new_named_record(&self, full_name: &str) -> Result<GenericRecord> {
+        let c = &self.inner.compiled;
+        match c.record_named(full_name) {
+            Some(r) => Ok(GenericRecord::with_defaults(c, r)),
+            None => Err(Error::serialization(format!(
+                "the schema defines no record {full_name}"
+            ))),
+        }
+    }
 }
 
 /// A Confluent-compatible Avro serializer (Java's `KafkaAvroSerializer`): the subject from
@@ -234,7 +324,13 @@ pub struct AvroSerializer {
     registry: SchemaRegistryClient,
     schema: AvroSchema,
     found: Arc<PerTopic<AvroSchema>>,
+    /// The largest record written so far (up to 64 KiB): each output is allocated that big,
+    /// so that it is not grown while the record is written.
+    size_hint: Arc<AtomicUsize>,
 }
+
+/// The largest output size a serializer allocates up front.
+const MAX_SIZE_HINT: usize = 64 * 1024;
 
 impl std::fmt::Debug for AvroSerializer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -253,7 +349,19 @@ impl AvroSerializer {
             registry,
             schema,
             found: Arc::new(PerTopic::new()),
+            size_hint: Arc::new(AtomicUsize::new(64)),
         }
+    }
+
+    /// A framed record: the header of `id`, then what `write` appends.
+    fn framed(&self, id: i32, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.size_hint.load(Ordering::Relaxed));
+        wire::encode_header(id, &mut out);
+        write(&mut out).map_err(|e| e.with_schema_id(id))?;
+        if out.len() > self.size_hint.load(Ordering::Relaxed) && out.len() <= MAX_SIZE_HINT {
+            self.size_hint.fetch_max(out.len(), Ordering::Relaxed);
+        }
+        Ok(out)
     }
 
     /// The schema id and writer schema for `topic`.
@@ -269,20 +377,30 @@ impl AvroSerializer {
 
     /// A serde value (a specific record) in the Confluent wire format.
     pub async fn encode<T: Serialize>(&self, topic: &str, is_key: bool, value: &T) -> Result<Vec<u8>> {
+        if let Some((id, schema)) = self.found.fast(topic, is_key) {
+            return self.framed(id, |out| schema.encode(value, out));
+        }
         let (id, schema) = self.writer(topic, is_key).await?;
-        let mut out = Vec::with_capacity(64);
-        wire::encode_header(id, &mut out);
-        schema.encode(value, &mut out).map_err(|e| e.with_schema_id(id))?;
-        Ok(out)
+        self.framed(id, |out| schema.encode(value, out))
     }
 
-    /// A generic value in the Confluent wire format.
+    /// An apache-avro generic value in the Confluent wire format.
     pub async fn encode_value(&self, topic: &str, is_key: bool, value: &Value) -> Result<Vec<u8>> {
+        if let Some((id, schema)) = self.found.fast(topic, is_key) {
+            return self.framed(id, |out| schema.encode_value(value, out));
+        }
         let (id, schema) = self.writer(topic, is_key).await?;
-        let mut out = Vec::with_capacity(64);
-        wire::encode_header(id, &mut out);
-        schema.encode_value(value, &mut out).map_err(|e| e.with_schema_id(id))?;
-        Ok(out)
+        self.framed(id, |out| schema.encode_value(value, out))
+    }
+
+    /// A generic value ([`GenericValue`], e.g. a [`GenericRecord`]) in the Confluent wire
+    /// format.
+    pub async fn encode_generic(&self, topic: &str, is_key: bool, value: &GenericValue) -> Result<Vec<u8>> {
+        if let Some((id, schema)) = self.found.fast(topic, is_key) {
+            return self.framed(id, |out| schema.encode_generic(value, out));
+        }
+        let (id, schema) = self.writer(topic, is_key).await?;
+        self.framed(id, |out| schema.encode_generic(value, out))
     }
 }
 
@@ -290,11 +408,61 @@ impl AvroSerializer {
 /// `ConfluentRegistryAvroDeserializationSchema`): the writer's schema fetched by the id in
 /// the record (once per id), the datum read with it and resolved to the reader's schema when
 /// one is given (fields added with defaults, removed fields dropped, as Avro resolves them).
+///
+/// The plan resolving each writer schema id to the reader's schema is compiled once; the
+/// first few ids met are then found with no lock and no hash (one atomic load each).
 #[derive(Clone)]
 pub struct AvroDeserializer {
     registry: SchemaRegistryClient,
     reader: Option<AvroSchema>,
     writers: Writers<AvroSchema>,
+    plans: Arc<Plans>,
+}
+
+/// A writer schema and the plan reading it as the deserializer's reader.
+type Planned = (AvroSchema, Arc<Plan>);
+
+/// A deserializer's plans by writer schema id: the first [`FAST_SLOTS`] ids in slots read
+/// without a lock (a registry never changes what an id names, so a slot is set once), the
+/// others in a map.
+#[derive(Default)]
+struct Plans {
+    slots: [OnceLock<(i32, Planned)>; FAST_SLOTS],
+    more: RwLock<HashMap<i32, Planned>>,
+}
+
+impl Plans {
+    #[inline]
+    fn fast(&self, id: i32) -> Option<&Planned> {
+        for slot in &self.slots {
+            match slot.get() {
+                Some((i, p)) if *i == id => return Some(p),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        None
+    }
+
+    fn get(&self, id: i32) -> Option<Planned> {
+        if let Some(p) = self.fast(id) {
+            return Some(p.clone());
+        }
+        self.more.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+    }
+
+    fn insert(&self, id: i32, planned: &Planned, capacity: usize) {
+        for slot in &self.slots {
+            if slot.get().is_none() && slot.set((id, planned.clone())).is_ok() {
+                return;
+            }
+        }
+        let mut more = self.more.write().unwrap_or_else(|p| p.into_inner());
+        if more.len() >= capacity {
+            more.clear();
+        }
+        more.insert(id, planned.clone());
+    }
 }
 
 impl std::fmt::Debug for AvroDeserializer {
@@ -312,15 +480,87 @@ impl AvroDeserializer {
             registry,
             reader,
             writers: Writers::new(),
+            plans: Arc::new(Plans::default()),
         }
     }
 
     /// The writer schema with this id, fetched once.
     pub async fn writer_schema(&self, id: i32) -> Result<AvroSchema> {
+        if let Some((w, _)) = self.plans.fast(id) {
+            return Ok(w.clone());
+        }
         let registry = &self.registry;
         self.writers
             .fetch(registry, id, SchemaType::Avro, |s| AvroSchema::resolve(registry, s))
             .await
+    }
+
+    /// `writer` planned for this deserializer's reader, and kept.
+    fn planned(&self, id: i32, writer: AvroSchema) -> Result<Planned> {
+        let plan = writer
+            .plan_for(self.reader.as_ref())
+            .map_err(|e| e.with_schema_id(id))?;
+        let planned = (writer, plan);
+        self.plans
+            .insert(id, &planned, self.registry.config().cache_capacity.max(1));
+        Ok(planned)
+    }
+
+    /// The writer schema and plan of `id`, fetched and compiled when first met.
+    async fn plan(&self, id: i32) -> Result<Planned> {
+        if let Some(p) = self.plans.get(id) {
+            return Ok(p);
+        }
+        let writer = self.writer_schema(id).await?;
+        self.planned(id, writer)
+    }
+
+    /// The writer schema and plan of a framed record whose schema must be cached.
+    fn plan_cached(&self, framed: &wire::Framed<'_>) -> Result<Planned> {
+        if let Some(p) = self.plans.get(framed.schema_id) {
+            return Ok(p);
+        }
+        let writer = self.writers.cached(framed)?;
+        self.planned(framed.schema_id, writer)
+    }
+
+    /// `decode` applied to the payload of `data` with the plan of its schema id (fetched and
+    /// compiled when first met); errors name the topic and the id.
+    async fn with_plan<'a, T>(
+        &self,
+        topic: &str,
+        data: &'a [u8],
+        decode: impl FnOnce(&Planned, &'a [u8]) -> Result<T>,
+    ) -> Result<T> {
+        let framed = wire::decode(data)?;
+        let id = framed.schema_id;
+        let r = match self.plans.fast(id) {
+            Some(p) => decode(p, framed.payload),
+            None => {
+                let p = self.plan(id).await?;
+                decode(&p, framed.payload)
+            }
+        };
+        r.map_err(|e| in_topic(e, topic, id))
+    }
+
+    /// [`AvroDeserializer::with_plan`] without waiting: the writer schema must be cached.
+    fn with_plan_cached<'a, T>(
+        &self,
+        topic: &str,
+        data: &'a [u8],
+        decode: impl FnOnce(&Planned, &'a [u8]) -> Result<T>,
+    ) -> Result<T> {
+        let framed = wire::decode(data)?;
+        let id = framed.schema_id;
+        let r = match self.plans.fast(id) {
+            Some(p) => decode(p, framed.payload),
+            None => {
+                let p = self.plan_cached(&framed)?;
+                decode(&p, framed.payload)
+            }
+        };
+        r.map_err(|e| in_topic(e, topic, id))
     }
 
     /// The schema id in `data` when its writer schema is not cached yet (what
@@ -328,65 +568,63 @@ impl AvroDeserializer {
     /// [`AvroDeserializer::writer_schema`]); `None` when it is, or when `data` is not framed
     /// (decoding then reports that).
     pub fn uncached_id(&self, data: &[u8]) -> Option<i32> {
+        let id = wire::decode(data).ok()?.schema_id;
+        if self.plans.fast(id).is_some() {
+            return None;
+        }
         self.writers.uncached_id(data)
     }
 
     /// [`AvroDeserializer::decode_value`] without waiting: the writer schema must be cached
     /// (see [`AvroDeserializer::uncached_id`]), else this is an error saying so.
     pub fn decode_value_cached(&self, topic: &str, data: &[u8]) -> Result<Value> {
-        let framed = wire::decode(data)?;
-        let writer = self.writers.cached(&framed)?;
-        writer
-            .decode(framed.payload, self.reader.as_ref())
-            .map_err(|e| in_topic(e, topic, framed.schema_id))
+        self.with_plan_cached(topic, data, |(w, _), d| w.decode(d, self.reader.as_ref()))
     }
 
     /// [`AvroDeserializer::decode`] without waiting: the writer schema must be cached.
     pub fn decode_cached<T: DeserializeOwned>(&self, topic: &str, data: &[u8]) -> Result<T> {
-        let framed = wire::decode(data)?;
-        let writer = self.writers.cached(&framed)?;
-        writer
-            .decode_into(framed.payload, self.reader.as_ref())
-            .map_err(|e| in_topic(e, topic, framed.schema_id))
+        self.with_plan_cached(topic, data, |(_, p), d| crate::avro_plan_serde::decode(p, d))
     }
 
-    /// A framed key or value as a generic value. `topic` is for messages only.
+    /// [`AvroDeserializer::decode_generic`] without waiting: the writer schema must be
+    /// cached.
+    pub fn decode_generic_cached(&self, topic: &str, data: &[u8]) -> Result<GenericValue> {
+        self.with_plan_cached(topic, data, |(_, p), d| p.decode_generic(d))
+    }
+
+    /// A framed key or value as an apache-avro generic value (which owns a copy of every
+    /// field name: [`AvroDeserializer::decode_generic`] does not). `topic` is for messages
+    /// only.
     pub async fn decode_value(&self, topic: &str, data: &[u8]) -> Result<Value> {
-        let framed = wire::decode(data)?;
-        let writer = self.writer_schema(framed.schema_id).await?;
-        writer
-            .decode(framed.payload, self.reader.as_ref())
-            .map_err(|e| in_topic(e, topic, framed.schema_id))
+        self.with_plan(topic, data, |(w, _), d| w.decode(d, self.reader.as_ref()))
+            .await
+    }
+
+    /// A framed key or value as a generic value of the reader's schema (the writer's without
+    /// one): records are [`GenericRecord`]s that share the schema's field names, Java's
+    /// `GenericData.Record`. `topic` is for messages only.
+    pub async fn decode_generic(&self, topic: &str, data: &[u8]) -> Result<GenericValue> {
+        self.with_plan(topic, data, |(_, p), d| p.decode_generic(d)).await
     }
 
     /// A framed key or value as a `T` that borrows its strings and bytes from `data` (see
     /// [`AvroSchema::decode_borrowed`]): the fastest way to read a record, with no allocation
-    /// for them. Needs no reader schema, or one with the writer's canonical form.
+    /// for them.
     pub async fn decode_borrowed<'a, T: serde::Deserialize<'a>>(&self, topic: &str, data: &'a [u8]) -> Result<T> {
-        let framed = wire::decode(data)?;
-        let writer = self.writer_schema(framed.schema_id).await?;
-        writer
-            .decode_borrowed(framed.payload, self.reader.as_ref())
-            .map_err(|e| in_topic(e, topic, framed.schema_id))
+        self.with_plan(topic, data, |(_, p), d| crate::avro_plan_serde::decode(p, d))
+            .await
     }
 
     /// [`AvroDeserializer::decode_borrowed`] without waiting: the writer schema must be
     /// cached.
     pub fn decode_borrowed_cached<'a, T: serde::Deserialize<'a>>(&self, topic: &str, data: &'a [u8]) -> Result<T> {
-        let framed = wire::decode(data)?;
-        let writer = self.writers.cached(&framed)?;
-        writer
-            .decode_borrowed(framed.payload, self.reader.as_ref())
-            .map_err(|e| in_topic(e, topic, framed.schema_id))
+        self.with_plan_cached(topic, data, |(_, p), d| crate::avro_plan_serde::decode(p, d))
     }
 
     /// A framed key or value as a `T` (a specific record).
     pub async fn decode<T: DeserializeOwned>(&self, topic: &str, data: &[u8]) -> Result<T> {
-        let framed = wire::decode(data)?;
-        let writer = self.writer_schema(framed.schema_id).await?;
-        writer
-            .decode_into(framed.payload, self.reader.as_ref())
-            .map_err(|e| in_topic(e, topic, framed.schema_id))
+        self.with_plan(topic, data, |(_, p), d| crate::avro_plan_serde::decode(p, d))
+            .await
     }
 }
 
@@ -430,9 +668,21 @@ impl PlainAvro {
         Ok(out)
     }
 
-    /// A datum as a generic value.
+    /// A datum as an apache-avro generic value.
     pub fn decode_value(&self, datum: &[u8]) -> Result<Value> {
         self.writer.decode(datum, self.reader.as_ref())
+    }
+
+    /// A generic value ([`GenericValue`], e.g. a [`GenericRecord`]) as a datum.
+    pub fn encode_generic(&self, value: &GenericValue) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.writer.encode_generic(value, &mut out)?;
+        Ok(out)
+    }
+
+    /// A datum as a generic value of the reader's schema (the writer's without one).
+    pub fn decode_generic(&self, datum: &[u8]) -> Result<GenericValue> {
+        self.writer.decode_generic(datum, self.reader.as_ref())
     }
 
     /// A datum as a `T`.
@@ -460,7 +710,7 @@ mod client_traits {
     use serde::Serialize;
     use strom_client::serialization::{Deserializer, Field, Serializer};
 
-    use super::{AvroDeserializer, AvroSerializer, PlainAvro};
+    use super::{AvroDeserializer, AvroSerializer, GenericValue, PlainAvro};
 
     impl Serializer<Value> for AvroSerializer {
         async fn serialize(&self, topic: &str, field: Field, value: &Value) -> strom_client::Result<Bytes> {
@@ -471,6 +721,20 @@ mod client_traits {
     impl Deserializer<Value> for AvroDeserializer {
         async fn deserialize(&self, topic: &str, _: Field, data: &Bytes) -> strom_client::Result<Value> {
             Ok(self.decode_value(topic, data).await?)
+        }
+    }
+
+    impl Serializer<GenericValue> for AvroSerializer {
+        async fn serialize(&self, topic: &str, field: Field, value: &GenericValue) -> strom_client::Result<Bytes> {
+            Ok(Bytes::from(
+                self.encode_generic(topic, field == Field::Key, value).await?,
+            ))
+        }
+    }
+
+    impl Deserializer<GenericValue> for AvroDeserializer {
+        async fn deserialize(&self, topic: &str, _: Field, data: &Bytes) -> strom_client::Result<GenericValue> {
+            Ok(self.decode_generic(topic, data).await?)
         }
     }
 
@@ -557,6 +821,28 @@ mod client_traits {
             data: &Bytes,
         ) -> impl Future<Output = strom_client::Result<Value>> + Send {
             std::future::ready(self.decode_value(data).map_err(Into::into))
+        }
+    }
+
+    impl Serializer<GenericValue> for PlainAvro {
+        fn serialize(
+            &self,
+            _: &str,
+            _: Field,
+            value: &GenericValue,
+        ) -> impl Future<Output = strom_client::Result<Bytes>> + Send {
+            std::future::ready(self.encode_generic(value).map(Bytes::from).map_err(Into::into))
+        }
+    }
+
+    impl Deserializer<GenericValue> for PlainAvro {
+        fn deserialize(
+            &self,
+            _: &str,
+            _: Field,
+            data: &Bytes,
+        ) -> impl Future<Output = strom_client::Result<GenericValue>> + Send {
+            std::future::ready(self.decode_generic(data).map_err(Into::into))
         }
     }
 }

@@ -58,7 +58,7 @@ impl Names {
         Names { map }
     }
 
-    fn get(&self, name: &Name) -> Result<&Schema> {
+    pub(crate) fn get(&self, name: &Name) -> Result<&Schema> {
         self.map.get(&name.fullname(None)).ok_or_else(|| {
             Error::serialization(format!(
                 "the Avro schema refers to {} which it does not define",
@@ -371,459 +371,6 @@ pub(crate) fn decode(schema: &Schema, names: &Names, data: &[u8]) -> Result<Valu
     Ok(v)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(s: &str) -> Schema {
-        Schema::parse_str(s).unwrap()
-    }
-
-    #[test]
-    fn agrees_with_apache_avro_on_valid_datums() {
-        let s = parse(
-            r#"{"type":"record","name":"R","namespace":"n","fields":[
-                {"name":"a","type":["null","string"]},
-                {"name":"b","type":{"type":"array","items":"long"}},
-                {"name":"c","type":{"type":"map","values":"double"}},
-                {"name":"d","type":{"type":"enum","name":"E","symbols":["X","Y"]}},
-                {"name":"e","type":{"type":"fixed","name":"F","size":3}},
-                {"name":"f","type":"boolean"},
-                {"name":"g","type":{"type":"bytes","logicalType":"decimal","precision":5,"scale":2}},
-                {"name":"h","type":{"type":"int","logicalType":"date"}},
-                {"name":"i","type":"n.E"}]}"#,
-        );
-        let v = Value::Record(vec![
-            ("a".into(), Value::Union(1, Box::new(Value::String("hi".into())))),
-            ("b".into(), Value::Array(vec![Value::Long(-1), Value::Long(1 << 40)])),
-            ("c".into(), Value::Map([("k".to_owned(), Value::Double(0.5))].into())),
-            ("d".into(), Value::Enum(1, "Y".into())),
-            ("e".into(), Value::Fixed(3, vec![1, 2, 3])),
-            ("f".into(), Value::Boolean(true)),
-            ("g".into(), Value::Decimal(apache_avro::Decimal::from(vec![1, 24]))),
-            ("h".into(), Value::Date(19000)),
-            ("i".into(), Value::Enum(0, "X".into())),
-        ]);
-        let bytes = apache_avro::to_avro_datum(&s, v.clone()).unwrap();
-        let names = Names::collect(&[&s]);
-        let mut encoded = Vec::new();
-        encode(&s, &names, &v, &mut encoded).unwrap();
-        assert_eq!(encoded, bytes, "our encoder writes what apache-avro writes");
-        let ours = decode(&s, &names, &bytes).unwrap();
-        assert_eq!(ours, apache_avro::from_avro_datum(&s, &mut &bytes[..], None).unwrap());
-        assert_eq!(ours, v);
-        // Every truncation is an error (apache-avro reads some of them as Null).
-        for cut in 0..bytes.len() {
-            assert!(decode(&s, &names, &bytes[..cut]).is_err(), "cut at {cut}");
-        }
-    }
-
-    #[test]
-    fn encoding_checks_the_value_and_names_where_it_differs() {
-        let s = parse(
-            r#"{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"record","name":"In","fields":[{"name":"b","type":"int"}]}}]}"#,
-        );
-        let names = Names::collect(&[&s]);
-        let bad = Value::Record(vec![(
-            "a".into(),
-            Value::Record(vec![("b".into(), Value::String("x".into()))]),
-        )]);
-        let mut out = vec![9];
-        let e = encode(&s, &names, &bad, &mut out).unwrap_err();
-        assert!(e.to_string().contains("a.b is string where the schema has int"), "{e}");
-        assert_eq!(out, [9], "nothing of a failed value is left in the buffer");
-        let missing = Value::Record(vec![]);
-        assert!(encode(&s, &names, &missing, &mut out)
-            .unwrap_err()
-            .to_string()
-            .contains("field a is missing"));
-        // A bare value in a union takes the first branch of its kind.
-        let u = parse(r#"["null","string"]"#);
-        let mut out = Vec::new();
-        encode(&u, &Names::collect(&[&u]), &Value::String("x".into()), &mut out).unwrap();
-        assert_eq!(out, b"\x02\x02x");
-    }
-
-    #[test]
-    fn lengths_and_counts_are_not_trusted() {
-        let names = Names::collect(&[]);
-        // A string of 2^62 bytes, an array of 2^62 longs, a billion nulls: errors, at once.
-        let huge = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
-        assert!(decode(&parse(r#""string""#), &names, &huge).is_err());
-        assert!(decode(&parse(r#"{"type":"array","items":"long"}"#), &names, &huge).is_err());
-        let nulls = [0x80, 0xa8, 0xd6, 0xb9, 0x07, 0x00];
-        let e = decode(&parse(r#"{"type":"array","items":"null"}"#), &names, &nulls).unwrap_err();
-        assert!(e.to_string().contains("zero-size"), "{e}");
-        // Negative lengths, an 11-byte varint, a union branch that does not exist.
-        assert!(decode(&parse(r#""bytes""#), &names, &[0x01]).is_err());
-        assert!(decode(&parse(r#""long""#), &names, &[0xff; 11]).is_err());
-        assert!(decode(&parse(r#"["null","int"]"#), &names, &[0x04]).is_err());
-        // Deep nesting of a recursive schema stops at MAX_DEPTH instead of the stack.
-        let list = parse(r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#);
-        let names = Names::collect(&[&list]);
-        let deep = vec![0x02u8; 100_000];
-        assert!(decode(&list, &names, &deep).is_err());
-    }
-}
-
-/// Decodes one datum of `schema` from all of `data` straight into a serde type, with no
-/// intermediate `Value`: strings and bytes can borrow from `data`, records arrive as maps
-/// of their field names, enums as their symbols, unions as their branch (null as `None`).
-pub(crate) fn decode_serde<'a, T: serde::Deserialize<'a>>(schema: &Schema, names: &Names, data: &'a [u8]) -> Result<T> {
-    let mut r = Reader {
-        data,
-        names,
-        zero_size_items: 0,
-    };
-    let v = T::deserialize(De {
-        r: &mut r,
-        schema,
-        depth: 0,
-    })
-    .map_err(|e| match e {
-        DeError::Avro(e) => e,
-        DeError::Serde(m) => Error::serialization(format!(
-            "the Avro datum does not deserialize into {}: {m}",
-            std::any::type_name::<T>()
-        )),
-    })?;
-    if !r.data.is_empty() {
-        return Err(Error::serialization(format!(
-            "{} bytes left after the Avro datum: its writer's schema does not describe it",
-            r.data.len()
-        )));
-    }
-    Ok(v)
-}
-
-/// A serde error of [`decode_serde`]: the datum's (bounds, lengths) or the target type's.
-#[derive(Debug)]
-enum DeError {
-    Avro(Error),
-    Serde(String),
-}
-
-impl std::fmt::Display for DeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeError::Avro(e) => e.fmt(f),
-            DeError::Serde(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for DeError {}
-
-impl serde::de::Error for DeError {
-    fn custom<M: std::fmt::Display>(msg: M) -> Self {
-        DeError::Serde(msg.to_string())
-    }
-}
-
-impl From<Error> for DeError {
-    fn from(e: Error) -> Self {
-        DeError::Avro(e)
-    }
-}
-
-struct De<'r, 'a, 'n> {
-    r: &'r mut Reader<'a, 'n>,
-    schema: &'n Schema,
-    depth: usize,
-}
-
-impl<'a, 'n> De<'_, 'a, 'n> {
-    fn resolved(&self) -> std::result::Result<&'n Schema, DeError> {
-        let mut s = self.schema;
-        let mut hops = 0;
-        while let Schema::Ref { name } = s {
-            s = self.r.names.get(name)?;
-            hops += 1;
-            if hops > MAX_DEPTH {
-                return Err(too_deep().into());
-            }
-        }
-        Ok(s)
-    }
-
-    fn child<'c>(&'c mut self, schema: &'n Schema) -> std::result::Result<De<'c, 'a, 'n>, DeError> {
-        if self.depth >= MAX_DEPTH {
-            return Err(too_deep().into());
-        }
-        Ok(De {
-            r: self.r,
-            schema,
-            depth: self.depth + 1,
-        })
-    }
-
-    fn string(&mut self, what: &str) -> std::result::Result<&'a str, DeError> {
-        let n = self.r.len(what)?;
-        let b = self.r.take(n, what)?;
-        std::str::from_utf8(b).map_err(|e| {
-            Error::serialization("an Avro string is not UTF-8")
-                .with_source(e)
-                .into()
-        })
-    }
-}
-
-impl<'a, 'n> serde::Deserializer<'a> for De<'_, 'a, 'n> {
-    type Error = DeError;
-
-    fn deserialize_any<V: serde::de::Visitor<'a>>(mut self, visitor: V) -> std::result::Result<V::Value, DeError> {
-        let schema = self.resolved()?;
-        match schema {
-            Schema::Null => visitor.visit_unit(),
-            Schema::Boolean => match self.r.take(1, "a boolean")?[0] {
-                0 => visitor.visit_bool(false),
-                1 => visitor.visit_bool(true),
-                b => Err(Error::serialization(format!("Avro boolean byte {b} is neither 0 nor 1")).into()),
-            },
-            Schema::Int | Schema::Date | Schema::TimeMillis => visitor.visit_i32(self.r.int()?),
-            Schema::Long
-            | Schema::TimeMicros
-            | Schema::TimestampMillis
-            | Schema::TimestampMicros
-            | Schema::TimestampNanos
-            | Schema::LocalTimestampMillis
-            | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos => visitor.visit_i64(self.r.long()?),
-            Schema::Float => {
-                let b = self.r.take(4, "a float")?;
-                visitor.visit_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            }
-            Schema::Double => {
-                let b = self.r.take(8, "a double")?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                visitor.visit_f64(f64::from_le_bytes(a))
-            }
-            Schema::String | Schema::Uuid => visitor.visit_borrowed_str(self.string("a string")?),
-            Schema::Bytes => {
-                let n = self.r.len("bytes")?;
-                visitor.visit_borrowed_bytes(self.r.take(n, "bytes")?)
-            }
-            Schema::Decimal(d) => match &*d.inner {
-                Schema::Fixed(f) => visitor.visit_borrowed_bytes(self.r.take(f.size, "a decimal")?),
-                _ => {
-                    let n = self.r.len("a decimal")?;
-                    visitor.visit_borrowed_bytes(self.r.take(n, "a decimal")?)
-                }
-            },
-            Schema::Fixed(f) => visitor.visit_borrowed_bytes(self.r.take(f.size, "a fixed")?),
-            Schema::Duration => visitor.visit_borrowed_bytes(self.r.take(12, "a duration")?),
-            Schema::Enum(e) => {
-                let (_, sym) = self.r.enum_symbol(e)?;
-                visitor.visit_str(sym)
-            }
-            Schema::Union(u) => {
-                let (_, branch) = self.r.union_branch(u.variants())?;
-                self.child(branch)?.deserialize_any(visitor)
-            }
-            Schema::Array(a) => {
-                let de = self.child(&a.items)?;
-                let mut blocks = Blocks {
-                    de,
-                    left: 0,
-                    done: false,
-                };
-                // The first block's count now, so size_hint can size the collection.
-                blocks.more("an array")?;
-                visitor.visit_seq(blocks)
-            }
-            Schema::Map(m) => {
-                let de = self.child(&m.types)?;
-                visitor.visit_map(Blocks {
-                    de,
-                    left: 0,
-                    done: false,
-                })
-            }
-            Schema::Record(rec) => {
-                let de = self.child(schema)?;
-                visitor.visit_map(Fields {
-                    de,
-                    fields: rec.fields.iter(),
-                    current: None,
-                })
-            }
-            Schema::BigDecimal => Err(Error::serialization(
-                "the big-decimal logical type is not read (it is apache-avro's, not in the Avro specification)",
-            )
-            .into()),
-            Schema::Ref { .. } => Err(Error::serialization("an unresolved Avro reference (a bug)").into()),
-        }
-    }
-
-    fn deserialize_option<V: serde::de::Visitor<'a>>(mut self, visitor: V) -> std::result::Result<V::Value, DeError> {
-        match self.resolved()? {
-            Schema::Null => visitor.visit_none(),
-            Schema::Union(u) => {
-                let (_, branch) = self.r.union_branch(u.variants())?;
-                if matches!(branch, Schema::Null) {
-                    visitor.visit_none()
-                } else {
-                    visitor.visit_some(self.child(branch)?)
-                }
-            }
-            _ => visitor.visit_some(self),
-        }
-    }
-
-    fn deserialize_enum<V: serde::de::Visitor<'a>>(
-        mut self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> std::result::Result<V::Value, DeError> {
-        use serde::de::IntoDeserializer;
-        match self.resolved()? {
-            Schema::Enum(e) => {
-                let (_, sym) = self.r.enum_symbol(e)?;
-                visitor.visit_enum(sym.as_str().into_deserializer())
-            }
-            Schema::String => {
-                let s = self.string("a string")?;
-                visitor.visit_enum(s.into_deserializer())
-            }
-            _ => self.deserialize_any(visitor),
-        }
-    }
-
-    fn deserialize_newtype_struct<V: serde::de::Visitor<'a>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> std::result::Result<V::Value, DeError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        <W: Visitor<'a>>
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
-        unit_struct seq tuple tuple_struct map struct identifier ignored_any
-    }
-}
-
-/// The elements of an array or the entries of a map, block by block.
-struct Blocks<'r, 'a, 'n> {
-    de: De<'r, 'a, 'n>,
-    left: usize,
-    done: bool,
-}
-
-impl<'a> Blocks<'_, 'a, '_> {
-    /// Whether another element follows (reading the next block's count when one ends).
-    fn more(&mut self, what: &str) -> std::result::Result<bool, DeError> {
-        while self.left == 0 && !self.done {
-            let n = self.de.r.block(self.de.schema, what)?;
-            if n == 0 {
-                self.done = true;
-            }
-            self.left = n;
-        }
-        Ok(!self.done)
-    }
-}
-
-impl<'a> serde::de::SeqAccess<'a> for Blocks<'_, 'a, '_> {
-    type Error = DeError;
-
-    fn size_hint(&self) -> Option<usize> {
-        // Bounded by the bytes left (block() checked it), so a collection may reserve it.
-        Some(self.left.min(self.de.r.data.len()))
-    }
-
-    fn next_element_seed<S: serde::de::DeserializeSeed<'a>>(
-        &mut self,
-        seed: S,
-    ) -> std::result::Result<Option<S::Value>, DeError> {
-        if !self.more("an array")? {
-            return Ok(None);
-        }
-        self.left -= 1;
-        // (size_hint below tells the collection how many follow in this block.)
-        let item = De {
-            r: self.de.r,
-            schema: self.de.schema,
-            depth: self.de.depth,
-        };
-        seed.deserialize(item).map(Some)
-    }
-}
-
-impl<'a> serde::de::MapAccess<'a> for Blocks<'_, 'a, '_> {
-    type Error = DeError;
-
-    fn next_key_seed<K: serde::de::DeserializeSeed<'a>>(
-        &mut self,
-        seed: K,
-    ) -> std::result::Result<Option<K::Value>, DeError> {
-        if !self.more("a map")? {
-            return Ok(None);
-        }
-        self.left -= 1;
-        let n = self.de.r.len("a map key")?;
-        let b = self.de.r.take(n, "a map key")?;
-        let k = std::str::from_utf8(b)
-            .map_err(|e| DeError::from(Error::serialization("an Avro map key is not UTF-8").with_source(e)))?;
-        seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(k))
-            .map(Some)
-    }
-
-    fn next_value_seed<V: serde::de::DeserializeSeed<'a>>(
-        &mut self,
-        seed: V,
-    ) -> std::result::Result<V::Value, DeError> {
-        seed.deserialize(De {
-            r: self.de.r,
-            schema: self.de.schema,
-            depth: self.de.depth,
-        })
-    }
-}
-
-/// A record's fields, in the schema's order, as a map from field name to value.
-struct Fields<'r, 'a, 'n> {
-    de: De<'r, 'a, 'n>,
-    fields: std::slice::Iter<'n, apache_avro::schema::RecordField>,
-    current: Option<&'n apache_avro::schema::RecordField>,
-}
-
-impl<'a> serde::de::MapAccess<'a> for Fields<'_, 'a, '_> {
-    type Error = DeError;
-
-    fn next_key_seed<K: serde::de::DeserializeSeed<'a>>(
-        &mut self,
-        seed: K,
-    ) -> std::result::Result<Option<K::Value>, DeError> {
-        match self.fields.next() {
-            None => Ok(None),
-            Some(f) => {
-                self.current = Some(f);
-                seed.deserialize(serde::de::value::StrDeserializer::<DeError>::new(&f.name))
-                    .map(Some)
-            }
-        }
-    }
-
-    fn next_value_seed<V: serde::de::DeserializeSeed<'a>>(
-        &mut self,
-        seed: V,
-    ) -> std::result::Result<V::Value, DeError> {
-        let f = self
-            .current
-            .take()
-            .ok_or_else(|| DeError::Serde("a record field's value asked before its name".into()))?;
-        seed.deserialize(De {
-            r: self.de.r,
-            schema: &f.schema,
-            depth: self.de.depth,
-        })
-    }
-}
-
 /// Writes `value` as a datum of `schema` to `out`, checking it against the schema as it
 /// goes (apache-avro's `to_avro_datum` clones the value and resolves the schema's names on
 /// every call). A value that does not match fails naming where: `field.sub-field`.
@@ -1074,5 +621,100 @@ fn shallow_match(schema: &Schema, names: &Names, v: &Value) -> bool {
         | (Schema::Enum(_), Value::Enum(..))
         | (Schema::Fixed(_), Value::Fixed(..)) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Schema {
+        Schema::parse_str(s).unwrap()
+    }
+
+    #[test]
+    fn agrees_with_apache_avro_on_valid_datums() {
+        let s = parse(
+            r#"{"type":"record","name":"R","namespace":"n","fields":[
+                {"name":"a","type":["null","string"]},
+                {"name":"b","type":{"type":"array","items":"long"}},
+                {"name":"c","type":{"type":"map","values":"double"}},
+                {"name":"d","type":{"type":"enum","name":"E","symbols":["X","Y"]}},
+                {"name":"e","type":{"type":"fixed","name":"F","size":3}},
+                {"name":"f","type":"boolean"},
+                {"name":"g","type":{"type":"bytes","logicalType":"decimal","precision":5,"scale":2}},
+                {"name":"h","type":{"type":"int","logicalType":"date"}},
+                {"name":"i","type":"n.E"}]}"#,
+        );
+        let v = Value::Record(vec![
+            ("a".into(), Value::Union(1, Box::new(Value::String("hi".into())))),
+            ("b".into(), Value::Array(vec![Value::Long(-1), Value::Long(1 << 40)])),
+            ("c".into(), Value::Map([("k".to_owned(), Value::Double(0.5))].into())),
+            ("d".into(), Value::Enum(1, "Y".into())),
+            ("e".into(), Value::Fixed(3, vec![1, 2, 3])),
+            ("f".into(), Value::Boolean(true)),
+            ("g".into(), Value::Decimal(apache_avro::Decimal::from(vec![1, 24]))),
+            ("h".into(), Value::Date(19000)),
+            ("i".into(), Value::Enum(0, "X".into())),
+        ]);
+        let bytes = apache_avro::to_avro_datum(&s, v.clone()).unwrap();
+        let names = Names::collect(&[&s]);
+        let mut encoded = Vec::new();
+        encode(&s, &names, &v, &mut encoded).unwrap();
+        assert_eq!(encoded, bytes, "our encoder writes what apache-avro writes");
+        let ours = decode(&s, &names, &bytes).unwrap();
+        assert_eq!(ours, apache_avro::from_avro_datum(&s, &mut &bytes[..], None).unwrap());
+        assert_eq!(ours, v);
+        // Every truncation is an error (apache-avro reads some of them as Null).
+        for cut in 0..bytes.len() {
+            assert!(decode(&s, &names, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn encoding_checks_the_value_and_names_where_it_differs() {
+        let s = parse(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"record","name":"In","fields":[{"name":"b","type":"int"}]}}]}"#,
+        );
+        let names = Names::collect(&[&s]);
+        let bad = Value::Record(vec![(
+            "a".into(),
+            Value::Record(vec![("b".into(), Value::String("x".into()))]),
+        )]);
+        let mut out = vec![9];
+        let e = encode(&s, &names, &bad, &mut out).unwrap_err();
+        assert!(e.to_string().contains("a.b is string where the schema has int"), "{e}");
+        assert_eq!(out, [9], "nothing of a failed value is left in the buffer");
+        let missing = Value::Record(vec![]);
+        assert!(encode(&s, &names, &missing, &mut out)
+            .unwrap_err()
+            .to_string()
+            .contains("field a is missing"));
+        // A bare value in a union takes the first branch of its kind.
+        let u = parse(r#"["null","string"]"#);
+        let mut out = Vec::new();
+        encode(&u, &Names::collect(&[&u]), &Value::String("x".into()), &mut out).unwrap();
+        assert_eq!(out, b"\x02\x02x");
+    }
+
+    #[test]
+    fn lengths_and_counts_are_not_trusted() {
+        let names = Names::collect(&[]);
+        // A string of 2^62 bytes, an array of 2^62 longs, a billion nulls: errors, at once.
+        let huge = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert!(decode(&parse(r#""string""#), &names, &huge).is_err());
+        assert!(decode(&parse(r#"{"type":"array","items":"long"}"#), &names, &huge).is_err());
+        let nulls = [0x80, 0xa8, 0xd6, 0xb9, 0x07, 0x00];
+        let e = decode(&parse(r#"{"type":"array","items":"null"}"#), &names, &nulls).unwrap_err();
+        assert!(e.to_string().contains("zero-size"), "{e}");
+        // Negative lengths, an 11-byte varint, a union branch that does not exist.
+        assert!(decode(&parse(r#""bytes""#), &names, &[0x01]).is_err());
+        assert!(decode(&parse(r#""long""#), &names, &[0xff; 11]).is_err());
+        assert!(decode(&parse(r#"["null","int"]"#), &names, &[0x04]).is_err());
+        // Deep nesting of a recursive schema stops at MAX_DEPTH instead of the stack.
+        let list = parse(r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#);
+        let names = Names::collect(&[&list]);
+        let deep = vec![0x02u8; 100_000];
+        assert!(decode(&list, &names, &deep).is_err());
     }
 }

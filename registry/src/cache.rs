@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::client::{Schema, SchemaRegistryClient, SchemaType, WriterSchema};
 use crate::error::{Error, Result};
@@ -14,7 +14,17 @@ use crate::wire;
 /// with, and whether it is its own (looked up by `&str`: no allocation per record).
 pub(crate) struct PerTopic<S> {
     maps: [RwLock<HashMap<String, Found<S>>>; 2],
+    /// The first few (topic, key or value) pairs found writing with the serializer's own
+    /// schema, which never changes for them: read with no lock and no hash, the common case
+    /// of a serializer writing to a topic or two.
+    fast: [OnceLock<FastEntry<S>>; FAST_SLOTS],
 }
+
+/// A topic, whether it is for keys, the schema id and the schema.
+type FastEntry<S> = (Box<str>, bool, i32, S);
+
+/// How many entries the lock-free fast paths of the caches hold.
+pub(crate) const FAST_SLOTS: usize = 4;
 
 /// The schema id, the parsed schema, and whether it is the serializer's own.
 type Found<S> = (i32, S, bool);
@@ -23,6 +33,32 @@ impl<S: Clone> PerTopic<S> {
     pub(crate) fn new() -> Self {
         PerTopic {
             maps: [RwLock::default(), RwLock::default()],
+            fast: Default::default(),
+        }
+    }
+
+    /// The id and schema of a key (`is_key`) or value of `topic` when it is on the fast path
+    /// (see `fast`).
+    #[inline]
+    pub(crate) fn fast(&self, topic: &str, is_key: bool) -> Option<(i32, &S)> {
+        for slot in &self.fast {
+            match slot.get() {
+                Some((t, k, id, s)) if *k == is_key && **t == *topic => return Some((*id, s)),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        None
+    }
+
+    fn remember_fast(&self, topic: &str, is_key: bool, id: i32, schema: &S) {
+        if self.fast(topic, is_key).is_some() {
+            return;
+        }
+        for slot in &self.fast {
+            if slot.get().is_none() && slot.set((topic.into(), is_key, id, schema.clone())).is_ok() {
+                return;
+            }
         }
     }
 
@@ -45,6 +81,7 @@ impl<S: Clone> PerTopic<S> {
     {
         let cached = self.get(topic, is_key);
         if let Some((id, s, true)) = cached {
+            self.remember_fast(topic, is_key, id, &s);
             return Ok((id, s));
         }
         let subject = registry.subject_for(topic, is_key, record_name)?;
@@ -56,6 +93,9 @@ impl<S: Clone> PerTopic<S> {
             },
         };
         self.insert(topic, is_key, (id, schema.clone(), is_own));
+        if is_own {
+            self.remember_fast(topic, is_key, id, &schema);
+        }
         Ok((id, schema))
     }
 

@@ -113,6 +113,12 @@ impl Error {
         self
     }
 
+    /// This error with `suffix` appended to its message.
+    pub(crate) fn with_message_suffix(mut self, suffix: &str) -> Self {
+        self.message.push_str(suffix);
+        self
+    }
+
     pub(crate) fn with_schema_id(mut self, id: i32) -> Self {
         self.schema_id = Some(id);
         self

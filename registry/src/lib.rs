@@ -25,7 +25,19 @@
 #[cfg(feature = "avro")]
 pub mod avro;
 #[cfg(feature = "avro")]
+mod avro_compiled;
+#[cfg(feature = "avro")]
 mod avro_datum;
+#[cfg(feature = "avro")]
+mod avro_generic;
+#[cfg(feature = "avro")]
+mod avro_plan;
+#[cfg(feature = "avro")]
+mod avro_plan_serde;
+#[cfg(feature = "avro")]
+mod avro_read;
+#[cfg(feature = "avro")]
+mod avro_ser;
 #[cfg(any(feature = "avro", feature = "json", feature = "protobuf"))]
 mod cache;
 mod client;
