@@ -5,16 +5,17 @@
 //!
 //!   avro_serde REGISTRY_URL SCHEMA_FILE N
 //!
-//! Prints one JSON line per API: generic values (`apache_avro::types::Value`, what the Java
-//! peer's GenericRecord is), serde types, and serde types borrowing their strings from the
-//! datum (`decode_borrowed`); records/s and CPU ns per record (this thread's
-//! CPU, getrusage RUSAGE_THREAD) of each phase, and an FNV-1a digest of the 1000 framed
-//! encodings (equal across peers: the bytes are the same).
+//! Prints one JSON line per API: generic records (`GenericRecord`, which shares its schema's
+//! field names as the Java peer's `GenericData.Record` does), apache-avro's generic values
+//! (`apache_avro::types::Value`, which owns every field name), serde types, and serde types
+//! borrowing their strings from the datum (`decode_borrowed`); records/s and CPU ns per
+//! record (this thread's CPU, getrusage RUSAGE_THREAD) of each phase, and an FNV-1a digest of
+//! the 1000 framed encodings (equal across peers: the bytes are the same).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 
-use strom_registry::avro::{AvroDeserializer, AvroSchema, AvroSerializer, Value};
+use strom_registry::avro::{AvroDeserializer, AvroSchema, AvroSerializer, GenericRecord, GenericValue, Value};
 use strom_registry::{RegistryConfig, SchemaRegistryClient};
 
 const POOL: usize = 1000;
@@ -150,6 +151,31 @@ fn generic(e: &Event) -> Value {
     ])
 }
 
+/// [`Event`] as a generic record of `schema` (Java's `new GenericData.Record(schema)` and
+/// `put`s).
+fn record(schema: &AvroSchema, e: &Event) -> GenericValue {
+    let mut r = schema.new_record().unwrap();
+    let kind = match e.kind {
+        Kind::View => (0, "VIEW"),
+        Kind::Click => (1, "CLICK"),
+        Kind::Buy => (2, "BUY"),
+    };
+    r.put("id", e.id).unwrap();
+    r.put("user", e.user.as_str()).unwrap();
+    r.put("score", e.score).unwrap();
+    r.put("count", e.count).unwrap();
+    r.put("active", e.active).unwrap();
+    r.put("country", e.country.clone()).unwrap();
+    r.put("kind", GenericValue::Enum(kind.0, kind.1.into())).unwrap();
+    r.put("tags", e.tags.clone()).unwrap();
+    r.put("amounts", e.amounts.clone()).unwrap();
+    let mut session: GenericRecord = r.new_record_for("session").unwrap();
+    session.put("sid", e.session.sid.as_str()).unwrap();
+    session.put("start", e.session.start).unwrap();
+    r.put("session", session).unwrap();
+    GenericValue::Record(r)
+}
+
 /// This thread's CPU time (user + system), in ns.
 fn thread_cpu_ns() -> u128 {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -164,7 +190,13 @@ struct Phase {
     cpu_ns: f64,
 }
 
-async fn measure<F: AsyncFnMut(usize) -> usize>(n: usize, mut f: F) -> Phase {
+/// Measures `f` over `n` records after a warm-up; with `AVRO_SERDE_ONLY` set to another
+/// phase (`generic.decode`, `serde-borrowed.encode`...), skips it, so that a profiler sees
+/// one phase alone.
+async fn measure<F: AsyncFnMut(usize) -> usize>(phase: &str, n: usize, mut f: F) -> Phase {
+    if std::env::var("AVRO_SERDE_ONLY").is_ok_and(|only| only != phase) {
+        return Phase { rps: 0.0, cpu_ns: 0.0 };
+    }
     let mut sink = 0usize;
     for k in 0..n.min(200_000) {
         sink = sink.wrapping_add(f(k % POOL).await); // warm-up
@@ -206,35 +238,45 @@ fn main() {
         let de = AvroDeserializer::new(registry, None);
         let events: Vec<Event> = (0..POOL as i64).map(event).collect();
         let values: Vec<Value> = events.iter().map(generic).collect();
+        let records: Vec<GenericValue> = events.iter().map(|e| record(&schema, e)).collect();
 
         let mut framed = Vec::with_capacity(POOL);
         for v in &values {
             framed.push(ser.encode_value(TOPIC, false, v).await.unwrap());
         }
-        for (e, f) in events.iter().zip(&framed) {
+        for ((e, f), g) in events.iter().zip(&framed).zip(&records) {
             assert_eq!(&ser.encode(TOPIC, false, e).await.unwrap(), f, "serde and generic encodings differ");
+            assert_eq!(&ser.encode_generic(TOPIC, false, g).await.unwrap(), f, "the two generic encodings differ");
+            assert_eq!(&de.decode_generic(TOPIC, f).await.unwrap(), g);
             assert_eq!(&de.decode::<Event>(TOPIC, f).await.unwrap(), e);
             assert_eq!(de.decode_borrowed::<EventRef<'_>>(TOPIC, f).await.unwrap(), EventRef::of(e));
         }
         let digest = fnv(&framed);
 
-        let generic_enc = measure(n, async |i| ser.encode_value(TOPIC, false, &values[i]).await.unwrap().len()).await;
-        let generic_dec = measure(n, async |i| match de.decode_value(TOPIC, &framed[i]).await.unwrap() {
+        let generic_enc = measure("generic.encode", n, async |i| ser.encode_generic(TOPIC, false, &records[i]).await.unwrap().len()).await;
+        let generic_dec = measure("generic.decode", n, async |i| match de.decode_generic(TOPIC, &framed[i]).await.unwrap() {
+            GenericValue::Record(r) => r.len(),
+            _ => 0,
+        })
+        .await;
+        let value_enc = measure("value.encode", n, async |i| ser.encode_value(TOPIC, false, &values[i]).await.unwrap().len()).await;
+        let value_dec = measure("value.decode", n, async |i| match de.decode_value(TOPIC, &framed[i]).await.unwrap() {
             Value::Record(f) => f.len(),
             _ => 0,
         })
         .await;
-        let serde_enc = measure(n, async |i| ser.encode(TOPIC, false, &events[i]).await.unwrap().len()).await;
-        let serde_dec = measure(n, async |i| de.decode::<Event>(TOPIC, &framed[i]).await.unwrap().tags.len()).await;
+        let serde_enc = measure("serde.encode", n, async |i| ser.encode(TOPIC, false, &events[i]).await.unwrap().len()).await;
+        let serde_dec = measure("serde.decode", n, async |i| de.decode::<Event>(TOPIC, &framed[i]).await.unwrap().tags.len()).await;
         // Borrowed: encoded from a view of the owned event, decoded into one of the datum.
         let refs: Vec<EventRef<'_>> = events.iter().map(EventRef::of).collect();
-        let borrowed_enc = measure(n, async |i| ser.encode(TOPIC, false, &refs[i]).await.unwrap().len()).await;
-        let borrowed_dec = measure(n, async |i| {
+        let borrowed_enc = measure("serde-borrowed.encode", n, async |i| ser.encode(TOPIC, false, &refs[i]).await.unwrap().len()).await;
+        let borrowed_dec = measure("serde-borrowed.decode", n, async |i| {
             de.decode_borrowed::<EventRef<'_>>(TOPIC, &framed[i]).await.unwrap().tags.len()
         })
         .await;
         for (api, enc, dec) in [
             ("generic", generic_enc, generic_dec),
+            ("value", value_enc, value_dec),
             ("serde", serde_enc, serde_dec),
             ("serde-borrowed", borrowed_enc, borrowed_dec),
         ] {
