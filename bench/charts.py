@@ -39,6 +39,24 @@ def colour(name, i=0):
     return OTHER_COLOURS[i % len(OTHER_COLOURS)]
 
 
+def tint(hex_colour, k):
+    """The k-th lighter shade of a colour (k = 0 is the colour itself)."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    f = min(0.2 * k, 0.7)
+    return "#" + "".join(f"{round(c + (255 - c) * f):02x}" for c in (r, g, b))
+
+
+def series_colours(names):
+    """One colour per series: its client's, in lighter shades for a client's second, third, ...
+    series (S2's check.crcs on and off, say)."""
+    seen, out = {}, []
+    for i, name in enumerate(names):
+        c = colour(name, i)
+        out.append(tint(c, seen.get(c, 0)))
+        seen[c] = seen.get(c, 0) + 1
+    return out
+
+
 def nice_ticks(lo, hi, n=5):
     """About n round tick values covering [lo, hi] (1, 2 or 5 times a power of ten apart)."""
     if hi <= lo:
@@ -158,6 +176,7 @@ def grouped_bars(path, title, groups, series, values, ylabel, note=None):
     plot_w = W - RIGHT - LEFT
     gw = plot_w / max(len(groups), 1)
     bw = gw * 0.8 / max(len(series), 1)
+    fills = series_colours(series)
     for g, name in enumerate(groups):
         gx = LEFT + g * gw + gw * 0.1
         for s, sname in enumerate(series):
@@ -165,13 +184,13 @@ def grouped_bars(path, title, groups, series, values, ylabel, note=None):
             if v is None:
                 continue
             y = to_y(v)
-            svg.rect(gx + s * bw, y, bw * 0.92, H - BOTTOM - y, colour(sname, s), f"{sname}, {name}: {v:,.4g}")
+            svg.rect(gx + s * bw, y, bw * 0.92, H - BOTTOM - y, fills[s], f"{sname}, {name}: {v:,.4g}")
             if len(series) * len(groups) <= 24:
                 svg.text(gx + s * bw + bw * 0.46, y - 3, fmt_number(round(v, 2) if v < 10 else round(v)), size=8,
                          anchor="middle", fill="#444")
         svg.text(LEFT + g * gw + gw / 2, H - BOTTOM + 16, name, size=11, anchor="middle")
     svg.line(LEFT, H - BOTTOM, W - RIGHT, H - BOTTOM, stroke="#888")
-    svg.legend([(s, colour(s, i), None) for i, s in enumerate(series)])
+    svg.legend([(s, fills[i], None) for i, s in enumerate(series)])
     return svg.write(path)
 
 
@@ -253,6 +272,8 @@ def self_test():
         problems.append("ticks do not cover the range")
     if colour("strom (before)") != colour("strom") or colour("franz-go PollFetches") != colour("franz-go"):
         problems.append("a client's variants do not share its colour")
+    if len(set(series_colours(["strom on", "strom off", "java on"]))) != 3:
+        problems.append("a client's variants are not told apart by shade")
     for p in problems:
         print(f"charts self-test: {p}", file=sys.stderr)
     print("charts self-test: " + ("failed" if problems else "ok (a bar chart and a line chart, well-formed SVG)"))

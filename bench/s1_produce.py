@@ -32,6 +32,7 @@ Usage: bench/s1_produce.py [--records N] [--reps R] [--partitions 1,6[,1000]]
 """
 import argparse, json, os, re, statistics, subprocess, sys, time
 
+import charts
 import corpus
 import peers
 from spread import check as check_spread, partition_counts
@@ -76,6 +77,8 @@ def main():
                          "reach only some partitions)")
     ap.add_argument("--strom-extra", action="append", default=[], metavar="LABEL=PATH",
                     help="also run another strom binary (e.g. a build of an earlier commit), labelled")
+    ap.add_argument("--charts", default=charts.CHART_DIR,
+                    help="where the SVG charts of the table go (records/s and CPU s/GiB by client; '' for none)")
     a = ap.parse_args()
     kinds = peers.payload_kinds(a.payload, ("corpus", "constant"))
     files = {k: peers.payload_file(k, a.record_size, a.corpus_values, a.corpus_seed) for k in kinds}
@@ -128,9 +131,11 @@ def main():
           "records/s vs librdkafka | records/s vs franz-go | on disk MiB (ratio) | partitions with data | "
           "min / max partition vs mean |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    chart_rows = {}  # (payload, partitions) -> {client: medians}
     for kind in kinds:
         for partitions in partition_counts_list:
             med = {}
+            chart_rows[(kind, partitions)] = med
             for client in clients:
                 rs = [r for r in results
                       if r["client"] == client and r["partitions"] == partitions and r["payload"] == kind]
@@ -149,6 +154,22 @@ def main():
                       f"{vs('librdkafka', m)} | {vs('franz-go', m)} | {disk / 2**20:.1f} "
                       f"({a.records * a.record_size / disk:.1f}x) | {m['partitions_with_data']:.0f} | "
                       f"{m['min_vs_mean']:.2f} / {m['max_vs_mean']:.2f} |")
+    if a.charts:
+        write_charts(a, kinds, partition_counts_list, clients, chart_rows)
+
+
+def write_charts(a, kinds, partition_counts_list, clients, rows):
+    """records/s and CPU s/GiB by client, a group per payload and partition count."""
+    groups = [(k, p) for k in kinds for p in partition_counts_list]
+    note = (f"S1, {time.strftime('%Y-%m-%d')}: {a.records:,} x {a.record_size} B, acks=all, idempotent, lz4, linger 5, "
+            f"batch 1 MiB; median of {a.reps}")
+    for key, title, unit, name in (("records_per_s", "S1 produce: records/s by client", "records/s",
+                                    "s1-records-per-s.svg"),
+                                   ("cpu_s_per_gib", "S1 produce: CPU seconds per GiB by client", "CPU s/GiB",
+                                    "s1-cpu-per-gib.svg")):
+        path = charts.grouped_bars(os.path.join(a.charts, name), title, [f"{k} {p}p" for k, p in groups], clients,
+                                   [[rows[g][c][key] for c in clients] for g in groups], unit, note=note)
+        print(f"chart: {os.path.relpath(path, ROOT)}")
 
 
 def produce_run(a, client, kind, payload, partitions, rep, binaries, strom, rdk, franz, bootstrap, libs, tools_opts,

@@ -33,6 +33,7 @@ Usage: bench/s2_consume.py [--records N] [--reps R] [--with-librdkafka] [--with-
 """
 import argparse, json, os, re, statistics, subprocess, sys, tempfile, time
 
+import charts
 import corpus
 import peers
 
@@ -165,6 +166,8 @@ def main():
     ap.add_argument("--corpus-values", type=int, default=corpus.DEFAULT_VALUES,
                     help="distinct values in the corpus")
     ap.add_argument("--corpus-seed", type=int, default=corpus.DEFAULT_SEED)
+    ap.add_argument("--charts", default=charts.CHART_DIR,
+                    help="where the SVG charts of the table go (records/s and CPU s/GiB by client; '' for none)")
     a = ap.parse_args()
     kinds = peers.payload_kinds(a.payload, ("corpus", "constant", "random"))
     files = {k: peers.payload_file(k, a.record_size, a.corpus_values, a.corpus_seed) for k in kinds}
@@ -288,9 +291,11 @@ def main():
     print("\n| payload | partitions | client | check.crcs | records/s | MiB/s | CPU s/GiB | peak RSS MiB | "
           "broker CPU s | first record ms | records/s vs best peer | CPU/GiB vs librdkafka |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    chart_rows = {}  # (payload, partitions) -> {(client, crc): medians}
     for kind in kinds:
         for partitions in partition_counts:
             med = {}
+            chart_rows[(kind, partitions)] = med
             for client, crc, _ in clients:
                 rs = [r for r in results if r["client"] == client and r["crc"] == crc and
                       r["partitions"] == partitions and r["payload"] == kind]
@@ -313,6 +318,19 @@ def main():
                       f"[{lo / 1e6:.2f}-{hi / 1e6:.2f} M] | {m['mib_per_s']:.1f} | {m['cpu_s_per_gib']:.2f} | "
                       f"{m['max_rss_kib'] / 1024:.0f} | {m['broker_cpu_seconds']:.1f} | {first} | "
                       f"{m['records_per_s'] / best_peer:.2f}x | {cpu_ratio} |")
+    if a.charts:
+        groups = [(k, p) for k in kinds for p in partition_counts]
+        series = [(c, crc) for c, crc, _ in clients]
+        note = (f"S2, {time.strftime('%Y-%m-%d')}: {a.records:,} x {a.record_size} B lz4 written by ProducerPerformance; "
+                f"median of {a.reps}")
+        for key, title, unit, name in (("records_per_s", "S2 consume: records/s by client", "records/s",
+                                        "s2-records-per-s.svg"),
+                                       ("cpu_s_per_gib", "S2 consume: CPU seconds per GiB by client", "CPU s/GiB",
+                                        "s2-cpu-per-gib.svg")):
+            path = charts.grouped_bars(os.path.join(a.charts, name), title, [f"{k} {p}p" for k, p in groups],
+                                       [f"{c} crc {crc.split()[0]}" for c, crc in series],
+                                       [[chart_rows[g][s][key] for s in series] for g in groups], unit, note=note)
+            print(f"chart: {os.path.relpath(path, ROOT)}")
 
 
 def consume_run(a, client, crc, cmd, topic, kind, partitions, rep, broker_pid):
