@@ -732,9 +732,24 @@ mod client_traits {
         }
     }
 
-    impl Deserializer<GenericValue> for AvroDeserializer {
+    /// An [`AvroDeserializer`] reading [`GenericValue`]s (as a client
+    /// `Deserializer<GenericValue>`; `AvroDeserializer` itself is the `Deserializer<Value>`).
+    #[derive(Debug, Clone)]
+    pub struct GenericAvroDeserializer {
+        inner: AvroDeserializer,
+    }
+
+    impl AvroDeserializer {
+        /// This deserializer reading generic records that share their schema's names
+        /// ([`AvroDeserializer::decode_generic`]), as a client `Deserializer<GenericValue>`.
+        pub fn generic(self) -> GenericAvroDeserializer {
+            GenericAvroDeserializer { inner: self }
+        }
+    }
+
+    impl Deserializer<GenericValue> for GenericAvroDeserializer {
         async fn deserialize(&self, topic: &str, _: Field, data: &Bytes) -> strom_client::Result<GenericValue> {
-            Ok(self.decode_generic(topic, data).await?)
+            Ok(self.inner.decode_generic(topic, data).await?)
         }
     }
 
@@ -835,20 +850,10 @@ mod client_traits {
         }
     }
 
-    impl Deserializer<GenericValue> for PlainAvro {
-        fn deserialize(
-            &self,
-            _: &str,
-            _: Field,
-            data: &Bytes,
-        ) -> impl Future<Output = strom_client::Result<GenericValue>> + Send {
-            std::future::ready(self.decode_generic(data).map_err(Into::into))
-        }
-    }
 }
 
 #[cfg(feature = "client")]
-pub use client_traits::{SpecificAvroDeserializer, SpecificAvroSerializer};
+pub use client_traits::{GenericAvroDeserializer, SpecificAvroDeserializer, SpecificAvroSerializer};
 
 #[cfg(test)]
 mod tests {
