@@ -849,7 +849,6 @@ mod client_traits {
             std::future::ready(self.encode_generic(value).map(Bytes::from).map_err(Into::into))
         }
     }
-
 }
 
 #[cfg(feature = "client")]
