@@ -186,8 +186,8 @@ def grouped_bars(path, title, groups, series, values, ylabel, note=None):
             y = to_y(v)
             svg.rect(gx + s * bw, y, bw * 0.92, H - BOTTOM - y, fills[s], f"{sname}, {name}: {v:,.4g}")
             if len(series) * len(groups) <= 24:
-                svg.text(gx + s * bw + bw * 0.46, y - 3, fmt_number(round(v, 2) if v < 10 else round(v)), size=8,
-                         anchor="middle", fill="#444")
+                svg.text(gx + s * bw + bw * 0.46, y - 3, fmt_number(float(f"{v:.3g}")), size=8, anchor="middle",
+                         fill="#444")
         svg.text(LEFT + g * gw + gw / 2, H - BOTTOM + 16, name, size=11, anchor="middle")
     svg.line(LEFT, H - BOTTOM, W - RIGHT, H - BOTTOM, stroke="#888")
     svg.legend([(s, fills[i], None) for i, s in enumerate(series)])
