@@ -278,6 +278,8 @@ impl Classic {
                 return;
             }
         }
+        // The coordinator has the member (it held the JoinGroup for the whole group).
+        c.contact(now);
         self.member_id = resp.member_id.to_string();
         let generation = resp.generation_id;
         let protocol = resp.protocol_name.as_ref().map(|p| p.to_string()).unwrap_or_default();
@@ -527,7 +529,9 @@ impl Protocol for Classic {
     }
 
     fn rebalancing(&self) -> bool {
-        !matches!(self.phase, Phase::Idle)
+        // Only while the coordinator holds a JoinGroup or SyncGroup: a member that cannot
+        // send its SyncGroup (no coordinator) is watched as any other.
+        matches!(self.phase, Phase::Joining | Phase::Syncing { .. })
     }
 
     fn identity(&self) -> (i32, &str) {

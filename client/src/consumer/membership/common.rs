@@ -58,7 +58,7 @@ pub(super) trait Protocol {
     /// In a generation (classic) or with an epoch (KIP-848): the session and
     /// `max.poll.interval.ms` are watched.
     fn in_group(&self) -> bool;
-    /// A JoinGroup/SyncGroup round is under way: the coordinator keeps the member's session
+    /// A JoinGroup or SyncGroup is with the coordinator: it keeps the member's session
     /// meanwhile, and the round is not interrupted for a poll timeout.
     fn rebalancing(&self) -> bool;
     /// The generation or epoch, and the member id.

@@ -289,6 +289,10 @@ impl<P: Protocol + Send + 'static> Driver<P> {
             _ = &mut polled, if watch_polls => Woke::Polled,
         };
         let now = clock();
+        // The application's latest poll first: whatever comes next may look at the poll
+        // deadline (a timer set for it fires even when the application polled since).
+        let last = self.last_poll();
+        self.core.polled(last);
         match woke {
             Woke::Op(out) => {
                 self.op = None;
