@@ -72,7 +72,7 @@ pub(crate) fn spawn(
                 let span = info_span!(parent: None, "group", group = %cfg.group_id, protocol = "classic");
                 // JoinGroup is held until every member joined, up to the rebalance timeout.
                 let dedicated = Some(cfg.rebalance_timeout + Duration::from_secs(5));
-                let core = Membership::new(cfg, sub, Classic::new(assignors), now);
+                let core = span.in_scope(|| Membership::new(cfg, sub, Classic::new(assignors), now));
                 let driver = Driver::new(core, client, dedicated, shared.clone(), events_tx, control_rx);
                 tokio::spawn(driver.run().instrument(span))
             }
@@ -80,7 +80,7 @@ pub(crate) fn spawn(
                 let span = info_span!(parent: None, "group", group = %cfg.group_id, protocol = "consumer");
                 // KIP-848: the member id is the client's (a UUID, as Kafka 4 requires).
                 let member = Kip848::new(Uuid::new_v4().simple().to_string(), cfg.heartbeat_interval);
-                let core = Membership::new(cfg, sub, member, now);
+                let core = span.in_scope(|| Membership::new(cfg, sub, member, now));
                 let driver = Driver::new(core, client, None, shared.clone(), events_tx, control_rx);
                 tokio::spawn(driver.run().instrument(span))
             }
