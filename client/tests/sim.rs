@@ -14,6 +14,11 @@
 //! - groups: every record consumed, no partition owned by two members in one generation,
 //!   and the group's committed offsets never go backwards.
 //!
+//! The group scenario drives the shared membership core (`consumer/membership/`, one sans-IO
+//! state machine for the classic protocol and KIP-848, run by its thin task), the same code
+//! every consumer group member runs; its invariants are also checked on the core alone,
+//! under seeded random events, by the core's own tests.
+//!
 //! `cargo test -p strom-client --test sim` runs the pinned seeds and then `SIM_SEEDS` seeds
 //! (1,000 by default) from `SIM_SEED_START` (0). A failure prints its seed;
 //! `SIM_SEED=<seed> cargo test -p strom-client --test sim` runs that seed alone

@@ -16,7 +16,7 @@ use super::record::{ConsumerGroupMetadata, ConsumerRecord};
 use super::state::{ConsumerMetrics, PartitionState, SharedCounters, Subscription};
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::role_config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
+use crate::role_config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::topic_partition::TopicPartition;
 
 /// A Kafka consumer: manual assignment ([`Consumer::assign`]) or a consumer group
@@ -209,10 +209,12 @@ impl Consumer {
         match &self.group {
             Some(g) => g.change_subscription(sub),
             None => {
-                self.group = Some(match self.config.group_protocol {
-                    GroupProtocol::Classic => super::group::spawn(self.client.clone(), &self.config, group_id, sub)?,
-                    GroupProtocol::Consumer => super::kip848::spawn(self.client.clone(), &self.config, group_id, sub)?,
-                });
+                self.group = Some(super::membership::spawn(
+                    self.client.clone(),
+                    &self.config,
+                    group_id,
+                    sub,
+                )?);
             }
         }
         Ok(())

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::time::Duration;
 use tokio::time::Instant;
 
 use tokio::sync::Notify;
@@ -35,8 +34,9 @@ impl CommitIdentity {
 #[derive(Debug)]
 pub(crate) struct GroupShared {
     pub(crate) identity: Mutex<CommitIdentity>,
-    /// The partitions the member owns at its current epoch (KIP-848 members keep it): a
-    /// commit refused for a stale epoch is retried under the new epoch only for these.
+    /// The partitions the member owns (a revoked one until the application acknowledged
+    /// it): a commit refused for a stale KIP-848 epoch is retried under the new epoch only
+    /// for these.
     pub(crate) owned: Mutex<BTreeSet<TopicPartition>>,
     pub(crate) last_poll: Mutex<Instant>,
     pub(crate) polled: Notify,
@@ -83,13 +83,9 @@ impl GroupShared {
             .unwrap_or(false)
     }
 
-    pub(crate) fn since_poll(&self) -> Duration {
-        self.last_poll.lock().map(|t| t.elapsed()).unwrap_or_default()
-    }
-
-    /// Waits until the application polls again.
-    pub(crate) async fn next_poll(&self) {
-        self.polled.notified().await;
+    /// When the application last polled.
+    pub(crate) fn last_poll(&self) -> Instant {
+        self.last_poll.lock().map(|t| *t).unwrap_or_else(|p| *p.into_inner())
     }
 }
 

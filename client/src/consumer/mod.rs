@@ -7,7 +7,8 @@
 //!   in spawned tasks, so the next batch arrives while the application works. Memory stays
 //!   flat when the application is slow: a partition with unread data is not fetched again,
 //!   and no fetch is sent while more than `fetch.max.bytes` is buffered.
-//! - Group membership runs in a background task (the private `group` module): heartbeats continue while the
+//! - Group membership runs in a background task (the private `membership` module, a sans-IO
+//!   core and its driver, for both protocols): heartbeats continue while the
 //!   application processes; a rebalance is handed to the application's next `poll`, where
 //!   the [`RebalanceListener`] runs and offsets can be committed before partitions go.
 //! - Positions advance as records are handed to the application: `position(tp)` is the
@@ -22,8 +23,8 @@ pub(crate) mod fetcher;
 pub(crate) mod group;
 mod handle;
 mod kafka_consumer;
-mod kip848;
 mod member;
+mod membership;
 mod offsets;
 mod poll;
 mod record;
