@@ -13,10 +13,6 @@ fn bench_charts_write_valid_svg() {
         .output()
         .expect("python3 (the benchmark scripts' interpreter) must be installed: apt-get install python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("charts self-test: ok"), "{stdout}");
 }
