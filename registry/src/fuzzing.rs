@@ -88,6 +88,88 @@ pub fn registry_avro(data: &[u8]) {
     }
 }
 
+/// Reader schemas the plan target resolves the writer schemas to (by index in
+/// `AVRO_SCHEMAS`): fields dropped and added, promotions, a recursive record with a field
+/// added, a map's values widened.
+#[cfg(feature = "avro")]
+const AVRO_PLAN_READERS: &[(usize, &str)] = &[
+    (0, AVRO_READER),
+    (
+        1,
+        r#"{"type":"record","name":"List","namespace":"f","fields":[{"name":"next","type":["null","List"]},
+        {"name":"v","type":"double"},{"name":"tag","type":"string","default":"-"}]}"#,
+    ),
+    (
+        2,
+        r#"{"type":"map","values":{"type":"array","items":["null",{"type":"map","values":"bytes"},"int"]}}"#,
+    ),
+];
+
+/// An Avro datum decoded through the compiled plans (`decode_generic`, serde), checked
+/// against the datum decoder that came before them: the same datums accepted, the same values
+/// read; what decodes re-encodes to a datum that decodes to the same value; and the datum
+/// resolved to reader schemas.
+#[cfg(feature = "avro")]
+pub fn registry_avro_plan(data: &[u8]) {
+    use std::sync::OnceLock;
+
+    use crate::avro::{AvroSchema, PlainAvro};
+    type Parsed = (Vec<AvroSchema>, Vec<(usize, AvroSchema)>);
+    static PARSED: OnceLock<Option<Parsed>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        let writers = AVRO_SCHEMAS
+            .iter()
+            .map(|s| AvroSchema::parse(s).ok())
+            .collect::<Option<Vec<_>>>()?;
+        let readers = AVRO_PLAN_READERS
+            .iter()
+            .map(|(w, s)| AvroSchema::parse(s).ok().map(|r| (*w, r)))
+            .collect::<Option<Vec<_>>>()?;
+        Some((writers, readers))
+    });
+    let Some((writers, readers)) = parsed else {
+        panic!("a fuzz schema does not parse");
+    };
+    let Some((&pick, datum)) = data.split_first() else {
+        return;
+    };
+    let i = usize::from(pick) % writers.len();
+    let w = &writers[i];
+    let plain = PlainAvro::new(w.clone());
+    let new = plain.decode_generic(datum);
+    let old = plain.decode_value(datum);
+    assert_eq!(new.is_ok(), old.is_ok(), "{new:?} / {old:?}");
+    let serde = plain.decode::<serde::de::IgnoredAny>(datum);
+    if let (Ok(g), Ok(v)) = (&new, &old) {
+        assert!(serde.is_ok(), "{serde:?}");
+        let as_value = w.generic_to_value(g);
+        assert!(
+            as_value.as_ref().is_ok_and(|x| bitwise(x) == bitwise(v)),
+            "{as_value:?} read where {v:?} was"
+        );
+        let again = plain.encode_generic(g);
+        assert!(again.is_ok(), "what was read does not encode: {again:?}");
+        if let Ok(again) = again {
+            let back = plain.decode_generic(&again).map(|b| w.generic_to_value(&b));
+            assert!(
+                matches!(&back, Ok(Ok(b)) if bitwise(b) == bitwise(v)),
+                "{back:?} came back for {v:?}"
+            );
+        }
+    }
+    for (_, r) in readers.iter().filter(|(wi, _)| *wi == i) {
+        let resolving = PlainAvro::resolving(w.clone(), r.clone());
+        let _ = resolving.decode::<serde::de::IgnoredAny>(datum);
+        if let Ok(g) = resolving.decode_generic(datum) {
+            let again = PlainAvro::new(r.clone()).encode_generic(&g);
+            assert!(again.is_ok(), "a resolved value does not encode: {again:?}");
+            if let Ok(again) = again {
+                assert!(PlainAvro::new(r.clone()).decode_generic(&again).is_ok());
+            }
+        }
+    }
+}
+
 /// A schema of nested, repeated, map, oneof and recursive fields for the Protobuf target.
 #[cfg(feature = "protobuf")]
 const PROTO: &str = r#"syntax = "proto3";
@@ -150,6 +232,8 @@ pub const TARGETS: &[Target] = &[
     ("registry_wire", registry_wire),
     #[cfg(feature = "avro")]
     ("registry_avro", registry_avro),
+    #[cfg(feature = "avro")]
+    ("registry_avro_plan", registry_avro_plan),
     #[cfg(feature = "protobuf")]
     ("registry_protobuf", registry_protobuf),
 ];
