@@ -226,7 +226,9 @@ func latency(args []string) error {
 			time.Sleep(d)
 		}
 		now := time.Now()
-		lagMax = max(lagMax, now.Sub(due))
+		if i >= warmup {
+			lagMax = max(lagMax, now.Sub(due))
+		}
 		sentNs := uint64(now.Sub(origin))
 		if i == warmup {
 			measuredStart = now

@@ -250,7 +250,7 @@ public class BenchPeer {
                 long due = base + (long) (i * period);
                 long now;
                 while ((now = System.nanoTime()) < due) LockSupport.parkNanos(due - now);
-                lagMax = Math.max(lagMax, now - due);
+                if (i >= warmup) lagMax = Math.max(lagMax, now - due);
                 long sent = now - origin;
                 if (i == warmup) {
                     measuredStart = now;

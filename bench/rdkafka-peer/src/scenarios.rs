@@ -171,9 +171,10 @@ pub(crate) fn latency(args: &[String]) {
                     let at = origin.elapsed();
                     last = Instant::now();
                     let v = m.payload().unwrap_or_default();
-                    let sent = u64::from_be_bytes(v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or_else(
-                        || panic!("partition {} offset {}: no send time", m.partition(), m.offset()),
-                    ));
+                    let sent =
+                        u64::from_be_bytes(v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or_else(|| {
+                            panic!("partition {} offset {}: no send time", m.partition(), m.offset())
+                        }));
                     received += 1;
                     if sent >= from.load(std::sync::atomic::Ordering::Relaxed) {
                         record(&mut h, at.saturating_sub(Duration::from_nanos(sent)));
@@ -208,7 +209,9 @@ pub(crate) fn latency(args: &[String]) {
             }
         }
         let now = Instant::now();
-        lag_max = lag_max.max(now - due);
+        if i >= warmup {
+            lag_max = lag_max.max(now - due);
+        }
         let sent = (now - origin).as_nanos() as u64;
         if i == warmup {
             measured_start = now;
@@ -268,7 +271,9 @@ pub(crate) fn latency(args: &[String]) {
 /// `begin_transaction` to `commit_transaction` returning (which flushes first).
 pub(crate) fn txn(args: &[String]) {
     if args.len() < 6 {
-        eprintln!("usage: rdkafka-peer txn BOOTSTRAP TOPIC TRANSACTIONS PER_TRANSACTION [--payload-file=F] [key=value ...]");
+        eprintln!(
+            "usage: rdkafka-peer txn BOOTSTRAP TOPIC TRANSACTIONS PER_TRANSACTION [--payload-file=F] [key=value ...]"
+        );
         std::process::exit(2);
     }
     let (bootstrap, topic) = (&args[2], &args[3]);

@@ -8,8 +8,9 @@
 //!
 //! The sender keeps an absolute schedule: record i is due at origin + i / rate. It sleeps
 //! until the next record is due (tokio's timer, 1 ms ticks) and then sends every record that
-//! is due, so being late never shifts the records after it; how late it ever was is reported
-//! (`send_lag_max_ms`), and `kept_up` is false when it could not hold the rate.
+//! is due, so being late never shifts the records after it; how late it ever was with a
+//! measured record is reported (`send_lag_max_ms`), and `kept_up` is false when it could not
+//! hold the rate.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -177,7 +178,9 @@ pub(crate) async fn latency(config: ClientConfig, rest: Vec<Property>, args: Ben
             tokio::time::sleep_until(due.into()).await;
         }
         let now = Instant::now();
-        lag_max = lag_max.max(now.saturating_duration_since(due));
+        if i >= warmup {
+            lag_max = lag_max.max(now.saturating_duration_since(due));
+        }
         let sent_ns = u64::try_from(now.duration_since(origin).as_nanos()).unwrap_or(u64::MAX - 1);
         if i == warmup {
             measured_start = Some(now);
