@@ -55,6 +55,7 @@ fn bench_txn_smoke() {
         "\"transactions\":10,",
         "\"per_transaction\":500,",
         "\"bytes\":500000,",
+        "\"retried_transactions\":",
         &format!("\"transactional.id\":\"{id}\""),
     ] {
         assert!(line.contains(field), "{field} missing in {line}");

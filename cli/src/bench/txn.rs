@@ -71,33 +71,39 @@ pub(crate) async fn txn(config: ClientConfig, rest: Vec<Property>, args: BenchTx
     let mut commits = Latencies::new()?;
     let (cpu0, _) = usage();
     let started = Instant::now();
-    let (mut next, mut bytes) = (0, 0u64);
+    let (mut next, mut bytes) = (0usize, 0u64);
+    let mut retried = 0u64;
+    let mut first_retry: Option<String> = None;
     for _ in 0..args.transactions {
         let begun = Instant::now();
-        producer.begin_transaction().await.map_err(|e| e.to_string())?;
-        for _ in 0..args.per_transaction {
-            let value = values[next].clone();
-            next = if next + 1 == values.len() { 0 } else { next + 1 };
-            bytes += value.len() as u64;
-            // A record's failure fails the commit, which is checked; its delivery future is
-            // not needed. The topic is a String per record: ProducerRecord owns it.
-            let _delivery = producer
-                .send(ProducerRecord {
-                    topic: args.topic.clone(),
-                    value: Some(value),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+        let start = next;
+        let mut attempts = 0;
+        // An application aborts a transaction that failed without fencing the producer and
+        // sends it again (TransactionalProducer's docs); so does the bench, counting it: the
+        // retries are reported, and a transaction's commit latency runs from its first begin.
+        loop {
+            next = start;
+            match run_transaction(&producer, &args.topic, &values, &mut next, args.per_transaction).await {
+                Ok(sent) => {
+                    bytes += sent;
+                    break;
+                }
+                Err(e) if !e.is_fatal() && attempts < MAX_ATTEMPTS => {
+                    attempts += 1;
+                    retried += 1;
+                    first_retry.get_or_insert_with(|| e.to_string());
+                    producer.abort_transaction().await.map_err(|e| e.to_string())?;
+                }
+                Err(e) => return Err(e.to_string().into()),
+            }
         }
-        producer.commit_transaction().await.map_err(|e| e.to_string())?;
         commits.record(begun.elapsed());
     }
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, rss) = usage();
     let records = args.transactions * args.per_transaction;
     outln!(
-        "{{\"client\":\"strom\",\"records\":{records},\"transactions\":{},\"per_transaction\":{},\"bytes\":{bytes},\"seconds\":{secs:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},{},\"cpu_seconds\":{:.2},\"max_rss_kib\":{rss},\"settings\":{settings}}}",
+        "{{\"client\":\"strom\",\"records\":{records},\"transactions\":{},\"per_transaction\":{},\"bytes\":{bytes},\"seconds\":{secs:.3},\"records_per_s\":{:.0},\"mib_per_s\":{:.2},{},\"retried_transactions\":{retried},\"cpu_seconds\":{:.2},\"max_rss_kib\":{rss},\"settings\":{settings}}}",
         args.transactions,
         args.per_transaction,
         records as f64 / secs,
@@ -106,5 +112,42 @@ pub(crate) async fn txn(config: ClientConfig, rest: Vec<Property>, args: BenchTx
         cpu1 - cpu0,
     )?;
     producer.close().await.map_err(|e| e.to_string())?;
+    if let Some(e) = first_retry {
+        crate::out::note(&format!(
+            "{retried} transaction(s) failed, were aborted and sent again (the first: {e})"
+        ));
+    }
     Ok(())
+}
+
+/// Attempts of one transaction before the bench gives up.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// One transaction: begin, `count` records (the payload values from `next`, in turn), commit.
+/// Returns the value bytes sent.
+async fn run_transaction(
+    producer: &TransactionalProducer,
+    topic: &str,
+    values: &[bytes::Bytes],
+    next: &mut usize,
+    count: u64,
+) -> strom_client::Result<u64> {
+    producer.begin_transaction().await?;
+    let mut bytes = 0;
+    for _ in 0..count {
+        let value = values[*next].clone();
+        *next = if *next + 1 == values.len() { 0 } else { *next + 1 };
+        bytes += value.len() as u64;
+        // A record's failure fails the commit, which is checked; its delivery future is not
+        // needed. The topic is a String per record: ProducerRecord owns it (the public API).
+        let _delivery = producer
+            .send(ProducerRecord {
+                topic: topic.to_owned(),
+                value: Some(value),
+                ..Default::default()
+            })
+            .await?;
+    }
+    producer.commit_transaction().await?;
+    Ok(bytes)
 }
