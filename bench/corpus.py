@@ -50,7 +50,7 @@ WORDS = ("the a to of and in for on with is it was item order user page cart pri
 
 def constant(size):
     """The constant value `strom bench produce` and the peers sent before the corpus: random
-    uppercase letters from one xorshift seed (cli/src/bench.rs), the same bytes every time."""
+    uppercase letters from one xorshift seed (cli/src/bench/mod.rs), the same bytes every time."""
     seed, mask, out = 0x2545_F491_4F6C_DD1D, (1 << 64) - 1, bytearray()
     for _ in range(size):
         seed ^= (seed << 13) & mask
