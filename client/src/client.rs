@@ -810,7 +810,15 @@ impl Client {
             };
             // One draw of the jitter: the wait checked against the deadline is the wait slept.
             let wait = ExponentialBackoff::retries(cfg).delay(attempts);
-            if e.is_retriable() && Instant::now() + wait < deadline {
+            // When the next wait would cross the deadline, one last attempt a backoff before
+            // it: the budget is used up, as Java's callers wait their whole max.block.ms or
+            // default.api.timeout.ms (giving up as soon as the next backoff crossed it ended
+            // some waits at half their budget).
+            let margin = cfg.retry_backoff.max(Duration::from_millis(10));
+            let left = deadline.saturating_duration_since(Instant::now());
+            // (Only once: after it less than two margins are left, and it gives up.)
+            let wait = if wait < left || left <= 2 * margin { wait } else { left - margin };
+            if e.is_retriable() && wait < left {
                 debug!(what, error = %e, ?wait, "retrying");
                 if !e.is_timeout() {
                     telling = Some(e);

@@ -334,7 +334,10 @@ impl Producer {
         let max_block = self.inner.cfg.max_block;
         let timed_out = || Error::timeout(format!("for metadata of topic {topic}"), max_block);
         let settled = self.inner.client.topic_settled(topic, max_block, "max.block.ms");
-        match tokio::time::timeout(max_block, settled).await {
+        // topic_settled makes its last attempt a backoff before max.block.ms and reports the
+        // error that kept it waiting; this bound only catches an attempt that hangs.
+        let grace = self.inner.client.config().retry_backoff.max(std::time::Duration::from_millis(10));
+        match tokio::time::timeout(max_block + grace, settled).await {
             Err(_) => Err(timed_out()),
             Ok(Ok(_)) => Ok(()),
             // Retriable and not the unknown topic topic_settled answers at once: it gave up.
