@@ -817,7 +817,11 @@ impl Client {
             let margin = cfg.retry_backoff.max(Duration::from_millis(10));
             let left = deadline.saturating_duration_since(Instant::now());
             // (Only once: after it less than two margins are left, and it gives up.)
-            let wait = if wait < left || left <= 2 * margin { wait } else { left - margin };
+            let wait = if wait < left || left <= 2 * margin {
+                wait
+            } else {
+                left - margin
+            };
             if e.is_retriable() && wait < left {
                 debug!(what, error = %e, ?wait, "retrying");
                 if !e.is_timeout() {

@@ -336,7 +336,12 @@ impl Producer {
         let settled = self.inner.client.topic_settled(topic, max_block, "max.block.ms");
         // topic_settled makes its last attempt a backoff before max.block.ms and reports the
         // error that kept it waiting; this bound only catches an attempt that hangs.
-        let grace = self.inner.client.config().retry_backoff.max(std::time::Duration::from_millis(10));
+        let grace = self
+            .inner
+            .client
+            .config()
+            .retry_backoff
+            .max(std::time::Duration::from_millis(10));
         match tokio::time::timeout(max_block + grace, settled).await {
             Err(_) => Err(timed_out()),
             Ok(Ok(_)) => Ok(()),
