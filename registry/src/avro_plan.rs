@@ -192,62 +192,57 @@ impl Plan {
     /// Decodes one datum from all of `data` into a generic value of the reader's schema.
     pub(crate) fn decode_generic(&self, data: &[u8]) -> Result<GenericValue> {
         let mut r = Reader::new(data);
-        let v = match self.step(self.root) {
-            Step::Record(i) => self.read_record(&mut r, *i, 0).map(GenericValue::Record),
-            _ => {
-                let mut one = Vec::with_capacity(1);
-                self.push(&mut r, self.root, 0, &mut one)
-                    .map(|()| one.pop().unwrap_or(GenericValue::Null))
-            }
-        };
-        let v = v.map_err(Fail::into_error)?;
+        let mut v = GenericValue::Null;
+        self.set(&mut r, self.root, 0, &mut v).map_err(Fail::into_error)?;
         r.end().map_err(Fail::into_error)?;
         Ok(v)
     }
 
-    /// Reads a value of step `s` and appends it to `out`. Each kind is built right in `out`:
-    /// a value built apart and then moved there costs a store-forwarding stall per value.
+    /// Reads a value of step `s` into `slot` (which holds `Null`). Each kind is written
+    /// straight into the slot: a value built apart and then moved (as `Vec::push` does, the
+    /// vector possibly growing in between) is reloaded in 16-byte words the processor cannot
+    /// forward from the smaller stores that built it, a stall per value.
     #[inline(always)]
-    fn push(&self, r: &mut Reader<'_>, s: StepId, depth: usize, out: &mut Vec<GenericValue>) -> R<()> {
+    fn set(&self, r: &mut Reader<'_>, s: StepId, depth: usize, slot: &mut GenericValue) -> R<()> {
         match self.step(s) {
-            Step::Null => out.push(GenericValue::Null),
-            Step::Boolean => out.push(GenericValue::Boolean(r.boolean()?)),
-            Step::Int => out.push(GenericValue::Int(r.int()?)),
-            Step::Long => out.push(GenericValue::Long(r.long()?)),
-            Step::Float => out.push(GenericValue::Float(r.float()?)),
-            Step::Double => out.push(GenericValue::Double(r.double()?)),
-            Step::Bytes => out.push(GenericValue::Bytes(r.bytes("bytes")?.to_vec())),
-            Step::String => out.push(GenericValue::String(r.str("a string")?.to_owned())),
-            Step::Convert(read, make) => out.push(make_value(read_raw(r, *read)?, *make)?),
-            Step::Enum { .. } => {
-                let (i, symbol) = self.enum_symbol(r, s)?;
-                out.push(GenericValue::Enum(i, symbol.clone()));
+            Step::Null => {}
+            Step::Boolean => *slot = GenericValue::Boolean(r.boolean()?),
+            Step::Int => *slot = GenericValue::Int(r.int()?),
+            Step::Long => *slot = GenericValue::Long(r.long()?),
+            Step::Float => *slot = GenericValue::Float(r.float()?),
+            Step::Double => *slot = GenericValue::Double(r.double()?),
+            Step::Bytes => *slot = GenericValue::Bytes(r.bytes("bytes")?.to_vec()),
+            Step::String => *slot = GenericValue::String(r.str("a string")?.to_owned()),
+            Step::Convert(read, make) => *slot = make_value(read_raw(r, *read)?, *make)?,
+            Step::Enum { writer, reader, map } => {
+                let (i, symbol) = self.enum_symbol(r, *writer, *reader, map)?;
+                *slot = GenericValue::Enum(i, symbol.clone());
             }
-            Step::Array { item, empty } => out.push(GenericValue::Array(self.array(r, *item, *empty, depth)?)),
-            Step::Map { item, empty } => out.push(GenericValue::Map(self.map(r, *item, *empty, depth)?)),
-            Step::Record(i) => out.push(GenericValue::Record(self.read_record(r, *i, depth)?)),
-            Step::WriterUnion(branches) => self.union(r, branches, depth, out)?,
-            Step::ReaderUnion { step } => self.union_branch(r, *step, depth, out)?,
+            Step::Array { item, empty } => *slot = GenericValue::Array(self.array(r, *item, *empty, depth)?),
+            Step::Map { item, empty } => *slot = GenericValue::Map(self.map(r, *item, *empty, depth)?),
+            Step::Record(i) => *slot = GenericValue::Record(self.read_record(r, *i, depth)?),
+            Step::WriterUnion(branches) => self.union(r, branches, depth, slot)?,
+            Step::ReaderUnion { step } => self.union_branch(r, *step, depth, slot)?,
             Step::Fail(m) => return Err(Fail::new(m.to_string())),
         }
         Ok(())
     }
 
     #[inline(never)]
-    fn union(&self, r: &mut Reader<'_>, branches: &[StepId], depth: usize, out: &mut Vec<GenericValue>) -> R<()> {
+    fn union(&self, r: &mut Reader<'_>, branches: &[StepId], depth: usize, slot: &mut GenericValue) -> R<()> {
         if depth >= MAX_DEPTH {
             return Err(too_deep());
         }
         let b = self.writer_branch(r, branches)?;
-        self.push(r, b, depth + 1, out)
+        self.set(r, b, depth + 1, slot)
     }
 
     #[inline(never)]
-    fn union_branch(&self, r: &mut Reader<'_>, step: StepId, depth: usize, out: &mut Vec<GenericValue>) -> R<()> {
+    fn union_branch(&self, r: &mut Reader<'_>, step: StepId, depth: usize, slot: &mut GenericValue) -> R<()> {
         if depth >= MAX_DEPTH {
             return Err(too_deep());
         }
-        self.push(r, step, depth + 1, out)
+        self.set(r, step, depth + 1, slot)
     }
 
     /// The step of the writer union branch the datum says.
@@ -263,33 +258,43 @@ impl Plan {
         }
     }
 
-    /// The reader's symbol index and text for the writer's enum index the datum holds.
+    /// The reader's symbol index and text for the writer's enum index the datum holds (the
+    /// parts of a `Step::Enum`).
     #[inline]
-    pub(crate) fn enum_symbol(&self, r: &mut Reader<'_>, s: StepId) -> R<(u32, &Arc<str>)> {
-        let Step::Enum { writer, reader, map } = self.step(s) else {
-            return Err(Fail::new("an enum step expected (a bug)"));
-        };
+    pub(crate) fn enum_symbol(
+        &self,
+        r: &mut Reader<'_>,
+        writer: u32,
+        reader: u32,
+        map: &[Option<u32>],
+    ) -> R<(u32, &Arc<str>)> {
         let i = r.long()?;
-        let Some(mapped) = usize::try_from(i).ok().and_then(|i| map.get(i)) else {
-            let w = self.writer.enum_def(*writer);
-            return Err(Fail::new(format!(
+        let rd = self.reader.enum_def(reader);
+        let mapped = usize::try_from(i).ok().and_then(|i| map.get(i));
+        if let Some(Some(m)) = mapped {
+            if let Some(symbol) = rd.symbols.get(*m as usize) {
+                return Ok((*m, symbol));
+            }
+        }
+        Err(self.enum_failure(i, writer, reader, mapped.is_some()))
+    }
+
+    #[cold]
+    fn enum_failure(&self, i: i64, writer: u32, reader: u32, in_range: bool) -> Fail {
+        let w = self.writer.enum_def(writer);
+        if !in_range {
+            return Fail::new(format!(
                 "Avro enum index {i} but {} has {} symbols",
                 w.full_name,
                 w.symbols.len()
-            )));
-        };
-        let rd = self.reader.enum_def(*reader);
-        match mapped.and_then(|m| rd.symbols.get(m as usize).map(|s| (m, s))) {
-            Some(found) => Ok(found),
-            None => {
-                let w = self.writer.enum_def(*writer);
-                let sym = w.symbols.get(i as usize).map_or("?", |s| &**s);
-                Err(Fail::new(format!(
-                    "the writer's symbol {sym} of {} is not a symbol of the reader's {}, which has no default",
-                    w.full_name, rd.full_name
-                )))
-            }
+            ));
         }
+        let sym = w.symbols.get(i as usize).map_or("?", |s| &**s);
+        Fail::new(format!(
+            "the writer's symbol {sym} of {} is not a symbol of the reader's {}, which has no default",
+            w.full_name,
+            self.reader.enum_def(reader).full_name
+        ))
     }
 
     #[inline(never)]
@@ -304,9 +309,10 @@ impl Plan {
                 break;
             }
             // n is bounded by the bytes left, or by MAX_ZERO_SIZE_ITEMS.
-            items.reserve(n);
-            for _ in 0..n {
-                self.push(r, item, depth + 1, &mut items)?;
+            let start = items.len();
+            items.resize_with(start + n, || GenericValue::Null);
+            for slot in &mut items[start..] {
+                self.set(r, item, depth + 1, slot)?;
             }
         }
         Ok(items)
@@ -318,7 +324,6 @@ impl Plan {
             return Err(too_deep());
         }
         let mut map = HashMap::new();
-        let mut one = Vec::with_capacity(1);
         loop {
             let n = r.block(empty, "a map")?;
             if n == 0 {
@@ -327,10 +332,9 @@ impl Plan {
             map.reserve(n);
             for _ in 0..n {
                 let k = r.str("a map key")?.to_owned();
-                self.push(r, item, depth + 1, &mut one)?;
-                if let Some(v) = one.pop() {
-                    map.insert(k, v);
-                }
+                let mut v = GenericValue::Null;
+                self.set(r, item, depth + 1, &mut v)?;
+                map.insert(k, v);
             }
         }
         Ok(map)
@@ -343,24 +347,23 @@ impl Plan {
         }
         let rp = self.record(i);
         let mut values = Vec::with_capacity(rp.len);
+        values.resize_with(rp.len, || GenericValue::Null);
         if rp.in_order {
-            for (k, f) in rp.fields.iter().enumerate() {
+            for ((k, f), slot) in rp.fields.iter().enumerate().zip(values.iter_mut()) {
                 if let FieldStep::Read { step, .. } = f {
-                    self.push(r, *step, depth + 1, &mut values)
+                    self.set(r, *step, depth + 1, slot)
                         .map_err(|e| self.in_field(e, rp, k))?;
                 }
             }
         } else {
-            values.resize(rp.len, GenericValue::Null);
-            let mut one = Vec::with_capacity(1);
             for (k, f) in rp.fields.iter().enumerate() {
                 match f {
                     FieldStep::Read { step, to } => {
-                        self.push(r, *step, depth + 1, &mut one)
+                        let Some(slot) = values.get_mut(*to as usize) else {
+                            return Err(Fail::new("a field position past the record (a bug)"));
+                        };
+                        self.set(r, *step, depth + 1, slot)
                             .map_err(|e| self.in_field(e, rp, k))?;
-                        if let (Some(slot), Some(v)) = (values.get_mut(*to as usize), one.pop()) {
-                            *slot = v;
-                        }
                     }
                     FieldStep::Skip(node) => self.skip(r, *node, depth + 1).map_err(|e| self.in_field(e, rp, k))?,
                 }
@@ -555,11 +558,7 @@ pub(crate) fn make_value(raw: Raw<'_>, make: Make) -> R<GenericValue> {
             Raw::B(_) => return Err(unplanned(make)),
         }),
         Make::Bytes => GenericValue::Bytes(bytes(raw, make)?.to_vec()),
-        Make::String => GenericValue::String(
-            std::str::from_utf8(bytes(raw, make)?)
-                .map_err(|e| crate::avro_read::not_utf8("a string", e))?
-                .to_owned(),
-        ),
+        Make::String => GenericValue::String(crate::avro_read::utf8(bytes(raw, make)?, "a string")?.to_owned()),
         Make::Fixed => GenericValue::Fixed(bytes(raw, make)?.to_vec()),
         Make::Decimal => GenericValue::Decimal(bytes(raw, make)?.to_vec()),
         Make::Uuid => GenericValue::Uuid(uuid(bytes(raw, make)?)?),
@@ -577,7 +576,7 @@ pub(crate) fn uuid(b: &[u8]) -> R<apache_avro::Uuid> {
     let u = if b.len() == 16 {
         apache_avro::Uuid::from_slice(b).ok()
     } else {
-        std::str::from_utf8(b)
+        crate::avro_read::utf8(b, "a uuid")
             .ok()
             .and_then(|s| apache_avro::Uuid::parse_str(s).ok())
     };
@@ -630,7 +629,18 @@ impl Builder {
                 self.fail(format!("the reader's schema uses {name}, which it does not define"))
             }
             (Node::Union(branches), _) => {
-                let steps = branches.iter().map(|b| self.resolve(*b, r, depth + 1)).collect();
+                // A branch read as a reader union's branch needs no step of its own: the
+                // branch index is the writer's, and the value is the branch's.
+                let steps = branches
+                    .iter()
+                    .map(|b| {
+                        let s = self.resolve(*b, r, depth + 1);
+                        match self.plan.step(s) {
+                            Step::ReaderUnion { step } => *step,
+                            _ => s,
+                        }
+                    })
+                    .collect();
                 self.push(Step::WriterUnion(steps))
             }
             (_, Node::Union(branches)) => match self.first_matching_branch(w, branches, depth) {

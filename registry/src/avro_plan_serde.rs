@@ -9,7 +9,7 @@ use serde::de::{DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor
 use crate::avro_compiled::FieldDef;
 use crate::avro_generic::GenericValue;
 use crate::avro_plan::{read_raw, FieldStep, Make, Plan, Raw, RecordPlan, Step, StepId};
-use crate::avro_read::{not_utf8, too_deep, Fail, Reader, MAX_DEPTH};
+use crate::avro_read::{too_deep, utf8, Fail, Reader, MAX_DEPTH};
 use crate::error::{Error, Result};
 
 /// Decodes one datum from all of `data` into `T`.
@@ -21,66 +21,34 @@ pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(plan: &Plan, data: &'a [u8])
         step: plan.root,
         depth: 0,
     })
-    .map_err(|e| e.into_error(std::any::type_name::<T>()))?;
+    .map_err(|e| into_error(e, std::any::type_name::<T>()))?;
     r.end().map_err(Fail::into_error)?;
     Ok(v)
 }
 
 /// A failure of the datum (bounds, lengths, resolution) or of the target type (serde's
-/// message), with the fields it happened in.
-#[derive(Debug)]
-pub(crate) struct DeError {
-    fail: Fail,
-    from_serde: bool,
-}
+/// message), with the fields it happened in: one boxed word, so that the results of the
+/// visitor calls come back in registers, not through memory.
+type DeError = Fail;
 
-impl DeError {
-    fn into_error(self, type_name: &str) -> Error {
-        let e = self.fail.into_error();
-        if self.from_serde {
-            Error::serialization(format!(
-                "the Avro datum does not deserialize into {type_name}: {}",
-                e.message()
-            ))
-        } else {
-            e
-        }
-    }
-
-    #[cold]
-    fn in_field(self, name: &str) -> DeError {
-        DeError {
-            fail: self.fail.in_field(name),
-            from_serde: self.from_serde,
-        }
-    }
-}
-
-impl std::fmt::Display for DeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.fail)
-    }
-}
-
-impl std::error::Error for DeError {}
-
-impl serde::de::Error for DeError {
+impl serde::de::Error for Fail {
     #[cold]
     fn custom<M: std::fmt::Display>(msg: M) -> Self {
-        DeError {
-            fail: Fail::new(msg.to_string()),
-            from_serde: true,
-        }
+        Fail::from_serde(msg.to_string())
     }
 }
 
-impl From<Fail> for DeError {
-    #[cold]
-    fn from(fail: Fail) -> Self {
-        DeError {
-            fail,
-            from_serde: false,
-        }
+/// The error of [`decode`]: the datum's, or serde's message with the type named.
+fn into_error(e: DeError, type_name: &str) -> Error {
+    let from_serde = e.is_from_serde();
+    let e = e.into_error();
+    if from_serde {
+        Error::serialization(format!(
+            "the Avro datum does not deserialize into {type_name}: {}",
+            e.message()
+        ))
+    } else {
+        e
     }
 }
 
@@ -96,7 +64,7 @@ struct De<'r, 'a, 'p> {
 impl<'a, 'p> De<'_, 'a, 'p> {
     fn child(&mut self, step: StepId) -> DeResult<De<'_, 'a, 'p>> {
         if self.depth >= MAX_DEPTH {
-            return Err(too_deep().into());
+            return Err(too_deep());
         }
         Ok(De {
             r: self.r,
@@ -149,18 +117,15 @@ fn visit_raw<'a, V: Visitor<'a>>(raw: Raw<'a>, make: Make, visitor: V) -> DeResu
         (Make::Double, Raw::L(l)) => visitor.visit_f64(l as f64),
         (Make::Double, Raw::F(f)) => visitor.visit_f64(f64::from(f)),
         (Make::Double, Raw::D(d)) => visitor.visit_f64(d),
-        (Make::String, Raw::B(b)) => {
-            visitor.visit_borrowed_str(std::str::from_utf8(b).map_err(|e| not_utf8("a string", e))?)
-        }
-        (Make::Uuid, Raw::B(b)) => match std::str::from_utf8(b) {
+        (Make::String, Raw::B(b)) => visitor.visit_borrowed_str(utf8(b, "a string")?),
+        (Make::Uuid, Raw::B(b)) => match utf8(b, "a uuid") {
             Ok(s) => visitor.visit_borrowed_str(s),
             Err(_) => visitor.visit_borrowed_bytes(b),
         },
         (Make::Bytes | Make::Fixed | Make::Decimal | Make::Duration, Raw::B(b)) => visitor.visit_borrowed_bytes(b),
         _ => Err(Fail::new(format!(
             "an Avro {make:?} made from a type the plan does not convert (a bug)"
-        ))
-        .into()),
+        ))),
     }
 }
 
@@ -178,8 +143,8 @@ impl<'a> serde::Deserializer<'a> for De<'_, 'a, '_> {
             Step::Bytes => visitor.visit_borrowed_bytes(self.r.bytes("bytes")?),
             Step::String => visitor.visit_borrowed_str(self.r.str("a string")?),
             Step::Convert(read, make) => visit_raw(read_raw(self.r, *read)?, *make, visitor),
-            Step::Enum { .. } => {
-                let (_, symbol) = self.plan.enum_symbol(self.r, self.step)?;
+            Step::Enum { writer, reader, map } => {
+                let (_, symbol) = self.plan.enum_symbol(self.r, *writer, *reader, map)?;
                 visitor.visit_str(symbol)
             }
             Step::Array { item, empty } => {
@@ -207,7 +172,7 @@ impl<'a> serde::Deserializer<'a> for De<'_, 'a, '_> {
             }
             Step::Record(i) => {
                 if self.depth >= MAX_DEPTH {
-                    return Err(too_deep().into());
+                    return Err(too_deep());
                 }
                 let plan = self.plan;
                 let rp = plan.record(*i);
@@ -230,7 +195,7 @@ impl<'a> serde::Deserializer<'a> for De<'_, 'a, '_> {
                 self.step = *step;
                 self.deserialize_any(visitor)
             }
-            Step::Fail(m) => Err(Fail::new(m.to_string()).into()),
+            Step::Fail(m) => Err(Fail::new(m.to_string())),
         }
     }
 
@@ -264,8 +229,8 @@ impl<'a> serde::Deserializer<'a> for De<'_, 'a, '_> {
         visitor: V,
     ) -> DeResult<V::Value> {
         match self.plan.step(self.step) {
-            Step::Enum { .. } => {
-                let (_, symbol) = self.plan.enum_symbol(self.r, self.step)?;
+            Step::Enum { writer, reader, map } => {
+                let (_, symbol) = self.plan.enum_symbol(self.r, *writer, *reader, map)?;
                 visitor.visit_enum((&**symbol).into_deserializer())
             }
             Step::String => {
@@ -400,7 +365,7 @@ impl<'a> serde::Deserializer<'a> for De<'_, 'a, '_> {
             return self.deserialize_any(visitor);
         }
         if self.depth >= MAX_DEPTH {
-            return Err(too_deep().into());
+            return Err(too_deep());
         }
         let mut seq = Sequence {
             r: self.r,
@@ -408,7 +373,6 @@ impl<'a> serde::Deserializer<'a> for De<'_, 'a, '_> {
             rp,
             next: 0,
             next_default: 0,
-            given: 0,
             depth: self.depth + 1,
         };
         let v = visitor.visit_seq(&mut seq)?;
@@ -427,23 +391,37 @@ impl<'a> serde::Deserializer<'a> for De<'_, 'a, '_> {
 struct Blocks<'r, 'a, 'p> {
     de: De<'r, 'a, 'p>,
     empty: bool,
+    /// Items left in the current block.
     left: usize,
+    /// The block of count 0 that ends the array or map was read.
     done: bool,
 }
 
 impl<'a, 'p> Blocks<'_, 'a, 'p> {
-    /// Whether another element follows (reading the next block's count when one ends).
+    /// Whether another element follows: the current block's count, or the next block's.
+    #[inline]
     fn more(&mut self, what: &'static str) -> DeResult<bool> {
-        while self.left == 0 && !self.done {
+        if self.left > 0 {
+            return Ok(true);
+        }
+        self.next_block(what)
+    }
+
+    #[inline(never)]
+    fn next_block(&mut self, what: &'static str) -> DeResult<bool> {
+        while !self.done {
             let n = self.de.r.block(self.empty, what)?;
             if n == 0 {
                 self.done = true;
+            } else {
+                self.left = n;
+                return Ok(true);
             }
-            self.left = n;
         }
-        Ok(!self.done)
+        Ok(false)
     }
 
+    #[inline]
     fn item(&mut self) -> De<'_, 'a, 'p> {
         De {
             r: self.de.r,
@@ -462,18 +440,13 @@ impl<'a> SeqAccess<'a> for Blocks<'_, 'a, '_> {
         Some(self.left.min(self.de.r.data.len()))
     }
 
+    #[inline]
     fn next_element_seed<S: DeserializeSeed<'a>>(&mut self, seed: S) -> DeResult<Option<S::Value>> {
         if !self.more("an array")? {
             return Ok(None);
         }
         self.left -= 1;
-        let item = De {
-            r: self.de.r,
-            plan: self.de.plan,
-            step: self.de.step,
-            depth: self.de.depth,
-        };
-        seed.deserialize(item).map(Some)
+        seed.deserialize(self.item()).map(Some)
     }
 }
 
@@ -566,7 +539,7 @@ impl<'a> MapAccess<'a> for Fields<'_, 'a, '_> {
                     })
             }
             Pending::Default(v, name) => seed.deserialize(ValueDe(v)).map_err(|e| e.in_field(name)),
-            Pending::None => Err(Fail::new("a record field's value asked before its name").into()),
+            Pending::None => Err(Fail::new("a record field's value asked before its name")),
         }
     }
 }
@@ -576,14 +549,14 @@ struct Sequence<'r, 'a, 'p> {
     r: &'r mut Reader<'a>,
     plan: &'p Plan,
     rp: &'p RecordPlan,
+    /// The next writer field.
     next: usize,
+    /// The next default.
     next_default: usize,
-    /// Values handed out.
-    given: usize,
     depth: usize,
 }
 
-impl Sequence<'_, '_, '_> {
+impl<'a> Sequence<'_, 'a, '_> {
     /// After the struct took its fields: reads past the writer fields left (skipped ones),
     /// and fails if the struct took fewer fields than the record has.
     fn finish(&mut self, name: &str) -> DeResult<()> {
@@ -593,27 +566,30 @@ impl Sequence<'_, '_, '_> {
             let skipped = self.plan.skip(self.r, *node, self.depth);
             skipped.map_err(|e| self.plan.in_field(e, self.rp, k))?;
         }
-        if self.given < self.rp.len {
+        if self.next < self.rp.fields.len() || self.next_default < self.rp.defaults.len() {
             return Err(Fail::new(format!(
                 "{name} takes {} of the {} fields of {} (are some of its field names serde aliases?)",
-                self.given,
+                self.given(),
                 self.rp.len,
                 self.plan.reader.record(self.rp.reader).full_name
-            ))
-            .into());
+            )));
         }
         Ok(())
     }
-}
 
-impl<'a> SeqAccess<'a> for Sequence<'_, 'a, '_> {
-    type Error = DeError;
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.rp.len - self.given)
+    /// The values handed out.
+    fn given(&self) -> usize {
+        let read = self.rp.fields[..self.next.min(self.rp.fields.len())]
+            .iter()
+            .filter(|f| matches!(f, FieldStep::Read { .. }))
+            .count();
+        read + self.next_default
     }
 
-    fn next_element_seed<S: DeserializeSeed<'a>>(&mut self, seed: S) -> DeResult<Option<S::Value>> {
+    /// The next value when it is not a writer field read in place: skipped writer fields,
+    /// then the defaults, then the end.
+    #[inline(never)]
+    fn next_slow<S: DeserializeSeed<'a>>(&mut self, seed: S) -> DeResult<Option<S::Value>> {
         while let Some(f) = self.rp.fields.get(self.next) {
             let k = self.next;
             self.next += 1;
@@ -622,28 +598,12 @@ impl<'a> SeqAccess<'a> for Sequence<'_, 'a, '_> {
                     let skipped = self.plan.skip(self.r, node, self.depth);
                     skipped.map_err(|e| self.plan.in_field(e, self.rp, k))?;
                 }
-                FieldStep::Read { step, .. } => {
-                    self.given += 1;
-                    let de = De {
-                        r: self.r,
-                        plan: self.plan,
-                        step,
-                        depth: self.depth,
-                    };
-                    return match seed.deserialize(de) {
-                        Ok(v) => Ok(Some(v)),
-                        Err(e) => Err(match self.plan.writer.record(self.rp.writer).fields.get(k) {
-                            Some(f) => e.in_field(&f.name),
-                            None => e,
-                        }),
-                    };
-                }
+                FieldStep::Read { step, .. } => return self.read(seed, step, k),
             }
         }
         match self.rp.defaults.get(self.next_default) {
             Some((to, v)) => {
                 self.next_default += 1;
-                self.given += 1;
                 let name = self.plan.reader.record(self.rp.reader).fields.get(*to as usize);
                 seed.deserialize(ValueDe(v))
                     .map(Some)
@@ -651,6 +611,38 @@ impl<'a> SeqAccess<'a> for Sequence<'_, 'a, '_> {
             }
             None => Ok(None),
         }
+    }
+
+    #[inline]
+    fn read<S: DeserializeSeed<'a>>(&mut self, seed: S, step: StepId, k: usize) -> DeResult<Option<S::Value>> {
+        let de = De {
+            r: self.r,
+            plan: self.plan,
+            step,
+            depth: self.depth,
+        };
+        match seed.deserialize(de) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => Err(self.plan.in_field(e, self.rp, k)),
+        }
+    }
+}
+
+impl<'a> SeqAccess<'a> for Sequence<'_, 'a, '_> {
+    type Error = DeError;
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.rp.len.saturating_sub(self.given()))
+    }
+
+    #[inline]
+    fn next_element_seed<S: DeserializeSeed<'a>>(&mut self, seed: S) -> DeResult<Option<S::Value>> {
+        if let Some(FieldStep::Read { step, .. }) = self.rp.fields.get(self.next) {
+            let (step, k) = (*step, self.next);
+            self.next += 1;
+            return self.read(seed, step, k);
+        }
+        self.next_slow(seed)
     }
 }
 
