@@ -13,17 +13,23 @@ use crate::avro_read::{too_deep, utf8, Fail, Reader, MAX_DEPTH};
 use crate::error::{Error, Result};
 
 /// Decodes one datum from all of `data` into `T`.
+#[inline]
 pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(plan: &Plan, data: &'a [u8]) -> Result<T> {
     let mut r = Reader::new(data);
-    let v = T::deserialize(De {
+    let de = De {
         r: &mut r,
         plan,
         step: plan.root,
         depth: 0,
-    })
-    .map_err(|e| into_error(e, std::any::type_name::<T>()))?;
-    r.end().map_err(Fail::into_error)?;
-    Ok(v)
+    };
+    match T::deserialize(de) {
+        Ok(v) if r.data.is_empty() => Ok(v),
+        Ok(_) => Err(r
+            .end()
+            .err()
+            .map_or_else(|| Error::serialization("bytes left (a bug)"), Fail::into_error)),
+        Err(e) => Err(into_error(e, std::any::type_name::<T>())),
+    }
 }
 
 /// A failure of the datum (bounds, lengths, resolution) or of the target type (serde's
