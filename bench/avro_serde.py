@@ -11,6 +11,10 @@ CPU time over the loop (getrusage RUSAGE_THREAD, ThreadMXBean, time.thread_time)
 throughput is 1e9 / that. The FNV-1a digest of the 1000 framed encodings must be equal for
 every peer (the same schema id and the same bytes), or the run fails.
 
+Strom's lines also say what its allocator costs: heap allocations per record of each phase
+(counted after the timed loops) and the CPU ns of a malloc/free pair and of an Arc clone and
+drop in the same process; a second table turns them into a share of the decode CPU.
+
 Usage: bench/avro_serde.py [--records N] [--python-records N] [--reps R]
        (starts the registry with scripts/schema-registry if needed)
 """
@@ -78,6 +82,21 @@ def main():
         print(f"| {p} | {m['encode_rps']:,.0f} | {m['encode_cpu_ns']:,.0f} | {m['decode_rps']:,.0f} | "
               f"{m['decode_cpu_ns']:,.0f} | {java['encode_cpu_ns'] / m['encode_cpu_ns']:.2f}x | "
               f"{java['decode_cpu_ns'] / m['decode_cpu_ns']:.2f}x |")
+
+    alloc = {p: rs for p, rs in results.items() if "decode_allocs" in rs[0]}
+    if alloc:
+        free_ns = statistics.median(r["alloc_free_ns"] for rs in alloc.values() for r in rs)
+        arc_ns = statistics.median(r["arc_clone_drop_ns"] for rs in alloc.values() for r in rs)
+        print(f"\nAllocator cost (median malloc/free pair {free_ns:.1f} ns, Arc clone/drop {arc_ns:.1f} ns, "
+              "measured in the Strom process):\n")
+        print("| peer | encode allocations/record | decode allocations/record | decode CPU ns/record "
+              "| malloc/free of them (est. ns) | share of decode CPU |")
+        print("|---|---|---|---|---|---|")
+        for p, rs in alloc.items():
+            m = med[p]
+            a = rs[0]["decode_allocs"] * free_ns
+            print(f"| {p} | {rs[0]['encode_allocs']:.2f} | {rs[0]['decode_allocs']:.2f} | {m['decode_cpu_ns']:,.0f} "
+                  f"| {a:,.0f} | {a / m['decode_cpu_ns']:.0%} |")
 
 
 if __name__ == "__main__":

@@ -11,14 +11,60 @@
 //! borrowing their strings from the datum (`decode_borrowed`); records/s and CPU ns per
 //! record (this thread's CPU, getrusage RUSAGE_THREAD) of each phase, and an FNV-1a digest of
 //! the 1000 framed encodings (equal across peers: the bytes are the same).
+//!
+//! Each line also carries what the allocator costs: the heap allocations per record of each
+//! phase (counted in a pass over the pool after the timed loops: the system allocator is
+//! wrapped by a counter that the timed loops pay one relaxed load per allocation for), and,
+//! measured in this process, the CPU ns of a malloc/free pair of the sizes a generic record
+//! allocates and of an `Arc` clone and drop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use strom_registry::avro::{AvroDeserializer, AvroSchema, AvroSerializer, GenericRecord, GenericValue, Value};
 use strom_registry::{RegistryConfig, SchemaRegistryClient};
 
 const POOL: usize = 1000;
+
+/// The system allocator, counting allocations while `COUNTING` is set.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+fn count() {
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed to the system allocator unchanged.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
 const TOPIC: &str = "bench-avro";
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -188,6 +234,8 @@ fn thread_cpu_ns() -> u128 {
 struct Phase {
     rps: f64,
     cpu_ns: f64,
+    /// Heap allocations per record.
+    allocs: f64,
 }
 
 /// Measures `f` over `n` records after a warm-up; with `AVRO_SERDE_ONLY` set to another
@@ -195,7 +243,11 @@ struct Phase {
 /// one phase alone.
 async fn measure<F: AsyncFnMut(usize) -> usize>(phase: &str, n: usize, mut f: F) -> Phase {
     if std::env::var("AVRO_SERDE_ONLY").is_ok_and(|only| only != phase) {
-        return Phase { rps: 0.0, cpu_ns: 0.0 };
+        return Phase {
+            rps: 0.0,
+            cpu_ns: 0.0,
+            allocs: 0.0,
+        };
     }
     let mut sink = 0usize;
     for k in 0..n.min(200_000) {
@@ -206,11 +258,42 @@ async fn measure<F: AsyncFnMut(usize) -> usize>(phase: &str, n: usize, mut f: F)
         sink = sink.wrapping_add(f(k % POOL).await);
     }
     let (cpu, wall) = (thread_cpu_ns() - c0, t0.elapsed());
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    for k in 0..POOL {
+        sink = sink.wrapping_add(f(k).await);
+    }
+    COUNTING.store(false, Ordering::Relaxed);
     std::hint::black_box(sink);
     Phase {
         rps: n as f64 / wall.as_secs_f64(),
         cpu_ns: cpu as f64 / n as f64,
+        allocs: ALLOCATIONS.load(Ordering::Relaxed) as f64 / POOL as f64,
     }
+}
+
+/// CPU ns of a malloc/free pair, allocating and freeing together the sizes a generic record
+/// of the bench allocates (its fields, the session's, two arrays, five short strings).
+fn alloc_free_ns() -> f64 {
+    const SIZES: [usize; 9] = [560, 112, 112, 168, 9, 2, 2, 2, 5];
+    let rounds = 1_000_000;
+    let c0 = thread_cpu_ns();
+    for _ in 0..rounds {
+        let held: [Vec<u8>; 9] = std::array::from_fn(|i| Vec::with_capacity(std::hint::black_box(SIZES[i])));
+        std::hint::black_box(&held);
+    }
+    (thread_cpu_ns() - c0) as f64 / (rounds * SIZES.len()) as f64
+}
+
+/// CPU ns of an `Arc` clone and drop (what a generic record pays for sharing its schema).
+fn arc_clone_drop_ns() -> f64 {
+    let a = Arc::new(0u64);
+    let rounds = 10_000_000;
+    let c0 = thread_cpu_ns();
+    for _ in 0..rounds {
+        std::hint::black_box(Arc::clone(std::hint::black_box(&a)));
+    }
+    (thread_cpu_ns() - c0) as f64 / rounds as f64
 }
 
 fn fnv(pool: &[Vec<u8>]) -> u64 {
@@ -274,6 +357,7 @@ fn main() {
             de.decode_borrowed::<EventRef<'_>>(TOPIC, &framed[i]).await.unwrap().tags.len()
         })
         .await;
+        let (alloc_ns, arc_ns) = (alloc_free_ns(), arc_clone_drop_ns());
         for (api, enc, dec) in [
             ("generic", generic_enc, generic_dec),
             ("value", value_enc, value_dec),
@@ -281,8 +365,8 @@ fn main() {
             ("serde-borrowed", borrowed_enc, borrowed_dec),
         ] {
             println!(
-                "{{\"peer\":\"strom-{api}\",\"records\":{n},\"encode_rps\":{:.0},\"encode_cpu_ns\":{:.1},\"decode_rps\":{:.0},\"decode_cpu_ns\":{:.1},\"digest\":\"{digest:016x}\"}}",
-                enc.rps, enc.cpu_ns, dec.rps, dec.cpu_ns
+                "{{\"peer\":\"strom-{api}\",\"records\":{n},\"encode_rps\":{:.0},\"encode_cpu_ns\":{:.1},\"decode_rps\":{:.0},\"decode_cpu_ns\":{:.1},\"digest\":\"{digest:016x}\",\"encode_allocs\":{:.2},\"decode_allocs\":{:.2},\"alloc_free_ns\":{alloc_ns:.1},\"arc_clone_drop_ns\":{arc_ns:.1}}}",
+                enc.rps, enc.cpu_ns, dec.rps, dec.cpu_ns, enc.allocs, dec.allocs
             );
         }
     });
