@@ -32,6 +32,25 @@
 //! let order: Order = deserializer.decode("orders", &bytes).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Generic records, here as plain datums (through a registry: `AvroSerializer::encode_generic`,
+//! `AvroDeserializer::decode_generic`):
+//!
+//! ```
+//! use strom_registry::avro::{AvroSchema, GenericValue, PlainAvro};
+//!
+//! let schema = AvroSchema::parse(r#"{"type":"record","name":"Order","namespace":"shop",
+//!     "fields":[{"name":"id","type":"long"},{"name":"item","type":"string"}]}"#)?;
+//! let mut order = schema.new_record()?;
+//! order.put("id", 1i64)?;
+//! order.put("item", "tea")?;
+//! let plain = PlainAvro::new(schema);
+//! let datum = plain.encode_generic(&GenericValue::Record(order))?;
+//! let read = plain.decode_generic(&datum)?;
+//! let item = read.as_record().and_then(|r| r.get("item")).and_then(GenericValue::as_str);
+//! assert_eq!(item, Some("tea"));
+//! # Ok::<(), strom_registry::Error>(())
+//! ```
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
