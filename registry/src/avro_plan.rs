@@ -18,7 +18,7 @@
 //! nesting, and fails on a datum cut short or followed by extra bytes.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
 use crate::avro_compiled::{Base, Compiled, Node, NodeId};
@@ -142,6 +142,9 @@ pub(crate) struct Plan {
     pub(crate) steps: Vec<Step>,
     pub(crate) records: Vec<RecordPlan>,
     pub(crate) root: StepId,
+    /// A serde type read with this plan takes records only by field name (its struct
+    /// visitor has no `visit_seq`): no struct is given a record as a sequence any more.
+    pub(crate) by_name: AtomicBool,
 }
 
 impl Plan {
@@ -154,6 +157,7 @@ impl Plan {
                 steps: Vec::new(),
                 records: Vec::new(),
                 root: 0,
+                by_name: AtomicBool::new(false),
             },
             memo: HashMap::new(),
         };

@@ -13,9 +13,29 @@ use crate::avro_read::{too_deep, utf8, Fail, Reader, MAX_DEPTH};
 use crate::error::{Error, Result};
 
 /// Decodes one datum from all of `data` into `T`.
+///
+/// Structs take records as sequences where they can (see `deserialize_struct`). A type whose
+/// struct visitor takes only maps (a hand-written one without `visit_seq`) fails that way:
+/// a datum that fails is read again by field name, and when that succeeds the plan gives
+/// records by name from then on. The error of a datum that fails both ways is the by-name one.
 #[inline]
 pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(plan: &Plan, data: &'a [u8]) -> Result<T> {
+    let by_name = plan.by_name.load(std::sync::atomic::Ordering::Relaxed);
+    match decode_once(plan, data, by_name) {
+        Ok(v) => Ok(v),
+        Err(_) if !by_name => {
+            let v = decode_once(plan, data, true)?;
+            plan.by_name.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(v)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[inline]
+fn decode_once<'a, T: serde::Deserialize<'a>>(plan: &Plan, data: &'a [u8], by_name: bool) -> Result<T> {
     let mut r = Reader::new(data);
+    r.by_name = by_name;
     let de = De {
         r: &mut r,
         plan,
@@ -367,7 +387,7 @@ impl<'a> serde::Deserializer<'a> for De<'_, 'a, '_> {
             return self.deserialize_any(visitor);
         };
         let rp = self.plan.record(*i);
-        if !rp.sequential || !self.plan.names_are(rp, fields) {
+        if self.r.by_name || !rp.sequential || !self.plan.names_are(rp, fields) {
             return self.deserialize_any(visitor);
         }
         if self.depth >= MAX_DEPTH {

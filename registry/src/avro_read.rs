@@ -110,6 +110,8 @@ fn varint_too_long() -> Fail {
 pub(crate) struct Reader<'a> {
     pub(crate) data: &'a [u8],
     zero_size_items: usize,
+    /// Serde structs take records by field name only (see `avro_plan_serde::decode`).
+    pub(crate) by_name: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -117,6 +119,7 @@ impl<'a> Reader<'a> {
         Reader {
             data,
             zero_size_items: 0,
+            by_name: false,
         }
     }
 

@@ -429,7 +429,8 @@ fn serde_structs_with_aliases_or_other_orders_read_by_name() {
         Swapped { b: "x".into(), a: 1 }
     );
     // `fields` of this struct are ["a", "b", "c"] (with the alias): the same names as the
-    // record's in order, but two fields. By position it would read b into c: an error.
+    // record's in order, but two fields. By position it would read b into c: the count it
+    // takes catches that, and by name b is a duplicate of a: an error either way.
     let three = parse(
         r#"{"type":"record","name":"R","namespace":"t","fields":[{"name":"a","type":"int"},{"name":"b","type":"int"},{"name":"c","type":"int"}]}"#,
     );
@@ -441,7 +442,7 @@ fn serde_structs_with_aliases_or_other_orders_read_by_name() {
         c: i32,
     }
     let e = three.decode_into::<Aliased>(&[2, 4, 6], None).unwrap_err();
-    assert!(e.to_string().contains("takes 2 of the 3 fields of t.R"), "{e}");
+    assert!(e.to_string().contains("duplicate field `a`"), "{e}");
     // A field the struct lacks is ignored; a type error names the field.
     #[derive(Debug, PartialEq, serde::Deserialize)]
     struct OnlyB {
@@ -460,6 +461,62 @@ fn serde_structs_with_aliases_or_other_orders_read_by_name() {
     let e = schema.decode_into::<Wrong>(&datum, None).unwrap_err();
     assert!(
         e.to_string().contains("(in field a)") && e.to_string().contains("Wrong"),
+        "{e}"
+    );
+}
+
+/// A struct whose hand-written `Deserialize` takes only maps, as many written for JSON do.
+#[derive(Debug, PartialEq)]
+struct MapOnly {
+    a: i32,
+    b: String,
+}
+
+impl<'de> serde::Deserialize<'de> for MapOnly {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MapOnly;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<MapOnly, M::Error> {
+                let (mut a, mut b) = (None, None);
+                while let Some(k) = m.next_key::<String>()? {
+                    match k.as_str() {
+                        "a" => a = Some(m.next_value()?),
+                        "b" => b = Some(m.next_value()?),
+                        _ => m.next_value::<serde::de::IgnoredAny>().map(drop)?,
+                    }
+                }
+                Ok(MapOnly {
+                    a: a.ok_or_else(|| serde::de::Error::missing_field("a"))?,
+                    b: b.ok_or_else(|| serde::de::Error::missing_field("b"))?,
+                })
+            }
+        }
+        d.deserialize_struct("MapOnly", &["a", "b"], V)
+    }
+}
+
+#[test]
+fn structs_that_take_only_maps_are_read_by_name() {
+    let schema = parse(
+        r#"{"type":"record","name":"R","namespace":"t","fields":[{"name":"a","type":"int"},{"name":"b","type":"string"}]}"#,
+    );
+    let datum = PlainAvro::new(schema.clone())
+        .encode_value(&record(&[("a", Value::Int(1)), ("b", s("x"))]))
+        .unwrap();
+    let want = MapOnly { a: 1, b: "x".into() };
+    // The first datum fails as a sequence and is read again by name; the plan then gives
+    // records by name.
+    for _ in 0..3 {
+        assert_eq!(schema.decode_into::<MapOnly>(&datum, None).unwrap(), want);
+    }
+    // A datum that fails both ways fails with the by-name error.
+    let e = schema.decode_into::<MapOnly>(&datum[..2], None).unwrap_err();
+    assert!(
+        e.to_string().contains("but only 0 are left") && e.to_string().contains("(in field b)"),
         "{e}"
     );
 }
